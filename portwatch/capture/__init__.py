@@ -1,0 +1,1 @@
+"""Reassembly, flow table and decoding of captured frames."""

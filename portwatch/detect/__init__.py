@@ -1,0 +1,1 @@
+"""Protocol recognition: signatures, probes and entropy."""

@@ -1,0 +1,1 @@
+"""Structural parsers: bytes in, facts out. Each module exposes probe(data, from_client) -> ProbeResult."""

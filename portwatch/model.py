@@ -1,0 +1,132 @@
+"""Types shared by every stage of the pipeline.
+
+Only plain data lives here: the stages import it, it imports nothing of theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+TCP = 6
+UDP = 17
+TRANSPORT_NAMES = {TCP: "tcp", UDP: "udp"}
+
+SEVERITIES = ("info", "low", "medium", "high")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+FINDING_KINDS = (
+    "port-mismatch",
+    "tunnel",
+    "encrypted-unknown",
+    "cleartext-on-secure-port",
+    "insecure-protocol",
+    "unassigned-port",
+    "dns-tunnel",
+    "new-service",
+    "stream-anomaly",
+)
+
+
+class ProbeStatus(IntEnum):
+    """What a structural probe concluded about the bytes it was shown."""
+
+    NO = 0
+    MATCH = 1
+    MORE = 2  # the bytes so far are consistent but incomplete
+
+
+@dataclass(slots=True, frozen=True)
+class ProbeResult:
+    status: ProbeStatus
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+NO_MATCH = ProbeResult(ProbeStatus.NO)
+NEED_MORE = ProbeResult(ProbeStatus.MORE)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The detection engine's answer for one flow."""
+
+    protocol: str = "unknown"
+    confidence: float = 0.0
+    evidence: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    final: bool = False  # no more bytes are needed (classified, or given up)
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: str
+    severity: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "severity": self.severity, "message": self.message}
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """One finished (or still open, for the monitor) flow, as DESIGN.md's schema names it."""
+
+    ts_start: float
+    ts_end: float
+    transport: str
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    orientation: str
+    protocol: str = "unknown"
+    confidence: float = 0.0
+    assigned: list[str] = field(default_factory=list)
+    packets_c2s: int = 0
+    packets_s2c: int = 0
+    bytes_c2s: int = 0
+    bytes_s2c: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    pcap: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.pcap is not None:
+            out["pcap"] = self.pcap
+        out.update(
+            ts_start=self.ts_start,
+            ts_end=self.ts_end,
+            transport=self.transport,
+            src_ip=self.src_ip,
+            src_port=self.src_port,
+            dst_ip=self.dst_ip,
+            dst_port=self.dst_port,
+            orientation=self.orientation,
+            protocol=self.protocol,
+            confidence=round(self.confidence, 3),
+            assigned=list(self.assigned),
+            packets_c2s=self.packets_c2s,
+            packets_s2c=self.packets_s2c,
+            bytes_c2s=self.bytes_c2s,
+            bytes_s2c=self.bytes_s2c,
+            meta=dict(self.meta),
+            findings=[f.as_dict() for f in self.findings],
+        )
+        return out
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Counters a source and the decoder keep, reported in the summary."""
+
+    packets: int = 0
+    bytes: int = 0
+    malformed: int = 0
+    non_ip: int = 0
+    fragments: int = 0
+    fragments_dropped: int = 0
+    unsupported_link: int = 0
+    flows_evicted: int = 0
+    error: str | None = None  # the one-line reason reading stopped early

@@ -1,0 +1,1 @@
+"""Rules that turn a classified flow into findings."""
