@@ -1,0 +1,346 @@
+"""TLS probe: real OpenSSL handshakes (in memory), published JA3/JA4 vectors, near-misses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+
+import dpkt
+import pytest
+from _tlsbuild import (
+    alpn_ext,
+    client_hello_record,
+    ext,
+    handshake,
+    ja4_spec_extensions,
+    point_formats_ext,
+    real_handshake,
+    record,
+    sni_ext,
+    u16_list_ext,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwatch.detect.probes import tls
+from portwatch.model import ProbeStatus
+
+MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
+
+
+@pytest.fixture(scope="module")
+def tls13() -> tuple[bytes, bytes]:
+    return real_handshake("example.com", ["h2", "http/1.1"])
+
+
+@pytest.fixture(scope="module")
+def tls12() -> tuple[bytes, bytes]:
+    return real_handshake("www.example.org", ["http/1.1"], ssl.TLSVersion.TLSv1_2, cn="srv.example.org")
+
+
+def _dpkt_ja3(hello: bytes) -> str:
+    """Independent JA3 (salesforce/ja3's python uses dpkt the same way)."""
+    grease = {0x0A0A + 0x1010 * i for i in range(16)}
+    ch = dpkt.ssl.TLSHandshake(dpkt.ssl.TLSRecord(hello).data).data
+    ciphers = [c.code for c in ch.ciphersuites if c.code not in grease]
+    exts, groups, formats = [], [], []
+    for etype, body in ch.extensions:
+        if etype in grease:
+            continue
+        exts.append(etype)
+        if etype == 10:
+            groups = [int.from_bytes(body[i : i + 2], "big") for i in range(2, len(body), 2)]
+        elif etype == 11:
+            formats = list(body[1:])
+    text = ",".join(
+        [
+            str(ch.version),
+            "-".join(map(str, ciphers)),
+            "-".join(map(str, exts)),
+            "-".join(str(g) for g in groups if g not in grease),
+            "-".join(map(str, formats)),
+        ]
+    )
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ real bytes
+
+
+def test_real_tls13_client_hello(tls13):
+    hello, _ = tls13
+    r = tls.probe(hello, True)
+    assert r.status is MATCH
+    assert r.meta["tls_version"] == "1.3"
+    assert r.meta["sni"] == "example.com"
+    assert r.meta["alpn"] == ["h2", "http/1.1"]
+    assert r.meta["ja3"] == _dpkt_ja3(hello)
+    assert r.meta["ja3"] == hashlib.md5(r.meta["ja3_string"].encode()).hexdigest()
+    assert r.meta["ja4"].startswith("t13d") and r.meta["ja4"][8:10] == "h2"
+
+
+def test_real_tls13_server_hello(tls13):
+    _, flight = tls13
+    r = tls.probe(flight, False)
+    assert r.status is MATCH
+    assert r.meta["tls_version"] == "1.3"
+    assert r.meta["cipher"].startswith("0x13")
+    assert len(r.meta["ja3s"]) == 32
+    assert "cert_subject" not in r.meta  # encrypted in 1.3
+    assert tls.probe(flight, True).status is NO  # a ServerHello is not a client's first bytes
+
+
+def test_real_tls12_with_certificate(tls12):
+    hello, flight = tls12
+    c = tls.probe(hello, True)
+    assert c.status is MATCH and c.meta["tls_version"] == "1.2" and c.meta["sni"] == "www.example.org"
+    s = tls.probe(flight, False)
+    assert s.status is MATCH
+    assert s.meta["tls_version"] == "1.2"
+    assert s.meta["cert_subject"] == "srv.example.org"
+    assert s.meta["cert_issuer"] == "Portwatch Test CA"
+    assert s.meta["alpn"] == ["http/1.1"]
+
+
+def test_no_sni_no_alpn():
+    hello, _ = real_handshake(None, None)
+    r = tls.probe(hello, True)
+    assert r.status is MATCH and "sni" not in r.meta and "alpn" not in r.meta
+    assert r.meta["ja4"][3] == "i" and r.meta["ja4"][8:10] == "00"
+
+
+def test_every_prefix_is_more(tls13):
+    hello, flight = tls13
+    for i in range(len(hello)):
+        assert tls.probe(hello[:i], True).status is MORE, i
+    # the server's flight: MORE until the ServerHello message is complete
+    sh_len = int.from_bytes(flight[6:9], "big")
+    for i in range(9 + sh_len):
+        assert tls.probe(flight[:i], False).status is MORE, i
+
+
+def test_hello_split_across_records(tls13):
+    hello, _ = tls13
+    body = hello[5:]
+    split = record(22, body[:100]) + record(22, body[100:300]) + record(22, body[300:])
+    assert tls.probe(split, True).meta == tls.probe(hello, True).meta
+
+
+def test_truncated_at_depth_matches_partially():
+    big = [*ja4_spec_extensions([0, 16], []), ext(21, bytes(6000))]
+    data = client_hello_record([0x1301], big)[:4096]
+    r = tls.probe(data, True)
+    assert r.status is MATCH and r.meta["sni"] == "example.com" and r.meta["tls_truncated"] is True
+    assert "ja4" not in r.meta
+    assert tls.probe(data[:2000], True).status is MORE
+
+
+# ------------------------------------------------------------------ published vectors
+
+
+JA4_SPEC_CIPHERS = [
+    0x1301,
+    0x1302,
+    0x1303,
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xCCA9,
+    0xCCA8,
+    0xC013,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+]
+SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+
+
+def test_ja4_spec_example():
+    """FoxIO-LLC/ja4 technical_details/JA4.md worked example."""
+    order = [
+        0x001B,
+        0x0000,
+        0x0033,
+        0x0010,
+        0x4469,
+        0x0017,
+        0x002D,
+        0x000D,
+        0x0005,
+        0x0023,
+        0x0012,
+        0x002B,
+        0xFF01,
+        0x000B,
+        0x000A,
+        0x0015,
+    ]
+    data = client_hello_record(JA4_SPEC_CIPHERS, ja4_spec_extensions(order, SIGALGS))
+    r = tls.probe(data, True)
+    assert r.meta["ja4"] == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+    ch = tls.parse_client_hello(data[9:])
+    _a, b, c = tls.ja4_parts(ch)
+    assert b == "002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
+    assert c == (
+        "0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_"
+        "0403,0804,0401,0503,0805,0501,0806,0601"
+    )
+    # GREASE anywhere changes nothing
+    greased = client_hello_record(
+        [0x2A2A, *JA4_SPEC_CIPHERS], [ext(0x0A0A), *ja4_spec_extensions(order, [0x1A1A, *SIGALGS])]
+    )
+    assert tls.probe(greased, True).meta["ja4"] == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+
+
+def test_ja4_spec_hash_strings():
+    """The raw strings and truncated hashes printed in JA4.md."""
+    assert (
+        hashlib.sha256(
+            b"002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
+        ).hexdigest()[:12]
+        == "8daaf6152771"
+    )
+    assert tls._hash12("0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01") == (
+        "6d807ffa2a79"
+    )
+
+
+def test_ja4_alpn_rules():
+    def a(proto: bytes) -> str:
+        data = client_hello_record([0x1301], [alpn_ext(proto)])
+        return tls.probe(data, True).meta["ja4"][8:10]
+
+    assert a(b"http/1.1") == "h1"
+    assert a(b"h") == "hh"
+    assert a(b"\xab") == "ab"
+    assert a(b"\xab\xcd") == "ad"
+    assert a(b"\x30\xab") == "3b"
+    assert a(b"\x30\x31\xab\xcd") == "3d"
+    assert a(b"\x30\xab\xcd\x31") == "01"
+
+
+def test_chrome_ja3_and_ja4_pair():
+    """A Chrome 143 hello as reported by browserleaks (ja3_text, ja3_hash, ja4 and ja4_ro agree)."""
+    order = [
+        0x002D,
+        0x0033,
+        0x0010,
+        0xFE0D,
+        0x0017,
+        0x44CD,
+        0x0000,
+        0x000B,
+        0x000A,
+        0x002B,
+        0xFF01,
+        0x0023,
+        0x0012,
+        0x0005,
+        0x000D,
+        0x001B,
+    ]
+    exts = []
+    for e in order:
+        if e == 0x000A:
+            exts.append(u16_list_ext(0x000A, [4588, 29, 23, 24]))
+        elif e == 0x000B:
+            exts.append(point_formats_ext([0]))
+        else:
+            exts.extend(ja4_spec_extensions([e], SIGALGS))
+    data = client_hello_record(JA4_SPEC_CIPHERS, exts)
+    r = tls.probe(data, True)
+    assert r.meta["ja3_string"] == (
+        "771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,"
+        "45-51-16-65037-23-17613-0-11-10-43-65281-35-18-5-13-27,4588-29-23-24,0"
+    )
+    assert r.meta["ja3"] == "98487aa16281980e7d1120d399efb6a4"
+    assert r.meta["ja4"] == "t13d1516h2_8daaf6152771_d8a2da3f94cd"
+
+
+def test_ja3_readme_vectors():
+    """salesforce/ja3 README: the two example strings and their md5."""
+    ciphers = [47, 53, 5, 10, 49161, 49162, 49171, 49172, 50, 56, 19, 4]
+    data = client_hello_record(
+        ciphers,
+        [sni_ext("a.example"), u16_list_ext(10, [23, 24, 25]), point_formats_ext([0])],
+        version=0x0301,
+    )
+    r = tls.probe(data, True)
+    assert r.meta["ja3_string"] == "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
+    assert r.meta["ja3"] == "ada70206e40642a3e4461f35503241d5"
+    r = tls.probe(client_hello_record([4, 5, 10, 9, 100, 98, 3, 6, 19, 18, 99], None, 0x0301), True)
+    assert r.meta["ja3_string"] == "769,4-5-10-9-100-98-3-6-19-18-99,,,"
+    assert r.meta["ja3"] == "de350869b8c85de67a350c8d186f11e6"
+    assert r.meta["tls_version"] == "1.0"
+
+
+# ------------------------------------------------------------------ other record shapes
+
+
+def test_sslv2_compatible_hello():
+    ciphers = bytes.fromhex("0100800700c000003500002f")
+    body = b"\x01\x03\x01" + len(ciphers).to_bytes(2, "big") + b"\x00\x00" + b"\x00\x10" + ciphers + bytes(16)
+    data = bytes([0x80 | (len(body) >> 8), len(body) & 0xFF]) + body
+    r = tls.probe(data, True)
+    assert r.status is MATCH and r.meta["tls_sslv2_hello"] and r.meta["tls_version"] == "1.0"
+    assert tls.probe(data[:1] + b"\x00" + data[2:], True).status is NO
+
+
+def test_midstream_records():
+    app = record(23, os.urandom(40), 0x0303) + record(23, os.urandom(100), 0x0303)
+    r = tls.probe(app, True)
+    assert r.status is MATCH and r.meta["tls_midstream"]
+    assert tls.probe(app[:30], False).status is MORE
+    alert = record(21, b"\x02\x28", 0x0303)
+    assert tls.probe(alert, False).meta["tls_alert"] == 40
+    assert tls.probe(record(21, b"\x07\x28", 0x0303), False).status is NO
+
+
+# ------------------------------------------------------------------ near misses
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"\x16\x03\x05\x00\x10" + bytes(16),  # bad version
+        b"\x16\x02\x01\x00\x10" + bytes(16),  # bad major
+        b"\x18\x03\x03\x00\x02ab",  # content type 24
+        b"\x16\x03\x01\x50\x00",  # record longer than 2^14 + 2048
+        b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00",  # ClientHello too short to be one
+        record(22, handshake(2, bytes(40))),  # ServerHello from the client
+        record(22, handshake(1, b"\x03\x03" + bytes(32) + b"\x21")),  # session id > 32
+        b"\x00" * 64,
+    ],
+)
+def test_near_misses(data):
+    assert tls.probe(data, True).status is NO
+
+
+def test_extension_overrun_is_no():
+    data = bytearray(client_hello_record([0x1301], [sni_ext("example.com")]))
+    data[-len(sni_ext("example.com")) + 3] = 0xFF  # extension length points past the block
+    assert tls.probe(bytes(data), True).status is NO
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600), st.booleans())
+def test_never_raises(data, from_client):
+    assert tls.probe(data, from_client).status in (MATCH, MORE, NO)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_never_raises_with_tls_prefix(tail, from_client):
+    data = b"\x16\x03\x01" + len(tail).to_bytes(2, "big") + tail
+    assert tls.probe(data, from_client).status in (MATCH, MORE, NO)
+    assert tls.probe(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + tail, from_client).status in (
+        MATCH,
+        MORE,
+        NO,
+    )
