@@ -1,0 +1,185 @@
+"""The bidirectional flow table.
+
+Each flow is stored under both directional keys `(src, sport, dst, dport, proto)`, with the
+direction index as part of the value, so one dictionary look-up finds the flow *and* the
+direction of a packet: the only work a packet of an already-classified flow costs (DESIGN.md).
+
+Roles: endpoint A is whoever sent the first packet seen. `client_dir` says which side is the
+client: 0 when A is the client, 1 when B is.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+from .reassembly import StreamBuffer
+
+TCP = 6
+UDP = 17
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+
+MAX_UDP_UNITS = 4  # datagrams kept per direction for detection
+HEAD_BYTES = 32  # first bytes of each direction kept for the analyst (hex in meta)
+
+
+class Flow:
+    __slots__ = (
+        "a_ip",
+        "a_port",
+        "b_ip",
+        "b_port",
+        "bytes",
+        "client_dir",
+        "closed_at",
+        "decision",
+        "encap",
+        "fins",
+        "inspecting",
+        "key_a",
+        "key_b",
+        "meta",
+        "meta_left",
+        "orientation",
+        "payload_pkts",
+        "pkts",
+        "proto",
+        "reported",
+        "rst",
+        "streams",
+        "ts_end",
+        "ts_start",
+        "units",
+    )
+
+    def __init__(self, key_a: tuple, ts: float, client_dir: int, orientation: str, encap: tuple | None) -> None:
+        src, sport, dst, dport, proto = key_a
+        self.key_a = key_a
+        self.key_b = (dst, dport, src, sport, proto)
+        self.a_ip, self.a_port, self.b_ip, self.b_port, self.proto = src, sport, dst, dport, proto
+        self.ts_start = self.ts_end = ts
+        self.client_dir = client_dir
+        self.orientation = orientation
+        self.encap = encap
+        self.pkts = [0, 0]
+        self.bytes = [0, 0]
+        self.fins = 0  # bit d set when direction d sent FIN
+        self.rst = False
+        self.closed_at: float | None = None
+        self.payload_pkts = 0
+        self.inspecting = True
+        self.decision = None  # engine.Decision once classified
+        self.meta: dict = {}
+        self.meta_left = 0
+        self.reported = False  # the monitor has emitted this flow's classification
+        if proto == TCP:
+            self.streams: list[StreamBuffer] | None = [StreamBuffer(), StreamBuffer()]
+            self.units: list[list[bytes]] | None = None
+        else:
+            self.streams = None
+            self.units = [[], []]
+
+    # Role-based views, used off the hot path only.
+    @property
+    def server_port(self) -> int:
+        return self.b_port if self.client_dir == 0 else self.a_port
+
+    @property
+    def client_port(self) -> int:
+        return self.a_port if self.client_dir == 0 else self.b_port
+
+    @property
+    def server_ip(self) -> bytes:
+        return self.b_ip if self.client_dir == 0 else self.a_ip
+
+    @property
+    def client_ip(self) -> bytes:
+        return self.a_ip if self.client_dir == 0 else self.b_ip
+
+    def units_by_role(self) -> tuple[list[bytes], list[bytes]]:
+        """(client units, server units): stream prefixes for TCP, first datagrams for UDP."""
+        if self.streams is not None:
+            per_dir = [[bytes(s.data)] if s.data else [] for s in self.streams]
+        else:
+            assert self.units is not None
+            per_dir = self.units
+        c = self.client_dir
+        return per_dir[c], per_dir[1 - c]
+
+    def anomalies(self) -> int:
+        return sum(s.anomalies for s in self.streams) if self.streams else 0
+
+    def release_buffers(self) -> None:
+        """Keep the first bytes for the analyst, free the rest: memory follows live flows only."""
+        cu, su = self.units_by_role()
+        if cu:
+            self.meta.setdefault("client_head", cu[0][:HEAD_BYTES].hex())
+        if su:
+            self.meta.setdefault("server_head", su[0][:HEAD_BYTES].hex())
+        anomalies = self.anomalies()
+        if anomalies:
+            self.meta["tcp_overlap_conflicts"] = anomalies
+        self.streams = None
+        self.units = None
+
+
+def ip_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+class FlowTable:
+    """Flows by directional key, with a cap (oldest evicted first) and idle expiry."""
+
+    def __init__(self, max_flows: int, on_remove: Callable[[Flow, str], None]) -> None:
+        self.max_flows = max_flows
+        self.entries: dict[tuple, tuple[Flow, int]] = {}
+        self.on_remove = on_remove
+        self.evicted = 0
+        self.count = 0
+
+    def add(self, flow: Flow) -> None:
+        if self.count >= self.max_flows:
+            self.evict_oldest()
+        self.entries[flow.key_a] = (flow, 0)
+        self.entries[flow.key_b] = (flow, 1)
+        self.count += 1
+
+    def remove(self, flow: Flow, reason: str) -> None:
+        entries = self.entries
+        cur = entries.get(flow.key_a)
+        if cur is not None and cur[0] is flow:
+            del entries[flow.key_a]
+            entries.pop(flow.key_b, None)
+            self.count -= 1
+            self.on_remove(flow, reason)
+
+    def evict_oldest(self) -> None:
+        # Dicts keep insertion order, so the first key belongs to the oldest flow.
+        flow = self.entries[next(iter(self.entries))][0]
+        self.evicted += 1
+        flow.meta["evicted"] = True
+        self.remove(flow, "evicted")
+
+    def flows(self) -> Iterator[Flow]:
+        for key, (flow, d) in list(self.entries.items()):
+            if d == 0 and key is flow.key_a:
+                yield flow
+
+    def expire(self, now: float, idle_tcp: float, idle_udp: float, linger: float) -> int:
+        """Remove flows idle too long, and closed flows past their linger time."""
+        expired = 0
+        for flow in list(self.flows()):
+            if flow.closed_at is not None:
+                if now - flow.closed_at >= linger:
+                    self.remove(flow, "closed")
+                    expired += 1
+                continue
+            idle = idle_tcp if flow.proto == TCP else idle_udp
+            if now - flow.ts_end >= idle:
+                self.remove(flow, "idle")
+                expired += 1
+        return expired
+
+    def drain(self) -> None:
+        for flow in list(self.flows()):
+            self.remove(flow, "end")

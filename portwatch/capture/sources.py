@@ -1,0 +1,305 @@
+"""Capture sources: classic pcap and pcapng files (plain or gzipped), standard input.
+
+A source yields records as `(ts, linktype, buf, offset, length)`: the frame is `buf[offset:offset+length]`.
+Handing out the chunk and an offset instead of a sliced copy lets the decoder `struct.unpack_from`
+straight on the bytes that were read (DESIGN.md: the hot path makes no per-packet copies).
+
+Framing is hand-written with `struct` rather than taken from dpkt: dpkt builds a header object per
+record, which alone costs more than the whole per-packet budget of a classified flow
+(benchmarks/README.md has the measurement). Both formats are simple and fully specified
+(pcap: tcpdump.org/manpages/pcap-savefile.5; pcapng: draft-ietf-opsawg-pcapng).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..model import CaptureStats
+
+CHUNK = 1 << 20
+# A record larger than this is not a packet but a corrupt length field; refusing it bounds memory.
+MAX_RECORD = 1 << 18
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+Record = tuple[float, int, bytes, int, int]
+
+
+class CaptureError(Exception):
+    """The input cannot be read as a capture at all (bad magic, empty, unreadable)."""
+
+
+class CaptureSource:
+    """Iterate the records of one capture; `stats.error` says why reading stopped early, if it did."""
+
+    def __init__(self, path: str | os.PathLike[str], stats: CaptureStats | None = None) -> None:
+        self.path = os.fspath(path)
+        self.name = "-" if self.path == "-" else os.path.basename(self.path)
+        self.stats = stats if stats is not None else CaptureStats()
+        self.bytes_read = 0  # of the underlying (possibly compressed) file, for progress
+        self.size = self._size()
+        self._fh: BinaryIO | None = None
+        self._raw: BinaryIO | None = None
+        self._head = b""
+        self._open()
+
+    def _size(self) -> int | None:
+        if self.path == "-":
+            return None
+        try:
+            return os.path.getsize(self.path)
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: {exc.strerror or exc}") from None
+
+    def _open(self) -> None:
+        if self.path == "-":
+            raw: BinaryIO = sys.stdin.buffer
+        else:
+            try:
+                raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise CaptureError(f"{self.path}: {exc.strerror or exc}") from None
+        self._raw = raw
+        head = raw.read(4)
+        if head[:2] == GZIP_MAGIC:
+            fh: BinaryIO = gzip.GzipFile(fileobj=_Prepend(head, raw))  # type: ignore[assignment]
+            try:
+                head = fh.read(4)
+            except (OSError, EOFError) as exc:
+                raise CaptureError(f"{self.name}: corrupt gzip data ({exc})") from None
+        else:
+            fh = raw
+        self._fh = fh
+        self._head = head
+        if not head:
+            raise CaptureError(f"{self.name}: empty file, not a capture")
+        if head not in PCAP_MAGICS and head != PCAPNG_MAGIC:
+            raise CaptureError(f"{self.name}: not a pcap or pcapng capture (starts with {head.hex()})")
+
+    def close(self) -> None:
+        for fh in (self._fh, self._raw):
+            if fh is not None and fh is not sys.stdin.buffer:
+                fh.close()
+
+    def __enter__(self) -> CaptureSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _chunks(self) -> Iterator[bytes]:
+        assert self._fh is not None
+        yield self._head
+        while True:
+            try:
+                data = self._fh.read(CHUNK)
+            except (OSError, EOFError) as exc:
+                self.stats.error = f"read error: {exc}"
+                return
+            if not data:
+                return
+            if self._raw is not None and self._raw is not self._fh:
+                try:
+                    self.bytes_read = self._raw.tell()
+                except (OSError, ValueError):
+                    pass
+            else:
+                self.bytes_read += len(data)
+            yield data
+
+    def __iter__(self) -> Iterator[Record]:
+        if self._head == PCAPNG_MAGIC:
+            return _read_pcapng(self._chunks(), self.stats, self.name)
+        return _read_pcap(self._chunks(), self.stats, self.name)
+
+
+class _Prepend(io.RawIOBase):
+    """A read-only stream that replays already-read magic bytes before the rest of `raw`."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _Buffer:
+    """Accumulates chunks so that a record can be parsed whole, with a bounded amount kept."""
+
+    __slots__ = ("buf", "chunks", "eof", "off")
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buf = b""
+        self.off = 0
+        self.eof = False
+
+    def need(self, n: int) -> bool:
+        """Make at least n bytes available from `off`; False at end of input."""
+        while len(self.buf) - self.off < n:
+            if self.eof:
+                return False
+            try:
+                data = next(self.chunks)
+            except StopIteration:
+                self.eof = True
+                return False
+            self.buf = self.buf[self.off :] + data
+            self.off = 0
+        return True
+
+    def remaining(self) -> int:
+        return len(self.buf) - self.off
+
+
+def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
+    rd = _Buffer(chunks)
+    if not rd.need(24):
+        stats.error = f"{name}: truncated pcap file header"
+        return
+    order, tick = PCAP_MAGICS[rd.buf[:4]]
+    _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", rd.buf, 4)
+    linktype = network & 0x0FFFFFFF  # the upper bits carry FCS information (pcap-savefile(5))
+    rd.off = 24
+    hdr = struct.Struct(order + "IIII")
+    unpack = hdr.unpack_from
+    limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+    while True:
+        buf = rd.buf
+        off = rd.off
+        end = len(buf)
+        # Inner loop over the records that sit whole in the current chunk: no copies, no calls.
+        while off + 16 <= end:
+            sec, frac, caplen, _origlen = unpack(buf, off)
+            if caplen > limit:
+                rd.off = off
+                stats.error = f"{name}: corrupt record at byte offset {off}: caplen {caplen} exceeds {limit}"
+                return
+            nxt = off + 16 + caplen
+            if nxt > end:
+                break
+            yield (sec + frac * tick, linktype, buf, off + 16, caplen)
+            off = nxt
+        rd.off = off
+        if rd.remaining() == 0 and not rd.need(1):
+            return
+        if not rd.need(16):
+            stats.error = f"{name}: truncated record header at end of file"
+            return
+        _sec, _frac, caplen, _origlen = unpack(rd.buf, rd.off)
+        if caplen > limit:
+            stats.error = f"{name}: corrupt record: caplen {caplen} exceeds {limit}"
+            return
+        if not rd.need(16 + caplen):
+            stats.error = f"{name}: truncated packet data at end of file ({rd.remaining() - 16} of {caplen} bytes)"
+            return
+
+
+def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
+    rd = _Buffer(chunks)
+    order = "<"
+    interfaces: list[tuple[int, float]] = []  # (linktype, seconds per timestamp unit)
+    while True:
+        if not rd.need(12):
+            if rd.remaining():
+                stats.error = f"{name}: truncated pcapng block header at end of file"
+            return
+        buf = rd.buf
+        off = rd.off
+        if buf[off : off + 4] == PCAPNG_MAGIC:
+            bom = buf[off + 8 : off + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                order = ">"
+            else:
+                stats.error = f"{name}: corrupt section header (byte-order magic {bom.hex()})"
+                return
+            interfaces = []
+        btype, blen = struct.unpack_from(order + "II", buf, off)
+        if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
+            stats.error = f"{name}: corrupt pcapng block at byte offset {off} (type {btype:#x}, length {blen})"
+            return
+        if not rd.need(blen):
+            stats.error = f"{name}: truncated pcapng block at end of file (type {btype:#x})"
+            return
+        buf = rd.buf
+        off = rd.off
+        rd.off = off + blen
+        body = off + 8
+        body_end = off + blen - 4
+        if btype == 6:  # Enhanced Packet Block
+            if body_end - body < 20:
+                stats.malformed += 1
+                continue
+            ifid, ts_hi, ts_lo, caplen, _origlen = struct.unpack_from(order + "IIIII", buf, body)
+            if ifid >= len(interfaces) or body + 20 + caplen > body_end:
+                stats.malformed += 1
+                continue
+            linktype, tick = interfaces[ifid]
+            yield ((ts_hi << 32 | ts_lo) * tick, linktype, buf, body + 20, caplen)
+        elif btype == 1:  # Interface Description Block
+            if body_end - body < 8:
+                stats.error = f"{name}: corrupt interface description block"
+                return
+            linktype, _res, _snap = struct.unpack_from(order + "HHI", buf, body)
+            interfaces.append((linktype, _if_tsresol(buf, body + 8, body_end, order)))
+        elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+            if not interfaces or body_end - body < 4:
+                stats.malformed += 1
+                continue
+            (origlen,) = struct.unpack_from(order + "I", buf, body)
+            caplen = min(origlen, body_end - body - 4)
+            yield (0.0, interfaces[0][0], buf, body + 4, caplen)
+        elif btype == 2:  # obsolete Packet Block
+            if body_end - body < 20:
+                stats.malformed += 1
+                continue
+            ifid, _drops, ts_hi, ts_lo, caplen, _origlen = struct.unpack_from(order + "HHIIII", buf, body)
+            if ifid >= len(interfaces) or body + 20 + caplen > body_end:
+                stats.malformed += 1
+                continue
+            linktype, tick = interfaces[ifid]
+            yield ((ts_hi << 32 | ts_lo) * tick, linktype, buf, body + 20, caplen)
+        # Section headers were handled above; statistics, name resolution, custom and unknown
+        # blocks carry nothing portwatch needs and are skipped by their length.
+
+
+def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> float:
+    """The if_tsresol option of an IDB (default microseconds)."""
+    while off + 4 <= end:
+        code, length = struct.unpack_from(order + "HH", buf, off)
+        if code == 0:
+            break
+        if code == 9 and length >= 1 and off + 5 <= end:
+            value = buf[off + 4]
+            exp = value & 0x7F
+            if exp > 30:  # a resolution beyond 2^-30 or 10^-30 is corrupt; keep the default
+                return 1e-6
+            return 2.0**-exp if value & 0x80 else 10.0**-exp
+        off += 4 + ((length + 3) & ~3)
+    return 1e-6

@@ -1,0 +1,217 @@
+"""Command line: `portwatch analyze`, `portwatch services`, `portwatch signatures`.
+
+Exit status (DESIGN.md): 0 when no finding reaches --fail-on, 1 when one does, 2 for bad usage or
+unreadable input. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TextIO
+
+import click
+from rich.console import Console
+
+from . import __version__
+from .capture.sources import CaptureError, CaptureSource
+from .detect.signature import SignatureError, load_file, load_signatures
+from .model import SEVERITIES, FlowRecord
+from .pipeline import Analyzer, Config, Setup
+from .policy.config import PolicyError
+from .report.console import render
+from .report.csvout import CsvWriter
+from .report.jsonl import JsonlWriter
+from .report.summary import Summary
+from .sanitize import clean_text
+from .services import load_services
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"portwatch: error: {clean_text(message, 500)}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="portwatch")
+def main() -> None:
+    """Recognise protocols from the bytes and report what runs on the wrong port."""
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["console", "jsonl", "csv"]), default="console",
+              show_default=True, help="console: findings and summary; jsonl/csv: one flow record per row.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write records here, not stdout.")
+@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
+              help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
+@click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
+              help="Exit 1 when a finding reaches this severity.")
+@click.option("--max-flows", type=click.IntRange(min=16), default=Config.max_flows, show_default=True,
+              help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def analyze(
+    captures: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    services_path: str | None,
+    signature_dirs: tuple[str, ...],
+    policy_path: str | None,
+    fail_on: str,
+    max_flows: int,
+    quiet: bool,
+) -> None:
+    """Analyze pcap/pcapng CAPTURES ('-' reads standard input)."""
+    config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
+                    max_flows=max_flows)
+    try:
+        setup = Setup.load(config)
+    except (SignatureError, PolicyError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    summary = Summary()
+    errors: list[str] = []
+    with ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if output:
+            try:
+                out = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
+            except OSError as exc:
+                _fail(f"{output}: {exc.strerror or exc}")
+        sink: Callable[[FlowRecord], None]
+        writer: JsonlWriter | CsvWriter | None = None
+        if fmt == "jsonl":
+            writer = JsonlWriter(out)
+        elif fmt == "csv":
+            writer = CsvWriter(out)
+
+        def sink(rec: FlowRecord) -> None:
+            summary.add(rec)
+            if writer is not None:
+                writer.write(rec)
+
+        stats_all = []
+        names = []
+        for path in captures:
+            try:
+                source = stack.enter_context(CaptureSource(path))
+            except CaptureError as exc:
+                errors.append(str(exc))
+                continue
+            names.append(source.name)
+            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else source.name)
+            try:
+                analyzer.run(source)
+            except KeyboardInterrupt:
+                errors.append(f"{source.name}: interrupted")
+                analyzer.close()
+                break
+            stats = analyzer.close()
+            stats.error = source.stats.error
+            stats.malformed += source.stats.malformed
+            stats_all.append(stats)
+            if stats.error:
+                errors.append(stats.error)
+            elif stats.packets and stats.unsupported_link == stats.packets:
+                errors.append(f"{source.name}: unsupported link type, no packet could be decoded")
+        if writer is not None:
+            writer.close()
+        if fmt == "console":
+            console = Console(file=out, highlight=False, soft_wrap=False)
+            render(console, summary, _total(stats_all), names)
+    for e in errors:
+        click.echo(f"portwatch: error: {clean_text(e, 500)}", err=True)
+    if errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if summary.reaches(fail_on) else EXIT_OK)
+
+
+def _total(all_stats: list) -> object:
+    from .model import CaptureStats
+
+    total = CaptureStats()
+    for s in all_stats:
+        for name in ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped",
+                     "unsupported_link", "flows_evicted"):
+            setattr(total, name, getattr(total, name) + getattr(s, name))
+    return total
+
+
+@main.command()
+@click.argument("query")
+@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--transport", type=click.Choice(["tcp", "udp"]), help="Only this transport.")
+def services(query: str, services_path: str | None, transport: str | None) -> None:
+    """Show what /etc/services says about a PORT or a service NAME, and which protocol it means."""
+    try:
+        db = load_services(services_path)
+        setup_sigs = load_signatures()
+    except OSError as exc:
+        _fail(f"{exc.filename or services_path}: {exc.strerror or exc}")
+    except SignatureError as exc:
+        _fail(str(exc))
+    meaning: dict[tuple[str, str], set[str]] = {}
+    for sig in setup_sigs:
+        for n in sig.services:
+            for t in sig.transports:
+                meaning.setdefault((n.lower(), t), set()).add(sig.protocol)
+    if query.isdigit():
+        port = int(query)
+        entries = [e for t in ("tcp", "udp") if transport in (None, t) for e in db.by_port(port, t)]
+    else:
+        entries = db.by_name(query, transport)
+    if not entries:
+        click.echo(f"{clean_text(query, 64)}: not in {db.source}")
+        sys.exit(EXIT_FINDINGS)
+    for e in entries:
+        protos = set()
+        for n in (e.name, *e.aliases):
+            protos |= meaning.get((n.lower(), e.transport), set())
+        aliases = f" (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+        means = f" -> {', '.join(sorted(protos))}" if protos else ""
+        click.echo(f"{e.port}/{e.transport}\t{e.name}{aliases}{means}\t[{db.source}:{e.line}]")
+
+
+@main.group()
+def signatures() -> None:
+    """Inspect and validate signature files."""
+
+
+@signatures.command("list")
+@click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(), help="Extra signature directory.")
+def signatures_list(signature_dirs: tuple[str, ...]) -> None:
+    """List the signature set, with where each protocol's file came from."""
+    try:
+        sigs = load_signatures(signature_dirs)
+    except SignatureError as exc:
+        _fail(str(exc))
+    for s in sigs:
+        click.echo(f"{s.protocol:<14} {'/'.join(s.transports):<8} {s.origin:<8} {s.source}")
+
+
+@signatures.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def signatures_check(files: tuple[str, ...]) -> None:
+    """Validate signature FILES; each error names file, line and field."""
+    from pathlib import Path
+
+    bad = 0
+    for f in files:
+        try:
+            sig = load_file(Path(f), "user")
+        except SignatureError as exc:
+            bad += 1
+            click.echo(clean_text(str(exc), 500), err=True)
+            continue
+        click.echo(f"{f}: ok ({sig.protocol}, {len(sig.matches)} match(es))")
+    sys.exit(EXIT_ERROR if bad else EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,204 @@
+"""The detection engine: which protocol do a flow's first bytes speak?
+
+Input is what reassembly kept of each direction: for TCP one stream prefix per direction, for UDP
+the first few datagrams per direction ("units"). The engine scores every candidate signature,
+and answers with a Decision, or None while the evidence is still too weak and more bytes may come.
+
+Scoring. Each [[match]] carries a confidence (pattern 0.8, probe-confirmed 0.95 by default). A
+signature's score combines its best client-side and best server-side match as independent
+evidence, 1 - (1 - c)(1 - s), so agreement of both directions outranks either alone.
+
+Ambiguity is resolved by a fixed order, never by file order: score, then probe-confirmed before
+pattern-only, then the signature's `priority`, then whether the server port is one the protocol is
+known to use, then the longer literal prefix, then the protocol name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import ProbeStatus
+from .probes import ProbeFn, get_probe
+from .signature import Match, Signature
+
+ACCEPT = 0.75  # decide at once at or above this score
+FALLBACK = 0.3  # at the end of the evidence, accept a weaker best candidate down to this
+PROBE_INPUT = 4096
+
+
+@dataclass(slots=True)
+class Decision:
+    signature: Signature | None
+    protocol: str
+    confidence: float
+    evidence: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    swapped: bool = False  # the bytes matched with client and server the other way round
+
+
+@dataclass(slots=True)
+class _Score:
+    sig: Signature
+    score: float
+    probed: bool
+    port_hint: bool
+    evidence: str
+    meta: dict[str, Any]
+    swapped: bool
+
+    def rank(self) -> tuple:
+        longest = max((len(m.prefix) for m in self.sig.matches if m.prefix), default=0)
+        return (round(self.score, 6), self.probed, self.sig.priority, self.port_hint, longest)
+
+
+class Engine:
+    def __init__(self, signatures: Sequence[Signature], port_protocols: dict[tuple[int, str], set[str]] | None = None):
+        self.signatures = list(signatures)
+        self.by_name = {s.protocol: s for s in self.signatures}
+        self._probes: dict[str, ProbeFn] = {}
+        for sig in self.signatures:
+            for name in sig.probe_names:
+                if name not in self._probes:
+                    self._probes[name] = get_probe(name)
+        # (port, transport) -> protocols whose services or ports name it: a tie-break hint only.
+        self.port_protocols = port_protocols or {}
+        for sig in self.signatures:
+            for port in sig.ports:
+                for t in sig.transports:
+                    self.port_protocols.setdefault((port, t), set()).add(sig.protocol)
+        self._candidates: dict[str, list[tuple[Signature, frozenset[int] | None]]] = {}
+        for transport in ("tcp", "udp"):
+            self._candidates[transport] = [
+                (sig, _first_bytes(sig, transport)) for sig in self.signatures if transport in sig.transports
+            ]
+
+    def classify(
+        self,
+        transport: str,
+        client: Sequence[bytes],
+        server: Sequence[bytes],
+        server_port: int,
+        *,
+        may_swap: bool = False,
+        final: bool = False,
+    ) -> Decision | None:
+        """Score the candidates; None means "need more data" (only when not `final`)."""
+        hinted = self.port_protocols.get((server_port, transport), ())
+        scores = self._score_all(transport, client, server, hinted, swapped=False)
+        if may_swap:
+            scores += self._score_all(transport, server, client, hinted, swapped=True)
+        if not scores:
+            return None if not final else Decision(None, "unknown", 0.0, "no signature matched")
+        best = max(scores, key=lambda s: (s.rank(), _neg_name(s.sig.protocol)))
+        if best.score >= ACCEPT or (final and best.score >= FALLBACK):
+            return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), best.evidence, best.meta, best.swapped)
+        if final:
+            return Decision(None, "unknown", 0.0, f"only weak evidence for {best.sig.protocol} ({best.score:.2f})")
+        return None
+
+    def metadata(self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes]) -> dict:
+        """Run the protocol's probes on both directions and merge what they extract."""
+        meta: dict[str, Any] = {}
+        for m in sig.matches:
+            if m.probe is None or transport not in m.transports:
+                continue
+            fn = self._probes[m.probe]
+            for from_client, units in ((True, client), (False, server)):
+                if m.direction not in ("either", "client" if from_client else "server"):
+                    continue
+                for unit in units:
+                    result = fn(bytes(unit[:PROBE_INPUT]), from_client)
+                    if result.status == ProbeStatus.MATCH:
+                        for k, v in result.meta.items():
+                            meta.setdefault(k, v)
+        return meta
+
+    def _score_all(
+        self, transport: str, client: Sequence[bytes], server: Sequence[bytes], hinted: Any, swapped: bool
+    ) -> list[_Score]:
+        firsts = {u[0] for u in client if u} | {u[0] for u in server if u}
+        out = []
+        for sig, first in self._candidates.get(transport, ()):
+            if first is not None and not (first & firsts):
+                continue
+            s = self._score(sig, transport, client, server, sig.protocol in hinted, swapped)
+            if s is not None:
+                out.append(s)
+        return out
+
+    def _score(
+        self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes], hint: bool,
+        swapped: bool,
+    ) -> _Score | None:
+        best = {True: (0.0, None, False), False: (0.0, None, False)}
+        meta: dict[str, Any] = {}
+        for m in sig.matches:
+            if transport not in m.transports:
+                continue
+            for from_client, units in ((True, client), (False, server)):
+                if m.direction not in ("either", "client" if from_client else "server"):
+                    continue
+                if best[from_client][0] >= m.confidence:
+                    continue
+                for unit in units:
+                    hit = self._match(m, unit, from_client)
+                    if hit is not None:
+                        meta.update({k: v for k, v in hit.items() if k not in meta})
+                        best[from_client] = (m.confidence, m, m.probe is not None)
+                        break
+        c, cm, cprobed = best[True]
+        s, sm, sprobed = best[False]
+        if sig.require_both_directions and not (c and s):
+            return None
+        if not c and not s:
+            return None
+        score = 1.0 - (1.0 - c) * (1.0 - s)
+        parts = []
+        for side, m in (("client", cm), ("server", sm)):
+            if m is not None:
+                parts.append(f"{side} bytes {_describe(m)}")
+        return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped)
+
+    def _match(self, m: Match, unit: bytes, from_client: bool) -> dict[str, Any] | None:
+        """None when the match fails; the probe's metadata (maybe empty) when it holds."""
+        if len(unit) < m.min_length:
+            return None
+        if m.prefix is not None and unit[m.offset : m.offset + len(m.prefix)] != m.prefix:
+            return None
+        if m.regex is not None and m.regex.search(unit, 0, m.depth) is None:
+            return None
+        if m.probe is not None:
+            result = self._probes[m.probe](bytes(unit[:PROBE_INPUT]), from_client)
+            if result.status != ProbeStatus.MATCH:
+                return None
+            return result.meta
+        return {}
+
+
+def _describe(m: Match) -> str:
+    if m.probe:
+        return f"confirmed by the {m.probe} probe"
+    if m.prefix is not None:
+        shown = m.prefix.decode("latin-1").encode("unicode_escape").decode("ascii")
+        return f"start with {shown!r}" if m.offset == 0 else f"hold {shown!r} at offset {m.offset}"
+    assert m.regex is not None
+    return "match /" + m.regex.pattern.decode("latin-1").encode("unicode_escape").decode("ascii")[:60] + "/"
+
+
+def _first_bytes(sig: Signature, transport: str) -> frozenset[int] | None:
+    """The bytes a unit must start with for any match of `sig` to hold; None when unknown."""
+    firsts: set[int] = set()
+    for m in sig.matches:
+        if transport not in m.transports:
+            continue
+        if m.prefix is None or m.offset != 0:
+            return None
+        firsts.add(m.prefix[0])
+    return frozenset(firsts)
+
+
+def _neg_name(name: str) -> tuple[int, ...]:
+    # max() picks the highest rank; among equals the alphabetically first name wins.
+    return tuple(-ord(c) for c in name)

@@ -1,0 +1,331 @@
+"""Wires the stages: source -> decode -> flows -> detect -> policy -> sinks.
+
+The only module that knows every stage. `Analyzer.run` is the per-packet loop; it is written
+for the common case, a packet of a flow that is already classified, which costs a decode, one
+dictionary look-up and a few counter updates. Everything else (new flows, detection, closing,
+expiry) is a method call taken only when needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .capture.decode import FRAGMENT, MALFORMED, SUPPORTED_LINKTYPES, decode, decode_ip_payload
+from .capture.flows import ACK, FIN, RST, SYN, TCP, Flow, FlowTable, ip_text
+from .capture.fragments import Defragmenter
+from .detect.engine import Decision, Engine
+from .detect.entropy import entropy_facts
+from .detect.signature import Signature, load_signatures
+from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
+from .policy.config import Policy, load_policy
+from .policy.rules import PolicyContext, evaluate
+from .services import ServicesDB, load_services
+
+
+@dataclass(slots=True)
+class Config:
+    signature_dirs: tuple[str, ...] = ()
+    services_path: str | None = None
+    policy_path: str | None = None
+    max_flows: int = 200_000
+    idle_tcp: float = 300.0
+    idle_udp: float = 60.0
+    linger: float = 5.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
+    sweep_interval: float = 10.0
+    max_payload_packets: int = 12  # give up classifying after this many payload packets (nDPI-like)
+    meta_packets: int = 8  # payload packets inspected after classification, for metadata
+
+
+@dataclass(slots=True)
+class Setup:
+    """Everything loaded from files: reloaded as one piece (the monitor's SIGHUP)."""
+
+    signatures: list[Signature]
+    services: ServicesDB
+    policy: Policy
+    ctx: PolicyContext
+    engine: Engine
+
+    @classmethod
+    def load(cls, config: Config) -> Setup:
+        signatures = load_signatures(config.signature_dirs)
+        services = load_services(config.services_path)
+        policy = load_policy(config.policy_path)
+        ctx = PolicyContext.build(services, signatures, policy)
+        hints: dict[tuple[int, str], set[str]] = {}
+        for entry in services.entries:
+            for name in (entry.name, *entry.aliases):
+                protos = ctx.service_protocols.get((name.lower(), entry.transport))
+                if protos:
+                    hints.setdefault((entry.port, entry.transport), set()).update(protos)
+        return cls(signatures, services, policy, ctx, Engine(signatures, hints))
+
+
+RecordSink = Callable[[FlowRecord], None]
+
+
+class Analyzer:
+    def __init__(
+        self,
+        config: Config | None = None,
+        on_record: RecordSink | None = None,
+        on_classified: RecordSink | None = None,
+        setup: Setup | None = None,
+        pcap_name: str | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.setup = setup or Setup.load(self.config)
+        self.on_record = on_record or (lambda r: None)
+        self.on_classified = on_classified
+        self.pcap_name = pcap_name
+        self.stats = CaptureStats()
+        self.table = FlowTable(self.config.max_flows, self._finish)
+        self.defrag = Defragmenter()
+        self.next_sweep: float | None = None
+        self.started = time.monotonic()
+
+    # ---- the per-packet loop -------------------------------------------------------------
+    def run(self, records: Iterable[tuple[float, int, bytes, int, int]]) -> None:
+        entries = self.table.entries
+        stats = self.stats
+        packets = 0
+        nbytes = 0
+        next_sweep = self.next_sweep
+        try:
+            for ts, linktype, buf, off, length in records:
+                packets += 1
+                nbytes += length
+                pkt = decode(linktype, buf, off, length)
+                if pkt is None:
+                    if linktype in SUPPORTED_LINKTYPES:
+                        stats.non_ip += 1
+                    else:
+                        stats.unsupported_link += 1
+                    continue
+                if pkt is MALFORMED:
+                    stats.malformed += 1
+                    continue
+                if pkt[0] == FRAGMENT:
+                    pkt = self._defragment(pkt, ts)
+                    if pkt is None:
+                        continue
+                proto, src, dst, sport, dport, flags, seq, pbuf, poff, pend, encap = pkt
+                entry = entries.get((src, sport, dst, dport, proto))
+                if entry is None:
+                    flow, d = self._new_flow(ts, proto, src, dst, sport, dport, flags, encap)
+                else:
+                    flow, d = entry
+                    if flags & SYN and flow.closed_at is not None and not flags & ACK:
+                        flow, d = self._reopen(flow, ts, proto, src, dst, sport, dport, flags, encap)
+                flow.ts_end = ts
+                n = pend - poff
+                flow.pkts[d] += 1
+                flow.bytes[d] += n
+                if flow.inspecting and (n or flags & SYN):
+                    self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
+                if flags & (FIN | RST) and proto == TCP:
+                    self._tcp_close(flow, d, flags, ts)
+                if next_sweep is None:
+                    next_sweep = ts + self.config.sweep_interval
+                elif ts >= next_sweep:
+                    self.table.expire(ts, self.config.idle_tcp, self.config.idle_udp, self.config.linger)
+                    next_sweep = ts + self.config.sweep_interval
+        finally:
+            stats.packets += packets
+            stats.bytes += nbytes
+            self.next_sweep = next_sweep
+
+    # ---- flow life cycle -----------------------------------------------------------------
+    def _defragment(self, frag: tuple, ts: float) -> tuple | None:
+        _, src, dst, key, proto, offset, more, buf, doff, dend, encap = frag
+        self.stats.fragments += 1
+        data = self.defrag.add(key, offset, more, buf[doff:dend], ts)
+        self.stats.fragments_dropped = self.defrag.dropped
+        if data is None:
+            return None
+        pkt = decode_ip_payload(proto, src, dst, data, 0, len(data), encap)
+        if pkt is None or pkt is MALFORMED or pkt[0] == FRAGMENT:
+            if pkt is MALFORMED:
+                self.stats.malformed += 1
+            return None
+        return pkt
+
+    def _new_flow(
+        self, ts: float, proto: int, src: bytes, dst: bytes, sport: int, dport: int, flags: int, encap: tuple | None
+    ) -> tuple[Flow, int]:
+        key = (src, sport, dst, dport, proto)
+        if proto == TCP and flags & SYN:
+            # SYN: the sender is the client; SYN-ACK first: the receiver is.
+            client_dir, orientation = (1 if flags & ACK else 0), "handshake"
+        else:
+            client_dir, orientation = self._infer_client(proto, sport, dport)
+        flow = Flow(key, ts, client_dir, orientation, encap)
+        self.table.add(flow)
+        return flow, 0
+
+    def _infer_client(self, proto: int, sport: int, dport: int) -> tuple[int, str]:
+        """Who is the client of a flow seen mid-stream? Evidence from ports, best first."""
+        services = self.setup.services
+        transport = TRANSPORT_NAMES[proto]
+        s_known = bool(services.by_port(sport, transport))
+        d_known = bool(services.by_port(dport, transport))
+        if proto != TCP:
+            # UDP: the first datagram's sender is the client (DESIGN.md), unless it plainly came
+            # from a service port to an unassigned higher one (a reply seen before its request).
+            if s_known and not d_known and sport < dport:
+                return 1, "inferred"
+            return 0, "handshake"
+        if d_known and not s_known:
+            return 0, "inferred"
+        if s_known and not d_known:
+            return 1, "inferred"
+        return (0 if dport <= sport else 1), "inferred"
+
+    def _reopen(
+        self, old: Flow, ts: float, proto: int, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
+        encap: tuple | None,
+    ) -> tuple[Flow, int]:
+        self.table.remove(old, "closed")
+        return self._new_flow(ts, proto, src, dst, sport, dport, flags, encap)
+
+    def _tcp_close(self, flow: Flow, d: int, flags: int, ts: float) -> None:
+        if flags & RST:
+            flow.rst = True
+        else:
+            flow.fins |= 1 << d
+        if flow.closed_at is None and (flow.rst or flow.fins == 3):
+            flow.closed_at = ts
+            if flow.inspecting:
+                self._conclude(flow)
+
+    # ---- detection -----------------------------------------------------------------------
+    def _inspect(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes) -> None:
+        if flow.streams is not None:
+            stream = flow.streams[d]
+            if flags & SYN:
+                stream.syn(seq)
+                seq = (seq + 1) & 0xFFFFFFFF
+            if not payload or not stream.add(seq, payload):
+                return
+        else:
+            if not payload:
+                return
+            units = flow.units[d]  # type: ignore[index]
+            if len(units) >= 4:
+                return
+            units.append(payload[:4096])
+        flow.payload_pkts += 1
+        if flow.decision is None:
+            self._classify(flow, final=flow.payload_pkts >= self.config.max_payload_packets or self._full(flow))
+        else:
+            self._collect_meta(flow)
+
+    def _full(self, flow: Flow) -> bool:
+        if flow.streams is not None:
+            return all(s.full for s in flow.streams)
+        return all(len(u) >= 4 for u in flow.units)  # type: ignore[union-attr]
+
+    def _classify(self, flow: Flow, final: bool) -> None:
+        client, server = flow.units_by_role()
+        decision = self.setup.engine.classify(
+            TRANSPORT_NAMES[flow.proto], client, server, flow.server_port,
+            may_swap=flow.orientation == "inferred", final=final,
+        )
+        if decision is None:
+            return
+        if decision.swapped:
+            flow.client_dir ^= 1
+        flow.decision = decision
+        flow.meta.update(decision.meta)
+        if decision.signature is None:
+            self._give_up(flow)
+            return
+        flow.meta_left = self.config.meta_packets
+        self._collect_meta(flow)
+        if self.on_classified is not None:
+            self.on_classified(self.record(flow))
+            flow.reported = True
+
+    def _collect_meta(self, flow: Flow) -> None:
+        decision: Decision = flow.decision  # type: ignore[assignment]
+        assert decision.signature is not None
+        client, server = flow.units_by_role()
+        for k, v in self.setup.engine.metadata(decision.signature, TRANSPORT_NAMES[flow.proto], client, server).items():
+            flow.meta[k] = v
+        flow.meta_left -= 1
+        if flow.meta_left <= 0 or self._full(flow):
+            flow.inspecting = False
+            flow.release_buffers()
+
+    def _give_up(self, flow: Flow) -> None:
+        client, server = flow.units_by_role()
+        if client:
+            flow.meta["entropy_client"] = entropy_facts(client[0]).as_dict()
+        if server:
+            flow.meta["entropy_server"] = entropy_facts(server[0]).as_dict()
+        flow.inspecting = False
+        flow.release_buffers()
+
+    def _conclude(self, flow: Flow) -> None:
+        """No more bytes will come: settle the verdict with whatever evidence there is."""
+        if flow.decision is None:
+            if flow.payload_pkts:
+                self._classify(flow, final=True)
+            else:
+                flow.inspecting = False
+                flow.release_buffers()
+        elif flow.inspecting:
+            flow.inspecting = False
+            flow.release_buffers()
+
+    # ---- output --------------------------------------------------------------------------
+    def record(self, flow: Flow) -> FlowRecord:
+        c = flow.client_dir
+        s = 1 - c
+        transport = TRANSPORT_NAMES[flow.proto]
+        server_port = flow.server_port
+        decision = flow.decision
+        rec = FlowRecord(
+            ts_start=flow.ts_start,
+            ts_end=flow.ts_end,
+            transport=transport,
+            src_ip=ip_text(flow.client_ip),
+            src_port=flow.client_port,
+            dst_ip=ip_text(flow.server_ip),
+            dst_port=server_port,
+            orientation=flow.orientation,
+            protocol=decision.protocol if decision else "unknown",
+            confidence=decision.confidence if decision else 0.0,
+            assigned=self.setup.services.names(server_port, transport),
+            packets_c2s=flow.pkts[c],
+            packets_s2c=flow.pkts[s],
+            bytes_c2s=flow.bytes[c],
+            bytes_s2c=flow.bytes[s],
+            meta=dict(flow.meta),
+            pcap=self.pcap_name,
+        )
+        if decision is not None and decision.evidence:
+            rec.meta.setdefault("evidence", decision.evidence)
+        if flow.encap:
+            rec.meta["encap"] = list(flow.encap)
+        anomalies = flow.anomalies()
+        if anomalies:
+            rec.meta["tcp_overlap_conflicts"] = anomalies
+        rec.findings = evaluate(rec, self.setup.ctx)
+        return rec
+
+    def _finish(self, flow: Flow, reason: str) -> None:
+        if flow.inspecting:
+            self._conclude(flow)
+        rec = self.record(flow)
+        if reason != "end":
+            rec.meta.setdefault("end_reason", reason)
+        self.on_record(rec)
+
+    def close(self) -> CaptureStats:
+        """Report every flow still open (end of capture or shutdown) and return the counters."""
+        self.table.drain()
+        self.stats.flows_evicted = self.table.evicted
+        return self.stats

@@ -1,0 +1,22 @@
+"""JSON-lines sink: one flow record per line, flushed per line so a reader never sees half a record."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from ..model import FlowRecord
+
+
+class JsonlWriter:
+    def __init__(self, stream: TextIO, flush_each: bool = False) -> None:
+        self.stream = stream
+        self.flush_each = flush_each
+
+    def write(self, rec: FlowRecord) -> None:
+        self.stream.write(json.dumps(rec.as_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        if self.flush_each:
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
