@@ -1,0 +1,140 @@
+"""DNS probe: dig queries and the responses dig accepted (recorded on loopback), near-misses."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwatch.detect.probes import dns
+from portwatch.model import ProbeStatus
+
+MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
+DATA = Path(__file__).parent / "data"
+
+
+def load(name: str) -> bytes:
+    return (DATA / f"{name}.bin").read_bytes()
+
+
+def query(name: bytes, qtype: int = 1, flags: int = 0x0100, counts: tuple[int, int, int, int] = (1, 0, 0, 0)) -> bytes:
+    qname = b"".join(bytes([len(label)]) + label for label in name.split(b".") if label) + b"\x00"
+    return struct.pack("!HHHHHH", 0x1234, flags, *counts) + qname + struct.pack("!HH", qtype, 1)
+
+
+def test_dig_udp_query_and_response():
+    q = dns.probe(load("dig_a_query"), True)
+    assert q.status is MATCH and q.meta == {"dns_query": "www.example.com.", "dns_qtype": "A"}
+    r = dns.probe(load("dig_a_response"), False)
+    assert r.status is MATCH
+    assert r.meta == {
+        "dns_query": "www.example.com.",
+        "dns_qtype": "A",
+        "dns_rcode": "NOERROR",
+        "dns_answers": ["CNAME example.com.", "A 93.184.215.14"],
+    }
+    # direction is part of the structure
+    assert dns.probe(load("dig_a_query"), False).status is NO
+    assert dns.probe(load("dig_a_response"), True).status is NO
+
+
+def test_dig_nxdomain():
+    assert dns.probe(load("dig_txt_nx_query"), True).meta["dns_qtype"] == "TXT"
+    r = dns.probe(load("dig_txt_nx_response"), False)
+    assert r.meta["dns_rcode"] == "NXDOMAIN" and r.meta["dns_answers"] == []
+
+
+def test_dig_tcp():
+    q, a = load("dig_tcp_mx_query"), load("dig_tcp_mx_response")
+    assert dns.probe_tcp(q, True).meta == {"dns_query": "example.com.", "dns_qtype": "MX"}
+    assert dns.probe(q, True, tcp=True).meta == dns.probe_tcp(q, True).meta
+    assert dns.probe_tcp(a, False).meta["dns_answers"] == ["MX 10 mail.example.com."]
+    assert dns.probe(q, True).status is NO  # the length prefix is not a DNS header
+    # prefixes: MORE until the question is complete, then MATCH (a response cut by the depth)
+    question_end = 2 + 12 + len(b"\x07example\x03com\x00") + 4
+    for i in range(question_end):
+        assert dns.probe_tcp(q[:i], True).status is MORE, i
+    assert dns.probe_tcp(a[:question_end], False).status is MATCH
+    assert dns.probe_tcp(a[: question_end + 5], False).meta["dns_answers"] == []
+
+
+def test_parse_message_for_mdns():
+    """An mDNS response: no question, id 0, cache-flush class bit; the probe itself refuses it."""
+    rr = b"\x05local\x00" + struct.pack("!HHIH", 1, 0x8001, 120, 4) + bytes([192, 0, 2, 7])
+    msg = struct.pack("!HHHHHH", 0, 0x8400, 0, 1, 0, 0) + rr
+    parsed = dns.parse_message(msg)
+    assert parsed is not None and parsed["answers"] == [("local.", 1, 0x8001, 120, "192.0.2.7")]
+    assert parsed["qr"] == 1 and parsed["aa"] and parsed["complete"]
+    assert dns.probe(msg, False).status is NO
+
+
+def test_names():
+    # a pointer into the question, names with odd bytes
+    q = query(b"a.b")
+    rr = b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 1, 2) + b"\xc0\x0c"
+    resp = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + q[12:] + rr
+    assert dns.probe(resp, False).meta["dns_answers"] == ["CNAME a.b."]
+    odd = dns.probe(query(b"x\x1b[2J.y\x00z.com"), True).meta["dns_query"]
+    assert odd == "x\\027[2J.y\\000z.com." and "\x1b" not in odd
+    assert dns.read_name(b"\x00", 0) == (".", 1)
+
+
+def test_pointer_loops_are_refused():
+    header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)
+    assert dns.probe(header + b"\xc0\x0c" + b"\x00\x01\x00\x01", True).status is NO  # self
+    assert dns.probe(header + b"\x01a\xc0\x0c" + b"\x00\x01\x00\x01", True).status is NO  # cycle
+    assert dns.probe(header + b"\xc0\x20" + bytes(20), True).status is NO  # forwards
+    assert dns.read_name(b"\x01a" * 200 + b"\x00", 0) is None  # longer than 255
+
+
+def test_qtypes_and_opcodes():
+    assert dns.probe(query(b"t.example", 10), True).meta["dns_qtype"] == "NULL"
+    assert dns.probe(query(b"t.example", 255), True).meta["dns_qtype"] == "ANY"
+    assert dns.probe(query(b"t.example", 65399), True).meta["dns_qtype"] == "TYPE65399"
+    assert dns.probe(query(b"example.com", 6, flags=0x2000), True).meta["dns_opcode"] == "NOTIFY"
+    assert (
+        dns.probe(query(b"version.bind", 16).replace(b"\x00\x10\x00\x01", b"\x00\x10\x00\x03"), True).meta["dns_qclass"]
+        == "CH"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        query(b"example.com", flags=0x8180),  # a response from the client
+        query(b"example.com", flags=0x1800),  # opcode 3 (unassigned)
+        query(b"example.com", flags=0x7800),  # opcode 15
+        query(b"example.com", counts=(0, 0, 0, 0)),  # no question
+        query(b"example.com", counts=(9, 0, 0, 0)),  # too many questions
+        query(b"example.com", counts=(1, 300, 0, 0)),  # answers in a query
+        query(b"example.com", counts=(1, 0, 0, 1)),  # counted additional record missing
+        query(b"example.com", 0),  # qtype 0
+        query(b"example.com", flags=0x0103),  # rcode in a query
+        query(b"example.com")[:-1],  # cut question
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x41abc\x00\x00\x01\x00\x01",  # 0x40 label
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40),
+        bytes(11),
+    ],
+)
+def test_near_misses(data):
+    assert dns.probe(data, True).status is NO
+
+
+def test_tcp_near_misses():
+    assert dns.probe_tcp(b"\x00\x05hello", True).status is NO  # shorter than a header
+    assert dns.probe_tcp(b"\x00\x30\x12\x34\x81", True).status is NO  # QR set from the client
+    assert dns.probe_tcp(b"\x00", True).status is MORE
+    assert dns.probe_tcp(b"SSH-2.0-OpenSSH_9.2\r\n", True).status is NO
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300), st.booleans(), st.booleans())
+def test_never_raises(data, from_client, tcp):
+    assert dns.probe(data, from_client, tcp=tcp).status in (MATCH, MORE, NO)
+    framed = struct.pack("!HHHHHH", 7, 0x8180, 1, 2, 0, 0) + data
+    assert dns.probe(framed, False).status in (MATCH, NO)
+    assert isinstance(dns.parse_message(framed, partial=True), dict | None)
