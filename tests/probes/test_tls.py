@@ -186,8 +186,7 @@ def test_ja4_spec_example():
     _a, b, c = tls.ja4_parts(ch)
     assert b == "002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
     assert c == (
-        "0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_"
-        "0403,0804,0401,0503,0805,0501,0806,0601"
+        "0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_0403,0804,0401,0503,0805,0501,0806,0601"
     )
     # GREASE anywhere changes nothing
     greased = client_hello_record(
@@ -199,14 +198,10 @@ def test_ja4_spec_example():
 def test_ja4_spec_hash_strings():
     """The raw strings and truncated hashes printed in JA4.md."""
     assert (
-        hashlib.sha256(
-            b"002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
-        ).hexdigest()[:12]
+        hashlib.sha256(b"002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9").hexdigest()[:12]
         == "8daaf6152771"
     )
-    assert tls._hash12("0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01") == (
-        "6d807ffa2a79"
-    )
+    assert tls._hash12("0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01") == ("6d807ffa2a79")
 
 
 def test_ja4_alpn_rules():
