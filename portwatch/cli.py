@@ -18,7 +18,7 @@ from . import __version__
 from .capture.sources import CaptureError, CaptureSource
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, FlowRecord
-from .pipeline import Analyzer, Config, Setup
+from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
 from .policy.config import PolicyError
 from .report.console import render
 from .report.csvout import CsvWriter
@@ -52,7 +52,7 @@ def main() -> None:
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
               help="Exit 1 when a finding reaches this severity.")
-@click.option("--max-flows", type=click.IntRange(min=16), default=Config.max_flows, show_default=True,
+@click.option("--max-flows", type=click.IntRange(min=16), default=DEFAULT_MAX_FLOWS, show_default=True,
               help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def analyze(

@@ -23,13 +23,15 @@ from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
 from .services import ServicesDB, load_services
 
+DEFAULT_MAX_FLOWS = 200_000
+
 
 @dataclass(slots=True)
 class Config:
     signature_dirs: tuple[str, ...] = ()
     services_path: str | None = None
     policy_path: str | None = None
-    max_flows: int = 200_000
+    max_flows: int = DEFAULT_MAX_FLOWS
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
     linger: float = 5.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
@@ -231,7 +233,7 @@ class Analyzer:
         client, server = flow.units_by_role()
         decision = self.setup.engine.classify(
             TRANSPORT_NAMES[flow.proto], client, server, flow.server_port,
-            may_swap=flow.orientation == "inferred", final=final,
+            may_swap=flow.orientation == "inferred", final=final, client_port=flow.client_port,
         )
         if decision is None:
             return

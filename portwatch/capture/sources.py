@@ -12,6 +12,7 @@ record, which alone costs more than the whole per-packet budget of a classified 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -112,10 +113,8 @@ class CaptureSource:
             if not data:
                 return
             if self._raw is not None and self._raw is not self._fh:
-                try:
+                with contextlib.suppress(OSError, ValueError):  # a pipe has no position
                     self.bytes_read = self._raw.tell()
-                except (OSError, ValueError):
-                    pass
             else:
                 self.bytes_read += len(data)
             yield data

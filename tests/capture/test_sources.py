@@ -1,0 +1,161 @@
+"""Capture framing: classic pcap in every variant, pcapng, compression, stdin, and broken files."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import pytest
+from pcapkit import analyze_path, ether, tcp_session, timed, unknown_block, write_pcap, write_pcapng
+
+from portwatch.capture.sources import CaptureError, CaptureSource
+
+SSH = [b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"]
+
+
+def frames(n_sessions: int = 1) -> list[bytes]:
+    out = []
+    for i in range(n_sessions):
+        out += [ether(p) for p in tcp_session(SSH, SSH, sport=40000 + i, dport=22, server_first=True)]
+    return out
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("nano", [False, True])
+def test_classic_pcap_variants(tmp_path, big_endian, nano):
+    f = write_pcap(tmp_path / "x.pcap", timed(frames(), start=1_700_000_000.25, step=0.5), big_endian=big_endian,
+                   nano=nano)
+    recs = list(CaptureSource(f))
+    assert len(recs) == 8
+    assert recs[0][0] == pytest.approx(1_700_000_000.25, abs=1e-6)
+    assert recs[1][0] == pytest.approx(1_700_000_000.75, abs=1e-6)
+    assert all(r[1] == 1 for r in recs)
+    records, stats = analyze_path(f)
+    assert [r.protocol for r in records] == ["ssh"]
+    assert stats.error is None and stats.packets == 8
+
+
+def test_pcapng_interfaces_with_their_own_link_types(tmp_path):
+    from portwatch.capture.decode import LINKTYPE_RAW
+
+    eth = frames(1)
+    raw = [p for p in tcp_session(SSH, SSH, sport=41000, dport=22, server_first=True)]
+    packets = [(0, 1_700_000_000 + i, f) for i, f in enumerate(eth)]
+    packets += [(1, 1_700_000_100 + i, f) for i, f in enumerate(raw)]
+    f = write_pcapng(tmp_path / "x.pcapng", [1, LINKTYPE_RAW], packets, extra_blocks=[unknown_block()])
+    recs = list(CaptureSource(f))
+    assert {r[1] for r in recs} == {1, LINKTYPE_RAW}
+    records, stats = analyze_path(f)
+    assert sorted(r.src_port for r in records) == [40000, 41000]
+    assert all(r.protocol == "ssh" for r in records)
+    assert stats.error is None
+
+
+def test_gzipped_capture_is_read(tmp_path):
+    f = write_pcap(tmp_path / "x.pcap", timed(frames()))
+    gz = tmp_path / "x.pcap.gz"
+    gz.write_bytes(gzip.compress(f.read_bytes()))
+    records, stats = analyze_path(gz)
+    assert [r.protocol for r in records] == ["ssh"]
+
+
+def test_stdin(tmp_path):
+    f = write_pcap(tmp_path / "x.pcap", timed(frames()))
+    out = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl", "-"],
+                         input=f.read_bytes(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert b'"protocol":"ssh"' in out.stdout
+    assert b'"pcap"' not in out.stdout  # live/stdin records carry no file name
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"this is not a capture at all", "not a pcap or pcapng"),
+    ],
+)
+def test_not_a_capture(tmp_path, content, message):
+    f = tmp_path / "bad.pcap"
+    f.write_bytes(content)
+    with pytest.raises(CaptureError, match=message):
+        CaptureSource(f)
+
+
+def test_missing_file_is_a_capture_error(tmp_path):
+    with pytest.raises(CaptureError, match="No such file"):
+        CaptureSource(tmp_path / "nope.pcap")
+
+
+def _truncations(data: bytes) -> dict[str, bytes]:
+    return {
+        "file header": data[:10],
+        "record header": data[: len(data) - 70] + data[len(data) - 70 : len(data) - 62],
+        "packet data": data[:-20],
+    }
+
+
+@pytest.mark.parametrize("where", ["file header", "record header", "packet data"])
+def test_truncated_pcap_keeps_flows_read_so_far(tmp_path, where):
+    whole = write_pcap(tmp_path / "whole.pcap", timed(frames(3))).read_bytes()
+    last_len = len(frames(3)[-1])
+    cuts = {
+        "file header": whole[:10],
+        # stop inside the header of the last record
+        "record header": whole[: len(whole) - last_len - 16 + 7],
+        "packet data": whole[:-5],
+    }
+    f = tmp_path / "cut.pcap"
+    f.write_bytes(cuts[where])
+    records, stats = analyze_path(f)
+    assert stats.error and "truncated" in stats.error
+    if where != "file header":
+        assert len(records) == 3  # every flow read so far is reported
+        assert stats.packets == 23
+
+
+def test_caplen_beyond_limit_stops_with_error(tmp_path):
+    f = write_pcap(tmp_path / "x.pcap", timed(frames()), snaplen=65535)
+    data = bytearray(f.read_bytes())
+    # corrupt the caplen of the 4th record to 2**30
+    off = 24
+    for _ in range(3):
+        caplen = int.from_bytes(data[off + 8 : off + 12], "little")
+        off += 16 + caplen
+    data[off + 8 : off + 12] = (1 << 30).to_bytes(4, "little")
+    f.write_bytes(bytes(data))
+    records, stats = analyze_path(f)
+    assert "caplen" in stats.error
+    assert stats.packets == 3
+    assert len(records) == 1
+
+
+def test_zero_length_records_are_malformed_not_fatal(tmp_path):
+    fr = timed(frames())
+    fr.insert(3, (fr[3][0], b""))
+    f = write_pcap(tmp_path / "x.pcap", fr)
+    records, stats = analyze_path(f)
+    assert stats.error is None
+    assert stats.malformed == 1
+    assert [r.protocol for r in records] == ["ssh"]
+
+
+def test_unknown_link_type_is_counted(tmp_path):
+    f = write_pcap(tmp_path / "x.pcap", timed(frames()), linktype=147)  # LINKTYPE_USER0
+    records, stats = analyze_path(f)
+    assert records == []
+    assert stats.unsupported_link == stats.packets == 8
+
+
+def test_corrupt_pcapng_block_stops_with_flows_so_far(tmp_path):
+    packets = [(0, 1_700_000_000 + i, fr) for i, fr in enumerate(frames(2))]
+    f = write_pcapng(tmp_path / "x.pcapng", [1], packets)
+    data = bytearray(f.read_bytes())
+    # the last block's length field becomes an impossible 13
+    last_len = int.from_bytes(data[-4:], "little")
+    data[len(data) - last_len + 4 : len(data) - last_len + 8] = (13).to_bytes(4, "little")
+    f.write_bytes(bytes(data))
+    records, stats = analyze_path(f)
+    assert "corrupt pcapng block" in stats.error
+    assert len(records) == 2
