@@ -184,3 +184,23 @@ def test_near_misses(data):
 def test_never_raises(data, from_client):
     assert quic.probe(data, from_client).status in (MATCH, NO)
     assert quic.probe(RFC9001_A2[:30] + data, from_client).status in (MATCH, NO)
+
+
+def test_hello_across_datagrams():
+    """A ClientHello larger than one datagram (as Chrome's with ML-KEM key shares)."""
+    exts = [*ja4_spec_extensions([0x0000, 0x0010, 0x002B], [0x0403]), ext_padding(1500)]
+    hello = handshake(1, client_hello_body([0x1301], exts))
+    dcid = os.urandom(8)
+    first = protect_initial(crypto_frame(0, hello[:1000]), dcid, pad_to=1200)
+    second = protect_initial(crypto_frame(1000, hello[1000:]), dcid, pn=1, pad_to=1200)
+    alone = quic.probe(first, True)
+    assert alone.meta["sni"] == "example.com" and alone.meta["tls_truncated"] is True
+    both = quic.probe_units([first, second], True)
+    assert both.status is MATCH and "tls_truncated" not in both.meta and both.meta["ja4"].startswith("q13d0104h2_")
+    assert getattr(quic.probe_units, "units", False) is True
+    assert quic.probe_units([], True).status is NO
+    assert quic.probe_units([b"\x00" * 50, first], True).status is NO  # the first datagram decides
+
+
+def ext_padding(n: int) -> bytes:
+    return struct.pack("!HH", 0x0015, n) + bytes(n)

@@ -16,6 +16,9 @@ Meta: ``quic_version`` ("1", "2", "draft-29", "Q050", "0x1a2a3a4a", "negotiation
 decrypted the TLS ClientHello keys (``sni``, ``alpn``, ``tls_version``, ``ja3``, ``ja3_string``,
 ``ja4`` with the "q" prefix; ``tls_truncated`` when the hello continues in a later datagram).
 ``quic_decrypted`` is False for a client Initial whose payload did not authenticate.
+
+`probe_units(datagrams, from_client)` (marked ``units = True`` for the engine) does the same over
+the first datagrams of a direction, so a ClientHello split across Initial datagrams is read whole.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MAX_CID = 20
 MAX_COALESCED = 4
 MAX_CRYPTO = 16384  # reassembled CRYPTO stream bytes
 MAX_FRAMES = 512
+MAX_DATAGRAMS = 8  # datagrams `probe_units` reads
 
 V1 = 0x00000001
 V2 = 0x6B3343CF
@@ -258,7 +262,25 @@ def _parse_long(data: bytes, off: int) -> dict[str, Any] | None:
     return pkt
 
 
-def _probe(data: bytes, from_client: bool) -> ProbeResult:
+def _initial_chunks(
+    data: bytes, pkt: dict[str, Any] | None, version: int, keys: tuple[bytes, bytes, bytes]
+) -> tuple[list[tuple[int, bytes]], bool]:
+    """CRYPTO chunks of the Initial packets coalesced in one datagram, and whether any decrypted."""
+    chunks: list[tuple[int, bytes]] = []
+    decrypted = False
+    for _ in range(MAX_COALESCED):
+        if pkt is None or pkt["type"] != "initial" or pkt["version"] != version:
+            break
+        plain = _decrypt(data[pkt["start"] : pkt["end"]], pkt["pn_offset"] - pkt["start"], keys)
+        if plain is not None:
+            decrypted = True
+            chunks.extend(crypto_frames(plain))
+        pkt = _parse_long(data, pkt["end"]) if pkt["end"] < len(data) else None
+    return chunks, decrypted
+
+
+def _probe_units(units: list[bytes], from_client: bool) -> ProbeResult:
+    data = units[0]
     first_pkt = _parse_long(data, 0)
     if first_pkt is None:
         return NO_MATCH
@@ -273,17 +295,13 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
     keys = initial_keys(first_pkt["dcid"], version)
     if keys is None:
         return ProbeResult(ProbeStatus.MATCH, meta)
-    chunks: list[tuple[int, bytes]] = []
-    pkt: dict[str, Any] | None = first_pkt
-    decrypted = False
-    for _ in range(MAX_COALESCED):
-        if pkt is None or pkt["type"] != "initial" or pkt["version"] != version:
-            break
-        plain = _decrypt(data[pkt["start"] : pkt["end"]], pkt["pn_offset"] - pkt["start"], keys)
-        if plain is not None:
-            decrypted = True
-            chunks.extend(crypto_frames(plain))
-        pkt = _parse_long(data, pkt["end"]) if pkt["end"] < len(data) else None
+    # Every client Initial is protected with keys from the first Initial's DCID (RFC 9001 §5.2),
+    # so later datagrams add the rest of a ClientHello that did not fit in the first one.
+    chunks, decrypted = _initial_chunks(data, first_pkt, version, keys)
+    if decrypted:
+        for later in units[1:MAX_DATAGRAMS]:
+            more, _ = _initial_chunks(later, _parse_long(later, 0), version, keys)
+            chunks.extend(more)
     meta["quic_decrypted"] = decrypted
     stream = reassemble(chunks)
     if len(stream) >= 4 + 2 and stream[0] == tls.HS_CLIENT_HELLO:
@@ -297,6 +315,21 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
 def probe(data: bytes, from_client: bool) -> ProbeResult:
     """Classify one QUIC datagram (see the module docstring)."""
     try:
-        return _probe(bytes(data[:MAX_INPUT]), from_client)
+        return _probe_units([bytes(data[:MAX_INPUT])], from_client)
     except Exception:  # a parser bug (or a missing crypto backend) must never take the pipeline down
         return NO_MATCH
+
+
+def probe_units(units: list[bytes], from_client: bool) -> ProbeResult:
+    """Like `probe` on the first datagram, with the CRYPTO data of the client Initials in the
+    following datagrams (up to MAX_DATAGRAMS) added: a ClientHello too big for one datagram
+    (post-quantum key shares) is read whole. The verdict is decided by the first datagram."""
+    try:
+        if not units:
+            return NO_MATCH
+        return _probe_units([bytes(u[:MAX_INPUT]) for u in units[:MAX_DATAGRAMS]], from_client)
+    except Exception:  # a parser bug (or a missing crypto backend) must never take the pipeline down
+        return NO_MATCH
+
+
+probe_units.units = True  # type: ignore[attr-defined]  # the engine passes every datagram of a direction
