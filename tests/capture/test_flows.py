@@ -49,7 +49,7 @@ def test_mid_stream_server_banner_decides_roles():
 def test_mid_stream_uses_services_database():
     pkts = tcp_session([b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"], [b"HTTP/1.1 200 OK\r\n\r\n"],
                        sport=55000, dport=80)
-    s2c_first = [pkts[4], pkts[3]] + pkts[5:]  # first packet seen goes server -> client
+    s2c_first = [pkts[4], pkts[3], *pkts[5:]]  # first packet seen goes server -> client
     (rec,), _, _ = feed(s2c_first)
     assert rec.orientation == "inferred"
     assert (rec.src_port, rec.dst_port) == (55000, 80)
