@@ -40,7 +40,7 @@ def test_malformed_lines_are_reported_with_line_numbers():
     assert [line for line, _ in db.errors] == [7, 8, 9, 10]
     assert "abc/tcp" in db.errors[1][1]
     assert "out of range" in db.errors[2][1]
-    assert len(db) == 6
+    assert len(db) == 5
 
 
 def test_fallback_copy_ships_in_the_package():
