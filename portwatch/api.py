@@ -1,0 +1,316 @@
+"""Python API for notebooks: `analyze` captures, or `read` what the CLI and the monitor wrote.
+
+Both return an `Analysis`, whose DataFrames have the same columns and dtypes whatever the source
+(see `portwatch.frames` for every column and dtype):
+
+>>> a = portwatch.analyze("captures/ssh-443.pcap", progress=False)
+>>> a.flows          # one row per flow (DESIGN.md's schema)
+>>> a.findings       # one row per finding, with its flow's columns
+>>> a.servers        # one row per server endpoint
+>>> a.summary()      # findings deduplicated per server and kind, worst first
+>>> a.to_parquet("out/")   # out/flows.parquet, which portwatch.read("out/") loads back
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import sqlite3
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from . import frames
+from .capture.sources import CaptureSource, Record
+from .model import SEVERITIES, CaptureStats, FlowRecord
+from .pipeline import Analyzer, Config, Setup
+from .report.csvout import COLUMNS as CSV_COLUMNS
+from .report.parquet import ParquetWriter
+from .report.parquet import read_records as read_parquet_records
+
+PathLike = str | os.PathLike[str]
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+PARQUET_NAME = "flows.parquet"
+TOP_FINDINGS = 10
+_STAT_FIELDS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
+                "flows_evicted")
+
+
+class Analysis:
+    """Flows, findings and servers of one or more captures (or of a file portwatch wrote).
+
+    `flows` is the primary table; `findings`, `servers` and `summary()` derive from it (computed on
+    first use). `stats` holds the capture counters when the flows came from `analyze`, `errors`
+    the per-capture reasons reading stopped early.
+    """
+
+    def __init__(
+        self,
+        flows: pd.DataFrame,
+        *,
+        sources: Iterable[str] = (),
+        stats: CaptureStats | None = None,
+        errors: Iterable[str] = (),
+    ) -> None:
+        self._flows = flows
+        self.sources = list(sources)
+        self.stats = stats
+        self.errors = list(errors)
+        self._findings: pd.DataFrame | None = None
+        self._servers: pd.DataFrame | None = None
+
+    @property
+    def flows(self) -> pd.DataFrame:
+        """One row per flow; columns and dtypes in `portwatch.frames`."""
+        return self._flows
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """One row per finding: flow, kind, severity, message, then the flow's columns."""
+        if self._findings is None:
+            self._findings = frames.findings_frame(self._flows)
+        return self._findings
+
+    @property
+    def servers(self) -> pd.DataFrame:
+        """One row per server endpoint (see `portwatch.frames.servers_frame`)."""
+        if self._servers is None:
+            self._servers = frames.servers_frame(self._flows)
+        return self._servers
+
+    def summary(self) -> pd.DataFrame:
+        """Findings deduplicated per (server, transport, kind), worst first: the console report's view."""
+        return frames.summary_frame(self._flows)
+
+    def to_parquet(self, directory: PathLike) -> Path:
+        """Write `directory`/flows.parquet (schema in `portwatch.report.parquet`); returns its path."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / PARQUET_NAME
+        with ParquetWriter(path) as writer:
+            for rec in frames.frame_records(self._flows):
+                writer.write(rec)
+        return path
+
+    # ---- display ------------------------------------------------------------------------
+    def _severity_counts(self) -> dict[str, int]:
+        counts = self.findings["severity"].value_counts()
+        return {s: int(counts.get(s, 0)) for s in reversed(SEVERITIES) if counts.get(s, 0)}
+
+    def __repr__(self) -> str:
+        sev = ", ".join(f"{k} {v}" for k, v in self._severity_counts().items())
+        where = f" from {', '.join(self.sources)}" if self.sources else ""
+        return (f"<Analysis: {len(self._flows)} flows{where}, {len(self.findings)} findings"
+                f"{f' ({sev})' if sev else ''}, {len(self.servers)} servers>")
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        flows = self._flows
+        parts = ["<div class='portwatch-analysis'>"]
+        where = f" from {', '.join(self.sources)}" if self.sources else ""
+        span = ""
+        if len(flows):
+            span = f", {flows['ts_start'].min():%Y-%m-%d %H:%M:%S} .. {flows['ts_end'].max():%Y-%m-%d %H:%M:%S} UTC"
+        parts.append(f"<p><b>portwatch</b>: {esc(str(len(flows)))} flows{esc(where)}{esc(span)}; "
+                     f"{esc(str(len(self.findings)))} findings, {esc(str(len(self.servers)))} servers</p>")
+        protos = flows["protocol"].value_counts()
+        protos = protos[protos > 0]
+        parts.append(_html_table(["protocol", "flows"], [(p, n) for p, n in protos.items()]))
+        top = self.summary().head(TOP_FINDINGS)
+        if len(top):
+            parts.append(f"<p>Top findings ({esc(str(len(top)))} of {esc(str(len(self.summary())))})</p>")
+            cols = ["severity", "kind", "server", "transport", "protocol", "flows", "message"]
+            parts.append(_html_table(cols, top[cols].itertuples(index=False)))
+        else:
+            parts.append("<p>No findings.</p>")
+        for e in self.errors:
+            parts.append(f"<p>error: {esc(e)}</p>")
+        parts.append("</div>")
+        return "\n".join(parts)
+
+
+def _html_table(columns: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---- analyze ------------------------------------------------------------------------------
+def _capture_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out: list[str] = []
+    for p in items:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(str(f) for f in sorted(path.iterdir()) if f.name.endswith(CAPTURE_SUFFIXES))
+        else:
+            out.append(os.fspath(p))
+    return out
+
+
+def _dirs(value: PathLike | Iterable[PathLike] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)
+    return tuple(os.fspath(v) for v in value)
+
+
+def _with_progress(source: CaptureSource, out: TextIO) -> Iterator[Record]:
+    """Yield the source's records, rewriting one status line every 64k packets."""
+    size = source.size
+    for n, rec in enumerate(source, 1):
+        if not n & 0xFFFF:
+            pct = f" {100 * source.bytes_read / size:.0f}%" if size else ""
+            out.write(f"\r{source.name}: {n} packets{pct}")
+            out.flush()
+        yield rec
+
+
+def analyze(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    signatures: PathLike | Iterable[PathLike] | None = None,
+    services: PathLike | None = None,
+    policy: PathLike | None = None,
+    progress: bool = True,
+) -> Analysis:
+    """Analyze pcap/pcapng captures (a file, a directory of them, or a list) into an `Analysis`.
+
+    `signatures`: extra signature file(s) or directories, adding to or overriding the built-in set;
+    `services`: a services(5) file instead of /etc/services; `policy`: a site policy TOML file;
+    `progress`: a status line per capture on stderr. A capture that cannot be opened raises
+    `portwatch.capture.sources.CaptureError`; one that ends early (truncated) warns and is kept
+    in `Analysis.errors`.
+    """
+    config = Config(signature_dirs=_dirs(signatures), services_path=None if services is None else os.fspath(services),
+                    policy_path=None if policy is None else os.fspath(policy))
+    setup = Setup.load(config)
+    records: list[dict[str, Any]] = []
+    total = CaptureStats()
+    errors: list[str] = []
+    names: list[str] = []
+
+    def sink(rec: FlowRecord) -> None:
+        records.append(rec.as_dict())
+
+    for path in _capture_paths(paths):
+        with CaptureSource(path) as source:
+            names.append(source.name)
+            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=source.name)
+            analyzer.run(_with_progress(source, sys.stderr) if progress else source)
+            stats = analyzer.close()
+        stats.malformed += source.stats.malformed
+        for name in _STAT_FIELDS:
+            setattr(total, name, getattr(total, name) + getattr(stats, name))
+        if source.stats.error:
+            errors.append(source.stats.error)
+            warnings.warn(source.stats.error, stacklevel=2)
+        if progress:
+            sys.stderr.write(f"\r{source.name}: {stats.packets} packets, done\n")
+    records.sort(key=lambda r: (r["ts_start"], r.get("pcap") or ""))
+    return Analysis(frames.flows_frame(records), sources=names, stats=total, errors=errors)
+
+
+# ---- read ---------------------------------------------------------------------------------
+SQLITE_MAGIC = b"SQLite format 3\x00"
+PARQUET_MAGIC = b"PAR1"
+
+
+def _sniff(path: Path) -> str:
+    if path.is_dir():
+        return "parquet"
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if head.lstrip().startswith(b"{") or not head.strip():
+        return "jsonl"
+    return "csv"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _unformula(value: str) -> str:
+    """Undo csvout.safe_cell: it put a quote before a cell a spreadsheet would evaluate."""
+    if value.startswith("'") and value[1:2] and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    out = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: not a portwatch csv (missing columns: {', '.join(sorted(missing))})")
+        for row in reader:
+            r = {k: _unformula(v) for k, v in row.items() if k in CSV_COLUMNS}
+            out.append({
+                **r,
+                "pcap": r["pcap"] or None,
+                "ts_start": float(r["ts_start"]),
+                "ts_end": float(r["ts_end"]),
+                "src_port": int(r["src_port"]),
+                "dst_port": int(r["dst_port"]),
+                "confidence": float(r["confidence"]),
+                "assigned": r["assigned"].split(),
+                **{k: int(r[k]) for k in frames.COUNTER_COLUMNS},
+                "meta": json.loads(r["meta"] or "{}"),
+                "findings": json.loads(r["findings"] or "[]"),
+            })
+    return out
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    return read_parquet_records(path / PARQUET_NAME if path.is_dir() else path)
+
+
+def _read_sqlite(path: Path) -> list[dict[str, Any]]:
+    """The `flows` table of a database `report/sqlite.py` wrote (the monitor's), opened read-only.
+
+    The `findings` table there also holds findings reported live, before their flow ended; read it
+    with `pandas.read_sql` when those matter (the notebook monitor-db.ipynb shows how).
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(f"SELECT {', '.join(frames.FLOW_COLUMNS)} FROM flows ORDER BY id").fetchall()
+    finally:
+        db.close()
+    out = []
+    for row in rows:
+        r = dict(row)
+        r["assigned"] = json.loads(r["assigned"] or "[]")
+        r["meta"] = json.loads(r["meta"] or "{}")
+        r["findings"] = json.loads(r["findings"] or "[]")
+        out.append(r)
+    return out
+
+
+def read(path: PathLike) -> Analysis:
+    """Load flows written by portwatch (jsonl, csv, parquet file or `to_parquet` directory, or the
+    SQLite database of `portwatch monitor --db`) into an
+    `Analysis` whose DataFrames equal those `analyze` builds: same columns, same dtypes.
+
+    The format is recognised from the file's first bytes, not its name.
+    """
+    p = Path(path)
+    fmt = _sniff(p)
+    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "sqlite": _read_sqlite}
+    records = readers[fmt](p)
+    return Analysis(frames.flows_frame(records), sources=[p.name])

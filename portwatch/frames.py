@@ -1,0 +1,330 @@
+"""Flow records (``FlowRecord.as_dict()`` shape) to pandas DataFrames with deliberate dtypes.
+
+Every reader (jsonl, csv, parquet, SQLite) and `analyze` ends in `flows_frame`, so a DataFrame
+built from any source has the same columns and dtypes, and `findings_frame`, `servers_frame` and
+`summary_frame` derive from it.
+
+Flows (`flows_frame`), one row per flow, the columns of DESIGN.md's output schema in its order:
+
+=============================  =========================================================================
+column                         dtype
+=============================  =========================================================================
+pcap                           ``string`` (``<NA>`` for live traffic)
+ts_start, ts_end               ``datetime64[ns, UTC]``, rounded to the microsecond (pcap resolution)
+transport                      ``category`` [tcp, udp]
+src_ip, dst_ip                 ``string``
+src_port, dst_port             ``int32``
+orientation                    ``category`` [handshake, inferred]
+protocol                       ``category``, the protocols present, sorted
+confidence                     ``float64``
+assigned                       ``object``: list of service names (possibly empty)
+packets_c2s .. bytes_s2c       ``int64``
+meta                           ``object``: dict of metadata (sni, ja3, ssh_server, client_head ...)
+findings                       ``object``: list of ``{kind, severity, message}`` dicts
+=============================  =========================================================================
+
+Text is sanitised again on the way in (`portwatch.sanitize.clean_text`, without truncation), so a
+file that did not come from portwatch cannot smuggle control characters or ANSI escapes into a
+notebook; text that portwatch wrote is unchanged by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .model import SEVERITIES, SEVERITY_RANK
+from .sanitize import MAX_TEXT, clean_text
+
+FLOW_COLUMNS: tuple[str, ...] = (
+    "pcap", "ts_start", "ts_end", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "orientation",
+    "protocol", "confidence", "assigned", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "meta",
+    "findings",
+)
+TIME_COLUMNS = ("ts_start", "ts_end")
+PORT_COLUMNS = ("src_port", "dst_port")
+COUNTER_COLUMNS = ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c")
+STRING_COLUMNS = ("pcap", "src_ip", "dst_ip")
+TRANSPORTS = ("tcp", "udp")
+ORIENTATIONS = ("handshake", "inferred")
+TIME_DTYPE = "datetime64[ns, UTC]"
+SEVERITY_DTYPE = pd.CategoricalDtype(SEVERITIES, ordered=True)
+FINDING_COLUMNS: tuple[str, ...] = ("flow", "kind", "severity", "message")
+
+
+def safe_text(value: str) -> str:
+    """`clean_text` without its length limit: idempotent, so sanitised text passes unchanged."""
+    return clean_text(value, max(MAX_TEXT, len(value)))
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, Mapping):
+        return {safe_text(str(k)): _safe_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe_value(v) for v in value]
+    return value
+
+
+def _categorical(values: Iterable[Any], base: tuple[str, ...] = (), ordered: bool = False) -> pd.Categorical:
+    """Categories are `base` (in its order) then any other value seen, sorted: stable for equal data."""
+    values = [None if v is None or v is pd.NA else safe_text(str(v)) for v in values]
+    extra = sorted({v for v in values if v is not None} - set(base))
+    return pd.Categorical(values, categories=[*base, *extra], ordered=ordered)
+
+
+def epoch_to_utc(values: Iterable[Any]) -> pd.Series:
+    """Epoch seconds (float) to UTC datetimes, rounded to the microsecond so every format agrees."""
+    seconds = np.asarray(list(values), dtype="float64")
+    micros = np.rint(seconds * 1e6).astype("int64")
+    return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype(TIME_DTYPE)
+
+
+def _times(values: list[Any]) -> pd.Series:
+    if values and all(isinstance(v, datetime) for v in values):
+        index = pd.DatetimeIndex(values)
+        index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+        return pd.Series(index).astype(TIME_DTYPE).dt.round("us")
+    return epoch_to_utc(values)
+
+
+def _assigned(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [safe_text(v) for v in value.split()]
+    return [safe_text(str(v)) for v in value]
+
+
+def _findings(value: Any) -> list[dict[str, str]]:
+    out = []
+    for f in value or ():
+        out.append({k: safe_text(str(f[k])) for k in ("kind", "severity", "message")})
+    return out
+
+
+def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per flow record (dicts as `FlowRecord.as_dict()` returns them); dtypes in the module doc.
+
+    ``ts_start``/``ts_end`` may be epoch seconds or datetimes (naive ones are taken as UTC); ``assigned`` a list or the
+    space-joined text the csv sink writes.
+    """
+    rows = list(records)
+    col: dict[str, list[Any]] = {name: [r.get(name) for r in rows] for name in FLOW_COLUMNS}
+    data: dict[str, Any] = {}
+    for name in FLOW_COLUMNS:
+        values = col[name]
+        if name in STRING_COLUMNS:
+            data[name] = pd.array([None if v is None or v is pd.NA or v == "" else safe_text(str(v)) for v in values],
+                                  dtype="string")
+        elif name in TIME_COLUMNS:
+            data[name] = _times(values)
+        elif name == "transport":
+            data[name] = _categorical(values, TRANSPORTS)
+        elif name == "orientation":
+            data[name] = _categorical(values, ORIENTATIONS)
+        elif name == "protocol":
+            data[name] = _categorical(values)
+        elif name in PORT_COLUMNS:
+            data[name] = np.asarray(values, dtype="int64").astype("int32")
+        elif name in COUNTER_COLUMNS:
+            data[name] = np.asarray(values, dtype="int64")
+        elif name == "confidence":
+            data[name] = np.asarray(values, dtype="float64")
+        elif name == "assigned":
+            data[name] = _object([_assigned(v) for v in values])
+        elif name == "meta":
+            data[name] = _object([_safe_value(dict(v or {})) for v in values])
+        else:  # findings
+            data[name] = _object([_findings(v) for v in values])
+    frame = pd.DataFrame({k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()})
+    return frame
+
+
+def _object(values: list[Any]) -> np.ndarray:
+    # np.array would turn a list of equal-length lists into a 2-D array; fill an object array instead.
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def findings_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    """One row per finding: ``flow`` (int64, the row label in `flows`), ``kind`` (category, the kinds
+    present, sorted), ``severity`` (ordered category info < low < medium < high), ``message``
+    (string), then every flow column except ``findings``, with the flows' dtypes."""
+    index: list[int] = []
+    kinds: list[str] = []
+    severities: list[str] = []
+    messages: list[str] = []
+    for label, fl in zip(flows.index, flows["findings"], strict=True):
+        for f in fl:
+            index.append(label)
+            kinds.append(f["kind"])
+            severities.append(f["severity"])
+            messages.append(f["message"])
+    rest = flows.loc[index].drop(columns=["findings"]).reset_index(drop=True)
+    head = pd.DataFrame({
+        "flow": np.asarray(index, dtype="int64"),
+        "kind": _categorical(kinds),
+        "severity": pd.Categorical(severities, dtype=SEVERITY_DTYPE),
+        "message": pd.array(messages, dtype="string"),
+    })
+    return pd.concat([head, rest], axis=1)
+
+
+def server_label(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _max_severity(findings: Iterable[list[dict[str, str]]]) -> str | None:
+    best: str | None = None
+    for fl in findings:
+        for f in fl:
+            if best is None or SEVERITY_RANK.get(f["severity"], -1) > SEVERITY_RANK[best]:
+                best = f["severity"] if f["severity"] in SEVERITY_RANK else best
+    return best
+
+
+# Metadata that says what a server is, best first: shown as `identity` in the servers table.
+IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns_query")
+
+
+def servers_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    """One row per server endpoint (``dst_ip``, ``dst_port``, ``transport``) seen in `flows`.
+
+    Columns: ``server`` (string, ``ip:port``), ``dst_ip`` (string), ``dst_port`` (int32),
+    ``transport`` (category), ``protocol`` (category; the most frequent detected protocol),
+    ``protocols`` (string, every detected protocol joined by ``,``), ``assigned`` (string,
+    space-joined service names), ``flows``, ``clients``, ``packets``, ``bytes`` (int64),
+    ``first_seen``/``last_seen`` (UTC datetimes), ``max_severity`` (ordered category, ``<NA>`` when
+    no finding), ``kinds`` (string, finding kinds joined by ``,``), ``identity`` (string: the first
+    of ssh_server, banner, sni, http_server, http_host, dns_query found in the flows' metadata).
+    Sorted by severity (worst first), then flows.
+    """
+    rows = []
+    for (ip, port, transport), g in flows.groupby(["dst_ip", "dst_port", "transport"], observed=True, sort=True):
+        protos = g["protocol"].astype("string").value_counts()
+        kinds = sorted({f["kind"] for fl in g["findings"] for f in fl})
+        identity = next((m[k] for k in IDENTITY_KEYS for m in g["meta"] if m.get(k)), None)
+        assigned = next((a for a in g["assigned"] if a), [])
+        rows.append({
+            "server": server_label(ip, int(port)),
+            "dst_ip": ip,
+            "dst_port": int(port),
+            "transport": transport,
+            "protocol": protos.index[0],
+            "protocols": ",".join(sorted(protos.index)),
+            "assigned": " ".join(assigned),
+            "flows": len(g),
+            "clients": int(g["src_ip"].nunique()),
+            "packets": int((g["packets_c2s"] + g["packets_s2c"]).sum()),
+            "bytes": int((g["bytes_c2s"] + g["bytes_s2c"]).sum()),
+            "first_seen": g["ts_start"].min(),
+            "last_seen": g["ts_end"].max(),
+            "max_severity": _max_severity(g["findings"]),
+            "kinds": ",".join(kinds),
+            "identity": identity,
+        })
+    out = pd.DataFrame({
+        "server": pd.array([r["server"] for r in rows], dtype="string"),
+        "dst_ip": pd.array([r["dst_ip"] for r in rows], dtype="string"),
+        "dst_port": np.asarray([r["dst_port"] for r in rows], dtype="int32"),
+        "transport": _categorical([r["transport"] for r in rows], TRANSPORTS),
+        "protocol": _categorical([r["protocol"] for r in rows]),
+        "protocols": pd.array([r["protocols"] for r in rows], dtype="string"),
+        "assigned": pd.array([r["assigned"] for r in rows], dtype="string"),
+        "flows": np.asarray([r["flows"] for r in rows], dtype="int64"),
+        "clients": np.asarray([r["clients"] for r in rows], dtype="int64"),
+        "packets": np.asarray([r["packets"] for r in rows], dtype="int64"),
+        "bytes": np.asarray([r["bytes"] for r in rows], dtype="int64"),
+        "first_seen": pd.Series([r["first_seen"] for r in rows], dtype=TIME_DTYPE).array,
+        "last_seen": pd.Series([r["last_seen"] for r in rows], dtype=TIME_DTYPE).array,
+        "max_severity": pd.Categorical([r["max_severity"] for r in rows], dtype=SEVERITY_DTYPE),
+        "kinds": pd.array([r["kinds"] for r in rows], dtype="string"),
+        "identity": pd.array([r["identity"] for r in rows], dtype="string"),
+    })
+    return _worst_first(out, "max_severity", "flows")
+
+
+def _worst_first(frame: pd.DataFrame, severity: str, count: str) -> pd.DataFrame:
+    rank = frame[severity].cat.codes  # -1 for <NA>: sorts after every severity
+    order = np.lexsort((-frame[count].to_numpy(), -rank.to_numpy()))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def summary_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    """Findings deduplicated per (server, transport, kind), as the console report shows them.
+
+    Columns: ``severity`` (ordered category, the worst of the group), ``kind`` (category),
+    ``server`` (string ``ip:port``), ``transport`` (category), ``protocol`` (category), ``flows``
+    and ``clients`` (int64), ``first_seen``/``last_seen`` (UTC datetimes), ``message`` (string, of
+    the worst finding). Sorted worst first, then by number of flows.
+    """
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in flows.itertuples(index=False):
+        server = server_label(row.dst_ip, int(row.dst_port))
+        for f in row.findings:
+            key = (server, str(row.transport), f["kind"])
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = {
+                    "severity": f["severity"], "kind": f["kind"], "server": server, "transport": str(row.transport),
+                    "protocol": str(row.protocol), "flows": 0, "clients": set(), "first_seen": row.ts_start,
+                    "last_seen": row.ts_end, "message": f["message"],
+                }
+            g["flows"] += 1
+            g["clients"].add(row.src_ip)
+            g["first_seen"] = min(g["first_seen"], row.ts_start)
+            g["last_seen"] = max(g["last_seen"], row.ts_end)
+            if SEVERITY_RANK.get(f["severity"], -1) > SEVERITY_RANK.get(g["severity"], -1):
+                g["severity"], g["message"] = f["severity"], f["message"]
+    rows = list(groups.values())
+    out = pd.DataFrame({
+        "severity": pd.Categorical([r["severity"] for r in rows], dtype=SEVERITY_DTYPE),
+        "kind": _categorical([r["kind"] for r in rows]),
+        "server": pd.array([r["server"] for r in rows], dtype="string"),
+        "transport": _categorical([r["transport"] for r in rows], TRANSPORTS),
+        "protocol": _categorical([r["protocol"] for r in rows]),
+        "flows": np.asarray([r["flows"] for r in rows], dtype="int64"),
+        "clients": np.asarray([len(r["clients"]) for r in rows], dtype="int64"),
+        "first_seen": pd.Series([r["first_seen"] for r in rows], dtype=TIME_DTYPE).array,
+        "last_seen": pd.Series([r["last_seen"] for r in rows], dtype=TIME_DTYPE).array,
+        "message": pd.array([r["message"] for r in rows], dtype="string"),
+    })
+    return _worst_first(out, "severity", "flows")
+
+
+def frame_records(flows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Back from a flows DataFrame to record dicts (epoch-second floats), for the sinks."""
+    out = []
+    for row in flows.itertuples(index=False):
+        d: dict[str, Any] = {}
+        if row.pcap is not pd.NA and row.pcap is not None:
+            d["pcap"] = str(row.pcap)
+        d.update(
+            ts_start=row.ts_start.value / 1e9,
+            ts_end=row.ts_end.value / 1e9,
+            transport=str(row.transport),
+            src_ip=str(row.src_ip),
+            src_port=int(row.src_port),
+            dst_ip=str(row.dst_ip),
+            dst_port=int(row.dst_port),
+            orientation=str(row.orientation),
+            protocol=str(row.protocol),
+            confidence=float(row.confidence),
+            assigned=list(row.assigned),
+            packets_c2s=int(row.packets_c2s),
+            packets_s2c=int(row.packets_s2c),
+            bytes_c2s=int(row.bytes_c2s),
+            bytes_s2c=int(row.bytes_s2c),
+            meta=dict(row.meta),
+            findings=[dict(f) for f in row.findings],
+        )
+        out.append(d)
+    return out

@@ -1,0 +1,102 @@
+"""The DataFrames' dtypes are deliberate, and findings/servers/summary say what the capture holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import portwatch
+from portwatch.frames import FLOW_COLUMNS, flows_frame
+
+
+@pytest.fixture(scope="module")
+def analysed(mixed_pcap: Path) -> portwatch.Analysis:
+    return portwatch.analyze(mixed_pcap, progress=False)
+
+
+def test_flow_dtypes(analysed: portwatch.Analysis) -> None:
+    flows = analysed.flows
+    assert tuple(flows.columns) == FLOW_COLUMNS
+    dt = flows.dtypes
+    for col in ("transport", "orientation", "protocol"):
+        assert isinstance(dt[col], pd.CategoricalDtype), col
+    assert list(dt["transport"].categories) == ["tcp", "udp"]
+    for col in ("ts_start", "ts_end"):
+        assert str(dt[col]) == "datetime64[ns, UTC]"
+    for col in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c"):
+        assert dt[col] == "int64"
+    assert dt["src_port"] == "int32" and dt["dst_port"] == "int32"
+    assert isinstance(dt["src_ip"], pd.StringDtype) and isinstance(dt["pcap"], pd.StringDtype)
+    assert dt["confidence"] == "float64"
+
+
+def test_flows_content(analysed: portwatch.Analysis) -> None:
+    flows = analysed.flows
+    assert len(flows) == 5
+    assert flows["ts_start"].is_monotonic_increasing
+    by_port = flows.set_index("dst_port")
+    assert by_port.loc[443, "protocol"] == "ssh"
+    assert by_port.loc[80, "protocol"] == "http"
+    assert by_port.loc[53, "protocol"] == "dns" and by_port.loc[53, "transport"] == "udp"
+    assert by_port.loc[4444, "protocol"] == "unknown"
+    assert by_port.loc[80, "assigned"] == ["http"]
+    assert by_port.loc[80, "bytes_c2s"] > 0 and by_port.loc[80, "packets_s2c"] >= 2
+    assert (flows["pcap"] == "mixed.pcap").all()
+
+
+def test_findings_one_row_per_finding_with_flow_columns(analysed: portwatch.Analysis) -> None:
+    findings = analysed.findings
+    assert len(findings) == sum(len(f) for f in analysed.flows["findings"])
+    assert set(findings.columns) == {"flow", "kind", "severity", "message"} | (set(FLOW_COLUMNS) - {"findings"})
+    assert findings["severity"].dtype.ordered
+    assert isinstance(findings["kind"].dtype, pd.CategoricalDtype)
+    ssh = findings[findings["dst_port"] == 443]
+    assert {"tunnel", "port-mismatch"} <= set(ssh["kind"])
+    assert (ssh["protocol"] == "ssh").all() and (ssh["flow"] == 0).all()
+    assert (findings["severity"] >= "medium").all()  # ordered: comparisons work
+    assert "encrypted-unknown" in set(findings[findings["dst_port"] == 4444]["kind"])
+    assert "cleartext-on-secure-port" in set(findings[findings["dst_port"] == 22]["kind"])
+
+
+def test_servers_and_summary(analysed: portwatch.Analysis) -> None:
+    servers = analysed.servers.set_index("server")
+    assert set(servers.index) == {"10.9.0.1:22", "10.9.0.1:53", "10.9.0.1:80", "10.9.0.1:443", "10.9.0.1:4444"}
+    assert servers.loc["10.9.0.1:443", "protocol"] == "ssh"
+    assert servers.loc["10.9.0.1:443", "max_severity"] == "high"
+    assert pd.isna(servers.loc["10.9.0.1:80", "max_severity"])
+    assert servers.loc["10.9.0.1:53", "identity"] == "www.example.org."
+    assert analysed.servers["max_severity"].iloc[0] == "high"  # worst first
+    summary = analysed.summary()
+    assert summary["severity"].cat.codes.is_monotonic_decreasing
+    assert (summary["flows"] == 1).all() and len(summary) == len(analysed.findings)
+
+
+def test_empty_frames_keep_their_dtypes() -> None:
+    a = portwatch.Analysis(flows_frame([]))
+    assert tuple(a.flows.columns) == FLOW_COLUMNS
+    assert str(a.flows["ts_start"].dtype) == "datetime64[ns, UTC]"
+    assert a.findings.empty and a.servers.empty and a.summary().empty
+    assert "0 flows" in repr(a)
+
+
+def test_directory_and_list_inputs(mixed_pcap: Path) -> None:
+    a = portwatch.analyze(mixed_pcap.parent, progress=False)
+    b = portwatch.analyze([mixed_pcap, mixed_pcap], progress=False)
+    assert len(a.flows) == 5 and len(b.flows) == 10 and b.sources == ["mixed.pcap", "mixed.pcap"]
+    assert a.stats is not None and a.stats.packets > 30
+
+
+def test_progress_goes_to_stderr(mixed_pcap: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    portwatch.analyze(mixed_pcap, progress=True)
+    assert "mixed.pcap:" in capsys.readouterr().err
+
+
+def test_unreadable_capture_raises(tmp_path: Path) -> None:
+    from portwatch.capture.sources import CaptureError
+
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    with pytest.raises(CaptureError):
+        portwatch.analyze(bad, progress=False)

@@ -1,0 +1,109 @@
+"""portwatch.read() gives back, from every output format, the DataFrame analyze() built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import portwatch
+from portwatch.capture.sources import CaptureSource
+from portwatch.model import FlowRecord
+from portwatch.pipeline import Analyzer
+from portwatch.report.csvout import CsvWriter
+from portwatch.report.jsonl import JsonlWriter
+from portwatch.report.parquet import ParquetWriter
+
+
+def _records(pcap: Path) -> list[FlowRecord]:
+    out: list[FlowRecord] = []
+    with CaptureSource(pcap) as src:
+        analyzer = Analyzer(on_record=out.append, pcap_name=src.name)
+        analyzer.run(src)
+        analyzer.close()
+    return sorted(out, key=lambda r: r.ts_start)
+
+
+def _write(fmt: str, records: list[FlowRecord], path: Path) -> None:
+    if fmt in ("jsonl", "csv"):
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            writer = JsonlWriter(fh) if fmt == "jsonl" else CsvWriter(fh)
+            for r in records:
+                writer.write(r)
+            writer.close()
+    elif fmt == "parquet":
+        with ParquetWriter(path) as writer:
+            for r in records:
+                writer.write(r)
+    else:
+        from portwatch.report.sqlite import SqliteWriter
+
+        writer = SqliteWriter(path)
+        for r in records:
+            writer.write(r)
+        writer.close()
+
+
+@pytest.fixture(scope="module")
+def analysed(mixed_pcap: Path) -> portwatch.Analysis:
+    return portwatch.analyze(mixed_pcap, progress=False)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "sqlite"])
+def test_round_trip_every_format(fmt: str, mixed_pcap: Path, analysed: portwatch.Analysis, tmp_path: Path) -> None:
+    if fmt == "sqlite":
+        pytest.importorskip("portwatch.report.sqlite")
+    path = tmp_path / f"flows.{fmt}"
+    _write(fmt, _records(mixed_pcap), path)
+    back = portwatch.read(path)
+    pd.testing.assert_frame_equal(back.flows, analysed.flows)
+    pd.testing.assert_frame_equal(back.findings, analysed.findings)
+    pd.testing.assert_frame_equal(back.servers, analysed.servers)
+
+
+def test_to_parquet_directory_round_trip(analysed: portwatch.Analysis, tmp_path: Path) -> None:
+    path = analysed.to_parquet(tmp_path / "out")
+    assert path == tmp_path / "out" / "flows.parquet"
+    pd.testing.assert_frame_equal(portwatch.read(tmp_path / "out").flows, analysed.flows)
+    pd.testing.assert_frame_equal(portwatch.read(path).flows, analysed.flows)
+
+
+def test_parquet_is_typed_for_other_tools(analysed: portwatch.Analysis, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(analysed.to_parquet(tmp_path))
+    assert str(schema.field("ts_start").type) == "timestamp[us, tz=UTC]"
+    assert str(schema.field("dst_port").type) == "int32"
+    assert str(schema.field("findings").type).startswith("list<element: struct<kind: string")
+
+
+def test_csv_formula_guard_is_undone(tmp_path: Path) -> None:
+    """csvout prefixes cells a spreadsheet would evaluate with a quote; read() strips it again."""
+    from _api_pcap import build_mixed
+
+    pcap = build_mixed(tmp_path / "=HYPERLINK(x).pcap")
+    path = tmp_path / "f.csv"
+    _write("csv", _records(pcap), path)
+    assert "'=HYPERLINK(x).pcap" in path.read_text()
+    back = portwatch.read(path)
+    assert set(back.flows["pcap"]) == {"=HYPERLINK(x).pcap"}
+    pd.testing.assert_frame_equal(back.flows, portwatch.analyze(pcap, progress=False).flows)
+
+
+def test_live_records_without_pcap_read_as_na(tmp_path: Path) -> None:
+    rec = FlowRecord(1.5, 2.5, "udp", "10.0.0.2", 5353, "10.0.0.1", 53, "handshake", "dns", 0.9, ["domain"],
+                     1, 1, 40, 80)
+    for fmt in ("jsonl", "csv", "parquet"):
+        path = tmp_path / f"live.{fmt}"
+        _write(fmt, [rec], path)
+        flows = portwatch.read(path).flows
+        assert flows["pcap"].isna().all(), fmt
+        assert flows["ts_start"].iloc[0] == pd.Timestamp("1970-01-01 00:00:01.5", tz="UTC")
+
+
+def test_read_rejects_foreign_csv(tmp_path: Path) -> None:
+    path = tmp_path / "other.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a portwatch csv"):
+        portwatch.read(path)
