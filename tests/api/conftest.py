@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from _api_pcap import build_mixed
 
+# Headless: set before anything imports matplotlib (its backend is read at import time).
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 
 @pytest.fixture(scope="session")
 def mixed_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_mixed(tmp_path_factory.mktemp("pcap") / "mixed.pcap")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _headless_matplotlib() -> None:
-    os.environ.setdefault("MPLBACKEND", "Agg")
