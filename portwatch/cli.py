@@ -215,3 +215,6 @@ def signatures_check(files: tuple[str, ...]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from .monitor.command import monitor  # noqa: E402 - registered last: the monitor package needs nothing from cli
+
+main.add_command(monitor)

@@ -1,0 +1,1 @@
+"""Live monitoring of mirror ports: `portwatch monitor` (command.py is the entry point)."""

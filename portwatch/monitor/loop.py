@@ -1,0 +1,176 @@
+"""The monitor loop: capture in short batches, and between batches do the housekeeping.
+
+Between two batches (a quarter of a second at most) the loop handles signals, expires idle flows
+and cuts long ones by the wall clock (a silent link still ends its flows), commits the database,
+reads the kernel's drop counters and redraws the view. Signal handlers only set flags; all the
+work happens here, in the one thread, so no handler ever interrupts a half-written record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+
+from ..capture.sources import CaptureSource
+from ..pipeline import Config
+from . import reload as reloading
+from .analyzer import MonitorAnalyzer
+from .emit import Emitter
+from .live import LiveSource
+from .view import Snapshot
+
+log = logging.getLogger("portwatch.monitor")
+
+TICK = 0.25
+REPLAY_BATCH = 4096
+
+
+@dataclass(slots=True)
+class Limits:
+    duration: float | None = None
+    max_packets: int | None = None
+    active_timeout: float = 1800.0
+    expire_interval: float = 5.0
+
+
+class Monitor:
+    def __init__(
+        self, analyzer: MonitorAnalyzer, source: LiveSource | CaptureSource, emitter: Emitter,
+        config: Config, limits: Limits, view: object | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.source = source
+        self.emitter = emitter
+        self.config = config
+        self.limits = limits
+        self.view = view
+        self.stop = [False]
+        self.stop_reason = ""
+        self.hup = False
+        self.started = time.monotonic()
+        self.last_rate = (self.started, 0)
+        self.pps = 0.0
+        self.next_expire = self.started + limits.expire_interval
+
+    # ---- signals -------------------------------------------------------------------------
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop[0] = True
+        self.stop_reason = signal.Signals(signum).name
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.hup = True
+
+    def install_signals(self) -> dict[int, Callable | int | None]:
+        previous = {}
+        for sig, handler in ((signal.SIGINT, self._on_stop), (signal.SIGTERM, self._on_stop),
+                             (signal.SIGHUP, self._on_hup)):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    # ---- main loop -----------------------------------------------------------------------
+    def run(self) -> Snapshot:
+        previous = self.install_signals()
+        try:
+            if isinstance(self.source, LiveSource):
+                self._run_live(self.source)
+            else:
+                self._run_replay(self.source)
+        finally:
+            # Flush everything that is still open: every live flow becomes a record.
+            self.analyzer.close()
+            self.emitter.commit()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.snapshot()
+
+    def _remaining(self) -> int | None:
+        if self.limits.max_packets is None:
+            return None
+        return self.limits.max_packets - self.analyzer.stats.packets
+
+    def _should_stop(self) -> bool:
+        if self.stop[0]:
+            return True
+        if self.limits.duration is not None and time.monotonic() - self.started >= self.limits.duration:
+            self.stop_reason = "duration"
+            return True
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            self.stop_reason = "max-packets"
+            return True
+        return False
+
+    def _run_live(self, source: LiveSource) -> None:
+        while not self._should_stop():
+            tick = TICK
+            if self.limits.duration is not None:
+                tick = max(0.0, min(tick, self.limits.duration - (time.monotonic() - self.started)))
+            self.analyzer.run(source.batch(tick, self.stop, self._remaining()))
+            self.housekeeping(time.time())
+        source.kernel_counters()
+
+    def _run_replay(self, source: CaptureSource) -> None:
+        records: Iterator = iter(source)
+        while not self._should_stop():
+            remaining = self._remaining()
+            n = REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)
+            before = self.analyzer.stats.packets
+            self.analyzer.run(itertools.islice(records, n))
+            # Replayed flows expire by packet time inside Analyzer.run, not by the wall clock.
+            self.housekeeping(None)
+            if self.analyzer.stats.packets - before < n:
+                self.stop_reason = self.stop_reason or "end of capture"
+                break
+
+    def housekeeping(self, now: float | None) -> None:
+        if self.hup:
+            self.hup = False
+            self.reload()
+        mono = time.monotonic()
+        if now is not None and mono >= self.next_expire:
+            self.next_expire = mono + self.limits.expire_interval
+            cfg = self.config
+            self.analyzer.table.expire(now, cfg.idle_tcp, cfg.idle_udp, cfg.linger)
+            self.analyzer.split_long_flows(self.limits.active_timeout, now)
+        self.emitter.commit()
+        if isinstance(self.source, LiveSource):
+            self.source.kernel_counters()
+        if self.view is not None:
+            self.view.tick(self.snapshot(), self.emitter.tally)  # type: ignore[attr-defined]
+
+    def reload(self) -> None:
+        new, error = reloading.load(self.config)
+        if new is None:
+            log.error("reload failed, keeping the previous configuration: %s", error)
+            self.emitter.reload(False, error)
+            return
+        changed = reloading.changes(self.analyzer.setup, new)
+        self.analyzer.setup = new
+        log.warning("reloaded signatures, services and policy: %s", "; ".join(changed) or "no changes")
+        self.emitter.reload(True, changed)
+
+    def snapshot(self) -> Snapshot:
+        stats = self.analyzer.stats
+        mono = time.monotonic()
+        t0, p0 = self.last_rate
+        if mono - t0 >= 1.0:
+            self.pps = (stats.packets - p0) / (mono - t0)
+            self.last_rate = (mono, stats.packets)
+        live = self.source.stats if isinstance(self.source, LiveSource) else None
+        return Snapshot(
+            uptime=mono - self.started,
+            packets=stats.packets,
+            pps=self.pps,
+            live_flows=self.analyzer.table.count,
+            flows_done=self.emitter.tally.flows,
+            kernel_drops=live.kernel_drops if live else 0,
+            evicted=self.analyzer.table.evicted,
+            fragments_dropped=self.analyzer.defrag.dropped,
+            truncated=live.truncated if live else 0,
+            malformed=stats.malformed,
+        )
