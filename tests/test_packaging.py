@@ -1,0 +1,38 @@
+"""A non-editable install, run from another directory, finds the shipped signatures and data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheels), str(REPO)], check=True, timeout=300)
+    (wheel,) = wheels.glob("portwatch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "portwatch/_signatures/ssh.toml" in names
+    assert "portwatch/data/services" in names
+    assert "portwatch/data/default-policy.toml" in names
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    code = ("import portwatch, portwatch.detect.signature as s; "
+            "print(portwatch.__file__); print(s.default_signature_dir()); print(len(s.load_signatures()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+                         timeout=60, check=True)
+    module, sigdir, count = out.stdout.split()
+    assert module.startswith(str(target))
+    assert sigdir == str(target / "portwatch" / "_signatures")
+    assert int(count) >= 9
