@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import csv
 import html
+import ipaddress
 import json
 import os
 import sqlite3
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 
 from . import frames
+from .capture.decode import MALFORMED, TCP, UDP, decode
 from .capture.sources import CaptureSource, Record
 from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup
@@ -57,9 +60,11 @@ class Analysis:
         sources: Iterable[str] = (),
         stats: CaptureStats | None = None,
         errors: Iterable[str] = (),
+        paths: Mapping[str, str] | None = None,
     ) -> None:
         self._flows = flows
         self.sources = list(sources)
+        self.paths = dict(paths or {})  # capture basename -> path, for `packets`
         self.stats = stats
         self.errors = list(errors)
         self._findings: pd.DataFrame | None = None
@@ -87,6 +92,19 @@ class Analysis:
     def summary(self) -> pd.DataFrame:
         """Findings deduplicated per (server, transport, kind), worst first: the console report's view."""
         return frames.summary_frame(self._flows)
+
+    def packets(self, flow: int | pd.Series, capture: PathLike | None = None) -> pd.DataFrame:
+        """Every packet of one flow (a row label of `flows`, or the row), read again from its capture.
+
+        `capture` defaults to the file `analyze` read the flow from. See `flow_packets` for the columns.
+        """
+        row = self._flows.loc[flow] if isinstance(flow, (int, np.integer)) else flow
+        if capture is None:
+            name = row["pcap"]
+            if name is pd.NA or name not in self.paths:
+                raise ValueError("which capture holds this flow? pass capture=")
+            capture = self.paths[name]
+        return flow_packets(row, capture)
 
     def to_parquet(self, directory: PathLike) -> Path:
         """Write `directory`/flows.parquet (schema in `portwatch.report.parquet`); returns its path."""
@@ -197,6 +215,7 @@ def analyze(
     total = CaptureStats()
     errors: list[str] = []
     names: list[str] = []
+    paths_by_name: dict[str, str] = {}
 
     def sink(rec: FlowRecord) -> None:
         records.append(rec.as_dict())
@@ -204,6 +223,7 @@ def analyze(
     for path in _capture_paths(paths):
         with CaptureSource(path) as source:
             names.append(source.name)
+            paths_by_name[source.name] = path
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=source.name)
             analyzer.run(_with_progress(source, sys.stderr) if progress else source)
             stats = analyzer.close()
@@ -216,7 +236,53 @@ def analyze(
         if progress:
             sys.stderr.write(f"\r{source.name}: {stats.packets} packets, done\n")
     records.sort(key=lambda r: (r["ts_start"], r.get("pcap") or ""))
-    return Analysis(frames.flows_frame(records), sources=names, stats=total, errors=errors)
+    return Analysis(frames.flows_frame(records), sources=names, stats=total, errors=errors, paths=paths_by_name)
+
+
+_TCP_FLAGS = ((0x02, "S"), (0x10, "A"), (0x08, "P"), (0x01, "F"), (0x04, "R"), (0x20, "U"))
+
+
+def _flag_text(flags: int) -> str:
+    return "".join(letter for bit, letter in _TCP_FLAGS if flags & bit)
+
+
+def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:
+    """The packets of `flow` (a row of a flows DataFrame) in `capture`, in capture order.
+
+    Columns: ``ts`` (UTC datetime), ``direction`` (category c2s, s2c), ``payload`` (int64, bytes
+    of TCP/UDP payload), ``flags`` (string, TCP flags as letters S A P F R U; empty for UDP),
+    ``gap`` (float64, seconds since the flow's previous packet). Packets are matched on the 5-tuple
+    within the flow's time span; IP fragments are not reassembled here.
+    """
+    proto = {"tcp": TCP, "udp": UDP}[str(flow["transport"])]
+    client = (ipaddress.ip_address(str(flow["src_ip"])).packed, int(flow["src_port"]))
+    server = (ipaddress.ip_address(str(flow["dst_ip"])).packed, int(flow["dst_port"]))
+    start = flow["ts_start"].value / 1e9 - 1e-6
+    end = flow["ts_end"].value / 1e9 + 1e-6
+    rows: list[tuple[float, str, int, str]] = []
+    with CaptureSource(capture) as source:
+        for ts, linktype, buf, off, length in source:
+            if ts < start or ts > end:
+                continue
+            pkt = decode(linktype, buf, off, length)
+            if pkt is None or pkt is MALFORMED or pkt[0] != proto:
+                continue
+            _, src, dst, sport, dport, flags, _seq, _buf, poff, pend, _encap = pkt
+            if (src, sport) == client and (dst, dport) == server:
+                direction = "c2s"
+            elif (src, sport) == server and (dst, dport) == client:
+                direction = "s2c"
+            else:
+                continue
+            rows.append((ts, direction, pend - poff, _flag_text(flags) if proto == TCP else ""))
+    ts_values = [r[0] for r in rows]
+    return pd.DataFrame({
+        "ts": frames.epoch_to_utc(ts_values).array,
+        "direction": pd.Categorical([r[1] for r in rows], categories=["c2s", "s2c"]),
+        "payload": np.asarray([r[2] for r in rows], dtype="int64"),
+        "flags": pd.array([r[3] for r in rows], dtype="string"),
+        "gap": np.diff(np.asarray(ts_values, dtype="float64"), prepend=ts_values[0] if rows else 0.0),
+    })
 
 
 # ---- read ---------------------------------------------------------------------------------

@@ -100,3 +100,25 @@ def test_unreadable_capture_raises(tmp_path: Path) -> None:
     bad.write_bytes(b"not a capture at all")
     with pytest.raises(CaptureError):
         portwatch.analyze(bad, progress=False)
+
+
+def test_packets_of_one_flow_match_its_counters(analysed: portwatch.Analysis) -> None:
+    flows = analysed.flows
+    for label in flows.index:
+        pk = analysed.packets(label)
+        row = flows.loc[label]
+        per_dir = pk.groupby("direction", observed=False)["payload"].agg(["count", "sum"])
+        assert per_dir.loc["c2s", "count"] == row["packets_c2s"]
+        assert per_dir.loc["s2c", "count"] == row["packets_s2c"]
+        assert per_dir.loc["c2s", "sum"] == row["bytes_c2s"]
+        assert per_dir.loc["s2c", "sum"] == row["bytes_s2c"]
+        assert pk["ts"].iloc[0] == row["ts_start"] and pk["ts"].iloc[-1] == row["ts_end"]
+    ssh = analysed.packets(int(flows.index[flows["dst_port"] == 443][0]))
+    assert list(ssh["flags"][:3]) == ["S", "SA", "A"]
+    assert (ssh["gap"] >= 0).all()
+
+
+def test_packets_needs_a_capture_for_read_frames(analysed: portwatch.Analysis) -> None:
+    other = portwatch.Analysis(analysed.flows)
+    with pytest.raises(ValueError, match="capture="):
+        other.packets(0)
