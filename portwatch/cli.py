@@ -218,3 +218,6 @@ if __name__ == "__main__":  # pragma: no cover
 from .monitor.command import monitor  # noqa: E402 - registered last: the monitor package needs nothing from cli
 
 main.add_command(monitor)
+from .audit.command import audit  # noqa: E402
+
+main.add_command(audit)
