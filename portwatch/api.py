@@ -305,8 +305,20 @@ def _sniff(path: Path) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """`analyze --format jsonl` lines are flow records; the monitor's lines carry a `type`, and of
+    those only `flow` lines (the final record of a flow) are flows."""
+    out = []
     with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for line in fh:
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            kind = obj.pop("type", "flow")
+            if kind == "flow":
+                obj.pop("flow_id", None)
+                obj.pop("time", None)
+                out.append(obj)
+    return out
 
 
 def _unformula(value: str) -> str:

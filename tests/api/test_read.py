@@ -107,3 +107,45 @@ def test_read_rejects_foreign_csv(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a portwatch csv"):
         portwatch.read(path)
+
+
+def test_monitor_jsonl_keeps_only_flow_events(analysed: portwatch.Analysis, mixed_pcap: Path, tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "monitor.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, rec in enumerate(_records(mixed_pcap)):
+            d = rec.as_dict()
+            fh.write(json.dumps({"type": "classified", "flow_id": f"f{i}", "time": 1.0, **d,
+                                 "packets_c2s": 1}) + "\n")
+            for f in d["findings"]:
+                fh.write(json.dumps({"type": "finding", "flow_id": f"f{i}", "time": 1.0, **f}) + "\n")
+            fh.write(json.dumps({"type": "flow", "flow_id": f"f{i}", "time": 2.0, **d}) + "\n")
+        fh.write(json.dumps({"type": "reload", "time": 3.0, "ok": True, "changes": []}) + "\n")
+    pd.testing.assert_frame_equal(portwatch.read(path).flows, analysed.flows)
+
+
+def monitor_user_args() -> list[str]:
+    """The monitor refuses to parse packets as root without --user; nobody is the usual account."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return ["--user", "root"]
+    return ["--user", "nobody"]
+
+
+def test_monitor_database_reads_like_analyze(analysed: portwatch.Analysis, mixed_pcap: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "monitor.db"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "monitor", "-r", str(mixed_pcap), "--db", str(db),
+                           "--no-view", *monitor_user_args()], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    flows = portwatch.read(db).flows.sort_values("ts_start", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(flows, analysed.flows)
