@@ -1,7 +1,28 @@
 """The site policy: which ports count as egress, how severe each finding kind is, what is allowed.
 
 Loaded from the built-in `data/default-policy.toml`, with a site file (`--policy FILE`) merged
-over it. Errors name the file, the line and the key.
+over it. Every error is one line naming the file, the line and the key, because people write
+these files by hand and the first thing they need is where to look.
+
+Schema (all keys optional):
+
+    min_severity = "low"                    # findings below this are dropped
+    disabled = ["unassigned-port"]          # finding kinds never raised
+    [egress]                                # ports a firewall lets out: tunnels there are `tunnel`
+    tcp = [80, 443]
+    [severity]                              # kind = severity; a site file's word is final
+    port-mismatch = "high"
+    [protocol_services]                     # protocol = extra /etc/services names it may serve
+    dns = ["mdns"]
+    [insecure_services]                     # /etc/services name = why offering it is insecure
+    finger = "discloses user names"
+    [[allow]]                               # a finding matching every given key is not raised
+    protocol = "ssh"                        # any protocol when absent
+    port = 443                              # or ports = [443, 8443]
+    transport = "tcp"
+    hosts = ["192.0.2.10", "10.0.0.0/8"]    # server addresses/CIDRs; anywhere when absent
+    clients = ["10.1.0.0/16"]               # client addresses/CIDRs; anyone when absent
+    kinds = ["tunnel", "port-mismatch"]     # every kind when absent
 """
 
 from __future__ import annotations
@@ -17,10 +38,12 @@ from typing import Any
 from ..model import FINDING_KINDS, SEVERITIES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRANSPORTS = ("tcp", "udp")
 
 
 class PolicyError(Exception):
     def __init__(self, path: str, line: int | None, key: str, problem: str) -> None:
+        self.path, self.line, self.key, self.problem = path, line, key, problem
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
 
@@ -28,9 +51,10 @@ class PolicyError(Exception):
 @dataclass(slots=True, frozen=True)
 class AllowRule:
     protocol: str | None  # None: any protocol
-    port: int | None
+    ports: frozenset[int]  # empty: any port
     transport: str | None
     networks: tuple[Network, ...]  # server addresses it applies to; empty: everywhere
+    clients: tuple[Network, ...]  # client addresses it applies to; empty: any client
     kinds: frozenset[str]  # empty: every kind
 
 
@@ -42,86 +66,198 @@ class Policy:
     disabled: frozenset[str] = frozenset()
     min_severity: str = "info"
     allow: list[AllowRule] = field(default_factory=list)
+    protocol_services: dict[str, frozenset[str]] = field(default_factory=dict)
+    insecure_services: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
     def is_egress(self, port: int, transport: str) -> bool:
         return port in self.egress.get(transport, ())
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pat = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.M)
-    m = pat.search(text)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+class _Locator:
+    """Line numbers for dotted keys, found in the source text (tomllib does not keep them)."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"-]+?)\s*\]\]?\s*(?:#.*)?$")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def _key_re(self, key: str) -> re.Pattern[str]:
+        return re.compile(rf"^\s*(?:\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=")
+
+    def line(self, table: str | None, key: str | None, index: int | None = None) -> int | None:
+        """Line of `key` inside `[table]` (the index-th `[[table]]`), or of the header, or of a top key."""
+        start, end = 0, len(self.lines)
+        if table is not None:
+            seen = -1
+            found = None
+            for i, raw in enumerate(self.lines):
+                m = self._HEADER.match(raw)
+                if m and m.group(2).strip('"') == table:
+                    seen += 1
+                    if index is None or seen == index:
+                        found = i
+                        break
+            if found is None:
+                # `table = {...}` or `table = [...]` written inline
+                pat = self._key_re(table)
+                for i, raw in enumerate(self.lines):
+                    if pat.match(raw):
+                        return i + 1
+                return None
+            start = found + 1
+            for j in range(start, len(self.lines)):
+                if self._HEADER.match(self.lines[j]):
+                    end = j
+                    break
+            if key is None:
+                return found + 1
+        elif key is not None:
+            # a top-level key ends where the first table begins
+            for j, raw in enumerate(self.lines):
+                if self._HEADER.match(raw):
+                    end = j
+                    break
+        if key is None:
+            return None
+        pat = self._key_re(key)
+        for i in range(start, end):
+            if pat.match(self.lines[i]):
+                return i + 1
+        return start if table is not None else None
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
 def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
-    def fail(key: str, problem: str) -> PolicyError:
-        return PolicyError(path, _line_of(text, key.rsplit(".", 1)[-1]), key, problem)
+    loc = _Locator(text)
+    builtin = path.startswith("builtin:")
 
-    known = {"egress", "severity", "disabled", "min_severity", "allow"}
+    def fail(table: str | None, key: str | None, problem: str, index: int | None = None) -> PolicyError:
+        label = ".".join(p for p in (table if index is None else f"{table}[{index}]", key) if p)
+        return PolicyError(path, loc.line(table, key, index), label, problem)
+
+    known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services"}
     for key in doc:
         if key not in known:
-            raise fail(key, f"unknown key (known: {', '.join(sorted(known))})")
+            raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
+
     egress = doc.get("egress", {})
     if not isinstance(egress, dict):
-        raise fail("egress", "must be a table of transport = [ports]")
+        raise fail(None, "egress", "must be a table of transport = [ports]")
     for transport, ports in egress.items():
-        if transport not in ("tcp", "udp"):
-            raise fail(f"egress.{transport}", "transport must be tcp or udp")
-        if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
-            raise fail(f"egress.{transport}", "must be a list of port numbers")
+        if transport not in TRANSPORTS:
+            raise fail("egress", transport, "transport must be tcp or udp")
+        if not isinstance(ports, list) or not all(_is_port(p) for p in ports):
+            raise fail("egress", transport, "must be a list of port numbers 1-65535")
         policy.egress[transport] = frozenset(ports)
+
     severity = doc.get("severity", {})
     if not isinstance(severity, dict):
-        raise fail("severity", "must be a table of kind = severity")
+        raise fail(None, "severity", "must be a table of kind = severity")
     for kind, sev in severity.items():
         if kind not in FINDING_KINDS:
-            raise fail(f"severity.{kind}", f"unknown finding kind (known: {', '.join(FINDING_KINDS)})")
+            raise fail("severity", kind, f"unknown finding kind (known: {', '.join(FINDING_KINDS)})")
         if sev not in SEVERITIES:
-            raise fail(f"severity.{kind}", f"must be one of {', '.join(SEVERITIES)}")
-        (policy.severity if path.startswith("builtin:") else policy.severity_overrides)[kind] = sev
+            raise fail("severity", kind, f"must be one of {', '.join(SEVERITIES)}, not {sev!r}")
+        (policy.severity if builtin else policy.severity_overrides)[kind] = sev
+
     if "disabled" in doc:
         disabled = doc["disabled"]
-        if not isinstance(disabled, list) or not all(k in FINDING_KINDS for k in disabled):
-            raise fail("disabled", f"must be a list of finding kinds ({', '.join(FINDING_KINDS)})")
+        if not _names(disabled):
+            raise fail(None, "disabled", "must be a list of finding kinds")
+        for k in disabled:
+            if k not in FINDING_KINDS:
+                raise fail(None, "disabled", f"unknown finding kind {k!r} (known: {', '.join(FINDING_KINDS)})")
         policy.disabled = frozenset(disabled)
+
     if "min_severity" in doc:
         if doc["min_severity"] not in SEVERITIES:
-            raise fail("min_severity", f"must be one of {', '.join(SEVERITIES)}")
+            raise fail(None, "min_severity", f"must be one of {', '.join(SEVERITIES)}")
         policy.min_severity = doc["min_severity"]
+
+    extra = doc.get("protocol_services", {})
+    if not isinstance(extra, dict):
+        raise fail(None, "protocol_services", "must be a table of protocol = [service names]")
+    for proto, names in extra.items():
+        if not _names(names):
+            raise fail("protocol_services", proto, "must be a list of /etc/services names")
+        policy.protocol_services[proto] = policy.protocol_services.get(proto, frozenset()) | {
+            n.lower() for n in names
+        }
+
+    insecure = doc.get("insecure_services", {})
+    if not isinstance(insecure, dict):
+        raise fail(None, "insecure_services", "must be a table of service name = reason")
+    for name, why in insecure.items():
+        if not isinstance(why, str):
+            raise fail("insecure_services", name, "must be a string saying why the service is insecure")
+        if why:
+            policy.insecure_services[name.lower()] = why
+        else:  # an empty reason lets a site take a built-in entry back
+            policy.insecure_services.pop(name.lower(), None)
+
     allow = doc.get("allow", [])
     if not isinstance(allow, list):
-        raise fail("allow", "must be an array of tables ([[allow]])")
-    for rule in allow:
-        policy.allow.append(_allow_rule(rule, fail))
+        raise fail(None, "allow", "must be an array of tables ([[allow]])")
+    for i, rule in enumerate(allow):
+        policy.allow.append(_allow_rule(rule, lambda key, problem, i=i: fail("allow", key, problem, i)))
+
+
+def _is_port(p: Any) -> bool:
+    return isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536
+
+
+def _networks(values: Any, key: str, fail: Any) -> tuple[Network, ...]:
+    if not isinstance(values, list):
+        raise fail(key, "must be a list of addresses or CIDRs")
+    nets = []
+    for host in values:
+        try:
+            nets.append(ipaddress.ip_network(host, strict=False))
+        except (ValueError, TypeError):
+            raise fail(key, f"{host!r} is not an address or CIDR") from None
+    return tuple(nets)
 
 
 def _allow_rule(rule: Any, fail: Any) -> AllowRule:
     if not isinstance(rule, dict):
-        raise fail("allow", "each entry must be a table")
-    known = {"protocol", "port", "transport", "hosts", "kinds"}
+        raise fail(None, "each entry must be a table")
+    known = {"protocol", "port", "ports", "transport", "hosts", "clients", "kinds"}
     for key in rule:
         if key not in known:
-            raise fail(f"allow.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-    port = rule.get("port")
-    if port is not None and not (isinstance(port, int) and 0 < port < 65536):
-        raise fail("allow.port", "must be a port number")
+            raise fail(key, f"unknown key (known: {', '.join(sorted(known))})")
+    ports: set[int] = set()
+    if "port" in rule:
+        if not _is_port(rule["port"]):
+            raise fail("port", "must be a port number 1-65535")
+        ports.add(rule["port"])
+    if "ports" in rule:
+        if not isinstance(rule["ports"], list) or not all(_is_port(p) for p in rule["ports"]):
+            raise fail("ports", "must be a list of port numbers 1-65535")
+        ports.update(rule["ports"])
     transport = rule.get("transport")
-    if transport not in (None, "tcp", "udp"):
-        raise fail("allow.transport", "must be tcp or udp")
-    nets = []
-    for host in rule.get("hosts", []):
-        try:
-            nets.append(ipaddress.ip_network(host, strict=False))
-        except (ValueError, TypeError):
-            raise fail("allow.hosts", f"{host!r} is not an address or CIDR") from None
+    if transport not in (None, *TRANSPORTS):
+        raise fail("transport", "must be tcp or udp")
     kinds = rule.get("kinds", [])
-    if not isinstance(kinds, list) or not all(k in FINDING_KINDS for k in kinds):
-        raise fail("allow.kinds", "must be a list of finding kinds")
+    if not _names(kinds):
+        raise fail("kinds", "must be a list of finding kinds")
+    for k in kinds:
+        if k not in FINDING_KINDS:
+            raise fail("kinds", f"unknown finding kind {k!r} (known: {', '.join(FINDING_KINDS)})")
     protocol = rule.get("protocol")
-    if protocol is not None and not isinstance(protocol, str):
-        raise fail("allow.protocol", "must be a protocol name")
-    return AllowRule(protocol, port, transport, tuple(nets), frozenset(kinds))
+    if protocol is not None and not (isinstance(protocol, str) and protocol):
+        raise fail("protocol", "must be a protocol name")
+    return AllowRule(
+        protocol.lower() if protocol else None,
+        frozenset(ports),
+        transport,
+        _networks(rule.get("hosts", []), "hosts", fail),
+        _networks(rule.get("clients", []), "clients", fail),
+        frozenset(kinds),
+    )
 
 
 def _load_into(policy: Policy, text: str, path: str) -> None:
@@ -143,6 +279,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(str(p), None, "", f"cannot read: {exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise PolicyError(str(p), None, "", f"cannot read: {reason}") from None
         _load_into(policy, text, str(p))
     return policy

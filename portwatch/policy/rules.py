@@ -1,22 +1,43 @@
-"""Turn a classified flow record into findings. Pure: the record and the context in, findings out.
+"""Turn a classified flow record into findings: the record and the context in, findings out.
 
 The question each rule answers is the same: is the protocol seen on this server port the one
 /etc/services assigns to it, and if not, how bad is it? The mapping from service names to
-protocols is data (each signature's `services` list), so `https` means tls and `domain` means dns
-without a line of code per protocol.
+protocols is data (each signature's `services` list, plus the policy's `protocol_services`), so
+`https` means tls and `domain` means dns without a line of code per protocol.
+
+Severity of a protocol found off its ports is graded by the pair:
+  - on a port assigned to another protocol portwatch knows: high below 1024 (a trusted port,
+    bound on purpose: SSH on 443, TLS on 22), medium above;
+  - the encrypted variant of a STARTTLS service on that service's port (TLS on 25/143/587): low;
+  - on a port assigned to a service portwatch has no signature for: medium;
+  - cleartext on an unassigned high port: low; an encrypted protocol there: nothing to say;
+  - on an unassigned trusted port (below 1024): `unassigned-port`.
+
+Only the DNS tracker and the baseline keep state (bounded, see their modules).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..detect.signature import Signature
 from ..model import SEVERITY_RANK, Finding, FlowRecord
 from ..services import ServicesDB
+from . import encrypted
 from .config import Policy
+from .dnstunnel import DnsTunnelTracker
+
+if TYPE_CHECKING:  # the baseline module imports the pipeline; the rules only call its check()
+    from ..baseline import Baseline
 
 TRUSTED_PORT_LIMIT = 1024  # ports below this need root to bind: a listener there was put there on purpose
+WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
+
+AddFn = Callable[[str, str, "str | None"], None]
 
 
 @dataclass(slots=True)
@@ -26,6 +47,8 @@ class PolicyContext:
     policy: Policy
     # (service name, transport) -> protocols that the name means
     service_protocols: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    dns: DnsTunnelTracker = field(default_factory=DnsTunnelTracker)
+    baseline: Baseline | None = None
 
     @classmethod
     def build(cls, services: ServicesDB, signatures: list[Signature], policy: Policy) -> PolicyContext:
@@ -34,6 +57,11 @@ class PolicyContext:
             for name in sig.services:
                 for t in sig.transports:
                     ctx.service_protocols.setdefault((name.lower(), t), set()).add(sig.protocol)
+        for proto, names in policy.protocol_services.items():
+            sig = ctx.signatures.get(proto)
+            for name in names:
+                for t in sig.transports if sig else ("tcp", "udp"):
+                    ctx.service_protocols.setdefault((name, t), set()).add(proto)
         return ctx
 
     def expected_protocols(self, port: int, transport: str) -> set[str]:
@@ -45,86 +73,182 @@ class PolicyContext:
 
     def port_fits(self, protocol: str, port: int, transport: str) -> bool:
         sig = self.signatures.get(protocol)
-        if sig is not None and port in sig.ports:
+        if sig is not None and port in sig.ports and transport in sig.transports:
             return True
         return protocol in self.expected_protocols(port, transport)
 
+    def is_encrypted(self, protocol: str) -> bool:
+        sig = self.signatures.get(protocol)
+        return bool(sig and sig.encrypted)
 
-def _assigned_text(names: list[str], port: int, transport: str) -> str:
+
+def endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def port_text(names: list[str], port: int, transport: str) -> str:
+    """How a message names a port: with what /etc/services assigns to it."""
     where = f"{port}/{transport}"
-    return f"{where} ({', '.join(names)})" if names else f"{where} (unassigned in /etc/services)"
+    return f"{where} (/etc/services: {', '.join(names)})" if names else f"{where} (unassigned in /etc/services)"
+
+
+def answered(rec: FlowRecord) -> bool:
+    """Did a server really take part? Bytes back, or client bytes that the server acknowledged."""
+    if rec.bytes_s2c > 0:
+        return True
+    return rec.transport == "tcp" and rec.bytes_c2s > 0 and rec.packets_s2c > 0
 
 
 def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     policy = ctx.policy
-    proto = record.protocol
-    port = record.dst_port
-    transport = record.transport
-    names = list(record.assigned)
-    where = _assigned_text(names, port, transport)
-    server = f"{record.dst_ip}:{port}" if ":" not in record.dst_ip else f"[{record.dst_ip}]:{port}"
-    sig = ctx.signatures.get(proto)
     out: list[Finding] = []
 
     def add(kind: str, message: str, severity: str | None = None) -> None:
         out.append(Finding(kind, severity or policy.severity.get(kind, "medium"), message))
 
+    proto = record.protocol
+    port = record.dst_port
+    transport = record.transport
+    names = list(record.assigned)
+    where = port_text(names, port, transport)
+    server = endpoint(record.dst_ip, port)
+    sig = ctx.signatures.get(proto)
     evidence = _evidence(record)
+    expected = ctx.expected_protocols(port, transport)
+
     if proto != "unknown" and sig is not None:
-        fits = ctx.port_fits(proto, port, transport)
-        expected = ctx.expected_protocols(port, transport)
-        if not fits:
-            if sig.tunnel and policy.is_egress(port, transport):
-                add("tunnel", f"{proto.upper()} server {server} on {where}, a port firewalls let out: "
-                    f"{proto} can carry other traffic through it{evidence}")
-            if not sig.encrypted and any(_is_encrypted(ctx, p) for p in expected):
-                add("cleartext-on-secure-port",
-                    f"cleartext {proto.upper()} on {server}, {where} expects an encrypted protocol "
-                    f"({', '.join(sorted(expected))}){evidence}")
-            elif names:
-                others = ", ".join(sorted(expected)) or "another service"
-                sev = "high" if port < TRUSTED_PORT_LIMIT else "medium" if expected else "low"
-                add("port-mismatch", f"{proto.upper()} on {server}, but {where} is assigned to {others}{evidence}",
-                    sev)
-            elif port < TRUSTED_PORT_LIMIT:
-                add("unassigned-port", f"{proto.upper()} server {server} on trusted port {where}{evidence}")
-            elif not sig.encrypted and not sig.any_port:
-                add("port-mismatch", f"cleartext {proto.upper()} on {server}, {where}{evidence}", "low")
-        if sig.insecure:
-            add("insecure-protocol", f"{proto.upper()} on {server} ({where}) is an insecure protocol"
-                f"{': credentials cross in clear' if sig.cleartext_auth else ''}{evidence}")
-        elif sig.cleartext_auth and record.meta.get("cleartext_login"):
-            add("insecure-protocol", f"{proto.upper()} login on {server} ({where}) without TLS: "
-                f"credentials crossed in clear{evidence}", "high")
+        _port_rules(record, ctx, sig, expected, server, where, evidence, add)
+        _connect_rule(record, server, where, add)
     elif proto == "unknown":
-        facts = record.meta.get("entropy_client") or record.meta.get("entropy_server")
-        if facts and facts.get("looks_encrypted"):
-            add("encrypted-unknown",
-                f"unrecognised traffic to {server} on {where} looks fully encrypted: "
-                f"entropy {facts['entropy']:.2f} bits/byte over {facts['length']} bytes, popcount "
-                f"{facts['popcount']:.2f}, printable {facts['printable']:.0%}, no GFW exemption applies")
-        elif port < TRUSTED_PORT_LIMIT and not names and record.bytes_c2s + record.bytes_s2c > 0:
-            add("unassigned-port", f"unrecognised server {server} on trusted port {where}")
+        verdict = encrypted.judge(
+            record, server, where, expected=expected,
+            expected_encrypted=any(ctx.is_encrypted(p) for p in expected),
+            egress=policy.is_egress(port, transport),
+        )
+        if verdict is not None:
+            add("encrypted-unknown", verdict.message, verdict.severity)
+        elif port < TRUSTED_PORT_LIMIT and not names and answered(record):
+            add("unassigned-port", f"unrecognised server {server} on trusted port {where}: a listener below 1024 "
+                "was bound on purpose, ask why it is there", "info")
+    _insecure_rules(record, ctx, sig, server, where, evidence, add)
+    dns = ctx.dns.observe(record, server, where)
+    if dns is not None:
+        add("dns-tunnel", dns.message, dns.severity)
     conflicts = record.meta.get("tcp_overlap_conflicts")
     if conflicts:
-        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) to or from {server} carried different "
-            "bytes than the first copy (insertion/evasion attempt or broken stack); the first copy was analysed")
+        client = endpoint(record.src_ip, record.src_port)
+        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server} ({where}) "
+            "carried different bytes than the first copy: an insertion/evasion attempt "
+            "or a broken stack; the first copy was analysed")
+    if ctx.baseline is not None:
+        message = ctx.baseline.check(record)
+        if message:
+            add("new-service", message)
     return _apply_policy(out, record, policy)
 
 
-def _is_encrypted(ctx: PolicyContext, protocol: str) -> bool:
+def _port_rules(
+    rec: FlowRecord, ctx: PolicyContext, sig: Signature, expected: set[str], server: str, where: str,
+    evidence: str, add: Any,
+) -> None:
+    proto, port, transport = rec.protocol, rec.dst_port, rec.transport
+    if ctx.port_fits(proto, port, transport):
+        return
+    name = proto.upper()
+    names = rec.assigned
+    egress = ctx.policy.is_egress(port, transport)
+    if sig.tunnel and egress:
+        add("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: {proto} can carry "
+            f"other traffic (port forwards, a SOCKS proxy, a VPN) through it{evidence}")
+    expected_encrypted = any(ctx.is_encrypted(p) for p in expected)
+    if expected:
+        others = ", ".join(sorted(expected))
+        if not sig.encrypted and expected_encrypted:
+            add("cleartext-on-secure-port", f"cleartext {name} on {server}, but {where} expects an encrypted "
+                f"protocol ({others}): what should be protected crosses in clear{evidence}")
+        elif sig.encrypted and all(_starttls(ctx, p) for p in expected):
+            add("port-mismatch", f"{name} on {server}, {where} is assigned to {others}: probably that service "
+                f"wrapped in TLS (implicit TLS on its cleartext port){evidence}", "low")
+        else:
+            sev = "high" if port < TRUSTED_PORT_LIMIT else "medium"
+            add("port-mismatch", f"{name} on {server}, but {where} is assigned to {others}{evidence}", sev)
+    elif names:
+        add("port-mismatch", f"{name} on {server}, but {where} is assigned to another service{evidence}", "medium")
+    elif port < TRUSTED_PORT_LIMIT:
+        add("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was bound "
+            f"on purpose{evidence}", "low")
+    elif not sig.encrypted and not sig.any_port:
+        add("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}{evidence}", "low")
+
+
+def _starttls(ctx: PolicyContext, protocol: str) -> bool:
     sig = ctx.signatures.get(protocol)
-    return bool(sig and sig.encrypted)
+    return bool(sig and sig.cleartext_auth and not sig.encrypted)
+
+
+def _connect_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
+    """An HTTP proxy relaying CONNECT: ordinary for web ports, a tunnel for anything else."""
+    target = rec.meta.get("http_connect_target")
+    if rec.protocol != "http" or not isinstance(target, str):
+        return
+    host, _, port_s = target.rpartition(":")
+    tport = int(port_s) if port_s.isdigit() else 0
+    if tport in WEB_PORTS:
+        add("tunnel", f"HTTP proxy {server} ({where}) relays CONNECT to {target}: proxied web traffic", "info")
+    else:
+        add("tunnel", f"HTTP proxy {server} ({where}) relays CONNECT to {target}, not a web port: an arbitrary "
+            "TCP tunnel (SSH, VPN, remote desktop) through the proxy", "high")
+
+
+def _insecure_rules(
+    rec: FlowRecord, ctx: PolicyContext, sig: Signature | None, server: str, where: str, evidence: str, add: Any,
+) -> None:
+    proto, port, transport = rec.protocol, rec.dst_port, rec.transport
+    insecure = ctx.policy.insecure_services
+    login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
+    reason = None
+    if sig is not None and sig.insecure:
+        reason = insecure.get(proto) or sig.description or "an insecure protocol"
+    elif (proto == "unknown" and answered(rec)) or (proto != "unknown" and ctx.port_fits(proto, port, transport)):
+        for svc in sorted(ctx.services.all_names(port, transport)):
+            if svc.lower() in insecure:
+                reason = insecure[svc.lower()]
+                break
+    label = proto.upper() if proto != "unknown" else "server"
+    if login and sig is not None and sig.cleartext_auth:
+        what = f": {reason}" if reason else ""
+        add("insecure-protocol", f"{label} login on {server} ({where}) without TLS: credentials crossed in clear "
+            f"(not shown){what}{evidence}", "high")
+    elif reason:
+        add("insecure-protocol", f"{label} on {server} ({where}) is offered: {reason}{evidence}")
+
+
+_LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")
+
+
+def login_in_head(meta: dict[str, Any]) -> bool:
+    """A login command in the client's first bytes (detection's `cleartext_login` may say more)."""
+    head = meta.get("client_head")
+    if not isinstance(head, str):
+        return False
+    try:
+        data = bytes.fromhex(head)
+    except ValueError:
+        return False
+    return _LOGIN_LINE.search(data) is not None
 
 
 def _evidence(record: FlowRecord) -> str:
     meta = record.meta
-    for key, label in (("ssh_server", "banner"), ("ssh_client", "client banner"), ("sni", "SNI"),
-                       ("http_host", "Host"), ("banner", "banner"), ("dns_query", "query")):
+    parts = []
+    for key, label in (("ssh_server", "banner"), ("ssh_client", "client"), ("sni", "SNI"), ("http_host", "Host"),
+                       ("http_server", "Server"), ("banner", "banner"), ("dns_query", "query")):
         value = meta.get(key)
-        if value:
-            return f" [{label}: {value}]"
-    return ""
+        if isinstance(value, str) and value:
+            parts.append(f"{label}: {value}")
+        if len(parts) == 2:
+            break
+    return f" [{'; '.join(parts)}]" if parts else ""
 
 
 def _apply_policy(findings: list[Finding], record: FlowRecord, policy: Policy) -> list[Finding]:
@@ -142,23 +266,30 @@ def _apply_policy(findings: list[Finding], record: FlowRecord, policy: Policy) -
     return kept
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def _allowed(kind: str, record: FlowRecord, policy: Policy) -> bool:
     if not policy.allow:
         return False
-    try:
-        addr = ipaddress.ip_address(record.dst_ip)
-    except ValueError:
-        addr = None
+    server = _address(record.dst_ip)
+    client = _address(record.src_ip)
     for rule in policy.allow:
         if rule.protocol is not None and rule.protocol != record.protocol:
             continue
-        if rule.port is not None and rule.port != record.dst_port:
+        if rule.ports and record.dst_port not in rule.ports:
             continue
         if rule.transport is not None and rule.transport != record.transport:
             continue
         if rule.kinds and kind not in rule.kinds:
             continue
-        if rule.networks and (addr is None or not any(addr in n for n in rule.networks)):
+        if rule.networks and (server is None or not any(server in n for n in rule.networks)):
+            continue
+        if rule.clients and (client is None or not any(client in n for n in rule.clients)):
             continue
         return True
     return False

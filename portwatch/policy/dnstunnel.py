@@ -1,0 +1,202 @@
+"""DNS used as a carrier (iodine, dns2tcp, dnscat2 and exfiltration scripts).
+
+A tunnel has to push its bytes through query names (upstream) and answers (downstream), so it
+leaves three marks that ordinary resolution rarely does:
+  - long, high-entropy labels: encoded data (base32/base64/hex) fills labels up to 63 bytes;
+  - many unique names under one registered domain: each query carries new data, so names never
+    repeat, and the tunnel's domain collects hundreds of them;
+  - unusual record types in volume: NULL, TXT, CNAME, MX, SRV or private types carry the
+    downstream, where ordinary clients ask for A/AAAA/HTTPS.
+
+One flow record shows only the first question of its flow (the probe's `dns_query`), so the
+tracker aggregates across flows per registered domain. State is bounded: at most MAX_DOMAINS
+domains (least recently seen evicted) with at most MAX_NAMES remembered name hashes each, so a
+flood of random names costs a fixed amount of memory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from ..model import FlowRecord
+
+MAX_DOMAINS = 4096
+MAX_NAMES = 512
+LONG_LABEL = 40  # encoders fill labels towards 63; hostnames this long are rare
+LONG_DATA = 64  # characters of subdomain in front of the registered domain
+MIN_CHAR_ENTROPY = 3.5  # bits per character: hex is ~3.9 over 40+ characters, words stay below 3.5
+UNUSUAL_QTYPES = frozenset({"NULL", "TXT", "CNAME", "MX", "SRV", "KEY", "PRIVATE"})
+LARGE_ANSWER = 200  # bytes of a NULL/TXT answer, or characters of a CNAME target
+
+# Aggregate thresholds, per registered domain.
+AGG_SUSPICIOUS_NAMES = 5  # unique names with encoded-looking labels...
+AGG_SUSPICIOUS_SHARE = 0.3  # ...making up this share of the domain's unique names
+AGG_UNUSUAL_QUERIES = 20  # NULL/TXT/... queries...
+AGG_UNUSUAL_NAMES = 10  # ...spread over this many unique names
+FLOW_QUERIES = 20  # one flow (one client socket) sending this many queries of a tunnel shape
+
+# Ports of DNS-format protocols that are not the DNS resolution service (mDNS, LLMNR, NetBIOS).
+NOT_RESOLUTION = frozenset({"mdns", "llmnr", "netbios-ns"})
+# Second-level labels under which ccTLDs register names (co.uk, com.au...): a heuristic in place
+# of the Public Suffix List, which portwatch does not ship.
+_SLD = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gob", "mil", "nic"})
+_ESCAPE = re.compile(r"\\(\d{3}|.)")
+
+
+@dataclass(slots=True, frozen=True)
+class NameShape:
+    domain: str  # registered domain, lowercase, no trailing dot
+    longest_label: int
+    data_chars: int  # characters in front of the registered domain
+    entropy: float  # bits per character of those characters
+    suspicious: bool
+
+    def describe(self) -> str:
+        return (f"longest label {self.longest_label} characters, {self.data_chars} characters in front of "
+                f"{self.domain}, {self.entropy:.2f} bits/character")
+
+
+def _char_entropy(text: str) -> float:
+    n = len(text)
+    if not n:
+        return 0.0
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+def registered_domain(labels: list[str]) -> list[str]:
+    """The labels of the registered domain (example.com, example.co.uk) at the end of `labels`."""
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SLD:
+        return labels[-3:]
+    return labels[-2:]
+
+
+def name_shape(name: str) -> NameShape | None:
+    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
+    labels = [_ESCAPE.sub("x", lab) for lab in name.lower().rstrip(".").split(".") if lab]
+    raw = [lab for lab in name.lower().rstrip(".").split(".") if lab]
+    if len(labels) < 2:
+        return None
+    reg = registered_domain(raw)
+    data_labels = labels[: len(labels) - len(reg)]
+    data = "".join(data_labels)
+    longest = max((len(lab) for lab in data_labels), default=0)
+    ent = _char_entropy(data)
+    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and ent >= MIN_CHAR_ENTROPY
+    return NameShape(".".join(reg), longest, len(data), ent, suspicious)
+
+
+def _large_answer(answers: list[str]) -> str | None:
+    for a in answers:
+        kind, _, rest = a.partition(" ")
+        if kind in ("NULL", "KEY") or kind.startswith("TYPE"):
+            m = re.match(r"\((\d+) bytes\)", rest)
+            if m and int(m.group(1)) >= LARGE_ANSWER:
+                return f"{kind} answer of {m.group(1)} bytes"
+        elif kind == "TXT" and len(rest) >= LARGE_ANSWER:
+            return f"TXT answer of {len(rest)}+ characters"
+        elif kind == "CNAME":
+            shape = name_shape(rest)
+            if shape is not None and shape.suspicious:
+                return f"CNAME answer with encoded-looking labels ({shape.longest_label}-character label)"
+    return None
+
+
+def _unusual(qtype: str) -> bool:
+    if qtype in UNUSUAL_QTYPES:
+        return True
+    # private-use types (RFC 6895: 65280-65534), which iodine offers as "PRIVATE"
+    return qtype.startswith("TYPE") and qtype[4:].isdigit() and 65280 <= int(qtype[4:]) <= 65534
+
+
+@dataclass(slots=True)
+class _Domain:
+    names: set[int] = field(default_factory=set)
+    unique: int = 0
+    suspicious: int = 0
+    unusual_queries: int = 0
+    queries: int = 0
+    qtypes: Counter[str] = field(default_factory=Counter)
+    longest_label: int = 0
+    max_entropy: float = 0.0
+
+
+@dataclass(slots=True)
+class DnsVerdict:
+    severity: str
+    message: str
+
+
+@dataclass(slots=True)
+class DnsTunnelTracker:
+    domains: OrderedDict[str, _Domain] = field(default_factory=OrderedDict)
+    evicted: int = 0
+
+    def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
+        """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
+        if rec.protocol != "dns" or NOT_RESOLUTION & set(rec.assigned):
+            return None
+        meta = rec.meta
+        qname = meta.get("dns_query")
+        if not isinstance(qname, str):
+            return None
+        shape = name_shape(qname)
+        if shape is None or shape.domain.endswith("arpa"):
+            return None  # reverse look-ups: many unique names by design
+        qtype = str(meta.get("dns_qtype", ""))
+        unusual = _unusual(qtype)
+        queries = max(rec.packets_c2s, 1)
+        d = self._domain(shape.domain)
+        key = hash(qname.lower())
+        if key not in d.names:
+            if len(d.names) < MAX_NAMES:
+                d.names.add(key)
+            d.unique += 1
+            if shape.suspicious:
+                d.suspicious += 1
+        d.queries += queries
+        d.qtypes[qtype] += queries
+        if unusual:
+            d.unusual_queries += queries
+        d.longest_label = max(d.longest_label, shape.longest_label)
+        if shape.suspicious:
+            d.max_entropy = max(d.max_entropy, shape.entropy)
+        answer = _large_answer([a for a in meta.get("dns_answers", []) if isinstance(a, str)])
+
+        reasons = []
+        if d.suspicious >= AGG_SUSPICIOUS_NAMES and d.suspicious >= AGG_SUSPICIOUS_SHARE * d.unique:
+            reasons.append(f"{d.suspicious} of {d.unique} unique names under {shape.domain} carry encoded-looking "
+                           f"labels (up to {d.longest_label} characters, {d.max_entropy:.2f} bits/character)")
+        if d.unusual_queries >= AGG_UNUSUAL_QUERIES and d.unique >= AGG_UNUSUAL_NAMES:
+            reasons.append(f"{d.unusual_queries} {_types(d.qtypes)} queries over {d.unique} unique names "
+                           f"under {shape.domain}")
+        if queries >= FLOW_QUERIES and (unusual or shape.suspicious or answer):
+            reasons.append(f"one client socket sent {queries} queries ({qtype or '?'} for names under "
+                           f"{shape.domain})")
+        client = rec.src_ip
+        if reasons:
+            extra = f"; {answer}" if answer else ""
+            return DnsVerdict("high", f"DNS to {server} on {where} looks like a tunnel (iodine/dns2tcp style) "
+                              f"from client {client}: {'; '.join(reasons)}{extra} [query: {qname}]")
+        if shape.suspicious or answer:
+            why = shape.describe() if shape.suspicious else answer
+            return DnsVerdict("low", f"DNS query from {client} to {server} on {where} has the shape of data "
+                              f"carried in DNS ({why}); not yet seen in volume [query: {qname}, {qtype}]")
+        return None
+
+    def _domain(self, name: str) -> _Domain:
+        d = self.domains.get(name)
+        if d is None:
+            if len(self.domains) >= MAX_DOMAINS:
+                self.domains.popitem(last=False)
+                self.evicted += 1
+            d = self.domains[name] = _Domain()
+        else:
+            self.domains.move_to_end(name)
+        return d
+
+
+def _types(qtypes: Counter[str]) -> str:
+    return "/".join(t for t, _ in qtypes.most_common(3) if _unusual(t)) or "unusual-type"
