@@ -72,6 +72,7 @@ def parse_xinetd(text: str, file: str = "xinetd.conf") -> XinetdFile:
                 continue
             out.errors.append(ParseError(file, pending.line, f"{pending.kind} {_q(pending.name)}: expected '{{' "
                                          f"on the next line, got {_q(line)}"))
+            out.blocks.remove(pending)  # xinetd drops the whole block
             pending = None
         if block is None:
             words = line.split()
