@@ -137,13 +137,13 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     conflicts = record.meta.get("tcp_overlap_conflicts")
     if conflicts:
         client = endpoint(record.src_ip, record.src_port)
-        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server} ({where}) "
+        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "
             "carried different bytes than the first copy: an insertion/evasion attempt "
             "or a broken stack; the first copy was analysed")
     if ctx.baseline is not None:
-        message = ctx.baseline.check(record)
-        if message:
-            add("new-service", message)
+        new = ctx.baseline.check(record)
+        if new is not None:
+            add("new-service", *new)
     return _apply_policy(out, record, policy)
 
 
@@ -194,9 +194,9 @@ def _connect_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
     host, _, port_s = target.rpartition(":")
     tport = int(port_s) if port_s.isdigit() else 0
     if tport in WEB_PORTS:
-        add("tunnel", f"HTTP proxy {server} ({where}) relays CONNECT to {target}: proxied web traffic", "info")
+        add("tunnel", f"HTTP proxy {server}, {where}, relays CONNECT to {target}: proxied web traffic", "info")
     else:
-        add("tunnel", f"HTTP proxy {server} ({where}) relays CONNECT to {target}, not a web port: an arbitrary "
+        add("tunnel", f"HTTP proxy {server}, {where}, relays CONNECT to {target}, not a web port: an arbitrary "
             "TCP tunnel (SSH, VPN, remote desktop) through the proxy", "high")
 
 
@@ -217,10 +217,10 @@ def _insecure_rules(
     label = proto.upper() if proto != "unknown" else "server"
     if login and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
-        add("insecure-protocol", f"{label} login on {server} ({where}) without TLS: credentials crossed in clear "
+        add("insecure-protocol", f"{label} login on {server}, {where}, without TLS: credentials crossed in clear "
             f"(not shown){what}{evidence}", "high")
     elif reason:
-        add("insecure-protocol", f"{label} on {server} ({where}) is offered: {reason}{evidence}")
+        add("insecure-protocol", f"{label} on {server}, {where}, is offered: {reason}{evidence}")
 
 
 _LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")

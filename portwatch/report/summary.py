@@ -1,16 +1,21 @@
 """Aggregate flow records for the closing report: flows per protocol, findings per server and kind.
 
 Findings are deduplicated per (server endpoint, transport, kind): 500 SSH-on-443 sessions to one
-server are one line with a count and first/last seen, not 500 lines. Memory grows with the
-number of distinct servers, never with the number of flows.
+server are one line with a count and first/last seen, not 500 lines. The line keeps the message
+of its worst (then first) finding. Memory grows with the number of distinct servers, never with
+the number of flows: client addresses and protocols per line are capped.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import SEVERITY_RANK, FlowRecord
+
+MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
+MAX_PROTOCOLS = 8
 
 
 @dataclass(slots=True)
@@ -25,8 +30,34 @@ class FindingGroup:
     first_seen: float
     last_seen: float
     clients: set[str] = field(default_factory=set)
+    clients_capped: bool = False
+    protocols: list[str] = field(default_factory=list)
+    by_severity: Counter[str] = field(default_factory=Counter)
 
-    MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
+    MAX_CLIENTS = MAX_CLIENTS
+
+    @property
+    def client_count(self) -> str:
+        return f"{len(self.clients)}+" if self.clients_capped else str(len(self.clients))
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "server": self.server,
+            "transport": self.transport,
+            "protocol": ",".join(self.protocols) or self.protocol,
+            "count": self.count,
+            "clients": len(self.clients),
+            "clients_capped": self.clients_capped,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "message": self.message,
+        }
+
+
+def server_of(rec: FlowRecord) -> str:
+    return f"[{rec.dst_ip}]:{rec.dst_port}" if ":" in rec.dst_ip else f"{rec.dst_ip}:{rec.dst_port}"
 
 
 @dataclass(slots=True)
@@ -39,7 +70,9 @@ class Summary:
     def add(self, rec: FlowRecord) -> None:
         self.flows += 1
         self.by_protocol[rec.protocol] += 1
-        server = f"[{rec.dst_ip}]:{rec.dst_port}" if ":" in rec.dst_ip else f"{rec.dst_ip}:{rec.dst_port}"
+        if not rec.findings:
+            return
+        server = server_of(rec)
         for f in rec.findings:
             key = (server, rec.transport, f.kind)
             g = self.groups.get(key)
@@ -48,17 +81,30 @@ class Summary:
                     f.kind, f.severity, server, rec.transport, rec.protocol, f.message, 0, rec.ts_start, rec.ts_end
                 )
             g.count += 1
+            g.by_severity[f.severity] += 1
             g.first_seen = min(g.first_seen, rec.ts_start)
             g.last_seen = max(g.last_seen, rec.ts_end)
             if SEVERITY_RANK[f.severity] > SEVERITY_RANK[g.severity]:
-                g.severity, g.message = f.severity, f.message
-            if len(g.clients) < FindingGroup.MAX_CLIENTS:
+                g.severity, g.message, g.protocol = f.severity, f.message, rec.protocol
+            if rec.protocol not in g.protocols and len(g.protocols) < MAX_PROTOCOLS:
+                g.protocols.append(rec.protocol)
+            if len(g.clients) < MAX_CLIENTS:
                 g.clients.add(rec.src_ip)
+            elif rec.src_ip not in g.clients:
+                g.clients_capped = True
             if self.max_severity is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[self.max_severity]:
                 self.max_severity = f.severity
 
     def sorted_groups(self) -> list[FindingGroup]:
         return sorted(self.groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -g.count, g.server, g.kind))
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Flows per (kind, severity), for a one-line tally."""
+        out: Counter[tuple[str, str]] = Counter()
+        for g in self.groups.values():
+            for sev, n in g.by_severity.items():
+                out[(g.kind, sev)] += n
+        return out
 
     def reaches(self, severity: str) -> bool:
         return self.max_severity is not None and SEVERITY_RANK[self.max_severity] >= SEVERITY_RANK[severity]

@@ -1,0 +1,126 @@
+"""Baselines: the servers a network is known to offer, and what is new since.
+
+`portwatch baseline save CAPTURE... -o baseline.json` records the servers inventory of known-good
+captures; `portwatch analyze --baseline baseline.json` raises `new-service` for every server
+endpoint, or protocol on a known endpoint, that the baseline does not hold (a daemon left behind
+after a break-in shows up here). `inventory()` is the same table for the Python API.
+
+File format (JSON): {"portwatch_baseline": 1, "created": ISO time, "captures": [...],
+"servers": [servers-inventory rows: server_ip, port, transport, protocols, assigned, clients,
+flows, bytes_c2s, bytes_s2c, first_seen, last_seen]}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .capture.sources import CaptureError, CaptureSource
+from .model import FlowRecord
+from .pipeline import Analyzer, Config, Setup
+from .policy.rules import endpoint, port_text
+from .report.servers import ServerInventory, is_server
+
+FORMAT_VERSION = 1
+EPHEMERAL_FLOOR = 1024
+
+
+class BaselineError(Exception):
+    """A baseline file cannot be used; str() is one line naming the file."""
+
+
+@dataclass(slots=True)
+class Baseline:
+    source: str
+    servers: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
+
+    def check(self, rec: FlowRecord) -> tuple[str, str | None] | None:
+        """(why this flow's server is new, severity or None for the policy's), None when known."""
+        if not is_server(rec):
+            return None
+        key = (rec.dst_ip, rec.dst_port, rec.transport)
+        where = port_text(rec.assigned, rec.dst_port, rec.transport)
+        server = endpoint(rec.dst_ip, rec.dst_port)
+        known = self.servers.get(key)
+        if known is None:
+            text = (f"new server {server} on {where} speaking {rec.protocol}, not in baseline {self.source} "
+                    f"({len(self.servers)} servers): ask why it is offered")
+            if rec.protocol == "unknown" and not rec.assigned and rec.dst_port >= EPHEMERAL_FLOOR:
+                # FTP data, RTP and other negotiated channels land on fresh high ports every time
+                return text + " (an unrecognised high port: possibly a negotiated data channel)", "low"
+            return text, None
+        if rec.protocol != "unknown" and rec.protocol not in known:
+            return (f"{server} on {where} now speaks {rec.protocol}; baseline {self.source} recorded "
+                    f"{', '.join(sorted(known)) or 'nothing recognised'} there"), None
+        return None
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"{p}: not a portwatch baseline (invalid JSON: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("portwatch_baseline") != FORMAT_VERSION:
+        raise BaselineError(f"{p}: not a portwatch baseline (version {FORMAT_VERSION} expected; "
+                            "write one with `portwatch baseline save`)")
+    servers = doc.get("servers")
+    if not isinstance(servers, list):
+        raise BaselineError(f"{p}: servers: must be a list")
+    base = Baseline(p.name)
+    for i, row in enumerate(servers):
+        try:
+            key = (str(row["server_ip"]), int(row["port"]), str(row["transport"]))
+            protos = frozenset(str(x) for x in row.get("protocols", []))
+        except (KeyError, TypeError, ValueError):
+            raise BaselineError(f"{p}: servers[{i}]: needs server_ip, port, transport and protocols") from None
+        base.servers[key] = base.servers.get(key, frozenset()) | protos
+    return base
+
+
+def scan(captures: Iterable[str], config: Config | None = None, setup: Setup | None = None,
+         inventory: ServerInventory | None = None) -> tuple[ServerInventory, list[str]]:
+    """Run the pipeline over capture files; the servers inventory and one-line errors."""
+    config = config or Config()
+    setup = setup or Setup.load(config)
+    inv = inventory if inventory is not None else ServerInventory()
+    errors: list[str] = []
+    for path in captures:
+        try:
+            with CaptureSource(path) as source:
+                analyzer = Analyzer(config, on_record=inv.add, setup=setup,
+                                    pcap_name=None if path == "-" else source.name)
+                analyzer.run(source)
+                analyzer.close()
+                if source.stats.error:
+                    errors.append(source.stats.error)
+        except CaptureError as exc:
+            errors.append(str(exc))
+    return inv, errors
+
+
+def inventory(captures: Iterable[str], config: Config | None = None) -> list[dict[str, Any]]:
+    """The servers inventory of capture files, one dict per server endpoint (for the Python API)."""
+    inv, errors = scan(captures, config)
+    if errors and not inv.servers:
+        raise CaptureError("; ".join(errors))
+    return inv.rows()
+
+
+def baseline_document(inv: ServerInventory, captures: list[str]) -> dict[str, Any]:
+    return {
+        "portwatch_baseline": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "captures": captures,
+        "servers": inv.rows(),
+    }
+
+
+def save_baseline(inv: ServerInventory, captures: list[str], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(baseline_document(inv, captures), indent=1) + "\n", encoding="utf-8")
