@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 from . import __version__
+from .baseline import BaselineError, load_baseline
 from .capture.sources import CaptureError, CaptureSource
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, FlowRecord
@@ -22,7 +23,9 @@ from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
 from .policy.config import PolicyError
 from .report.console import render
 from .report.csvout import CsvWriter
+from .report.findings import write_findings
 from .report.jsonl import JsonlWriter
+from .report.servers import ServerInventory, write_servers
 from .report.summary import Summary
 from .sanitize import clean_text
 from .services import load_services
@@ -55,6 +58,12 @@ def main() -> None:
 @click.option("--max-flows", type=click.IntRange(min=16), default=DEFAULT_MAX_FLOWS, show_default=True,
               help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option("--servers", "servers_table", is_flag=True,
+              help="Write the servers inventory (one row per server endpoint) instead of flow records.")
+@click.option("--findings-only", is_flag=True,
+              help="Write the findings table (one row per server endpoint and kind) instead of flow records.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
+              help="Baseline from `portwatch baseline save`: raise new-service for servers not in it.")
 def analyze(
     captures: tuple[str, ...],
     fmt: str,
@@ -65,8 +74,13 @@ def analyze(
     fail_on: str,
     max_flows: int,
     quiet: bool,
+    servers_table: bool,
+    findings_only: bool,
+    baseline_path: str | None,
 ) -> None:
     """Analyze pcap/pcapng CAPTURES ('-' reads standard input)."""
+    if servers_table and findings_only:
+        _fail("--servers and --findings-only each replace the output; give one")
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
                     max_flows=max_flows)
     try:
@@ -75,7 +89,13 @@ def analyze(
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    if baseline_path:
+        try:
+            setup.ctx.baseline = load_baseline(baseline_path)
+        except BaselineError as exc:
+            _fail(str(exc))
     summary = Summary()
+    inventory = ServerInventory() if servers_table else None
     errors: list[str] = []
     with ExitStack() as stack:
         out: TextIO = sys.stdout
@@ -86,13 +106,16 @@ def analyze(
                 _fail(f"{output}: {exc.strerror or exc}")
         sink: Callable[[FlowRecord], None]
         writer: JsonlWriter | CsvWriter | None = None
-        if fmt == "jsonl":
+        tables = servers_table or findings_only
+        if fmt == "jsonl" and not tables:
             writer = JsonlWriter(out)
-        elif fmt == "csv":
+        elif fmt == "csv" and not tables:
             writer = CsvWriter(out)
 
         def sink(rec: FlowRecord) -> None:
             summary.add(rec)
+            if inventory is not None:
+                inventory.add(rec)
             if writer is not None:
                 writer.write(rec)
 
@@ -122,7 +145,11 @@ def analyze(
                 errors.append(f"{source.name}: unsupported link type, no packet could be decoded")
         if writer is not None:
             writer.close()
-        if fmt == "console":
+        if inventory is not None:
+            write_servers(inventory, fmt, out)
+        elif findings_only:
+            write_findings(summary.sorted_groups(), fmt, out)
+        elif fmt == "console":
             console = Console(file=out, highlight=False, soft_wrap=False)
             render(console, summary, _total(stats_all), names)
     for e in errors:
@@ -221,3 +248,6 @@ main.add_command(monitor)
 from .audit.command import audit  # noqa: E402
 
 main.add_command(audit)
+from .baseline_command import baseline  # noqa: E402
+
+main.add_command(baseline)
