@@ -195,61 +195,81 @@ def _max_severity(findings: Iterable[list[dict[str, str]]]) -> str | None:
 IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns_query")
 
 
-def servers_frame(flows: pd.DataFrame) -> pd.DataFrame:
-    """One row per server endpoint (``dst_ip``, ``dst_port``, ``transport``) seen in `flows`.
+def _is_server(row: Any) -> bool:
+    """Did the server side take part (bytes back, acknowledged client bytes, a recognised protocol)?
+    A SYN answered by RST or an unanswered datagram does not make an endpoint a server."""
+    if row.bytes_s2c > 0:
+        return True
+    if row.transport == "tcp":
+        return row.bytes_c2s > 0 and row.packets_s2c > 0
+    return row.protocol != "unknown" and row.bytes_c2s > 0
 
-    Columns: ``server`` (string, ``ip:port``), ``dst_ip`` (string), ``dst_port`` (int32),
-    ``transport`` (category), ``protocol`` (category; the most frequent detected protocol),
-    ``protocols`` (string, every detected protocol joined by ``,``), ``assigned`` (string,
-    space-joined service names), ``flows``, ``clients``, ``packets``, ``bytes`` (int64),
-    ``first_seen``/``last_seen`` (UTC datetimes), ``max_severity`` (ordered category, ``<NA>`` when
-    no finding), ``kinds`` (string, finding kinds joined by ``,``), ``identity`` (string: the first
-    of ssh_server, banner, sni, http_server, http_host, dns_query found in the flows' metadata).
-    Sorted by severity (worst first), then flows.
+
+def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFrame:
+    """One row per server endpoint (``server_ip``, ``port``, ``transport``) that took part in a flow;
+    with `per_capture`, one per capture and endpoint (a ``pcap`` column comes first).
+
+    Columns (those of ``analyze --servers`` and then some): ``server`` (string, ``ip:port``),
+    ``server_ip`` (string), ``port`` (int32), ``transport`` (category), ``protocol`` (category, the
+    most frequent detected protocol), ``protocols`` (string, every detected protocol, most frequent
+    first, joined by ``,``), ``assigned`` (string, space-joined service names), ``clients``,
+    ``flows``, ``bytes_c2s``, ``bytes_s2c`` (int64), ``first_seen``/``last_seen`` (UTC datetimes),
+    ``max_severity`` (ordered category, ``<NA>`` without findings), ``kinds`` (string, the finding
+    kinds joined by ``,``), ``identity`` (string: the first of ssh_server, banner, sni,
+    http_server, http_host, dns_query in the flows' metadata). Sorted by capture, port, transport,
+    address.
     """
+    keys = ["pcap", "dst_port", "transport", "dst_ip"] if per_capture else ["dst_port", "transport", "dst_ip"]
+    served = flows[[_is_server(r) for r in flows.itertuples(index=False)]] if len(flows) else flows
     rows = []
-    for (ip, port, transport), g in flows.groupby(["dst_ip", "dst_port", "transport"], observed=True, sort=True):
-        protos = g["protocol"].astype("string").value_counts()
+    for key, g in served.groupby(keys, observed=True, sort=True, dropna=False):
+        pcap, port, transport, ip = key if per_capture else (None, *key)
+        protos = g["protocol"].astype(str).value_counts(sort=True)
+        protos = protos.iloc[np.lexsort((protos.index.to_numpy(), -protos.to_numpy()))]
         kinds = sorted({f["kind"] for fl in g["findings"] for f in fl})
-        identity = next((m[k] for k in IDENTITY_KEYS for m in g["meta"] if m.get(k)), None)
-        assigned = next((a for a in g["assigned"] if a), [])
         rows.append({
+            "pcap": None if pcap is pd.NA else pcap,
             "server": server_label(ip, int(port)),
-            "dst_ip": ip,
-            "dst_port": int(port),
+            "server_ip": ip,
+            "port": int(port),
             "transport": transport,
             "protocol": protos.index[0],
-            "protocols": ",".join(sorted(protos.index)),
-            "assigned": " ".join(assigned),
-            "flows": len(g),
+            "protocols": ",".join(protos.index),
+            "assigned": " ".join(next((a for a in g["assigned"] if a), [])),
             "clients": int(g["src_ip"].nunique()),
-            "packets": int((g["packets_c2s"] + g["packets_s2c"]).sum()),
-            "bytes": int((g["bytes_c2s"] + g["bytes_s2c"]).sum()),
+            "flows": len(g),
+            "bytes_c2s": int(g["bytes_c2s"].sum()),
+            "bytes_s2c": int(g["bytes_s2c"].sum()),
             "first_seen": g["ts_start"].min(),
             "last_seen": g["ts_end"].max(),
             "max_severity": _max_severity(g["findings"]),
             "kinds": ",".join(kinds),
-            "identity": identity,
+            "identity": next((m[k] for k in IDENTITY_KEYS for m in g["meta"] if m.get(k)), None),
         })
+
+    def col(name: str) -> list[Any]:
+        return [r[name] for r in rows]
+
     out = pd.DataFrame({
-        "server": pd.array([r["server"] for r in rows], dtype="string"),
-        "dst_ip": pd.array([r["dst_ip"] for r in rows], dtype="string"),
-        "dst_port": np.asarray([r["dst_port"] for r in rows], dtype="int32"),
-        "transport": _categorical([r["transport"] for r in rows], TRANSPORTS),
-        "protocol": _categorical([r["protocol"] for r in rows]),
-        "protocols": pd.array([r["protocols"] for r in rows], dtype="string"),
-        "assigned": pd.array([r["assigned"] for r in rows], dtype="string"),
-        "flows": np.asarray([r["flows"] for r in rows], dtype="int64"),
-        "clients": np.asarray([r["clients"] for r in rows], dtype="int64"),
-        "packets": np.asarray([r["packets"] for r in rows], dtype="int64"),
-        "bytes": np.asarray([r["bytes"] for r in rows], dtype="int64"),
-        "first_seen": pd.Series([r["first_seen"] for r in rows], dtype=TIME_DTYPE).array,
-        "last_seen": pd.Series([r["last_seen"] for r in rows], dtype=TIME_DTYPE).array,
-        "max_severity": pd.Categorical([r["max_severity"] for r in rows], dtype=SEVERITY_DTYPE),
-        "kinds": pd.array([r["kinds"] for r in rows], dtype="string"),
-        "identity": pd.array([r["identity"] for r in rows], dtype="string"),
+        "pcap": pd.array(col("pcap"), dtype="string"),
+        "server": pd.array(col("server"), dtype="string"),
+        "server_ip": pd.array(col("server_ip"), dtype="string"),
+        "port": np.asarray(col("port"), dtype="int32"),
+        "transport": _categorical(col("transport"), TRANSPORTS),
+        "protocol": _categorical(col("protocol")),
+        "protocols": pd.array(col("protocols"), dtype="string"),
+        "assigned": pd.array(col("assigned"), dtype="string"),
+        "clients": np.asarray(col("clients"), dtype="int64"),
+        "flows": np.asarray(col("flows"), dtype="int64"),
+        "bytes_c2s": np.asarray(col("bytes_c2s"), dtype="int64"),
+        "bytes_s2c": np.asarray(col("bytes_s2c"), dtype="int64"),
+        "first_seen": pd.Series(col("first_seen"), dtype=TIME_DTYPE).array,
+        "last_seen": pd.Series(col("last_seen"), dtype=TIME_DTYPE).array,
+        "max_severity": pd.Categorical(col("max_severity"), dtype=SEVERITY_DTYPE),
+        "kinds": pd.array(col("kinds"), dtype="string"),
+        "identity": pd.array(col("identity"), dtype="string"),
     })
-    return _worst_first(out, "max_severity", "flows")
+    return out if per_capture else out.drop(columns=["pcap"])
 
 
 def _worst_first(frame: pd.DataFrame, severity: str, count: str) -> pd.DataFrame:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import portwatch
-from portwatch.frames import FLOW_COLUMNS, flows_frame
+from portwatch.frames import FLOW_COLUMNS, flows_frame, servers_frame
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +68,22 @@ def test_servers_and_summary(analysed: portwatch.Analysis) -> None:
     assert servers.loc["10.9.0.1:443", "max_severity"] == "high"
     assert pd.isna(servers.loc["10.9.0.1:80", "max_severity"])
     assert servers.loc["10.9.0.1:53", "identity"] == "www.example.org."
-    assert analysed.servers["max_severity"].iloc[0] == "high"  # worst first
+    assert list(analysed.servers["port"]) == [22, 53, 80, 443, 4444]  # as `analyze --servers` orders them
+    assert servers.loc["10.9.0.1:443", "bytes_c2s"] > 600 and servers.loc["10.9.0.1:443", "clients"] == 1
     summary = analysed.summary()
     assert summary["severity"].cat.codes.is_monotonic_decreasing
     assert (summary["flows"] == 1).all() and len(summary) == len(analysed.findings)
+
+
+def test_servers_need_an_answer_and_can_split_per_capture(analysed: portwatch.Analysis) -> None:
+    flows = analysed.flows.copy()
+    rst = flows.iloc[[1]].assign(dst_port=np.int32(9), bytes_s2c=0, packets_s2c=1, bytes_c2s=0, protocol="unknown")
+    both = pd.concat([flows, rst.astype(flows.dtypes.to_dict())], ignore_index=True)
+    assert 9 not in set(servers_frame(both)["port"])  # a SYN answered by RST is no server
+    twice = pd.concat([flows, flows.assign(pcap="other.pcap")], ignore_index=True)
+    per = servers_frame(twice, per_capture=True)
+    assert list(per.columns[:2]) == ["pcap", "server"] and len(per) == 10
+    assert len(servers_frame(twice)) == 5 and (servers_frame(twice)["flows"] == 2).all()
 
 
 def test_empty_frames_keep_their_dtypes() -> None:
