@@ -1,0 +1,722 @@
+#!/usr/bin/env bash
+# Record portwatch's reference captures: real daemons talking to real clients
+# between two network namespaces joined by one veth pair (no other interface,
+# no default route: nothing can leave the pair).
+#
+#   pw-srv  veth pw-s  10.77.0.1/24  fd77::1/64   (daemons, tcpdump)
+#   pw-cli  veth pw-c  10.77.0.2/24  fd77::2/64   (clients)
+#
+# Usage (root):  bash captures/record.sh [NAME ...]     # default: all
+#                bash captures/record.sh --list
+#                bash captures/record.sh --print-packages
+# Each NAME writes captures/NAME.pcap. Idempotent: every run rebuilds the
+# namespaces and overwrites the pcaps it records.
+#
+# Debian 12 packages needed (captures/install-deps.sh installs them):
+#   iproute2 iputils-ping tcpdump procps python3 openssl curl bind9-dnsutils
+#   openssh-server openssh-client nginx-light dnsmasq-base opensmtpd swaks
+#   inetutils-inetd inetutils-telnetd inetutils-telnet expect vsftpd iodine
+#   redis-server redis-tools postgresql postgresql-client mariadb-server
+#   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
+#   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
+#   fingerd finger whois ngircd
+#
+# Side effects outside the namespaces, all undone on exit: a throwaway local
+# user "pwcap" (password "pwcap-secret") for the telnet and FTP logins; vsftpd
+# and telnetd authenticate through PAM, so they need a real account.
+
+set -euo pipefail
+
+need_packages() {
+    printf '%s\n' iproute2 iputils-ping tcpdump procps python3 openssl curl bind9-dnsutils \
+        openssh-server openssh-client nginx-light dnsmasq-base opensmtpd swaks \
+        inetutils-inetd inetutils-telnetd inetutils-telnet expect vsftpd iodine \
+        redis-server redis-tools postgresql postgresql-client mariadb-server \
+        mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
+        chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
+        fingerd finger whois ngircd
+}
+
+ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
+     dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
+     mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
+     syslog-514 sip-5060 finger-79 whois-43 irc-6667)
+
+case "${1:-}" in
+    --print-packages) need_packages; exit 0 ;;
+    --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+esac
+
+[ "$(id -u)" = 0 ] || { echo "record.sh: run as root" >&2; exit 2; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$HERE
+NS_S=pw-srv NS_C=pw-cli
+SIP=10.77.0.1 CIP=10.77.0.2 SIP6=fd77::1 CIP6=fd77::2
+UA="portwatch-capture/1.0 (curl)"
+CAPUSER=pwcap CAPPASS=pwcap-secret
+WORK=
+TCPDUMP_PID=
+
+log() { printf '[record] %s\n' "$*" >&2; }
+srv() { ip netns exec "$NS_S" "$@"; }
+cli() { ip netns exec "$NS_C" "$@"; }
+
+# --- namespaces ---------------------------------------------------------
+
+ns_down() {
+    local ns pid
+    for ns in "$NS_S" "$NS_C"; do
+        ip netns list 2>/dev/null | grep -qw "$ns" || continue
+        # every process still inside one of our namespaces is ours
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+        sleep 0.3
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+
+ns_up() {
+    ns_down
+    ip netns add "$NS_S"
+    ip netns add "$NS_C"
+    ip link add pw-s netns "$NS_S" type veth peer name pw-c netns "$NS_C"
+    srv ip link set lo up; cli ip link set lo up
+    srv ip addr add "$SIP/24" dev pw-s
+    cli ip addr add "$CIP/24" dev pw-c
+    srv ip -6 addr add "$SIP6/64" dev pw-s nodad
+    cli ip -6 addr add "$CIP6/64" dev pw-c nodad
+    srv ip link set pw-s up; cli ip link set pw-c up
+    # no default route in either namespace: traffic can only cross the pair
+    local i
+    for i in $(seq 50); do cli ping -c1 -W1 -q "$SIP" >/dev/null 2>&1 && break; sleep 0.1; done
+    for i in $(seq 50); do cli ping -6 -c1 -W1 -q "$SIP6" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# kill everything in the namespaces between captures (daemons, clients)
+ns_reset() {
+    local ns pid
+    for ns in "$NS_S" "$NS_C"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    done
+    for _ in $(seq 30); do
+        [ -z "$(ip netns pids "$NS_S")$(ip netns pids "$NS_C")" ] && return 0
+        sleep 0.1
+    done
+    for ns in "$NS_S" "$NS_C"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    done
+    sleep 0.2
+}
+
+cleanup() {
+    local rc=$?
+    [ -n "$TCPDUMP_PID" ] && kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
+    ns_down
+    if [ -n "$WORK" ] && [ -e "$WORK/created-user" ]; then userdel -f "$CAPUSER" >/dev/null 2>&1 || true; fi
+    [ -n "$WORK" ] && rm -rf "$WORK"
+    exit $rc
+}
+
+# --- helpers --------------------------------------------------------------
+
+# wait_port tcp|udp PORT [TRIES]: until something in pw-srv listens on PORT
+wait_port() {
+    local proto=$1 port=$2 tries=${3:-100} flag=-ltnH
+    [ "$proto" = udp ] && flag=-lunH
+    for _ in $(seq "$tries"); do
+        srv ss $flag "sport = :$port" | grep -q . && return 0
+        sleep 0.1
+    done
+    log "nothing listens on $proto/$port"; return 1
+}
+
+# cap_start NAME FILTER...: tcpdump on the server side of the pair
+cap_start() {
+    local name=$1; shift
+    rm -f "$OUT/$name.pcap"
+    srv tcpdump -i pw-s -s 0 -U --immediate-mode -n -w "$OUT/$name.pcap" "$@" 2>"$WORK/tcpdump-$name.log" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 50); do grep -q 'listening on' "$WORK/tcpdump-$name.log" 2>/dev/null && break; sleep 0.1; done
+    sleep 0.2
+}
+
+cap_stop() {
+    sleep 1     # let the last FIN/ACK land
+    kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
+    wait "$TCPDUMP_PID" 2>/dev/null || true
+    TCPDUMP_PID=
+    ns_reset
+}
+
+bg_srv() { srv "$@" >>"$WORK/daemons.log" 2>&1 & }
+
+make_cert() {   # make_cert CN -> $WORK/CN.crt $WORK/CN.key
+    [ -f "$WORK/$1.crt" ] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=$1" -addext "subjectAltName=DNS:$1" \
+        -keyout "$WORK/$1.key" -out "$WORK/$1.crt" 2>/dev/null
+}
+
+ensure_user() {
+    if ! id "$CAPUSER" >/dev/null 2>&1; then
+        useradd -M -d "$WORK/home" -s /bin/bash "$CAPUSER"
+        touch "$WORK/created-user"   # the EXIT trap removes the user
+    fi
+    mkdir -p "$WORK/home"; chown "$CAPUSER" "$WORK/home"
+    echo "$CAPUSER:$CAPPASS" | chpasswd
+}
+
+# --- SSH ------------------------------------------------------------------
+
+sshd_start() {   # sshd_start PORT
+    local d=$WORK/ssh
+    if [ ! -f "$d/id_ed25519" ]; then
+        mkdir -p "$d"
+        ssh-keygen -q -t ed25519 -N '' -f "$d/host_ed25519" -C portwatch-host
+        ssh-keygen -q -t ed25519 -N '' -f "$d/id_ed25519" -C portwatch-client
+        cp "$d/id_ed25519.pub" "$d/authorized_keys"
+        cat >"$d/sshd_config" <<EOF
+HostKey $d/host_ed25519
+AuthorizedKeysFile $d/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowTcpForwarding yes
+PidFile none
+Subsystem sftp internal-sftp
+EOF
+    fi
+    mkdir -p /run/sshd
+    bg_srv /usr/sbin/sshd -D -e -f "$d/sshd_config" -o "ListenAddress=$SIP" -o "Port=$1"
+    wait_port tcp "$1"
+}
+
+ssh_cli() {   # ssh_cli PORT [ssh args...]
+    local port=$1; shift
+    cli ssh -F /dev/null -i "$WORK/ssh/id_ed25519" -p "$port" \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
+        -o LogLevel=ERROR "$@"
+}
+
+rec_ssh-22() {
+    sshd_start 22
+    cap_start ssh-22 tcp port 22
+    ssh_cli 22 "root@$SIP" 'echo hello'
+    cap_stop
+}
+
+rec_ssh-443() {
+    sshd_start 443
+    # the service behind the forward, on pw-srv's own loopback
+    mkdir -p "$WORK/www"; echo "hello through the tunnel" >"$WORK/www/index.html"
+    srv python3 -m http.server --bind 127.0.0.1 --directory "$WORK/www" 80 >>"$WORK/daemons.log" 2>&1 &
+    wait_port tcp 80
+    cap_start ssh-443 tcp port 443
+    ssh_cli 443 -o ExitOnForwardFailure=yes -L 8080:127.0.0.1:80 "root@$SIP" 'echo hello; sleep 4' &
+    local sshpid=$!
+    for _ in $(seq 50); do cli ss -ltnH 'sport = :8080' | grep -q . && break; sleep 0.1; done
+    cli curl -sS -A "$UA" http://127.0.0.1:8080/
+    cli curl -sS -A "$UA" -o /dev/null http://127.0.0.1:8080/index.html
+    wait "$sshpid"
+    cap_stop
+}
+
+# --- HTTP / TLS -----------------------------------------------------------
+
+nginx_start() {   # nginx_start "listen lines..." [ssl]
+    mkdir -p "$WORK/www" "$WORK/nginx"
+    printf '<html><body><h1>portwatch test page</h1></body></html>\n' >"$WORK/www/index.html"
+    printf 'User-agent: *\nDisallow:\n' >"$WORK/www/robots.txt"
+    make_cert www.example.test
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+    access_log $WORK/nginx/access.log;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    default_type text/html;
+    server {
+        $1
+        server_name www.example.test;
+        ssl_certificate $WORK/www.example.test.crt;
+        ssl_certificate_key $WORK/www.example.test.key;
+        root $WORK/www;
+    }
+}
+EOF
+    bg_srv nginx -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
+}
+
+rec_https-443() {
+    nginx_start "listen $SIP:443 ssl http2; listen [$SIP6]:443 ssl http2;"
+    wait_port tcp 443
+    cap_start https-443 tcp port 443
+    cli curl -sS -k -A "$UA" --http1.1 --resolve "www.example.test:443:$SIP" https://www.example.test/ -o /dev/null
+    cli curl -sS -k -A "$UA" --resolve "www.example.test:443:$SIP" https://www.example.test/robots.txt -o /dev/null
+    cli curl -sS -k -A "$UA" --resolve "www.example.test:443:[$SIP6]" https://www.example.test/ -o /dev/null
+    cap_stop
+}
+
+rec_http-80() {
+    nginx_start "listen $SIP:80; listen [$SIP6]:80;"
+    wait_port tcp 80
+    cap_start http-80 tcp port 80
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/" -o /dev/null
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/robots.txt" -o /dev/null
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/missing" -o /dev/null
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://[$SIP6]/" -o /dev/null
+    cap_stop
+}
+
+http_py() {   # http_py PORT: python's http.server on pw-srv's veth address
+    mkdir -p "$WORK/www"
+    printf '<html><body>plain http</body></html>\n' >"$WORK/www/index.html"
+    srv python3 -m http.server --bind "$SIP" --directory "$WORK/www" "$1" >>"$WORK/daemons.log" 2>&1 &
+    wait_port tcp "$1"
+}
+
+rec_http-8443() {
+    http_py 8443
+    cap_start http-8443 tcp port 8443
+    cli curl -sS -A "$UA" "http://$SIP:8443/" -o /dev/null
+    cli curl -sS -A "$UA" "http://$SIP:8443/index.html" -o /dev/null
+    cap_stop
+}
+
+rec_http-on-443() {
+    http_py 443
+    cap_start http-on-443 tcp port 443
+    cli curl -sS -A "$UA" "http://$SIP:443/" -o /dev/null
+    cli curl -sS -A "$UA" "http://$SIP:443/index.html" -o /dev/null
+    cap_stop
+}
+
+rec_tls-22() {
+    make_cert secure.example.test
+    cd "$WORK"
+    bg_srv openssl s_server -accept "$SIP:22" -cert "$WORK/secure.example.test.crt" \
+        -key "$WORK/secure.example.test.key" -www -quiet
+    cd - >/dev/null
+    wait_port tcp 22
+    cap_start tls-22 tcp port 22
+    cli curl -sS -k -A "$UA" --resolve "secure.example.test:22:$SIP" https://secure.example.test:22/ -o /dev/null
+    printf 'GET / HTTP/1.0\r\n\r\n' | cli timeout 5 openssl s_client -quiet -connect "$SIP:22" \
+        -servername secure.example.test >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# --- mail -----------------------------------------------------------------
+
+rec_smtp-25() {
+    mkdir -p "$WORK/smtpd/maildir"
+    cat >"$WORK/smtpd/smtpd.conf" <<EOF
+listen on $SIP port 25 hostname mx.example.test
+action "local" maildir "$WORK/smtpd/maildir"
+match from any for domain "example.test" action "local"
+EOF
+    bg_srv smtpd -d -f "$WORK/smtpd/smtpd.conf"
+    wait_port tcp 25
+    cap_start smtp-25 tcp port 25
+    cli swaks --server "$SIP" --port 25 --ehlo client.example.test \
+        --from alice@client.example.test --to root@example.test \
+        --header 'Subject: portwatch test' --body 'Hello from the portwatch capture script.' >/dev/null
+    cap_stop
+}
+
+dovecot_start() {
+    local d=$WORK/dovecot
+    make_cert mail.example.test
+    mkdir -p "$d/run" "$d/mail"
+    chown nobody:nogroup "$d/mail"
+    chmod 755 "$WORK" "$d"
+    echo "alice:{PLAIN}alice-secret::::::" >"$d/passwd"
+    cat >"$d/dovecot.conf" <<EOF
+protocols = imap pop3
+listen = $SIP
+base_dir = $d/run
+log_path = $d/dovecot.log
+ssl = yes
+ssl_cert = <$WORK/mail.example.test.crt
+ssl_key = <$WORK/mail.example.test.key
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:$d/mail/%u
+login_greeting = portwatch dovecot ready.
+passdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/mail/%u
+}
+EOF
+    bg_srv dovecot -F -c "$d/dovecot.conf"
+    wait_port tcp 143 && wait_port tcp 110
+}
+
+rec_pop3-110() {
+    dovecot_start
+    cap_start pop3-110 tcp port 110
+    cli curl -sS "pop3://$SIP/" -u alice:alice-secret >/dev/null          # AUTH PLAIN in clear
+    cli curl -sS -k --ssl-reqd "pop3://$SIP/" -u alice:alice-secret >/dev/null   # STLS
+    cap_stop
+}
+
+rec_imap-143() {
+    dovecot_start
+    cap_start imap-143 tcp port 143
+    cli curl -sS --login-options 'AUTH=+LOGIN' "imap://$SIP/INBOX" -u alice:alice-secret >/dev/null  # LOGIN in clear
+    cli curl -sS -k --ssl-reqd "imap://$SIP/" -u alice:alice-secret >/dev/null   # STARTTLS
+    cap_stop
+}
+
+# --- DNS ------------------------------------------------------------------
+
+rec_dns-53() {
+    bg_srv dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
+        --bind-interfaces --listen-address="$SIP" --listen-address="$SIP6" --except-interface=lo \
+        --local=/example.test/ --domain=example.test \
+        --address=/www.example.test/10.77.0.80 --address=/www.example.test/fd77::80 \
+        --host-record=mail.example.test,10.77.0.25 \
+        --mx-host=example.test,mail.example.test,10 \
+        --txt-record=example.test,"v=spf1 mx -all" \
+        --srv-host=_sip._udp.example.test,sip.example.test,5060 \
+        --cname=web.example.test,www.example.test \
+        --log-queries --log-facility=-
+    wait_port udp 53 && wait_port tcp 53
+    cap_start dns-53 port 53
+    local d="cli dig @$SIP +tries=1 +time=2"
+    $d www.example.test A +short
+    $d www.example.test AAAA +short
+    $d example.test MX +short
+    $d example.test TXT +short
+    $d _sip._udp.example.test SRV +short
+    $d web.example.test A +short
+    $d nosuch.example.test A +noall +comments | grep -o 'status: [A-Z]*'
+    $d +tcp www.example.test A +short
+    $d +tcp example.test MX +short
+    cli dig @"$SIP6" +tries=1 +time=2 mail.example.test A +short
+    cap_stop
+}
+
+rec_dns-tunnel() {
+    # iodine: the tunnel inside DNS queries; -r forbids the raw-UDP shortcut so
+    # every byte really travels as DNS (NULL/TXT records under t.example.test)
+    bg_srv iodined -f -c -P pw-tunnel -l "$SIP" -p 53 10.78.0.1/27 t.example.test
+    wait_port udp 53
+    cap_start dns-tunnel udp port 53
+    cli iodine -f -r -P pw-tunnel "$SIP" t.example.test >"$WORK/iodine.log" 2>&1 &
+    local ok=
+    for _ in $(seq 300); do grep -q 'Connection setup complete' "$WORK/iodine.log" && { ok=1; break; }; sleep 0.1; done
+    [ -n "$ok" ] || { cat "$WORK/iodine.log" >&2; cap_stop; return 1; }
+    cli ping -c 5 -i 0.5 -W 3 10.78.0.1
+    cap_stop
+}
+
+# --- cleartext logins -----------------------------------------------------
+
+inetd_start() {   # inetd_start "conf line"
+    printf '%s\n' "$1" >"$WORK/inetd.conf"
+    bg_srv inetutils-inetd -d "$WORK/inetd.conf"
+}
+
+rec_telnet-23() {
+    ensure_user
+    inetd_start "$SIP:telnet stream tcp nowait root /usr/sbin/telnetd telnetd"
+    wait_port tcp 23
+    cap_start telnet-23 tcp port 23
+    cat >"$WORK/telnet.exp" <<EOF
+set timeout 15
+spawn ip netns exec $NS_C telnet $SIP 23
+expect "login: "
+send "$CAPUSER\r"
+expect "assword: "
+send "$CAPPASS\r"
+expect -re {[\$#] $}
+send "echo hello-from-telnet\r"
+expect -re {[\$#] $}
+send "exit\r"
+expect eof
+EOF
+    expect "$WORK/telnet.exp" >/dev/null
+    cap_stop
+}
+
+rec_ftp-21() {
+    ensure_user
+    local d=$WORK/ftp
+    mkdir -p "$d/empty"; chmod 755 "$WORK"
+    echo "portwatch ftp test file" >"$WORK/home/readme.txt"; chown "$CAPUSER" "$WORK/home/readme.txt"
+    cat >"$d/vsftpd.conf" <<EOF
+listen=YES
+listen_ipv6=NO
+listen_address=$SIP
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=NO
+pam_service_name=vsftpd
+secure_chroot_dir=$d/empty
+seccomp_sandbox=NO
+pasv_enable=YES
+pasv_min_port=50000
+pasv_max_port=50000
+ftpd_banner=portwatch vsftpd ready.
+xferlog_enable=NO
+EOF
+    bg_srv vsftpd "$d/vsftpd.conf"
+    wait_port tcp 21
+    cap_start ftp-21 tcp port 21 or tcp port 50000
+    cli curl -sS "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null              # LIST
+    cli curl -sS "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null    # RETR
+    cap_stop
+}
+
+# --- databases, brokers, misc daemons -------------------------------------
+
+rec_redis-6379() {
+    bg_srv redis-server --port 6379 --bind "$SIP" --protected-mode no --save '' \
+        --appendonly no --dir "$WORK" --daemonize no
+    wait_port tcp 6379
+    cap_start redis-6379 tcp port 6379
+    cli redis-cli -h "$SIP" PING
+    cli redis-cli -h "$SIP" SET portwatch:key "hello"
+    cli redis-cli -h "$SIP" GET portwatch:key
+    cap_stop
+}
+
+rec_postgresql-5432() {
+    local bin d=$WORK/pg
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    mkdir -p "$d"; chmod 755 "$WORK"; chown postgres "$d"
+    echo pw-secret >"$d/pwfile"; chown postgres "$d/pwfile"
+    srv runuser -u postgres -- "$bin/initdb" -D "$d/data" -U postgres --pwfile="$d/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    echo "host all all 10.77.0.0/24 scram-sha-256" >>"$d/data/pg_hba.conf"
+    srv runuser -u postgres -- "$bin/postgres" -D "$d/data" -c "listen_addresses=$SIP" \
+        -c port=5432 -c "unix_socket_directories=$d" -c ssl=off >>"$WORK/daemons.log" 2>&1 &
+    wait_port tcp 5432
+    cap_start postgresql-5432 tcp port 5432
+    PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=postgres dbname=postgres sslmode=disable" \
+        -Atc 'select version();' -c 'select 1+1;'
+    cap_stop
+}
+
+rec_mysql-3306() {
+    local d=$WORK/mysql
+    mkdir -p "$d"
+    mariadb-install-db --no-defaults --datadir="$d/data" --user=root \
+        --auth-root-authentication-method=socket >/dev/null 2>&1
+    bg_srv mariadbd --no-defaults --datadir="$d/data" --user=root --bind-address="$SIP" \
+        --port=3306 --socket="$d/sock" --pid-file="$d/pid" --skip-log-bin --skip-name-resolve
+    wait_port tcp 3306 300
+    srv mariadb --no-defaults -S "$d/sock" -u root \
+        -e "CREATE USER 'pw'@'%' IDENTIFIED BY 'pw-secret'; CREATE DATABASE pwdb; GRANT ALL ON pwdb.* TO 'pw'@'%';"
+    cap_start mysql-3306 tcp port 3306
+    cli mariadb --no-defaults -h "$SIP" -P 3306 -u pw -ppw-secret --skip-ssl pwdb \
+        -e 'SELECT VERSION(); CREATE TABLE t (id INT); INSERT INTO t VALUES (42); SELECT * FROM t;'
+    cap_stop
+}
+
+rec_mqtt-1883() {
+    printf 'listener 1883 %s\nallow_anonymous true\npersistence false\nlog_dest stderr\n' "$SIP" >"$WORK/mosquitto.conf"
+    bg_srv mosquitto -c "$WORK/mosquitto.conf"
+    wait_port tcp 1883
+    cap_start mqtt-1883 tcp port 1883
+    cli mosquitto_sub -h "$SIP" -t portwatch/test -C 1 -W 10 -i pw-sub &
+    local sub=$!
+    sleep 0.5
+    cli mosquitto_pub -h "$SIP" -t portwatch/test -m 'hello mqtt' -q 1 -i pw-pub
+    wait "$sub"
+    cap_stop
+}
+
+rec_ntp-123() {
+    cat >"$WORK/chrony-srv.conf" <<EOF
+local stratum 8
+allow 10.77.0.0/24
+bindaddress $SIP
+cmdport 0
+pidfile $WORK/chronyd-srv.pid
+EOF
+    # -x: never touch the host clock
+    bg_srv chronyd -d -x -f "$WORK/chrony-srv.conf"
+    wait_port udp 123
+    cap_start ntp-123 udp port 123
+    cli chronyd -Q -t 20 -f /dev/null "server $SIP iburst maxsamples 4" "pidfile $WORK/chronyd-cli.pid" "cmdport 0" 2>&1 || true
+    cap_stop
+}
+
+rec_snmp-161() {
+    printf 'rocommunity public 10.77.0.0/24\nsysLocation portwatch-lab\nsysContact noc@example.test\n' >"$WORK/snmpd.conf"
+    bg_srv snmpd -f -Lo -C -c "$WORK/snmpd.conf" -p "$WORK/snmpd.pid" "udp:$SIP:161"
+    wait_port udp 161
+    cap_start snmp-161 udp port 161
+    cli snmpget -v2c -c public -On "$SIP" 1.3.6.1.2.1.1.1.0 1.3.6.1.2.1.1.5.0 1.3.6.1.2.1.1.6.0
+    cli snmpwalk -v2c -c public -On "$SIP" 1.3.6.1.2.1.1 >/dev/null
+    cli snmpget -v1 -c public -On "$SIP" 1.3.6.1.2.1.1.3.0
+    cap_stop
+}
+
+rec_tftp-69() {
+    mkdir -p "$WORK/tftp"; echo "portwatch tftp test file" >"$WORK/tftp/hello.txt"
+    chmod 755 "$WORK" "$WORK/tftp"; chmod 644 "$WORK/tftp/hello.txt"
+    bg_srv in.tftpd -L -s -a "$SIP:69" "$WORK/tftp"
+    wait_port udp 69
+    cap_start tftp-69 udp
+    (cd "$WORK" && cli tftp -m octet "$SIP" -c get hello.txt "$WORK/hello.got")
+    cap_stop
+}
+
+rec_rsync-873() {
+    mkdir -p "$WORK/rsync/pub"; echo "portwatch rsync test file" >"$WORK/rsync/pub/hello.txt"
+    cat >"$WORK/rsync/rsyncd.conf" <<EOF
+use chroot = no
+uid = root
+gid = root
+pid file = $WORK/rsync/rsyncd.pid
+[pub]
+    path = $WORK/rsync/pub
+    read only = yes
+    comment = portwatch test module
+EOF
+    bg_srv rsync --daemon --no-detach --config="$WORK/rsync/rsyncd.conf" --address="$SIP" --port=873
+    wait_port tcp 873
+    cap_start rsync-873 tcp port 873
+    cli rsync "rsync://$SIP/"
+    cli rsync -a "rsync://$SIP/pub/" "$WORK/rsync-out/"
+    cap_stop
+}
+
+rec_syslog-514() {
+    cat >"$WORK/rsyslog.conf" <<EOF
+module(load="imudp")
+input(type="imudp" address="$SIP" port="514")
+*.* $WORK/syslog.log
+EOF
+    bg_srv rsyslogd -n -f "$WORK/rsyslog.conf" -i "$WORK/rsyslogd.pid"
+    wait_port udp 514
+    cap_start syslog-514 udp port 514
+    cli logger --server "$SIP" --port 514 --udp --rfc3164 -t portwatch -p auth.notice "test message rfc3164"
+    cli logger --server "$SIP" --port 514 --udp --rfc5424 -t portwatch -p user.info "test message rfc5424"
+    cli logger --server "$SIP" --port 514 --udp -t portwatch -p authpriv.warning "test message, default format"
+    cap_stop
+}
+
+rec_sip-5060() {
+    (cd "$WORK" && srv sipp -sn uas -i "$SIP" -p 5060 -bg -nostdin >/dev/null 2>&1) || true
+    wait_port udp 5060
+    cap_start sip-5060 udp port 5060
+    (cd "$WORK" && cli sipp -sn uac "$SIP:5060" -i "$CIP" -p 5060 -m 1 -nostdin -timeout 15 >/dev/null 2>&1) || true
+    cap_stop
+}
+
+rec_finger-79() {
+    inetd_start "$SIP:finger stream tcp nowait nobody /usr/sbin/in.fingerd in.fingerd"
+    wait_port tcp 79
+    cap_start finger-79 tcp port 79
+    cli finger "nobody@$SIP"
+    cli finger "@$SIP" || true
+    cap_stop
+}
+
+rec_whois-43() {
+    # Debian has no whois daemon: a tiny line-oriented server stands in
+    cat >"$WORK/whoisd.py" <<'EOF'
+import socketserver, sys
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        q = self.rfile.readline(512).decode("ascii", "replace").strip()
+        self.wfile.write((
+            "% portwatch test whois server\r\n\r\n"
+            f"domain:       {q}\r\nstatus:       active\r\n"
+            "registrar:    Example Registrar\r\nnserver:      ns1.example.test\r\n").encode())
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer((sys.argv[1], 43), H).serve_forever()
+EOF
+    bg_srv python3 "$WORK/whoisd.py" "$SIP"
+    wait_port tcp 43
+    cap_start whois-43 tcp port 43
+    cli whois -h "$SIP" example.test
+    cli whois -h "$SIP" portwatch.example.test >/dev/null
+    cap_stop
+}
+
+rec_irc-6667() {
+    cat >"$WORK/ngircd.conf" <<EOF
+[Global]
+    Name = irc.example.test
+    Info = portwatch test ircd
+    Listen = $SIP
+    Ports = 6667
+    PidFile = $WORK/ngircd.pid
+    MotdPhrase = "portwatch test server"
+    ServerUID = nobody
+    ServerGID = nogroup
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+EOF
+    bg_srv ngircd -n -f "$WORK/ngircd.conf"
+    wait_port tcp 6667
+    cat >"$WORK/ircclient.py" <<'EOF'
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 6667), timeout=10)
+f = s.makefile("rb")
+def send(line): s.sendall(line.encode() + b"\r\n")
+send("NICK pwtest"); send("USER pwtest 0 * :portwatch test client")
+while True:
+    line = f.readline().decode(errors="replace")
+    if not line: sys.exit("closed")
+    if line.startswith("PING"): send("PONG" + line[4:].rstrip())
+    if " 376 " in line or " 422 " in line: break   # end of MOTD
+send("JOIN #portwatch"); send("PRIVMSG #portwatch :hello from the capture script")
+send("QUIT :bye")
+while f.readline(): pass
+print("irc ok")
+EOF
+    cap_start irc-6667 tcp port 6667
+    cli python3 "$WORK/ircclient.py" "$SIP"
+    cap_stop
+}
+
+# --- main -------------------------------------------------------------------
+
+main() {
+    local names=("$@") n rc failed=()
+    [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
+    for n in "${names[@]}"; do
+        declare -F "rec_$n" >/dev/null || { echo "unknown capture: $n (see --list)" >&2; exit 2; }
+    done
+    WORK=$(mktemp -d /tmp/pw-record.XXXXXX)
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    ns_up
+    for n in "${names[@]}"; do
+        log "recording $n"
+        set +e; ( set -e; "rec_$n" ); rc=$?; set -e
+        if [ $rc -eq 0 ]; then
+            log "$n: $(stat -c %s "$OUT/$n.pcap") bytes"
+        else
+            log "$n FAILED (see $WORK/daemons.log)"; failed+=("$n")
+            [ -n "${KEEP_WORK:-}" ] && cp "$WORK/daemons.log" "/tmp/pw-daemons-$n.log" || true
+            TCPDUMP_PID=; ns_reset
+        fi
+    done
+    if [ ${#failed[@]} -gt 0 ]; then log "failed: ${failed[*]}"; return 1; fi
+}
+
+main "$@"
