@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 from cryptography import x509
@@ -34,10 +34,8 @@ def engine():
 def serve(handle: Callable[[socket.socket], None]) -> Iterator[int]:
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
-            try:
+            with suppress(OSError):
                 handle(self.request)
-            except OSError:
-                pass
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
