@@ -96,7 +96,10 @@ def monitor(
     if replay and (bpf_expr or no_promisc):
         _fail("--bpf and --no-promisc apply to live capture (-i), not to -r")
     euid = os.geteuid()
-    account = privdrop.lookup(user) if user else None  # type: ignore[call-arg]
+    try:
+        account = privdrop.lookup(user) if user else None
+    except privdrop.PrivilegeError as exc:
+        _fail(str(exc))
     if euid == 0 and account is None:
         _fail("refusing to parse packets as root: give --user NAME (an unprivileged account, e.g. nobody), "
               "or --user root to accept the risk")

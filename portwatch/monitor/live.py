@@ -32,6 +32,7 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_STATISTICS = 6
 PACKET_MR_PROMISC = 1
+SO_RCVBUFFORCE = 33  # not exported by the socket module; root may exceed net.core.rmem_max
 MSG_TRUNC = socket.MSG_TRUNC
 FRAME_MAX = 262144  # GRO/TSO on the capturing host can hand up frames far beyond the MTU
 DRAIN_MAX = 256  # frames read from one socket before the others get a turn
@@ -87,7 +88,7 @@ class LiveSource:
             if prog is not None:
                 bpf.attach(sock, prog)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, rcvbuf)
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             if promisc:

@@ -8,18 +8,25 @@ the interpreter lives somewhere like /root/.pyenv: every module the analyzer may
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import grp
 import importlib
 import os
 import pwd
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+# Imports inside functions (indented): top-level ones ran when the module was loaded. A regex
+# rather than ast: parsing every module costs a second of start-up.
+_LAZY_IMPORT = re.compile(
+    r"^[ \t]+(?:from[ \t]+(?P<mod>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>[\w., \t()]+)"
+    r"|import[ \t]+(?P<plain>[\w., \t]+))",
+    re.M,
+)
 # Only used before the drop (the fallback BPF compiler), and slow to import.
-SKIP = frozenset({"scapy", "pandas", "pyarrow"})
+SKIP = frozenset({"scapy", "pandas", "pyarrow", "matplotlib"})
 
 
 class PrivilegeError(Exception):
@@ -77,7 +84,8 @@ def preload_modules(package: str = "portwatch") -> list[str]:
     """Import everything the package's already-loaded modules import, including inside functions.
 
     Scanning the loaded modules (not the whole package) keeps heavy unrelated imports (pandas for
-    the notebook API) out of the monitor's start-up.
+    the notebook API) out of the monitor's start-up. Call it once the Setup is loaded: the engine
+    imports the probes it needs then.
     """
     names: set[str] = set()
     for mod_name, module in list(sys.modules.items()):
@@ -87,26 +95,33 @@ def preload_modules(package: str = "portwatch") -> list[str]:
         if not file or not file.endswith(".py"):
             continue
         try:
-            tree = ast.parse(Path(file).read_text(encoding="utf-8"))
-        except (OSError, SyntaxError, UnicodeDecodeError):
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             continue
         parts = mod_name.split(".")
         pkg_parts = parts if file.endswith("__init__.py") else parts[:-1]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = pkg_parts[: len(pkg_parts) - node.level + 1]
-                    mod = ".".join([*base, node.module] if node.module else base)
-                else:
-                    mod = node.module or ""
-                names.add(mod)
-                # `from pkg import sub` may name a submodule, not an attribute
-                names.update(f"{mod}.{a.name}" for a in node.names if a.name != "*")
+        for m in _LAZY_IMPORT.finditer(text):
+            if m.group("plain"):
+                names.update(n.strip().split(" ")[0] for n in m.group("plain").split(","))
+                continue
+            mod = m.group("mod")
+            level = len(mod) - len(mod.lstrip("."))
+            if level:
+                base = pkg_parts[: len(pkg_parts) - level + 1]
+                mod = ".".join([*base, mod[level:]] if mod[level:] else base)
+            names.add(mod)
+            # `from pkg import sub` may name a submodule, not an attribute
+            for n in m.group("names").strip("() ").split(","):
+                n = n.strip().split(" ")[0]
+                if n and n != "*":
+                    names.add(f"{mod}.{n}")
     loaded = []
     for name in sorted(n for n in names if n):
-        if name.endswith(("__main__", ".cli")) or name == "__future__" or name.split(".")[0] in SKIP:
+        if name == "__future__" or name.split(".")[0] in SKIP:
+            continue
+        # The packet path's own modules are loaded by now; an unloaded one is off that path (the
+        # notebook API, the CLI) and would only slow the start.
+        if (name == package or name.startswith(package + ".")) and name not in sys.modules:
             continue
         try:
             importlib.import_module(name)
