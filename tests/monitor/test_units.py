@@ -1,0 +1,116 @@
+"""Pieces of the monitor without processes: flow ids, active timeout, emitter, reload diff, BPF."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from portwatch.capture.sources import CaptureSource
+from portwatch.model import FlowRecord
+from portwatch.monitor import bpf
+from portwatch.monitor import reload as reloading
+from portwatch.monitor.analyzer import MonitorAnalyzer
+from portwatch.monitor.emit import Emitter
+from portwatch.pipeline import Config, Setup
+
+SSH_PCAP = Path(__file__).parent / "data" / "ssh-443.pcap"
+
+
+def run_capture(limit: int | None = None, **cfg: object) -> tuple[MonitorAnalyzer, list[FlowRecord], list[FlowRecord]]:
+    classified: list[FlowRecord] = []
+    ended: list[FlowRecord] = []
+    an = MonitorAnalyzer(Config(**cfg), on_record=ended.append, on_classified=classified.append, run_id="t-")
+    with CaptureSource(SSH_PCAP) as src:
+        records = list(src)
+    an.run(records[:limit] if limit else records)
+    return an, classified, ended
+
+
+def test_flows_get_ids_and_are_classified_before_they_end() -> None:
+    an, classified, ended = run_capture()
+    assert [r.meta["flow_id"] for r in classified] == ["t-1"]
+    assert classified[0].protocol == "ssh"
+    assert "tunnel" in {f.kind for f in classified[0].findings}
+    an.close()
+    assert [r.meta["flow_id"] for r in ended] == ["t-1"]
+
+
+def test_active_timeout_splits_a_flow_and_keeps_its_verdict() -> None:
+    an, classified, ended = run_capture(limit=20)
+    (flow,) = list(an.table.flows())
+    assert not flow.inspecting, "settled: classified and metadata collected"
+    assert an.split_long_flows(active=3600, now=flow.ts_start + 1) == 0
+    assert an.split_long_flows(active=0.001, now=flow.ts_end + 1) == 1
+    assert len(ended) == 1 and ended[0].meta["end_reason"] == "active-timeout"
+    (cont,) = list(an.table.flows())
+    assert cont is not flow and cont.decision is flow.decision and cont.reported
+    with CaptureSource(SSH_PCAP) as src:
+        an.run(list(src)[20:])
+    an.close()
+    assert len(classified) == 1, "no second classification for the continuation"
+    last = ended[-1]
+    assert last.meta["flow_id"] == ended[0].meta["flow_id"] == "t-1"
+    assert last.meta["segment"] == 1 and last.protocol == "ssh"
+    total = sum(r.packets_c2s + r.packets_s2c for r in ended)
+    assert total == an.stats.packets
+
+
+def test_emitter_reports_each_finding_once_per_flow_across_segments() -> None:
+    out = io.StringIO()
+    em = Emitter(out, None, None)
+    an = MonitorAnalyzer(Config(), on_record=em.on_record, on_classified=em.on_classified, run_id="e-")
+    with CaptureSource(SSH_PCAP) as src:
+        records = list(src)
+    an.run(records[:20])
+    (flow,) = list(an.table.flows())
+    an.split_long_flows(active=0.001, now=flow.ts_end + 1)
+    an.run(records[20:])
+    an.close()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    types = [e["type"] for e in events]
+    assert types.count("classified") == 1 and types.count("flow") == 2
+    kinds = [e["kind"] for e in events if e["type"] == "finding"]
+    assert "tunnel" in kinds and len(kinds) == len(set(kinds))
+    assert all(e["flow_id"] == "e-1" for e in events)
+    assert em.reported == {}, "per-flow state is dropped when the flow really ends"
+    assert em.tally.by_kind["tunnel"] == 1
+
+
+def test_reload_changes_name_what_changed(tmp_path: Path) -> None:
+    old = Setup.load(Config())
+    policy = tmp_path / "p.toml"
+    policy.write_text('disabled = ["tunnel"]\n[egress]\ntcp = [443]\n')
+    new, error = reloading.load(Config(policy_path=str(policy)))
+    assert new is not None and error == ""
+    changes = reloading.changes(old, new)
+    assert any(c.startswith("policy disabled: [] -> ['tunnel']") for c in changes)
+    assert any(c.startswith("policy egress:") for c in changes)
+    assert reloading.changes(old, Setup.load(Config())) == []
+
+
+def test_reload_error_is_reported_not_raised(tmp_path: Path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text("[egress\n")
+    new, error = reloading.load(Config(policy_path=str(bad)))
+    assert new is None and "invalid TOML" in error and str(bad) in error
+    new, error = reloading.load(Config(signature_dirs=(str(tmp_path / "missing"),)))
+    assert new is None and error
+
+
+def test_bpf_compile_and_attach() -> None:
+    prog = bpf.compile_filter("tcp port 443")
+    assert 4 < len(prog) < 64 and prog[-1][0] == 0x06  # ends in a return
+    with pytest.raises(bpf.BpfError, match="bad filter"):
+        bpf.compile_filter("tcp port nosuchport")
+    assert bpf.parse_dd("{ 0x6, 0, 0, 0x00040000 },\n") == [(6, 0, 0, 0x40000)]
+    with pytest.raises(bpf.BpfError):
+        bpf.parse_dd("garbage")
+    # SO_ATTACH_FILTER works on any socket: the kernel validates the program on attach.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        bpf.attach(s, prog)
+        with pytest.raises(OSError):
+            bpf.attach(s, [(0xFFFF, 0, 0, 0)])  # not an instruction
