@@ -54,51 +54,59 @@ class StreamBuffer:
         if rel >= self.depth:
             return False
         payload = payload[: self.depth - rel]
-        have = len(self.data)
-        if rel > have:
-            self._hold(rel, payload)
-            return False
-        if not self._accept(rel, payload):
-            return False
-        self._drain()
-        return True
+        before = len(self.data)
+        for piece_rel, piece in self._new_pieces(rel, payload):
+            if piece_rel == len(self.data):
+                self.data += piece  # in order: taken whatever the pending bounds say
+                self._drain()
+            else:
+                self._hold(piece_rel, piece)
+        return len(self.data) > before
 
-    def _accept(self, rel: int, payload: bytes) -> bool:
-        """Append the part of an in-order segment beyond what is held; compare the overlap."""
+    def _new_pieces(self, rel: int, payload: bytes) -> list[tuple[int, bytes]]:
+        """The parts of a segment that no earlier segment covered; disagreements count as anomalies.
+
+        Held segments are kept disjoint, each byte as it first arrived, so a later segment that
+        spans both held bytes and a gap fills only the gap (first copy wins there too, not only
+        on the contiguous prefix).
+        """
         have = len(self.data)
-        overlap = have - rel
-        if overlap > 0:
-            if self.data[rel : rel + min(overlap, len(payload))] != payload[:overlap]:
-                self.anomalies += 1
-            if overlap >= len(payload):
-                return False
-            payload = payload[overlap:]
-        self.data += payload
-        return True
+        end = rel + len(payload)
+        conflict = False
+        if rel < have:
+            n = min(have, end) - rel
+            conflict = self.data[rel : rel + n] != payload[:n]
+        pieces = []
+        pos = max(rel, have)
+        for p_rel in sorted(self.pending):
+            held = self.pending[p_rel]
+            p_end = p_rel + len(held)
+            if p_end <= pos or p_rel >= end:
+                continue
+            if p_rel > pos:
+                pieces.append((pos, payload[pos - rel : p_rel - rel]))
+            lo, hi = max(p_rel, pos), min(p_end, end)
+            if held[lo - p_rel : hi - p_rel] != payload[lo - rel : hi - rel]:
+                conflict = True
+            pos = hi
+        if pos < end:
+            pieces.append((pos, payload[pos - rel :]))
+        if conflict:
+            self.anomalies += 1
+        return pieces
 
     def _hold(self, rel: int, payload: bytes) -> None:
-        old = self.pending.get(rel)
-        if old is not None:
-            n = min(len(old), len(payload))
-            if old[:n] != payload[:n]:
-                self.anomalies += 1
-            if len(payload) <= len(old):
-                return
-            payload = old + payload[len(old) :]  # first copy wins on the shared part
-            self.pending_bytes -= len(old)
-        elif len(self.pending) >= MAX_PENDING_SEGMENTS or self.pending_bytes + len(payload) > self.depth:
+        if len(self.pending) >= MAX_PENDING_SEGMENTS or self.pending_bytes + len(payload) > self.depth:
             self.gaps += 1
             return
         self.pending[rel] = payload
         self.pending_bytes += len(payload)
 
     def _drain(self) -> None:
+        # Held pieces are disjoint and lie beyond the prefix, so the next one starts exactly at its end.
         while self.pending:
-            have = len(self.data)
-            ready = [r for r in self.pending if r <= have]
-            if not ready:
+            payload = self.pending.pop(len(self.data), None)
+            if payload is None:
                 return
-            for rel in sorted(ready):
-                payload = self.pending.pop(rel)
-                self.pending_bytes -= len(payload)
-                self._accept(rel, payload)
+            self.pending_bytes -= len(payload)
+            self.data += payload

@@ -18,6 +18,7 @@ import io
 import os
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -79,7 +80,7 @@ class CaptureSource:
             fh: BinaryIO = gzip.GzipFile(fileobj=_Prepend(head, raw))  # type: ignore[assignment]
             try:
                 head = fh.read(4)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise CaptureError(f"{self.name}: corrupt gzip data ({exc})") from None
         else:
             fh = raw
@@ -104,11 +105,14 @@ class CaptureSource:
     def _chunks(self) -> Iterator[bytes]:
         assert self._fh is not None
         yield self._head
+        # read1 on a gzip stream returns what one inflate step gave: data before a corrupt or
+        # truncated part is kept, where read(CHUNK) would drop the whole chunk with the error.
+        read = self._fh.read1 if self._fh is not self._raw else self._fh.read  # type: ignore[attr-defined]
         while True:
             try:
-                data = self._fh.read(CHUNK)
-            except (OSError, EOFError) as exc:
-                self.stats.error = f"read error: {exc}"
+                data = read(CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data
+                self.stats.error = f"{self.name}: read error: {exc}"
                 return
             if not data:
                 return
@@ -178,7 +182,7 @@ class _Buffer:
 def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
     rd = _Buffer(chunks)
     if not rd.need(24):
-        stats.error = f"{name}: truncated pcap file header"
+        stats.error = stats.error or f"{name}: truncated pcap file header"
         return
     order, tick = PCAP_MAGICS[rd.buf[:4]]
     _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", rd.buf, 4)
@@ -196,7 +200,9 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
             sec, frac, caplen, _origlen = unpack(buf, off)
             if caplen > limit:
                 rd.off = off
-                stats.error = f"{name}: corrupt record at byte offset {off}: caplen {caplen} exceeds {limit}"
+                stats.error = stats.error or (
+                    f"{name}: corrupt record at byte offset {off}: caplen {caplen} exceeds {limit}"
+                )
                 return
             nxt = off + 16 + caplen
             if nxt > end:
@@ -207,14 +213,16 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
         if rd.remaining() == 0 and not rd.need(1):
             return
         if not rd.need(16):
-            stats.error = f"{name}: truncated record header at end of file"
+            stats.error = stats.error or f"{name}: truncated record header at end of file"
             return
         _sec, _frac, caplen, _origlen = unpack(rd.buf, rd.off)
         if caplen > limit:
-            stats.error = f"{name}: corrupt record: caplen {caplen} exceeds {limit}"
+            stats.error = stats.error or f"{name}: corrupt record: caplen {caplen} exceeds {limit}"
             return
         if not rd.need(16 + caplen):
-            stats.error = f"{name}: truncated packet data at end of file ({rd.remaining() - 16} of {caplen} bytes)"
+            stats.error = stats.error or (
+                f"{name}: truncated packet data at end of file ({rd.remaining() - 16} of {caplen} bytes)"
+            )
             return
 
 
@@ -225,7 +233,7 @@ def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Ite
     while True:
         if not rd.need(12):
             if rd.remaining():
-                stats.error = f"{name}: truncated pcapng block header at end of file"
+                stats.error = stats.error or f"{name}: truncated pcapng block header at end of file"
             return
         buf = rd.buf
         off = rd.off
@@ -236,15 +244,17 @@ def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Ite
             elif bom == b"\x1a\x2b\x3c\x4d":
                 order = ">"
             else:
-                stats.error = f"{name}: corrupt section header (byte-order magic {bom.hex()})"
+                stats.error = stats.error or f"{name}: corrupt section header (byte-order magic {bom.hex()})"
                 return
             interfaces = []
         btype, blen = struct.unpack_from(order + "II", buf, off)
         if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
-            stats.error = f"{name}: corrupt pcapng block at byte offset {off} (type {btype:#x}, length {blen})"
+            stats.error = stats.error or (
+                f"{name}: corrupt pcapng block at byte offset {off} (type {btype:#x}, length {blen})"
+            )
             return
         if not rd.need(blen):
-            stats.error = f"{name}: truncated pcapng block at end of file (type {btype:#x})"
+            stats.error = stats.error or f"{name}: truncated pcapng block at end of file (type {btype:#x})"
             return
         buf = rd.buf
         off = rd.off
@@ -263,7 +273,7 @@ def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Ite
             yield ((ts_hi << 32 | ts_lo) * tick, linktype, buf, body + 20, caplen)
         elif btype == 1:  # Interface Description Block
             if body_end - body < 8:
-                stats.error = f"{name}: corrupt interface description block"
+                stats.error = stats.error or f"{name}: corrupt interface description block"
                 return
             linktype, _res, _snap = struct.unpack_from(order + "HHI", buf, body)
             interfaces.append((linktype, _if_tsresol(buf, body + 8, body_end, order)))
