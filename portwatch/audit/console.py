@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..model import SEVERITY_RANK, FlowRecord
 from ..report.console import SEVERITY_STYLE
+from ..sanitize import clean_text
 from .model import ParseError
 
 
@@ -51,5 +52,5 @@ def render_audit(console: Console, records: list[FlowRecord], errors: list[Parse
     if errors:
         console.print(f"[yellow]{len(errors)} configuration line(s) could not be used:[/]")
         for e in errors:
-            console.print(f"  {escape(str(e))}")
+            console.print(f"  {escape(clean_text(str(e), 500))}")
     console.print(f"{len(records)} service(s) and listener(s) from {escape(', '.join(sources) or 'nothing')}")

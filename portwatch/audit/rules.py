@@ -70,6 +70,11 @@ NO_ROOT_NEEDED = frozenset((
 NO_ROOT_SERVICES = frozenset(("finger", "tftp", "talk", "ntalk", "ident", "auth", "biff", "comsat"))
 
 
+def _lookup_name(svc: ServiceDef) -> str:
+    # `tcpmux/+name` entries are served through the tcpmux port (RFC 1078), not a port of their own.
+    return "tcpmux" if svc.name.startswith("tcpmux/") else svc.name
+
+
 def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -88,7 +93,7 @@ class Auditor:
             return svc.port
         if svc.rpc:
             return 0  # rpcbind hands out the port at run time
-        entries = self.ctx.services.by_name(svc.name, svc.transport)
+        entries = self.ctx.services.by_name(_lookup_name(svc), svc.transport)
         return entries[0].port if entries else 0
 
     def service_record(self, svc: ServiceDef, tcpd_convention: bool) -> FlowRecord:
@@ -96,7 +101,8 @@ class Auditor:
         transport = svc.transport
         address = svc.address or ("::" if svc.protocol.endswith("6") else "0.0.0.0")
         meta: dict[str, object] = {
-            "audit": svc.origin, "file": svc.file, "line": svc.line, "service": clean_text(svc.name, 64),
+            "audit": svc.origin, "file": clean_text(svc.file, 300), "line": svc.line,
+            "service": clean_text(svc.name, 64),
             "socket_type": svc.socket_type, "wait": svc.wait, "user": clean_text(svc.user, 64),
             "server": clean_text(svc.server, 200), "daemon": clean_text(svc.daemon, 64), "wrapped": svc.wrapped,
         }
@@ -114,7 +120,7 @@ class Auditor:
     def _service_findings(self, svc: ServiceDef, rec: FlowRecord, tcpd_convention: bool) -> list[Finding]:
         out: list[Finding] = []
         name, daemon = clean_text(svc.name, 64), clean_text(svc.daemon, 64)
-        where = f"{svc.file}:{svc.line}"
+        where = f"{clean_text(svc.file, 300)}:{svc.line}"  # an image's file names are its author's choice
         what = f"{svc.origin} service {name} on {rec.dst_port or '?'}/{svc.transport}"
         if svc.internal and svc.name in INTERNAL_DOS:
             if svc.transport == "udp" and svc.name in REFLECTORS:
@@ -142,7 +148,7 @@ class Auditor:
             out.append(Finding("unwrapped-service", self._sev("unwrapped-service"),
                                f"{what} at {where} starts {daemon} directly, not through tcpd as the other "
                                "services here do: /etc/hosts.allow and hosts.deny do not apply to it"))
-        if not svc.rpc and not svc.unlisted and not self.ctx.services.by_name(svc.name, svc.transport):
+        if not svc.rpc and not svc.unlisted and not self.ctx.services.by_name(_lookup_name(svc), svc.transport):
             consequence = ("inetd cannot find its port and will not start it" if svc.origin == "inetd"
                            else "xinetd will not start it unless it is marked type = UNLISTED")
             out.append(Finding("unknown-service", self._sev("unknown-service"),

@@ -139,3 +139,13 @@ def test_site_policy_applies_to_audit_findings(tmp_path):
     assert "insecure-protocol" not in kinds
     assert not [f for r in records if r.dst_port == 79 for f in r.findings]  # allowed: even root-service
     assert [f.severity for r in records for f in r.findings if f.kind == "unassigned-port"] == ["high"]
+
+
+def test_tcpmux_services_and_hostile_file_names(setup):
+    conf = parse_inetd("tcpmux/+date stream tcp nowait nobody /bin/date date\n", "/img/etc/inetd.conf\x1b[2J")
+    (rec,) = audit_records(HostFacts(services=conf.services), setup.ctx, 0.0)
+    assert rec.dst_port == 1 and not [f for f in rec.findings if f.kind == "unknown-service"]
+    bad = parse_inetd("foo stream tcp nowait root /bin/foo\n", "/img/etc/inetd.conf\x1b[2J")
+    (rec,) = audit_records(HostFacts(services=bad.services), setup.ctx, 0.0)
+    assert rec.findings and all("\x1b" not in f.message for f in rec.findings)
+    assert "\x1b" not in rec.meta["file"]

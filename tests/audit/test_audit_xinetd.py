@@ -145,3 +145,10 @@ def test_never_raises(text):
     _, _, errors = build_services([f])
     n = len(text.splitlines())
     assert all(1 <= e.line <= n for e in f.errors + errors)
+
+
+def test_xinetd_tcpd_nameinargs():
+    text = ("service telnet\n{\n flags = REUSE NAMEINARGS\n socket_type = stream\n wait = no\n user = root\n"
+            " server = /usr/sbin/tcpd\n server_args = /usr/sbin/in.telnetd -h\n}\n")
+    (svc,), _, _ = build_services([parse_xinetd(text)])
+    assert svc.wrapped and svc.daemon == "in.telnetd" and svc.extra["flags"] == "REUSE NAMEINARGS"
