@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .model import SEVERITIES, SEVERITY_RANK
+from .model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
+from .report.servers import ServerInventory
 from .sanitize import MAX_TEXT, clean_text
 
 FLOW_COLUMNS: tuple[str, ...] = (
@@ -195,57 +196,46 @@ def _max_severity(findings: Iterable[list[dict[str, str]]]) -> str | None:
 IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns_query")
 
 
-def _is_server(row: Any) -> bool:
-    """Did the server side take part (bytes back, acknowledged client bytes, a recognised protocol)?
-    A SYN answered by RST or an unanswered datagram does not make an endpoint a server."""
-    if row.bytes_s2c > 0:
-        return True
-    if row.transport == "tcp":
-        return row.bytes_c2s > 0 and row.packets_s2c > 0
-    return row.protocol != "unknown" and row.bytes_c2s > 0
+def _records(flows: pd.DataFrame) -> list[FlowRecord]:
+    return [
+        FlowRecord(**{**d, "findings": [Finding(**f) for f in d["findings"]]}) for d in frame_records(flows)
+    ]
 
 
 def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFrame:
-    """One row per server endpoint (``server_ip``, ``port``, ``transport``) that took part in a flow;
-    with `per_capture`, one per capture and endpoint (a ``pcap`` column comes first).
+    """The servers inventory of ``analyze --servers`` (`portwatch.report.servers`) as a DataFrame: one
+    row per server endpoint that took part in a flow (a SYN answered by RST makes no server); with
+    `per_capture`, one per capture and endpoint, with a ``pcap`` column first.
 
-    Columns (those of ``analyze --servers`` and then some): ``server`` (string, ``ip:port``),
-    ``server_ip`` (string), ``port`` (int32), ``transport`` (category), ``protocol`` (category, the
-    most frequent detected protocol), ``protocols`` (string, every detected protocol, most frequent
-    first, joined by ``,``), ``assigned`` (string, space-joined service names), ``clients``,
-    ``flows``, ``bytes_c2s``, ``bytes_s2c`` (int64), ``first_seen``/``last_seen`` (UTC datetimes),
-    ``max_severity`` (ordered category, ``<NA>`` without findings), ``kinds`` (string, the finding
-    kinds joined by ``,``), ``identity`` (string: the first of ssh_server, banner, sni,
-    http_server, http_host, dns_query in the flows' metadata). Sorted by capture, port, transport,
-    address.
+    Columns: ``server`` (string, ``ip:port``), ``server_ip`` (string), ``port`` (int32), ``transport``
+    (category), ``protocol`` (category, the most frequent detected protocol), ``protocols`` (string,
+    every detected protocol, most frequent first, joined by ``,``), ``assigned`` (string,
+    space-joined service names), ``clients`` (int64; ``clients_capped``, bool, says the count stopped
+    at the inventory's bound), ``flows``, ``bytes_c2s``, ``bytes_s2c`` (int64),
+    ``first_seen``/``last_seen`` (UTC datetimes), and from the flows' findings and metadata:
+    ``max_severity`` (ordered category, ``<NA>`` without findings), ``kinds`` (string, finding kinds
+    joined by ``,``), ``identity`` (string: the first of ssh_server, banner, sni, http_server,
+    http_host, dns_query). Ordered as the inventory orders them: port, transport, address.
     """
-    keys = ["pcap", "dst_port", "transport", "dst_ip"] if per_capture else ["dst_port", "transport", "dst_ip"]
-    served = flows[[_is_server(r) for r in flows.itertuples(index=False)]] if len(flows) else flows
+    groups = flows.groupby("pcap", dropna=False, sort=True) if per_capture and len(flows) else [(None, flows)]
     rows = []
-    for key, g in served.groupby(keys, observed=True, sort=True, dropna=False):
-        pcap, port, transport, ip = key if per_capture else (None, *key)
-        protos = g["protocol"].astype(str).value_counts(sort=True)
-        protos = protos.iloc[np.lexsort((protos.index.to_numpy(), -protos.to_numpy()))]
-        kinds = sorted({f["kind"] for fl in g["findings"] for f in fl})
-        rows.append({
-            "pcap": None if pcap is pd.NA else pcap,
-            "server": server_label(ip, int(port)),
-            "server_ip": ip,
-            "port": int(port),
-            "transport": transport,
-            "protocol": protos.index[0],
-            "protocols": ",".join(protos.index),
-            "assigned": " ".join(next((a for a in g["assigned"] if a), [])),
-            "clients": int(g["src_ip"].nunique()),
-            "flows": len(g),
-            "bytes_c2s": int(g["bytes_c2s"].sum()),
-            "bytes_s2c": int(g["bytes_s2c"].sum()),
-            "first_seen": g["ts_start"].min(),
-            "last_seen": g["ts_end"].max(),
-            "max_severity": _max_severity(g["findings"]),
-            "kinds": ",".join(kinds),
-            "identity": next((m[k] for k in IDENTITY_KEYS for m in g["meta"] if m.get(k)), None),
-        })
+    for pcap, part in groups:
+        inventory = ServerInventory()
+        extras: dict[tuple[str, int, str], dict[str, Any]] = {}
+        for rec in _records(part):
+            inventory.add(rec)
+            x = extras.setdefault((rec.dst_ip, rec.dst_port, rec.transport), {"kinds": set(), "sev": None, "id": None})
+            for f in rec.findings:
+                x["kinds"].add(f.kind)
+                if x["sev"] is None or SEVERITY_RANK.get(f.severity, -1) > SEVERITY_RANK[x["sev"]]:
+                    x["sev"] = f.severity if f.severity in SEVERITY_RANK else x["sev"]
+            if x["id"] is None:
+                x["id"] = next((rec.meta[k] for k in IDENTITY_KEYS if rec.meta.get(k)), None)
+        for r in inventory.rows():
+            x = extras[(r["server_ip"], r["port"], r["transport"])]
+            rows.append({**r, "pcap": None if pcap is None or pcap is pd.NA or pcap != pcap else pcap,
+                         "server": server_label(r["server_ip"], r["port"]), "kinds": ",".join(sorted(x["kinds"])),
+                         "max_severity": x["sev"], "identity": x["id"]})
 
     def col(name: str) -> list[Any]:
         return [r[name] for r in rows]
@@ -256,15 +246,16 @@ def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFram
         "server_ip": pd.array(col("server_ip"), dtype="string"),
         "port": np.asarray(col("port"), dtype="int32"),
         "transport": _categorical(col("transport"), TRANSPORTS),
-        "protocol": _categorical(col("protocol")),
-        "protocols": pd.array(col("protocols"), dtype="string"),
-        "assigned": pd.array(col("assigned"), dtype="string"),
+        "protocol": _categorical([r["protocols"][0] for r in rows]),
+        "protocols": pd.array([",".join(r["protocols"]) for r in rows], dtype="string"),
+        "assigned": pd.array([" ".join(r["assigned"]) for r in rows], dtype="string"),
         "clients": np.asarray(col("clients"), dtype="int64"),
+        "clients_capped": np.asarray(col("clients_capped"), dtype="bool"),
         "flows": np.asarray(col("flows"), dtype="int64"),
         "bytes_c2s": np.asarray(col("bytes_c2s"), dtype="int64"),
         "bytes_s2c": np.asarray(col("bytes_s2c"), dtype="int64"),
-        "first_seen": pd.Series(col("first_seen"), dtype=TIME_DTYPE).array,
-        "last_seen": pd.Series(col("last_seen"), dtype=TIME_DTYPE).array,
+        "first_seen": epoch_to_utc(col("first_seen")).array,
+        "last_seen": epoch_to_utc(col("last_seen")).array,
         "max_severity": pd.Categorical(col("max_severity"), dtype=SEVERITY_DTYPE),
         "kinds": pd.array(col("kinds"), dtype="string"),
         "identity": pd.array(col("identity"), dtype="string"),
