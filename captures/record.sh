@@ -377,7 +377,7 @@ rec_pop3-110() {
 rec_imap-143() {
     dovecot_start
     cap_start imap-143 tcp port 143
-    cli curl -sS --login-options 'AUTH=+LOGIN' "imap://$SIP/INBOX" -u alice:alice-secret >/dev/null  # LOGIN in clear
+    cli curl -sS "imap://$SIP/INBOX" -u alice:alice-secret >/dev/null   # AUTHENTICATE PLAIN in clear
     cli curl -sS -k --ssl-reqd "imap://$SIP/" -u alice:alice-secret >/dev/null   # STARTTLS
     cap_stop
 }
