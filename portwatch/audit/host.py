@@ -144,6 +144,7 @@ def read_listeners(proc: Path, facts: HostFacts) -> None:
         facts.errors += [ParseError(str(path), line, message) for line, message in problems]
     attach_owners(proc, listeners)
     facts.listeners += listeners
+    facts.sockets_read = True
 
 
 def socket_owners(proc: Path, inodes: set[int]) -> dict[int, list[int]]:

@@ -95,3 +95,4 @@ class HostFacts:
     listeners: list[Listener] = field(default_factory=list)
     errors: list[ParseError] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # files and /proc tables actually read
+    sockets_read: bool = False  # listeners come from /proc (not for an image)

@@ -222,8 +222,26 @@ def audit_records(facts: HostFacts, ctx: PolicyContext, now: float,
     """Records for every enabled service and every listener; `probes` is keyed by socket inode."""
     auditor = Auditor(ctx, now)
     convention = tcpd_convention(facts)
-    records = [auditor.service_record(s, convention) for s in facts.services]
+    services = [auditor.service_record(s, convention) for s in facts.services]
+    listeners = []
     for lst in facts.listeners:
         probe = (probes or {}).get(lst.inode)
-        records.append(auditor.listener_record(lst, dict(probe) if probe is not None else None))
-    return records
+        listeners.append(auditor.listener_record(lst, dict(probe) if probe is not None else None))
+    _link(services, listeners, facts.sockets_read)
+    return services + listeners
+
+
+def _link(services: list[FlowRecord], listeners: list[FlowRecord], sockets_read: bool) -> None:
+    """Say which configured service a listener is, and whether a configured service listens at all
+    (an enabled entry with no socket: the super-server is not running, or refused the entry)."""
+    by_port: dict[tuple[int, str], list[FlowRecord]] = {}
+    for rec in listeners:
+        by_port.setdefault((rec.dst_port, rec.transport), []).append(rec)
+    for svc in services:
+        if not svc.dst_port:
+            continue
+        found = by_port.get((svc.dst_port, svc.transport), [])
+        if sockets_read:
+            svc.meta["listening"] = bool(found)
+        for rec in found:
+            rec.meta.setdefault("configured", f"{svc.meta['audit']} {svc.meta['file']}:{svc.meta['line']}")

@@ -149,3 +149,14 @@ def test_tcpmux_services_and_hostile_file_names(setup):
     (rec,) = audit_records(HostFacts(services=bad.services), setup.ctx, 0.0)
     assert rec.findings and all("\x1b" not in f.message for f in rec.findings)
     assert "\x1b" not in rec.meta["file"]
+
+
+def test_listeners_are_linked_to_their_configuration(setup):
+    conf = parse_inetd("finger stream tcp nowait nobody /usr/sbin/tcpd in.fingerd\n"
+                       "echo stream tcp nowait root internal\n", "/etc/inetd.conf")
+    facts = HostFacts(services=conf.services, listeners=[_listener(port=79, process="inetd")], sockets_read=True)
+    finger, echo, lst = audit_records(facts, setup.ctx, 0.0)
+    assert finger.meta["listening"] is True and echo.meta["listening"] is False
+    assert lst.meta["configured"] == "inetd /etc/inetd.conf:1"
+    image = audit_records(HostFacts(services=conf.services), setup.ctx, 0.0)
+    assert all("listening" not in r.meta for r in image)
