@@ -11,6 +11,14 @@ evidence, 1 - (1 - c)(1 - s), so agreement of both directions outranks either al
 Ambiguity is resolved by a fixed order, never by file order: score, then probe-confirmed before
 pattern-only, then the signature's `priority`, then whether the server port is one the protocol is
 known to use, then the longer literal prefix, then the protocol name.
+
+Payload first, ports second: a [[match]] may carry `ports`, and then holds only when one endpoint
+of the flow uses one of them. That is for protocols that share one wire format and differ only by
+their well-known port (DNS, mDNS, LLMNR, NetBIOS name service share the DNS message layout), as
+nDPI does; the payload must still be checked by the match's pattern or probe.
+
+A probe whose function has `units = True` sees every unit of its direction at once (a list of
+datagrams): for protocols recognised by consistency across packets (RTP sequence numbers and SSRC).
 """
 
 from __future__ import annotations
@@ -83,12 +91,15 @@ class Engine:
         *,
         may_swap: bool = False,
         final: bool = False,
+        client_port: int | None = None,
     ) -> Decision | None:
         """Score the candidates; None means "need more data" (only when not `final`)."""
         hinted = self.port_protocols.get((server_port, transport), ())
-        scores = self._score_all(transport, client, server, hinted, swapped=False)
+        ports = frozenset((server_port,) if client_port is None else (server_port, client_port))
+        scores = self._score_all(transport, client, server, hinted, ports, swapped=False)
         if may_swap:
-            scores += self._score_all(transport, server, client, hinted, swapped=True)
+            hinted_rev = self.port_protocols.get((client_port, transport), ()) if client_port is not None else ()
+            scores += self._score_all(transport, server, client, hinted_rev, ports, swapped=True)
         if not scores:
             return None if not final else Decision(None, "unknown", 0.0, "no signature matched")
         best = max(scores, key=lambda s: (s.rank(), _neg_name(s.sig.protocol)))
@@ -108,39 +119,60 @@ class Engine:
             for from_client, units in ((True, client), (False, server)):
                 if m.direction not in ("either", "client" if from_client else "server"):
                     continue
-                for unit in units:
-                    result = fn(bytes(unit[:PROBE_INPUT]), from_client)
+                if getattr(fn, "units", False):
+                    results = [fn([bytes(u[:PROBE_INPUT]) for u in units], from_client)] if units else []
+                else:
+                    results = [fn(bytes(unit[:PROBE_INPUT]), from_client) for unit in units]
+                for result in results:
                     if result.status == ProbeStatus.MATCH:
                         for k, v in result.meta.items():
                             meta.setdefault(k, v)
         return meta
 
     def _score_all(
-        self, transport: str, client: Sequence[bytes], server: Sequence[bytes], hinted: Any, swapped: bool
+        self,
+        transport: str,
+        client: Sequence[bytes],
+        server: Sequence[bytes],
+        hinted: Any,
+        ports: frozenset[int],
+        swapped: bool,
     ) -> list[_Score]:
         firsts = {u[0] for u in client if u} | {u[0] for u in server if u}
         out = []
         for sig, first in self._candidates.get(transport, ()):
             if first is not None and not (first & firsts):
                 continue
-            s = self._score(sig, transport, client, server, sig.protocol in hinted, swapped)
+            s = self._score(sig, transport, client, server, sig.protocol in hinted, ports, swapped)
             if s is not None:
                 out.append(s)
         return out
 
     def _score(
-        self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes], hint: bool,
+        self,
+        sig: Signature,
+        transport: str,
+        client: Sequence[bytes],
+        server: Sequence[bytes],
+        hint: bool,
+        ports: frozenset[int],
         swapped: bool,
     ) -> _Score | None:
         best = {True: (0.0, None, False), False: (0.0, None, False)}
         meta: dict[str, Any] = {}
         for m in sig.matches:
-            if transport not in m.transports:
+            if transport not in m.transports or (m.ports and not (m.ports & ports)):
                 continue
             for from_client, units in ((True, client), (False, server)):
                 if m.direction not in ("either", "client" if from_client else "server"):
                     continue
                 if best[from_client][0] >= m.confidence:
+                    continue
+                if m.probe is not None and getattr(self._probes[m.probe], "units", False):
+                    hit = self._match_units(m, units, from_client)
+                    if hit is not None:
+                        meta.update({k: v for k, v in hit.items() if k not in meta})
+                        best[from_client] = (m.confidence, m, True)
                     continue
                 for unit in units:
                     hit = self._match(m, unit, from_client)
@@ -160,6 +192,21 @@ class Engine:
             if m is not None:
                 parts.append(f"{side} bytes {_describe(m)}")
         return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped)
+
+    def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> dict[str, Any] | None:
+        """A multi-unit probe: the pattern must hold on the first unit, the probe judges them all."""
+        if not units or self._match_pattern(m, units[0]) is False:
+            return None
+        result = self._probes[m.probe]([bytes(u[:PROBE_INPUT]) for u in units], from_client)  # type: ignore[index]
+        return result.meta if result.status == ProbeStatus.MATCH else None
+
+    @staticmethod
+    def _match_pattern(m: Match, unit: bytes) -> bool:
+        if len(unit) < m.min_length:
+            return False
+        if m.prefix is not None and unit[m.offset : m.offset + len(m.prefix)] != m.prefix:
+            return False
+        return m.regex is None or m.regex.search(unit, 0, m.depth) is not None
 
     def _match(self, m: Match, unit: bytes, from_client: bool) -> dict[str, Any] | None:
         """None when the match fails; the probe's metadata (maybe empty) when it holds."""

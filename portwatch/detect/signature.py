@@ -54,6 +54,7 @@ MATCH_FIELDS = {
     "probe": str,
     "confidence": float,
     "min_length": int,
+    "ports": list,
 }
 
 
@@ -77,6 +78,7 @@ class Match:
     probe: str | None
     confidence: float
     min_length: int
+    ports: frozenset[int] = frozenset()  # when set, holds only if either endpoint uses one of these ports
 
 
 @dataclass(slots=True)
@@ -289,7 +291,13 @@ def _parse_match(m: dict[str, Any], i: int, transports: tuple[str, ...], fail: A
     min_length = m.get("min_length", 1)
     if not 1 <= min_length <= MAX_DEPTH:
         raise fail("min_length", f"must be 1..{MAX_DEPTH}", i)
-    return Match(direction, m_transports, prefix, offset, regex, depth, probe, float(confidence), min_length)
+    ports = m.get("ports", [])
+    valid = all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports)
+    if "ports" in m and not (ports and valid):
+        raise fail("ports", "must be a non-empty list of port numbers 1-65535", i)
+    return Match(
+        direction, m_transports, prefix, offset, regex, depth, probe, float(confidence), min_length, frozenset(ports)
+    )
 
 
 def load_file(path: Path, origin: str) -> Signature:
