@@ -73,7 +73,9 @@ class StreamBuffer:
         have = len(self.data)
         end = rel + len(payload)
         conflict = False
-        if rel < have:
+        # RFC 1122 4.2.3.6: a keep-alive probe resends one garbage octet just below the next
+        # sequence number; it disagrees with the stream by design and is no evasion sign.
+        if rel < have and not (len(payload) == 1 and end == have):
             n = min(have, end) - rel
             conflict = self.data[rel : rel + n] != payload[:n]
         pieces = []
