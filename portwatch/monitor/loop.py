@@ -8,7 +8,6 @@ work happens here, in the one thread, so no handler ever interrupts a half-writt
 
 from __future__ import annotations
 
-import itertools
 import logging
 import signal
 import time
@@ -52,6 +51,7 @@ class Monitor:
         self.stop = [False]
         self.stop_reason = ""
         self.hup = False
+        self.errors = 0
         self.started = time.monotonic()
         self.last_rate = (self.started, 0)
         self.pps = 0.0
@@ -81,8 +81,14 @@ class Monitor:
             else:
                 self._run_replay(self.source)
         finally:
-            # Flush everything that is still open: every live flow becomes a record.
-            self.analyzer.close()
+            # Flush everything that is still open: every live flow becomes a record. A flow whose
+            # report fails is already out of the table, so trying again goes on with the others.
+            for _ in range(self.analyzer.table.count + 1):
+                try:
+                    self.analyzer.close()
+                    break
+                except Exception:
+                    self._error("reporting a flow at shutdown")
             self.emitter.commit()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -110,22 +116,43 @@ class Monitor:
             tick = TICK
             if self.limits.duration is not None:
                 tick = max(0.0, min(tick, self.limits.duration - (time.monotonic() - self.started)))
-            self.analyzer.run(source.batch(tick, self.stop, self._remaining()))
+            self._analyze(source.batch(tick, self.stop, self._remaining()))
             self.housekeeping(time.time())
         source.kernel_counters()
 
     def _run_replay(self, source: CaptureSource) -> None:
         records: Iterator = iter(source)
+        done = [False]
+
+        def upto(n: int) -> Iterator:
+            for _ in range(n):
+                rec = next(records, None)
+                if rec is None:
+                    done[0] = True
+                    return
+                yield rec
+
         while not self._should_stop():
             remaining = self._remaining()
-            n = REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)
-            before = self.analyzer.stats.packets
-            self.analyzer.run(itertools.islice(records, n))
+            self._analyze(upto(REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)))
             # Replayed flows expire by packet time inside Analyzer.run, not by the wall clock.
             self.housekeeping(None)
-            if self.analyzer.stats.packets - before < n:
+            if done[0]:
                 self.stop_reason = self.stop_reason or "end of capture"
                 break
+
+    def _analyze(self, records: Iterator) -> None:
+        # A bug on one packet must not end weeks of monitoring (and the flow table with it): the
+        # batch's remaining frames are dropped, the error is counted and logged, the loop goes on.
+        try:
+            self.analyzer.run(records)
+        except Exception:
+            self._error("analysing a packet")
+
+    def _error(self, what: str) -> None:
+        self.errors += 1
+        if self.errors <= 10 or self.errors % 1000 == 0:
+            log.exception("internal error #%d while %s; the monitor goes on", self.errors, what)
 
     def housekeeping(self, now: float | None) -> None:
         if self.hup:
@@ -173,4 +200,5 @@ class Monitor:
             fragments_dropped=self.analyzer.defrag.dropped,
             truncated=live.truncated if live else 0,
             malformed=stats.malformed,
+            errors=self.errors,
         )

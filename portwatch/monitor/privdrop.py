@@ -8,6 +8,7 @@ the interpreter lives somewhere like /root/.pyenv: every module the analyzer may
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import grp
 import importlib
@@ -25,6 +26,9 @@ _LAZY_IMPORT = re.compile(
     r"|import[ \t]+(?P<plain>[\w., \t]+))",
     re.M,
 )
+_CODEC_NAME = re.compile(r"""\b(?:en|de)code\(\s*["']([\w-]+)["']""")
+_COMMON_CODECS = frozenset({"ascii", "latin-1", "utf-8", "utf-16", "utf-32", "idna", "punycode", "unicode_escape",
+                            "raw_unicode_escape", "cp437", "cp1252"})
 # Only used before the drop (the fallback BPF compiler), and slow to import.
 SKIP = frozenset({"scapy", "pandas", "pyarrow", "matplotlib"})
 
@@ -88,6 +92,7 @@ def preload_modules(package: str = "portwatch") -> list[str]:
     imports the probes it needs then.
     """
     names: set[str] = set()
+    codecs_named: set[str] = set()
     for mod_name, module in list(sys.modules.items()):
         if not (mod_name == package or mod_name.startswith(package + ".")):
             continue
@@ -98,6 +103,7 @@ def preload_modules(package: str = "portwatch") -> list[str]:
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
+        codecs_named.update(_CODEC_NAME.findall(text))
         parts = mod_name.split(".")
         pkg_parts = parts if file.endswith("__init__.py") else parts[:-1]
         for m in _LAZY_IMPORT.finditer(text):
@@ -128,8 +134,9 @@ def preload_modules(package: str = "portwatch") -> list[str]:
         except Exception:
             continue
         loaded.append(name)
-    # Encodings are looked up by name at run time (bytes.decode('idna'), ...).
-    for enc in ("encodings.idna", "encodings.latin_1", "encodings.ascii", "encodings.utf_16", "encodings.cp437"):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(enc)
+    # Codecs are imported by name on first use: str.encode("unicode_escape") after the drop fails
+    # with "unknown encoding" when the encodings package is unreadable.
+    for enc in sorted(codecs_named | _COMMON_CODECS):
+        with contextlib.suppress(LookupError):
+            codecs.lookup(enc)
     return loaded

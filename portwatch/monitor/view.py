@@ -37,6 +37,7 @@ class Snapshot:
     fragments_dropped: int
     truncated: int
     malformed: int
+    errors: int = 0  # internal errors caught by the loop (a bug, logged with its traceback)
 
     def internal_drops(self) -> int:
         return self.evicted + self.fragments_dropped + self.truncated
@@ -46,7 +47,7 @@ class Snapshot:
             f"{self.packets} packets ({self.pps:.0f}/s), {self.live_flows} live flows, {self.flows_done} done, "
             f"kernel drops {self.kernel_drops}, internal drops {self.internal_drops()} "
             f"(evicted flows {self.evicted}, fragments {self.fragments_dropped}, truncated frames {self.truncated}),"
-            f" malformed {self.malformed}"
+            f" malformed {self.malformed}" + (f", internal errors {self.errors}" if self.errors else "")
         )
 
 

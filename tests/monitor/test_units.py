@@ -114,3 +114,30 @@ def test_bpf_compile_and_attach() -> None:
         bpf.attach(s, prog)
         with pytest.raises(OSError):
             bpf.attach(s, [(0xFFFF, 0, 0, 0)])  # not an instruction
+
+
+def test_monitor_loop_survives_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portwatch.monitor.loop import Limits, Monitor
+
+    out = io.StringIO()
+    em = Emitter(out, None, None)
+    config = Config()
+    an = MonitorAnalyzer(config, on_record=em.on_record, on_classified=em.on_classified, run_id="x-")
+    real = MonitorAnalyzer._classify
+    calls = [0]
+
+    def flaky(self: MonitorAnalyzer, flow: object, final: bool) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a parser bug")
+        real(self, flow, final)
+
+    monkeypatch.setattr(MonitorAnalyzer, "_classify", flaky)
+    with CaptureSource(SSH_PCAP) as src:
+        mon = Monitor(an, src, em, config, Limits())
+        snap = mon.run()
+    assert snap.errors == 1
+    assert mon.stop_reason == "end of capture"
+    assert snap.packets > 10, "the packets after the failing one were still analysed"
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["type"] for e in events].count("flow") == 1, "the flow was still reported at the end"
