@@ -7,7 +7,9 @@ monitor; the namespaces and sshd are shared by the module and always removed.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -193,3 +195,31 @@ def test_kernel_filter_drops_what_it_excludes(net: NetnsPair, work: Path) -> Non
         assert mon.stop() == 0
     assert read_jsonl(work / "events.jsonl") == []
     assert " 0 packets" in mon.log(), mon.log()
+
+
+def promiscuity(net: NetnsPair) -> int:
+    out = subprocess.run(["ip", "-d", "-n", net.client_ns, "link", "show", net.client_if], capture_output=True,
+                         text=True, check=True).stdout
+    m = re.search(r"promiscuity (\d+)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def test_two_interfaces_and_promiscuous_mode(net: NetnsPair, work: Path) -> None:
+    mon = MonitorProc(["-i", net.client_if, "-i", "lo", "--jsonl", str(work / "events.jsonl"), "--user", "nobody",
+                       "--no-view"], work, netns=net.client_ns)
+    mon.wait_ready()
+    try:
+        assert promiscuity(net) == 1
+        assert net.ssh("true").returncode == 0
+        assert wait_for(lambda: tunnel_in_jsonl(work), timeout=5), mon.log()
+    finally:
+        assert mon.stop() == 0
+    assert promiscuity(net) == 0, "the membership goes with the socket"
+    mon = MonitorProc(["-i", net.client_if, "--no-promisc", "--user", "nobody", "--no-view"], work,
+                      netns=net.client_ns)
+    mon.wait_ready()
+    try:
+        assert promiscuity(net) == 0
+    finally:
+        assert mon.stop() == 0

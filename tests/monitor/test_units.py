@@ -141,3 +141,26 @@ def test_monitor_loop_survives_an_internal_error(monkeypatch: pytest.MonkeyPatch
     assert snap.packets > 10, "the packets after the failing one were still analysed"
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["type"] for e in events].count("flow") == 1, "the flow was still reported at the end"
+
+
+def test_rich_view_renders_and_escapes_markup() -> None:
+    from rich.console import Console
+
+    from portwatch.model import Finding
+    from portwatch.monitor.emit import Tally
+    from portwatch.monitor.view import RichView, Snapshot
+
+    buf = io.StringIO()
+    view = RichView(Console(file=buf, width=200, force_terminal=False), "eth1")
+    tally = Tally()
+    rec = FlowRecord(ts_start=1.0, ts_end=2.0, transport="tcp", src_ip="10.0.0.2", src_port=5, dst_ip="10.0.0.1",
+                     dst_port=443, orientation="handshake", protocol="ssh")
+    tally.recent.append((1.0, rec, Finding("tunnel", "high", "banner [bold red]x[/]")))
+    tally.by_kind["tunnel"] += 1
+    snap = Snapshot(uptime=3, packets=10, pps=5, live_flows=1, flows_done=0, kernel_drops=2, evicted=0,
+                    fragments_dropped=0, truncated=0, malformed=0)
+    view.tick(snap, tally)
+    view.close()
+    text = buf.getvalue()
+    assert "kernel drops 2" in text and "tunnel 1" in text
+    assert "banner [bold red]x[/]" in text, "markup in attacker text is shown, not interpreted"
