@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from ..model import CaptureStats
+from ..sanitize import clean_text
 
 CHUNK = 1 << 20
 # A record larger than this is not a packet but a corrupt length field; refusing it bounds memory.
@@ -49,7 +50,8 @@ class CaptureSource:
 
     def __init__(self, path: str | os.PathLike[str], stats: CaptureStats | None = None) -> None:
         self.path = os.fspath(path)
-        self.name = "-" if self.path == "-" else os.path.basename(self.path)
+        # The name goes into records and messages: a file name is text someone else may have chosen.
+        self.name = "-" if self.path == "-" else clean_text(os.path.basename(self.path), 255)
         self.stats = stats if stats is not None else CaptureStats()
         self.bytes_read = 0  # of the underlying (possibly compressed) file, for progress
         self.size = self._size()

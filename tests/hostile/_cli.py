@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ def analyze(tmp_path: Path, *captures: Path | str, fmt: str = "jsonl", extra: tu
     args = [sys.executable, "-m", "portwatch", "analyze", "--format", fmt, *extra]
     if fmt != "console":
         args += ["-o", str(out)]
-    proc = subprocess.run([*args, *map(str, captures)], capture_output=True, timeout=120, input=stdin)
+    env = {**os.environ, "COLUMNS": "1000"}  # the console report folds long cells at the terminal width
+    proc = subprocess.run([*args, *map(str, captures)], capture_output=True, timeout=120, input=stdin, env=env)
     stdout = proc.stdout.decode("utf-8", errors="replace")
     stderr = proc.stderr.decode("utf-8", errors="replace")
     records = []

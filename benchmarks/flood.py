@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Flood benchmark: peak memory and throughput of `portwatch analyze` under adversarial captures.
+
+    python benchmarks/flood.py                          # both floods, default and small flow tables
+    python benchmarks/flood.py --cases syn --max-flows 200000,20000 --format jsonl
+
+Cases (captures made by benchmarks/gen_flood.py when missing, same seed, same bytes):
+  syn  a SYN flood of 1,000,000 distinct flows (benchmarks/data/syn-1m.pcap)
+  ooo  500,000 out-of-order, duplicated and held-back segments into 4 flows (benchmarks/data/ooo.pcap)
+
+Each run is `python -m portwatch analyze` as a direct child, so `os.wait4` returns that process'
+own peak RSS (ru_maxrss) and CPU time. Packets, flows and evictions are read from the console
+summary line. Results are printed as a table and written as JSON (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+CASES = {
+    "syn": ("syn-1m.pcap", ["syn"]),
+    "ooo": ("ooo.pcap", ["ooo"]),
+}
+SUMMARY = re.compile(r"^(\d+) packets, (\d+) flows from .*?(?:; |\()?(?:(\d+) flows evicted)?", re.M)
+EVICTED = re.compile(r"(\d+) flows evicted")
+
+
+def capture(case: str) -> Path:
+    name, args = CASES[case]
+    path = DATA / name
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(HERE / "gen_flood.py"), *args, "-o", str(path)], check=True, cwd=HERE)
+    return path
+
+
+def run(pcap: Path, max_flows: int | None, fmt: str) -> dict:
+    cmd = [sys.executable, "-m", "portwatch", "analyze", "--format", fmt]
+    if max_flows:
+        cmd += ["--max-flows", str(max_flows)]
+    out_path = DATA / "flood-out.txt"
+    if fmt != "console":
+        cmd += ["-o", os.devnull]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with open(out_path, "w") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*cmd, str(pcap)], stdout=out, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if code not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {code}: {stderr.strip()}")
+    packets = flows = evicted = None
+    if fmt == "console":
+        text = out_path.read_text()
+        m = SUMMARY.search(text)
+        if m:
+            packets, flows = int(m.group(1)), int(m.group(2))
+        e = EVICTED.search(text)
+        evicted = int(e.group(1)) if e else 0
+    if packets is None:
+        packets = count_records(pcap)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "capture": pcap.name,
+        "max_flows": max_flows,
+        "format": fmt,
+        "packets": packets,
+        "flows": flows,
+        "evicted": evicted,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "pps": round(packets / wall) if wall else None,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports kilobytes
+        "exit": code,
+    }
+
+
+def count_records(pcap: Path) -> int:
+    sys.path.insert(0, str(HERE.parent))
+    from portwatch.capture.sources import CaptureSource
+
+    with CaptureSource(pcap) as src:
+        return sum(1 for _ in src)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="syn,ooo", help="comma-separated: syn, ooo")
+    ap.add_argument("--max-flows", default="default,20000",
+                    help="comma-separated flow-table sizes to try ('default' = portwatch's own)")
+    ap.add_argument("--format", default="console", choices=("console", "jsonl", "csv"),
+                    help="console reads evictions from the summary; jsonl/csv measure serialisation too")
+    ap.add_argument("--json", type=Path, help="write results here [benchmarks/results/flood-<time>.json]")
+    a = ap.parse_args(argv)
+    results = []
+    print(f"{'capture':<14} {'max-flows':>9} {'packets':>9} {'flows':>9} {'evicted':>9} {'wall s':>7} "
+          f"{'pkt/s':>8} {'peak MB':>8}")
+    for case in a.cases.split(","):
+        pcap = capture(case)
+        for mf in a.max_flows.split(","):
+            max_flows = None if mf == "default" else int(mf)
+            r = run(pcap, max_flows, a.format)
+            results.append(r)
+            print(f"{r['capture']:<14} {max_flows or 'default'!s:>9} {r['packets']:>9} {r['flows']!s:>9} "
+                  f"{r['evicted']!s:>9} {r['wall_s']:>7} {r['pps']!s:>8} {r['peak_rss_mb']:>8}", flush=True)
+    dest = a.json or HERE / "results" / f"flood-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
