@@ -108,7 +108,8 @@ def _result(engine: Engine, port: int, step: str, sent: bytes, got: bytes) -> di
     decision = _classify(engine, port, sent, got)
     if decision is None or decision.signature is None:
         return None
-    meta: dict[str, object] = {"probe": step, "protocol": decision.protocol, "confidence": decision.confidence}
+    meta: dict[str, object] = {"probe": step, "protocol": decision.protocol, "confidence": decision.confidence,
+                               "bytes_c2s": len(sent), "bytes_s2c": len(got)}
     meta.update(decision.meta)
     meta.update(engine.metadata(decision.signature, "tcp", [sent] if sent else [], [got]))
     if decision.evidence:
@@ -121,7 +122,8 @@ def _result(engine: Engine, port: int, step: str, sent: bytes, got: bytes) -> di
 
 def probe_endpoint(engine: Engine, address: str, port: int, hellos: list[str],
                    limits: ProbeLimits = ProbeLimits()) -> dict[str, object]:
-    """Probe one TCP listener; the result holds protocol, confidence and meta fields."""
+    """Probe one TCP listener: protocol, confidence, bytes_c2s/bytes_s2c of the deciding exchange, and
+    meta fields (probe step, banner, evidence, the probes' metadata, probe_error)."""
     host = connect_address(address)
     unknown: dict[str, object] = {"protocol": "unknown", "confidence": 0.0}
     try:
@@ -137,7 +139,7 @@ def probe_endpoint(engine: Engine, address: str, port: int, hellos: list[str],
                 if found is not None:
                     return found
                 banner = _banner_text(got)
-                return {**unknown, "probe": "banner", **({"banner": banner} if banner else {})}
+                return {**unknown, "probe": "banner", "bytes_s2c": len(got), **({"banner": banner} if banner else {})}
             if not steps:
                 return {**unknown, "probe": "banner"}
             first = steps.pop(0)

@@ -184,6 +184,11 @@ class Auditor:
         if probe is not None:
             protocol = str(probe.pop("protocol", "unknown"))
             confidence = float(probe.pop("confidence", 0.0))  # type: ignore[arg-type]
+            # The probe's own exchange is this record's traffic: the policy grades a verdict by
+            # whether the server answered, as it does for a captured flow.
+            rec.bytes_c2s = int(probe.pop("bytes_c2s", 0))  # type: ignore[call-overload]
+            rec.bytes_s2c = int(probe.pop("bytes_s2c", 0))  # type: ignore[call-overload]
+            rec.packets_c2s, rec.packets_s2c = int(rec.bytes_c2s > 0), int(rec.bytes_s2c > 0)
             rec.meta.update(probe)
             if protocol != "unknown":
                 rec.protocol, rec.confidence = protocol, confidence

@@ -22,6 +22,7 @@ from portwatch.audit.prober import ProbeLimits, connect_address, hello_order, pr
 from portwatch.pipeline import Config, Setup
 from portwatch.services import fallback_path
 
+HTTP_REPLY = b"HTTP/1.0 200 OK\r\nServer: tiny\r\nContent-Length: 0\r\n\r\n"
 FAST = ProbeLimits(connect_timeout=1.0, banner_wait=0.3, read_timeout=0.6)
 
 
@@ -63,7 +64,7 @@ def http_server(conn: socket.socket) -> None:
     conn.settimeout(2)
     data = conn.recv(4096)
     if data.startswith(b"HEAD "):
-        conn.sendall(b"HTTP/1.0 200 OK\r\nServer: tiny\r\nContent-Length: 0\r\n\r\n")
+        conn.sendall(HTTP_REPLY)
 
 
 def echo_server(conn: socket.socket) -> None:
@@ -97,6 +98,7 @@ def test_client_first_server_gets_an_http_hello(engine):
     with serve(http_server) as port:
         got = probe_endpoint(engine, "127.0.0.1", port, ["http", "tls"], FAST)
     assert got["protocol"] == "http" and got["probe"] == "hello:http"
+    assert got["bytes_c2s"] > 0 and got["bytes_s2c"] == len(HTTP_REPLY)
     assert got["banner"] == "HTTP/1.0 200 OK"
 
 

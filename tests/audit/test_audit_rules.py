@@ -113,15 +113,17 @@ def test_listener_rules(setup):
 
 def test_probed_listener_uses_analyze_rules(setup):
     lst = _listener(port=443, process="sshd")
-    probe = {"protocol": "ssh", "confidence": 0.95, "probe": "banner", "ssh_server": "SSH-2.0-OpenSSH_9.2p1"}
+    probe = {"protocol": "ssh", "confidence": 0.95, "probe": "banner", "ssh_server": "SSH-2.0-OpenSSH_9.2p1",
+             "bytes_s2c": 41, "evidence": "server bytes confirmed by the ssh probe"}
     (rec,) = audit_records(HostFacts(listeners=[lst]), setup.ctx, 0.0, {7: probe})
     kinds = {f.kind: f for f in rec.findings}
     assert rec.protocol == "ssh" and rec.meta["probe"] == "banner"
+    assert (rec.bytes_c2s, rec.bytes_s2c, rec.packets_s2c) == (0, 41, 1) and "bytes_s2c" not in rec.meta
     assert kinds["port-mismatch"].severity == "high"
     assert "banner: SSH-2.0-OpenSSH_9.2p1" in kinds["port-mismatch"].message
     assert "tunnel" in kinds
     telnet = _listener(port=2323, process="busybox", proc_uid=1000)
-    probe = {"protocol": "telnet", "confidence": 0.85}
+    probe = {"protocol": "telnet", "confidence": 0.85, "bytes_s2c": 12}
     (rec,) = audit_records(HostFacts(listeners=[telnet]), setup.ctx, 0.0, {7: probe})
     assert {f.kind for f in rec.findings} == {"insecure-protocol", "port-mismatch", "unassigned-port"}
     unknown = _listener(port=443, process="nginx")
