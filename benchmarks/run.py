@@ -349,6 +349,8 @@ def main(argv=None) -> int:
     for tool, e in results.items():
         if tool != "portwatch" and e.get("status") == "ok" and pw.get("status") == "ok":
             e["portwatch_time_ratio"] = round(pw["best"]["wall_s"] / e["best"]["wall_s"], 2)
+            pcpu, ecpu = (pw["best"]["user_s"] + pw["best"]["sys_s"]), (e["best"]["user_s"] + e["best"]["sys_s"])
+            e["portwatch_cpu_ratio"] = round(pcpu / ecpu, 2) if ecpu > 0 else None
             e["portwatch_rss_ratio"] = round(pw["best"]["maxrss_mb"] / e["best"]["maxrss_mb"], 2)
 
     startup = {}
@@ -392,7 +394,7 @@ def print_table(rep: dict):
     print(f"\ncapture: {rep['capture']['path']}  {npk:,} packets  {rep['capture']['bytes'] / 1e6:,.0f} MB"
           f"  (best of {rep['repeat']})")
     hdr = f"{'tool':12s} {'wall s':>9s} {'cpu s':>8s} {'packets/s':>12s} {'Mbit/s':>8s} {'RSS MB':>8s} " \
-          f"{'tree MB':>8s} {'pw/peer':>8s}"
+          f"{'tree MB':>8s} {'pw/peer':>8s} {'pw/peer cpu':>11s}"
     print(hdr)
     print("-" * len(hdr))
     for tool, e in rep["results"].items():
@@ -401,8 +403,10 @@ def print_table(rep: dict):
             continue
         b = e["best"]
         ratio = e.get("portwatch_time_ratio")
+        cratio = e.get("portwatch_cpu_ratio")
         print(f"{tool:12s} {b['wall_s']:9.2f} {b['user_s'] + b['sys_s']:8.2f} {e['pps']:12,d} {e['mbps']:8.0f} "
-              f"{b['maxrss_mb']:8.1f} {b['tree_rss_mb']:8.1f} {'' if ratio is None else f'{ratio:.2f}x':>8s}")
+              f"{b['maxrss_mb']:8.1f} {b['tree_rss_mb']:8.1f} {'' if ratio is None else f'{ratio:.2f}x':>8s} "
+              f"{'' if cratio is None else f'{cratio:.2f}x':>11s}")
     if rep["startup"]:
         print("\nstart-up (best wall time, peak RSS)")
         for name, r in rep["startup"].items():
