@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from ..capture.flows import Flow
 from ..pipeline import Analyzer
 from .emit import ACTIVE_TIMEOUT
@@ -43,12 +45,14 @@ class MonitorAnalyzer(Analyzer):
             if flow.inspecting or flow.closed_at is not None or now - flow.ts_start < active:
                 continue
             self.table.remove(flow, ACTIVE_TIMEOUT)
-            cont = Flow(flow.key_a, flow.ts_end, flow.client_dir, flow.orientation, flow.encap)
-            cont.decision = flow.decision
-            cont.inspecting = False
+            # A copy keeps keys, roles, verdict and TCP state whatever the Flow constructor takes;
+            # only the per-segment counters start again.
+            cont = copy.copy(flow)
+            cont.ts_start = cont.ts_end = flow.ts_end
+            cont.pkts = [0, 0]
+            cont.bytes = [0, 0]
             cont.streams = cont.units = None
             cont.reported = True
-            cont.fins = flow.fins
             cont.meta = {k: v for k, v in flow.meta.items() if k not in ("end_reason", "evicted")}
             cont.meta["segment"] = int(flow.meta.get("segment", 0)) + 1
             self.table.add(cont)

@@ -54,6 +54,8 @@ def _open_append(path: str) -> TextIO:
               help="Replay a pcap/pcapng file through the monitor path instead of capturing.")
 @click.option("--bpf", "bpf_expr", metavar="EXPR", help="Kernel capture filter (pcap-filter syntax).")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
+@click.option("--buffer-mb", type=click.IntRange(min=1, max=2048), default=32, show_default=True,
+              help="Kernel receive buffer per socket: how long a burst can outrun the analysis.")
 @click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append one JSON line per event (classified, finding, flow, reload), flushed per line.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), metavar="FILE",
@@ -79,7 +81,7 @@ def _open_append(path: str) -> TextIO:
               help="Without a terminal: log a status line this often (0: never).")
 @click.option("--view/--no-view", default=None, help="Rich live view [default: when stdout is a terminal].")
 def monitor(
-    interfaces: tuple[str, ...], replay: str | None, bpf_expr: str | None, no_promisc: bool,
+    interfaces: tuple[str, ...], replay: str | None, bpf_expr: str | None, no_promisc: bool, buffer_mb: int,
     jsonl_path: str | None, db_path: str | None, duration: float | None, max_packets: int | None,
     user: str | None, services_path: str | None, signature_dirs: tuple[str, ...], policy_path: str | None,
     max_flows: int, idle_tcp: float, idle_udp: float, active_timeout: float, stats_interval: float,
@@ -118,7 +120,7 @@ def monitor(
             if replay:
                 source = stack.enter_context(CaptureSource(replay))
             else:
-                source = LiveSource(list(interfaces), bpf_expr, promisc=not no_promisc)
+                source = LiveSource(list(interfaces), bpf_expr, promisc=not no_promisc, rcvbuf=buffer_mb << 20)
                 stack.callback(source.close)
         except (CaptureError, LiveError, BpfError) as exc:
             _fail(str(exc))

@@ -15,6 +15,7 @@ import importlib
 import os
 import pwd
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +54,20 @@ def lookup(name: str) -> Account:
 
 
 def give_files(account: Account, paths: list[str]) -> None:
-    """Hand output files (and SQLite's -wal/-shm) to the account, so it can keep them going."""
+    """Hand output files (and SQLite's -wal/-shm) to the account, so it can keep them going.
+
+    Only regular files that root owns (the ones just created): `--jsonl /dev/stdout` must not
+    give the terminal away, and a file someone else owns stays theirs.
+    """
     if os.geteuid() != 0:
         return
     for p in paths:
         for q in (p, p + "-wal", p + "-shm"):
-            if os.path.exists(q):
+            try:
+                st = os.stat(q)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_uid == 0:
                 os.chown(q, account.uid, account.gid)
 
 

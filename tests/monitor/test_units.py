@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -164,3 +165,28 @@ def test_rich_view_renders_and_escapes_markup() -> None:
     text = buf.getvalue()
     assert "kernel drops 2" in text and "tunnel 1" in text
     assert "banner [bold red]x[/]" in text, "markup in attacker text is shown, not interpreted"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_give_files_hands_over_only_root_owned_regular_files(tmp_path: Path) -> None:
+    from portwatch.monitor import privdrop
+
+    nobody = privdrop.lookup("nobody")
+    db = tmp_path / "a.db"
+    for p in (db, tmp_path / "a.db-wal"):
+        p.write_text("")
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_text("")
+    os.chown(theirs, 1234, 1234)
+    devnull_uid = os.stat("/dev/null").st_uid
+    privdrop.give_files(nobody, [str(db), str(theirs), "/dev/null"])
+    assert (db.stat().st_uid, (tmp_path / "a.db-wal").stat().st_uid) == (nobody.uid, nobody.uid)
+    assert theirs.stat().st_uid == 1234
+    assert os.stat("/dev/null").st_uid == devnull_uid
+
+
+def test_lookup_unknown_user() -> None:
+    from portwatch.monitor import privdrop
+
+    with pytest.raises(privdrop.PrivilegeError, match="no such user"):
+        privdrop.lookup("pw-no-such-user")
