@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model import Finding, FlowRecord
+from ..policy.config import load_policy
 from ..policy.rules import TRUSTED_PORT_LIMIT, PolicyContext, evaluate
 from ..policy.rules import _apply_policy as apply_policy
 from ..sanitize import clean_text
@@ -83,6 +84,18 @@ class Auditor:
     def __init__(self, ctx: PolicyContext, now: float) -> None:
         self.ctx = ctx
         self.now = now
+        builtin = load_policy().insecure_services
+        self._extra_insecure = frozenset(n for n in INSECURE_SERVICES if n not in builtin)
+
+    def _insecure_reason(self, name: str) -> str | None:
+        """Why offering `name` is insecure: the site policy's insecure_services decide, and the
+        audit's own table adds only names the built-in policy does not list (tftp), so that a site
+        which takes a built-in entry back silences the audit too."""
+        why = self.ctx.policy.insecure_services.get(name)
+        if why is None and name in self._extra_insecure:
+            entry = INSECURE_SERVICES[name]
+            why = f"{entry.label}: {entry.why}"
+        return why
 
     def _sev(self, kind: str) -> str:
         return AUDIT_SEVERITY.get(kind) or self.ctx.policy.severity.get(kind, "medium")
@@ -123,7 +136,9 @@ class Auditor:
         where = f"{clean_text(svc.file, 300)}:{svc.line}"  # an image's file names are its author's choice
         what = f"{svc.origin} service {name} on {rec.dst_port or '?'}/{svc.transport}"
         if svc.internal and svc.name in INTERNAL_DOS:
-            if svc.transport == "udp" and svc.name in REFLECTORS:
+            if self._insecure_reason(svc.name) is None:
+                pass  # the site took it off its insecure_services list
+            elif svc.transport == "udp" and svc.name in REFLECTORS:
                 out.append(Finding("insecure-protocol", "high", f"{what} is enabled at {where}: UDP {name} answers "
                                    "spoofed datagrams, a reflection vector, and an echo/chargen pair loops forever "
                                    "(CVE-1999-0103)"))
@@ -131,11 +146,16 @@ class Auditor:
                 out.append(Finding("insecure-protocol", self._sev("insecure-protocol"),
                                    f"{what} is enabled at {where}: an {svc.origin} internal service nothing needs, a "
                                    "denial-of-service vector"))
-        insecure = INSECURE_SERVICES.get(svc.name) or INSECURE_SERVICES.get(INSECURE_DAEMONS.get(svc.daemon, ""))
-        if insecure is not None:
-            ran = f" (runs {daemon})" if daemon not in ("internal", name) else ""
-            out.append(Finding("insecure-protocol", insecure.severity,
-                               f"{what}{ran} is enabled at {where}: {insecure.label} {insecure.why}"))
+        elif not svc.internal:
+            # The daemon tells the truth when the name does not (in.telnetd put under another name).
+            for key in (svc.name.lower(), INSECURE_DAEMONS.get(svc.daemon)):
+                why = self._insecure_reason(key) if key else None
+                if why is not None:
+                    ran = f" (runs {daemon})" if daemon != name else ""
+                    known = INSECURE_SERVICES.get(key or "")
+                    out.append(Finding("insecure-protocol", known.severity if known else self._sev("insecure-protocol"),
+                                       f"{what}{ran} is enabled at {where}: {clean_text(why, 200)}"))
+                    break
         if svc.user == "root" and not svc.internal:
             if svc.daemon in NO_ROOT_NEEDED or (svc.name in NO_ROOT_SERVICES and svc.daemon not in NEEDS_ROOT):
                 out.append(Finding("root-service", self._sev("root-service"),

@@ -162,3 +162,15 @@ def test_listeners_are_linked_to_their_configuration(setup):
     assert lst.meta["configured"] == "inetd /etc/inetd.conf:1"
     image = audit_records(HostFacts(services=conf.services), setup.ctx, 0.0)
     assert all("listening" not in r.meta for r in image)
+
+
+def test_site_insecure_services_decide(tmp_path):
+    policy = tmp_path / "site.toml"
+    policy.write_text('[insecure_services]\nfinger = ""\ndaytime = ""\npop3 = "cleartext passwords"\n')
+    setup = Setup.load(Config(services_path=str(fallback_path()), policy_path=str(policy)))
+    found = _findings(audit_records(gather(ROOT, with_sockets=False), setup.ctx, 0.0))
+    assert _kinds(found, ("inetd", "finger", "tcp")) == ["root-service"]  # taken back by the site
+    assert _kinds(found, ("inetd", "daytime", "tcp")) == []
+    (pop3,) = found["inetd", "pop3", "tcp"]
+    assert pop3.kind == "insecure-protocol" and pop3.message.endswith("cleartext passwords")
+    assert _kinds(found, ("inetd", "tftp", "udp")) == ["insecure-protocol", "unwrapped-service"]  # audit's own table
