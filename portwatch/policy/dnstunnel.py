@@ -181,9 +181,12 @@ class DnsTunnelTracker:
             return DnsVerdict("high", f"DNS to {server} on {where} looks like a tunnel (iodine/dns2tcp style) "
                               f"from client {client}: {'; '.join(reasons)}{extra} [query: {qname}]")
         if shape.suspicious or answer:
+            # an encoded-looking query name is what exfiltration sends; a long answer alone is
+            # common (CDN CNAME chains, SPF/DKIM TXT), so it is only a note until it comes in volume
             why = shape.describe() if shape.suspicious else answer
-            return DnsVerdict("low", f"DNS query from {client} to {server} on {where} has the shape of data "
-                              f"carried in DNS ({why}); not yet seen in volume [query: {qname}, {qtype}]")
+            return DnsVerdict("low" if shape.suspicious else "info",
+                              f"DNS query from {client} to {server} on {where} has the shape of data carried in "
+                              f"DNS ({why}); not yet seen in volume [query: {qname}, {qtype}]")
         return None
 
     def _domain(self, name: str) -> _Domain:

@@ -11,7 +11,7 @@ How bad an encrypted unknown is depends on the port:
   - a port /etc/services assigns to a service portwatch has no signature for (kerberos, isakmp,
     ms-wbt-server...): the bytes are probably that service: info;
   - the middle of a flow on a port that expects an encrypted protocol (the handshake was not
-    captured): info;
+    captured; for UDP, where no handshake marks a session start, any flow): info;
   - a port whose protocol portwatch recognises, handshake seen, nothing matched: an obfuscated
     proxy (Shadowsocks, VMess, obfs4) is the usual explanation: high on a port firewalls let
     out, medium elsewhere;
@@ -100,9 +100,11 @@ def judge(
     if rec.assigned and not expected:
         return EncryptedVerdict("info", f"{lead}; the port's service has no signature here, so the bytes are "
                                 "probably that service's")
-    if expected and expected_encrypted and rec.orientation == "inferred":
-        return EncryptedVerdict("info", f"{lead}; seen mid-stream on a port of {', '.join(sorted(expected))}, "
-                                "whose handshake was not captured")
+    if expected and expected_encrypted and (rec.orientation == "inferred" or rec.transport == "udp"):
+        # TCP: the capture began mid-flow; UDP: nothing says where a session began (QUIC short
+        # headers, DTLS records after the handshake), so the assigned protocol is the likely one.
+        return EncryptedVerdict("info", f"{lead}; consistent with {', '.join(sorted(expected))} seen "
+                                "mid-session, whose handshake was not captured")
     if expected:
         severity = "high" if egress else "medium"
         note = (f"; {', '.join(sorted(expected))} was expected here and did not match: an obfuscated proxy "

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..detect.signature import Signature
-from ..model import SEVERITY_RANK, Finding, FlowRecord
+from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
 from ..services import ServicesDB
 from . import encrypted
 from .config import Policy
@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # the baseline module imports the pipeline; the rules only ca
     from ..baseline import Baseline
 
 TRUSTED_PORT_LIMIT = 1024  # ports below this need root to bind: a listener there was put there on purpose
-WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
+WEB_PORTS = frozenset((80, 443))
+STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85  # CONNECT targets of ordinary proxied browsing
 
 AddFn = Callable[[str, str, "str | None"], None]
 
@@ -127,9 +128,10 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         )
         if verdict is not None:
             add("encrypted-unknown", verdict.message, verdict.severity)
-        elif port < TRUSTED_PORT_LIMIT and not names and answered(record):
-            add("unassigned-port", f"unrecognised server {server} on trusted port {where}: a listener below 1024 "
-                "was bound on purpose, ask why it is there", "info")
+        elif not names and answered(record):
+            trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
+            add("unassigned-port", f"unrecognised server {server} on {trusted}{where}, a port /etc/services does "
+                "not list: ask why it is offered", "info")
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     dns = ctx.dns.observe(record, server, where)
     if dns is not None:
@@ -147,38 +149,68 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     return _apply_policy(out, record, policy)
 
 
+def _strength(rec: FlowRecord) -> tuple[int, str]:
+    """How many severity steps an off-port finding loses for weak evidence, and the note saying why.
+
+    A finding about a server rests on the detection: a server that never answered offers nothing
+    we saw; a protocol recognised from one direction by a pattern, below probe confidence, may be a
+    look-alike (a TPKT header read as TDS, a QUIC packet read as TFTP).
+    """
+    if not answered(rec):
+        return 3, " (the server never answered: only the client's bytes were seen)"
+    evidence = str(rec.meta.get("evidence", ""))
+    if ("client bytes" in evidence and "server bytes" in evidence) or rec.confidence >= STRONG:
+        return 0, ""
+    return 1, f" (recognised from one direction only, confidence {rec.confidence:.2f})"
+
+
+def _lowered(severity: str, steps: int) -> str:
+    return SEVERITIES[max(SEVERITY_RANK[severity] - steps, 0)]
+
+
 def _port_rules(
     rec: FlowRecord, ctx: PolicyContext, sig: Signature, expected: set[str], server: str, where: str,
     evidence: str, add: Any,
 ) -> None:
     proto, port, transport = rec.protocol, rec.dst_port, rec.transport
+    policy = ctx.policy
     if ctx.port_fits(proto, port, transport):
         return
+    steps, weak = _strength(rec)
+
+    def emit(kind: str, message: str, severity: str | None = None) -> None:
+        sev = severity or policy.severity.get(kind, "medium")
+        add(kind, message + weak + evidence, _lowered(sev, steps))
+
     name = proto.upper()
     names = rec.assigned
-    egress = ctx.policy.is_egress(port, transport)
+    egress = policy.is_egress(port, transport)
     if sig.tunnel and egress:
-        add("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: {proto} can carry "
-            f"other traffic (port forwards, a SOCKS proxy, a VPN) through it{evidence}")
+        emit("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: {proto} can carry "
+             "other traffic (port forwards, a SOCKS proxy, a VPN) through it")
     expected_encrypted = any(ctx.is_encrypted(p) for p in expected)
     if expected:
         others = ", ".join(sorted(expected))
         if not sig.encrypted and expected_encrypted:
-            add("cleartext-on-secure-port", f"cleartext {name} on {server}, but {where} expects an encrypted "
-                f"protocol ({others}): what should be protected crosses in clear{evidence}")
-        elif sig.encrypted and all(_starttls(ctx, p) for p in expected):
-            add("port-mismatch", f"{name} on {server}, {where} is assigned to {others}: probably that service "
-                f"wrapped in TLS (implicit TLS on its cleartext port){evidence}", "low")
+            emit("cleartext-on-secure-port", f"cleartext {name} on {server}, but {where} expects an encrypted "
+                 f"protocol ({others}): what should be protected crosses in clear")
+        if sig.encrypted and all(_starttls(ctx, p) for p in expected):
+            emit("port-mismatch", f"{name} on {server}, {where} is assigned to {others}: probably that service "
+                 "wrapped in TLS (implicit TLS on its cleartext port)", "low")
         else:
             sev = "high" if port < TRUSTED_PORT_LIMIT else "medium"
-            add("port-mismatch", f"{name} on {server}, but {where} is assigned to {others}{evidence}", sev)
+            emit("port-mismatch", f"{name} on {server}, but {where} is assigned to {others}", sev)
     elif names:
-        add("port-mismatch", f"{name} on {server}, but {where} is assigned to another service{evidence}", "medium")
+        emit("port-mismatch", f"{name} on {server}, but {where} is assigned to another service", "medium")
     elif port < TRUSTED_PORT_LIMIT:
-        add("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was bound "
-            f"on purpose{evidence}", "low")
-    elif not sig.encrypted and not sig.any_port:
-        add("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}{evidence}", "low")
+        emit("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was "
+             "bound on purpose", "low")
+    else:
+        if not sig.encrypted and not sig.any_port:
+            emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
+        if answered(rec):
+            add("unassigned-port", f"{name} server {server} on {where}, a port /etc/services does not list"
+                f"{evidence}", "info")
 
 
 def _starttls(ctx: PolicyContext, protocol: str) -> bool:
@@ -203,17 +235,22 @@ def _connect_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
 def _insecure_rules(
     rec: FlowRecord, ctx: PolicyContext, sig: Signature | None, server: str, where: str, evidence: str, add: Any,
 ) -> None:
+    """The site policy's `insecure_services` decides what is insecure to offer, by protocol or service name.
+
+    A service name counts when the server answered and the bytes are that service (or nothing
+    recognised): syslog over TCP on 514 is not rsh just because /etc/services calls 514/tcp shell.
+    """
     proto, port, transport = rec.protocol, rec.dst_port, rec.transport
     insecure = ctx.policy.insecure_services
-    login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
-    reason = None
-    if sig is not None and sig.insecure:
-        reason = insecure.get(proto) or sig.description or "an insecure protocol"
-    elif (proto == "unknown" and answered(rec)) or (proto != "unknown" and ctx.port_fits(proto, port, transport)):
+    reason = insecure.get(proto) if proto != "unknown" else None
+    if reason is None and answered(rec):
         for svc in sorted(ctx.services.all_names(port, transport)):
-            if svc.lower() in insecure:
-                reason = insecure[svc.lower()]
+            svc = svc.lower()
+            if svc in insecure and (proto in ("unknown", svc) or proto in ctx.service_protocols.get((svc, transport),
+                                                                                                  ())):
+                reason = insecure[svc]
                 break
+    login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
     label = proto.upper() if proto != "unknown" else "server"
     if login and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
@@ -221,6 +258,10 @@ def _insecure_rules(
             f"(not shown){what}{evidence}", "high")
     elif reason:
         add("insecure-protocol", f"{label} on {server}, {where}, is offered: {reason}{evidence}")
+    elif sig is not None and sig.insecure:
+        # the signature's own flag, not backed by the site policy: worth a note, not an alarm
+        add("insecure-protocol", f"{label} on {server}, {where}: its signature marks it insecure "
+            f"({sig.description or proto}){evidence}", "info")
 
 
 _LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")
