@@ -142,6 +142,9 @@ def read_listeners(proc: Path, facts: HostFacts) -> None:
         listeners += found
         facts.sources.append(str(path))
         facts.errors += [ParseError(str(path), line, message) for line, message in problems]
+    if not any(src.startswith(str(proc / "net")) for src in facts.sources):
+        facts.errors.append(ParseError(str(proc / "net"), 0, "cannot read any socket table: listeners not audited"))
+        return
     attach_owners(proc, listeners)
     facts.listeners += listeners
     facts.sockets_read = True

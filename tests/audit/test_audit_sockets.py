@@ -87,3 +87,10 @@ def test_live_listeners_are_mapped_to_this_process():
 def test_socket_owners_of_nothing_scans_nothing():
     assert socket_owners(Path("/proc"), set()) == {}
     assert socket_owners(Path("/nonexistent"), {1}) == {}
+
+
+def test_missing_proc_is_reported_not_fatal(tmp_path):
+    facts = HostFacts()
+    read_listeners(tmp_path, facts)
+    assert not facts.listeners and not facts.sockets_read
+    assert [(e.line, e.message) for e in facts.errors] == [(0, "cannot read any socket table: listeners not audited")]
