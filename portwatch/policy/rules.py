@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # the baseline module imports the pipeline; the rules only ca
     from ..baseline import Baseline
 
 TRUSTED_PORT_LIMIT = 1024  # ports below this need root to bind: a listener there was put there on purpose
-WEB_PORTS = frozenset((80, 443))
-STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85  # CONNECT targets of ordinary proxied browsing
+WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
+STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85
 
 AddFn = Callable[[str, str, "str | None"], None]
 
