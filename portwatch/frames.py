@@ -59,6 +59,10 @@ FINDING_COLUMNS: tuple[str, ...] = ("flow", "kind", "severity", "message")
 
 def safe_text(value: str) -> str:
     """`clean_text` without its length limit: idempotent, so sanitised text passes unchanged."""
+    # Fast path: a printable string holds none of the characters clean_text escapes (controls,
+    # format and separator characters are all non-printable); this keeps a frame of 100k flows cheap.
+    if value.isprintable():
+        return value
     return clean_text(value, max(MAX_TEXT, len(value)))
 
 
@@ -197,9 +201,11 @@ IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns
 
 
 def _records(flows: pd.DataFrame) -> list[FlowRecord]:
-    return [
-        FlowRecord(**{**d, "findings": [Finding(**f) for f in d["findings"]]}) for d in frame_records(flows)
-    ]
+    out = []
+    for d in frame_records(flows):
+        d["findings"] = [Finding(f["kind"], f["severity"], f["message"]) for f in d["findings"]]
+        out.append(FlowRecord(**d))
+    return out
 
 
 def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFrame:
@@ -311,31 +317,29 @@ def summary_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return _worst_first(out, "severity", "flows")
 
 
+def _column(flows: pd.DataFrame, name: str) -> list[Any]:
+    """A column as plain Python values (None for missing), converted in one vectorised step."""
+    col = flows[name]
+    if name in TIME_COLUMNS:
+        return (col.to_numpy("datetime64[ns]").astype("int64") / 1e9).tolist()
+    if name in PORT_COLUMNS or name in COUNTER_COLUMNS or name == "confidence":
+        return col.to_numpy().tolist()
+    if name in ("assigned", "meta", "findings"):
+        return col.tolist()
+    values = col.astype(object).tolist()
+    return [None if v is None or v is pd.NA or v != v else str(v) for v in values]
+
+
 def frame_records(flows: pd.DataFrame) -> list[dict[str, Any]]:
     """Back from a flows DataFrame to record dicts (epoch-second floats), for the sinks."""
+    cols = {name: _column(flows, name) for name in FLOW_COLUMNS}
     out = []
-    for row in flows.itertuples(index=False):
-        d: dict[str, Any] = {}
-        if row.pcap is not pd.NA and row.pcap is not None:
-            d["pcap"] = str(row.pcap)
-        d.update(
-            ts_start=row.ts_start.value / 1e9,
-            ts_end=row.ts_end.value / 1e9,
-            transport=str(row.transport),
-            src_ip=str(row.src_ip),
-            src_port=int(row.src_port),
-            dst_ip=str(row.dst_ip),
-            dst_port=int(row.dst_port),
-            orientation=str(row.orientation),
-            protocol=str(row.protocol),
-            confidence=float(row.confidence),
-            assigned=list(row.assigned),
-            packets_c2s=int(row.packets_c2s),
-            packets_s2c=int(row.packets_s2c),
-            bytes_c2s=int(row.bytes_c2s),
-            bytes_s2c=int(row.bytes_s2c),
-            meta=dict(row.meta),
-            findings=[dict(f) for f in row.findings],
-        )
+    for values in zip(*cols.values(), strict=True):
+        d = dict(zip(FLOW_COLUMNS, values, strict=True))
+        if d["pcap"] is None:
+            del d["pcap"]
+        d["assigned"] = list(d["assigned"])
+        d["meta"] = dict(d["meta"])
+        d["findings"] = [dict(f) for f in d["findings"]]
         out.append(d)
     return out

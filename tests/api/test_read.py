@@ -149,3 +149,17 @@ def test_monitor_database_reads_like_analyze(analysed: portwatch.Analysis, mixed
     assert done.returncode == 0, done.stderr
     flows = portwatch.read(db).flows.sort_values("ts_start", kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(flows, analysed.flows)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_files_written_by_the_cli_read_back(fmt: str, analysed: portwatch.Analysis, mixed_pcap: Path,
+                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / f"cli.{fmt}"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(out),
+                           str(mixed_pcap)], capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr  # 1: a finding reached --fail-on
+    flows = portwatch.read(out).flows.sort_values("ts_start", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(flows, analysed.flows)
