@@ -191,10 +191,12 @@ def test_kernel_filter_drops_what_it_excludes(net: NetnsPair, work: Path) -> Non
     mon.wait_ready()
     try:
         assert net.ssh("true").returncode == 0
+        mon.signal(signal.SIGINT)
+        assert mon.proc.wait(10) == 0, mon.log()
     finally:
-        assert mon.stop() == 0
+        mon.stop()
     assert read_jsonl(work / "events.jsonl") == []
-    assert " 0 packets" in mon.log(), mon.log()
+    assert "stopped (SIGINT)" in mon.log() and " 0 packets" in mon.log(), mon.log()
 
 
 def promiscuity(net: NetnsPair) -> int:
@@ -216,10 +218,13 @@ def test_two_interfaces_and_promiscuous_mode(net: NetnsPair, work: Path) -> None
     finally:
         assert mon.stop() == 0
     assert promiscuity(net) == 0, "the membership goes with the socket"
-    mon = MonitorProc(["-i", net.client_if, "--no-promisc", "--user", "nobody", "--no-view"], work,
-                      netns=net.client_ns)
+    mon = MonitorProc(["-i", net.client_if, "--no-promisc", "--duration", "1.5", "--user", "nobody", "--no-view"],
+                      work, netns=net.client_ns)
     mon.wait_ready()
     try:
         assert promiscuity(net) == 0
+        assert mon.proc.poll() is None, "checked while the monitor held its socket"
+        assert mon.proc.wait(10) == 0, "--duration stops the monitor by itself"
     finally:
-        assert mon.stop() == 0
+        mon.stop()
+    assert "stopped (duration)" in mon.log()
