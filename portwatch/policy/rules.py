@@ -128,10 +128,12 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         )
         if verdict is not None:
             add("encrypted-unknown", verdict.message, verdict.severity)
-        elif not names and answered(record):
-            trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
-            add("unassigned-port", f"unrecognised server {server} on {trusted}{where}, a port /etc/services does "
-                "not list: ask why it is offered", "info")
+    if not names and answered(record) and not any(f.kind == "unassigned-port" for f in out):
+        # the inventory question for every server on a port /etc/services does not list
+        label = f"{proto.upper()} server" if proto != "unknown" else "unrecognised server"
+        trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
+        add("unassigned-port", f"{label} {server} on {trusted}{where}, a port /etc/services does not list: "
+            f"ask why it is offered{evidence}", "info")
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     dns = ctx.dns.observe(record, server, where)
     if dns is not None:
@@ -205,12 +207,8 @@ def _port_rules(
     elif port < TRUSTED_PORT_LIMIT:
         emit("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was "
              "bound on purpose", "low")
-    else:
-        if not sig.encrypted and not sig.any_port:
-            emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
-        if answered(rec):
-            add("unassigned-port", f"{name} server {server} on {where}, a port /etc/services does not list"
-                f"{evidence}", "info")
+    elif not sig.encrypted and not sig.any_port:
+        emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
 
 
 def _starttls(ctx: PolicyContext, protocol: str) -> bool:
