@@ -149,7 +149,7 @@ def _nested_repeat(pattern: str) -> bool:
                 if walk(av[-1], inside):
                     return True
             elif op == _sre_parse.BRANCH:
-                if any(walk(b, inside) for b in av[1]):
+                if inside or any(walk(b, inside) for b in av[1]):  # (a|aa)*: overlapping alternatives
                     return True
             elif op in (_sre_parse.ASSERT, _sre_parse.ASSERT_NOT) and walk(av[1], inside):
                 return True
