@@ -17,6 +17,7 @@ several times a second (timers, signals, expiry) even when the link is silent.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import socket
@@ -36,6 +37,7 @@ SO_RCVBUFFORCE = 33  # not exported by the socket module; root may exceed net.co
 MSG_TRUNC = socket.MSG_TRUNC
 FRAME_MAX = 262144  # GRO/TSO on the capturing host can hand up frames far beyond the MTU
 DRAIN_MAX = 256  # frames read from one socket before the others get a turn
+log = logging.getLogger("portwatch.monitor")
 
 
 class LiveError(Exception):
@@ -48,6 +50,7 @@ class LiveStats:
     kernel_drops: int = 0  # PACKET_STATISTICS tp_drops, summed over sockets and reads
     kernel_seen: int = 0  # PACKET_STATISTICS tp_packets (frames that passed the filter)
     truncated: int = 0  # frames longer than the receive buffer (cut, still analyzed)
+    socket_errors: int = 0  # errors the sockets reported (interface down...)
 
 
 class LiveSource:
@@ -68,6 +71,7 @@ class LiveSource:
             self.close()
             raise
         self._fds = {s.fileno(): s for s in self.socks}
+        self._names = {s.fileno(): name for s, name in zip(self.socks, self.interfaces, strict=True)}
         self.poller = select.poll()
         for s in self.socks:
             self.poller.register(s, select.POLLIN)
@@ -126,6 +130,11 @@ class LiveSource:
                         length = recv_into(view, FRAME_MAX, MSG_TRUNC)
                     except BlockingIOError:
                         break
+                    except OSError as exc:
+                        # The interface went down (ENETDOWN) or similar: the kernel reports it
+                        # once; capture resumes by itself when the link comes back.
+                        self._socket_error(fd, exc)
+                        break
                     if length > FRAME_MAX:
                         stats.truncated += 1
                         length = FRAME_MAX
@@ -134,6 +143,11 @@ class LiveSource:
                     n += 1
                     if n == limit or (stop is not None and stop[0]):
                         return
+
+    def _socket_error(self, fd: int, exc: OSError) -> None:
+        self.stats.socket_errors += 1
+        name = self._names.get(fd, "?")
+        log.warning("%s: %s; capture goes on when the interface is back", name, exc.strerror or exc)
 
     def kernel_counters(self) -> LiveStats:
         """Fold PACKET_STATISTICS into `stats` (the kernel resets its counters on every read)."""

@@ -228,3 +228,22 @@ def test_two_interfaces_and_promiscuous_mode(net: NetnsPair, work: Path) -> None
     finally:
         mon.stop()
     assert "stopped (duration)" in mon.log()
+
+
+def test_interface_down_and_up_again(net: NetnsPair, work: Path) -> None:
+    mon = start(net, work)
+    link = ["ip", "-n", net.client_ns, "link", "set", net.client_if]
+    try:
+        subprocess.run([*link, "down"], check=True)
+        time.sleep(0.5)
+        assert mon.proc.poll() is None, mon.log()
+        subprocess.run([*link, "up"], check=True)
+        # veth needs a moment (and the peer) before traffic flows again
+        assert wait_for(lambda: net.ssh("true").returncode == 0, timeout=10, interval=0.2)
+        assert wait_for(lambda: tunnel_in_jsonl(work), timeout=5), mon.log()
+        assert mon.proc.poll() is None
+    finally:
+        subprocess.run([*link, "up"], check=False)
+        assert mon.stop() == 0, mon.log()
+    assert "Network is down" in mon.log(), "the kernel's ENETDOWN is logged"
+    assert "internal error" not in mon.log(), mon.log()
