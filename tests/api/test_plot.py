@@ -67,3 +67,12 @@ def test_plots_of_no_flows_do_not_fail() -> None:
     empty = portwatch.Analysis(flows_frame([]))
     for fn in (plot.protocol_vs_port, plot.timeline, plot.bytes_by_protocol):
         assert "no flows" in fn(empty).get_title()
+
+
+def test_labels_are_not_typeset_as_mathtext(analysed: portwatch.Analysis) -> None:
+    flows = analysed.flows.copy()
+    flows["protocol"] = flows["protocol"].cat.rename_categories(lambda p: "x$^{evil}$" if p == "ssh" else p)
+    ax = plot.bytes_by_protocol(flows)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert r"x\$^{evil}\$" in labels
