@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 from pathlib import Path
 
@@ -94,3 +95,28 @@ def test_refuses_to_parse_as_root_without_user(tmp_path: Path) -> None:
 def test_missing_interface_is_an_error() -> None:
     r = monitor("-i", "pw-no-such-if", "--user", "nobody")
     assert r.returncode == 2 and "no such interface" in r.stderr
+
+
+def syn_flood_pcap(path: Path, flows: int) -> None:
+    """A classic pcap of `flows` TCP SYNs from distinct source ports (Ethernet, IPv4)."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i in range(flows):
+        tcp = struct.pack("!HHIIBBHHH", 20000 + i, 8443, i, 0, 5 << 4, 0x02, 64240, 0, 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0,
+                         bytes([10, 0, 0, 2]), bytes([10, 0, 0, 1]))
+        frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
+        out.append(struct.pack("<IIII", 1_700_000_000, i, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+
+
+def test_flow_cap_evicts_oldest_and_reports_every_flow(tmp_path: Path) -> None:
+    pcap, jsonl = tmp_path / "syn.pcap", tmp_path / "e.jsonl"
+    syn_flood_pcap(pcap, 200)
+    r = monitor("-r", str(pcap), "--max-flows", "16", "--jsonl", str(jsonl), *USER)
+    assert r.returncode == 0, r.stderr
+    flows = [e for e in read_jsonl(jsonl) if e["type"] == "flow"]
+    assert len(flows) == 200, "an evicted flow is reported, not lost"
+    evicted = [e for e in flows if e["meta"].get("end_reason") == "evicted"]
+    assert len(evicted) == 200 - 16
+    assert [e["src_port"] for e in evicted] == list(range(20000, 20000 + 184)), "oldest first"
+    assert "evicted flows 184" in r.stderr
