@@ -109,6 +109,11 @@ class Engine:
             return Decision(None, "unknown", 0.0, f"only weak evidence for {best.sig.protocol} ({best.score:.2f})")
         return None
 
+    def inner_protocol(self, client: bytes, server: bytes) -> str:
+        """The protocol of TCP bytes carried inside another (an HTTP CONNECT tunnel), or "unknown"."""
+        decision = self.classify("tcp", [client] if client else [], [server] if server else [], 0, final=True)
+        return decision.protocol if decision is not None else "unknown"
+
     def metadata(self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes]) -> dict:
         """Run the protocol's probes on both directions and merge what they extract."""
         meta: dict[str, Any] = {}

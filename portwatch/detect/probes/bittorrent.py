@@ -2,13 +2,20 @@
 
 `probe_utp(data, from_client)`: one datagram. Version 1, type ST_DATA..ST_SYN, a well-formed
 extension chain (selective ACK lengths a multiple of 4, extension bits of 8 bytes), and a
-payload exactly where the type allows one (ST_DATA only). The TCP handshake and the DHT's
+payload exactly where the type allows one (ST_DATA only). `probe_utp_units` (``units = True``)
+demands more than one header: an ST_SYN, or two datagrams of one connection id whose sequence
+numbers move forward by a little, since a lone data header is only two bytes of evidence.
+The TCP handshake and the DHT's
 bencoded KRPC messages are plain patterns in signatures/bittorrent.toml.
 
 Meta: ``utp_type`` ("data", "fin", "state", "reset", "syn").
 """
 
 from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Sequence
 
 from portwatch.model import NO_MATCH, ProbeResult, ProbeStatus
 
@@ -39,3 +46,22 @@ def probe_utp(data: bytes, from_client: bool) -> ProbeResult:
     if has_payload != (kind == 0):
         return NO_MATCH
     return ProbeResult(ProbeStatus.MATCH, {"utp_type": TYPES[kind]})
+
+
+def probe_utp_units(units: Sequence[bytes], from_client: bool) -> ProbeResult:
+    heads = []
+    for unit in units[:8]:
+        result = probe_utp(unit, from_client)
+        if result.status != ProbeStatus.MATCH:
+            return NO_MATCH
+        if result.meta["utp_type"] == "syn":
+            return result
+        conn, seq = struct.unpack_from("!H", unit, 2)[0], struct.unpack_from("!H", unit, 16)[0]
+        heads.append((conn, seq, result))
+    for (conn_a, seq_a, _), (conn_b, seq_b, result) in itertools.pairwise(heads):
+        if conn_a == conn_b and (seq_b - seq_a) & 0xFFFF <= 16:
+            return result
+    return NO_MATCH
+
+
+probe_utp_units.units = True  # type: ignore[attr-defined]

@@ -3,7 +3,9 @@
 `probe(data, from_client)`: the first bytes of one TCP direction. Each packet header holds a
 type the direction may send (client: SQL batch, pre-TDS7 login, RPC, attention, bulk load,
 transaction manager, TDS7 login, SSPI, pre-login; server: tabular result, and pre-login answers
-carried as type 4), a status of known bits, a length of at least 8, and a zero window byte. When
+carried as type 4), a status of known bits, a length of at least 8, and a zero window byte. A
+packet without the end-of-message bit must have at least the smallest negotiable packet size
+(512), since only the last packet of a message may be short. When
 the stream holds more than the first packet, the next header must check too.
 
 Meta: ``tds_type`` ("prelogin", "login7", "sql-batch", "rpc", "result"...).
@@ -28,6 +30,7 @@ CLIENT_TYPES = {
 }
 SERVER_TYPES = {0x04: "result", 0x12: "prelogin"}
 MAX_PACKET = 32768
+MIN_PACKET_SIZE = 512  # the smallest packet size a client may negotiate
 MAX_CHAIN = 4
 
 
@@ -37,6 +40,8 @@ def _header_ok(data: bytes, off: int, types: dict) -> int | None:
     kind, status, length = struct.unpack_from("!BBH", data, off)
     if kind not in types or status & 0xE0 or not 8 <= length <= MAX_PACKET or data[off + 7] != 0:
         return None
+    if not status & 1 and length < MIN_PACKET_SIZE:
+        return None  # only the last packet of a message (EOM) may be shorter than the packet size
     return length
 
 

@@ -1,7 +1,8 @@
 """SNMP (RFC 1157, 3416, 3412): a BER SEQUENCE holding version, then community or v3 header, then a PDU.
 
 `probe(data, from_client)`: one UDP datagram. v1/v2c: version 0 or 1, an OCTET STRING community,
-a PDU tag 0xA0-0xA8 with request-id, error-status 0-18 and error-index. v3: version 3, a
+a PDU tag 0xA0-0xA8 with request-id, error-status (0-18 in RFC 3416, some agents send more)
+and error-index. v3: version 3, a
 msgGlobalData SEQUENCE with msgID, msgMaxSize >= 484, msgFlags and msgSecurityModel.
 The community is a password: it is never put into the metadata.
 
@@ -61,7 +62,7 @@ def _parse(data: bytes) -> dict | None:
     request_id = read_int(data, pdu[1])
     status = read_int(data, request_id[1]) if request_id else None
     index = read_int(data, status[1]) if status else None
-    if index is None or (pdu[0] != 0xA5 and not 0 <= status[0] <= 18):  # type: ignore[index]
+    if index is None or (pdu[0] != 0xA5 and not 0 <= status[0] <= 255):  # type: ignore[index]
         return None
     return meta
 
