@@ -11,7 +11,8 @@ leaves three marks that ordinary resolution rarely does:
 One flow record shows only the first question of its flow (the probe's `dns_query`), so the
 tracker aggregates across flows per registered domain. State is bounded: at most MAX_DOMAINS
 domains (least recently seen evicted) with at most MAX_NAMES remembered name hashes each, so a
-flood of random names costs a fixed amount of memory.
+flood of random names costs a fixed amount of memory (past MAX_NAMES a domain's unique-name
+count becomes an upper bound: a repeat of a name no longer remembered counts again).
 """
 
 from __future__ import annotations

@@ -1,0 +1,82 @@
+"""The DNS tunnel tracker: name shapes, aggregation per registered domain, bounded state."""
+
+from __future__ import annotations
+
+import random
+
+from findkit import record
+
+from portwatch.policy import dnstunnel
+from portwatch.policy.dnstunnel import DnsTunnelTracker, name_shape, registered_domain
+
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def encoded(rng: random.Random, n: int = 52) -> str:
+    return "".join(rng.choice(B32) for _ in range(n))
+
+
+def dns(name: str, qtype: str = "A", *, packets: int = 1, answers: list[str] | None = None, i: int = 0):
+    meta = {"dns_query": name, "dns_qtype": qtype}
+    if answers:
+        meta["dns_answers"] = answers
+    return record("dns", 53, "udp", cport=20000 + i, meta=meta, packets=(packets, packets))
+
+
+def test_registered_domain_heuristic() -> None:
+    assert registered_domain(["a", "b", "example", "com"]) == ["example", "com"]
+    assert registered_domain(["x", "example", "co", "uk"]) == ["example", "co", "uk"]
+
+
+def test_name_shape_separates_encoded_data_from_hostnames() -> None:
+    rng = random.Random(5)
+    assert name_shape(f"{encoded(rng)}.t.example.com.").suspicious
+    assert name_shape(f"{'0123456789abcdef' * 3}.hash.example.net.").suspicious  # 48 hex characters
+    for ordinary in ("www.example.com.", "c-flightproxy-euno-01-teams.cloudapp.net.",
+                     "iTunes_Ctrl_4ABB39A41EEFDEB3._dacp._tcp.local.", "FHEPFCELEHFCEPFFFACACACACACACABN.",
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.org."):
+        shape = name_shape(ordinary)
+        assert shape is None or not shape.suspicious, ordinary
+
+
+def test_one_socket_with_many_null_queries_is_high_at_once() -> None:
+    tr = DnsTunnelTracker()
+    v = tr.observe(dns("vaaaakardli.t.example.test.", "NULL", packets=40), "10.0.0.53:53", "53/udp")
+    assert v is not None and v.severity == "high" and "40 queries" in v.message and "NULL" in v.message
+
+
+def test_many_unusual_type_queries_over_unique_names_across_flows() -> None:
+    tr = DnsTunnelTracker()
+    verdicts = [tr.observe(dns(f"p{i}x.c.tun.example.", "TXT", i=i, packets=2), "s", "w") for i in range(12)]
+    assert verdicts[0] is None and verdicts[-1] is not None and verdicts[-1].severity == "high"
+
+
+def test_long_answers_alone_are_only_a_note() -> None:
+    tr = DnsTunnelTracker()
+    rng = random.Random(2)
+    v = tr.observe(dns("cdn.example.com.", answers=[f"CNAME {encoded(rng, 50)}.edge.example.net."]), "s", "w")
+    assert v is not None and v.severity == "info"
+
+
+def test_reverse_lookups_and_mdns_are_ignored() -> None:
+    tr = DnsTunnelTracker()
+    for i in range(100):
+        assert tr.observe(dns(f"{i}.1.0.10.in-addr.arpa.", "PTR", i=i), "s", "w") is None
+    mdns = record("dns", 5353, "udp", meta={"dns_query": f"{encoded(random.Random(1))}.local.", "dns_qtype": "NULL"},
+                  packets=(50, 0))
+    assert tr.observe(mdns, "s", "w") is None
+
+
+def test_state_is_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(dnstunnel, "MAX_DOMAINS", 50)
+    monkeypatch.setattr(dnstunnel, "MAX_NAMES", 10)
+    tr = DnsTunnelTracker()
+    rng = random.Random(3)
+    for i in range(500):
+        tr.observe(dns(f"{encoded(rng, 8)}.d{i % 200}.example.", i=i), "s", "w")
+    # 200 domains in rotation through 50 slots: every look-up after the first 50 evicts the oldest
+    assert len(tr.domains) == 50 and tr.evicted == 450
+    for i in range(100):
+        tr.observe(dns(f"{encoded(rng, 8)}.one.example.", i=i), "s", "w")
+    one = tr.domains["one.example"]
+    assert len(one.names) == 10 and one.unique >= 100 - 10  # counted beyond the remembered names
