@@ -82,7 +82,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 
 
 class SchemaError(Exception):
-    """The file is a database of another schema version (or not portwatch's)."""
+    """The database cannot be used: unopenable, not SQLite, or another schema version."""
 
 
 def _json(value: object) -> str:
@@ -93,7 +93,10 @@ class SqliteWriter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         # isolation_level=None: transactions are explicit, so a finding can be committed alone.
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise SchemaError(f"{self.path}: {exc}") from None
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             has_tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'flows'").fetchone()[0]

@@ -91,3 +91,8 @@ def test_not_a_database_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(SchemaError):
         SqliteWriter(path)
+
+
+def test_unopenable_path_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="unable to open"):
+        SqliteWriter(tmp_path / "no" / "such" / "dir.db")

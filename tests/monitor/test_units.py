@@ -190,3 +190,29 @@ def test_lookup_unknown_user() -> None:
 
     with pytest.raises(privdrop.PrivilegeError, match="no such user"):
         privdrop.lookup("pw-no-such-user")
+
+
+def udp_frame(sport: int, dport: int, payload: bytes, src: bytes, dst: bytes) -> bytes:
+    import struct
+
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
+
+
+def test_unknown_flow_is_reported_when_given_up_not_only_at_its_end() -> None:
+    import random
+
+    rng = random.Random(5)
+    a, b = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 1])
+    frames = []
+    for _ in range(4):
+        frames.append(udp_frame(40001, 47123, rng.randbytes(200), a, b))
+        frames.append(udp_frame(47123, 40001, rng.randbytes(200), b, a))
+    classified: list[FlowRecord] = []
+    ended: list[FlowRecord] = []
+    an = MonitorAnalyzer(Config(), on_record=ended.append, on_classified=classified.append, run_id="u-")
+    an.run([(1000.0 + i, 1, f, 0, len(f)) for i, f in enumerate(frames)])
+    assert len(classified) == 1 and not ended, "reported while the flow is still open"
+    assert classified[0].protocol == "unknown"
+    assert "entropy_client" in classified[0].meta
