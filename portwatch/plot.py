@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
     from .api import Analysis
 
-# Findings that mean "this protocol does not belong on this port".
-MISMATCH_KINDS = frozenset({"port-mismatch", "tunnel", "cleartext-on-secure-port", "unassigned-port"})
+# Findings that mean "this protocol is not the one the port is assigned to" (an unassigned port is no
+# mismatch: there is nothing to contradict).
+MISMATCH_KINDS = frozenset({"port-mismatch", "tunnel", "cleartext-on-secure-port"})
 MISMATCH_COLOR = "#d62728"
 FITTING_COLOR = "#1f77b4"
 FINDING_COLOR = "#ff7f0e"

@@ -38,9 +38,9 @@ def test_dataframe_text_stays_sanitised(analysed: portwatch.Analysis) -> None:
 
 def test_plain_repr(analysed: portwatch.Analysis) -> None:
     counts = analysed.findings["severity"].value_counts()
-    expected = (f"<Analysis: 5 flows from mixed.pcap, {len(analysed.findings)} findings "
-                f"(high {counts['high']}, medium {counts['medium']}), 5 servers>")
-    assert counts["high"] >= 3 and counts["medium"] >= 1 and counts["low"] == counts["info"] == 0
+    sev = ", ".join(f"{s} {counts[s]}" for s in ("high", "medium", "low", "info") if counts[s])
+    expected = f"<Analysis: 5 flows from mixed.pcap, {len(analysed.findings)} findings ({sev}), 5 servers>"
+    assert counts["high"] >= 3 and counts["medium"] >= 1
     assert repr(analysed) == expected
 
 
