@@ -385,7 +385,9 @@ def read(path: PathLike) -> Analysis:
     SQLite database of `portwatch monitor --db`) into an
     `Analysis` whose DataFrames equal those `analyze` builds: same columns, same dtypes.
 
-    The format is recognised from the file's first bytes, not its name.
+    The format is recognised from the file's first bytes, not its name. From the monitor, a flow
+    longer than its active timeout is several rows (``meta["end_reason"] == "active-timeout"`` on
+    all but the last), as the monitor reported it.
     """
     p = Path(path)
     fmt = _sniff(p)
