@@ -55,6 +55,8 @@ def _frames() -> list[bytes]:
     frames += conv.frames
     long_host = b"GET / HTTP/1.1\r\nHost: " + b"B" * 3000 + b"\r\n\r\n"  # complete within the depth
     frames += Conv(sport=40006, dport=80).handshake().c(0, long_host).close(len(long_host), 0).frames
+    xss = _tls_client_hello(b"<script>alert(1)</script><img src=x onerror=alert(2)>.example")
+    frames += Conv(sport=40007, dport=110).handshake().c(0, xss).close(len(xss), 0).frames
     # 4. DNS query whose first label holds the escapes.
     query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + bytes([len(EVIL)]) + EVIL
              + b"\x07example\x03com\x00\x00\x01\x00\x01")
@@ -192,3 +194,44 @@ def test_pcapng_comment_free_of_influence(tmp_path):
     f.write_bytes(shb + idb + b"".join(epbs))
     run = analyze(tmp_path, f, fmt="console")
     assert run.code == 0 and "owned" not in run.stdout and "\x1b" not in run.stdout
+
+
+def test_sqlite_stores_only_sanitised_text(tmp_path, hostile_capture):
+    import sqlite3
+
+    from pcapkit import analyze_path
+
+    from portwatch.report.sqlite import SqliteWriter
+
+    records, _ = analyze_path(hostile_capture)
+    db = tmp_path / "flows.sqlite"
+    writer = SqliteWriter(db)
+    for rec in records:
+        writer.write(rec)
+    writer.close()
+    con = sqlite3.connect(db)
+    texts = []
+    for table in ("flows", "findings"):
+        cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+        for row in con.execute(f"SELECT * FROM {table}"):
+            texts += [(table, c, v) for c, v in zip(cols, row, strict=True) if isinstance(v, str)]
+    con.close()
+    assert any(c == "meta" and "owned" in v for _, c, v in texts)
+    for table, col, value in texts:
+        assert not FIELD_UNSAFE.search(value), (table, col, value[:80])
+        if col in ("meta", "findings"):
+            for s in _walk_strings(json.loads(value)):
+                assert not FIELD_UNSAFE.search(s)
+        assert len(value) < 8192, (table, col, len(value))
+
+
+def test_notebook_html_escapes_markup(hostile_capture):
+    from portwatch import api
+
+    analysis = api.analyze(hostile_capture, progress=False)
+    page = analysis._repr_html_()
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown, as text
+    assert not RAW_UNSAFE.search(page)
+    sni = analysis.flows.set_index("src_port").loc[40007, "meta"]
+    assert "<script>" in str(sni)  # the data keeps the text; only the HTML view escapes it
