@@ -46,8 +46,11 @@ class PolicyContext:
     services: ServicesDB
     signatures: dict[str, Signature]
     policy: Policy
-    # (service name, transport) -> protocols that the name means
+    # (service name, transport) -> protocols that the name means, from the signatures; the engine
+    # reads it for port hints (Setup.load)
     service_protocols: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # the same from the policy's protocol_services: what a port tolerates, never a detection hint
+    tolerated: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     dns: DnsTunnelTracker = field(default_factory=DnsTunnelTracker)
     baseline: Baseline | None = None
 
@@ -62,14 +65,15 @@ class PolicyContext:
             sig = ctx.signatures.get(proto)
             for name in names:
                 for t in sig.transports if sig else ("tcp", "udp"):
-                    ctx.service_protocols.setdefault((name, t), set()).add(proto)
+                    ctx.tolerated.setdefault((name, t), set()).add(proto)
         return ctx
 
     def expected_protocols(self, port: int, transport: str) -> set[str]:
         """Protocols the services database (via signature service names) expects on a port."""
         out: set[str] = set()
         for name in self.services.all_names(port, transport):
-            out |= self.service_protocols.get((name.lower(), transport), set())
+            key = (name.lower(), transport)
+            out |= self.service_protocols.get(key, set()) | self.tolerated.get(key, set())
         return out
 
     def port_fits(self, protocol: str, port: int, transport: str) -> bool:
@@ -245,7 +249,7 @@ def _insecure_rules(
         for svc in sorted(ctx.services.all_names(port, transport)):
             svc = svc.lower()
             if svc in insecure and (proto in ("unknown", svc) or proto in ctx.service_protocols.get((svc, transport),
-                                                                                                  ())):
+                                                                                                  set())):
                 reason = insecure[svc]
                 break
     login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
