@@ -216,3 +216,21 @@ def test_unknown_flow_is_reported_when_given_up_not_only_at_its_end() -> None:
     assert len(classified) == 1 and not ended, "reported while the flow is still open"
     assert classified[0].protocol == "unknown"
     assert "entropy_client" in classified[0].meta
+
+
+def test_reload_changes_report_services_and_signatures(tmp_path: Path) -> None:
+    services = tmp_path / "services"
+    services.write_text("ssh\t22/tcp\nhttps\t443/tcp\nportwatch-test\t47000/tcp\n")
+    old = Setup.load(Config(services_path=str(services)))
+    services.write_text("ssh\t22/tcp\nhttps\t443/tcp\n")
+    sigs = tmp_path / "sigs"
+    sigs.mkdir()
+    (sigs / "pwtest.toml").write_text(
+        'protocol = "pwtest"\ndescription = "test"\ntransports = ["tcp"]\n\n'
+        '[[match]]\ndirection = "server"\nprefix = "PWTEST "\n'
+    )
+    new, error = reloading.load(Config(services_path=str(services), signature_dirs=(str(sigs),)))
+    assert new is not None, error
+    changes = reloading.changes(old, new)
+    assert "services: 0 entries added, 1 removed" in changes
+    assert "signatures added: pwtest" in changes
