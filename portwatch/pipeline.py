@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from struct import unpack_from
 
 from .capture.decode import FRAGMENT, MALFORMED, SUPPORTED_LINKTYPES, decode, decode_ip_payload
-from .capture.flows import ACK, FIN, RST, SYN, TCP, Flow, FlowTable, ip_text
+from .capture.flows import ACK, MAX_UDP_UNITS, RST, SYN, TCP, Flow, FlowTable, flow_key, ip_text
 from .capture.fragments import Defragmenter
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
 from .detect.signature import Signature, load_signatures
+from .detect.upgrades import upgrade_meta
 from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -65,6 +67,8 @@ class Setup:
         return cls(signatures, services, policy, ctx, Engine(signatures, hints))
 
 
+UDP_UNIT_BYTES = 4096  # a datagram is kept up to this much for detection
+
 RecordSink = Callable[[FlowRecord], None]
 
 
@@ -90,7 +94,8 @@ class Analyzer:
 
     # ---- the per-packet loop -------------------------------------------------------------
     def run(self, records: Iterable[tuple[float, int, bytes, int, int]]) -> None:
-        entries = self.table.entries
+        tcp_entries = self.table.tcp
+        udp_entries = self.table.udp
         stats = self.stats
         packets = 0
         nbytes = 0
@@ -99,35 +104,82 @@ class Analyzer:
             for ts, linktype, buf, off, length in records:
                 packets += 1
                 nbytes += length
-                pkt = decode(linktype, buf, off, length)
-                if pkt is None:
-                    if linktype in SUPPORTED_LINKTYPES:
-                        stats.non_ip += 1
+                proto = 0
+                # Fast path: Ethernet II + IPv4 without options, not a fragment, carrying TCP or
+                # UDP: most of any real capture. Byte indexing and one slice for the flow key;
+                # everything else (VLANs, IPv6, tunnels, oddities) takes the general decoder.
+                if (
+                    linktype == 1
+                    and length >= 54
+                    and buf[off + 12] == 8
+                    and buf[off + 13] == 0
+                    and buf[off + 14] == 0x45
+                    and not (buf[off + 20] & 0x3F or buf[off + 21])
+                ):
+                    proto = buf[off + 23]
+                    pend = off + 14 + ((buf[off + 16] << 8) | buf[off + 17])
+                    if pend > off + length:
+                        pend = off + length
+                    if proto == 6:
+                        poff = off + 34 + ((buf[off + 46] >> 4) << 2)
+                        if poff > pend or poff < off + 54:
+                            stats.malformed += 1
+                            continue
+                        flags = buf[off + 47]
+                        seq = -1  # read only if the flow is still inspected
+                        entries = tcp_entries
+                    elif proto == 17 and buf[off + 36] not in (0x12, 0x08):  # not 4789/2152 (VXLAN, GTP-U)
+                        ulen = (buf[off + 38] << 8) | buf[off + 39]
+                        if ulen < 8:
+                            stats.malformed += 1
+                            continue
+                        poff = off + 42
+                        if off + 34 + ulen < pend:
+                            pend = off + 34 + ulen
+                        flags = 0
+                        seq = 0
+                        entries = udp_entries
                     else:
-                        stats.unsupported_link += 1
-                    continue
-                if pkt is MALFORMED:
-                    stats.malformed += 1
-                    continue
-                if pkt[0] == FRAGMENT:
-                    pkt = self._defragment(pkt, ts)
+                        proto = 0
+                    if proto:
+                        key = buf[off + 26 : off + 38]
+                        pbuf = buf
+                        encap = None
+                if not proto:
+                    pkt = decode(linktype, buf, off, length)
                     if pkt is None:
+                        if linktype in SUPPORTED_LINKTYPES:
+                            stats.non_ip += 1
+                        else:
+                            stats.unsupported_link += 1
                         continue
-                proto, src, dst, sport, dport, flags, seq, pbuf, poff, pend, encap = pkt
-                entry = entries.get((src, sport, dst, dport, proto))
+                    if pkt is MALFORMED:
+                        stats.malformed += 1
+                        continue
+                    if pkt[0] == FRAGMENT:
+                        pkt = self._defragment(pkt, ts)
+                        if pkt is None:
+                            continue
+                    proto, src, dst, sport, dport, flags, seq, pbuf, poff, pend, encap = pkt
+                    key = flow_key(src, dst, sport, dport)
+                    entries = tcp_entries if proto == TCP else udp_entries
+                entry = entries.get(key)
                 if entry is None:
-                    flow, d = self._new_flow(ts, proto, src, dst, sport, dport, flags, encap)
+                    flow, d = self._new_flow(ts, proto, key, flags, encap)
                 else:
                     flow, d = entry
                     if flags & SYN and flow.closed_at is not None and not flags & ACK:
-                        flow, d = self._reopen(flow, ts, proto, src, dst, sport, dport, flags, encap)
+                        self.table.remove(flow, "closed")
+                        flow, d = self._new_flow(ts, proto, key, flags, encap)
                 flow.ts_end = ts
                 n = pend - poff
                 flow.pkts[d] += 1
                 flow.bytes[d] += n
                 if flow.inspecting and (n or flags & SYN):
+                    if seq < 0:
+                        seq = unpack_from("!I", buf, off + 38)[0]  # fast path only: TCP at off + 34
                     self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
-                if flags & (FIN | RST) and proto == TCP:
+                if flags & 5 and proto == TCP:  # FIN or RST
                     self._tcp_close(flow, d, flags, ts)
                 if next_sweep is None:
                     next_sweep = ts + self.config.sweep_interval
@@ -154,16 +206,15 @@ class Analyzer:
             return None
         return pkt
 
-    def _new_flow(
-        self, ts: float, proto: int, src: bytes, dst: bytes, sport: int, dport: int, flags: int, encap: tuple | None
-    ) -> tuple[Flow, int]:
-        key = (src, sport, dst, dport, proto)
+    def _new_flow(self, ts: float, proto: int, key: bytes, flags: int, encap: tuple | None) -> tuple[Flow, int]:
         if proto == TCP and flags & SYN:
             # SYN: the sender is the client; SYN-ACK first: the receiver is.
             client_dir, orientation = (1 if flags & ACK else 0), "handshake"
         else:
+            a = len(key) - 4
+            sport, dport = (key[a] << 8) | key[a + 1], (key[a + 2] << 8) | key[a + 3]
             client_dir, orientation = self._infer_client(proto, sport, dport)
-        flow = Flow(key, ts, client_dir, orientation, encap)
+        flow = Flow(key, proto, ts, client_dir, orientation, encap)
         self.table.add(flow)
         return flow, 0
 
@@ -185,13 +236,6 @@ class Analyzer:
             return 1, "inferred"
         return (0 if dport <= sport else 1), "inferred"
 
-    def _reopen(
-        self, old: Flow, ts: float, proto: int, src: bytes, dst: bytes, sport: int, dport: int, flags: int,
-        encap: tuple | None,
-    ) -> tuple[Flow, int]:
-        self.table.remove(old, "closed")
-        return self._new_flow(ts, proto, src, dst, sport, dport, flags, encap)
-
     def _tcp_close(self, flow: Flow, d: int, flags: int, ts: float) -> None:
         if flags & RST:
             flow.rst = True
@@ -204,30 +248,42 @@ class Analyzer:
 
     # ---- detection -----------------------------------------------------------------------
     def _inspect(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes) -> None:
+        """Detection work for a flow still being inspected; bounded by payload packets, not bytes."""
+        grew = False
         if flow.streams is not None:
             stream = flow.streams[d]
             if flags & SYN:
                 stream.syn(seq)
                 seq = (seq + 1) & 0xFFFFFFFF
-            if not payload or not stream.add(seq, payload):
-                return
-        else:
             if not payload:
                 return
+            grew = stream.add(seq, payload)
+        elif payload:
             units = flow.units[d]  # type: ignore[index]
-            if len(units) >= 4:
-                return
-            units.append(payload[:4096])
+            if len(units) < MAX_UDP_UNITS:
+                units.append(payload[:UDP_UNIT_BYTES])
+                grew = True
+        else:
+            return
+        # Every payload packet counts, grown or not: a flow that never shows classifiable bytes
+        # (beyond the depth, out of order, one idle direction) still ends its inspection.
         flow.payload_pkts += 1
         if flow.decision is None:
-            self._classify(flow, final=flow.payload_pkts >= self.config.max_payload_packets or self._full(flow))
+            final = flow.payload_pkts >= self.config.max_payload_packets or self._full(flow)
+            if grew or final:
+                self._classify(flow, final=final)
         else:
-            self._collect_meta(flow)
+            flow.meta_left -= 1
+            if grew:
+                self._collect_meta(flow, d)
+            if flow.inspecting and (flow.meta_left <= 0 or self._full(flow)):
+                flow.inspecting = False
+                flow.release_buffers()
 
     def _full(self, flow: Flow) -> bool:
         if flow.streams is not None:
             return all(s.full for s in flow.streams)
-        return all(len(u) >= 4 for u in flow.units)  # type: ignore[union-attr]
+        return all(len(u) >= MAX_UDP_UNITS for u in flow.units)  # type: ignore[union-attr]
 
     def _classify(self, flow: Flow, final: bool) -> None:
         client, server = flow.units_by_role()
@@ -245,19 +301,38 @@ class Analyzer:
             self._give_up(flow)
             return
         flow.meta_left = self.config.meta_packets
-        self._collect_meta(flow)
+        self._collect_meta(flow, None)
         if self.on_classified is not None:
             self.on_classified(self.record(flow))
             flow.reported = True
 
-    def _collect_meta(self, flow: Flow) -> None:
+    def _collect_meta(self, flow: Flow, grown: int | None) -> None:
+        """Let the protocol's probes read more of the direction that grew (both, right after the verdict).
+
+        A direction is finished once its probes have said something and a further segment adds
+        nothing new: re-parsing a ClientHello per bulk-data segment is what would make the
+        classified flow expensive.
+        """
         decision: Decision = flow.decision  # type: ignore[assignment]
         assert decision.signature is not None
         client, server = flow.units_by_role()
-        for k, v in self.setup.engine.metadata(decision.signature, TRANSPORT_NAMES[flow.proto], client, server).items():
-            flow.meta[k] = v
-        flow.meta_left -= 1
-        if flow.meta_left <= 0 or self._full(flow):
+        transport = TRANSPORT_NAMES[flow.proto]
+        for d in (0, 1) if grown is None else (grown,):
+            bit = 1 << d
+            if flow.meta_done & bit:
+                continue
+            is_client = d == flow.client_dir
+            found = self.setup.engine.metadata(decision.signature, transport, client if is_client else [],
+                                               [] if is_client else server)
+            new = {k: v for k, v in found.items() if flow.meta.get(k) != v}
+            if new:
+                flow.meta.update(new)
+                flow.meta_seen |= bit
+            elif grown is not None and flow.meta_seen & bit:
+                flow.meta_done |= bit
+        if transport == "tcp":  # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
+            flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
+        if flow.meta_done == 3:
             flow.inspecting = False
             flow.release_buffers()
 

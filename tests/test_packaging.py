@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow

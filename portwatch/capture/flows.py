@@ -1,8 +1,10 @@
 """The bidirectional flow table.
 
-Each flow is stored under both directional keys `(src, sport, dst, dport, proto)`, with the
-direction index as part of the value, so one dictionary look-up finds the flow *and* the
-direction of a packet: the only work a packet of an already-classified flow costs (DESIGN.md).
+Each flow is stored under both directional keys, with the direction index as part of the value,
+so one dictionary look-up finds the flow *and* the direction of a packet: the only work a packet
+of an already-classified flow costs (DESIGN.md). A key is the bytes `src + dst + sport + dport`
+(ports big-endian), one table per transport: for IPv4 without options those 12 bytes sit
+contiguously in the packet, so the hot path builds its key with a single slice.
 
 Roles: endpoint A is whoever sent the first packet seen. `client_dir` says which side is the
 client: 0 when A is the client, 1 when B is.
@@ -11,7 +13,7 @@ client: 0 when A is the client, 1 when B is.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .reassembly import StreamBuffer
 
@@ -39,7 +41,9 @@ class Flow:
         "key_a",
         "key_b",
         "meta",
+        "meta_done",
         "meta_left",
+        "meta_seen",
         "orientation",
         "payload_pkts",
         "pkts",
@@ -52,10 +56,15 @@ class Flow:
         "units",
     )
 
-    def __init__(self, key_a: tuple, ts: float, client_dir: int, orientation: str, encap: tuple | None) -> None:
-        src, sport, dst, dport, proto = key_a
+    def __init__(
+        self, key_a: bytes, proto: int, ts: float, client_dir: int, orientation: str, encap: tuple | None
+    ) -> None:
+        alen = (len(key_a) - 4) >> 1
+        src, dst = key_a[:alen], key_a[alen : 2 * alen]
+        sport = (key_a[2 * alen] << 8) | key_a[2 * alen + 1]
+        dport = (key_a[2 * alen + 2] << 8) | key_a[2 * alen + 3]
         self.key_a = key_a
-        self.key_b = (dst, dport, src, sport, proto)
+        self.key_b = reverse_key(key_a)
         self.a_ip, self.a_port, self.b_ip, self.b_port, self.proto = src, sport, dst, dport, proto
         self.ts_start = self.ts_end = ts
         self.client_dir = client_dir
@@ -71,6 +80,8 @@ class Flow:
         self.decision = None  # engine.Decision once classified
         self.meta: dict = {}
         self.meta_left = 0
+        self.meta_seen = 0  # bit d: direction d's probes have yielded metadata
+        self.meta_done = 0  # bit d: direction d has nothing more to tell
         self.reported = False  # the monitor has emitted this flow's classification
         if proto == TCP:
             self.streams: list[StreamBuffer] | None = [StreamBuffer(), StreamBuffer()]
@@ -123,52 +134,66 @@ class Flow:
         self.units = None
 
 
+def flow_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+    return src + dst + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+
+
+def reverse_key(key: bytes) -> bytes:
+    alen = (len(key) - 4) >> 1
+    a = 2 * alen
+    return key[alen:a] + key[:alen] + key[a + 2 : a + 4] + key[a : a + 2]
+
+
 def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
 class FlowTable:
-    """Flows by directional key, with a cap (oldest evicted first) and idle expiry."""
+    """Flows by directional key (one dict per transport), a cap (oldest evicted first), idle expiry."""
 
     def __init__(self, max_flows: int, on_remove: Callable[[Flow, str], None]) -> None:
         self.max_flows = max_flows
-        self.entries: dict[tuple, tuple[Flow, int]] = {}
+        self.tcp: dict[bytes, tuple[Flow, int]] = {}
+        self.udp: dict[bytes, tuple[Flow, int]] = {}
+        self.by_proto = {TCP: self.tcp, UDP: self.udp}
+        self.order: dict[Flow, None] = {}  # insertion order: the first flow is the oldest
         self.on_remove = on_remove
         self.evicted = 0
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.order)
 
     def add(self, flow: Flow) -> None:
-        if self.count >= self.max_flows:
+        if len(self.order) >= self.max_flows:
             self.evict_oldest()
-        self.entries[flow.key_a] = (flow, 0)
-        self.entries[flow.key_b] = (flow, 1)
-        self.count += 1
+        entries = self.by_proto[flow.proto]
+        entries[flow.key_a] = (flow, 0)
+        entries[flow.key_b] = (flow, 1)
+        self.order[flow] = None
 
     def remove(self, flow: Flow, reason: str) -> None:
-        entries = self.entries
-        cur = entries.get(flow.key_a)
-        if cur is not None and cur[0] is flow:
-            del entries[flow.key_a]
-            entries.pop(flow.key_b, None)
-            self.count -= 1
-            self.on_remove(flow, reason)
+        if flow not in self.order:
+            return  # already reported
+        del self.order[flow]
+        entries = self.by_proto[flow.proto]
+        entries.pop(flow.key_a, None)
+        entries.pop(flow.key_b, None)
+        self.on_remove(flow, reason)
 
     def evict_oldest(self) -> None:
-        # Dicts keep insertion order, so the first key belongs to the oldest flow.
-        flow = self.entries[next(iter(self.entries))][0]
+        flow = next(iter(self.order))
         self.evicted += 1
         flow.meta["evicted"] = True
         self.remove(flow, "evicted")
 
-    def flows(self) -> Iterator[Flow]:
-        for key, (flow, d) in list(self.entries.items()):
-            if d == 0 and key is flow.key_a:
-                yield flow
+    def flows(self) -> list[Flow]:
+        return list(self.order)
 
     def expire(self, now: float, idle_tcp: float, idle_udp: float, linger: float) -> int:
         """Remove flows idle too long, and closed flows past their linger time."""
         expired = 0
-        for flow in list(self.flows()):
+        for flow in self.flows():
             if flow.closed_at is not None:
                 if now - flow.closed_at >= linger:
                     self.remove(flow, "closed")
@@ -181,5 +206,5 @@ class FlowTable:
         return expired
 
     def drain(self) -> None:
-        for flow in list(self.flows()):
+        for flow in self.flows():
             self.remove(flow, "end")
