@@ -26,6 +26,10 @@ FINDING_KINDS = (
     "dns-tunnel",
     "new-service",
     "stream-anomaly",
+    # host audit (portwatch audit)
+    "root-service",
+    "unwrapped-service",
+    "unknown-service",
 )
 
 
@@ -129,4 +133,5 @@ class CaptureStats:
     fragments_dropped: int = 0
     unsupported_link: int = 0
     flows_evicted: int = 0
+    other_shard: int = 0  # packets left to another process when one capture is split (--workers)
     error: str | None = None  # the one-line reason reading stopped early

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from struct import unpack_from
 
 from .capture.decode import FRAGMENT, MALFORMED, SUPPORTED_LINKTYPES, decode, decode_ip_payload
-from .capture.flows import ACK, MAX_UDP_UNITS, RST, SYN, TCP, Flow, FlowTable, flow_key, ip_text
+from .capture.flows import ACK, MAX_UDP_UNITS, RST, SYN, TCP, Flow, FlowTable, flow_key, ip_text, shard_of
 from .capture.fragments import Defragmenter
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
@@ -40,6 +40,10 @@ class Config:
     sweep_interval: float = 10.0
     max_payload_packets: int = 12  # give up classifying after this many payload packets (nDPI-like)
     meta_packets: int = 8  # payload packets inspected after classification, for metadata
+    # Split one capture across processes: this analyzer keeps only flows whose direction-independent
+    # hash falls in shard `shard_index` of `shard_count` (see flows.shard_of).
+    shard_index: int = 0
+    shard_count: int = 1
 
 
 @dataclass(slots=True)
@@ -100,6 +104,8 @@ class Analyzer:
         packets = 0
         nbytes = 0
         next_sweep = self.next_sweep
+        shards = self.config.shard_count
+        shard = self.config.shard_index
         try:
             for ts, linktype, buf, off, length in records:
                 packets += 1
@@ -165,6 +171,9 @@ class Analyzer:
                     entries = tcp_entries if proto == TCP else udp_entries
                 entry = entries.get(key)
                 if entry is None:
+                    if shards > 1 and shard_of(key, shards) != shard:
+                        stats.other_shard += 1
+                        continue
                     flow, d = self._new_flow(ts, proto, key, flags, encap)
                 else:
                     flow, d = entry

@@ -144,6 +144,17 @@ def reverse_key(key: bytes) -> bytes:
     return key[alen:a] + key[:alen] + key[a + 2 : a + 4] + key[a : a + 2]
 
 
+def shard_of(key: bytes, shards: int) -> int:
+    """A shard number that both directions of a flow agree on (XOR is symmetric in the endpoints)."""
+    alen = (len(key) - 4) >> 1
+    a = 2 * alen
+    mixed = (int.from_bytes(key[:alen], "big") ^ int.from_bytes(key[alen:a], "big")
+             ^ int.from_bytes(key[a : a + 2], "big") ^ int.from_bytes(key[a + 2 : a + 4], "big"))
+    mixed ^= mixed >> 64
+    mixed ^= mixed >> 32
+    return ((mixed & 0xFFFFFFFF) * 0x9E3779B1 >> 16) % shards
+
+
 def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
