@@ -8,6 +8,7 @@ Schema (all keys optional):
 
     min_severity = "low"                    # findings below this are dropped
     disabled = ["unassigned-port"]          # finding kinds never raised
+    negotiated = ["tftp", "rtp"]            # protocols on run-time negotiated high ports: no mismatch there
     [egress]                                # ports a firewall lets out: tunnels there are `tunnel`
     tcp = [80, 443]
     [severity]                              # kind = severity; a site file's word is final
@@ -68,6 +69,7 @@ class Policy:
     allow: list[AllowRule] = field(default_factory=list)
     protocol_services: dict[str, frozenset[str]] = field(default_factory=dict)
     insecure_services: dict[str, str] = field(default_factory=dict)
+    negotiated: frozenset[str] = frozenset()
     sources: list[str] = field(default_factory=list)
 
     def is_egress(self, port: int, transport: str) -> bool:
@@ -139,7 +141,8 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         label = ".".join(p for p in (table if index is None else f"{table}[{index}]", key) if p)
         return PolicyError(path, loc.line(table, key, index), label, problem)
 
-    known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services"}
+    known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services",
+             "negotiated"}
     for key in doc:
         if key not in known:
             raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -172,6 +175,11 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
             if k not in FINDING_KINDS:
                 raise fail(None, "disabled", f"unknown finding kind {k!r} (known: {', '.join(FINDING_KINDS)})")
         policy.disabled = frozenset(disabled)
+
+    if "negotiated" in doc:
+        if not _names(doc["negotiated"]):
+            raise fail(None, "negotiated", "must be a list of protocol names")
+        policy.negotiated = frozenset(n.lower() for n in doc["negotiated"])
 
     if "min_severity" in doc:
         if doc["min_severity"] not in SEVERITIES:

@@ -211,7 +211,7 @@ def _port_rules(
     elif port < TRUSTED_PORT_LIMIT:
         emit("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was "
              "bound on purpose", "low")
-    elif not sig.encrypted and not sig.any_port:
+    elif not sig.encrypted and not sig.any_port and proto not in policy.negotiated:
         emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
 
 

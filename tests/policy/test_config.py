@@ -95,3 +95,10 @@ def test_unreadable_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as err:
         load_policy(tmp_path / "missing.toml")
     assert "missing.toml" in str(err.value) and "cannot read" in str(err.value)
+
+
+def test_negotiated_protocols_are_at_home_on_high_ports(tmp_path: Path) -> None:
+    tftp = record("tftp", 43139, "udp", meta={"evidence": "client bytes x; server bytes y"})
+    assert kinds(findings(tftp), "low") == {}
+    ctx = context(write(tmp_path, "negotiated = []\n"))
+    assert kinds(findings(tftp, ctx), "low") == {"port-mismatch": "low"}
