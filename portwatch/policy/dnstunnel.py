@@ -134,6 +134,9 @@ class DnsVerdict:
 class DnsTunnelTracker:
     domains: OrderedDict[str, _Domain] = field(default_factory=OrderedDict)
     evicted: int = 0
+    # queries already counted per flow: the monitor reports a flow when it is classified and again
+    # when it ends, and the second report must only add what came in between
+    flows: OrderedDict[tuple, int] = field(default_factory=OrderedDict)
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
@@ -149,6 +152,12 @@ class DnsTunnelTracker:
         qtype = str(meta.get("dns_qtype", ""))
         unusual = _unusual(qtype)
         queries = max(rec.packets_c2s, 1)
+        flow_key = (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port, rec.ts_start)
+        counted = self.flows.pop(flow_key, 0)
+        self.flows[flow_key] = queries
+        if len(self.flows) > MAX_DOMAINS:
+            self.flows.popitem(last=False)
+        new_queries = max(queries - counted, 0)
         d = self._domain(shape.domain)
         key = hash(qname.lower())
         if key not in d.names:
@@ -157,10 +166,10 @@ class DnsTunnelTracker:
             d.unique += 1
             if shape.suspicious:
                 d.suspicious += 1
-        d.queries += queries
-        d.qtypes[qtype] += queries
+        d.queries += new_queries
+        d.qtypes[qtype] += new_queries
         if unusual:
-            d.unusual_queries += queries
+            d.unusual_queries += new_queries
         d.longest_label = max(d.longest_label, shape.longest_label)
         if shape.suspicious:
             d.max_entropy = max(d.max_entropy, shape.entropy)

@@ -80,3 +80,13 @@ def test_state_is_bounded(monkeypatch) -> None:
         tr.observe(dns(f"{encoded(rng, 8)}.one.example.", i=i), "s", "w")
     one = tr.domains["one.example"]
     assert len(one.names) == 10 and one.unique >= 100 - 10  # counted beyond the remembered names
+
+
+def test_a_flow_reported_twice_counts_its_queries_once() -> None:
+    tr = DnsTunnelTracker()
+    early = dns("q1.c.tun.example.", "TXT", packets=5)
+    tr.observe(early, "s", "w")
+    late = dns("q1.c.tun.example.", "TXT", packets=8)
+    tr.observe(late, "s", "w")
+    d = tr.domains["tun.example"]
+    assert d.queries == 8 and d.unusual_queries == 8 and d.unique == 1
