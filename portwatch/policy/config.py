@@ -9,6 +9,7 @@ Schema (all keys optional):
     min_severity = "low"                    # findings below this are dropped
     disabled = ["unassigned-port"]          # finding kinds never raised
     negotiated = ["tftp", "rtp"]            # protocols on run-time negotiated high ports: no mismatch there
+    dns_allowed = ["sophosxl.net"]          # registered domains whose encoded names are expected (AV look-ups)
     [egress]                                # ports a firewall lets out: tunnels there are `tunnel`
     tcp = [80, 443]
     [severity]                              # kind = severity; a site file's word is final
@@ -70,6 +71,7 @@ class Policy:
     protocol_services: dict[str, frozenset[str]] = field(default_factory=dict)
     insecure_services: dict[str, str] = field(default_factory=dict)
     negotiated: frozenset[str] = frozenset()
+    dns_allowed: frozenset[str] = frozenset()
     sources: list[str] = field(default_factory=list)
 
     def is_egress(self, port: int, transport: str) -> bool:
@@ -142,7 +144,7 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         return PolicyError(path, loc.line(table, key, index), label, problem)
 
     known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services",
-             "negotiated"}
+             "negotiated", "dns_allowed"}
     for key in doc:
         if key not in known:
             raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -180,6 +182,11 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         if not _names(doc["negotiated"]):
             raise fail(None, "negotiated", "must be a list of protocol names")
         policy.negotiated = frozenset(n.lower() for n in doc["negotiated"])
+
+    if "dns_allowed" in doc:
+        if not _names(doc["dns_allowed"]):
+            raise fail(None, "dns_allowed", "must be a list of domain names")
+        policy.dns_allowed = policy.dns_allowed | {d.lower().strip(".") for d in doc["dns_allowed"]}
 
     if "min_severity" in doc:
         if doc["min_severity"] not in SEVERITIES:

@@ -137,6 +137,7 @@ class DnsTunnelTracker:
     # queries already counted per flow: the monitor reports a flow when it is classified and again
     # when it ends, and the second report must only add what came in between
     flows: OrderedDict[tuple, int] = field(default_factory=OrderedDict)
+    allowed: frozenset[str] = frozenset()  # registered domains the site expects encoded names under
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
@@ -147,7 +148,7 @@ class DnsTunnelTracker:
         if not isinstance(qname, str):
             return None
         shape = name_shape(qname)
-        if shape is None or shape.domain.endswith("arpa"):
+        if shape is None or shape.domain.endswith("arpa") or shape.domain in self.allowed:
             return None  # reverse look-ups: many unique names by design
         qtype = str(meta.get("dns_qtype", ""))
         unusual = _unusual(qtype)

@@ -102,3 +102,11 @@ def test_negotiated_protocols_are_at_home_on_high_ports(tmp_path: Path) -> None:
     assert kinds(findings(tftp), "low") == {}
     ctx = context(write(tmp_path, "negotiated = []\n"))
     assert kinds(findings(tftp, ctx), "low") == {"port-mismatch": "low"}
+
+
+def test_dns_allowed_domains_are_not_tunnels(tmp_path: Path) -> None:
+    name = "mfzwizltoq2gk3tfmnxw2ylsnruxg3thmfzwizltoq2gk3tfmnxw2.av.vendor-example.com."
+    rec = record("dns", 53, "udp", meta={"dns_query": name, "dns_qtype": "A"}, packets=(1, 1))
+    assert kinds(findings(rec)) == {"dns-tunnel": "low"}
+    ctx = context(write(tmp_path, 'dns_allowed = ["vendor-example.com."]\n'))
+    assert findings(rec, ctx) == []
