@@ -137,8 +137,11 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         # the inventory question for every server on a port /etc/services does not list
         label = f"{proto.upper()} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
+        # an unrecognised TCP listener below 1024 was bound by root on purpose; UDP "servers" on low
+        # ports are as often peer-to-peer media picking random ports
+        sev = "low" if trusted and proto == "unknown" and transport == "tcp" else "info"
         add("unassigned-port", f"{label} {server} on {trusted}{where}, a port /etc/services does not list: "
-            f"ask why it is offered{evidence}", "info")
+            f"ask why it is offered{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     dns = ctx.dns.observe(record, server, where)
     if dns is not None:

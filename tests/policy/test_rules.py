@@ -235,3 +235,10 @@ def test_ordinary_dns_raises_nothing() -> None:
                               "e1234.dscb.akamaiedge.net.", "1.2.0.192.in-addr.arpa."] * 10):
         rec = record("dns", 53, "udp", cport=30000 + i, meta={"dns_query": name, "dns_qtype": "A"}, packets=(1, 1))
         assert findings(rec, ctx) == []
+
+
+def test_unrecognised_tcp_listener_on_an_unlisted_trusted_port_is_low() -> None:
+    plain = {"entropy_server": {"looks_encrypted": False}}
+    fs = findings(record("unknown", 666, meta=plain))
+    assert kinds(fs) == {"unassigned-port": "low"} and "trusted port 666/tcp" in fs[0].message
+    assert kinds(findings(record("unknown", 666, "udp", meta=plain))) == {"unassigned-port": "info"}
