@@ -11,7 +11,11 @@ Severity of a protocol found off its ports is graded by the pair:
   - the encrypted variant of a STARTTLS service on that service's port (TLS on 25/143/587): low;
   - on a port assigned to a service portwatch has no signature for: medium;
   - cleartext on an unassigned high port: low; an encrypted protocol there: nothing to say;
-  - on an unassigned trusted port (below 1024): `unassigned-port`.
+  - on an unassigned trusted port (below 1024): `unassigned-port`, low.
+Off-port findings lose one step when the protocol was recognised from one direction by a
+pattern alone, and fall to info when the server never answered. Every server on a port
+/etc/services does not list also gets an `unassigned-port` note (info; low for an unrecognised
+TCP listener below 1024), the inventory's question "why is this offered?".
 
 Only the DNS tracker and the baseline keep state (bounded, see their modules).
 """
