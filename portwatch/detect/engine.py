@@ -10,7 +10,10 @@ evidence, 1 - (1 - c)(1 - s), so agreement of both directions outranks either al
 
 Ambiguity is resolved by a fixed order, never by file order: score, then probe-confirmed before
 pattern-only, then the signature's `priority`, then whether the server port is one the protocol is
-known to use, then the longer literal prefix, then the protocol name.
+known to use, then the longer literal prefix, then the protocol name. One exception comes first: a
+`prelude` signature (STUN, which opens WebRTC flows that DTLS or RTP then carry) gives way to any
+other candidate that reaches the acceptance score, and while it is alone the engine asks for more
+data until the evidence is final (the bounded packet count, both directions full, or the end).
 
 Payload first, ports second: a [[match]] may carry `ports`, and then holds only when one endpoint
 of the flow uses one of them. That is for protocols that share one wire format and differ only by
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import ProbeStatus
+from .prefilter import match_first_bytes
 from .probes import ProbeFn, get_probe
 from .signature import Match, Signature
 
@@ -102,7 +106,13 @@ class Engine:
             scores += self._score_all(transport, server, client, hinted_rev, ports, swapped=True)
         if not scores:
             return None if not final else Decision(None, "unknown", 0.0, "no signature matched")
-        best = max(scores, key=lambda s: (s.rank(), _neg_name(s.sig.protocol)))
+        best = max(scores, key=_order)
+        if best.sig.prelude:
+            firm = [s for s in scores if not s.sig.prelude and s.score >= ACCEPT]
+            if firm:
+                best = max(firm, key=_order)
+            elif not final:
+                return None  # wait: what the prelude opens may show in the next packets
         if best.score >= ACCEPT or (final and best.score >= FALLBACK):
             return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), best.evidence, best.meta, best.swapped)
         if final:
@@ -117,6 +127,7 @@ class Engine:
     def metadata(self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes]) -> dict:
         """Run the protocol's probes on both directions and merge what they extract."""
         meta: dict[str, Any] = {}
+        ran: set[tuple[str, bool]] = set()  # several matches may name one probe: parse once per side
         for m in sig.matches:
             if m.probe is None or transport not in m.transports:
                 continue
@@ -124,6 +135,9 @@ class Engine:
             for from_client, units in ((True, client), (False, server)):
                 if m.direction not in ("either", "client" if from_client else "server"):
                     continue
+                if (m.probe, from_client) in ran or not units:
+                    continue
+                ran.add((m.probe, from_client))
                 if getattr(fn, "units", False):
                     results = [fn([bytes(u[:PROBE_INPUT]) for u in units], from_client)] if units else []
                 else:
@@ -245,10 +259,15 @@ def _first_bytes(sig: Signature, transport: str) -> frozenset[int] | None:
     for m in sig.matches:
         if transport not in m.transports:
             continue
-        if m.prefix is None or m.offset != 0:
+        first = match_first_bytes(m.prefix, m.offset, m.regex)
+        if first is None:
             return None
-        firsts.add(m.prefix[0])
+        firsts |= first
     return frozenset(firsts)
+
+
+def _order(s: _Score) -> tuple:
+    return (s.rank(), _neg_name(s.sig.protocol))
 
 
 def _neg_name(name: str) -> tuple[int, ...]:

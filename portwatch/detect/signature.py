@@ -41,6 +41,7 @@ TOP_FIELDS = {
     "insecure": bool,
     "priority": int,
     "require_both_directions": bool,
+    "prelude": bool,
     "match": list,
 }
 MATCH_FIELDS = {
@@ -96,6 +97,9 @@ class Signature:
     priority: int
     require_both_directions: bool
     matches: tuple[Match, ...]
+    # Often only opens a flow that another protocol then carries (STUN before DTLS or RTP): it names
+    # the flow only when no other protocol is recognised by the end of the evidence.
+    prelude: bool = False
     source: str = ""
     origin: str = "builtin"
     probe_names: tuple[str, ...] = field(default=())
@@ -221,6 +225,7 @@ def parse_signature(text: str, path: str, origin: str = "builtin") -> Signature:
         priority=doc.get("priority", 0),
         require_both_directions=both,
         matches=tuple(matches),
+        prelude=doc.get("prelude", False),
         source=path,
         origin=origin,
         probe_names=tuple(sorted({m.probe for m in matches if m.probe})),
@@ -273,7 +278,7 @@ def _parse_match(m: dict[str, Any], i: int, transports: tuple[str, ...], fail: A
             raise fail("regex", "characters above \\u00ff cannot stand for a byte", i) from None
         try:
             regex = re.compile(source, re.DOTALL)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((...: fuzz-found
             raise fail("regex", f"invalid pattern: {exc}", i) from None
         if len(source) > 1024:
             raise fail("regex", "pattern longer than 1024 characters", i)

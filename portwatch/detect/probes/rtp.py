@@ -34,10 +34,9 @@ def header(data: bytes) -> tuple[int, int, int, int] | None:
 
 
 def probe_units(units: Sequence[bytes], from_client: bool) -> ProbeResult:
-    heads = [header(u) for u in units[:8]]
+    # Other datagrams (STUN keepalives of ICE) may sit between media packets: compare RTP ones only.
+    heads = [h for h in (header(u) for u in units[:8]) if h is not None]
     for a, b in itertools.pairwise(heads):
-        if a is None or b is None:
-            continue
         if a[0] == b[0] and a[3] == b[3] and 0 < (b[1] - a[1]) & 0xFFFF <= MAX_STEP:
             return ProbeResult(ProbeStatus.MATCH, {"rtp_payload_type": a[0], "rtp_ssrc": f"{a[3]:08x}"})
     return NO_MATCH
