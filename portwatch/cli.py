@@ -19,8 +19,12 @@ from .baseline import BaselineError, load_baseline
 from .capture.sources import CaptureError, CaptureSource
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, FlowRecord
+from .parallel import ParallelError
+from .parallel import run as run_parallel
 from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
 from .policy.config import PolicyError
+from .progress import ProgressView, drive
+from .progress import wanted as progress_wanted
 from .report.console import render
 from .report.csvout import CsvWriter
 from .report.findings import write_findings
@@ -64,6 +68,10 @@ def main() -> None:
               help="Write the findings table (one row per server endpoint and kind) instead of flow records.")
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Baseline from `portwatch baseline save`: raise new-service for servers not in it.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes: captures in parallel, and a large capture split across them by flow hash.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Distribute captures (and shards of large ones) over the Dask cluster at this scheduler address.")
 def analyze(
     captures: tuple[str, ...],
     fmt: str,
@@ -77,6 +85,8 @@ def analyze(
     servers_table: bool,
     findings_only: bool,
     baseline_path: str | None,
+    workers: int,
+    dask_address: str | None,
 ) -> None:
     """Analyze pcap/pcapng CAPTURES ('-' reads standard input)."""
     if servers_table and findings_only:
@@ -121,7 +131,20 @@ def analyze(
 
         stats_all = []
         names = []
-        for path in captures:
+        show_progress = progress_wanted(quiet)
+        spread = workers > 1 or bool(dask_address)
+        if spread:
+            try:
+                for res in run_parallel(captures, setup, config, sink, workers, dask_address, show_progress):
+                    names.append(res.name)
+                    stats_all.append(res.stats)
+                    errors.extend(res.errors)
+            except ParallelError as exc:
+                _fail(str(exc))
+            except KeyboardInterrupt:
+                errors.append("interrupted")
+        view = stack.enter_context(ProgressView()) if show_progress and not spread else None
+        for path in () if spread else captures:
             try:
                 source = stack.enter_context(CaptureSource(path))
             except CaptureError as exc:
@@ -130,7 +153,7 @@ def analyze(
             names.append(source.name)
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else source.name)
             try:
-                analyzer.run(source)
+                drive(analyzer, source, view.track(str(len(names)), source, analyzer) if view else None)
             except KeyboardInterrupt:
                 errors.append(f"{source.name}: interrupted")
                 analyzer.close()
