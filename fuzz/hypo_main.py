@@ -79,7 +79,7 @@ def run_for(name: str, seconds: float) -> int:
     total = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        total += run(name, examples=2000)
+        total += run(name, examples=500)
     return total
 
 
