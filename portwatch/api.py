@@ -199,12 +199,17 @@ def analyze(
     services: PathLike | None = None,
     policy: PathLike | None = None,
     progress: bool = True,
+    workers: int = 1,
+    dask: Any = None,
 ) -> Analysis:
     """Analyze pcap/pcapng captures (a file, a directory of them, or a list) into an `Analysis`.
 
     `signatures`: extra signature file(s) or directories, adding to or overriding the built-in set;
     `services`: a services(5) file instead of /etc/services; `policy`: a site policy TOML file;
-    `progress`: a status line per capture on stderr. A capture that cannot be opened raises
+    `progress`: a status line per capture on stderr (a rich progress bar, on a terminal only, with
+    `workers`/`dask`); `workers`: processes, as `portwatch analyze --workers` (captures in parallel,
+    a large one split by flow hash); `dask`: a Dask scheduler address (or a `distributed.Client`)
+    to run the captures on, as `--dask` (see `portwatch.parallel`). A capture that cannot be opened raises
     `portwatch.capture.sources.CaptureError`; one that ends early (truncated) warns and is kept
     in `Analysis.errors`.
     """
@@ -220,7 +225,23 @@ def analyze(
     def sink(rec: FlowRecord) -> None:
         records.append(rec.as_dict())
 
-    for path in _capture_paths(paths):
+    capture_paths = _capture_paths(paths)
+    if workers > 1 or dask:
+        from .parallel import run as run_parallel
+        from .progress import wanted as progress_wanted
+
+        for path in capture_paths:
+            CaptureSource(path).close()  # raises CaptureError up front, as one process would
+        for res in run_parallel(capture_paths, setup, config, sink, workers, dask, progress and progress_wanted(False)):
+            names.append(res.name)
+            paths_by_name[res.name] = res.path
+            for name in _STAT_FIELDS:
+                setattr(total, name, getattr(total, name) + getattr(res.stats, name))
+            for e in res.errors:
+                errors.append(e)
+                warnings.warn(e, stacklevel=2)
+        capture_paths = []
+    for path in capture_paths:
         with CaptureSource(path) as source:
             names.append(source.name)
             paths_by_name[source.name] = path
