@@ -242,3 +242,10 @@ def test_unrecognised_tcp_listener_on_an_unlisted_trusted_port_is_low() -> None:
     fs = findings(record("unknown", 666, meta=plain))
     assert kinds(fs) == {"unassigned-port": "low"} and "trusted port 666/tcp" in fs[0].message
     assert kinds(findings(record("unknown", 666, "udp", meta=plain))) == {"unassigned-port": "info"}
+
+
+def test_insecure_protocols_are_insecure_on_any_port() -> None:
+    for proto in ("telnet", "rsh", "finger"):
+        if proto in context().signatures:
+            fs = findings(record(proto, 40123))
+            assert kinds(fs)["insecure-protocol"] == "medium", proto
