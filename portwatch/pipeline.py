@@ -310,7 +310,13 @@ class Analyzer:
             self._give_up(flow)
             return
         flow.meta_left = self.config.meta_packets
-        self._collect_meta(flow, None)
+        if decision.meta:
+            # Scoring already ran the probes on the bytes held: parse again only when a side grows.
+            for d, units in enumerate((client, server)):
+                if units:
+                    flow.meta_seen |= 1 << (d if flow.client_dir == 0 else 1 - d)
+        else:
+            self._collect_meta(flow, None)
         if self.on_classified is not None:
             self.on_classified(self.record(flow))
             flow.reported = True

@@ -21,6 +21,7 @@ the QUIC and DTLS probes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -485,6 +486,14 @@ def _walk_records(data: bytes) -> tuple[list[tuple[int, int]], bytes, bool, bool
     return records, bytes(handshake), False, True
 
 
+@functools.lru_cache(maxsize=512)
+def _complete_client_hello_meta(body: bytes) -> dict[str, Any] | None:
+    ch = parse_client_hello(body, total=len(body))
+    if ch is None or not ch.complete:
+        return None  # all bytes present yet the structure does not close
+    return client_hello_meta(ch, "t")
+
+
 def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     if len(handshake) < 4:
         return NEED_MORE if truncated else NO_MATCH
@@ -496,6 +505,10 @@ def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     body = handshake[4 : 4 + length]
     if len(body) < 2:
         return NEED_MORE if truncated else NO_MATCH
+    if len(body) >= length:
+        # A whole ClientHello is re-read each time its stream grows; its facts never change.
+        meta = _complete_client_hello_meta(bytes(body))
+        return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, dict(meta))
     ch = parse_client_hello(body, total=length)
     if ch is None:
         return NO_MATCH
