@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from ..model import FlowRecord
 
 MAX_DOMAINS = 4096
-MAX_NAMES = 512
+MAX_NAMES = 64  # enough to decide: the thresholds below need a few dozen names
 LONG_LABEL = 40  # encoders fill labels towards 63; hostnames this long are rare
 LONG_DATA = 64  # characters of subdomain in front of the registered domain
 MIN_CHAR_ENTROPY = 3.5  # bits per character: hex is ~3.9 over 40+ characters, words stay below 3.5
