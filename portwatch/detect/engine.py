@@ -213,8 +213,8 @@ class Engine:
         return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped)
 
     def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> dict[str, Any] | None:
-        """A multi-unit probe: the pattern must hold on the first unit, the probe judges them all."""
-        if not units or self._match_pattern(m, units[0]) is False:
+        """A multi-unit probe: the pattern must hold on some unit, the probe judges them all."""
+        if not any(self._match_pattern(m, u) for u in units):
             return None
         result = self._probes[m.probe]([bytes(u[:PROBE_INPUT]) for u in units], from_client)  # type: ignore[index]
         return result.meta if result.status == ProbeStatus.MATCH else None

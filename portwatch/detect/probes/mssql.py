@@ -40,6 +40,8 @@ def _header_ok(data: bytes, off: int, types: dict) -> int | None:
     kind, status, length = struct.unpack_from("!BBH", data, off)
     if kind not in types or status & 0xE0 or not 8 <= length <= MAX_PACKET or data[off + 7] != 0:
         return None
+    if status & 2 and not status & 1:
+        return None  # "ignore this event" is only valid together with end-of-message
     if not status & 1 and length < MIN_PACKET_SIZE:
         return None  # only the last packet of a message (EOM) may be shorter than the packet size
     return length
