@@ -73,12 +73,15 @@ class PolicyContext:
                     ctx.tolerated.setdefault((name, t), set()).add(proto)
         return ctx
 
-    def expected_protocols(self, port: int, transport: str) -> set[str]:
-        """Protocols the services database (via signature service names) expects on a port."""
+    def expected_protocols(self, port: int, transport: str, tolerated: bool = True) -> set[str]:
+        """Protocols the services database (via signature service names) expects on a port; with
+        `tolerated`, also those the policy's protocol_services accepts there."""
         out: set[str] = set()
         for name in self.services.all_names(port, transport):
             key = (name.lower(), transport)
-            out |= self.service_protocols.get(key, set()) | self.tolerated.get(key, set())
+            out |= self.service_protocols.get(key, set())
+            if tolerated:
+                out |= self.tolerated.get(key, set())
         return out
 
     def port_fits(self, protocol: str, port: int, transport: str) -> bool:
@@ -124,7 +127,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     server = endpoint(record.dst_ip, port)
     sig = ctx.signatures.get(proto)
     evidence = _evidence(record)
-    expected = ctx.expected_protocols(port, transport)
+    expected = ctx.expected_protocols(port, transport, tolerated=False)  # what the messages name
 
     if proto != "unknown" and sig is not None:
         _port_rules(record, ctx, sig, expected, server, where, evidence, add)
@@ -206,8 +209,9 @@ def _port_rules(
     if expected:
         others = ", ".join(sorted(expected))
         if not sig.encrypted and expected_encrypted:
+            secure = ", ".join(sorted(p for p in expected if ctx.is_encrypted(p)))
             emit("cleartext-on-secure-port", f"cleartext {name} on {server}, but {where} expects an encrypted "
-                 f"protocol ({others}): what should be protected crosses in clear")
+                 f"protocol ({secure}): what should be protected crosses in clear")
         if sig.encrypted and all(_starttls(ctx, p) for p in expected):
             emit("port-mismatch", f"{name} on {server}, {where} is assigned to {others}: probably that service "
                  "wrapped in TLS (implicit TLS on its cleartext port)", "low")
