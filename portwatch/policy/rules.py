@@ -140,7 +140,8 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         )
         if verdict is not None:
             add("encrypted-unknown", verdict.message, verdict.severity)
-    if not names and answered(record) and not any(f.kind == "unassigned-port" for f in out):
+    if (not names and answered(record) and proto not in policy.negotiated
+            and not any(f.kind == "unassigned-port" for f in out)):
         # the inventory question for every server on a port /etc/services does not list
         label = f"{proto.upper()} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
@@ -274,8 +275,8 @@ def _insecure_rules(
         add("insecure-protocol", f"{label} on {server}, {where}, is offered: {reason}{evidence}")
     elif sig is not None and sig.insecure:
         # the signature's own flag, not backed by the site policy: worth a note, not an alarm
-        add("insecure-protocol", f"{label} on {server}, {where}: its signature marks it insecure "
-            f"({sig.description or proto}){evidence}", "info")
+        add("insecure-protocol", f"{label} on {server}, {where}: its signature marks {proto} insecure, the site "
+            f"policy's insecure_services does not list it{evidence}", "info")
 
 
 _LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")
