@@ -269,8 +269,13 @@ def _insecure_rules(
     label = proto.upper() if proto != "unknown" else "server"
     if login and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
-        add("insecure-protocol", f"{label} login on {server}, {where}, without TLS: credentials crossed in clear "
-            f"(not shown){what}{evidence}", "high")
+        if anonymous_login(rec.meta):
+            # a public anonymous FTP login carries no secret; the service is still cleartext
+            add("insecure-protocol", f"{label} anonymous login on {server}, {where}, without TLS: no secret "
+                f"crossed, but everything else does in clear{what}{evidence}", "medium")
+        else:
+            add("insecure-protocol", f"{label} login on {server}, {where}, without TLS: credentials crossed in "
+                f"clear (not shown){what}{evidence}", "high")
     elif reason:
         add("insecure-protocol", f"{label} on {server}, {where}, is offered: {reason}{evidence}")
     elif sig is not None and sig.insecure:
@@ -292,6 +297,20 @@ def login_in_head(meta: dict[str, Any]) -> bool:
     except ValueError:
         return False
     return _LOGIN_LINE.search(data) is not None
+
+
+_ANONYMOUS = re.compile(rb"(?i)^USER (?:anonymous|ftp)\r?\n")
+
+
+def anonymous_login(meta: dict[str, Any]) -> bool:
+    """An FTP client that opened with USER anonymous/ftp (the RFC 1635 convention)."""
+    head = meta.get("client_head")
+    if not isinstance(head, str):
+        return False
+    try:
+        return _ANONYMOUS.match(bytes.fromhex(head)) is not None
+    except ValueError:
+        return False
 
 
 def _evidence(record: FlowRecord) -> str:

@@ -249,3 +249,9 @@ def test_insecure_protocols_are_insecure_on_any_port() -> None:
         if proto in context().signatures:
             fs = findings(record(proto, 40123))
             assert kinds(fs)["insecure-protocol"] == "medium", proto
+
+
+def test_anonymous_ftp_login_is_medium() -> None:
+    head = b"USER anonymous\r\nPASS guest@\r\n".hex()
+    fs = findings(record("ftp", 21, meta={"client_head": head, "cleartext_login": True}))
+    assert kinds(fs) == {"insecure-protocol": "medium"} and "anonymous" in fs[0].message
