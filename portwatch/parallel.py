@@ -37,7 +37,7 @@ from .model import CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup
 from .progress import ProgressView, drive
 
-SPLIT_MIN_BYTES = 32 << 20  # smaller captures are not worth reading N times
+SPLIT_MIN_BYTES = 4 << 20  # smaller captures are not worth reading N times (a few ms each)
 BATCH = 512  # records per message from a worker
 QUEUE_BATCHES = 64  # bound on batches in flight: the parent's memory for records in transit
 PROGRESS_EVERY = 0.25  # seconds between progress messages from a worker
@@ -342,7 +342,8 @@ def _client(dask: Any) -> tuple[Any, bool]:
     if isinstance(dask, Client):
         return dask, False
     try:
-        return Client(str(dask), timeout="20s"), True
+        # Connect timeout: Dask's own setting (distributed.comm.timeouts.connect, default 30 s).
+        return Client(str(dask)), True
     except (OSError, TimeoutError) as exc:
         raise ParallelError(f"cannot reach the Dask scheduler at {dask}: {exc}") from None
 

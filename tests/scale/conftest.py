@@ -1,0 +1,34 @@
+"""Fixtures for the scale tests: a generated capture (benchmarks/gen_capture.py), built once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets, 500 concurrent flows: large enough (15 MB) that --workers splits it."""
+    out = tmp_path_factory.mktemp("gen") / "gen20k.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "gen_capture.py"), "--packets", "20000",
+                    "--concurrent", "500", "--seed", "7", "-o", str(out), "--quiet"], check=True, timeout=120)
+    return out
+
+
+def canonical(records) -> list[str]:
+    """Records (FlowRecords, dicts or JSON lines) as sorted canonical JSON: order-free comparison."""
+    out = []
+    for r in records:
+        if isinstance(r, str):
+            r = json.loads(r)
+        elif not isinstance(r, dict):
+            r = r.as_dict()
+        out.append(json.dumps(r, sort_keys=True))
+    return sorted(out)
