@@ -7,6 +7,9 @@
 Cases (captures made by benchmarks/gen_flood.py when missing, same seed, same bytes):
   syn  a SYN flood of 1,000,000 distinct flows (benchmarks/data/flood-syn-1m.pcap)
   ooo  500,000 out-of-order, duplicated and held-back segments into 4 flows (benchmarks/data/flood-ooo.pcap)
+  hold the reassembly worst case, made here: --hold-flows flows (default 100,000) that each leave a
+       gap at stream offset 0 and send 4,095 bytes after it in each direction, so every flow holds
+       its full out-of-order allowance and never classifies (benchmarks/data/flood-hold.pcap)
 
 Each run is `python -m portwatch analyze` as a direct child, so `os.wait4` returns that process'
 own peak RSS (ru_maxrss) and CPU time. Packets, flows and evictions are read from the console
@@ -29,7 +32,9 @@ DATA = HERE / "data"
 CASES = {
     "syn": ("flood-syn-1m.pcap", ["syn"]),
     "ooo": ("flood-ooo.pcap", ["ooo"]),
+    "hold": ("flood-hold.pcap", []),
 }
+HOLD_FLOWS = 100_000
 SUMMARY = re.compile(r"^(\d+) packets, (\d+) flows from .*?(?:; |\()?(?:(\d+) flows evicted)?", re.M)
 EVICTED = re.compile(r"(\d+) flows evicted")
 
@@ -39,8 +44,43 @@ def capture(case: str) -> Path:
     path = DATA / name
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
+        if case == "hold":
+            hold_flood(path, HOLD_FLOWS)
+            return path
         subprocess.run([sys.executable, str(HERE / "gen_flood.py"), *args, "-o", str(path)], check=True, cwd=HERE)
     return path
+
+
+def hold_flood(path: Path, flows: int, seed: int = 1) -> None:
+    """Each flow: handshake, then one 4,095-byte segment per direction one byte past the stream start."""
+    import random
+    import struct
+
+    rng = random.Random(seed)
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+
+    def frame(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, data: bytes) -> bytes:
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(data), 0, 0x4000, 64, 6, 0, src, dst)
+        return eth + ip + tcp + data
+
+    with open(path, "wb", buffering=1 << 22) as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        t = 1_715_680_800.0
+        for i in range(flows):
+            c, s = bytes([10, 20 + (i >> 16), (i >> 8) & 255, i & 255]), bytes([198, 18, 3, 1 + i % 200])
+            cp, sp = 1024 + i % 60000, 8000 + i % 50
+            ci, si = rng.getrandbits(32), rng.getrandbits(32)
+            junk = rng.randbytes(4095)
+            for fr in (
+                frame(c, s, cp, sp, ci, 0, 0x02, b""),
+                frame(s, c, sp, cp, si, ci + 1, 0x12, b""),
+                frame(c, s, cp, sp, ci + 1, si + 1, 0x10, b""),
+                frame(c, s, cp, sp, (ci + 2) & 0xFFFFFFFF, si + 1, 0x18, junk),
+                frame(s, c, sp, cp, (si + 2) & 0xFFFFFFFF, ci + 1, 0x18, junk[::-1]),
+            ):
+                t += 2e-6
+                fh.write(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(fr), len(fr)) + fr)
 
 
 def run(pcap: Path, max_flows: int | None, fmt: str) -> dict:
@@ -97,7 +137,7 @@ def count_records(pcap: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", default="syn,ooo", help="comma-separated: syn, ooo")
+    ap.add_argument("--cases", default="syn,ooo,hold", help="comma-separated: syn, ooo, hold")
     ap.add_argument("--max-flows", default="default,20000",
                     help="comma-separated flow-table sizes to try ('default' = portwatch's own)")
     ap.add_argument("--format", default="console", choices=("console", "jsonl", "csv"),
