@@ -186,7 +186,7 @@ def parse_signature(text: str, path: str, origin: str = "builtin") -> Signature:
             raise fail(key, f"must be {want.__name__}, not {type(value).__name__}")
     proto = doc.get("protocol")
     if proto is None:
-        raise SignatureError(path, None, "protocol", "missing")
+        raise SignatureError(path, 1, "protocol", "missing (every file names its protocol)")
     if not NAME_RE.match(proto):
         raise fail("protocol", "must be a short lowercase name (a-z, 0-9, '_', '.', '-')")
     transports = tuple(doc.get("transports", ["tcp"]))
@@ -201,7 +201,7 @@ def parse_signature(text: str, path: str, origin: str = "builtin") -> Signature:
         raise fail("ports", "must be a list of port numbers 1-65535")
     raw_matches = doc.get("match", [])
     if not raw_matches:
-        raise SignatureError(path, None, "match", "at least one [[match]] table is required")
+        raise SignatureError(path, len(text.splitlines()) or 1, "match", "at least one [[match]] table is required")
     matches = []
     for i, m in enumerate(raw_matches):
         if not isinstance(m, dict):
