@@ -259,7 +259,7 @@ def signatures_check(files: tuple[str, ...]) -> None:
             bad += 1
             click.echo(clean_text(str(exc), 500), err=True)
             continue
-        click.echo(f"{f}: ok ({sig.protocol}, {len(sig.matches)} match(es))")
+        click.echo(f"{clean_text(f, 500)}: ok ({sig.protocol}, {len(sig.matches)} match(es))")  # names can hold escapes
     sys.exit(EXIT_ERROR if bad else EXIT_OK)
 
 

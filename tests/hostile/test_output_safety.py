@@ -235,3 +235,15 @@ def test_notebook_html_escapes_markup(hostile_capture):
     assert not RAW_UNSAFE.search(page)
     sni = analysis.flows.set_index("src_port").loc[40007, "meta"]
     assert "<script>" in str(sni)  # the data keeps the text; only the HTML view escapes it
+
+
+def test_signatures_check_echoes_file_names_sanitised(tmp_path):
+    import subprocess
+
+    f = tmp_path / "ok\x1b]0;owned\x07.toml"
+    f.write_text('protocol = "okproto"\n[[match]]\nprefix = "OK"\n')
+    out = subprocess.run([sys.executable, "-m", "portwatch", "signatures", "check", str(f)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+    assert "ok\\x1b]0;owned\\x07.toml: ok (okproto, 1 match(es))" in out.stdout
