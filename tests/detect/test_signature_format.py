@@ -30,7 +30,7 @@ ERRORS = [
     ('protocol = "x"\n\n[[match]]\nprefix = "A"\nprefix_hex = "41"\n', 5, "match[0].prefix_hex", "not both"),
     ('protocol = "x"\n[[match]]\nprefix_hex = "zz"\n', 3, "match[0].prefix_hex", "not a hex"),
     ('protocol = "x"\n[[match]]\nregex = "(unclosed"\n', 3, "match[0].regex", "invalid pattern"),
-    ('protocol = "x"\n[[match]]\nregex = "(a+)+b"\n', 3, "match[0].regex", "nested unbounded"),
+    ('protocol = "x"\n[[match]]\nregex = "(a+)+b"\n', 3, "match[0].regex", "nested"),
     ('protocol = "x"\n[[match]]\ndirection = "up"\nprefix = "A"\n', 3, "match[0].direction", "one of"),
     ('protocol = "x"\n[[match]]\nprobe = "nope"\n', 3, "match[0].probe", "unknown probe"),
     ('protocol = "x"\n[[match]]\nprefix = "A"\nconfidence = 1.5\n', 4, "match[0].confidence", "(0, 1]"),
