@@ -122,3 +122,15 @@ def test_websocket_and_h2c_upgrades() -> None:
     assert h2c == {"upgraded_to": "http2"}
     ignored = upgrade_meta("http", [(REAL / "http-websocket.bin").read_bytes()], [b"HTTP/1.1 200 OK\r\n\r\n"])
     assert ignored == {}
+
+
+def test_rtp_with_its_rtcp_report_on_the_same_port() -> None:
+    engine = Engine(load_signatures())
+    ssrc = bytes.fromhex("207633fe")
+    report = bytes.fromhex("81c8000e") + ssrc + bytes(52)  # sender report, 15 words
+    media = bytes.fromhex("80f87d6200004600") + ssrc + bytes(60)
+    d = engine.classify("udp", [_stun_binding(), report, media], [], 3478, final=True)
+    assert d is not None and d.protocol == "rtp"
+    other = bytes.fromhex("81c8000e") + b"\x00\x00\x00\x01" + bytes(52)
+    d = engine.classify("udp", [_stun_binding(), other, media], [], 3478, final=True)
+    assert d is not None and d.protocol == "stun"  # a report about another stream proves nothing

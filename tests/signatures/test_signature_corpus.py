@@ -8,6 +8,7 @@ every flow nDPI labelled with that protocol in it must get the same name from po
 from __future__ import annotations
 
 import csv
+import ipaddress
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -34,8 +35,12 @@ CASES = [
     ("openvpn_nohmac_tcp.pcapng", "openvpn"), ("openvpn-tlscrypt.pcap", "openvpn"), ("BGP_redist.pcap", "bgp"),
     ("vnc.pcap", "vnc"), ("log4j-webapp-exploit.pcap", "ldap"), ("rdp.pcap", "rdp"), ("amqp.pcap", "amqp"),
     ("dtls_certificate.pcapng", "dtls"), ("mysql.pcapng", "mysql"), ("nntp.pcap", "nntp"),
-    ("smpp_in_general.pcap", "smpp"),
+    ("smpp_in_general.pcap", "smpp"), ("lru_ipv6_caches.pcapng", "rtcp"),
 ]  # fmt: skip
+
+
+def _ip(text: str) -> str:
+    return ipaddress.ip_address(text).exploded  # nDPI writes "::" for a single zero group
 
 
 @cache
@@ -43,7 +48,7 @@ def labels() -> dict[tuple[str, str], list[tuple[str, frozenset]]]:
     out: dict[tuple[str, str], list[tuple[str, frozenset]]] = defaultdict(list)
     with (CORPUS / "labels.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            pair = frozenset(((row["a_ip"], int(row["a_port"])), (row["b_ip"], int(row["b_port"]))))
+            pair = frozenset(((_ip(row["a_ip"]), int(row["a_port"])), (_ip(row["b_ip"]), int(row["b_port"]))))
             out[(row["pcap"], row["protocol"])].append((row["transport"], pair))
     return out
 
@@ -54,7 +59,7 @@ def analyse(name: str) -> dict[tuple[str, frozenset], set[str]]:
     found: dict[tuple[str, frozenset], set[str]] = defaultdict(set)
 
     def keep(r: FlowRecord) -> None:
-        found[(r.transport, frozenset(((r.src_ip, r.src_port), (r.dst_ip, r.dst_port))))].add(r.protocol)
+        found[(r.transport, frozenset(((_ip(r.src_ip), r.src_port), (_ip(r.dst_ip), r.dst_port))))].add(r.protocol)
 
     with CaptureSource(str(CORPUS / name)) as source:
         analyzer = Analyzer(config, on_record=keep, setup=Setup.load(config), pcap_name=name)

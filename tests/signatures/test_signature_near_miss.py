@@ -91,6 +91,7 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "rsh": ("tcp", b"1022alice\x00bob\x00ls\x00", b"", 514),
     "rsync": ("tcp", b"@RSYNC: 31.0\n", b"", 873),
     "rtmp": ("tcp", b"\x06" + bytes(1536), b"", 1935),  # version 6 is RTMPE, not plain
+    "rtcp": ("udp", b"\x81\xc8\x00\x06" + bytes(24) + b"x", b"", 5005),  # a stray byte, no SRTCP trailer
     "rtp": ("udp", b"\x80\x60\x00\x01" + bytes(8) + b"x" * 20, b"", 30000),  # one datagram only
     "rtsp": ("tcp", b"OPTIONS rtsp://cam.example.test/ HTTP/1.1\r\n", b"", 554),
     "s7comm": ("tcp", b"\x03\x00\x00\x19\x02\xf0\x80\x31\x01" + bytes(16), b"", 102),  # protocol id 0x31

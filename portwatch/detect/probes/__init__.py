@@ -27,6 +27,7 @@ PROBES: dict[str, str] = {
     "quic_units": "quic:probe_units",
     "stun": "stun:probe",
     "rtp": "rtp:probe_units",
+    "rtcp": "rtp:probe_rtcp",
     "utp": "bittorrent:probe_utp",
     "utp_units": "bittorrent:probe_utp_units",
     "amqp": "amqp:probe",
