@@ -36,10 +36,11 @@ from .capture.sources import CaptureError, CaptureSource
 from .model import CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup
 from .progress import ProgressView, drive
+from .shard_reader import open_shard
 
 SPLIT_MIN_BYTES = 4 << 20  # smaller captures are not worth reading N times (a few ms each)
 BATCH = 512  # records per message from a worker
-QUEUE_BATCHES = 64  # bound on batches in flight: the parent's memory for records in transit
+QUEUE_BATCHES = 8  # bound on batches in flight: the parent's memory for records in transit
 PROGRESS_EVERY = 0.25  # seconds between progress messages from a worker
 # Counters every shard sees in full (they are counted before the shard test): taken from one shard.
 FILE_COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link")
@@ -139,6 +140,9 @@ def run_task(
 
     with CaptureSource(task.path) as source:
         analyzer = Analyzer(shard_config(config, task), on_record=sink, setup=setup, pcap_name=source.name)
+        # A shard of a plain pcap skips the other shards' packets before the pipeline sees them.
+        reader = open_shard(task.path, task.shard_index, task.shard_count, CaptureStats())
+        records: Any = reader if reader is not None else source
         tick = None
         if on_progress is not None:
             last = [0.0]
@@ -147,14 +151,22 @@ def run_task(
                 now = time.monotonic()
                 if now - last[0] >= PROGRESS_EVERY:
                     last[0] = now
-                    on_progress(source.bytes_read, analyzer.stats.packets, len(analyzer.table.order))
+                    packets = reader.packets if reader is not None else analyzer.stats.packets
+                    on_progress(records.bytes_read, packets, len(analyzer.table.order))
 
-        drive(analyzer, source, tick)
+        drive(analyzer, records, tick)
         stats = analyzer.close()
     if batch:
         on_batch(batch[:])
-    stats.error = source.stats.error
-    stats.malformed += source.stats.malformed
+    if reader is not None:
+        # The pipeline counted the records it was given; the file's counters are the reader's.
+        stats.other_shard += reader.packets - stats.packets
+        stats.packets = reader.packets
+        stats.bytes = reader.bytes
+        stats.error = reader.stats.error
+    else:
+        stats.error = source.stats.error
+        stats.malformed += source.stats.malformed
     return stats
 
 
