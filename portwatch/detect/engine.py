@@ -15,6 +15,11 @@ known to use, then the longer literal prefix, then the protocol name. One except
 other candidate that reaches the acceptance score, and while it is alone the engine asks for more
 data until the evidence is final (the bounded packet count, both directions full, or the end).
 
+Orientation: the caller says whether the client/server roles are only inferred (`may_swap`); then
+the bytes are also scored the other way round, and a better fit flips the roles. UDP roles come
+from the first datagram, which may be a reply: they are also tried reversed when, as given, no
+candidate other than a prelude reaches the acceptance score.
+
 Payload first, ports second: a [[match]] may carry `ports`, and then holds only when one endpoint
 of the flow uses one of them. That is for protocols that share one wire format and differ only by
 their well-known port (DNS, mDNS, LLMNR, NetBIOS name service share the DNS message layout), as
@@ -101,7 +106,10 @@ class Engine:
         hinted = self.port_protocols.get((server_port, transport), ())
         ports = frozenset((server_port,) if client_port is None else (server_port, client_port))
         scores = self._score_all(transport, client, server, hinted, ports, swapped=False)
-        if may_swap:
+        # A UDP flow's first datagram may be a reply (the capture began after the request, or only one
+        # side is visible): when the bytes as oriented name nothing firmly, try them the other way round.
+        udp_doubt = transport == "udp" and not any(not x.sig.prelude and x.score >= ACCEPT for x in scores)
+        if may_swap or udp_doubt:
             hinted_rev = self.port_protocols.get((client_port, transport), ()) if client_port is not None else ()
             scores += self._score_all(transport, server, client, hinted_rev, ports, swapped=True)
         if not scores:

@@ -134,3 +134,13 @@ def test_rtp_with_its_rtcp_report_on_the_same_port() -> None:
     other = bytes.fromhex("81c8000e") + b"\x00\x00\x00\x01" + bytes(52)
     d = engine.classify("udp", [_stun_binding(), other, media], [], 3478, final=True)
     assert d is not None and d.protocol == "stun"  # a report about another stream proves nothing
+
+
+def test_udp_reply_seen_first_flips_the_roles() -> None:
+    engine = Engine(load_signatures())
+    query = (REAL / "llmnr-query.bin").read_bytes()  # dig's query: flip QR to make it a reply
+    reply = query[:2] + bytes([query[2] | 0x80]) + query[3:]
+    d = engine.classify("udp", [reply], [], 40000, final=True, client_port=53)
+    assert d is not None and d.protocol == "dns" and d.swapped
+    d = engine.classify("udp", [query], [], 53, final=True, client_port=40000)
+    assert d is not None and d.protocol == "dns" and not d.swapped

@@ -42,7 +42,7 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "dhcp": ("udp", b"\x01\x01\x06\x00" + bytes(232) + b"\x63\x82\x53\x64" + b"\xff", b"", 67),  # bad cookie
     "dhcpv6": ("udp", b"\x01\x00\x00\x01\x00\x01\x00\x20\xaa", b"", 547),  # option overruns the datagram
     "diameter": ("tcp", b"\x02\x00\x00\x14\x80\x00\x01\x01" + bytes(12), b"", 3868),  # version 2
-    "dns": ("udp", _DNS_QUERY[:2] + b"\x80\x00" + _DNS_QUERY[4:], b"", 53),  # a "response" from the client
+    "dns": ("udp", _DNS_QUERY[:2] + b"\x18\x00" + _DNS_QUERY[4:], b"", 53),  # opcode 3 is unassigned
     "dnp3": ("tcp", _dnp3(crc_ok=False), b"", 20000),  # header CRC off by one bit
     "dtls": ("udp", b"\x16\xfe\xfd\x00\x00" + bytes(6) + b"\x40\x00" + b"\x01" + bytes(20), b"", 443),  # length lies
     "elasticsearch": ("tcp", b"ES\x00\x00\x00\x20" + bytes(32) + b"XX", b"", 9300),  # next message lacks "ES"

@@ -60,6 +60,16 @@ def probe(data: bytes, from_client: bool) -> ProbeResult:
     return ProbeResult(ProbeStatus.MATCH, meta)
 
 
+def probe_call(data: bytes, from_client: bool) -> ProbeResult:
+    """Calls only (from the client): a program number and version to check, unlike a bare reply."""
+    return probe(data, from_client) if from_client else NO_MATCH
+
+
+def probe_reply(data: bytes, from_client: bool) -> ProbeResult:
+    """Replies only (from the server): xid, type 1 and small status words; weak evidence alone."""
+    return probe(data, from_client) if not from_client else NO_MATCH
+
+
 def probe_tcp(data: bytes, from_client: bool) -> ProbeResult:
     if len(data) < 28:
         return NO_MATCH
