@@ -15,10 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-try:  # Python 3.11 keeps the regex parser here; it is only used to inspect user patterns.
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - older layout
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+from .regex_safety import backtracking_risk
 
 DIRECTIONS = ("client", "server", "either")
 TRANSPORTS = ("tcp", "udp")
@@ -136,32 +133,6 @@ def _line_of(text: str, key: str, block: int | None) -> int | None:
     return start + 1 if block is not None else None
 
 
-def _nested_repeat(pattern: str) -> bool:
-    """True when a repeated group contains another unbounded repeat: the shape of (a+)+ blow-ups."""
-    repeats = {_sre_parse.MAX_REPEAT, _sre_parse.MIN_REPEAT, getattr(_sre_parse, "POSSESSIVE_REPEAT", None)}
-
-    def walk(items: Any, inside: bool) -> bool:
-        for op, av in items:
-            if op in repeats:
-                lo, hi, sub = av
-                unbounded = hi == _sre_parse.MAXREPEAT or hi > 64
-                if inside and unbounded:
-                    return True
-                if walk(sub, inside or unbounded):
-                    return True
-            elif op == _sre_parse.SUBPATTERN:
-                if walk(av[-1], inside):
-                    return True
-            elif op == _sre_parse.BRANCH:
-                if inside or any(walk(b, inside) for b in av[1]):  # (a|aa)*: overlapping alternatives
-                    return True
-            elif op in (_sre_parse.ASSERT, _sre_parse.ASSERT_NOT) and walk(av[1], inside):
-                return True
-        return False
-
-    return walk(_sre_parse.parse(pattern), False)
-
-
 def _text_bytes(value: str) -> bytes:
     """Signature strings stand for bytes: each code point 0-255 is one byte (TOML's \\u00XX)."""
     return value.encode("latin-1")
@@ -206,7 +177,7 @@ def parse_signature(text: str, path: str, origin: str = "builtin") -> Signature:
     for i, m in enumerate(raw_matches):
         if not isinstance(m, dict):
             raise fail("match", "must be an array of tables ([[match]])")
-        matches.append(_parse_match(m, i, transports, fail))
+        matches.append(_parse_match(m, i, transports, fail, trusted=origin == "builtin"))
     directions = {m.direction for m in matches}
     both = doc.get("require_both_directions", False)
     if both and not ({"client", "either"} & directions and {"server", "either"} & directions):
@@ -232,7 +203,7 @@ def parse_signature(text: str, path: str, origin: str = "builtin") -> Signature:
     )
 
 
-def _parse_match(m: dict[str, Any], i: int, transports: tuple[str, ...], fail: Any) -> Match:
+def _parse_match(m: dict[str, Any], i: int, transports: tuple[str, ...], fail: Any, trusted: bool) -> Match:
     from .probes import PROBES  # probes register by module; imported late to keep loading cheap
 
     for key, value in m.items():
@@ -276,14 +247,15 @@ def _parse_match(m: dict[str, Any], i: int, transports: tuple[str, ...], fail: A
             source = _text_bytes(m["regex"])
         except UnicodeEncodeError:
             raise fail("regex", "characters above \\u00ff cannot stand for a byte", i) from None
+        if len(source) > 1024:
+            raise fail("regex", "pattern longer than 1024 characters", i)
         try:
             regex = re.compile(source, re.DOTALL)
         except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((...: fuzz-found
             raise fail("regex", f"invalid pattern: {exc}", i) from None
-        if len(source) > 1024:
-            raise fail("regex", "pattern longer than 1024 characters", i)
-        if _nested_repeat(m["regex"]):
-            raise fail("regex", "nested unbounded repeats (like (a+)+) can backtrack catastrophically", i)
+        risk = backtracking_risk(m["regex"], source, m.get("depth", DEFAULT_DEPTH), trusted)
+        if risk:
+            raise fail("regex", risk, i)
     probe = m.get("probe")
     if probe is not None and probe not in PROBES:
         raise fail("probe", f"unknown probe {probe!r} (known: {', '.join(sorted(PROBES))})", i)

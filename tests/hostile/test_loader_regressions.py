@@ -13,13 +13,13 @@ from portwatch.detect.signature import SignatureError, parse_signature
 @pytest.mark.parametrize(("regex", "problem"), [
     ("a{99999999999}", "the repetition number is too large"),  # OverflowError from re's parser
     ("x{4294967296}", "the repetition number is too large"),
-    ("(" * 1200 + "a" + ")" * 1200, "invalid pattern"),  # RecursionError in re's parser or compiler
+    ("(" * 1200 + "a" + ")" * 1200, "pattern longer than 1024 characters"),  # refused before re recurses
 ])
 def test_regex_the_re_module_cannot_compile_is_a_signature_error(regex, problem):
     text = f"protocol = \"x\"\n[[match]]\nregex = '{regex}'\n"
     with pytest.raises(SignatureError) as exc:
         parse_signature(text, "f.toml", "user")
-    assert str(exc.value).startswith("f.toml:3: match[0].regex: invalid pattern")
+    assert str(exc.value).startswith("f.toml:3: match[0].regex: ")
     assert problem in str(exc.value) and "\n" not in str(exc.value)
 
 

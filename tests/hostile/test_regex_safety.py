@@ -17,6 +17,7 @@ import pytest
 from pcapkit import ether, tcp_session, timed, write_pcap
 
 from portwatch.detect.engine import Engine
+from portwatch.detect.regex_safety import structural_risk
 from portwatch.detect.signature import MAX_DEPTH, SignatureError, load_signatures, parse_signature
 
 CATASTROPHIC = [
@@ -26,7 +27,8 @@ CATASTROPHIC = [
     r"(x+x+)+y",
     r"(a|aa)*c",
     r"(a|a)*c",
-    r"(?:a|ab)*c",
+    # (?:a|ab)*c is not here: its alternatives cannot both match at one position, so `re` stays
+    # polynomial on it; the loader measures it (regex_safety.too_slow) and accepts it.
     r"(?:[a-z]+\s?)+!",
     r"((ab)*)+$",
 ]
@@ -50,9 +52,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_loader_refuses_catastrophic_patterns(pattern):
     with pytest.raises(SignatureError) as exc:
         parse_signature(signature_text(pattern), "evil.toml", "user")
-    assert str(exc.value) == (
-        "evil.toml:6: match[0].regex: nested unbounded repeats (like (a+)+) can backtrack catastrophically"
-    )
+    assert str(exc.value) == f"evil.toml:6: match[0].regex: {structural_risk(pattern)}"
+    assert "backtrack" in str(exc.value)
 
 
 @pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a|aa)*c"])
@@ -67,7 +68,7 @@ def test_signatures_check_rejects_with_one_line(tmp_path, pattern):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
-    assert lines == [f"{f}:6: match[0].regex: nested unbounded repeats (like (a+)+) can backtrack catastrophically"]
+    assert lines == [f"{f}:6: match[0].regex: {structural_risk(pattern)}"]
     assert f"{good}: ok (evil, 1 match(es))" in out.stdout
 
 
@@ -80,8 +81,7 @@ def test_analyze_refuses_a_signature_dir_with_a_catastrophic_pattern(tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.strip() == (
-        f"portwatch: error: {sigs / 'evil.toml'}:6: match[0].regex: nested unbounded repeats (like (a+)+) "
-        "can backtrack catastrophically"
+        f"portwatch: error: {sigs / 'evil.toml'}:6: match[0].regex: {structural_risk(r'(a|aa)*c')}"
     )
 
 
@@ -146,8 +146,6 @@ def test_overlong_pattern_is_refused():
 POLYNOMIAL = [r"(a{1,64}){1,64}$", r".*.*.*.*x", r"a*a*a*a*a*b", r"(?:.*,){10}x"]
 
 
-@pytest.mark.xfail(strict=True, reason="detect/signature.py: bounded-nested and polynomial patterns "
-                   "(adjacent unbounded repeats) pass the load-time check and stall re.search on 4 KiB")
 @pytest.mark.parametrize("pattern", POLYNOMIAL)
 def test_loader_refuses_polynomial_patterns(pattern):
     with pytest.raises(SignatureError):
