@@ -72,6 +72,8 @@ class Setup:
 
 
 UDP_UNIT_BYTES = 4096  # a datagram is kept up to this much for detection
+MIN_EVIDENCE_BYTES = 256  # below this, the payload-packet budget stretches (1-byte segments)
+TINY_SEGMENT_FACTOR = 8  # ... up to this many times the budget
 
 RecordSink = Callable[[FlowRecord], None]
 
@@ -252,7 +254,10 @@ class Analyzer:
             flow.fins |= 1 << d
         if flow.closed_at is None and (flow.rst or flow.fins == 3):
             flow.closed_at = ts
-            if flow.inspecting:
+            # After both FINs no data may follow: settle now. A RST is only the sender's word; an
+            # end host ignores one with a bad sequence number (Ptacek & Newsham's insertion), so
+            # the verdict waits for the linger time and data after it keeps the flow open.
+            if flow.inspecting and not flow.rst:
                 self._conclude(flow)
 
     # ---- detection -----------------------------------------------------------------------
@@ -274,11 +279,19 @@ class Analyzer:
                 grew = True
         else:
             return
+        if flow.rst and flow.closed_at is not None:
+            flow.rst = False  # data after a RST: the RST was not honoured
+            flow.closed_at = None
         # Every payload packet counts, grown or not: a flow that never shows classifiable bytes
-        # (beyond the depth, out of order, one idle direction) still ends its inspection.
+        # (beyond the depth, out of order, one idle direction) still ends its inspection. Tiny
+        # segments (a banner sent a byte at a time) get a longer budget, up to a hard cap.
         flow.payload_pkts += 1
         if flow.decision is None:
-            final = flow.payload_pkts >= self.config.max_payload_packets or self._full(flow)
+            budget = self.config.max_payload_packets
+            final = self._full(flow) or (
+                flow.payload_pkts >= budget
+                and (flow.payload_pkts >= budget * TINY_SEGMENT_FACTOR or self._held(flow) >= MIN_EVIDENCE_BYTES)
+            )
             if grew or final:
                 self._classify(flow, final=final)
         else:
@@ -288,6 +301,11 @@ class Analyzer:
             if flow.inspecting and (flow.meta_left <= 0 or self._full(flow)):
                 flow.inspecting = False
                 flow.release_buffers()
+
+    def _held(self, flow: Flow) -> int:
+        if flow.streams is not None:
+            return sum(len(s.data) for s in flow.streams)
+        return sum(len(u) for units in flow.units for u in units)  # type: ignore[union-attr]
 
     def _full(self, flow: Flow) -> bool:
         if flow.streams is not None:

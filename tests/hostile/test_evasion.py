@@ -177,17 +177,12 @@ def test_overlap_counts_every_conflicting_copy(tmp_path, dup):
 # turns them into passing tests (an XPASS fails the run and tells the fixer to drop the mark).
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline: a RST concludes detection at once; an RST that the end host "
-                   "ignores (bad sequence number, Ptacek & Newsham insertion) blinds portwatch to the data after it")
 def test_rst_before_any_data_then_the_real_stream(tmp_path):
     conv = Conv(dport=443).handshake().c(0, b"", flags="R").s(0, SSH).c(0, SSH)
     rec = one(conv.close(len(SSH), len(SSH)).run(tmp_path)[0])
     assert rec.protocol == "ssh" and "tunnel" in kinds(rec)
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline: the give-up budget counts payload packets "
-                   "(max_payload_packets=12), so a request sent in 1-byte segments is given up before its "
-                   "request line is complete; counting bytes (or tiny segments fractionally) would close it")
 def test_one_byte_segments_http_default_budget(tmp_path):
     conv = Conv().handshake()
     for i in range(len(REQ)):
