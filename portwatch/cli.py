@@ -166,6 +166,8 @@ def analyze(
                 errors.append(stats.error)
             elif stats.packets and stats.unsupported_link == stats.packets:
                 errors.append(f"{source.name}: unsupported link type, no packet could be decoded")
+        if view is not None:
+            view.close()  # before the report: a live display would redraw over it on a shared terminal
         if writer is not None:
             writer.close()
         if inventory is not None:

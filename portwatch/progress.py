@@ -105,6 +105,10 @@ class ProgressView:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the live display (drawing the final state); calling it again does nothing."""
         self.progress.stop()
 
     def add(self, key: str, name: str, size: int | None, shards: int = 1) -> None:
