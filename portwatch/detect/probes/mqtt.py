@@ -13,8 +13,24 @@ from __future__ import annotations
 
 from portwatch.model import NO_MATCH, ProbeResult, ProbeStatus
 
-NAMES = (None, "connect", "connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe",
-         "suback", "unsubscribe", "unsuback", "pingreq", "pingresp", "disconnect", "auth")
+NAMES = (
+    None,
+    "connect",
+    "connack",
+    "publish",
+    "puback",
+    "pubrec",
+    "pubrel",
+    "pubcomp",
+    "subscribe",
+    "suback",
+    "unsubscribe",
+    "unsuback",
+    "pingreq",
+    "pingresp",
+    "disconnect",
+    "auth",
+)
 MAX_PACKETS = 16
 
 
