@@ -312,7 +312,7 @@ def _messages(result_q: Any, procs: list[Any], n_tasks: int) -> Iterator[tuple[s
                 except queue_mod.Empty:
                     pass
                 dead = [p.exitcode for p in procs]
-                raise RuntimeError(f"worker processes exited early (exit codes {dead})") from None
+                raise ParallelError(f"worker processes exited early (exit codes {dead})") from None
             continue
         if msg[0] in ("done", "failed"):
             finished += 1

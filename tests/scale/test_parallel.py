@@ -150,3 +150,20 @@ def test_api_workers_equals_single(generated):
     fb = b.flows.sort_values(order).reset_index(drop=True)
     assert fa.equals(fb)
     assert a.stats == b.stats
+
+
+def test_a_failing_task_is_an_error_of_its_capture(monkeypatch, setup, generated):
+    def boom(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(parallel, "run_task", boom)  # the forked workers inherit the patch
+    (res,) = parallel.run_local([str(generated)], setup, CONFIG, lambda r: None, 2)
+    assert res.errors and "worker failed" in res.errors[0] and "boom" in res.errors[0]
+
+
+def test_a_worker_that_dies_is_a_clean_error(monkeypatch, setup, generated):
+    import os
+
+    monkeypatch.setattr(parallel, "run_task", lambda *args, **kwargs: os._exit(3))
+    with pytest.raises(parallel.ParallelError, match="exited early"):
+        parallel.run_local([str(generated)], setup, CONFIG, lambda r: None, 2)
