@@ -105,7 +105,7 @@ def too_slow(pattern: bytes, depth: int, budget: float = BUDGET_SECONDS) -> bool
 
 def backtracking_risk(pattern: str, source: bytes, depth: int, trusted: bool) -> str | None:
     """Why the pattern is refused, or None."""
-    risk = structural_risk(pattern)
+    risk = structural_risk(source)  # type: ignore[arg-type]  # parsed as bytes, as compiled: (?L) is legal
     if risk is None or trusted:
         return None
     return risk if too_slow(source, depth) else None
