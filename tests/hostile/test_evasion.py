@@ -173,8 +173,9 @@ def test_overlap_counts_every_conflicting_copy(tmp_path, dup):
     assert kinds(rec).count("stream-anomaly") == 1
 
 
-# Known evasions, owned by the pipeline (pipeline.py): recorded as strict xfails so that the fix
-# turns them into passing tests (an XPASS fails the run and tells the fixer to drop the mark).
+# Two evasions this suite found in the pipeline, fixed in 36016a5: an RST the end host ignores no
+# longer ends detection (the verdict waits for the linger time), and tiny segments stretch the
+# payload-packet budget (up to 8x, until 256 bytes are held).
 
 
 def test_rst_before_any_data_then_the_real_stream(tmp_path):
