@@ -10,15 +10,10 @@ import sys
 import click
 
 from .baseline import save_baseline, scan
-from .detect.signature import SignatureError
-from .pipeline import Config, Setup
-from .policy.config import PolicyError
+from .cli_common import fail as _fail
+from .cli_common import load_setup
+from .pipeline import Config
 from .sanitize import clean_text
-
-
-def _fail(message: str) -> None:
-    click.echo(f"portwatch: error: {clean_text(message, 500)}", err=True)
-    sys.exit(2)
 
 
 @click.group()
@@ -37,12 +32,7 @@ def baseline_save(captures: tuple[str, ...], output: str, services_path: str | N
                   signature_dirs: tuple[str, ...]) -> None:
     """Record every server endpoint and protocol seen in CAPTURES into a baseline file."""
     config = Config(signature_dirs=signature_dirs, services_path=services_path)
-    try:
-        setup = Setup.load(config)
-    except (SignatureError, PolicyError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    setup = load_setup(config)
     inv, errors = scan(captures, config, setup)
     for e in errors:
         click.echo(f"portwatch: error: {clean_text(e, 500)}", err=True)

@@ -17,12 +17,13 @@ from rich.console import Console
 from . import __version__
 from .baseline import BaselineError, load_baseline
 from .capture.sources import CaptureError, CaptureSource
+from .cli_common import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, load_setup, open_output
+from .cli_common import fail as _fail
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, FlowRecord
 from .parallel import ParallelError
 from .parallel import run as run_parallel
-from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
-from .policy.config import PolicyError
+from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config
 from .progress import ProgressView, drive
 from .progress import wanted as progress_wanted
 from .report.console import render
@@ -33,13 +34,6 @@ from .report.servers import ServerInventory, write_servers
 from .report.summary import Summary
 from .sanitize import clean_text
 from .services import load_services
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"portwatch: error: {clean_text(message, 500)}", err=True)
-    sys.exit(EXIT_ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,12 +87,7 @@ def analyze(
         _fail("--servers and --findings-only each replace the output; give one")
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
                     max_flows=max_flows)
-    try:
-        setup = Setup.load(config)
-    except (SignatureError, PolicyError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    setup = load_setup(config)
     if baseline_path:
         try:
             setup.ctx.baseline = load_baseline(baseline_path)
@@ -108,12 +97,7 @@ def analyze(
     inventory = ServerInventory() if servers_table else None
     errors: list[str] = []
     with ExitStack() as stack:
-        out: TextIO = sys.stdout
-        if output:
-            try:
-                out = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
-            except OSError as exc:
-                _fail(f"{output}: {exc.strerror or exc}")
+        out: TextIO = open_output(stack, output)
         sink: Callable[[FlowRecord], None]
         writer: JsonlWriter | CsvWriter | None = None
         tables = servers_table or findings_only

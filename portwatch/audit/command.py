@@ -16,10 +16,10 @@ from typing import TextIO
 import click
 from rich.console import Console
 
-from ..detect.signature import SignatureError
+from ..cli_common import EXIT_FINDINGS, EXIT_OK, load_setup, open_output
+from ..cli_common import fail as _fail
 from ..model import SEVERITIES
-from ..pipeline import Config, Setup
-from ..policy.config import PolicyError
+from ..pipeline import Config
 from ..report.csvout import CsvWriter
 from ..report.jsonl import JsonlWriter
 from ..report.summary import Summary
@@ -28,13 +28,6 @@ from .console import render_audit
 from .host import gather, in_root
 from .prober import ProbeLimits, probe_listeners
 from .rules import audit_records
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"portwatch: error: {clean_text(message, 500)}", err=True)
-    sys.exit(EXIT_ERROR)
 
 
 @click.command()
@@ -69,12 +62,7 @@ def audit(root: str | None, probe: bool, probe_timeout: float, fmt: str, output:
         if image_services is not None and image_services.is_file():
             services_path = str(image_services)
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path)
-    try:
-        setup = Setup.load(config)
-    except (SignatureError, PolicyError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    setup = load_setup(config)
     facts = gather(root_dir, with_sockets=root is None)
     probes = None
     if probe:
@@ -88,12 +76,7 @@ def audit(root: str | None, probe: bool, probe_timeout: float, fmt: str, output:
     for err in facts.errors:
         click.echo(f"portwatch: warning: {clean_text(str(err), 500)}", err=True)
     with ExitStack() as stack:
-        out: TextIO = sys.stdout
-        if output:
-            try:
-                out = stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
-            except OSError as exc:
-                _fail(f"{output}: {exc.strerror or exc}")
+        out: TextIO = open_output(stack, output)
         if fmt == "console":
             render_audit(Console(file=out, highlight=False, soft_wrap=False), records, facts.errors,
                          facts.sources)
