@@ -265,13 +265,15 @@ class Analyzer:
         """Detection work for a flow still being inspected; bounded by payload packets, not bytes."""
         grew = False
         if flow.streams is not None:
-            stream = flow.streams[d]
             if flags & SYN:
-                stream.syn(seq)
+                if flow.isn[d] is None:
+                    flow.isn[d] = seq
+                    if flow.streams[d] is not None:
+                        flow.streams[d].syn(seq)  # type: ignore[union-attr]
                 seq = (seq + 1) & 0xFFFFFFFF
             if not payload:
                 return
-            grew = stream.add(seq, payload)
+            grew = flow.stream(d).add(seq, payload)
         elif payload:
             units = flow.units[d]  # type: ignore[index]
             if len(units) < MAX_UDP_UNITS:
@@ -304,12 +306,12 @@ class Analyzer:
 
     def _held(self, flow: Flow) -> int:
         if flow.streams is not None:
-            return sum(len(s.data) for s in flow.streams)
+            return sum(len(s.data) for s in flow.streams if s is not None)
         return sum(len(u) for units in flow.units for u in units)  # type: ignore[union-attr]
 
     def _full(self, flow: Flow) -> bool:
         if flow.streams is not None:
-            return all(s.full for s in flow.streams)
+            return all(s is not None and s.full for s in flow.streams)
         return all(len(u) >= MAX_UDP_UNITS for u in flow.units)  # type: ignore[union-attr]
 
     def _classify(self, flow: Flow, final: bool) -> None:

@@ -39,6 +39,7 @@ class Flow:
         "encap",
         "fins",
         "inspecting",
+        "isn",
         "key_a",
         "key_b",
         "meta",
@@ -84,8 +85,10 @@ class Flow:
         self.meta_seen = 0  # bit d: direction d's probes have yielded metadata
         self.meta_done = 0  # bit d: direction d has nothing more to tell
         self.reported = False  # the monitor has emitted this flow's classification
+        # Buffers are made when a direction first carries data: a SYN flood's flows never get one.
+        self.isn: list[int | None] = [None, None]
         if proto == TCP:
-            self.streams: list[StreamBuffer] | None = [StreamBuffer(), StreamBuffer()]
+            self.streams: list[StreamBuffer | None] | None = [None, None]
             self.units: list[list[bytes]] | None = None
         else:
             self.streams = None
@@ -111,7 +114,7 @@ class Flow:
     def units_by_role(self) -> tuple[list[bytes], list[bytes]]:
         """(client units, server units): stream prefixes for TCP, first datagrams for UDP."""
         if self.streams is not None:
-            per_dir = [[bytes(s.data)] if s.data else [] for s in self.streams]
+            per_dir = [[bytes(s.data)] if s is not None and s.data else [] for s in self.streams]
         else:
             assert self.units is not None
             per_dir = self.units
@@ -119,7 +122,18 @@ class Flow:
         return per_dir[c], per_dir[1 - c]
 
     def anomalies(self) -> int:
-        return sum(s.anomalies for s in self.streams) if self.streams else 0
+        return sum(s.anomalies for s in self.streams if s is not None) if self.streams else 0
+
+    def stream(self, d: int) -> StreamBuffer:
+        """Direction d's reassembly buffer, made on first use (it starts at ISN + 1 if a SYN was seen)."""
+        assert self.streams is not None
+        buf = self.streams[d]
+        if buf is None:
+            buf = self.streams[d] = StreamBuffer()
+            isn = self.isn[d]
+            if isn is not None:
+                buf.syn(isn)
+        return buf
 
     def release_buffers(self) -> None:
         """Keep the first bytes for the analyst, free the rest: memory follows live flows only."""
