@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from ..model import CaptureStats
 from .summary import Summary
@@ -28,24 +30,21 @@ def _when(ts: float) -> str:
 def render(console: Console, summary: Summary, stats: CaptureStats, sources: list[str]) -> None:
     groups = summary.sorted_groups()
     if groups:
-        table = Table(title=f"Findings ({len(groups)})", show_lines=False, expand=False)
-        table.add_column("severity")
-        table.add_column("kind")
-        table.add_column("server")
-        table.add_column("flows", justify="right")
-        table.add_column("seen (UTC)")
-        table.add_column("what", overflow="fold")
+        # One heading line per finding and its explanation indented below: readable at any width,
+        # where a table squeezes the message into a sliver of an 80-column terminal or log.
+        console.print(f"[bold]Findings[/] ({len(groups)}, worst first)")
         for g in groups:
-            seen = _when(g.first_seen) if g.count == 1 else f"{_when(g.first_seen)} .. {_when(g.last_seen)}"
-            table.add_row(
-                f"[{SEVERITY_STYLE[g.severity]}]{g.severity}[/]",
-                g.kind,
-                f"{escape(g.server)}/{g.transport}",
-                str(g.count),
-                seen,
-                escape(g.message),
+            first, last = _when(g.first_seen), _when(g.last_seen)
+            # The same day need not be said twice.
+            seen = first if first == last else f"{first} .. {last[11:] if last[:10] == first[:10] else last}"
+            flows = "1 flow" if g.count == 1 else f"{g.count} flows"
+            clients = len(g.clients)
+            who = f", {clients}{'+' if clients >= g.MAX_CLIENTS else ''} clients" if clients > 1 else ""
+            console.print(
+                f"[{SEVERITY_STYLE[g.severity]}]{g.severity.upper():<6}[/] [bold]{g.kind}[/]  "
+                f"{escape(g.server)}/{g.transport}  {flows}{who}  {seen} UTC"
             )
-        console.print(table)
+            console.print(Padding(Text(g.message), (0, 0, 1, 7)))
     else:
         console.print("[green]No findings.[/]")
     proto = Table(title="Flows per protocol")

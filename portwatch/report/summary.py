@@ -64,7 +64,7 @@ def server_of(rec: FlowRecord) -> str:
 class Summary:
     flows: int = 0
     by_protocol: Counter[str] = field(default_factory=Counter)
-    groups: dict[tuple[str, str, str], FindingGroup] = field(default_factory=dict)
+    groups: dict[tuple[str, str, str, str], FindingGroup] = field(default_factory=dict)
     max_severity: str | None = None
 
     def add(self, rec: FlowRecord) -> None:
@@ -74,7 +74,7 @@ class Summary:
             return
         server = server_of(rec)
         for f in rec.findings:
-            key = (server, rec.transport, f.kind)
+            key = (server, rec.transport, f.kind, rec.protocol)  # SSH and HTTP on one port: two lines
             g = self.groups.get(key)
             if g is None:
                 g = self.groups[key] = FindingGroup(
