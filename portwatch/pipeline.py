@@ -326,11 +326,13 @@ class Analyzer:
             flow.client_dir ^= 1
         flow.decision = decision
         flow.meta.update(decision.meta)
+        had_meta = bool(decision.meta)
+        decision.meta = {}  # merged into the flow: one copy per live flow is enough
         if decision.signature is None:
             self._give_up(flow)
             return
         flow.meta_left = self.config.meta_packets
-        if decision.meta:
+        if had_meta:
             # Scoring already ran the probes on the bytes held: parse again only when a side grows.
             for d, units in enumerate((client, server)):
                 if units:
