@@ -36,7 +36,7 @@ class Config:
     max_flows: int = DEFAULT_MAX_FLOWS
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
-    linger: float = 5.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
+    linger: float = 2.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
     sweep_interval: float = 10.0
     max_payload_packets: int = 12  # give up classifying after this many payload packets (nDPI-like)
     meta_packets: int = 8  # payload packets inspected after classification, for metadata
@@ -106,6 +106,8 @@ class Analyzer:
         packets = 0
         nbytes = 0
         next_sweep = self.next_sweep
+        closed = self.table.closed
+        linger = self.config.linger
         shards = self.config.shard_count
         shard = self.config.shard_index
         try:
@@ -192,6 +194,8 @@ class Analyzer:
                     self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
                 if flags & 5 and proto == TCP:  # FIN or RST
                     self._tcp_close(flow, d, flags, ts)
+                if closed and not packets & 255:
+                    self.table.release_closed(ts, linger)
                 if next_sweep is None:
                     next_sweep = ts + self.config.sweep_interval
                 elif ts >= next_sweep:
@@ -254,6 +258,7 @@ class Analyzer:
             flow.fins |= 1 << d
         if flow.closed_at is None and (flow.rst or flow.fins == 3):
             flow.closed_at = ts
+            self.table.closed.append(flow)
             # After both FINs no data may follow: settle now. A RST is only the sender's word; an
             # end host ignores one with a bad sequence number (Ptacek & Newsham's insertion), so
             # the verdict waits for the linger time and data after it keeps the flow open.

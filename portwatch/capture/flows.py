@@ -13,7 +13,7 @@ client: 0 when A is the client, 1 when B is.
 from __future__ import annotations
 
 import socket
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from .reassembly import StreamBuffer
@@ -186,6 +186,7 @@ class FlowTable:
         # dummy slot per deleted key at its front, so next(iter()) after many evictions scans them
         # all (300 us per eviction at 200k flows, a SYN flood's throughput collapse).
         self.order: OrderedDict[Flow, None] = OrderedDict()
+        self.closed: deque[Flow] = deque()  # TCP flows in the order they closed (see release_closed)
         self.on_remove = on_remove
         self.evicted = 0
 
@@ -218,6 +219,21 @@ class FlowTable:
 
     def flows(self) -> list[Flow]:
         return list(self.order)
+
+    def release_closed(self, now: float, linger: float) -> None:
+        """Report the TCP flows closed more than `linger` seconds ago, oldest first.
+
+        Closed flows queue in closing order, so this costs nothing while none is due: memory then
+        follows the live flows even in a capture shorter than one idle sweep.
+        """
+        closed = self.closed
+        while closed:
+            flow = closed[0]
+            if flow.closed_at is not None and now - flow.closed_at < linger:
+                return
+            closed.popleft()
+            if flow.closed_at is not None and flow in self.order:
+                self.remove(flow, "closed")
 
     def expire(self, now: float, idle_tcp: float, idle_udp: float, linger: float) -> int:
         """Remove flows idle too long, and closed flows past their linger time."""
