@@ -85,11 +85,23 @@ class Engine:
             for port in sig.ports:
                 for t in sig.transports:
                     self.port_protocols.setdefault((port, t), set()).add(sig.protocol)
-        self._candidates: dict[str, list[tuple[Signature, frozenset[int] | None]]] = {}
+        # Per transport: (signature, first bytes it can match, best client-side and server-side
+        # confidence), strongest first, so that a firm early verdict lets weaker candidates be skipped.
+        self._candidates: dict[str, list[tuple[Signature, frozenset[int] | None, float, float]]] = {}
         for transport in ("tcp", "udp"):
-            self._candidates[transport] = [
-                (sig, _first_bytes(sig, transport)) for sig in self.signatures if transport in sig.transports
-            ]
+            cands = []
+            for sig in self.signatures:
+                if transport not in sig.transports:
+                    continue
+                side = {True: 0.0, False: 0.0}
+                for m in sig.matches:
+                    if transport in m.transports:
+                        for from_client in (True, False):
+                            if m.direction in ("either", "client" if from_client else "server"):
+                                side[from_client] = max(side[from_client], m.confidence)
+                cands.append((sig, _first_bytes(sig, transport), side[True], side[False]))
+            cands.sort(key=lambda c: -(1.0 - (1.0 - c[2]) * (1.0 - c[3])))
+            self._candidates[transport] = cands
 
     def classify(
         self,
@@ -167,12 +179,18 @@ class Engine:
     ) -> list[_Score]:
         firsts = {u[0] for u in client if u} | {u[0] for u in server if u}
         out = []
-        for sig, first in self._candidates.get(transport, ()):
+        has_c, has_s = bool(client), bool(server)
+        best = 0.0  # best firm (non-prelude) score so far: a candidate that cannot reach it cannot win
+        for sig, first, max_c, max_s in self._candidates.get(transport, ()):
             if first is not None and not (first & firsts):
+                continue
+            if best and 1.0 - (1.0 - (max_c if has_c else 0.0)) * (1.0 - (max_s if has_s else 0.0)) < best:
                 continue
             s = self._score(sig, transport, client, server, sig.protocol in hinted, ports, swapped)
             if s is not None:
                 out.append(s)
+                if not sig.prelude and s.score > best:
+                    best = s.score
         return out
 
     def _score(
