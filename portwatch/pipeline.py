@@ -8,6 +8,7 @@ expiry) is a method call taken only when needed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ class Config:
     max_flows: int = DEFAULT_MAX_FLOWS
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
+    idle_dns: float = 10.0  # Zeek's dns_session_timeout: a DNS flow is over once answered
     linger: float = 2.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
-    sweep_interval: float = 10.0
+    sweep_interval: float = 1.0  # capture seconds between idle sweeps (each is O(live flows))
     max_payload_packets: int = 12  # give up classifying after this many payload packets (nDPI-like)
     meta_packets: int = 8  # payload packets inspected after classification, for metadata
     # Split one capture across processes: this analyzer keeps only flows whose direction-independent
@@ -95,7 +97,8 @@ class Analyzer:
         self.stats = CaptureStats()
         self.table = FlowTable(self.config.max_flows, self._finish)
         self.defrag = Defragmenter()
-        self.next_sweep: float | None = None
+        self.next_sweep = float("-inf")  # capture time of the next idle sweep (a multiple of the interval)
+        self.swept = False
         self.started = time.monotonic()
 
     # ---- the per-packet loop -------------------------------------------------------------
@@ -114,6 +117,15 @@ class Analyzer:
             for ts, linktype, buf, off, length in records:
                 packets += 1
                 nbytes += length
+                # Timers run before the packet and only from capture time, so a run that sees a
+                # subset of the packets (one shard of --workers) ends and expires its flows exactly
+                # as the whole run does.
+                if ts >= next_sweep:
+                    next_sweep = self._sweep(ts)
+                if closed:
+                    closed_at = closed[0].closed_at
+                    if closed_at is None or ts - closed_at >= linger:
+                        self.table.release_closed(ts, linger)
                 proto = 0
                 # Fast path: Ethernet II + IPv4 without options, not a fragment, carrying TCP or
                 # UDP: most of any real capture. Byte indexing and one slice for the flow key;
@@ -194,17 +206,20 @@ class Analyzer:
                     self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
                 if flags & 5 and proto == TCP:  # FIN or RST
                     self._tcp_close(flow, d, flags, ts)
-                if closed and not packets & 255:
-                    self.table.release_closed(ts, linger)
-                if next_sweep is None:
-                    next_sweep = ts + self.config.sweep_interval
-                elif ts >= next_sweep:
-                    self.table.expire(ts, self.config.idle_tcp, self.config.idle_udp, self.config.linger)
-                    next_sweep = ts + self.config.sweep_interval
         finally:
             stats.packets += packets
             stats.bytes += nbytes
             self.next_sweep = next_sweep
+
+    def _sweep(self, ts: float) -> float:
+        """Expire idle flows as of the sweep boundary just crossed; return the next boundary."""
+        interval = self.config.sweep_interval
+        boundary = math.floor(ts / interval) * interval
+        if self.swept:
+            self.table.expire(boundary, self.config.idle_tcp, self.config.idle_udp, self.config.linger,
+                              self.config.idle_dns)
+        self.swept = True
+        return boundary + interval
 
     # ---- flow life cycle -----------------------------------------------------------------
     def _defragment(self, frag: tuple, ts: float) -> tuple | None:

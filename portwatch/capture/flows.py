@@ -235,8 +235,12 @@ class FlowTable:
             if flow.closed_at is not None and flow in self.order:
                 self.remove(flow, "closed")
 
-    def expire(self, now: float, idle_tcp: float, idle_udp: float, linger: float) -> int:
-        """Remove flows idle too long, and closed flows past their linger time."""
+    def expire(self, now: float, idle_tcp: float, idle_udp: float, linger: float, idle_dns: float | None = None) -> int:
+        """Remove flows idle too long, and closed flows past their linger time.
+
+        A DNS exchange is over once answered: like Zeek's dns_session_timeout, DNS flows get the
+        shorter `idle_dns`, so a resolver's thousands of one-shot flows do not pile up for a minute.
+        """
         expired = 0
         for flow in self.flows():
             if flow.closed_at is not None:
@@ -244,7 +248,12 @@ class FlowTable:
                     self.remove(flow, "closed")
                     expired += 1
                 continue
-            idle = idle_tcp if flow.proto == TCP else idle_udp
+            if flow.proto == TCP:
+                idle = idle_tcp
+            elif idle_dns is not None and flow.decision is not None and flow.decision.protocol == "dns":
+                idle = idle_dns
+            else:
+                idle = idle_udp
             if now - flow.ts_end >= idle:
                 self.remove(flow, "idle")
                 expired += 1
