@@ -21,8 +21,6 @@ from .cli_common import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, load_setup, open_out
 from .cli_common import fail as _fail
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, FlowRecord
-from .parallel import ParallelError
-from .parallel import run as run_parallel
 from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config
 from .progress import ProgressView, drive
 from .progress import wanted as progress_wanted
@@ -118,6 +116,10 @@ def analyze(
         show_progress = progress_wanted(quiet)
         spread = workers > 1 or bool(dask_address)
         if spread:
+            # Imported here: the process and Dask machinery (and numpy) cost a single-process run nothing.
+            from .parallel import ParallelError
+            from .parallel import run as run_parallel
+
             try:
                 for res in run_parallel(captures, setup, config, sink, workers, dask_address, show_progress):
                     names.append(res.name)

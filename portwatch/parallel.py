@@ -36,7 +36,6 @@ from .capture.sources import CaptureError, CaptureSource
 from .model import CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup
 from .progress import ProgressView, drive
-from .shard_reader import open_shard
 
 SPLIT_MIN_BYTES = 4 << 20  # smaller captures are not worth reading N times (a few ms each)
 BATCH = 512  # records per message from a worker
@@ -141,6 +140,7 @@ def run_task(
     with CaptureSource(task.path) as source:
         analyzer = Analyzer(shard_config(config, task), on_record=sink, setup=setup, pcap_name=source.name)
         # A shard of a plain pcap skips the other shards' packets before the pipeline sees them.
+        from .shard_reader import open_shard  # numpy: only when a capture is split
         reader = open_shard(task.path, task.shard_index, task.shard_count, CaptureStats())
         records: Any = reader if reader is not None else source
         tick = None
