@@ -6,8 +6,6 @@ escaped here so that a banner holding "[bold]" cannot restyle the report.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
@@ -15,16 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import CaptureStats
+from .findings import SEVERITY_STYLE, when
 from .summary import Summary
-
-SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
-
-
-def _when(ts: float) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        return "?"
 
 
 def render(console: Console, summary: Summary, stats: CaptureStats, sources: list[str]) -> None:
@@ -34,7 +24,7 @@ def render(console: Console, summary: Summary, stats: CaptureStats, sources: lis
         # where a table squeezes the message into a sliver of an 80-column terminal or log.
         console.print(f"[bold]Findings[/] ({len(groups)}, worst first)")
         for g in groups:
-            first, last = _when(g.first_seen), _when(g.last_seen)
+            first, last = when(g.first_seen), when(g.last_seen)
             # The same day need not be said twice.
             seen = first if first == last else f"{first} .. {last[11:] if last[:10] == first[:10] else last}"
             flows = "1 flow" if g.count == 1 else f"{g.count} flows"
