@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from ...model import ProbeResult
+from ...model import NO_MATCH, ProbeResult
 
 ProbeFn = Callable[[bytes, bool], ProbeResult]
 
@@ -70,6 +70,20 @@ PROBES: dict[str, str] = {
     "openvpn_tcp": "openvpn:probe_tcp",
     "wireguard": "wireguard:probe",
 }
+
+
+def guarded(parse: ProbeFn, max_input: int) -> ProbeFn:
+    """The public probe of a parser: input cut to `max_input` bytes, and a parser bug on hostile
+    bytes answers NO_MATCH instead of taking the pipeline down."""
+
+    def probe(data: bytes, from_client: bool) -> ProbeResult:
+        try:
+            return parse(bytes(data[:max_input]), from_client)
+        except Exception:
+            return NO_MATCH
+
+    probe.__doc__ = parse.__doc__
+    return probe
 
 
 def get_probe(name: str) -> ProbeFn:

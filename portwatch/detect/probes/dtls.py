@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from portwatch.detect.probes import tls
+from portwatch.detect.probes import guarded, tls
 from portwatch.model import NO_MATCH, ProbeResult, ProbeStatus
 
 MAX_INPUT = 65536
@@ -95,9 +95,4 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
     return ProbeResult(ProbeStatus.MATCH, meta)
 
 
-def probe(data: bytes, from_client: bool) -> ProbeResult:
-    """Classify one DTLS datagram (see the module docstring)."""
-    try:
-        return _probe(bytes(data[:MAX_INPUT]), from_client)
-    except Exception:  # a parser bug must never take the pipeline down
-        return NO_MATCH
+probe = guarded(_probe, MAX_INPUT)  # Classify one DTLS datagram (see the module docstring).

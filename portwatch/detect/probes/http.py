@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from portwatch.detect.probes import guarded
 from portwatch.model import NEED_MORE, NO_MATCH, ProbeResult, ProbeStatus
 from portwatch.sanitize import clean_text
 
@@ -141,9 +142,4 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
     return ProbeResult(ProbeStatus.MATCH, meta)
 
 
-def probe(data: bytes, from_client: bool) -> ProbeResult:
-    """Classify the first bytes of one HTTP/1.x direction (see the module docstring)."""
-    try:
-        return _probe(bytes(data[:MAX_INPUT]), from_client)
-    except Exception:  # a parser bug must never take the pipeline down
-        return NO_MATCH
+probe = guarded(_probe, MAX_INPUT)  # Classify the first bytes of one HTTP/1.x direction (see the module docstring).

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from portwatch.detect.probes import guarded
 from portwatch.model import NEED_MORE, NO_MATCH, ProbeResult, ProbeStatus
 from portwatch.sanitize import clean_text
 
@@ -589,9 +590,4 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
     return _server_side(handshake, truncated, len(data))
 
 
-def probe(data: bytes, from_client: bool) -> ProbeResult:
-    """Classify the first bytes of one TLS-over-TCP direction (see the module docstring)."""
-    try:
-        return _probe(bytes(data[:MAX_INPUT]), from_client)
-    except Exception:  # a parser bug must never take the pipeline down
-        return NO_MATCH
+probe = guarded(_probe, MAX_INPUT)  # Classify the first bytes of one TLS-over-TCP direction (see the module docstring).
