@@ -86,7 +86,7 @@ class Flow:
         self.meta_done = 0  # bit d: direction d has nothing more to tell
         self.reported = False  # the monitor has emitted this flow's classification
         # Buffers are made when a direction first carries data: a SYN flood's flows never get one.
-        self.isn: list[int | None] = [None, None]
+        self.isn: list[int | None] = [None, None] if proto == TCP else []
         if proto == TCP:
             self.streams: list[StreamBuffer | None] | None = [None, None]
             self.units: list[list[bytes]] | None = None
