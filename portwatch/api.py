@@ -41,8 +41,6 @@ PathLike = str | os.PathLike[str]
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 PARQUET_NAME = "flows.parquet"
 TOP_FINDINGS = 10
-_STAT_FIELDS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
-                "flows_evicted")
 
 
 class Analysis:
@@ -235,8 +233,7 @@ def analyze(
         for res in run_parallel(capture_paths, setup, config, sink, workers, dask, progress and progress_wanted(False)):
             names.append(res.name)
             paths_by_name[res.name] = res.path
-            for name in _STAT_FIELDS:
-                setattr(total, name, getattr(total, name) + getattr(res.stats, name))
+            total.add(res.stats)
             for e in res.errors:
                 errors.append(e)
                 warnings.warn(e, stacklevel=2)
@@ -249,8 +246,7 @@ def analyze(
             analyzer.run(_with_progress(source, sys.stderr) if progress else source)
             stats = analyzer.close()
         stats.malformed += source.stats.malformed
-        for name in _STAT_FIELDS:
-            setattr(total, name, getattr(total, name) + getattr(stats, name))
+        total.add(stats)
         if source.stats.error:
             errors.append(source.stats.error)
             warnings.warn(source.stats.error, stacklevel=2)

@@ -20,7 +20,7 @@ from .capture.sources import CaptureError, CaptureSource
 from .cli_common import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, load_setup, open_output
 from .cli_common import fail as _fail
 from .detect.signature import SignatureError, load_file, load_signatures
-from .model import SEVERITIES, FlowRecord
+from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config
 from .progress import ProgressView, drive
 from .progress import wanted as progress_wanted
@@ -170,14 +170,10 @@ def analyze(
     sys.exit(EXIT_FINDINGS if summary.reaches(fail_on) else EXIT_OK)
 
 
-def _total(all_stats: list) -> object:
-    from .model import CaptureStats
-
+def _total(all_stats: list[CaptureStats]) -> CaptureStats:
     total = CaptureStats()
     for s in all_stats:
-        for name in ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped",
-                     "unsupported_link", "flows_evicted"):
-            setattr(total, name, getattr(total, name) + getattr(s, name))
+        total.add(s)
     return total
 
 

@@ -135,3 +135,11 @@ class CaptureStats:
     flows_evicted: int = 0
     other_shard: int = 0  # packets left to another process when one capture is split (--workers)
     error: str | None = None  # the one-line reason reading stopped early
+
+    COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
+                "flows_evicted")
+
+    def add(self, other: CaptureStats) -> None:
+        """Sum another capture's counters into these (the report over several captures)."""
+        for name in self.COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
