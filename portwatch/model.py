@@ -45,6 +45,9 @@ class ProbeStatus(IntEnum):
 class ProbeResult:
     status: ProbeStatus
     meta: dict[str, Any] = field(default_factory=dict)
+    # This direction's facts are all in (a whole ClientHello, banner and KEXINIT): later bytes of it
+    # add nothing, so the pipeline stops re-reading it, as nDPI ends a flow's extra dissection.
+    done: bool = False
 
 
 NO_MATCH = ProbeResult(ProbeStatus.NO)

@@ -20,7 +20,7 @@ from .capture.fragments import Defragmenter
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
 from .detect.signature import Signature, load_signatures
-from .detect.upgrades import upgrade_meta
+from .detect.upgrades import upgrade_meta, upgrade_watch
 from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -353,10 +353,17 @@ class Analyzer:
             return
         flow.meta_left = self.config.meta_packets
         if had_meta:
-            # Scoring already ran the probes on the bytes held: parse again only when a side grows.
-            for d, units in enumerate((client, server)):
+            # Scoring already ran the probes on the bytes held: parse again only when a side grows,
+            # and not at all when its probe said that side is done.
+            for role, units in enumerate((client, server)):
                 if units:
-                    flow.meta_seen |= 1 << (d if flow.client_dir == 0 else 1 - d)
+                    bit = 1 << (role if flow.client_dir == 0 else 1 - role)
+                    flow.meta_seen |= bit
+                    if decision.done >> role & 1:
+                        flow.meta_done |= bit
+            if flow.meta_done == 3 and not upgrade_watch(decision.protocol):
+                flow.inspecting = False
+                flow.release_buffers()
         else:
             self._collect_meta(flow, None)
         if self.on_classified is not None:
@@ -379,17 +386,20 @@ class Analyzer:
             if flow.meta_done & bit:
                 continue
             is_client = d == flow.client_dir
-            found = self.setup.engine.metadata(decision.signature, transport, client if is_client else [],
-                                               [] if is_client else server)
+            found, done = self.setup.engine.extract(decision.signature, transport, client if is_client else [],
+                                                    [] if is_client else server)
             new = {k: v for k, v in found.items() if flow.meta.get(k) != v}
             if new:
                 flow.meta.update(new)
                 flow.meta_seen |= bit
             elif grown is not None and flow.meta_seen & bit:
                 flow.meta_done |= bit
-        if transport == "tcp":  # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
+            if done:
+                flow.meta_done |= bit
+        watch = transport == "tcp" and upgrade_watch(decision.protocol)
+        if watch:  # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
             flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
-        if flow.meta_done == 3:
+        if flow.meta_done == 3 and not watch:
             flow.inspecting = False
             flow.release_buffers()
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import ProbeStatus
+from ..model import ProbeResult, ProbeStatus
 from .prefilter import match_first_bytes
 from .probes import ProbeFn, get_probe
 from .signature import Match, Signature
@@ -43,6 +43,7 @@ from .signature import Match, Signature
 ACCEPT = 0.75  # decide at once at or above this score
 FALLBACK = 0.3  # at the end of the evidence, accept a weaker best candidate down to this
 PROBE_INPUT = 4096
+_PATTERN_HIT = ProbeResult(ProbeStatus.MATCH)  # a pattern holds; it has no metadata of its own (never mutated)
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class Decision:
     evidence: str
     meta: dict[str, Any] = field(default_factory=dict)
     swapped: bool = False  # the bytes matched with client and server the other way round
+    done: int = 0  # bit 0: the client side's facts are all in (ProbeResult.done); bit 1: the server's
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class _Score:
     evidence: str
     meta: dict[str, Any]
     swapped: bool
+    done: int
 
     def rank(self) -> tuple:
         longest = max((len(m.prefix) for m in self.sig.matches if m.prefix), default=0)
@@ -134,7 +137,8 @@ class Engine:
             elif not final:
                 return None  # wait: what the prelude opens may show in the next packets
         if best.score >= ACCEPT or (final and best.score >= FALLBACK):
-            return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), best.evidence, best.meta, best.swapped)
+            return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), best.evidence, best.meta, best.swapped,
+                            best.done)
         if final:
             return Decision(None, "unknown", 0.0, f"only weak evidence for {best.sig.protocol} ({best.score:.2f})")
         return None
@@ -146,7 +150,14 @@ class Engine:
 
     def metadata(self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes]) -> dict:
         """Run the protocol's probes on both directions and merge what they extract."""
+        return self.extract(sig, transport, client, server)[0]
+
+    def extract(
+        self, sig: Signature, transport: str, client: Sequence[bytes], server: Sequence[bytes]
+    ) -> tuple[dict[str, Any], bool]:
+        """(merged metadata, whether every probe that matched said its direction is done)."""
         meta: dict[str, Any] = {}
+        matched = done = 0
         ran: set[tuple[str, bool]] = set()  # several matches may name one probe: parse once per side
         for m in sig.matches:
             if m.probe is None or transport not in m.transports:
@@ -164,9 +175,11 @@ class Engine:
                     results = [fn(bytes(unit[:PROBE_INPUT]), from_client) for unit in units]
                 for result in results:
                     if result.status == ProbeStatus.MATCH:
+                        matched += 1
+                        done += result.done
                         for k, v in result.meta.items():
                             meta.setdefault(k, v)
-        return meta
+        return meta, bool(matched) and done == matched
 
     def _score_all(
         self,
@@ -205,6 +218,7 @@ class Engine:
     ) -> _Score | None:
         best = {True: (0.0, None, False), False: (0.0, None, False)}
         meta: dict[str, Any] = {}
+        done = 0
         for m in sig.matches:
             if transport not in m.transports or (m.ports and not (m.ports & ports)):
                 continue
@@ -216,13 +230,15 @@ class Engine:
                 if m.probe is not None and getattr(self._probes[m.probe], "units", False):
                     hit = self._match_units(m, units, from_client)
                     if hit is not None:
-                        meta.update({k: v for k, v in hit.items() if k not in meta})
+                        meta.update({k: v for k, v in hit.meta.items() if k not in meta})
                         best[from_client] = (m.confidence, m, True)
                     continue
                 for unit in units:
                     hit = self._match(m, unit, from_client)
                     if hit is not None:
-                        meta.update({k: v for k, v in hit.items() if k not in meta})
+                        meta.update({k: v for k, v in hit.meta.items() if k not in meta})
+                        if hit.done:
+                            done |= 1 if from_client else 2
                         best[from_client] = (m.confidence, m, m.probe is not None)
                         break
         c, cm, cprobed = best[True]
@@ -236,14 +252,14 @@ class Engine:
         for side, m in (("client", cm), ("server", sm)):
             if m is not None:
                 parts.append(f"{side} bytes {_describe(m)}")
-        return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped)
+        return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped, done)
 
-    def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> dict[str, Any] | None:
+    def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> ProbeResult | None:
         """A multi-unit probe: the pattern must hold on some unit, the probe judges them all."""
         if not any(self._match_pattern(m, u) for u in units):
             return None
         result = self._probes[m.probe]([bytes(u[:PROBE_INPUT]) for u in units], from_client)  # type: ignore[index]
-        return result.meta if result.status == ProbeStatus.MATCH else None
+        return result if result.status == ProbeStatus.MATCH else None
 
     @staticmethod
     def _match_pattern(m: Match, unit: bytes) -> bool:
@@ -253,8 +269,8 @@ class Engine:
             return False
         return m.regex is None or m.regex.search(unit, 0, m.depth) is not None
 
-    def _match(self, m: Match, unit: bytes, from_client: bool) -> dict[str, Any] | None:
-        """None when the match fails; the probe's metadata (maybe empty) when it holds."""
+    def _match(self, m: Match, unit: bytes, from_client: bool) -> ProbeResult | None:
+        """None when the match fails; the probe's result (a bare match for a pattern) when it holds."""
         if len(unit) < m.min_length:
             return None
         if m.prefix is not None and unit[m.offset : m.offset + len(m.prefix)] != m.prefix:
@@ -263,10 +279,8 @@ class Engine:
             return None
         if m.probe is not None:
             result = self._probes[m.probe](bytes(unit[:PROBE_INPUT]), from_client)
-            if result.status != ProbeStatus.MATCH:
-                return None
-            return result.meta
-        return {}
+            return result if result.status == ProbeStatus.MATCH else None
+        return _PATTERN_HIT
 
 
 def _describe(m: Match) -> str:

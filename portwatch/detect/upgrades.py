@@ -129,6 +129,11 @@ def _http_meta(client: bytes, server: bytes, classify: Classifier | None) -> dic
     return meta
 
 
+def upgrade_watch(protocol: str) -> bool:
+    """Whether `protocol`'s later bytes may still hold these facts (STARTTLS, CONNECT, a login)."""
+    return protocol in ("http", "http2") or protocol in _GREETING or protocol in _STARTTLS
+
+
 def upgrade_meta(
     protocol: str, client: Sequence[bytes], server: Sequence[bytes], classify: Classifier | None = None
 ) -> dict[str, Any]:

@@ -58,6 +58,12 @@ def test_banner_alone_matches_and_prefixes_need_more():
     # a KEXINIT cut short: still a match on the banner, no HASSH
     r = ssh.probe(SERVER[: line_end + 100], False)
     assert r.status is MATCH and "hassh_server" not in r.meta
+    assert not r.done  # the KEXINIT may complete in the next segment
+
+
+def test_done_with_banner_and_kexinit():
+    assert ssh.probe(SERVER, False).done and ssh.probe(CLIENT, True).done
+    assert not ssh.probe(SERVER[: SERVER.index(b"\n") + 1], False).done
 
 
 def test_hassh_readme_vector():

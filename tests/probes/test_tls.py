@@ -103,6 +103,20 @@ def test_real_tls12_with_certificate(tls12):
     assert s.meta["alpn"] == ["http/1.1"]
 
 
+def test_done_once_a_side_has_told_everything(tls12, tls13):
+    hello, flight13 = tls13
+    assert tls.probe(hello, True).done  # a whole ClientHello: its facts never change
+    assert tls.probe(flight13, False).done  # TLS 1.3: all after the ServerHello is encrypted
+    _, flight12 = tls12
+    assert tls.probe(flight12, False).done  # TLS 1.2 with its certificate read
+    sh_end = 5 + 4 + int.from_bytes(flight12[6:9], "big")
+    cut = tls.probe(flight12[:sh_end], False)
+    assert cut.status is MATCH and not cut.done  # the certificate may still come
+    partial = tls.probe(client_hello_record([0x1301], [*ja4_spec_extensions([0, 16], []), ext(21, bytes(6000))])[:4096],
+                        True)
+    assert partial.status is MATCH and not partial.done
+
+
 def test_no_sni_no_alpn():
     hello, _ = real_handshake(None, None)
     r = tls.probe(hello, True)

@@ -116,11 +116,13 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
                 "ssh_client" if from_client else "ssh_server": clean_text(banner),
                 "ssh_protoversion": m.group(1).decode("ascii"),
             }
+            done = False
             if m.group(1) in (b"2.0", b"1.99"):
                 lists = parse_kexinit(data[nl + 1 :])
                 if lists is not None:
                     meta.update(hassh_meta(lists, from_client))
-            return ProbeResult(ProbeStatus.MATCH, meta)
+                    done = True
+            return ProbeResult(ProbeStatus.MATCH, meta, done)
         if from_client or _PRE_LINE_BAD.search(line):
             return NO_MATCH
         off = nl + 1

@@ -509,7 +509,7 @@ def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     if len(body) >= length:
         # A whole ClientHello is re-read each time its stream grows; its facts never change.
         meta = _complete_client_hello_meta(bytes(body))
-        return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, dict(meta))
+        return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, dict(meta), done=True)
     ch = parse_client_hello(body, total=length)
     if ch is None:
         return NO_MATCH
@@ -522,7 +522,8 @@ def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     return ProbeResult(ProbeStatus.MATCH, client_hello_meta(ch, "t"))
 
 
-def _server_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
+def _server_side(handshake: bytes, truncated: bool, size: int, cleartext_over: bool) -> ProbeResult:
+    """`cleartext_over`: a record other than handshake followed, so no certificate can come later."""
     if len(handshake) < 4:
         return NEED_MORE if truncated else NO_MATCH
     if handshake[0] != HS_SERVER_HELLO:
@@ -549,9 +550,11 @@ def _server_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
                     clen = int.from_bytes(body[3:6], "big")
                     if 6 + clen <= len(body):
                         meta.update(certificate_meta(body[6 : 6 + clen]))
+                        cleartext_over = True
                 break
             off += 4 + mlen
-    return ProbeResult(ProbeStatus.MATCH, meta)
+    # TLS 1.3 encrypts everything after the ServerHello: nothing more to read in clear.
+    return ProbeResult(ProbeStatus.MATCH, meta, done=sh.version == 0x0304 or cleartext_over)
 
 
 def _midstream(records: list[tuple[int, int]], data: bytes, truncated: bool) -> ProbeResult:
@@ -587,7 +590,8 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
         return _midstream(records, data, truncated)
     if from_client:
         return _client_side(handshake, truncated, len(data))
-    return _server_side(handshake, truncated, len(data))
+    cleartext_over = any(ctype != CT_HANDSHAKE for ctype, _ in records)
+    return _server_side(handshake, truncated, len(data), cleartext_over)
 
 
 probe = guarded(_probe, MAX_INPUT)  # Classify the first bytes of one TLS-over-TCP direction (see the module docstring).

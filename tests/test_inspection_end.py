@@ -1,0 +1,68 @@
+"""A classified flow stops being inspected once its probes say both sides are done.
+
+Re-reading a TLS or SSH stream after its hellos adds nothing but cost (each direction used to be
+parsed again on every later segment, up to the metadata budget); these tests hold the pipeline
+to reading each side until its facts are in, and no further, on captures of real daemons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from portwatch.capture.sources import CaptureSource
+from portwatch.model import FlowRecord
+from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.services import fallback_path
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+CONFIG = Config(services_path=str(fallback_path()))
+
+
+def run_counting(name: str) -> tuple[list[FlowRecord], int]:
+    setup = Setup.load(CONFIG)
+    calls = 0
+    extract = setup.engine.extract
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return extract(*args, **kwargs)
+
+    setup.engine.extract = counting  # type: ignore[method-assign]
+    records: list[FlowRecord] = []
+    with CaptureSource(str(CAPTURES / name)) as source:
+        analyzer = Analyzer(CONFIG, on_record=records.append, setup=setup)
+        analyzer.run(source)
+        analyzer.close()
+    return records, calls
+
+
+@pytest.mark.parametrize(
+    ("capture", "protocol", "keys", "reads"),
+    [
+        # TLS: the ClientHello is read while classifying, the server's flight once.
+        ("https-443.pcap", "tls", ("ja3", "ja4", "sni", "ja3s", "cipher"), 1),
+        ("tls-22.pcap", "tls", ("ja3", "ja4", "ja3s"), 1),
+        # OpenSSH sends its banner and its KEXINIT in separate segments: the server banner
+        # classifies, then the client's banner, the server's KEXINIT and the client's KEXINIT.
+        ("ssh-22.pcap", "ssh", ("hassh", "hassh_server", "ssh_client", "ssh_server"), 3),
+        ("ssh-443.pcap", "ssh", ("hassh", "hassh_server"), 3),
+    ],
+)
+def test_inspection_ends_after_the_hellos(capture, protocol, keys, reads):
+    records, calls = run_counting(capture)
+    flows = [r for r in records if r.protocol == protocol]
+    assert flows
+    for rec in flows:
+        assert all(k in rec.meta for k in keys), (rec.meta.keys(), keys)
+    assert calls <= reads * len(flows), (calls, len(flows))
+
+
+def test_cleartext_protocols_keep_watching_for_starttls():
+    # SMTP's facts (STARTTLS, a login in clear) come late: its inspection does not stop early.
+    records, calls = run_counting("smtp-25.pcap")
+    smtp = [r for r in records if r.protocol == "smtp"]
+    assert smtp and calls > len(smtp)
+    assert any(r.meta.get("upgraded_to") == "tls" or "banner" in r.meta for r in smtp)
