@@ -117,6 +117,19 @@ def test_done_once_a_side_has_told_everything(tls12, tls13):
     assert partial.status is MATCH and not partial.done
 
 
+def test_fingerprints_ignore_grease_and_tell_stacks_apart():
+    exts = ja4_spec_extensions([0, 16, 10], [0x0403])
+    a = tls.probe(client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta
+    b = tls.probe(client_hello_record([0x7A7A, 0x1301, 0x1302], exts), True).meta
+    c = tls.probe(client_hello_record([0x1302, 0x1301], exts), True).meta  # same set, other order
+    assert a["ja3"] == b["ja3"] and a["ja4"] == b["ja4"] and "2570" not in a["ja3_string"]
+    assert c["ja3"] != a["ja3"] and c["ja4"] == a["ja4"]  # JA4 sorts the ciphers, JA3 does not
+    for i in range(tls.FINGERPRINT_CACHE + 1):  # distinct stacks: the cache stays bounded, and right
+        tls.probe(client_hello_record([0x1301, 0x0100 + i], exts), True)
+    assert tls.probe(client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta["ja3"] == a["ja3"]
+    assert len(tls._FINGERPRINTS) <= tls.FINGERPRINT_CACHE
+
+
 def test_no_sni_no_alpn():
     hello, _ = real_handshake(None, None)
     r = tls.probe(hello, True)

@@ -47,6 +47,7 @@ EXT_POINT_FORMATS = 0x000B
 EXT_SIG_ALGS = 0x000D
 EXT_ALPN = 0x0010
 EXT_SUPPORTED_VERSIONS = 0x002B
+_READ_EXTENSIONS = frozenset((EXT_SNI, EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIG_ALGS, EXT_ALPN, EXT_SUPPORTED_VERSIONS))
 
 VERSION_NAMES = {
     0x0002: "ssl2",
@@ -122,6 +123,9 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
+GREASE = frozenset(v for v in range(0x0A0A, 0x10000, 0x1010) if is_grease(v))  # set look-ups, not calls
+
+
 def version_name(version: int) -> str:
     return VERSION_NAMES.get(version, f"0x{version:04x}")
 
@@ -145,7 +149,7 @@ class ClientHello:
     @property
     def best_version(self) -> int:
         """Highest version offered: from supported_versions when present (GREASE ignored)."""
-        offered = [v for v in self.supported_versions if not is_grease(v)]
+        offered = [v for v in self.supported_versions if v not in GREASE]
         if not offered:
             return self.legacy_version
         known = [v for v in offered if v in _VERSION_RANK]
@@ -261,7 +265,8 @@ def _parse_client_hello(body: bytes, dtls: bool) -> ClientHello | None:
             ch.extensions.append(etype)
             return ch  # truncated inside this extension
         ch.extensions.append(etype)
-        _parse_extension(ch, etype, body[off : off + elen])
+        if etype in _READ_EXTENSIONS:
+            _parse_extension(ch, etype, body[off : off + elen])
         off += elen
     ch.complete = off == ext_end and n >= ext_end
     return ch
@@ -271,9 +276,9 @@ def ja3_of(ch: ClientHello) -> tuple[str, str]:
     """(ja3 md5 hex, ja3 string) per salesforce/ja3: GREASE removed from every list."""
     fields = [
         str(ch.legacy_version),
-        "-".join(str(c) for c in ch.ciphers if not is_grease(c)),
-        "-".join(str(e) for e in ch.extensions if not is_grease(e)),
-        "-".join(str(g) for g in ch.groups if not is_grease(g)),
+        "-".join(str(c) for c in ch.ciphers if c not in GREASE),
+        "-".join(str(e) for e in ch.extensions if e not in GREASE),
+        "-".join(str(g) for g in ch.groups if g not in GREASE),
         "-".join(str(p) for p in ch.point_formats),
     ]
     text = ",".join(fields)
@@ -300,14 +305,14 @@ def _ja4_alpn(ch: ClientHello) -> str:
 
 def ja4_parts(ch: ClientHello, kind: str = "t") -> tuple[str, str, str]:
     """(ja4_a, ja4_b raw list, ja4_c raw list) per FoxIO's JA4 definition (technical_details/JA4.md)."""
-    ciphers = [c for c in ch.ciphers if not is_grease(c)]
-    exts = [e for e in ch.extensions if not is_grease(e)]
+    ciphers = [c for c in ch.ciphers if c not in GREASE]
+    exts = [e for e in ch.extensions if e not in GREASE]
     version = _JA4_VERSIONS.get(ch.best_version, "00")
     sni = "d" if EXT_SNI in exts else "i"
     a = f"{kind}{version}{sni}{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_ja4_alpn(ch)}"
     b = ",".join(f"{c:04x}" for c in sorted(ciphers))
     c = ",".join(f"{e:04x}" for e in sorted(exts) if e not in (EXT_SNI, EXT_ALPN))
-    sigs = [s for s in ch.sig_algs if not is_grease(s)]
+    sigs = [s for s in ch.sig_algs if s not in GREASE]
     if c and sigs:
         c += "_" + ",".join(f"{s:04x}" for s in sigs)
     return a, b, c
@@ -319,6 +324,27 @@ def ja4_of(ch: ClientHello, kind: str = "t") -> str:
     return f"{a}_{_hash12(b) if b else '000000000000'}_{_hash12(c) if c else '000000000000'}"
 
 
+_FINGERPRINTS: dict[tuple, dict[str, str]] = {}
+FINGERPRINT_CACHE = 4096  # distinct client stacks remembered; a flood of unique hellos only refills it
+
+
+def _fingerprints(ch: ClientHello, kind: str) -> dict[str, str]:
+    """JA3 and JA4 of a complete hello. One client stack sends the same lists on every connection
+    (only the random, session id, SNI and key shares change), so they are computed once per stack."""
+    # GREASE values are drawn afresh per connection (RFC 8701) and ignored by both fingerprints.
+    key = (kind, ch.legacy_version, *(tuple(v for v in values if v not in GREASE) for values in (
+        ch.ciphers, ch.extensions, ch.groups, ch.sig_algs, ch.supported_versions)), tuple(ch.point_formats),
+        ch.alpn[0] if ch.alpn else None)
+    found = _FINGERPRINTS.get(key)
+    if found is None:
+        ja3, ja3_text = ja3_of(ch)
+        found = {"ja3": ja3, "ja3_string": clean_text(ja3_text, JA3_TEXT_LIMIT), "ja4": ja4_of(ch, kind)}
+        if len(_FINGERPRINTS) >= FINGERPRINT_CACHE:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = found
+    return found
+
+
 def client_hello_meta(ch: ClientHello, kind: str = "t") -> dict[str, Any]:
     """DESIGN.md meta keys for a ClientHello. Fingerprints only when the hello is complete."""
     meta: dict[str, Any] = {"tls_version": version_name(ch.best_version)}
@@ -327,10 +353,7 @@ def client_hello_meta(ch: ClientHello, kind: str = "t") -> dict[str, Any]:
     if ch.alpn:
         meta["alpn"] = [clean_text(p, 64) for p in ch.alpn[:MAX_LIST]]
     if ch.complete:
-        ja3, ja3_text = ja3_of(ch)
-        meta["ja3"] = ja3
-        meta["ja3_string"] = clean_text(ja3_text, JA3_TEXT_LIMIT)
-        meta["ja4"] = ja4_of(ch, kind)
+        meta.update(_fingerprints(ch, kind))
     else:
         meta["tls_truncated"] = True
     return meta
