@@ -129,7 +129,8 @@ class Analyzer:
                 proto = 0
                 # Fast path: Ethernet II + IPv4 without options, not a fragment, carrying TCP or
                 # UDP: most of any real capture. Byte indexing and one slice for the flow key;
-                # everything else (VLANs, IPv6, tunnels, oddities) takes the general decoder.
+                # everything else (VLANs, IPv6 extension headers, tunnels, oddities) takes the
+                # general decoder, whose results these must equal (tests/capture/test_fast_path.py).
                 if (
                     linktype == 1
                     and length >= 54
@@ -149,13 +150,14 @@ class Analyzer:
                             continue
                         flags = buf[off + 47]
                         seq = -1  # read only if the flow is still inspected
+                        seq_at = off + 38
                         entries = tcp_entries
                     elif proto == 17 and buf[off + 36] not in (0x12, 0x08):  # not 4789/2152 (VXLAN, GTP-U)
                         ulen = (buf[off + 38] << 8) | buf[off + 39]
-                        if ulen < 8:
+                        poff = off + 42
+                        if ulen < 8 or pend < poff:
                             stats.malformed += 1
                             continue
-                        poff = off + 42
                         if off + 34 + ulen < pend:
                             pend = off + 34 + ulen
                         flags = 0
@@ -165,6 +167,46 @@ class Analyzer:
                         proto = 0
                     if proto:
                         key = buf[off + 26 : off + 38]
+                        pbuf = buf
+                        encap = None
+                elif (
+                    # The same for Ethernet II + IPv6 with TCP or UDP right after the fixed header:
+                    # addresses and ports sit contiguously too (36 key bytes from offset 22).
+                    linktype == 1
+                    and length >= 62
+                    and buf[off + 12] == 0x86
+                    and buf[off + 13] == 0xDD
+                    and buf[off + 14] >> 4 == 6
+                ):
+                    proto = buf[off + 20]
+                    plen = (buf[off + 18] << 8) | buf[off + 19]
+                    pend = off + 54 + plen
+                    if plen == 0 or pend > off + length:  # a jumbogram or a cut frame: what was captured
+                        pend = off + length
+                    if proto == 6 and length >= 74:
+                        poff = off + 54 + ((buf[off + 66] >> 4) << 2)
+                        if poff > pend or poff < off + 74:
+                            stats.malformed += 1
+                            continue
+                        flags = buf[off + 67]
+                        seq = -1
+                        seq_at = off + 58
+                        entries = tcp_entries
+                    elif proto == 17 and buf[off + 56] not in (0x12, 0x08):
+                        ulen = (buf[off + 58] << 8) | buf[off + 59]
+                        poff = off + 62
+                        if ulen < 8 or pend < poff:
+                            stats.malformed += 1
+                            continue
+                        if off + 54 + ulen < pend:
+                            pend = off + 54 + ulen
+                        flags = 0
+                        seq = 0
+                        entries = udp_entries
+                    else:
+                        proto = 0
+                    if proto:
+                        key = buf[off + 22 : off + 58]
                         pbuf = buf
                         encap = None
                 if not proto:
@@ -202,7 +244,7 @@ class Analyzer:
                 flow.bytes[d] += n
                 if flow.inspecting and (n or flags & SYN):
                     if seq < 0:
-                        seq = unpack_from("!I", buf, off + 38)[0]  # fast path only: TCP at off + 34
+                        seq = unpack_from("!I", buf, seq_at)[0]  # a fast path left it unread
                     self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
                 if flags & 5 and proto == TCP:  # FIN or RST
                     self._tcp_close(flow, d, flags, ts)
