@@ -20,7 +20,7 @@ from .capture.fragments import Defragmenter
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
 from .detect.signature import Signature, load_signatures
-from .detect.upgrades import upgrade_meta, upgrade_watch
+from .detect.upgrades import upgrade_meta, upgrade_pending, upgrade_watch
 from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -438,10 +438,12 @@ class Analyzer:
                 flow.meta_done |= bit
             if done:
                 flow.meta_done |= bit
-        watch = transport == "tcp" and upgrade_watch(decision.protocol)
-        if watch:  # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
+        watching = False
+        if transport == "tcp" and upgrade_watch(decision.protocol):
+            # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
             flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
-        if flow.meta_done == 3 and not watch:
+            watching = upgrade_pending(decision.protocol, flow.meta)
+        if flow.meta_done == 3 and not watching:
             flow.inspecting = False
             flow.release_buffers()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pcapkit import analyze_path, ether, tcp_session, timed, write_pcap
 
 from portwatch.capture.sources import CaptureSource
 from portwatch.model import FlowRecord
@@ -49,6 +50,8 @@ def run_counting(name: str) -> tuple[list[FlowRecord], int]:
         # classifies, then the client's banner, the server's KEXINIT and the client's KEXINIT.
         ("ssh-22.pcap", "ssh", ("hassh", "hassh_server", "ssh_client", "ssh_server"), 3),
         ("ssh-443.pcap", "ssh", ("hassh", "hassh_server"), 3),
+        # HTTP: the request classifies; the response headers settle it (no CONNECT, no Upgrade).
+        ("http-8443.pcap", "http", ("http_host", "http_user_agent", "http_status"), 1),
     ],
 )
 def test_inspection_ends_after_the_hellos(capture, protocol, keys, reads):
@@ -66,3 +69,27 @@ def test_cleartext_protocols_keep_watching_for_starttls():
     smtp = [r for r in records if r.protocol == "smtp"]
     assert smtp and calls > len(smtp)
     assert any(r.meta.get("upgraded_to") == "tls" or "banner" in r.meta for r in smtp)
+
+
+def test_connect_keeps_watching_until_the_tunnel_speaks(tmp_path):
+    # Headers complete on both sides do not end a CONNECT: its facts are in the bytes that follow.
+    request = (Path(__file__).parent / "data" / "real" / "http-connect.bin").read_bytes()
+    ssh_client = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n"
+    ssh_server = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n"
+    frames = tcp_session([request, ssh_client], [b"HTTP/1.1 200 Connection established\r\n\r\n", ssh_server],
+                         dport=3128)
+    path = write_pcap(tmp_path / "connect.pcap", timed([ether(f) for f in frames]))
+    records, _ = analyze_path(path, services_path=CONFIG.services_path)
+    (rec,) = records
+    assert rec.protocol == "http"
+    assert rec.meta["connect_target"] == "ssh.example.test:22" and rec.meta["tunnel_protocol"] == "ssh"
+
+
+def test_upgrade_request_is_settled_by_the_response(tmp_path):
+    ws = (Path(__file__).parent / "data" / "real" / "http-websocket.bin").read_bytes()
+    switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    frames = tcp_session([ws, b"\x81\x05hello"], [switching, b"\x81\x02ok"], dport=8080)
+    path = write_pcap(tmp_path / "ws.pcap", timed([ether(f) for f in frames]))
+    records, _ = analyze_path(path, services_path=CONFIG.services_path)
+    (rec,) = records
+    assert rec.meta["upgraded_to"] == "websocket" and rec.meta["http_status"] == 101

@@ -20,7 +20,7 @@ Keys:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..sanitize import clean_text
@@ -130,8 +130,19 @@ def _http_meta(client: bytes, server: bytes, classify: Classifier | None) -> dic
 
 
 def upgrade_watch(protocol: str) -> bool:
-    """Whether `protocol`'s later bytes may still hold these facts (STARTTLS, CONNECT, a login)."""
+    """Whether `protocol`'s later bytes may hold these facts (STARTTLS, CONNECT, a login)."""
     return protocol in ("http", "http2") or protocol in _GREETING or protocol in _STARTTLS
+
+
+def upgrade_pending(protocol: str, meta: Mapping[str, Any]) -> bool:
+    """Whether, given what is known of the flow, later bytes may still add one of these facts.
+
+    HTTP settles with the first response: a 101 answers an Upgrade, a CONNECT's tunnel needs the
+    bytes after both headers. The text protocols' STARTTLS and logins may come at any point.
+    """
+    if protocol in ("http", "http2"):
+        return "http_status" not in meta or ("http_connect_target" in meta and "tunnel_protocol" not in meta)
+    return protocol in _GREETING or protocol in _STARTTLS
 
 
 def upgrade_meta(

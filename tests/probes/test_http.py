@@ -112,6 +112,13 @@ def test_upgrade_and_connect():
     assert http_probe.probe(b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", True).status is MATCH
 
 
+def test_done_once_the_headers_end():
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: u\r\n"
+    assert not http_probe.probe(head, True).done  # more headers may follow
+    assert http_probe.probe(head + b"\r\n", True).done
+    assert http_probe.probe(b"HTTP/1.1 200 OK\r\nServer: s\r\n\r\nbody", False).done
+
+
 def test_prefixes_need_more():
     req = b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"
     line_end = req.index(b"\n")

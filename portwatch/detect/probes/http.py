@@ -87,21 +87,23 @@ def _status_prefix_ok(line: bytes) -> bool:
     return len(line) <= len(head) or line[len(head)] == 0x20
 
 
-def _headers(data: bytes, off: int, meta: dict[str, Any]) -> None:
+def _headers(data: bytes, off: int, meta: dict[str, Any]) -> bool:
+    """Collect the wanted headers; True when the blank line that ends them was reached."""
     for _ in range(MAX_HEADERS):
         nl = data.find(b"\n", off, off + MAX_LINE)
         if nl < 0:
-            return
+            return False
         line = data[off:nl].rstrip(b"\r")
         if not line:
-            return
+            return True
         m = _HEADER.fullmatch(line)
         if m is None:
-            return
+            return False
         key = _WANTED.get(m.group(1).lower())
         if key is not None and key not in meta:
             meta[key] = clean_text(m.group(2))
         off = nl + 1
+    return False
 
 
 def _probe(data: bytes, from_client: bool) -> ProbeResult:
@@ -132,14 +134,14 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
         meta["http_version"] = "1." + m.group(1).decode("ascii")
         meta["http_status"] = int(m.group(2))
     found: dict[str, Any] = {}
-    _headers(data, nl + 1, found)
+    complete = _headers(data, nl + 1, found)
     if not from_client:
         found.pop("http_host", None)
         found.pop("http_user_agent", None)
     else:
         found.pop("http_server", None)
     meta.update(found)
-    return ProbeResult(ProbeStatus.MATCH, meta)
+    return ProbeResult(ProbeStatus.MATCH, meta, done=complete)  # the body adds nothing to these facts
 
 
 probe = guarded(_probe, MAX_INPUT)  # Classify the first bytes of one HTTP/1.x direction (see the module docstring).
