@@ -328,13 +328,17 @@ _FINGERPRINTS: dict[tuple, dict[str, str]] = {}
 FINGERPRINT_CACHE = 4096  # distinct client stacks remembered; a flood of unique hellos only refills it
 
 
+def _sans_grease(values: list[int]) -> tuple[int, ...]:
+    return tuple(values) if GREASE.isdisjoint(values) else tuple([v for v in values if v not in GREASE])
+
+
 def _fingerprints(ch: ClientHello, kind: str) -> dict[str, str]:
     """JA3 and JA4 of a complete hello. One client stack sends the same lists on every connection
     (only the random, session id, SNI and key shares change), so they are computed once per stack."""
     # GREASE values are drawn afresh per connection (RFC 8701) and ignored by both fingerprints.
-    key = (kind, ch.legacy_version, *(tuple(v for v in values if v not in GREASE) for values in (
-        ch.ciphers, ch.extensions, ch.groups, ch.sig_algs, ch.supported_versions)), tuple(ch.point_formats),
-        ch.alpn[0] if ch.alpn else None)
+    key = (kind, ch.legacy_version, _sans_grease(ch.ciphers), _sans_grease(ch.extensions), _sans_grease(ch.groups),
+           _sans_grease(ch.sig_algs), _sans_grease(ch.supported_versions), tuple(ch.point_formats),
+           ch.alpn[0] if ch.alpn else None)
     found = _FINGERPRINTS.get(key)
     if found is None:
         ja3, ja3_text = ja3_of(ch)
