@@ -189,21 +189,19 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
     order, tick = PCAP_MAGICS[rd.buf[:4]]
     _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", rd.buf, 4)
     linktype = network & 0x0FFFFFFF  # the upper bits carry FCS information (pcap-savefile(5))
-    rd.off = 24
-    hdr = struct.Struct(order + "IIII")
-    unpack = hdr.unpack_from
+    unpack = struct.Struct(order + "IIII").unpack_from
     limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+    buf = rd.buf
+    off = rd.off + 24
+    base = 0  # file offset of buf[0]
     while True:
-        buf = rd.buf
-        off = rd.off
         end = len(buf)
         # Inner loop over the records that sit whole in the current chunk: no copies, no calls.
         while off + 16 <= end:
             sec, frac, caplen, _origlen = unpack(buf, off)
             if caplen > limit:
-                rd.off = off
                 stats.error = stats.error or (
-                    f"{name}: corrupt record at byte offset {off}: caplen {caplen} exceeds {limit}"
+                    f"{name}: corrupt record at byte offset {base + off}: caplen {caplen} exceeds {limit}"
                 )
                 return
             nxt = off + 16 + caplen
@@ -211,21 +209,42 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
                 break
             yield (sec + frac * tick, linktype, buf, off + 16, caplen)
             off = nxt
-        rd.off = off
-        if rd.remaining() == 0 and not rd.need(1):
-            return
-        if not rd.need(16):
-            stats.error = stats.error or f"{name}: truncated record header at end of file"
-            return
-        _sec, _frac, caplen, _origlen = unpack(rd.buf, rd.off)
-        if caplen > limit:
-            stats.error = stats.error or f"{name}: corrupt record: caplen {caplen} exceeds {limit}"
-            return
-        if not rd.need(16 + caplen):
-            stats.error = stats.error or (
-                f"{name}: truncated packet data at end of file ({rd.remaining() - 16} of {caplen} bytes)"
-            )
-            return
+        # The record at `off` runs past the chunk: assemble that one record from the next chunks,
+        # rather than copying the whole next chunk behind the leftover.
+        rest = buf[off:]
+        rest_at = base + off
+        off = end
+        while True:
+            if len(rest) >= 16:
+                sec, frac, caplen, _origlen = unpack(rest, 0)
+                if caplen > limit:
+                    stats.error = stats.error or (
+                        f"{name}: corrupt record at byte offset {rest_at}: caplen {caplen} exceeds {limit}"
+                    )
+                    return
+                if len(rest) >= 16 + caplen:
+                    break
+                need = 16 + caplen
+            else:
+                need = 16
+            if off >= len(buf):
+                data = next(chunks, None)
+                if data is None:
+                    if not rest:
+                        return  # the file ends between records
+                    if len(rest) < 16:
+                        stats.error = stats.error or f"{name}: truncated record header at end of file"
+                    else:
+                        stats.error = stats.error or (
+                            f"{name}: truncated packet data at end of file ({len(rest) - 16} of {caplen} bytes)"
+                        )
+                    return
+                base += len(buf)
+                buf, off = data, 0
+            piece = buf[off : off + need - len(rest)]
+            rest += piece
+            off += len(piece)
+        yield (sec + frac * tick, linktype, rest, 16, caplen)
 
 
 def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pcapkit import analyze_path, ether, tcp_session, timed, unknown_block, write_pcap, write_pcapng
 
 from portwatch.capture.sources import CaptureError, CaptureSource
@@ -126,7 +128,7 @@ def test_caplen_beyond_limit_stops_with_error(tmp_path):
     data[off + 8 : off + 12] = (1 << 30).to_bytes(4, "little")
     f.write_bytes(bytes(data))
     records, stats = analyze_path(f)
-    assert "caplen" in stats.error
+    assert f"corrupt record at byte offset {off}: caplen 1073741824" in stats.error  # a file offset
     assert stats.packets == 3
     assert len(records) == 1
 
@@ -159,3 +161,50 @@ def test_corrupt_pcapng_block_stops_with_flows_so_far(tmp_path):
     records, stats = analyze_path(f)
     assert "corrupt pcapng block" in stats.error
     assert len(records) == 2
+
+
+def _records(path, chunk: int, monkeypatch) -> tuple[list[tuple[float, int, bytes]], str | None]:
+    import portwatch.capture.sources as sources
+
+    monkeypatch.setattr(sources, "CHUNK", chunk)
+    src = CaptureSource(path)
+    out = [(ts, lt, bytes(buf[off : off + n])) for ts, lt, buf, off, n in src]
+    src.close()
+    return out, src.stats.error
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(0, 300), min_size=1, max_size=12),
+    chunk=st.sampled_from([1, 3, 16, 17, 40, 257, 4096]),
+    cut=st.integers(0, 40),
+    gz=st.booleans(),
+)
+def test_records_across_chunk_boundaries(tmp_path, monkeypatch, sizes, chunk, cut, gz):
+    # Records straddle chunks of every size (down to one byte, as a gzip stream or a pipe may
+    # give); each comes out whole and in order, and a cut at any point keeps the whole records
+    # before it and names what was cut.
+    frames = [bytes([i % 256]) * n for i, n in enumerate(sizes)]
+    f = write_pcap(tmp_path / "x.pcap", timed(frames))
+    data = f.read_bytes()
+    if cut:
+        data = data[: max(24, len(data) - cut)]
+    f.write_bytes(gzip.compress(data) if gz else data)
+    got, error = _records(f, chunk, monkeypatch)
+    body = data[24:]
+    want, off = [], 0
+    while off + 16 <= len(body):
+        n = int.from_bytes(body[off + 8 : off + 12], "little")
+        if off + 16 + n > len(body):
+            break
+        want.append(body[off + 16 : off + 16 + n])
+        off += 16 + n
+    assert [r[2] for r in got] == want
+    assert all(r[1] == 1 for r in got)
+    assert [r[0] for r in got] == pytest.approx([1_700_000_000.0 + i * 0.001 for i in range(len(got))], abs=1e-6)
+    if off == len(body):
+        assert error is None
+    elif len(body) - off < 16:
+        assert error == "x.pcap: truncated record header at end of file"
+    else:
+        assert error.startswith("x.pcap: truncated packet data at end of file")
