@@ -76,6 +76,7 @@ class Setup:
 UDP_UNIT_BYTES = 4096  # a datagram is kept up to this much for detection
 MIN_EVIDENCE_BYTES = 256  # below this, the payload-packet budget stretches (1-byte segments)
 TINY_SEGMENT_FACTOR = 8  # ... up to this many times the budget
+FOREIGN_KEYS = 65536  # other shards' flow keys remembered by one shard
 
 RecordSink = Callable[[FlowRecord], None]
 
@@ -100,6 +101,7 @@ class Analyzer:
         self.next_sweep = float("-inf")  # capture time of the next idle sweep (a multiple of the interval)
         self.swept = False
         self.started = time.monotonic()
+        self.foreign: set[bytes] = set()  # directional keys of other shards' flows (Config.shard_count)
 
     # ---- the per-packet loop -------------------------------------------------------------
     def run(self, records: Iterable[tuple[float, int, bytes, int, int]]) -> None:
@@ -112,7 +114,7 @@ class Analyzer:
         closed = self.table.closed
         linger = self.config.linger
         shards = self.config.shard_count
-        shard = self.config.shard_index
+        foreign = self.foreign
         try:
             for ts, linktype, buf, off, length in records:
                 packets += 1
@@ -229,7 +231,7 @@ class Analyzer:
                     entries = tcp_entries if proto == TCP else udp_entries
                 entry = entries.get(key)
                 if entry is None:
-                    if shards > 1 and shard_of(key, shards) != shard:
+                    if shards > 1 and (key in foreign or self._foreign(key)):
                         stats.other_shard += 1
                         continue
                     flow, d = self._new_flow(ts, proto, key, flags, encap)
@@ -252,6 +254,16 @@ class Analyzer:
             stats.packets += packets
             stats.bytes += nbytes
             self.next_sweep = next_sweep
+
+    def _foreign(self, key: bytes) -> bool:
+        """Whether a flow key belongs to another shard; remembered, since hashing costs a microsecond."""
+        if shard_of(key, self.config.shard_count) == self.config.shard_index:
+            return False
+        foreign = self.foreign
+        if len(foreign) >= FOREIGN_KEYS:
+            foreign.clear()  # bounded: forgetting only costs recomputing the hash
+        foreign.add(key)
+        return True
 
     def _sweep(self, ts: float) -> float:
         """Expire idle flows as of the sweep boundary just crossed; return the next boundary."""
