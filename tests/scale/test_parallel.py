@@ -73,6 +73,27 @@ def test_shards_partition_the_flows(setup, generated):
     assert not (shard_records[0] & shard_records[1]) and not (shard_records[1] & shard_records[2])
 
 
+def test_remembered_foreign_keys_stay_bounded(setup, generated, monkeypatch):
+    # A shard remembers other shards' flow keys to skip their packets cheaply; the set is cleared
+    # when full, which must change nothing but the cost.
+    import portwatch.pipeline as pipeline
+
+    unbounded = single(setup, [generated], Config(shard_index=1, shard_count=2))
+    monkeypatch.setattr(pipeline, "FOREIGN_KEYS", 8)
+    seen = []
+    original = pipeline.Analyzer._foreign
+
+    def watch(self, key):
+        seen.append(len(self.foreign))
+        return original(self, key)
+
+    monkeypatch.setattr(pipeline.Analyzer, "_foreign", watch)
+    bounded = single(setup, [generated], Config(shard_index=1, shard_count=2))
+    assert max(seen) <= 8 and len(seen) > 100
+    assert bounded[0] == unbounded[0]
+    assert bounded[1][0].other_shard == unbounded[1][0].other_shard
+
+
 def test_many_captures_in_parallel_match_single(setup, generated):
     paths = [*CAPTURES, generated]
     ref, ref_stats = single(setup, paths)
