@@ -63,14 +63,21 @@ class _Score:
     score: float
     probed: bool
     port_hint: bool
-    evidence: str
+    client_match: Match | None  # the matches that gave each side's confidence (the evidence)
+    server_match: Match | None
     meta: dict[str, Any]
     swapped: bool
     done: int
+    longest: int  # the signature's longest literal prefix (a tie-break)
 
     def rank(self) -> tuple:
-        longest = max((len(m.prefix) for m in self.sig.matches if m.prefix), default=0)
-        return (round(self.score, 6), self.probed, self.sig.priority, self.port_hint, longest)
+        return (round(self.score, 6), self.probed, self.sig.priority, self.port_hint, self.longest)
+
+    @property
+    def evidence(self) -> str:
+        parts = [f"{side} bytes {_describe(m)}" for side, m in (("client", self.client_match),
+                                                                ("server", self.server_match)) if m is not None]
+        return "; ".join(parts)
 
 
 class Engine:
@@ -88,6 +95,20 @@ class Engine:
             for port in sig.ports:
                 for t in sig.transports:
                     self.port_protocols.setdefault((port, t), set()).add(sig.protocol)
+        # Per (signature, transport): its matches with what scoring needs resolved in advance:
+        # (match, may hold on client bytes, on server bytes, probe function, probe takes all units).
+        self._plans: dict[tuple[str, str], list[tuple[Match, bool, bool, ProbeFn | None, bool]]] = {}
+        self._longest: dict[str, int] = {}
+        for sig in self.signatures:
+            self._longest[sig.protocol] = max((len(m.prefix) for m in sig.matches if m.prefix), default=0)
+            for transport in sig.transports:
+                plan = []
+                for m in sig.matches:
+                    if transport in m.transports:
+                        fn = self._probes[m.probe] if m.probe is not None else None
+                        plan.append((m, m.direction in ("either", "client"), m.direction in ("either", "server"),
+                                     fn, bool(getattr(fn, "units", False))))
+                self._plans[(sig.protocol, transport)] = plan
         # Per transport: (signature, first bytes it can match, best client-side and server-side
         # confidence), strongest first, so that a firm early verdict lets weaker candidates be skipped.
         self._candidates: dict[str, list[tuple[Signature, frozenset[int] | None, float, float]]] = {}
@@ -216,43 +237,51 @@ class Engine:
         ports: frozenset[int],
         swapped: bool,
     ) -> _Score | None:
-        best = {True: (0.0, None, False), False: (0.0, None, False)}
+        c = sv = 0.0
+        cm = sm = None
+        cprobed = sprobed = False
         meta: dict[str, Any] = {}
         done = 0
-        for m in sig.matches:
-            if transport not in m.transports or (m.ports and not (m.ports & ports)):
+        for m, to_client, to_server, fn, multi in self._plans[(sig.protocol, transport)]:
+            if m.ports and not (m.ports & ports):
                 continue
-            for from_client, units in ((True, client), (False, server)):
-                if m.direction not in ("either", "client" if from_client else "server"):
+            conf = m.confidence
+            for from_client in (True, False):
+                if from_client:
+                    if not (to_client and client) or c >= conf:
+                        continue
+                    units = client
+                elif not (to_server and server) or sv >= conf:
                     continue
-                if best[from_client][0] >= m.confidence:
-                    continue
-                if m.probe is not None and getattr(self._probes[m.probe], "units", False):
+                else:
+                    units = server
+                if multi:
                     hit = self._match_units(m, units, from_client)
-                    if hit is not None:
-                        meta.update({k: v for k, v in hit.meta.items() if k not in meta})
-                        best[from_client] = (m.confidence, m, True)
+                else:
+                    for unit in units:
+                        hit = self._match(m, fn, unit, from_client)
+                        if hit is not None:
+                            break
+                if hit is None:
                     continue
-                for unit in units:
-                    hit = self._match(m, unit, from_client)
-                    if hit is not None:
-                        meta.update({k: v for k, v in hit.meta.items() if k not in meta})
-                        if hit.done:
-                            done |= 1 if from_client else 2
-                        best[from_client] = (m.confidence, m, m.probe is not None)
-                        break
-        c, cm, cprobed = best[True]
-        s, sm, sprobed = best[False]
-        if sig.require_both_directions and not (c and s):
+                if hit.meta:
+                    if meta:
+                        for k, v in hit.meta.items():
+                            meta.setdefault(k, v)
+                    else:
+                        meta.update(hit.meta)
+                if from_client:
+                    c, cm, cprobed = conf, m, fn is not None
+                    done |= hit.done
+                else:
+                    sv, sm, sprobed = conf, m, fn is not None
+                    done |= hit.done << 1
+        if sig.require_both_directions and not (c and sv):
             return None
-        if not c and not s:
+        if not c and not sv:
             return None
-        score = 1.0 - (1.0 - c) * (1.0 - s)
-        parts = []
-        for side, m in (("client", cm), ("server", sm)):
-            if m is not None:
-                parts.append(f"{side} bytes {_describe(m)}")
-        return _Score(sig, score, cprobed or sprobed, hint, "; ".join(parts), meta, swapped, done)
+        score = 1.0 - (1.0 - c) * (1.0 - sv)
+        return _Score(sig, score, cprobed or sprobed, hint, cm, sm, meta, swapped, done, self._longest[sig.protocol])
 
     def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> ProbeResult | None:
         """A multi-unit probe: the pattern must hold on some unit, the probe judges them all."""
@@ -269,7 +298,8 @@ class Engine:
             return False
         return m.regex is None or m.regex.search(unit, 0, m.depth) is not None
 
-    def _match(self, m: Match, unit: bytes, from_client: bool) -> ProbeResult | None:
+    @staticmethod
+    def _match(m: Match, fn: ProbeFn | None, unit: bytes, from_client: bool) -> ProbeResult | None:
         """None when the match fails; the probe's result (a bare match for a pattern) when it holds."""
         if len(unit) < m.min_length:
             return None
@@ -277,8 +307,8 @@ class Engine:
             return None
         if m.regex is not None and m.regex.search(unit, 0, m.depth) is None:
             return None
-        if m.probe is not None:
-            result = self._probes[m.probe](bytes(unit[:PROBE_INPUT]), from_client)
+        if fn is not None:
+            result = fn(bytes(unit[:PROBE_INPUT]), from_client)
             return result if result.status == ProbeStatus.MATCH else None
         return _PATTERN_HIT
 
