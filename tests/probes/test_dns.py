@@ -138,3 +138,22 @@ def test_never_raises(data, from_client, tcp):
     framed = struct.pack("!HHHHHH", 7, 0x8180, 1, 2, 0, 0) + data
     assert dns.probe(framed, False).status in (MATCH, NO)
     assert isinstance(dns.parse_message(framed, partial=True), dict | None)
+
+
+def _label_text_slow(label: bytes) -> str:
+    out = []
+    for b in label:
+        if b in (0x2E, 0x5C):
+            out.append("\\" + chr(b))
+        elif 0x21 <= b <= 0x7E:
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03d}")
+    return "".join(out)
+
+
+@given(st.binary(max_size=63))
+def test_label_text_has_one_answer_fast_or_slow(label):
+    # Plain labels skip the per-byte loop; the text must be the same either way (RFC 1035 5.1).
+    assert dns._label_text(label) == _label_text_slow(label)
+    assert dns._label_text(b"www") == "www" and dns._label_text(b"a.b\\") == "a\\.b\\\\"
