@@ -157,3 +157,12 @@ def test_label_text_has_one_answer_fast_or_slow(label):
     # Plain labels skip the per-byte loop; the text must be the same either way (RFC 1035 5.1).
     assert dns._label_text(label) == _label_text_slow(label)
     assert dns._label_text(b"www") == "www" and dns._label_text(b"a.b\\") == "a\\.b\\\\"
+
+
+@given(st.binary(min_size=16, max_size=16) | st.builds(lambda t: bytes(10) + t, st.binary(min_size=6, max_size=6))
+       | st.builds(lambda a, b: a + bytes(8) + b, st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4)))
+def test_aaaa_text_is_ipaddress_text(raw):
+    import ipaddress
+
+    assert dns._rdata_text(raw, 28, 0, 16) == str(ipaddress.IPv6Address(raw))
+    assert dns._rdata_text(raw[:4], 1, 0, 4) == str(ipaddress.IPv4Address(raw[:4]))

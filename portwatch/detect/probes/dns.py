@@ -59,6 +59,7 @@ def type_name(value: int) -> str:
     return QTYPES.get(value, f"TYPE{value}")
 
 
+_TEN_ZEROS = bytes(10)
 _PLAIN = bytes(b for b in range(0x21, 0x7F) if b not in (0x2E, 0x5C))  # label bytes shown as they are
 
 
@@ -122,7 +123,11 @@ def _rdata_text(msg: bytes, rtype: int, start: int, rdlen: int) -> str:
     if rtype == 1 and rdlen == 4:
         return socket.inet_ntop(socket.AF_INET, rdata)  # the same text as ipaddress, six times faster
     if rtype == 28 and rdlen == 16:
-        return str(ipaddress.IPv6Address(rdata))
+        # inet_ntop's RFC 5952 text is ipaddress's except for the IPv4-mapped and -compatible
+        # forms (::ffff:1.2.3.4), which keep ipaddress's spelling.
+        if rdata[:10] == _TEN_ZEROS:
+            return str(ipaddress.IPv6Address(rdata))
+        return socket.inet_ntop(socket.AF_INET6, rdata)
     if rtype in (2, 5, 12, 39):
         name = read_name(msg, start)
         return name[0] if name else "?"
