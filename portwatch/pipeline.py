@@ -229,27 +229,25 @@ class Analyzer:
                     proto, src, dst, sport, dport, flags, seq, pbuf, poff, pend, encap = pkt
                     key = flow_key(src, dst, sport, dport)
                     entries = tcp_entries if proto == TCP else udp_entries
-                entry = entries.get(key)
-                if entry is None:
+                side = entries.get(key)
+                if side is None:
                     if shards > 1 and (key in foreign or self._foreign(key)):
                         stats.other_shard += 1
                         continue
-                    flow, d = self._new_flow(ts, proto, key, flags, encap)
-                else:
-                    flow, d = entry
-                    if flags & SYN and flow.closed_at is not None and not flags & ACK:
-                        self.table.remove(flow, "closed")
-                        flow, d = self._new_flow(ts, proto, key, flags, encap)
-                flow.ts_end = ts
+                    side = self._new_flow(ts, proto, key, flags, encap).sides[0]
+                elif flags & SYN and not flags & ACK and side.flow.closed_at is not None:
+                    self.table.remove(side.flow, "closed")
+                    side = self._new_flow(ts, proto, key, flags, encap).sides[0]
+                side.ts = ts
                 n = pend - poff
-                flow.pkts[d] += 1
-                flow.bytes[d] += n
-                if flow.inspecting and (n or flags & SYN):
+                side.pkts += 1
+                side.bytes += n
+                if side.inspecting and (n or flags & SYN):
                     if seq < 0:
                         seq = unpack_from("!I", buf, seq_at)[0]  # a fast path left it unread
-                    self._inspect(flow, d, flags, seq, pbuf[poff:pend] if n else b"")
+                    self._inspect(side.flow, side.d, flags, seq, pbuf[poff:pend] if n else b"")
                 if flags & 5 and proto == TCP:  # FIN or RST
-                    self._tcp_close(flow, d, flags, ts)
+                    self._tcp_close(side.flow, side.d, flags, ts)
         finally:
             stats.packets += packets
             stats.bytes += nbytes
@@ -290,7 +288,7 @@ class Analyzer:
             return None
         return pkt
 
-    def _new_flow(self, ts: float, proto: int, key: bytes, flags: int, encap: tuple | None) -> tuple[Flow, int]:
+    def _new_flow(self, ts: float, proto: int, key: bytes, flags: int, encap: tuple | None) -> Flow:
         if proto == TCP and flags & SYN:
             # SYN: the sender is the client; SYN-ACK first: the receiver is.
             client_dir, orientation = (1 if flags & ACK else 0), "handshake"
@@ -300,7 +298,7 @@ class Analyzer:
             client_dir, orientation = self._infer_client(proto, sport, dport)
         flow = Flow(key, proto, ts, client_dir, orientation, encap)
         self.table.add(flow)
-        return flow, 0
+        return flow
 
     def _infer_client(self, proto: int, sport: int, dport: int) -> tuple[int, str]:
         """Who is the client of a flow seen mid-stream? Evidence from ports, best first."""

@@ -6,12 +6,16 @@ of an already-classified flow costs (DESIGN.md). A key is the bytes `src + dst +
 (ports big-endian), one table per transport: for IPv4 without options those 12 bytes sit
 contiguously in the packet, so the hot path builds its key with a single slice.
 
+The value under each key is that direction's `Side`: the counters and the last timestamp a packet
+updates live there, so a packet of a classified flow touches one object after the look-up.
+
 Roles: endpoint A is whoever sent the first packet seen. `client_dir` says which side is the
 client: 0 when A is the client, 1 when B is.
 """
 
 from __future__ import annotations
 
+import copy
 import socket
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -26,19 +30,32 @@ MAX_UDP_UNITS = 4  # datagrams kept per direction for detection
 HEAD_BYTES = 32  # first bytes of each direction kept for the analyst (hex in meta)
 
 
+class Side:
+    """One direction of a flow: packets, payload bytes, last packet time, and whether the flow is
+    still inspected (mirrored from the Flow so the per-packet path need not load the Flow)."""
+
+    __slots__ = ("bytes", "d", "flow", "inspecting", "pkts", "ts")
+
+    def __init__(self, flow: Flow, d: int, ts: float) -> None:
+        self.flow = flow
+        self.d = d
+        self.pkts = 0
+        self.bytes = 0
+        self.ts = ts
+        self.inspecting = True
+
+
 class Flow:
     __slots__ = (
         "a_ip",
         "a_port",
         "b_ip",
         "b_port",
-        "bytes",
         "client_dir",
         "closed_at",
         "decision",
         "encap",
         "fins",
-        "inspecting",
         "isn",
         "key_a",
         "key_b",
@@ -48,12 +65,11 @@ class Flow:
         "meta_seen",
         "orientation",
         "payload_pkts",
-        "pkts",
         "proto",
         "reported",
         "rst",
+        "sides",
         "streams",
-        "ts_end",
         "ts_start",
         "units",
     )
@@ -68,17 +84,15 @@ class Flow:
         self.key_a = key_a
         self.key_b = reverse_key(key_a)
         self.a_ip, self.a_port, self.b_ip, self.b_port, self.proto = src, sport, dst, dport, proto
-        self.ts_start = self.ts_end = ts
+        self.ts_start = ts
+        self.sides = (Side(self, 0, ts), Side(self, 1, ts))
         self.client_dir = client_dir
         self.orientation = orientation
         self.encap = encap
-        self.pkts = [0, 0]
-        self.bytes = [0, 0]
         self.fins = 0  # bit d set when direction d sent FIN
         self.rst = False
         self.closed_at: float | None = None
         self.payload_pkts = 0
-        self.inspecting = True
         self.decision = None  # engine.Decision once classified
         self.meta: dict = {}
         self.meta_left = 0
@@ -93,6 +107,50 @@ class Flow:
         else:
             self.streams = None
             self.units = [[], []]
+
+    # Per-direction state lives in the sides; these views are for everything off the hot path.
+    @property
+    def pkts(self) -> list[int]:
+        return [self.sides[0].pkts, self.sides[1].pkts]
+
+    @pkts.setter
+    def pkts(self, values: list[int]) -> None:
+        self.sides[0].pkts, self.sides[1].pkts = values
+
+    @property
+    def bytes(self) -> list[int]:
+        return [self.sides[0].bytes, self.sides[1].bytes]
+
+    @bytes.setter
+    def bytes(self, values: list[int]) -> None:
+        self.sides[0].bytes, self.sides[1].bytes = values
+
+    @property
+    def ts_end(self) -> float:
+        a, b = self.sides
+        return a.ts if a.ts >= b.ts else b.ts
+
+    @ts_end.setter
+    def ts_end(self, ts: float) -> None:
+        self.sides[0].ts = self.sides[1].ts = ts
+
+    @property
+    def inspecting(self) -> bool:
+        return self.sides[0].inspecting
+
+    @inspecting.setter
+    def inspecting(self, value: bool) -> None:
+        self.sides[0].inspecting = self.sides[1].inspecting = value
+
+    def fork(self, ts: float) -> Flow:
+        """A copy that goes on as a new segment (the monitor's active timeout): same keys, roles,
+        verdict and TCP state, counters from zero, no buffers."""
+        cont = copy.copy(self)
+        cont.ts_start = ts
+        cont.sides = (Side(cont, 0, ts), Side(cont, 1, ts))
+        cont.inspecting = False
+        cont.streams = cont.units = None
+        return cont
 
     # Role-based views, used off the hot path only.
     @property
@@ -179,8 +237,8 @@ class FlowTable:
 
     def __init__(self, max_flows: int, on_remove: Callable[[Flow, str], None]) -> None:
         self.max_flows = max_flows
-        self.tcp: dict[bytes, tuple[Flow, int]] = {}
-        self.udp: dict[bytes, tuple[Flow, int]] = {}
+        self.tcp: dict[bytes, Side] = {}
+        self.udp: dict[bytes, Side] = {}
         self.by_proto = {TCP: self.tcp, UDP: self.udp}
         # Insertion order: the first flow is the oldest. An OrderedDict, not a dict: a dict leaves a
         # dummy slot per deleted key at its front, so next(iter()) after many evictions scans them
@@ -198,8 +256,7 @@ class FlowTable:
         if len(self.order) >= self.max_flows:
             self.evict_oldest()
         entries = self.by_proto[flow.proto]
-        entries[flow.key_a] = (flow, 0)
-        entries[flow.key_b] = (flow, 1)
+        entries[flow.key_a], entries[flow.key_b] = flow.sides
         self.order[flow] = None
 
     def remove(self, flow: Flow, reason: str) -> None:

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import copy
-
 from ..capture.flows import Flow
 from ..pipeline import Analyzer
 from .emit import ACTIVE_TIMEOUT
@@ -25,11 +23,11 @@ class MonitorAnalyzer(Analyzer):
         self.flow_seq = 0
         self.segments = 0
 
-    def _new_flow(self, *args, **kwargs) -> tuple[Flow, int]:  # type: ignore[no-untyped-def]
-        flow, d = super()._new_flow(*args, **kwargs)
+    def _new_flow(self, *args, **kwargs) -> Flow:  # type: ignore[no-untyped-def]
+        flow = super()._new_flow(*args, **kwargs)
         self.flow_seq += 1
         flow.meta["flow_id"] = f"{self.run_id}{self.flow_seq}"
-        return flow, d
+        return flow
 
     def _give_up(self, flow: Flow) -> None:
         super()._give_up(flow)
@@ -45,13 +43,7 @@ class MonitorAnalyzer(Analyzer):
             if flow.inspecting or flow.closed_at is not None or now - flow.ts_start < active:
                 continue
             self.table.remove(flow, ACTIVE_TIMEOUT)
-            # A copy keeps keys, roles, verdict and TCP state whatever the Flow constructor takes;
-            # only the per-segment counters start again.
-            cont = copy.copy(flow)
-            cont.ts_start = cont.ts_end = flow.ts_end
-            cont.pkts = [0, 0]
-            cont.bytes = [0, 0]
-            cont.streams = cont.units = None
+            cont = flow.fork(flow.ts_end)
             cont.reported = True
             cont.meta = {k: v for k, v in flow.meta.items() if k not in ("end_reason", "evicted")}
             cont.meta["segment"] = int(flow.meta.get("segment", 0)) + 1

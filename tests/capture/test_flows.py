@@ -116,3 +116,24 @@ def test_unknown_random_bytes_look_encrypted():
     assert rec.protocol == "unknown"
     assert rec.meta["entropy_client"]["looks_encrypted"] is True
     assert any(f.kind == "encrypted-unknown" for f in rec.findings)
+
+
+def test_sides_carry_the_per_packet_state():
+    # The table's value for each directional key is that direction's Side; the Flow's counters and
+    # last-packet time are views over its two sides, and a fork starts them again.
+    from portwatch.capture.flows import Flow, FlowTable, flow_key
+
+    table = FlowTable(10, lambda f, r: None)
+    key = flow_key(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 40000, 443)
+    flow = Flow(key, 6, 100.0, 0, "handshake", None)
+    table.add(flow)
+    a, b = table.tcp[flow.key_a], table.tcp[flow.key_b]
+    assert (a.flow, a.d, b.flow, b.d) == (flow, 0, flow, 1)
+    a.pkts, a.bytes, a.ts = 3, 300, 101.0
+    b.pkts, b.bytes, b.ts = 2, 20, 102.5
+    assert flow.pkts == [3, 2] and flow.bytes == [300, 20] and flow.ts_end == 102.5
+    flow.inspecting = False
+    assert not a.inspecting and not b.inspecting
+    cont = flow.fork(flow.ts_end)
+    assert cont.pkts == [0, 0] and cont.bytes == [0, 0] and cont.ts_start == cont.ts_end == 102.5
+    assert all(s.flow is cont for s in cont.sides) and flow.pkts == [3, 2]

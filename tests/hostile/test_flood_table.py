@@ -18,10 +18,11 @@ from portwatch.capture.flows import FlowTable
 
 
 class _Flow:
-    __slots__ = ("key_a", "key_b", "meta", "proto")
+    __slots__ = ("key_a", "key_b", "meta", "proto", "sides")
 
     def __init__(self, i: int) -> None:
         self.proto = TCP_PROTO
+        self.sides = (object(), object())
         self.key_a = i.to_bytes(12, "big")
         self.key_b = (i | 1 << 100).to_bytes(13, "big")
         self.meta: dict = {}
