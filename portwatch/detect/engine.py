@@ -111,7 +111,7 @@ class Engine:
                 self._plans[(sig.protocol, transport)] = plan
         # Per transport: (signature, first bytes it can match, best client-side and server-side
         # confidence), strongest first, so that a firm early verdict lets weaker candidates be skipped.
-        self._candidates: dict[str, list[tuple[Signature, frozenset[int] | None, float, float]]] = {}
+        self._candidates: dict[str, list[tuple[Signature, _Gate | None, float, float]]] = {}
         for transport in ("tcp", "udp"):
             cands = []
             for sig in self.signatures:
@@ -123,7 +123,7 @@ class Engine:
                         for from_client in (True, False):
                             if m.direction in ("either", "client" if from_client else "server"):
                                 side[from_client] = max(side[from_client], m.confidence)
-                cands.append((sig, _first_bytes(sig, transport), side[True], side[False]))
+                cands.append((sig, _gate(sig, transport, self._probes), side[True], side[False]))
             cands.sort(key=lambda c: -(1.0 - (1.0 - c[2]) * (1.0 - c[3])))
             self._candidates[transport] = cands
 
@@ -215,8 +215,8 @@ class Engine:
         out = []
         has_c, has_s = bool(client), bool(server)
         best = 0.0  # best firm (non-prelude) score so far: a candidate that cannot reach it cannot win
-        for sig, first, max_c, max_s in self._candidates.get(transport, ()):
-            if first is not None and not (first & firsts):
+        for sig, gate, max_c, max_s in self._candidates.get(transport, ()):
+            if gate is not None and not gate.admits(firsts, client, server, ports):
                 continue
             if best and 1.0 - (1.0 - (max_c if has_c else 0.0)) * (1.0 - (max_s if has_s else 0.0)) < best:
                 continue
@@ -323,17 +323,53 @@ def _describe(m: Match) -> str:
     return "match /" + m.regex.pattern.decode("latin-1").encode("unicode_escape").decode("ascii")[:60] + "/"
 
 
-def _first_bytes(sig: Signature, transport: str) -> frozenset[int] | None:
-    """The bytes a unit must start with for any match of `sig` to hold; None when unknown."""
-    firsts: set[int] = set()
+@dataclass(slots=True, frozen=True)
+class _Gate:
+    """What must hold for any match of a signature to hold: a cheap test that spares scoring it.
+
+    A match passes the gate when a unit starts with one of its possible first bytes (from its
+    prefix, its anchored regex, or the `first_bytes` its probe declares), holds its prefix's first
+    byte at the prefix's offset, or, for a port-scoped match whose bytes are not bounded, when the
+    flow uses one of its ports.
+    """
+
+    first: frozenset[int]
+    at: tuple[tuple[int, int], ...]  # (offset, byte) of prefixes that do not start the unit
+    ports: frozenset[int]
+
+    def admits(self, firsts: set[int], client: Sequence[bytes], server: Sequence[bytes], ports: frozenset[int]) -> bool:
+        if not self.first.isdisjoint(firsts) or not self.ports.isdisjoint(ports):
+            return True
+        for off, byte in self.at:
+            for units in (client, server):
+                for u in units:
+                    if len(u) > off and u[off] == byte:
+                        return True
+        return False
+
+
+def _gate(sig: Signature, transport: str, probes: dict[str, ProbeFn]) -> _Gate | None:
+    """The gate of `sig` on `transport`; None when some match may hold on any bytes."""
+    first: set[int] = set()
+    at: list[tuple[int, int]] = []
+    ports: set[int] = set()
     for m in sig.matches:
         if transport not in m.transports:
             continue
-        first = match_first_bytes(m.prefix, m.offset, m.regex)
-        if first is None:
+        known = match_first_bytes(m.prefix, m.offset, m.regex)
+        if known is None and m.prefix is not None:
+            at.append((m.offset, m.prefix[0]))
+            continue
+        if known is None and m.regex is None and m.probe is not None:
+            declared = getattr(probes[m.probe], "first_bytes", None)
+            known = frozenset(declared) if declared is not None else None
+        if known is not None:
+            first |= known
+        elif m.ports:
+            ports |= m.ports
+        else:
             return None
-        firsts |= first
-    return frozenset(firsts)
+    return _Gate(frozenset(first), tuple(at), frozenset(ports))
 
 
 def _order(s: _Score) -> tuple:

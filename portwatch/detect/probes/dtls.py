@@ -96,3 +96,4 @@ def _probe(data: bytes, from_client: bool) -> ProbeResult:
 
 
 probe = guarded(_probe, MAX_INPUT)  # Classify one DTLS datagram (see the module docstring).
+probe.first_bytes = frozenset(range(tls.CT_CCS, tls.CT_APPDATA + 1))  # type: ignore[attr-defined]  # record type

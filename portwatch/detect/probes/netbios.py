@@ -107,3 +107,8 @@ def probe_ssn(data: bytes, from_client: bool) -> ProbeResult:
     ):
         return ProbeResult(ProbeStatus.MATCH, {"netbios_type": "ssn"})
     return NO_MATCH
+
+
+# The engine skips these probes for units that cannot start this way (engine._Gate).
+probe_dgm.first_bytes = frozenset(range(0x10, 0x17))  # type: ignore[attr-defined]  # datagram message types
+probe_ssn.first_bytes = frozenset((0x81, 0x82, 0x83, 0x84))  # type: ignore[attr-defined]  # session packet types

@@ -55,9 +55,15 @@ def probe(data: bytes, from_client: bool) -> ProbeResult:
     return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, meta)
 
 
+# The engine skips these probes for units that cannot start this way (engine._Gate).
+probe.first_bytes = frozenset((0x00,))  # type: ignore[attr-defined]  # direct-TCP transport header
+
+
 def probe_dgm(data: bytes, from_client: bool) -> ProbeResult:
     parsed = datagram_data(data)
     if parsed is None:
         return NO_MATCH
     meta = smb_header(parsed[1])
     return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, meta)
+
+probe_dgm.first_bytes = frozenset((0x10, 0x11, 0x12))  # type: ignore[attr-defined]  # datagram_data

@@ -73,3 +73,7 @@ def probe(data: bytes, from_client: bool) -> ProbeResult:
     if msg["software"]:
         meta["stun_software"] = clean_text(msg["software"], 128)
     return ProbeResult(ProbeStatus.MATCH, meta)
+
+
+# A STUN message type has its two top bits clear (RFC 8489 6): the engine skips other units.
+probe.first_bytes = frozenset(range(0x40))  # type: ignore[attr-defined]

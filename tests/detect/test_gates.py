@@ -1,0 +1,88 @@
+"""Candidate gates: the engine skips a signature only when none of its matches could hold.
+
+A probe may declare `first_bytes`, the bytes its input must start with; the engine then skips it
+for units that start otherwise. A wrong declaration would silently lose a protocol, so each one
+is checked against the probe itself, and whole captures must classify the same with and without
+the gates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwatch.capture.sources import CaptureSource
+from portwatch.detect import engine as engine_module
+from portwatch.detect.probes import PROBES, get_probe
+from portwatch.model import ProbeStatus
+from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.services import fallback_path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CONFIG = Config(services_path=str(fallback_path()))
+DECLARED = sorted(name for name in PROBES if getattr(get_probe(name), "first_bytes", None) is not None)
+
+
+def test_some_probes_declare_first_bytes():
+    assert {"smb", "stun", "dtls", "netbios_ssn"} <= set(DECLARED)
+
+
+@pytest.mark.parametrize("name", DECLARED)
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=1, max_size=200), from_client=st.booleans())
+def test_a_probe_never_matches_outside_its_first_bytes(name, data, from_client):
+    fn = get_probe(name)
+    allowed = fn.first_bytes
+    outside = [b for b in range(256) if b not in allowed]
+    unit = bytes([outside[data[0] % len(outside)]]) + data[1:]
+    assert fn(unit, from_client).status is not ProbeStatus.MATCH
+
+
+def _netbios_name(name: bytes) -> bytes:
+    padded = name.ljust(16, b" ")
+    return b"\x20" + bytes(c for byte in padded for c in (0x41 + (byte >> 4), 0x41 + (byte & 0xF))) + b"\x00"
+
+
+REAL = ROOT / "tests" / "data" / "real"
+PROBE_DATA = ROOT / "tests" / "probes" / "data"
+POSITIVES = [
+    ("smb", (REAL / "smb-negotiate.bin").read_bytes(), True),
+    ("dtls", (PROBE_DATA / "dtls12_client_hello.bin").read_bytes(), True),
+    ("dtls", (PROBE_DATA / "dtls12_server_reply.bin").read_bytes(), False),
+    ("stun", bytes.fromhex("000100002112a442") + bytes(range(12)), True),  # binding request
+    ("stun", bytes.fromhex("0101000c2112a442") + bytes(range(12)) + bytes.fromhex("0020000800011234a1b2c3d4"), False),
+    ("netbios_ssn", b"\x81\x00\x00\x44" + _netbios_name(b"SERVER") + _netbios_name(b"CLIENT"), True),
+    ("netbios_ssn", b"\x82\x00\x00\x00", False),
+]
+
+
+@pytest.mark.parametrize(("name", "sample", "from_client"), POSITIVES)
+def test_first_bytes_cover_every_first_byte_a_probe_accepts(name, sample, from_client):
+    # Too narrow a declaration would lose real traffic: try every first byte on a real message.
+    fn = get_probe(name)
+    assert fn(sample, from_client).status is ProbeStatus.MATCH
+    accepted = {b for b in range(256) if fn(bytes([b]) + sample[1:], from_client).status is ProbeStatus.MATCH}
+    assert accepted <= fn.first_bytes, sorted(accepted - fn.first_bytes)
+
+
+def _records(setup: Setup) -> list[tuple]:
+    out = []
+    paths = sorted((ROOT / "captures").glob("*.pcap"))
+    for path in paths:
+        recs: list = []
+        with CaptureSource(str(path)) as src:
+            a = Analyzer(CONFIG, on_record=recs.append, setup=setup)
+            a.run(src)
+            a.close()
+        out += [(path.name, r.src_port, r.dst_port, r.protocol, r.confidence, r.meta.get("evidence")) for r in recs]
+    return out
+
+
+def test_gates_change_no_verdict(monkeypatch):
+    gated = _records(Setup.load(CONFIG))
+    monkeypatch.setattr(engine_module, "_gate", lambda sig, transport, probes: None)
+    ungated = _records(Setup.load(CONFIG))
+    assert gated == ungated and len(gated) > 50
