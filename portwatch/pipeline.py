@@ -1,9 +1,10 @@
 """Wires the stages: source -> decode -> flows -> detect -> policy -> sinks.
 
 The only module that knows every stage. `Analyzer.run` is the per-packet loop; it is written
-for the common case, a packet of a flow that is already classified, which costs a decode, one
-dictionary look-up and a few counter updates. Everything else (new flows, detection, closing,
-expiry) is a method call taken only when needed.
+for the common case, a packet of a flow that is already classified, which costs a decode by byte
+indexing (Ethernet + IPv4/IPv6 fast paths), one dictionary look-up and counter updates on that
+direction's `Side`. Everything else (new flows, detection, closing, expiry) is a method call taken
+only when needed, and detection ends for a flow as soon as its probes say both sides are done.
 """
 
 from __future__ import annotations

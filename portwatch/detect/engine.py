@@ -27,6 +27,14 @@ nDPI does; the payload must still be checked by the match's pattern or probe.
 
 A probe whose function has `units = True` sees every unit of its direction at once (a list of
 datagrams): for protocols recognised by consistency across packets (RTP sequence numbers and SSRC).
+
+Cost. Most signatures cannot match a given flow, and scoring one costs microseconds, so each
+candidate has a gate (_Gate): the first bytes its matches can start with (from a prefix, an
+anchored regex, or a probe's declared `first_bytes`), a prefix byte at its offset, or a port-scoped
+match's ports. Candidates are tried strongest first, and one that cannot outscore a firm verdict
+already found is skipped. Gates and skips never change the answer (tests/detect/test_gates.py).
+A probe's result may say `done`: that direction's facts are complete, and the pipeline stops
+re-reading it.
 """
 
 from __future__ import annotations
