@@ -137,3 +137,23 @@ def test_sides_carry_the_per_packet_state():
     cont = flow.fork(flow.ts_end)
     assert cont.pkts == [0, 0] and cont.bytes == [0, 0] and cont.ts_start == cont.ts_end == 102.5
     assert all(s.flow is cont for s in cont.sides) and flow.pkts == [3, 2]
+
+
+def test_ended_flows_are_freed_without_the_cycle_collector():
+    # Flows and their Sides point at each other while in the table; removal breaks the cycle so
+    # that reference counting frees an ended flow at once (memory follows live flows).
+    import gc
+
+    from portwatch.capture.flows import Flow
+
+    gc.collect()
+    gc.disable()
+    try:
+        packets = []
+        for i in range(20):
+            packets += tcp_session([CLIENT_BANNER], [BANNER], sport=41000 + i, dport=22, server_first=True)
+        out, _, analyzer = feed(packets)
+        assert len(out) == 20 and analyzer.table.count == 0
+        assert sum(isinstance(o, Flow) for o in gc.get_objects()) == 0
+    finally:
+        gc.enable()

@@ -8,6 +8,7 @@ the oldest key after many evictions scans them all; this test catches that regre
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from pcapkit import analyze_path, timed, write_pcap
 from scapy.layers.inet import IP, TCP
@@ -22,7 +23,7 @@ class _Flow:
 
     def __init__(self, i: int) -> None:
         self.proto = TCP_PROTO
-        self.sides = (object(), object())
+        self.sides = (SimpleNamespace(flow=self), SimpleNamespace(flow=self))
         self.key_a = i.to_bytes(12, "big")
         self.key_b = (i | 1 << 100).to_bytes(13, "big")
         self.meta: dict = {}
