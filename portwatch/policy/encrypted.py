@@ -80,7 +80,7 @@ def _lower(severity: str) -> str:
 
 
 def judge(
-    rec: FlowRecord, server: str, where: str, *, expected: set[str], expected_encrypted: bool, egress: bool
+    rec: FlowRecord, server: str, where: str, *, expected: frozenset[str], expected_encrypted: bool, egress: bool
 ) -> EncryptedVerdict | None:
     meta = rec.meta
     # The first data a client sends is what the GFW measures; a server-first flow has only the server's.

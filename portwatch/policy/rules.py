@@ -57,6 +57,7 @@ class PolicyContext:
     tolerated: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     dns: DnsTunnelTracker = field(default_factory=DnsTunnelTracker)
     baseline: Baseline | None = None
+    _expected: dict[tuple[int, str, bool], frozenset[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, services: ServicesDB, signatures: list[Signature], policy: Policy) -> PolicyContext:
@@ -73,9 +74,16 @@ class PolicyContext:
                     ctx.tolerated.setdefault((name, t), set()).add(proto)
         return ctx
 
-    def expected_protocols(self, port: int, transport: str, tolerated: bool = True) -> set[str]:
+    def expected_protocols(self, port: int, transport: str, tolerated: bool = True) -> frozenset[str]:
         """Protocols the services database (via signature service names) expects on a port; with
-        `tolerated`, also those the policy's protocol_services accepts there."""
+        `tolerated`, also those the policy's protocol_services accepts there (remembered per port)."""
+        key = (port, transport, tolerated)
+        found = self._expected.get(key)
+        if found is None:
+            found = self._expected[key] = frozenset(self._expected_protocols(port, transport, tolerated))
+        return found
+
+    def _expected_protocols(self, port: int, transport: str, tolerated: bool) -> set[str]:
         out: set[str] = set()
         for name in self.services.all_names(port, transport):
             key = (name.lower(), transport)
@@ -187,7 +195,7 @@ def _lowered(severity: str, steps: int) -> str:
 
 
 def _port_rules(
-    rec: FlowRecord, ctx: PolicyContext, sig: Signature, expected: set[str], server: str, where: str,
+    rec: FlowRecord, ctx: PolicyContext, sig: Signature, expected: frozenset[str], server: str, where: str,
     evidence: str, add: Any,
 ) -> None:
     proto, port, transport = rec.protocol, rec.dst_port, rec.transport

@@ -7,6 +7,9 @@ from typing import TextIO
 
 from ..model import FlowRecord
 
+# One encoder for every line: json.dumps with options builds a new JSONEncoder per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 class JsonlWriter:
     def __init__(self, stream: TextIO, flush_each: bool = False) -> None:
@@ -14,7 +17,7 @@ class JsonlWriter:
         self.flush_each = flush_each
 
     def write(self, rec: FlowRecord) -> None:
-        self.stream.write(json.dumps(rec.as_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.write(_ENCODE(rec.as_dict()) + "\n")
         if self.flush_each:
             self.stream.flush()
 
