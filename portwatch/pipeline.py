@@ -130,86 +130,55 @@ class Analyzer:
                     if closed_at is None or ts - closed_at >= linger:
                         self.table.release_closed(ts, linger)
                 proto = 0
-                # Fast path: Ethernet II + IPv4 without options, not a fragment, carrying TCP or
-                # UDP: most of any real capture. Byte indexing and one slice for the flow key;
-                # everything else (VLANs, IPv6 extension headers, tunnels, oddities) takes the
-                # general decoder, whose results these must equal (tests/capture/test_fast_path.py).
-                if (
-                    linktype == 1
-                    and length >= 54
-                    and buf[off + 12] == 8
-                    and buf[off + 13] == 0
-                    and buf[off + 14] == 0x45
-                    and not (buf[off + 20] & 0x3F or buf[off + 21])
-                ):
-                    proto = buf[off + 23]
-                    pend = off + 14 + ((buf[off + 16] << 8) | buf[off + 17])
-                    if pend > off + length:
-                        pend = off + length
-                    if proto == 6:
-                        poff = off + 34 + ((buf[off + 46] >> 4) << 2)
-                        if poff > pend or poff < off + 54:
+                # Fast paths: Ethernet II + IPv4 without options (not a fragment) or IPv6 without
+                # extension headers, carrying TCP or UDP: most of any real capture. Byte indexing,
+                # and one slice for the flow key (addresses and ports sit contiguously in both).
+                # Everything else (VLANs, options, tunnels, oddities) takes the general decoder,
+                # whose results these must equal (tests/capture/test_fast_path.py).
+                if linktype == 1 and length >= 54:
+                    if (
+                        buf[off + 12] == 8
+                        and buf[off + 13] == 0
+                        and buf[off + 14] == 0x45
+                        and not (buf[off + 20] & 0x3F or buf[off + 21])
+                    ):
+                        proto = buf[off + 23]
+                        t = off + 34  # transport header
+                        pend = off + 14 + ((buf[off + 16] << 8) | buf[off + 17])
+                        if pend > off + length:
+                            pend = off + length
+                        key_at = off + 26
+                    elif buf[off + 12] == 0x86 and buf[off + 13] == 0xDD and buf[off + 14] >> 4 == 6 and length >= 62:
+                        proto = buf[off + 20]
+                        t = off + 54
+                        pend = t + ((buf[off + 18] << 8) | buf[off + 19])
+                        if pend == t or pend > off + length:  # a jumbogram or a cut frame: what was captured
+                            pend = off + length
+                        key_at = off + 22
+                    if proto == 6 and t + 20 <= off + length:
+                        poff = t + ((buf[t + 12] >> 4) << 2)
+                        if poff > pend or poff < t + 20:
                             stats.malformed += 1
                             continue
-                        flags = buf[off + 47]
+                        flags = buf[t + 13]
                         seq = -1  # read only if the flow is still inspected
-                        seq_at = off + 38
+                        seq_at = t + 4
                         entries = tcp_entries
-                    elif proto == 17 and buf[off + 36] not in (0x12, 0x08):  # not 4789/2152 (VXLAN, GTP-U)
-                        ulen = (buf[off + 38] << 8) | buf[off + 39]
-                        poff = off + 42
+                    elif proto == 17 and buf[t + 2] not in (0x12, 0x08):  # not 4789/2152 (VXLAN, GTP-U)
+                        ulen = (buf[t + 4] << 8) | buf[t + 5]
+                        poff = t + 8
                         if ulen < 8 or pend < poff:
                             stats.malformed += 1
                             continue
-                        if off + 34 + ulen < pend:
-                            pend = off + 34 + ulen
+                        if t + ulen < pend:
+                            pend = t + ulen
                         flags = 0
                         seq = 0
                         entries = udp_entries
                     else:
                         proto = 0
                     if proto:
-                        key = buf[off + 26 : off + 38]
-                        pbuf = buf
-                        encap = None
-                elif (
-                    # The same for Ethernet II + IPv6 with TCP or UDP right after the fixed header:
-                    # addresses and ports sit contiguously too (36 key bytes from offset 22).
-                    linktype == 1
-                    and length >= 62
-                    and buf[off + 12] == 0x86
-                    and buf[off + 13] == 0xDD
-                    and buf[off + 14] >> 4 == 6
-                ):
-                    proto = buf[off + 20]
-                    plen = (buf[off + 18] << 8) | buf[off + 19]
-                    pend = off + 54 + plen
-                    if plen == 0 or pend > off + length:  # a jumbogram or a cut frame: what was captured
-                        pend = off + length
-                    if proto == 6 and length >= 74:
-                        poff = off + 54 + ((buf[off + 66] >> 4) << 2)
-                        if poff > pend or poff < off + 74:
-                            stats.malformed += 1
-                            continue
-                        flags = buf[off + 67]
-                        seq = -1
-                        seq_at = off + 58
-                        entries = tcp_entries
-                    elif proto == 17 and buf[off + 56] not in (0x12, 0x08):
-                        ulen = (buf[off + 58] << 8) | buf[off + 59]
-                        poff = off + 62
-                        if ulen < 8 or pend < poff:
-                            stats.malformed += 1
-                            continue
-                        if off + 54 + ulen < pend:
-                            pend = off + 54 + ulen
-                        flags = 0
-                        seq = 0
-                        entries = udp_entries
-                    else:
-                        proto = 0
-                    if proto:
-                        key = buf[off + 22 : off + 58]
+                        key = buf[key_at : t + 4]
                         pbuf = buf
                         encap = None
                 if not proto:
