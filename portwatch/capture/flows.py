@@ -45,6 +45,19 @@ class Side:
         self.inspecting = True
 
 
+def _per_side(name: str) -> property:
+    """A [direction 0, direction 1] list view of a Side attribute (read, or set as a pair)."""
+
+    def get(flow: Flow) -> list[int]:
+        return [getattr(flow.sides[0], name), getattr(flow.sides[1], name)]
+
+    def put(flow: Flow, values: list[int]) -> None:
+        setattr(flow.sides[0], name, values[0])
+        setattr(flow.sides[1], name, values[1])
+
+    return property(get, put)
+
+
 class Flow:
     __slots__ = (
         "a_ip",
@@ -109,21 +122,8 @@ class Flow:
             self.units = [[], []]
 
     # Per-direction state lives in the sides; these views are for everything off the hot path.
-    @property
-    def pkts(self) -> list[int]:
-        return [self.sides[0].pkts, self.sides[1].pkts]
-
-    @pkts.setter
-    def pkts(self, values: list[int]) -> None:
-        self.sides[0].pkts, self.sides[1].pkts = values
-
-    @property
-    def bytes(self) -> list[int]:
-        return [self.sides[0].bytes, self.sides[1].bytes]
-
-    @bytes.setter
-    def bytes(self, values: list[int]) -> None:
-        self.sides[0].bytes, self.sides[1].bytes = values
+    pkts = _per_side("pkts")
+    bytes = _per_side("bytes")
 
     @property
     def ts_end(self) -> float:

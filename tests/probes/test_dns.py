@@ -141,15 +141,8 @@ def test_never_raises(data, from_client, tcp):
 
 
 def _label_text_slow(label: bytes) -> str:
-    out = []
-    for b in label:
-        if b in (0x2E, 0x5C):
-            out.append("\\" + chr(b))
-        elif 0x21 <= b <= 0x7E:
-            out.append(chr(b))
-        else:
-            out.append(f"\\{b:03d}")
-    return "".join(out)
+    # RFC 1035 5.1 presentation format, byte by byte: "\." and "\\" escaped, other non-printables as \DDD.
+    return "".join({0x2E: "\\.", 0x5C: "\\\\"}.get(b, chr(b) if 0x21 <= b <= 0x7E else f"\\{b:03d}") for b in label)
 
 
 @given(st.binary(max_size=63))
