@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import ProbeResult, ProbeStatus
-from .prefilter import match_first_bytes
+from .prefilter import match_first_bytes, regex_byte_at
 from .probes import ProbeFn, get_probe
 from .signature import Match, Signature
 
@@ -342,16 +342,16 @@ class _Gate:
     """
 
     first: frozenset[int]
-    at: tuple[tuple[int, int], ...]  # (offset, byte) of prefixes that do not start the unit
+    at: tuple[tuple[int, frozenset[int]], ...]  # (offset, bytes) of matches that fix a later byte
     ports: frozenset[int]
 
     def admits(self, firsts: set[int], client: Sequence[bytes], server: Sequence[bytes], ports: frozenset[int]) -> bool:
         if not self.first.isdisjoint(firsts) or not self.ports.isdisjoint(ports):
             return True
-        for off, byte in self.at:
+        for off, allowed in self.at:
             for units in (client, server):
                 for u in units:
-                    if len(u) > off and u[off] == byte:
+                    if len(u) > off and u[off] in allowed:
                         return True
         return False
 
@@ -359,14 +359,20 @@ class _Gate:
 def _gate(sig: Signature, transport: str, probes: dict[str, ProbeFn]) -> _Gate | None:
     """The gate of `sig` on `transport`; None when some match may hold on any bytes."""
     first: set[int] = set()
-    at: list[tuple[int, int]] = []
+    at: list[tuple[int, frozenset[int]]] = []
     ports: set[int] = set()
     for m in sig.matches:
         if transport not in m.transports:
             continue
         known = match_first_bytes(m.prefix, m.offset, m.regex)
+        if known is not None and len(known) == 256:
+            known = None  # a length field first: any byte, so look further in (regex_byte_at)
         if known is None and m.prefix is not None:
-            at.append((m.offset, m.prefix[0]))
+            at.append((m.offset, frozenset((m.prefix[0],))))
+            continue
+        later = regex_byte_at(m.regex) if known is None and m.regex is not None else None
+        if later is not None:
+            at.append(later)
             continue
         if known is None and m.regex is None and m.probe is not None:
             declared = getattr(probes[m.probe], "first_bytes", None)

@@ -102,3 +102,39 @@ def match_first_bytes(prefix: bytes | None, offset: int, regex: re.Pattern[bytes
     if regex is not None:
         return regex_first_bytes(regex)
     return None
+
+
+def regex_byte_at(pattern: re.Pattern[bytes]) -> tuple[int, frozenset[int]] | None:
+    """For an anchored pattern that opens with a fixed number of arbitrary bytes (a length field,
+    `[\x00-\xff]{2}`), the offset after them and the bytes the unit must hold there; else None."""
+    if pattern.flags & re.MULTILINE:
+        return None
+    parsed = _p.parse(pattern.pattern.decode("latin-1"), pattern.flags & ~re.DOTALL)
+    items = list(parsed)
+    if not items or items[0][0] is not _c.AT or items[0][1] not in _ANCHORS:
+        return None
+    icase = bool(parsed.state.flags & _c.SRE_FLAG_IGNORECASE)
+    offset = 0
+    for i, (op, av) in enumerate(items[1:], start=1):
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] == av[1] and _is_any_byte(av[2]):
+            offset += av[0]
+            continue
+        if _is_any_byte([(op, av)]):
+            offset += 1
+            continue
+        if offset == 0:
+            return None  # the first byte is what regex_first_bytes is for
+        first, nullable = _first(items[i:], icase)
+        return None if first is None or nullable else (offset, frozenset(first))
+    return None
+
+
+def _is_any_byte(items: Any) -> bool:
+    """One item that matches any single byte: `[\x00-\xff]` (or `.` under DOTALL)."""
+    items = list(items)
+    if len(items) != 1:
+        return False
+    op, av = items[0]
+    if op is _c.IN:
+        return len(av) == 1 and av[0][0] is _c.RANGE and av[0][1] == (0, 255)
+    return False

@@ -86,3 +86,38 @@ def test_gates_change_no_verdict(monkeypatch):
     monkeypatch.setattr(engine_module, "_gate", lambda sig, transport, probes: None)
     ungated = _records(Setup.load(CONFIG))
     assert gated == ungated and len(gated) > 50
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (rb"^[\x00-\xff]{2}\x00\x01\x1a\x2b\x3c\x4d", (2, {0x00})),  # PPTP: length, then message type
+        (rb"^[\x00-\xff][\x00-\xff]{3}(?:ab|cd)", (4, {ord("a"), ord("c")})),
+        (rb"^[\x00-\xff]{2}(?:x)?y", (2, {ord("x"), ord("y")})),
+        (rb"^[\x00-\xff]{2,6}\x06", None),  # variable length: no fixed offset
+        (rb"[\x00-\xff]{2}x", None),  # unanchored
+        (rb"^abc", None),  # the first byte is known already: regex_first_bytes's job
+        (rb"^[\x00-\xff]{2}(?:x)*", None),  # may match empty there
+    ],
+)
+def test_regex_byte_at(pattern, expected):
+    import re
+
+    from portwatch.detect.prefilter import regex_byte_at
+
+    got = regex_byte_at(re.compile(pattern))
+    assert (None if got is None else (got[0], set(got[1]))) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=0, max_size=12))
+def test_regex_byte_at_is_a_necessary_condition(data):
+    import re
+
+    from portwatch.detect.prefilter import regex_byte_at
+
+    for pattern in (rb"^[\x00-\xff]{2}\x00\x01\x1a", rb"^[\x00-\xff]{3}[ab]c", rb"^[\x00-\xff]{2}(?:x)?y"):
+        regex = re.compile(pattern)
+        off, allowed = regex_byte_at(regex)
+        if regex.search(data) is not None:
+            assert len(data) > off and data[off] in allowed
