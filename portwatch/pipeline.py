@@ -21,7 +21,7 @@ from .capture.fragments import Defragmenter
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
 from .detect.signature import Signature, load_signatures
-from .detect.upgrades import upgrade_meta, upgrade_pending, upgrade_watch
+from .detect.upgrades import upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch
 from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -343,8 +343,7 @@ class Analyzer:
             if grew:
                 self._collect_meta(flow, d)
             if flow.inspecting and (flow.meta_left <= 0 or self._full(flow)):
-                flow.inspecting = False
-                flow.release_buffers()
+                self._end_inspection(flow)
 
     def _held(self, flow: Flow) -> int:
         if flow.streams is not None:
@@ -384,8 +383,7 @@ class Analyzer:
                     if decision.done >> role & 1:
                         flow.meta_done |= bit
             if flow.meta_done == 3 and not upgrade_watch(decision.protocol):
-                flow.inspecting = False
-                flow.release_buffers()
+                self._end_inspection(flow)
         else:
             self._collect_meta(flow, None)
         if self.on_classified is not None:
@@ -420,12 +418,28 @@ class Analyzer:
                 flow.meta_done |= bit
         watching = False
         if transport == "tcp" and upgrade_watch(decision.protocol):
-            # banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py)
-            flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
+            # Banners, logins in clear, STARTTLS, CONNECT, WebSocket (detect/upgrades.py). Where the
+            # answer can only come from the whole conversation (the text protocols: STARTTLS or a
+            # login may come at any point) it is worked out once, when inspection ends, rather
+            # than over the growing buffers on every segment: the result is the same.
+            if grown is None or upgrade_settles(decision.protocol):
+                flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
+                flow.upgrades_stale = False
+            else:
+                flow.upgrades_stale = True
             watching = upgrade_pending(decision.protocol, flow.meta)
         if flow.meta_done == 3 and not watching:
-            flow.inspecting = False
-            flow.release_buffers()
+            self._end_inspection(flow)
+
+    def _end_inspection(self, flow: Flow) -> None:
+        """Stop reading a classified flow: settle what was deferred, keep the heads, free the buffers."""
+        decision = flow.decision
+        if flow.upgrades_stale and decision is not None:
+            client, server = flow.units_by_role()
+            flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
+            flow.upgrades_stale = False
+        flow.inspecting = False
+        flow.release_buffers()
 
     def _give_up(self, flow: Flow) -> None:
         client, server = flow.units_by_role()
@@ -445,8 +459,7 @@ class Analyzer:
                 flow.inspecting = False
                 flow.release_buffers()
         elif flow.inspecting:
-            flow.inspecting = False
-            flow.release_buffers()
+            self._end_inspection(flow)
 
     # ---- output --------------------------------------------------------------------------
     def record(self, flow: Flow) -> FlowRecord:

@@ -93,3 +93,27 @@ def test_upgrade_request_is_settled_by_the_response(tmp_path):
     records, _ = analyze_path(path, services_path=CONFIG.services_path)
     (rec,) = records
     assert rec.meta["upgraded_to"] == "websocket" and rec.meta["http_status"] == 101
+
+
+def test_text_protocol_facts_are_read_once_at_the_end(monkeypatch):
+    # SMTP's STARTTLS and logins can come at any point: the conversation is read once when
+    # inspection ends (and once at the verdict, for the banner), not on every segment, with the
+    # same facts as reading it every time.
+    import portwatch.pipeline as pipeline
+
+    def facts(records):
+        return [(r.meta.get("banner"), r.meta.get("smtp_helo"), r.meta.get("upgraded_to"),
+                 r.meta.get("cleartext_login")) for r in records if r.protocol == "smtp"]
+
+    calls = []
+    real = pipeline.upgrade_meta
+    monkeypatch.setattr(pipeline, "upgrade_meta", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    records, _ = run_counting("smtp-25.pcap")
+    smtp = [r for r in records if r.protocol == "smtp"]
+    assert smtp and len(calls) <= 2 * len(smtp)
+    monkeypatch.setattr(pipeline, "upgrade_settles", lambda protocol: True)  # read on every segment
+    calls.clear()
+    every_segment, _ = run_counting("smtp-25.pcap")
+    assert len(calls) > 2 * len(smtp)
+    assert facts(records) == facts(every_segment)
+    assert any(f[0] for f in facts(records))  # the banner is there

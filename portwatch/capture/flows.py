@@ -85,6 +85,7 @@ class Flow:
         "streams",
         "ts_start",
         "units",
+        "upgrades_stale",
     )
 
     def __init__(
@@ -112,6 +113,7 @@ class Flow:
         self.meta_seen = 0  # bit d: direction d's probes have yielded metadata
         self.meta_done = 0  # bit d: direction d has nothing more to tell
         self.reported = False  # the monitor has emitted this flow's classification
+        self.upgrades_stale = False  # bytes came since detect/upgrades.py last read the buffers
         # Buffers are made when a direction first carries data: a SYN flood's flows never get one.
         self.isn: list[int | None] = [None, None] if proto == TCP else []
         if proto == TCP:

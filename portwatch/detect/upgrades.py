@@ -134,6 +134,12 @@ def upgrade_watch(protocol: str) -> bool:
     return protocol in ("http", "http2") or protocol in _GREETING or protocol in _STARTTLS
 
 
+def upgrade_settles(protocol: str) -> bool:
+    """Whether `protocol`'s facts can settle before the conversation's end (HTTP's first exchange
+    decides CONNECT and Upgrade); the text protocols' STARTTLS and logins may come at any point."""
+    return protocol in ("http", "http2")
+
+
 def upgrade_pending(protocol: str, meta: Mapping[str, Any]) -> bool:
     """Whether, given what is known of the flow, later bytes may still add one of these facts.
 
