@@ -399,15 +399,15 @@ class Analyzer:
         """
         decision: Decision = flow.decision  # type: ignore[assignment]
         assert decision.signature is not None
-        client, server = flow.units_by_role()
         transport = TRANSPORT_NAMES[flow.proto]
         for d in (0, 1) if grown is None else (grown,):
             bit = 1 << d
             if flow.meta_done & bit:
                 continue
+            units = flow.units_of(d)
             is_client = d == flow.client_dir
-            found, done = self.setup.engine.extract(decision.signature, transport, client if is_client else [],
-                                                    [] if is_client else server)
+            found, done = self.setup.engine.extract(decision.signature, transport, units if is_client else [],
+                                                    [] if is_client else units)
             new = {k: v for k, v in found.items() if flow.meta.get(k) != v}
             if new:
                 flow.meta.update(new)
@@ -423,6 +423,7 @@ class Analyzer:
             # login may come at any point) it is worked out once, when inspection ends, rather
             # than over the growing buffers on every segment: the result is the same.
             if grown is None or upgrade_settles(decision.protocol):
+                client, server = flow.units_by_role()
                 flow.meta.update(upgrade_meta(decision.protocol, client, server, self.setup.engine.inner_protocol))
                 flow.upgrades_stale = False
             else:

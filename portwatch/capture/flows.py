@@ -171,6 +171,14 @@ class Flow:
     def client_ip(self) -> bytes:
         return self.a_ip if self.client_dir == 0 else self.b_ip
 
+    def units_of(self, d: int) -> list[bytes]:
+        """Direction d's units: its stream prefix for TCP, its first datagrams for UDP."""
+        if self.streams is not None:
+            s = self.streams[d]
+            return [bytes(s.data)] if s is not None and s.data else []
+        assert self.units is not None
+        return self.units[d]
+
     def units_by_role(self) -> tuple[list[bytes], list[bytes]]:
         """(client units, server units): stream prefixes for TCP, first datagrams for UDP."""
         if self.streams is not None:
