@@ -365,6 +365,7 @@ class Analyzer:
             return
         if decision.swapped:
             flow.client_dir ^= 1
+            client, server = server, client  # the units as the roles now stand
         flow.decision = decision
         flow.meta.update(decision.meta)
         had_meta = bool(decision.meta)

@@ -366,3 +366,21 @@ def test_never_raises_with_tls_prefix(tail, from_client):
         MORE,
         NO,
     )
+
+
+def test_swapped_roles_mark_the_right_direction_done(tls13):
+    # Mid-stream, both ports unassigned: the first packet is taken as the client's, but it is a
+    # ServerHello, so the engine swaps the roles. The "done" and "seen" marks must land on the
+    # direction that sent it (direction 0), not on the role it was first given.
+    from scapy.layers.inet import IP, TCP
+
+    from portwatch.capture.decode import LINKTYPE_RAW
+    from portwatch.pipeline import Analyzer, Config
+
+    _, flight = tls13
+    pkt = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=50000, dport=40000, flags="PA", seq=1) / flight)
+    analyzer = Analyzer(Config())
+    analyzer.run([(1.0, LINKTYPE_RAW, pkt, 0, len(pkt))])
+    (flow,) = analyzer.table.flows()
+    assert flow.decision.protocol == "tls" and flow.client_dir == 1  # 10.0.0.2 is the client
+    assert flow.meta_done == 1 and flow.meta_seen == 1
