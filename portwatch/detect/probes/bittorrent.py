@@ -65,3 +65,6 @@ def probe_utp_units(units: Sequence[bytes], from_client: bool) -> ProbeResult:
 
 
 probe_utp_units.units = True  # type: ignore[attr-defined]
+# Every datagram must be uTP (BEP 29): type 0-4 in the high nibble, version 1 in the low one.
+probe_utp.first_bytes = frozenset(kind << 4 | 1 for kind in range(5))  # type: ignore[attr-defined]
+probe_utp_units.first_bytes = probe_utp.first_bytes  # type: ignore[attr-defined]

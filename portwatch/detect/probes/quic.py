@@ -333,3 +333,8 @@ def probe_units(units: list[bytes], from_client: bool) -> ProbeResult:
 
 
 probe_units.units = True  # type: ignore[attr-defined]  # the engine passes every datagram of a direction
+
+# The first datagram must open with a long header (RFC 9000 17.2: the top bit set); the engine skips
+# the probes for flows whose datagrams all start otherwise (engine._Gate).
+probe.first_bytes = frozenset(range(0x80, 0x100))  # type: ignore[attr-defined]
+probe_units.first_bytes = probe.first_bytes  # type: ignore[attr-defined]
