@@ -3,6 +3,15 @@
 Each probe is `probe(data: bytes, from_client: bool) -> ProbeResult`, where `data` is the first
 bytes of one direction (TCP: the reassembled prefix; UDP: one datagram). A signature names a probe
 when a byte pattern cannot check the structure (record lengths, header fields, binary packets).
+
+The contract, beyond the status and the metadata:
+- `ProbeResult.done`: this direction's facts are complete (a whole ClientHello, a banner and its
+  KEXINIT, HTTP headers up to the blank line); the pipeline then stops re-reading that direction.
+  Say it only when later bytes can add nothing to the metadata.
+- `probe.first_bytes` (optional attribute): every input the probe can MATCH starts with one of
+  these bytes; the engine skips the probe for flows whose units all start otherwise. It must be a
+  necessary condition: tests/detect/test_gates.py tries every first byte on real messages.
+- `probe.units = True`: the probe takes the list of a direction's datagrams instead of one.
 """
 
 from __future__ import annotations
