@@ -112,8 +112,8 @@ class Analyzer:
         packets = 0
         nbytes = 0
         next_sweep = self.next_sweep
-        closed = self.table.closed
         linger = self.config.linger
+        release_at = self._release_at(float("-inf"))  # capture time when the oldest closed flow is due
         shards = self.config.shard_count
         foreign = self.foreign
         try:
@@ -125,10 +125,9 @@ class Analyzer:
                 # as the whole run does.
                 if ts >= next_sweep:
                     next_sweep = self._sweep(ts)
-                if closed:
-                    closed_at = closed[0].closed_at
-                    if closed_at is None or ts - closed_at >= linger:
-                        self.table.release_closed(ts, linger)
+                if ts >= release_at:
+                    self.table.release_closed(ts, linger)
+                    release_at = self._release_at(ts)
                 proto = 0
                 # Fast paths: Ethernet II + IPv4 without options (not a fragment) or IPv6 without
                 # extension headers, carrying TCP or UDP: most of any real capture. Byte indexing,
@@ -218,10 +217,20 @@ class Analyzer:
                     self._inspect(side.flow, side.d, flags, seq, pbuf[poff:pend] if n else b"")
                 if flags & 5 and proto == TCP:  # FIN or RST
                     self._tcp_close(side.flow, side.d, flags, ts)
+                    release_at = self._release_at(ts)
         finally:
             stats.packets += packets
             stats.bytes += nbytes
             self.next_sweep = next_sweep
+
+    def _release_at(self, now: float) -> float:
+        """When the oldest closed TCP flow is due for release: one comparison per packet instead of
+        looking at the queue. A head reopened by data after its RST is simply released then."""
+        closed = self.table.closed
+        if not closed:
+            return math.inf
+        closed_at = closed[0].closed_at
+        return now if closed_at is None else closed_at + self.config.linger
 
     def _foreign(self, key: bytes) -> bool:
         """Whether a flow key belongs to another shard; remembered, since hashing costs a microsecond."""
