@@ -295,16 +295,21 @@ def _insecure_rules(
 _LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")
 
 
-def login_in_head(meta: dict[str, Any]) -> bool:
-    """A login command in the client's first bytes (detection's `cleartext_login` may say more)."""
+def _client_head(meta: dict[str, Any]) -> bytes | None:
+    """The client's first bytes as kept in meta (hex), or None when absent or not hex."""
     head = meta.get("client_head")
     if not isinstance(head, str):
-        return False
+        return None
     try:
-        data = bytes.fromhex(head)
+        return bytes.fromhex(head)
     except ValueError:
-        return False
-    return _LOGIN_LINE.search(data) is not None
+        return None
+
+
+def login_in_head(meta: dict[str, Any]) -> bool:
+    """A login command in the client's first bytes (detection's `cleartext_login` may say more)."""
+    data = _client_head(meta)
+    return data is not None and _LOGIN_LINE.search(data) is not None
 
 
 _ANONYMOUS = re.compile(rb"(?i)^USER (?:anonymous|ftp)\r?\n")
@@ -312,13 +317,8 @@ _ANONYMOUS = re.compile(rb"(?i)^USER (?:anonymous|ftp)\r?\n")
 
 def anonymous_login(meta: dict[str, Any]) -> bool:
     """An FTP client that opened with USER anonymous/ftp (the RFC 1635 convention)."""
-    head = meta.get("client_head")
-    if not isinstance(head, str):
-        return False
-    try:
-        return _ANONYMOUS.match(bytes.fromhex(head)) is not None
-    except ValueError:
-        return False
+    data = _client_head(meta)
+    return data is not None and _ANONYMOUS.match(data) is not None
 
 
 def _evidence(record: FlowRecord) -> str:
