@@ -264,7 +264,7 @@ class Engine:
                 else:
                     units = server
                 if multi:
-                    hit = self._match_units(m, units, from_client)
+                    hit = self._match_units(m, fn, units, from_client)
                 else:
                     for unit in units:
                         hit = self._match(m, fn, unit, from_client)
@@ -291,11 +291,11 @@ class Engine:
         score = 1.0 - (1.0 - c) * (1.0 - sv)
         return _Score(sig, score, cprobed or sprobed, hint, cm, sm, meta, swapped, done, self._longest[sig.protocol])
 
-    def _match_units(self, m: Match, units: Sequence[bytes], from_client: bool) -> ProbeResult | None:
+    def _match_units(self, m: Match, fn: ProbeFn, units: Sequence[bytes], from_client: bool) -> ProbeResult | None:
         """A multi-unit probe: the pattern must hold on some unit, the probe judges them all."""
         if not any(self._match_pattern(m, u) for u in units):
             return None
-        result = self._probes[m.probe]([bytes(u[:PROBE_INPUT]) for u in units], from_client)  # type: ignore[index]
+        result = fn([bytes(u[:PROBE_INPUT]) for u in units], from_client)  # type: ignore[arg-type]
         return result if result.status == ProbeStatus.MATCH else None
 
     @staticmethod

@@ -21,7 +21,6 @@ the QUIC and DTLS probes.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -514,14 +513,6 @@ def _walk_records(data: bytes) -> tuple[list[tuple[int, int]], bytes, bool, bool
     return records, bytes(handshake), False, True
 
 
-@functools.lru_cache(maxsize=512)
-def _complete_client_hello_meta(body: bytes) -> dict[str, Any] | None:
-    ch = parse_client_hello(body, total=len(body))
-    if ch is None or not ch.complete:
-        return None  # all bytes present yet the structure does not close
-    return client_hello_meta(ch, "t")
-
-
 def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     if len(handshake) < 4:
         return NEED_MORE if truncated else NO_MATCH
@@ -533,10 +524,6 @@ def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
     body = handshake[4 : 4 + length]
     if len(body) < 2:
         return NEED_MORE if truncated else NO_MATCH
-    if len(body) >= length:
-        # A whole ClientHello is re-read each time its stream grows; its facts never change.
-        meta = _complete_client_hello_meta(bytes(body))
-        return NO_MATCH if meta is None else ProbeResult(ProbeStatus.MATCH, dict(meta), done=True)
     ch = parse_client_hello(body, total=length)
     if ch is None:
         return NO_MATCH
@@ -546,7 +533,8 @@ def _client_side(handshake: bytes, truncated: bool, size: int) -> ProbeResult:
         return NEED_MORE
     if not ch.ciphers and not ch.complete:
         return NEED_MORE if truncated else NO_MATCH
-    return ProbeResult(ProbeStatus.MATCH, client_hello_meta(ch, "t"))
+    # A whole ClientHello (complete implies every byte is present): its facts never change.
+    return ProbeResult(ProbeStatus.MATCH, client_hello_meta(ch, "t"), done=ch.complete)
 
 
 def _server_side(handshake: bytes, truncated: bool, size: int, cleartext_over: bool) -> ProbeResult:
