@@ -179,13 +179,14 @@ def _dirs(value: PathLike | Iterable[PathLike] | None) -> tuple[str, ...]:
     return tuple(os.fspath(v) for v in value)
 
 
-def _with_progress(source: CaptureSource, out: TextIO) -> Iterator[Record]:
-    """Yield the source's records, rewriting one status line every 64k packets."""
+def _with_progress(records: Iterable[Record], source: CaptureSource, analyzer: Analyzer,
+                   out: TextIO) -> Iterator[Record]:
+    """Yield the records, rewriting one status line every 64k records the loop takes."""
     size = source.size
-    for n, rec in enumerate(source, 1):
+    for n, rec in enumerate(records, 1):
         if not n & 0xFFFF:
             pct = f" {100 * source.bytes_read / size:.0f}%" if size else ""
-            out.write(f"\r{source.name}: {n} packets{pct}")
+            out.write(f"\r{source.name}: {analyzer.stats.packets} packets{pct}")
             out.flush()
         yield rec
 
@@ -243,7 +244,8 @@ def analyze(
             names.append(source.name)
             paths_by_name[source.name] = path
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=source.name)
-            analyzer.run(_with_progress(source, sys.stderr) if progress else source)
+            records_in = analyzer.records_of(source)
+            analyzer.run(_with_progress(records_in, source, analyzer, sys.stderr) if progress else records_in)
             stats = analyzer.close()
         stats.malformed += source.stats.malformed
         total.add(stats)

@@ -139,7 +139,8 @@ def analyze(
             names.append(source.name)
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else source.name)
             try:
-                drive(analyzer, source, view.track(str(len(names)), source, analyzer) if view else None)
+                drive(analyzer, analyzer.records_of(source),
+                      view.track(str(len(names)), source, analyzer) if view else None)
             except KeyboardInterrupt:
                 errors.append(f"{source.name}: interrupted")
                 analyzer.close()

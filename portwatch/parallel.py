@@ -142,7 +142,7 @@ def run_task(
         # A shard of a plain pcap skips the other shards' packets before the pipeline sees them.
         from .shard_reader import open_shard  # numpy: only when a capture is split
         reader = open_shard(task.path, task.shard_index, task.shard_count, CaptureStats())
-        records: Any = reader if reader is not None else source
+        records: Any = reader if reader is not None else analyzer.records_of(source)
         tick = None
         if on_progress is not None:
             last = [0.0]

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from struct import unpack_from
+from typing import TYPE_CHECKING
 
 from .capture.decode import FRAGMENT, MALFORMED, SUPPORTED_LINKTYPES, decode, decode_ip_payload
 from .capture.flows import ACK, MAX_UDP_UNITS, RST, SYN, TCP, Flow, FlowTable, flow_key, ip_text, shard_of
 from .capture.fragments import Defragmenter
+from .capture.sources import BATCH_CHUNK, CaptureSource, Record
 from .detect.engine import Decision, Engine
 from .detect.entropy import entropy_facts
 from .detect.signature import Signature, load_signatures
@@ -26,6 +28,9 @@ from .model import TRANSPORT_NAMES, CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
 from .services import ServicesDB, load_services
+
+if TYPE_CHECKING:
+    from .capture.settled import SettledFlows
 
 DEFAULT_MAX_FLOWS = 200_000
 
@@ -47,6 +52,10 @@ class Config:
     # hash falls in shard `shard_index` of `shard_count` (see flows.shard_of).
     shard_index: int = 0
     shard_count: int = 1
+    # Count settled flows' packets a chunk at a time (portwatch.batch) in classic pcap files of at
+    # least this size; below it, importing numpy costs more than it saves.
+    batch_min_bytes: int = 16 << 20
+    batch_chunk: int = BATCH_CHUNK
 
 
 @dataclass(slots=True)
@@ -103,6 +112,20 @@ class Analyzer:
         self.swept = False
         self.started = time.monotonic()
         self.foreign: set[bytes] = set()  # directional keys of other shards' flows (Config.shard_count)
+        self.release_due = math.inf  # capture time when the oldest closed flow is due (see _release_at)
+        self.settled: SettledFlows | None = None  # flows counted a chunk at a time (records_of)
+
+    def records_of(self, source: CaptureSource) -> Iterable[Record]:
+        """What `run` should read from `source`: the source itself, or, for a classic pcap file big
+        enough to be worth it, only the records that are not settled flows' (portwatch.batch)."""
+        size = source.size if source.size is not None else 0
+        if not source.is_classic_pcap or self.config.shard_count > 1 or size < self.config.batch_min_bytes:
+            return source
+        from .batch import batched_records
+        from .capture.settled import SettledFlows
+
+        self.settled = SettledFlows()
+        return batched_records(self, source, self.config.batch_chunk)
 
     # ---- the per-packet loop -------------------------------------------------------------
     def run(self, records: Iterable[tuple[float, int, bytes, int, int]]) -> None:
@@ -228,9 +251,12 @@ class Analyzer:
         looking at the queue. A head reopened by data after its RST is simply released then."""
         closed = self.table.closed
         if not closed:
-            return math.inf
-        closed_at = closed[0].closed_at
-        return now if closed_at is None else closed_at + self.config.linger
+            due = math.inf
+        else:
+            closed_at = closed[0].closed_at
+            due = now if closed_at is None else closed_at + self.config.linger
+        self.release_due = due
+        return due
 
     def _foreign(self, key: bytes) -> bool:
         """Whether a flow key belongs to another shard; remembered, since hashing costs a microsecond."""
@@ -246,11 +272,14 @@ class Analyzer:
         """Expire idle flows as of the sweep boundary just crossed; return the next boundary."""
         interval = self.config.sweep_interval
         boundary = math.floor(ts / interval) * interval
+        if self.settled is not None:
+            self.settled.flush()  # the sweep reads last times
         if self.swept:
             self.table.expire(boundary, self.config.idle_tcp, self.config.idle_udp, self.config.linger,
                               self.config.idle_dns)
         self.swept = True
-        return boundary + interval
+        self.next_sweep = boundary + interval
+        return self.next_sweep
 
     # ---- flow life cycle -----------------------------------------------------------------
     def _defragment(self, frag: tuple, ts: float) -> tuple | None:
@@ -303,6 +332,8 @@ class Analyzer:
         else:
             flow.fins |= 1 << d
         if flow.closed_at is None and (flow.rst or flow.fins == 3):
+            if flow.slot is not None:
+                self.settled.release(flow)  # type: ignore[union-attr]  # a closed flow's packets need the loop
             flow.closed_at = ts
             self.table.closed.append(flow)
             # After both FINs no data may follow: settle now. A RST is only the sender's word; an
@@ -451,6 +482,7 @@ class Analyzer:
             flow.upgrades_stale = False
         flow.inspecting = False
         flow.release_buffers()
+        self._settle(flow)
 
     def _give_up(self, flow: Flow) -> None:
         client, server = flow.units_by_role()
@@ -460,6 +492,12 @@ class Analyzer:
             flow.meta["entropy_server"] = entropy_facts(server[0]).as_dict()
         flow.inspecting = False
         flow.release_buffers()
+        self._settle(flow)
+
+    def _settle(self, flow: Flow) -> None:
+        """From now on the flow's packets only count: let the chunk counter take them."""
+        if self.settled is not None and flow.closed_at is None and flow.encap is None:
+            self.settled.waiting.append(flow)
 
     def _conclude(self, flow: Flow) -> None:
         """No more bytes will come: settle the verdict with whatever evidence there is."""
@@ -509,6 +547,8 @@ class Analyzer:
         return rec
 
     def _finish(self, flow: Flow, reason: str) -> None:
+        if flow.slot is not None:
+            self.settled.release(flow)  # type: ignore[union-attr]  # its pending counts go to the record
         if flow.inspecting:
             self._conclude(flow)
         rec = self.record(flow)

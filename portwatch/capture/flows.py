@@ -82,6 +82,7 @@ class Flow:
         "reported",
         "rst",
         "sides",
+        "slot",
         "streams",
         "ts_start",
         "units",
@@ -114,6 +115,7 @@ class Flow:
         self.meta_done = 0  # bit d: direction d has nothing more to tell
         self.reported = False  # the monitor has emitted this flow's classification
         self.upgrades_stale = False  # bytes came since detect/upgrades.py last read the buffers
+        self.slot: int | None = None  # in capture.settled.SettledFlows while settled
         # Buffers are made when a direction first carries data: a SYN flood's flows never get one.
         self.isn: list[int | None] = [None, None] if proto == TCP else []
         if proto == TCP:
@@ -152,6 +154,7 @@ class Flow:
         cont.sides = (Side(cont, 0, ts), Side(cont, 1, ts))
         cont.inspecting = False
         cont.streams = cont.units = None
+        cont.slot = None
         return cont
 
     # Role-based views, used off the hot path only.

@@ -19,8 +19,8 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, NamedTuple
 
 from ..model import CaptureStats
 from ..sanitize import clean_text
@@ -39,6 +39,17 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 
 Record = tuple[float, int, bytes, int, int]
+BATCH_CHUNK = 8 << 20  # a whole-chunk reader's read: ~10,000 packets, so numpy's per-call cost is spread thin
+
+
+class PcapChunk(NamedTuple):
+    """Records of a classic pcap that sit whole in `buf`: headers at `offsets` (frames 16 bytes on)."""
+
+    buf: bytes
+    offsets: list[int]
+    linktype: int
+    order: str  # struct byte order of the headers
+    tick: float  # seconds per unit of the fraction field
 
 
 class CaptureError(Exception):
@@ -130,6 +141,37 @@ class CaptureSource:
             return _read_pcapng(self._chunks(), self.stats, self.name)
         return _read_pcap(self._chunks(), self.stats, self.name)
 
+    @property
+    def is_classic_pcap(self) -> bool:
+        return self._head in PCAP_MAGICS
+
+    def pcap_chunks(self, size: int = BATCH_CHUNK) -> Iterator[PcapChunk]:
+        """The records of a classic pcap a chunk at a time, for whole-chunk (numpy) work.
+
+        Same records, timestamps and errors as iterating the source; each chunk is a buffer and
+        the offsets of the record headers that sit whole in it. A record that straddles two reads
+        comes as a chunk of its own (assembled alone, not by copying the next read behind it).
+        """
+        assert self.is_classic_pcap and self._fh is not None
+        read = self._fh.read1 if self._fh is not self._raw else self._fh.read  # type: ignore[attr-defined]
+        return _pcap_chunks(self._head, self._read_sized(read, size), self.stats, self.name)
+
+    def _read_sized(self, read: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+        while True:
+            try:
+                data = read(size)
+            except (OSError, EOFError, zlib.error) as exc:
+                self.stats.error = f"{self.name}: read error: {exc}"
+                return
+            if not data:
+                return
+            if self._raw is not None and self._raw is not self._fh:
+                with contextlib.suppress(OSError, ValueError):
+                    self.bytes_read = self._raw.tell()
+            else:
+                self.bytes_read += len(data)
+            yield data
+
 
 class _Prepend(io.RawIOBase):
     """A read-only stream that replays already-read magic bytes before the rest of `raw`."""
@@ -200,9 +242,7 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
         while off + 16 <= end:
             sec, frac, caplen, _origlen = unpack(buf, off)
             if caplen > limit:
-                stats.error = stats.error or (
-                    f"{name}: corrupt record at byte offset {base + off}: caplen {caplen} exceeds {limit}"
-                )
+                stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
                 return
             nxt = off + 16 + caplen
             if nxt > end:
@@ -218,9 +258,7 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
             if len(rest) >= 16:
                 sec, frac, caplen, _origlen = unpack(rest, 0)
                 if caplen > limit:
-                    stats.error = stats.error or (
-                        f"{name}: corrupt record at byte offset {rest_at}: caplen {caplen} exceeds {limit}"
-                    )
+                    stats.error = stats.error or _corrupt(name, rest_at, caplen, limit)
                     return
                 if len(rest) >= 16 + caplen:
                     break
@@ -232,12 +270,7 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
                 if data is None:
                     if not rest:
                         return  # the file ends between records
-                    if len(rest) < 16:
-                        stats.error = stats.error or f"{name}: truncated record header at end of file"
-                    else:
-                        stats.error = stats.error or (
-                            f"{name}: truncated packet data at end of file ({len(rest) - 16} of {caplen} bytes)"
-                        )
+                    stats.error = stats.error or _cut_at_end(name, rest, caplen if len(rest) >= 16 else 0)
                     return
                 base += len(buf)
                 buf, off = data, 0
@@ -245,6 +278,81 @@ def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Itera
             rest += piece
             off += len(piece)
         yield (sec + frac * tick, linktype, rest, 16, caplen)
+
+
+def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
+    """`CaptureSource.pcap_chunks`: `reads` is the file after its 4 magic bytes."""
+    order, tick = PCAP_MAGICS[magic]
+    head = b""
+    for data in reads:
+        head += data
+        if len(head) >= 20:
+            break
+    if len(head) < 20:
+        stats.error = stats.error or f"{name}: truncated pcap file header"
+        return
+    _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", head, 0)
+    linktype = network & 0x0FFFFFFF
+    limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+    caplen_at = struct.Struct(order + "I").unpack_from
+    buf, off, base = head, 20, 4  # base: file offset of buf[0]
+    rest, rest_at = b"", 0  # a record cut by the end of a read, assembled alone
+    while True:
+        if rest:
+            if len(rest) < 16:
+                piece = buf[off : off + 16 - len(rest)]
+                rest += piece
+                off += len(piece)
+            if len(rest) >= 16:
+                (caplen,) = caplen_at(rest, 8)
+                if caplen > limit:
+                    stats.error = stats.error or _corrupt(name, rest_at, caplen, limit)
+                    return
+                piece = buf[off : off + 16 + caplen - len(rest)]
+                rest += piece
+                off += len(piece)
+                if len(rest) == 16 + caplen:
+                    yield PcapChunk(rest, [0], linktype, order, tick)
+                    rest = b""
+        if not rest:
+            # The walk over record headers: the only per-record Python work of a chunk.
+            offsets: list[int] = []
+            append = offsets.append
+            end = len(buf)
+            while off + 16 <= end:
+                (caplen,) = caplen_at(buf, off + 8)
+                if caplen > limit:
+                    if offsets:
+                        yield PcapChunk(buf, offsets, linktype, order, tick)
+                    stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
+                    return
+                nxt = off + 16 + caplen
+                if nxt > end:
+                    break
+                append(off)
+                off = nxt
+            if offsets:
+                yield PcapChunk(buf, offsets, linktype, order, tick)
+            if off < end:
+                rest, rest_at = buf[off:], base + off
+                off = end
+        data = next(reads, None)
+        if data is None:
+            if rest:
+                stats.error = stats.error or _cut_at_end(name, rest, caplen_at(rest, 8)[0] if len(rest) >= 16 else 0)
+            return
+        base += len(buf)
+        buf, off = data, 0
+
+
+def _corrupt(name: str, at: int, caplen: int, limit: int) -> str:
+    return f"{name}: corrupt record at byte offset {at}: caplen {caplen} exceeds {limit}"
+
+
+def _cut_at_end(name: str, rest: bytes, caplen: int) -> str:
+    if len(rest) < 16:
+        return f"{name}: truncated record header at end of file"
+    return f"{name}: truncated packet data at end of file ({len(rest) - 16} of {caplen} bytes)"
 
 
 def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:

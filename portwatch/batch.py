@@ -1,0 +1,199 @@
+"""Whole-chunk counting of settled flows' packets: what `Analyzer.run` reads from a classic pcap.
+
+Most packets of a capture belong to flows that are classified and no longer inspected; all such
+a packet does in the per-packet loop is add to its direction's counters. Here a chunk of the file
+(~10,000 records) is decoded with numpy (`capture.fast_path`), its flow keys are found among the
+settled flows at once (`capture.settled`), and those packets are counted there. The others (new
+flows, flows still inspected, TCP SYN/FIN/RST, anything off the fast path) go on to `run` as
+records, in capture order, exactly as they would without this step.
+
+Why the result is the same as feeding every record to `run`:
+- A flow's packets in a chunk are counted here only if none of them needs the loop: no SYN, FIN or
+  RST (closing or reopening), none off the fast path (checked by decoding those records), and no
+  gap from the flow's previous packet as long as the shortest idle timeout (so no idle sweep
+  inside the chunk can end it). The chunk's times must not decrease, and the flow table must have
+  room for one new flow per record (so no eviction happens inside the chunk).
+- Timers run on capture time before each packet. For every counted packet at which a timer
+  would fire (the next idle sweep, or the oldest closed flow's release), `run` gets a tick: a
+  record of no link type that fires the timers and is then taken back out of the counters.
+- Counts are handed to the flow's `Side`s before every sweep and whenever the flow leaves the
+  settled set (closing, removal): the sweep then sees a last time that may lie later in the
+  chunk, which changes no verdict because no gap in the chunk reaches the idle timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import repeat
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .capture.decode import FRAGMENT, MALFORMED, decode
+from .capture.fast_path import HEAD, TCP, UDP, fast_path_facts, key_words
+from .capture.flows import flow_key
+from .capture.settled import SettledFlows
+from .capture.sources import CaptureSource, PcapChunk, Record
+
+if TYPE_CHECKING:
+    from .pipeline import Analyzer
+
+TICK = -1  # the link type of a tick: no decoder knows it
+MIN_RECORDS = 256  # fewer records than this in a chunk (a straddling record): the loop takes them all
+SYN_FIN_RST = 0x07
+
+
+def batched_records(analyzer: Analyzer, source: CaptureSource, chunk_size: int) -> Iterator[Record]:
+    """The records of `source` that `analyzer.run` must see; counts the others in `analyzer.settled`."""
+    settled = analyzer.settled
+    assert settled is not None
+    stats = analyzer.stats
+    config = analyzer.config
+    min_idle = min(t for t in (config.idle_tcp, config.idle_udp, config.idle_dns) if t is not None)
+    latest = -np.inf  # the latest capture time of the chunks so far
+    recheck = np.empty(0, dtype=np.int64)  # slots whose packets took the loop in the last chunk
+    ticks = 0
+    try:
+        for chunk in source.pcap_chunks(chunk_size):
+            n = len(chunk.offsets)
+            hdr = np.asarray(chunk.offsets, dtype=np.int64)
+            rows, whole = _rows(chunk.buf, hdr)
+            sec, frac, caplen = _header_words(rows, chunk.order)
+            ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
+            frame = hdr + 16
+            settled.admit_waiting()
+            _refresh_last(settled, recheck)
+            recheck = np.empty(0, dtype=np.int64)
+            monotonic = bool(ts[0] >= latest) and bool((ts[1:] >= ts[:-1]).all())
+            latest = max(latest, float(ts.max()))
+            counted = None
+            if n >= MIN_RECORDS and monotonic and settled.entries and analyzer.table.count + n < config.max_flows:
+                counted = _settled_packets(analyzer, chunk, rows, whole, frame, caplen, ts, min_idle)
+            if counted is None:
+                if not monotonic:
+                    settled.flush()  # a packet's time is its side's last time only if time goes forward
+                yield from zip(ts.tolist(), repeat(chunk.linktype, n), repeat(chunk.buf, n), frame.tolist(),
+                               caplen.tolist(), strict=True)
+                continue
+            vals, take, recheck, payload = counted
+            idx = np.flatnonzero(take)
+            if len(idx):
+                settled.count(vals[idx], ts[idx], payload[idx])
+                stats.packets += len(idx)
+                stats.bytes += int(caplen[idx].sum())
+            # The rest, in order, with a tick wherever a counted packet would have fired a timer.
+            loop = np.flatnonzero(~take)
+            stretch = np.diff(loop, prepend=-1) > 1  # counted packets come just before this record
+            before = ts[np.maximum(loop - 1, 0)]  # the time of the last of them
+            buf, linktype = chunk.buf, chunk.linktype
+            lo = 0
+            for i, t, at, length, counted_before, t_before in zip(
+                loop.tolist(), ts[loop].tolist(), frame[loop].tolist(), caplen[loop].tolist(), stretch.tolist(),
+                before.tolist(), strict=True,
+            ):
+                if counted_before and t_before >= min(analyzer.next_sweep, analyzer.release_due):
+                    for tick in _ticks(analyzer, ts, lo, i):
+                        ticks += 1
+                        yield tick
+                yield (t, linktype, buf, at, length)
+                lo = i + 1
+            if lo < n and ts[n - 1] >= min(analyzer.next_sweep, analyzer.release_due):
+                for tick in _ticks(analyzer, ts, lo, n):
+                    ticks += 1
+                    yield tick
+    finally:
+        # Ticks went through the loop as records of an unknown link type: take them back out.
+        stats.packets -= ticks
+        stats.unsupported_link -= ticks
+
+
+def _ticks(analyzer: Analyzer, ts: np.ndarray, lo: int, hi: int) -> Iterator[Record]:
+    """Ticks for the counted packets lo..hi-1 (times not decreasing) at which a timer fires."""
+    while lo < hi:
+        due = min(analyzer.next_sweep, analyzer.release_due)
+        j = max(lo, int(np.searchsorted(ts, due)))
+        if j >= hi:
+            return
+        yield (float(ts[j]), TICK, b"", 0, 0)
+        lo = j + 1
+
+
+def _settled_packets(
+    analyzer: Analyzer, chunk: PcapChunk, rows: np.ndarray, whole: np.ndarray, frame: np.ndarray,
+    caplen: np.ndarray, ts: np.ndarray, min_idle: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(slot * 2 + direction per record or -1, which records to count here, settled slots left to
+    the loop, payload bytes per record); None when the loop had better take the whole chunk."""
+    settled = analyzer.settled
+    assert settled is not None
+    n = len(frame)
+    head = rows[:, 16:]
+    facts = fast_path_facts(head, caplen, chunk.linktype)
+    facts.v4 &= whole
+    facts.v6 &= whole
+    off_path = np.flatnonzero(~(facts.v4 | facts.v6))
+    if len(off_path) * 2 > n:
+        return None  # mostly tunnels, VLANs...: checking each against the settled flows costs more than it saves
+    vals = np.full(n, -1, dtype=np.int64)
+    for mask, v6 in ((facts.v4, False), (facts.v6, True)):
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            vals[idx] = settled.lookup(key_words(head[idx], v6), facts.proto[idx])
+    hit = vals >= 0
+    slot = np.where(hit, vals >> 1, 0)
+    loop_slots = np.zeros(settled.capacity, dtype=bool)  # slots with a packet the loop must see
+    loop_slots[slot[hit & (facts.proto == TCP) & ((facts.flags & SYN_FIN_RST) != 0)]] = True
+    # A record off the fast path (a VLAN tag, IP options, a tunnel) may carry a settled flow's packet.
+    tables = {TCP: analyzer.table.tcp, UDP: analyzer.table.udp}
+    buf = chunk.buf
+    for at, length in zip(frame[off_path].tolist(), caplen[off_path].tolist(), strict=True):
+        pkt = decode(chunk.linktype, buf, at, length)
+        if pkt is None or pkt is MALFORMED:
+            continue
+        if pkt[0] == FRAGMENT:
+            return None  # what a reassembled datagram carries is known only once it is whole
+        side = tables.get(pkt[0], {}).get(flow_key(pkt[1], pkt[2], pkt[3], pkt[4]))
+        if side is not None and side.flow is not None and side.flow.slot is not None:
+            loop_slots[side.flow.slot] = True
+    take = hit & ~loop_slots[slot]
+    # A gap as long as the shortest idle timeout could let a sweep end the flow inside the chunk.
+    # No packet as late as that after the flow's last one before the chunk rules out every gap.
+    late = slot[take & (ts - settled.last[slot] >= min_idle)]
+    if len(late):
+        loop_slots[late] = True
+        take &= ~loop_slots[slot]
+    return vals, take, np.unique(slot[hit & ~take]), facts.payload
+
+
+def _refresh_last(settled: SettledFlows, slots: np.ndarray) -> None:
+    """Slots whose packets took the loop: their flow's last time is on its sides now."""
+    for slot in slots.tolist():
+        sides = settled.sides[slot]
+        if sides is not None:
+            a, b = sides
+            settled.last[slot] = max(settled.last[slot], a.ts, b.ts)
+
+
+def _rows(buf: bytes, hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's header and first HEAD frame bytes as one row (one gather for the chunk), and
+    whether the row lies whole in the buffer (the last records' may not: their tails are zeros,
+    and the loop takes them)."""
+    width = 16 + HEAD
+    a = np.frombuffer(buf, dtype=np.uint8)
+    whole = hdr + width <= len(a)
+    if len(a) < width:
+        a = np.concatenate((a, np.zeros(width - len(a), dtype=np.uint8)))
+    windows = np.lib.stride_tricks.as_strided(a, (len(a) - width + 1, width), (1, 1), writeable=False)
+    rows = windows[np.minimum(hdr, len(a) - width)]
+    cut = np.flatnonzero(~whole)
+    for i, at in zip(cut.tolist(), hdr[cut].tolist(), strict=True):
+        rows[i] = 0
+        tail = a[at:]
+        rows[i, : len(tail)] = tail
+    return rows, whole
+
+
+def _header_words(rows: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seconds, fraction, caplen) of the record headers (the rows' first 12 bytes)."""
+    words = np.ascontiguousarray(rows[:, :12]).view(np.dtype(order + "u4")).astype(np.int64)
+    return words[:, 0], words[:, 1], words[:, 2]

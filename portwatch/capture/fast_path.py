@@ -1,0 +1,90 @@
+"""The pipeline's Ethernet fast paths, for a whole chunk of records at once (numpy).
+
+`Analyzer.run` reads Ethernet + IPv4 (no options, not a fragment) or IPv6 (no extension
+header) + TCP/UDP frames by byte indexing. This module applies the same conditions to every
+record of a chunk in a few array operations, so that the packets of classified flows can be
+counted without a Python step per packet (`portwatch.batch`). It must agree with the per-packet
+loop record by record (tests/capture/test_fast_path.py checks both against the general decoder).
+Pure: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ETHERNET = 1
+TCP, UDP = 6, 17
+HEAD = 68  # frame bytes the fast path reads: up to the TCP flags over IPv6
+V4_KEY_AT, V6_KEY_AT = 26, 22  # addresses then ports, as they sit in the packet
+V4_WORDS, V6_WORDS = 2, 5  # a key as little-endian 64-bit words (12 and 36 bytes, zero-padded)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@dataclass(slots=True)
+class ChunkFacts:
+    """Per record: whether the fast path takes it, and what it reads there."""
+
+    v4: np.ndarray  # bool: Ethernet + IPv4 + TCP/UDP, well formed, on the fast path
+    v6: np.ndarray  # bool: the same over IPv6
+    proto: np.ndarray  # int64: 6 or 17 where v4 | v6
+    flags: np.ndarray  # int64: TCP flags (0 for UDP)
+    payload: np.ndarray  # int64: transport payload bytes, as the loop counts them
+
+
+def fast_path_facts(head: np.ndarray, caplen: np.ndarray, linktype: int) -> ChunkFacts:
+    """`head`: the first HEAD bytes of each frame (uint8 rows; bytes past a short frame are
+    whatever follows it and are never used); `caplen`: the frames' captured lengths."""
+    n = len(caplen)
+    if linktype != ETHERNET or not n:
+        no = np.zeros(n, dtype=bool)
+        zero = np.zeros(n, dtype=np.int64)
+        return ChunkFacts(no, no, zero, zero, zero)
+
+    def b(col: int) -> np.ndarray:
+        return head[:, col].astype(np.int64)
+
+    e12, e13, e14 = b(12), b(13), b(14)
+    is4 = (caplen >= 54) & (e12 == 8) & (e13 == 0) & (e14 == 0x45) & ((b(20) & 0x3F) == 0) & (b(21) == 0)
+    is6 = (caplen >= 62) & ~is4 & (e12 == 0x86) & (e13 == 0xDD) & ((e14 >> 4) == 6)
+
+    def tb(k: int) -> np.ndarray:
+        """Byte k of the transport header: at 34 + k over IPv4, 54 + k over IPv6."""
+        return np.where(is4, head[:, 34 + k], head[:, 54 + k]).astype(np.int64)
+
+    proto = np.where(is4, b(23), np.where(is6, b(20), 0))
+    t = np.where(is4, 34, 54)  # transport header, from the frame's start
+    pend4 = np.minimum(14 + ((b(16) << 8) | b(17)), caplen)
+    pend6 = 54 + ((b(18) << 8) | b(19))
+    pend6 = np.where((pend6 == 54) | (pend6 > caplen), caplen, pend6)  # a jumbogram or a cut frame
+    pend = np.where(is4, pend4, pend6)
+    ip = is4 | is6
+
+    tcp = ip & (proto == TCP) & (t + 20 <= caplen)
+    poff_tcp = t + ((tb(12) >> 4) << 2)
+    tcp_ok = tcp & (poff_tcp <= pend) & (poff_tcp >= t + 20)
+
+    dport_hi = tb(2)
+    udp = ip & (proto == UDP) & (dport_hi != 0x12) & (dport_hi != 0x08)  # not VXLAN, GTP-U: decoded inside
+    ulen = (tb(4) << 8) | tb(5)
+    udp_ok = udp & (ulen >= 8) & (pend >= t + 8)
+    pend_udp = np.minimum(pend, t + ulen)
+
+    ok = tcp_ok | udp_ok
+    payload = np.where(tcp_ok, pend - poff_tcp, np.where(udp_ok, pend_udp - (t + 8), 0))
+    flags = np.where(tcp_ok, tb(13), 0)
+    return ChunkFacts(ok & is4, ok & is6, np.where(ok, proto, 0), flags, payload)
+
+
+def key_words(head: np.ndarray, v6: bool) -> np.ndarray:
+    """The flow keys of frames (rows of `head`) as 64-bit words, the last one's padding zeroed."""
+    at, words = (V6_KEY_AT, V6_WORDS) if v6 else (V4_KEY_AT, V4_WORDS)
+    out = np.ascontiguousarray(head[:, at : at + 8 * words]).view("<u8").copy()
+    out[:, -1] &= _LOW32
+    return out
+
+
+def key_words_of(key: bytes) -> np.ndarray:
+    """The words of one flow key (bytes), as `key_words` gives them for a frame."""
+    return np.frombuffer(key + bytes(4), dtype="<u8")
