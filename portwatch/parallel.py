@@ -139,10 +139,9 @@ def run_task(
 
     with CaptureSource(task.path) as source:
         analyzer = Analyzer(shard_config(config, task), on_record=sink, setup=setup, pcap_name=source.name)
-        # A shard of a plain pcap skips the other shards' packets before the pipeline sees them.
-        from .shard_reader import open_shard  # numpy: only when a capture is split
-        reader = open_shard(task.path, task.shard_index, task.shard_count, CaptureStats())
-        records: Any = reader if reader is not None else analyzer.records_of(source)
+        # In a big classic pcap, the other shards' packets (and settled flows') are counted a chunk at
+        # a time; they never reach the per-packet loop (portwatch.batch).
+        records = analyzer.records_of(source)
         tick = None
         if on_progress is not None:
             last = [0.0]
@@ -151,22 +150,14 @@ def run_task(
                 now = time.monotonic()
                 if now - last[0] >= PROGRESS_EVERY:
                     last[0] = now
-                    packets = reader.packets if reader is not None else analyzer.stats.packets
-                    on_progress(records.bytes_read, packets, len(analyzer.table.order))
+                    on_progress(source.bytes_read, analyzer.stats.packets, len(analyzer.table.order))
 
         drive(analyzer, records, tick)
         stats = analyzer.close()
     if batch:
         on_batch(batch[:])
-    if reader is not None:
-        # The pipeline counted the records it was given; the file's counters are the reader's.
-        stats.other_shard += reader.packets - stats.packets
-        stats.packets = reader.packets
-        stats.bytes = reader.bytes
-        stats.error = reader.stats.error
-    else:
-        stats.error = source.stats.error
-        stats.malformed += source.stats.malformed
+    stats.error = source.stats.error
+    stats.malformed += source.stats.malformed
     return stats
 
 

@@ -119,7 +119,7 @@ class Analyzer:
         """What `run` should read from `source`: the source itself, or, for a classic pcap file big
         enough to be worth it, only the records that are not settled flows' (portwatch.batch)."""
         size = source.size if source.size is not None else 0
-        if not source.is_classic_pcap or self.config.shard_count > 1 or size < self.config.batch_min_bytes:
+        if not source.is_classic_pcap or size < self.config.batch_min_bytes:
             return source
         from .batch import batched_records
         from .capture.settled import SettledFlows

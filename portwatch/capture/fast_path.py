@@ -28,9 +28,9 @@ class ChunkFacts:
 
     v4: np.ndarray  # bool: Ethernet + IPv4 + TCP/UDP, well formed, on the fast path
     v6: np.ndarray  # bool: the same over IPv6
-    proto: np.ndarray  # int64: 6 or 17 where v4 | v6
-    flags: np.ndarray  # int64: TCP flags (0 for UDP)
-    payload: np.ndarray  # int64: transport payload bytes, as the loop counts them
+    proto: np.ndarray  # int32: 6 or 17 where v4 | v6
+    flags: np.ndarray  # int32: TCP flags (0 for UDP)
+    payload: np.ndarray  # int32: transport payload bytes, as the loop counts them
 
 
 def fast_path_facts(head: np.ndarray, caplen: np.ndarray, linktype: int) -> ChunkFacts:
@@ -39,11 +39,11 @@ def fast_path_facts(head: np.ndarray, caplen: np.ndarray, linktype: int) -> Chun
     n = len(caplen)
     if linktype != ETHERNET or not n:
         no = np.zeros(n, dtype=bool)
-        zero = np.zeros(n, dtype=np.int64)
+        zero = np.zeros(n, dtype=np.int32)
         return ChunkFacts(no, no, zero, zero, zero)
 
     def b(col: int) -> np.ndarray:
-        return head[:, col].astype(np.int64)
+        return head[:, col].astype(np.int32)
 
     e12, e13, e14 = b(12), b(13), b(14)
     is4 = (caplen >= 54) & (e12 == 8) & (e13 == 0) & (e14 == 0x45) & ((b(20) & 0x3F) == 0) & (b(21) == 0)
@@ -51,7 +51,7 @@ def fast_path_facts(head: np.ndarray, caplen: np.ndarray, linktype: int) -> Chun
 
     def tb(k: int) -> np.ndarray:
         """Byte k of the transport header: at 34 + k over IPv4, 54 + k over IPv6."""
-        return np.where(is4, head[:, 34 + k], head[:, 54 + k]).astype(np.int64)
+        return np.where(is4, head[:, 34 + k], head[:, 54 + k]).astype(np.int32)
 
     proto = np.where(is4, b(23), np.where(is6, b(20), 0))
     t = np.where(is4, 34, 54)  # transport header, from the frame's start
@@ -88,3 +88,19 @@ def key_words(head: np.ndarray, v6: bool) -> np.ndarray:
 def key_words_of(key: bytes) -> np.ndarray:
     """The words of one flow key (bytes), as `key_words` gives them for a frame."""
     return np.frombuffer(key + bytes(4), dtype="<u8")
+
+
+def shard_numbers(head: np.ndarray, v6: np.ndarray, shards: int) -> np.ndarray:
+    """`flows.shard_of` of each frame's flow key (rows of `head`; `v6` says which are IPv6)."""
+
+    def word(at: int, size: int) -> np.ndarray:
+        return np.ascontiguousarray(head[:, at : at + size]).view(">u" + str(size))[:, 0].astype(np.uint64)
+
+    ports = word(34, 2) ^ word(36, 2)  # IPv4 ports
+    mixed = word(26, 4) ^ word(30, 4) ^ ports
+    if v6.any():
+        # 128-bit addresses folded as shard_of folds them: high half onto low, then 32 onto 32.
+        m6 = word(22, 8) ^ word(30, 8) ^ word(38, 8) ^ word(46, 8) ^ word(54, 2) ^ word(56, 2)
+        mixed = np.where(v6, m6, mixed)
+    mixed ^= mixed >> np.uint64(32)
+    return ((mixed & _LOW32) * np.uint64(0x9E3779B1) >> np.uint64(16)) % np.uint64(shards)

@@ -25,7 +25,8 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 # Per process: keys that collide on purpose cannot be worked out from the code alone.
 _SEED = np.uint64(int.from_bytes(os.urandom(8), "little"))
 _SHIFT = np.uint64(29)
-MAX_PROBES = 64  # a look-up gives up (a miss: the loop takes the packet) after this many entries
+MAX_PROBES = 64
+FLUSH_STEP = 4096  # a look-up gives up (a miss: the loop takes the packet) after this many entries
 
 
 def key_hashes(words: np.ndarray, proto: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def key_hashes(words: np.ndarray, proto: np.ndarray) -> np.ndarray:
 
 
 class SettledFlows:
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         self.sides: list[tuple[Side, Side] | None] = []  # per slot
         self.free: list[int] = []  # released slots the table no longer holds
         self.dead: list[int] = []  # released slots still in the table
@@ -48,10 +49,10 @@ class SettledFlows:
         # Per slot.
         self.live = np.zeros(0, dtype=bool)
         self.last = np.zeros(0)  # the flow's last packet time
-        self.proto = np.zeros(0, dtype=np.int64)
+        self.proto = np.zeros(0, dtype=np.uint8)
         # Per slot * 2 + direction ("val"): the directional key and the counts not yet on the Side.
         self.words = np.zeros((0, V6_WORDS), dtype=np.uint64)
-        self.nwords = np.zeros(0, dtype=np.int64)
+        self.nwords = np.zeros(0, dtype=np.uint8)
         self.pkts = np.zeros(0, dtype=np.int64)
         self.bytes = np.zeros(0, dtype=np.int64)
         self.ts = np.zeros(0)
@@ -83,10 +84,10 @@ class SettledFlows:
 
     # ---- the hash table ------------------------------------------------------------------
     def _rebuild(self) -> None:
-        """A table of the live slots' keys, at most a quarter full; released slots become free."""
-        size = 1 << max(12, (8 * self.capacity - 1).bit_length())
+        """A table of the live slots' keys, at most half full; released slots become free."""
+        size = 1 << max(12, (4 * self.capacity - 1).bit_length())
         self.tab_h = np.zeros(size, dtype=np.uint64)  # 0: empty
-        self.tab_v = np.full(size, -1, dtype=np.int64)
+        self.tab_v = np.full(size, -1, dtype=np.int32)
         self.mask = np.uint64(size - 1)
         self.entries = 0
         self.free.extend(self.dead)
@@ -148,7 +149,10 @@ class SettledFlows:
             if a.flow is None or flow.slot is not None or flow.closed_at is not None or a.inspecting:
                 continue  # gone, slotted already, or no longer settled
             if not self.free:
-                self._grow(2 * self.capacity)
+                if len(self.dead) * 4 >= self.capacity:
+                    self._rebuild()  # frees the released slots
+                else:
+                    self._grow(self.capacity + self.capacity // 2)
             slot = self.free.pop()
             flow.slot = slot
             self.sides[slot] = (a, b)
@@ -162,8 +166,8 @@ class SettledFlows:
             slots.append(slot)
         if not slots:
             return
-        if 2 * (self.entries + 2 * len(slots)) > len(self.tab_h) // 2:
-            self._rebuild()  # takes the new slots too: they are live
+        if self.entries + 2 * len(slots) > len(self.tab_h) // 2:
+            self._rebuild()  # takes the new slots too: they are live; keeps the table at most half full
         else:
             s = np.asarray(slots, dtype=np.int64)
             self._insert(np.concatenate((2 * s, 2 * s + 1)))
@@ -208,16 +212,18 @@ class SettledFlows:
         """Hand every pending count to its flow's sides."""
         if not self.pending:
             return
-        vals = np.flatnonzero(self.pkts)
         sides = self.sides
-        for v, n, nbytes, t in zip(vals.tolist(), self.pkts[vals].tolist(), self.bytes[vals].tolist(),
-                                   self.ts[vals].tolist(), strict=True):
-            side = sides[v >> 1][v & 1]  # type: ignore[index]
-            side.pkts += n
-            side.bytes += nbytes
-            if t > side.ts:
-                side.ts = t
-        self.pkts[vals] = 0
-        self.bytes[vals] = 0
-        self.ts[vals] = -np.inf
+        pending = np.flatnonzero(self.pkts)
+        for start in range(0, len(pending), FLUSH_STEP):  # in steps: a few Python objects at a time
+            vals = pending[start : start + FLUSH_STEP]
+            for v, n, nbytes, t in zip(vals.tolist(), self.pkts[vals].tolist(), self.bytes[vals].tolist(),
+                                       self.ts[vals].tolist(), strict=True):
+                side = sides[v >> 1][v & 1]  # type: ignore[index]
+                side.pkts += n
+                side.bytes += nbytes
+                if t > side.ts:
+                    side.ts = t
+        self.pkts[pending] = 0
+        self.bytes[pending] = 0
+        self.ts[pending] = -np.inf
         self.pending = False
