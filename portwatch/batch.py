@@ -34,7 +34,7 @@ import numpy as np
 from .capture.decode import FRAGMENT, MALFORMED, decode
 from .capture.fast_path import HEAD, TCP, UDP, fast_path_facts, key_words, shard_numbers
 from .capture.flows import flow_key
-from .capture.settled import SettledFlows
+from .capture.settled import ADMIT_AT, SettledFlows
 from .capture.sources import CaptureSource, PcapChunk, Record
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class _Batcher:
         sec, frac, caplen = _header_words(rows, chunk.order)
         ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
         frame = hdr + 16
-        settled.admit_waiting()
+        settled.admit_waiting(ADMIT_AT)
         _refresh_last(settled, self.recheck)
         self.recheck = np.empty(0, dtype=np.int64)
         monotonic = bool(ts[0] >= self.latest) and bool((ts[1:] >= ts[:-1]).all())

@@ -25,8 +25,12 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 # Per process: keys that collide on purpose cannot be worked out from the code alone.
 _SEED = np.uint64(int.from_bytes(os.urandom(8), "little"))
 _SHIFT = np.uint64(29)
-MAX_PROBES = 64
-FLUSH_STEP = 4096  # a look-up gives up (a miss: the loop takes the packet) after this many entries
+# A look-up gives up after this many entries (a miss: the loop takes the packet). The table is at
+# most a quarter full, so nearly every search ends within a few; each further round is a pass of
+# numpy calls over the keys still searching.
+MAX_PROBES = 8
+FLUSH_STEP = 4096  # pending counts handed to the sides per step (Python objects made at once)
+ADMIT_AT = 64  # flows waiting for a slot before they get one (each admission is a few numpy calls)
 
 
 def key_hashes(words: np.ndarray, proto: np.ndarray) -> np.ndarray:
@@ -84,8 +88,8 @@ class SettledFlows:
 
     # ---- the hash table ------------------------------------------------------------------
     def _rebuild(self) -> None:
-        """A table of the live slots' keys, at most half full; released slots become free."""
-        size = 1 << max(12, (4 * self.capacity - 1).bit_length())
+        """A table of the live slots' keys, at most a quarter full; released slots become free."""
+        size = 1 << max(12, (8 * self.capacity - 1).bit_length())
         self.tab_h = np.zeros(size, dtype=np.uint64)  # 0: empty
         self.tab_v = np.full(size, -1, dtype=np.int32)
         self.mask = np.uint64(size - 1)
@@ -140,8 +144,11 @@ class SettledFlows:
         return out
 
     # ---- slots ---------------------------------------------------------------------------
-    def admit_waiting(self) -> None:
-        """Give the flows that settled since the last chunk their slots (if still settled)."""
+    def admit_waiting(self, at_least: int = 1) -> None:
+        """Give the flows that settled since the last chunk their slots (if still settled), once
+        `at_least` of them wait."""
+        if len(self.waiting) < at_least:
+            return
         waiting, self.waiting = self.waiting, []
         slots: list[int] = []
         for flow in waiting:
@@ -166,8 +173,8 @@ class SettledFlows:
             slots.append(slot)
         if not slots:
             return
-        if self.entries + 2 * len(slots) > len(self.tab_h) // 2:
-            self._rebuild()  # takes the new slots too: they are live; keeps the table at most half full
+        if self.entries + 2 * len(slots) > len(self.tab_h) // 4:
+            self._rebuild()  # takes the new slots too: they are live
         else:
             s = np.asarray(slots, dtype=np.int64)
             self._insert(np.concatenate((2 * s, 2 * s + 1)))

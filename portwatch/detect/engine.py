@@ -107,6 +107,7 @@ class Engine:
         # (match, may hold on client bytes, on server bytes, probe function, probe takes all units).
         self._plans: dict[tuple[str, str], list[tuple[Match, bool, bool, ProbeFn | None, bool]]] = {}
         self._longest: dict[str, int] = {}
+        self._evidence: dict[tuple[Match | None, Match | None], str] = {}  # bounded: pairs of matches
         for sig in self.signatures:
             self._longest[sig.protocol] = max((len(m.prefix) for m in sig.matches if m.prefix), default=0)
             for transport in sig.transports:
@@ -166,11 +167,19 @@ class Engine:
             elif not final:
                 return None  # wait: what the prelude opens may show in the next packets
         if best.score >= ACCEPT or (final and best.score >= FALLBACK):
-            return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), best.evidence, best.meta, best.swapped,
-                            best.done)
+            return Decision(best.sig, best.sig.protocol, min(best.score, 1.0), self._evidence_of(best), best.meta,
+                            best.swapped, best.done)
         if final:
             return Decision(None, "unknown", 0.0, f"only weak evidence for {best.sig.protocol} ({best.score:.2f})")
         return None
+
+    def _evidence_of(self, best: _Score) -> str:
+        # One string per pair of matches, shared by every flow they decide (tens of thousands live).
+        key = (best.client_match, best.server_match)
+        text = self._evidence.get(key)
+        if text is None:
+            text = self._evidence[key] = best.evidence
+        return text
 
     def inner_protocol(self, client: bytes, server: bytes) -> str:
         """The protocol of TCP bytes carried inside another (an HTTP CONNECT tunnel), or "unknown"."""

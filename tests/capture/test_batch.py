@@ -58,6 +58,7 @@ def _setup() -> Setup:
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "MIN_RECORDS", 1)
+    monkeypatch.setattr(batch, "ADMIT_AT", 1)
 
 
 def same_both_ways(path: Path, **config: object) -> list[dict]:
