@@ -170,11 +170,10 @@ def _split(
         # Shards split by flow hash; what the loop's shard test would skip is skipped here.
         foreign = (facts.v4 | facts.v6) & (shard_numbers(head, facts.v6, config.shard_count) != config.shard_index)
     vals = np.full(n, -1, dtype=np.int64)
-    if settled.entries:
-        for mask, v6 in ((facts.v4 & ~foreign, False), (facts.v6 & ~foreign, True)):
-            idx = np.flatnonzero(mask)
-            if len(idx):
-                vals[idx] = settled.lookup(key_words(head[idx], v6), facts.proto[idx])
+    idx = np.flatnonzero((facts.v4 | facts.v6) & ~foreign)
+    if settled.entries and len(idx):
+        words, nwords = key_words(head[idx], facts.v6[idx])
+        vals[idx] = settled.lookup(words, facts.proto[idx], nwords)
     hit = vals >= 0
     slot = np.where(hit, vals >> 1, 0)
     loop_slots = np.zeros(settled.capacity, dtype=bool)  # slots with a packet the loop must see

@@ -77,16 +77,22 @@ def fast_path_facts(head: np.ndarray, caplen: np.ndarray, linktype: int) -> Chun
     return ChunkFacts(ok & is4, ok & is6, np.where(ok, proto, 0), flags, payload)
 
 
-def key_words(head: np.ndarray, v6: bool) -> np.ndarray:
-    """The flow keys of frames (rows of `head`) as 64-bit words, the last one's padding zeroed."""
-    at, words = (V6_KEY_AT, V6_WORDS) if v6 else (V4_KEY_AT, V4_WORDS)
-    out = np.ascontiguousarray(head[:, at : at + 8 * words]).view("<u8").copy()
+def key_words(head: np.ndarray, v6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flow keys of frames (rows of `head`; `v6` says which are IPv6) as V6_WORDS 64-bit words
+    (an IPv4 key's 12 bytes in the first two, the rest zero), and each key's own word count."""
+    out = np.ascontiguousarray(head[:, V6_KEY_AT : V6_KEY_AT + 8 * V6_WORDS]).view("<u8").copy()
     out[:, -1] &= _LOW32
-    return out
+    four = ~v6
+    if four.any():
+        w4 = np.ascontiguousarray(head[four, V4_KEY_AT : V4_KEY_AT + 8 * V4_WORDS]).view("<u8")
+        out[four] = 0
+        out[four, :V4_WORDS] = w4
+        out[four, V4_WORDS - 1] &= _LOW32
+    return out, np.where(v6, V6_WORDS, V4_WORDS).astype(np.uint8)
 
 
 def key_words_of(key: bytes) -> np.ndarray:
-    """The words of one flow key (bytes), as `key_words` gives them for a frame."""
+    """The words of one flow key (bytes), as `key_words` gives them for a frame (before padding)."""
     return np.frombuffer(key + bytes(4), dtype="<u8")
 
 

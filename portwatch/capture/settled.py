@@ -25,6 +25,7 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 # Per process: keys that collide on purpose cannot be worked out from the code alone.
 _SEED = np.uint64(int.from_bytes(os.urandom(8), "little"))
 _SHIFT = np.uint64(29)
+_TOP = np.uint64(1 << 63)
 # A look-up gives up after this many entries (a miss: the loop takes the packet). The table is at
 # most a quarter full, so nearly every search ends within a few; each further round is a pass of
 # numpy calls over the keys still searching.
@@ -33,13 +34,13 @@ FLUSH_STEP = 4096  # pending counts handed to the sides per step (Python objects
 ADMIT_AT = 64  # flows waiting for a slot before they get one (each admission is a few numpy calls)
 
 
-def key_hashes(words: np.ndarray, proto: np.ndarray) -> np.ndarray:
-    """Non-zero 64-bit hashes of flow keys (rows of words) with their transport."""
-    h = (proto.astype(np.uint64) + np.uint64(words.shape[1] << 8)) ^ _SEED
+def key_hashes(words: np.ndarray, proto: np.ndarray, nwords: np.ndarray) -> np.ndarray:
+    """Non-zero 64-bit hashes of flow keys (rows of words), with their transport and key length."""
+    h = (proto.astype(np.uint64) + (nwords.astype(np.uint64) << np.uint64(8))) ^ _SEED
     for col in range(words.shape[1]):
         h = (h ^ words[:, col]) * _MULT
         h ^= h >> _SHIFT
-    return h | np.uint64(1)
+    return h | _TOP  # never 0 (an empty entry); the low bits, which place it, stay as mixed
 
 
 class SettledFlows:
@@ -100,31 +101,29 @@ class SettledFlows:
         self._insert(vals)
 
     def _insert(self, vals: np.ndarray) -> None:
-        for nw in np.unique(self.nwords[vals]).tolist():
-            group = vals[self.nwords[vals] == nw]
-            h = key_hashes(self.words[group, :nw], self.proto[group >> 1])
-            pos = h & self.mask
-            while len(group):
-                empty = self.tab_h[pos] == 0
-                # Among keys aiming at the same empty entry, the first takes it; the rest probe on.
-                cand = np.flatnonzero(empty)
-                _, first = np.unique(pos[cand], return_index=True)
-                won = cand[first]
-                self.tab_h[pos[won]] = h[won]
-                self.tab_v[pos[won]] = group[won]
-                lost = np.ones(len(group), dtype=bool)
-                lost[won] = False
-                group, h, pos = group[lost], h[lost], (pos[lost] + np.uint64(1)) & self.mask
+        group = vals
+        h = key_hashes(self.words[group], self.proto[group >> 1], self.nwords[group])
+        pos = h & self.mask
+        while len(group):
+            empty = self.tab_h[pos] == 0
+            # Among keys aiming at the same empty entry, the first takes it; the rest probe on.
+            cand = np.flatnonzero(empty)
+            _, first = np.unique(pos[cand], return_index=True)
+            won = cand[first]
+            self.tab_h[pos[won]] = h[won]
+            self.tab_v[pos[won]] = group[won]
+            lost = np.ones(len(group), dtype=bool)
+            lost[won] = False
+            group, h, pos = group[lost], h[lost], (pos[lost] + np.uint64(1)) & self.mask
         self.entries += len(vals)
 
-    def lookup(self, words: np.ndarray, proto: np.ndarray) -> np.ndarray:
-        """slot * 2 + direction of each key's live settled flow, or -1."""
+    def lookup(self, words: np.ndarray, proto: np.ndarray, nwords: np.ndarray) -> np.ndarray:
+        """slot * 2 + direction of each key's live settled flow, or -1 (`capture.fast_path.key_words`)."""
         n = len(words)
         out = np.full(n, -1, dtype=np.int64)
         if not n:
             return out
-        nw = words.shape[1]
-        h = key_hashes(words, proto)
+        h = key_hashes(words, proto, nwords)
         pos = h & self.mask
         todo = np.arange(n)
         for _ in range(MAX_PROBES):
@@ -133,9 +132,11 @@ class SettledFlows:
             if len(hit):
                 # A hash is only a hint: the entry is this key's if the whole key matches, and live.
                 v = self.tab_v[pos[hit]]
-                same = (self.nwords[v] == nw) & (self.proto[v >> 1] == proto[todo[hit]]) & self.live[v >> 1]
-                for col in range(nw):
-                    same &= self.words[v, col] == words[todo[hit], col]
+                asked = todo[hit]
+                same = (self.nwords[v] == nwords[asked]) & (self.proto[v >> 1] == proto[asked]) & self.live[v >> 1]
+                stored, given = self.words[v], words[asked]
+                for col in range(stored.shape[1]):
+                    same &= stored[:, col] == given[:, col]
                 out[todo[hit[same]]] = v[same]
             on = (th != 0) & (out[todo] < 0)  # an entry of another key: probe the next one
             if not on.any():
@@ -168,6 +169,7 @@ class SettledFlows:
             self.proto[slot] = flow.proto
             for d, key in ((0, flow.key_a), (1, flow.key_b)):
                 kw = key_words_of(key)
+                self.words[2 * slot + d] = 0  # a reused slot may have held a longer key
                 self.words[2 * slot + d, : len(kw)] = kw
                 self.nwords[2 * slot + d] = len(kw)
             slots.append(slot)

@@ -250,13 +250,14 @@ def _lookup(table: SettledFlows, keys: list[bytes], proto: int = 6) -> list[int]
     head = np.zeros((len(keys), 68), dtype=np.uint8)
     for i, k in enumerate(keys):
         head[i, 26:38] = np.frombuffer(k, dtype=np.uint8)
-    return table.lookup(key_words(head, False), np.full(len(keys), proto)).tolist()
+    words, nwords = key_words(head, np.zeros(len(keys), dtype=bool))
+    return table.lookup(words, np.full(len(keys), proto), nwords).tolist()
 
 
 @pytest.mark.parametrize("collide", [False, True])
 def test_settled_table_finds_exactly_its_live_keys(monkeypatch: pytest.MonkeyPatch, collide: bool) -> None:
     if collide:  # every key hashes alike: found only by probing, told apart only by the stored key
-        monkeypatch.setattr(settled_mod, "key_hashes", lambda words, proto: np.full(len(words), 12345, np.uint64))
+        monkeypatch.setattr(settled_mod, "key_hashes", lambda words, *_: np.full(len(words), 12345, np.uint64))
         monkeypatch.setattr(settled_mod, "MAX_PROBES", 10_000)
     table = SettledFlows(capacity=4)
     flows = [_Flow(*_v4_key(i), 6) for i in range(50)]
@@ -295,7 +296,9 @@ def test_key_words_of_matches_frames() -> None:
     head = np.zeros((1, 68), dtype=np.uint8)
     head[0, 26:38] = np.frombuffer(key_a, dtype=np.uint8)
     head[0, 38:42] = 0xFF  # the bytes after the key do not count
-    assert (key_words(head, False)[0] == key_words_of(key_a)).all()
+    words, nwords = key_words(head, np.array([False]))
+    assert nwords.tolist() == [2]
+    assert (words[0, :2] == key_words_of(key_a)).all() and not words[0, 2:].any()
 
 
 # ---- targeted: what each safeguard is for ----------------------------------------------------
