@@ -106,3 +106,31 @@ def test_ipv6_tcp_and_udp_take_the_fast_path_and_count_payload():
         ("udp", "1:203:405:607:809:a0b:c0d:e0f", 53, 1, 12),
     ]
     assert flows[0][9] == b"\x16\x03\x01hello".hex()  # reassembled in sequence order
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(packets, min_size=1, max_size=8))
+def test_chunk_fast_path_takes_only_what_the_decoder_reads_the_same(specs):
+    # portwatch.batch decodes whole chunks with numpy (capture/fast_path.py): a frame it takes must
+    # be one the decoder reads as a well-formed TCP/UDP packet with the same transport, TCP flags
+    # and payload length; a malformed frame must be left to the loop.
+    import numpy as np
+
+    from portwatch.capture.decode import MALFORMED, decode
+    from portwatch.capture.fast_path import HEAD, fast_path_facts
+
+    frames = [ethernet(ip_packet(p)) for p in specs]
+    head = np.zeros((len(frames), HEAD), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        head[i, : min(len(f), HEAD)] = np.frombuffer(f[:HEAD], dtype=np.uint8)
+    caplen = np.array([len(f) for f in frames], dtype=np.int32)
+    facts = fast_path_facts(head, caplen, ETHERNET)
+    for i, f in enumerate(frames):
+        pkt = decode(ETHERNET, f, 0, len(f))
+        if not (facts.v4[i] or facts.v6[i]):
+            continue
+        assert pkt is not None and pkt is not MALFORMED and pkt[0] in (6, 17), f.hex()
+        proto, _src, _dst, _sport, _dport, flags, _seq, _buf, poff, pend, _encap = pkt
+        assert (int(facts.proto[i]), int(facts.payload[i])) == (proto, pend - poff), f.hex()
+        assert int(facts.flags[i]) == (flags if proto == 6 else 0), f.hex()
+        assert bool(facts.v6[i]) == (f[12:14] == b"\x86\xdd")
