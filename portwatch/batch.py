@@ -161,16 +161,17 @@ def _split(
     facts = fast_path_facts(head, caplen, chunk.linktype)
     facts.v4 &= whole
     facts.v6 &= whole
-    off_path = np.flatnonzero(~(facts.v4 | facts.v6))
+    fast = facts.v4 | facts.v6
+    off_path = np.flatnonzero(~fast)
     if len(off_path) * 2 > n:
         return None  # mostly tunnels, VLANs...: checking each against the settled flows costs more than it saves
     config = analyzer.config
     foreign = np.zeros(n, dtype=bool)
     if config.shard_count > 1:
         # Shards split by flow hash; what the loop's shard test would skip is skipped here.
-        foreign = (facts.v4 | facts.v6) & (shard_numbers(head, facts.v6, config.shard_count) != config.shard_index)
+        foreign = fast & (shard_numbers(head, facts.v6, config.shard_count) != config.shard_index)
     vals = np.full(n, -1, dtype=np.int64)
-    idx = np.flatnonzero((facts.v4 | facts.v6) & ~foreign)
+    idx = np.flatnonzero(fast & ~foreign)
     if settled.entries and len(idx):
         words, nwords = key_words(head[idx], facts.v6[idx])
         vals[idx] = settled.lookup(words, facts.proto[idx], nwords)

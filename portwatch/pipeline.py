@@ -474,7 +474,8 @@ class Analyzer:
             self._end_inspection(flow)
 
     def _end_inspection(self, flow: Flow) -> None:
-        """Stop reading a classified flow: settle what was deferred, keep the heads, free the buffers."""
+        """Stop reading a flow (classified, or given up): settle what was deferred, keep the heads,
+        free the buffers."""
         decision = flow.decision
         if flow.upgrades_stale and decision is not None:
             client, server = flow.units_by_role()
@@ -482,7 +483,9 @@ class Analyzer:
             flow.upgrades_stale = False
         flow.inspecting = False
         flow.release_buffers()
-        self._settle(flow)
+        # From now on the flow's packets only count: let the chunk counter take them.
+        if self.settled is not None and flow.closed_at is None and flow.encap is None:
+            self.settled.waiting.append(flow)
 
     def _give_up(self, flow: Flow) -> None:
         client, server = flow.units_by_role()
@@ -490,14 +493,7 @@ class Analyzer:
             flow.meta["entropy_client"] = entropy_facts(client[0]).as_dict()
         if server:
             flow.meta["entropy_server"] = entropy_facts(server[0]).as_dict()
-        flow.inspecting = False
-        flow.release_buffers()
-        self._settle(flow)
-
-    def _settle(self, flow: Flow) -> None:
-        """From now on the flow's packets only count: let the chunk counter take them."""
-        if self.settled is not None and flow.closed_at is None and flow.encap is None:
-            self.settled.waiting.append(flow)
+        self._end_inspection(flow)
 
     def _conclude(self, flow: Flow) -> None:
         """No more bytes will come: settle the verdict with whatever evidence there is."""

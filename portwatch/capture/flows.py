@@ -46,16 +46,12 @@ class Side:
 
 
 def _per_side(name: str) -> property:
-    """A [direction 0, direction 1] list view of a Side attribute (read, or set as a pair)."""
+    """A read-only [direction 0, direction 1] list view of a Side attribute."""
 
     def get(flow: Flow) -> list[int]:
         return [getattr(flow.sides[0], name), getattr(flow.sides[1], name)]
 
-    def put(flow: Flow, values: list[int]) -> None:
-        setattr(flow.sides[0], name, values[0])
-        setattr(flow.sides[1], name, values[1])
-
-    return property(get, put)
+    return property(get)
 
 
 class Flow:
@@ -134,10 +130,6 @@ class Flow:
         a, b = self.sides
         return a.ts if a.ts >= b.ts else b.ts
 
-    @ts_end.setter
-    def ts_end(self, ts: float) -> None:
-        self.sides[0].ts = self.sides[1].ts = ts
-
     @property
     def inspecting(self) -> bool:
         return self.sides[0].inspecting
@@ -184,13 +176,8 @@ class Flow:
 
     def units_by_role(self) -> tuple[list[bytes], list[bytes]]:
         """(client units, server units): stream prefixes for TCP, first datagrams for UDP."""
-        if self.streams is not None:
-            per_dir = [[bytes(s.data)] if s is not None and s.data else [] for s in self.streams]
-        else:
-            assert self.units is not None
-            per_dir = self.units
         c = self.client_dir
-        return per_dir[c], per_dir[1 - c]
+        return self.units_of(c), self.units_of(1 - c)
 
     def anomalies(self) -> int:
         return sum(s.anomalies for s in self.streams if s is not None) if self.streams else 0

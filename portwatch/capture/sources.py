@@ -19,7 +19,7 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from ..model import CaptureStats
@@ -116,14 +116,18 @@ class CaptureSource:
         self.close()
 
     def _chunks(self) -> Iterator[bytes]:
-        assert self._fh is not None
         yield self._head
+        yield from self._reads(CHUNK)
+
+    def _reads(self, size: int) -> Iterator[bytes]:
+        """The file after its magic bytes, `size` at most per read; a read error ends it (stats.error)."""
+        assert self._fh is not None
         # read1 on a gzip stream returns what one inflate step gave: data before a corrupt or
-        # truncated part is kept, where read(CHUNK) would drop the whole chunk with the error.
+        # truncated part is kept, where read(size) would drop the whole read with the error.
         read = self._fh.read1 if self._fh is not self._raw else self._fh.read  # type: ignore[attr-defined]
         while True:
             try:
-                data = read(CHUNK)
+                data = read(size)
             except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data
                 self.stats.error = f"{self.name}: read error: {exc}"
                 return
@@ -135,6 +139,7 @@ class CaptureSource:
             else:
                 self.bytes_read += len(data)
             yield data
+            del data  # not kept while the next one is read
 
     def __iter__(self) -> Iterator[Record]:
         if self._head == PCAPNG_MAGIC:
@@ -152,26 +157,8 @@ class CaptureSource:
         the offsets of the record headers that sit whole in it. A record that straddles two reads
         comes as a chunk of its own (assembled alone, not by copying the next read behind it).
         """
-        assert self.is_classic_pcap and self._fh is not None
-        read = self._fh.read1 if self._fh is not self._raw else self._fh.read  # type: ignore[attr-defined]
-        return _pcap_chunks(self._head, self._read_sized(read, size), self.stats, self.name)
-
-    def _read_sized(self, read: Callable[[int], bytes], size: int) -> Iterator[bytes]:
-        while True:
-            try:
-                data = read(size)
-            except (OSError, EOFError, zlib.error) as exc:
-                self.stats.error = f"{self.name}: read error: {exc}"
-                return
-            if not data:
-                return
-            if self._raw is not None and self._raw is not self._fh:
-                with contextlib.suppress(OSError, ValueError):
-                    self.bytes_read = self._raw.tell()
-            else:
-                self.bytes_read += len(data)
-            yield data
-            del data  # not kept while the next one is read
+        assert self.is_classic_pcap
+        return _pcap_chunks(self._head, self._reads(size), self.stats, self.name)
 
 
 class _Prepend(io.RawIOBase):

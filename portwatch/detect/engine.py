@@ -197,18 +197,15 @@ class Engine:
         meta: dict[str, Any] = {}
         matched = done = 0
         ran: set[tuple[str, bool]] = set()  # several matches may name one probe: parse once per side
-        for m in sig.matches:
-            if m.probe is None or transport not in m.transports:
+        for m, to_client, to_server, fn, multi in self._plans.get((sig.protocol, transport), ()):
+            if fn is None:
                 continue
-            fn = self._probes[m.probe]
-            for from_client, units in ((True, client), (False, server)):
-                if m.direction not in ("either", "client" if from_client else "server"):
+            for from_client, units, wanted in ((True, client, to_client), (False, server, to_server)):
+                if not wanted or not units or (m.probe, from_client) in ran:
                     continue
-                if (m.probe, from_client) in ran or not units:
-                    continue
-                ran.add((m.probe, from_client))
-                if getattr(fn, "units", False):
-                    results = [fn([bytes(u[:PROBE_INPUT]) for u in units], from_client)] if units else []
+                ran.add((m.probe, from_client))  # type: ignore[arg-type]
+                if multi:
+                    results = [fn([bytes(u[:PROBE_INPUT]) for u in units], from_client)]  # type: ignore[arg-type]
                 else:
                     results = [fn(bytes(unit[:PROBE_INPUT]), from_client) for unit in units]
                 for result in results:

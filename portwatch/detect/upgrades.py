@@ -129,15 +129,18 @@ def _http_meta(client: bytes, server: bytes, classify: Classifier | None) -> dic
     return meta
 
 
+_HTTP = ("http", "http2")  # CONNECT and Upgrade: settled by the first exchange
+
+
 def upgrade_watch(protocol: str) -> bool:
     """Whether `protocol`'s later bytes may hold these facts (STARTTLS, CONNECT, a login)."""
-    return protocol in ("http", "http2") or protocol in _GREETING or protocol in _STARTTLS
+    return protocol in _HTTP or protocol in _GREETING or protocol in _STARTTLS
 
 
 def upgrade_settles(protocol: str) -> bool:
     """Whether `protocol`'s facts can settle before the conversation's end (HTTP's first exchange
     decides CONNECT and Upgrade); the text protocols' STARTTLS and logins may come at any point."""
-    return protocol in ("http", "http2")
+    return protocol in _HTTP
 
 
 def upgrade_pending(protocol: str, meta: Mapping[str, Any]) -> bool:
@@ -146,7 +149,7 @@ def upgrade_pending(protocol: str, meta: Mapping[str, Any]) -> bool:
     HTTP settles with the first response: a 101 answers an Upgrade, a CONNECT's tunnel needs the
     bytes after both headers. The text protocols' STARTTLS and logins may come at any point.
     """
-    if protocol in ("http", "http2"):
+    if protocol in _HTTP:
         return "http_status" not in meta or ("http_connect_target" in meta and "tunnel_protocol" not in meta)
     return protocol in _GREETING or protocol in _STARTTLS
 
@@ -157,7 +160,7 @@ def upgrade_meta(
     """Facts about the rest of a TCP conversation; `client`/`server` are the stream prefixes."""
     c = bytes(client[0]) if client else b""
     s = bytes(server[0]) if server else b""
-    if protocol in ("http", "http2"):
+    if protocol in _HTTP:
         return _http_meta(c, s, classify)
     if protocol in _GREETING or protocol in _STARTTLS:
         return _text_meta(protocol, c, s)
