@@ -144,7 +144,7 @@ class CaptureSource:
     def __iter__(self) -> Iterator[Record]:
         if self._head == PCAPNG_MAGIC:
             return _read_pcapng(self._chunks(), self.stats, self.name)
-        return _read_pcap(self._chunks(), self.stats, self.name)
+        return _read_pcap(self._head, self._reads(CHUNK), self.stats, self.name)
 
     @property
     def is_classic_pcap(self) -> bool:
@@ -211,61 +211,14 @@ class _Buffer:
         return len(self.buf) - self.off
 
 
-def _read_pcap(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
-    rd = _Buffer(chunks)
-    if not rd.need(24):
-        stats.error = stats.error or f"{name}: truncated pcap file header"
-        return
-    order, tick = PCAP_MAGICS[rd.buf[:4]]
-    _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", rd.buf, 4)
-    linktype = network & 0x0FFFFFFF  # the upper bits carry FCS information (pcap-savefile(5))
-    unpack = struct.Struct(order + "IIII").unpack_from
-    limit = max(snaplen, 65535) if 0 < snaplen <= MAX_RECORD else MAX_RECORD
-    buf = rd.buf
-    off = rd.off + 24
-    base = 0  # file offset of buf[0]
-    while True:
-        end = len(buf)
-        # Inner loop over the records that sit whole in the current chunk: no copies, no calls.
-        while off + 16 <= end:
-            sec, frac, caplen, _origlen = unpack(buf, off)
-            if caplen > limit:
-                stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
-                return
-            nxt = off + 16 + caplen
-            if nxt > end:
-                break
+def _read_pcap(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
+    """Records of a classic pcap, one by one: the chunk reader's records, unpacked."""
+    for chunk in _pcap_chunks(magic, reads, stats, name):
+        stamp = struct.Struct(chunk.order + "III").unpack_from  # seconds, fraction, caplen
+        buf, linktype, tick = chunk.buf, chunk.linktype, chunk.tick
+        for off in chunk.offsets:
+            sec, frac, caplen = stamp(buf, off)
             yield (sec + frac * tick, linktype, buf, off + 16, caplen)
-            off = nxt
-        # The record at `off` runs past the chunk: assemble that one record from the next chunks,
-        # rather than copying the whole next chunk behind the leftover.
-        rest = buf[off:]
-        rest_at = base + off
-        off = end
-        while True:
-            if len(rest) >= 16:
-                sec, frac, caplen, _origlen = unpack(rest, 0)
-                if caplen > limit:
-                    stats.error = stats.error or _corrupt(name, rest_at, caplen, limit)
-                    return
-                if len(rest) >= 16 + caplen:
-                    break
-                need = 16 + caplen
-            else:
-                need = 16
-            if off >= len(buf):
-                data = next(chunks, None)
-                if data is None:
-                    if not rest:
-                        return  # the file ends between records
-                    stats.error = stats.error or _cut_at_end(name, rest, caplen if len(rest) >= 16 else 0)
-                    return
-                base += len(buf)
-                buf, off = data, 0
-            piece = buf[off : off + need - len(rest)]
-            rest += piece
-            off += len(piece)
-        yield (sec + frac * tick, linktype, rest, 16, caplen)
 
 
 def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
