@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Any, TextIO
+
+import orjson
 
 from ..model import FlowRecord
 
 # One encoder for every line: json.dumps with options builds a new JSONEncoder per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_line(obj: dict[str, Any]) -> str:
+    """One compact JSON object, UTF-8 text as is. orjson writes it about ten times faster than the
+    standard library; what it refuses (integers past 64 bits, lone surrogates) falls back to it."""
+    try:
+        return orjson.dumps(obj).decode()
+    except (orjson.JSONEncodeError, UnicodeDecodeError):
+        return _STDLIB_ENCODE(obj)
 
 
 class JsonlWriter:
@@ -17,7 +28,7 @@ class JsonlWriter:
         self.flush_each = flush_each
 
     def write(self, rec: FlowRecord) -> None:
-        self.stream.write(_ENCODE(rec.as_dict()) + "\n")
+        self.stream.write(encode_line(rec.as_dict()) + "\n")
         if self.flush_each:
             self.stream.flush()
 
