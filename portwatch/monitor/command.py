@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from ..capture.sources import CaptureError, CaptureSource
+from ..cli_common import quiet_collector
 from ..pipeline import Config
 from ..report.sqlite import SchemaError, SqliteWriter
 from ..sanitize import clean_text
@@ -113,6 +114,7 @@ def monitor(
     setup, error = reloading.load(config)
     if setup is None:
         _fail(error)
+    quiet_collector()
 
     with ExitStack() as stack:
         source: LiveSource | CaptureSource
