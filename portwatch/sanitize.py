@@ -31,7 +31,8 @@ def clean_text(value: bytes | str, limit: int = MAX_TEXT) -> str:
     else:
         text = value[: limit * 4 + 4]
         truncated = len(value) > len(text)
-    text = _UNSAFE.sub(_escape, text)
+    if not text.isprintable():  # every _UNSAFE character is unprintable: most text skips the regex
+        text = _UNSAFE.sub(_escape, text)
     if len(text) > limit or truncated:
         text = text[: max(limit - 1, 0)] + _ELLIPSIS
     return text
