@@ -129,3 +129,27 @@ def test_regex_byte_at_is_a_necessary_condition(data):
         off, allowed = regex_byte_at(regex)
         if regex.search(data) is not None:
             assert len(data) > off and data[off] in allowed
+
+
+
+ENGINE = Setup.load(CONFIG).engine
+# Bytes that gates name (first bytes, bytes at later offsets), so that draws hit gates, not only miss them.
+_GATE_BYTES = sorted({b for cands in ENGINE._candidates.values() for _, g, _, _ in cands if g is not None
+                      for b in (*g.first, *(x for _, allowed in g.at for x in allowed))})
+_BYTE = st.sampled_from(_GATE_BYTES) | st.integers(0, 255)
+_UNITS = st.lists(st.lists(_BYTE, max_size=12).map(bytes), max_size=3)
+_PORTS = st.frozensets(st.sampled_from(sorted({p for cands in ENGINE._candidates.values() for _, g, _, _ in cands
+                                               if g is not None for p in g.ports} | {443, 40000})),
+                       min_size=1, max_size=2)
+
+
+@settings(max_examples=500, deadline=None)
+@given(client=_UNITS, server=_UNITS, ports=_PORTS, transport=st.sampled_from(["tcp", "udp"]))
+def test_admission_look_ups_agree_with_every_gate(client, server, ports, transport):
+    # The bit set built from the look-up tables must be exactly the candidates whose gate admits.
+    candidates = ENGINE._candidates[transport]
+    firsts = {u[0] for u in client if u} | {u[0] for u in server if u}
+    expected = {i for i, (_, gate, _, _) in enumerate(candidates)
+                if gate is None or gate.admits(firsts, client, server, ports)}
+    mask = ENGINE._admission[transport].admitted(client, server, ports)
+    assert {i for i in range(len(candidates)) if mask >> i & 1} == expected
