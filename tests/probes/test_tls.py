@@ -384,3 +384,15 @@ def test_swapped_roles_mark_the_right_direction_done(tls13):
     (flow,) = analyzer.table.flows()
     assert flow.decision.protocol == "tls" and flow.client_dir == 1  # 10.0.0.2 is the client
     assert flow.meta_done == 1 and flow.meta_seen == 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(legacy=st.sampled_from([0x0301, 0x0303]),
+       offered=st.lists(st.sampled_from([*sorted(tls._VERSION_RANK), 0x0A0A, 0xFAFA, 0x7F17, 0x0305, 0xFFFF, 0]),
+                        max_size=6))
+def test_best_version_is_the_best_ranked_known_else_the_highest_offered(legacy, offered):
+    ch = tls.ClientHello(legacy_version=legacy, supported_versions=offered)
+    real = [v for v in offered if v not in tls.GREASE]
+    known = [v for v in real if v in tls._VERSION_RANK]
+    expected = max(known, key=tls._VERSION_RANK.__getitem__) if known else max(real) if real else legacy
+    assert ch.best_version == expected

@@ -46,6 +46,7 @@ EXT_POINT_FORMATS = 0x000B
 EXT_SIG_ALGS = 0x000D
 EXT_ALPN = 0x0010
 EXT_SUPPORTED_VERSIONS = 0x002B
+_EXT_HEADER = struct.Struct("!HH")
 _READ_EXTENSIONS = frozenset((EXT_SNI, EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIG_ALGS, EXT_ALPN, EXT_SUPPORTED_VERSIONS))
 
 VERSION_NAMES = {
@@ -148,13 +149,19 @@ class ClientHello:
     @property
     def best_version(self) -> int:
         """Highest version offered: from supported_versions when present (GREASE ignored)."""
-        offered = [v for v in self.supported_versions if v not in GREASE]
-        if not offered:
-            return self.legacy_version
-        known = [v for v in offered if v in _VERSION_RANK]
-        if known:
-            return max(known, key=lambda v: _VERSION_RANK[v])
-        return max(offered)
+        best, best_rank, highest = -1, -1, -1  # the best-ranked known version; the highest unknown one
+        for v in self.supported_versions:
+            if v in GREASE:
+                continue
+            rank = _VERSION_RANK.get(v)
+            if rank is None:
+                if v > highest:
+                    highest = v
+            elif rank > best_rank:
+                best, best_rank = v, rank
+        if best_rank >= 0:
+            return best
+        return highest if highest >= 0 else self.legacy_version
 
 
 def _u16_list(buf: bytes, start: int, end: int) -> list[int]:
@@ -255,18 +262,24 @@ def _parse_client_hello(body: bytes, dtls: bool) -> ClientHello | None:
     ext_total = struct.unpack_from("!H", body, off)[0]
     off += 2
     ext_end = off + ext_total
-    while off + 4 <= min(ext_end, n) and len(ch.extensions) < MAX_VALUES:
-        etype, elen = struct.unpack_from("!HH", body, off)
+    # About 17 extensions per hello: the loop keeps to locals, and only the six read are sliced.
+    stop = min(ext_end, n) - 4
+    extensions = ch.extensions
+    append = extensions.append
+    type_and_length = _EXT_HEADER.unpack_from
+    read = _READ_EXTENSIONS
+    while off <= stop and len(extensions) < MAX_VALUES:
+        etype, elen = type_and_length(body, off)
         off += 4
-        if off + elen > ext_end:
+        end = off + elen
+        if end > ext_end:
             return None  # an extension overruns the extensions block
-        if off + elen > n:
-            ch.extensions.append(etype)
+        append(etype)
+        if end > n:
             return ch  # truncated inside this extension
-        ch.extensions.append(etype)
-        if etype in _READ_EXTENSIONS:
-            _parse_extension(ch, etype, body[off : off + elen])
-        off += elen
+        if etype in read:
+            _parse_extension(ch, etype, body[off:end])
+        off = end
     ch.complete = off == ext_end and n >= ext_end
     return ch
 
@@ -495,16 +508,19 @@ def _walk_records(data: bytes) -> tuple[list[tuple[int, int]], bytes, bool, bool
     off = 0
     n = len(data)
     while off < n and len(records) < 256:
-        if not _valid_record_header(data, off):
-            return records, bytes(handshake), False, bool(records)
-        if off + 5 > n:
+        if off + 5 > n:  # a header cut by the end of data: check what is there
+            if not _valid_record_header(data, off):
+                return records, bytes(handshake), False, bool(records)
             return records, bytes(handshake), True, True
+        # _valid_record_header on a whole header, written out: two to four records per flow
         ctype = data[off]
-        length = struct.unpack_from("!H", data, off + 3)[0]
-        payload = data[off + 5 : off + 5 + length]
+        length = (data[off + 3] << 8) | data[off + 4]
+        if (not CT_CCS <= ctype <= CT_APPDATA or data[off + 1] != 3 or data[off + 2] > 4 or length > MAX_RECORD
+                or (length == 0 and ctype != CT_APPDATA)):
+            return records, bytes(handshake), False, bool(records)
         records.append((ctype, length))
         if ctype == CT_HANDSHAKE and collecting:
-            handshake += payload
+            handshake += data[off + 5 : off + 5 + length]
         else:
             collecting = False
         off += 5 + length
