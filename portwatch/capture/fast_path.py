@@ -91,9 +91,11 @@ def key_words(head: np.ndarray, v6: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return out, np.where(v6, V6_WORDS, V4_WORDS).astype(np.uint8)
 
 
-def key_words_of(key: bytes) -> np.ndarray:
-    """The words of one flow key (bytes), as `key_words` gives them for a frame (before padding)."""
-    return np.frombuffer(key + bytes(4), dtype="<u8")
+def keys_as_words(keys: list[bytes]) -> np.ndarray:
+    """Flow keys (bytes) as `key_words` gives them for frames: rows of V6_WORDS words, zero-padded."""
+    width = 8 * V6_WORDS
+    joined = b"".join([key + bytes(width - len(key)) for key in keys])
+    return np.frombuffer(joined, dtype="<u8").reshape(len(keys), V6_WORDS)
 
 
 def shard_numbers(head: np.ndarray, v6: np.ndarray, shards: int) -> np.ndarray:

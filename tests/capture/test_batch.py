@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import portwatch.batch as batch
 from portwatch.capture import settled as settled_mod
-from portwatch.capture.fast_path import key_words, key_words_of
+from portwatch.capture.fast_path import key_words, keys_as_words
 from portwatch.capture.settled import SettledFlows
 from portwatch.capture.sources import CaptureSource
 from portwatch.pipeline import Analyzer, Config, Setup
@@ -291,14 +291,17 @@ def test_settled_counts_reach_the_sides_once() -> None:
     assert flow.slot is None
 
 
-def test_key_words_of_matches_frames() -> None:
+def test_keys_as_words_matches_frames() -> None:
     key_a, _ = _v4_key(3)
-    head = np.zeros((1, 68), dtype=np.uint8)
+    key6 = bytes(range(1, 33)) + bytes([0x9C, 0x40, 0x01, 0xBB])  # IPv6 addresses + ports
+    head = np.zeros((2, 68), dtype=np.uint8)
     head[0, 26:38] = np.frombuffer(key_a, dtype=np.uint8)
     head[0, 38:42] = 0xFF  # the bytes after the key do not count
-    words, nwords = key_words(head, np.array([False]))
-    assert nwords.tolist() == [2]
-    assert (words[0, :2] == key_words_of(key_a)).all() and not words[0, 2:].any()
+    head[1, 22:58] = np.frombuffer(key6, dtype=np.uint8)
+    head[1, 58:62] = 0xFF
+    words, nwords = key_words(head, np.array([False, True]))
+    assert nwords.tolist() == [2, 5]
+    assert (words == keys_as_words([key_a, key6])).all()
 
 
 # ---- targeted: what each safeguard is for ----------------------------------------------------
