@@ -99,29 +99,26 @@ class FlowRecord:
     pcap: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.pcap is not None:
-            out["pcap"] = self.pcap
-        out.update(
-            ts_start=self.ts_start,
-            ts_end=self.ts_end,
-            transport=self.transport,
-            src_ip=self.src_ip,
-            src_port=self.src_port,
-            dst_ip=self.dst_ip,
-            dst_port=self.dst_port,
-            orientation=self.orientation,
-            protocol=self.protocol,
-            confidence=round(self.confidence, 3),
-            assigned=list(self.assigned),
-            packets_c2s=self.packets_c2s,
-            packets_s2c=self.packets_s2c,
-            bytes_c2s=self.bytes_c2s,
-            bytes_s2c=self.bytes_s2c,
-            meta=dict(self.meta),
-            findings=[f.as_dict() for f in self.findings],
-        )
-        return out
+        out: dict[str, Any] = {
+            "ts_start": self.ts_start,
+            "ts_end": self.ts_end,
+            "transport": self.transport,
+            "src_ip": self.src_ip,
+            "src_port": self.src_port,
+            "dst_ip": self.dst_ip,
+            "dst_port": self.dst_port,
+            "orientation": self.orientation,
+            "protocol": self.protocol,
+            "confidence": round(self.confidence, 3),
+            "assigned": list(self.assigned),
+            "packets_c2s": self.packets_c2s,
+            "packets_s2c": self.packets_s2c,
+            "bytes_c2s": self.bytes_c2s,
+            "bytes_s2c": self.bytes_s2c,
+            "meta": dict(self.meta),
+            "findings": [f.as_dict() for f in self.findings],
+        }
+        return out if self.pcap is None else {"pcap": self.pcap, **out}  # pcap first, as DESIGN.md lists it
 
 
 @dataclass(slots=True)
