@@ -261,20 +261,19 @@ def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name
             offsets: list[int] = []
             append = offsets.append
             end = len(buf)
-            while off + 16 <= end:
-                (caplen,) = caplen_at(buf, off + 8)
-                if caplen > limit:
-                    if offsets:
-                        yield PcapChunk(buf, offsets, linktype, order, tick)
-                    stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
-                    return
+            last = end - 16  # the last offset where a whole record header fits
+            while off <= last:
+                caplen = caplen_at(buf, off + 8)[0]
                 nxt = off + 16 + caplen
-                if nxt > end:
-                    break
+                if nxt > end or caplen > limit:
+                    break  # cut by the end of the read, or corrupt: told apart below, once
                 append(off)
                 off = nxt
             if offsets:
                 yield PcapChunk(buf, offsets, linktype, order, tick)
+            if off <= last and caplen > limit:
+                stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
+                return
             if off < end:
                 rest, rest_at = buf[off:], base + off
                 off = end

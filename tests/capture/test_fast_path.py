@@ -134,3 +134,24 @@ def test_chunk_fast_path_takes_only_what_the_decoder_reads_the_same(specs):
         assert (int(facts.proto[i]), int(facts.payload[i])) == (proto, pend - poff), f.hex()
         assert int(facts.flags[i]) == (flags if proto == 6 else 0), f.hex()
         assert bool(facts.v6[i]) == (f[12:14] == b"\x86\xdd")
+
+
+_KEYS = st.lists(st.one_of(st.binary(min_size=12, max_size=12), st.binary(min_size=36, max_size=36)), min_size=1,
+                 max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=_KEYS, shards=st.integers(2, 7))
+def test_shard_numbers_of_frames_equal_shard_of_their_keys(keys: list[bytes], shards: int) -> None:
+    # The chunk counter skips other shards' packets by shard_numbers; the loop's test is shard_of.
+    import numpy as np
+
+    from portwatch.capture.fast_path import HEAD, V4_KEY_AT, V6_KEY_AT, shard_numbers
+    from portwatch.capture.flows import shard_of
+
+    head = np.zeros((len(keys), HEAD), dtype=np.uint8)
+    v6 = np.array([len(k) == 36 for k in keys])
+    for row, key in enumerate(keys):
+        at = V6_KEY_AT if len(key) == 36 else V4_KEY_AT
+        head[row, at : at + len(key)] = np.frombuffer(key, dtype=np.uint8)
+    assert shard_numbers(head, v6, shards).tolist() == [shard_of(k, shards) for k in keys]
