@@ -1,4 +1,4 @@
-"""Whole-chunk counting of settled flows' packets: what `Analyzer.run` reads from a classic pcap.
+"""Whole-chunk counting of settled flows' packets: what `Analyzer.run` reads from a capture file.
 
 Most packets of a capture belong to flows that are classified and no longer inspected; all such
 a packet does in the per-packet loop is add to its direction's counters. Here a chunk of the file
@@ -49,7 +49,7 @@ def batched_records(analyzer: Analyzer, source: CaptureSource, chunk_size: int) 
     """The records of `source` that `analyzer.run` must see; counts the others in `analyzer.settled`."""
     batcher = _Batcher(analyzer)
     try:
-        chunks = source.pcap_chunks(chunk_size)
+        chunks = source.record_chunks(chunk_size)
         while True:
             # Not a for loop, and the chunk's work in a function of its own: nothing keeps the last
             # chunk alive while the next one is read.
@@ -82,7 +82,10 @@ class _Batcher:
         hdr = np.asarray(chunk.offsets, dtype=np.int64)
         rows, whole = _rows(chunk.buf, hdr)
         sec, frac, caplen = _header_words(rows, chunk.order)
-        ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
+        if chunk.wide:  # pcapng: one 64-bit count of ticks (rounded to a double as Python rounds it)
+            ts = ((sec.astype(np.uint64) << np.uint64(32)) | frac).astype(np.float64) * chunk.tick
+        else:
+            ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
         frame = hdr + 16
         settled.admit_waiting(ADMIT_AT)
         _refresh_last(settled, self.recheck)

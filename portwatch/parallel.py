@@ -139,7 +139,7 @@ def run_task(
 
     with CaptureSource(task.path) as source:
         analyzer = Analyzer(shard_config(config, task), on_record=sink, setup=setup, pcap_name=source.name)
-        # In a big classic pcap, the other shards' packets (and settled flows') are counted a chunk at
+        # In a big capture file, the other shards' packets (and settled flows') are counted a chunk at
         # a time; they never reach the per-packet loop (portwatch.batch).
         records = analyzer.records_of(source)
         tick = None

@@ -52,7 +52,7 @@ class Config:
     # hash falls in shard `shard_index` of `shard_count` (see flows.shard_of).
     shard_index: int = 0
     shard_count: int = 1
-    # Count settled flows' packets a chunk at a time (portwatch.batch) in classic pcap files of at
+    # Count settled flows' packets a chunk at a time (portwatch.batch) in capture files of at
     # least this size; below it, importing numpy costs more than it saves.
     batch_min_bytes: int = 16 << 20
     batch_chunk: int = BATCH_CHUNK
@@ -116,10 +116,10 @@ class Analyzer:
         self.settled: SettledFlows | None = None  # flows counted a chunk at a time (records_of)
 
     def records_of(self, source: CaptureSource) -> Iterable[Record]:
-        """What `run` should read from `source`: the source itself, or, for a classic pcap file big
+        """What `run` should read from `source`: the source itself, or, for a capture file big
         enough to be worth it, only the records that are not settled flows' (portwatch.batch)."""
         size = source.size if source.size is not None else 0
-        if not source.is_classic_pcap or size < self.config.batch_min_bytes:
+        if size < self.config.batch_min_bytes:
             return source
         from .batch import batched_records
         from .capture.settled import SettledFlows

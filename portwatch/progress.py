@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-# Records per slice. In a large classic pcap only ~1 packet in 8 reaches the loop as a record (the
+# Records per slice. In a large capture file only ~1 packet in 8 reaches the loop as a record (the
 # chunk counter, portwatch.batch, counts settled flows' packets itself), so a slice is ~60,000
 # packets there; a slice costs a run() call, a few microseconds.
 CHUNK_PACKETS = 1 << 13

@@ -135,3 +135,44 @@ def analyze_path(path: Path | str, **config_kw: object) -> tuple[list, object]:
         stats.error = src.stats.error
         stats.malformed += src.stats.malformed
     return records, stats
+
+
+def write_pcapng_mixed(path: Path, frames: Iterable[tuple[float, bytes]], *, big_endian: bool = False,
+                       nano_second_interface: bool = False, obsolete_every: int = 0, simple_every: int = 0,
+                       other_every: int = 0, new_section_at: int | None = None) -> Path:
+    """Frames (Ethernet) as a pcapng with the variety real writers produce: either byte order; packets
+    alternating between two interfaces of one link type (the second, optionally, with nanosecond
+    resolution); every nth packet as an obsolete Packet Block or a Simple Packet Block (no time);
+    name-resolution/statistics-like blocks between packets; a second section part way."""
+    order = ">" if big_endian else "<"
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\x00" * (-len(body) % 4)
+        length = len(body) + 12
+        return struct.pack(order + "II", btype, length) + body + struct.pack(order + "I", length)
+
+    def header() -> list[bytes]:
+        shb = block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+        idb0 = block(1, struct.pack(order + "HHI", 1, 0, 65535))
+        tsresol = struct.pack(order + "HH", 9, 1) + b"\x09\x00\x00\x00" + struct.pack(order + "HH", 0, 0)
+        idb1 = block(1, struct.pack(order + "HHI", 1, 0, 65535) + (tsresol if nano_second_interface else b""))
+        return [shb, idb0, idb1]
+
+    parts = header()
+    for i, (ts, data) in enumerate(frames):
+        if new_section_at is not None and i == new_section_at:
+            parts.extend(header())
+        if other_every and i % other_every == other_every - 1:
+            parts.append(block(4, b"\x00\x00\x00\x00"))  # an empty name resolution block
+        ifid = i & 1
+        units = round(ts * (1_000_000_000 if ifid and nano_second_interface else 1_000_000))
+        if simple_every and i % simple_every == simple_every - 1:
+            parts.append(block(3, struct.pack(order + "I", len(data)) + data))
+        elif obsolete_every and i % obsolete_every == obsolete_every - 1:
+            parts.append(block(2, struct.pack(order + "HHIIII", ifid, 0, units >> 32, units & 0xFFFFFFFF, len(data),
+                                              len(data)) + data))
+        else:
+            parts.append(block(6, struct.pack(order + "IIIII", ifid, units >> 32, units & 0xFFFFFFFF, len(data),
+                                              len(data)) + data))
+    path.write_bytes(b"".join(parts))
+    return path

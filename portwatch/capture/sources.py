@@ -43,13 +43,33 @@ BATCH_CHUNK = 2 << 20  # a whole-chunk reader's read: ~2,500 packets; larger sav
 
 
 class PcapChunk(NamedTuple):
-    """Records of a classic pcap that sit whole in `buf`: headers at `offsets` (frames 16 bytes on)."""
+    """Records that sit whole in `buf`, of one link type and clock: 16-byte headers at `offsets`
+    (two time words, caplen, original length), each frame right after its header.
+
+    A classic pcap record is laid out so; so is a pcapng Enhanced Packet Block from its timestamp
+    on, where the two time words are the high and low halves of one count of ticks (`wide`).
+    """
 
     buf: bytes
     offsets: list[int]
     linktype: int
     order: str  # struct byte order of the headers
-    tick: float  # seconds per unit of the fraction field
+    tick: float  # seconds per unit of the fraction field (of the whole count, when wide)
+    wide: bool = False
+
+
+def chunk_records(chunk: PcapChunk) -> Iterator[Record]:
+    """A chunk's records one by one, as the per-packet loop reads them."""
+    stamp = struct.Struct(chunk.order + "III").unpack_from  # the time words, caplen
+    buf, linktype, tick = chunk.buf, chunk.linktype, chunk.tick
+    if chunk.wide:
+        for off in chunk.offsets:
+            hi, lo, caplen = stamp(buf, off)
+            yield ((hi << 32 | lo) * tick, linktype, buf, off + 16, caplen)
+    else:
+        for off in chunk.offsets:
+            sec, frac, caplen = stamp(buf, off)
+            yield (sec + frac * tick, linktype, buf, off + 16, caplen)
 
 
 class CaptureError(Exception):
@@ -115,10 +135,6 @@ class CaptureSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _chunks(self) -> Iterator[bytes]:
-        yield self._head
-        yield from self._reads(CHUNK)
-
     def _reads(self, size: int) -> Iterator[bytes]:
         """The file after its magic bytes, `size` at most per read; a read error ends it (stats.error)."""
         assert self._fh is not None
@@ -142,23 +158,25 @@ class CaptureSource:
             del data  # not kept while the next one is read
 
     def __iter__(self) -> Iterator[Record]:
-        if self._head == PCAPNG_MAGIC:
-            return _read_pcapng(self._chunks(), self.stats, self.name)
-        return _read_pcap(self._head, self._reads(CHUNK), self.stats, self.name)
+        for chunk in self.record_chunks(CHUNK):
+            yield from chunk_records(chunk)
 
-    @property
-    def is_classic_pcap(self) -> bool:
-        return self._head in PCAP_MAGICS
-
-    def pcap_chunks(self, size: int = BATCH_CHUNK) -> Iterator[PcapChunk]:
-        """The records of a classic pcap a chunk at a time, for whole-chunk (numpy) work.
+    def record_chunks(self, size: int = BATCH_CHUNK) -> Iterator[PcapChunk]:
+        """The records a chunk at a time, for whole-chunk (numpy) work; reads `size` at a time.
 
         Same records, timestamps and errors as iterating the source; each chunk is a buffer and
-        the offsets of the record headers that sit whole in it. A record that straddles two reads
-        comes as a chunk of its own (assembled alone, not by copying the next read behind it).
+        the offsets of the record headers that sit whole in it. A classic pcap record that
+        straddles two reads comes as a chunk of its own (assembled alone, not by copying the next
+        read behind it); a pcapng chunk ends at any block other than a packet of its link type
+        and clock.
         """
-        assert self.is_classic_pcap
+        if self._head == PCAPNG_MAGIC:
+            return _pcapng_chunks(self._with_head(size), self.stats, self.name)
         return _pcap_chunks(self._head, self._reads(size), self.stats, self.name)
+
+    def _with_head(self, size: int) -> Iterator[bytes]:
+        yield self._head
+        yield from self._reads(size)
 
 
 class _Prepend(io.RawIOBase):
@@ -203,22 +221,15 @@ class _Buffer:
             except StopIteration:
                 self.eof = True
                 return False
-            self.buf = self.buf[self.off :] + data
+            rest = self.buf[self.off :]
+            self.buf = b""  # freed before the copy below, not after: one buffer fewer at the peak
+            self.buf = rest + data
             self.off = 0
+            del rest, data
         return True
 
     def remaining(self) -> int:
         return len(self.buf) - self.off
-
-
-def _read_pcap(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
-    """Records of a classic pcap, one by one: the chunk reader's records, unpacked."""
-    for chunk in _pcap_chunks(magic, reads, stats, name):
-        stamp = struct.Struct(chunk.order + "III").unpack_from  # seconds, fraction, caplen
-        buf, linktype, tick = chunk.buf, chunk.linktype, chunk.tick
-        for off in chunk.offsets:
-            sec, frac, caplen = stamp(buf, off)
-            yield (sec + frac * tick, linktype, buf, off + 16, caplen)
 
 
 def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
@@ -298,18 +309,54 @@ def _cut_at_end(name: str, rest: bytes, caplen: int) -> str:
     return f"{name}: truncated packet data at end of file ({len(rest) - 16} of {caplen} bytes)"
 
 
-def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[Record]:
+def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
+    """`CaptureSource.record_chunks` of a pcapng file (`chunks` from its first byte on)."""
     rd = _Buffer(chunks)
     order = "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per timestamp unit)
+    # The run of packets gathered: header offsets into `run_buf`, all of one interface kind.
+    run: list[int] = []
+    run_buf = b""
+    run_kind = (0, 0.0)
+    run_ifid = -1  # the interface of the run's last packet: its next packets take the quick walk
+    epb_at = struct.Struct(order + "III8xI").unpack_from  # type, length, interface, (time,) caplen
     while True:
+        if run and rd.buf is run_buf:
+            # The quick walk: Enhanced Packet Blocks of the run's interface, whole in this buffer and
+            # sound (what the checks below would accept), are appended without leaving this loop.
+            buf, off = run_buf, rd.off
+            end = len(buf)
+            append = run.append
+            while off + 24 <= end:
+                btype, blen, ifid, caplen = epb_at(buf, off)
+                if (btype != 6 or ifid != run_ifid or blen & 3 or caplen + 32 > blen or blen > MAX_RECORD + 64
+                        or off + blen > end):
+                    break
+                append(off + 12)
+                off += blen
+            rd.off = off
+            left = end - off
+            if left < 12 or struct.unpack_from(order + "I", buf, off + 4)[0] > left:
+                # The reader is about to move to a new buffer: hand the run over first, so that the
+                # old buffer can go before the next is read.
+                yield _packets(run_buf, run, run_kind, order)
+                run, run_buf = [], b""
+                buf = b""
         if not rd.need(12):
+            if run:
+                yield _packets(run_buf, run, run_kind, order)
             if rd.remaining():
                 stats.error = stats.error or f"{name}: truncated pcapng block header at end of file"
             return
-        buf = rd.buf
-        off = rd.off
-        if buf[off : off + 4] == PCAPNG_MAGIC:
+        buf, off = rd.buf, rd.off
+        if run and buf is not run_buf:  # the reader moved to a new buffer: the run so far is whole
+            yield _packets(run_buf, run, run_kind, order)
+            run = []
+        btype, blen = struct.unpack_from(order + "II", buf, off)
+        if btype == 0x0A0D0D0A:  # a section header (the same four bytes in either order)
+            if run:
+                yield _packets(run_buf, run, run_kind, order)
+                run = []
             bom = buf[off + 8 : off + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
                 order = "<"
@@ -319,55 +366,72 @@ def _read_pcapng(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Ite
                 stats.error = stats.error or f"{name}: corrupt section header (byte-order magic {bom.hex()})"
                 return
             interfaces = []
-        btype, blen = struct.unpack_from(order + "II", buf, off)
+            epb_at = struct.Struct(order + "III8xI").unpack_from
+            (blen,) = struct.unpack_from(order + "I", buf, off + 4)
         if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
+            if run:
+                yield _packets(run_buf, run, run_kind, order)
             stats.error = stats.error or (
                 f"{name}: corrupt pcapng block at byte offset {off} (type {btype:#x}, length {blen})"
             )
             return
         if not rd.need(blen):
+            if run:
+                yield _packets(run_buf, run, run_kind, order)
             stats.error = stats.error or f"{name}: truncated pcapng block at end of file (type {btype:#x})"
             return
-        buf = rd.buf
-        off = rd.off
+        buf, off = rd.buf, rd.off
+        if run and buf is not run_buf:
+            yield _packets(run_buf, run, run_kind, order)
+            run = []
         rd.off = off + blen
         body = off + 8
         body_end = off + blen - 4
-        if btype == 6:  # Enhanced Packet Block
+        if btype == 6 or btype == 2:  # Enhanced Packet Block, or the obsolete Packet Block
+            # From the timestamp on, both lay out as a classic pcap record: two time words,
+            # caplen, original length, the frame. Before it: the interface id (32 bits in an EPB;
+            # 16, then a drop count, in a PB).
             if body_end - body < 20:
                 stats.malformed += 1
                 continue
-            ifid, ts_hi, ts_lo, caplen, _origlen = struct.unpack_from(order + "IIIII", buf, body)
+            ifid = struct.unpack_from(order + ("I" if btype == 6 else "H"), buf, body)[0]
+            (caplen,) = struct.unpack_from(order + "I", buf, body + 12)
             if ifid >= len(interfaces) or body + 20 + caplen > body_end:
                 stats.malformed += 1
                 continue
-            linktype, tick = interfaces[ifid]
-            yield ((ts_hi << 32 | ts_lo) * tick, linktype, buf, body + 20, caplen)
-        elif btype == 1:  # Interface Description Block
+            kind = interfaces[ifid]
+            if run and kind != run_kind:
+                yield _packets(run_buf, run, run_kind, order)
+                run = []
+            if not run:
+                run_buf, run_kind = buf, kind
+            run.append(body + 4)
+            run_ifid = ifid if btype == 6 else -1
+            continue
+        if run:  # any other block ends the run
+            yield _packets(run_buf, run, run_kind, order)
+            run = []
+        if btype == 1:  # Interface Description Block
             if body_end - body < 8:
                 stats.error = stats.error or f"{name}: corrupt interface description block"
                 return
             linktype, _res, _snap = struct.unpack_from(order + "HHI", buf, body)
             interfaces.append((linktype, _if_tsresol(buf, body + 8, body_end, order)))
-        elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+        elif btype == 3:  # Simple Packet Block: interface 0, no timestamp; given a header of its own
             if not interfaces or body_end - body < 4:
                 stats.malformed += 1
                 continue
             (origlen,) = struct.unpack_from(order + "I", buf, body)
             caplen = min(origlen, body_end - body - 4)
-            yield (0.0, interfaces[0][0], buf, body + 4, caplen)
-        elif btype == 2:  # obsolete Packet Block
-            if body_end - body < 20:
-                stats.malformed += 1
-                continue
-            ifid, _drops, ts_hi, ts_lo, caplen, _origlen = struct.unpack_from(order + "HHIIII", buf, body)
-            if ifid >= len(interfaces) or body + 20 + caplen > body_end:
-                stats.malformed += 1
-                continue
-            linktype, tick = interfaces[ifid]
-            yield ((ts_hi << 32 | ts_lo) * tick, linktype, buf, body + 20, caplen)
+            record = struct.pack(order + "IIII", 0, 0, caplen, origlen) + buf[body + 4 : body + 4 + caplen]
+            yield _packets(record, [0], interfaces[0], order)
         # Section headers were handled above; statistics, name resolution, custom and unknown
         # blocks carry nothing portwatch needs and are skipped by their length.
+
+
+def _packets(buf: bytes, offsets: list[int], kind: tuple[int, float], order: str) -> PcapChunk:
+    linktype, tick = kind
+    return PcapChunk(buf, offsets, linktype, order, tick, wide=True)
 
 
 def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> float:
