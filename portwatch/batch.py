@@ -82,10 +82,9 @@ class _Batcher:
         hdr = np.asarray(chunk.offsets, dtype=np.int64)
         rows, whole = _rows(chunk.buf, hdr)
         sec, frac, caplen = _header_words(rows, chunk.order)
-        if chunk.wide:  # pcapng: one 64-bit count of ticks (rounded to a double as Python rounds it)
-            ts = ((sec.astype(np.uint64) << np.uint64(32)) | frac).astype(np.float64) * chunk.tick
-        else:
-            ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
+        if chunk.per_sec:  # pcapng: one 64-bit count of ticks, split as the record reader splits it
+            sec, frac = _seconds(sec, frac, chunk.per_sec)
+        ts = sec.astype(np.float64) + frac.astype(np.float64) * chunk.tick  # as the record reader computes
         frame = hdr + 16
         settled.admit_waiting(ADMIT_AT)
         _refresh_last(settled, self.recheck)
@@ -230,6 +229,15 @@ def _rows(buf: bytes, hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tail = a[at:]
         rows[i, : len(tail)] = tail
     return rows, whole
+
+
+def _seconds(hi: np.ndarray, lo: np.ndarray, per_sec: int) -> tuple[np.ndarray, np.ndarray]:
+    """divmod(hi << 32 | lo, per_sec) for each record (a pcapng timestamp: seconds and the rest)."""
+    units = (hi.astype(np.uint64) << np.uint64(32)) | lo
+    if per_sec >= 1 << 64:  # a resolution finer than 2^-64 s: no whole second fits in the count
+        return np.zeros_like(units), units
+    per = np.uint64(per_sec)
+    return units // per, units % per
 
 
 def _header_words(rows: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

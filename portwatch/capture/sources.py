@@ -47,25 +47,29 @@ class PcapChunk(NamedTuple):
     (two time words, caplen, original length), each frame right after its header.
 
     A classic pcap record is laid out so; so is a pcapng Enhanced Packet Block from its timestamp
-    on, where the two time words are the high and low halves of one count of ticks (`wide`).
+    on, where the two time words are the high and low halves of one count of ticks, `per_sec` to
+    the second.
     """
 
     buf: bytes
     offsets: list[int]
     linktype: int
     order: str  # struct byte order of the headers
-    tick: float  # seconds per unit of the fraction field (of the whole count, when wide)
-    wide: bool = False
+    tick: float  # seconds per unit of the fraction field (per tick, in pcapng)
+    per_sec: int = 0  # pcapng: ticks per second; 0: a classic pcap's seconds and fraction
 
 
 def chunk_records(chunk: PcapChunk) -> Iterator[Record]:
     """A chunk's records one by one, as the per-packet loop reads them."""
     stamp = struct.Struct(chunk.order + "III").unpack_from  # the time words, caplen
-    buf, linktype, tick = chunk.buf, chunk.linktype, chunk.tick
-    if chunk.wide:
+    buf, linktype, tick, per_sec = chunk.buf, chunk.linktype, chunk.tick, chunk.per_sec
+    if per_sec:
+        # Whole seconds and the fraction apart, as a classic pcap has them: the count times the
+        # tick would be off by up to a unit in the last place (a fifth of a microsecond today).
         for off in chunk.offsets:
             hi, lo, caplen = stamp(buf, off)
-            yield ((hi << 32 | lo) * tick, linktype, buf, off + 16, caplen)
+            sec, frac = divmod(hi << 32 | lo, per_sec)
+            yield (sec + frac * tick, linktype, buf, off + 16, caplen)
     else:
         for off in chunk.offsets:
             sec, frac, caplen = stamp(buf, off)
@@ -313,11 +317,11 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
     """`CaptureSource.record_chunks` of a pcapng file (`chunks` from its first byte on)."""
     rd = _Buffer(chunks)
     order = "<"
-    interfaces: list[tuple[int, float]] = []  # (linktype, seconds per timestamp unit)
+    interfaces: list[tuple[int, float, int]] = []  # (linktype, seconds per timestamp unit, units per second)
     # The run of packets gathered: header offsets into `run_buf`, all of one interface kind.
     run: list[int] = []
     run_buf = b""
-    run_kind = (0, 0.0)
+    run_kind = (0, 0.0, 0)
     run_ifid = -1  # the interface of the run's last packet: its next packets take the quick walk
     epb_at = struct.Struct(order + "III8xI").unpack_from  # type, length, interface, (time,) caplen
     while True:
@@ -416,7 +420,7 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
                 stats.error = stats.error or f"{name}: corrupt interface description block"
                 return
             linktype, _res, _snap = struct.unpack_from(order + "HHI", buf, body)
-            interfaces.append((linktype, _if_tsresol(buf, body + 8, body_end, order)))
+            interfaces.append((linktype, *_if_tsresol(buf, body + 8, body_end, order)))
         elif btype == 3:  # Simple Packet Block: interface 0, no timestamp; given a header of its own
             if not interfaces or body_end - body < 4:
                 stats.malformed += 1
@@ -429,13 +433,13 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
         # blocks carry nothing portwatch needs and are skipped by their length.
 
 
-def _packets(buf: bytes, offsets: list[int], kind: tuple[int, float], order: str) -> PcapChunk:
-    linktype, tick = kind
-    return PcapChunk(buf, offsets, linktype, order, tick, wide=True)
+def _packets(buf: bytes, offsets: list[int], kind: tuple[int, float, int], order: str) -> PcapChunk:
+    linktype, tick, per_sec = kind
+    return PcapChunk(buf, offsets, linktype, order, tick, per_sec)
 
 
-def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> float:
-    """The if_tsresol option of an IDB (default microseconds)."""
+def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> tuple[float, int]:
+    """The if_tsresol option of an IDB as (seconds per unit, units per second); default microseconds."""
     while off + 4 <= end:
         code, length = struct.unpack_from(order + "HH", buf, off)
         if code == 0:
@@ -444,7 +448,7 @@ def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> float:
             value = buf[off + 4]
             exp = value & 0x7F
             if exp > 30:  # a resolution beyond 2^-30 or 10^-30 is corrupt; keep the default
-                return 1e-6
-            return 2.0**-exp if value & 0x80 else 10.0**-exp
+                return 1e-6, 1_000_000
+            return (2.0**-exp, 2**exp) if value & 0x80 else (10.0**-exp, 10**exp)
         off += 4 + ((length + 3) & ~3)
-    return 1e-6
+    return 1e-6, 1_000_000

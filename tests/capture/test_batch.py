@@ -102,6 +102,15 @@ def test_real_captures_as_pcapng_same_records(tmp_path: Path, path: Path, varian
     same_both_ways(ng)
 
 
+@pytest.mark.parametrize("path", CAPTURES[::4], ids=lambda p: p.name)
+def test_pcap_and_pcapng_of_one_capture_give_the_same_records(tmp_path: Path, path: Path) -> None:
+    # Timestamps included: a pcapng count of microseconds is split into seconds and fraction as a
+    # classic pcap stores them, not multiplied out (which is off in the last place).
+    ng = write_pcapng_mixed(tmp_path / (path.stem + ".pcapng"), _frames(path), obsolete_every=5)
+    assert run(ng, False)[0] == run(path, False)[0]
+    assert run(ng, True)[0] == run(path, True)[0]
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(50, 700), variant=st.integers(0, len(_PCAPNG_VARIANTS) - 1))
 def test_random_captures_as_pcapng_same_records(tmp_path: Path, seed: int, n: int, variant: int) -> None:
