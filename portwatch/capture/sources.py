@@ -205,35 +205,51 @@ class _Prepend(io.RawIOBase):
 
 
 class _Buffer:
-    """Accumulates chunks so that a record can be parsed whole, with a bounded amount kept."""
+    """The reads of a pcapng file as one stream of blocks: `need(n)` makes n bytes available at
+    `buf[off:]`. A block that spans two reads is assembled alone; the read it ends in goes on as
+    the buffer after it, uncopied (so a read is never copied whole, and at most one waits)."""
 
-    __slots__ = ("buf", "chunks", "eof", "off")
+    __slots__ = ("buf", "chunks", "eof", "next", "next_off", "off")
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
         self.buf = b""
         self.off = 0
+        self.next: bytes | None = None  # the read after `buf`, from `next_off` on
+        self.next_off = 0
         self.eof = False
 
     def need(self, n: int) -> bool:
         """Make at least n bytes available from `off`; False at end of input."""
-        while len(self.buf) - self.off < n:
-            if self.eof:
-                return False
-            try:
-                data = next(self.chunks)
-            except StopIteration:
-                self.eof = True
-                return False
-            rest = self.buf[self.off :]
-            self.buf = b""  # freed before the copy below, not after: one buffer fewer at the peak
-            self.buf = rest + data
-            self.off = 0
-            del rest, data
-        return True
+        if len(self.buf) - self.off >= n:
+            return True
+        if self.off >= len(self.buf) and self.next is not None:
+            self.buf, self.off, self.next = self.next, self.next_off, None
+            if len(self.buf) - self.off >= n:
+                return True
+        rest = self.buf[self.off :]
+        self.buf = b""  # not kept while the next read comes
+        while len(rest) < n:
+            if self.next is None:
+                if self.eof:
+                    break
+                try:
+                    self.next, self.next_off = next(self.chunks), 0
+                except StopIteration:
+                    self.eof = True
+                    break
+            nxt = self.next
+            piece = nxt[self.next_off : self.next_off + n - len(rest)]
+            rest += piece
+            self.next_off += len(piece)
+            if self.next_off >= len(nxt):
+                self.next = None
+        self.buf, self.off = rest, 0
+        return len(rest) >= n
 
     def remaining(self) -> int:
-        return len(self.buf) - self.off
+        waiting = len(self.next) - self.next_off if self.next is not None else 0
+        return len(self.buf) - self.off + waiting
 
 
 def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
