@@ -209,14 +209,17 @@ class _Buffer:
     `buf[off:]`. A block that spans two reads is assembled alone; the read it ends in goes on as
     the buffer after it, uncopied (so a read is never copied whole, and at most one waits)."""
 
-    __slots__ = ("buf", "chunks", "eof", "next", "next_off", "off")
+    __slots__ = ("base", "buf", "chunks", "eof", "next", "next_base", "next_off", "off", "read")
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
         self.buf = b""
         self.off = 0
+        self.base = 0  # file offset of buf[0], for messages
         self.next: bytes | None = None  # the read after `buf`, from `next_off` on
         self.next_off = 0
+        self.next_base = 0  # file offset of next[0]
+        self.read = 0  # bytes read so far
         self.eof = False
 
     def need(self, n: int) -> bool:
@@ -224,20 +227,22 @@ class _Buffer:
         if len(self.buf) - self.off >= n:
             return True
         if self.off >= len(self.buf) and self.next is not None:
-            self.buf, self.off, self.next = self.next, self.next_off, None
+            self.buf, self.off, self.base, self.next = self.next, self.next_off, self.next_base, None
             if len(self.buf) - self.off >= n:
                 return True
         rest = self.buf[self.off :]
+        self.base += self.off
         self.buf = b""  # not kept while the next read comes
         while len(rest) < n:
             if self.next is None:
                 if self.eof:
                     break
                 try:
-                    self.next, self.next_off = next(self.chunks), 0
+                    self.next, self.next_off, self.next_base = next(self.chunks), 0, self.read
                 except StopIteration:
                     self.eof = True
                     break
+                self.read += len(self.next)
             nxt = self.next
             piece = nxt[self.next_off : self.next_off + n - len(rest)]
             rest += piece
@@ -392,7 +397,7 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
             if run:
                 yield _packets(run_buf, run, run_kind, order)
             stats.error = stats.error or (
-                f"{name}: corrupt pcapng block at byte offset {off} (type {btype:#x}, length {blen})"
+                f"{name}: corrupt pcapng block at byte offset {rd.base + off} (type {btype:#x}, length {blen})"
             )
             return
         if not rd.need(blen):

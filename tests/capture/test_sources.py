@@ -233,3 +233,24 @@ def test_pcapng_chunks_read_what_dpkt_reads(tmp_path, big_endian, read_size):
     assert len(got) == len(expected) == 300
     assert [d for _, d in got] == [d for _, d in expected]
     assert all(abs(a - b) < 1e-6 for (a, _), (b, _) in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("read_size", [13, 4096, 1 << 20])
+def test_pcapng_corrupt_block_message_gives_its_file_offset(tmp_path, read_size):
+    # The offset is the block's place in the file, whatever reads the file was taken in.
+    import struct as st_
+
+    from portwatch.capture.sources import chunk_records
+
+    frames = [(1_700_000_000.0 + i, ether(bytes(40 + i % 30))) for i in range(200)]
+    path = write_pcapng(tmp_path / "x.pcapng", [1], [(0, ts, f) for ts, f in frames])
+    data = bytearray(path.read_bytes())
+    off = 0
+    for _ in range(150):  # the 150th block: past the first reads of every size tried
+        off += st_.unpack_from("<I", data, off + 4)[0]
+    data[off + 4 : off + 8] = st_.pack("<I", 13)
+    path.write_bytes(bytes(data))
+    with CaptureSource(str(path)) as source:
+        n = sum(1 for chunk in source.record_chunks(read_size) for _ in chunk_records(chunk))
+        assert n == 150 - 2  # the blocks before it, less the section and interface headers
+        assert f"corrupt pcapng block at byte offset {off} " in source.stats.error
