@@ -17,7 +17,7 @@ from typing import Any
 
 from portwatch.capture.decode import FRAGMENT, MALFORMED, SUPPORTED_LINKTYPES, decode
 from portwatch.capture.reassembly import MAX_PENDING_SEGMENTS, StreamBuffer
-from portwatch.capture.sources import MAX_RECORD, CaptureError, CaptureSource
+from portwatch.capture.sources import MAX_RECORD, CaptureError, CaptureSource, chunk_records
 from portwatch.detect.probes import PROBES, get_probe
 from portwatch.detect.signature import SignatureError, parse_signature
 from portwatch.model import ProbeResult, ProbeStatus
@@ -111,14 +111,23 @@ def fuzz_sources(data: bytes) -> None:
             return
         with src:
             count = 0
+            seen = []
             for ts, linktype, buf, off, length in src:
                 count += 1
                 assert isinstance(ts, float) and isinstance(linktype, int)
                 assert off >= 0 and 0 <= length <= MAX_RECORD + 64 and off + length <= len(buf)
                 decode(linktype, buf, off, length)
+                seen.append((ts, linktype, bytes(buf[off : off + length])))
             if not data.startswith(b"\x1f\x8b"):  # gzip inflates: no bound from the file size
                 assert count <= len(data) // 16 + 1  # every record costs at least its 16-byte header
             assert src.stats.error is None or "\n" not in src.stats.error
+            outcome = (seen, src.stats.error, src.stats.malformed)
+        # What the file holds must not depend on how it is read: the same with tiny reads, which
+        # cut every block and record across reads (the chunk counter reads 2 MB at a time).
+        with CaptureSource(path) as again:
+            small = [(ts, lt, bytes(buf[off : off + n])) for chunk in again.record_chunks(7 + len(data) % 61)
+                     for ts, lt, buf, off, n in chunk_records(chunk)]
+            assert (small, again.stats.error, again.stats.malformed) == outcome
     finally:
         os.unlink(path)
 
