@@ -258,7 +258,7 @@ class _Buffer:
 
 
 def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
-    """`CaptureSource.pcap_chunks`: `reads` is the file after its 4 magic bytes."""
+    """`CaptureSource.record_chunks` of a classic pcap: `reads` is the file after its 4 magic bytes."""
     order, tick = PCAP_MAGICS[magic]
     head = b""
     for data in reads:
