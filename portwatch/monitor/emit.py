@@ -19,13 +19,13 @@ A finding is reported once per flow even when the flow is split into several `fl
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from ..model import Finding, FlowRecord
+from ..report.jsonl import encode_line
 from ..report.sqlite import SqliteWriter
 
 ACTIVE_TIMEOUT = "active-timeout"
@@ -110,7 +110,7 @@ class Emitter:
             head["flow_id"] = flow_id
         head["time"] = round(now, 6)
         head.update(body)
-        self.jsonl.write(json.dumps(head, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.jsonl.write(encode_line(head) + "\n")
         self.jsonl.flush()
 
     def commit(self) -> None:
