@@ -91,11 +91,13 @@ def key_words(head: np.ndarray, v6: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return out, np.where(v6, V6_WORDS, V4_WORDS).astype(np.uint8)
 
 
-def keys_as_words(keys: list[bytes]) -> np.ndarray:
-    """Flow keys (bytes) as `key_words` gives them for frames: rows of V6_WORDS words, zero-padded."""
+def keys_as_words(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Flow keys (bytes) as `key_words` gives them for frames: rows of V6_WORDS words, zero-padded,
+    and each key's own word count."""
     width = 8 * V6_WORDS
     joined = b"".join([key + bytes(width - len(key)) for key in keys])
-    return np.frombuffer(joined, dtype="<u8").reshape(len(keys), V6_WORDS)
+    words = np.frombuffer(joined, dtype="<u8").reshape(len(keys), V6_WORDS)
+    return words, np.array([V6_WORDS if len(key) > 8 * V4_WORDS else V4_WORDS for key in keys], dtype=np.uint8)
 
 
 def shard_numbers(head: np.ndarray, v6: np.ndarray, shards: int) -> np.ndarray:

@@ -154,7 +154,8 @@ class SettledFlows:
         slots: list[int] = []
         lasts: list[float] = []
         protos: list[int] = []
-        keys: list[bytes] = []  # every key_a, then every key_b
+        keys_a: list[bytes] = []
+        keys_b: list[bytes] = []
         for flow in waiting:
             a, b = flow.sides
             if a.flow is None or flow.slot is not None or flow.closed_at is not None or a.inspecting:
@@ -170,18 +171,18 @@ class SettledFlows:
             slots.append(slot)
             lasts.append(a.ts if a.ts >= b.ts else b.ts)
             protos.append(flow.proto)
-            keys.append(flow.key_a)
+            keys_a.append(flow.key_a)
+            keys_b.append(flow.key_b)
         if not slots:
             return
-        keys += [self.sides[slot][0].flow.key_b for slot in slots]  # type: ignore[index,union-attr]
         # The arrays are written once for the whole batch (numpy per element costs microseconds).
         s = np.asarray(slots, dtype=np.int64)
         vals = np.concatenate((2 * s, 2 * s + 1))
         self.live[s] = True
         self.last[s] = lasts
         self.proto[s] = protos
-        self.words[vals] = keys_as_words(keys)  # zero-padded: a reused slot may have held a longer key
-        self.nwords[vals] = [(len(key) + 4) >> 3 for key in keys]
+        # Zero-padded rows: a reused slot may have held a longer key.
+        self.words[vals], self.nwords[vals] = keys_as_words(keys_a + keys_b)
         if self.entries + 2 * len(slots) > len(self.tab_h) // 4:
             self._rebuild()  # takes the new slots too: they are live
         else:

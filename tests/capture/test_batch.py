@@ -364,7 +364,8 @@ def test_keys_as_words_matches_frames() -> None:
     head[1, 58:62] = 0xFF
     words, nwords = key_words(head, np.array([False, True]))
     assert nwords.tolist() == [2, 5]
-    assert (words == keys_as_words([key_a, key6])).all()
+    given_words, given_nwords = keys_as_words([key_a, key6])
+    assert (words == given_words).all() and given_nwords.tolist() == [2, 5]
 
 
 # ---- targeted: what each safeguard is for ----------------------------------------------------
