@@ -357,11 +357,6 @@ class _Gate:
     at: tuple[tuple[int, frozenset[int]], ...]  # (offset, bytes) of matches that fix a later byte
     ports: frozenset[int]
 
-    def admits(self, firsts: set[int], client: Sequence[bytes], server: Sequence[bytes], ports: frozenset[int]) -> bool:
-        if not self.first.isdisjoint(firsts) or not self.ports.isdisjoint(ports):
-            return True
-        return self.admits_later(client, server)
-
     def admits_later(self, client: Sequence[bytes], server: Sequence[bytes]) -> bool:
         """Whether a unit holds an allowed byte at one of the later offsets."""
         for off, allowed in self.at:
@@ -376,7 +371,7 @@ class _Gate:
 class _Admission:
     """Every gate of one transport's candidate list as look-ups: a flow's first bytes and ports
     give, by a few ORs, the bit set of the candidates worth scoring (bit i: `_candidates[i]`).
-    The same answer as asking each gate (`_Gate.admits`), without calling ~70 of them per flow."""
+    The same answer as asking each gate as its docstring says, without calling ~70 of them per flow."""
 
     by_first: tuple[int, ...]  # per first byte value: the candidates whose gate lets it in
     by_port: dict[int, int]
