@@ -35,7 +35,7 @@ from .capture.decode import FRAGMENT, MALFORMED, decode
 from .capture.fast_path import HEAD, TCP, UDP, fast_path_facts, key_words, shard_numbers
 from .capture.flows import flow_key
 from .capture.settled import ADMIT_AT, SettledFlows
-from .capture.sources import CaptureSource, PcapChunk, Record
+from .capture.sources import CaptureSource, Record, RecordChunk
 
 if TYPE_CHECKING:
     from .pipeline import Analyzer
@@ -75,7 +75,7 @@ class _Batcher:
         self.recheck = np.empty(0, dtype=np.int64)  # slots whose packets took the loop in the last chunk
         self.ticks = 0
 
-    def records(self, chunk: PcapChunk) -> Iterator[Record]:
+    def records(self, chunk: RecordChunk) -> Iterator[Record]:
         """Count what this chunk's settled flows (and other shards) carry; yield the rest."""
         analyzer, settled, stats, config = self.analyzer, self.settled, self.analyzer.stats, self.analyzer.config
         n = len(chunk.offsets)
@@ -152,7 +152,7 @@ class Split(NamedTuple):
 
 
 def _split(
-    analyzer: Analyzer, chunk: PcapChunk, rows: np.ndarray, whole: np.ndarray, frame: np.ndarray,
+    analyzer: Analyzer, chunk: RecordChunk, rows: np.ndarray, whole: np.ndarray, frame: np.ndarray,
     caplen: np.ndarray, ts: np.ndarray, min_idle: float,
 ) -> Split | None:
     """None when the loop had better take the whole chunk."""

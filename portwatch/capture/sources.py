@@ -42,7 +42,7 @@ Record = tuple[float, int, bytes, int, int]
 BATCH_CHUNK = 2 << 20  # a whole-chunk reader's read: ~2,500 packets; larger saves little time and costs peak memory
 
 
-class PcapChunk(NamedTuple):
+class RecordChunk(NamedTuple):
     """Records that sit whole in `buf`, of one link type and clock: 16-byte headers at `offsets`
     (two time words, caplen, original length), each frame right after its header.
 
@@ -59,7 +59,7 @@ class PcapChunk(NamedTuple):
     per_sec: int = 0  # pcapng: ticks per second; 0: a classic pcap's seconds and fraction
 
 
-def chunk_records(chunk: PcapChunk) -> Iterator[Record]:
+def chunk_records(chunk: RecordChunk) -> Iterator[Record]:
     """A chunk's records one by one, as the per-packet loop reads them."""
     stamp = struct.Struct(chunk.order + "III").unpack_from  # the time words, caplen
     buf, linktype, tick, per_sec = chunk.buf, chunk.linktype, chunk.tick, chunk.per_sec
@@ -165,7 +165,7 @@ class CaptureSource:
         for chunk in self.record_chunks(CHUNK):
             yield from chunk_records(chunk)
 
-    def record_chunks(self, size: int = BATCH_CHUNK) -> Iterator[PcapChunk]:
+    def record_chunks(self, size: int = BATCH_CHUNK) -> Iterator[RecordChunk]:
         """The records a chunk at a time, for whole-chunk (numpy) work; reads `size` at a time.
 
         Same records, timestamps and errors as iterating the source; each chunk is a buffer and
@@ -257,7 +257,7 @@ class _Buffer:
         return len(self.buf) - self.off + waiting
 
 
-def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
+def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[RecordChunk]:
     """`CaptureSource.record_chunks` of a classic pcap: `reads` is the file after its 4 magic bytes."""
     order, tick = PCAP_MAGICS[magic]
     head = b""
@@ -290,7 +290,7 @@ def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name
                 rest += piece
                 off += len(piece)
                 if len(rest) == 16 + caplen:
-                    yield PcapChunk(rest, [0], linktype, order, tick)
+                    yield RecordChunk(rest, [0], linktype, order, tick)
                     rest = b""
         if not rest:
             # The walk over record headers: the only per-record Python work of a chunk.
@@ -306,7 +306,7 @@ def _pcap_chunks(magic: bytes, reads: Iterator[bytes], stats: CaptureStats, name
                 append(off)
                 off = nxt
             if offsets:
-                yield PcapChunk(buf, offsets, linktype, order, tick)
+                yield RecordChunk(buf, offsets, linktype, order, tick)
             if off <= last and caplen > limit:
                 stats.error = stats.error or _corrupt(name, base + off, caplen, limit)
                 return
@@ -334,27 +334,52 @@ def _cut_at_end(name: str, rest: bytes, caplen: int) -> str:
     return f"{name}: truncated packet data at end of file ({len(rest) - 16} of {caplen} bytes)"
 
 
-def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[PcapChunk]:
+class _Run:
+    """Packet blocks gathered for one chunk: header offsets into `buf`, all of one interface kind."""
+
+    __slots__ = ("buf", "ifid", "kind", "offsets", "order")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.buf = b""
+        self.kind = (0, 0.0, 0)  # (linktype, seconds per tick, ticks per second)
+        self.order = "<"
+        self.ifid = -1  # the interface of the last packet, when an EPB: its next ones take the quick walk
+
+    def add(self, buf: bytes, kind: tuple[int, float, int], order: str, at: int, ifid: int) -> Iterator[RecordChunk]:
+        """Add the packet whose header is at `at`; the run so far first, when it was of another kind."""
+        if self.offsets and kind != self.kind:
+            yield from self.flush()
+        if not self.offsets:
+            self.buf, self.kind, self.order = buf, kind, order
+        self.offsets.append(at)
+        self.ifid = ifid
+
+    def flush(self) -> Iterator[RecordChunk]:
+        """The run as a chunk, if it has packets; the run is empty after, its buffer let go."""
+        if self.offsets:
+            yield _chunk(self.buf, self.offsets, self.kind, self.order)
+            self.offsets = []
+        self.buf = b""
+
+
+def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> Iterator[RecordChunk]:
     """`CaptureSource.record_chunks` of a pcapng file (`chunks` from its first byte on)."""
     rd = _Buffer(chunks)
     order = "<"
     interfaces: list[tuple[int, float, int]] = []  # (linktype, seconds per timestamp unit, units per second)
-    # The run of packets gathered: header offsets into `run_buf`, all of one interface kind.
-    run: list[int] = []
-    run_buf = b""
-    run_kind = (0, 0.0, 0)
-    run_ifid = -1  # the interface of the run's last packet: its next packets take the quick walk
+    run = _Run()
     epb_at = struct.Struct(order + "III8xI").unpack_from  # type, length, interface, (time,) caplen
     while True:
-        if run and rd.buf is run_buf:
+        if run.offsets and rd.buf is run.buf:
             # The quick walk: Enhanced Packet Blocks of the run's interface, whole in this buffer and
             # sound (what the checks below would accept), are appended without leaving this loop.
-            buf, off = run_buf, rd.off
+            buf, off = run.buf, rd.off
             end = len(buf)
-            append = run.append
+            append = run.offsets.append
             while off + 24 <= end:
                 btype, blen, ifid, caplen = epb_at(buf, off)
-                if (btype != 6 or ifid != run_ifid or blen & 3 or caplen + 32 > blen or blen > MAX_RECORD + 64
+                if (btype != 6 or ifid != run.ifid or blen & 3 or caplen + 32 > blen or blen > MAX_RECORD + 64
                         or off + blen > end):
                     break
                 append(off + 12)
@@ -364,24 +389,19 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
             if left < 12 or struct.unpack_from(order + "I", buf, off + 4)[0] > left:
                 # The reader is about to move to a new buffer: hand the run over first, so that the
                 # old buffer can go before the next is read.
-                yield _packets(run_buf, run, run_kind, order)
-                run, run_buf = [], b""
                 buf = b""
+                yield from run.flush()
         if not rd.need(12):
-            if run:
-                yield _packets(run_buf, run, run_kind, order)
+            yield from run.flush()
             if rd.remaining():
                 stats.error = stats.error or f"{name}: truncated pcapng block header at end of file"
             return
         buf, off = rd.buf, rd.off
-        if run and buf is not run_buf:  # the reader moved to a new buffer: the run so far is whole
-            yield _packets(run_buf, run, run_kind, order)
-            run = []
+        if buf is not run.buf:  # the reader moved to a new buffer: the run so far is whole
+            yield from run.flush()
         btype, blen = struct.unpack_from(order + "II", buf, off)
         if btype == 0x0A0D0D0A:  # a section header (the same four bytes in either order)
-            if run:
-                yield _packets(run_buf, run, run_kind, order)
-                run = []
+            yield from run.flush()
             bom = buf[off + 8 : off + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
                 order = "<"
@@ -394,21 +414,18 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
             epb_at = struct.Struct(order + "III8xI").unpack_from
             (blen,) = struct.unpack_from(order + "I", buf, off + 4)
         if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
-            if run:
-                yield _packets(run_buf, run, run_kind, order)
+            yield from run.flush()
             stats.error = stats.error or (
                 f"{name}: corrupt pcapng block at byte offset {rd.base + off} (type {btype:#x}, length {blen})"
             )
             return
         if not rd.need(blen):
-            if run:
-                yield _packets(run_buf, run, run_kind, order)
+            yield from run.flush()
             stats.error = stats.error or f"{name}: truncated pcapng block at end of file (type {btype:#x})"
             return
         buf, off = rd.buf, rd.off
-        if run and buf is not run_buf:
-            yield _packets(run_buf, run, run_kind, order)
-            run = []
+        if buf is not run.buf:
+            yield from run.flush()
         rd.off = off + blen
         body = off + 8
         body_end = off + blen - 4
@@ -424,18 +441,9 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
             if ifid >= len(interfaces) or body + 20 + caplen > body_end:
                 stats.malformed += 1
                 continue
-            kind = interfaces[ifid]
-            if run and kind != run_kind:
-                yield _packets(run_buf, run, run_kind, order)
-                run = []
-            if not run:
-                run_buf, run_kind = buf, kind
-            run.append(body + 4)
-            run_ifid = ifid if btype == 6 else -1
+            yield from run.add(buf, interfaces[ifid], order, body + 4, ifid if btype == 6 else -1)
             continue
-        if run:  # any other block ends the run
-            yield _packets(run_buf, run, run_kind, order)
-            run = []
+        yield from run.flush()  # any other block ends the run
         if btype == 1:  # Interface Description Block
             if body_end - body < 8:
                 stats.error = stats.error or f"{name}: corrupt interface description block"
@@ -449,14 +457,14 @@ def _pcapng_chunks(chunks: Iterator[bytes], stats: CaptureStats, name: str) -> I
             (origlen,) = struct.unpack_from(order + "I", buf, body)
             caplen = min(origlen, body_end - body - 4)
             record = struct.pack(order + "IIII", 0, 0, caplen, origlen) + buf[body + 4 : body + 4 + caplen]
-            yield _packets(record, [0], interfaces[0], order)
+            yield _chunk(record, [0], interfaces[0], order)
         # Section headers were handled above; statistics, name resolution, custom and unknown
         # blocks carry nothing portwatch needs and are skipped by their length.
 
 
-def _packets(buf: bytes, offsets: list[int], kind: tuple[int, float, int], order: str) -> PcapChunk:
+def _chunk(buf: bytes, offsets: list[int], kind: tuple[int, float, int], order: str) -> RecordChunk:
     linktype, tick, per_sec = kind
-    return PcapChunk(buf, offsets, linktype, order, tick, per_sec)
+    return RecordChunk(buf, offsets, linktype, order, tick, per_sec)
 
 
 def _if_tsresol(buf: bytes, off: int, end: int, order: str) -> tuple[float, int]:
