@@ -19,7 +19,7 @@ def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
                     str(wheels), str(REPO)], check=True, timeout=300)
     (wheel,) = wheels.glob("portwatch-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "portwatch/_signatures/ssh.toml" in names
+    assert any(n.startswith("portwatch/_core") for n in names)  # the compiled core, which carries the signatures
     assert "portwatch/data/services" in names
     assert "portwatch/data/default-policy.toml" in names
     target = tmp_path / "site"
@@ -29,10 +29,10 @@ def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = ("import portwatch, portwatch.detect.signature as s; "
-            "print(portwatch.__file__); print(s.default_signature_dir()); print(len(s.load_signatures()))")
+            "print(portwatch.__file__); print(s.in_checkout()); print(len(s.load_signatures()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
                          timeout=60, check=True)
-    module, sigdir, count = out.stdout.split()
+    module, has_dir, count = out.stdout.split()
     assert module.startswith(str(target))
-    assert sigdir == str(target / "portwatch" / "_signatures")
-    assert int(count) >= 9
+    assert has_dir == "False"  # no data folder: the set comes from the core
+    assert int(count) == len(list((REPO / "signatures").glob("*.toml")))

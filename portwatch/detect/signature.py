@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +102,24 @@ class Signature:
 
 
 def default_signature_dir() -> Path:
-    """The shipped signature set: top-level signatures/ in a checkout, portwatch/_signatures in a wheel."""
-    packaged = Path(str(resources.files("portwatch"))) / "_signatures"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent.parent / "signatures"
+    """The shipped signature set in a checkout (top-level signatures/); an installed wheel has no
+    such folder and carries the same files inside the core (`builtin_signature_texts`)."""
+    return _CHECKOUT / "signatures"
+
+
+def in_checkout() -> bool:
+    """Whether portwatch runs from its source tree (an editable install) rather than a wheel."""
+    return (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "signatures").is_dir()
+
+
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent
+
+
+def builtin_signature_texts() -> list[tuple[str, str]]:
+    """(file name, TOML text) of the shipped set, as the core embedded it at build time."""
+    from .. import _core
+
+    return list(_core.builtin_signatures())
 
 
 def _line_of(text: str, key: str, block: int | None) -> int | None:
@@ -299,6 +311,11 @@ def load_signatures(extra_dirs: list[str] | tuple[str, ...] = (), include_defaul
                 continue
             raise SignatureError(str(p), None, "", "no such signature directory")
         dirs.append((p, "user"))
+    if include_default and not in_checkout():
+        dirs.pop(0)
+        for name, text in builtin_signature_texts():
+            sig = parse_signature(text, name, "builtin")
+            by_protocol[sig.protocol] = sig
     for d, origin in dirs:
         files = [d] if d.is_file() else sorted(d.glob("*.toml"))
         for f in files:

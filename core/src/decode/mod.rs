@@ -1,0 +1,88 @@
+//! Link, IP and transport decoding: frame bytes in, a packet out (tunnels unwrapped, IP
+//! fragments reassembled, every layer bounded).
+//!
+//! INTERFACE (implemented by the decode work; the pipeline codes against exactly this):
+//!
+//! ```ignore
+//! let mut dec = Decoder::new();                  // owns the defragmenter (bounded)
+//! match dec.decode(ts, linktype, frame) {
+//!     Decoded::Packet(p) => ...,                 // p.payload borrows the frame or the reassembled datagram
+//!     Decoded::NotIp => stats.non_ip += 1,       // a supported link type carrying no TCP/UDP
+//!     Decoded::UnsupportedLink => stats.unsupported_link += 1,
+//!     Decoded::Malformed => stats.malformed += 1,
+//!     Decoded::Held => {}                        // a fragment kept (or dropped) awaiting the rest
+//! }
+//! dec.stats()   // DecodeStats { fragments, fragments_dropped, ... }
+//! ```
+#![forbid(unsafe_code)]
+
+pub const TCP: u8 = 6;
+pub const UDP: u8 = 17;
+
+/// An IP address as captured (4 or 16 bytes); the flow key is built from these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Addr {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl Addr {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Addr::V4(a) => a,
+            Addr::V6(a) => a,
+        }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    /// The text Python's `ipaddress` gives (RFC 5952 for IPv6, as `inet_ntop`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::V4(a) => std::net::Ipv4Addr::from(*a).fmt(f),
+            Addr::V6(a) => std::net::Ipv6Addr::from(*a).fmt(f),
+        }
+    }
+}
+
+/// The outer layers a packet was found inside, outermost first ("vlan" is not a layer here:
+/// only tunnels and link encapsulations that Python listed: chdlc, ppp, pppoe, mpls, vxlan,
+/// ipip, 6in4, ip6ip6, gre, gtpu).
+pub type Encap = Vec<&'static str>;
+
+#[derive(Debug)]
+pub struct Packet<'a> {
+    /// TCP or UDP.
+    pub proto: u8,
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP flags (0 for UDP).
+    pub flags: u8,
+    /// TCP sequence number (0 for UDP).
+    pub seq: u32,
+    /// Transport payload (cut to what was captured and to the IP/UDP length).
+    pub payload: &'a [u8],
+    /// None when the packet was not inside a tunnel or link encapsulation.
+    pub encap: Option<Encap>,
+}
+
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    Packet(Packet<'a>),
+    /// A supported link type carrying no TCP/UDP (ARP, ICMP, ...).
+    NotIp,
+    UnsupportedLink,
+    Malformed,
+    /// An IP fragment kept for reassembly (or dropped by a bound: see `DecodeStats`).
+    Held,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub fragments: u64,
+    pub fragments_dropped: u64,
+}
+
+pub const SUPPORTED_LINKTYPES: &[u32] = &[0, 1, 9, 12, 14, 50, 101, 104, 108, 113, 228, 229, 276];

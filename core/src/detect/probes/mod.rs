@@ -1,0 +1,109 @@
+//! Structural parsers: bytes in, facts out, no I/O.
+//!
+//! A probe looks at the first bytes of one direction (TCP: the reassembled prefix; UDP: one
+//! datagram, or every datagram of the direction for a `units` probe) and answers no, need more,
+//! or yes with facts. A signature names a probe where a byte pattern cannot check the structure.
+//!
+//! The contract, beyond the status and the metadata:
+//! - `ProbeResult::done`: this direction's facts are complete (a whole ClientHello, a banner and
+//!   its KEXINIT, HTTP headers up to the blank line); the engine then stops re-reading that
+//!   direction. Say it only when later bytes can add nothing to the metadata.
+//! - `Probe::first_bytes`: every input the probe can match starts with one of these bytes; the
+//!   engine skips the probe for flows whose units all start otherwise. It must be a necessary
+//!   condition (tests try every first byte on real messages).
+//! - Probes never panic and never allocate without a bound: the input is at most `MAX_INPUT`.
+#![forbid(unsafe_code)]
+
+use crate::meta::Meta;
+
+/// The longest input a probe is shown (the engine cuts units to this).
+pub const MAX_INPUT: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    No,
+    Match,
+    /// The bytes so far are consistent but incomplete.
+    More,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeResult {
+    pub status: Status,
+    pub meta: Meta,
+    /// This direction's facts are all in: later bytes of it add nothing.
+    pub done: bool,
+}
+
+impl ProbeResult {
+    pub fn no() -> Self {
+        Self { status: Status::No, meta: Meta::new(), done: false }
+    }
+    pub fn more() -> Self {
+        Self { status: Status::More, meta: Meta::new(), done: false }
+    }
+    pub fn hit(meta: Meta) -> Self {
+        Self { status: Status::Match, meta, done: false }
+    }
+    pub fn hit_done(meta: Meta, done: bool) -> Self {
+        Self { status: Status::Match, meta, done }
+    }
+    pub fn is_match(&self) -> bool {
+        self.status == Status::Match
+    }
+}
+
+/// One direction's bytes (`from_client` says which direction) -> a verdict.
+pub type SingleFn = fn(&[u8], bool) -> ProbeResult;
+/// Every datagram of one direction at once (RTP sequence numbers, QUIC coalesced Initials).
+pub type UnitsFn = fn(&[&[u8]], bool) -> ProbeResult;
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Single(SingleFn),
+    Units(UnitsFn),
+}
+
+#[derive(Clone, Copy)]
+pub struct Probe {
+    /// The name signatures use (`probe = "tls"`).
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Necessary first bytes of any input the probe can match (see the module docs).
+    pub first_bytes: Option<&'static [u8]>,
+}
+
+impl Probe {
+    pub const fn single(name: &'static str, f: SingleFn) -> Self {
+        Self { name, kind: Kind::Single(f), first_bytes: None }
+    }
+    pub const fn units(name: &'static str, f: UnitsFn) -> Self {
+        Self { name, kind: Kind::Units(f), first_bytes: None }
+    }
+    pub const fn gated(self, first_bytes: &'static [u8]) -> Self {
+        Self { first_bytes: Some(first_bytes), ..self }
+    }
+    pub fn is_units(&self) -> bool {
+        matches!(self.kind, Kind::Units(_))
+    }
+}
+
+// One line per protocol module: `pub mod x;` above, `x::PROBES` in REGISTRY below.
+
+/// Every probe module's table of probes.
+static REGISTRY: &[&[Probe]] = &[];
+
+/// The probe a signature names, if there is one by that name.
+pub fn lookup(name: &str) -> Option<&'static Probe> {
+    REGISTRY.iter().flat_map(|t| t.iter()).find(|p| p.name == name)
+}
+
+/// Every probe name, for error messages that list them.
+pub fn names() -> Vec<&'static str> {
+    let mut out: Vec<_> = REGISTRY.iter().flat_map(|t| t.iter()).map(|p| p.name).collect();
+    out.sort_unstable();
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod vectors;

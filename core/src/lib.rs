@@ -1,0 +1,11 @@
+//! portwatch's engine: capture sources, decoding, flows and reassembly, and detection.
+//!
+//! Python drives it through `portwatch._core` (src/py.rs, built with the `python` feature) and
+//! sees flow records and events, never packets.
+#![deny(unsafe_code)]
+
+pub mod detect;
+pub mod meta;
+
+#[cfg(feature = "python")]
+mod py;
