@@ -6,6 +6,8 @@ mod tests {
     #[test]
     fn ships_the_signature_files() {
         assert!(super::BUILTIN.len() >= 50);
-        assert!(super::BUILTIN.iter().any(|(name, text)| *name == "ssh.toml" && text.contains("protocol = \"ssh\"")));
+        assert!(super::BUILTIN
+            .iter()
+            .any(|(name, text)| *name == "ssh.toml" && text.contains("protocol = \"ssh\"")));
     }
 }

@@ -37,16 +37,32 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     pub fn no() -> Self {
-        Self { status: Status::No, meta: Meta::new(), done: false }
+        Self {
+            status: Status::No,
+            meta: Meta::new(),
+            done: false,
+        }
     }
     pub fn more() -> Self {
-        Self { status: Status::More, meta: Meta::new(), done: false }
+        Self {
+            status: Status::More,
+            meta: Meta::new(),
+            done: false,
+        }
     }
     pub fn hit(meta: Meta) -> Self {
-        Self { status: Status::Match, meta, done: false }
+        Self {
+            status: Status::Match,
+            meta,
+            done: false,
+        }
     }
     pub fn hit_done(meta: Meta, done: bool) -> Self {
-        Self { status: Status::Match, meta, done }
+        Self {
+            status: Status::Match,
+            meta,
+            done,
+        }
     }
     pub fn is_match(&self) -> bool {
         self.status == Status::Match
@@ -75,32 +91,129 @@ pub struct Probe {
 
 impl Probe {
     pub const fn single(name: &'static str, f: SingleFn) -> Self {
-        Self { name, kind: Kind::Single(f), first_bytes: None }
+        Self {
+            name,
+            kind: Kind::Single(f),
+            first_bytes: None,
+        }
     }
     pub const fn units(name: &'static str, f: UnitsFn) -> Self {
-        Self { name, kind: Kind::Units(f), first_bytes: None }
+        Self {
+            name,
+            kind: Kind::Units(f),
+            first_bytes: None,
+        }
     }
     pub const fn gated(self, first_bytes: &'static [u8]) -> Self {
-        Self { first_bytes: Some(first_bytes), ..self }
+        Self {
+            first_bytes: Some(first_bytes),
+            ..self
+        }
     }
     pub fn is_units(&self) -> bool {
         matches!(self.kind, Kind::Units(_))
     }
 }
 
+pub mod amqp;
+pub mod bacnet;
+pub mod ber;
+pub mod bittorrent;
+pub mod coap;
+pub mod dhcp;
+pub mod dnp3;
+pub mod dns;
+pub mod dtls;
+pub mod elasticsearch;
+pub mod h323;
+pub mod http;
+pub mod iec104;
+pub mod ipsec;
+pub mod kafka;
+pub mod kerberos;
+pub mod ldap;
+pub mod mdns;
+pub mod mongodb;
+pub mod mqtt;
+pub mod mssql;
+pub mod mysql;
+pub mod netbios;
+pub mod nfs;
+pub mod ntp;
+pub mod openvpn;
+pub mod quic;
+pub mod rdp;
+pub mod rtp;
+pub mod smb;
+pub mod snmp;
+pub mod socks;
+pub mod ssh;
+pub mod stun;
+pub mod teredo;
+pub mod text;
+pub mod tftp;
+pub mod tls;
+pub mod tls_cert;
+pub mod tls_hello;
+pub mod wireguard;
 // One line per protocol module: `pub mod x;` above, `x::PROBES` in REGISTRY below.
 
 /// Every probe module's table of probes.
-static REGISTRY: &[&[Probe]] = &[];
+static REGISTRY: &[&[Probe]] = &[
+    amqp::PROBES,
+    dnp3::PROBES,
+    elasticsearch::PROBES,
+    h323::PROBES,
+    iec104::PROBES,
+    kafka::PROBES,
+    kerberos::PROBES,
+    ldap::PROBES,
+    mongodb::PROBES,
+    mqtt::PROBES,
+    mssql::PROBES,
+    mysql::PROBES,
+    nfs::PROBES,
+    rdp::PROBES,
+    smb::PROBES,
+    snmp::PROBES,
+    bacnet::PROBES,
+    bittorrent::PROBES,
+    coap::PROBES,
+    dhcp::PROBES,
+    ipsec::PROBES,
+    ntp::PROBES,
+    openvpn::PROBES,
+    rtp::PROBES,
+    stun::PROBES,
+    teredo::PROBES,
+    tftp::PROBES,
+    wireguard::PROBES,
+    dns::PROBES,
+    mdns::PROBES,
+    netbios::PROBES,
+    http::PROBES,
+    ssh::PROBES,
+    socks::PROBES,
+    tls::PROBES,
+    dtls::PROBES,
+    quic::PROBES,
+];
 
 /// The probe a signature names, if there is one by that name.
 pub fn lookup(name: &str) -> Option<&'static Probe> {
-    REGISTRY.iter().flat_map(|t| t.iter()).find(|p| p.name == name)
+    REGISTRY
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|p| p.name == name)
 }
 
 /// Every probe name, for error messages that list them.
 pub fn names() -> Vec<&'static str> {
-    let mut out: Vec<_> = REGISTRY.iter().flat_map(|t| t.iter()).map(|p| p.name).collect();
+    let mut out: Vec<_> = REGISTRY
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(|p| p.name)
+        .collect();
     out.sort_unstable();
     out
 }

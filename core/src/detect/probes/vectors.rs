@@ -5,7 +5,10 @@ use crate::meta::Value;
 use std::path::PathBuf;
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn status_name(s: Status) -> &'static str {
@@ -31,7 +34,9 @@ pub fn replay(probe: &str) -> usize {
 }
 
 pub fn vector_path(probe: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(format!("{probe}.jsonl"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(format!("{probe}.jsonl"))
 }
 
 pub fn replay_file(probe: &str, path: &std::path::Path) -> usize {
@@ -45,8 +50,12 @@ pub fn replay_file(probe: &str, path: &std::path::Path) -> usize {
         let got = match p.kind {
             Kind::Single(f) => f(&unhex(v["input"].as_str().unwrap()), from_client),
             Kind::Units(f) => {
-                let units: Vec<Vec<u8>> =
-                    v["units"].as_array().unwrap().iter().map(|u| unhex(u.as_str().unwrap())).collect();
+                let units: Vec<Vec<u8>> = v["units"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| unhex(u.as_str().unwrap()))
+                    .collect();
                 let refs: Vec<&[u8]> = units.iter().map(|u| u.as_slice()).collect();
                 f(&refs, from_client)
             }
@@ -68,6 +77,11 @@ pub fn replay_file(probe: &str, path: &std::path::Path) -> usize {
             ));
         }
     }
-    assert!(failures.is_empty(), "{probe}: {} of {n} vectors differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{probe}: {} of {n} vectors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     n
 }

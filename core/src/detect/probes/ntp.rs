@@ -1,0 +1,203 @@
+//! NTP (RFC 5905) and its control (mode 6, RFC 1305 App. B) and private (mode 7, ntpdc) messages.
+//!
+//! `ntp`: one UDP datagram.
+//! - modes 1-5: at least 48 bytes, then only whole 32-bit words (extension fields, key ID and
+//!   MAC); version 1-4, stratum 0-16, poll interval 0-17 (clients may send 0), precision -32..0.
+//! - mode 6: 12-byte header, opcode 1-31, the count of data bytes padded to 4, then nothing or a
+//!   key id and MAC: the datagram length must be exactly that.
+//! - mode 7: version 1-4, implementation 0, 2 or 3, request code below 64; a response is exactly
+//!   its header plus items x item size, a request has no sequence number and few items.
+//!
+//! Meta: `ntp_version`, `ntp_mode` ("client", "server", "symmetric-active", "broadcast",
+//! "control", "private"), `ntp_stratum` (server replies).
+#![forbid(unsafe_code)]
+
+use super::{Probe, ProbeResult};
+use crate::meta::{json, Meta};
+
+pub static PROBES: &[Probe] = &[Probe::single("ntp", probe)];
+
+/// An NTP packet (header and its extensions) is never longer than this.
+const MAX_PACKET: usize = 1024;
+
+fn mode_name(mode: u8) -> &'static str {
+    match mode {
+        1 => "symmetric-active",
+        2 => "symmetric-passive",
+        3 => "client",
+        4 => "server",
+        5 => "broadcast",
+        6 => "control",
+        _ => "private",
+    }
+}
+
+fn be16(data: &[u8], off: usize) -> Option<usize> {
+    let b = data.get(off..off.checked_add(2)?)?;
+    Some(usize::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
+pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+    if data.len() < 8 {
+        return ProbeResult::no();
+    }
+    let (version, mode) = ((data[0] >> 3) & 7, data[0] & 7);
+    if !(1..=4).contains(&version) || mode == 0 {
+        return ProbeResult::no();
+    }
+    let mut meta = Meta::new();
+    meta.insert("ntp_version".into(), json!(version));
+    meta.insert("ntp_mode".into(), json!(mode_name(mode)));
+    let ok = match mode {
+        6 => control_ok(data),
+        7 => private_ok(data),
+        _ => {
+            if !standard_ok(data) {
+                return ProbeResult::no();
+            }
+            if mode == 4 {
+                meta.insert("ntp_stratum".into(), json!(data[1]));
+            }
+            true
+        }
+    };
+    if ok {
+        ProbeResult::hit(meta)
+    } else {
+        ProbeResult::no()
+    }
+}
+
+/// Mode 6: the length is the header, the padded data, then optionally a key id and MAC.
+fn control_ok(data: &[u8]) -> bool {
+    let Some(count) = be16(data, 10) else {
+        return false;
+    };
+    if data[1] & 0x1F == 0 {
+        return false;
+    }
+    let body = 12 + ((count + 3) & !3);
+    [body, body + 20, body + 24].contains(&data.len())
+}
+
+/// Mode 7 (ntpdc): implementation, request code, and the item count and size that must fit.
+fn private_ok(data: &[u8]) -> bool {
+    if !matches!(data[2], 0 | 2 | 3) || data[3] >= 64 {
+        return false;
+    }
+    let (Some(err_items), Some(mbz_size)) = (be16(data, 4), be16(data, 6)) else {
+        return false;
+    };
+    let (nitems, itemsize) = (err_items & 0x0FFF, mbz_size & 0x0FFF);
+    if err_items >> 12 > 7 || mbz_size >> 12 != 0 {
+        return false;
+    }
+    let items = 8 + nitems * itemsize;
+    if data[0] & 0x80 != 0 {
+        // A response carries exactly the items it announces.
+        data.len() == items
+    } else {
+        // A request: no sequence number, at most a few small items.
+        data[1] & 0x7F == 0 && nitems <= 8 && items <= data.len()
+    }
+}
+
+/// Modes 1-5: a 48-byte header and whole words, with plausible stratum, poll and precision.
+fn standard_ok(data: &[u8]) -> bool {
+    if data.len() < 48 || !data.len().is_multiple_of(4) || data.len() > MAX_PACKET {
+        return false;
+    }
+    let (stratum, poll, precision) = (data[1], data[2], data[3] as i8);
+    !(stratum > 16 || (18..0xF8).contains(&poll) || !(-32..=0).contains(&precision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::Status;
+
+    #[test]
+    fn python_vectors() {
+        crate::detect::probes::vectors::replay("ntp");
+    }
+
+    #[test]
+    fn no_panic_on_hostile_shapes() {
+        crate::detect::probes::stun::tests::never_panics("ntp");
+    }
+
+    /// An SNTP client request (RFC 4330 5): LI 0, VN 4, mode 3, all else zero but the transmit
+    /// timestamp.
+    fn client_request() -> Vec<u8> {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x23;
+        p[40..48].copy_from_slice(&[0xe9, 0x4e, 0x2a, 0x10, 0x12, 0x34, 0x56, 0x78]);
+        p
+    }
+
+    #[test]
+    fn client_and_server() {
+        let r = probe(&client_request(), true);
+        assert_eq!(r.status, Status::Match);
+        assert_eq!(
+            r.meta,
+            json!({"ntp_version": 4, "ntp_mode": "client"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        // Server reply: LI 0, VN 4, mode 4, stratum 2, poll 6, precision -23, ref id 192.0.2.1.
+        let mut s = vec![0u8; 48];
+        s[..4].copy_from_slice(&[0x24, 0x02, 0x06, 0xe9]);
+        s[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        let r = probe(&s, false);
+        assert_eq!(
+            r.meta,
+            json!({"ntp_version": 4, "ntp_mode": "server", "ntp_stratum": 2})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        // A stratum above 16 is no NTP.
+        s[1] = 17;
+        assert_eq!(probe(&s, false).status, Status::No);
+        // Nor is a length that is not whole words.
+        let mut odd = client_request();
+        odd.push(0);
+        assert_eq!(probe(&odd, true).status, Status::No);
+    }
+
+    #[test]
+    fn control_read_variables() {
+        // ntpq "rv": VN 2, mode 6, opcode 2 (read variables), sequence 1, no data.
+        let q = [0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
+        let r = probe(&q, true);
+        assert_eq!(
+            r.meta,
+            json!({"ntp_version": 2, "ntp_mode": "control"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        // A response with 5 data bytes must be padded to 8.
+        let mut a = vec![0x16, 0x82, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 5];
+        a.extend_from_slice(b"a=1, ");
+        assert_eq!(probe(&a, false).status, Status::No);
+        a.extend_from_slice(&[0, 0, 0]);
+        assert_eq!(probe(&a, false).status, Status::Match);
+    }
+
+    #[test]
+    fn private_monlist_request() {
+        // ntpdc monlist: VN 2, mode 7, implementation 3 (XNTPD), request 42, no items.
+        let mut q = vec![0x17, 0x00, 0x03, 0x2a];
+        q.extend_from_slice(&[0u8; 44]);
+        assert_eq!(probe(&q, true).status, Status::Match);
+        // A response announcing 2 items of 4 bytes must be exactly 16 bytes.
+        let resp = [
+            0x97, 0x00, 0x03, 0x2a, 0x00, 0x02, 0x00, 0x04, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        assert_eq!(probe(&resp, false).status, Status::Match);
+        assert_eq!(probe(&resp[..15], false).status, Status::No);
+    }
+}

@@ -1,0 +1,159 @@
+//! OpenVPN control channel: the hard-reset packets that open every session.
+//!
+//! `openvpn`: one UDP datagram; `openvpn_tcp`: the stream, each packet behind a 2-byte length.
+//! Client: P_CONTROL_HARD_RESET_CLIENT_V2 or V3 (opcode 7 or 10, key id 0) with a session id,
+//! then either no packet authentication (an empty ACK array and message packet-id 0: 14 bytes)
+//! or a tls-auth/tls-crypt HMAC of 16-64 bytes, a packet-id of 1 and a timestamp. Server: the
+//! matching P_CONTROL_HARD_RESET_SERVER_V2 (opcode 8) acknowledging packet 0.
+//!
+//! Meta: `openvpn_opcode` ("hard-reset-client-v2"...), `openvpn_tls_auth` (bool).
+#![forbid(unsafe_code)]
+
+use super::{Probe, ProbeResult};
+use crate::meta::{json, Meta};
+
+pub static PROBES: &[Probe] = &[
+    Probe::single("openvpn", probe),
+    Probe::single("openvpn_tcp", probe_tcp),
+];
+
+const HMAC_SIZES: [usize; 5] = [16, 20, 32, 48, 64];
+const OP_CLIENT_V2: u8 = 7;
+const OP_SERVER_V2: u8 = 8;
+const OP_CLIENT_V3: u8 = 10;
+/// How far a TCP packet's announced length may run past the bytes seen so far.
+const TCP_SLACK: usize = 4096;
+
+fn opcode_name(opcode: u8, from_client: bool) -> Option<&'static str> {
+    match (opcode, from_client) {
+        (OP_CLIENT_V2, true) => Some("hard-reset-client-v2"),
+        (OP_CLIENT_V3, true) => Some("hard-reset-client-v3"),
+        (OP_SERVER_V2, false) => Some("hard-reset-server-v2"),
+        _ => None,
+    }
+}
+
+/// Whether the hard reset carries packet authentication, or None if it is no hard reset.
+fn tls_auth(data: &[u8], opcode: u8, from_client: bool) -> Option<bool> {
+    // Opcode/key id, session id, ACK array length, [acked packet-id, remote session id], packet-id.
+    let acks: u8 = if from_client { 0 } else { 1 };
+    let plain = if from_client { 14 } else { 26 };
+    if data.len() == plain && data.get(9) == Some(&acks) && data.ends_with(&[0, 0, 0, 0]) {
+        return Some(false);
+    }
+    // With tls-auth an HMAC follows the session id, then packet-id 1 and a timestamp.
+    for h in HMAC_SIZES {
+        let packet_id = data.get(9 + h..13 + h);
+        if data.len() >= plain + h + 8
+            && packet_id == Some(&[0, 0, 0, 1])
+            && data.get(17 + h) == Some(&acks)
+        {
+            return Some(true);
+        }
+    }
+    // tls-crypt-v2 carries a wrapped client key: bounded size.
+    (opcode == OP_CLIENT_V3 && data.len() >= 14 + 32).then_some(true)
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    if data.len() < 14 || data[0] & 7 != 0 {
+        return ProbeResult::no();
+    }
+    let opcode = data[0] >> 3;
+    let Some(name) = opcode_name(opcode, from_client) else {
+        return ProbeResult::no();
+    };
+    let Some(auth) = tls_auth(data, opcode, from_client) else {
+        return ProbeResult::no();
+    };
+    let mut meta = Meta::new();
+    meta.insert("openvpn_opcode".into(), json!(name));
+    meta.insert("openvpn_tls_auth".into(), json!(auth));
+    ProbeResult::hit(meta)
+}
+
+pub fn probe_tcp(data: &[u8], from_client: bool) -> ProbeResult {
+    let Some(&[hi, lo]) = data.get(..2) else {
+        return ProbeResult::no();
+    };
+    let length = usize::from(u16::from_be_bytes([hi, lo]));
+    if data.len() < 16 || length < 14 || length + 2 > data.len() + TCP_SLACK {
+        return ProbeResult::no();
+    }
+    let end = (2 + length).min(data.len());
+    probe(&data[2..end], from_client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::Status;
+
+    #[test]
+    fn python_vectors() {
+        for name in ["openvpn", "openvpn_tcp"] {
+            crate::detect::probes::vectors::replay(name);
+        }
+    }
+
+    #[test]
+    fn no_panic_on_hostile_shapes() {
+        for name in ["openvpn", "openvpn_tcp"] {
+            crate::detect::probes::stun::tests::never_panics(name);
+        }
+    }
+
+    const SESSION: [u8; 8] = [0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81];
+
+    /// P_CONTROL_HARD_RESET_CLIENT_V2 without tls-auth: opcode 7 key 0, session id, no acks,
+    /// message packet-id 0.
+    fn client_plain() -> Vec<u8> {
+        let mut p = vec![OP_CLIENT_V2 << 3];
+        p.extend_from_slice(&SESSION);
+        p.extend_from_slice(&[0, 0, 0, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn hard_reset_plain_udp_and_tcp() {
+        let r = probe(&client_plain(), true);
+        assert_eq!(
+            r.meta,
+            json!({"openvpn_opcode": "hard-reset-client-v2", "openvpn_tls_auth": false})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        // The server's direction never sends a client reset.
+        assert_eq!(probe(&client_plain(), false).status, Status::No);
+        // The stream form has a 2-byte length first; 16 bytes at least are needed.
+        let mut tcp = vec![0, 14];
+        tcp.extend_from_slice(&client_plain());
+        assert_eq!(probe_tcp(&tcp, true).status, Status::Match);
+        assert_eq!(probe_tcp(&tcp[..15], true).status, Status::No);
+    }
+
+    #[test]
+    fn hard_reset_with_tls_auth() {
+        // Client V2 with a 20-byte HMAC-SHA1, packet-id 1, timestamp, no acks, message packet-id 0.
+        let mut c = vec![OP_CLIENT_V2 << 3];
+        c.extend_from_slice(&SESSION);
+        c.extend_from_slice(&[0xee; 20]);
+        c.extend_from_slice(&[0, 0, 0, 1, 0x66, 0x0e, 0x2f, 0x10, 0, 0, 0, 0, 0]);
+        assert_eq!(probe(&c, true).meta["openvpn_tls_auth"], true);
+        // Server V2 reply acknowledging packet 0: one ack, the client's session id.
+        let mut s = vec![OP_SERVER_V2 << 3];
+        s.extend_from_slice(&[0x99; 8]);
+        s.extend_from_slice(&[0xee; 20]);
+        s.extend_from_slice(&[0, 0, 0, 1, 0x66, 0x0e, 0x2f, 0x10, 1, 0, 0, 0, 0]);
+        s.extend_from_slice(&SESSION);
+        s.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            probe(&s, false).meta,
+            json!({"openvpn_opcode": "hard-reset-server-v2", "openvpn_tls_auth": true})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+    }
+}

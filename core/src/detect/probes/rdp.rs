@@ -1,0 +1,161 @@
+//! RDP connection start (MS-RDPBCGR 2.2.1.1): a TPKT (RFC 1006) carrying an X.224 Connection
+//! Request.
+//!
+//! Client side: TPKT version 3 with a length that the X.224 length indicator matches (LI = TPKT
+//! length - 5), CR code 0xE0, and after the 7-byte X.224 header either a "Cookie: mstshash=" line,
+//! a routing token, or an RDP_NEG_REQ (type 1, length 8). Server side: the Connection Confirm
+//! (0xD0) with an RDP_NEG_RSP or RDP_NEG_FAILURE, or an empty confirm.
+//!
+//! Meta: `rdp_cookie` (the mstshash user hint, sanitised), `rdp_protocols` (requested security
+//! protocols bitmask: 0 standard RDP, 1 TLS, 2 CredSSP, 8 RDSTLS...).
+#![forbid(unsafe_code)]
+
+use super::text::clean_text;
+use super::{Probe, ProbeResult};
+use crate::meta::{json, Meta};
+
+pub static PROBES: &[Probe] = &[Probe::single("rdp", probe)];
+
+const MSTSHASH: &[u8] = b"Cookie: mstshash=";
+const ROUTING_TOKEN: &[u8] = b"Cookie: msts=";
+/// How much of an unterminated cookie is kept.
+const COOKIE_MAX: usize = 64;
+
+/// (X.224 code, variable part) of a TPKT-framed COTP PDU at the start of `data`.
+pub fn x224(data: &[u8]) -> Option<(u8, &[u8])> {
+    let [3, 0, hi, lo, li, code, ..] = *data else {
+        return None;
+    };
+    let length = usize::from(u16::from_be_bytes([hi, lo]));
+    if data.len() < 11 || length < 11 || length > data.len() || usize::from(li) != length - 5 {
+        return None;
+    }
+    Some((code & 0xf0, data.get(11..length)?))
+}
+
+fn find_crlf(data: &[u8]) -> Option<usize> {
+    data.windows(2).position(|w| w == b"\r\n")
+}
+
+/// The bytes after the cookie line, or nothing when the line does not end.
+fn after_line(rest: &[u8]) -> &[u8] {
+    find_crlf(rest)
+        .and_then(|end| rest.get(end + 2..))
+        .unwrap_or_default()
+}
+
+/// RDP_NEG_REQ / RDP_NEG_RSP / RDP_NEG_FAILURE header: type in `types`, length 8.
+fn neg_of(rest: &[u8], types: &[u8]) -> Option<u32> {
+    let [kind, _flags, 8, 0, a, b, c, d, ..] = *rest else {
+        return None;
+    };
+    types
+        .contains(&kind)
+        .then_some(u32::from_le_bytes([a, b, c, d]))
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    let Some((code, mut rest)) = x224(data) else {
+        return ProbeResult::no();
+    };
+    let mut meta = Meta::new();
+    if from_client && code == 0xe0 {
+        if let Some(cookie) = rest.strip_prefix(MSTSHASH) {
+            let value = match find_crlf(cookie) {
+                Some(end) => cookie.get(..end),
+                None => cookie.get(..COOKIE_MAX.min(cookie.len())),
+            };
+            meta.insert(
+                "rdp_cookie".into(),
+                json!(clean_text(value.unwrap_or_default(), 64)),
+            );
+            rest = after_line(rest);
+        } else if rest.starts_with(ROUTING_TOKEN) {
+            rest = after_line(rest);
+        }
+        if let Some(protocols) = neg_of(rest, &[1]) {
+            meta.insert("rdp_protocols".into(), json!(protocols));
+        } else if !rest.is_empty() || meta.is_empty() {
+            return ProbeResult::no();
+        }
+        return ProbeResult::hit(meta);
+    }
+    let confirm_ok = rest.is_empty() || neg_of(rest, &[2, 3]).is_some();
+    if !from_client && code == 0xd0 && confirm_ok {
+        return ProbeResult::hit(meta);
+    }
+    ProbeResult::no()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::Status;
+
+    /// TPKT + X.224 header (LI, code, DST-REF, SRC-REF, class 0) + `rest`.
+    fn cotp(code: u8, rest: &[u8]) -> Vec<u8> {
+        let length = 11 + rest.len();
+        let mut out = vec![3, 0];
+        out.extend_from_slice(&(length as u16).to_be_bytes());
+        out.extend_from_slice(&[(length - 5) as u8, code, 0, 0, 0x12, 0x34, 0]);
+        out.extend_from_slice(rest);
+        out
+    }
+
+    #[test]
+    fn connection_request_with_cookie_and_neg_req() {
+        // MS-RDPBCGR 4.1.1: "Cookie: mstshash=eltons\r\n" + RDP_NEG_REQ for TLS | CredSSP.
+        let mut rest = b"Cookie: mstshash=eltons\r\n".to_vec();
+        rest.extend_from_slice(&[0x01, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00, 0x00]);
+        let r = probe(&cotp(0xe0, &rest), true);
+        assert!(r.is_match());
+        assert_eq!(r.meta["rdp_cookie"], "eltons");
+        assert_eq!(r.meta["rdp_protocols"], 3);
+        assert_eq!(
+            r.meta.keys().collect::<Vec<_>>(),
+            ["rdp_cookie", "rdp_protocols"]
+        );
+        assert_eq!(probe(&cotp(0xe0, &rest), false).status, Status::No);
+    }
+
+    #[test]
+    fn connection_request_variants() {
+        let cookie_only = probe(&cotp(0xe0, b"Cookie: mstshash=bob\r\n"), true);
+        assert_eq!(cookie_only.meta["rdp_cookie"], "bob");
+        let token = probe(
+            &cotp(
+                0xe0,
+                b"Cookie: msts=3640205228.15629.0000\r\n\x01\x00\x08\x00\x00\x00\x00\x00",
+            ),
+            true,
+        );
+        assert_eq!(token.meta["rdp_protocols"], 0);
+        assert!(!token.meta.contains_key("rdp_cookie"));
+        assert_eq!(
+            probe(&cotp(0xe0, b"Cookie: msts=1\r\n"), true).status,
+            Status::No
+        );
+        assert_eq!(probe(&cotp(0xe0, b""), true).status, Status::No);
+        let unterminated = probe(&cotp(0xe0, &[MSTSHASH, &[b'u'; 100]].concat()), true);
+        assert_eq!(unterminated.meta["rdp_cookie"], "u".repeat(COOKIE_MAX));
+    }
+
+    #[test]
+    fn connection_confirm() {
+        // MS-RDPBCGR 4.1.2: RDP_NEG_RSP selecting TLS.
+        let rsp = cotp(0xd0, &[0x02, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00]);
+        let r = probe(&rsp, false);
+        assert!(r.is_match() && r.meta.is_empty());
+        assert_eq!(probe(&rsp, true).status, Status::No);
+        assert!(probe(&cotp(0xd0, &[]), false).is_match());
+        assert_eq!(
+            probe(&cotp(0xd0, &[0x04, 0, 8, 0, 0, 0, 0, 0]), false).status,
+            Status::No
+        );
+    }
+
+    #[test]
+    fn python_vectors() {
+        crate::detect::probes::vectors::replay("rdp");
+    }
+}

@@ -1,0 +1,212 @@
+//! SMB (MS-SMB, MS-SMB2): the protocol header behind a NetBIOS session header, or in a datagram.
+//!
+//! - `smb`: TCP (445 direct hosting or 139): a session message (type 0, 17-bit length) whose
+//!   payload starts with \xffSMB (SMB1), \xfeSMB (SMB2/3) or \xfdSMB (SMB3 transform), with the
+//!   SMB2 header length 64 and a known command.
+//! - `smb_dgm`: a NetBIOS datagram (UDP 138) whose user data is an SMB1 message (the browser and
+//!   mailslot announcements).
+//!
+//! Meta: `smb_version` (1, 2, 3 for a transform header), `smb_command` (SMB2 command name, or the
+//! SMB1 command number as hex).
+#![forbid(unsafe_code)]
+
+use super::netbios::datagram_data;
+use super::{Probe, ProbeResult};
+use crate::meta::{json, Meta};
+
+pub static PROBES: &[Probe] = &[
+    // Direct-TCP transport header: a session message.
+    Probe::single("smb", probe).gated(&[0x00]),
+    // Datagram-service types that carry user data (direct unique/group, broadcast).
+    Probe::single("smb_dgm", probe_dgm).gated(&[0x10, 0x11, 0x12]),
+];
+
+const SMB2_COMMANDS: [&str; 19] = [
+    "negotiate",
+    "session_setup",
+    "logoff",
+    "tree_connect",
+    "tree_disconnect",
+    "create",
+    "close",
+    "flush",
+    "read",
+    "write",
+    "lock",
+    "ioctl",
+    "cancel",
+    "echo",
+    "query_directory",
+    "change_notify",
+    "query_info",
+    "set_info",
+    "oplock_break",
+];
+
+fn header_meta(version: u8, command: String) -> Meta {
+    let mut meta = Meta::new();
+    meta.insert("smb_version".into(), json!(version));
+    meta.insert("smb_command".into(), json!(command));
+    meta
+}
+
+/// The facts of an SMB header at the start of `data`, if it is one.
+fn smb_header(data: &[u8]) -> Option<Meta> {
+    let magic = data.get(..4)?;
+    match magic {
+        b"\xffSMB" => Some(header_meta(1, format!("0x{:02x}", data.get(4)?))),
+        b"\xfeSMB" => {
+            let hlen = u16::from_le_bytes([*data.get(4)?, *data.get(5)?]);
+            let command = u16::from_le_bytes([*data.get(12)?, *data.get(13)?]);
+            let name = SMB2_COMMANDS.get(usize::from(command))?;
+            (hlen == 64).then(|| header_meta(2, (*name).to_owned()))
+        }
+        b"\xfdSMB" => Some(header_meta(3, "transform".to_owned())),
+        _ => None,
+    }
+}
+
+fn answer(meta: Option<Meta>) -> ProbeResult {
+    meta.map_or_else(ProbeResult::no, ProbeResult::hit)
+}
+
+pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+    let [0, flags, hi, lo, _, _, _, _, ..] = *data else {
+        return ProbeResult::no();
+    };
+    if flags & 0xfe != 0 {
+        return ProbeResult::no();
+    }
+    let length = (usize::from(flags & 1) << 16) | usize::from(u16::from_be_bytes([hi, lo]));
+    if length < 4 {
+        return ProbeResult::no();
+    }
+    let payload = data
+        .get(4..(4 + length).min(data.len()))
+        .unwrap_or_default();
+    answer(smb_header(payload))
+}
+
+pub fn probe_dgm(data: &[u8], _from_client: bool) -> ProbeResult {
+    answer(datagram_data(data).and_then(|(_source, user_data)| smb_header(user_data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::{lookup, vectors, Status};
+    use crate::meta::Value;
+
+    fn session(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0, 0];
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// An SMB2 sync header (MS-SMB2 2.2.1.2) for `command`, then a body.
+    fn smb2(command: u16) -> Vec<u8> {
+        let mut h = b"\xfeSMB".to_vec();
+        h.extend_from_slice(&64u16.to_le_bytes()); // StructureSize
+        h.extend_from_slice(&0u16.to_le_bytes()); // CreditCharge
+        h.extend_from_slice(&0u32.to_le_bytes()); // Status
+        h.extend_from_slice(&command.to_le_bytes());
+        h.resize(64, 0);
+        h.extend_from_slice(&36u16.to_le_bytes()); // NEGOTIATE request StructureSize
+        h
+    }
+
+    #[test]
+    fn smb2_negotiate_over_tcp() {
+        let r = probe(&session(&smb2(0)), true);
+        assert_eq!(r.meta["smb_version"], 2);
+        assert_eq!(r.meta["smb_command"], "negotiate");
+        assert_eq!(
+            probe(&session(&smb2(18)), false).meta["smb_command"],
+            "oplock_break"
+        );
+        assert_eq!(probe(&session(&smb2(19)), false).status, Status::No);
+    }
+
+    #[test]
+    fn smb1_and_transform() {
+        // SMB1 NEGOTIATE (command 0x72), MS-CIFS 2.2.3.1.
+        let mut smb1 = b"\xffSMB\x72".to_vec();
+        smb1.resize(32, 0);
+        let r = probe(&session(&smb1), true);
+        assert_eq!(
+            (r.meta["smb_version"].clone(), r.meta["smb_command"].clone()),
+            (1.into(), "0x72".into())
+        );
+        let mut transform = b"\xfdSMB".to_vec();
+        transform.resize(52, 0);
+        assert_eq!(
+            probe(&session(&transform), false).meta["smb_command"],
+            "transform"
+        );
+        assert_eq!(
+            probe(&[0, 1, 0, 0, 0xff, b'S', b'M', b'B'], true).status,
+            Status::No
+        );
+    }
+
+    fn encoded(name: &str) -> Vec<u8> {
+        let mut padded = name.as_bytes().to_vec();
+        padded.resize(15, b' ');
+        padded.push(0);
+        let mut out = vec![32];
+        for b in padded {
+            out.extend_from_slice(&[b'A' + (b >> 4), b'A' + (b & 0x0f)]);
+        }
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn browser_announcement_datagram() {
+        // RFC 1002 DIRECT_GROUP datagram carrying an SMB1 Transaction (0x25) to \MAILSLOT\BROWSE.
+        let mut smb1 = b"\xffSMB\x25".to_vec();
+        smb1.resize(40, 0);
+        let mut user = encoded("HOST");
+        user.extend(encoded("WORKGROUP"));
+        user.extend(smb1);
+        let mut dgm = vec![0x11, 0x02, 0x12, 0x34, 10, 0, 0, 1, 0, 138];
+        dgm.extend_from_slice(&(user.len() as u16).to_be_bytes());
+        dgm.extend_from_slice(&[0, 0]);
+        dgm.extend(user);
+        let r = probe_dgm(&dgm, false);
+        assert_eq!(r.meta["smb_command"], "0x25");
+        let mut bad = dgm.clone();
+        bad[15] = b'Z';
+        assert_eq!(probe_dgm(&bad, false).status, Status::No);
+        assert_eq!(probe_dgm(&dgm[..dgm.len() - 1], false).status, Status::No);
+    }
+
+    #[test]
+    fn matching_vectors_start_with_a_gate_byte() {
+        for name in ["smb", "smb_dgm"] {
+            let gate = lookup(name).and_then(|p| p.first_bytes).unwrap();
+            let mut paths = vec![vectors::vector_path(name)];
+            if let Some(dir) = std::env::var_os("PW_VECTOR_DIR") {
+                paths.push(std::path::PathBuf::from(dir).join(format!("{name}.jsonl")));
+            }
+            for path in paths.into_iter().filter(|p| p.exists()) {
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    if v["status"] == "match" {
+                        let first =
+                            u8::from_str_radix(&v["input"].as_str().unwrap()[..2], 16).unwrap();
+                        assert!(gate.contains(&first), "{name}: {line}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn python_vectors() {
+        for name in ["smb", "smb_dgm"] {
+            vectors::replay(name);
+        }
+    }
+}

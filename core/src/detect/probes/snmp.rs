@@ -1,0 +1,200 @@
+//! SNMP (RFC 1157, 3416, 3412): a BER SEQUENCE holding version, then community or v3 header, then
+//! a PDU.
+//!
+//! One UDP datagram. v1/v2c: version 0 or 1, an OCTET STRING community, a PDU tag 0xA0-0xA8 with
+//! request-id, error-status (0-18 in RFC 3416, some agents send up to 255; get-bulk puts
+//! non-repeaters there, any value) and error-index; a v1 trap starts with its enterprise OID.
+//! v3: version 3, a msgGlobalData SEQUENCE with msgID, msgMaxSize >= 484, a one-byte msgFlags
+//! and msgSecurityModel 1-3. The community is a password: it is never put into the metadata.
+//!
+//! Meta: `snmp_version` ("1", "2c", "3"), `snmp_pdu` ("get", "response", "trap"...; not v3).
+#![forbid(unsafe_code)]
+
+use super::ber::{read_int, read_octets, read_tlv};
+use super::{Probe, ProbeResult};
+use crate::meta::{json, Meta};
+
+pub static PROBES: &[Probe] = &[Probe::single("snmp", probe)];
+
+const MIN_MAX_SIZE: i64 = 484;
+const TRAP_V1: u8 = 0xa4;
+const GET_BULK: u8 = 0xa5;
+
+fn pdu_name(tag: u8) -> Option<&'static str> {
+    Some(match tag {
+        0xa0 => "get",
+        0xa1 => "get-next",
+        0xa2 => "response",
+        0xa3 => "set",
+        0xa4 => "trap",
+        0xa5 => "get-bulk",
+        0xa6 => "inform",
+        0xa7 => "trap-v2",
+        0xa8 => "report",
+        _ => return None,
+    })
+}
+
+fn parse(data: &[u8]) -> Option<Meta> {
+    let outer = read_tlv(data, 0)?;
+    if outer.tag != 0x30 || outer.end() != data.len() {
+        return None;
+    }
+    let (version, after_version) = read_int(data, outer.start)?;
+    let name = match version {
+        0 => "1",
+        1 => "2c",
+        3 => "3",
+        _ => return None,
+    };
+    let mut meta = Meta::new();
+    meta.insert("snmp_version".into(), json!(name));
+    if version == 3 {
+        let global = read_tlv(data, after_version)?;
+        if global.tag != 0x30 {
+            return None;
+        }
+        let (_msg_id, after_id) = read_int(data, global.start)?;
+        let (max_size, after_size) = read_int(data, after_id)?;
+        if max_size < MIN_MAX_SIZE {
+            return None;
+        }
+        let (flags, after_flags) = read_octets(data, after_size, 0x04)?;
+        if flags.len() != 1 {
+            return None;
+        }
+        let (model, _) = read_int(data, after_flags)?;
+        return (1..=3).contains(&model).then_some(meta);
+    }
+    let (_community, after_community) = read_octets(data, after_version, 0x04)?;
+    let pdu = read_tlv(data, after_community)?;
+    meta.insert("snmp_pdu".into(), json!(pdu_name(pdu.tag)?));
+    if pdu.tag == TRAP_V1 {
+        // v1 trap: the enterprise OID comes first.
+        return (read_tlv(data, pdu.start)?.tag == 0x06).then_some(meta);
+    }
+    let (_request_id, after_request) = read_int(data, pdu.start)?;
+    let (status, after_status) = read_int(data, after_request)?;
+    read_int(data, after_status)?;
+    (pdu.tag == GET_BULK || (0..=255).contains(&status)).then_some(meta)
+}
+
+pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+    parse(data).map_or_else(ProbeResult::no, ProbeResult::hit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::Status;
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag, content.len() as u8];
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// sysDescr.0 = NULL, as a get-request's varbind list.
+    fn varbinds() -> Vec<u8> {
+        let oid = tlv(0x06, &[0x2b, 6, 1, 2, 1, 1, 1, 0]);
+        tlv(0x30, &tlv(0x30, &[oid, vec![0x05, 0x00]].concat()))
+    }
+
+    fn v2c(pdu: u8, status: u8) -> Vec<u8> {
+        let body = [
+            tlv(0x02, &[0x12, 0x34]),
+            tlv(0x02, &[status]),
+            tlv(0x02, &[0]),
+            varbinds(),
+        ]
+        .concat();
+        tlv(
+            0x30,
+            &[tlv(0x02, &[1]), tlv(0x04, b"public"), tlv(pdu, &body)].concat(),
+        )
+    }
+
+    #[test]
+    fn v2c_get_and_response() {
+        let r = probe(&v2c(0xa0, 0), false);
+        assert_eq!(r.meta["snmp_version"], "2c");
+        assert_eq!(r.meta["snmp_pdu"], "get");
+        assert_eq!(probe(&v2c(0xa2, 2), true).meta["snmp_pdu"], "response");
+        assert_eq!(
+            probe(&v2c(0xa2, 0xff), true).status,
+            Status::No,
+            "error-status -1"
+        );
+        assert!(
+            probe(&v2c(0xa5, 0xff), true).is_match(),
+            "get-bulk non-repeaters may be anything"
+        );
+        assert_eq!(probe(&v2c(0xa9, 0), true).status, Status::No);
+        let mut trailing = v2c(0xa0, 0);
+        trailing.push(0);
+        assert_eq!(probe(&trailing, true).status, Status::No);
+        assert!(!probe(&v2c(0xa0, 0), true)
+            .meta
+            .values()
+            .any(|v| v == "public"));
+    }
+
+    #[test]
+    fn v1_trap() {
+        let body = [
+            tlv(0x06, &[0x2b, 6, 1, 4, 1, 9]),
+            tlv(0x40, &[10, 0, 0, 1]),
+            tlv(0x02, &[6]),
+        ]
+        .concat();
+        let msg = tlv(
+            0x30,
+            &[tlv(0x02, &[0]), tlv(0x04, b"public"), tlv(0xa4, &body)].concat(),
+        );
+        let r = probe(&msg, false);
+        assert_eq!(
+            (r.meta["snmp_version"].clone(), r.meta["snmp_pdu"].clone()),
+            ("1".into(), "trap".into())
+        );
+    }
+
+    #[test]
+    fn v3_header() {
+        // msgGlobalData: msgID, msgMaxSize 65507, msgFlags 0x04 (reportable), USM (3).
+        let global = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[0x01]),
+                tlv(0x02, &[0x00, 0xff, 0xe3]),
+                tlv(0x04, &[0x04]),
+                tlv(0x02, &[3]),
+            ]
+            .concat(),
+        );
+        let msg = |g: &[u8]| {
+            tlv(
+                0x30,
+                &[tlv(0x02, &[3]), g.to_vec(), tlv(0x04, &[0x30, 0x00])].concat(),
+            )
+        };
+        let r = probe(&msg(&global), false);
+        assert_eq!(r.meta["snmp_version"], "3");
+        assert!(!r.meta.contains_key("snmp_pdu"));
+        let small = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[0x01]),
+                tlv(0x02, &[0x01, 0x00]),
+                tlv(0x04, &[0x04]),
+                tlv(0x02, &[3]),
+            ]
+            .concat(),
+        );
+        assert_eq!(probe(&msg(&small), false).status, Status::No);
+    }
+
+    #[test]
+    fn python_vectors() {
+        crate::detect::probes::vectors::replay("snmp");
+    }
+}

@@ -1,0 +1,216 @@
+//! SOCKS 4/4a (the de-facto spec) and SOCKS 5 (RFC 1928): the greeting and the connect request.
+//!
+//! `socks`: TCP stream prefix.
+//! - client, SOCKS 5: version 5, 1-16 methods (all known or private), and when more bytes
+//!   follow, a request (version 5, command 1-3, reserved 0, address type 1, 3 or 4) that must
+//!   parse.
+//! - client, SOCKS 4: version 4, command 1-2, port, IPv4 address, NUL-terminated user id (and
+//!   for 4a, address 0.0.0.x with x != 0, a NUL-terminated host name).
+//! - server: SOCKS 5 method selection (5, method) or SOCKS 4 reply (0, status 90-93, 6 bytes).
+//!
+//! Meta: `socks_version` (4, 5), `socks_target` ("host:port", sanitised), `socks_auth` (the
+//! method the server chose: "none", "gssapi", "password"...).
+#![forbid(unsafe_code)]
+
+use super::text::{clean_text, ipv6_text};
+use super::{Probe, ProbeResult};
+use crate::meta::{Meta, Value};
+use std::net::Ipv4Addr;
+
+pub static PROBES: &[Probe] = &[Probe::single("socks", probe)];
+
+const TARGET_LIMIT: usize = 300;
+const HOST_LIMIT: usize = 255;
+/// How far a SOCKS 4 user id or 4a host name is looked for its NUL.
+const MAX_FIELD: usize = 256;
+
+fn method_name(m: u8) -> Option<&'static str> {
+    Some(match m {
+        0 => "none",
+        1 => "gssapi",
+        2 => "password",
+        3 => "chap",
+        0xFF => "no-acceptable",
+        _ => return None,
+    })
+}
+
+fn be16(data: &[u8], off: usize) -> Option<u16> {
+    let b = data.get(off..off.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn ipv4(b: &[u8]) -> Option<String> {
+    let a: [u8; 4] = b.try_into().ok()?;
+    Some(Ipv4Addr::from(a).to_string())
+}
+
+/// "host:port" of a SOCKS 5 request, or None.
+fn request5(data: &[u8]) -> Option<String> {
+    if data.len() < 7 || data[0] != 5 || !(1..=3).contains(&data[1]) || data[2] != 0 {
+        return None;
+    }
+    let (host, end) = match (data[3], data[4]) {
+        (1, _) if data.len() >= 10 => (ipv4(data.get(4..8)?)?, 8),
+        (4, _) if data.len() >= 22 => (
+            format!("[{}]", ipv6_text(data.get(4..20)?.try_into().ok()?)),
+            20,
+        ),
+        (3, n) if n != 0 && data.len() >= 5 + usize::from(n) + 2 => {
+            let name = data.get(5..5 + usize::from(n))?;
+            if !name.iter().all(|b| (0x21..=0x7E).contains(b)) {
+                return None;
+            }
+            (
+                String::from_utf8_lossy(name).into_owned(),
+                5 + usize::from(n),
+            )
+        }
+        _ => return None,
+    };
+    Some(format!("{host}:{}", be16(data, end)?))
+}
+
+fn find_nul(data: &[u8], from: usize, to: usize) -> Option<usize> {
+    let window = data.get(from..to.min(data.len()))?;
+    window.iter().position(|&b| b == 0).map(|i| from + i)
+}
+
+fn client(data: &[u8]) -> Option<Meta> {
+    let mut meta = Meta::new();
+    match (data[0], data[1]) {
+        (5, n) => {
+            let n = usize::from(n);
+            let methods = data.get(2..2 + n).filter(|_| (1..=16).contains(&n))?;
+            if methods
+                .iter()
+                .any(|&m| m == 0xFF || (method_name(m).is_none() && !(0x80..=0xFE).contains(&m)))
+            {
+                return None;
+            }
+            meta.insert("socks_version".into(), Value::from(5));
+            let rest = data.get(2 + n..).unwrap_or_default();
+            if !rest.is_empty() {
+                let target = request5(rest)?;
+                meta.insert(
+                    "socks_target".into(),
+                    Value::from(clean_text(target.as_bytes(), TARGET_LIMIT)),
+                );
+            }
+        }
+        (4, 1 | 2) if data.len() >= 9 => {
+            let end = find_nul(data, 8, 8 + MAX_FIELD)?;
+            let port = be16(data, 2)?;
+            let host = if data[4..7] == [0, 0, 0] && data[7] != 0 {
+                let host_end =
+                    find_nul(data, end + 1, end + 1 + MAX_FIELD).filter(|&e| e > end + 1)?;
+                clean_text(data.get(end + 1..host_end)?, HOST_LIMIT)
+            } else {
+                ipv4(data.get(4..8)?)?
+            };
+            meta.insert("socks_version".into(), Value::from(4));
+            let target = format!("{host}:{port}");
+            meta.insert(
+                "socks_target".into(),
+                Value::from(clean_text(target.as_bytes(), TARGET_LIMIT)),
+            );
+        }
+        _ => return None,
+    }
+    Some(meta)
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    if data.len() < 2 {
+        return ProbeResult::no();
+    }
+    if from_client {
+        return client(data).map_or_else(ProbeResult::no, ProbeResult::hit);
+    }
+    let mut meta = Meta::new();
+    if data[0] == 5 && (method_name(data[1]).is_some() || (0x80..=0xFE).contains(&data[1])) {
+        // after the method: a password sub-negotiation (1) or a reply (5)
+        if data.len() > 2 && (data.len() < 4 || !matches!(data[2], 1 | 5)) {
+            return ProbeResult::no();
+        }
+        meta.insert("socks_version".into(), Value::from(5));
+        meta.insert(
+            "socks_auth".into(),
+            Value::from(method_name(data[1]).unwrap_or("private")),
+        );
+        return ProbeResult::hit(meta);
+    }
+    if data[0] == 0 && (90..=93).contains(&data[1]) && data.len() >= 8 {
+        meta.insert("socks_version".into(), Value::from(4));
+        return ProbeResult::hit(meta);
+    }
+    ProbeResult::no()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::probes::Status;
+
+    #[test]
+    fn python_vectors() {
+        crate::detect::probes::vectors::replay("socks");
+    }
+
+    fn meta_of(data: &[u8], from_client: bool) -> Value {
+        let got = probe(data, from_client);
+        assert_eq!(got.status, Status::Match, "{data:?}");
+        Value::Object(got.meta)
+    }
+
+    /// RFC 1928 §3 greeting (no auth, password), then a §4 CONNECT to a domain name.
+    #[test]
+    fn socks5_client() {
+        let mut c = vec![5, 2, 0, 2];
+        assert_eq!(meta_of(&c, true), serde_json::json!({"socks_version": 5}));
+        c.extend([5, 1, 0, 3, 11]);
+        c.extend(b"example.com");
+        c.extend(443u16.to_be_bytes());
+        assert_eq!(
+            meta_of(&c, true),
+            serde_json::json!({"socks_version": 5, "socks_target": "example.com:443"})
+        );
+        let v6: Vec<u8> = [
+            &[5u8, 1, 0, 5, 1, 0, 4][..],
+            &[0x20, 1, 0xd, 0xb8],
+            &[0; 11],
+            &[1, 0, 80],
+        ]
+        .concat();
+        assert_eq!(meta_of(&v6, true)["socks_target"], "[2001:db8::1]:80");
+        assert_eq!(probe(&c[..c.len() - 1], true).status, Status::No);
+        assert_eq!(probe(&[5, 1, 0xFF], true).status, Status::No);
+    }
+
+    /// SOCKS 4 CONNECT with a user id, and 4a with a host name holding an escape sequence.
+    #[test]
+    fn socks4_client() {
+        let c = [&[4u8, 1, 0, 80, 192, 0, 2, 1][..], b"fred\0"].concat();
+        assert_eq!(
+            meta_of(&c, true),
+            serde_json::json!({"socks_version": 4, "socks_target": "192.0.2.1:80"})
+        );
+        let a = [&[4u8, 1, 0x1F, 0x90, 0, 0, 0, 9][..], b"\0ev\x1b[2Jil\0"].concat();
+        assert_eq!(meta_of(&a, true)["socks_target"], "ev\\x1b[2Jil:8080");
+        assert_eq!(probe(&a[..a.len() - 1], true).status, Status::No);
+    }
+
+    #[test]
+    fn server_replies() {
+        assert_eq!(
+            meta_of(&[5, 0], false),
+            serde_json::json!({"socks_version": 5, "socks_auth": "none"})
+        );
+        assert_eq!(meta_of(&[5, 0x85, 1, 0], false)["socks_auth"], "private");
+        assert_eq!(probe(&[5, 2, 1], false).status, Status::No);
+        assert_eq!(
+            meta_of(&[0, 90, 0, 0, 0, 0, 0, 0], false),
+            serde_json::json!({"socks_version": 4})
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Text taken from packets, made safe to show: portwatch/sanitize.py's `clean_text`, and the
+//! address spellings the Python probes get from `ipaddress`.
+//!
+//! Every piece of text a probe takes from a packet (banners, host names, DNS names...) passes
+//! through [`clean_text`] before it enters a flow record, so that no sink ever sees a control
+//! character, an ANSI/OSC escape sequence, invalid UTF-8 or an unbounded string.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// sanitize.MAX_TEXT: the limit a Python caller gets when it names none.
+pub const MAX_TEXT: usize = 256;
+const ELLIPSIS: char = '\u{2026}';
+
+/// C0 and C1 controls, DEL, and the Unicode format/separator characters that reorder or hide
+/// text (sanitize._UNSAFE).
+fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\u{00}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{feff}')
+}
+
+/// Decode (invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart, as Python's
+/// `errors="replace"`), escape every unsafe character as `\xNN` or `\uNNNN`, and cut to `limit`
+/// characters, the last one then being an ellipsis.
+///
+/// Python's `clean_text` also takes a `str`; pass its UTF-8 bytes: the answer is the same (the
+/// byte cut at `4 * limit + 4` keeps at least `limit + 1` characters, so both versions truncate
+/// the same texts at the same character).
+pub fn clean_text(raw: &[u8], limit: usize) -> String {
+    // Cut before decoding so a megabyte of input costs no more than `limit` characters.
+    let head = raw
+        .get(..limit.saturating_mul(4).saturating_add(4))
+        .unwrap_or(raw);
+    let truncated = raw.len() > head.len();
+    let text: Cow<'_, str> = String::from_utf8_lossy(head);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = 0usize;
+    for c in text.chars() {
+        if is_unsafe(c) {
+            let code = u32::from(c);
+            // Writing to a String cannot fail.
+            let _ = if code < 0x100 {
+                write!(out, "\\x{code:02x}")
+            } else {
+                write!(out, "\\u{code:04x}")
+            };
+            chars += if code < 0x100 { 4 } else { 6 };
+        } else {
+            out.push(c);
+            chars += 1;
+        }
+    }
+    if chars > limit || truncated {
+        let keep = limit.saturating_sub(1);
+        let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+        out.push(ELLIPSIS);
+    }
+    out
+}
+
+/// An IPv6 address as Python 3.11's `str(ipaddress.IPv6Address(...))` and glibc's `inet_ntop`
+/// (outside the IPv4-compatible forms) spell it: lower-case hextets, the first longest run of
+/// two or more zero hextets as `::`, never a dotted IPv4 tail (Rust's `Ipv6Addr` shows
+/// `::ffff:1.2.3.4` for mapped addresses, which Python 3.11 writes `::ffff:102:304`).
+pub fn ipv6_text(addr: &[u8; 16]) -> String {
+    let mut words = [0u16; 8];
+    for (w, pair) in words.iter_mut().zip(addr.chunks_exact(2)) {
+        *w = u16::from_be_bytes([pair[0], pair[1]]);
+    }
+    let (mut best_start, mut best_len) = (0usize, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if words[i] == 0 {
+            let start = i;
+            while i < 8 && words[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len {
+                (best_start, best_len) = (start, i - start);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let hex = |ws: &[u16]| {
+        ws.iter()
+            .map(|w| format!("{w:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best_len < 2 {
+        return hex(&words);
+    }
+    format!(
+        "{}::{}",
+        hex(&words[..best_start]),
+        hex(&words[best_start + best_len..])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers of portwatch.sanitize.clean_text (Python 3.11) on the same bytes.
+    #[test]
+    fn same_as_python() {
+        let cases: &[(&[u8], usize, &str)] = &[
+            (b"plain", 256, "plain"),
+            (b"", 256, ""),
+            (b"", 0, ""),
+            (b"a", 0, "\u{2026}"),
+            (b"abc", 3, "abc"),
+            (b"abcd", 3, "ab\u{2026}"),
+            (b"a\x00b\x1fc\x7f", 256, "a\\x00b\\x1fc\\x7f"),
+            (b"\x1b[31mred\x1b[0m", 256, "\\x1b[31mred\\x1b[0m"),
+            (b"\x1b]0;title\x07", 256, "\\x1b]0;title\\x07"),
+            (b"tab\there\r\n", 256, "tab\\x09here\\x0d\\x0a"),
+            // C1 controls arrive as UTF-8 (U+0085, U+009B) or as a lone byte (-> U+FFFD)
+            (b"\xc2\x85\xc2\x9b\x9b", 256, "\\x85\\x9b\u{fffd}"),
+            // bidi overrides, zero-width space, BOM, line separator: \u escapes
+            (
+                "\u{202e}x\u{200b}\u{feff}\u{2028}\u{2066}".as_bytes(),
+                256,
+                "\\u202ex\\u200b\\ufeff\\u2028\\u2066",
+            ),
+            // printable non-ASCII and unprintable but not unsafe (U+00AD, U+E000) stay
+            ("é日本\u{ad}\u{e000}".as_bytes(), 256, "é日本\u{ad}\u{e000}"),
+            // maximal subparts: one U+FFFD for a cut sequence, one per byte for a bad lead
+            (b"\xf0\x80\x80", 256, "\u{fffd}\u{fffd}\u{fffd}"),
+            (b"\xf0\x90\x80", 256, "\u{fffd}"),
+            (b"\xed\xa0\x80", 256, "\u{fffd}\u{fffd}\u{fffd}"),
+            (b"\xc0\xaf", 256, "\u{fffd}\u{fffd}"),
+            (
+                b"a\xf4\x90\x80\x80b",
+                256,
+                "a\u{fffd}\u{fffd}\u{fffd}\u{fffd}b",
+            ),
+            (b"a\xf4\x90\x80\x80b", 2, "a\u{2026}"),
+            // an escape is cut inside when it crosses the limit
+            (b"ab\x01", 4, "ab\\\u{2026}"),
+            (b"\x01", 4, "\\x01"),
+            (b"\x01", 3, "\\x\u{2026}"),
+            ("\u{202e}".as_bytes(), 5, "\\u20\u{2026}"),
+            // the byte cut (4 * limit + 4) splits a character: still limit - 1 + ellipsis
+            ("ééééé".as_bytes(), 1, "\u{2026}"),
+            ("日日日日日日".as_bytes(), 2, "日\u{2026}"),
+        ];
+        for (raw, limit, want) in cases {
+            assert_eq!(clean_text(raw, *limit), *want, "{raw:?} limit {limit}");
+        }
+    }
+
+    #[test]
+    fn long_text() {
+        // 1 MB of input: cut before decoding, then to the limit
+        let big = vec![b'x'; 1 << 20];
+        let got = clean_text(&big, 256);
+        assert_eq!(got.chars().count(), 256);
+        assert!(got.ends_with('\u{2026}'));
+        assert!(got.starts_with(&"x".repeat(255)));
+        // exactly the limit: untouched; the byte cut alone (not the length) may truncate
+        assert_eq!(clean_text(&[b'y'; 256], 256), "y".repeat(256));
+        assert_eq!(clean_text(&[b'y'; 8], 1), "\u{2026}");
+        // control characters expand fourfold before the cut: 255 characters, then the ellipsis
+        let ctl = clean_text(&[0u8; 100], 256);
+        assert_eq!(ctl, format!("{}\\x0\u{2026}", "\\x00".repeat(63)));
+        assert_eq!(clean_text(b"x", usize::MAX), "x");
+    }
+
+    #[test]
+    fn ipv6_like_python() {
+        let cases: &[(&str, &str)] = &[
+            ("00000000000000000000000000000000", "::"),
+            ("00000000000000000000000000000001", "::1"),
+            ("00000000000000000000ffff01020304", "::ffff:102:304"),
+            ("00000000000000000000000001020304", "::102:304"),
+            ("20010db8000000000001000000000001", "2001:db8::1:0:0:1"),
+            ("20010db8000100000001000100010001", "2001:db8:1:0:1:1:1:1"),
+            ("fe800000000000000000000000000000", "fe80::"),
+            (
+                "20010db8aaaabbbbccccddddeeeeffff",
+                "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+            ),
+            ("00010000000100000000000000000001", "1:0:1::1"),
+        ];
+        for (hex_in, want) in cases {
+            let bytes: [u8; 16] = hex::decode(hex_in).unwrap().try_into().unwrap();
+            assert_eq!(ipv6_text(&bytes), *want);
+        }
+    }
+}
