@@ -4,8 +4,13 @@
 //! sees flow records and events, never packets.
 #![deny(unsafe_code)]
 
+pub mod decode;
 pub mod detect;
+pub mod flow;
 pub mod meta;
+pub mod pipeline;
+pub mod record;
+pub mod source;
 
 #[cfg(feature = "python")]
 mod py;

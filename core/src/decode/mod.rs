@@ -16,6 +16,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bytes;
+mod decoder;
+mod fragments;
+mod ip;
+mod link;
+mod tunnel;
+mod walk;
+
+pub use decoder::Decoder;
+
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 

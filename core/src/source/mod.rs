@@ -34,3 +34,179 @@ pub struct Record<'a> {
     /// The captured bytes of the frame.
     pub data: &'a [u8],
 }
+
+mod buffer;
+mod gzip;
+mod name;
+mod open;
+mod pcap;
+mod pcapng;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use buffer::Buffer;
+
+/// Counters the source keeps beside the records (the Python reader's `stats.malformed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounters {
+    /// pcapng packet blocks skipped as unsound: too short, an unknown interface, a caplen past
+    /// the block's end; or a simple packet block before any interface.
+    pub malformed: u64,
+}
+
+/// A record found by a format reader: its frame is `len` bytes at `start` of the buffer window.
+pub(crate) struct Found {
+    ts: f64,
+    linktype: u32,
+    start: usize,
+    len: usize,
+}
+
+enum Format {
+    Pcap(pcap::Pcap),
+    Pcapng(pcapng::Pcapng),
+}
+
+const PCAPNG_MAGIC: &[u8] = b"\x0a\x0d\x0d\x0a";
+
+/// The records of one capture, read front to back; `error()` says why reading stopped early.
+pub struct CaptureReader {
+    name: String,
+    size: Option<u64>,
+    read: Arc<AtomicU64>,
+    buf: Buffer,
+    format: Format,
+    done: bool,
+}
+
+impl CaptureReader {
+    /// Open a capture file, or standard input for "-".
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, CaptureError> {
+        let path = path.as_ref().to_string_lossy().into_owned();
+        let read = Arc::new(AtomicU64::new(0));
+        let (raw, size): (Box<dyn Read + Send + Sync>, Option<u64>) = if path == "-" {
+            (
+                Box::new(open::Counted {
+                    inner: std::io::stdin(),
+                    count: read.clone(),
+                }),
+                None,
+            )
+        } else {
+            let (file, size) = open::open_file(&path)?;
+            (
+                Box::new(open::Counted {
+                    inner: file,
+                    count: read.clone(),
+                }),
+                Some(size),
+            )
+        };
+        Self::start(raw, &path, name::display_name(&path), size, read)
+    }
+
+    /// Read a capture from any byte stream (`name` is used as given, for messages).
+    pub fn from_reader(
+        name: &str,
+        input: impl Read + Send + Sync + 'static,
+    ) -> Result<Self, CaptureError> {
+        let read = Arc::new(AtomicU64::new(0));
+        let raw = Box::new(open::Counted {
+            inner: input,
+            count: read.clone(),
+        });
+        Self::start(raw, name, name.to_owned(), None, read)
+    }
+
+    fn start(
+        raw: Box<dyn Read + Send + Sync>,
+        path: &str,
+        name: String,
+        size: Option<u64>,
+        read: Arc<AtomicU64>,
+    ) -> Result<Self, CaptureError> {
+        let opened = open::sniff(raw, path, &name)?;
+        let head = opened.head;
+        if head.is_empty() {
+            return Err(CaptureError(format!("{name}: empty file, not a capture")));
+        }
+        let format = if let Some((big_endian, tick)) = pcap::magic(&head) {
+            Format::Pcap(pcap::Pcap::new(big_endian, tick))
+        } else if head == PCAPNG_MAGIC {
+            Format::Pcapng(pcapng::Pcapng::new())
+        } else {
+            let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            return Err(CaptureError(format!(
+                "{name}: not a pcap or pcapng capture (starts with {hex})"
+            )));
+        };
+        let buf = Buffer::new(&head, opened.rest, &name);
+        Ok(CaptureReader {
+            name,
+            size,
+            read,
+            buf,
+            format,
+            done: false,
+        })
+    }
+
+    /// The next record, lent until the next call; None at the end (see `error()`).
+    pub fn next_record(&mut self) -> Option<Record<'_>> {
+        if self.done {
+            return None;
+        }
+        let found = match &mut self.format {
+            Format::Pcap(p) => p.next(&mut self.buf, &self.name),
+            Format::Pcapng(p) => p.next(&mut self.buf, &self.name),
+        };
+        let Some(found) = found else {
+            self.done = true;
+            return None;
+        };
+        let data = self
+            .buf
+            .window()
+            .get(found.start..found.start + found.len)
+            .unwrap_or(&[]);
+        Some(Record {
+            ts: found.ts,
+            linktype: found.linktype,
+            data,
+        })
+    }
+
+    /// Why reading stopped before the end of the capture, if it did.
+    pub fn error(&self) -> Option<&str> {
+        self.buf.error.as_deref()
+    }
+
+    /// The file's base name (sanitised), or "-" for standard input.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file's size in bytes; None for standard input.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// Bytes read so far from the file itself (compressed, when it is), for progress.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    pub fn counters(&self) -> SourceCounters {
+        match &self.format {
+            Format::Pcap(_) => SourceCounters::default(),
+            Format::Pcapng(p) => SourceCounters {
+                malformed: p.malformed,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! The decoder's driver: one loop over layer steps instead of Python's mutual recursion, so a
+//! frame of any shape costs at most `MAX_STEPS` steps (each bounded) and no stack.
+
+use super::{ip, link, tunnel, Addr, Encap, Packet};
+
+/// Layers a walk may take in all: every layer is counted by a named bound (VLAN tags per link
+/// header, MPLS labels, IPv6 extension headers, encapsulation depth); this is the backstop.
+const MAX_STEPS: usize = 128;
+
+/// VLAN tags after one link header (Ethernet, SLL, Cisco HDLC, GRE...).
+pub(crate) const MAX_VLAN_TAGS: u8 = 4;
+/// Tunnels (IP-in-IP, GRE, VXLAN, GTP-U) inside one another.
+pub(crate) const MAX_ENCAP_DEPTH: u8 = 4;
+
+/// Where the walk goes next: a header to read at an offset of the buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    Ethernet(usize),
+    EtherType(u16, usize),
+    Mpls(usize),
+    /// PPP with optional HDLC-like address and control bytes; adds the "ppp" layer.
+    Ppp(usize),
+    PppProto(usize),
+    IpByVersion(usize),
+    Ipv4(usize),
+    Ipv6(usize),
+    /// The transport header after an IP header (or a reassembled datagram, at 0).
+    Transport {
+        proto: u8,
+        src: Addr,
+        dst: Addr,
+        off: usize,
+    },
+    Gre(usize),
+    Gtpu(usize),
+}
+
+/// Identifies the datagram a fragment belongs to: (version, src, dst, id, protocol) as Python's
+/// key; the address variant carries the version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FragKey {
+    pub src: Addr,
+    pub dst: Addr,
+    pub ident: u32,
+    pub proto: u8,
+}
+
+#[derive(Debug)]
+pub(crate) struct Fragment<'a> {
+    pub key: FragKey,
+    /// Byte offset of this piece in the datagram's payload.
+    pub offset: usize,
+    pub more: bool,
+    pub data: &'a [u8],
+    pub encap: Encap,
+    /// Tunnels already opened: the reassembled datagram continues at this depth.
+    pub depth: u8,
+}
+
+#[derive(Debug)]
+pub(crate) enum Walk<'a> {
+    Packet(Packet<'a>),
+    Fragment(Fragment<'a>),
+    NotIp,
+    Malformed,
+}
+
+pub(crate) enum Next<'a> {
+    Go(Step),
+    Done(Walk<'a>),
+}
+
+pub(crate) fn malformed<'a>() -> Next<'a> {
+    Next::Done(Walk::Malformed)
+}
+
+pub(crate) fn not_ip<'a>() -> Next<'a> {
+    Next::Done(Walk::NotIp)
+}
+
+/// State of one walk: the buffer, the current end (IP and UDP lengths shrink it), the layers
+/// so far and the bounds' counters.
+pub(crate) struct Cx<'a> {
+    pub buf: &'a [u8],
+    pub end: usize,
+    pub encap: Encap,
+    pub depth: u8,
+    pub tags: u8,
+    /// The UDP packet a VXLAN or GTP-U attempt started from: the answer if what is inside turns
+    /// out not to be a packet (Python's "inner is None or MALFORMED: return the UDP packet").
+    /// Only the innermost matters, since a deeper attempt's packet supersedes it.
+    pub fallback: Option<Packet<'a>>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn layers(&self) -> Option<Encap> {
+        (!self.encap.is_empty()).then(|| self.encap.clone())
+    }
+}
+
+pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> Walk<'a> {
+    let mut cx = Cx {
+        buf,
+        end: buf.len(),
+        encap,
+        depth,
+        tags: 0,
+        fallback: None,
+    };
+    let mut step = start;
+    let mut result = Walk::Malformed;
+    for _ in 0..MAX_STEPS {
+        let next = match step {
+            Step::Ethernet(off) => link::ethernet(&mut cx, off),
+            Step::EtherType(etype, off) => link::ethertype(&mut cx, etype, off),
+            Step::Mpls(off) => link::mpls(&mut cx, off),
+            Step::Ppp(off) => link::ppp(&mut cx, off),
+            Step::PppProto(off) => link::ppp_proto(&mut cx, off),
+            Step::IpByVersion(off) => ip::by_version(&mut cx, off),
+            Step::Ipv4(off) => ip::ipv4(&mut cx, off),
+            Step::Ipv6(off) => ip::ipv6(&mut cx, off),
+            Step::Transport {
+                proto,
+                src,
+                dst,
+                off,
+            } => ip::transport(&mut cx, proto, src, dst, off),
+            Step::Gre(off) => tunnel::gre(&mut cx, off),
+            Step::Gtpu(off) => tunnel::gtpu(&mut cx, off),
+        };
+        match next {
+            Next::Go(s) => step = s,
+            Next::Done(w) => {
+                result = w;
+                break;
+            }
+        }
+    }
+    match (result, cx.fallback) {
+        (Walk::NotIp | Walk::Malformed, Some(udp)) => Walk::Packet(udp),
+        (w, _) => w,
+    }
+}

@@ -1,0 +1,683 @@
+//! The detection engine: which protocol do a flow's first bytes speak? (portwatch/detect/engine.py)
+//!
+//! Input is what reassembly kept of each direction: TCP one stream prefix per direction, UDP the
+//! first datagrams ("units"). Each [[match]] carries a confidence; a signature's score combines
+//! its best client-side and server-side match as independent evidence, 1 - (1 - c)(1 - s).
+//! Ties resolve in a fixed order, never file order: score, probe-confirmed, `priority`, the
+//! protocol's own port, the longer literal prefix, then the name. A `prelude` signature (STUN)
+//! gives way to any other candidate reaching ACCEPT and, alone, waits for the final call.
+//!
+//! Orientation: with `may_swap` the bytes are also scored the other way round; UDP is also tried
+//! reversed when nothing but a prelude reaches ACCEPT as given (the first datagram may be a reply).
+//!
+//! Cost: each candidate has a gate (gates.rs) that spares scoring it when no unit can match, and
+//! one that cannot outscore a firm verdict already found is skipped. Neither changes the answer.
+#![forbid(unsafe_code)]
+
+use super::gates::{Admission, Bits, Gate};
+use super::probes::{self, Kind, Probe, ProbeResult, Status, MAX_INPUT};
+pub use super::signature::Transport;
+use super::signature::{Match, Signature};
+use crate::meta::{Meta, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Decide at once at or above this score.
+pub const ACCEPT: f64 = 0.75;
+/// At the end of the evidence, accept a weaker best candidate down to this.
+pub const FALLBACK: f64 = 0.3;
+/// A probe sees at most this much of a unit.
+pub const PROBE_INPUT: usize = MAX_INPUT;
+
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// Index into the engine's signatures; None for "unknown".
+    pub sig: Option<usize>,
+    pub protocol: String,
+    pub confidence: f64,
+    pub evidence: Arc<str>,
+    pub meta: Meta,
+    /// The bytes matched with client and server the other way round.
+    pub swapped: bool,
+    /// Bit 0: the client side's facts are all in (ProbeResult::done); bit 1: the server's.
+    pub done: u8,
+}
+
+/// One [[match]] of a signature on one transport, resolved for scoring.
+struct Plan {
+    m: usize,
+    to_client: bool,
+    to_server: bool,
+    probe: Option<&'static Probe>,
+    /// The match names a probe that is not registered: it can never hold.
+    missing: bool,
+}
+
+struct Candidate {
+    sig: usize,
+    max_c: f64,
+    max_s: f64,
+}
+
+struct Score {
+    sig: usize,
+    score: f64,
+    probed: bool,
+    hint: bool,
+    client_match: Option<usize>,
+    server_match: Option<usize>,
+    meta: Meta,
+    swapped: bool,
+    done: u8,
+}
+
+pub struct Engine {
+    sigs: Vec<Signature>,
+    /// (port, transport) -> signatures whose services or ports name it (a tie-break hint only).
+    hints: HashMap<(u16, Transport), Vec<usize>>,
+    /// Per signature, per transport (Tcp, Udp).
+    plans: Vec<[Vec<Plan>; 2]>,
+    longest: Vec<usize>,
+    /// Per signature: evidence text for every (client match, server match) pair, built once and
+    /// shared by every flow they decide. Index: (c + 1) * (n + 1) + (s + 1), None as 0.
+    evidence: Vec<Vec<Arc<str>>>,
+    /// Per transport: candidates strongest first, and their gates as look-ups.
+    candidates: [Vec<Candidate>; 2],
+    admission: [Admission; 2],
+    /// Name order key, for the last tie-break.
+    names: Vec<String>,
+}
+
+fn ti(t: Transport) -> usize {
+    match t {
+        Transport::Tcp => 0,
+        Transport::Udp => 1,
+    }
+}
+
+/// Python's `round(x, 6)` (correctly rounded, ties to even).
+fn round6(x: f64) -> f64 {
+    format!("{x:.6}").parse().unwrap_or(x)
+}
+
+impl Engine {
+    pub fn new(
+        sigs: Vec<Signature>,
+        port_protocols: HashMap<(u16, Transport), Vec<String>>,
+    ) -> Engine {
+        let by_name: HashMap<&str, usize> = sigs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.protocol.as_str(), i))
+            .collect();
+        let mut hints: HashMap<(u16, Transport), Vec<usize>> = HashMap::new();
+        for (key, protos) in &port_protocols {
+            for p in protos {
+                if let Some(&i) = by_name.get(p.as_str()) {
+                    hints.entry(*key).or_default().push(i);
+                }
+            }
+        }
+        for (i, s) in sigs.iter().enumerate() {
+            for &port in &s.ports {
+                for &t in &s.transports {
+                    hints.entry((port, t)).or_default().push(i);
+                }
+            }
+        }
+        for v in hints.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        let mut plans = Vec::with_capacity(sigs.len());
+        let mut longest = Vec::with_capacity(sigs.len());
+        let mut evidence = Vec::with_capacity(sigs.len());
+        for s in &sigs {
+            longest.push(
+                s.matches
+                    .iter()
+                    .filter_map(|m| m.prefix.as_ref().map(Vec::len))
+                    .max()
+                    .unwrap_or(0),
+            );
+            let plan_for = |t: Transport| -> Vec<Plan> {
+                s.matches
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.transports.contains(&t))
+                    .map(|(i, m)| {
+                        let probe = m.probe.as_deref().and_then(probes::lookup);
+                        Plan {
+                            m: i,
+                            to_client: m.direction.client(),
+                            to_server: m.direction.server(),
+                            probe,
+                            missing: m.probe.is_some() && probe.is_none(),
+                        }
+                    })
+                    .collect()
+            };
+            plans.push([plan_for(Transport::Tcp), plan_for(Transport::Udp)]);
+            let n = s.matches.len();
+            let mut ev = Vec::with_capacity((n + 1) * (n + 1));
+            for c in 0..=n {
+                for sv in 0..=n {
+                    let cm = c.checked_sub(1).and_then(|c| s.matches.get(c));
+                    let sm = sv.checked_sub(1).and_then(|sv| s.matches.get(sv));
+                    ev.push(Arc::from(evidence_text(cm, sm)));
+                }
+            }
+            evidence.push(ev);
+        }
+        let mut candidates: [Vec<Candidate>; 2] = [Vec::new(), Vec::new()];
+        let mut admission = [Admission::default(), Admission::default()];
+        for t in Transport::ALL {
+            let mut cands = Vec::new();
+            let mut gates = Vec::new();
+            for (i, s) in sigs.iter().enumerate() {
+                if !s.transports.contains(&t) {
+                    continue;
+                }
+                let (mut c, mut sv) = (0.0f64, 0.0f64);
+                for m in s.matches.iter().filter(|m| m.transports.contains(&t)) {
+                    if m.direction.client() {
+                        c = c.max(m.confidence);
+                    }
+                    if m.direction.server() {
+                        sv = sv.max(m.confidence);
+                    }
+                }
+                cands.push((
+                    Candidate {
+                        sig: i,
+                        max_c: c,
+                        max_s: sv,
+                    },
+                    Gate::of(s, t),
+                ));
+            }
+            // Stable, like Python's sort: equal bounds keep the signatures' (name) order.
+            cands.sort_by(|a, b| {
+                let ka = -(1.0 - (1.0 - a.0.max_c) * (1.0 - a.0.max_s));
+                let kb = -(1.0 - (1.0 - b.0.max_c) * (1.0 - b.0.max_s));
+                ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
+            });
+            for (c, g) in cands {
+                candidates[ti(t)].push(c);
+                gates.push(g);
+            }
+            admission[ti(t)] = Admission::of(&gates);
+        }
+        let names = sigs.iter().map(|s| s.protocol.clone()).collect();
+        Engine {
+            sigs,
+            hints,
+            plans,
+            longest,
+            evidence,
+            candidates,
+            admission,
+            names,
+        }
+    }
+
+    pub fn signature(&self, i: usize) -> &Signature {
+        &self.sigs[i]
+    }
+
+    pub fn len(&self) -> usize {
+        self.sigs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sigs.is_empty()
+    }
+
+    pub fn signatures(&self) -> &[Signature] {
+        &self.sigs
+    }
+
+    /// Score the candidates; None means "need more data" (only when not `final_`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn classify(
+        &self,
+        transport: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+        server_port: u16,
+        may_swap: bool,
+        final_: bool,
+        client_port: Option<u16>,
+    ) -> Option<Decision> {
+        let mut ports = vec![server_port];
+        ports.extend(client_port.filter(|p| *p != server_port));
+        let hinted = self
+            .hints
+            .get(&(server_port, transport))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let mut scores = self.score_all(transport, client, server, hinted, &ports, false);
+        let udp_doubt = transport == Transport::Udp
+            && !scores
+                .iter()
+                .any(|x| !self.sigs[x.sig].prelude && x.score >= ACCEPT);
+        if may_swap || udp_doubt {
+            let hinted_rev = client_port
+                .and_then(|p| self.hints.get(&(p, transport)))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            scores.extend(self.score_all(transport, server, client, hinted_rev, &ports, true));
+        }
+        if scores.is_empty() {
+            return final_.then(|| unknown("no signature matched".into()));
+        }
+        let mut best = self.best(scores.iter())?;
+        if self.sigs[best.sig].prelude {
+            let firm = self.best(
+                scores
+                    .iter()
+                    .filter(|s| !self.sigs[s.sig].prelude && s.score >= ACCEPT),
+            );
+            match firm {
+                Some(f) => best = f,
+                None if !final_ => return None, // what the prelude opens may show in the next packets
+                None => {}
+            }
+        }
+        if best.score >= ACCEPT || (final_ && best.score >= FALLBACK) {
+            let n = self.sigs[best.sig].matches.len() + 1;
+            let key =
+                best.client_match.map_or(0, |c| c + 1) * n + best.server_match.map_or(0, |s| s + 1);
+            let evidence = self.evidence[best.sig]
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(""));
+            let best = scores.swap_remove(
+                scores
+                    .iter()
+                    .position(|s| std::ptr::eq(s, best))
+                    .unwrap_or(0),
+            );
+            return Some(Decision {
+                sig: Some(best.sig),
+                protocol: self.sigs[best.sig].protocol.clone(),
+                confidence: best.score.min(1.0),
+                evidence,
+                meta: best.meta,
+                swapped: best.swapped,
+                done: best.done,
+            });
+        }
+        if final_ {
+            let why = format!(
+                "only weak evidence for {} ({:.2})",
+                self.sigs[best.sig].protocol, best.score
+            );
+            return Some(unknown(why));
+        }
+        None
+    }
+
+    /// Python's `max(scores, key=_order)`: the first of the highest.
+    fn best<'a>(&self, scores: impl Iterator<Item = &'a Score>) -> Option<&'a Score> {
+        let mut best: Option<&Score> = None;
+        for s in scores {
+            if best.is_none_or(|b| self.outranks(s, b)) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+
+    fn outranks(&self, a: &Score, b: &Score) -> bool {
+        let (sa, sb) = (&self.sigs[a.sig], &self.sigs[b.sig]);
+        let ka = (
+            round6(a.score),
+            a.probed,
+            sa.priority,
+            a.hint,
+            self.longest[a.sig],
+        );
+        let kb = (
+            round6(b.score),
+            b.probed,
+            sb.priority,
+            b.hint,
+            self.longest[b.sig],
+        );
+        match ka.partial_cmp(&kb) {
+            Some(std::cmp::Ordering::Greater) => true,
+            Some(std::cmp::Ordering::Equal) => {
+                // Python's max over (-ord(c) for c in name): the alphabetically first name wins,
+                // except that a name wins over its own prefix (the longer tuple is greater).
+                let (na, nb) = (&self.names[a.sig], &self.names[b.sig]);
+                match na.chars().zip(nb.chars()).find(|(x, y)| x != y) {
+                    Some((x, y)) => x < y,
+                    None => na.chars().count() > nb.chars().count(),
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The protocol of TCP bytes carried inside another (an HTTP CONNECT tunnel), or "unknown".
+    pub fn inner_protocol(&self, client: &[u8], server: &[u8]) -> String {
+        let c: Vec<&[u8]> = if client.is_empty() {
+            vec![]
+        } else {
+            vec![client]
+        };
+        let s: Vec<&[u8]> = if server.is_empty() {
+            vec![]
+        } else {
+            vec![server]
+        };
+        self.classify(Transport::Tcp, &c, &s, 0, false, true, None)
+            .map_or_else(|| "unknown".to_owned(), |d| d.protocol)
+    }
+
+    /// Run the protocol's probes on both directions and merge what they extract: (metadata,
+    /// whether every probe that matched said its direction is done).
+    pub fn extract(
+        &self,
+        sig: usize,
+        transport: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+    ) -> (Meta, bool) {
+        let mut meta = Meta::new();
+        let (mut matched, mut done) = (0usize, 0usize);
+        let mut ran: Vec<(&str, bool)> = Vec::new(); // several matches may name one probe: once per side
+        let Some(plans) = self.plans.get(sig) else {
+            return (meta, false);
+        };
+        for p in &plans[ti(transport)] {
+            let Some(probe) = p.probe else { continue };
+            for (from_client, units, wanted) in
+                [(true, client, p.to_client), (false, server, p.to_server)]
+            {
+                if !wanted || units.is_empty() || ran.contains(&(probe.name, from_client)) {
+                    continue;
+                }
+                ran.push((probe.name, from_client));
+                let results: Vec<ProbeResult> = match probe.kind {
+                    Kind::Units(f) => vec![f(&cut_all(units), from_client)],
+                    Kind::Single(f) => units.iter().map(|u| f(cut(u), from_client)).collect(),
+                };
+                for r in results {
+                    if r.status == Status::Match {
+                        matched += 1;
+                        done += usize::from(r.done);
+                        merge(&mut meta, r.meta);
+                    }
+                }
+            }
+        }
+        (meta, matched > 0 && done == matched)
+    }
+
+    fn score_all(
+        &self,
+        t: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+        hinted: &[usize],
+        ports: &[u16],
+        swapped: bool,
+    ) -> Vec<Score> {
+        let cands = &self.candidates[ti(t)];
+        let mut out = Vec::new();
+        if cands.is_empty() {
+            return out;
+        }
+        let admitted: Bits = self.admission[ti(t)].admitted(client, server, ports);
+        let (has_c, has_s) = (!client.is_empty(), !server.is_empty());
+        let mut best = 0.0f64; // best firm (non-prelude) score so far
+        for i in admitted.iter() {
+            let Some(c) = cands.get(i) else { continue };
+            let bound = 1.0
+                - (1.0 - if has_c { c.max_c } else { 0.0 })
+                    * (1.0 - if has_s { c.max_s } else { 0.0 });
+            if best != 0.0 && bound < best {
+                continue;
+            }
+            if let Some(s) = self.score(
+                c.sig,
+                t,
+                client,
+                server,
+                hinted.contains(&c.sig),
+                ports,
+                swapped,
+            ) {
+                if !self.sigs[c.sig].prelude && s.score > best {
+                    best = s.score;
+                }
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn score(
+        &self,
+        sig: usize,
+        t: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+        hint: bool,
+        ports: &[u16],
+        swapped: bool,
+    ) -> Option<Score> {
+        let s = &self.sigs[sig];
+        let (mut c, mut sv) = (0.0f64, 0.0f64);
+        let (mut cm, mut sm) = (None, None);
+        let (mut cprobed, mut sprobed) = (false, false);
+        let mut meta = Meta::new();
+        let mut done = 0u8;
+        for p in &self.plans[sig][ti(t)] {
+            let Some(m) = s.matches.get(p.m) else {
+                continue;
+            };
+            if p.missing
+                || (!m.ports.is_empty() && !ports.iter().any(|x| m.ports.binary_search(x).is_ok()))
+            {
+                continue;
+            }
+            let conf = m.confidence;
+            for from_client in [true, false] {
+                let units = if from_client {
+                    if !p.to_client || client.is_empty() || c >= conf {
+                        continue;
+                    }
+                    client
+                } else {
+                    if !p.to_server || server.is_empty() || sv >= conf {
+                        continue;
+                    }
+                    server
+                };
+                let hit = match p.probe {
+                    Some(probe) if probe.is_units() => match_units(m, probe, units, from_client),
+                    probe => units
+                        .iter()
+                        .find_map(|u| match_one(m, probe, u, from_client)),
+                };
+                let Some(hit) = hit else { continue };
+                merge(&mut meta, hit.meta);
+                if from_client {
+                    (c, cm, cprobed) = (conf, Some(p.m), p.probe.is_some());
+                    done |= u8::from(hit.done);
+                } else {
+                    (sv, sm, sprobed) = (conf, Some(p.m), p.probe.is_some());
+                    done |= u8::from(hit.done) << 1;
+                }
+            }
+        }
+        if s.require_both_directions && !(c != 0.0 && sv != 0.0) {
+            return None;
+        }
+        if c == 0.0 && sv == 0.0 {
+            return None;
+        }
+        Some(Score {
+            sig,
+            score: 1.0 - (1.0 - c) * (1.0 - sv),
+            probed: cprobed || sprobed,
+            hint,
+            client_match: cm,
+            server_match: sm,
+            meta,
+            swapped,
+            done,
+        })
+    }
+}
+
+fn unknown(evidence: String) -> Decision {
+    Decision {
+        sig: None,
+        protocol: "unknown".into(),
+        confidence: 0.0,
+        evidence: Arc::from(evidence),
+        meta: Meta::new(),
+        swapped: false,
+        done: 0,
+    }
+}
+
+/// `setdefault` of every key: the first probe to say a fact wins.
+fn merge(meta: &mut Meta, add: Meta) {
+    if meta.is_empty() {
+        *meta = add;
+        return;
+    }
+    for (k, v) in add {
+        meta.entry(k).or_insert(v);
+    }
+}
+
+fn cut(u: &[u8]) -> &[u8] {
+    u.get(..PROBE_INPUT).unwrap_or(u)
+}
+
+fn cut_all<'a>(units: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    units
+        .iter()
+        .map(|u| u.get(..PROBE_INPUT).unwrap_or(u))
+        .collect()
+}
+
+/// The match's byte conditions (length, prefix, regex within depth).
+fn pattern_holds(m: &Match, unit: &[u8]) -> bool {
+    if unit.len() < m.min_length {
+        return false;
+    }
+    if let Some(p) = &m.prefix {
+        if m.offset
+            .checked_add(p.len())
+            .and_then(|end| unit.get(m.offset..end))
+            != Some(p.as_slice())
+        {
+            return false;
+        }
+    }
+    m.regex.as_ref().is_none_or(|r| r.search(unit, m.depth))
+}
+
+/// None when the match fails; the probe's result (a bare hit for a pattern) when it holds.
+fn match_one(
+    m: &Match,
+    probe: Option<&Probe>,
+    unit: &[u8],
+    from_client: bool,
+) -> Option<ProbeResult> {
+    if !pattern_holds(m, unit) {
+        return None;
+    }
+    match probe.map(|p| p.kind) {
+        None => Some(ProbeResult::hit(Meta::new())),
+        Some(Kind::Single(f)) => Some(f(cut(unit), from_client)).filter(ProbeResult::is_match),
+        Some(Kind::Units(f)) => Some(f(&[cut(unit)], from_client)).filter(ProbeResult::is_match),
+    }
+}
+
+/// A multi-unit probe: the pattern must hold on some unit, the probe judges them all.
+fn match_units(
+    m: &Match,
+    probe: &Probe,
+    units: &[&[u8]],
+    from_client: bool,
+) -> Option<ProbeResult> {
+    if !units.iter().any(|u| pattern_holds(m, u)) {
+        return None;
+    }
+    let r = match probe.kind {
+        Kind::Units(f) => f(&cut_all(units), from_client),
+        Kind::Single(f) => f(units.first().map_or(&[][..], |u| cut(u)), from_client),
+    };
+    r.is_match().then_some(r)
+}
+
+fn evidence_text(cm: Option<&Match>, sm: Option<&Match>) -> String {
+    let mut parts = Vec::new();
+    for (side, m) in [("client", cm), ("server", sm)] {
+        if let Some(m) = m {
+            parts.push(format!("{side} bytes {}", describe(m)));
+        }
+    }
+    parts.join("; ")
+}
+
+/// Python's `bytes.decode("latin-1").encode("unicode_escape").decode("ascii")`.
+fn unicode_escape(b: &[u8]) -> String {
+    let mut out = String::new();
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            0x20..=0x7e => out.push(char::from(c)),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out
+}
+
+fn describe(m: &Match) -> String {
+    if let Some(p) = &m.probe {
+        return format!("confirmed by the {p} probe");
+    }
+    if let Some(p) = &m.prefix {
+        let shown = super::signature::py_repr(&unicode_escape(p));
+        return if m.offset == 0 {
+            format!("start with {shown}")
+        } else {
+            format!("hold {shown} at offset {}", m.offset)
+        };
+    }
+    let src = m
+        .regex
+        .as_ref()
+        .map(|r| unicode_escape(&r.source))
+        .unwrap_or_default();
+    let short: String = src.chars().take(60).collect();
+    format!("match /{short}/")
+}
+
+/// For tests and the Python side: a Decision as JSON.
+pub fn decision_json(d: &Decision) -> Value {
+    serde_json::json!({
+        "protocol": d.protocol,
+        "confidence": d.confidence,
+        "evidence": &*d.evidence,
+        "meta": d.meta,
+        "swapped": d.swapped,
+        "done": d.done,
+    })
+}
+
+#[cfg(test)]
+mod tests;

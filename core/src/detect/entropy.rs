@@ -1,0 +1,141 @@
+//! Does a byte string look fully encrypted? (portwatch/detect/entropy.py)
+//!
+//! Byte entropy alone flags compressed data and many binary protocols; the exemptions of Wu et
+//! al. (USENIX Security 2023, how the GFW spots fully encrypted traffic) keep false positives
+//! low: Ex1 popcount per byte <= 3.4 or >= 4.6, Ex2 first six bytes printable, Ex3 more than half
+//! printable, Ex4 a printable run longer than 20. A Shannon-entropy floor scaled to the sample
+//! size completes it, because a short sample cannot reach 8 bits per byte.
+#![forbid(unsafe_code)]
+
+use crate::meta::{json, Meta, Value};
+
+pub const MIN_SAMPLE: usize = 16;
+pub const SAMPLE: usize = 1024;
+
+fn printable(b: u8) -> bool {
+    (0x20..=0x7e).contains(&b)
+}
+
+/// Python's `round(x, 3)`: correctly rounded, ties to even (Rust's formatting rounds the same way).
+fn round3(x: f64) -> f64 {
+    format!("{x:.3}").parse().unwrap_or(x)
+}
+
+/// Shannon entropy in bits per byte, summed in the order Python's Counter does (first occurrence).
+fn shannon(data: &[u8]) -> f64 {
+    let n = data.len() as f64;
+    let mut counts = [0usize; 256];
+    let mut order = Vec::with_capacity(256);
+    for &b in data {
+        if counts[usize::from(b)] == 0 {
+            order.push(b);
+        }
+        counts[usize::from(b)] += 1;
+    }
+    let mut sum = 0.0f64;
+    for b in order {
+        let p = counts[usize::from(b)] as f64 / n;
+        sum += p * p.log2();
+    }
+    -sum
+}
+
+/// The same keys and values as Python's `entropy_facts(data).as_dict()`.
+pub fn entropy_facts(data: &[u8]) -> Meta {
+    let data = data.get(..SAMPLE).unwrap_or(data);
+    let n = data.len();
+    let mut m = Meta::new();
+    if n == 0 {
+        m.insert("length".into(), json!(0));
+        m.insert("entropy".into(), json!(0.0));
+        m.insert("popcount".into(), json!(0.0));
+        m.insert("printable".into(), json!(0.0));
+        m.insert("longest_printable_run".into(), json!(0));
+        m.insert("exempt_rule".into(), json!("empty"));
+        m.insert("looks_encrypted".into(), json!(false));
+        return m;
+    }
+    let ent = shannon(data);
+    let max_ent = if n > 1 {
+        (n.min(256) as f64).log2()
+    } else {
+        1.0
+    };
+    let pop = data.iter().map(|b| b.count_ones() as usize).sum::<usize>() as f64 / n as f64;
+    let printable_n = data.iter().filter(|b| printable(**b)).count();
+    let printable_frac = printable_n as f64 / n as f64;
+    let prefix = n >= 6 && data.iter().take(6).all(|b| printable(*b));
+    let mut run = 0usize;
+    let mut cur = 0usize;
+    for &b in data {
+        cur = if printable(b) { cur + 1 } else { 0 };
+        run = run.max(cur);
+    }
+    let mut exempt = if pop <= 3.4 || pop >= 4.6 {
+        Some("Ex1 popcount")
+    } else if prefix {
+        Some("Ex2 printable prefix")
+    } else if printable_frac > 0.5 {
+        Some("Ex3 mostly printable")
+    } else if run > 20 {
+        Some("Ex4 printable run")
+    } else {
+        None
+    };
+    let looks = exempt.is_none() && n >= MIN_SAMPLE && ent >= 0.85 * max_ent;
+    if exempt.is_none() && n < MIN_SAMPLE {
+        exempt = Some("too short");
+    }
+    m.insert("length".into(), json!(n));
+    m.insert("entropy".into(), json!(round3(ent)));
+    m.insert("popcount".into(), json!(round3(pop)));
+    m.insert("printable".into(), json!(round3(printable_frac)));
+    m.insert("longest_printable_run".into(), json!(run));
+    m.insert(
+        "exempt_rule".into(),
+        exempt.map_or(Value::Null, |e| json!(e)),
+    );
+    m.insert("looks_encrypted".into(), json!(looks));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers of portwatch.detect.entropy.entropy_facts(...).as_dict() (Python 3.11).
+    #[test]
+    fn python_answers() {
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"",
+                r#"{"length":0,"entropy":0.0,"popcount":0.0,"printable":0.0,"longest_printable_run":0,"exempt_rule":"empty","looks_encrypted":false}"#,
+            ),
+            (
+                b"GET / HTTP/1.1\r\n",
+                r#"{"length":16,"entropy":3.328,"popcount":2.938,"printable":0.875,"longest_printable_run":14,"exempt_rule":"Ex1 popcount","looks_encrypted":false}"#,
+            ),
+        ];
+        for (data, want) in cases {
+            let want: Value = serde_json::from_str(want).unwrap();
+            assert_eq!(Value::Object(entropy_facts(data)), want);
+        }
+    }
+
+    #[test]
+    fn python_vectors_random_like() {
+        // 0..=255 shuffled by a fixed LCG: the answer is Python's.
+        let mut x: u32 = 12345;
+        let data: Vec<u8> = (0..300)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let want = r#"{"length":300,"entropy":7.28,"popcount":4.157,"printable":0.32,"longest_printable_run":5,"exempt_rule":null,"looks_encrypted":true}"#;
+        assert_eq!(
+            Value::Object(entropy_facts(&data)),
+            serde_json::from_str::<Value>(want).unwrap()
+        );
+    }
+}

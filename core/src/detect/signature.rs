@@ -1,0 +1,1110 @@
+//! Load and validate signature files (TOML, one protocol per file; format in signatures/README.md).
+//!
+//! Port of portwatch/detect/signature.py. Users write these files by hand, so every error names
+//! the file, the line (from the TOML parser's spans) and the field, and a file's errors are all
+//! reported, not just the first. Patterns are Python bytes regexes (see `pyregex`).
+#![forbid(unsafe_code)]
+
+use super::probes;
+use super::pyregex::Pattern;
+use crate::meta::{json, Value};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+pub const MAX_DEPTH: usize = 4096;
+pub const DEFAULT_DEPTH: usize = 256;
+pub const DEFAULT_PATTERN_CONFIDENCE: f64 = 0.8;
+pub const DEFAULT_PROBE_CONFIDENCE: f64 = 0.95;
+/// A signature file larger than this is refused unread (a hand-written file is a few KiB).
+pub const MAX_FILE: u64 = 1 << 20;
+
+const TOP_FIELDS: &[(&str, Kind)] = &[
+    ("any_port", Kind::Bool),
+    ("cleartext_auth", Kind::Bool),
+    ("description", Kind::Str),
+    ("encrypted", Kind::Bool),
+    ("insecure", Kind::Bool),
+    ("match", Kind::List),
+    ("ports", Kind::List),
+    ("prelude", Kind::Bool),
+    ("priority", Kind::Int),
+    ("protocol", Kind::Str),
+    ("require_both_directions", Kind::Bool),
+    ("services", Kind::List),
+    ("transports", Kind::List),
+    ("tunnel", Kind::Bool),
+];
+const MATCH_FIELDS: &[(&str, Kind)] = &[
+    ("confidence", Kind::Float),
+    ("depth", Kind::Int),
+    ("direction", Kind::Str),
+    ("min_length", Kind::Int),
+    ("offset", Kind::Int),
+    ("ports", Kind::List),
+    ("prefix", Kind::Str),
+    ("prefix_hex", Kind::Str),
+    ("probe", Kind::Str),
+    ("regex", Kind::Str),
+    ("transports", Kind::List),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Udp];
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s {
+            "tcp" => Some(Transport::Tcp),
+            "udp" => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Client,
+    Server,
+    Either,
+}
+
+impl Direction {
+    pub fn client(self) -> bool {
+        matches!(self, Direction::Client | Direction::Either)
+    }
+    pub fn server(self) -> bool {
+        matches!(self, Direction::Server | Direction::Either)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Match {
+    pub direction: Direction,
+    pub transports: Vec<Transport>,
+    pub prefix: Option<Vec<u8>>,
+    pub offset: usize,
+    pub regex: Option<Pattern>,
+    pub depth: usize,
+    pub probe: Option<String>,
+    pub confidence: f64,
+    pub min_length: usize,
+    /// When set, the match holds only if either endpoint uses one of these ports (sorted).
+    pub ports: Vec<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Signature {
+    pub protocol: String,
+    pub description: String,
+    pub transports: Vec<Transport>,
+    pub services: Vec<String>,
+    pub ports: Vec<u16>,
+    pub tunnel: bool,
+    /// Runs on negotiated or arbitrary ports (RTP, BitTorrent): no mismatch off its ports.
+    pub any_port: bool,
+    pub encrypted: bool,
+    pub cleartext_auth: bool,
+    pub insecure: bool,
+    pub priority: i64,
+    pub require_both_directions: bool,
+    pub matches: Vec<Match>,
+    /// Often only opens a flow another protocol then carries (STUN before DTLS or RTP).
+    pub prelude: bool,
+    pub source: String,
+    /// "builtin" or "user".
+    pub origin: String,
+    pub probe_names: Vec<String>,
+}
+
+impl Signature {
+    /// The fields the policy and the CLI read (portwatch/policy/rules.py, `signatures list`).
+    pub fn to_json(&self) -> Value {
+        let t: Vec<&str> = self.transports.iter().map(|t| t.name()).collect();
+        json!({
+            "protocol": self.protocol,
+            "description": self.description,
+            "transports": t,
+            "services": self.services,
+            "ports": self.ports,
+            "tunnel": self.tunnel,
+            "any_port": self.any_port,
+            "encrypted": self.encrypted,
+            "cleartext_auth": self.cleartext_auth,
+            "insecure": self.insecure,
+            "priority": self.priority,
+            "require_both_directions": self.require_both_directions,
+            "prelude": self.prelude,
+            "source": self.source,
+            "origin": self.origin,
+            "matches": self.matches.len(),
+            "probe_names": self.probe_names,
+        })
+    }
+}
+
+/// The built-in set, then each extra directory (or file) in order; a later file with the same
+/// `protocol` replaces an earlier one. Sorted by protocol. Every error of every file on failure.
+pub fn load_dirs(builtin: &Path, extra: &[PathBuf]) -> Result<Vec<Signature>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut sigs = Vec::new();
+    load_dir(builtin, "builtin", &mut sigs, &mut errors);
+    load_extra(extra, sigs, errors)
+}
+
+/// The set embedded in the core at build time (detect/builtin.rs), then the extra directories.
+pub fn load_builtin_and(extra: &[PathBuf]) -> Result<Vec<Signature>, Vec<String>> {
+    load_texts_and(super::builtin::BUILTIN, extra)
+}
+
+/// `builtin`: (file name, TOML text) pairs; their source shows as `signatures/<name>`.
+pub fn load_texts_and(
+    builtin: &[(&str, &str)],
+    extra: &[PathBuf],
+) -> Result<Vec<Signature>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut sigs = Vec::new();
+    for (name, text) in builtin {
+        match parse(text, &format!("signatures/{name}"), "builtin").0 {
+            Ok(s) => sigs.push(s),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    load_extra(extra, sigs, errors)
+}
+
+fn load_extra(
+    extra: &[PathBuf],
+    mut sigs: Vec<Signature>,
+    mut errors: Vec<String>,
+) -> Result<Vec<Signature>, Vec<String>> {
+    for d in extra {
+        if d.is_dir() || d.is_file() {
+            load_dir(d, "user", &mut sigs, &mut errors);
+        } else {
+            errors.push(format!("{}: no such signature directory", d.display()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut by_protocol: std::collections::BTreeMap<String, Signature> = Default::default();
+    for s in sigs {
+        by_protocol.insert(s.protocol.clone(), s);
+    }
+    Ok(by_protocol.into_values().collect())
+}
+
+fn load_dir(d: &Path, origin: &str, sigs: &mut Vec<Signature>, errors: &mut Vec<String>) {
+    let files = if d.is_file() {
+        vec![d.to_path_buf()]
+    } else {
+        match toml_files(d) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        }
+    };
+    for f in files {
+        match load_file(&f, origin) {
+            Ok(sig) => sigs.push(sig),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Validate files as `portwatch signatures check` does: every error of every file, each one line
+/// `file:line: field: problem`. Costly patterns are reported as `...: regex: warning: expensive...`
+/// (they load; the caller decides).
+pub fn check_files(paths: &[PathBuf]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in paths {
+        match read(p) {
+            Ok(text) => {
+                let (res, mut warnings) = parse(&text, &p.display().to_string(), "user");
+                if let Err(mut e) = res {
+                    out.append(&mut e);
+                }
+                out.append(&mut warnings);
+            }
+            Err(e) => out.push(e),
+        }
+    }
+    out
+}
+
+pub fn load_file(path: &Path, origin: &str) -> Result<Signature, Vec<String>> {
+    let text = read(path).map_err(|e| vec![e])?;
+    parse(&text, &path.display().to_string(), origin).0
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    let too_big = std::fs::metadata(path)
+        .map(|m| m.len() > MAX_FILE)
+        .unwrap_or(false);
+    if too_big {
+        return Err(format!(
+            "{}: cannot read: larger than {MAX_FILE} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+}
+
+// ---- TOML with spans -------------------------------------------------------------------------
+
+/// A TOML value whose every part keeps its byte span (toml::Value forgets them).
+#[derive(Debug)]
+enum SVal {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    List(Vec<Spanned<SVal>>),
+    Table(Vec<(Spanned<String>, Spanned<SVal>)>),
+}
+
+impl SVal {
+    /// Python's type name for the value tomllib would give.
+    fn type_name(&self) -> &'static str {
+        match self {
+            SVal::Str(_) => "str",
+            SVal::Int(_) => "int",
+            SVal::Float(_) => "float",
+            SVal::Bool(_) => "bool",
+            SVal::List(_) => "list",
+            SVal::Table(t)
+                if t.first()
+                    .is_some_and(|(k, _)| k.get_ref().starts_with("$__toml_private")) =>
+            {
+                "datetime"
+            }
+            SVal::Table(_) => "dict",
+        }
+    }
+    /// Python's repr, for messages.
+    fn repr(&self) -> String {
+        match self {
+            SVal::Str(s) => py_repr(s),
+            SVal::Int(i) => i.to_string(),
+            SVal::Float(f) => format!("{f:?}"),
+            SVal::Bool(b) => if *b { "True" } else { "False" }.into(),
+            SVal::List(_) => "[...]".into(),
+            SVal::Table(_) => "{...}".into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SVal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SVal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a TOML value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SVal, E> {
+                Ok(SVal::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SVal, E> {
+                Ok(SVal::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SVal, E> {
+                i64::try_from(v)
+                    .map(SVal::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<SVal, E> {
+                Ok(SVal::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SVal, E> {
+                Ok(SVal::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<SVal, E> {
+                Ok(SVal::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<SVal, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element()? {
+                    v.push(x);
+                }
+                Ok(SVal::List(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<SVal, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = a.next_key::<Spanned<String>>()? {
+                    if k.get_ref().starts_with("$__toml_private") {
+                        // A datetime: keep its marker key, skip the value.
+                        let _: de::IgnoredAny = a.next_value()?;
+                        v.push((k, Spanned::new(0..0, SVal::Bool(false))));
+                        continue;
+                    }
+                    v.push((k, a.next_value()?));
+                }
+                Ok(SVal::Table(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Byte offset -> 1-based line.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(text.match_indices('\n').map(|(i, _)| i).collect())
+    }
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a str,
+    lines: Lines,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn fail(&mut self, span: Option<Range<usize>>, field: &str, problem: &str) {
+        let line = span.map(|s| self.lines.of(s.start));
+        self.errors
+            .push(format_error(self.path, line, field, problem));
+    }
+}
+
+fn format_error(path: &str, line: Option<usize>, field: &str, problem: &str) -> String {
+    let at = match line {
+        Some(l) => format!("{path}:{l}"),
+        None => path.to_owned(),
+    };
+    if field.is_empty() {
+        format!("{at}: {problem}")
+    } else {
+        format!("{at}: {field}: {problem}")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    List,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "str",
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Bool => "bool",
+            Kind::List => "list",
+        }
+    }
+    fn accepts(self, v: &SVal) -> bool {
+        matches!(
+            (self, v),
+            (Kind::Str, SVal::Str(_))
+                | (Kind::Int, SVal::Int(_))
+                | (Kind::Float, SVal::Float(_) | SVal::Int(_))
+                | (Kind::Bool, SVal::Bool(_))
+                | (Kind::List, SVal::List(_))
+        )
+    }
+}
+
+/// The fields of a table, type-checked: unknown or mistyped ones are reported and left out.
+struct Fields<'a> {
+    items: Vec<(&'a str, Range<usize>, &'a SVal)>,
+}
+
+impl<'a> Fields<'a> {
+    fn check(
+        ctx: &mut Ctx,
+        table: &'a [(Spanned<String>, Spanned<SVal>)],
+        known: &[(&str, Kind)],
+        label: &dyn Fn(&str) -> String,
+    ) -> Fields<'a> {
+        let mut items = Vec::new();
+        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        for (k, v) in table {
+            let key = k.get_ref().as_str();
+            let span = Some(k.span());
+            match known.iter().find(|(n, _)| *n == key) {
+                None => ctx.fail(
+                    span,
+                    &label(key),
+                    &format!("unknown field (known: {})", names.join(", ")),
+                ),
+                Some((_, kind)) if !kind.accepts(v.get_ref()) => ctx.fail(
+                    span,
+                    &label(key),
+                    &format!("must be {}, not {}", kind.name(), v.get_ref().type_name()),
+                ),
+                Some(_) => items.push((key, k.span(), v.get_ref())),
+            }
+        }
+        Fields { items }
+    }
+    fn get(&self, key: &str) -> Option<(Range<usize>, &'a SVal)> {
+        self.items
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, s, v)| (s.clone(), *v))
+    }
+    fn str(&self, key: &str) -> Option<(Range<usize>, &'a str)> {
+        match self.get(key)? {
+            (s, SVal::Str(v)) => Some((s, v)),
+            _ => None,
+        }
+    }
+    fn int(&self, key: &str) -> Option<(Range<usize>, i64)> {
+        match self.get(key)? {
+            (s, SVal::Int(v)) => Some((s, *v)),
+            _ => None,
+        }
+    }
+    fn bool(&self, key: &str) -> bool {
+        matches!(self.get(key), Some((_, SVal::Bool(true))))
+    }
+    fn list(&self, key: &str) -> Option<(Range<usize>, &'a [Spanned<SVal>])> {
+        match self.get(key)? {
+            (s, SVal::List(v)) => Some((s, v)),
+            _ => None,
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 32
+        && b.first().is_some_and(ok)
+        && b.iter().all(|c| ok(c) || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Signature strings stand for bytes: each code point 0-255 is one byte (TOML's \u00XX).
+fn text_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+/// Parse one file's text: the signature or every error, and warnings (costly patterns).
+pub fn parse(
+    text: &str,
+    path: &str,
+    origin: &str,
+) -> (Result<Signature, Vec<String>>, Vec<String>) {
+    let mut ctx = Ctx {
+        path,
+        lines: Lines::new(text),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let doc: SVal = match toml::from_str::<SVal>(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = e.span().map(|s| ctx.lines.of(s.start));
+            let msg = e.message().lines().next().unwrap_or("").to_owned();
+            let msg = match e.span() {
+                Some(s) => {
+                    let l = ctx.lines.of(s.start);
+                    let col = s.start
+                        - text
+                            .get(..s.start)
+                            .and_then(|t| t.rfind('\n'))
+                            .map_or(0, |n| n + 1)
+                        + 1;
+                    format!("invalid TOML: {msg} (at line {l}, column {col})")
+                }
+                None => format!("invalid TOML: {msg}"),
+            };
+            return (Err(vec![format_error(path, line, "", &msg)]), vec![]);
+        }
+    };
+    let SVal::Table(table) = &doc else {
+        return (
+            Err(vec![format_error(
+                path,
+                None,
+                "",
+                "invalid TOML: not a table",
+            )]),
+            vec![],
+        );
+    };
+    let top = Fields::check(&mut ctx, table, TOP_FIELDS, &|k| k.to_owned());
+    let sig = build(&mut ctx, text, &top, table, path, origin);
+    let warnings = std::mem::take(&mut ctx.warnings);
+    match sig {
+        Some(s) if ctx.errors.is_empty() => (Ok(s), warnings),
+        _ => (Err(ctx.errors), warnings),
+    }
+}
+
+fn build(
+    ctx: &mut Ctx,
+    text: &str,
+    top: &Fields,
+    table: &[(Spanned<String>, Spanned<SVal>)],
+    path: &str,
+    origin: &str,
+) -> Option<Signature> {
+    let key_known = |k: &str| table.iter().any(|(t, _)| t.get_ref() == k);
+    let protocol = match top.str("protocol") {
+        Some((s, p)) => {
+            if !is_name(p) {
+                ctx.fail(
+                    Some(s),
+                    "protocol",
+                    "must be a short lowercase name (a-z, 0-9, '_', '.', '-')",
+                );
+            }
+            Some(p.to_owned())
+        }
+        None if key_known("protocol") => None, // mistyped: already reported
+        None => {
+            ctx.errors.push(format_error(
+                path,
+                Some(1),
+                "protocol",
+                "missing (every file names its protocol)",
+            ));
+            None
+        }
+    };
+    let mut transports = Vec::new();
+    match top.list("transports") {
+        None => transports.push(Transport::Tcp),
+        Some((span, items)) => {
+            for t in items {
+                match t.get_ref() {
+                    SVal::Str(s) if Transport::parse(s).is_some() => {
+                        transports.extend(Transport::parse(s));
+                    }
+                    v => ctx.fail(
+                        Some(span.clone()),
+                        "transports",
+                        &format!("{} is not one of ('tcp', 'udp')", v.repr()),
+                    ),
+                }
+            }
+        }
+    }
+    let mut services = Vec::new();
+    if let Some((span, items)) = top.list("services") {
+        let ok = items
+            .iter()
+            .all(|s| matches!(s.get_ref(), SVal::Str(x) if !x.is_empty()));
+        if ok {
+            services = items
+                .iter()
+                .filter_map(|s| {
+                    if let SVal::Str(x) = s.get_ref() {
+                        Some(x.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+        } else {
+            ctx.fail(Some(span), "services", "must be a list of service names");
+        }
+    }
+    let ports = match top.list("ports") {
+        None => Vec::new(),
+        Some((span, items)) => match port_list(items) {
+            Some(p) => p,
+            None => {
+                ctx.fail(
+                    Some(span),
+                    "ports",
+                    "must be a list of port numbers 1-65535",
+                );
+                Vec::new()
+            }
+        },
+    };
+    let match_headers = match_header_lines(text);
+    let mut matches = Vec::new();
+    match top.get("match") {
+        Some((span, SVal::List(items))) if !items.is_empty() => {
+            for (i, m) in items.iter().enumerate() {
+                let SVal::Table(mt) = m.get_ref() else {
+                    ctx.fail(
+                        Some(span.clone()),
+                        "match",
+                        "must be an array of tables ([[match]])",
+                    );
+                    continue;
+                };
+                let header = match_headers
+                    .get(i)
+                    .copied()
+                    .or_else(|| Some(ctx.lines.of(m.span().start)));
+                if let Some(parsed) = parse_match(ctx, mt, i, &transports, header) {
+                    matches.push(parsed);
+                }
+            }
+        }
+        None if key_known("match") => {}
+        _ => {
+            let n = text.lines().count().max(1);
+            ctx.errors.push(format_error(
+                path,
+                Some(n),
+                "match",
+                "at least one [[match]] table is required",
+            ));
+        }
+    }
+    let both = top.bool("require_both_directions");
+    if both {
+        let c = matches.iter().any(|m| m.direction.client());
+        let s = matches.iter().any(|m| m.direction.server());
+        if !(c && s) {
+            let span = top.get("require_both_directions").map(|(s, _)| s);
+            ctx.fail(
+                span,
+                "require_both_directions",
+                "needs a client-side and a server-side match",
+            );
+        }
+    }
+    let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
+    probe_names.sort();
+    probe_names.dedup();
+    Some(Signature {
+        protocol: protocol?,
+        description: top
+            .str("description")
+            .map(|(_, s)| s.to_owned())
+            .unwrap_or_default(),
+        transports,
+        services,
+        ports,
+        tunnel: top.bool("tunnel"),
+        any_port: top.bool("any_port"),
+        encrypted: top.bool("encrypted"),
+        cleartext_auth: top.bool("cleartext_auth"),
+        insecure: top.bool("insecure"),
+        priority: top.int("priority").map(|(_, p)| p).unwrap_or(0),
+        require_both_directions: both,
+        matches,
+        prelude: top.bool("prelude"),
+        source: path.to_owned(),
+        origin: origin.to_owned(),
+        probe_names,
+    })
+}
+
+/// Lines of the `[[match]]` headers, in order (where a match's own errors point when no field does).
+fn match_header_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim().starts_with("[[match]]"))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+fn port_list(items: &[Spanned<SVal>]) -> Option<Vec<u16>> {
+    let mut out = Vec::new();
+    for p in items {
+        match p.get_ref() {
+            SVal::Int(v) if (1..65536).contains(v) => out.push(u16::try_from(*v).ok()?),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn parse_match(
+    ctx: &mut Ctx,
+    table: &[(Spanned<String>, Spanned<SVal>)],
+    i: usize,
+    sig_transports: &[Transport],
+    header: Option<usize>,
+) -> Option<Match> {
+    let label = |k: &str| format!("match[{i}].{k}");
+    let f = Fields::check(ctx, table, MATCH_FIELDS, &label);
+    let before = ctx.errors.len();
+    let direction = match f.str("direction") {
+        None => Direction::Either,
+        Some((_, "client")) => Direction::Client,
+        Some((_, "server")) => Direction::Server,
+        Some((_, "either")) => Direction::Either,
+        Some((s, _)) => {
+            ctx.fail(
+                Some(s),
+                &label("direction"),
+                "must be one of client, server, either",
+            );
+            Direction::Either
+        }
+    };
+    let transports = match f.list("transports") {
+        None => sig_transports.to_vec(),
+        Some((s, items)) => {
+            let t: Vec<Option<Transport>> = items
+                .iter()
+                .map(|t| {
+                    if let SVal::Str(x) = t.get_ref() {
+                        Transport::parse(x)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if t.iter()
+                .all(|t| t.is_some_and(|t| sig_transports.contains(&t)))
+            {
+                t.into_iter().flatten().collect()
+            } else {
+                ctx.fail(
+                    Some(s),
+                    &label("transports"),
+                    "must be a subset of the signature's transports",
+                );
+                Vec::new()
+            }
+        }
+    };
+    let mut prefix = None;
+    match (f.str("prefix"), f.str("prefix_hex")) {
+        (Some(_), Some((s, _))) => ctx.fail(
+            Some(s),
+            &label("prefix_hex"),
+            "give prefix or prefix_hex, not both",
+        ),
+        (Some((s, p)), None) => match text_bytes(p) {
+            Some(b) => prefix = Some((s, b)),
+            None => ctx.fail(
+                Some(s),
+                &label("prefix"),
+                "characters above \\u00ff cannot stand for a byte",
+            ),
+        },
+        (None, Some((s, h))) => match from_hex(h) {
+            Some(b) => prefix = Some((s, b)),
+            None => ctx.fail(Some(s), &label("prefix_hex"), "not a hex string"),
+        },
+        (None, None) => {}
+    }
+    if let Some((s, p)) = &prefix {
+        if p.is_empty() {
+            ctx.fail(Some(s.clone()), &label("prefix"), "must not be empty");
+        }
+    }
+    let offset = bounded(
+        ctx,
+        &f,
+        "offset",
+        0,
+        0,
+        MAX_DEPTH as i64 - 1,
+        &label,
+        &format!("must be 0..{}", MAX_DEPTH - 1),
+    );
+    let depth = bounded(
+        ctx,
+        &f,
+        "depth",
+        DEFAULT_DEPTH as i64,
+        1,
+        MAX_DEPTH as i64,
+        &label,
+        &format!("must be 1..{MAX_DEPTH}"),
+    );
+    let mut regex = None;
+    if let Some((s, r)) = f.str("regex") {
+        match text_bytes(r) {
+            None => ctx.fail(
+                Some(s),
+                &label("regex"),
+                "characters above \\u00ff cannot stand for a byte",
+            ),
+            Some(src) => match Pattern::new(&src) {
+                Ok(p) => {
+                    if let Some(why) = p.expense() {
+                        let line = Some(ctx.lines.of(s.start));
+                        ctx.warnings.push(format_error(
+                            ctx.path,
+                            line,
+                            &label("regex"),
+                            &format!("warning: {why}"),
+                        ));
+                    }
+                    regex = Some(p);
+                }
+                Err(e) => ctx.fail(Some(s), &label("regex"), &e),
+            },
+        }
+    }
+    let probe = f.str("probe").map(|(s, p)| {
+        if probes::lookup(p).is_none() {
+            let known = probes::names().join(", ");
+            ctx.fail(
+                Some(s),
+                &label("probe"),
+                &format!("unknown probe {} (known: {known})", py_repr(p)),
+            );
+        }
+        p.to_owned()
+    });
+    let has_regex = f.get("regex").is_some();
+    if prefix.is_none()
+        && !has_regex
+        && probe.is_none()
+        && f.get("prefix").is_none()
+        && f.get("prefix_hex").is_none()
+    {
+        ctx.errors.push(format_error(
+            ctx.path,
+            header,
+            &label("match"),
+            "needs a prefix, prefix_hex, regex or probe",
+        ));
+    }
+    let default_conf = if probe.is_some() {
+        DEFAULT_PROBE_CONFIDENCE
+    } else {
+        DEFAULT_PATTERN_CONFIDENCE
+    };
+    let confidence = match f.get("confidence") {
+        Some((_, SVal::Float(c))) => Some(*c),
+        Some((_, SVal::Int(c))) => Some(*c as f64),
+        _ => None,
+    };
+    let confidence = match confidence {
+        None => default_conf,
+        Some(c) if c > 0.0 && c <= 1.0 => c,
+        Some(_) => {
+            let s = f.get("confidence").map(|(s, _)| s);
+            ctx.fail(s, &label("confidence"), "must be in (0, 1]");
+            default_conf
+        }
+    };
+    let min_length = bounded(
+        ctx,
+        &f,
+        "min_length",
+        1,
+        1,
+        MAX_DEPTH as i64,
+        &label,
+        &format!("must be 1..{MAX_DEPTH}"),
+    );
+    let mut ports = Vec::new();
+    if let Some((s, items)) = f.list("ports") {
+        match port_list(items) {
+            Some(p) if !p.is_empty() => ports = p,
+            _ => ctx.fail(
+                Some(s),
+                &label("ports"),
+                "must be a non-empty list of port numbers 1-65535",
+            ),
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(Match {
+        direction,
+        transports,
+        prefix: prefix.map(|(_, p)| p),
+        offset,
+        regex,
+        depth,
+        probe,
+        confidence,
+        min_length,
+        ports,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bounded(
+    ctx: &mut Ctx,
+    f: &Fields,
+    key: &str,
+    default: i64,
+    lo: i64,
+    hi: i64,
+    label: &dyn Fn(&str) -> String,
+    problem: &str,
+) -> usize {
+    match f.int(key) {
+        None => default as usize,
+        Some((_, v)) if (lo..=hi).contains(&v) => v as usize,
+        Some((s, _)) => {
+            ctx.fail(Some(s), &label(key), problem);
+            default as usize
+        }
+    }
+}
+
+/// Python's bytes.fromhex: pairs of hex digits, spaces allowed between pairs.
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+            continue;
+        }
+        let pair = std::str::from_utf8(b.get(i..i + 2)?).ok()?;
+        out.push(u8::from_str_radix(pair, 16).ok()?);
+        i += 2;
+    }
+    Some(out)
+}
+
+/// Python's repr of a str (the common cases: quotes and backslashes).
+pub(crate) fn py_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, "t.toml", "user").0 {
+            Ok(_) => vec![],
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn every_error_with_its_line() {
+        let text = "protocol = \"Bad\"\nports = [0]\nbogus = 1\n[[match]]\ndirection = \"up\"\ndepth = 0\n\n[[match]]\nconfidence = 2\nregex = '(?=x)'\n";
+        let e = errors(text);
+        let want = [
+            "t.toml:3: bogus: unknown field",
+            "t.toml:1: protocol: must be a short lowercase name",
+            "t.toml:2: ports: must be a list of port numbers 1-65535",
+            "t.toml:5: match[0].direction: must be one of client, server, either",
+            "t.toml:6: match[0].depth: must be 1..4096",
+            "t.toml:4: match[0].match: needs a prefix, prefix_hex, regex or probe",
+            "t.toml:10: match[1].regex: look-ahead is not supported",
+            "t.toml:9: match[1].confidence: must be in (0, 1]",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn types_and_missing() {
+        let e = errors("description = 3\n");
+        assert!(
+            e.contains(&"t.toml:1: description: must be str, not int".to_owned()),
+            "{e:?}"
+        );
+        assert!(
+            e.contains(&"t.toml:1: protocol: missing (every file names its protocol)".to_owned()),
+            "{e:?}"
+        );
+        assert!(
+            e.contains(&"t.toml:1: match: at least one [[match]] table is required".to_owned()),
+            "{e:?}"
+        );
+        let e = errors("protocol = \"x\"\n[[match]\n");
+        assert!(
+            e.first()
+                .is_some_and(|x| x.starts_with("t.toml:2: invalid TOML: ")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn good_file() {
+        let text = "protocol = \"zabbix\"\nports = [10050]\n[[match]]\nprefix = \"ZBXD\\u0001\"\nconfidence = 1\n[[match]]\nprefix_hex = \"5a 42\"\nregex = '^ZBXD[\\x01\\x03]'\ndirection = \"server\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert_eq!(s.matches.len(), 2);
+        assert_eq!(s.matches[0].prefix.as_deref(), Some(&b"ZBXD\x01"[..]));
+        assert_eq!(s.matches[0].confidence, 1.0);
+        assert_eq!(s.matches[1].prefix.as_deref(), Some(&b"ZB"[..]));
+        assert_eq!(s.transports, vec![Transport::Tcp]);
+        assert_eq!(s.to_json()["ports"], json!([10050]));
+    }
+
+    #[test]
+    fn shipped_set_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../main/signatures");
+        let dir = if dir.is_dir() {
+            dir
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../signatures")
+        };
+        if probes::names().is_empty() {
+            return; // needs the probes the files name
+        }
+        let sigs = load_dirs(&dir, &[]).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(sigs.len() > 50);
+    }
+}

@@ -1,0 +1,7 @@
+//! Flows: the bidirectional flow table, its timers, and TCP reassembly.
+pub mod community_id;
+pub mod conn_state;
+pub mod reassembly;
+pub mod table;
+
+pub use table::{Flow, FlowId, FlowTable, Key};

@@ -1,0 +1,412 @@
+//! The bidirectional flow table.
+//!
+//! A flow is stored once (in a slab) and found under both directional keys, each mapped to the
+//! flow and the direction of its packets, so one look-up finds the flow and the direction. The
+//! hash is keyed per process at random (foldhash's RandomState): crafted addresses cannot be
+//! made to collide. Insertion order is kept (oldest evicted first; sweeps and the final drain
+//! report flows in the order they began, as the Python engine did).
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+use super::reassembly::StreamBuffer;
+use crate::decode::{Addr, Encap, TCP};
+use crate::detect::engine::Decision;
+use crate::meta::Meta;
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
+/// Datagrams kept per direction for detection.
+pub const MAX_UDP_UNITS: usize = 4;
+/// First bytes of each direction kept for the analyst (hex in meta).
+pub const HEAD_BYTES: usize = 32;
+
+/// A directional key: endpoint `a` sent the packet to endpoint `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub proto: u8,
+    pub a: Addr,
+    pub b: Addr,
+    pub a_port: u16,
+    pub b_port: u16,
+}
+
+impl Key {
+    pub fn reversed(&self) -> Key {
+        Key { proto: self.proto, a: self.b, b: self.a, a_port: self.b_port, b_port: self.a_port }
+    }
+
+    /// A shard number both directions agree on (XOR is symmetric in the endpoints), with the
+    /// same arithmetic as the Python engine's `shard_of`.
+    pub fn shard(&self, shards: u32) -> u32 {
+        let a = u128_of(&self.a);
+        let b = u128_of(&self.b);
+        let mut mixed = a ^ b ^ u128::from(self.a_port) ^ u128::from(self.b_port);
+        mixed ^= mixed >> 64;
+        mixed ^= mixed >> 32;
+        let low = (mixed & 0xFFFF_FFFF) as u64;
+        (((low * 0x9E37_79B1) >> 16) % u64::from(shards.max(1))) as u32
+    }
+}
+
+fn u128_of(addr: &Addr) -> u128 {
+    match addr {
+        Addr::V4(a) => u128::from(u32::from_be_bytes(*a)),
+        Addr::V6(a) => u128::from_be_bytes(*a),
+    }
+}
+
+/// One direction of a flow: the counters and last time a packet updates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Side {
+    pub pkts: u64,
+    pub bytes: u64,
+    pub ts: f64,
+}
+
+/// Detection state: present while the flow is inspected, dropped when inspection ends.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    /// TCP: one reassembly buffer per direction, made when the direction first carries data.
+    pub streams: [Option<StreamBuffer>; 2],
+    /// UDP: the first datagrams of each direction.
+    pub units: [Vec<Vec<u8>>; 2],
+}
+
+#[derive(Debug)]
+pub struct Flow {
+    pub key: Key,
+    pub ts_start: f64,
+    pub sides: [Side; 2],
+    /// Which direction is the client's: 0 when endpoint `a` is the client.
+    pub client_dir: usize,
+    pub orientation: &'static str,
+    pub encap: Option<Encap>,
+    /// Bit d set when direction d sent FIN.
+    pub fins: u8,
+    pub rst: bool,
+    pub closed_at: Option<f64>,
+    pub payload_pkts: u32,
+    pub decision: Option<Decision>,
+    pub meta: Meta,
+    pub meta_left: i32,
+    /// Bit d: direction d's probes have yielded metadata.
+    pub meta_seen: u8,
+    /// Bit d: direction d has nothing more to tell.
+    pub meta_done: u8,
+    /// The monitor has emitted this flow's classification.
+    pub reported: bool,
+    /// Bytes came since the upgrades were last worked out.
+    pub upgrades_stale: bool,
+    pub inspecting: bool,
+    pub isn: [Option<u32>; 2],
+    pub buffers: Option<Box<Buffers>>,
+    /// Overlap conflicts counted before the buffers were released.
+    pub anomalies: u32,
+    /// Insertion stamp: tells a live flow from a recycled slot in the order queues.
+    pub stamp: u64,
+}
+
+impl Flow {
+    pub fn new(key: Key, ts: f64, client_dir: usize, orientation: &'static str, encap: Option<Encap>) -> Self {
+        Flow {
+            key,
+            ts_start: ts,
+            sides: [Side { ts, ..Side::default() }, Side { ts, ..Side::default() }],
+            client_dir,
+            orientation,
+            encap,
+            fins: 0,
+            rst: false,
+            closed_at: None,
+            payload_pkts: 0,
+            decision: None,
+            meta: Meta::new(),
+            meta_left: 0,
+            meta_seen: 0,
+            meta_done: 0,
+            reported: false,
+            upgrades_stale: false,
+            inspecting: true,
+            isn: [None, None],
+            buffers: Some(Box::default()),
+            anomalies: 0,
+            stamp: 0,
+        }
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        self.key.proto == TCP
+    }
+
+    pub fn ts_end(&self) -> f64 {
+        let (a, b) = (self.sides[0].ts, self.sides[1].ts);
+        if a >= b {
+            a
+        } else {
+            b
+        }
+    }
+
+    pub fn server_port(&self) -> u16 {
+        if self.client_dir == 0 {
+            self.key.b_port
+        } else {
+            self.key.a_port
+        }
+    }
+
+    pub fn client_port(&self) -> u16 {
+        if self.client_dir == 0 {
+            self.key.a_port
+        } else {
+            self.key.b_port
+        }
+    }
+
+    pub fn server_ip(&self) -> Addr {
+        if self.client_dir == 0 {
+            self.key.b
+        } else {
+            self.key.a
+        }
+    }
+
+    pub fn client_ip(&self) -> Addr {
+        if self.client_dir == 0 {
+            self.key.a
+        } else {
+            self.key.b
+        }
+    }
+
+    /// Direction d's units: its stream prefix for TCP, its first datagrams for UDP.
+    pub fn units_of(&self, d: usize) -> Vec<&[u8]> {
+        let Some(buf) = &self.buffers else { return Vec::new() };
+        if self.is_tcp() {
+            match &buf.streams[d] {
+                Some(s) if !s.data.is_empty() => vec![s.data.as_slice()],
+                _ => Vec::new(),
+            }
+        } else {
+            buf.units[d].iter().map(|u| u.as_slice()).collect()
+        }
+    }
+
+    /// (client units, server units).
+    pub fn units_by_role(&self) -> (Vec<&[u8]>, Vec<&[u8]>) {
+        let c = self.client_dir;
+        (self.units_of(c), self.units_of(1 - c))
+    }
+
+    pub fn live_anomalies(&self) -> u32 {
+        match &self.buffers {
+            Some(b) => b.streams.iter().flatten().map(|s| s.anomalies).sum(),
+            None => 0,
+        }
+    }
+
+    /// Keep the first bytes for the analyst, free the rest: memory follows live flows only.
+    pub fn release_buffers(&mut self) {
+        let (cu, su) = self.units_by_role();
+        let client_head = cu.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
+        let server_head = su.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
+        if let Some(h) = client_head {
+            crate::meta::set_default(&mut self.meta, "client_head", h.into());
+        }
+        if let Some(h) = server_head {
+            crate::meta::set_default(&mut self.meta, "server_head", h.into());
+        }
+        let anomalies = self.live_anomalies();
+        if anomalies > 0 {
+            self.meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
+            self.anomalies = anomalies;
+        }
+        self.buffers = None;
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+pub type FlowId = usize;
+
+/// Flows by directional key, a cap (oldest evicted first), and the order queues timers walk.
+pub struct FlowTable {
+    pub max_flows: usize,
+    slab: Vec<Option<Flow>>,
+    free: Vec<FlowId>,
+    index: HashMap<Key, (FlowId, u8), foldhash::fast::RandomState>,
+    /// (flow, stamp) in insertion order; entries of removed flows are skipped and compacted.
+    order: VecDeque<(FlowId, u64)>,
+    /// TCP flows in the order they closed.
+    pub closed: VecDeque<(FlowId, u64)>,
+    live: usize,
+    next_stamp: u64,
+    pub evicted: u64,
+}
+
+impl FlowTable {
+    pub fn new(max_flows: usize) -> Self {
+        FlowTable {
+            max_flows: max_flows.max(1),
+            slab: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            order: VecDeque::new(),
+            closed: VecDeque::new(),
+            live: 0,
+            next_stamp: 0,
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The flow and the direction of a packet with this key.
+    pub fn lookup(&self, key: &Key) -> Option<(FlowId, usize)> {
+        self.index.get(key).map(|&(id, d)| (id, d as usize))
+    }
+
+    pub fn get(&self, id: FlowId) -> &Flow {
+        self.slab[id].as_ref().expect("live flow id")
+    }
+
+    pub fn get_mut(&mut self, id: FlowId) -> &mut Flow {
+        self.slab[id].as_mut().expect("live flow id")
+    }
+
+    /// Whether `(id, stamp)` from an order queue still names a live flow.
+    pub fn is_current(&self, id: FlowId, stamp: u64) -> bool {
+        matches!(self.slab.get(id), Some(Some(f)) if f.stamp == stamp)
+    }
+
+    /// Insert a flow (the caller evicts first when full: see `is_full`).
+    pub fn insert(&mut self, mut flow: Flow) -> FlowId {
+        self.next_stamp += 1;
+        flow.stamp = self.next_stamp;
+        let key = flow.key;
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slab[id] = Some(flow);
+                id
+            }
+            None => {
+                self.slab.push(Some(flow));
+                self.slab.len() - 1
+            }
+        };
+        self.index.insert(key, (id, 0));
+        self.index.insert(key.reversed(), (id, 1));
+        self.order.push_back((id, self.next_stamp));
+        self.live += 1;
+        id
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.live >= self.max_flows
+    }
+
+    /// Take a flow out of the table (its keys and slot); the caller reports it.
+    pub fn take(&mut self, id: FlowId) -> Flow {
+        let flow = self.slab[id].take().expect("live flow id");
+        self.index.remove(&flow.key);
+        self.index.remove(&flow.key.reversed());
+        self.free.push(id);
+        self.live -= 1;
+        // Dead queue entries are skipped lazily; compact when they outnumber the live ones.
+        if self.order.len() > 64 && self.order.len() > 2 * self.live {
+            let slab = &self.slab;
+            self.order.retain(|&(i, s)| matches!(slab.get(i), Some(Some(f)) if f.stamp == s));
+        }
+        flow
+    }
+
+    /// The oldest live flow.
+    pub fn oldest(&mut self) -> Option<FlowId> {
+        while let Some(&(id, stamp)) = self.order.front() {
+            if self.is_current(id, stamp) {
+                return Some(id);
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    /// Live flows in insertion order (a snapshot: the caller may remove while walking it).
+    pub fn ids_in_order(&self) -> Vec<(FlowId, u64)> {
+        self.order.iter().copied().filter(|&(id, stamp)| self.is_current(id, stamp)).collect()
+    }
+
+    pub fn mark_closed(&mut self, id: FlowId) {
+        let stamp = self.get(id).stamp;
+        self.closed.push_back((id, stamp));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(a: u8, pa: u16) -> Key {
+        Key { proto: TCP, a: Addr::V4([10, 0, 0, a]), b: Addr::V4([10, 0, 0, 99]), a_port: pa, b_port: 80 }
+    }
+
+    #[test]
+    fn both_directions_find_the_flow() {
+        let mut t = FlowTable::new(10);
+        let id = t.insert(Flow::new(key(1, 1234), 0.0, 0, "handshake", None));
+        assert_eq!(t.lookup(&key(1, 1234)), Some((id, 0)));
+        assert_eq!(t.lookup(&key(1, 1234).reversed()), Some((id, 1)));
+        t.take(id);
+        assert_eq!(t.lookup(&key(1, 1234)), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn order_survives_removal_and_slot_reuse() {
+        let mut t = FlowTable::new(10);
+        let a = t.insert(Flow::new(key(1, 1), 0.0, 0, "handshake", None));
+        let b = t.insert(Flow::new(key(2, 1), 0.0, 0, "handshake", None));
+        t.take(a);
+        let c = t.insert(Flow::new(key(3, 1), 0.0, 0, "handshake", None));
+        assert_eq!(c, a); // slot reused, but ordered after b
+        let ids: Vec<_> = t.ids_in_order().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(ids, vec![b, c]);
+        assert_eq!(t.oldest(), Some(b));
+    }
+
+    #[test]
+    fn shard_is_symmetric_and_matches_python() {
+        let k = Key {
+            proto: TCP,
+            a: Addr::V4([192, 168, 1, 2]),
+            b: Addr::V4([10, 0, 0, 1]),
+            a_port: 51000,
+            b_port: 443,
+        };
+        for n in 1..6 {
+            assert_eq!(k.shard(n), k.reversed().shard(n));
+        }
+        // portwatch.capture.flows.shard_of(bytes([192,168,1,2,10,0,0,1]) + (51000).to_bytes(2,'big') + (443).to_bytes(2,'big'), 7)
+        assert_eq!(k.shard(7), 2);
+    }
+}

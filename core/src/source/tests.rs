@@ -1,0 +1,451 @@
+//! Captures built in code, read back: both formats, both byte orders, clocks, gzip, cut files.
+use std::io::{self, Read, Write};
+
+use super::{CaptureReader, SourceCounters};
+
+fn pkt(i: u8, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|k| i.wrapping_mul(7).wrapping_add(k as u8))
+        .collect()
+}
+
+fn w32(out: &mut Vec<u8>, v: u32, be: bool) {
+    out.extend_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+fn w16(out: &mut Vec<u8>, v: u16, be: bool) {
+    out.extend_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+/// A classic pcap: magic, snaplen, link type, then (seconds, fraction, frame) records.
+fn pcap(
+    be: bool,
+    nano: bool,
+    snaplen: u32,
+    linktype: u32,
+    recs: &[(u32, u32, Vec<u8>)],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    w32(&mut out, if nano { 0xA1B2_3C4D } else { 0xA1B2_C3D4 }, be);
+    w16(&mut out, 2, be);
+    w16(&mut out, 4, be);
+    w32(&mut out, 0, be);
+    w32(&mut out, 0, be);
+    w32(&mut out, snaplen, be);
+    w32(&mut out, linktype, be);
+    for (sec, frac, data) in recs {
+        for v in [*sec, *frac, data.len() as u32, data.len() as u32] {
+            w32(&mut out, v, be);
+        }
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+fn block(be: bool, btype: u32, body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    while !body.len().is_multiple_of(4) {
+        body.push(0);
+    }
+    let n = body.len() as u32 + 12;
+    let mut out = Vec::new();
+    w32(&mut out, btype, be);
+    w32(&mut out, n, be);
+    out.extend_from_slice(&body);
+    w32(&mut out, n, be);
+    out
+}
+
+fn shb(be: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    w32(&mut body, 0x1A2B_3C4D, be);
+    w16(&mut body, 1, be);
+    w16(&mut body, 0, be);
+    body.extend_from_slice(&[0xFF; 8]);
+    block(be, 0x0A0D_0D0A, &body)
+}
+
+fn idb(be: bool, linktype: u16, tsresol: Option<u8>) -> Vec<u8> {
+    let mut body = Vec::new();
+    w16(&mut body, linktype, be);
+    w16(&mut body, 0, be);
+    w32(&mut body, 65535, be);
+    if let Some(r) = tsresol {
+        // A comment first, so that the option walk steps over a padded option.
+        w16(&mut body, 1, be);
+        w16(&mut body, 5, be);
+        body.extend_from_slice(b"hello\0\0\0");
+        w16(&mut body, 9, be);
+        w16(&mut body, 1, be);
+        body.extend_from_slice(&[r, 0, 0, 0]);
+        body.extend_from_slice(&[0; 4]);
+    }
+    block(be, 1, &body)
+}
+
+fn epb(be: bool, ifid: u32, ticks: u64, data: &[u8], caplen: Option<u32>) -> Vec<u8> {
+    let mut body = Vec::new();
+    let caplen = caplen.unwrap_or(data.len() as u32);
+    for v in [
+        ifid,
+        (ticks >> 32) as u32,
+        ticks as u32,
+        caplen,
+        data.len() as u32,
+    ] {
+        w32(&mut body, v, be);
+    }
+    body.extend_from_slice(data);
+    block(be, 6, &body)
+}
+
+fn spb(be: bool, origlen: u32, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    w32(&mut body, origlen, be);
+    body.extend_from_slice(data);
+    block(be, 3, &body)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("in memory");
+    enc.finish().expect("in memory")
+}
+
+/// A reader handing out at most `step` bytes a read: every record spans reads somewhere.
+struct Trickle {
+    data: Vec<u8>,
+    at: usize,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len() - self.at);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Out {
+    records: Vec<(u64, u32, Vec<u8>)>,
+    error: Option<String>,
+    counters: SourceCounters,
+}
+
+fn read_all(mut src: CaptureReader) -> Out {
+    let mut records = Vec::new();
+    while let Some(r) = src.next_record() {
+        records.push((r.ts.to_bits(), r.linktype, r.data.to_vec()));
+    }
+    Out {
+        records,
+        error: src.error().map(str::to_owned),
+        counters: src.counters(),
+    }
+}
+
+fn read(data: &[u8]) -> Out {
+    read_all(CaptureReader::from_reader("t", io::Cursor::new(data.to_vec())).expect("a capture"))
+}
+
+fn open_error(data: &[u8]) -> String {
+    match CaptureReader::from_reader("t", io::Cursor::new(data.to_vec())) {
+        Ok(_) => panic!("opened"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn classic_pcap_both_orders_and_clocks() {
+    let recs = vec![
+        (1_700_000_000, 123_456, pkt(1, 60)),
+        (1_700_000_000, 999_999, pkt(2, 0)),
+    ];
+    for be in [false, true] {
+        let out = read(&pcap(be, false, 65535, 0x1000_0001, &recs));
+        assert_eq!(out.error, None);
+        assert_eq!(out.records.len(), 2);
+        // The Python reader's float, bit for bit (1700000000 + 123456 * 1e-6).
+        assert_eq!(f64::from_bits(out.records[0].0), 1700000000.123456);
+        assert_eq!(
+            out.records[0].1, 1,
+            "the top bits of the link type field are flags"
+        );
+        assert_eq!(out.records[0].2, pkt(1, 60));
+        assert_eq!(out.records[1].2, Vec::<u8>::new());
+        let nano = read(&pcap(
+            be,
+            true,
+            65535,
+            1,
+            &[(1_700_000_000, 123_456_789, pkt(1, 60))],
+        ));
+        assert_eq!(f64::from_bits(nano.records[0].0), 1700000000.1234567);
+        let nano = read(&pcap(
+            be,
+            true,
+            65535,
+            1,
+            &[(1_700_000_000, 999_999_999, pkt(1, 60))],
+        ));
+        assert_eq!(f64::from_bits(nano.records[0].0), 1700000001.0);
+    }
+}
+
+#[test]
+fn pcap_errors_at_the_python_reader_points() {
+    let recs = vec![(1, 2, pkt(1, 60)), (1, 3, pkt(2, 60))];
+    let file = pcap(false, false, 65535, 1, &recs);
+    let out = read(&file[..24 + 76 + 9]);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: truncated record header at end of file")
+    );
+    let out = read(&file[..24 + 76 + 16 + 10]);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: truncated packet data at end of file (10 of 60 bytes)")
+    );
+    assert_eq!(read(&file[..24 + 76]).error, None);
+    assert_eq!(
+        read(&file[..20]).error.as_deref(),
+        Some("t: truncated pcap file header")
+    );
+    let mut bad = file.clone();
+    bad[24 + 76 + 8..24 + 76 + 12].copy_from_slice(&65536u32.to_le_bytes());
+    let out = read(&bad);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: corrupt record at byte offset 100: caplen 65536 exceeds 65535")
+    );
+    // No snap length: the bound is MAX_RECORD, and 70000 is a sound caplen.
+    let big = read(&pcap(false, false, 0, 1, &[(1, 2, pkt(1, 70000))]));
+    assert_eq!((big.records.len(), big.error), (1, None));
+}
+
+#[test]
+fn records_spanning_reads_are_whole() {
+    // Large records past the 2 MiB window, and a reader giving 7 bytes at a time.
+    let recs: Vec<_> = (0..60)
+        .map(|i| (i, i, pkt(i as u8, 60_000 + i as usize)))
+        .collect();
+    let file = pcap(true, false, 0, 1, &recs);
+    let whole = read(&file);
+    assert_eq!(whole.records.len(), 60);
+    assert_eq!(whole.records[59].2, pkt(59, 60_059));
+    let trickled = CaptureReader::from_reader(
+        "t",
+        Trickle {
+            data: file,
+            at: 0,
+            step: 7,
+        },
+    )
+    .expect("pcap");
+    assert_eq!(read_all(trickled), whole);
+}
+
+#[test]
+fn pcapng_sections_interfaces_and_clocks() {
+    let t = 1_700_000_000_123_456u64;
+    let mut f = shb(false);
+    f.extend(idb(false, 1, None));
+    f.extend(idb(false, 101, Some(9)));
+    f.extend(idb(false, 228, Some(0x94)));
+    f.extend(idb(false, 1, Some(31))); // beyond 10^-30: microseconds
+    f.extend(epb(false, 0, t, &pkt(1, 60), None));
+    f.extend(epb(false, 1, 1_700_000_000_123_456_789, &pkt(2, 60), None));
+    f.extend(epb(
+        false,
+        2,
+        (1_700_000_000 << 20) | 12345,
+        &pkt(3, 60),
+        None,
+    ));
+    f.extend(epb(false, 3, t, &pkt(4, 60), None));
+    f.extend(spb(false, 1000, &pkt(5, 60)));
+    f.extend(block(false, 0x999, b"unknown"));
+    f.extend(epb(false, 9, t, &pkt(6, 60), None)); // no such interface
+    f.extend(epb(false, 0, t, &pkt(7, 60), Some(200))); // caplen past the block
+    f.extend(shb(true));
+    f.extend(idb(true, 113, Some(6)));
+    f.extend(epb(true, 0, t, &pkt(8, 60), None));
+    f.extend(epb(true, 1, t, &pkt(9, 60), None)); // the first section's interfaces are gone
+    let out = read(&f);
+    assert_eq!(out.error, None);
+    assert_eq!(out.counters.malformed, 3);
+    let got: Vec<(f64, u32)> = out
+        .records
+        .iter()
+        .map(|r| (f64::from_bits(r.0), r.1))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1700000000.123456, 1),
+            (1700000000.1234567, 101),
+            (1700000000.011773, 228),
+            (1700000000.123456, 1),
+            (0.0, 1),
+            (1700000000.123456, 113),
+        ]
+    );
+    assert_eq!(
+        out.records[4].2,
+        pkt(5, 60),
+        "a simple packet's caplen is what the block holds"
+    );
+    assert_eq!(out.records[5].2, pkt(8, 60));
+}
+
+#[test]
+fn pcapng_errors() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, None));
+    f.extend(epb(false, 0, 5, &pkt(1, 60), None));
+    let whole = f.len();
+    f.extend(epb(false, 0, 6, &pkt(2, 60), None));
+    let out = read(&f[..whole + 6]);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: truncated pcapng block header at end of file")
+    );
+    let out = read(&f[..whole + 20]);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: truncated pcapng block at end of file (type 0x6)")
+    );
+    let mut bad = f.clone();
+    bad[whole + 4..whole + 8].copy_from_slice(&13u32.to_le_bytes());
+    let out = read(&bad);
+    assert_eq!(out.records.len(), 1);
+    let msg = format!("t: corrupt pcapng block at byte offset {whole} (type 0x6, length 13)");
+    assert_eq!(out.error, Some(msg));
+    let mut bom = shb(false);
+    bom[8..12].copy_from_slice(b"\x01\x02\x03\x04");
+    assert_eq!(
+        read(&bom).error.as_deref(),
+        Some("t: corrupt section header (byte-order magic 01020304)")
+    );
+    let mut short = shb(false);
+    short.extend(block(false, 1, &[0; 4]));
+    assert_eq!(
+        read(&short).error.as_deref(),
+        Some("t: corrupt interface description block")
+    );
+}
+
+#[test]
+fn every_cut_stops_cleanly() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, Some(9)));
+    for i in 0..5 {
+        f.extend(epb(
+            false,
+            0,
+            i as u64,
+            &pkt(i as u8, 30 + i as usize),
+            None,
+        ));
+    }
+    let whole = read(&f);
+    let p = pcap(
+        false,
+        true,
+        65535,
+        1,
+        &(0..5).map(|i| (i, i, pkt(i as u8, 40))).collect::<Vec<_>>(),
+    );
+    let whole_p = read(&p);
+    for (file, whole) in [(&f, &whole), (&p, &whole_p)] {
+        for cut in 4..file.len() {
+            let out = read(&file[..cut]);
+            assert!(whole.records.starts_with(&out.records), "cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn gzip_plain_members_and_cuts() {
+    let recs: Vec<_> = (0..200).map(|i| (i, i, pkt(i as u8, 500))).collect();
+    let file = pcap(false, false, 65535, 1, &recs);
+    let plain = read(&file);
+    assert_eq!(read(&gzip(&file)), plain);
+    let mut two = gzip(&file[..5000]);
+    two.extend(gzip(&file[5000..]));
+    two.extend([0u8; 3]); // zero padding after a member is allowed
+    assert_eq!(read(&two), plain);
+    let gz = gzip(&file);
+    let out = read(&gz[..gz.len() / 2]);
+    assert!(plain.records.starts_with(&out.records) && !out.records.is_empty());
+    let eof = "t: read error: Compressed file ended before the end-of-stream marker was reached";
+    assert_eq!(out.error.as_deref(), Some(eof));
+    let mut garbage = gz.clone();
+    garbage.extend(b"xy");
+    assert_eq!(
+        read(&garbage).error.as_deref(),
+        Some("t: read error: Not a gzipped file (b'xy')")
+    );
+    let mut crc = gz.clone();
+    let at = crc.len() - 8;
+    crc[at] ^= 1;
+    let out = read(&crc);
+    assert_eq!(
+        out.records, plain.records,
+        "the trailer is checked after the data is out"
+    );
+    assert!(out
+        .error
+        .is_some_and(|e| e.starts_with("t: read error: CRC check failed 0x")));
+}
+
+#[test]
+fn open_errors_are_the_python_messages() {
+    assert_eq!(open_error(b""), "t: empty file, not a capture");
+    assert_eq!(
+        open_error(b"\xd4\xc3"),
+        "t: not a pcap or pcapng capture (starts with d4c3)"
+    );
+    assert_eq!(
+        open_error(b"hello"),
+        "t: not a pcap or pcapng capture (starts with 68656c6c)"
+    );
+    assert_eq!(open_error(&gzip(b"")), "t: empty file, not a capture");
+    assert_eq!(
+        open_error(&gzip(b"hello")),
+        "t: not a pcap or pcapng capture (starts with 68656c6c)"
+    );
+    assert_eq!(
+        open_error(&gzip(b"hello")[..10]),
+        "t: corrupt gzip data (Compressed file ended before the end-of-stream marker was reached)"
+    );
+    assert_eq!(
+        open_error(b"\x1f\x8b\x07\0\0\0\0\0\0\0"),
+        "t: corrupt gzip data (Unknown compression method)"
+    );
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let err = CaptureReader::open(dir).err().map(|e| e.0);
+    assert_eq!(err, Some(format!("{dir}: Is a directory")));
+    let missing = format!("{dir}/no-such.pcap");
+    let err = CaptureReader::open(&missing).err().map(|e| e.0);
+    assert_eq!(err, Some(format!("{missing}: No such file or directory")));
+}
+
+#[test]
+fn names_are_cleaned() {
+    assert_eq!(
+        super::name::display_name("/x/a\u{1b}[31m.pcap"),
+        "a\\x1b[31m.pcap"
+    );
+    assert_eq!(super::name::display_name("-"), "-");
+    let long = "é".repeat(300);
+    let name = super::name::display_name(&long);
+    assert_eq!(name.chars().count(), 255);
+    assert!(name.ends_with('\u{2026}'));
+}
