@@ -36,6 +36,7 @@ from .pipeline import Analyzer, Config, Setup
 from .report.csvout import COLUMNS as CSV_COLUMNS
 from .report.parquet import ParquetWriter
 from .report.parquet import read_records as read_parquet_records
+from .tomlguard import check_signature_dirs
 
 PathLike = str | os.PathLike[str]
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
@@ -131,8 +132,9 @@ class Analysis:
         parts = ["<div class='portwatch-analysis'>"]
         where = f" from {', '.join(self.sources)}" if self.sources else ""
         span = ""
-        if len(flows):
-            span = f", {flows['ts_start'].min():%Y-%m-%d %H:%M:%S} .. {flows['ts_end'].max():%Y-%m-%d %H:%M:%S} UTC"
+        first, last = (flows["ts_start"].min(), flows["ts_end"].max()) if len(flows) else (pd.NaT, pd.NaT)
+        if first is not pd.NaT and last is not pd.NaT:  # NaT: no time a datetime can hold (frames.MIN_EPOCH)
+            span = f", {first:%Y-%m-%d %H:%M:%S} .. {last:%Y-%m-%d %H:%M:%S} UTC"
         parts.append(f"<p><b>portwatch</b>: {esc(str(len(flows)))} flows{esc(where)}{esc(span)}; "
                      f"{esc(str(len(self.findings)))} findings, {esc(str(len(self.servers)))} servers</p>")
         protos = flows["protocol"].value_counts()
@@ -214,6 +216,7 @@ def analyze(
     """
     config = Config(signature_dirs=_dirs(signatures), services_path=None if services is None else os.fspath(services),
                     policy_path=None if policy is None else os.fspath(policy))
+    check_signature_dirs(config.signature_dirs)  # a SignatureError naming the file, not a RecursionError
     setup = Setup.load(config)
     records: list[dict[str, Any]] = []
     total = CaptureStats()
@@ -276,8 +279,9 @@ def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:
     proto = {"tcp": TCP, "udp": UDP}[str(flow["transport"])]
     client = (ipaddress.ip_address(str(flow["src_ip"])).packed, int(flow["src_port"]))
     server = (ipaddress.ip_address(str(flow["dst_ip"])).packed, int(flow["dst_port"]))
-    start = flow["ts_start"].value / 1e9 - 1e-6
-    end = flow["ts_end"].value / 1e9 + 1e-6
+    raw = (flow["meta"] or {}).get(frames.TIME_RAW_KEY, {})  # a time out of the datetime range: its seconds
+    start = (raw["ts_start"] if "ts_start" in raw else flow["ts_start"].value / 1e9) - 1e-6
+    end = (raw["ts_end"] if "ts_end" in raw else flow["ts_end"].value / 1e9) + 1e-6
     rows: list[tuple[float, str, int, str]] = []
     with CaptureSource(capture) as source:
         for ts, linktype, buf, off, length in source:

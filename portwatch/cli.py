@@ -1,14 +1,15 @@
 """Command line: `portwatch analyze`, `portwatch services`, `portwatch signatures`.
 
-Exit status (DESIGN.md): 0 when no finding reaches --fail-on, 1 when one does, 2 for bad usage or
-unreadable input. Errors are one line on stderr, never a traceback.
+Exit status (DESIGN.md): 0 when no finding reaches --fail-on, 1 when one does, 2 for any error
+(bad usage, unreadable input, I/O, an internal error). Errors are one line on stderr, never a
+traceback unless --debug asks for one (`cli_common.Main`).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import TextIO
 
 import click
@@ -17,25 +18,40 @@ from rich.console import Console
 from . import __version__
 from .baseline import BaselineError, load_baseline
 from .capture.sources import CaptureError, CaptureSource
-from .cli_common import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, load_setup, open_output
+from .cli_common import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Main,
+    add_debug_options,
+    internal_error_text,
+    load_setup,
+    open_output,
+    os_error_text,
+    set_debug,
+)
 from .cli_common import fail as _fail
 from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, CaptureStats, FlowRecord
-from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config
+from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
 from .progress import ProgressView, drive
 from .progress import wanted as progress_wanted
 from .report.console import render
 from .report.csvout import CsvWriter
 from .report.findings import write_findings
 from .report.jsonl import JsonlWriter
+from .report.recordfile import OutputError
 from .report.servers import ServerInventory, write_servers
 from .report.summary import Summary
 from .sanitize import clean_text
 from .services import load_services
+from .tomlguard import check_signature_dirs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portwatch")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=set_debug,
+              help="On an internal error, print the full traceback (every command takes --debug too).")
 def main() -> None:
     """Recognise protocols from the bytes and report what runs on the wrong port."""
 
@@ -94,8 +110,23 @@ def analyze(
     summary = Summary()
     inventory = ServerInventory() if servers_table else None
     errors: list[str] = []
+    try:
+        _analyze(captures, fmt, output, config, setup, summary, inventory, errors, servers_table, findings_only,
+                 quiet, workers, dask_address)
+    except OutputError as exc:  # a full disk: what was written ends at a record boundary
+        errors.append(os_error_text(exc))
+    for e in errors:
+        click.echo(f"portwatch: error: {clean_text(e, 500)}", err=True)
+    if errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if summary.reaches(fail_on) else EXIT_OK)
+
+
+def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Config, setup: Setup,
+             summary: Summary, inventory: ServerInventory | None, errors: list[str], servers_table: bool,
+             findings_only: bool, quiet: bool, workers: int, dask_address: str | None) -> None:
     with ExitStack() as stack:
-        out: TextIO = open_output(stack, output)
+        out: TextIO = open_output(stack, output, records=fmt != "console")
         sink: Callable[[FlowRecord], None]
         writer: JsonlWriter | CsvWriter | None = None
         tables = servers_table or findings_only
@@ -105,11 +136,17 @@ def analyze(
             writer = CsvWriter(out)
 
         def sink(rec: FlowRecord) -> None:
-            summary.add(rec)
-            if inventory is not None:
-                inventory.add(rec)
+            try:
+                summary.add(rec)
+                if inventory is not None:
+                    inventory.add(rec)
+            except Exception as exc:  # a bug in the report: said once, and the record is still written
+                if not sink_failed:
+                    sink_failed.append(internal_error_text(exc, rec.pcap or "a flow"))
             if writer is not None:
                 writer.write(rec)
+
+        sink_failed: list[str] = []
 
         stats_all = []
         names = []
@@ -145,7 +182,20 @@ def analyze(
                 errors.append(f"{source.name}: interrupted")
                 analyzer.close()
                 break
-            stats = analyzer.close()
+            except OSError:  # the output failed (a full disk): nothing more can be written
+                raise
+            except Exception as exc:  # a bug: reported in one line, and every flow read so far is written
+                errors.append(internal_error_text(exc, source.name))
+                with suppress(Exception):  # the flows still open; a second failure adds nothing to report
+                    analyzer.close()
+                continue
+            try:
+                stats = analyzer.close()
+            except OSError:  # the output failed (a full disk): nothing more can be written
+                raise
+            except Exception as exc:
+                errors.append(internal_error_text(exc, source.name))
+                continue
             stats.error = source.stats.error
             stats.malformed += source.stats.malformed
             stats_all.append(stats)
@@ -153,6 +203,7 @@ def analyze(
                 errors.append(stats.error)
             elif stats.packets and stats.unsupported_link == stats.packets:
                 errors.append(f"{source.name}: unsupported link type, no packet could be decoded")
+        errors.extend(sink_failed)
         if view is not None:
             view.close()  # before the report: a live display would redraw over it on a shared terminal
         if writer is not None:
@@ -164,11 +215,6 @@ def analyze(
         elif fmt == "console":
             console = Console(file=out, highlight=False, soft_wrap=False)
             render(console, summary, _total(stats_all), names)
-    for e in errors:
-        click.echo(f"portwatch: error: {clean_text(e, 500)}", err=True)
-    if errors:
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_FINDINGS if summary.reaches(fail_on) else EXIT_OK)
 
 
 def _total(all_stats: list[CaptureStats]) -> CaptureStats:
@@ -202,15 +248,18 @@ def services(query: str, services_path: str | None, transport: str | None) -> No
     else:
         entries = db.by_name(query, transport)
     if not entries:
-        click.echo(f"{clean_text(query, 64)}: not in {db.source}")
+        click.echo(f"{clean_text(query, 64)}: not in {clean_text(db.source, 500)}")
         sys.exit(EXIT_FINDINGS)
     for e in entries:
         protos = set()
         for n in (e.name, *e.aliases):
             protos |= meaning.get((n.lower(), e.transport), set())
-        aliases = f" (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+        # Names, aliases and the file name come from a file someone else may have written
+        # (audit --root reads an image's): escaped like packet text before they reach a terminal.
+        aliases = f" (aliases: {', '.join(clean_text(a, 64) for a in e.aliases)})" if e.aliases else ""
         means = f" -> {', '.join(sorted(protos))}" if protos else ""
-        click.echo(f"{e.port}/{e.transport}\t{e.name}{aliases}{means}\t[{db.source}:{e.line}]")
+        click.echo(f"{e.port}/{e.transport}\t{clean_text(e.name, 64)}{aliases}{means}\t"
+                   f"[{clean_text(db.source, 500)}:{e.line}]")
 
 
 @main.group()
@@ -223,6 +272,7 @@ def signatures() -> None:
 def signatures_list(signature_dirs: tuple[str, ...]) -> None:
     """List the signature set, with where each protocol's file came from."""
     try:
+        check_signature_dirs(signature_dirs)
         sigs = load_signatures(signature_dirs)
     except SignatureError as exc:
         _fail(str(exc))
@@ -239,6 +289,7 @@ def signatures_check(files: tuple[str, ...]) -> None:
     bad = 0
     for f in files:
         try:
+            check_signature_dirs([f])
             sig = load_file(Path(f), "user")
         except SignatureError as exc:
             bad += 1
@@ -259,3 +310,4 @@ main.add_command(audit)
 from .baseline_command import baseline  # noqa: E402
 
 main.add_command(baseline)
+add_debug_options(main)  # last: every command registered above takes --debug

@@ -1,20 +1,47 @@
-"""What every command does the same way: one-line errors, loading the configuration, the output file."""
+"""What every command does the same way: one-line errors, loading the configuration, the output file.
+
+Errors (DESIGN.md exit status): bad usage, bad input, an I/O error and an internal error (a bug)
+all exit 2 with one line on stderr; exit 1 only means a finding reached --fail-on. An internal
+error's line says to run again with `--debug` (or PORTWATCH_DEBUG=1), which prints the traceback
+as well. `Main`, the top-level group, applies this to every command.
+"""
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
 import sys
+import traceback
 from contextlib import ExitStack
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import click
 
 from .detect.signature import SignatureError
 from .pipeline import Config, Setup
 from .policy.config import PolicyError
+from .report.recordfile import OutputError, RecordFile
 from .sanitize import clean_text
+from .tomlguard import check_signature_dirs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+DEBUG_ENV = "PORTWATCH_DEBUG"
+_debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def set_debug(ctx: click.Context | None = None, param: click.Parameter | None = None, value: bool = True) -> None:
+    """Callback of every command's --debug flag (and the group's): show tracebacks of internal errors."""
+    global _debug
+    if value:
+        _debug = True
+
+
+def debug_option() -> click.Option:
+    return click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=set_debug,
+                        help=f"On an internal error, print the full traceback (also {DEBUG_ENV}=1).")
 
 
 def fail(message: str) -> NoReturn:
@@ -23,8 +50,81 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
+def os_error_text(exc: OSError) -> str:
+    """`file: reason` for an OSError, as every command reports one."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def internal_error_text(exc: BaseException, where: str = "") -> str:
+    """One line for an unexpected exception (a bug, or a resource exhausted); with --debug, the
+    traceback goes to stderr first."""
+    if _debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = clean_text(f"{type(exc).__name__}: {exc}", 200)
+    hint = "traceback above" if _debug else f"run again with --debug (or {DEBUG_ENV}=1) for the full traceback"
+    return f"internal error{f' in {where}' if where else ''}: {detail} ({hint})"
+
+
+def _stdout_to_devnull() -> None:
+    """After stdout failed, point its descriptor at /dev/null so the interpreter's final flush of
+    what is still buffered does not print a second report ("Exception ignored ...")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        _stdout_to_devnull()
+        fail(f"<stdout>: write error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+
+
+_WRITE_ERRNOS = frozenset((errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUOT))
+
+
+class Main(click.Group):
+    """The `portwatch` group: whatever a command raises ends as one line on stderr and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                _flush_stdout()  # output that fails to reach stdout (a full disk) is an error too
+        except (click.exceptions.ClickException, click.exceptions.Exit, SystemExit):
+            raise
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            fail("interrupted")
+        except OutputError as exc:
+            fail(os_error_text(exc))
+        except OSError as exc:
+            if _debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            if exc.filename is None and exc.errno in _WRITE_ERRNOS:  # stdout (click.echo, rich) failed
+                _stdout_to_devnull()
+                fail(f"<stdout>: write error: {exc.strerror or exc}")
+            fail(os_error_text(exc))
+        except Exception as exc:  # a bug, or a resource exhausted: one line, and where the traceback is
+            fail(internal_error_text(exc))
+
+
+def add_debug_options(group: click.Group) -> None:
+    """Give every command under `group` a --debug flag (the group has its own)."""
+    for cmd in group.commands.values():
+        if isinstance(cmd, click.Group):
+            add_debug_options(cmd)
+        elif not any(p.name == "debug" for p in cmd.params):
+            cmd.params.append(debug_option())
+
+
 def load_setup(config: Config) -> Setup:
     try:
+        check_signature_dirs(config.signature_dirs)
         setup = Setup.load(config)
     except (SignatureError, PolicyError) as exc:
         fail(str(exc))
@@ -52,11 +152,14 @@ def quiet_collector() -> None:
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 20)
 
 
-def open_output(stack: ExitStack, path: str | None) -> TextIO:
-    """`path` opened for writing inside `stack`, or stdout when no path is given."""
+def open_output(stack: ExitStack, path: str | None, records: bool = False) -> TextIO:
+    """`path` opened for writing inside `stack`, or stdout when no path is given. With `records`
+    (jsonl, csv: one write() per record) a `RecordFile`, which a full disk leaves at a record boundary."""
     if not path:
         return sys.stdout
     try:
+        if records:
+            return stack.enter_context(RecordFile(path))  # type: ignore[return-value]
         return stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
     except OSError as exc:
         fail(f"{path}: {exc.strerror or exc}")

@@ -10,7 +10,9 @@ Flows (`flows_frame`), one row per flow, the columns of DESIGN.md's output schem
 column                         dtype
 =============================  =========================================================================
 pcap                           ``string`` (``<NA>`` for live traffic)
-ts_start, ts_end               ``datetime64[ns, UTC]``, rounded to the microsecond (pcap resolution)
+ts_start, ts_end               ``datetime64[ns, UTC]``, rounded to the microsecond (pcap resolution);
+                               ``NaT`` for a time outside 1677..2262, whose epoch seconds (float) are
+                               then in ``meta['time_out_of_range']`` (``{'ts_start': s, 'ts_end': s}``)
 transport                      ``category`` [tcp, udp]
 src_ip, dst_ip                 ``string``
 src_port, dst_port             ``int32``
@@ -31,7 +33,7 @@ notebook; text that portwatch wrote is unchanged by it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -83,19 +85,73 @@ def _categorical(values: Iterable[Any], base: tuple[str, ...] = (), ordered: boo
     return pd.Categorical(values, categories=[*base, *extra], ordered=ordered)
 
 
+# Epoch seconds a datetime64[ns] can hold (1677-09-21 .. 2262-04-11). A capture may claim any time
+# (a pcapng timestamp is 64 bits: 2^64-1 microseconds is the year 586,524): outside these bounds the
+# datetime is NaT and the seconds are kept in the row's meta (`TIME_RAW_KEY`), never an exception.
+MIN_EPOCH = pd.Timestamp.min.value / 1e9 + 1.0
+MAX_EPOCH = pd.Timestamp.max.value / 1e9 - 1.0
+TIME_RAW_KEY = "time_out_of_range"
+
+
+def _seconds(values: Iterable[Any]) -> np.ndarray:
+    """Epoch seconds as float64; None, NaN and what is not a number become NaN."""
+    out = []
+    for v in values:
+        try:
+            out.append(float(v) if v is not None and v is not pd.NA else np.nan)
+        except (TypeError, ValueError):
+            out.append(np.nan)
+    return np.asarray(out, dtype="float64")
+
+
+def in_time_range(seconds: np.ndarray) -> np.ndarray:
+    """True where epoch `seconds` fit a datetime64[ns] (finite and within MIN_EPOCH..MAX_EPOCH)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(seconds) & (seconds >= MIN_EPOCH) & (seconds <= MAX_EPOCH)
+
+
 def epoch_to_utc(values: Iterable[Any]) -> pd.Series:
-    """Epoch seconds (float) to UTC datetimes, rounded to the microsecond so every format agrees."""
-    seconds = np.asarray(list(values), dtype="float64")
-    micros = np.rint(seconds * 1e6).astype("int64")
-    return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype(TIME_DTYPE)
+    """Epoch seconds (float) to UTC datetimes, rounded to the microsecond so every format agrees;
+    NaT where the value is missing or out of the datetime range (see MIN_EPOCH), never an error."""
+    seconds = np.asarray(values, dtype="float64") if isinstance(values, np.ndarray) else _seconds(values)
+    ok = in_time_range(seconds)
+    micros = np.full(len(seconds), np.datetime64("NaT"), dtype="datetime64[us]")
+    micros[ok] = np.rint(seconds[ok] * 1e6).astype("int64").astype("datetime64[us]")
+    return pd.Series(micros.astype("datetime64[ns]")).dt.tz_localize("UTC").astype(TIME_DTYPE)
 
 
 def _times(values: list[Any]) -> pd.Series:
     if values and all(isinstance(v, datetime) for v in values):
-        index = pd.DatetimeIndex(values)
-        index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-        return pd.Series(index).astype(TIME_DTYPE).dt.round("us")
+        try:
+            index = pd.DatetimeIndex(values)
+            index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+            return pd.Series(index).astype(TIME_DTYPE).dt.round("us")
+        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+            return epoch_to_utc(_datetime_seconds(values))
     return epoch_to_utc(values)
+
+
+def _datetime_seconds(values: list[Any]) -> list[float]:
+    out = []
+    for v in values:
+        if v is pd.NaT:
+            out.append(np.nan)
+            continue
+        try:
+            out.append((v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp())
+        except (OverflowError, ValueError, OSError):
+            out.append(np.nan)
+    return out
+
+
+def _time_raw(values: list[Any]) -> list[float | None]:
+    """Each value as epoch seconds when it is a number a datetime64[ns] cannot hold, else None."""
+    if not values or isinstance(values[0], datetime):
+        return [None] * len(values)
+    seconds = _seconds(values)
+    bad = ~in_time_range(seconds)
+    return [float(seconds[i]) if bad[i] and values[i] is not None and np.isfinite(seconds[i]) else None
+            for i in range(len(values))]
 
 
 def _assigned(value: Any) -> list[str]:
@@ -144,7 +200,13 @@ def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         elif name == "assigned":
             data[name] = _object([_assigned(v) for v in values])
         elif name == "meta":
-            data[name] = _object([_safe_value(dict(v or {})) for v in values])
+            metas = [_safe_value(dict(v or {})) for v in values]
+            raw = {t: _time_raw(col[t]) for t in TIME_COLUMNS}
+            for i, m in enumerate(metas):
+                kept = {t: raw[t][i] for t in TIME_COLUMNS if raw[t][i] is not None}
+                if kept:
+                    m[TIME_RAW_KEY] = kept
+            data[name] = _object(metas)
         else:  # findings
             data[name] = _object([_findings(v) for v in values])
     frame = pd.DataFrame({k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()})
@@ -321,7 +383,14 @@ def _column(flows: pd.DataFrame, name: str) -> list[Any]:
     """A column as plain Python values (None for missing), converted in one vectorised step."""
     col = flows[name]
     if name in TIME_COLUMNS:
-        return (col.to_numpy("datetime64[ns]").astype("int64") / 1e9).tolist()
+        ns = col.to_numpy("datetime64[ns]")
+        seconds = ns.astype("int64") / 1e9
+        seconds[np.isnat(ns)] = np.nan
+        raw = [(m or {}).get(TIME_RAW_KEY, {}).get(name) for m in flows["meta"]] if np.isnat(ns).any() else ()
+        for i, r in enumerate(raw):
+            if r is not None:
+                seconds[i] = r  # a time out of the datetime range: the seconds the capture gave
+        return seconds.tolist()
     if name in PORT_COLUMNS or name in COUNTER_COLUMNS or name == "confidence":
         return col.to_numpy().tolist()
     if name in ("assigned", "meta", "findings"):

@@ -3,10 +3,17 @@
 Format (services(5)): `name port/protocol [aliases ...] [# comment]`. A malformed line is kept as
 a (line number, reason) pair in `errors` and otherwise skipped, as getservent(3) skips it.
 A copy of Debian's netbase file ships in the package for systems that have no /etc/services.
+
+Bounds (the file may come from an untrusted image, `audit --root`): at most MAX_SERVICES_BYTES are
+read (a larger file is an error, not a truncated database); a line keeps at most MAX_ALIASES
+aliases and a port/transport at most MAX_PER_PORT entries (the rest are reported in `errors`,
+which keeps at most MAX_ERRORS); lookups are dictionary hits, so the cost is linear in the file.
+Debian's file is 13 KiB, with at most 2 entries per port and 3 aliases per line.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -14,6 +21,10 @@ from pathlib import Path
 
 DEFAULT_PATH = "/etc/services"
 TRANSPORTS = frozenset(("tcp", "udp", "sctp", "ddp", "dccp"))
+MAX_SERVICES_BYTES = 16 << 20
+MAX_ALIASES = 64
+MAX_PER_PORT = 32
+MAX_ERRORS = 1000
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,23 +43,31 @@ class ServicesDB:
     errors: list[tuple[int, str]] = field(default_factory=list)
     _by_port: dict[tuple[int, str], list[ServiceEntry]] = field(default_factory=dict)
     _by_name: dict[str, list[ServiceEntry]] = field(default_factory=dict)
+    errors_dropped: int = 0  # errors past MAX_ERRORS, counted only
 
-    def add(self, entry: ServiceEntry) -> None:
+    def add(self, entry: ServiceEntry) -> bool:
+        """Index `entry`; False (and nothing indexed) when its port/transport is already full."""
+        same_port = self._by_port.setdefault((entry.port, entry.transport), [])
+        if len(same_port) >= MAX_PER_PORT:
+            return False
         self.entries.append(entry)
-        self._by_port.setdefault((entry.port, entry.transport), []).append(entry)
+        same_port.append(entry)
         for n in (entry.name, *entry.aliases):
             self._by_name.setdefault(n.lower(), []).append(entry)
+        return True
+
+    def error(self, line: int, reason: str) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((line, reason))
+        else:
+            self.errors_dropped += 1
 
     def by_port(self, port: int, transport: str) -> list[ServiceEntry]:
         return self._by_port.get((port, transport), [])
 
     def names(self, port: int, transport: str) -> list[str]:
         """Primary service names for a port, in file order (the `assigned` field of a flow)."""
-        out: list[str] = []
-        for e in self._by_port.get((port, transport), ()):
-            if e.name not in out:
-                out.append(e.name)
-        return out
+        return list(dict.fromkeys(e.name for e in self._by_port.get((port, transport), ())))
 
     def all_names(self, port: int, transport: str) -> set[str]:
         """Primary names and aliases for a port."""
@@ -68,25 +87,39 @@ def parse_services(text: str, source: str = "<string>") -> ServicesDB:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        fields = line.split()
+        fields = line.split(maxsplit=MAX_ALIASES + 2)
         if len(fields) < 2:
-            db.errors.append((lineno, f"expected 'name port/protocol', got {line[:60]!r}"))
+            db.error(lineno, f"expected 'name port/protocol', got {line[:60]!r}")
             continue
         name, portproto, *aliases = fields
+        if len(aliases) > MAX_ALIASES:
+            db.error(lineno, f"more than {MAX_ALIASES} aliases; the rest ignored")
+            aliases = aliases[:MAX_ALIASES]
         port_s, sep, proto = portproto.partition("/")
-        if not sep or not port_s.isdigit():
-            db.errors.append((lineno, f"bad port/protocol {portproto[:30]!r}"))
+        if not sep or not port_s.isdigit() or len(port_s) > 5:
+            db.error(lineno, f"bad port/protocol {portproto[:30]!r}")
             continue
         port = int(port_s)
         if not 0 <= port <= 65535:
-            db.errors.append((lineno, f"port {port} out of range"))
+            db.error(lineno, f"port {port} out of range")
             continue
         proto = proto.lower()
         if proto not in TRANSPORTS:
-            db.errors.append((lineno, f"unknown protocol {proto[:20]!r}"))
+            db.error(lineno, f"unknown protocol {proto[:20]!r}")
             continue
-        db.add(ServiceEntry(name, port, proto, tuple(aliases), lineno))
+        if not db.add(ServiceEntry(name, port, proto, tuple(aliases), lineno)):
+            db.error(lineno, f"more than {MAX_PER_PORT} entries for {port}/{proto}; ignored")
     return db
+
+
+def read_services_file(path: Path) -> str:
+    """The text of `path`, refusing (OSError EFBIG) a file over MAX_SERVICES_BYTES: read whole,
+    a 158 MB file cost 3.4 GB and minutes, and no services database is near that size."""
+    with path.open("rb") as fh:
+        data = fh.read(MAX_SERVICES_BYTES + 1)
+    if len(data) > MAX_SERVICES_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))
+    return data.decode("utf-8", errors="replace")
 
 
 def fallback_path() -> Path:
@@ -101,10 +134,10 @@ def load_services(path: str | os.PathLike[str] | None = None) -> ServicesDB:
     """
     if path is not None:
         p = Path(path)
-        return parse_services(p.read_text(encoding="utf-8", errors="replace"), str(p))
+        return parse_services(read_services_file(p), str(p))
     for candidate in (Path(DEFAULT_PATH), fallback_path()):
         try:
-            return parse_services(candidate.read_text(encoding="utf-8", errors="replace"), str(candidate))
+            return parse_services(read_services_file(candidate), str(candidate))
         except OSError:
             continue
     return ServicesDB("<empty>")

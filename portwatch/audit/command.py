@@ -76,7 +76,7 @@ def audit(root: str | None, probe: bool, probe_timeout: float, fmt: str, output:
     for err in facts.errors:
         click.echo(f"portwatch: warning: {clean_text(str(err), 500)}", err=True)
     with ExitStack() as stack:
-        out: TextIO = open_output(stack, output)
+        out: TextIO = open_output(stack, output, records=fmt != "console")
         if fmt == "console":
             render_audit(Console(file=out, highlight=False, soft_wrap=False), records, facts.errors,
                          facts.sources)

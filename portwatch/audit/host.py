@@ -4,12 +4,20 @@ The only module here that touches files. `root` is "/" for the running host or t
 of an image; paths named inside the configuration (xinetd's include/includedir) are taken inside
 that root, and a path whose symlinks lead out of it is refused rather than followed, so that
 auditing an untrusted image never reads the auditing host's files in its place.
+
+An image is hostile input too: a configuration file is read only if it is a regular file (opened
+with O_NONBLOCK|O_NOFOLLOW on its resolved path, then fstat: a FIFO or a device is refused, never
+waited on), at most MAX_CONFIG_BYTES of it; a symlink loop is a read error; xinetd includes nest
+at most MAX_INCLUDE_DEPTH deep. Each refusal is a ParseError naming the file and the line that
+led there, and the audit goes on with the rest.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
+import stat
 from pathlib import Path
 
 from .inetd import parse_inetd
@@ -19,6 +27,7 @@ from .xinetd import XinetdFile, build_services, parse_xinetd
 
 MAX_CONFIG_BYTES = 1 << 20  # a configuration file larger than this is not one a daemon reads
 MAX_XINETD_FILES = 512
+MAX_INCLUDE_DEPTH = 16  # xinetd.conf -> includedir -> file -> include ...: deeper is refused
 
 
 class OutsideRoot(OSError):
@@ -30,18 +39,43 @@ def in_root(root: Path, path: str) -> Path:
     candidate = root / path.lstrip("/")
     if root == Path("/"):
         return candidate
-    real_root = root.resolve()
-    if not candidate.resolve().is_relative_to(real_root):
+    real_root = _resolve(root)
+    if not _resolve(candidate).is_relative_to(real_root):
         raise OutsideRoot(f"{path} leads outside {root} (symlink)")
     return candidate
 
 
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise OSError(errno.ELOOP, "symlink loop", str(path)) from None
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read(path: Path) -> str:
-    with path.open("rb") as fh:
-        data = fh.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise OSError(f"larger than {MAX_CONFIG_BYTES} bytes")
-    return data.decode("utf-8", errors="replace")
+    """A regular file's text, at most MAX_CONFIG_BYTES; OSError for anything else."""
+    fd = os.open(_resolve(path), _OPEN_FLAGS)  # resolved: no symlink left for O_NOFOLLOW to refuse
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
+        chunks, total = [], 0
+        while total <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    if total > MAX_CONFIG_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _reason(exc: OSError) -> str:
@@ -49,10 +83,10 @@ def _reason(exc: OSError) -> str:
 
 
 def read_config(root: Path, facts: HostFacts) -> None:
-    inetd_conf = in_root(root, "/etc/inetd.conf")
-    if inetd_conf.is_file():
+    inetd_conf = root / "etc/inetd.conf"
+    if os.path.lexists(inetd_conf):
         try:
-            conf = parse_inetd(_read(inetd_conf), str(inetd_conf))
+            conf = parse_inetd(_read(in_root(root, "/etc/inetd.conf")), str(inetd_conf))
         except OSError as exc:
             facts.errors.append(ParseError(str(inetd_conf), 0, f"cannot read: {_reason(exc)}"))
         else:
@@ -71,12 +105,20 @@ def _read_xinetd(root: Path, facts: HostFacts) -> list[XinetdFile]:
     files: list[XinetdFile] = []
     seen: set[Path] = set()
 
-    def one(path: str, where: ParseError | None) -> None:
-        if len(files) >= MAX_XINETD_FILES:
+    def too_deep(depth: int, path: str, where: ParseError | None) -> bool:
+        if depth <= MAX_INCLUDE_DEPTH:
+            return False
+        file, line = (where.file, where.line) if where else (str(root / path.lstrip("/")), 0)
+        facts.errors.append(ParseError(file, line, f"not following {path}: includes nested deeper than "
+                                       f"{MAX_INCLUDE_DEPTH} levels"))
+        return True
+
+    def one(path: str, where: ParseError | None, depth: int = 0) -> None:
+        if len(files) >= MAX_XINETD_FILES or too_deep(depth, path, where):
             return
         try:
             p = in_root(root, path)
-            key = p.resolve()
+            key = _resolve(p)
             if key in seen:
                 return
             seen.add(key)
@@ -92,11 +134,13 @@ def _read_xinetd(root: Path, facts: HostFacts) -> list[XinetdFile]:
         for kind, target, line in parsed.includes:
             here = ParseError(str(p), line, "")
             if kind == "include":
-                one(target, here)
+                one(target, here, depth + 1)
             else:
-                directory(target, here)
+                directory(target, here, depth + 1)
 
-    def directory(path: str, where: ParseError | None) -> None:
+    def directory(path: str, where: ParseError | None, depth: int = 0) -> None:
+        if too_deep(depth, path, where):
+            return
         try:
             d = in_root(root, path)
             names = sorted(os.listdir(d))
@@ -114,13 +158,10 @@ def _read_xinetd(root: Path, facts: HostFacts) -> list[XinetdFile]:
                     continue
             except OSError:
                 pass
-            one(full, where)
+            one(full, where, depth)
 
     conf = "/etc/xinetd.conf"
-    try:
-        has_conf = in_root(root, conf).is_file()
-    except OSError:
-        has_conf = True  # let one() report why it cannot be read
+    has_conf = os.path.lexists(root / conf.lstrip("/"))  # whatever it is, one() reads it or says why not
     if has_conf:
         one(conf, None)
     else:

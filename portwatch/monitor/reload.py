@@ -12,15 +12,19 @@ from ..detect.signature import SignatureError
 from ..pipeline import Config, Setup
 from ..policy.config import Policy, PolicyError
 from ..sanitize import clean_text
+from ..tomlguard import check_signature_dirs
 
 RELOAD_ERRORS = (SignatureError, PolicyError, OSError, ValueError, UnicodeDecodeError, tomllib.TOMLDecodeError)
 
 
 def load(config: Config) -> tuple[Setup | None, str]:
     try:
+        check_signature_dirs(config.signature_dirs)
         return Setup.load(config), ""
     except RELOAD_ERRORS as exc:
         return None, clean_text(str(exc), 500)
+    except RecursionError:  # what the nesting check did not foresee: still not the monitor's death
+        return None, "a configuration file is nested too deep to parse"
 
 
 def _set_diff(label: str, old: set, new: set) -> list[str]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import FINDING_KINDS, SEVERITIES
+from ..tomlguard import check_text
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRANSPORTS = ("tcp", "udp")
@@ -276,11 +277,14 @@ def _allow_rule(rule: Any, fail: Any) -> AllowRule:
 
 
 def _load_into(policy: Policy, text: str, path: str) -> None:
+    check_text(text, path, PolicyError)  # tomllib recurses per nesting level: 2,000 raise RecursionError
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise PolicyError(path, int(m.group(1)) if m else None, "", f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise PolicyError(path, None, "", "nested too deep to parse") from None
     _merge(policy, doc, text, path)
     policy.sources.append(path)
 

@@ -45,20 +45,36 @@ SCHEMA = pa.schema([
 ])
 
 
-def _micros(ts: float) -> int:
-    return round(ts * 1e6)
+_INT64 = 2**63
+TIME_RAW_KEY = "time_out_of_range"  # as portwatch.frames: seconds a timestamp column cannot hold
+
+
+def _micros(ts: float) -> int | None:
+    """Microseconds, or None (a null timestamp) for a time past what int64 microseconds hold."""
+    try:
+        micros = round(ts * 1e6)
+    except (OverflowError, ValueError, TypeError):  # inf, nan, None
+        return None
+    return micros if -_INT64 < micros < _INT64 else None
 
 
 def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Record dicts (`FlowRecord.as_dict()` shape, epoch-second floats) to an Arrow table of `SCHEMA`."""
     cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
     for r in records:
+        raw: dict[str, float] = {}
         for name in SCHEMA.names:
             v = r.get(name)
             if name in ("ts_start", "ts_end"):
-                v = _micros(v)
+                micros = _micros(v)
+                if micros is None and isinstance(v, (int, float)):
+                    raw[name] = float(v)  # kept as a number in meta, the column null
+                v = micros
             elif name == "meta":
-                v = json.dumps(v or {}, ensure_ascii=False, sort_keys=True)
+                v = dict(v or {})
+                if raw:
+                    v[TIME_RAW_KEY] = {**v.get(TIME_RAW_KEY, {}), **raw}
+                v = json.dumps(v, ensure_ascii=False, sort_keys=True)
             elif name == "assigned":
                 v = list(v or [])
             elif name == "findings":
@@ -80,7 +96,7 @@ def from_table(table: pa.Table) -> list[dict[str, Any]]:
         if name in table.column_names:
             # Seconds as floats, not datetime objects: to_pylist builds those ten times slower.
             micros = table[name].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            seconds = pc.divide(micros.cast(pa.float64()), 1e6)
+            seconds = pc.divide(micros.cast(pa.float64(), safe=False), 1e6)  # past 2^53 us: nearest float
             table = table.set_column(table.column_names.index(name), name, seconds)
     rows = table.to_pylist()
     for r in rows:

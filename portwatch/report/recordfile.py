@@ -1,0 +1,108 @@
+"""An output file of whole records: a full disk never leaves half a line behind.
+
+The jsonl and csv sinks (and the findings/servers tables) build each record as one string and
+make one `write()` call with it. `RecordFile` buffers those records and writes them with
+`os.write` a batch at a time; if a write fails (ENOSPC on a full disk or `/dev/full`, EFBIG, EIO),
+it truncates the file back to the end of the last record the disk took whole, and raises
+`OutputError` once. Every later write raises the same error without touching the file, so the
+file always ends at a record boundary: a reader sees N complete records, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from bisect import bisect_right
+from itertools import accumulate
+
+BATCH_BYTES = 1 << 16
+
+
+class OutputError(OSError):
+    """Writing the output failed; the file (if it could be truncated) ends after a whole record."""
+
+
+class RecordFile:
+    """A write-only text stream for `path` whose every `write()` is one whole record (UTF-8)."""
+
+    def __init__(self, path: str, batch_bytes: int = BATCH_BYTES) -> None:
+        self.name = path
+        self.batch_bytes = batch_bytes
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                                      0o666)
+        self.committed = 0  # bytes on disk, every one part of a whole record
+        self.records = 0  # whole records on disk
+        self.failed: OutputError | None = None
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    # -- the TextIO surface the sinks use ------------------------------------------------------
+    def write(self, record: str) -> int:
+        if self.failed is not None:
+            raise self.failed
+        data = record.encode("utf-8", errors="surrogateescape")
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.batch_bytes:
+            self.flush()
+        return len(record)
+
+    def flush(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+        if not self._pending or self.fd is None:
+            return
+        data = b"".join(self._pending)
+        ends = list(accumulate(len(r) for r in self._pending))
+        self._pending, self._size = [], 0
+        view, written = memoryview(data), 0
+        try:
+            while written < len(data):
+                written += os.write(self.fd, view[written:])
+        except OSError as exc:
+            whole = bisect_right(ends, written)  # records that reached the disk whole
+            keep = ends[whole - 1] if whole else 0
+            self._truncate(self.committed + keep)
+            self.committed += keep
+            self.records += whole
+            self.failed = OutputError(exc.errno, f"write error: {exc.strerror or exc}; output ends after "
+                                      f"{self.records} complete record(s)", self.name)
+            raise self.failed from None
+        self.committed += len(data)
+        self.records += len(ends)
+
+    def _truncate(self, size: int) -> None:
+        with contextlib.suppress(OSError):  # /dev/full, a pipe: nothing to cut back
+            os.ftruncate(self.fd, size)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Write what is buffered (OutputError if that fails) and close; closing again is a no-op."""
+        if self.fd is None:
+            return
+        try:
+            if self.failed is None:
+                self.flush()
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RecordFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # already failing: keep that error, do not raise a second one
+            with contextlib.suppress(OSError):
+                self.close()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        if self.fd is None:
+            raise ValueError("closed file")
+        return self.fd
