@@ -1,0 +1,792 @@
+//! Live capture from one interface: an AF_PACKET socket with a TPACKET_V3 memory-mapped RX ring.
+//!
+//! The kernel fills fixed-size blocks of the ring with frames and hands a whole block over at
+//! once (when it is full or its timeout expires); user space reads the frames in place, with no
+//! system call and no copy per frame, and gives the block back. That is what lets one thread
+//! keep up with a burst that the per-frame `recv_into` of portwatch/monitor/live.py drops.
+//!
+//! Several rings on one interface can share its traffic through `PACKET_FANOUT` (hash mode: the
+//! kernel's flow hash, symmetric in addresses and ports, so both directions of a flow land on
+//! the same ring). A classic-BPF program (compiled as portwatch/monitor/bpf.py does) runs in the
+//! kernel before a frame is counted or copied.
+//!
+//! ```ignore
+//! let mut ring = LiveRing::open("eth0", &RingOptions::default())?;
+//! while running {
+//!     if let Some(block) = ring.next_block(Duration::from_millis(100)) {
+//!         for rec in block.frames() { /* rec.ts, rec.linktype (1), rec.data */ }
+//!     } // the block goes back to the kernel here
+//!     let s = ring.stats(); // cumulative: packets, drops, received, truncated...
+//! }
+//! ```
+//!
+//! The only unsafe code of the crate lives here (system calls and the shared mapping). The
+//! frames themselves are parsed by safe code over a byte slice of one block, bounded by the
+//! block's length: a bad header ends the walk of that block, it never panics.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::Record;
+
+/// One classic-BPF instruction, as `tcpdump -dd` prints it: (code, jt, jf, k).
+pub type BpfInsn = (u16, u8, u8, u32);
+
+/// The kernel's limit on a classic-BPF program (BPF_MAXINSNS).
+pub const BPF_MAXINSNS: usize = 4096;
+
+/// Link type of every frame an AF_PACKET SOCK_RAW socket delivers on Ethernet (LINKTYPE_ETHERNET).
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+const ETH_P_ALL: u16 = 0x0003;
+/// V3 ignores the frame size except for the ring geometry check; any TPACKET_ALIGNMENT multiple
+/// that divides the block size will do.
+const FRAME_SIZE: usize = 2048;
+const MAX_BLOCK_SIZE: usize = 1 << 30;
+const MAX_BLOCK_COUNT: usize = 1 << 16;
+const MAX_RING_BYTES: usize = 1 << 34;
+
+// Offsets in a block descriptor (struct tpacket_block_desc with tpacket_hdr_v1) and in a frame
+// header (struct tpacket3_hdr); read from bytes so that the parsing stays safe code. The asserts
+// tie them to libc's definitions of the kernel structures.
+const BLK_STATUS: usize = 8;
+const BLK_NUM_PKTS: usize = 12;
+const BLK_FIRST_PKT: usize = 16;
+const BLK_LEN: usize = 20;
+const PKT_NEXT: usize = 0;
+const PKT_SEC: usize = 4;
+const PKT_NSEC: usize = 8;
+const PKT_SNAPLEN: usize = 12;
+const PKT_LEN: usize = 16;
+const PKT_MAC: usize = 24;
+/// The bytes of a frame header the walk reads (up to and including tp_mac).
+const PKT_HDR_MIN: usize = PKT_MAC + 2;
+
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(libc::tpacket_block_desc, hdr) == 8);
+    assert!(offset_of!(libc::tpacket_hdr_v1, block_status) + 8 == BLK_STATUS);
+    assert!(offset_of!(libc::tpacket_hdr_v1, num_pkts) + 8 == BLK_NUM_PKTS);
+    assert!(offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt) + 8 == BLK_FIRST_PKT);
+    assert!(offset_of!(libc::tpacket_hdr_v1, blk_len) + 8 == BLK_LEN);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_next_offset) == PKT_NEXT);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_sec) == PKT_SEC);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_nsec) == PKT_NSEC);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_snaplen) == PKT_SNAPLEN);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_len) == PKT_LEN);
+    assert!(offset_of!(libc::tpacket3_hdr, tp_mac) == PKT_MAC);
+};
+
+/// How a ring is built. The defaults hold 64 MiB of frames, about 45,000 full-size frames or
+/// well over a second of a saturated gigabit link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingOptions {
+    /// Bytes per block: a multiple of the page size.
+    pub block_size: usize,
+    pub block_count: usize,
+    /// The kernel hands a partly filled block over after this long, so a quiet link still
+    /// delivers its frames promptly.
+    pub block_timeout_ms: u32,
+    /// Join this PACKET_FANOUT group (hash mode): the sockets of one group on one interface
+    /// share its frames, each flow on one socket.
+    pub fanout: Option<u16>,
+    /// Classic BPF run by the kernel on every frame; None takes everything.
+    pub filter: Option<Vec<BpfInsn>>,
+    /// Put the interface in promiscuous mode while the ring is open (PACKET_ADD_MEMBERSHIP).
+    pub promisc: bool,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        RingOptions {
+            block_size: 1 << 20,
+            block_count: 64,
+            block_timeout_ms: 50,
+            fanout: None,
+            filter: None,
+            promisc: true,
+        }
+    }
+}
+
+/// Counters of one ring, cumulative since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Frames that passed the filter (PACKET_STATISTICS tp_packets, which counts drops too).
+    pub packets: u64,
+    /// Frames the kernel dropped because the ring was full (tp_drops).
+    pub drops: u64,
+    /// Times the ring was frozen because user space held every block (tp_freeze_q_cnt).
+    pub freeze_q_cnt: u64,
+    /// Frames handed out by `next_block`.
+    pub received: u64,
+    /// Of `received`, frames captured shorter than they were on the wire (tp_snaplen < tp_len).
+    pub truncated: u64,
+    /// Blocks whose frame list ended early on an inconsistent header (should stay 0).
+    pub bad_blocks: u64,
+    /// Errors the socket reported (the interface went down...).
+    pub socket_errors: u64,
+}
+
+/// An open ring on one interface. Not shared between threads: open one ring per thread (with
+/// `fanout`) to spread the load.
+pub struct LiveRing {
+    fd: OwnedFd,
+    map: *mut u8,
+    map_len: usize,
+    block_size: usize,
+    block_count: usize,
+    current: usize,
+    iface: String,
+    stats: RingStats,
+}
+
+// SAFETY: the ring owns its socket and its mapping outright; nothing else refers to them, and
+// every access goes through `&mut self` (a `Block` borrows the ring mutably), so moving the ring
+// to another thread moves sole ownership of both.
+unsafe impl Send for LiveRing {}
+
+fn os_err(iface: &str, what: &str, err: io::Error) -> String {
+    format!("{iface}: {what}: {err}")
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is a live, initialised T for the duration of the call and `len` is its
+    // exact size; the kernel copies the bytes in and keeps no pointer.
+    let rc = unsafe { libc::setsockopt(fd, level, name, (value as *const T).cast(), len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn attach_filter(fd: RawFd, prog: &[BpfInsn]) -> io::Result<()> {
+    let mut insns: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    let fprog = libc::sock_fprog {
+        // The caller checked the length against BPF_MAXINSNS.
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    // The kernel copies the program during the call: `insns` may go right after.
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+}
+
+fn check_options(opts: &RingOptions) -> Result<(), String> {
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(page).unwrap_or(4096).max(1);
+    if opts.block_size < page.max(FRAME_SIZE)
+        || opts.block_size > MAX_BLOCK_SIZE
+        || !opts.block_size.is_multiple_of(page)
+        || !opts.block_size.is_multiple_of(FRAME_SIZE)
+    {
+        return Err(format!(
+            "ring block size {} must be a multiple of the page size ({page}) up to {MAX_BLOCK_SIZE}",
+            opts.block_size
+        ));
+    }
+    if opts.block_count == 0 || opts.block_count > MAX_BLOCK_COUNT {
+        return Err(format!(
+            "ring block count {} must be 1 to {MAX_BLOCK_COUNT}",
+            opts.block_count
+        ));
+    }
+    match opts.block_size.checked_mul(opts.block_count) {
+        Some(n) if n <= MAX_RING_BYTES => {}
+        _ => return Err(format!("ring larger than {MAX_RING_BYTES} bytes")),
+    }
+    if let Some(prog) = &opts.filter {
+        if prog.is_empty() || prog.len() > BPF_MAXINSNS {
+            return Err(format!(
+                "BPF filter of {} instructions (the kernel takes 1 to {BPF_MAXINSNS})",
+                prog.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl LiveRing {
+    /// Open a ring on `iface`. Needs root or CAP_NET_RAW (not a memlock allowance: the ring's
+    /// pages are the kernel's own, mapped into the process).
+    pub fn open(iface: &str, opts: &RingOptions) -> Result<LiveRing, String> {
+        check_options(opts)?;
+        let name = CString::new(iface).map_err(|_| format!("{iface:?}: bad interface name"))?;
+        if iface.is_empty() || iface.len() >= libc::IFNAMSIZ {
+            return Err(format!("{iface:?}: bad interface name"));
+        }
+        // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(format!("{iface}: no such interface"));
+        }
+        // Protocol 0 receives nothing until bind(): the filter and the ring are in place before
+        // the first frame can arrive.
+        // SAFETY: plain system call with constant arguments; the result is checked below.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => {
+                    "opening a packet socket needs root or CAP_NET_RAW".to_owned()
+                }
+                _ => os_err(iface, "packet socket", err),
+            });
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let sock = fd.as_raw_fd();
+
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        setsockopt(sock, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
+            .map_err(|e| os_err(iface, "TPACKET_V3", e))?;
+
+        // In a fanout group, every member is bound (so receiving) for a moment before it
+        // joins; a drop-everything filter over that moment keeps a frame from reaching two
+        // members. The real filter replaces it once the socket has joined.
+        const DROP_ALL: [BpfInsn; 1] = [(0x06, 0, 0, 0)];
+        if opts.fanout.is_some() {
+            attach_filter(sock, &DROP_ALL).map_err(|e| os_err(iface, "BPF filter", e))?;
+        } else if let Some(prog) = &opts.filter {
+            attach_filter(sock, prog).map_err(|e| os_err(iface, "BPF filter", e))?;
+        }
+
+        let req = libc::tpacket_req3 {
+            tp_block_size: opts.block_size as u32,
+            tp_block_nr: opts.block_count as u32,
+            tp_frame_size: FRAME_SIZE as u32,
+            tp_frame_nr: (opts.block_size / FRAME_SIZE * opts.block_count) as u32,
+            tp_retire_blk_tov: opts.block_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setsockopt(sock, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+            .map_err(|e| os_err(iface, "PACKET_RX_RING", e))?;
+
+        let map_len = opts.block_size * opts.block_count;
+        // SAFETY: maps the ring the kernel just allocated for this socket, at an address of the
+        // kernel's choosing; the result is checked against MAP_FAILED before any use.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                sock,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(os_err(
+                iface,
+                "mmap of the ring",
+                io::Error::last_os_error(),
+            ));
+        }
+        // From here on, dropping `ring` unmaps and closes on any error.
+        let ring = LiveRing {
+            fd,
+            map: map.cast(),
+            map_len,
+            block_size: opts.block_size,
+            block_count: opts.block_count,
+            current: 0,
+            iface: iface.to_owned(),
+            stats: RingStats::default(),
+        };
+
+        let ifindex_c = ifindex as libc::c_int;
+        if opts.promisc {
+            let mreq = libc::packet_mreq {
+                mr_ifindex: ifindex_c,
+                mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            setsockopt(sock, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+                .map_err(|e| os_err(iface, "promiscuous mode", e))?;
+        }
+
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex_c;
+        // SAFETY: `sll` is a live sockaddr_ll and the length passed is its size.
+        let rc = unsafe {
+            libc::bind(
+                sock,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(os_err(iface, "bind", io::Error::last_os_error()));
+        }
+
+        if let Some(group) = opts.fanout {
+            let arg: libc::c_int =
+                libc::c_int::from(group) | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
+            setsockopt(sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
+                .map_err(|e| os_err(iface, &format!("PACKET_FANOUT group {group}"), e))?;
+            match &opts.filter {
+                Some(prog) => attach_filter(sock, prog),
+                None => setsockopt(sock, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32),
+            }
+            .map_err(|e| os_err(iface, "BPF filter", e))?;
+        }
+        Ok(ring)
+    }
+
+    /// The interface's name, as given to `open`.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    fn status(&self, index: usize) -> &AtomicU32 {
+        // SAFETY: `index < block_count`, so the address is inside the mapping, which lives as
+        // long as `self`; it is 4-byte aligned (blocks are page-aligned, the status is at 8).
+        // The kernel and we only ever access this word atomically (the kernel with
+        // smp_wmb/smp_rmb around plain stores), so an AtomicU32 view of it is sound.
+        unsafe { AtomicU32::from_ptr(self.map.add(index * self.block_size + BLK_STATUS).cast()) }
+    }
+
+    fn ready(&self, index: usize) -> bool {
+        self.status(index).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    /// The next block of frames, waiting up to `timeout` for one; None when none came (or the
+    /// wait was interrupted). The block goes back to the kernel when it is dropped.
+    pub fn next_block(&mut self, timeout: Duration) -> Option<Block<'_>> {
+        let start = Instant::now();
+        loop {
+            if self.ready(self.current) {
+                return Some(self.take_block());
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return None;
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            };
+            // SAFETY: `pfd` is one live pollfd and the count passed is 1.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                // EINTR: let the caller look at its stop flag.
+                return None;
+            }
+            if pfd.revents & libc::POLLERR != 0 {
+                self.clear_socket_error();
+            }
+        }
+    }
+
+    fn clear_socket_error(&mut self) {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are live and `len` holds the size of `err`.
+        unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        self.stats.socket_errors += 1;
+    }
+
+    fn take_block(&mut self) -> Block<'_> {
+        let index = self.current;
+        self.current = (index + 1) % self.block_count;
+        // SAFETY: the block at `index` is inside the mapping and its status says TP_STATUS_USER
+        // (read with Acquire, pairing with the kernel's barrier before it set the status): the
+        // kernel wrote all of it before handing it over and does not touch it again until the
+        // status is set back to TP_STATUS_KERNEL, which only `Block::drop` does. The slice
+        // lives only within this function.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.map.add(index * self.block_size), self.block_size)
+        };
+        let summary = summarize(bytes);
+        self.stats.received += summary.frames as u64;
+        self.stats.truncated += summary.truncated;
+        if summary.bad {
+            self.stats.bad_blocks += 1;
+        }
+        Block {
+            // SAFETY: `index < block_count`, so the block lies inside the mapping.
+            base: unsafe { self.map.add(index * self.block_size) },
+            used: summary.len,
+            count: summary.frames,
+            first: summary.first,
+            status: self.status(index),
+            _ring: PhantomData,
+        }
+    }
+
+    fn read_kernel_stats(&mut self) {
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
+        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `st` and `len` are live and `len` holds the size of `st`; the kernel writes
+        // at most `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats_v3).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            self.stats.packets += u64::from(st.tp_packets);
+            self.stats.drops += u64::from(st.tp_drops);
+            self.stats.freeze_q_cnt += u64::from(st.tp_freeze_q_cnt);
+        }
+    }
+
+    /// Cumulative counters. The kernel resets its own on every read; they are added up here.
+    pub fn stats(&mut self) -> RingStats {
+        self.read_kernel_stats();
+        self.stats
+    }
+}
+
+impl Drop for LiveRing {
+    fn drop(&mut self) {
+        // SAFETY: `map`/`map_len` are exactly what mmap returned, and no `Block` can outlive the
+        // `&mut self` borrow it holds, so nothing refers into the mapping any more. The socket
+        // closes after this (field drop), which also leaves promiscuous mode and the group.
+        unsafe { libc::munmap(self.map.cast(), self.map_len) };
+    }
+}
+
+/// A block of frames lent by the kernel; it goes back to the kernel when dropped.
+pub struct Block<'a> {
+    base: *const u8,
+    /// Bytes of the block in use.
+    used: usize,
+    /// Sound frames in the block.
+    count: usize,
+    first: usize,
+    status: &'a AtomicU32,
+    _ring: PhantomData<&'a mut LiveRing>,
+}
+
+impl Block<'_> {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `base..base + used` lies inside one block of the mapping (len <= block size),
+        // which stays mapped while the ring is borrowed by this Block, and which the kernel
+        // leaves alone until `drop` hands it back; the slice cannot outlive `&self`.
+        unsafe { std::slice::from_raw_parts(self.base, self.used) }
+    }
+
+    /// How many frames the block holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The frames, in arrival order, as Ethernet records borrowed from the ring.
+    pub fn frames(&self) -> impl Iterator<Item = Record<'_>> {
+        self.frames_with_len().map(|(rec, _)| rec)
+    }
+
+    /// The frames with their length on the wire (larger than `data` for a truncated capture).
+    pub fn frames_with_len(&self) -> impl Iterator<Item = (Record<'_>, u32)> {
+        Walk {
+            block: self.bytes(),
+            off: self.first,
+            left: self.count,
+        }
+        .map(|f| {
+            (
+                Record {
+                    ts: f.ts,
+                    linktype: LINKTYPE_ETHERNET,
+                    data: f.data,
+                },
+                f.wire_len,
+            )
+        })
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        // Release: our reads of the block happen before the kernel may write it again.
+        self.status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+    }
+}
+
+// ---- safe parsing of one block ----
+
+fn read_u32(b: &[u8], off: usize) -> Option<u32> {
+    let bytes = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+fn read_u16(b: &[u8], off: usize) -> Option<u16> {
+    let bytes = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+struct Frame<'a> {
+    ts: f64,
+    data: &'a [u8],
+    wire_len: u32,
+    next: u32,
+}
+
+fn frame_at(block: &[u8], off: usize) -> Option<Frame<'_>> {
+    if off.checked_add(PKT_HDR_MIN)? > block.len() {
+        return None;
+    }
+    let next = read_u32(block, off + PKT_NEXT)?;
+    let sec = read_u32(block, off + PKT_SEC)?;
+    let nsec = read_u32(block, off + PKT_NSEC)?;
+    let snaplen = read_u32(block, off + PKT_SNAPLEN)? as usize;
+    let wire_len = read_u32(block, off + PKT_LEN)?;
+    let mac = read_u16(block, off + PKT_MAC)? as usize;
+    let start = off.checked_add(mac)?;
+    let data = block.get(start..start.checked_add(snaplen)?)?;
+    Some(Frame {
+        ts: f64::from(sec) + f64::from(nsec) / 1e9,
+        data,
+        wire_len,
+        next,
+    })
+}
+
+/// The sound frames of a block, at most `left` of them.
+struct Walk<'a> {
+    block: &'a [u8],
+    off: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let Some(frame) = frame_at(self.block, self.off) else {
+            self.left = 0;
+            return None;
+        };
+        // The last frame's next offset is 0; one shorter than a header would overlap it: both
+        // end the walk (a block claiming more frames than that is counted as bad).
+        let next = frame.next as usize;
+        match self.off.checked_add(next) {
+            Some(off) if next >= PKT_HDR_MIN => self.off = off,
+            _ => self.left = 0,
+        }
+        Some(frame)
+    }
+}
+
+struct Summary {
+    /// The block's bytes in use (its blk_len, bounded by the block size).
+    len: usize,
+    first: usize,
+    /// The frames a walk yields (all of num_pkts, unless a header was unsound).
+    frames: usize,
+    truncated: u64,
+    bad: bool,
+}
+
+/// Check a block's frame list once, so that `Block` knows how many sound frames it holds.
+fn summarize(block: &[u8]) -> Summary {
+    let num = read_u32(block, BLK_NUM_PKTS).unwrap_or(0) as usize;
+    let first = read_u32(block, BLK_FIRST_PKT).unwrap_or(0) as usize;
+    let len = match read_u32(block, BLK_LEN) {
+        Some(n) if (n as usize) <= block.len() => n as usize,
+        _ => block.len(),
+    };
+    let used = block.get(..len).unwrap_or(&[]);
+    // No more frames than headers fit: bounds the walk whatever num_pkts says.
+    let left = num.min(used.len() / PKT_HDR_MIN);
+    let mut frames = 0;
+    let mut truncated = 0;
+    for f in (Walk {
+        block: used,
+        off: first,
+        left,
+    }) {
+        frames += 1;
+        if (f.data.len() as u64) < u64::from(f.wire_len) {
+            truncated += 1;
+        }
+    }
+    Summary {
+        len,
+        first,
+        frames,
+        truncated,
+        bad: frames != num,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put32(b: &mut [u8], off: usize, v: u32) {
+        b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    /// A block as the kernel lays it out: frames (snaplen, wire length) with data at tp_mac.
+    fn block(frames: &[(u32, u32)], size: usize) -> Vec<u8> {
+        let mut b = vec![0u8; size];
+        let first = 48;
+        let mut off = first;
+        for (i, &(snap, len)) in frames.iter().enumerate() {
+            let mac = 66u16; // header, sockaddr_ll, alignment: what the kernel uses for V3
+            let total = (mac as usize + snap as usize).next_multiple_of(16);
+            let next = if i + 1 == frames.len() {
+                0
+            } else {
+                total as u32
+            };
+            put32(&mut b, off + PKT_NEXT, next);
+            put32(&mut b, off + PKT_SEC, 1_700_000_000 + i as u32);
+            put32(&mut b, off + PKT_NSEC, 500_000_000);
+            put32(&mut b, off + PKT_SNAPLEN, snap);
+            put32(&mut b, off + PKT_LEN, len);
+            b[off + PKT_MAC..off + PKT_MAC + 2].copy_from_slice(&mac.to_ne_bytes());
+            for j in 0..snap as usize {
+                b[off + mac as usize + j] = i as u8;
+            }
+            off += total;
+        }
+        put32(&mut b, BLK_STATUS, libc::TP_STATUS_USER);
+        put32(&mut b, BLK_NUM_PKTS, frames.len() as u32);
+        put32(&mut b, BLK_FIRST_PKT, first as u32);
+        put32(&mut b, BLK_LEN, off as u32);
+        b
+    }
+
+    fn walk(b: &[u8]) -> Vec<(f64, Vec<u8>, u32)> {
+        let s = summarize(b);
+        Walk {
+            block: b.get(..s.len).unwrap(),
+            off: s.first,
+            left: s.frames,
+        }
+        .map(|f| (f.ts, f.data.to_vec(), f.wire_len))
+        .collect()
+    }
+
+    #[test]
+    fn walks_a_well_formed_block() {
+        let b = block(&[(60, 60), (1514, 1514), (100, 9000)], 8192);
+        let s = summarize(&b);
+        assert_eq!((s.frames, s.truncated, s.bad), (3, 1, false));
+        let f = walk(&b);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[1].1, vec![1u8; 1514]);
+        assert_eq!(f[2].2, 9000);
+        assert!((f[0].0 - 1_700_000_000.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn empty_block() {
+        let b = block(&[], 4096);
+        let s = summarize(&b);
+        assert_eq!((s.frames, s.bad), (0, false));
+    }
+
+    #[test]
+    fn hostile_headers_end_the_walk_without_panic() {
+        let good = block(&[(60, 60), (60, 60), (60, 60)], 4096);
+        // num_pkts larger than the frames present.
+        let mut b = good.clone();
+        put32(&mut b, BLK_NUM_PKTS, u32::MAX);
+        let s = summarize(&b);
+        assert_eq!((s.frames, s.bad), (3, true));
+        // A snaplen past the block's end drops that frame and the rest.
+        let mut b = good.clone();
+        let second = 48 + (66usize + 60).next_multiple_of(16);
+        put32(&mut b, second + PKT_SNAPLEN, u32::MAX);
+        assert_eq!(summarize(&b).frames, 1);
+        // A next offset that loops back on itself, or runs off the end.
+        let mut b = good.clone();
+        put32(&mut b, 48 + PKT_NEXT, 1);
+        assert_eq!(summarize(&b).frames, 1);
+        let mut b = good.clone();
+        put32(&mut b, 48 + PKT_NEXT, u32::MAX);
+        assert_eq!(summarize(&b).frames, 1);
+        // First packet offset and block length out of range.
+        let mut b = good.clone();
+        put32(&mut b, BLK_FIRST_PKT, u32::MAX);
+        assert_eq!(summarize(&b).frames, 0);
+        let mut b = good.clone();
+        put32(&mut b, BLK_LEN, 10);
+        assert_eq!(summarize(&b).frames, 0);
+        let mut b = good;
+        put32(&mut b, BLK_LEN, u32::MAX);
+        assert_eq!(summarize(&b).frames, 3);
+        // Every truncation of a block, and every byte value at every header position.
+        let base = block(&[(60, 60), (61, 61)], 512);
+        for cut in 0..base.len() {
+            let _ = walk(base.get(..cut).unwrap());
+        }
+        for pos in 0..200 {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut b = base.clone();
+                b[pos] = v;
+                let _ = walk(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = |o: RingOptions| check_options(&o).is_err();
+        let d = RingOptions::default();
+        assert!(check_options(&d).is_ok());
+        assert!(bad(RingOptions {
+            block_size: 1000,
+            ..d.clone()
+        }));
+        assert!(bad(RingOptions {
+            block_count: 0,
+            ..d.clone()
+        }));
+        assert!(bad(RingOptions {
+            filter: Some(vec![]),
+            ..d.clone()
+        }));
+        assert!(bad(RingOptions {
+            filter: Some(vec![(6, 0, 0, 0); 4097]),
+            ..d.clone()
+        }));
+        assert!(LiveRing::open("no-such-if0", &d).is_err());
+        assert!(LiveRing::open("bad\0name", &d).is_err());
+    }
+}
