@@ -1,0 +1,171 @@
+//! Target `probes`: one probe, chosen by the first input byte, on the rest, in both directions.
+//!
+//! Input: `[selector][payload...]`. The selector picks `names()[selector % count]` (names are
+//! sorted, so a saved input keeps its probe while no probe is added or renamed). A `single`
+//! probe sees the payload cut to `MAX_INPUT`, as the engine cuts it. A `units` probe sees the
+//! payload split into datagrams, each `[len: u16 BE][len bytes]` (the last one may be short),
+//! at most `MAX_UNITS` of them, each cut to `MAX_INPUT`.
+//!
+//! Checked, beyond "no panic":
+//! - a Match implies the input (one of the units, for a `units` probe) starts with one of the
+//!   probe's declared `first_bytes` (the engine skips the probe otherwise, so a match outside
+//!   them is a detection the engine would silently lose);
+//! - probes are pure: the same input gives the same result twice;
+//! - every string in the metadata (keys too) is free of the characters Python's
+//!   `sanitize._UNSAFE` escapes and at most 65536 characters long, as in fuzz/targets.py.
+use _core::detect::probes::{lookup, names, Kind, Probe, ProbeResult, Status, MAX_INPUT};
+use _core::meta::Value;
+use std::sync::OnceLock;
+
+/// Units handed to one `units` call (a flow direction's datagrams, as the engine bounds them).
+pub const MAX_UNITS: usize = 64;
+
+/// The longest metadata string allowed (fuzz/targets.py's bound).
+const MAX_TEXT: usize = 65536;
+
+fn probes() -> &'static [&'static Probe] {
+    static ALL: OnceLock<Vec<&'static Probe>> = OnceLock::new();
+    ALL.get_or_init(|| names().into_iter().filter_map(lookup).collect())
+}
+
+/// Splits `[len: u16 BE][bytes]...` into units (see the module docs).
+pub fn split_units(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !data.is_empty() && out.len() < MAX_UNITS {
+        let (n, rest) = match data {
+            [hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
+            [_] => break,
+            [] => break,
+        };
+        let n = n.min(rest.len());
+        let (unit, tail) = rest.split_at(n);
+        out.push(&unit[..unit.len().min(MAX_INPUT)]);
+        data = tail;
+    }
+    out
+}
+
+/// Joins units into the `units` payload format (for seeds and tests).
+pub fn join_units(units: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for u in units {
+        let u = &u[..u.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(u.len() as u16).to_be_bytes());
+        out.extend_from_slice(u);
+    }
+    out
+}
+
+/// The selector byte that picks the probe named `name`, if there is one.
+pub fn selector(name: &str) -> Option<u8> {
+    probes()
+        .iter()
+        .position(|p| p.name == name)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+pub fn run(data: &[u8]) {
+    let Some((&sel, payload)) = data.split_first() else {
+        return;
+    };
+    let all = probes();
+    let Some(probe) = all.get(usize::from(sel) % all.len().max(1)) else {
+        return;
+    };
+    for from_client in [true, false] {
+        match probe.kind {
+            Kind::Single(f) => {
+                let input = &payload[..payload.len().min(MAX_INPUT)];
+                let got = f(input, from_client);
+                assert_eq!(got, f(input, from_client), "{}: not pure", probe.name);
+                if got.status == Status::Match {
+                    check_gate(probe, input.first().copied().into_iter());
+                }
+                check_result(probe.name, &got);
+            }
+            Kind::Units(f) => {
+                let units = split_units(payload);
+                let got = f(&units, from_client);
+                assert_eq!(got, f(&units, from_client), "{}: not pure", probe.name);
+                if got.status == Status::Match {
+                    check_gate(probe, units.iter().filter_map(|u| u.first().copied()));
+                }
+                check_result(probe.name, &got);
+            }
+        }
+    }
+}
+
+/// A match must start (in at least one unit) with a declared first byte.
+fn check_gate(probe: &Probe, mut firsts: impl Iterator<Item = u8>) {
+    if let Some(gate) = probe.first_bytes {
+        assert!(
+            firsts.any(|b| gate.contains(&b)),
+            "{}: matched an input whose first byte is outside first_bytes {gate:02x?}",
+            probe.name
+        );
+    }
+}
+
+fn check_result(name: &str, r: &ProbeResult) {
+    for (k, v) in &r.meta {
+        check_text(name, k);
+        check_value(name, k, v, 0);
+    }
+}
+
+fn check_value(name: &str, key: &str, v: &Value, depth: usize) {
+    assert!(depth < 64, "{name}.{key}: metadata nested too deep");
+    match v {
+        Value::String(s) => check_text(name, s),
+        Value::Array(a) => a.iter().for_each(|x| check_value(name, key, x, depth + 1)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| {
+            check_text(name, k);
+            check_value(name, key, x, depth + 1)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Python's `sanitize._UNSAFE`: C0, DEL, C1, zero-width and bidi controls, separators, BOM.
+fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+fn check_text(name: &str, s: &str) {
+    assert!(
+        !s.chars().any(is_unsafe),
+        "{name}: unsanitised text {:?}",
+        s.chars().take(80).collect::<String>()
+    );
+    assert!(
+        s.chars().count() <= MAX_TEXT,
+        "{name}: unbounded text ({} chars)",
+        s.chars().count()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_round_trip() {
+        let units: [&[u8]; 3] = [b"ab", b"", b"xyz"];
+        assert_eq!(split_units(&join_units(&units)), units);
+        assert_eq!(split_units(&[0, 5, 1, 2]), [&[1u8, 2][..]]);
+        assert!(split_units(&[7]).is_empty());
+    }
+
+    #[test]
+    fn every_probe_survives_empty_and_short_inputs() {
+        for i in 0..probes().len() {
+            let sel = i as u8;
+            run(&[sel]);
+            run(&[sel, 0]);
+            run(&[sel, 0xff, 0xff, 0xff]);
+        }
+    }
+}
