@@ -15,24 +15,21 @@ from __future__ import annotations
 
 import csv
 import html
-import ipaddress
 import json
 import os
 import sqlite3
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import frames
-from .capture.decode import MALFORMED, TCP, UDP, decode
-from .capture.sources import CaptureSource, Record
+from . import _core, frames
 from .model import SEVERITIES, CaptureStats, FlowRecord
-from .pipeline import Analyzer, Config, Setup
+from .pipeline import Analyzer, Config, Setup, open_capture
 from .report.csvout import COLUMNS as CSV_COLUMNS
 from .report.parquet import ParquetWriter
 from .report.parquet import read_records as read_parquet_records
@@ -181,18 +178,6 @@ def _dirs(value: PathLike | Iterable[PathLike] | None) -> tuple[str, ...]:
     return tuple(os.fspath(v) for v in value)
 
 
-def _with_progress(records: Iterable[Record], source: CaptureSource, analyzer: Analyzer,
-                   out: TextIO) -> Iterator[Record]:
-    """Yield the records, rewriting one status line every 64k records the loop takes."""
-    size = source.size
-    for n, rec in enumerate(records, 1):
-        if not n & 0xFFFF:
-            pct = f" {100 * source.bytes_read / size:.0f}%" if size else ""
-            out.write(f"\r{source.name}: {analyzer.stats.packets} packets{pct}")
-            out.flush()
-        yield rec
-
-
 def analyze(
     paths: PathLike | Iterable[PathLike],
     *,
@@ -208,10 +193,10 @@ def analyze(
     `signatures`: extra signature file(s) or directories, adding to or overriding the built-in set;
     `services`: a services(5) file instead of /etc/services; `policy`: a site policy TOML file;
     `progress`: a status line per capture on stderr (a rich progress bar, on a terminal only, with
-    `workers`/`dask`); `workers`: processes, as `portwatch analyze --workers` (captures in parallel,
-    a large one split by flow hash); `dask`: a Dask scheduler address (or a `distributed.Client`)
+    `workers`/`dask`); `workers`: threads in the core, as `portwatch analyze --workers` (each capture
+    read once, its flows split by a symmetric hash); `dask`: a Dask scheduler address (or a `distributed.Client`)
     to run the captures on, as `--dask` (see `portwatch.parallel`). A capture that cannot be opened raises
-    `portwatch.capture.sources.CaptureError`; one that ends early (truncated) warns and is kept
+    `portwatch.pipeline.CaptureError`; one that ends early (truncated) warns and is kept
     in `Analysis.errors`.
     """
     config = Config(signature_dirs=_dirs(signatures), services_path=None if services is None else os.fspath(services),
@@ -228,12 +213,12 @@ def analyze(
         records.append(rec.as_dict())
 
     capture_paths = _capture_paths(paths)
-    if workers > 1 or dask:
+    if dask:
         from .parallel import run as run_parallel
         from .progress import wanted as progress_wanted
 
         for path in capture_paths:
-            CaptureSource(path).close()  # raises CaptureError up front, as one process would
+            open_capture(path)  # raises CaptureError up front, as one process would
         for res in run_parallel(capture_paths, setup, config, sink, workers, dask, progress and progress_wanted(False)):
             names.append(res.name)
             paths_by_name[res.name] = res.path
@@ -243,29 +228,26 @@ def analyze(
                 warnings.warn(e, stacklevel=2)
         capture_paths = []
     for path in capture_paths:
-        with CaptureSource(path) as source:
-            names.append(source.name)
-            paths_by_name[source.name] = path
-            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=source.name)
-            records_in = analyzer.records_of(source)
-            analyzer.run(_with_progress(records_in, source, analyzer, sys.stderr) if progress else records_in)
-            stats = analyzer.close()
-        stats.malformed += source.stats.malformed
+        capture = open_capture(path)
+        names.append(capture.name)
+        paths_by_name[capture.name] = path
+        analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=capture.name, workers=workers)
+
+        def status(capture: Any = capture, analyzer: Analyzer = analyzer) -> None:
+            pct = f" {100 * capture.bytes_read / capture.size:.0f}%" if capture.size else ""
+            sys.stderr.write(f"\r{capture.name}: {analyzer.stats.packets} packets{pct}")
+            sys.stderr.flush()
+
+        analyzer.run_capture(capture, status if progress else None)
+        stats = analyzer.close()
         total.add(stats)
-        if source.stats.error:
-            errors.append(source.stats.error)
-            warnings.warn(source.stats.error, stacklevel=2)
+        if stats.error:
+            errors.append(stats.error)
+            warnings.warn(stats.error, stacklevel=2)
         if progress:
-            sys.stderr.write(f"\r{source.name}: {stats.packets} packets, done\n")
+            sys.stderr.write(f"\r{capture.name}: {stats.packets} packets, done\n")
     records.sort(key=lambda r: (r["ts_start"], r.get("pcap") or ""))
     return Analysis(frames.flows_frame(records), sources=names, stats=total, errors=errors, paths=paths_by_name)
-
-
-_TCP_FLAGS = ((0x02, "S"), (0x10, "A"), (0x08, "P"), (0x01, "F"), (0x04, "R"), (0x20, "U"))
-
-
-def _flag_text(flags: int) -> str:
-    return "".join(letter for bit, letter in _TCP_FLAGS if flags & bit)
 
 
 def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:
@@ -276,28 +258,12 @@ def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:
     ``gap`` (float64, seconds since the flow's previous packet). Packets are matched on the 5-tuple
     within the flow's time span; IP fragments are not reassembled here.
     """
-    proto = {"tcp": TCP, "udp": UDP}[str(flow["transport"])]
-    client = (ipaddress.ip_address(str(flow["src_ip"])).packed, int(flow["src_port"]))
-    server = (ipaddress.ip_address(str(flow["dst_ip"])).packed, int(flow["dst_port"]))
     raw = (flow["meta"] or {}).get(frames.TIME_RAW_KEY, {})  # a time out of the datetime range: its seconds
     start = (raw["ts_start"] if "ts_start" in raw else flow["ts_start"].value / 1e9) - 1e-6
     end = (raw["ts_end"] if "ts_end" in raw else flow["ts_end"].value / 1e9) + 1e-6
-    rows: list[tuple[float, str, int, str]] = []
-    with CaptureSource(capture) as source:
-        for ts, linktype, buf, off, length in source:
-            if ts < start or ts > end:
-                continue
-            pkt = decode(linktype, buf, off, length)
-            if pkt is None or pkt is MALFORMED or pkt[0] != proto:
-                continue
-            _, src, dst, sport, dport, flags, _seq, _buf, poff, pend, _encap = pkt
-            if (src, sport) == client and (dst, dport) == server:
-                direction = "c2s"
-            elif (src, sport) == server and (dst, dport) == client:
-                direction = "s2c"
-            else:
-                continue
-            rows.append((ts, direction, pend - poff, _flag_text(flags) if proto == TCP else ""))
+    # The core reads and decodes the capture; Python gets the flow's packets as rows.
+    rows = _core.flow_packets(os.fspath(capture), str(flow["transport"]), str(flow["src_ip"]), int(flow["src_port"]),
+                              str(flow["dst_ip"]), int(flow["dst_port"]), start, end)
     ts_values = [r[0] for r in rows]
     return pd.DataFrame({
         "ts": frames.epoch_to_utc(ts_values).array,

@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .capture.sources import CaptureError, CaptureSource
 from .model import FlowRecord
-from .pipeline import Analyzer, Config, Setup
+from .pipeline import CaptureError, Config, Setup, analyze_path
 from .policy.rules import endpoint, port_text
 from .report.servers import ServerInventory, is_server
 
@@ -93,13 +92,9 @@ def scan(captures: Iterable[str], config: Config | None = None, setup: Setup | N
     errors: list[str] = []
     for path in captures:
         try:
-            with CaptureSource(path) as source:
-                analyzer = Analyzer(config, on_record=inv.add, setup=setup,
-                                    pcap_name=None if path == "-" else source.name)
-                analyzer.run(source)
-                analyzer.close()
-                if source.stats.error:
-                    errors.append(source.stats.error)
+            stats = analyze_path(path, setup, config, inv.add)
+            if stats.error:
+                errors.append(stats.error)
         except CaptureError as exc:
             errors.append(str(exc))
     return inv, errors

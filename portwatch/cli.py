@@ -17,7 +17,6 @@ from rich.console import Console
 
 from . import __version__
 from .baseline import BaselineError, load_baseline
-from .capture.sources import CaptureError, CaptureSource
 from .cli_common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
@@ -31,10 +30,9 @@ from .cli_common import (
     set_debug,
 )
 from .cli_common import fail as _fail
-from .detect.signature import SignatureError, load_file, load_signatures
 from .model import SEVERITIES, CaptureStats, FlowRecord
-from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, Config, Setup
-from .progress import ProgressView, drive
+from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, CaptureError, Config, Setup, open_capture
+from .progress import ProgressView
 from .progress import wanted as progress_wanted
 from .report.console import render
 from .report.csvout import CsvWriter
@@ -45,7 +43,7 @@ from .report.servers import ServerInventory, write_servers
 from .report.summary import Summary
 from .sanitize import clean_text
 from .services import load_services
-from .tomlguard import check_signature_dirs
+from .signatures import SignatureError, check_files, load_signatures
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,9 +149,9 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
         stats_all = []
         names = []
         show_progress = progress_wanted(quiet)
-        spread = workers > 1 or bool(dask_address)
+        spread = bool(dask_address)
         if spread:
-            # Imported here: the process and Dask machinery (and numpy) cost a single-process run nothing.
+            # Imported here: the Dask machinery costs a local run nothing.
             from .parallel import ParallelError
             from .parallel import run as run_parallel
 
@@ -169,23 +167,24 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
         view = stack.enter_context(ProgressView()) if show_progress and not spread else None
         for path in () if spread else captures:
             try:
-                source = stack.enter_context(CaptureSource(path))
+                capture = open_capture(path)
             except CaptureError as exc:
                 errors.append(str(exc))
                 continue
-            names.append(source.name)
-            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else source.name)
+            names.append(capture.name)
+            # --workers N: N threads in the core track shards of the flows; the file is read once.
+            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else capture.name,
+                                workers=workers)
             try:
-                drive(analyzer, analyzer.records_of(source),
-                      view.track(str(len(names)), source, analyzer) if view else None)
+                analyzer.run_capture(capture, view.track(str(len(names)), capture, analyzer) if view else None)
             except KeyboardInterrupt:
-                errors.append(f"{source.name}: interrupted")
+                errors.append(f"{capture.name}: interrupted")
                 analyzer.close()
                 break
             except OSError:  # the output failed (a full disk): nothing more can be written
                 raise
             except Exception as exc:  # a bug: reported in one line, and every flow read so far is written
-                errors.append(internal_error_text(exc, source.name))
+                errors.append(internal_error_text(exc, capture.name))
                 with suppress(Exception):  # the flows still open; a second failure adds nothing to report
                     analyzer.close()
                 continue
@@ -194,15 +193,13 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
             except OSError:  # the output failed (a full disk): nothing more can be written
                 raise
             except Exception as exc:
-                errors.append(internal_error_text(exc, source.name))
+                errors.append(internal_error_text(exc, capture.name))
                 continue
-            stats.error = source.stats.error
-            stats.malformed += source.stats.malformed
             stats_all.append(stats)
             if stats.error:
                 errors.append(stats.error)
             elif stats.packets and stats.unsupported_link == stats.packets:
-                errors.append(f"{source.name}: unsupported link type, no packet could be decoded")
+                errors.append(f"{capture.name}: unsupported link type, no packet could be decoded")
         errors.extend(sink_failed)
         if view is not None:
             view.close()  # before the report: a live display would redraw over it on a shared terminal
@@ -272,7 +269,6 @@ def signatures() -> None:
 def signatures_list(signature_dirs: tuple[str, ...]) -> None:
     """List the signature set, with where each protocol's file came from."""
     try:
-        check_signature_dirs(signature_dirs)
         sigs = load_signatures(signature_dirs)
     except SignatureError as exc:
         _fail(str(exc))
@@ -283,19 +279,22 @@ def signatures_list(signature_dirs: tuple[str, ...]) -> None:
 @signatures.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def signatures_check(files: tuple[str, ...]) -> None:
-    """Validate signature FILES; each error names file, line and field."""
+    """Validate signature FILES; every problem names file, line and field (warnings too)."""
+    import tomllib
     from pathlib import Path
 
     bad = 0
     for f in files:
-        try:
-            check_signature_dirs([f])
-            sig = load_file(Path(f), "user")
-        except SignatureError as exc:
+        problems = check_files([f])
+        errors = [p for p in problems if ": warning: " not in p]
+        for p in problems:
+            click.echo(clean_text(p, 500), err=True)
+        if errors:
             bad += 1
-            click.echo(clean_text(str(exc), 500), err=True)
             continue
-        click.echo(f"{clean_text(f, 500)}: ok ({sig.protocol}, {len(sig.matches)} match(es))")  # names can hold escapes
+        doc = tomllib.loads(Path(f).read_text(encoding="utf-8"))  # valid: the core just read it
+        n = len(doc.get("match", ()))
+        click.echo(f"{clean_text(f, 500)}: ok ({clean_text(str(doc.get('protocol')), 64)}, {n} match(es))")
     sys.exit(EXIT_ERROR if bad else EXIT_OK)
 
 

@@ -18,11 +18,11 @@ from typing import Any, NoReturn, TextIO
 
 import click
 
-from .detect.signature import SignatureError
 from .pipeline import Config, Setup
 from .policy.config import PolicyError
 from .report.recordfile import OutputError, RecordFile
 from .sanitize import clean_text
+from .signatures import SignatureError
 from .tomlguard import check_signature_dirs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

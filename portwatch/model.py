@@ -6,7 +6,6 @@ Only plain data lives here: the stages import it, it imports nothing of theirs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
 TCP = 6
@@ -33,36 +32,6 @@ FINDING_KINDS = (
 )
 
 
-class ProbeStatus(IntEnum):
-    """What a structural probe concluded about the bytes it was shown."""
-
-    NO = 0
-    MATCH = 1
-    MORE = 2  # the bytes so far are consistent but incomplete
-
-
-@dataclass(slots=True, frozen=True)
-class ProbeResult:
-    status: ProbeStatus
-    meta: dict[str, Any] = field(default_factory=dict)
-    # This direction's facts are all in (a whole ClientHello, banner and KEXINIT): later bytes of it
-    # add nothing, so the pipeline stops re-reading it, as nDPI ends a flow's extra dissection.
-    done: bool = False
-
-
-NO_MATCH = ProbeResult(ProbeStatus.NO)
-NEED_MORE = ProbeResult(ProbeStatus.MORE)
-
-
-@dataclass(slots=True)
-class Verdict:
-    """The detection engine's answer for one flow."""
-
-    protocol: str = "unknown"
-    confidence: float = 0.0
-    evidence: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-    final: bool = False  # no more bytes are needed (classified, or given up)
 
 
 @dataclass(slots=True)
@@ -97,11 +66,21 @@ class FlowRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     pcap: str | None = None
+    # For joining with Zeek's conn.log and Suricata's EVE: the flow's number within its source
+    # (1-based creation order), Community ID v1, and Zeek's conn_state and history.
+    flow_id: int | None = None
+    community_id: str | None = None
+    duration: float = 0.0
+    state: str | None = None
+    history: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "flow_id": self.flow_id,
+            "community_id": self.community_id,
             "ts_start": self.ts_start,
             "ts_end": self.ts_end,
+            "duration": self.duration,
             "transport": self.transport,
             "src_ip": self.src_ip,
             "src_port": self.src_port,
@@ -115,10 +94,14 @@ class FlowRecord:
             "packets_s2c": self.packets_s2c,
             "bytes_c2s": self.bytes_c2s,
             "bytes_s2c": self.bytes_s2c,
+            "state": self.state,
+            "history": self.history,
             "meta": dict(self.meta),
             "findings": [f.as_dict() for f in self.findings],
         }
-        return out if self.pcap is None else {"pcap": self.pcap, **out}  # pcap first, as DESIGN.md lists it
+        if self.pcap is not None:  # after the ids, as the schema lists it
+            out = {"flow_id": out.pop("flow_id"), "community_id": out.pop("community_id"), "pcap": self.pcap, **out}
+        return out
 
 
 @dataclass(slots=True)

@@ -1,46 +1,32 @@
-"""Many cores and clusters: captures in parallel, and one capture split across processes by flow hash.
+"""Clusters: captures, and shards of a large capture, spread over a Dask cluster.
 
-A *task* is (capture, shard i of n). An `Analyzer` with `Config.shard_count = n` and
-`shard_index = i` keeps only the flows whose direction-independent hash (`flows.shard_of`) is i;
-every shard reads the whole file, so file-level counters (packets, bytes, malformed...) are the
-same in each shard and are counted once when shards are merged. The union of the shards' records
-is the single-process run's, flow for flow, as long as no flow table overflows (each shard gets
-`max_flows / n`; which flow an overflow evicts then depends on the split).
+In one process `--workers N` is N threads in the core (portwatch._core), the file read once;
+this module spreads work over machines. A *task* is (capture, shard i of n): an `Analyzer` with
+`Config.shard_count = n` and `shard_index = i` keeps only the flows whose direction-independent
+hash is i; every shard reads the whole file, so file-level counters (packets, bytes,
+malformed...) are the same in each shard and are counted once when shards are merged. The union
+of the shards' records is the single run's, flow for flow, as long as no flow table overflows
+(each shard gets `max_flows / n`).
 
-Two executors with one task function (`run_task`):
-
-* `run_local`: N forked worker processes pull tasks from a queue and stream records back in
-  batches through a bounded queue, so the parent's memory stays bounded by a few batches however
-  long the capture.
-* `run_dask`: one Dask task per (capture, shard) on a `distributed` cluster; the workers must
-  see the captures at the same paths (a shared filesystem) and have portwatch installed. Records
-  come back per task (a shard holds 1/n of a capture's flows).
-
-Records reach the caller's `on_record` as `FlowRecord`s in completion order (not the single
-run's order; sort when comparing).
+One Dask task per (capture, shard) on a `distributed` cluster; the workers must see the captures
+at the same paths (a shared filesystem) and have portwatch installed. Each worker loads the
+signatures, services and policy once (the core's engine is built there, not shipped). Records
+come back per task, in completion order (not the single run's order; sort when comparing).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
-import queue as queue_mod
-import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .capture.sources import CaptureError, CaptureSource
 from .model import CaptureStats, FlowRecord
-from .pipeline import Analyzer, Config, Setup
-from .progress import ProgressView, drive
+from .pipeline import CaptureError, Config, Setup, analyze_path, open_capture
+from .progress import ProgressView
 
 SPLIT_MIN_BYTES = 4 << 20  # smaller captures are not worth reading N times (a few ms each)
-BATCH = 512  # records per message from a worker
-QUEUE_BATCHES = 8  # bound on batches in flight: the parent's memory for records in transit
-PROGRESS_EVERY = 0.25  # seconds between progress messages from a worker
 # Counters every shard sees in full (they are counted before the shard test): taken from one shard.
 FILE_COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link")
 
@@ -99,8 +85,8 @@ def plan(
     failed: list[CaptureResult] = []
     for index, path in enumerate(paths):
         try:
-            with CaptureSource(path) as src:
-                good.append((index, path, src.name, src.size))
+            src = open_capture(path)
+            good.append((index, path, src.name, src.size))
         except CaptureError as exc:
             failed.append(CaptureResult(index, path, os.path.basename(path), CaptureStats(), [str(exc)]))
     shards = max(1, math.ceil(slots / len(good))) if good else 1
@@ -120,45 +106,10 @@ def shard_config(config: Config, task: Task) -> Config:
                    max_flows=max(16, -(-config.max_flows // task.shard_count)))
 
 
-# ---- the task itself (runs in a worker process, local or Dask) ---------------------------------
-def run_task(
-    setup: Setup,
-    config: Config,
-    task: Task,
-    on_batch: Callable[[list[FlowRecord]], None],
-    on_progress: Callable[[int, int, int], None] | None = None,
-) -> CaptureStats:
-    """Analyze one shard of one capture; records go to `on_batch` in lists of up to `BATCH`."""
-    batch: list[FlowRecord] = []
-
-    def sink(rec: FlowRecord) -> None:
-        batch.append(rec)
-        if len(batch) >= BATCH:
-            on_batch(batch[:])
-            batch.clear()
-
-    with CaptureSource(task.path) as source:
-        analyzer = Analyzer(shard_config(config, task), on_record=sink, setup=setup, pcap_name=source.name)
-        # In a big capture file, the other shards' packets (and settled flows') are counted a chunk at
-        # a time; they never reach the per-packet loop (portwatch.batch).
-        records = analyzer.records_of(source)
-        tick = None
-        if on_progress is not None:
-            last = [0.0]
-
-            def tick() -> None:
-                now = time.monotonic()
-                if now - last[0] >= PROGRESS_EVERY:
-                    last[0] = now
-                    on_progress(source.bytes_read, analyzer.stats.packets, len(analyzer.table.order))
-
-        drive(analyzer, records, tick)
-        stats = analyzer.close()
-    if batch:
-        on_batch(batch[:])
-    stats.error = source.stats.error
-    stats.malformed += source.stats.malformed
-    return stats
+# ---- the task itself (runs on a Dask worker) ------------------------------------------------
+def run_task(setup: Setup, config: Config, task: Task, on_record: Callable[[FlowRecord], None]) -> CaptureStats:
+    """Analyze one shard of one capture."""
+    return analyze_path(task.path, setup, shard_config(config, task), on_record)
 
 
 def merge_stats(shards: Sequence[CaptureStats]) -> CaptureStats:
@@ -194,122 +145,6 @@ def _in_order(results: list[CaptureResult]) -> list[CaptureResult]:
     return sorted(results, key=lambda r: r.index)
 
 
-# ---- local processes --------------------------------------------------------------------------
-def _worker(setup: Setup, config: Config, tasks: Any, results: Any, progress: bool) -> None:
-    try:
-        while True:
-            item = tasks.get()
-            if item is None:
-                return
-            tid, task = item
-
-            def on_batch(recs: list[FlowRecord], tid: int = tid) -> None:
-                results.put(("records", tid, recs))
-
-            def on_progress(b: int, p: int, f: int, tid: int = tid) -> None:
-                results.put(("progress", tid, (b, p, f)))
-
-            try:
-                stats = run_task(setup, config, task, on_batch, on_progress if progress else None)
-            except Exception as exc:  # one bad task must not take the run down without a word
-                results.put(("failed", tid, f"{task.name}: worker failed: {exc!r}\n{traceback.format_exc()}"))
-                continue
-            results.put(("done", tid, stats))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
-        return
-
-
-def _context() -> Any:
-    # fork: workers inherit the loaded Setup and start in milliseconds. The parent forks before it
-    # starts any thread of its own (progress display, queue feeders).
-    methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
-
-
-def run_local(
-    paths: Sequence[str],
-    setup: Setup,
-    config: Config,
-    on_record: RecordSink,
-    workers: int,
-    show_progress: bool = False,
-    split_min_bytes: int = SPLIT_MIN_BYTES,
-) -> list[CaptureResult]:
-    """Analyze `paths` with up to `workers` processes; per-capture results in the order of `paths`.
-
-    Raises KeyboardInterrupt after stopping the workers when interrupted.
-    """
-    if workers < 1:
-        raise ParallelError("--workers must be at least 1")
-    tasks, results_list = plan(paths, workers, split_min_bytes)
-    if not tasks:
-        return results_list
-    ctx = _context()
-    task_q = ctx.SimpleQueue()
-    result_q = ctx.Queue(maxsize=QUEUE_BATCHES)
-    n = min(workers, len(tasks))
-    procs = [ctx.Process(target=_worker, args=(setup, config, task_q, result_q, show_progress), daemon=True)
-             for _ in range(n)]
-    for p in procs:
-        p.start()
-    for item in [*enumerate(tasks), *([None] * n)]:
-        task_q.put(item)
-    done: dict[Task, CaptureStats] = {}
-    failures: dict[Task, str] = {}
-    try:
-        with _view(show_progress, tasks) as view:
-            for kind, tid, payload in _messages(result_q, procs, len(tasks)):
-                task = tasks[tid]
-                if kind == "records":
-                    for rec in payload:
-                        on_record(rec)
-                    if view is not None:
-                        view.record(task.key, len(payload))
-                elif kind == "progress":
-                    if view is not None:
-                        view.update(task.key, task.shard_index, *payload)
-                elif kind == "done":
-                    done[task] = payload
-                    if view is not None:
-                        view.finish(task.key, task.shard_index)
-                else:
-                    failures[task] = payload
-    except BaseException:
-        for p in procs:
-            p.terminate()
-        raise
-    finally:
-        for p in procs:
-            p.join(timeout=5)
-    results_list.extend(_results(tasks, done, failures))
-    return _in_order(results_list)
-
-
-def _messages(result_q: Any, procs: list[Any], n_tasks: int) -> Iterator[tuple[str, int, Any]]:
-    """Worker messages until every task is done or failed; a worker that died is a failure."""
-    finished = 0
-    while finished < n_tasks:
-        try:
-            msg = result_q.get(timeout=1.0)
-        except queue_mod.Empty:
-            if not any(p.is_alive() for p in procs):
-                # Drain what the last worker sent before it went, then give up on the rest.
-                try:
-                    while True:
-                        msg = result_q.get(timeout=0.2)
-                        if msg[0] in ("done", "failed"):
-                            finished += 1
-                        yield msg
-                except queue_mod.Empty:
-                    pass
-                dead = [p.exitcode for p in procs]
-                raise ParallelError(f"worker processes exited early (exit codes {dead})") from None
-            continue
-        if msg[0] in ("done", "failed"):
-            finished += 1
-        yield msg
-
-
 class _NoView:
     def __enter__(self) -> None:
         return None
@@ -329,10 +164,21 @@ def _view(show: bool, tasks: Sequence[Task]) -> Any:
 
 
 # ---- Dask ------------------------------------------------------------------------------------
-def _dask_task(setup: Setup, config: Config, task: Task) -> TaskResult:
+_SETUPS: dict[str, Setup] = {}  # per worker process: the Setup of each Config seen
+
+
+def _worker_setup(config: Config) -> Setup:
+    key = repr(config)
+    setup = _SETUPS.get(key)
+    if setup is None:
+        setup = _SETUPS[key] = Setup.load(config)
+    return setup
+
+
+def _dask_task(config: Config, task: Task) -> TaskResult:
     """Runs on a Dask worker: one shard of one capture, records returned with the counters."""
     records: list[FlowRecord] = []
-    stats = run_task(setup, config, task, records.extend)
+    stats = run_task(_worker_setup(config), config, task, records.append)
     return TaskResult(task, stats, records)
 
 
@@ -377,9 +223,7 @@ def run_dask(
         done: dict[Task, CaptureStats] = {}
         failures: dict[Task, str] = {}
         if tasks:
-            # One copy of the signatures, services and policy per worker, not one per task.
-            setup_f = client.scatter(setup, broadcast=True)
-            futures = {client.submit(_dask_task, setup_f, config, t, key=f"portwatch-{i}-{t.name}-{t.shard_index}",
+            futures = {client.submit(_dask_task, config, t, key=f"portwatch-{i}-{t.name}-{t.shard_index}",
                                      pure=False): t for i, t in enumerate(tasks)}
             with _view(show_progress, tasks) as view:
                 for fut in as_completed(futures):
@@ -414,8 +258,8 @@ def run(
     show_progress: bool = False,
     split_min_bytes: int = SPLIT_MIN_BYTES,
 ) -> list[CaptureResult]:
-    """`run_dask` when `dask` is given, else `run_local` with `workers` processes."""
-    if dask:
-        return run_dask(paths, setup, config, on_record, dask, workers if workers > 1 else None, show_progress,
-                        split_min_bytes)
-    return run_local(paths, setup, config, on_record, workers, show_progress, split_min_bytes)
+    """`run_dask` over the cluster `dask` (local runs use the core's threads: `Analyzer(workers=N)`)."""
+    if not dask:
+        raise ParallelError("no Dask scheduler given")
+    return run_dask(paths, setup, config, on_record, dask, workers if workers > 1 else None, show_progress,
+                    split_min_bytes)

@@ -154,7 +154,7 @@ class ProgressView:
         analyzer.on_record = counted
 
         def tick() -> None:
-            self.update(key, 0, source.bytes_read, analyzer.stats.packets, len(analyzer.table.order))
+            self.update(key, 0, source.bytes_read, analyzer.stats.packets, analyzer.live_flows)
 
         return tick
 

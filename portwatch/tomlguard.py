@@ -93,7 +93,7 @@ def signature_files(dirs: Iterable[str]) -> list[Path]:
 
 def check_signature_dirs(dirs: Iterable[str]) -> None:
     """SignatureError naming the first user signature file that nests too deep."""
-    from .detect.signature import SignatureError
+    from .signatures import SignatureError
 
     for f in signature_files(dirs):
         try:

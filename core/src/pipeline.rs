@@ -11,8 +11,11 @@ use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::engine::{Decision, Engine, Transport};
 use crate::detect::entropy::entropy_facts;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
-use crate::flow::table::{Buffers, Flow, FlowId, FlowTable, Key, ACK, MAX_UDP_UNITS, RST, SYN};
+use crate::flow::community_id::community_id;
 use crate::flow::reassembly::StreamBuffer;
+use crate::flow::table::{
+    Buffers, Flow, FlowId, FlowTable, Key, Side, ACK, MAX_UDP_UNITS, RST, SYN,
+};
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
 
@@ -74,6 +77,35 @@ pub struct Stats {
     pub other_shard: u64,
 }
 
+/// Where a record falls in the single-threaded output order, so the outputs of shards can be
+/// merged back into it (see `parallel`): the packet at which it was emitted, the phase within
+/// that packet (0 sweep, 1 release of closed flows, 2 the packet itself; the final drain comes
+/// after every packet, as phase 0), then the order within the phase (creation order for a sweep
+/// or the drain, (close time, closing packet) for releases).
+#[derive(Clone, Copy, Debug)]
+pub struct Order {
+    pub pkt: u64,
+    pub phase: u8,
+    pub at: f64,
+    pub sub: u64,
+    /// The packet that created the flow (its `flow_id` is renumbered from this).
+    pub created: u64,
+}
+
+impl Order {
+    pub fn cmp_key(&self, other: &Order) -> std::cmp::Ordering {
+        self.pkt
+            .cmp(&other.pkt)
+            .then(self.phase.cmp(&other.phase))
+            .then(self.at.total_cmp(&other.at))
+            .then(self.sub.cmp(&other.sub))
+    }
+}
+
+const SWEEP: u8 = 0;
+const RELEASE: u8 = 1;
+const OWN: u8 = 2;
+
 /// What the analyzer needs to know of the services database: which ports it names at all
 /// (orientation of mid-stream flows).
 #[derive(Clone, Debug, Default)]
@@ -107,6 +139,16 @@ pub struct Tracker {
     /// When set, flows are also handed out as soon as they are classified (the monitor).
     pub report_classified: bool,
     pub classified: Vec<FlowRecord>,
+    /// Index (0-based) of the packet being processed, and of the next one.
+    pkt: u64,
+    next_pkt: u64,
+    phase: u8,
+    flows_created: u64,
+    /// When set (a shard of `parallel`), `order[i]` says where `finished[i]` goes in the
+    /// single-threaded order, and `creations` lists the packets that created flows.
+    pub keyed: bool,
+    pub order: Vec<Order>,
+    pub creations: Vec<u64>,
 }
 
 fn transport_of(proto: u8) -> Transport {
@@ -118,7 +160,12 @@ fn transport_of(proto: u8) -> Transport {
 }
 
 impl Analyzer {
-    pub fn new(config: Config, engine: Arc<Engine>, known: Arc<KnownPorts>, pcap_name: Option<String>) -> Self {
+    pub fn new(
+        config: Config,
+        engine: Arc<Engine>,
+        known: Arc<KnownPorts>,
+        pcap_name: Option<String>,
+    ) -> Self {
         let table = FlowTable::new(config.max_flows);
         let flows = Tracker {
             config,
@@ -132,8 +179,18 @@ impl Analyzer {
             finished: Vec::new(),
             report_classified: false,
             classified: Vec::new(),
+            pkt: 0,
+            next_pkt: 0,
+            phase: OWN,
+            flows_created: 0,
+            keyed: false,
+            order: Vec::new(),
+            creations: Vec::new(),
         };
-        Analyzer { decoder: Decoder::new(), flows }
+        Analyzer {
+            decoder: Decoder::new(),
+            flows,
+        }
     }
 
     /// One captured frame.
@@ -141,12 +198,7 @@ impl Analyzer {
         let flows = &mut self.flows;
         flows.stats.packets += 1;
         flows.stats.bytes += frame.len() as u64;
-        // Timers run before the packet and only from capture time, so a shard that sees a subset
-        // of the packets ends and expires its flows exactly as the whole run does.
-        if ts >= flows.next_sweep {
-            flows.sweep(ts);
-        }
-        flows.release_closed(ts);
+        flows.timers(ts);
         let decoded = self.decoder.decode(ts, linktype, frame);
         match decoded {
             Decoded::Packet(p) => flows.packet(ts, p),
@@ -173,21 +225,63 @@ impl Analyzer {
 }
 
 impl Tracker {
+    /// New, without a decoder: a shard of `parallel` (whose reader decodes).
+    pub fn new(
+        config: Config,
+        engine: Arc<Engine>,
+        known: Arc<KnownPorts>,
+        pcap_name: Option<String>,
+    ) -> Self {
+        Analyzer::new(config, engine, known, pcap_name).flows
+    }
+
     pub fn live_flows(&self) -> usize {
         self.table.len()
     }
 
+    /// The timers, before each captured frame (decodable or not). They run from capture time
+    /// only, so a shard given every frame's time (and only its own flows' packets) ends and
+    /// expires its flows at exactly the packets the whole run does.
+    pub fn timers(&mut self, ts: f64) {
+        self.pkt = self.next_pkt;
+        self.next_pkt += 1;
+        if ts >= self.next_sweep {
+            self.phase = SWEEP;
+            self.sweep(ts);
+        }
+        self.phase = RELEASE;
+        self.release_closed(ts);
+        self.phase = OWN;
+    }
+
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {
-        let key = Key { proto: pkt.proto, a: pkt.src, b: pkt.dst, a_port: pkt.sport, b_port: pkt.dport };
+        let key = Key {
+            proto: pkt.proto,
+            a: pkt.src,
+            b: pkt.dst,
+            a_port: pkt.sport,
+            b_port: pkt.dport,
+        };
         self.flow_packet(ts, key, pkt.flags, pkt.seq, pkt.payload, pkt.encap);
     }
 
-    fn flow_packet(&mut self, ts: f64, key: Key, flags: u8, seq: u32, payload: &[u8], encap: Option<Encap>) {
+    /// One decoded packet, after `timers` for its frame.
+    pub fn flow_packet(
+        &mut self,
+        ts: f64,
+        key: Key,
+        flags: u8,
+        seq: u32,
+        payload: &[u8],
+        encap: Option<Encap>,
+    ) {
         let plen = payload.len();
         let is_tcp = key.proto == TCP;
         let (id, d) = match self.table.lookup(&key) {
             None => {
-                if self.config.shard_count > 1 && key.shard(self.config.shard_count) != self.config.shard_index {
+                if self.config.shard_count > 1
+                    && key.shard(self.config.shard_count) != self.config.shard_index
+                {
                     self.stats.other_shard += 1;
                     return;
                 }
@@ -197,7 +291,7 @@ impl Tracker {
                 let f = self.table.get(id);
                 if flags & SYN != 0 && flags & ACK == 0 && f.closed_at.is_some() {
                     // A new connection on the same 5-tuple: the old one is over.
-                    self.remove(id, "closed");
+                    self.remove(id, "closed", (0.0, 0));
                     (self.new_flow(ts, key, flags, encap), 0)
                 } else {
                     (id, d)
@@ -209,6 +303,9 @@ impl Tracker {
         side.ts = ts;
         side.pkts += 1;
         side.bytes += plen as u64;
+        // The payload length is what the decoder kept: the IP/UDP length, cut to what was
+        // captured (a snap length makes it short of the header's).
+        flow.history.packet(d == flow.client_dir, flags, plen);
         if flow.inspecting && (plen > 0 || flags & SYN != 0) {
             self.inspect(id, d, flags, seq, payload);
         }
@@ -228,11 +325,21 @@ impl Tracker {
             if let Some(old) = self.table.oldest() {
                 self.table.evicted += 1;
                 self.stats.flows_evicted = self.table.evicted;
-                self.table.get_mut(old).meta.insert("evicted".into(), Value::Bool(true));
-                self.remove(old, "evicted");
+                self.table
+                    .get_mut(old)
+                    .meta
+                    .insert("evicted".into(), Value::Bool(true));
+                self.remove(old, "evicted", (0.0, 0));
             }
         }
-        self.table.insert(Flow::new(key, ts, client_dir, orientation, encap))
+        let mut flow = Flow::new(key, ts, client_dir, orientation, encap);
+        self.flows_created += 1;
+        flow.number = self.flows_created;
+        flow.created = self.pkt;
+        if self.keyed {
+            self.creations.push(self.pkt);
+        }
+        self.table.insert(flow)
     }
 
     /// Who is the client of a flow seen mid-stream? Evidence from ports, best first.
@@ -267,7 +374,7 @@ impl Tracker {
         if flow.closed_at.is_none() && (flow.rst || flow.fins == 3) {
             flow.closed_at = Some(ts);
             let settle = flow.inspecting && !flow.rst;
-            self.table.mark_closed(id);
+            self.table.mark_closed(id, self.pkt);
             // After both FINs no data may follow: settle now. A RST is only the sender's word
             // (an end host ignores one with a bad sequence number: Ptacek & Newsham's
             // insertion), so the verdict waits for the linger time.
@@ -279,24 +386,16 @@ impl Tracker {
 
     // ---- timers ---------------------------------------------------------------------------
 
+    /// Report the TCP flows closed at least `linger` ago, earliest close first. (A flow reopened
+    /// by data after its RST has left the queue; closing again queues it again.)
     fn release_closed(&mut self, now: f64) {
         let linger = self.config.linger;
-        while let Some(&(id, stamp)) = self.table.closed.front() {
-            if !self.table.is_current(id, stamp) {
-                self.table.closed.pop_front();
-                continue;
+        while let Some(c) = self.table.next_closed() {
+            if now - c.at < linger {
+                return;
             }
-            match self.table.get(id).closed_at {
-                Some(at) if now - at < linger => return,
-                Some(_) => {
-                    self.table.closed.pop_front();
-                    self.remove(id, "closed");
-                }
-                None => {
-                    // Reopened by data after its RST: it leaves the queue, the flow goes on.
-                    self.table.closed.pop_front();
-                }
-            }
+            self.table.pop_closed();
+            self.remove(c.id, "closed", (c.at, c.seq));
         }
     }
 
@@ -320,7 +419,7 @@ impl Tracker {
             let flow = self.table.get(id);
             if let Some(at) = flow.closed_at {
                 if now - at >= linger {
-                    self.remove(id, "closed");
+                    self.remove(id, "closed", (0.0, flow.created));
                 }
                 continue;
             }
@@ -332,22 +431,99 @@ impl Tracker {
                 idle_udp
             };
             if now - flow.ts_end() >= idle {
-                self.remove(id, "idle");
+                let created = flow.created;
+                self.remove(id, "idle", (0.0, created));
             }
         }
     }
 
-    fn drain(&mut self) {
+    /// Expire idle flows as of `now` (the monitor's wall clock: a silent link still ends its
+    /// flows between packets).
+    pub fn expire_idle(&mut self, now: f64) {
+        self.expire(now);
+    }
+
+    /// The active timeout: every flow no longer inspected, not closed, and older than `active`
+    /// seconds is reported as a segment (`end_reason` = `reason`) and goes on in place, with its
+    /// verdict, roles and id, counters from zero and `meta.segment` one higher (as NetFlow
+    /// exporters cut long flows). Returns the number of segments cut.
+    pub fn split_long_flows(&mut self, active: f64, now: f64, reason: &str) -> usize {
+        let mut cut = 0;
         for (id, stamp) in self.table.ids_in_order() {
-            if self.table.is_current(id, stamp) {
-                self.remove(id, "end");
+            if !self.table.is_current(id, stamp) {
+                continue;
+            }
+            let flow = self.table.get(id);
+            if flow.inspecting || flow.closed_at.is_some() || now - flow.ts_start < active {
+                continue;
+            }
+            let mut rec = self.record(flow);
+            set_default(&mut rec.meta, "end_reason", reason.into());
+            self.finished.push(rec);
+            let flow = self.table.get_mut(id);
+            let end = flow.ts_end();
+            flow.ts_start = end;
+            for side in &mut flow.sides {
+                *side = Side {
+                    ts: end,
+                    ..Side::default()
+                };
+            }
+            flow.meta.remove("end_reason");
+            flow.meta.remove("evicted");
+            let segment = flow
+                .meta
+                .get("segment")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                + 1;
+            flow.meta.insert("segment".into(), segment.into());
+            flow.reported = true;
+            cut += 1;
+        }
+        cut
+    }
+
+    /// New signatures (a reload): live flows keep their state; a verdict's signature is found
+    /// again by protocol name in the new set (inspection ends if it is gone).
+    pub fn set_engine(&mut self, engine: Arc<Engine>, known: Arc<KnownPorts>) {
+        for (id, stamp) in self.table.ids_in_order() {
+            if !self.table.is_current(id, stamp) {
+                continue;
+            }
+            let flow = self.table.get_mut(id);
+            if let Some(d) = flow.decision.as_mut() {
+                if d.sig.is_some() {
+                    d.sig = engine
+                        .signatures()
+                        .iter()
+                        .position(|s| s.protocol == d.protocol);
+                    if d.sig.is_none() && flow.inspecting {
+                        flow.inspecting = false;
+                        flow.release_buffers();
+                    }
+                }
             }
         }
-        self.table.closed.clear();
+        self.engine = engine;
+        self.known = known;
+    }
+
+    pub fn drain(&mut self) {
+        self.pkt = u64::MAX;
+        self.phase = SWEEP;
+        for (id, stamp) in self.table.ids_in_order() {
+            if self.table.is_current(id, stamp) {
+                let created = self.table.get(id).created;
+                self.remove(id, "end", (0.0, created));
+            }
+        }
+        self.table.clear_closed();
         self.stats.flows_evicted = self.table.evicted;
     }
 
-    fn remove(&mut self, id: FlowId, reason: &str) {
+    /// `tie`: the record's place among those of its packet and phase (see `Order`).
+    fn remove(&mut self, id: FlowId, reason: &str, tie: (f64, u64)) {
         if self.table.get(id).inspecting {
             self.conclude(id);
         }
@@ -355,6 +531,16 @@ impl Tracker {
         let mut rec = self.record(&flow);
         if reason != "end" {
             set_default(&mut rec.meta, "end_reason", reason.into());
+        }
+        if self.keyed {
+            let (at, sub) = tie;
+            self.order.push(Order {
+                pkt: self.pkt,
+                phase: self.phase,
+                at,
+                sub,
+                created: flow.created,
+            });
         }
         self.finished.push(rec);
     }
@@ -364,7 +550,9 @@ impl Tracker {
     fn inspect(&mut self, id: FlowId, d: usize, flags: u8, seq: u32, payload: &[u8]) {
         let flow = self.table.get_mut(id);
         let grew;
-        let Some(buffers) = flow.buffers.as_mut() else { return };
+        let Some(buffers) = flow.buffers.as_mut() else {
+            return;
+        };
         if flow.key.proto == TCP {
             let mut seq = seq;
             if flags & SYN != 0 {
@@ -408,7 +596,9 @@ impl Tracker {
         if flow.decision.is_none() {
             let budget = self.config.max_payload_packets;
             let n = flow.payload_pkts;
-            let fin = full(flow) || (n >= budget && (n >= budget * TINY_SEGMENT_FACTOR || held(flow) >= MIN_EVIDENCE_BYTES));
+            let fin = full(flow)
+                || (n >= budget
+                    && (n >= budget * TINY_SEGMENT_FACTOR || held(flow) >= MIN_EVIDENCE_BYTES));
             if grew || fin {
                 self.classify(id, fin);
             }
@@ -443,6 +633,7 @@ impl Tracker {
         let Some(mut decision) = decision else { return };
         if decision.swapped {
             flow.client_dir ^= 1;
+            flow.history.swap_roles();
         }
         let found = std::mem::take(&mut decision.meta);
         let had_meta = !found.is_empty();
@@ -455,6 +646,8 @@ impl Tracker {
         flow.decision = Some(decision);
         if !has_sig {
             self.give_up(id);
+            // The monitor hears of a flow given up on as unknown at once, as of a classified one.
+            self.report_early(id);
             return;
         }
         let meta_packets = self.config.meta_packets;
@@ -482,9 +675,13 @@ impl Tracker {
         } else {
             self.collect_meta(id, None);
         }
-        if self.report_classified {
-            let flow = self.table.get_mut(id);
-            flow.reported = true;
+        self.report_early(id);
+    }
+
+    /// With `report_classified` (the monitor), a flow's record as soon as its verdict is in.
+    fn report_early(&mut self, id: FlowId) {
+        if self.report_classified && !self.table.get(id).reported {
+            self.table.get_mut(id).reported = true;
             let rec = self.record(self.table.get(id));
             self.classified.push(rec);
         }
@@ -497,7 +694,9 @@ impl Tracker {
     fn collect_meta(&mut self, id: FlowId, grown: Option<usize>) {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
-        let Some(decision) = flow.decision.as_ref() else { return };
+        let Some(decision) = flow.decision.as_ref() else {
+            return;
+        };
         let Some(sig) = decision.sig else { return };
         let protocol = decision.protocol.clone();
         let transport = transport_of(flow.key.proto);
@@ -622,19 +821,35 @@ impl Tracker {
             }
         }
         if let Some(encap) = &flow.encap {
-            meta.insert("encap".into(), Value::Array(encap.iter().map(|l| Value::String((*l).into())).collect()));
+            meta.insert(
+                "encap".into(),
+                Value::Array(encap.iter().map(|l| Value::String((*l).into())).collect()),
+            );
         }
         let anomalies = flow.live_anomalies();
         if anomalies > 0 {
             meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
         }
+        let (client_ip, server_ip) = (flow.client_ip(), flow.server_ip());
         FlowRecord {
+            flow_id: flow.number,
+            community_id: community_id(
+                0,
+                flow.key.proto,
+                &client_ip,
+                flow.client_port(),
+                &server_ip,
+                flow.server_port(),
+            ),
+            duration: flow.ts_end() - flow.ts_start,
+            state: flow.history.state(),
+            history: flow.history.history(),
             ts_start: flow.ts_start,
             ts_end: flow.ts_end(),
             transport: if flow.is_tcp() { "tcp" } else { "udp" },
-            src_ip: flow.client_ip().to_string(),
+            src_ip: client_ip.to_string(),
             src_port: flow.client_port(),
-            dst_ip: flow.server_ip().to_string(),
+            dst_ip: server_ip.to_string(),
             dst_port: flow.server_port(),
             orientation: flow.orientation,
             protocol: decision.map_or_else(|| "unknown".to_string(), |d| d.protocol.clone()),
@@ -652,17 +867,184 @@ impl Tracker {
 fn full(flow: &Flow) -> bool {
     let Some(b) = &flow.buffers else { return true };
     if flow.is_tcp() {
-        b.streams.iter().all(|s| s.as_ref().is_some_and(|s| s.full()))
+        b.streams
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.full()))
     } else {
         b.units.iter().all(|u| u.len() >= MAX_UDP_UNITS)
     }
 }
 
 fn held(flow: &Flow) -> usize {
-    let Some(b): Option<&Box<Buffers>> = flow.buffers.as_ref() else { return 0 };
+    let Some(b): Option<&Box<Buffers>> = flow.buffers.as_ref() else {
+        return 0;
+    };
     if flow.is_tcp() {
         b.streams.iter().flatten().map(|s| s.data.len()).sum()
     } else {
         b.units.iter().flatten().map(|u| u.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::builtin::BUILTIN;
+    use crate::detect::signature::load_texts_and;
+    use crate::flow::table::FIN;
+
+    const UDP: u8 = 17;
+    const PSH: u8 = 0x08;
+
+    /// Ethernet + IPv4 + TCP (flags) or UDP, no options.
+    fn frame(
+        proto: u8,
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        flags: u8,
+        seq: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let l4 = if proto == TCP { 20 } else { 8 };
+        let total = (20 + l4 + payload.len()) as u16;
+        let mut f = vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&src.1.to_be_bytes());
+        f.extend_from_slice(&dst.1.to_be_bytes());
+        if proto == TCP {
+            f.extend_from_slice(&seq.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn analyzer() -> Analyzer {
+        let sigs = load_texts_and(BUILTIN, &[]).expect("shipped signatures load");
+        let engine = Arc::new(Engine::new(sigs, Default::default()));
+        Analyzer::new(
+            Config::default(),
+            engine,
+            Arc::new(KnownPorts::default()),
+            None,
+        )
+    }
+
+    /// (time, from the client?, flags, payload) between 10.0.0.1:40000 and 10.0.0.2:port.
+    fn run(proto: u8, port: u16, packets: &[(f64, bool, u8, &[u8])]) -> Vec<FlowRecord> {
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port));
+        let mut a = analyzer();
+        let mut seq = [1000u32, 5000u32];
+        for &(ts, from_client, flags, payload) in packets {
+            let d = usize::from(!from_client);
+            let (src, dst) = if from_client { (c, s) } else { (s, c) };
+            a.packet(ts, 1, &frame(proto, src, dst, flags, seq[d], payload));
+            seq[d] =
+                seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
+        }
+        a.drain();
+        std::mem::take(&mut a.flows.finished)
+    }
+
+    #[test]
+    fn a_full_handshake_and_fin_flow_is_sf() {
+        let recs = run(
+            TCP,
+            80,
+            &[
+                (1.0, true, SYN, b""),
+                (1.1, false, SYN | ACK, b""),
+                (1.2, true, ACK, b""),
+                (1.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                (
+                    1.4,
+                    false,
+                    PSH | ACK,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ),
+                (1.5, true, FIN | ACK, b""),
+                (1.6, false, FIN | ACK, b""),
+                (1.7, true, ACK, b""),
+            ],
+        );
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        // No pure ACK from the server: no 'a'.
+        assert_eq!((r.state, r.history.as_str()), ("SF", "ShADdFf"));
+        assert_eq!(r.flow_id, 1);
+        assert!((r.duration - 0.7).abs() < 1e-9, "{}", r.duration);
+        assert_eq!(r.duration, r.ts_end - r.ts_start);
+    }
+
+    #[test]
+    fn a_refused_connection_is_rej() {
+        let recs = run(
+            TCP,
+            81,
+            &[(1.0, true, SYN, b""), (1.01, false, RST | ACK, b"")],
+        );
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].state, recs[0].history.as_str()), ("REJ", "Sr"));
+    }
+
+    #[test]
+    fn a_one_way_udp_flow_is_s0() {
+        let recs = run(
+            UDP,
+            9999,
+            &[(1.0, true, 0, b"\x01\x02\x03"), (2.0, true, 0, b"\x04")],
+        );
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].state, recs[0].history.as_str()), ("S0", "D"));
+        assert_eq!(recs[0].duration, 1.0);
+    }
+
+    #[test]
+    fn community_id_is_the_published_vector_and_flow_ids_count_flows() {
+        let mut a = analyzer();
+        let (c, s) = (([128, 232, 110, 120], 34855), ([66, 35, 250, 204], 80));
+        a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1, b""));
+        // A reply seen first for a second flow: the id does not depend on who sent first.
+        a.packet(
+            1.5,
+            1,
+            &frame(TCP, s, ([128, 232, 110, 120], 34856), SYN | ACK, 1, b""),
+        );
+        a.drain();
+        let recs = std::mem::take(&mut a.flows.finished);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].community_id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!((recs[0].src_port, recs[0].dst_port), (34855, 80));
+        assert_eq!(recs[0].state, "S0");
+        assert_eq!(
+            recs.iter().map(|r| r.flow_id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn a_reopened_flow_does_not_hold_up_the_release_of_others() {
+        // Flow A: RST, then data (the RST was not honoured), then RST again at 2.5; flow B
+        // closes at 1.5 behind A's first entry. B is due at 3.5 whatever A does.
+        let mut a = analyzer();
+        let (ca, cb, s) = (
+            ([10, 0, 0, 1], 1000),
+            ([10, 0, 0, 3], 1001),
+            ([10, 0, 0, 2], 80),
+        );
+        a.packet(1.0, 1, &frame(TCP, ca, s, RST, 1, b""));
+        a.packet(1.2, 1, &frame(TCP, ca, s, PSH | ACK, 1, b"x"));
+        a.packet(1.5, 1, &frame(TCP, cb, s, RST, 1, b""));
+        a.packet(2.5, 1, &frame(TCP, ca, s, RST, 2, b""));
+        a.packet(3.6, 1, &frame(TCP, ([10, 0, 0, 9], 5), s, ACK, 1, b""));
+        let ended: Vec<u16> = a.flows.finished.iter().map(|r| r.src_port).collect();
+        assert_eq!(ended, vec![1001]);
     }
 }

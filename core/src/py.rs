@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
 use crate::meta::Value;
+use crate::parallel::ParallelAnalyzer;
 use crate::pipeline::{self, KnownPorts};
 use crate::record::FlowRecord;
 use crate::source::CaptureReader;
@@ -72,6 +73,65 @@ impl PyEngine {
         })
     }
 
+    /// Score one exchange (the host audit's prober): `client`/`server` are each direction's units.
+    /// None while the evidence is too weak and `final_` is false; else a dict with `known`
+    /// (a signature decided), protocol, confidence, evidence, meta, swapped.
+    #[pyo3(signature = (transport_name, client, server, server_port, may_swap=false, final_=false, client_port=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        transport_name: &str,
+        client: Vec<Vec<u8>>,
+        server: Vec<Vec<u8>>,
+        server_port: u16,
+        may_swap: bool,
+        final_: bool,
+        client_port: Option<u16>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let t = transport(transport_name)?;
+        let c: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
+        let s: Vec<&[u8]> = server.iter().map(Vec::as_slice).collect();
+        let Some(d) = self
+            .engine
+            .classify(t, &c, &s, server_port, may_swap, final_, client_port)
+        else {
+            return Ok(None);
+        };
+        let out = PyDict::new(py);
+        out.set_item("known", d.sig.is_some())?;
+        out.set_item("protocol", &d.protocol)?;
+        out.set_item("confidence", d.confidence)?;
+        out.set_item("evidence", d.evidence.to_string())?;
+        out.set_item("meta", to_py(py, &Value::Object(d.meta))?)?;
+        out.set_item("swapped", d.swapped)?;
+        Ok(Some(out))
+    }
+
+    /// What the probes of `protocol`'s signature extract from both directions (empty if unknown).
+    fn extract<'py>(
+        &self,
+        py: Python<'py>,
+        protocol: &str,
+        transport_name: &str,
+        client: Vec<Vec<u8>>,
+        server: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = transport(transport_name)?;
+        let Some(i) = self
+            .engine
+            .signatures()
+            .iter()
+            .position(|s| s.protocol == protocol)
+        else {
+            return to_py(py, &Value::Object(Default::default()));
+        };
+        let c: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
+        let s: Vec<&[u8]> = server.iter().map(Vec::as_slice).collect();
+        let (meta, _) = self.engine.extract(i, t, &c, &s);
+        to_py(py, &Value::Object(meta))
+    }
+
     /// The signatures as dicts, for the policy and `signatures list`.
     fn signatures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
@@ -102,7 +162,10 @@ impl PyCapture {
     #[new]
     fn new(path: &str) -> PyResult<Self> {
         let reader = CaptureReader::open(path).map_err(|e| CaptureError::new_err(e.0))?;
-        Ok(PyCapture { reader: Mutex::new(reader), done: false })
+        Ok(PyCapture {
+            reader: Mutex::new(reader),
+            done: false,
+        })
     }
     #[getter]
     fn name(&self) -> String {
@@ -130,21 +193,32 @@ impl PyCapture {
 /// Flows, reassembly and detection over one capture (or one shard of it).
 #[pyclass(name = "Analyzer")]
 struct PyAnalyzer {
-    inner: pipeline::Analyzer,
+    inner: Inner,
+    /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
+    source_malformed: u64,
+}
+
+enum Inner {
+    Single(Box<pipeline::Analyzer>),
+    /// `workers` > 1: threads over shards of the flows, the same records in the same order.
+    Parallel(Box<ParallelAnalyzer>),
 }
 
 #[pymethods]
 impl PyAnalyzer {
     /// `known_ports`: every (port, transport) the services database names (orients mid-stream
     /// flows); `config`: overrides of pipeline::Config by field name.
+    /// `workers`: threads tracking shards of the flows (the capture is read and decoded once);
+    /// each shard's table holds `max_flows / workers` flows at most.
     #[new]
-    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false))]
+    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false, workers=1))]
     fn new(
         engine: &PyEngine,
         known_ports: Vec<(u16, String)>,
         pcap_name: Option<String>,
         config: Option<Bound<'_, PyDict>>,
         report_classified: bool,
+        workers: usize,
     ) -> PyResult<Self> {
         let mut known = HashSet::new();
         for (port, t) in known_ports {
@@ -173,6 +247,30 @@ impl PyAnalyzer {
                 }
             }
         }
+        if workers == 0 {
+            return Err(PyValueError::new_err("workers must be at least 1"));
+        }
+        if workers > 1 {
+            if report_classified {
+                return Err(PyValueError::new_err("report_classified needs workers=1"));
+            }
+            if cfg.shard_count > 1 {
+                return Err(PyValueError::new_err(
+                    "shard_count and workers cannot be combined",
+                ));
+            }
+            let inner = ParallelAnalyzer::new(
+                cfg,
+                Arc::clone(&engine.engine),
+                Arc::new(KnownPorts(known)),
+                pcap_name,
+                workers,
+            );
+            return Ok(PyAnalyzer {
+                inner: Inner::Parallel(Box::new(inner)),
+                source_malformed: 0,
+            });
+        }
         let mut inner = pipeline::Analyzer::new(
             cfg,
             Arc::clone(&engine.engine),
@@ -180,7 +278,10 @@ impl PyAnalyzer {
             pcap_name,
         );
         inner.flows.report_classified = report_classified;
-        Ok(PyAnalyzer { inner })
+        Ok(PyAnalyzer {
+            inner: Inner::Single(Box::new(inner)),
+            source_malformed: 0,
+        })
     }
 
     /// Read up to `max_packets` packets of `capture` (GIL released); the records of the flows that
@@ -194,43 +295,134 @@ impl PyAnalyzer {
         let inner = &mut self.inner;
         let mut guard = capture.reader();
         let reader = &mut *guard;
-        let done = py.detach(|| {
-            for _ in 0..max_packets {
-                match reader.next_record() {
-                    Some(rec) => inner.packet(rec.ts, rec.linktype, rec.data),
-                    None => return true,
+        let (records, done) = py.detach(|| match inner {
+            Inner::Single(a) => {
+                let mut done = false;
+                for _ in 0..max_packets {
+                    match reader.next_record() {
+                        Some(rec) => a.packet(rec.ts, rec.linktype, rec.data),
+                        None => {
+                            done = true;
+                            break;
+                        }
+                    }
                 }
+                (std::mem::take(&mut a.flows.finished), done)
             }
-            false
+            Inner::Parallel(p) => p.run(reader, max_packets),
         });
+        self.source_malformed = guard.counters().malformed;
         drop(guard);
         capture.done |= done;
-        records_to_py(py, std::mem::take(&mut self.inner.flows.finished))
+        records_to_py(py, records)
+    }
+
+    /// Frames handed over by Python (a live socket, a test): (ts, linktype, bytes) each; the
+    /// records of the flows that ended meanwhile.
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        frames: Vec<(f64, u32, Vec<u8>)>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let Inner::Single(a) = &mut self.inner else {
+            return Err(PyValueError::new_err("feed needs workers=1"));
+        };
+        let records = py.detach(|| {
+            for (ts, linktype, data) in &frames {
+                a.packet(*ts, *linktype, data);
+            }
+            std::mem::take(&mut a.flows.finished)
+        });
+        records_to_py(py, records)
+    }
+
+    /// Expire idle flows as of `now` (wall clock); their records.
+    fn expire<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let Inner::Single(a) = &mut self.inner else {
+            return Err(PyValueError::new_err("expire needs workers=1"));
+        };
+        a.flows.expire_idle(now);
+        records_to_py(py, std::mem::take(&mut a.flows.finished))
+    }
+
+    /// The active timeout: segments of flows older than `active` seconds (see
+    /// `Tracker::split_long_flows`); their records.
+    fn split_long_flows<'py>(
+        &mut self,
+        py: Python<'py>,
+        active: f64,
+        now: f64,
+        reason: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let Inner::Single(a) = &mut self.inner else {
+            return Err(PyValueError::new_err("split_long_flows needs workers=1"));
+        };
+        a.flows.split_long_flows(active, now, reason);
+        records_to_py(py, std::mem::take(&mut a.flows.finished))
+    }
+
+    /// A reload: new signatures and services; live flows keep their state.
+    fn set_engine(&mut self, engine: &PyEngine, known_ports: Vec<(u16, String)>) -> PyResult<()> {
+        let Inner::Single(a) = &mut self.inner else {
+            return Err(PyValueError::new_err("set_engine needs workers=1"));
+        };
+        let mut known = HashSet::new();
+        for (port, t) in known_ports {
+            known.insert((port, transport(&t)?));
+        }
+        a.flows
+            .set_engine(Arc::clone(&engine.engine), Arc::new(KnownPorts(known)));
+        Ok(())
     }
 
     /// Records of flows classified since the last call (with `report_classified`).
     fn classified<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        records_to_py(py, std::mem::take(&mut self.inner.flows.classified))
+        match &mut self.inner {
+            Inner::Single(a) => records_to_py(py, std::mem::take(&mut a.flows.classified)),
+            Inner::Parallel(_) => Ok(PyList::empty(py)),
+        }
     }
 
     /// End of input: every flow still open, as records.
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.inner.drain();
-        records_to_py(py, std::mem::take(&mut self.inner.flows.finished))
+        let inner = &mut self.inner;
+        let records = py.detach(|| match inner {
+            Inner::Single(a) => {
+                a.drain();
+                std::mem::take(&mut a.flows.finished)
+            }
+            Inner::Parallel(p) => p.drain(),
+        });
+        records_to_py(py, records)
     }
 
     fn live_flows(&self) -> usize {
-        self.inner.flows.live_flows()
+        match &self.inner {
+            Inner::Single(a) => a.flows.live_flows(),
+            Inner::Parallel(p) => p.live_flows(),
+        }
+    }
+
+    /// Threads tracking flows (1: the calling thread alone).
+    #[getter]
+    fn workers(&self) -> usize {
+        match &self.inner {
+            Inner::Single(_) => 1,
+            Inner::Parallel(p) => p.workers(),
+        }
     }
 
     /// The counters, by CaptureStats' names.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = &self.inner.flows.stats;
+        let s = match &self.inner {
+            Inner::Single(a) => a.flows.stats.clone(),
+            Inner::Parallel(p) => p.stats(),
+        };
         let d = PyDict::new(py);
         for (k, v) in [
             ("packets", s.packets),
             ("bytes", s.bytes),
-            ("malformed", s.malformed),
+            ("malformed", s.malformed + self.source_malformed),
             ("non_ip", s.non_ip),
             ("fragments", s.fragments),
             ("fragments_dropped", s.fragments_dropped),
@@ -266,6 +458,11 @@ fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_,
         d.set_item("bytes_c2s", r.bytes_c2s)?;
         d.set_item("bytes_s2c", r.bytes_s2c)?;
         d.set_item("meta", to_py(py, &Value::Object(r.meta))?)?;
+        d.set_item("flow_id", r.flow_id)?;
+        d.set_item("community_id", r.community_id)?;
+        d.set_item("duration", r.duration)?;
+        d.set_item("state", r.state)?;
+        d.set_item("history", r.history)?;
         list.append(d)?;
     }
     Ok(list)
@@ -303,12 +500,105 @@ fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     })
 }
 
+/// The packets of one flow in a capture (the notebook's `flow_packets`): rows of (ts,
+/// direction "c2s"/"s2c", payload bytes, TCP flags as letters) for packets between `start` and
+/// `end` on the 5-tuple, in capture order. The core reads and decodes; Python gets rows.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn flow_packets(
+    py: Python<'_>,
+    path: &str,
+    transport_name: &str,
+    client_ip: &str,
+    client_port: u16,
+    server_ip: &str,
+    server_port: u16,
+    start: f64,
+    end: f64,
+) -> PyResult<Vec<(f64, &'static str, usize, String)>> {
+    use crate::decode::{Addr, Decoded, Decoder};
+    let proto = match transport(transport_name)? {
+        Transport::Tcp => crate::decode::TCP,
+        Transport::Udp => crate::decode::UDP,
+    };
+    let addr = |text: &str| -> PyResult<Addr> {
+        match text.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => Ok(Addr::V4(a.octets())),
+            Ok(std::net::IpAddr::V6(a)) => Ok(Addr::V6(a.octets())),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "not an IP address: {text:?}"
+            ))),
+        }
+    };
+    let (client, server) = (
+        (addr(client_ip)?, client_port),
+        (addr(server_ip)?, server_port),
+    );
+    let mut reader = CaptureReader::open(path).map_err(|e| CaptureError::new_err(e.0))?;
+    py.detach(|| {
+        let mut decoder = Decoder::new();
+        let mut rows = Vec::new();
+        while let Some(rec) = reader.next_record() {
+            if rec.ts < start || rec.ts > end {
+                continue;
+            }
+            let Decoded::Packet(p) = decoder.decode(rec.ts, rec.linktype, rec.data) else {
+                continue;
+            };
+            if p.proto != proto {
+                continue;
+            }
+            let direction = if ((p.src, p.sport), (p.dst, p.dport)) == (client, server) {
+                "c2s"
+            } else if ((p.src, p.sport), (p.dst, p.dport)) == (server, client) {
+                "s2c"
+            } else {
+                continue;
+            };
+            let flags = if proto == crate::decode::TCP {
+                flag_letters(p.flags)
+            } else {
+                String::new()
+            };
+            rows.push((rec.ts, direction, p.payload.len(), flags));
+        }
+        Ok(rows)
+    })
+}
+
+/// Entropy facts of a unit, as the engine stores them in `meta.entropy_client` (policy tests).
+#[pyfunction]
+fn entropy_facts<'py>(py: Python<'py>, data: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+    to_py(
+        py,
+        &Value::Object(crate::detect::entropy::entropy_facts(&data)),
+    )
+}
+
+/// TCP flags as the letters tcpdump uses, in a fixed order.
+fn flag_letters(flags: u8) -> String {
+    [
+        (0x02, 'S'),
+        (0x10, 'A'),
+        (0x08, 'P'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+        (0x20, 'U'),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add_function(wrap_pyfunction!(builtin_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(check_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(flow_packets, m)?)?;
+    m.add_function(wrap_pyfunction!(entropy_facts, m)?)?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;

@@ -23,4 +23,14 @@ pub struct FlowRecord {
     pub bytes_s2c: u64,
     pub meta: Meta,
     pub pcap: Option<String>,
+    /// For joining with Zeek and Suricata logs. `flow_id`: the flow's 1-based creation order in
+    /// its capture (the same for every worker count; the monitor's flows count from its start).
+    pub flow_id: u64,
+    /// Community ID v1, seed 0.
+    pub community_id: String,
+    /// ts_end - ts_start.
+    pub duration: f64,
+    /// Zeek's conn_state and history (see flow::conn_state).
+    pub state: &'static str,
+    pub history: String,
 }

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from ..detect.engine import Decision, Engine
+from .._core import Engine
 from ..sanitize import clean_text
 from .model import Listener
 
@@ -92,28 +93,29 @@ def _banner_text(data: bytes) -> str | None:
     return clean_text(line, 160) if printable >= 0.9 * len(line) else None
 
 
-def _classify(engine: Engine, port: int, sent: bytes, got: bytes) -> Decision | None:
+def _classify(engine: Engine, port: int, sent: bytes, got: bytes) -> dict[str, Any] | None:
+    """The core's verdict on what a listener answered (alone, then with what was sent), or None."""
     if not got:
         return None
     alone = engine.classify("tcp", [], [got], port, final=True)
-    if alone.signature is None:  # type: ignore[union-attr]
+    if alone is None or not alone["known"]:
         return None
     both = engine.classify("tcp", [sent] if sent else [], [got], port, final=True)
-    if both is not None and both.signature is not None and both.protocol == alone.protocol:  # type: ignore[union-attr]
+    if both is not None and both["known"] and both["protocol"] == alone["protocol"]:
         return both
     return alone
 
 
 def _result(engine: Engine, port: int, step: str, sent: bytes, got: bytes) -> dict[str, object] | None:
     decision = _classify(engine, port, sent, got)
-    if decision is None or decision.signature is None:
+    if decision is None:
         return None
-    meta: dict[str, object] = {"probe": step, "protocol": decision.protocol, "confidence": decision.confidence,
+    meta: dict[str, object] = {"probe": step, "protocol": decision["protocol"], "confidence": decision["confidence"],
                                "bytes_c2s": len(sent), "bytes_s2c": len(got)}
-    meta.update(decision.meta)
-    meta.update(engine.metadata(decision.signature, "tcp", [sent] if sent else [], [got]))
-    if decision.evidence:
-        meta["evidence"] = decision.evidence
+    meta.update(decision["meta"])
+    meta.update(engine.extract(decision["protocol"], "tcp", [sent] if sent else [], [got]))
+    if decision["evidence"]:
+        meta["evidence"] = decision["evidence"]
     banner = _banner_text(got)
     if banner and decision.protocol not in ("ssh", "tls"):
         meta.setdefault("banner", banner)

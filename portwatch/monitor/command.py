@@ -1,7 +1,8 @@
 """`portwatch monitor`: watch interfaces (or replay a capture) and report findings as they happen.
 
 Start-up order matters for least privilege: load the configuration, open the capture sockets,
-create the output files, then drop root (`--user`), and only then parse the first packet.
+create the output files (never through a symbolic link, see report/safeopen.py), then drop root
+(`--user`, by default `portwatch` or `nobody`), and only then parse the first packet.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 import click
 from rich.console import Console
 
-from ..capture.sources import CaptureError, CaptureSource
+from .. import _core
 from ..cli_common import quiet_collector
-from ..pipeline import Config
+from ..pipeline import CaptureError, Config, open_capture
+from ..report.safeopen import OutputPathError, open_output
 from ..report.sqlite import SchemaError, SqliteWriter
 from ..sanitize import clean_text
 from . import privdrop
 from . import reload as reloading
 from .analyzer import MonitorAnalyzer
 from .bpf import BpfError
-from .emit import Emitter
+from .emit import Emitter, JsonlSink
 from .live import LiveError, LiveSource
 from .loop import Limits, Monitor
 from .view import LogView, RichView, Snapshot
@@ -40,12 +42,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
-def _open_append(path: str) -> TextIO:
+def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
     try:
-        # Line buffering plus an explicit flush per line: a reader never sees half a line.
-        return open(path, "a", encoding="utf-8", buffering=1)
+        # One os.write per line, O_APPEND: a reader never sees half a line.
+        opened = open_output(path, regular_only=False, owner=owner)
     except OSError as exc:
-        _fail(f"{path}: {exc.strerror or exc}")
+        _fail(str(exc) if isinstance(exc, OutputPathError) else f"{path}: {exc.strerror or exc}")
+    return JsonlSink(opened.fd, path)
 
 
 @click.command()
@@ -64,8 +67,8 @@ def _open_append(path: str) -> TextIO:
 @click.option("--duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Stop after this long.")
 @click.option("--max-packets", type=click.IntRange(min=1), metavar="N", help="Stop after N packets.")
 @click.option("--user", metavar="NAME",
-              help="Drop root for this account once the sockets and files are open (required when root; "
-                   "'root' keeps root, with a warning).")
+              help="Drop root for this account once the sockets and files are open [default as root: "
+                   "portwatch if that account exists, else nobody]; 'root' keeps root, with a warning.")
 @click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
@@ -104,10 +107,14 @@ def monitor(
     except privdrop.PrivilegeError as exc:
         _fail(str(exc))
     if euid == 0 and account is None:
-        _fail("refusing to parse packets as root: give --user NAME (an unprivileged account, e.g. nobody), "
-              "or --user root to accept the risk")
+        try:
+            account = privdrop.default_account()
+        except privdrop.PrivilegeError as exc:
+            _fail(str(exc))
     if account is not None and account.uid == 0:
         log.warning("--user root: packet parsers run as root; any parser bug is a root compromise")
+    # Output files portwatch creates are handed to the account (fchown on the open descriptor).
+    owner = (account.uid, account.gid) if euid == 0 and account is not None and account.uid != 0 else None
 
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
                     max_flows=max_flows, idle_tcp=idle_tcp, idle_udp=idle_udp)
@@ -117,26 +124,28 @@ def monitor(
     quiet_collector()
 
     with ExitStack() as stack:
-        source: LiveSource | CaptureSource
+        source: LiveSource | _core.Capture
         try:
             if replay:
-                source = stack.enter_context(CaptureSource(replay))
+                source = open_capture(replay)
             else:
                 source = LiveSource(list(interfaces), bpf_expr, promisc=not no_promisc, rcvbuf=buffer_mb << 20)
                 stack.callback(source.close)
         except (CaptureError, LiveError, BpfError) as exc:
             _fail(str(exc))
-        jsonl = stack.enter_context(_open_append(jsonl_path)) if jsonl_path else None
+        jsonl = _open_jsonl(jsonl_path, owner) if jsonl_path else None
+        if jsonl is not None:
+            stack.callback(jsonl.close)
         db = None
         if db_path:
             try:
-                db = SqliteWriter(db_path)
-            except SchemaError as exc:
+                db = SqliteWriter(db_path, safe=True, owner=owner)
+            except (SchemaError, OutputPathError) as exc:
                 _fail(str(exc))
+            stack.callback(db.close)
         # From here on the only root-held resources needed are open: give them up.
         if account is not None:
             try:
-                privdrop.give_files(account, [p for p in (jsonl_path, db_path) if p])
                 privdrop.preload_modules()
                 privdrop.drop(account)
             except (privdrop.PrivilegeError, OSError) as exc:
@@ -158,10 +167,12 @@ def monitor(
                       Limits(duration=duration, max_packets=max_packets, active_timeout=active_timeout), sink)
         log.info("monitoring %s%s", name, f" (filter: {bpf_expr})" if bpf_expr else "")
         snap = mon.run()
+        emitter.close()  # the last (bounded) write attempts, before the summary counts the losses
         _summary(snap, emitter, mon.stop_reason)
-        if isinstance(source, CaptureSource) and source.stats.error:
-            log.error("%s", clean_text(source.stats.error, 500))
-    sys.exit(EXIT_OK)
+        if not isinstance(source, LiveSource) and source.error:
+            log.error("%s", clean_text(source.error, 500))
+    # Anything reported but not written (a full disk, a database locked past the retries) is a failure.
+    sys.exit(EXIT_ERROR if emitter.lost else EXIT_OK)
 
 
 def _summary(snap: Snapshot, emitter: Emitter, reason: str) -> None:
@@ -169,3 +180,5 @@ def _summary(snap: Snapshot, emitter: Emitter, reason: str) -> None:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(t.by_kind.items())) or "none"
     log.info("stopped (%s) after %.1fs: %s", reason or "done", snap.uptime, snap.line())
     log.info("%d flows classified, %d flow records, findings: %s", t.classified, t.flows, kinds)
+    if emitter.lost:
+        log.error("output lost (could not be written): %s", t.lost_text())

@@ -15,10 +15,19 @@ JSONL line types (one JSON object per line, appended and flushed line by line; `
 - `reload`: a SIGHUP was handled: `ok` (bool), `changes` (list of text) or `error` (text).
 
 A finding is reported once per flow even when the flow is split into several `flow` segments.
+
+The sinks are independent: a JSONL file on a full disk, a database locked by another process or
+a deleted directory does not stop the other sink or the capture. What a sink cannot take waits in
+memory (bounded) and is retried with a back-off; what is finally dropped is counted per sink
+(`Tally.lost`), logged, shown in the status line and the final summary, and makes the monitor
+exit 2. A JSON line is written whole or not at all (`recordfile.append_whole`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -26,9 +35,99 @@ from typing import Any, Protocol, TextIO
 
 from ..model import Finding, FlowRecord
 from ..report.jsonl import encode_line
-from ..report.sqlite import SqliteWriter
+from ..report.recordfile import append_whole
+from ..report.sqlite import BACKOFF_FIRST, BACKOFF_MAX, SqliteWriter
 
 ACTIVE_TIMEOUT = "active-timeout"
+MAX_PENDING_BYTES = 32 << 20  # JSON lines held in memory while the file cannot take them
+LOSS_LOG_INTERVAL = 60.0
+log = logging.getLogger("portwatch.monitor")
+
+
+class StreamSink:
+    """A text stream (a test's StringIO) behind the JsonlSink surface; its errors are raised."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.name = getattr(stream, "name", "<stream>")
+        self.pending: deque[bytes] = deque()
+        self.lost = 0
+        self.failure: str | None = None
+
+    def write(self, line: str) -> None:
+        self.stream.write(line)
+        self.stream.flush()
+
+    def flush(self, force: bool = False) -> bool:
+        self.stream.flush()
+        return True
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonlSink:
+    """The `--jsonl` file (an O_APPEND descriptor): whole lines, and never a reason to stop."""
+
+    def __init__(self, fd: int, name: str, max_pending_bytes: int = MAX_PENDING_BYTES, patience: float = 2.0) -> None:
+        self.fd: int | None = fd
+        self.name = name
+        self.max_pending_bytes = max_pending_bytes
+        self.patience = patience
+        self.pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self.lost = 0  # lines dropped
+        self.failure: str | None = None
+        self.failures = 0
+        self._retry_at = 0.0
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8", errors="surrogateescape")
+        if not self.pending and self.fd is not None:
+            try:
+                append_whole(self.fd, data)
+                return
+            except OSError as exc:
+                self._failed(exc)
+        while self.pending and self.pending_bytes + len(data) > self.max_pending_bytes:
+            self.pending_bytes -= len(self.pending.popleft())
+            self.lost += 1
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+
+    def _failed(self, exc: OSError) -> None:
+        self.failures += 1
+        self.failure = exc.strerror or str(exc)
+        self._retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
+
+    def flush(self, force: bool = False) -> bool:
+        """Write what waits, oldest first; False if the file still does not take it."""
+        if not self.pending:
+            return True
+        if self.fd is None or (not force and time.monotonic() < self._retry_at):
+            return False
+        while self.pending:
+            try:
+                append_whole(self.fd, self.pending[0])
+            except OSError as exc:
+                self._failed(exc)
+                return False
+            self.pending_bytes -= len(self.pending.popleft())
+        self.failure, self.failures = None, 0
+        return True
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        deadline = time.monotonic() + self.patience
+        while not self.flush(force=True) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.lost += len(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
 
 
 class View(Protocol):
@@ -44,14 +143,22 @@ class Tally:
     findings: Counter[str] = field(default_factory=Counter)  # by severity
     by_kind: Counter[str] = field(default_factory=Counter)
     recent: deque[tuple[float, FlowRecord, Finding]] = field(default_factory=lambda: deque(maxlen=12))
+    # Output that could not be written, finally dropped: "jsonl lines", "db flows", "db findings".
+    lost: Counter[str] = field(default_factory=Counter)
+
+    def lost_text(self) -> str:
+        return ", ".join(f"{what} {n}" for what, n in sorted(self.lost.items()) if n)
 
 
 class Emitter:
-    def __init__(self, jsonl: TextIO | None, db: SqliteWriter | None, view: View | None) -> None:
-        self.jsonl = jsonl
+    def __init__(self, jsonl: JsonlSink | TextIO | None, db: SqliteWriter | None, view: View | None) -> None:
+        self.jsonl = jsonl if jsonl is None or isinstance(jsonl, JsonlSink) else StreamSink(jsonl)
         self.db = db
         self.view = view
         self.tally = Tally()
+        self._failing: dict[str, tuple[float, str]] = {}  # sink -> (since, error) while it fails
+        self._next_loss_log = 0.0
+        self._logged_lost = 0
         # Finding kinds already reported per live flow; an entry lives as long as its flow does.
         self.reported: dict[str, set[str]] = {}
 
@@ -73,6 +180,7 @@ class Emitter:
         self._line("flow", flow_id, now, rec.as_dict())
         if self.db is not None:
             self.db.write_flow(rec, flow_id)
+            self._health()
 
     def reload(self, ok: bool, detail: list[str] | str) -> None:
         extra: dict[str, Any] = {"ok": ok}
@@ -101,6 +209,7 @@ class Emitter:
                 self.view.finding(rec, f, flow_id)
         if self.db is not None:
             self.db.write_findings(rec, fresh, now, flow_id, commit=commit)
+            self._health()
 
     def _line(self, kind: str, flow_id: str | None, now: float, body: dict[str, Any]) -> None:
         if self.jsonl is None:
@@ -111,14 +220,49 @@ class Emitter:
         head["time"] = round(now, 6)
         head.update(body)
         self.jsonl.write(encode_line(head) + "\n")
-        self.jsonl.flush()
+        self._health()
+
+    def _health(self) -> None:
+        """Log a sink that starts or stops failing, and (at most once a minute) what was lost."""
+        t = self.tally
+        states = []
+        if self.jsonl is not None:
+            t.lost["jsonl lines"] = self.jsonl.lost
+            states.append((f"jsonl {self.jsonl.name}", self.jsonl.failure, len(self.jsonl.pending), "lines"))
+        if self.db is not None:
+            t.lost["db flows"] = self.db.lost_flows
+            t.lost["db findings"] = self.db.lost_findings
+            states.append((f"database {self.db.path}", self.db.failure, self.db.pending, "rows"))
+        now = time.monotonic()
+        for name, failure, pending, unit in states:
+            if failure is not None and name not in self._failing:
+                self._failing[name] = (now, failure)
+                log.error("%s: write failed (%s); keeping %d %s in memory and retrying", name, failure, pending, unit)
+            elif failure is None and name in self._failing:
+                since, _ = self._failing.pop(name)
+                log.warning("%s: writing again after %.1fs", name, now - since)
+        lost = sum(t.lost.values())
+        if lost > self._logged_lost and now >= self._next_loss_log:
+            self._next_loss_log = now + LOSS_LOG_INTERVAL
+            self._logged_lost = lost
+            log.error("output lost so far: %s", t.lost_text())
+
+    @property
+    def lost(self) -> int:
+        return sum(self.tally.lost.values())
 
     def commit(self) -> None:
-        if self.db is not None:
-            self.db.commit()
-
-    def close(self) -> None:
         if self.jsonl is not None:
             self.jsonl.flush()
         if self.db is not None:
+            self.db.commit()
+        self._health()
+
+    def close(self) -> None:
+        """Last attempts (bounded) for whatever still waits, then count the rest as lost."""
+        if self.jsonl is not None:
+            self.jsonl.close()
+        if self.db is not None:
             self.db.close()
+        self._next_loss_log = 0.0
+        self._health()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from ..capture.sources import CaptureSource
+from .. import _core
 from ..pipeline import Config
 from . import reload as reloading
 from .analyzer import MonitorAnalyzer
@@ -39,7 +39,7 @@ class Limits:
 
 class Monitor:
     def __init__(
-        self, analyzer: MonitorAnalyzer, source: LiveSource | CaptureSource, emitter: Emitter,
+        self, analyzer: MonitorAnalyzer, source: LiveSource | _core.Capture, emitter: Emitter,
         config: Config, limits: Limits, view: object | None = None,
     ) -> None:
         self.analyzer = analyzer
@@ -83,7 +83,7 @@ class Monitor:
         finally:
             # Flush everything that is still open: every live flow becomes a record. A flow whose
             # report fails is already out of the table, so trying again goes on with the others.
-            for _ in range(self.analyzer.table.count + 1):
+            for _ in range(self.analyzer.live_flows + 1):
                 try:
                     self.analyzer.close()
                     break
@@ -120,24 +120,18 @@ class Monitor:
             self.housekeeping(time.time())
         source.kernel_counters()
 
-    def _run_replay(self, source: CaptureSource) -> None:
-        records: Iterator = iter(source)
-        done = [False]
-
-        def upto(n: int) -> Iterator:
-            for _ in range(n):
-                rec = next(records, None)
-                if rec is None:
-                    done[0] = True
-                    return
-                yield rec
-
+    def _run_replay(self, capture: _core.Capture) -> None:
         while not self._should_stop():
             remaining = self._remaining()
-            self._analyze(upto(REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)))
-            # Replayed flows expire by packet time inside Analyzer.run, not by the wall clock.
+            n = REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)
+            try:
+                self.analyzer._emit(self.analyzer.core.run(capture, n))
+            except Exception:
+                self._error("analysing a packet")
+            # Replayed flows expire by packet time inside the core, not by the wall clock.
             self.housekeeping(None)
-            if done[0]:
+            if capture.done:
+                self.analyzer.error = capture.error
                 self.stop_reason = self.stop_reason or "end of capture"
                 break
 
@@ -161,8 +155,7 @@ class Monitor:
         mono = time.monotonic()
         if now is not None and mono >= self.next_expire:
             self.next_expire = mono + self.limits.expire_interval
-            cfg = self.config
-            self.analyzer.table.expire(now, cfg.idle_tcp, cfg.idle_udp, cfg.linger)
+            self.analyzer.expire(now)
             self.analyzer.split_long_flows(self.limits.active_timeout, now)
         self.emitter.commit()
         if isinstance(self.source, LiveSource):
@@ -177,7 +170,7 @@ class Monitor:
             self.emitter.reload(False, error)
             return
         changed = reloading.changes(self.analyzer.setup, new)
-        self.analyzer.setup = new
+        self.analyzer.reload(new)
         log.warning("reloaded signatures, services and policy: %s", "; ".join(changed) or "no changes")
         self.emitter.reload(True, changed)
 
@@ -193,11 +186,11 @@ class Monitor:
             uptime=mono - self.started,
             packets=stats.packets,
             pps=self.pps,
-            live_flows=self.analyzer.table.count,
+            live_flows=self.analyzer.live_flows,
             flows_done=self.emitter.tally.flows,
             kernel_drops=live.kernel_drops if live else 0,
-            evicted=self.analyzer.table.evicted,
-            fragments_dropped=self.analyzer.defrag.dropped,
+            evicted=stats.flows_evicted,
+            fragments_dropped=stats.fragments_dropped,
             truncated=live.truncated if live else 0,
             malformed=stats.malformed,
             errors=self.errors,

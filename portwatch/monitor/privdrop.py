@@ -1,5 +1,11 @@
 """Least privilege: give up root once the capture sockets and output files are open.
 
+`drop()` empties the capability bounding set (PR_CAPBSET_DROP for every capability up to
+/proc/sys/kernel/cap_last_cap, while still root), clears the supplementary groups
+(`setgroups([])`), sets the group and user ids, and sets PR_SET_NO_NEW_PRIVS, then checks that
+none of it can be undone. Run as root without `--user`, the monitor drops to DEFAULT_USERS' first
+existing account (`portwatch`, else `nobody`), as `tcpdump -Z` does.
+
 After the drop the process keeps its open file descriptors (packet sockets, JSONL file, SQLite
 connection) but can open nothing root-only. That includes Python's own library directory when
 the interpreter lives somewhere like /root/.pyenv: every module the analyzer may import lazily
@@ -10,12 +16,12 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import grp
+import ctypes
+import errno
 import importlib
 import os
 import pwd
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,11 @@ _COMMON_CODECS = frozenset({"ascii", "latin-1", "utf-8", "utf-16", "utf-32", "id
                             "raw_unicode_escape", "cp437", "cp1252"})
 # Only used before the drop (the fallback BPF compiler), and slow to import.
 SKIP = frozenset({"scapy", "pandas", "pyarrow", "matplotlib"})
+# Root without --user: the first of these that exists (create `portwatch` with useradd --system).
+DEFAULT_USERS = ("portwatch", "nobody")
+
+PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
 
 
 class PrivilegeError(Exception):
@@ -53,26 +64,48 @@ def lookup(name: str) -> Account:
     return Account(pw.pw_name, pw.pw_uid, pw.pw_gid)
 
 
-def give_files(account: Account, paths: list[str]) -> None:
-    """Hand output files (and SQLite's -wal/-shm) to the account, so it can keep them going.
+def default_account() -> Account:
+    """The account root drops to without --user: `portwatch` if it exists, else `nobody`."""
+    for name in DEFAULT_USERS:
+        with contextlib.suppress(PrivilegeError):
+            return lookup(name)
+    raise PrivilegeError(f"none of the accounts {', '.join(DEFAULT_USERS)} exists: give --user NAME")
 
-    Only regular files that root owns (the ones just created): `--jsonl /dev/stdout` must not
-    give the terminal away, and a file someone else owns stays theirs.
-    """
-    if os.geteuid() != 0:
-        return
-    for p in paths:
-        for q in (p, p + "-wal", p + "-shm"):
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, arg: int = 0) -> int:
+    res = _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0))
+    if res < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(res)
+
+
+def cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        last = 0
+        while last < 63:  # PR_CAPBSET_READ says EINVAL past the last capability
             try:
-                st = os.stat(q)
+                _prctl(PR_CAPBSET_READ, last + 1)
             except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and st.st_uid == 0:
-                os.chown(q, account.uid, account.gid)
+                break
+            last += 1
+        return last
+
+
+def bounding_set() -> list[int]:
+    """The capabilities still in the bounding set (empty after `drop`)."""
+    return [c for c in range(cap_last_cap() + 1) if _prctl(PR_CAPBSET_READ, c) == 1]
 
 
 def drop(account: Account) -> None:
-    """setgroups, setgid, setuid, in that order (a process without root cannot change groups)."""
+    """Bounding set (needs root's CAP_SETPCAP), setgroups([]), setgid, setuid, no_new_privs."""
     if os.geteuid() != 0:
         if os.geteuid() != account.uid:
             raise PrivilegeError(f"--user {account.name}: not running as root, cannot switch user")
@@ -80,17 +113,27 @@ def drop(account: Account) -> None:
     if account.uid == 0:
         return
     try:
-        os.setgroups([g.gr_gid for g in grp.getgrall() if account.name in g.gr_mem] + [account.gid])
+        for cap in range(cap_last_cap() + 1):
+            try:
+                _prctl(PR_CAPBSET_DROP, cap)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: a capability this kernel does not have
+                    raise
+        os.setgroups([])
         os.setgid(account.gid)
         os.setuid(account.uid)
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
     except OSError as exc:
         raise PrivilegeError(f"cannot drop privileges to {account.name}: {exc.strerror or exc}") from None
     # setuid() from root sets real, effective and saved ids; check that nothing can take them back.
     try:
         os.setuid(0)
     except PermissionError:
-        return
-    raise PrivilegeError("privilege drop failed: root could be regained")
+        pass
+    else:
+        raise PrivilegeError("privilege drop failed: root could be regained")
+    if os.getgroups() or _prctl(PR_GET_NO_NEW_PRIVS) != 1 or bounding_set():
+        raise PrivilegeError("privilege drop failed: supplementary groups, no_new_privs or bounding set remain")
 
 
 def preload_modules(package: str = "portwatch") -> list[str]:

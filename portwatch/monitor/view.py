@@ -71,7 +71,9 @@ class LogView:
     def tick(self, snap: Snapshot, tally: Tally) -> None:
         if self.stats_interval > 0 and time.monotonic() >= self.next_stats:
             self.next_stats = time.monotonic() + self.stats_interval
-            log.info("status: %s, %d findings", snap.line(), sum(tally.findings.values()))
+            lost = tally.lost_text()
+            log.info("status: %s, %d findings%s", snap.line(), sum(tally.findings.values()),
+                     f", output lost: {lost}" if lost else "")
 
     def close(self) -> None:
         pass
@@ -107,7 +109,8 @@ class RichView:
             f"[{drops_style}]kernel drops {snap.kernel_drops:,}[/]",
             f"internal drops {snap.internal_drops():,}",
             f"evicted {snap.evicted:,}",
-            f"malformed {snap.malformed:,}",
+            f"malformed {snap.malformed:,}"
+            + (f" [bold red]output lost: {escape(tally.lost_text())}[/]" if tally.lost_text() else ""),
             "findings " + ", ".join(f"{k} {tally.by_kind[k]}" for k in sorted(tally.by_kind)) or "findings 0",
             "",
         )

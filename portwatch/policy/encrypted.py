@@ -1,6 +1,6 @@
 """Is an unrecognised flow fully encrypted, and how much should that worry anyone?
 
-The byte figures come from detection (`detect/entropy.py`: Shannon entropy plus the exemptions
+The byte figures come from detection (the core's `core/src/detect/entropy.rs`: Shannon entropy plus the exemptions
 Wu et al. found the Great Firewall applies to fully encrypted traffic, USENIX Security 2023).
 Their Ex5, "the bytes match a known protocol", is partly decided here: the engine already tried
 every signature, but some framings are too generic to be a signature and yet prove the bytes are

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..detect.signature import Signature
 from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
 from ..services import ServicesDB
+from ..signatures import SignatureInfo as Signature
 from . import encrypted
 from .config import Policy
 from .dnstunnel import DnsTunnelTracker

@@ -6,6 +6,9 @@ make one `write()` call with it. `RecordFile` buffers those records and writes t
 it truncates the file back to the end of the last record the disk took whole, and raises
 `OutputError` once. Every later write raises the same error without touching the file, so the
 file always ends at a record boundary: a reader sees N complete records, never a torn one.
+
+`append_whole` is the same idea for a file that stays open for weeks (the monitor's JSONL): one
+record per call, cut back to the record boundary when the write fails, so it can be retried.
 """
 
 from __future__ import annotations
@@ -106,3 +109,21 @@ class RecordFile:
         if self.fd is None:
             raise ValueError("closed file")
         return self.fd
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append `data` (one record) to the O_APPEND descriptor `fd`, whole or not at all.
+
+    A short write followed by an error (ENOSPC, EFBIG, EIO) is cut back with ftruncate to where
+    the record began, and the error is raised: the file still ends at a record boundary, and the
+    caller may try the same record again later.
+    """
+    view, written = memoryview(data), 0
+    try:
+        while written < len(data):
+            written += os.write(fd, view[written:])
+    except OSError:
+        if written:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise

@@ -36,18 +36,37 @@ Column names follow DESIGN.md's output schema, so `SELECT * FROM flows` has the 
 columns plus `id` and `flow_id`. A finding reported live (as soon as its flow is classified)
 is committed at once; flow rows are committed by `commit()` (the monitor does so a few times
 a second) and by `close()`.
+
+A database that cannot take a write for a while (locked by another process, a full disk) does not
+stop the caller: rows wait in memory (at most `max_pending`; beyond it the oldest are dropped and
+counted in `lost`), each attempt waits at most `busy_timeout` seconds for a lock, and after a
+failure the next attempt comes after a back-off (0.25 s doubling to 8 s). `failure` says what is
+wrong while it is; `close()` keeps trying for up to `patience` seconds, then counts what is left as
+lost.
+
+`safe=True` (the monitor, as root): the database and its -wal/-shm files are opened by
+`safeopen.open_output` first (no symbolic link followed, no directory writable by others), SQLite
+is then opened on the path, and every file SQLite opened is checked to be one of those (same
+device and inode); `owner` receives the files portwatch created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import stat
+import time
+from collections import deque
 from collections.abc import Iterable
 
 from ..model import Finding, FlowRecord
+from .safeopen import OpenedFile, OutputPathError, open_output
 
 SCHEMA_VERSION = 1
+MAX_PENDING = 200_000  # rows held in memory while the database cannot take them
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0
 
 _FLOW_COLUMNS = (
     "flow_id", "pcap", "ts_start", "ts_end", "transport", "src_ip", "src_port", "dst_ip", "dst_port",
@@ -89,13 +108,43 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class SqliteWriter:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 0.25, patience: float = 30.0,
+        max_pending: int = MAX_PENDING, safe: bool = False, owner: tuple[int, int] | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
         self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self.patience = patience
+        self.max_pending = max_pending
+        self._held: list[OpenedFile] = []  # our own descriptors: kept open until SQLite closes
+        self._flows: deque[tuple] = deque()
+        self._findings: deque[tuple] = deque()
+        self.lost_flows = 0
+        self.lost_findings = 0
+        self.failure: str | None = None  # what is wrong while writes fail; None when they succeed
+        self.failures = 0  # failed attempts, in a row
+        self._retry_at = 0.0
+        self._busy = False  # the last failure was a lock held by another connection
+        before = _open_fds() if safe else set()
+        if safe:
+            try:
+                for suffix in ("", "-wal", "-shm"):
+                    self._held.append(open_output(self.path + suffix, read=True, append=False, owner=owner))
+            except OutputPathError:
+                self._release()
+                raise
         # isolation_level=None: transactions are explicit, so a finding can be committed alone.
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                      timeout=open_timeout)
         except sqlite3.Error as exc:
+            self._release()
             raise SchemaError(f"{self.path}: {exc}") from None
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -107,51 +156,81 @@ class SqliteWriter:
                 raise SchemaError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             # NORMAL in WAL mode: a commit survives a process kill; only a power loss may lose the last ones.
             self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(SCHEMA)
+            if not has_tables:  # an existing database needs no write (and no lock) to start
+                self.db.executescript(SCHEMA)
+            if safe:
+                self._check_opened(before)
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         except sqlite3.DatabaseError as exc:
             self.db.close()
+            self._release()
             raise SchemaError(f"{self.path}: {exc}") from None
-        except SchemaError:
+        except (SchemaError, OutputPathError):
             self.db.close()
+            self._release()
             raise
-        self._in_tx = False
 
-    def _begin(self) -> None:
-        if not self._in_tx:
-            self.db.execute("BEGIN")
-            self._in_tx = True
+    # ---- safety --------------------------------------------------------------------------------
+    def _check_opened(self, before: set[int]) -> None:
+        """Every file SQLite opened is the database, or its -wal/-shm as they stand (not links)."""
+        allowed = {(self._held[0].dev, self._held[0].ino)}
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(self.path + suffix)
+                if stat.S_ISREG(st.st_mode):
+                    allowed.add((st.st_dev, st.st_ino))
+        ours = {f.fd for f in self._held}
+        for fd in _open_fds() - before - ours:
+            try:
+                st = os.stat(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and ((st.st_dev, st.st_ino) not in allowed or st.st_nlink != 1):
+                raise OutputPathError(1, "SQLite opened a file other than the one checked; refusing it", self.path)
+
+    def _release(self) -> None:
+        for f in self._held:
+            with contextlib.suppress(OSError):
+                os.close(f.fd)
+        self._held = []
+
+    # ---- rows ----------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._flows) + len(self._findings)
+
+    @property
+    def lost(self) -> int:
+        return self.lost_flows + self.lost_findings
+
+    def _make_room(self) -> None:
+        while self.pending >= self.max_pending:
+            if self._flows:
+                self._flows.popleft()
+                self.lost_flows += 1
+            else:
+                self._findings.popleft()
+                self.lost_findings += 1
 
     def write_flow(self, rec: FlowRecord, flow_id: str | None = None) -> None:
-        """Queue one flow row; it is durable after the next `commit()`."""
-        self._begin()
-        self.db.execute(
-            f"INSERT INTO flows ({', '.join(_FLOW_COLUMNS)}) VALUES ({', '.join('?' * len(_FLOW_COLUMNS))})",
-            (
-                flow_id, rec.pcap, rec.ts_start, rec.ts_end, rec.transport, rec.src_ip, rec.src_port, rec.dst_ip,
-                rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3), _json(list(rec.assigned)),
-                rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, _json(rec.meta),
-                _json([f.as_dict() for f in rec.findings]),
-            ),
-        )
+        """Queue one flow row; it is durable after the next successful `commit()`."""
+        self._make_room()
+        self._flows.append((
+            flow_id, rec.pcap, rec.ts_start, rec.ts_end, rec.transport, rec.src_ip, rec.src_port, rec.dst_ip,
+            rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3), _json(list(rec.assigned)),
+            rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, _json(rec.meta),
+            _json([f.as_dict() for f in rec.findings]),
+        ))
 
     def write_findings(
         self, rec: FlowRecord, findings: Iterable[Finding], ts: float, flow_id: str | None = None,
         commit: bool = True,
     ) -> None:
         """Store findings of `rec` reported at `ts`; committed at once unless `commit` is False."""
-        rows = [
-            (flow_id, ts, rec.ts_start, rec.transport, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port,
-             rec.protocol, f.kind, f.severity, f.message)
-            for f in findings
-        ]
-        if not rows:
-            return
-        self._begin()
-        self.db.executemany(
-            f"INSERT INTO findings ({', '.join(_FINDING_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_FINDING_COLUMNS))})",
-            rows,
-        )
+        for f in findings:
+            self._make_room()
+            self._findings.append((flow_id, ts, rec.ts_start, rec.transport, rec.src_ip, rec.src_port, rec.dst_ip,
+                                   rec.dst_port, rec.protocol, f.kind, f.severity, f.message))
         if commit:
             self.commit()
 
@@ -160,11 +239,66 @@ class SqliteWriter:
         self.write_flow(rec)
         self.write_findings(rec, rec.findings, rec.ts_end, commit=False)
 
-    def commit(self) -> None:
-        if self._in_tx:
+    def commit(self, force: bool = False) -> bool:
+        """Write every queued row in one transaction. False if the database did not take them
+        (they stay queued; the next attempt waits for the back-off unless `force`)."""
+        if not self.pending:
+            return True
+        if not force and time.monotonic() < self._retry_at:
+            return False
+        flows, findings = list(self._flows), list(self._findings)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            if flows:
+                self.db.executemany(
+                    f"INSERT INTO flows ({', '.join(_FLOW_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_FLOW_COLUMNS))})", flows)
+            if findings:
+                self.db.executemany(
+                    f"INSERT INTO findings ({', '.join(_FINDING_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_FINDING_COLUMNS))})", findings)
             self.db.execute("COMMIT")
-            self._in_tx = False
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            self.failures += 1
+            self.failure = str(exc) or type(exc).__name__
+            self._busy = _busy(exc)
+            self._retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
+            return False
+        for _ in flows:
+            self._flows.popleft()
+        for _ in findings:
+            self._findings.popleft()
+        self.failure, self.failures, self._retry_at = None, 0, 0.0
+        return True
 
     def close(self) -> None:
-        self.commit()
-        self.db.close()
+        """Commit what is queued (trying for up to `patience` seconds), then close. Rows still not
+        written are counted in `lost`. Closing again is a no-op."""
+        if self.db is None:
+            return
+        deadline = time.monotonic() + self.patience
+        tries = 0
+        while not self.commit(force=True):
+            tries += 1
+            # A lock is worth waiting for; a full disk or a read-only database gets a few tries.
+            if time.monotonic() >= deadline or (not self._busy and tries >= 3):
+                break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic()), BACKOFF_FIRST * 2 ** tries))
+        self.lost_flows += len(self._flows)
+        self.lost_findings += len(self._findings)
+        self._flows.clear()
+        self._findings.clear()
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self.db = None  # type: ignore[assignment]
+        self._release()
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(n) for n in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()

@@ -37,7 +37,15 @@ impl Default for StreamBuffer {
 
 impl StreamBuffer {
     pub fn new(depth: usize) -> Self {
-        Self { depth, base: None, data: Vec::new(), pending: BTreeMap::new(), pending_bytes: 0, anomalies: 0, gaps: 0 }
+        Self {
+            depth,
+            base: None,
+            data: Vec::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            anomalies: 0,
+            gaps: 0,
+        }
     }
 
     pub fn full(&self) -> bool {
@@ -123,7 +131,9 @@ impl StreamBuffer {
     }
 
     fn hold(&mut self, rel: usize, piece: &[u8]) {
-        if self.pending.len() >= MAX_PENDING_SEGMENTS || self.pending_bytes + piece.len() > self.depth {
+        if self.pending.len() >= MAX_PENDING_SEGMENTS
+            || self.pending_bytes + piece.len() > self.depth
+        {
             self.gaps += 1;
             return;
         }

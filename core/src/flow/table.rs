@@ -7,10 +7,12 @@
 //! report flows in the order they began, as the Python engine did).
 #![forbid(unsafe_code)]
 
-use std::collections::VecDeque;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
 
+use super::conn_state::ConnHistory;
 use super::reassembly::StreamBuffer;
 use crate::decode::{Addr, Encap, TCP};
 use crate::detect::engine::Decision;
@@ -38,7 +40,13 @@ pub struct Key {
 
 impl Key {
     pub fn reversed(&self) -> Key {
-        Key { proto: self.proto, a: self.b, b: self.a, a_port: self.b_port, b_port: self.a_port }
+        Key {
+            proto: self.proto,
+            a: self.b,
+            b: self.a,
+            a_port: self.b_port,
+            b_port: self.a_port,
+        }
     }
 
     /// A shard number both directions agree on (XOR is symmetric in the endpoints), with the
@@ -110,14 +118,36 @@ pub struct Flow {
     pub anomalies: u32,
     /// Insertion stamp: tells a live flow from a recycled slot in the order queues.
     pub stamp: u64,
+    /// Index of the packet that created the flow in the whole capture (0-based): unique, as a
+    /// packet creates at most one flow, and the same whichever shard tracks the flow.
+    pub created: u64,
+    /// The record's `flow_id`: 1-based creation order of the flows of the capture.
+    pub number: u64,
+    /// Zeek's conn_state and history.
+    pub history: ConnHistory,
 }
 
 impl Flow {
-    pub fn new(key: Key, ts: f64, client_dir: usize, orientation: &'static str, encap: Option<Encap>) -> Self {
+    pub fn new(
+        key: Key,
+        ts: f64,
+        client_dir: usize,
+        orientation: &'static str,
+        encap: Option<Encap>,
+    ) -> Self {
         Flow {
             key,
             ts_start: ts,
-            sides: [Side { ts, ..Side::default() }, Side { ts, ..Side::default() }],
+            sides: [
+                Side {
+                    ts,
+                    ..Side::default()
+                },
+                Side {
+                    ts,
+                    ..Side::default()
+                },
+            ],
             client_dir,
             orientation,
             encap,
@@ -137,6 +167,9 @@ impl Flow {
             buffers: Some(Box::default()),
             anomalies: 0,
             stamp: 0,
+            created: 0,
+            number: 0,
+            history: ConnHistory::new(key.proto == TCP),
         }
     }
 
@@ -187,7 +220,9 @@ impl Flow {
 
     /// Direction d's units: its stream prefix for TCP, its first datagrams for UDP.
     pub fn units_of(&self, d: usize) -> Vec<&[u8]> {
-        let Some(buf) = &self.buffers else { return Vec::new() };
+        let Some(buf) = &self.buffers else {
+            return Vec::new();
+        };
         if self.is_tcp() {
             match &buf.streams[d] {
                 Some(s) if !s.data.is_empty() => vec![s.data.as_slice()],
@@ -224,7 +259,8 @@ impl Flow {
         }
         let anomalies = self.live_anomalies();
         if anomalies > 0 {
-            self.meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
+            self.meta
+                .insert("tcp_overlap_conflicts".into(), anomalies.into());
             self.anomalies = anomalies;
         }
         self.buffers = None;
@@ -243,6 +279,42 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub type FlowId = usize;
 
+/// A closed TCP flow waiting out its linger, due in order of close time, then closing order.
+///
+/// A heap by time rather than a queue in closing order: a flow that reopens and closes again,
+/// or capture times that step back, would otherwise hold up the flows queued behind it, so
+/// when a flow is released would depend on which other flows share its table (and with
+/// `--workers`, on the shard count).
+#[derive(Clone, Copy, Debug)]
+pub struct Closing {
+    /// The flow's `closed_at` when it was queued: an entry whose flow closed again is stale.
+    pub at: f64,
+    /// Index of the packet that closed it.
+    pub seq: u64,
+    pub id: FlowId,
+    pub stamp: u64,
+}
+
+impl Ord for Closing {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.total_cmp(&other.at).then(self.seq.cmp(&other.seq))
+    }
+}
+
+impl PartialOrd for Closing {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Closing {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Closing {}
+
 /// Flows by directional key, a cap (oldest evicted first), and the order queues timers walk.
 pub struct FlowTable {
     pub max_flows: usize,
@@ -251,8 +323,8 @@ pub struct FlowTable {
     index: HashMap<Key, (FlowId, u8), foldhash::fast::RandomState>,
     /// (flow, stamp) in insertion order; entries of removed flows are skipped and compacted.
     order: VecDeque<(FlowId, u64)>,
-    /// TCP flows in the order they closed.
-    pub closed: VecDeque<(FlowId, u64)>,
+    /// Closed TCP flows, earliest close first.
+    closed: BinaryHeap<Reverse<Closing>>,
     live: usize,
     next_stamp: u64,
     pub evicted: u64,
@@ -266,7 +338,7 @@ impl FlowTable {
             free: Vec::new(),
             index: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             order: VecDeque::new(),
-            closed: VecDeque::new(),
+            closed: BinaryHeap::new(),
             live: 0,
             next_stamp: 0,
             evicted: 0,
@@ -335,7 +407,8 @@ impl FlowTable {
         // Dead queue entries are skipped lazily; compact when they outnumber the live ones.
         if self.order.len() > 64 && self.order.len() > 2 * self.live {
             let slab = &self.slab;
-            self.order.retain(|&(i, s)| matches!(slab.get(i), Some(Some(f)) if f.stamp == s));
+            self.order
+                .retain(|&(i, s)| matches!(slab.get(i), Some(Some(f)) if f.stamp == s));
         }
         flow
     }
@@ -353,13 +426,50 @@ impl FlowTable {
 
     /// Live flows in insertion order (a snapshot: the caller may remove while walking it).
     pub fn ids_in_order(&self) -> Vec<(FlowId, u64)> {
-        self.order.iter().copied().filter(|&(id, stamp)| self.is_current(id, stamp)).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|&(id, stamp)| self.is_current(id, stamp))
+            .collect()
     }
 
-    pub fn mark_closed(&mut self, id: FlowId) {
-        let stamp = self.get(id).stamp;
-        self.closed.push_back((id, stamp));
+    /// Queue a flow that just closed (`seq`: the closing packet's index) for release.
+    pub fn mark_closed(&mut self, id: FlowId, seq: u64) {
+        let flow = self.get(id);
+        let Some(at) = flow.closed_at else { return };
+        let stamp = flow.stamp;
+        self.closed.push(Reverse(Closing { at, seq, id, stamp }));
+        // Entries of flows removed meanwhile (swept, evicted, reopened) are dropped lazily;
+        // compact when they outnumber the live flows.
+        if self.closed.len() > 64 && self.closed.len() > 2 * self.live {
+            let slab = &self.slab;
+            self.closed.retain(|Reverse(c)| is_closing(slab, c));
+        }
     }
+
+    /// The closed flow due first, dropping entries that no longer name a closed flow.
+    pub fn next_closed(&mut self) -> Option<Closing> {
+        while let Some(&Reverse(c)) = self.closed.peek() {
+            if is_closing(&self.slab, &c) {
+                return Some(c);
+            }
+            self.closed.pop();
+        }
+        None
+    }
+
+    pub fn pop_closed(&mut self) {
+        self.closed.pop();
+    }
+
+    pub fn clear_closed(&mut self) {
+        self.closed.clear();
+    }
+}
+
+/// Whether a release entry still names a live flow closed at the entry's time.
+fn is_closing(slab: &[Option<Flow>], c: &Closing) -> bool {
+    matches!(slab.get(c.id), Some(Some(f)) if f.stamp == c.stamp && f.closed_at == Some(c.at))
 }
 
 #[cfg(test)]
@@ -367,7 +477,13 @@ mod tests {
     use super::*;
 
     fn key(a: u8, pa: u16) -> Key {
-        Key { proto: TCP, a: Addr::V4([10, 0, 0, a]), b: Addr::V4([10, 0, 0, 99]), a_port: pa, b_port: 80 }
+        Key {
+            proto: TCP,
+            a: Addr::V4([10, 0, 0, a]),
+            b: Addr::V4([10, 0, 0, 99]),
+            a_port: pa,
+            b_port: 80,
+        }
     }
 
     #[test]

@@ -1,0 +1,321 @@
+//! `--workers N`: the same traffic through one analyzer and through 1, 2 and 3 worker threads
+//! gives the same records in the same order (flow_id included).
+use std::sync::Arc;
+
+use _core::detect::builtin::BUILTIN;
+use _core::detect::engine::Engine;
+use _core::detect::signature::load_texts_and;
+use _core::parallel::{FrameSource, ParallelAnalyzer};
+use _core::pipeline::{Analyzer, Config, KnownPorts};
+use _core::record::FlowRecord;
+use _core::source::Record;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+
+type End = ([u8; 4], u16);
+
+fn frame(proto: u8, src: End, dst: End, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let l4 = if proto == TCP { 20 } else { 8 };
+    let total = (20 + l4 + payload.len()) as u16;
+    let mut f = vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00, 0x45, 0];
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if proto == TCP {
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A small deterministic generator (no dependency for a test).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A conversation still to be played: its packets, in order.
+struct Script {
+    packets: Vec<(bool, u8, Vec<u8>)>,
+    proto: u8,
+    client: End,
+    server: End,
+    seq: [u32; 2],
+}
+
+const REQUESTS: &[(u16, &[u8], &[u8])] = &[
+    (
+        80,
+        b"GET /index.html HTTP/1.1\r\nHost: example.org\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    (22, b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.3\r\n"),
+    (6379, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
+    (
+        8080,
+        b"\x00\x01\x02\x03\x04\x05\x06\x07binary junk",
+        b"\x10\x11\x12",
+    ),
+];
+
+fn script(rng: &mut Lcg, n: u32) -> Script {
+    let client = ([10, 1, (n >> 8) as u8, n as u8], 20000 + (n % 40000) as u16);
+    let kind = rng.below(10);
+    if kind < 3 {
+        // UDP: DNS-like one-shot, or a few datagrams one way.
+        let server = (
+            [10, 9, 0, (rng.below(4) + 1) as u8],
+            if kind == 0 {
+                53
+            } else {
+                5000 + rng.below(3) as u16
+            },
+        );
+        let mut packets = vec![(true, 0, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03org\x00\x00\x01\x00\x01".to_vec())];
+        if kind == 0 {
+            packets.push((false, 0, b"\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03org\x00\x00\x01\x00\x01".to_vec()));
+        } else {
+            for _ in 0..rng.below(4) {
+                packets.push((
+                    true,
+                    0,
+                    vec![rng.below(256) as u8; 1 + rng.below(40) as usize],
+                ));
+            }
+        }
+        return Script {
+            packets,
+            proto: UDP,
+            client,
+            server,
+            seq: [0, 0],
+        };
+    }
+    let (port, req, resp) = REQUESTS[rng.below(REQUESTS.len() as u64) as usize];
+    let server = ([10, 9, 1, (rng.below(8) + 1) as u8], port);
+    let mut packets = vec![(true, SYN, vec![])];
+    if kind == 3 {
+        packets.push((false, RST | ACK, vec![])); // refused
+    } else {
+        packets.push((false, SYN | ACK, vec![]));
+        packets.push((true, ACK, vec![]));
+        packets.push((true, PSH | ACK, req.to_vec()));
+        packets.push((false, PSH | ACK, resp.to_vec()));
+        for _ in 0..rng.below(5) {
+            packets.push((
+                rng.below(2) == 0,
+                PSH | ACK,
+                vec![b'x'; 1 + rng.below(300) as usize],
+            ));
+        }
+        match rng.below(5) {
+            0 => packets.push((true, RST, vec![])),
+            1 => {} // left open: idle expiry or the drain
+            2 => {
+                // RST, then data anyway (not honoured), then a FIN exchange.
+                packets.push((false, RST, vec![]));
+                packets.push((true, PSH | ACK, b"more".to_vec()));
+                packets.push((true, FIN | ACK, vec![]));
+                packets.push((false, FIN | ACK, vec![]));
+            }
+            _ => {
+                packets.push((true, FIN | ACK, vec![]));
+                packets.push((false, FIN | ACK, vec![]));
+                packets.push((true, ACK, vec![])); // the last ACK, in the linger
+            }
+        }
+    }
+    Script {
+        packets,
+        proto: TCP,
+        client,
+        server,
+        seq: [rng.next() as u32, rng.next() as u32],
+    }
+}
+
+/// Many interleaved conversations, with idle gaps that cross sweeps, expire flows and outlast
+/// the linger, 5-tuples reused after a close, and frames that are not IP.
+fn traffic(count: usize) -> Vec<(f64, Vec<u8>)> {
+    let mut rng = Lcg(7);
+    let mut live: Vec<Script> = Vec::new();
+    let mut out = Vec::new();
+    let mut ts = 1_700_000_000.0f64;
+    let mut n = 0u32;
+    while out.len() < count {
+        if live.len() < 40 && rng.below(3) == 0 {
+            // Reuse of a few client endpoints: a new SYN on a closed or lingering 5-tuple.
+            n += 1;
+            let k = if rng.below(10) == 0 { n % 7 } else { n };
+            live.push(script(&mut rng, k));
+        }
+        ts += match rng.below(200) {
+            0 => 70.0,    // past the UDP idle time
+            1 => 2.5,     // past the linger
+            2..=9 => 0.6, // across a sweep boundary now and then
+            _ => 0.001 * rng.below(20) as f64,
+        };
+        if rng.below(50) == 0 {
+            out.push((
+                ts,
+                vec![0xff; 6]
+                    .into_iter()
+                    .chain([0, 1, 2, 3, 4, 5, 0x08, 0x06])
+                    .chain([0; 28])
+                    .collect(),
+            ));
+            continue;
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let i = rng.below(live.len() as u64) as usize;
+        let s = &mut live[i];
+        let (from_client, flags, payload) = s.packets.remove(0);
+        let d = usize::from(!from_client);
+        let (src, dst) = if from_client {
+            (s.client, s.server)
+        } else {
+            (s.server, s.client)
+        };
+        out.push((ts, frame(s.proto, src, dst, flags, s.seq[d], &payload)));
+        s.seq[d] =
+            s.seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
+        if s.packets.is_empty() {
+            live.swap_remove(i);
+        }
+    }
+    out
+}
+
+struct Frames<'a> {
+    frames: &'a [(f64, Vec<u8>)],
+    next: usize,
+}
+
+impl FrameSource for Frames<'_> {
+    fn next_frame(&mut self) -> Option<Record<'_>> {
+        let (ts, data) = self.frames.get(self.next)?;
+        self.next += 1;
+        Some(Record {
+            ts: *ts,
+            linktype: 1,
+            data,
+        })
+    }
+}
+
+fn config() -> Config {
+    Config {
+        idle_tcp: 30.0,
+        idle_udp: 5.0,
+        ..Config::default()
+    }
+}
+
+fn engine() -> Arc<Engine> {
+    Arc::new(Engine::new(
+        load_texts_and(BUILTIN, &[]).expect("shipped signatures"),
+        Default::default(),
+    ))
+}
+
+fn single(frames: &[(f64, Vec<u8>)]) -> Vec<FlowRecord> {
+    let mut a = Analyzer::new(
+        config(),
+        engine(),
+        Arc::new(KnownPorts::default()),
+        Some("t.pcap".into()),
+    );
+    for (ts, f) in frames {
+        a.packet(*ts, 1, f);
+    }
+    a.drain();
+    std::mem::take(&mut a.flows.finished)
+}
+
+fn parallel(frames: &[(f64, Vec<u8>)], workers: usize, chunk: usize) -> Vec<FlowRecord> {
+    let mut p = ParallelAnalyzer::new(
+        config(),
+        engine(),
+        Arc::new(KnownPorts::default()),
+        Some("t.pcap".into()),
+        workers,
+    );
+    let mut src = Frames { frames, next: 0 };
+    let mut out = Vec::new();
+    loop {
+        let (recs, done) = p.run(&mut src, chunk);
+        out.extend(recs);
+        if done {
+            break;
+        }
+    }
+    out.extend(p.drain());
+    assert_eq!(p.stats().packets, frames.len() as u64);
+    out
+}
+
+#[test]
+fn every_worker_count_gives_the_single_run_records_in_order() {
+    let frames = traffic(14_000);
+    let want = single(&frames);
+    assert!(want.len() > 1000, "{} flows", want.len());
+    let reasons = |r: &FlowRecord| {
+        r.meta
+            .get("end_reason")
+            .and_then(|v| v.as_str())
+            .unwrap_or("end")
+            .to_string()
+    };
+    for reason in ["closed", "idle", "end"] {
+        assert!(
+            want.iter().any(|r| reasons(r) == reason),
+            "no flow ended by {reason}"
+        );
+    }
+    let ids: Vec<u64> = want.iter().map(|r| r.flow_id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=want.len() as u64).collect::<Vec<_>>(),
+        "flow ids are 1..=n"
+    );
+    for (workers, chunk) in [
+        (1, 100_000),
+        (2, 100_000),
+        (3, 100_000),
+        (2, 5_000),
+        (3, 4_097),
+    ] {
+        let got = parallel(&frames, workers, chunk);
+        assert_eq!(got.len(), want.len(), "{workers} workers");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{workers} workers, chunk {chunk}: record {i} differs");
+        }
+    }
+}

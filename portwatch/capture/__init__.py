@@ -1,1 +1,0 @@
-"""Reassembly, flow table and decoding of captured frames."""

@@ -1,1 +1,0 @@
-"""Protocol recognition: signatures, probes and entropy."""
