@@ -3,7 +3,7 @@
 # namespaces (sshd on 443, tcpdump, ip). As root it installs them with apt-get; otherwise it only
 # says what is missing (those tests then skip, with the reason, when not root).
 set -uo pipefail
-pkgs=(openssh-server openssh-client iproute2 tcpdump dnsutils procps tcpreplay)
+pkgs=(openssh-server openssh-client iproute2 tcpdump dnsutils procps tcpreplay ethtool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -219,6 +219,8 @@ class Emitter:
             head["flow_id"] = flow_id
         head["time"] = round(now, 6)
         head.update(body)
+        if flow_id is not None:  # the run-prefixed id, not the record's own per-capture number
+            head["flow_id"] = flow_id
         self.jsonl.write(encode_line(head) + "\n")
         self._health()
 

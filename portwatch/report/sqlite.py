@@ -1,14 +1,17 @@
 """SQLite sink: flow records and findings in one file that other processes can read while it grows.
 
 The database is in WAL mode, so a notebook or a second process reads a consistent snapshot while
-the monitor writes; readers never block the writer. Schema version 1 (`PRAGMA user_version`):
+the monitor writes; readers never block the writer. Schema version 2 (`PRAGMA user_version`; a
+version 1 file is upgraded in place):
 
     flows                       one row per finished flow (or per active-timeout segment of one)
       id          INTEGER PRIMARY KEY
       flow_id     TEXT          stable id of the flow; joins findings.flow_id (may be NULL)
+      community_id TEXT         Community ID v1
       pcap        TEXT          basename of the source file; NULL for live capture
       ts_start    REAL          epoch seconds                       (indexed: flows_ts_start)
       ts_end      REAL          epoch seconds
+      duration    REAL          seconds
       transport   TEXT          'tcp' | 'udp'
       src_ip      TEXT          the client
       src_port    INTEGER
@@ -18,7 +21,8 @@ the monitor writes; readers never block the writer. Schema version 1 (`PRAGMA us
       protocol    TEXT          canonical name or 'unknown'
       confidence  REAL          0..1
       assigned    TEXT          JSON array of service names for dst_port/transport
-      packets_c2s, packets_s2c, bytes_c2s, bytes_s2c   INTEGER
+      packets_c2s, packets_s2c, bytes_c2s, bytes_s2c   INTEGER (bytes: transport payload)
+      state, history  TEXT      Zeek's conn_state and history
       meta        TEXT          JSON object (sanitised text; end_reason when not a normal end)
       findings    TEXT          JSON array of {kind, severity, message}
 
@@ -63,16 +67,14 @@ from collections.abc import Iterable
 
 from ..model import Finding, FlowRecord
 from .safeopen import OpenedFile, OutputPathError, open_output
+from .schema import FLOW_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: flows gained community_id, duration, state, history (a version 1 file is upgraded)
 MAX_PENDING = 200_000  # rows held in memory while the database cannot take them
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0
 
-_FLOW_COLUMNS = (
-    "flow_id", "pcap", "ts_start", "ts_end", "transport", "src_ip", "src_port", "dst_ip", "dst_port",
-    "orientation", "protocol", "confidence", "assigned", "packets_c2s", "packets_s2c", "bytes_c2s",
-    "bytes_s2c", "meta", "findings",
-)
+_FLOW_COLUMNS = FLOW_COLUMNS  # schema.py: the same names as every other output
+_ADDED_IN_2 = ("community_id TEXT", "duration REAL", "state TEXT", "history TEXT")
 _FINDING_COLUMNS = (
     "flow_id", "ts", "ts_start", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "protocol",
     "kind", "severity", "message",
@@ -81,11 +83,12 @@ _FINDING_COLUMNS = (
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY,
-    flow_id TEXT, pcap TEXT, ts_start REAL NOT NULL, ts_end REAL NOT NULL, transport TEXT NOT NULL,
+    flow_id TEXT, community_id TEXT, pcap TEXT, ts_start REAL NOT NULL, ts_end REAL NOT NULL,
+    duration REAL, transport TEXT NOT NULL,
     src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dst_ip TEXT NOT NULL, dst_port INTEGER NOT NULL,
     orientation TEXT NOT NULL, protocol TEXT NOT NULL, confidence REAL NOT NULL, assigned TEXT NOT NULL,
     packets_c2s INTEGER NOT NULL, packets_s2c INTEGER NOT NULL, bytes_c2s INTEGER NOT NULL,
-    bytes_s2c INTEGER NOT NULL, meta TEXT NOT NULL, findings TEXT NOT NULL
+    bytes_s2c INTEGER NOT NULL, state TEXT, history TEXT, meta TEXT NOT NULL, findings TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS flows_ts_start ON flows(ts_start);
 CREATE TABLE IF NOT EXISTS findings (
@@ -149,6 +152,11 @@ class SqliteWriter:
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             has_tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'flows'").fetchone()[0]
+            if has_tables and version == 1:  # add the columns version 2 has; old rows hold NULL there
+                for col in _ADDED_IN_2:
+                    self.db.execute(f"ALTER TABLE flows ADD COLUMN {col}")
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
             if has_tables and version != SCHEMA_VERSION:
                 raise SchemaError(f"{self.path}: schema version {version}, this portwatch writes {SCHEMA_VERSION}")
             mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -215,11 +223,13 @@ class SqliteWriter:
     def write_flow(self, rec: FlowRecord, flow_id: str | None = None) -> None:
         """Queue one flow row; it is durable after the next successful `commit()`."""
         self._make_room()
+        if flow_id is None and rec.flow_id is not None:
+            flow_id = str(rec.flow_id)
         self._flows.append((
-            flow_id, rec.pcap, rec.ts_start, rec.ts_end, rec.transport, rec.src_ip, rec.src_port, rec.dst_ip,
-            rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3), _json(list(rec.assigned)),
-            rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, _json(rec.meta),
-            _json([f.as_dict() for f in rec.findings]),
+            flow_id, rec.community_id, rec.pcap, rec.ts_start, rec.ts_end, rec.duration, rec.transport, rec.src_ip,
+            rec.src_port, rec.dst_ip, rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3),
+            _json(list(rec.assigned)), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, rec.state,
+            rec.history, _json(rec.meta), _json([f.as_dict() for f in rec.findings]),
         ))
 
     def write_findings(
@@ -237,7 +247,8 @@ class SqliteWriter:
     def write(self, rec: FlowRecord) -> None:
         """A finished flow and all its findings (the batch `analyze` use)."""
         self.write_flow(rec)
-        self.write_findings(rec, rec.findings, rec.ts_end, commit=False)
+        fid = None if rec.flow_id is None else str(rec.flow_id)
+        self.write_findings(rec, rec.findings, rec.ts_end, fid, commit=False)
 
     def commit(self, force: bool = False) -> bool:
         """Write every queued row in one transaction. False if the database did not take them
