@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from portwatch.capture.sources import CaptureSource
+from portwatch import _core
 from portwatch.model import FlowRecord
 from portwatch.monitor import bpf
 from portwatch.monitor import reload as reloading
@@ -21,12 +20,20 @@ from portwatch.pipeline import Config, Setup
 SSH_PCAP = Path(__file__).parent / "data" / "ssh-443.pcap"
 
 
+def frames_of(path: Path) -> list[tuple[float, int, bytes]]:
+    """The capture's frames as Python would hand live ones to the core."""
+    import dpkt
+
+    with path.open("rb") as fh:
+        reader = dpkt.pcap.Reader(fh)
+        return [(ts, reader.datalink(), bytes(buf)) for ts, buf in reader]
+
+
 def run_capture(limit: int | None = None, **cfg: object) -> tuple[MonitorAnalyzer, list[FlowRecord], list[FlowRecord]]:
     classified: list[FlowRecord] = []
     ended: list[FlowRecord] = []
     an = MonitorAnalyzer(Config(**cfg), on_record=ended.append, on_classified=classified.append, run_id="t-")
-    with CaptureSource(SSH_PCAP) as src:
-        records = list(src)
+    records = frames_of(SSH_PCAP)
     an.run(records[:limit] if limit else records)
     return an, classified, ended
 
@@ -42,15 +49,13 @@ def test_flows_get_ids_and_are_classified_before_they_end() -> None:
 
 def test_active_timeout_splits_a_flow_and_keeps_its_verdict() -> None:
     an, classified, ended = run_capture(limit=20)
-    (flow,) = list(an.table.flows())
-    assert not flow.inspecting, "settled: classified and metadata collected"
-    assert an.split_long_flows(active=3600, now=flow.ts_start + 1) == 0
-    assert an.split_long_flows(active=0.001, now=flow.ts_end + 1) == 1
+    assert an.live_flows == 1 and len(classified) == 1, "settled: classified and metadata collected"
+    start = classified[0].ts_start
+    assert an.split_long_flows(active=3600, now=start + 1) == 0
+    assert an.split_long_flows(active=0.001, now=start + 3600) == 1
     assert len(ended) == 1 and ended[0].meta["end_reason"] == "active-timeout"
-    (cont,) = list(an.table.flows())
-    assert cont is not flow and cont.decision is flow.decision and cont.reported
-    with CaptureSource(SSH_PCAP) as src:
-        an.run(list(src)[20:])
+    assert an.live_flows == 1, "the flow goes on as a new segment"
+    an.run(frames_of(SSH_PCAP)[20:])
     an.close()
     assert len(classified) == 1, "no second classification for the continuation"
     last = ended[-1]
@@ -64,11 +69,9 @@ def test_emitter_reports_each_finding_once_per_flow_across_segments() -> None:
     out = io.StringIO()
     em = Emitter(out, None, None)
     an = MonitorAnalyzer(Config(), on_record=em.on_record, on_classified=em.on_classified, run_id="e-")
-    with CaptureSource(SSH_PCAP) as src:
-        records = list(src)
+    records = frames_of(SSH_PCAP)
     an.run(records[:20])
-    (flow,) = list(an.table.flows())
-    an.split_long_flows(active=0.001, now=flow.ts_end + 1)
+    an.split_long_flows(active=0.001, now=records[19][0] + 1)
     an.run(records[20:])
     an.close()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -124,19 +127,18 @@ def test_monitor_loop_survives_an_internal_error(monkeypatch: pytest.MonkeyPatch
     em = Emitter(out, None, None)
     config = Config()
     an = MonitorAnalyzer(config, on_record=em.on_record, on_classified=em.on_classified, run_id="x-")
-    real = MonitorAnalyzer._classify
+    real = MonitorAnalyzer._emit
     calls = [0]
 
-    def flaky(self: MonitorAnalyzer, flow: object, final: bool) -> None:
+    def flaky(self: MonitorAnalyzer, raws: list) -> None:
         calls[0] += 1
         if calls[0] == 1:
-            raise RuntimeError("a parser bug")
-        real(self, flow, final)
+            raise RuntimeError("a bug between the core and the sinks")
+        real(self, raws)
 
-    monkeypatch.setattr(MonitorAnalyzer, "_classify", flaky)
-    with CaptureSource(SSH_PCAP) as src:
-        mon = Monitor(an, src, em, config, Limits())
-        snap = mon.run()
+    monkeypatch.setattr(MonitorAnalyzer, "_emit", flaky)
+    mon = Monitor(an, _core.Capture(str(SSH_PCAP)), em, config, Limits())
+    snap = mon.run()
     assert snap.errors == 1
     assert mon.stop_reason == "end of capture"
     assert snap.packets > 10, "the packets after the failing one were still analysed"
@@ -165,24 +167,6 @@ def test_rich_view_renders_and_escapes_markup() -> None:
     text = buf.getvalue()
     assert "kernel drops 2" in text and "tunnel 1" in text
     assert "banner [bold red]x[/]" in text, "markup in attacker text is shown, not interpreted"
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_give_files_hands_over_only_root_owned_regular_files(tmp_path: Path) -> None:
-    from portwatch.monitor import privdrop
-
-    nobody = privdrop.lookup("nobody")
-    db = tmp_path / "a.db"
-    for p in (db, tmp_path / "a.db-wal"):
-        p.write_text("")
-    theirs = tmp_path / "theirs.jsonl"
-    theirs.write_text("")
-    os.chown(theirs, 1234, 1234)
-    devnull_uid = os.stat("/dev/null").st_uid
-    privdrop.give_files(nobody, [str(db), str(theirs), "/dev/null"])
-    assert (db.stat().st_uid, (tmp_path / "a.db-wal").stat().st_uid) == (nobody.uid, nobody.uid)
-    assert theirs.stat().st_uid == 1234
-    assert os.stat("/dev/null").st_uid == devnull_uid
 
 
 def test_lookup_unknown_user() -> None:
