@@ -1,13 +1,13 @@
-"""The flow table through the pipeline: roles, mid-stream inference, closing, expiry, the cap."""
+"""The core's flow table and reassembly through the pipeline: roles, mid-stream inference, closing, expiry, the cap."""
 
 from __future__ import annotations
 
 from pcapkit import CLIENT, SERVER, tcp_session, udp_exchange
 from scapy.layers.inet import IP, TCP
 
-from portwatch.capture.decode import LINKTYPE_RAW
 from portwatch.pipeline import Analyzer, Config
 
+LINKTYPE_RAW = 101
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
 CLIENT_BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"
 
@@ -15,7 +15,7 @@ CLIENT_BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"
 def feed(packets, start=1_700_000_000.0, step=0.01, **cfg):
     out = []
     analyzer = Analyzer(Config(**cfg), on_record=out.append)
-    analyzer.run((start + i * step, LINKTYPE_RAW, p, 0, len(p)) for i, p in enumerate(packets))
+    analyzer.run((start + i * step, LINKTYPE_RAW, p) for i, p in enumerate(packets))
     stats = analyzer.close()
     return out, stats, analyzer
 
@@ -87,8 +87,8 @@ def test_idle_flows_expire_during_the_capture():
     b = tcp_session([CLIENT_BANNER], [BANNER], sport=40007, dport=22, server_first=True)
     out = []
     analyzer = Analyzer(Config(idle_tcp=30, sweep_interval=1), on_record=out.append)
-    analyzer.run((1000.0 + i, LINKTYPE_RAW, p, 0, len(p)) for i, p in enumerate(a))
-    analyzer.run((2000.0 + i, LINKTYPE_RAW, p, 0, len(p)) for i, p in enumerate(b))
+    analyzer.run((1000.0 + i, LINKTYPE_RAW, p) for i, p in enumerate(a))
+    analyzer.run((2000.0 + i, LINKTYPE_RAW, p) for i, p in enumerate(b))
     assert len(out) == 1 and out[0].src_port == 40006  # expired before the end of the capture
     assert out[0].meta["end_reason"] == "idle"
     analyzer.close()
@@ -104,7 +104,7 @@ def test_flow_cap_evicts_oldest_and_counts():
     assert len(recs) == 50
     assert [r.src_port for r in recs[:34]] == list(range(20000, 20034))
     assert all(r.meta.get("evicted") for r in recs[:34])
-    assert analyzer.table.count == 0
+    assert analyzer.live_flows == 0
 
 
 def test_unknown_random_bytes_look_encrypted():
@@ -118,42 +118,30 @@ def test_unknown_random_bytes_look_encrypted():
     assert any(f.kind == "encrypted-unknown" for f in rec.findings)
 
 
-def test_sides_carry_the_per_packet_state():
-    # The table's value for each directional key is that direction's Side; the Flow's counters and
-    # last-packet time are views over its two sides, and a fork starts them again.
-    from portwatch.capture.flows import Flow, FlowTable, flow_key
+def test_reassembly_in_sequence_order_first_copy_wins():
+    # Segments out of order, one byte at a time in reverse, and an overlap that rewrites held bytes:
+    # detection reads the stream in sequence order with the first copy of every byte.
+    def seg(seq: int, data: bytes) -> bytes:
+        return bytes(IP(src=CLIENT, dst=SERVER) / TCP(sport=40008, dport=5555, flags="PA", seq=seq) / data)
 
-    table = FlowTable(10, lambda f, r: None)
-    key = flow_key(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 40000, 443)
-    flow = Flow(key, 6, 100.0, 0, "handshake", None)
-    table.add(flow)
-    a, b = table.tcp[flow.key_a], table.tcp[flow.key_b]
-    assert (a.flow, a.d, b.flow, b.d) == (flow, 0, flow, 1)
-    a.pkts, a.bytes, a.ts = 3, 300, 101.0
-    b.pkts, b.bytes, b.ts = 2, 20, 102.5
-    assert flow.pkts == [3, 2] and flow.bytes == [300, 20] and flow.ts_end == 102.5
-    flow.inspecting = False
-    assert not a.inspecting and not b.inspecting
-    cont = flow.fork(flow.ts_end)
-    assert cont.pkts == [0, 0] and cont.bytes == [0, 0] and cont.ts_start == cont.ts_end == 102.5
-    assert all(s.flow is cont for s in cont.sides) and flow.pkts == [3, 2]
+    syn = bytes(IP(src=CLIENT, dst=SERVER) / TCP(sport=40008, dport=5555, flags="S", seq=1000))
+    text = b"SSH-2.0-OpenSSH_9.2\r\n"
+    pkts = [syn, *(seg(1001 + i, text[i : i + 1]) for i in reversed(range(len(text))))]
+    (rec,), _, _ = feed(pkts)
+    assert rec.protocol == "ssh" and bytes.fromhex(rec.meta["client_head"]) == text
+    pkts = [syn, seg(1001, b"GET /index"), seg(1005, b"XXXXXX.html HTTP/1.1\r\n\r\n")]
+    (rec,), _, _ = feed(pkts)
+    assert bytes.fromhex(rec.meta["client_head"]).startswith(b"GET /index.html")
+    assert rec.meta["tcp_overlap_conflicts"] == 1
 
 
-def test_ended_flows_are_freed_without_the_cycle_collector():
-    # Flows and their Sides point at each other while in the table; removal breaks the cycle so
-    # that reference counting frees an ended flow at once (memory follows live flows).
-    import gc
+def test_sequence_wrap_around():
+    isn = 0xFFFFFFF0
 
-    from portwatch.capture.flows import Flow
+    def seg(off: int, data: bytes) -> bytes:
+        return bytes(IP(src=CLIENT, dst=SERVER) / TCP(sport=40009, dport=5555, flags="PA",
+                                                      seq=(isn + off) & 0xFFFFFFFF) / data)
 
-    gc.collect()
-    gc.disable()
-    try:
-        packets = []
-        for i in range(20):
-            packets += tcp_session([CLIENT_BANNER], [BANNER], sport=41000 + i, dport=22, server_first=True)
-        out, _, analyzer = feed(packets)
-        assert len(out) == 20 and analyzer.table.count == 0
-        assert sum(isinstance(o, Flow) for o in gc.get_objects()) == 0
-    finally:
-        gc.enable()
+    syn = bytes(IP(src=CLIENT, dst=SERVER) / TCP(sport=40009, dport=5555, flags="S", seq=isn))
+    (rec,), _, _ = feed([syn, seg(1, b"A" * 10), seg(11, b"B" * 10), seg(21, b"CCCC")])  # crosses 2**32
+    assert bytes.fromhex(rec.meta["client_head"]) == b"A" * 10 + b"B" * 10 + b"CCCC"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import portwatch
-from portwatch.detect.signature import SignatureError
 from portwatch.monitor import reload as reloading
 from portwatch.pipeline import Config
+from portwatch.signatures import SignatureError
 from portwatch.tomlguard import MAX_TOML_NESTING, too_deep_line
 
 DEPTH = 2000

@@ -1,47 +1,43 @@
 """Flood resistance of the flow table, as fast tests (the full floods are benchmarks/flood.py).
 
-A flood of distinct flows must cost the same per packet once the table is full: evicting the
-oldest flow is O(1). A plain dict keeps one dummy slot per deleted key at its front, so finding
-the oldest key after many evictions scans them all; this test catches that regression.
+A flood of distinct flows must cost the same per packet once the table is full: the core evicts
+the oldest flow in O(1) (core/src/flow/table.rs), and live flows never pass `max_flows`.
 """
 
 from __future__ import annotations
 
+import struct
 import time
-from types import SimpleNamespace
 
 from pcapkit import analyze_path, timed, write_pcap
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from portwatch.capture.flows import TCP as TCP_PROTO
-from portwatch.capture.flows import FlowTable
+from portwatch.pipeline import Analyzer, Config
 
 
-class _Flow:
-    __slots__ = ("key_a", "key_b", "meta", "proto", "sides")
-
-    def __init__(self, i: int) -> None:
-        self.proto = TCP_PROTO
-        self.sides = (SimpleNamespace(flow=self), SimpleNamespace(flow=self))
-        self.key_a = i.to_bytes(12, "big")
-        self.key_b = (i | 1 << 100).to_bytes(13, "big")
-        self.meta: dict = {}
+def _syn(i: int) -> bytes:
+    """An IPv4 SYN from a distinct source (LINKTYPE_RAW), built by hand: fast for big floods."""
+    tcp = struct.pack("!HHIIBBHHH", 1024 + i % 60000, 443, i, 0, 5 << 4, 0x02, 65535, 0, 0)
+    src = struct.pack("!I", 0x0A000000 + i)
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, src, b"\xc6\x12\x00\x01") + tcp
 
 
 def test_eviction_cost_does_not_grow_with_evictions():
-    removed = []
-    table = FlowTable(50_000, lambda f, r: removed.append(r))
-    for i in range(50_000):
-        table.add(_Flow(i))
-    flows = [_Flow(i) for i in range(50_000, 150_000)]
-    t0 = time.perf_counter()
-    for f in flows:
-        table.add(f)
-    elapsed = time.perf_counter() - t0
-    assert table.evicted == 100_000 and len(removed) == 100_000 and table.count == 50_000
-    # ~0.3 s with an O(1) eviction; the dict-front scan took ~6 s here.
-    assert elapsed < 3.0, f"{elapsed:.2f} s for 100,000 evictions"
+    count = [0]
+    analyzer = Analyzer(Config(max_flows=20_000), on_record=lambda r: count.__setitem__(0, count[0] + 1))
+    analyzer.run((1_700_000_000.0 + i * 1e-5, 101, _syn(i)) for i in range(20_000))  # fills the table
+    assert analyzer.live_flows == 20_000 and count[0] == 0
+    timings = []
+    for start in (20_000, 60_000):  # 40,000 evictions each
+        t0 = time.perf_counter()
+        analyzer.run((1_700_000_000.0 + i * 1e-5, 101, _syn(i)) for i in range(start, start + 40_000))
+        timings.append(time.perf_counter() - t0)
+        assert analyzer.live_flows == 20_000
+    stats = analyzer.close()
+    assert stats.flows_evicted == 80_000 and count[0] == 100_000 and analyzer.live_flows == 0
+    # The second 40,000 evictions cost about what the first did (a scan would grow with evictions).
+    assert timings[1] < 3 * timings[0] + 1.0, timings
 
 
 def test_syn_flood_beyond_max_flows_is_evicted_and_counted(tmp_path):

@@ -1,4 +1,5 @@
-"""DNS probe: dig queries and the responses dig accepted (recorded on loopback), near-misses."""
+"""DNS probe (through the core's engine): dig queries and the responses dig accepted (recorded on loopback),
+near-misses."""
 
 from __future__ import annotations
 
@@ -6,13 +7,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from _engine import MATCH, NO, probe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portwatch.detect.probes import dns
-from portwatch.model import ProbeStatus
-
-MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
 DATA = Path(__file__).parent / "data"
 
 
@@ -26,10 +24,10 @@ def query(name: bytes, qtype: int = 1, flags: int = 0x0100, counts: tuple[int, i
 
 
 def test_dig_udp_query_and_response():
-    q = dns.probe(load("dig_a_query"), True)
-    assert q.status is MATCH and q.meta == {"dns_query": "www.example.com.", "dns_qtype": "A"}
-    r = dns.probe(load("dig_a_response"), False)
-    assert r.status is MATCH
+    q = probe("dns", load("dig_a_query"), True)
+    assert q.status == MATCH and q.meta == {"dns_query": "www.example.com.", "dns_qtype": "A"}
+    r = probe("dns", load("dig_a_response"), False)
+    assert r.status == MATCH
     assert r.meta == {
         "dns_query": "www.example.com.",
         "dns_qtype": "A",
@@ -37,38 +35,34 @@ def test_dig_udp_query_and_response():
         "dns_answers": ["CNAME example.com.", "A 93.184.215.14"],
     }
     # direction is part of the structure
-    assert dns.probe(load("dig_a_query"), False).status is NO
-    assert dns.probe(load("dig_a_response"), True).status is NO
+    assert probe("dns", load("dig_a_query"), False).status == NO
+    assert probe("dns", load("dig_a_response"), True).status == NO
 
 
 def test_dig_nxdomain():
-    assert dns.probe(load("dig_txt_nx_query"), True).meta["dns_qtype"] == "TXT"
-    r = dns.probe(load("dig_txt_nx_response"), False)
+    assert probe("dns", load("dig_txt_nx_query"), True).meta["dns_qtype"] == "TXT"
+    r = probe("dns", load("dig_txt_nx_response"), False)
     assert r.meta["dns_rcode"] == "NXDOMAIN" and r.meta["dns_answers"] == []
 
 
 def test_dig_tcp():
     q, a = load("dig_tcp_mx_query"), load("dig_tcp_mx_response")
-    assert dns.probe_tcp(q, True).meta == {"dns_query": "example.com.", "dns_qtype": "MX"}
-    assert dns.probe(q, True, tcp=True).meta == dns.probe_tcp(q, True).meta
-    assert dns.probe_tcp(a, False).meta["dns_answers"] == ["MX 10 mail.example.com."]
-    assert dns.probe(q, True).status is NO  # the length prefix is not a DNS header
-    # prefixes: MORE until the question is complete, then MATCH (a response cut by the depth)
+    assert probe("dns_tcp", q, True).meta == {"dns_query": "example.com.", "dns_qtype": "MX"}
+    assert probe("dns_tcp", a, False).meta["dns_answers"] == ["MX 10 mail.example.com."]
+    assert probe("dns", q, True).status == NO  # the length prefix is not a DNS header
+    # prefixes: not confirmed until the question is complete, then a match (a response cut by the depth)
     question_end = 2 + 12 + len(b"\x07example\x03com\x00") + 4
     for i in range(question_end):
-        assert dns.probe_tcp(q[:i], True).status is MORE, i
-    assert dns.probe_tcp(a[:question_end], False).status is MATCH
-    assert dns.probe_tcp(a[: question_end + 5], False).meta["dns_answers"] == []
+        assert probe("dns_tcp", q[:i], True).status == NO, i
+    assert probe("dns_tcp", a[:question_end], False).status == MATCH
+    assert probe("dns_tcp", a[: question_end + 5], False).meta["dns_answers"] == []
 
 
-def test_parse_message_for_mdns():
-    """An mDNS response: no question, id 0, cache-flush class bit; the probe itself refuses it."""
+def test_mdns_response_is_not_dns():
+    """An mDNS response: no question, id 0, cache-flush class bit; the DNS probe refuses it."""
     rr = b"\x05local\x00" + struct.pack("!HHIH", 1, 0x8001, 120, 4) + bytes([192, 0, 2, 7])
     msg = struct.pack("!HHHHHH", 0, 0x8400, 0, 1, 0, 0) + rr
-    parsed = dns.parse_message(msg)
-    assert parsed is not None and parsed["answers"] == [("local.", 1, 0x8001, 120, "192.0.2.7")]
-    assert parsed["qr"] == 1 and parsed["aa"] and parsed["complete"]
-    assert dns.probe(msg, False).status is NO
+    assert probe("dns", msg, False).status == NO
 
 
 def test_names():
@@ -76,29 +70,26 @@ def test_names():
     q = query(b"a.b")
     rr = b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 1, 2) + b"\xc0\x0c"
     resp = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + q[12:] + rr
-    assert dns.probe(resp, False).meta["dns_answers"] == ["CNAME a.b."]
-    odd = dns.probe(query(b"x\x1b[2J.y\x00z.com"), True).meta["dns_query"]
+    assert probe("dns", resp, False).meta["dns_answers"] == ["CNAME a.b."]
+    odd = probe("dns", query(b"x\x1b[2J.y\x00z.com"), True).meta["dns_query"]
     assert odd == "x\\027[2J.y\\000z.com." and "\x1b" not in odd
-    assert dns.read_name(b"\x00", 0) == (".", 1)
 
 
 def test_pointer_loops_are_refused():
     header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)
-    assert dns.probe(header + b"\xc0\x0c" + b"\x00\x01\x00\x01", True).status is NO  # self
-    assert dns.probe(header + b"\x01a\xc0\x0c" + b"\x00\x01\x00\x01", True).status is NO  # cycle
-    assert dns.probe(header + b"\xc0\x20" + bytes(20), True).status is NO  # forwards
-    assert dns.read_name(b"\x01a" * 200 + b"\x00", 0) is None  # longer than 255
+    assert probe("dns", header + b"\xc0\x0c" + b"\x00\x01\x00\x01", True).status == NO  # self
+    assert probe("dns", header + b"\x01a\xc0\x0c" + b"\x00\x01\x00\x01", True).status == NO  # cycle
+    assert probe("dns", header + b"\xc0\x20" + bytes(20), True).status == NO  # forwards
+    assert probe("dns", header + b"\x01a" * 200 + b"\x00\x00\x01\x00\x01", True).status == NO  # name > 255
 
 
 def test_qtypes_and_opcodes():
-    assert dns.probe(query(b"t.example", 10), True).meta["dns_qtype"] == "NULL"
-    assert dns.probe(query(b"t.example", 255), True).meta["dns_qtype"] == "ANY"
-    assert dns.probe(query(b"t.example", 65399), True).meta["dns_qtype"] == "TYPE65399"
-    assert dns.probe(query(b"example.com", 6, flags=0x2000), True).meta["dns_opcode"] == "NOTIFY"
-    assert (
-        dns.probe(query(b"version.bind", 16).replace(b"\x00\x10\x00\x01", b"\x00\x10\x00\x03"), True).meta["dns_qclass"]
-        == "CH"
-    )
+    assert probe("dns", query(b"t.example", 10), True).meta["dns_qtype"] == "NULL"
+    assert probe("dns", query(b"t.example", 255), True).meta["dns_qtype"] == "ANY"
+    assert probe("dns", query(b"t.example", 65399), True).meta["dns_qtype"] == "TYPE65399"
+    assert probe("dns", query(b"example.com", 6, flags=0x2000), True).meta["dns_opcode"] == "NOTIFY"
+    chaos = query(b"version.bind", 16).replace(b"\x00\x10\x00\x01", b"\x00\x10\x00\x03")
+    assert probe("dns", chaos, True).meta["dns_qclass"] == "CH"
 
 
 @pytest.mark.parametrize(
@@ -121,41 +112,42 @@ def test_qtypes_and_opcodes():
     ],
 )
 def test_near_misses(data):
-    assert dns.probe(data, True).status is NO
+    assert probe("dns", data, True).status == NO
 
 
 def test_tcp_near_misses():
-    assert dns.probe_tcp(b"\x00\x05hello", True).status is NO  # shorter than a header
-    assert dns.probe_tcp(b"\x00\x30\x12\x34\x81", True).status is NO  # QR set from the client
-    assert dns.probe_tcp(b"\x00", True).status is MORE
-    assert dns.probe_tcp(b"SSH-2.0-OpenSSH_9.2\r\n", True).status is NO
+    assert probe("dns_tcp", b"\x00\x05hello", True).status == NO  # shorter than a header
+    assert probe("dns_tcp", b"\x00\x30\x12\x34\x81", True).status == NO  # QR set from the client
+    assert probe("dns_tcp", b"\x00", True).status == NO  # (the probe wants more; nothing confirmed)
+    assert probe("dns_tcp", b"SSH-2.0-OpenSSH_9.2\r\n", True).status == NO
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=300), st.booleans(), st.booleans())
 def test_never_raises(data, from_client, tcp):
-    assert dns.probe(data, from_client, tcp=tcp).status in (MATCH, MORE, NO)
+    assert probe("dns_tcp" if tcp else "dns", data, from_client).status in (MATCH, NO)
     framed = struct.pack("!HHHHHH", 7, 0x8180, 1, 2, 0, 0) + data
-    assert dns.probe(framed, False).status in (MATCH, NO)
-    assert isinstance(dns.parse_message(framed, partial=True), dict | None)
-
-
-def _label_text_slow(label: bytes) -> str:
-    # RFC 1035 5.1 presentation format, byte by byte: "\." and "\\" escaped, other non-printables as \DDD.
-    return "".join({0x2E: "\\.", 0x5C: "\\\\"}.get(b, chr(b) if 0x21 <= b <= 0x7E else f"\\{b:03d}") for b in label)
-
-
-@given(st.binary(max_size=63))
-def test_label_text_has_one_answer_fast_or_slow(label):
-    # Plain labels skip the per-byte loop; the text must be the same either way (RFC 1035 5.1).
-    assert dns._label_text(label) == _label_text_slow(label)
-    assert dns._label_text(b"www") == "www" and dns._label_text(b"a.b\\") == "a\\.b\\\\"
+    assert probe("dns", framed, False).status in (MATCH, NO)
 
 
 @given(st.binary(min_size=16, max_size=16) | st.builds(lambda t: bytes(10) + t, st.binary(min_size=6, max_size=6))
        | st.builds(lambda a, b: a + bytes(8) + b, st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4)))
-def test_aaaa_text_is_ipaddress_text(raw):
+@settings(max_examples=50, deadline=None)
+def test_aaaa_and_a_answers_read_as_ipaddress_writes_them(raw):
     import ipaddress
 
-    assert dns._rdata_text(raw, 28, 0, 16) == str(ipaddress.IPv6Address(raw))
-    assert dns._rdata_text(raw[:4], 1, 0, 4) == str(ipaddress.IPv4Address(raw[:4]))
+    q = query(b"example.com", 28)
+    rr = b"\xc0\x0c" + struct.pack("!HHIH", 28, 1, 60, 16) + raw
+    rr += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + raw[:4]
+    resp = struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 2, 0, 0) + q[12:] + rr
+    assert probe("dns", resp, False).meta["dns_answers"] == [
+        f"AAAA {ipaddress.IPv6Address(raw)}", f"A {ipaddress.IPv4Address(raw[:4])}"]
+
+
+@given(st.binary(min_size=1, max_size=63))
+@settings(max_examples=100, deadline=None)
+def test_label_text_is_rfc1035_presentation_format(label):
+    # RFC 1035 5.1: "\." and "\\" escaped, other non-printables as \DDD.
+    want = "".join({0x2E: "\\.", 0x5C: "\\\\"}.get(b, chr(b) if 0x21 <= b <= 0x7E else f"\\{b:03d}") for b in label)
+    assert probe("dns", query(b"")[:12] + bytes([len(label)]) + label + b"\x00\x00\x01\x00\x01", True).meta.get(
+        "dns_query") == want + "."

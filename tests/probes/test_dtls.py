@@ -1,4 +1,5 @@
-"""DTLS probe: an OpenSSL DTLS 1.2 ClientHello and HelloVerifyRequest (recorded), crafted records."""
+"""DTLS probe (through the core's engine): an OpenSSL DTLS 1.2 ClientHello and HelloVerifyRequest (recorded),
+crafted records."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ import struct
 from pathlib import Path
 
 import pytest
+from _engine import MATCH, NO, probe
 from _tlsbuild import client_hello_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portwatch.detect.probes import dtls, tls
-from portwatch.model import ProbeStatus
-
-MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
 DATA = Path(__file__).parent / "data"
 HELLO = (DATA / "dtls12_client_hello.bin").read_bytes()
 HVR = (DATA / "dtls12_server_reply.bin").read_bytes()
@@ -34,37 +32,37 @@ def dhandshake(msg_type: int, body: bytes, total: int | None = None, frag_off: i
 
 
 def test_openssl_client_hello():
-    r = dtls.probe(HELLO, True)
-    assert r.status is MATCH
+    r = probe("dtls", HELLO, True)
+    assert r.status == MATCH
     assert r.meta["tls_version"] == "dtls1.2"
     assert r.meta["sni"] == "dtls.example.com"
     assert r.meta["alpn"] == ["webrtc", "c-webrtc"]
     assert r.meta["ja4"].startswith("dd2d") and r.meta["ja4"][8:10] == "wc"
     assert r.meta["ja3_string"].startswith("65277,")
-    assert dtls.probe(HELLO, False).status is NO
-    assert tls.probe(HELLO, True).status is NO  # DTLS is not TLS
+    assert probe("dtls", HELLO, False).status == NO
+    assert probe("tls", HELLO, True).status == NO  # DTLS is not TLS
 
 
 def test_openssl_hello_verify_request():
-    r = dtls.probe(HVR, False)
-    assert r.status is MATCH and r.meta == {"dtls_hello_verify": True}
-    assert dtls.probe(HVR, True).status is NO
+    r = probe("dtls", HVR, False)
+    assert r.status == MATCH and r.meta == {"dtls_hello_verify": True}
+    assert probe("dtls", HVR, True).status == NO
 
 
 def test_fragmented_hello_and_server_hello():
     body = HELLO[13 + 12 :]
-    first = dtls.probe(drecord(22, dhandshake(1, body[:80], total=len(body))), True)
-    assert first.status is MATCH and first.meta["tls_truncated"] is True
-    assert dtls.probe(drecord(22, dhandshake(1, body[80:], total=len(body), frag_off=80)), True).status is NO
+    first = probe("dtls", drecord(22, dhandshake(1, body[:80], total=len(body))), True)
+    assert first.status == MATCH and first.meta["tls_truncated"] is True
+    assert probe("dtls", drecord(22, dhandshake(1, body[80:], total=len(body), frag_off=80)), True).status == NO
     sh = b"\xfe\xfd" + bytes(32) + b"\x00" + b"\xc0\x2b" + b"\x00" + b"\x00\x00"
-    r = dtls.probe(drecord(22, dhandshake(2, sh)) + drecord(22, dhandshake(11, b"\x00\x00\x00")), False)
-    assert r.status is MATCH and r.meta["tls_version"] == "dtls1.2" and r.meta["cipher"] == "0xc02b"
+    r = probe("dtls", drecord(22, dhandshake(2, sh)) + drecord(22, dhandshake(11, b"\x00\x00\x00")), False)
+    assert r.status == MATCH and r.meta["tls_version"] == "dtls1.2" and r.meta["cipher"] == "0xc02b"
 
 
 def test_midstream():
     data = drecord(23, bytes(40), epoch=1) + drecord(23, bytes(60), epoch=1)
-    assert dtls.probe(data, True).meta == {"tls_midstream": True}
-    assert dtls.probe(drecord(23, bytes(40), epoch=0), True).status is NO  # app data needs keys
+    assert probe("dtls", data, True).meta == {"tls_midstream": True}
+    assert probe("dtls", drecord(23, bytes(40), epoch=0), True).status == NO  # app data needs keys
 
 
 @pytest.mark.parametrize(
@@ -81,12 +79,12 @@ def test_midstream():
     ],
 )
 def test_near_misses(data):
-    assert dtls.probe(data, True).status is NO
+    assert probe("dtls", data, True).status == NO
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.booleans())
 def test_never_raises(data, from_client):
-    assert dtls.probe(data, from_client).status in (MATCH, NO)
+    assert probe("dtls", data, from_client).status in (MATCH, NO)
     wrapped = drecord(22, data)
-    assert dtls.probe(wrapped, from_client).status in (MATCH, NO)
+    assert probe("dtls", wrapped, from_client).status in (MATCH, NO)

@@ -1,4 +1,5 @@
-"""HTTP/1.x probe: real requests/responses over loopback (http.client, curl, http.server), near-misses."""
+"""HTTP/1.x probe (through the core's engine): real requests/responses over loopback (http.client, curl,
+http.server), near-misses."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ import subprocess
 import threading
 
 import pytest
+from _engine import MATCH, NO, probe
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from portwatch.detect.probes import http as http_probe
-from portwatch.model import ProbeStatus
-
-MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
 
 
 def _capture_request(send) -> bytes:
@@ -53,8 +50,8 @@ def test_real_http_client_request():
         conn.close()
 
     data = _capture_request(send)
-    r = http_probe.probe(data, True)
-    assert r.status is MATCH
+    r = probe("http", data, True)
+    assert r.status == MATCH
     assert r.meta == {
         "http_method": "GET",
         "http_path": "/search?q=portwatch",
@@ -62,7 +59,7 @@ def test_real_http_client_request():
         "http_host": "example.com",
         "http_user_agent": "pw-test/1.0",
     }
-    assert http_probe.probe(data, False).status is NO
+    assert probe("http", data, False).status == NO
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
@@ -74,8 +71,8 @@ def test_real_curl_request():
             check=False,
         )
 
-    r = http_probe.probe(_capture_request(send), True)
-    assert r.status is MATCH and r.meta["http_method"] == "POST" and r.meta["http_user_agent"].startswith("curl/")
+    r = probe("http", _capture_request(send), True)
+    assert r.status == MATCH and r.meta["http_method"] == "POST" and r.meta["http_user_agent"].startswith("curl/")
 
 
 def test_real_http_server_response():
@@ -96,45 +93,38 @@ def test_real_http_server_response():
             while chunk := s.recv(4096):
                 data += chunk
         t.join(5)
-    r = http_probe.probe(data, False)
-    assert r.status is MATCH
+    r = probe("http", data, False)
+    assert r.status == MATCH
     assert r.meta["http_status"] == 404 and r.meta["http_version"] == "1.0"
     assert r.meta["http_server"].startswith("BaseHTTP/")
 
 
 def test_upgrade_and_connect():
     ws = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-    assert http_probe.probe(ws, True).meta["http_upgrade"] == "websocket"
+    assert probe("http", ws, True).meta["http_upgrade"] == "websocket"
     h2c = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-    assert http_probe.probe(h2c, False).meta == {"http_version": "1.1", "http_status": 101, "http_upgrade": "h2c"}
-    r = http_probe.probe(b"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\n\r\n", True)
+    assert probe("http", h2c, False).meta == {"http_version": "1.1", "http_status": 101, "http_upgrade": "h2c"}
+    r = probe("http", b"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\n\r\n", True)
     assert r.meta["http_connect_target"] == "10.0.0.1:22" and r.meta["http_method"] == "CONNECT"
-    assert http_probe.probe(b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", True).status is MATCH
+    assert probe("http", b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", True).status == MATCH
 
 
-def test_done_once_the_headers_end():
-    head = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: u\r\n"
-    assert not http_probe.probe(head, True).done  # more headers may follow
-    assert http_probe.probe(head + b"\r\n", True).done
-    assert http_probe.probe(b"HTTP/1.1 200 OK\r\nServer: s\r\n\r\nbody", False).done
-
-
-def test_prefixes_need_more():
+def test_prefixes_are_not_confirmed():
     req = b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"
     line_end = req.index(b"\n")
     for i in range(line_end):
-        assert http_probe.probe(req[:i], True).status is MORE, req[:i]
-    assert http_probe.probe(req, True).status is MATCH
+        assert probe("http", req[:i], True).status == NO, req[:i]
+    assert probe("http", req, True).status == MATCH
     resp = b"HTTP/1.1 200 OK\r\n"
     for i in range(len(resp) - 1):
-        assert http_probe.probe(resp[:i], False).status is MORE, resp[:i]
+        assert probe("http", resp[:i], False).status == NO, resp[:i]
     # headers cut mid-line: still a match, the cut header is not reported
-    r = http_probe.probe(b"GET / HTTP/1.1\r\nHost: exa", True)
-    assert r.status is MATCH and "http_host" not in r.meta
+    r = probe("http", b"GET / HTTP/1.1\r\nHost: exa", True)
+    assert r.status == MATCH and "http_host" not in r.meta
 
 
 def test_hostile_header_is_sanitised():
-    r = http_probe.probe(b"GET / HTTP/1.1\r\nUser-Agent: \x1b[31mred\x1b[0m\xff\r\n\r\n", True)
+    r = probe("http", b"GET / HTTP/1.1\r\nUser-Agent: \x1b[31mred\x1b[0m\xff\r\n\r\n", True)
     assert "\x1b" not in r.meta["http_user_agent"] and "\\x1b" in r.meta["http_user_agent"]
 
 
@@ -162,11 +152,11 @@ def test_hostile_header_is_sanitised():
     ],
 )
 def test_near_misses(data, from_client):
-    assert http_probe.probe(data, from_client).status is NO
+    assert probe("http", data, from_client).status == NO
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.booleans())
 def test_never_raises(data, from_client):
-    assert http_probe.probe(data, from_client).status in (MATCH, MORE, NO)
-    assert http_probe.probe(b"GET / HTTP/1.1\r\n" + data, True).status is MATCH
+    assert probe("http", data, from_client).status in (MATCH, NO)
+    assert probe("http", b"GET / HTTP/1.1\r\n" + data, True).status == MATCH

@@ -1,4 +1,5 @@
-"""SSH probe: real OpenSSH banners + KEXINIT (recorded on loopback), the HASSH README vector."""
+"""SSH probe (through the core's engine): real OpenSSH banners + KEXINIT (recorded on loopback), the HASSH README
+vector."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from _engine import MATCH, NEUTRAL_PORT, NO, classify, probe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portwatch.detect.probes import ssh
-from portwatch.model import ProbeStatus
-
-MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
 DATA = Path(__file__).parent / "data"
 SERVER = (DATA / "ssh_server_openssh92.bin").read_bytes()
 CLIENT = (DATA / "ssh_client_openssh92.bin").read_bytes()
@@ -28,8 +26,8 @@ def kexinit(kex: str, enc: str, mac: str, comp: str, hostkey: str = "ssh-ed25519
 
 
 def test_real_openssh_server():
-    r = ssh.probe(SERVER, False)
-    assert r.status is MATCH
+    r = probe("ssh", SERVER, False)
+    assert r.status == MATCH
     assert r.meta["ssh_server"] == "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"
     assert r.meta["ssh_protoversion"] == "2.0"
     algos = r.meta["hassh_server_algorithms"]
@@ -39,31 +37,25 @@ def test_real_openssh_server():
 
 
 def test_real_openssh_client():
-    r = ssh.probe(CLIENT, True)
-    assert r.status is MATCH
+    r = probe("ssh", CLIENT, True)
+    assert r.status == MATCH
     assert r.meta["ssh_client"] == "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"
     assert "ext-info-c" in r.meta["hassh_algorithms"]  # client-only pseudo-algorithm
     assert r.meta["hassh"] == hashlib.md5(r.meta["hassh_algorithms"].encode()).hexdigest()
 
 
-def test_banner_alone_matches_and_prefixes_need_more():
+def test_banner_alone_matches_and_prefixes_are_not_confirmed():
     line_end = SERVER.index(b"\n") + 1
-    assert ssh.probe(SERVER[:line_end], False).meta == {
+    assert probe("ssh", SERVER[:line_end], False).meta == {
         "ssh_server": "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10",
         "ssh_protoversion": "2.0",
     }
     for i in range(line_end):
-        assert ssh.probe(SERVER[:i], False).status is MORE, i
-        assert ssh.probe(CLIENT[:i], True).status is MORE, i
+        assert probe("ssh", SERVER[:i], False).status == NO, i
+        assert probe("ssh", CLIENT[:i], True).status == NO, i
     # a KEXINIT cut short: still a match on the banner, no HASSH
-    r = ssh.probe(SERVER[: line_end + 100], False)
-    assert r.status is MATCH and "hassh_server" not in r.meta
-    assert not r.done  # the KEXINIT may complete in the next segment
-
-
-def test_done_with_banner_and_kexinit():
-    assert ssh.probe(SERVER, False).done and ssh.probe(CLIENT, True).done
-    assert not ssh.probe(SERVER[: SERVER.index(b"\n") + 1], False).done
+    r = probe("ssh", SERVER[: line_end + 100], False)
+    assert r.status == MATCH and "hassh_server" not in r.meta
 
 
 def test_hassh_readme_vector():
@@ -89,27 +81,36 @@ def test_hassh_readme_vector():
     mac = "hmac-sha1,hmac-sha1-96,hmac-md5,hmac-md5-96,hmac-sha2-256,hmac-sha2-512"
     data = b"SSH-2.0-Cyberduck/6.7.1.28683 (Mac OS X/10.13.6) (x86_64)\r\n"
     data += kexinit(kex, enc, mac, "zlib@openssh.com,zlib,none")
-    r = ssh.probe(data, True)
+    r = probe("ssh", data, True)
     assert r.meta["ssh_client"] == "SSH-2.0-Cyberduck/6.7.1.28683 (Mac OS X/10.13.6) (x86_64)"
     assert r.meta["hassh"] == "8a8ae540028bf433cd68356c1b9e8d5b"
-    s = ssh.probe(b"SSH-2.0-X\n" + kexinit(kex, enc, mac, "zlib@openssh.com,zlib,none"), False)
+    s = probe("ssh", b"SSH-2.0-X\n" + kexinit(kex, enc, mac, "zlib@openssh.com,zlib,none"), False)
     assert s.meta["hassh_server"] == "8a8ae540028bf433cd68356c1b9e8d5b"  # symmetric lists
 
 
-def test_server_lines_before_banner():
+def test_server_lines_before_banner(tmp_path):
+    # The shipped signature runs the probe only on units opening with "SSH-"; a user signature
+    # with the probe alone shows what the probe reads of lines before the banner (RFC 4253 4.2).
+    (tmp_path / "ssh.toml").write_text('protocol = "ssh"\n[[match]]\nprobe = "ssh"\n')
     data = b"Welcome to the jump host\r\nauthorised use only\r\nSSH-2.0-dropbear_2022.83\r\n"
-    r = ssh.probe(data, False)
-    assert r.status is MATCH and r.meta["ssh_server"] == "SSH-2.0-dropbear_2022.83"
-    assert ssh.probe(data[:30], False).status is MORE
-    assert ssh.probe(data, True).status is NO  # a client must start with the banner
-    assert ssh.probe(b"line\r\n" * 40 + b"SSH-2.0-x\r\n", False).status is NO  # bounded
+
+    def server_says(unit: bytes):
+        return classify("tcp", [], [unit], NEUTRAL_PORT, dirs=[tmp_path])
+
+    d = server_says(data)
+    assert d.protocol == "ssh" and d.meta["ssh_server"] == "SSH-2.0-dropbear_2022.83"
+    assert "server bytes confirmed by the ssh probe" in d.evidence
+    assert server_says(data[:30]).protocol == "unknown"
+    assert server_says(b"line\r\n" * 40 + b"SSH-2.0-x\r\n").protocol == "unknown"  # bounded
+    assert probe("ssh", data, False).status == NO  # the shipped signature wants the banner first
+    assert probe("ssh", data, True).status == NO  # a client must start with the banner
 
 
 def test_banner_variants():
-    assert ssh.probe(b"SSH-1.99-OpenSSH_3.9p1\n", False).meta["ssh_protoversion"] == "1.99"
-    assert ssh.probe(b"SSH-2.0-PuTTY_Release_0.78\r\n", True).status is MATCH
-    evil = ssh.probe(b"SSH-2.0-x \x1b]0;pwned\x07\r\n", True)
-    assert evil.status is NO or "\x1b" not in evil.meta["ssh_client"]
+    assert probe("ssh", b"SSH-1.99-OpenSSH_3.9p1\n", False).meta["ssh_protoversion"] == "1.99"
+    assert probe("ssh", b"SSH-2.0-PuTTY_Release_0.78\r\n", True).status == MATCH
+    evil = probe("ssh", b"SSH-2.0-x \x1b]0;pwned\x07\r\n", True)
+    assert evil.status == NO or "\x1b" not in evil.meta["ssh_client"]
 
 
 @pytest.mark.parametrize(
@@ -126,15 +127,15 @@ def test_banner_variants():
     ],
 )
 def test_near_misses(data):
-    assert ssh.probe(data, True).status is NO
+    assert probe("ssh", data, True).status == NO
 
 
 def test_binary_before_banner_is_no():
-    assert ssh.probe(b"\x00\x01\x02garbage\r\nSSH-2.0-x\r\n", False).status is NO
+    assert probe("ssh", b"\x00\x01\x02garbage\r\nSSH-2.0-x\r\n", False).status == NO
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.booleans())
 def test_never_raises(data, from_client):
-    assert ssh.probe(data, from_client).status in (MATCH, MORE, NO)
-    assert ssh.probe(b"SSH-2.0-x\r\n" + data, from_client).status is MATCH
+    assert probe("ssh", data, from_client).status in (MATCH, NO)
+    assert probe("ssh", b"SSH-2.0-x\r\n" + data, from_client).status == MATCH

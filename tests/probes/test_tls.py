@@ -1,4 +1,5 @@
-"""TLS probe: real OpenSSL handshakes (in memory), published JA3/JA4 vectors, near-misses."""
+"""TLS probe (through the core's engine): real OpenSSL handshakes (in memory), published JA3/JA4 vectors,
+near-misses."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ssl
 
 import dpkt
 import pytest
+from _engine import MATCH, NO, probe
 from _tlsbuild import (
     alpn_ext,
     client_hello_record,
@@ -22,11 +24,6 @@ from _tlsbuild import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from portwatch.detect.probes import tls
-from portwatch.model import ProbeStatus
-
-MATCH, MORE, NO = ProbeStatus.MATCH, ProbeStatus.MORE, ProbeStatus.NO
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +67,8 @@ def _dpkt_ja3(hello: bytes) -> str:
 
 def test_real_tls13_client_hello(tls13):
     hello, _ = tls13
-    r = tls.probe(hello, True)
-    assert r.status is MATCH
+    r = probe("tls", hello, True)
+    assert r.status == MATCH
     assert r.meta["tls_version"] == "1.3"
     assert r.meta["sni"] == "example.com"
     assert r.meta["alpn"] == ["h2", "http/1.1"]
@@ -82,85 +79,70 @@ def test_real_tls13_client_hello(tls13):
 
 def test_real_tls13_server_hello(tls13):
     _, flight = tls13
-    r = tls.probe(flight, False)
-    assert r.status is MATCH
+    r = probe("tls", flight, False)
+    assert r.status == MATCH
     assert r.meta["tls_version"] == "1.3"
     assert r.meta["cipher"].startswith("0x13")
     assert len(r.meta["ja3s"]) == 32
     assert "cert_subject" not in r.meta  # encrypted in 1.3
-    assert tls.probe(flight, True).status is NO  # a ServerHello is not a client's first bytes
+    assert probe("tls", flight, True).status == NO  # a ServerHello is not a client's first bytes
 
 
 def test_real_tls12_with_certificate(tls12):
     hello, flight = tls12
-    c = tls.probe(hello, True)
-    assert c.status is MATCH and c.meta["tls_version"] == "1.2" and c.meta["sni"] == "www.example.org"
-    s = tls.probe(flight, False)
-    assert s.status is MATCH
+    c = probe("tls", hello, True)
+    assert c.status == MATCH and c.meta["tls_version"] == "1.2" and c.meta["sni"] == "www.example.org"
+    s = probe("tls", flight, False)
+    assert s.status == MATCH
     assert s.meta["tls_version"] == "1.2"
     assert s.meta["cert_subject"] == "srv.example.org"
     assert s.meta["cert_issuer"] == "Portwatch Test CA"
     assert s.meta["alpn"] == ["http/1.1"]
 
 
-def test_done_once_a_side_has_told_everything(tls12, tls13):
-    hello, flight13 = tls13
-    assert tls.probe(hello, True).done  # a whole ClientHello: its facts never change
-    assert tls.probe(flight13, False).done  # TLS 1.3: all after the ServerHello is encrypted
-    _, flight12 = tls12
-    assert tls.probe(flight12, False).done  # TLS 1.2 with its certificate read
-    sh_end = 5 + 4 + int.from_bytes(flight12[6:9], "big")
-    cut = tls.probe(flight12[:sh_end], False)
-    assert cut.status is MATCH and not cut.done  # the certificate may still come
-    partial = tls.probe(client_hello_record([0x1301], [*ja4_spec_extensions([0, 16], []), ext(21, bytes(6000))])[:4096],
-                        True)
-    assert partial.status is MATCH and not partial.done
-
-
 def test_fingerprints_ignore_grease_and_tell_stacks_apart():
     exts = ja4_spec_extensions([0, 16, 10], [0x0403])
-    a = tls.probe(client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta
-    b = tls.probe(client_hello_record([0x7A7A, 0x1301, 0x1302], exts), True).meta
-    c = tls.probe(client_hello_record([0x1302, 0x1301], exts), True).meta  # same set, other order
+    a = probe("tls", client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta
+    b = probe("tls", client_hello_record([0x7A7A, 0x1301, 0x1302], exts), True).meta
+    c = probe("tls", client_hello_record([0x1302, 0x1301], exts), True).meta  # same set, other order
     assert a["ja3"] == b["ja3"] and a["ja4"] == b["ja4"] and "2570" not in a["ja3_string"]
     assert c["ja3"] != a["ja3"] and c["ja4"] == a["ja4"]  # JA4 sorts the ciphers, JA3 does not
-    for i in range(tls.FINGERPRINT_CACHE + 1):  # distinct stacks: the cache stays bounded, and right
-        tls.probe(client_hello_record([0x1301, 0x0100 + i], exts), True)
-    assert tls.probe(client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta["ja3"] == a["ja3"]
-    assert len(tls._FINGERPRINTS) <= tls.FINGERPRINT_CACHE
+    for i in range(300):  # many distinct stacks: the same hello still fingerprints the same
+        probe("tls", client_hello_record([0x1301, 0x0100 + i], exts), True)
+    assert probe("tls", client_hello_record([0x0A0A, 0x1301, 0x1302], exts), True).meta["ja3"] == a["ja3"]
 
 
 def test_no_sni_no_alpn():
     hello, _ = real_handshake(None, None)
-    r = tls.probe(hello, True)
-    assert r.status is MATCH and "sni" not in r.meta and "alpn" not in r.meta
+    r = probe("tls", hello, True)
+    assert r.status == MATCH and "sni" not in r.meta and "alpn" not in r.meta
     assert r.meta["ja4"][3] == "i" and r.meta["ja4"][8:10] == "00"
 
 
-def test_every_prefix_is_more(tls13):
+def test_no_prefix_is_confirmed(tls13):
     hello, flight = tls13
     for i in range(len(hello)):
-        assert tls.probe(hello[:i], True).status is MORE, i
-    # the server's flight: MORE until the ServerHello message is complete
+        assert probe("tls", hello[:i], True).status == NO, i
+    # the server's flight: not confirmed until the ServerHello message is complete
     sh_len = int.from_bytes(flight[6:9], "big")
     for i in range(9 + sh_len):
-        assert tls.probe(flight[:i], False).status is MORE, i
+        assert probe("tls", flight[:i], False).status == NO, i
 
 
 def test_hello_split_across_records(tls13):
     hello, _ = tls13
     body = hello[5:]
     split = record(22, body[:100]) + record(22, body[100:300]) + record(22, body[300:])
-    assert tls.probe(split, True).meta == tls.probe(hello, True).meta
+    assert probe("tls", split, True).meta == probe("tls", hello, True).meta
 
 
 def test_truncated_at_depth_matches_partially():
     big = [*ja4_spec_extensions([0, 16], []), ext(21, bytes(6000))]
     data = client_hello_record([0x1301], big)[:4096]
-    r = tls.probe(data, True)
-    assert r.status is MATCH and r.meta["sni"] == "example.com" and r.meta["tls_truncated"] is True
+    r = probe("tls", data, True)
+    assert r.status == MATCH and r.meta["sni"] == "example.com" and r.meta["tls_truncated"] is True
     assert "ja4" not in r.meta
-    assert tls.probe(data[:2000], True).status is MORE
+    assert probe("tls", data[:2000], True).status == NO
 
 
 # ------------------------------------------------------------------ published vectors
@@ -207,19 +189,16 @@ def test_ja4_spec_example():
         0x0015,
     ]
     data = client_hello_record(JA4_SPEC_CIPHERS, ja4_spec_extensions(order, SIGALGS))
-    r = tls.probe(data, True)
+    r = probe("tls", data, True)
     assert r.meta["ja4"] == "t13d1516h2_8daaf6152771_e5627efa2ab1"
-    ch = tls.parse_client_hello(data[9:])
-    _a, b, c = tls.ja4_parts(ch)
-    assert b == "002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
-    assert c == (
-        "0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_0403,0804,0401,0503,0805,0501,0806,0601"
-    )
+    raw_c = ("0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01"
+             "_0403,0804,0401,0503,0805,0501,0806,0601")
+    assert hashlib.sha256(raw_c.encode()).hexdigest()[:12] == "e5627efa2ab1"
     # GREASE anywhere changes nothing
     greased = client_hello_record(
         [0x2A2A, *JA4_SPEC_CIPHERS], [ext(0x0A0A), *ja4_spec_extensions(order, [0x1A1A, *SIGALGS])]
     )
-    assert tls.probe(greased, True).meta["ja4"] == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+    assert probe("tls", greased, True).meta["ja4"] == "t13d1516h2_8daaf6152771_e5627efa2ab1"
 
 
 def test_ja4_spec_hash_strings():
@@ -228,13 +207,14 @@ def test_ja4_spec_hash_strings():
         hashlib.sha256(b"002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9").hexdigest()[:12]
         == "8daaf6152771"
     )
-    assert tls._hash12("0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01") == ("6d807ffa2a79")
+    exts = b"0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01"
+    assert hashlib.sha256(exts).hexdigest()[:12] == "6d807ffa2a79"
 
 
 def test_ja4_alpn_rules():
     def a(proto: bytes) -> str:
         data = client_hello_record([0x1301], [alpn_ext(proto)])
-        return tls.probe(data, True).meta["ja4"][8:10]
+        return probe("tls", data, True).meta["ja4"][8:10]
 
     assert a(b"http/1.1") == "h1"
     assert a(b"h") == "hh"
@@ -274,7 +254,7 @@ def test_chrome_ja3_and_ja4_pair():
         else:
             exts.extend(ja4_spec_extensions([e], SIGALGS))
     data = client_hello_record(JA4_SPEC_CIPHERS, exts)
-    r = tls.probe(data, True)
+    r = probe("tls", data, True)
     assert r.meta["ja3_string"] == (
         "771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,"
         "45-51-16-65037-23-17613-0-11-10-43-65281-35-18-5-13-27,4588-29-23-24,0"
@@ -291,10 +271,10 @@ def test_ja3_readme_vectors():
         [sni_ext("a.example"), u16_list_ext(10, [23, 24, 25]), point_formats_ext([0])],
         version=0x0301,
     )
-    r = tls.probe(data, True)
+    r = probe("tls", data, True)
     assert r.meta["ja3_string"] == "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
     assert r.meta["ja3"] == "ada70206e40642a3e4461f35503241d5"
-    r = tls.probe(client_hello_record([4, 5, 10, 9, 100, 98, 3, 6, 19, 18, 99], None, 0x0301), True)
+    r = probe("tls", client_hello_record([4, 5, 10, 9, 100, 98, 3, 6, 19, 18, 99], None, 0x0301), True)
     assert r.meta["ja3_string"] == "769,4-5-10-9-100-98-3-6-19-18-99,,,"
     assert r.meta["ja3"] == "de350869b8c85de67a350c8d186f11e6"
     assert r.meta["tls_version"] == "1.0"
@@ -307,19 +287,20 @@ def test_sslv2_compatible_hello():
     ciphers = bytes.fromhex("0100800700c000003500002f")
     body = b"\x01\x03\x01" + len(ciphers).to_bytes(2, "big") + b"\x00\x00" + b"\x00\x10" + ciphers + bytes(16)
     data = bytes([0x80 | (len(body) >> 8), len(body) & 0xFF]) + body
-    r = tls.probe(data, True)
-    assert r.status is MATCH and r.meta["tls_sslv2_hello"] and r.meta["tls_version"] == "1.0"
-    assert tls.probe(data[:1] + b"\x00" + data[2:], True).status is NO
+    # The shipped signature looks for a TLS record; the probe alone reads an SSLv2-framed hello.
+    r = probe("tls", data, True, alone=True)
+    assert r.status == MATCH and r.meta["tls_sslv2_hello"] and r.meta["tls_version"] == "1.0"
+    assert probe("tls", data[:1] + b"\x00" + data[2:], True, alone=True).status == NO
 
 
 def test_midstream_records():
     app = record(23, os.urandom(40), 0x0303) + record(23, os.urandom(100), 0x0303)
-    r = tls.probe(app, True)
-    assert r.status is MATCH and r.meta["tls_midstream"]
-    assert tls.probe(app[:30], False).status is MORE
+    r = probe("tls", app, True)
+    assert r.status == MATCH and r.meta["tls_midstream"]
+    assert probe("tls", app[:30], False).status == NO
     alert = record(21, b"\x02\x28", 0x0303)
-    assert tls.probe(alert, False).meta["tls_alert"] == 40
-    assert tls.probe(record(21, b"\x07\x28", 0x0303), False).status is NO
+    assert probe("tls", alert, False).meta["tls_alert"] == 40
+    assert probe("tls", record(21, b"\x07\x28", 0x0303), False).status == NO
 
 
 # ------------------------------------------------------------------ near misses
@@ -341,58 +322,45 @@ def test_midstream_records():
     ],
 )
 def test_near_misses(data):
-    assert tls.probe(data, True).status is NO
+    assert probe("tls", data, True).status == NO
 
 
 def test_extension_overrun_is_no():
     data = bytearray(client_hello_record([0x1301], [sni_ext("example.com")]))
     data[-len(sni_ext("example.com")) + 3] = 0xFF  # extension length points past the block
-    assert tls.probe(bytes(data), True).status is NO
+    assert probe("tls", bytes(data), True).status == NO
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=600), st.booleans())
 def test_never_raises(data, from_client):
-    assert tls.probe(data, from_client).status in (MATCH, MORE, NO)
+    assert probe("tls", data, from_client).status in (MATCH, NO)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.booleans())
 def test_never_raises_with_tls_prefix(tail, from_client):
     data = b"\x16\x03\x01" + len(tail).to_bytes(2, "big") + tail
-    assert tls.probe(data, from_client).status in (MATCH, MORE, NO)
-    assert tls.probe(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + tail, from_client).status in (
-        MATCH,
-        MORE,
-        NO,
-    )
+    assert probe("tls", data, from_client).status in (MATCH, NO)
+    assert probe("tls", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + tail, from_client).status in (MATCH, NO)
 
 
-def test_swapped_roles_mark_the_right_direction_done(tls13):
+def test_swapped_roles_read_the_server_flight(tls13):
     # Mid-stream, both ports unassigned: the first packet is taken as the client's, but it is a
-    # ServerHello, so the engine swaps the roles. The "done" and "seen" marks must land on the
-    # direction that sent it (direction 0), not on the role it was first given.
+    # ServerHello, so the engine swaps the roles: 10.0.0.2 is the client, and the ServerHello's
+    # facts are the server's.
     from scapy.layers.inet import IP, TCP
 
-    from portwatch.capture.decode import LINKTYPE_RAW
     from portwatch.pipeline import Analyzer, Config
 
     _, flight = tls13
     pkt = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=50000, dport=40000, flags="PA", seq=1) / flight)
-    analyzer = Analyzer(Config())
-    analyzer.run([(1.0, LINKTYPE_RAW, pkt, 0, len(pkt))])
-    (flow,) = analyzer.table.flows()
-    assert flow.decision.protocol == "tls" and flow.client_dir == 1  # 10.0.0.2 is the client
-    assert flow.meta_done == 1 and flow.meta_seen == 1
-
-
-@settings(max_examples=400, deadline=None)
-@given(legacy=st.sampled_from([0x0301, 0x0303]),
-       offered=st.lists(st.sampled_from([*sorted(tls._VERSION_RANK), 0x0A0A, 0xFAFA, 0x7F17, 0x0305, 0xFFFF, 0]),
-                        max_size=6))
-def test_best_version_is_the_best_ranked_known_else_the_highest_offered(legacy, offered):
-    ch = tls.ClientHello(legacy_version=legacy, supported_versions=offered)
-    real = [v for v in offered if v not in tls.GREASE]
-    known = [v for v in real if v in tls._VERSION_RANK]
-    expected = max(known, key=tls._VERSION_RANK.__getitem__) if known else max(real) if real else legacy
-    assert ch.best_version == expected
+    records = []
+    analyzer = Analyzer(Config(), records.append)
+    analyzer.run([(1.0, 101, pkt)])  # LINKTYPE_RAW
+    analyzer.close()
+    (rec,) = records
+    assert rec.protocol == "tls"
+    assert (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port) == ("10.0.0.2", 40000, "10.0.0.1", 50000)
+    assert rec.meta["tls_version"] == "1.3" and rec.meta["cipher"].startswith("0x13")
+    assert (rec.packets_c2s, rec.packets_s2c) == (0, 1)

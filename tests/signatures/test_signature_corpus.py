@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from portwatch.capture.sources import CaptureSource
 from portwatch.model import FlowRecord
-from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.pipeline import Config, Setup, analyze_path
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "ndpi" / "dev"
 
@@ -61,10 +60,7 @@ def analyse(name: str) -> dict[tuple[str, frozenset], set[str]]:
     def keep(r: FlowRecord) -> None:
         found[(r.transport, frozenset(((_ip(r.src_ip), r.src_port), (_ip(r.dst_ip), r.dst_port))))].add(r.protocol)
 
-    with CaptureSource(str(CORPUS / name)) as source:
-        analyzer = Analyzer(config, on_record=keep, setup=Setup.load(config), pcap_name=name)
-        analyzer.run(source)
-        analyzer.close()
+    analyze_path(str(CORPUS / name), Setup.load(config), config, keep)
     return found
 
 

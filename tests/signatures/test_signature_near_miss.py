@@ -7,22 +7,24 @@ The positives are on real bytes in test_signature_real_bytes.py and test_signatu
 from __future__ import annotations
 
 import struct
-from functools import cache
 
 import pytest
+from _engine import classify
 
-from portwatch.detect.engine import Engine
-from portwatch.detect.signature import load_signatures
+from portwatch.signatures import load_signatures
 
 
-@cache
-def engine() -> Engine:
-    return Engine(load_signatures())
+def crc_dnp(data: bytes) -> int:
+    """DNP3's CRC-16 (IEEE 1815 link layer: polynomial 0x3D65, reflected, inverted)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA6BC if crc & 1 else crc >> 1
+    return ~crc & 0xFFFF
 
 
 def _dnp3(crc_ok: bool) -> bytes:
-    from portwatch.detect.probes.dnp3 import crc_dnp
-
     head = b"\x05\x64\x05\xc9\x01\x00\x00\x04"
     crc = crc_dnp(head) ^ (0 if crc_ok else 1)
     return head + struct.pack("<H", crc)
@@ -128,8 +130,10 @@ def test_every_signature_has_a_near_miss() -> None:
 @pytest.mark.parametrize("protocol", sorted(NEAR))
 def test_near_miss_is_not_named(protocol: str) -> None:
     transport, client, server, port = NEAR[protocol]
-    decision = engine().classify(
-        transport, [client] if client else [], [server] if server else [], port, final=True, client_port=40001
-    )
+    decision = classify(transport, [client] if client else [], [server] if server else [], port, client_port=40001)
     assert decision is not None
     assert decision.protocol != protocol, decision.evidence
+
+
+def test_dnp3_near_miss_differs_only_in_its_crc() -> None:
+    assert classify("tcp", [_dnp3(True)], [], 20000, client_port=40001).protocol == "dnp3"

@@ -14,12 +14,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from _engine import Decision
+from _engine import classify as engine_classify
 
-from portwatch.capture.sources import CaptureSource
-from portwatch.detect.engine import Decision, Engine
-from portwatch.detect.signature import load_signatures
 from portwatch.model import FlowRecord
-from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.pipeline import Config, Setup, analyze_path
 from portwatch.services import fallback_path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -28,19 +27,13 @@ CAPTURES = ROOT / "captures"
 CONFIG = Config(services_path=str(fallback_path()))
 
 
-@cache
-def engine() -> Engine:
-    return Engine(load_signatures())
-
-
 def real(name: str) -> bytes:
     return (REAL / f"{name}.bin").read_bytes()
 
 
 def classify(transport: str, client: bytes, server: bytes, port: int, client_port: int = 40000) -> Decision:
-    d = engine().classify(
-        transport, [client] if client else [], [server] if server else [], port, final=True, client_port=client_port
-    )
+    d = engine_classify(transport, [client] if client else [], [server] if server else [], port,
+                        client_port=client_port)
     assert d is not None
     return d
 
@@ -51,10 +44,7 @@ def analyse(name: str) -> tuple[FlowRecord, ...]:
     if not path.exists():
         pytest.skip(f"{name} not recorded")
     records: list[FlowRecord] = []
-    with CaptureSource(str(path)) as source:
-        analyzer = Analyzer(CONFIG, on_record=records.append, setup=Setup.load(CONFIG), pcap_name=name)
-        analyzer.run(source)
-        analyzer.close()
+    analyze_path(str(path), Setup.load(CONFIG), CONFIG, records.append)
     return tuple(records)
 
 
@@ -154,7 +144,7 @@ def test_near_miss_binary_headers() -> None:
     pvno_at = krb.index(b"\xa1\x03\x02\x01\x05") + 4
     assert classify("tcp", _flip(krb, pvno_at, 4), b"", 88).protocol != "kerberos"  # Kerberos 4 is not v5
     ldap = real("ldap-bind")
-    assert engine().classify("tcp", [], [ldap], 389, final=True).protocol != "ldap"  # a request from the server
+    assert engine_classify("tcp", [], [ldap], 389).protocol != "ldap"  # a request from the server
     mongo = real("mongodb-hello")
     assert classify("tcp", mongo[:12] + struct.pack("<i", 2099) + mongo[16:], b"", 27017).protocol != "mongodb"
 
