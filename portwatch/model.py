@@ -25,6 +25,7 @@ FINDING_KINDS = (
     "dns-tunnel",
     "new-service",
     "stream-anomaly",
+    "privileged-source-port",
     # host audit (portwatch audit)
     "root-service",
     "unwrapped-service",
@@ -46,7 +47,7 @@ class Finding:
 
 @dataclass(slots=True)
 class FlowRecord:
-    """One finished (or still open, for the monitor) flow, as DESIGN.md's schema names it."""
+    """One finished (or still open, for the monitor) flow, as docs/schema.md names it."""
 
     ts_start: float
     ts_end: float
@@ -67,7 +68,7 @@ class FlowRecord:
     findings: list[Finding] = field(default_factory=list)
     pcap: str | None = None
     # For joining with Zeek's conn.log and Suricata's EVE: the flow's number within its source
-    # (1-based creation order), Community ID v1, and Zeek's conn_state and history.
+    # (the number of its first packet, 1-based), Community ID v1, and Zeek's conn_state and history.
     flow_id: int | None = None
     community_id: str | None = None
     duration: float = 0.0

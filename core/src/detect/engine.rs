@@ -7,6 +7,12 @@
 //! protocol's own port, the longer literal prefix, then the name. A `prelude` signature (STUN)
 //! gives way to any other candidate reaching ACCEPT and, alone, waits for the final call.
 //!
+//! Weak evidence (a match flagged `weak`, or a probe-less pattern on a direction shorter than
+//! SHORT_TOKEN bytes: `QUIT`, `+OK`, `AUTH x`) never outranks firm evidence: a candidate whose
+//! every matched side is weak ranks below any with a firm side whatever the scores, is dropped
+//! on a port assigned to another protocol, and off its own port counts only when both
+//! directions matched it. Its own port accepts it like any other at the end of the evidence.
+//!
 //! Orientation: with `may_swap` the bytes are also scored the other way round; UDP is also tried
 //! reversed when nothing but a prelude reaches ACCEPT as given (the first datagram may be a reply).
 //!
@@ -26,6 +32,9 @@ use std::sync::Arc;
 pub const ACCEPT: f64 = 0.75;
 /// At the end of the evidence, accept a weaker best candidate down to this.
 pub const FALLBACK: f64 = 0.3;
+/// A pattern (no probe) that held on a direction shorter than this is a bare token (`+OK\r\n`,
+/// `:1\r\n`): weak evidence, like a match flagged `weak`.
+pub const SHORT_TOKEN: usize = 6;
 /// A probe sees at most this much of a unit.
 pub const PROBE_INPUT: usize = MAX_INPUT;
 
@@ -62,6 +71,8 @@ struct Candidate {
 struct Score {
     sig: usize,
     score: f64,
+    /// Every side that matched matched only weakly (a `weak` match or a short bare token).
+    weak: bool,
     probed: bool,
     hint: bool,
     client_match: Option<usize>,
@@ -332,6 +343,7 @@ impl Engine {
     fn outranks(&self, a: &Score, b: &Score) -> bool {
         let (sa, sb) = (&self.sigs[a.sig], &self.sigs[b.sig]);
         let ka = (
+            !a.weak,
             round6(a.score),
             a.probed,
             sa.priority,
@@ -339,6 +351,7 @@ impl Engine {
             self.longest[a.sig],
         );
         let kb = (
+            !b.weak,
             round6(b.score),
             b.probed,
             sb.priority,
@@ -441,16 +454,16 @@ impl Engine {
             if best != 0.0 && bound < best {
                 continue;
             }
-            if let Some(s) = self.score(
-                c.sig,
-                t,
-                client,
-                server,
-                hinted.contains(&c.sig),
-                ports,
-                swapped,
-            ) {
-                if !self.sigs[c.sig].prelude && s.score > best {
+            let hint = hinted.contains(&c.sig);
+            if let Some(s) = self.score(c.sig, t, client, server, hint, ports, swapped) {
+                // A bare token never outranks the port's assignment: off its own port, weak
+                // evidence counts only when both sides agree, and never where another
+                // protocol owns the port.
+                let one_sided = s.client_match.is_none() || s.server_match.is_none();
+                if s.weak && !hint && (one_sided || !hinted.is_empty()) {
+                    continue;
+                }
+                if !self.sigs[c.sig].prelude && !s.weak && s.score > best {
                     best = s.score;
                 }
                 out.push(s);
@@ -476,6 +489,7 @@ impl Engine {
         let (mut cprobed, mut sprobed) = (false, false);
         let mut meta = Meta::new();
         let mut done = 0u8;
+        let (mut cweak, mut sweak) = (false, false);
         for p in &self.plans[sig][ti(t)] {
             let Some(m) = s.matches.get(p.m) else {
                 continue;
@@ -499,18 +513,27 @@ impl Engine {
                     server
                 };
                 let hit = match p.probe {
-                    Some(probe) if probe.is_units() => match_units(m, probe, units, from_client),
+                    Some(probe) if probe.is_units() => {
+                        match_units(m, probe, units, from_client).map(|h| (h, usize::MAX))
+                    }
                     probe => units
                         .iter()
-                        .find_map(|u| match_one(m, probe, u, from_client)),
+                        .find_map(|u| match_one(m, probe, u, from_client).map(|h| (h, u.len()))),
                 };
-                let Some(hit) = hit else { continue };
+                let Some((hit, len)) = hit else { continue };
+                let weak = m.weak || (p.probe.is_none() && len < SHORT_TOKEN);
+                // Weak evidence never replaces firm evidence of the same side.
+                if weak
+                    && ((from_client && c > 0.0 && !cweak) || (!from_client && sv > 0.0 && !sweak))
+                {
+                    continue;
+                }
                 merge(&mut meta, hit.meta);
                 if from_client {
-                    (c, cm, cprobed) = (conf, Some(p.m), p.probe.is_some());
+                    (c, cm, cprobed, cweak) = (conf, Some(p.m), p.probe.is_some(), weak);
                     done |= u8::from(hit.done);
                 } else {
-                    (sv, sm, sprobed) = (conf, Some(p.m), p.probe.is_some());
+                    (sv, sm, sprobed, sweak) = (conf, Some(p.m), p.probe.is_some(), weak);
                     done |= u8::from(hit.done) << 1;
                 }
             }
@@ -521,9 +544,11 @@ impl Engine {
         if c == 0.0 && sv == 0.0 {
             return None;
         }
+        let weak = (c == 0.0 || cweak) && (sv == 0.0 || sweak);
         Some(Score {
             sig,
             score: 1.0 - (1.0 - c) * (1.0 - sv),
+            weak,
             probed: cprobed || sprobed,
             hint,
             client_match: cm,

@@ -50,6 +50,7 @@ const MATCH_FIELDS: &[(&str, Kind)] = &[
     ("probe", Kind::Str),
     ("regex", Kind::Str),
     ("transports", Kind::List),
+    ("weak", Kind::Bool),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,6 +105,9 @@ pub struct Match {
     pub min_length: usize,
     /// When set, the match holds only if either endpoint uses one of these ports (sorted).
     pub ports: Vec<u16>,
+    /// A short token several protocols share (`QUIT`, `+OK`, `AUTH x`): it never outranks
+    /// other evidence nor the port's assignment (engine.rs, "weak evidence").
+    pub weak: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -955,6 +959,7 @@ fn parse_match(
         confidence,
         min_length,
         ports,
+        weak: f.bool("weak"),
     })
 }
 

@@ -167,14 +167,14 @@ fn name_order_matches_python() {
     let c = "protocol = \"abc\"\n[[match]]\nprefix = \"X\"\n";
     assert_eq!(
         engine(&[a, b])
-            .classify(Transport::Tcp, &[b"X"], &[], 1, false, false, None)
+            .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
             .unwrap()
             .protocol,
         "ab"
     );
     assert_eq!(
         engine(&[a, c])
-            .classify(Transport::Tcp, &[b"X"], &[], 1, false, false, None)
+            .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
             .unwrap()
             .protocol,
         "abc"

@@ -9,13 +9,18 @@
 #![forbid(unsafe_code)]
 
 use super::ber::{read_int, read_tlv};
-use super::{Probe, ProbeResult};
+use super::{Probe, ProbeResult, Status};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
     Probe::single("kerberos", probe),
     Probe::single("kerberos_tcp", probe_tcp),
+    Probe::single("kerberos_tcp_head", probe_tcp_head),
 ];
+
+/// The largest record length taken for a partial head (RFC 4120 7.2.2 allows 2^31 - 1; KDCs
+/// cap far lower, and the top byte set would be reserved-bit noise).
+const MAX_HEAD_RECORD: u32 = 0x00ff_ffff;
 
 /// The smallest record length taken for a Kerberos message on TCP.
 const MIN_TCP_RECORD: u32 = 16;
@@ -87,10 +92,53 @@ pub fn probe_tcp(data: &[u8], from_client: bool) -> ProbeResult {
     probe(data.get(4..).unwrap_or_default(), from_client)
 }
 
+/// The first TCP segment of a Kerberos exchange when it holds only the 4-byte record mark, or the
+/// mark and the start of the message (RFC 4120 7.2.2): every byte present must fit a KDC message,
+/// and the record length must equal the outer element's when its header is there. Weaker than
+/// `kerberos_tcp` (a length alone is four bytes of evidence): the signature scopes it to 88/464.
+pub fn probe_tcp_head(data: &[u8], from_client: bool) -> ProbeResult {
+    let Some(&[a, b, c, d]) = data.get(..4) else {
+        return ProbeResult::no();
+    };
+    let length = u32::from_be_bytes([a, b, c, d]);
+    if !(MIN_TCP_RECORD..=MAX_HEAD_RECORD).contains(&length) {
+        return ProbeResult::no();
+    }
+    let body = data.get(4..).unwrap_or_default();
+    let Some(&tag) = body.first() else {
+        return ProbeResult::hit(Meta::new()); // the record mark alone
+    };
+    if tag & 0xe0 != 0x60 || message_name(tag & 0x1f).is_none() {
+        return ProbeResult::no();
+    }
+    let Some(outer) = read_tlv(body, 0) else {
+        // A cut header: a long-form length whose octets are not all here yet.
+        return match body.get(1) {
+            None => ProbeResult::hit(Meta::new()),
+            Some(&l) if (0x81..=0x84).contains(&l) => ProbeResult::hit(Meta::new()),
+            _ => ProbeResult::no(),
+        };
+    };
+    if u32::try_from(outer.end()).ok() != Some(length) {
+        return ProbeResult::no();
+    }
+    // Enough for pvno and msg-type: the full parse must hold.
+    let r = probe(body, from_client);
+    if r.status == Status::Match || body.len() < outer.start + 14 {
+        if r.status == Status::Match {
+            return r;
+        }
+        return match body.get(outer.start) {
+            None | Some(0x30) => ProbeResult::hit(Meta::new()),
+            _ => ProbeResult::no(),
+        };
+    }
+    ProbeResult::no()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::probes::Status;
 
     fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];

@@ -70,8 +70,39 @@ fn meta_of(data: &[u8], llmnr: bool) -> Option<Meta> {
     Some(meta)
 }
 
+/// Names mDNS answers for (RFC 6762 3 and 4): `.local.` and the link-local reverse zones.
+const MDNS_ZONES: [&str; 5] = [
+    "local.",
+    "254.169.in-addr.arpa.",
+    "8.e.f.ip6.arpa.",
+    "9.e.f.ip6.arpa.",
+    "a.e.f.ip6.arpa.",
+];
+
+/// A unicast resolver's query sent to 5353: a query ID and the recursion-desired bit (RFC 6762
+/// 18.1 and 18.6 ask mDNS senders for a zero ID in multicast queries and a clear RD bit) for a
+/// name outside the zones mDNS serves. A legacy one-shot query (`dig -p 5353 @224.0.0.251`) sets
+/// both too, but asks for a `.local.` name.
+fn unicast_dns(data: &[u8], meta: &Meta) -> bool {
+    let (Some(id), Some(flags)) = (be16(data, 0), be16(data, 2)) else {
+        return false;
+    };
+    let name = meta
+        .get("dns_query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mdns_name = MDNS_ZONES
+        .iter()
+        .any(|z| name == *z || name.ends_with(&format!(".{z}")));
+    id != 0 && flags & 0x0100 != 0 && !mdns_name
+}
+
 pub fn probe_mdns(data: &[u8], _from_client: bool) -> ProbeResult {
-    meta_of(data, false).map_or_else(ProbeResult::no, ProbeResult::hit)
+    match meta_of(data, false) {
+        Some(meta) if !unicast_dns(data, &meta) => ProbeResult::hit(meta),
+        _ => ProbeResult::no(),
+    }
 }
 
 pub fn probe_llmnr(data: &[u8], _from_client: bool) -> ProbeResult {
