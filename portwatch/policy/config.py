@@ -10,6 +10,7 @@ Schema (all keys optional):
     disabled = ["unassigned-port"]          # finding kinds never raised
     negotiated = ["tftp", "rtp"]            # protocols on run-time negotiated high ports: no mismatch there
     dns_allowed = ["sophosxl.net"]          # registered domains whose encoded names are expected (AV look-ups)
+    tunnel_contents_raise = ["socks"]       # confident tunnel contents (tunnels.KINDS) that make `tunnel` high
     [egress]                                # ports a firewall lets out: tunnels there are `tunnel`
     tcp = [80, 443]
     [severity]                              # kind = severity; a site file's word is final
@@ -73,6 +74,7 @@ class Policy:
     insecure_services: dict[str, str] = field(default_factory=dict)
     negotiated: frozenset[str] = frozenset()
     dns_allowed: frozenset[str] = frozenset()
+    tunnel_contents_raise: frozenset[str] = frozenset()
     sources: list[str] = field(default_factory=list)
 
     def is_egress(self, port: int, transport: str) -> bool:
@@ -145,7 +147,7 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         return PolicyError(path, loc.line(table, key, index), label, problem)
 
     known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services",
-             "negotiated", "dns_allowed"}
+             "negotiated", "dns_allowed", "tunnel_contents_raise"}
     for key in doc:
         if key not in known:
             raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -188,6 +190,14 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         if not _names(doc["dns_allowed"]):
             raise fail(None, "dns_allowed", "must be a list of domain names")
         policy.dns_allowed = policy.dns_allowed | {d.lower().strip(".") for d in doc["dns_allowed"]}
+
+    if "tunnel_contents_raise" in doc:
+        from ..tunnels import KINDS
+
+        raise_ = doc["tunnel_contents_raise"]
+        if not _names(raise_) or any(k not in KINDS for k in raise_):
+            raise fail(None, "tunnel_contents_raise", f"must be a list of tunnel contents ({', '.join(KINDS)})")
+        policy.tunnel_contents_raise = frozenset(raise_)
 
     if "min_severity" in doc:
         if doc["min_severity"] not in SEVERITIES:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
 from ..services import ServicesDB
 from ..signatures import SignatureInfo as Signature
+from ..tunnels import is_confident as tunnel_confident
 from . import encrypted
 from .config import Policy
 from .dnstunnel import DnsTunnelTracker
@@ -148,10 +149,12 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         )
         if verdict is not None:
             add("encrypted-unknown", verdict.message, verdict.severity)
+        elif expected and all(ctx.is_encrypted(p) for p in expected):
+            _cleartext_unknown(record, expected, server, where, add)
     if (not names and answered(record) and proto not in policy.negotiated
             and not any(f.kind == "unassigned-port" for f in out)):
         # the inventory question for every server on a port /etc/services does not list
-        label = f"{proto.upper()} server" if proto != "unknown" else "unrecognised server"
+        label = f"{proto} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
         # an unrecognised TCP listener below 1024 was bound by root on purpose; UDP "servers" on low
         # ports are as often peer-to-peer media picking random ports
@@ -159,6 +162,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         add("unassigned-port", f"{label} {server} on {trusted}{where}, a port /etc/services does not list: "
             f"ask why it is offered{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
+    _source_port_rule(record, server, where, add)
     dns = ctx.dns.observe(record, server, where)
     if dns is not None:
         add("dns-tunnel", dns.message, dns.severity)
@@ -208,12 +212,18 @@ def _port_rules(
         sev = severity or policy.severity.get(kind, "medium")
         add(kind, message + weak + evidence, _lowered(sev, steps))
 
-    name = proto.upper()
+    name = proto
     names = rec.assigned
     egress = policy.is_egress(port, transport)
     if sig.tunnel and egress:
-        emit("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: {proto} can carry "
-             "other traffic (port forwards, a SOCKS proxy, a VPN) through it")
+        inside = rec.meta.get("tunnel_contents")
+        if tunnel_confident(inside):  # what rides inside, from the packet shape (portwatch/tunnels.py)
+            emit("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: a tunnel carrying "
+                 f"{inside['kind']} (confidence {inside['confidence']:.2f}: {inside['evidence']})",
+                 "high" if inside["kind"] in policy.tunnel_contents_raise else None)
+        else:
+            emit("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: {proto} can "
+                 "carry other traffic (port forwards, a SOCKS proxy, a VPN) through it")
     expected_encrypted = any(ctx.is_encrypted(p) for p in expected)
     if expected:
         others = ", ".join(sorted(expected))
@@ -234,6 +244,71 @@ def _port_rules(
              "bound on purpose", "low")
     elif not sig.encrypted and not sig.any_port and proto not in policy.negotiated:
         emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
+
+
+# Cleartext on a TLS-only port: the side's first bytes must be mostly printable with a long readable
+# run and not look encrypted (the core's entropy facts), over enough bytes to say so.
+CLEARTEXT_MIN_BYTES = 8
+CLEARTEXT_MIN_PRINTABLE = 0.9
+CLEARTEXT_MIN_RUN = 6
+
+
+def _cleartext_side(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    sides = [(side, meta.get(f"entropy_{side}")) for side in ("client", "server")]
+    facts = [(side, f) for side, f in sides if isinstance(f, dict) and int(f.get("length", 0)) > 0]
+    if not facts or any(f.get("looks_encrypted") for _, f in facts):
+        return None
+    for side, f in facts:
+        if (int(f.get("length", 0)) >= CLEARTEXT_MIN_BYTES and float(f.get("printable", 0)) >= CLEARTEXT_MIN_PRINTABLE
+                and int(f.get("longest_printable_run", 0)) >= CLEARTEXT_MIN_RUN):
+            return side, f
+    return None
+
+
+def _cleartext_unknown(rec: FlowRecord, expected: frozenset[str], server: str, where: str, add: Any) -> None:
+    """An unrecognised protocol in clear on a port whose service is encrypted-only (443, 465, 636,
+    853, 993, 995...): a netcat chat or a home-grown protocol where TLS belongs."""
+    found = _cleartext_side(rec.meta)
+    if found is None:
+        return
+    side, f = found
+    sev = None if answered(rec) else "low"
+    add("cleartext-on-secure-port", f"unrecognised cleartext on {server}, but {where} expects an encrypted "
+        f"protocol ({', '.join(sorted(expected))}): {side} bytes {f.get('printable', 0):.0%} printable over "
+        f"{f.get('length', 0)} bytes, longest readable run {f.get('longest_printable_run', 0)}", sev)
+
+
+# Services that authenticate clients by their trusted source port (a port only root can bind):
+# rexec 512, rlogin 513, rsh 514 (rcmd(3)), lpd 515 (RFC 1179 asks for 721-731), and NFS/portmap,
+# whose servers commonly insist on reserved ports ("secure" exports).
+TRUSTED_PORT_SERVICES = frozenset((111, 512, 513, 514, 515, 2049))
+R_SERVICES = {512: "rexec", 513: "rlogin", 514: "rsh"}
+R_PROTOCOLS = frozenset(("rsh", "rlogin", "rexec"))  # the signatures' names for rcmd(3) services
+FTP_DATA_PORT = 20  # active FTP: the server opens the data connection from port 20 (RFC 959)
+
+
+def _source_port_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
+    """`privileged-source-port`: a TCP client that bound a port below 1024 (root chose it) to reach a
+    service that trusts no such port, or an r-service reached from an unprivileged port (which it
+    refuses). Only handshake-oriented TCP: with an inferred orientation the client is a guess, and
+    UDP services answer from their own low ports (NTP, DNS, IKE, syslog, bootp)."""
+    if rec.transport != "tcp" or rec.orientation == "inferred":
+        return
+    sport, dport = rec.src_port, rec.dst_port
+    client = endpoint(rec.src_ip, sport)
+    # Only a recognised r-service: 514/tcp also carries syslog over TCP (RFC 6587), which trusts no port.
+    if dport in R_SERVICES and sport >= TRUSTED_PORT_LIMIT and rec.protocol in R_PROTOCOLS:
+        name = R_SERVICES[dport]
+        add("privileged-source-port", f"{name} client {client} reached {server} on {where} from unprivileged port "
+            f"{sport}: {name}d trusts only clients on ports below 1024 (bound by root) and should refuse it; "
+            "an accepted session means the server does not check, or the client is not a stock rcmd(3) client",
+            "low")
+        return
+    if (sport >= TRUSTED_PORT_LIMIT or sport == 0 or dport in TRUSTED_PORT_SERVICES or sport in (dport, FTP_DATA_PORT)):
+        return
+    add("privileged-source-port", f"client {client} connected to {server} on {where} from privileged port "
+        f"{sport}: only root can bind a port below 1024 and this service trusts no source port, so a tool "
+        "chose it on purpose (a firewall rule keyed on source ports, e.g. 53 or 88, can be slipped past this way)")
 
 
 def _starttls(ctx: PolicyContext, protocol: str) -> bool:
@@ -274,7 +349,7 @@ def _insecure_rules(
                 reason = insecure[svc]
                 break
     login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
-    label = proto.upper() if proto != "unknown" else "server"
+    label = proto if proto != "unknown" else "server"
     if login and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
         if anonymous_login(rec.meta):

@@ -1,0 +1,198 @@
+"""Train and evaluate the tunnel-contents classifier (portwatch/tunnels.py) on captures/tunnels/.
+
+    python benchmarks/tunnel_eval.py                 # held-out evaluation, tables in Markdown
+    python benchmarks/tunnel_eval.py --write-model   # also (re)write portwatch/data/tunnel-model.json
+
+Evaluation never tests a flow on a model that saw its run: fold k holds out run k of *every*
+class (5 folds, the model of each fold trained on the 4 other runs of each class), then, as a
+second view, leave-one-run-out (one run id held out at a time, 40 folds). The model is one small
+decision tree per carrier (CART in numpy, see grow()); the shipped model is trained on every run.
+socks is scored as forwarded-http (MERGE; docs/tunnels.md says why).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from portwatch import tunnels  # noqa: E402
+from portwatch.pipeline import Config, Setup, analyze_path  # noqa: E402
+
+CAPTURES = ROOT / "captures" / "tunnels"
+MODEL = ROOT / "portwatch" / "data" / "tunnel-model.json"
+KIND_OF = {"tls-http": "forwarded-http", "tls-pop3": "forwarded-mail"}
+#: Recording classes trained and scored as one: SOCKS through `ssh -D` and `ssh -L` carrying HTTP
+#: are the same on the wire (direct-tcpip channels carrying HTTP); see docs/tunnels.md.
+MERGE = {"socks": "forwarded-http"}
+CARRIER_OF = {"tls-http": "tls", "tls-pop3": "tls"}
+
+
+def load_flows(captures: Path = CAPTURES) -> list[dict[str, Any]]:
+    """One row per labelled tunnel flow: class, run, carrier protocol, shape, features."""
+    labels = list(csv.DictReader((captures / "labels.csv").open()))
+    config = Config()
+    setup = Setup.load(config)
+    rows = []
+    for pcap in sorted({lab["pcap"] for lab in labels}):
+        recs: list[Any] = []
+        analyze_path(str(captures / pcap), setup, config, recs.append)
+        by_port = {int(lab["client_port"]): lab for lab in labels if lab["pcap"] == pcap}
+        for r in recs:
+            lab = by_port.get(r.src_port)
+            shape = r.meta.get("shape")
+            if lab is None or shape is None:
+                continue
+            rows.append({"pcap": pcap, "class": MERGE.get(lab["class"], lab["class"]),
+                         "recorded": lab["class"], "run": lab["run"],
+                         "fold": int(lab["run"].rsplit("-", 1)[1]), "protocol": r.protocol,
+                         "port": r.dst_port, "shape": shape, "features": tunnels.features(shape, r.protocol)})
+    return rows
+
+
+def grow(X: np.ndarray, y: list[str], names: list[str], depth: int, min_leaf: int) -> dict[str, Any]:
+    """A CART node (Gini impurity), thresholds half-way between neighbouring training values."""
+    counts = {c: y.count(c) for c in sorted(set(y))}
+    leaf = {"class": max(counts, key=lambda c: (counts[c], c)), "counts": counts}
+    if depth == 0 or len(counts) == 1 or len(y) < 2 * min_leaf:
+        return leaf
+
+    def gini(labels: list[str]) -> float:
+        n = len(labels)
+        return 1.0 - sum((labels.count(c) / n) ** 2 for c in set(labels)) if n else 0.0
+
+    # Prefer a split that peels off a pure group (one class only, on one side): the largest such
+    # group, then the widest gap between the two sides (in spreads of that feature at this node);
+    # else the lowest Gini impurity.
+    best: tuple[float, int, float] | None = None
+    peel: tuple[int, float, int, float] | None = None
+    base = gini(y)
+    for j in range(X.shape[1]):
+        vals = np.unique(X[:, j])
+        spread = float(X[:, j].std()) or 1.0
+        for lo, hi in itertools.pairwise(vals):
+            t = float((lo + hi) / 2)
+            left = [c for c, v in zip(y, X[:, j], strict=False) if v <= t]
+            right = [c for c, v in zip(y, X[:, j], strict=False) if v > t]
+            if len(left) < min_leaf or len(right) < min_leaf:
+                continue
+            for side in (left, right):
+                cand = (len(side), float(hi - lo) / spread, j, t)
+                if len(set(side)) == 1 and (peel is None or cand[:2] > peel[:2]):
+                    peel = cand
+            score = (len(left) * gini(left) + len(right) * gini(right)) / len(y)
+            if best is None or score < best[0] - 1e-12:
+                best = (score, j, t)
+    if peel is not None:
+        best = (0.0, peel[2], peel[3])
+    if best is None or best[0] >= base - 1e-12:
+        return leaf
+    _, j, t = best
+    mask = X[:, j] <= t
+    return {"feature": names[j], "threshold": round(t, 4),
+            "le": grow(X[mask], [c for c, m in zip(y, mask, strict=False) if m], names, depth - 1, min_leaf),
+            "gt": grow(X[~mask], [c for c, m in zip(y, mask, strict=False) if not m], names, depth - 1, min_leaf)}
+
+
+DEPTH, MIN_LEAF = 5, 2
+
+
+def train(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One small decision tree per carrier (ssh, tls), plus per-class centroids for the
+    "nothing known looks like this" check."""
+    rows = [r for r in rows if r["features"] is not None]
+    names = list(tunnels.FEATURES)
+    X = np.array([[r["features"][n] for n in names] for r in rows])
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[std < 1e-6] = 1.0
+    Z = (X - mean) / std
+    classes, trees = {}, {}
+    for cls in sorted({r["class"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["class"] == cls]
+        classes[cls] = {"kind": KIND_OF.get(cls, cls), "carrier": CARRIER_OF.get(cls, "ssh"),
+                        "flows": len(idx), "runs": len({rows[i]["run"] for i in idx}),
+                        "centroid": [round(float(v), 4) for v in Z[idx].mean(axis=0)]}
+    for carrier in sorted({c["carrier"] for c in classes.values()}):
+        idx = [i for i, r in enumerate(rows) if classes[r["class"]]["carrier"] == carrier]
+        trees[carrier] = grow(X[idx], [rows[i]["class"] for i in idx], names, DEPTH, MIN_LEAF)
+    return {"version": 2, "about": "decision trees (one per carrier) of portwatch/tunnels.py, trained by "
+            "benchmarks/tunnel_eval.py on captures/tunnels (every run); 'le' is the branch for "
+            "feature <= threshold",
+            "features": names, "trees": trees, "mean": [round(float(v), 5) for v in mean],
+            "std": [round(float(v), 5) for v in std], "max_distance": 4.0,
+            "confident": 0.6, "classes": classes}
+
+
+def evaluate(rows: list[dict[str, Any]], folds: list[Any], key: str) -> list[tuple[str, str, dict]]:
+    """(truth, predicted class, verdict) for every flow, each predicted by a model without its run."""
+    out = []
+    for fold in folds:
+        model = train([r for r in rows if r[key] != fold])
+        for r in rows:
+            if r[key] == fold:
+                v = tunnels.classify(r["protocol"], {"shape": r["shape"]}, model)
+                out.append((r["class"], v.get("class", "unknown") if v["kind"] != "unknown" else "unknown", v))
+    return out
+
+
+def table(results: list[tuple[str, str, dict]], classes: list[str]) -> tuple[str, float]:
+    cols = [*classes, "unknown"]
+    m = {(t, p): 0 for t in classes for p in cols}
+    for t, p, _ in results:
+        m[(t, p)] += 1
+    lines = ["| truth \\ predicted | " + " | ".join(cols) + " | recall |",
+             "|---" * (len(cols) + 2) + "|"]
+    f1s, precs = [], {}
+    for c in classes:
+        tp = m[(c, c)]
+        pred = sum(m[(t, c)] for t in classes)
+        precs[c] = tp / pred if pred else 0.0
+    for c in classes:
+        tp, n = m[(c, c)], sum(m[(c, p)] for p in cols)
+        rec = tp / n if n else 0.0
+        p = precs[c]
+        f1s.append(2 * p * rec / (p + rec) if p + rec else 0.0)
+        lines.append(f"| **{c}** | " + " | ".join(str(m[(c, p)]) if m[(c, p)] else "." for p in cols)
+                     + f" | {rec:.2f} |")
+    lines.append("| precision | " + " | ".join(f"{precs[c]:.2f}" for c in classes) + " | | |")
+    return "\n".join(lines), float(np.mean(f1s))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write-model", action="store_true")
+    args = ap.parse_args()
+    rows = load_flows()
+    classes = sorted({r["class"] for r in rows})
+    print(f"{len(rows)} labelled tunnel flows, {len({r['run'] for r in rows})} runs, {len(classes)} classes\n")
+    for title, key in (("5 folds: run k of every class held out", "fold"),
+                       ("leave-one-run-out (one run id held out at a time)", "run")):
+        folds = sorted({r[key] for r in rows})
+        results = evaluate(rows, folds, key)
+        text, f1 = table(results, classes)
+        kinds = [(KIND_OF.get(t, t), v["kind"], v) for t, _, v in results]
+        _, kf1 = table(kinds, sorted({k for k, _, _ in kinds}))
+        print(f"### {title}\n\n{text}\n\nmacro-F1 over the {len(classes)} recording classes: **{f1:.3f}**; "
+              f"over the kinds reported ({', '.join(sorted({k for k, _, _ in kinds}))}): **{kf1:.3f}**\n")
+        held = [r for f in folds for r in rows if r[key] == f]
+        wrong = [(r, p) for r, (t, p, _) in zip(held, results, strict=False) if t != p]
+        for r, p in wrong:
+            print(f"- missed: {r['pcap']} port {r['port']} ({r['class']}) -> {p}")
+        print()
+    if args.write_model:
+        MODEL.write_text(json.dumps(train(rows), indent=1) + "\n")
+        print(f"wrote {MODEL.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

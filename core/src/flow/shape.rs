@@ -1,0 +1,229 @@
+//! The shape of an encrypted flow: sizes, directions and gaps of its payload packets.
+//!
+//! Encryption hides the bytes, not the rhythm: a person typing sends one small packet per key
+//! and gets a small echo; a forwarded web page is a small request up and a burst of full
+//! segments down. This keeps, per flow and in constant memory, the first N payload packets
+//! after the handshake (signed size, gap since the previous one, like nfstream's SPLT) and
+//! per-direction summaries over the whole flow, for `portwatch.tunnels` to name what rides
+//! inside a tunnel.
+//!
+//! Sizes are the transport payload length the IP header states (`Packet::wire_len`), not the
+//! bytes captured: a snap length must not change a flow's shape.
+//!
+//! Where the sequence starts (the handshake is the same whatever the tunnel carries, so it is
+//! skipped): at the first payload packet sent once the client has sent `Kc` and the server
+//! `Ks` payload packets, with (Kc, Ks) = (4, 3) for SSH (banner, KEXINIT, ECDH init, NEWKEYS /
+//! banner, KEXINIT, ECDH reply with NEWKEYS: the first packets after are the encrypted
+//! authentication) and (2, 2) for TLS and anything else (ClientHello and the client's
+//! Finished flight / the server's hello flight). Retransmissions count as packets.
+#![forbid(unsafe_code)]
+
+use crate::meta::{Map, Value};
+
+/// Packets kept in the sequence unless configured otherwise.
+pub const DEFAULT_SHAPE_PACKETS: usize = 64;
+/// Hard bound on the configured sequence length (memory per flow).
+pub const MAX_SHAPE_PACKETS: usize = 1024;
+
+/// Payload packets of (client, server) skipped before the sequence starts, by protocol.
+pub fn skip_for(protocol: Option<&str>) -> (u32, u32) {
+    match protocol {
+        Some("ssh") => (4, 3),
+        _ => (2, 2),
+    }
+}
+
+/// Protocols whose records carry the shape: those a tunnel hides in.
+pub fn tunnel_capable(protocol: &str) -> bool {
+    matches!(protocol, "ssh" | "tls" | "unknown")
+}
+
+/// Summary of one direction over the whole flow (payload packets only).
+#[derive(Clone, Copy, Debug, Default)]
+struct DirStats {
+    pkts: u32,
+    bytes: u64,
+    sum_sq: f64,
+    gap_sum: f64,
+    last: f64,
+}
+
+/// One flow's shape: per-direction summaries and the bounded packet sequence.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// By key direction (0: endpoint `a` sent); roles are applied on export.
+    dirs: [DirStats; 2],
+    /// Time of the last payload packet in either direction.
+    last: Option<f64>,
+    /// (size signed by key direction, gap in ms since the previous payload packet).
+    seq: Vec<(i32, f32)>,
+    /// Set once the sequence is full or not wanted: no more appends.
+    closed: bool,
+}
+
+impl Shape {
+    /// One payload-carrying packet of key direction `d`. `client_dir`: which key direction is
+    /// the client's now; `skip`: from `skip_for`; `n`: sequence length wanted.
+    pub fn packet(
+        &mut self,
+        d: usize,
+        wire_len: u32,
+        ts: f64,
+        client_dir: usize,
+        skip: (u32, u32),
+        n: usize,
+    ) {
+        let d = d & 1;
+        let (c, s) = (client_dir & 1, (client_dir & 1) ^ 1);
+        let started = self.dirs[c].pkts >= skip.0 && self.dirs[s].pkts >= skip.1;
+        if !self.closed && started {
+            let n = n.min(MAX_SHAPE_PACKETS);
+            if self.seq.len() < n {
+                if self.seq.capacity() == 0 {
+                    self.seq.reserve_exact(n);
+                }
+                let gap = self
+                    .last
+                    .map_or(0.0, |t| ((ts - t).max(0.0) * 1000.0) as f32);
+                let size = i32::try_from(wire_len).unwrap_or(i32::MAX);
+                self.seq.push((if d == 0 { size } else { -size }, gap));
+            }
+            if self.seq.len() >= n {
+                self.closed = true;
+            }
+        }
+        let side = &mut self.dirs[d];
+        if side.pkts > 0 {
+            side.gap_sum += (ts - side.last).max(0.0);
+        }
+        side.pkts = side.pkts.saturating_add(1);
+        side.bytes = side.bytes.saturating_add(u64::from(wire_len));
+        let size = f64::from(wire_len);
+        side.sum_sq += size * size;
+        side.last = ts;
+        self.last = Some(ts);
+    }
+
+    /// The flow's protocol carries no tunnel: keep no sequence.
+    pub fn stop(&mut self) {
+        self.closed = true;
+        self.seq = Vec::new();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirs[0].pkts == 0 && self.dirs[1].pkts == 0
+    }
+
+    /// `meta.shape`: `{"n", "sizes", "iat_ms", "c2s", "s2c"}`, sizes + client to server.
+    pub fn to_meta(&self, client_dir: usize) -> Value {
+        let c = client_dir & 1;
+        let sign = if c == 0 { 1 } else { -1 };
+        let sizes: Vec<Value> = self.seq.iter().map(|&(s, _)| (s * sign).into()).collect();
+        let iats: Vec<Value> = self
+            .seq
+            .iter()
+            .map(|&(_, g)| Value::from(round3(f64::from(g))))
+            .collect();
+        let mut m = Map::new();
+        m.insert("n".into(), self.seq.len().into());
+        m.insert("sizes".into(), Value::Array(sizes));
+        m.insert("iat_ms".into(), Value::Array(iats));
+        m.insert("c2s".into(), dir_meta(&self.dirs[c]));
+        m.insert("s2c".into(), dir_meta(&self.dirs[c ^ 1]));
+        Value::Object(m)
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn dir_meta(s: &DirStats) -> Value {
+    let n = f64::from(s.pkts);
+    let (mean, std) = if s.pkts > 0 {
+        let mean = s.bytes as f64 / n;
+        (mean, (s.sum_sq / n - mean * mean).max(0.0).sqrt())
+    } else {
+        (0.0, 0.0)
+    };
+    let iat = if s.pkts > 1 {
+        s.gap_sum * 1000.0 / (n - 1.0)
+    } else {
+        0.0
+    };
+    let mut m = Map::new();
+    m.insert("packets".into(), s.pkts.into());
+    m.insert("bytes".into(), s.bytes.into());
+    m.insert("mean_size".into(), round3(mean).into());
+    m.insert("std_size".into(), round3(std).into());
+    m.insert("mean_iat_ms".into(), round3(iat).into());
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq_of(v: &Value) -> (Vec<i64>, Vec<f64>) {
+        let sizes = v["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect();
+        let iats = v["iat_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (sizes, iats)
+    }
+
+    #[test]
+    fn skips_the_handshake_then_keeps_signed_sizes_and_gaps() {
+        let mut s = Shape::default();
+        let skip = (2, 2);
+        // client, server, client, server: the handshake; then the sequence.
+        for (i, d) in [0usize, 1, 0, 1, 0, 1, 1].iter().enumerate() {
+            s.packet(*d, 100 + i as u32, i as f64 * 0.5, 0, skip, 64);
+        }
+        let v = s.to_meta(0);
+        let (sizes, iats) = seq_of(&v);
+        assert_eq!(sizes, vec![104, -105, -106]);
+        assert_eq!(iats, vec![500.0, 500.0, 500.0]);
+        assert_eq!(v["c2s"]["packets"], 3);
+        assert_eq!(v["s2c"]["bytes"], 101 + 103 + 105 + 106);
+        assert_eq!(v["c2s"]["mean_iat_ms"], 1000.0);
+        // Roles swapped after the fact: signs follow the client.
+        let (sizes, _) = seq_of(&s.to_meta(1));
+        assert_eq!(sizes, vec![-104, 105, 106]);
+    }
+
+    #[test]
+    fn the_sequence_is_bounded_and_stats_go_on() {
+        let mut s = Shape::default();
+        for i in 0..10_000u32 {
+            s.packet((i % 2) as usize, 1448, f64::from(i), 0, (0, 0), 8);
+        }
+        let v = s.to_meta(0);
+        assert_eq!(v["n"], 8);
+        assert_eq!(v["c2s"]["packets"], 5000);
+        assert_eq!(v["c2s"]["std_size"], 0.0);
+        let mut big = Shape::default();
+        for i in 0..5000u32 {
+            big.packet(0, u32::MAX, f64::from(i), 0, (0, 0), usize::MAX);
+        }
+        assert_eq!(big.to_meta(0)["n"], MAX_SHAPE_PACKETS);
+    }
+
+    #[test]
+    fn stop_drops_the_sequence() {
+        let mut s = Shape::default();
+        s.packet(0, 10, 0.0, 0, (0, 0), 4);
+        s.stop();
+        s.packet(0, 10, 1.0, 0, (0, 0), 4);
+        assert_eq!(s.to_meta(0)["n"], 0);
+        assert_eq!(s.to_meta(0)["c2s"]["packets"], 2);
+    }
+}
