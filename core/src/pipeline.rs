@@ -13,6 +13,7 @@ use crate::detect::entropy::entropy_facts;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::community_id::community_id;
 use crate::flow::reassembly::StreamBuffer;
+use crate::flow::shape::{skip_for, tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
     Buffers, Flow, FlowId, FlowTable, Key, Side, ACK, MAX_UDP_UNITS, RST, SYN,
 };
@@ -38,6 +39,8 @@ pub struct Config {
     /// This analyzer keeps only flows whose symmetric hash falls in shard `shard_index`.
     pub shard_index: u32,
     pub shard_count: u32,
+    /// Payload packets kept in `meta.shape` (bounded by `shape::MAX_SHAPE_PACKETS`).
+    pub shape_packets: usize,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             meta_packets: 8,
             shard_index: 0,
             shard_count: 1,
+            shape_packets: DEFAULT_SHAPE_PACKETS,
         }
     }
 }
@@ -88,7 +92,7 @@ pub struct Order {
     pub phase: u8,
     pub at: f64,
     pub sub: u64,
-    /// The packet that created the flow (its `flow_id` is renumbered from this).
+    /// The packet that created the flow (0-based; its `flow_id` is this plus one).
     pub created: u64,
 }
 
@@ -143,12 +147,20 @@ pub struct Tracker {
     pkt: u64,
     next_pkt: u64,
     phase: u8,
-    flows_created: u64,
     /// When set (a shard of `parallel`), `order[i]` says where `finished[i]` goes in the
-    /// single-threaded order, and `creations` lists the packets that created flows.
+    /// single-threaded order.
     pub keyed: bool,
     pub order: Vec<Order>,
-    pub creations: Vec<u64>,
+}
+
+fn packet_key(pkt: &Packet<'_>) -> Key {
+    Key {
+        proto: pkt.proto,
+        a: pkt.src,
+        b: pkt.dst,
+        a_port: pkt.sport,
+        b_port: pkt.dport,
+    }
 }
 
 fn transport_of(proto: u8) -> Transport {
@@ -182,10 +194,8 @@ impl Analyzer {
             pkt: 0,
             next_pkt: 0,
             phase: OWN,
-            flows_created: 0,
             keyed: false,
             order: Vec::new(),
-            creations: Vec::new(),
         };
         Analyzer {
             decoder: Decoder::new(),
@@ -195,13 +205,31 @@ impl Analyzer {
 
     /// One captured frame.
     pub fn packet(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        self.packet_of_shard(ts, linktype, frame, 0, 1);
+    }
+
+    /// One captured frame, its packet tracked only if its flow falls in shard `shard` of
+    /// `shards` (`parallel`: every worker decodes every frame, so IP fragments meet in each
+    /// worker's defragmenter and every counter but the flow table's is the whole capture's).
+    pub fn packet_of_shard(
+        &mut self,
+        ts: f64,
+        linktype: u32,
+        frame: &[u8],
+        shard: u32,
+        shards: u32,
+    ) {
         let flows = &mut self.flows;
         flows.stats.packets += 1;
         flows.stats.bytes += frame.len() as u64;
         flows.timers(ts);
         let decoded = self.decoder.decode(ts, linktype, frame);
         match decoded {
-            Decoded::Packet(p) => flows.packet(ts, p),
+            Decoded::Packet(p) => {
+                if shards <= 1 || packet_key(&p).shard(shards) == shard {
+                    flows.packet(ts, p);
+                }
+            }
             Decoded::NotIp => flows.stats.non_ip += 1,
             Decoded::UnsupportedLink => {
                 if SUPPORTED_LINKTYPES.contains(&linktype) {
@@ -255,17 +283,21 @@ impl Tracker {
     }
 
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {
-        let key = Key {
-            proto: pkt.proto,
-            a: pkt.src,
-            b: pkt.dst,
-            a_port: pkt.sport,
-            b_port: pkt.dport,
-        };
-        self.flow_packet(ts, key, pkt.flags, pkt.seq, pkt.payload, pkt.encap);
+        let key = packet_key(&pkt);
+        self.flow_packet(
+            ts,
+            key,
+            pkt.flags,
+            pkt.seq,
+            pkt.payload,
+            pkt.wire_len,
+            pkt.encap,
+        );
     }
 
-    /// One decoded packet, after `timers` for its frame.
+    /// One decoded packet, after `timers` for its frame. `wire_len`: the payload length the
+    /// headers state (`Packet::wire_len`), for the flow's shape.
+    #[allow(clippy::too_many_arguments)]
     pub fn flow_packet(
         &mut self,
         ts: f64,
@@ -273,6 +305,7 @@ impl Tracker {
         flags: u8,
         seq: u32,
         payload: &[u8],
+        wire_len: u32,
         encap: Option<Encap>,
     ) {
         let plen = payload.len();
@@ -306,6 +339,11 @@ impl Tracker {
         // The payload length is what the decoder kept: the IP/UDP length, cut to what was
         // captured (a snap length makes it short of the header's).
         flow.history.packet(d == flow.client_dir, flags, plen);
+        if is_tcp && wire_len > 0 {
+            let skip = skip_for(flow.decision.as_ref().map(|x| x.protocol.as_str()));
+            let n = self.config.shape_packets;
+            flow.shape.packet(d, wire_len, ts, flow.client_dir, skip, n);
+        }
         if flow.inspecting && (plen > 0 || flags & SYN != 0) {
             self.inspect(id, d, flags, seq, payload);
         }
@@ -333,12 +371,10 @@ impl Tracker {
             }
         }
         let mut flow = Flow::new(key, ts, client_dir, orientation, encap);
-        self.flows_created += 1;
-        flow.number = self.flows_created;
+        // The flow's id: the number of its first packet in the capture (1-based, tshark's
+        // frame.number), the same whatever the worker count or shard.
+        flow.number = self.pkt + 1;
         flow.created = self.pkt;
-        if self.keyed {
-            self.creations.push(self.pkt);
-        }
         self.table.insert(flow)
     }
 
@@ -527,8 +563,10 @@ impl Tracker {
         if self.table.get(id).inspecting {
             self.conclude(id);
         }
-        let flow = self.table.take(id);
-        let mut rec = self.record(&flow);
+        let mut flow = self.table.take(id);
+        // The flow is gone: its metadata moves into the record rather than being copied.
+        let meta = std::mem::take(&mut flow.meta);
+        let mut rec = self.record_with(&flow, meta);
         if reason != "end" {
             set_default(&mut rec.meta, "end_reason", reason.into());
         }
@@ -643,6 +681,9 @@ impl Tracker {
         let done = decision.done;
         let has_sig = decision.sig.is_some();
         let protocol_watch = upgrade_watch(&decision.protocol);
+        if !tunnel_capable(&decision.protocol) {
+            flow.shape.stop();
+        }
         flow.decision = Some(decision);
         if !has_sig {
             self.give_up(id);
@@ -811,10 +852,15 @@ impl Tracker {
     // ---- output ---------------------------------------------------------------------------
 
     fn record(&self, flow: &Flow) -> FlowRecord {
+        self.record_with(flow, flow.meta.clone())
+    }
+
+    /// The record of `flow`, with `meta` as its metadata so far.
+    fn record_with(&self, flow: &Flow, mut meta: Meta) -> FlowRecord {
         let c = flow.client_dir;
         let s = 1 - c;
         let decision: Option<&Decision> = flow.decision.as_ref();
-        let mut meta: Meta = flow.meta.clone();
+
         if let Some(d) = decision {
             if !d.evidence.is_empty() {
                 set_default(&mut meta, "evidence", Value::String(d.evidence.to_string()));
@@ -829,6 +875,10 @@ impl Tracker {
         let anomalies = flow.live_anomalies();
         if anomalies > 0 {
             meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
+        }
+        let protocol = decision.map_or("unknown", |d| d.protocol.as_str());
+        if flow.is_tcp() && tunnel_capable(protocol) && !flow.shape.is_empty() {
+            meta.insert("shape".into(), flow.shape.to_meta(c));
         }
         let (client_ip, server_ip) = (flow.client_ip(), flow.server_ip());
         FlowRecord {
@@ -1007,7 +1057,7 @@ mod tests {
     }
 
     #[test]
-    fn community_id_is_the_published_vector_and_flow_ids_count_flows() {
+    fn community_id_is_the_published_vector_and_flow_ids_number_first_packets() {
         let mut a = analyzer();
         let (c, s) = (([128, 232, 110, 120], 34855), ([66, 35, 250, 204], 80));
         a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1, b""));

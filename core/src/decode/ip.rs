@@ -59,6 +59,7 @@ pub(crate) fn ipv4<'a>(cx: &mut Cx<'a>, off: usize) -> Next<'a> {
         return malformed();
     }
     cx.end = ip_end;
+    cx.wire_end = off + usize::from(total);
     let (src, dst) = (Addr::V4(src), Addr::V4(dst));
     if frag & 0x3FFF != 0 {
         let key = FragKey {
@@ -110,6 +111,7 @@ pub(crate) fn ipv6<'a>(cx: &mut Cx<'a>, off: usize) -> Next<'a> {
         return malformed();
     }
     let mut ip_end = off + 40 + usize::from(plen);
+    cx.wire_end = if plen == 0 { cx.end } else { ip_end };
     if ip_end > cx.end || plen == 0 {
         ip_end = cx.end; // a jumbogram or a cut frame: keep what was captured
     }
@@ -198,6 +200,7 @@ pub(crate) fn transport<'a>(
         let Some(payload) = buf.get(poff..end).filter(|_| poff >= off + 20) else {
             return malformed();
         };
+        let wire = cx.wire_end.saturating_sub(poff).max(payload.len());
         return Next::Done(Walk::Packet(Packet {
             proto,
             src,
@@ -207,6 +210,7 @@ pub(crate) fn transport<'a>(
             flags,
             seq,
             payload,
+            wire_len: u32::try_from(wire).unwrap_or(u32::MAX),
             encap: cx.layers(),
         }));
     }
@@ -235,6 +239,7 @@ pub(crate) fn transport<'a>(
             flags: 0,
             seq: 0,
             payload,
+            wire_len: u32::from(ulen - 8).max(payload.len() as u32),
             encap: cx.layers(),
         };
         if cx.depth < MAX_ENCAP_DEPTH {

@@ -74,6 +74,9 @@ pub struct Packet<'a> {
     pub seq: u32,
     /// Transport payload (cut to what was captured and to the IP/UDP length).
     pub payload: &'a [u8],
+    /// Transport payload length as the IP (or UDP) header states it: what was sent, even when
+    /// a snap length cut `payload` short. Never less than `payload.len()`.
+    pub wire_len: u32,
     /// None when the packet was not inside a tunnel or link encapsulation.
     pub encap: Option<Encap>,
 }

@@ -83,6 +83,8 @@ pub(crate) fn not_ip<'a>() -> Next<'a> {
 pub(crate) struct Cx<'a> {
     pub buf: &'a [u8],
     pub end: usize,
+    /// Where the innermost IP header says its datagram ends (beyond `end` when cut).
+    pub wire_end: usize,
     pub encap: Encap,
     pub depth: u8,
     pub tags: u8,
@@ -102,6 +104,7 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
     let mut cx = Cx {
         buf,
         end: buf.len(),
+        wire_end: buf.len(),
         encap,
         depth,
         tags: 0,

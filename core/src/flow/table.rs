@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 
 use super::conn_state::ConnHistory;
 use super::reassembly::StreamBuffer;
+use super::shape::Shape;
 use crate::decode::{Addr, Encap, TCP};
 use crate::detect::engine::Decision;
 use crate::meta::Meta;
@@ -125,6 +126,8 @@ pub struct Flow {
     pub number: u64,
     /// Zeek's conn_state and history.
     pub history: ConnHistory,
+    /// Sizes and gaps of the payload packets (`meta.shape` of tunnel-capable flows).
+    pub shape: Shape,
 }
 
 impl Flow {
@@ -170,6 +173,7 @@ impl Flow {
             created: 0,
             number: 0,
             history: ConnHistory::new(key.proto == TCP),
+            shape: Shape::default(),
         }
     }
 
@@ -320,7 +324,12 @@ pub struct FlowTable {
     pub max_flows: usize,
     slab: Vec<Option<Flow>>,
     free: Vec<FlowId>,
-    index: HashMap<Key, (FlowId, u8), foldhash::fast::RandomState>,
+    /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
+    /// as the look-up per packet is mostly a cache miss.
+    index: HashMap<Key, u32, foldhash::fast::RandomState>,
+    /// The last key looked up and what it found: packets come in trains of one flow, and
+    /// this spares their look-ups. Cleared whenever its flow leaves.
+    last: Option<(Key, u32)>,
     /// (flow, stamp) in insertion order; entries of removed flows are skipped and compacted.
     order: VecDeque<(FlowId, u64)>,
     /// Closed TCP flows, earliest close first.
@@ -333,10 +342,12 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(max_flows: usize) -> Self {
         FlowTable {
-            max_flows: max_flows.max(1),
+            // The index packs ids in 31 bits; a billion flows is past any memory anyway.
+            max_flows: max_flows.clamp(1, 1 << 30),
             slab: Vec::new(),
             free: Vec::new(),
             index: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            last: None,
             order: VecDeque::new(),
             closed: BinaryHeap::new(),
             live: 0,
@@ -354,8 +365,16 @@ impl FlowTable {
     }
 
     /// The flow and the direction of a packet with this key.
-    pub fn lookup(&self, key: &Key) -> Option<(FlowId, usize)> {
-        self.index.get(key).map(|&(id, d)| (id, d as usize))
+    pub fn lookup(&mut self, key: &Key) -> Option<(FlowId, usize)> {
+        let packed = match self.last {
+            Some((k, v)) if k == *key => v,
+            _ => {
+                let v = *self.index.get(key)?;
+                self.last = Some((*key, v));
+                v
+            }
+        };
+        Some(((packed >> 1) as FlowId, (packed & 1) as usize))
     }
 
     pub fn get(&self, id: FlowId) -> &Flow {
@@ -386,8 +405,10 @@ impl FlowTable {
                 self.slab.len() - 1
             }
         };
-        self.index.insert(key, (id, 0));
-        self.index.insert(key.reversed(), (id, 1));
+        // Slots are reused, so ids stay below the flow cap (and far below 2^31).
+        let packed = u32::try_from(id).unwrap_or(u32::MAX >> 1) << 1;
+        self.index.insert(key, packed);
+        self.index.insert(key.reversed(), packed | 1);
         self.order.push_back((id, self.next_stamp));
         self.live += 1;
         id
@@ -402,6 +423,9 @@ impl FlowTable {
         let flow = self.slab[id].take().expect("live flow id");
         self.index.remove(&flow.key);
         self.index.remove(&flow.key.reversed());
+        if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
+            self.last = None;
+        }
         self.free.push(id);
         self.live -= 1;
         // Dead queue entries are skipped lazily; compact when they outnumber the live ones.

@@ -22,7 +22,21 @@ pub(crate) struct Buffer {
     pub(crate) error: Option<String>,
     /// Prefix for read-error messages ("<name>: read error: ").
     read_error_prefix: String,
+    /// While set (a chunk is being gathered), the window is never shifted in place: it is
+    /// handed over whole in `detached` (its records still lent from it) and reading goes on in
+    /// a fresh window holding the unconsumed tail.
+    pub(crate) detach: bool,
+    pub(crate) detached: Option<Vec<u8>>,
+    /// Windows handed back after use (`recycle`): a fresh multi-megabyte buffer per chunk costs
+    /// more in page faults than reading into it.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Windows kept for reuse.
+const MAX_SPARE: usize = 8;
+/// While gathering chunks, what one read asks for at most (and so about a chunk's size): a
+/// chunk is walked by every worker on another core, and a small one is still in cache then.
+const CHUNK_READ: usize = 256 << 10;
 
 impl Buffer {
     /// `head`: bytes already taken from `input` (the magic), which start the stream.
@@ -39,6 +53,33 @@ impl Buffer {
             eof: false,
             error: None,
             read_error_prefix: format!("{name}: read error: "),
+            detach: false,
+            detached: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Hand over the window (bytes lent so far stay valid in it) and go on in a fresh one that
+    /// starts with the unconsumed tail: the only copy, at most one record's worth.
+    pub(crate) fn detach_now(&mut self) -> Vec<u8> {
+        // A fresh window is zeroed lazily by the allocator: only the pages read into are touched.
+        let mut fresh = self.spare.pop().unwrap_or_else(|| vec![0u8; READ_SIZE]);
+        fresh.resize(READ_SIZE, 0);
+        let tail = self.bytes.get(self.start..self.end).unwrap_or(&[]);
+        let n = tail.len();
+        if let Some(dst) = fresh.get_mut(..n) {
+            dst.copy_from_slice(tail);
+        }
+        self.base += self.start as u64;
+        self.start = 0;
+        self.end = n;
+        std::mem::replace(&mut self.bytes, fresh)
+    }
+
+    /// A window handed over by `detach_now`, back for reuse.
+    pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
+        if bytes.len() == READ_SIZE && self.spare.len() < MAX_SPARE {
+            self.spare.push(bytes);
         }
     }
 
@@ -81,14 +122,23 @@ impl Buffer {
         if n > self.bytes.len() {
             return false;
         }
-        if self.start > 0 {
+        if self.start > 0 && self.detach && self.detached.is_none() {
+            let old = self.detach_now();
+            self.detached = Some(old);
+        } else if self.start > 0 {
             self.bytes.copy_within(self.start..self.end, 0);
             self.base += self.start as u64;
             self.end -= self.start;
             self.start = 0;
         }
         while self.end < n && !self.eof {
-            let free = match self.bytes.get_mut(self.end..) {
+            let limit = if self.detach {
+                self.end.saturating_add(CHUNK_READ.max(n - self.end))
+            } else {
+                usize::MAX
+            };
+            let limit = limit.min(self.bytes.len());
+            let free = match self.bytes.get_mut(self.end..limit) {
                 Some(free) if !free.is_empty() => free,
                 _ => break,
             };

@@ -59,6 +59,7 @@ pub struct SourceCounters {
 }
 
 /// A record found by a format reader: its frame is `len` bytes at `start` of the buffer window.
+#[derive(Clone, Copy)]
 pub(crate) struct Found {
     ts: f64,
     linktype: u32,
@@ -81,6 +82,53 @@ pub struct CaptureReader {
     buf: Buffer,
     format: Format,
     done: bool,
+    /// A record found while gathering a chunk but lying in the next window: the next one out.
+    carry: Option<Found>,
+}
+
+/// Where a frame of a `Chunk` lies in its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameAt {
+    pub ts: f64,
+    pub linktype: u32,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Consecutive records in one owned buffer (`CaptureReader::next_chunk`): handed whole to
+/// other threads without copying the frames.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub data: Vec<u8>,
+    pub frames: Vec<FrameAt>,
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames, in capture order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.frames.iter().map(|f| Record {
+            ts: f.ts,
+            linktype: f.linktype,
+            data: self.data.get(f.start..f.start + f.len).unwrap_or(&[]),
+        })
+    }
+}
+
+fn frame_at(f: Found) -> FrameAt {
+    FrameAt {
+        ts: f.ts,
+        linktype: f.linktype,
+        start: f.start,
+        len: f.len,
+    }
 }
 
 impl CaptureReader {
@@ -152,11 +200,14 @@ impl CaptureReader {
             buf,
             format,
             done: false,
+            carry: None,
         })
     }
 
-    /// The next record, lent until the next call; None at the end (see `error()`).
-    pub fn next_record(&mut self) -> Option<Record<'_>> {
+    fn next_found(&mut self) -> Option<Found> {
+        if let Some(c) = self.carry.take() {
+            return Some(c);
+        }
         if self.done {
             return None;
         }
@@ -164,10 +215,56 @@ impl CaptureReader {
             Format::Pcap(p) => p.next(&mut self.buf, &self.name),
             Format::Pcapng(p) => p.next(&mut self.buf, &self.name),
         };
-        let Some(found) = found else {
+        if found.is_none() {
             self.done = true;
-            return None;
+        }
+        found
+    }
+
+    /// Up to `max` next records in one owned buffer, None at the end (see `error()`). The
+    /// buffer is the reader's own window, handed over: no frame is copied. Give it back with
+    /// `recycle` when done.
+    pub fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
+        let mut frames = Vec::new();
+        self.buf.detach = true;
+        while frames.len() < max {
+            let Some(found) = self.next_found() else {
+                break;
+            };
+            if let Some(old) = self.buf.detached.take() {
+                // `found` lies in the fresh window; the frames gathered so far in `old`.
+                if frames.is_empty() {
+                    self.buf.recycle(old);
+                } else {
+                    self.carry = Some(found);
+                    self.buf.detach = false;
+                    return Some(Chunk { data: old, frames });
+                }
+            }
+            frames.push(frame_at(found));
+        }
+        self.buf.detach = false;
+        // The end of input may be found after the window was handed over: the frames are in it.
+        let data = match self.buf.detached.take() {
+            Some(old) if !frames.is_empty() => old,
+            Some(old) => {
+                self.buf.recycle(old);
+                return None;
+            }
+            None if frames.is_empty() => return None,
+            None => self.buf.detach_now(),
         };
+        Some(Chunk { data, frames })
+    }
+
+    /// A chunk's buffer, back for reuse.
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        self.buf.recycle(data);
+    }
+
+    /// The next record, lent until the next call; None at the end (see `error()`).
+    pub fn next_record(&mut self) -> Option<Record<'_>> {
+        let found = self.next_found()?;
         let data = self
             .buf
             .window()

@@ -449,3 +449,92 @@ fn names_are_cleaned() {
     assert_eq!(name.chars().count(), 255);
     assert!(name.ends_with('\u{2026}'));
 }
+
+/// The records of `data` taken in chunks of at most `max`, with each chunk's buffer given
+/// back only after the next chunk was taken (as `parallel` does), mixed with single records.
+fn read_chunked(src: &mut CaptureReader, max: usize) -> Vec<(u64, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut held: Vec<(super::Chunk, usize)> = Vec::new();
+    let mut turn = 0usize;
+    loop {
+        turn += 1;
+        if turn.is_multiple_of(5) {
+            // A single record between chunks: the lending API still agrees.
+            match src.next_record() {
+                Some(r) => out.push((r.ts.to_bits(), r.linktype, r.data.to_vec())),
+                None => break,
+            }
+            continue;
+        }
+        let Some(chunk) = src.next_chunk(max) else {
+            break;
+        };
+        assert!(!chunk.is_empty() && chunk.len() <= max);
+        let first = out.len();
+        for r in chunk.records() {
+            out.push((r.ts.to_bits(), r.linktype, r.data.to_vec()));
+        }
+        held.push((chunk, first));
+        if held.len() > 2 {
+            let (old, first) = held.remove(0);
+            // Still intact while later chunks were read.
+            for (i, r) in old.records().enumerate() {
+                assert_eq!(out[first + i].2, r.data);
+            }
+            src.recycle(old.data);
+        }
+    }
+    out
+}
+
+#[test]
+fn chunks_hold_the_same_records_as_single_reads() {
+    let recs: Vec<_> = (0..400)
+        .map(|i| (i, i, pkt(i as u8, 1 + (i as usize * 7919) % 70_000)))
+        .collect();
+    let file = pcap(false, true, 0, 1, &recs);
+    let whole = read(&file);
+    assert_eq!(whole.records.len(), 400);
+    for max in [1, 3, 64, 4096] {
+        let mut src = CaptureReader::from_reader("t", io::Cursor::new(file.clone())).expect("pcap");
+        assert_eq!(read_chunked(&mut src, max), whole.records, "max {max}");
+        assert_eq!(src.error(), None);
+        let mut src = CaptureReader::from_reader(
+            "t",
+            Trickle {
+                data: file.clone(),
+                at: 0,
+                step: 999,
+            },
+        )
+        .expect("pcap");
+        assert_eq!(
+            read_chunked(&mut src, max),
+            whole.records,
+            "trickled, max {max}"
+        );
+    }
+    // Cut in the middle of a record: every whole record, then the same error.
+    let cut = &file[..file.len() - 100];
+    let want = read(cut);
+    let mut src = CaptureReader::from_reader("t", io::Cursor::new(cut.to_vec())).expect("pcap");
+    assert_eq!(read_chunked(&mut src, 50), want.records);
+    assert_eq!(src.error().map(str::to_owned), want.error);
+    // pcapng, several interfaces.
+    let mut ng = shb(false);
+    ng.extend(idb(false, 1, None));
+    ng.extend(idb(false, 101, Some(9)));
+    for i in 0..300u32 {
+        ng.extend(epb(
+            false,
+            i % 2,
+            u64::from(i) * 1000,
+            &pkt(i as u8, 100 + i as usize * 37),
+            None,
+        ));
+    }
+    let whole = read(&ng);
+    assert_eq!(whole.records.len(), 300);
+    let mut src = CaptureReader::from_reader("t", io::Cursor::new(ng)).expect("pcapng");
+    assert_eq!(read_chunked(&mut src, 7), whole.records);
+}
