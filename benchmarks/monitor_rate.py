@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""The packet rate `portwatch monitor` sustains without kernel drops (root; tcpreplay onto a veth).
+"""The packet rate `portwatch monitor -i` sustains: a mixed capture replayed onto a veth (root).
 
-    python benchmarks/monitor_rate.py                       # generate a capture, step the rate
-    python benchmarks/monitor_rate.py --capture X.pcap --rates 20000,40000,80000
-    python benchmarks/monitor_rate.py --compare-capture     # socket module vs scapy, capture only
+    python benchmarks/monitor_rate.py --capture /tmp/mix.pcap --rates 100000,300000 --seconds 60
+    python benchmarks/monitor_rate.py                     # generates a 300,000-packet capture first
 
-Set-up: one network namespace holding a veth pair; tcpreplay sends the capture out of one end
-at a fixed rate (`--pps`), the monitor captures on the other end with its usual options
-(`--user nobody`, JSONL and SQLite outputs on). For each rate the script reports the packets the
-monitor analyzed and the kernel drops it counted (PACKET_STATISTICS); the sustained rate is
-the highest one with zero kernel drops. Results go to benchmarks/results/monitor_rate.json.
+Set-up: two network namespaces joined by a veth pair (created here, removed at the end, IPv6 off
+so the kernel adds no frames of its own). core/examples/udp_burst.rs (built here if missing)
+replays the capture's Ethernet frames out of one end with sendmmsg(2), paced to the rate, round
+and round until rate x seconds frames have gone. `portwatch monitor -i <veth> --workers N
+--jsonl` captures on the other end (as `--user nobody`, the default for root) and is stopped
+with SIGTERM 1.5 s after the
+sender is done.
 
-`--compare-capture` measures the receive path alone: a plain AF_PACKET socket with recv_into
-against scapy's L2 listen socket (what `sniff()` uses), at tcpreplay's top speed, to justify
-capturing with the socket module.
+Per rate it reports: frames sent; the kernel's count on the rings (PACKET_STATISTICS packets),
+frames received from the rings, frames analysed, kernel drops, internal drops (evicted flows,
+fragments, truncated frames); flow records written and the packets they account for (every
+analysed IP packet must be in some flow record: that is the check that no flow went
+unreported); the CPU seconds of the monitor and of the sender (the sender's include the kernel's
+veth receive path, which runs in its context). Results: benchmarks/results/monitor_rate.json.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -32,8 +35,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-NS = f"pwbench{os.getpid() % 100000}"
-TX, RX = "pwbtx", "pwbrx"
+SENDER = ROOT / "core" / "target" / "release" / "examples" / "udp_burst"
+TAG = f"pwr{os.getpid() % 100000}"
+TX_NS, RX_NS = f"{TAG}t", f"{TAG}r"
+TX, RX = f"{TAG}a", f"{TAG}b"
+
+SUMMARY = re.compile(r"stopped \(.*?\) after [\d.]+s: (\d+) packets .*?kernel drops (\d+), internal drops (\d+)")
+RING = re.compile(r"ring \d+ \((\S+)\): kernel packets (\d+), kernel drops (\d+), received (\d+), analysed (\d+), "
+                  r"truncated (\d+), evicted (\d+), non-IP (\d+)")
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -41,180 +50,151 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def setup_ns() -> None:
-    sh("ip", "netns", "add", NS)
-    sh("ip", "-n", NS, "link", "add", TX, "type", "veth", "peer", "name", RX)
-    for dev in (TX, RX, "lo"):
-        sh("ip", "-n", NS, "link", "set", dev, "up")
+    sh("ip", "netns", "add", TX_NS)
+    sh("ip", "netns", "add", RX_NS)
+    sh("ip", "link", "add", TX, "netns", TX_NS, "type", "veth", "peer", "name", RX, "netns", RX_NS)
+    for ns, dev in ((TX_NS, TX), (RX_NS, RX)):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "-n", ns, "link", "set", dev, "mtu", "9000", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
 
 
 def teardown_ns() -> None:
-    sh("ip", "netns", "del", NS, check=False)
+    for ns in (TX_NS, RX_NS):
+        sh("ip", "netns", "del", ns, check=False)
 
 
-def replay(capture: Path, pps: int | None, loops: int) -> int:
-    rate = [f"--pps={pps}"] if pps else ["--topspeed"]
-    out = sh("ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", TX, *rate, f"--loop={loops}", str(capture))
-    m = re.search(r"Actual: (\d+) packets", out.stdout + out.stderr)
-    if not m:
-        raise RuntimeError(f"tcpreplay: {out.stdout}{out.stderr}")
-    return int(m.group(1))
+def build_sender() -> None:
+    if not SENDER.exists():
+        subprocess.run(["cargo", "build", "--release", "--example", "udp_burst"], cwd=ROOT / "core", check=True)
 
 
-def count_packets(capture: Path) -> int:
-    from portwatch.capture.sources import CaptureSource
-
-    with CaptureSource(capture) as src:
-        return sum(1 for _ in src)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process so far: on a shared machine, the honest cost per packet."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def wait_cpu(proc: subprocess.Popen) -> tuple[int, float]:
+    """Reap a child and return (exit status, its user + system CPU seconds)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def run_monitor(capture: Path, pps: int, loops: int, work: Path) -> dict:
-    log = work / "monitor.log"
-    for p in work.glob("out.*"):
-        p.unlink()
+def flow_accounting(path: Path) -> tuple[int, int, int, int]:
+    """(flow lines, packets in them, classified lines, distinct flow_ids of flow lines)."""
+    flows = packets = classified = 0
+    ids = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            e = json.loads(line)
+            if e["type"] == "flow":
+                flows += 1
+                packets += e["packets_c2s"] + e["packets_s2c"]
+                ids.add(e["flow_id"])
+            elif e["type"] == "classified":
+                classified += 1
+    return flows, packets, classified, len(ids)
+
+
+def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, ring_mb: int, batch: int) -> dict:
+    out, log = work / "out.jsonl", work / "monitor.log"
+    for p in (out, log):
+        if p.exists():
+            p.unlink()
+    count = int(pps * seconds)
+    # The monitor is stopped (SIGTERM, as systemd does) 1.5 s after the sender is done, so that
+    # the kernel's counters and the monitor's cover the same frames; --duration is only a cap.
+    duration = 3 * seconds + 30
     with open(log, "w") as err:
         mon = subprocess.Popen(
-            ["ip", "netns", "exec", NS, sys.executable, "-m", "portwatch", "monitor", "-i", RX, "--user", "nobody",
-             "--no-view", "--stats-interval", "0.5", "--jsonl", str(work / "out.jsonl"), "--db", str(work / "out.db")],
-            stderr=err, stdout=subprocess.DEVNULL, cwd=ROOT,
+            ["ip", "netns", "exec", RX_NS, sys.executable, "-m", "portwatch", "monitor", "-i", RX, "--workers",
+             str(workers), "--buffer-mb", str(ring_mb), "--duration", str(duration), "--no-view",
+             "--stats-interval", "1", "--jsonl", str(out)],
+            stderr=err, stdout=subprocess.DEVNULL, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
-    deadline = time.monotonic() + 30
-    while "monitoring " not in log.read_text() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while "monitoring " not in log.read_text() and time.monotonic() < deadline and mon.poll() is None:
         time.sleep(0.05)
+    time.sleep(0.5)  # the threads start right after the log line
     t0 = time.monotonic()
-    sent = replay(capture, pps, loops)
-    elapsed = time.monotonic() - t0
-    # Let the monitor drain its socket buffer: wait until its packet count stops moving.
-    last, still = -1, time.monotonic()
-    while time.monotonic() - still < 1.5 and time.monotonic() - t0 < elapsed + 120:
-        counts = re.findall(r"status: (\d+) packets", log.read_text())
-        now = int(counts[-1]) if counts else 0
-        if now != last:
-            last, still = now, time.monotonic()
-        time.sleep(0.25)
-    cpu = cpu_seconds(mon.pid)
-    mon.send_signal(signal.SIGTERM)
-    mon.wait(120)
-    text = log.read_text()
-    m = re.search(r"stopped \(.*?\) after [\d.]+s: (\d+) packets .*?kernel drops (\d+), internal drops (\d+)", text)
+    sender = subprocess.Popen(
+        ["ip", "netns", "exec", TX_NS, str(SENDER), "--iface", TX, "--pcap", str(capture), "--rate", str(pps),
+         "--count", str(count), "--batch", str(batch)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert sender.stdout is not None
+    sender_out = sender.stdout.read()
+    _, sender_cpu = wait_cpu(sender)
+    send_seconds = time.monotonic() - t0
+    m = re.search(r"sent (\d+) frames", sender_out)
     if not m:
-        raise RuntimeError(f"no summary in the monitor log:\n{text}")
-    analyzed, kdrops, idrops = map(int, m.groups())
-    return {"pps_target": pps, "sent": sent, "seconds": round(elapsed, 2), "analyzed": analyzed,
-            "drain_seconds": round(time.monotonic() - t0 - elapsed, 1), "monitor_cpu_seconds": round(cpu, 2),
-            "kernel_drops": kdrops, "internal_drops": idrops, "lost": sent - analyzed}
-
-
-def replay_ceiling(capture: Path, work: Path) -> dict:
-    """The same analysis from a file (`monitor -r`): the CPU ceiling without any socket."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "portwatch", "monitor", "-r", str(capture), "--user", "nobody",
-                          "--no-view", "--jsonl", str(work / "replay.jsonl")], capture_output=True, text=True,
-                         cwd=ROOT, check=True)
-    seconds = time.monotonic() - t0
-    m = re.search(r"after [\d.]+s: (\d+) packets", out.stderr)
-    packets = int(m.group(1)) if m else 0
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
-    return {"mode": "replay -r (no socket)", "packets": packets, "seconds": round(seconds, 2),
-            "pps": round(packets / seconds), "cpu_seconds": round(cpu, 2), "pps_per_cpu_second": round(packets / cpu)}
-
-
-def capture_only(capture: Path, loops: int, which: str) -> dict:
-    """Receive at top speed with one method; count frames received and kernel drops."""
-    code = {
-        "socket": (
-            "import socket,struct,time,sys\n"
-            f"s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,0);s.setsockopt(socket.SOL_SOCKET,33,32<<20)\n"
-            f"s.bind(('{RX}',3));s.settimeout(2.0);buf=bytearray(262144);v=memoryview(buf);n=0\n"
-            "print('ready',flush=True)\n"
-            "t=None\n"
-            "while True:\n"
-            "  try: k=s.recv_into(v,262144,socket.MSG_TRUNC)\n"
-            "  except socket.timeout: break\n"
-            "  t=t or time.monotonic(); f=bytes(v[:k]); n+=1\n"
-            "seen,drops=struct.unpack('II',s.getsockopt(263,6,8))\n"
-            "print(n,drops,time.monotonic()-t-2.0)\n"
-        ),
-        "scapy": (
-            "import time,struct\nfrom scapy.all import conf\n"
-            f"s=conf.L2listen(iface='{RX}');n=0\n"
-            "s.ins.setsockopt(1,33,32<<20)\n"
-            "print('ready',flush=True)\n"
-            "t=None;last=time.monotonic()\n"
-            "import select\n"
-            "while True:\n"
-            "  r,_,_=select.select([s],[],[],2.0)\n"
-            "  if not r: break\n"
-            "  p=s.recv(); t=t or time.monotonic(); n+=1\n"
-            "seen,drops=struct.unpack('II',s.ins.getsockopt(263,6,8))\n"
-            "print(n,drops,time.monotonic()-t-2.0)\n"
-        ),
-    }[which]
-    proc = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None
-    proc.stdout.readline()
-    sent = replay(capture, None, loops)
-    out = proc.communicate(timeout=300)[0].split()
-    received, drops, seconds = int(out[0]), int(out[1]), float(out[2])
-    return {"method": which, "sent": sent, "received": received, "kernel_drops": drops,
-            "receive_rate_pps": round(received / seconds) if seconds > 0 else None}
+        raise RuntimeError(f"sender: {sender_out}")
+    sent = int(m.group(1))
+    time.sleep(1.5)
+    mon.send_signal(signal.SIGTERM)
+    rc, mon_cpu = wait_cpu(mon)
+    text = log.read_text()
+    s = SUMMARY.search(text)
+    if not s:
+        raise RuntimeError(f"no summary in the monitor log (exit {rc}):\n{text[-3000:]}")
+    rings = [tuple(map(int, r[1:])) for r in RING.findall(text)]
+    kernel_packets = sum(r[0] for r in rings)
+    kernel_drops = sum(r[1] for r in rings)
+    received = sum(r[2] for r in rings)
+    analysed = sum(r[3] for r in rings)
+    non_ip = sum(r[6] for r in rings)
+    flows, flow_packets, classified, flow_ids = flow_accounting(out)
+    return {
+        "pps_target": pps, "workers": workers, "sent": sent, "send_seconds": round(send_seconds, 2),
+        "sent_pps": round(sent / send_seconds), "kernel_packets": kernel_packets, "received": received,
+        "analysed": analysed, "kernel_drops": kernel_drops, "internal_drops": int(s.group(3)),
+        "drop_pct": round(100 * kernel_drops / max(1, kernel_packets), 4),
+        "per_ring_kernel_packets": [r[0] for r in rings], "per_ring_drops": [r[1] for r in rings],
+        "flows_written": flows, "classified_written": classified, "distinct_flow_ids": flow_ids,
+        "packets_in_flow_records": flow_packets, "ip_packets_analysed": analysed - non_ip,
+        "all_packets_in_records": flow_packets == analysed - non_ip,
+        "counts_add_up": received + kernel_drops == kernel_packets,
+        "monitor_cpu_seconds": round(mon_cpu, 2), "sender_cpu_seconds": round(sender_cpu, 2), "exit": rc,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--capture", type=Path, help="pcap to replay [default: generate 100k packets]")
-    ap.add_argument("--rates", default="5000,10000,20000,30000,40000,60000",
-                    help="comma-separated packets/s to try")
-    ap.add_argument("--seconds", type=float, default=10.0, help="approximate length of each run")
-    ap.add_argument("--compare-capture", action="store_true", help="socket module vs scapy, capture only")
+    ap.add_argument("--capture", type=Path, help="pcap to replay [default: generate 300,000 packets]")
+    ap.add_argument("--rates", default="50000,100000,200000,300000", help="comma-separated packets/s")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each run (60 for the acceptance run)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--buffer-mb", type=int, default=64, help="ring per worker (the monitor's --buffer-mb)")
+    ap.add_argument("--batch", type=int, default=256, help="frames per sendmmsg")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "monitor_rate.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
-        sys.exit("monitor_rate.py needs root (network namespace, packet sockets)")
-    with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
+        sys.exit("monitor_rate.py needs root (network namespaces, packet sockets)")
+    build_sender()
+    with tempfile.TemporaryDirectory(prefix="pw-rate-") as tmp:
         work = Path(tmp)
-        work.chmod(0o755)
+        work.chmod(0o755)  # the monitor drops to nobody; it writes its JSONL through the root-opened fd
         capture = args.capture
         if capture is None:
             capture = work / "mix.pcap"
-            sh(sys.executable, str(HERE / "gen_capture.py"), "--packets", "100000", "--concurrent", "2000",
+            sh(sys.executable, str(HERE / "gen_capture.py"), "--packets", "300000", "--concurrent", "2000",
                "--seed", "3", "-o", str(capture), "--quiet")
-        total = count_packets(capture)
-        results: dict = {"capture": str(capture if args.capture else "gen_capture.py --packets 100000 --seed 3"),
-                         "capture_packets": total, "cpus": os.cpu_count(), "runs": []}
+        results: dict = {"capture": str(args.capture or "gen_capture.py --packets 300000 --concurrent 2000 --seed 3"),
+                         "cpus": os.cpu_count(), "seconds": args.seconds, "runs": []}
         setup_ns()
         try:
-            if args.compare_capture:
-                loops = max(1, 400_000 // total)
-                for which in ("socket", "scapy"):
-                    r = capture_only(capture, loops, which)
-                    print(json.dumps(r), flush=True)
-                    results["runs"].append(r)
-            else:
-                results["replay_ceiling"] = replay_ceiling(capture, work)
-                print(json.dumps(results["replay_ceiling"]), flush=True)
-                for pps in (int(x) for x in args.rates.split(",")):
-                    loops = max(1, round(pps * args.seconds / total))
-                    r = run_monitor(capture, pps, loops, work)
-                    print(json.dumps(r), flush=True)
-                    results["runs"].append(r)
-                # IPv6 neighbour/router frames on the veth make `lost` slightly negative.
-                clean = [r for r in results["runs"] if r["kernel_drops"] == 0 and r["lost"] <= 0]
-                results["sustained_pps"] = max((r["pps_target"] for r in clean), default=0)
-                print(f"sustained without kernel drops: {results['sustained_pps']} packets/s")
+            for pps in (int(x) for x in args.rates.split(",")):
+                r = run_rate(capture, pps, args.seconds, args.workers, work, args.buffer_mb, args.batch)
+                print(json.dumps(r), flush=True)
+                results["runs"].append(r)
         finally:
             teardown_ns()
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    name = "monitor_capture_compare.json" if args.compare_capture else "monitor_rate.json"
-    (out / name).write_text(json.dumps(results, indent=2) + "\n")
+    clean = [r for r in results["runs"] if r["kernel_drops"] == 0 and r["all_packets_in_records"]]
+    under = [r for r in results["runs"] if r["drop_pct"] < 0.1]
+    # By the rate the sender achieved: on a loaded machine it may fall short of the one asked.
+    results["highest_rate_no_drop"] = max((r["sent_pps"] for r in clean), default=0)
+    results["highest_rate_under_0.1pct"] = max((r["sent_pps"] for r in under), default=0)
+    print(f"no kernel drop up to {results['highest_rate_no_drop']} packets/s sent; "
+          f"< 0.1% drops up to {results['highest_rate_under_0.1pct']} packets/s sent")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod detect;
 pub mod flow;
 pub mod meta;
+pub mod monitor;
 pub mod parallel;
 pub mod pipeline;
 pub mod record;

@@ -13,9 +13,11 @@ use pyo3::types::{PyDict, PyList};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
 use crate::meta::Value;
+use crate::monitor::{LiveMonitor, MonitorOptions};
 use crate::parallel::ParallelAnalyzer;
 use crate::pipeline::{self, KnownPorts};
 use crate::record::FlowRecord;
+use crate::source::live::RingOptions;
 use crate::source::CaptureReader;
 
 pyo3::create_exception!(
@@ -224,29 +226,7 @@ impl PyAnalyzer {
         for (port, t) in known_ports {
             known.insert((port, transport(&t)?));
         }
-        let mut cfg = pipeline::Config::default();
-        if let Some(c) = config {
-            for (k, v) in c.iter() {
-                let key: String = k.extract()?;
-                match key.as_str() {
-                    "max_flows" => cfg.max_flows = v.extract()?,
-                    "idle_tcp" => cfg.idle_tcp = v.extract()?,
-                    "idle_udp" => cfg.idle_udp = v.extract()?,
-                    "idle_dns" => cfg.idle_dns = v.extract()?,
-                    "linger" => cfg.linger = v.extract()?,
-                    "sweep_interval" => cfg.sweep_interval = v.extract()?,
-                    "max_payload_packets" => cfg.max_payload_packets = v.extract()?,
-                    "meta_packets" => cfg.meta_packets = v.extract()?,
-                    "shard_index" => cfg.shard_index = v.extract()?,
-                    "shard_count" => cfg.shard_count = v.extract()?,
-                    other => {
-                        return Err(PyValueError::new_err(format!(
-                            "unknown analyzer setting {other:?}"
-                        )))
-                    }
-                }
-            }
-        }
+        let cfg = config_from(config)?;
         if workers == 0 {
             return Err(PyValueError::new_err("workers must be at least 1"));
         }
@@ -436,6 +416,181 @@ impl PyAnalyzer {
     }
 }
 
+/// pipeline::Config with overrides by field name (the Python Config's `core_settings()`).
+fn config_from(config: Option<Bound<'_, PyDict>>) -> PyResult<pipeline::Config> {
+    let mut cfg = pipeline::Config::default();
+    if let Some(c) = config {
+        for (k, v) in c.iter() {
+            let key: String = k.extract()?;
+            match key.as_str() {
+                "max_flows" => cfg.max_flows = v.extract()?,
+                "idle_tcp" => cfg.idle_tcp = v.extract()?,
+                "idle_udp" => cfg.idle_udp = v.extract()?,
+                "idle_dns" => cfg.idle_dns = v.extract()?,
+                "linger" => cfg.linger = v.extract()?,
+                "sweep_interval" => cfg.sweep_interval = v.extract()?,
+                "max_payload_packets" => cfg.max_payload_packets = v.extract()?,
+                "meta_packets" => cfg.meta_packets = v.extract()?,
+                "shard_index" => cfg.shard_index = v.extract()?,
+                "shard_count" => cfg.shard_count = v.extract()?,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown analyzer setting {other:?}"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+fn known_set(known_ports: Vec<(u16, String)>) -> PyResult<KnownPorts> {
+    let mut known = HashSet::new();
+    for (port, t) in known_ports {
+        known.insert((port, transport(&t)?));
+    }
+    Ok(KnownPorts(known))
+}
+
+/// Live capture in the core (`monitor::LiveMonitor`): rings and analyzers in threads; Python
+/// polls for records (classified, finished) and counters, never frames.
+#[pyclass(name = "LiveMonitor")]
+struct PyLiveMonitor {
+    inner: Mutex<LiveMonitor>,
+}
+
+impl PyLiveMonitor {
+    fn inner(&self) -> std::sync::MutexGuard<'_, LiveMonitor> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyLiveMonitor {
+    /// Open the rings (root or CAP_NET_RAW); no frame is read before `start()`.
+    /// `bpf`: classic BPF as (code, jt, jf, k) tuples (portwatch/monitor/bpf.py).
+    #[new]
+    #[pyo3(signature = (interfaces, engine, known_ports, config=None, workers=1, block_size=1<<20,
+        block_count=64, block_timeout_ms=50, bpf=None, promisc=true, expire_interval=5.0,
+        active_timeout=1800.0, active_reason="active-timeout".to_string(), max_pending=200_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        interfaces: Vec<String>,
+        engine: &PyEngine,
+        known_ports: Vec<(u16, String)>,
+        config: Option<Bound<'_, PyDict>>,
+        workers: usize,
+        block_size: usize,
+        block_count: usize,
+        block_timeout_ms: u32,
+        bpf: Option<Vec<(u16, u8, u8, u32)>>,
+        promisc: bool,
+        expire_interval: f64,
+        active_timeout: f64,
+        active_reason: String,
+        max_pending: usize,
+    ) -> PyResult<Self> {
+        let cfg = config_from(config)?;
+        let known = Arc::new(known_set(known_ports)?);
+        let opts = MonitorOptions {
+            ring: RingOptions {
+                block_size,
+                block_count,
+                block_timeout_ms,
+                fanout: None,
+                fanout_new: false,
+                filter: bpf,
+                promisc,
+            },
+            workers,
+            expire_interval,
+            active_timeout,
+            active_reason,
+            max_pending: max_pending.max(1),
+        };
+        let inner = LiveMonitor::open(&interfaces, opts, cfg, Arc::clone(&engine.engine), known)
+            .map_err(CaptureError::new_err)?;
+        Ok(PyLiveMonitor {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// Start the capture threads (after dropping privileges: they inherit the credentials).
+    fn start(&self) -> PyResult<()> {
+        self.inner().start().map_err(CaptureError::new_err)
+    }
+
+    /// Wait up to `timeout` seconds (GIL released) for events: (classified, finished) records.
+    fn poll<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let wait = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        let (classified, finished) = py.detach(|| self.inner().poll(wait));
+        Ok((records_to_py(py, classified)?, records_to_py(py, finished)?))
+    }
+
+    /// A reload: new signatures and services for every thread; live flows keep their state.
+    fn set_engine(&self, engine: &PyEngine, known_ports: Vec<(u16, String)>) -> PyResult<()> {
+        let known = Arc::new(known_set(known_ports)?);
+        self.inner().set_engine(Arc::clone(&engine.engine), known);
+        Ok(())
+    }
+
+    /// The reload generation asked for last; each ring's `engine_generation` reaches it.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner().generation()
+    }
+
+    #[getter]
+    fn rings(&self) -> usize {
+        self.inner().rings()
+    }
+
+    /// Stop the threads (GIL released): each reports its open flows; `poll` returns them.
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner().stop());
+    }
+
+    /// Per ring: iface, kernel counters (packets, drops, freeze_q_cnt), received, truncated,
+    /// bad_blocks, socket_errors, the analyzer's counters, live_flows, engine_generation, stalls.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for w in self.inner().stats() {
+            let d = PyDict::new(py);
+            d.set_item("iface", &w.iface)?;
+            d.set_item("last_error", w.ring.last_error)?;
+            let (r, a) = (&w.ring, &w.analyzer);
+            for (k, v) in [
+                ("kernel_packets", r.packets),
+                ("kernel_drops", r.drops),
+                ("freeze_q_cnt", r.freeze_q_cnt),
+                ("received", r.received),
+                ("truncated", r.truncated),
+                ("bad_blocks", r.bad_blocks),
+                ("socket_errors", r.socket_errors),
+                ("packets", a.packets),
+                ("bytes", a.bytes),
+                ("malformed", a.malformed),
+                ("non_ip", a.non_ip),
+                ("fragments", a.fragments),
+                ("fragments_dropped", a.fragments_dropped),
+                ("unsupported_link", a.unsupported_link),
+                ("flows_evicted", a.flows_evicted),
+                ("live_flows", w.live_flows as u64),
+                ("engine_generation", w.engine_generation),
+                ("stalls", w.stalls),
+            ] {
+                d.set_item(k, v)?;
+            }
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+}
+
 fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_, PyList>> {
     let list = PyList::empty(py);
     for r in records {
@@ -602,5 +757,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;
+    m.add_class::<PyLiveMonitor>()?;
     Ok(())
 }

@@ -37,6 +37,17 @@ class MonitorAnalyzer(Analyzer):
         for raw in raws:
             self.on_record(self._record(raw))
 
+    def deliver(self, classified: list[dict[str, Any]], finished: list[dict[str, Any]]) -> None:
+        """Records produced elsewhere (the core's live capture threads), classified ones first."""
+        if self.on_classified is not None:
+            for raw in classified:
+                self.on_classified(self._record(raw))
+        for raw in finished:
+            rec = self._record(raw)
+            if rec.meta.get("end_reason") == ACTIVE_TIMEOUT:
+                self.segments += 1
+            self.on_record(rec)
+
     def expire(self, now: float) -> None:
         """Idle flows by the wall clock (a silent link still ends its flows)."""
         self._emit(self.core.expire(now))

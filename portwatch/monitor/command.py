@@ -28,7 +28,7 @@ from . import reload as reloading
 from .analyzer import MonitorAnalyzer
 from .bpf import BpfError
 from .emit import Emitter, JsonlSink
-from .live import LiveError, LiveSource
+from .live import LiveCapture, LiveError
 from .loop import Limits, Monitor
 from .view import LogView, RichView, Snapshot
 
@@ -58,8 +58,10 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
               help="Replay a pcap/pcapng file through the monitor path instead of capturing.")
 @click.option("--bpf", "bpf_expr", metavar="EXPR", help="Kernel capture filter (pcap-filter syntax).")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
-@click.option("--buffer-mb", type=click.IntRange(min=1, max=2048), default=32, show_default=True,
-              help="Kernel receive buffer per socket: how long a burst can outrun the analysis.")
+@click.option("--buffer-mb", type=click.IntRange(min=1, max=2048), default=64, show_default=True,
+              help="Memory-mapped ring per capture thread: how long a burst can outrun the analysis.")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Capture and analysis threads per interface (PACKET_FANOUT hash: a flow stays on one).")
 @click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append one JSON line per event (classified, finding, flow, reload), flushed per line.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), metavar="FILE",
@@ -86,6 +88,7 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
 @click.option("--view/--no-view", default=None, help="Rich live view [default: when stdout is a terminal].")
 def monitor(
     interfaces: tuple[str, ...], replay: str | None, bpf_expr: str | None, no_promisc: bool, buffer_mb: int,
+    workers: int,
     jsonl_path: str | None, db_path: str | None, duration: float | None, max_packets: int | None,
     user: str | None, services_path: str | None, signature_dirs: tuple[str, ...], policy_path: str | None,
     max_flows: int, idle_tcp: float, idle_udp: float, active_timeout: float, stats_interval: float,
@@ -124,12 +127,13 @@ def monitor(
     quiet_collector()
 
     with ExitStack() as stack:
-        source: LiveSource | _core.Capture
+        source: LiveCapture | _core.Capture
         try:
             if replay:
                 source = open_capture(replay)
             else:
-                source = LiveSource(list(interfaces), bpf_expr, promisc=not no_promisc, rcvbuf=buffer_mb << 20)
+                source = LiveCapture(list(interfaces), setup, config, bpf_expr, promisc=not no_promisc,
+                                     workers=workers, ring_mb=buffer_mb, active_timeout=active_timeout)
                 stack.callback(source.close)
         except (CaptureError, LiveError, BpfError) as exc:
             _fail(str(exc))
@@ -169,7 +173,7 @@ def monitor(
         snap = mon.run()
         emitter.close()  # the last (bounded) write attempts, before the summary counts the losses
         _summary(snap, emitter, mon.stop_reason)
-        if not isinstance(source, LiveSource) and source.error:
+        if not isinstance(source, LiveCapture) and source.error:
             log.error("%s", clean_text(source.error, 500))
     # Anything reported but not written (a full disk, a database locked past the retries) is a failure.
     sys.exit(EXIT_ERROR if emitter.lost else EXIT_OK)

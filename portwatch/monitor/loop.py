@@ -1,9 +1,11 @@
-"""The monitor loop: capture in short batches, and between batches do the housekeeping.
+"""The monitor loop: take events in short batches, and between batches do the housekeeping.
 
-Between two batches (a quarter of a second at most) the loop handles signals, expires idle flows
-and cuts long ones by the wall clock (a silent link still ends its flows), commits the database,
-reads the kernel's drop counters and redraws the view. Signal handlers only set flags; all the
-work happens here, in the one thread, so no handler ever interrupts a half-written record.
+Live (`-i`), the core's threads capture and analyse (live.py); this loop polls their records (a
+quarter of a second at most), hands them to the outputs, and between polls handles signals
+(a reload goes to every thread), commits the database, reads the counters and redraws the view.
+Replaying (`-r`), the loop runs the core over the file in batches and expires idle flows and
+cuts long ones by the wall clock itself. Signal handlers only set flags; all the Python work
+happens here, in the one thread, so no handler ever interrupts a half-written record.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -20,7 +22,7 @@ from ..pipeline import Config
 from . import reload as reloading
 from .analyzer import MonitorAnalyzer
 from .emit import Emitter
-from .live import LiveSource
+from .live import LiveCapture
 from .view import Snapshot
 
 log = logging.getLogger("portwatch.monitor")
@@ -39,7 +41,7 @@ class Limits:
 
 class Monitor:
     def __init__(
-        self, analyzer: MonitorAnalyzer, source: LiveSource | _core.Capture, emitter: Emitter,
+        self, analyzer: MonitorAnalyzer, source: LiveCapture | _core.Capture, emitter: Emitter,
         config: Config, limits: Limits, view: object | None = None,
     ) -> None:
         self.analyzer = analyzer
@@ -76,11 +78,13 @@ class Monitor:
     def run(self) -> Snapshot:
         previous = self.install_signals()
         try:
-            if isinstance(self.source, LiveSource):
+            if isinstance(self.source, LiveCapture):
                 self._run_live(self.source)
             else:
                 self._run_replay(self.source)
         finally:
+            if isinstance(self.source, LiveCapture):
+                self._stop_live(self.source)
             # Flush everything that is still open: every live flow becomes a record. A flow whose
             # report fails is already out of the table, so trying again goes on with the others.
             for _ in range(self.analyzer.live_flows + 1):
@@ -94,10 +98,14 @@ class Monitor:
                 signal.signal(sig, handler)
         return self.snapshot()
 
+    def _counters(self):  # type: ignore[no-untyped-def]
+        """packets, malformed, fragments_dropped, flows_evicted: the rings' analyzers when live."""
+        return self.source.stats if isinstance(self.source, LiveCapture) else self.analyzer.stats
+
     def _remaining(self) -> int | None:
         if self.limits.max_packets is None:
             return None
-        return self.limits.max_packets - self.analyzer.stats.packets
+        return self.limits.max_packets - self._counters().packets
 
     def _should_stop(self) -> bool:
         if self.stop[0]:
@@ -111,14 +119,37 @@ class Monitor:
             return True
         return False
 
-    def _run_live(self, source: LiveSource) -> None:
+    def _run_live(self, source: LiveCapture) -> None:
+        # The core threads capture, analyse, expire idle flows and cut long ones by the wall
+        # clock; this loop takes their records and counters a few times a second.
+        source.start()
         while not self._should_stop():
             tick = TICK
             if self.limits.duration is not None:
                 tick = max(0.0, min(tick, self.limits.duration - (time.monotonic() - self.started)))
-            self._analyze(source.batch(tick, self.stop, self._remaining()))
-            self.housekeeping(time.time())
-        source.kernel_counters()
+            try:
+                self.analyzer.deliver(*source.poll(tick))
+            except Exception:
+                self._error("reporting a flow")
+            source.refresh()
+            self.housekeeping(None)
+
+    def _stop_live(self, source: LiveCapture) -> None:
+        """Stop the threads (each reports its open flows) and report what they gave last."""
+        source.stop()
+        classified, finished = source.poll(0)
+        for raw in classified:
+            try:
+                self.analyzer.deliver([raw], [])
+            except Exception:
+                self._error("reporting a flow at shutdown")
+        for raw in finished:
+            try:
+                self.analyzer.deliver([], [raw])
+            except Exception:
+                self._error("reporting a flow at shutdown")
+        for line in source.ring_lines():
+            log.info("%s", line)
 
     def _run_replay(self, capture: _core.Capture) -> None:
         while not self._should_stop():
@@ -135,14 +166,6 @@ class Monitor:
                 self.stop_reason = self.stop_reason or "end of capture"
                 break
 
-    def _analyze(self, records: Iterator) -> None:
-        # A bug on one packet must not end weeks of monitoring (and the flow table with it): the
-        # batch's remaining frames are dropped, the error is counted and logged, the loop goes on.
-        try:
-            self.analyzer.run(records)
-        except Exception:
-            self._error("analysing a packet")
-
     def _error(self, what: str) -> None:
         self.errors += 1
         if self.errors <= 10 or self.errors % 1000 == 0:
@@ -158,8 +181,6 @@ class Monitor:
             self.analyzer.expire(now)
             self.analyzer.split_long_flows(self.limits.active_timeout, now)
         self.emitter.commit()
-        if isinstance(self.source, LiveSource):
-            self.source.kernel_counters()
         if self.view is not None:
             self.view.tick(self.snapshot(), self.emitter.tally)  # type: ignore[attr-defined]
 
@@ -171,22 +192,24 @@ class Monitor:
             return
         changed = reloading.changes(self.analyzer.setup, new)
         self.analyzer.reload(new)
+        if isinstance(self.source, LiveCapture):
+            self.source.set_engine(new)  # every ring's thread swaps it in within 0.2 s
         log.warning("reloaded signatures, services and policy: %s", "; ".join(changed) or "no changes")
         self.emitter.reload(True, changed)
 
     def snapshot(self) -> Snapshot:
-        stats = self.analyzer.stats
+        stats = self._counters()
         mono = time.monotonic()
         t0, p0 = self.last_rate
         if mono - t0 >= 1.0:
             self.pps = (stats.packets - p0) / (mono - t0)
             self.last_rate = (mono, stats.packets)
-        live = self.source.stats if isinstance(self.source, LiveSource) else None
+        live = self.source.stats if isinstance(self.source, LiveCapture) else None
         return Snapshot(
             uptime=mono - self.started,
             packets=stats.packets,
             pps=self.pps,
-            live_flows=self.analyzer.live_flows,
+            live_flows=live.live_flows if live else self.analyzer.live_flows,
             flows_done=self.emitter.tally.flows,
             kernel_drops=live.kernel_drops if live else 0,
             evicted=stats.flows_evicted,

@@ -44,6 +44,10 @@ pub const BPF_MAXINSNS: usize = 4096;
 pub const LINKTYPE_ETHERNET: u32 = 1;
 
 const ETH_P_ALL: u16 = 0x0003;
+// PACKET_FANOUT flags (linux/if_packet.h; not all in libc): reassemble IP fragments before
+// hashing, so every fragment of a datagram lands on the ring of its flow; a kernel-chosen id.
+const FANOUT_FLAG_DEFRAG: libc::c_int = 0x8000;
+const FANOUT_FLAG_UNIQUEID: libc::c_int = 0x2000;
 /// V3 ignores the frame size except for the ring geometry check; any TPACKET_ALIGNMENT multiple
 /// that divides the block size will do.
 const FRAME_SIZE: usize = 2048;
@@ -95,6 +99,10 @@ pub struct RingOptions {
     /// Join this PACKET_FANOUT group (hash mode): the sockets of one group on one interface
     /// share its frames, each flow on one socket.
     pub fanout: Option<u16>,
+    /// With `fanout`: start a new group under an id the kernel picks (PACKET_FANOUT_FLAG_UNIQUEID;
+    /// the id given is ignored), so no other process's group is joined by accident. The other
+    /// members then join `fanout_group()` of this ring.
+    pub fanout_new: bool,
     /// Classic BPF run by the kernel on every frame; None takes everything.
     pub filter: Option<Vec<BpfInsn>>,
     /// Put the interface in promiscuous mode while the ring is open (PACKET_ADD_MEMBERSHIP).
@@ -108,6 +116,7 @@ impl Default for RingOptions {
             block_count: 64,
             block_timeout_ms: 50,
             fanout: None,
+            fanout_new: false,
             filter: None,
             promisc: true,
         }
@@ -131,6 +140,8 @@ pub struct RingStats {
     pub bad_blocks: u64,
     /// Errors the socket reported (the interface went down...).
     pub socket_errors: u64,
+    /// The last of them (an errno, e.g. ENETDOWN), 0 if none.
+    pub last_error: i32,
 }
 
 /// An open ring on one interface. Not shared between threads: open one ring per thread (with
@@ -335,8 +346,15 @@ impl LiveRing {
         }
 
         if let Some(group) = opts.fanout {
-            let arg: libc::c_int =
-                libc::c_int::from(group) | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
+            // The kernel's fanout hash is symmetric (__skb_get_hash_symmetric, recomputed from
+            // the headers whatever hash the NIC gave): both directions of a flow share a ring.
+            let mut mode = libc::PACKET_FANOUT_HASH as libc::c_int | FANOUT_FLAG_DEFRAG;
+            let mut id = libc::c_int::from(group);
+            if opts.fanout_new {
+                mode |= FANOUT_FLAG_UNIQUEID;
+                id = 0;
+            }
+            let arg: libc::c_int = id | (mode << 16);
             setsockopt(sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
                 .map_err(|e| os_err(iface, &format!("PACKET_FANOUT group {group}"), e))?;
             match &opts.filter {
@@ -346,6 +364,27 @@ impl LiveRing {
             .map_err(|e| os_err(iface, "BPF filter", e))?;
         }
         Ok(ring)
+    }
+
+    /// The PACKET_FANOUT group this ring belongs to, if any (the id the kernel chose for
+    /// `fanout_new`).
+    pub fn fanout_group(&self) -> Option<u16> {
+        let mut val: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `val` and `len` are live and `len` holds the size of `val`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&mut val as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 || val == 0 {
+            return None;
+        }
+        Some((val & 0xffff) as u16)
     }
 
     /// The interface's name, as given to `open`.
@@ -409,6 +448,7 @@ impl LiveRing {
             )
         };
         self.stats.socket_errors += 1;
+        self.stats.last_error = err;
     }
 
     fn take_block(&mut self) -> Block<'_> {
