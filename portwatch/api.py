@@ -4,7 +4,7 @@ Both return an `Analysis`, whose DataFrames have the same columns and dtypes wha
 (see `portwatch.frames` for every column and dtype):
 
 >>> a = portwatch.analyze("captures/ssh-443.pcap", progress=False)
->>> a.flows          # one row per flow (DESIGN.md's schema)
+>>> a.flows          # one row per flow (docs/schema.md)
 >>> a.findings       # one row per finding, with its flow's columns
 >>> a.servers        # one row per server endpoint
 >>> a.summary()      # findings deduplicated per server and kind, worst first
@@ -28,15 +28,15 @@ import numpy as np
 import pandas as pd
 
 from . import _core, frames
+from .inputs import expand
 from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup, open_capture
-from .report.csvout import COLUMNS as CSV_COLUMNS
 from .report.parquet import ParquetWriter
 from .report.parquet import read_records as read_parquet_records
+from .report.schema import split_list
 from .tomlguard import check_signature_dirs
 
 PathLike = str | os.PathLike[str]
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 PARQUET_NAME = "flows.parquet"
 TOP_FINDINGS = 10
 
@@ -160,14 +160,7 @@ def _html_table(columns: list[str], rows: Iterable[Iterable[Any]]) -> str:
 # ---- analyze ------------------------------------------------------------------------------
 def _capture_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    out: list[str] = []
-    for p in items:
-        path = Path(p)
-        if path.is_dir():
-            out.extend(str(f) for f in sorted(path.iterdir()) if f.name.endswith(CAPTURE_SUFFIXES))
-        else:
-            out.append(os.fspath(p))
-    return out
+    return expand(items, strict=False)
 
 
 def _dirs(value: PathLike | Iterable[PathLike] | None) -> tuple[str, ...]:
@@ -277,37 +270,108 @@ def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:
 # ---- read ---------------------------------------------------------------------------------
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PARQUET_MAGIC = b"PAR1"
+KNOWN_OUTPUTS = ("flow records (jsonl, csv, eve, parquet, SQLite), --findings-only or --servers tables "
+                 "(jsonl, csv) and baselines")
 
 
-def _sniff(path: Path) -> str:
+class ReadError(ValueError):
+    """`read()` was given something portwatch does not write; str() names the file and what it reads."""
+
+
+def _not_ours(path: Path, why: str) -> ReadError:
+    return ReadError(f"{path}: not an output of portwatch ({why}); read() takes {KNOWN_OUTPUTS}")
+
+
+def _json_kind(obj: Any) -> str | None:
+    """What a JSON object portwatch wrote is: one line of its jsonl/eve outputs, or a baseline."""
+    if not isinstance(obj, dict):
+        return None
+    if "portwatch_baseline" in obj:
+        return "baseline"
+    if "event_type" in obj:
+        return "eve"
+    if "src_ip" in obj and "dst_ip" in obj and "ts_start" in obj:
+        return "flows"
+    if obj.get("type") in ("flow", "classified", "finding", "stats", "start", "stop", "health"):
+        return "flows"  # the monitor's lines
+    if {"kind", "severity", "message", "flows"} <= obj.keys():
+        return "findings"
+    if {"dst_ip", "dst_port", "protocols"} <= obj.keys() or {"server_ip", "port", "protocols"} <= obj.keys():
+        return "servers"
+    return None
+
+
+def _sniff(path: Path) -> tuple[str, str]:
+    """(container, content): container jsonl/json/csv/parquet/sqlite, content flows/eve/findings/servers/baseline."""
     if path.is_dir():
-        return "parquet"
+        if not (path / PARQUET_NAME).exists():
+            raise _not_ours(path, f"a directory without {PARQUET_NAME}")
+        return "parquet", "flows"
     with open(path, "rb") as fh:
-        head = fh.read(64)
+        head = fh.read(1 << 16)
     if head.startswith(SQLITE_MAGIC):
-        return "sqlite"
+        return "sqlite", "flows"
     if head.startswith(PARQUET_MAGIC):
-        return "parquet"
-    if head.lstrip().startswith(b"{") or not head.strip():
-        return "jsonl"
-    return "csv"
+        return "parquet", "flows"
+    if not head.strip():
+        return "jsonl", "flows"  # an empty output: no flows
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not a character cut by the 64 KiB boundary
+            raise _not_ours(path, "binary data") from None
+        text = head[:exc.start].decode("utf-8")
+    if text.lstrip().startswith("{"):
+        first = text.lstrip().split("\n", 1)[0]
+        try:
+            kind = _json_kind(json.loads(first))
+            container = "jsonl"
+        except json.JSONDecodeError:
+            try:  # an indented document (a baseline)
+                kind = _json_kind(json.loads(path.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _not_ours(path, "invalid JSON") from None
+            container = "json"
+        if kind is None:
+            raise _not_ours(path, "JSON without the fields of any of them")
+        return container, kind
+    header = set(next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), []))
+    if {"src_ip", "dst_ip", "ts_start", "protocol"} <= header:
+        return "csv", "flows"
+    if {"severity", "kind", "dst_ip", "message", "flows"} <= header:
+        return "csv", "findings"
+    if {"dst_ip", "dst_port", "protocols"} <= header:
+        return "csv", "servers"
+    raise _not_ours(path, "not a portwatch csv: its header names none of its tables")
+
+
+def _jsonl_objects(path: Path) -> Iterable[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReadError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     """`analyze --format jsonl` lines are flow records; the monitor's lines carry a `type`, and of
     those only `flow` lines (the final record of a flow) are flows."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            kind = obj.pop("type", "flow")
-            if kind == "flow":
-                obj.pop("flow_id", None)
-                obj.pop("time", None)
-                out.append(obj)
+    for obj in _jsonl_objects(path):
+        kind = obj.pop("type", "flow")
+        if kind == "flow":
+            obj.pop("time", None)
+            out.append(obj)
     return out
+
+
+def _read_eve(path: Path) -> list[dict[str, Any]]:
+    from .report.eve import from_event
+
+    return [r for r in (from_event(o) for o in _jsonl_objects(path)) if r is not None]
 
 
 def _unformula(value: str) -> str:
@@ -317,28 +381,37 @@ def _unformula(value: str) -> str:
     return value
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [{k: _unformula(v or "") for k, v in row.items() if k is not None} for row in csv.DictReader(fh)]
+
+
+def _number(value: str | None, kind: type = float) -> Any:
+    if value is None or value == "":
+        return None
+    return kind(value)
+
+
 def _read_csv(path: Path) -> list[dict[str, Any]]:
     out = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a portwatch csv (missing columns: {', '.join(sorted(missing))})")
-        for row in reader:
-            r = {k: _unformula(v) for k, v in row.items() if k in CSV_COLUMNS}
-            out.append({
-                **r,
-                "pcap": r["pcap"] or None,
-                "ts_start": float(r["ts_start"]),
-                "ts_end": float(r["ts_end"]),
-                "src_port": int(r["src_port"]),
-                "dst_port": int(r["dst_port"]),
-                "confidence": float(r["confidence"]),
-                "assigned": r["assigned"].split(),
-                **{k: int(r[k]) for k in frames.COUNTER_COLUMNS},
-                "meta": json.loads(r["meta"] or "{}"),
-                "findings": json.loads(r["findings"] or "[]"),
-            })
+    for r in _csv_rows(path):
+        fid = r.get("flow_id") or None
+        out.append({
+            **{k: r.get(k) or None for k in ("community_id", "pcap", "state", "history")},
+            "flow_id": int(fid) if fid and fid.isdigit() else fid,
+            "ts_start": float(r["ts_start"]),
+            "ts_end": float(r["ts_end"]),
+            "duration": _number(r.get("duration")),
+            "transport": r["transport"], "src_ip": r["src_ip"], "dst_ip": r["dst_ip"],
+            "orientation": r["orientation"], "protocol": r["protocol"],
+            "src_port": int(r["src_port"]),
+            "dst_port": int(r["dst_port"]),
+            "confidence": float(r["confidence"]),
+            "assigned": split_list(r["assigned"]),
+            **{k: int(r[k]) for k in frames.COUNTER_COLUMNS},
+            "meta": json.loads(r.get("meta") or "{}"),
+            "findings": json.loads(r.get("findings") or "[]"),
+        })
     return out
 
 
@@ -347,7 +420,9 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_sqlite(path: Path) -> list[dict[str, Any]]:
-    """The `flows` table of a database `report/sqlite.py` wrote (the monitor's), opened read-only.
+    """The `flows` table of a database `report/sqlite.py` wrote (`analyze --format sqlite`, the
+    monitor's `--db`), opened read-only. A version 1 database (before community_id, duration,
+    state and history) reads with those empty.
 
     The `findings` table there also holds findings reported live, before their flow ended; read it
     with `pandas.read_sql` when those matter (the notebook monitor-db.ipynb shows how).
@@ -356,7 +431,14 @@ def _read_sqlite(path: Path) -> list[dict[str, Any]]:
     db = sqlite3.connect(uri, uri=True)
     try:
         db.row_factory = sqlite3.Row
-        rows = db.execute(f"SELECT {', '.join(frames.FLOW_COLUMNS)} FROM flows ORDER BY id").fetchall()
+        try:
+            have = {r[1] for r in db.execute("PRAGMA table_info(flows)")}
+        except sqlite3.DatabaseError as exc:
+            raise ReadError(f"{path}: {exc}") from None
+        if not have:
+            raise _not_ours(path, "a SQLite database without a flows table")
+        cols = [c for c in frames.FLOW_COLUMNS if c in have]
+        rows = db.execute(f"SELECT {', '.join(cols)} FROM flows ORDER BY id").fetchall()
     finally:
         db.close()
     out = []
@@ -369,17 +451,53 @@ def _read_sqlite(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def read(path: PathLike) -> Analysis:
-    """Load flows written by portwatch (jsonl, csv, parquet file or `to_parquet` directory, or the
-    SQLite database of `portwatch monitor --db`) into an
-    `Analysis` whose DataFrames equal those `analyze` builds: same columns, same dtypes.
+def _table_rows(path: Path, container: str) -> list[dict[str, Any]]:
+    if container == "jsonl":
+        return list(_jsonl_objects(path))
+    if container == "json":
+        return list(json.loads(path.read_text(encoding="utf-8")).get("servers") or [])
+    rows: list[dict[str, Any]] = []
+    for r in _csv_rows(path):
+        row: dict[str, Any] = dict(r)
+        for key in ("protocols", "assigned"):
+            if key in row:
+                row[key] = split_list(row[key])
+        rows.append(row)
+    return rows
 
-    The format is recognised from the file's first bytes, not its name. From the monitor, a flow
-    longer than its active timeout is several rows (``meta["end_reason"] == "active-timeout"`` on
-    all but the last), as the monitor reported it.
+
+def _servers_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:  # baselines written before the columns were renamed
+        if "dst_ip" not in r and "server_ip" in r:
+            r["dst_ip"], r["dst_port"] = r.pop("server_ip"), r.pop("port")
+    return rows
+
+
+def read(path: PathLike) -> Analysis | pd.DataFrame:
+    """Load what portwatch wrote. The format is recognised from the file's content, not its name.
+
+    Flow records (``analyze --format jsonl|csv|eve|parquet|sqlite``, a `to_parquet` directory, the
+    monitor's JSONL or its SQLite database) give an `Analysis` whose DataFrames equal those `analyze`
+    builds: same columns, same dtypes. The tables give a DataFrame: ``--findings-only`` (jsonl or
+    csv) the columns of `Analysis.summary()`; ``--servers`` (jsonl or csv) and a baseline's servers
+    the columns of `Analysis.servers` (the derived ones empty where the file does not hold them).
+    Anything else raises `ReadError` (a ValueError) naming the file.
+
+    From the monitor, a flow longer than its active timeout is several rows
+    (``meta["end_reason"] == "active-timeout"`` on all but the last), as the monitor reported it.
     """
     p = Path(path)
-    fmt = _sniff(p)
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "sqlite": _read_sqlite}
-    records = readers[fmt](p)
-    return Analysis(frames.flows_frame(records), sources=[p.name])
+    container, content = _sniff(p)
+    try:
+        if content == "findings":
+            return frames.findings_table(_table_rows(p, container))
+        if content in ("servers", "baseline"):
+            rows = _table_rows(p, "json" if content == "baseline" else container)
+            return frames.servers_table(_servers_rows(rows))
+        readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "sqlite": _read_sqlite}
+        records = _read_eve(p) if content == "eve" else readers[container](p)
+        return Analysis(frames.flows_frame(records), sources=[p.name])
+    except ReadError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReadError(f"{p}: a damaged {content} file ({type(exc).__name__}: {exc})") from None

@@ -6,8 +6,9 @@ endpoint, or protocol on a known endpoint, that the baseline does not hold (a da
 after a break-in shows up here). `inventory()` is the same table for the Python API.
 
 File format (JSON): {"portwatch_baseline": 1, "created": ISO time, "captures": [...],
-"servers": [servers-inventory rows: server_ip, port, transport, protocols, assigned, clients,
-flows, bytes_c2s, bytes_s2c, first_seen, last_seen]}.
+"servers": [servers-inventory rows (`report.schema.SERVER_COLUMNS`): dst_ip, dst_port, transport,
+protocols, assigned, clients, clients_capped, flows, bytes_c2s, bytes_s2c, first_seen, last_seen]}.
+Baselines written before the columns were renamed (server_ip, port) are still read.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ def load_baseline(path: str | Path) -> Baseline:
     base = Baseline(p.name)
     for i, row in enumerate(servers):
         try:
-            key = (str(row["server_ip"]), int(row["port"]), str(row["transport"]))
+            ip = row["dst_ip"] if "dst_ip" in row else row["server_ip"]
+            port = row["dst_port"] if "dst_port" in row else row["port"]
+            key = (str(ip), int(port), str(row["transport"]))
             protos = frozenset(str(x) for x in row.get("protocols", []))
         except (KeyError, TypeError, ValueError):
-            raise BaselineError(f"{p}: servers[{i}]: needs server_ip, port, transport and protocols") from None
+            raise BaselineError(f"{p}: servers[{i}]: needs dst_ip, dst_port, transport and protocols") from None
         base.servers[key] = base.servers.get(key, frozenset()) | protos
     return base
 

@@ -1,6 +1,6 @@
 """Command line: `portwatch analyze`, `portwatch services`, `portwatch signatures`.
 
-Exit status (DESIGN.md): 0 when no finding reaches --fail-on, 1 when one does, 2 for any error
+Exit status (docs/architecture.md): 0 when no finding reaches --fail-on, 1 when one does, 2 for any error
 (bad usage, unreadable input, I/O, an internal error). Errors are one line on stderr, never a
 traceback unless --debug asks for one (`cli_common.Main`).
 """
@@ -8,8 +8,8 @@ traceback unless --debug asks for one (`cli_common.Main`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from typing import TextIO
 
 import click
@@ -30,16 +30,17 @@ from .cli_common import (
     set_debug,
 )
 from .cli_common import fail as _fail
+from .inputs import NoCaptures, expand
 from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, CaptureError, Config, Setup, open_capture
 from .progress import ProgressView
 from .progress import wanted as progress_wanted
 from .report.console import render
-from .report.csvout import CsvWriter
-from .report.findings import write_findings
-from .report.jsonl import JsonlWriter
+from .report.findings import TOP_FINDINGS, write_findings
 from .report.recordfile import OutputError
 from .report.servers import ServerInventory, write_servers
+from .report.sinks import FORMATS, SINKS, TABLE_FORMATS, Sink
+from .report.sqlite import SchemaError
 from .report.summary import Summary
 from .sanitize import clean_text
 from .services import load_services
@@ -55,9 +56,12 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("captures", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["console", "jsonl", "csv"]), default="console",
-              show_default=True, help="console: findings and summary; jsonl/csv: one flow record per row.")
+@click.argument("captures", nargs=-1)
+@click.option("-r", "--read", "read_files", multiple=True, metavar="FILE",
+              help="A capture to read, as tcpdump -r (repeatable; as well as or instead of CAPTURES).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="console", show_default=True,
+              help="console: findings and summary; " + "; ".join(f"{f.name}: {f.help}" for f in SINKS.values())
+              + ". --findings-only and --servers write console, jsonl or csv.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write records here, not stdout.")
 @click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
@@ -67,7 +71,11 @@ def main() -> None:
               help="Exit 1 when a finding reaches this severity.")
 @click.option("--max-flows", type=click.IntRange(min=16), default=DEFAULT_MAX_FLOWS, show_default=True,
               help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but errors (no progress); the console report shows the findings only "
+                   "(no totals, protocol table or capture counts).")
+@click.option("--all", "show_all", is_flag=True,
+              help=f"Console: show every finding, not the worst {TOP_FINDINGS} per server and kind.")
 @click.option("--servers", "servers_table", is_flag=True,
               help="Write the servers inventory (one row per server endpoint) instead of flow records.")
 @click.option("--findings-only", is_flag=True,
@@ -80,6 +88,7 @@ def main() -> None:
               help="Distribute captures (and shards of large ones) over the Dask cluster at this scheduler address.")
 def analyze(
     captures: tuple[str, ...],
+    read_files: tuple[str, ...],
     fmt: str,
     output: str | None,
     services_path: str | None,
@@ -88,15 +97,26 @@ def analyze(
     fail_on: str,
     max_flows: int,
     quiet: bool,
+    show_all: bool,
     servers_table: bool,
     findings_only: bool,
     baseline_path: str | None,
     workers: int,
     dask_address: str | None,
 ) -> None:
-    """Analyze pcap/pcapng CAPTURES ('-' reads standard input)."""
+    """Analyze pcap/pcapng CAPTURES (a directory: every capture in it; '-' reads standard input)."""
     if servers_table and findings_only:
         _fail("--servers and --findings-only each replace the output; give one")
+    if (servers_table or findings_only) and fmt not in TABLE_FORMATS:
+        _fail(f"--{'servers' if servers_table else 'findings-only'} writes {', '.join(TABLE_FORMATS)}, not {fmt}")
+    if fmt in SINKS and SINKS[fmt].needs_path and not (servers_table or findings_only) and not output:
+        _fail(f"--format {fmt} writes a file: give it with -o FILE")
+    if not captures and not read_files:
+        _fail("no capture given (CAPTURES or -r FILE)")
+    try:
+        paths = expand((*read_files, *captures))
+    except NoCaptures as exc:
+        _fail(str(exc))
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
                     max_flows=max_flows)
     setup = load_setup(config)
@@ -108,9 +128,9 @@ def analyze(
     summary = Summary()
     inventory = ServerInventory() if servers_table else None
     errors: list[str] = []
+    view = _View(fmt, servers_table, findings_only, quiet, None if show_all else TOP_FINDINGS)
     try:
-        _analyze(captures, fmt, output, config, setup, summary, inventory, errors, servers_table, findings_only,
-                 quiet, workers, dask_address)
+        _analyze(tuple(paths), output, config, setup, summary, inventory, errors, view, workers, dask_address)
     except OutputError as exc:  # a full disk: what was written ends at a record boundary
         errors.append(os_error_text(exc))
     for e in errors:
@@ -120,18 +140,43 @@ def analyze(
     sys.exit(EXIT_FINDINGS if summary.reaches(fail_on) else EXIT_OK)
 
 
-def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Config, setup: Setup,
-             summary: Summary, inventory: ServerInventory | None, errors: list[str], servers_table: bool,
-             findings_only: bool, quiet: bool, workers: int, dask_address: str | None) -> None:
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What `analyze` writes: the format, which table (if any), and the console's options."""
+
+    fmt: str
+    servers_table: bool
+    findings_only: bool
+    quiet: bool
+    top: int | None
+
+    @property
+    def tables(self) -> bool:
+        return self.servers_table or self.findings_only
+
+
+def _open_sink(stack: ExitStack, view: _View, output: str | None) -> Sink | None:
+    if view.tables or view.fmt not in SINKS:
+        return None
+    fmt = SINKS[view.fmt]
+    if fmt.open_path is not None:
+        assert output is not None  # checked in analyze()
+        try:
+            return fmt.open_path(output)
+        except (OSError, SchemaError) as exc:
+            _fail(f"{output}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+    assert fmt.open_stream is not None
+    return fmt.open_stream(open_output(stack, output, records=True))
+
+
+def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setup: Setup, summary: Summary,
+             inventory: ServerInventory | None, errors: list[str], view_opts: _View, workers: int,
+             dask_address: str | None) -> None:
+    fmt, quiet = view_opts.fmt, view_opts.quiet
     with ExitStack() as stack:
-        out: TextIO = open_output(stack, output, records=fmt != "console")
-        sink: Callable[[FlowRecord], None]
-        writer: JsonlWriter | CsvWriter | None = None
-        tables = servers_table or findings_only
-        if fmt == "jsonl" and not tables:
-            writer = JsonlWriter(out)
-        elif fmt == "csv" and not tables:
-            writer = CsvWriter(out)
+        writer = _open_sink(stack, view_opts, output)
+        # The console report and the tables go to stdout (or -o) once something was read.
+        out: TextIO | None = None if writer is not None else open_output(stack, output, records=fmt != "console")
 
         def sink(rec: FlowRecord) -> None:
             try:
@@ -148,6 +193,7 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
 
         stats_all = []
         names = []
+        read_any = False  # a capture was opened and read (even if it ended early): a report is due
         show_progress = progress_wanted(quiet)
         spread = bool(dask_address)
         if spread:
@@ -160,6 +206,7 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
                     names.append(res.name)
                     stats_all.append(res.stats)
                     errors.extend(res.errors)
+                    read_any = read_any or bool(res.stats.packets)
             except ParallelError as exc:
                 _fail(str(exc))
             except KeyboardInterrupt:
@@ -200,18 +247,22 @@ def _analyze(captures: tuple[str, ...], fmt: str, output: str | None, config: Co
                 errors.append(stats.error)
             elif stats.packets and stats.unsupported_link == stats.packets:
                 errors.append(f"{capture.name}: unsupported link type, no packet could be decoded")
+            # A capture that failed before its first packet (empty, not a capture) was not read.
+            read_any = read_any or bool(stats.packets) or not stats.error
         errors.extend(sink_failed)
         if view is not None:
             view.close()  # before the report: a live display would redraw over it on a shared terminal
         if writer is not None:
             writer.close()
+        if out is None or not read_any:
+            return  # nothing read: nothing that looks like a (clean) report
         if inventory is not None:
             write_servers(inventory, fmt, out)
-        elif findings_only:
-            write_findings(summary.sorted_groups(), fmt, out)
+        elif view_opts.findings_only:
+            write_findings(summary.sorted_groups(), fmt, out, summary.counts())
         elif fmt == "console":
             console = Console(file=out, highlight=False, soft_wrap=False)
-            render(console, summary, _total(stats_all), names)
+            render(console, summary, _total(stats_all), names, top=view_opts.top, quiet=quiet)
 
 
 def _total(all_stats: list[CaptureStats]) -> CaptureStats:
@@ -241,6 +292,8 @@ def services(query: str, services_path: str | None, transport: str | None) -> No
                 meaning.setdefault((n.lower(), t), set()).add(sig.protocol)
     if query.isdigit():
         port = int(query)
+        if not 0 <= port <= 65535:
+            raise click.BadParameter(f"{clean_text(query, 64)}: a port is 0..65535", param_hint="QUERY")
         entries = [e for t in ("tcp", "udp") if transport in (None, t) for e in db.by_port(port, t)]
     else:
         entries = db.by_name(query, transport)

@@ -4,15 +4,18 @@ Every reader (jsonl, csv, parquet, SQLite) and `analyze` ends in `flows_frame`, 
 built from any source has the same columns and dtypes, and `findings_frame`, `servers_frame` and
 `summary_frame` derive from it.
 
-Flows (`flows_frame`), one row per flow, the columns of DESIGN.md's output schema in its order:
+Flows (`flows_frame`), one row per flow, `report.schema.FLOW_COLUMNS` in their order (docs/schema.md):
 
 =============================  =========================================================================
 column                         dtype
 =============================  =========================================================================
+flow_id                        ``string`` (a number from analyze, ``run-id`` prefixed from the monitor)
+community_id                   ``string``, Community ID v1
 pcap                           ``string`` (``<NA>`` for live traffic)
 ts_start, ts_end               ``datetime64[ns, UTC]``, rounded to the microsecond (pcap resolution);
                                ``NaT`` for a time outside 1677..2262, whose epoch seconds (float) are
                                then in ``meta['time_out_of_range']`` (``{'ts_start': s, 'ts_end': s}``)
+duration                       ``float64``, seconds
 transport                      ``category`` [tcp, udp]
 src_ip, dst_ip                 ``string``
 src_port, dst_port             ``int32``
@@ -20,7 +23,8 @@ orientation                    ``category`` [handshake, inferred]
 protocol                       ``category``, the protocols present, sorted
 confidence                     ``float64``
 assigned                       ``object``: list of service names (possibly empty)
-packets_c2s .. bytes_s2c       ``int64``
+packets_c2s .. bytes_s2c       ``int64`` (bytes: transport payload, as Zeek's orig_bytes)
+state, history                 ``string``, Zeek's conn_state and history
 meta                           ``object``: dict of metadata (sni, ja3, ssh_server, client_head ...)
 findings                       ``object``: list of ``{kind, severity, message}`` dicts
 =============================  =========================================================================
@@ -40,18 +44,23 @@ import numpy as np
 import pandas as pd
 
 from .model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
+from .report.schema import (
+    COUNTER_COLUMNS,
+    FLOW_COLUMNS,
+    PORT_COLUMNS,
+    SERVER_COLUMNS,
+    SERVER_FRAME_EXTRA,
+    TIME_COLUMNS,
+    server_label,
+)
+from .report.schema import (
+    FINDING_COLUMNS as SUMMARY_COLUMNS,
+)
 from .report.servers import ServerInventory
+from .report.summary import Summary
 from .sanitize import MAX_TEXT, clean_text
 
-FLOW_COLUMNS: tuple[str, ...] = (
-    "pcap", "ts_start", "ts_end", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "orientation",
-    "protocol", "confidence", "assigned", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "meta",
-    "findings",
-)
-TIME_COLUMNS = ("ts_start", "ts_end")
-PORT_COLUMNS = ("src_port", "dst_port")
-COUNTER_COLUMNS = ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c")
-STRING_COLUMNS = ("pcap", "src_ip", "dst_ip")
+STRING_COLUMNS = ("flow_id", "community_id", "pcap", "src_ip", "dst_ip", "state", "history")
 TRANSPORTS = ("tcp", "udp")
 ORIENTATIONS = ("handshake", "inferred")
 TIME_DTYPE = "datetime64[ns, UTC]"
@@ -195,8 +204,8 @@ def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             data[name] = np.asarray(values, dtype="int64").astype("int32")
         elif name in COUNTER_COLUMNS:
             data[name] = np.asarray(values, dtype="int64")
-        elif name == "confidence":
-            data[name] = np.asarray(values, dtype="float64")
+        elif name in ("confidence", "duration"):
+            data[name] = np.asarray([np.nan if v is None else v for v in values], dtype="float64")
         elif name == "assigned":
             data[name] = _object([_assigned(v) for v in values])
         elif name == "meta":
@@ -245,10 +254,6 @@ def findings_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([head, rest], axis=1)
 
 
-def server_label(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _max_severity(findings: Iterable[list[dict[str, str]]]) -> str | None:
     best: str | None = None
     for fl in findings:
@@ -275,15 +280,16 @@ def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFram
     row per server endpoint that took part in a flow (a SYN answered by RST makes no server); with
     `per_capture`, one per capture and endpoint, with a ``pcap`` column first.
 
-    Columns: ``server`` (string, ``ip:port``), ``server_ip`` (string), ``port`` (int32), ``transport``
-    (category), ``protocol`` (category, the most frequent detected protocol), ``protocols`` (string,
-    every detected protocol, most frequent first, joined by ``,``), ``assigned`` (string,
-    space-joined service names), ``clients`` (int64; ``clients_capped``, bool, says the count stopped
-    at the inventory's bound), ``flows``, ``bytes_c2s``, ``bytes_s2c`` (int64),
-    ``first_seen``/``last_seen`` (UTC datetimes), and from the flows' findings and metadata:
-    ``max_severity`` (ordered category, ``<NA>`` without findings), ``kinds`` (string, finding kinds
-    joined by ``,``), ``identity`` (string: the first of ssh_server, banner, sni, http_server,
-    http_host, dns_query). Ordered as the inventory orders them: port, transport, address.
+    Columns: `schema.SERVER_COLUMNS` as every servers output names them: ``dst_ip`` (string),
+    ``dst_port`` (int32), ``transport`` (category), ``protocols`` (object: list of every detected
+    protocol, most frequent first), ``assigned`` (object: list of service names), ``clients`` (int64;
+    ``clients_capped``, bool, says the count stopped at the inventory's bound), ``flows``,
+    ``bytes_c2s``, ``bytes_s2c`` (int64), ``first_seen``/``last_seen`` (UTC datetimes); then
+    ``server`` (string, ``ip:port``), ``protocol`` (category, the most frequent detected protocol),
+    and from the flows' findings and metadata: ``max_severity`` (ordered category, ``<NA>`` without
+    findings), ``kinds`` (string, finding kinds joined by ``,``), ``identity`` (string: the first of
+    ssh_server, banner, sni, http_server, http_host, dns_query). Ordered as the inventory orders
+    them: port, transport, address.
     """
     groups = flows.groupby("pcap", dropna=False, sort=True) if per_capture and len(flows) else [(None, flows)]
     rows = []
@@ -300,83 +306,89 @@ def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFram
             if x["id"] is None:
                 x["id"] = next((rec.meta[k] for k in IDENTITY_KEYS if rec.meta.get(k)), None)
         for r in inventory.rows():
-            x = extras[(r["server_ip"], r["port"], r["transport"])]
+            x = extras[(r["dst_ip"], r["dst_port"], r["transport"])]
             rows.append({**r, "pcap": None if pcap is None or pcap is pd.NA or pcap != pcap else pcap,
-                         "server": server_label(r["server_ip"], r["port"]), "kinds": ",".join(sorted(x["kinds"])),
+                         "server": server_label(r["dst_ip"], r["dst_port"]), "kinds": ",".join(sorted(x["kinds"])),
                          "max_severity": x["sev"], "identity": x["id"]})
-
-    def col(name: str) -> list[Any]:
-        return [r[name] for r in rows]
-
-    out = pd.DataFrame({
-        "pcap": pd.array(col("pcap"), dtype="string"),
-        "server": pd.array(col("server"), dtype="string"),
-        "server_ip": pd.array(col("server_ip"), dtype="string"),
-        "port": np.asarray(col("port"), dtype="int32"),
-        "transport": _categorical(col("transport"), TRANSPORTS),
-        "protocol": _categorical([r["protocols"][0] for r in rows]),
-        "protocols": pd.array([",".join(r["protocols"]) for r in rows], dtype="string"),
-        "assigned": pd.array([" ".join(r["assigned"]) for r in rows], dtype="string"),
-        "clients": np.asarray(col("clients"), dtype="int64"),
-        "clients_capped": np.asarray(col("clients_capped"), dtype="bool"),
-        "flows": np.asarray(col("flows"), dtype="int64"),
-        "bytes_c2s": np.asarray(col("bytes_c2s"), dtype="int64"),
-        "bytes_s2c": np.asarray(col("bytes_s2c"), dtype="int64"),
-        "first_seen": epoch_to_utc(col("first_seen")).array,
-        "last_seen": epoch_to_utc(col("last_seen")).array,
-        "max_severity": pd.Categorical(col("max_severity"), dtype=SEVERITY_DTYPE),
-        "kinds": pd.array(col("kinds"), dtype="string"),
-        "identity": pd.array(col("identity"), dtype="string"),
-    })
+    out = servers_table(rows)
+    out.insert(0, "pcap", pd.array([r["pcap"] for r in rows], dtype="string"))
     return out if per_capture else out.drop(columns=["pcap"])
 
 
-def _worst_first(frame: pd.DataFrame, severity: str, count: str) -> pd.DataFrame:
-    rank = frame[severity].cat.codes  # -1 for <NA>: sorts after every severity
-    order = np.lexsort((-frame[count].to_numpy(), -rank.to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
+def servers_table(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Servers rows (`schema.SERVER_COLUMNS`, as `--servers` jsonl/csv and baselines hold them) to the
+    DataFrame `servers_frame` returns; the derived columns are computed when the rows lack them."""
+
+    def col(name: str) -> list[Any]:
+        return [r.get(name) for r in rows]
+
+    def num(name: str) -> list[Any]:  # counters a hand-written baseline may leave out
+        return [r.get(name) or 0 for r in rows]
+
+    protocols = [_assigned(r.get("protocols")) for r in rows]
+    return pd.DataFrame({
+        "dst_ip": pd.array(col("dst_ip"), dtype="string"),
+        "dst_port": np.asarray(col("dst_port"), dtype="int64").astype("int32"),
+        "transport": _categorical(col("transport"), TRANSPORTS),
+        "protocols": _object(protocols),
+        "assigned": _object([_assigned(v) for v in col("assigned")]),
+        "clients": np.asarray(num("clients"), dtype="int64"),
+        "clients_capped": np.asarray([bool(v) and v not in ("False", "false", "0") for v in col("clients_capped")],
+                                     dtype="bool"),
+        "flows": np.asarray(num("flows"), dtype="int64"),
+        "bytes_c2s": np.asarray(num("bytes_c2s"), dtype="int64"),
+        "bytes_s2c": np.asarray(num("bytes_s2c"), dtype="int64"),
+        "first_seen": _times(col("first_seen")).array,
+        "last_seen": _times(col("last_seen")).array,
+        "server": pd.array([r.get("server") or server_label(str(r["dst_ip"]), int(r["dst_port"])) for r in rows],
+                           dtype="string"),
+        "protocol": _categorical([p[0] if p else "unknown" for p in protocols]),
+        "max_severity": pd.Categorical(col("max_severity"), dtype=SEVERITY_DTYPE),
+        "kinds": pd.array(col("kinds"), dtype="string"),
+        "identity": pd.array(col("identity"), dtype="string"),
+    })[[*SERVER_COLUMNS, *SERVER_FRAME_EXTRA]]
 
 
 def summary_frame(flows: pd.DataFrame) -> pd.DataFrame:
-    """Findings deduplicated per (server, transport, kind), as the console report shows them.
+    """Findings per (server, transport, kind, protocol), worst first: the console report's and
+    ``--findings-only``'s rows, from the same aggregation (`report.summary.Summary`).
 
-    Columns: ``severity`` (ordered category, the worst of the group), ``kind`` (category),
-    ``server`` (string ``ip:port``), ``transport`` (category), ``protocol`` (category), ``flows``
-    and ``clients`` (int64), ``first_seen``/``last_seen`` (UTC datetimes), ``message`` (string, of
-    the worst finding). Sorted worst first, then by number of flows.
+    Columns (`schema.FINDING_COLUMNS`): ``severity`` (ordered category, the worst of the group),
+    ``kind`` (category), ``dst_ip`` (string), ``dst_port`` (int32), ``transport`` (category),
+    ``protocol`` (category), ``flows`` and ``clients`` (int64), ``clients_capped`` (bool),
+    ``first_seen``/``last_seen`` (UTC datetimes), ``message`` (string, of the worst finding), then
+    ``server`` (string ``ip:port``).
     """
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for row in flows.itertuples(index=False):
-        server = server_label(row.dst_ip, int(row.dst_port))
-        for f in row.findings:
-            key = (server, str(row.transport), f["kind"])
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = {
-                    "severity": f["severity"], "kind": f["kind"], "server": server, "transport": str(row.transport),
-                    "protocol": str(row.protocol), "flows": 0, "clients": set(), "first_seen": row.ts_start,
-                    "last_seen": row.ts_end, "message": f["message"],
-                }
-            g["flows"] += 1
-            g["clients"].add(row.src_ip)
-            g["first_seen"] = min(g["first_seen"], row.ts_start)
-            g["last_seen"] = max(g["last_seen"], row.ts_end)
-            if SEVERITY_RANK.get(f["severity"], -1) > SEVERITY_RANK.get(g["severity"], -1):
-                g["severity"], g["message"] = f["severity"], f["message"]
-    rows = list(groups.values())
+    summary = Summary()
+    for rec in _records(flows):
+        summary.add(rec)
+    return findings_table([g.as_row() for g in summary.sorted_groups()])
+
+
+def findings_table(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Findings rows (`schema.FINDING_COLUMNS`, as `--findings-only` jsonl/csv hold them) to the
+    DataFrame `summary_frame` returns, in the order given."""
+
+    def col(name: str) -> list[Any]:
+        return [r.get(name) for r in rows]
+
     out = pd.DataFrame({
-        "severity": pd.Categorical([r["severity"] for r in rows], dtype=SEVERITY_DTYPE),
-        "kind": _categorical([r["kind"] for r in rows]),
-        "server": pd.array([r["server"] for r in rows], dtype="string"),
-        "transport": _categorical([r["transport"] for r in rows], TRANSPORTS),
-        "protocol": _categorical([r["protocol"] for r in rows]),
-        "flows": np.asarray([r["flows"] for r in rows], dtype="int64"),
-        "clients": np.asarray([len(r["clients"]) for r in rows], dtype="int64"),
-        "first_seen": pd.Series([r["first_seen"] for r in rows], dtype=TIME_DTYPE).array,
-        "last_seen": pd.Series([r["last_seen"] for r in rows], dtype=TIME_DTYPE).array,
-        "message": pd.array([r["message"] for r in rows], dtype="string"),
+        "severity": pd.Categorical(col("severity"), dtype=SEVERITY_DTYPE),
+        "kind": _categorical(col("kind")),
+        "dst_ip": pd.array(col("dst_ip"), dtype="string"),
+        "dst_port": np.asarray(col("dst_port"), dtype="int64").astype("int32"),
+        "transport": _categorical(col("transport"), TRANSPORTS),
+        "protocol": _categorical(col("protocol")),
+        "flows": np.asarray(col("flows"), dtype="int64"),
+        "clients": np.asarray(col("clients"), dtype="int64"),
+        "clients_capped": np.asarray([bool(v) and v not in ("False", "false", "0") for v in col("clients_capped")],
+                                     dtype="bool"),
+        "first_seen": _times(col("first_seen")).array,
+        "last_seen": _times(col("last_seen")).array,
+        "message": pd.array([None if v is None else safe_text(str(v)) for v in col("message")], dtype="string"),
+        "server": pd.array([server_label(str(r["dst_ip"]), int(r["dst_port"])) for r in rows], dtype="string"),
     })
-    return _worst_first(out, "severity", "flows")
+    return out[[*SUMMARY_COLUMNS, "server"]]
 
 
 def _column(flows: pd.DataFrame, name: str) -> list[Any]:
@@ -391,7 +403,7 @@ def _column(flows: pd.DataFrame, name: str) -> list[Any]:
             if r is not None:
                 seconds[i] = r  # a time out of the datetime range: the seconds the capture gave
         return seconds.tolist()
-    if name in PORT_COLUMNS or name in COUNTER_COLUMNS or name == "confidence":
+    if name in PORT_COLUMNS or name in COUNTER_COLUMNS or name in ("confidence", "duration"):
         return col.to_numpy().tolist()
     if name in ("assigned", "meta", "findings"):
         return col.tolist()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _core
+from . import _core, tunnels
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -109,10 +109,11 @@ def to_record(raw: dict[str, Any], setup: Setup) -> FlowRecord:
         pcap=raw.get("pcap"),
         flow_id=raw.get("flow_id"),
         community_id=raw.get("community_id"),
-        duration=raw.get("duration", raw["ts_end"] - raw["ts_start"]),
+        duration=round(raw.get("duration", raw["ts_end"] - raw["ts_start"]), 6),
         state=raw.get("state"),
         history=raw.get("history"),
     )
+    tunnels.annotate(rec.protocol, rec.transport, rec.meta)  # meta.tunnel_contents (issue 20)
     rec.findings = evaluate(rec, setup.ctx)
     return rec
 

@@ -23,6 +23,20 @@ MISMATCH_KINDS = frozenset({"port-mismatch", "tunnel", "cleartext-on-secure-port
 MISMATCH_COLOR = "#d62728"
 FITTING_COLOR = "#1f77b4"
 FINDING_COLOR = "#ff7f0e"
+UNASSIGNED_COLOR = "#8c8c8c"
+BYTE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def human_bytes(value: float, _pos: object = None) -> str:
+    """``1.5 MB`` (decimal units, as ``ls --si``): a byte axis's tick labels, never ``1e8``."""
+    if value <= 0:
+        return "0" if value == 0 else ""
+    unit = 0
+    while value >= 1000 and unit < len(BYTE_UNITS) - 1:
+        value /= 1000
+        unit += 1
+    text = f"{value:.1f}".rstrip("0").rstrip(".") if value < 10 else f"{value:.0f}"
+    return f"{text} {BYTE_UNITS[unit]}"
 
 
 def _flows(data: Analysis | pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +64,8 @@ def mismatched(flows: pd.DataFrame) -> pd.Series:
 
 def protocol_vs_port(data: Analysis | pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Detected protocol (y) against server port (x), one marker per (port, transport, protocol),
-    its area growing with the number of flows; combinations with a mismatch finding in red."""
+    its area growing with the number of flows; combinations with a mismatch finding in red, those on
+    a port /etc/services assigns nothing to in grey (there is nothing to fit)."""
     flows = _flows(data)
     ax = _axes(ax)
     if flows.empty:
@@ -61,9 +76,10 @@ def protocol_vs_port(data: Analysis | pd.DataFrame, ax: Axes | None = None) -> A
         "transport": flows["transport"].astype(str),
         "protocol": flows["protocol"].astype(str),
         "mismatch": mismatched(flows),
+        "assigned": flows["assigned"].map(lambda a: bool(len(a))).astype(bool),
     })
     groups = frame.groupby(["port", "transport", "protocol"], sort=True).agg(
-        flows=("mismatch", "size"), mismatch=("mismatch", "any")).reset_index()
+        flows=("mismatch", "size"), mismatch=("mismatch", "any"), assigned=("assigned", "any")).reset_index()
     ports = sorted({(int(p), t) for p, t in zip(groups["port"], groups["transport"], strict=True)})
     protocols = sorted(set(groups["protocol"]))
     xpos = {pt: i for i, pt in enumerate(ports)}
@@ -71,8 +87,11 @@ def protocol_vs_port(data: Analysis | pd.DataFrame, ax: Axes | None = None) -> A
     x = np.array([xpos[(int(p), t)] for p, t in zip(groups["port"], groups["transport"], strict=True)])
     y = np.array([ypos[p] for p in groups["protocol"]])
     sizes = 40 + 160 * np.sqrt(groups["flows"].to_numpy() / groups["flows"].max())
-    for flag, color, label in ((False, FITTING_COLOR, "fits the port"), (True, MISMATCH_COLOR, "mismatch")):
-        sel = (groups["mismatch"] == flag).to_numpy()
+    mismatch = groups["mismatch"].to_numpy()
+    assigned = groups["assigned"].to_numpy()
+    for sel, color, label in ((~mismatch & assigned, FITTING_COLOR, "fits the port"),
+                              (~mismatch & ~assigned, UNASSIGNED_COLOR, "port unassigned"),
+                              (mismatch, MISMATCH_COLOR, "mismatch")):
         if sel.any():
             ax.scatter(x[sel], y[sel], s=sizes[sel], c=color, label=label, alpha=0.85, edgecolors="black",
                        linewidths=0.5, zorder=3)
@@ -115,6 +134,9 @@ def timeline(data: Analysis | pd.DataFrame, freq: str | None = None, ax: Axes | 
     ax.bar(per_flow.index, per_flow.to_numpy(), width=width, align="edge", color=FITTING_COLOR, alpha=0.6,
            label="flows")
     ax.step(nfind.index, nfind.to_numpy(), where="post", color=MISMATCH_COLOR, linewidth=2, label="findings")
+    # where="post" draws each value from its bin's start to the next point, so the last bin would have
+    # no line: draw its value across it too.
+    ax.hlines(nfind.to_numpy()[-1], nfind.index[-1], nfind.index[-1] + width, color=MISMATCH_COLOR, linewidth=2)
     ax.set_xlabel(f"time (UTC), bins of {freq}")
     ax.set_ylabel("count")
     ax.set_title("Flows and findings over time")
@@ -124,7 +146,9 @@ def timeline(data: Analysis | pd.DataFrame, freq: str | None = None, ax: Axes | 
 
 
 def bytes_by_protocol(data: Analysis | pd.DataFrame, ax: Axes | None = None, log: bool = False) -> Axes:
-    """Bytes per detected protocol, client-to-server and server-to-client stacked, largest on top."""
+    """Bytes per detected protocol (transport payload), client-to-server and server-to-client stacked,
+    largest on top; with `log`, a log axis and the two directions side by side (stacking on a log
+    scale would misstate the second bar). Ticks read B, KB, MB, GB."""
     flows = _flows(data)
     ax = _axes(ax)
     if flows.empty:
@@ -134,12 +158,21 @@ def bytes_by_protocol(data: Analysis | pd.DataFrame, ax: Axes | None = None, log
               .groupby("protocol")[["bytes_c2s", "bytes_s2c"]].sum())
     totals = totals.loc[(totals["bytes_c2s"] + totals["bytes_s2c"]).sort_values().index]
     y = np.arange(len(totals))
-    ax.barh(y, totals["bytes_c2s"], color=FITTING_COLOR, label="client → server")
-    ax.barh(y, totals["bytes_s2c"], left=totals["bytes_c2s"], color=FINDING_COLOR, label="server → client")
-    ax.set_yticks(y, [_text(p) for p in totals.index])
-    ax.set_xlabel("bytes (log scale)" if log else "bytes")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     if log:
+        h = 0.4
+        ax.barh(y - h / 2, totals["bytes_c2s"], height=h, color=FITTING_COLOR, label="client → server")
+        ax.barh(y + h / 2, totals["bytes_s2c"], height=h, color=FINDING_COLOR, label="server → client")
         ax.set_xscale("log")
+    else:
+        ax.barh(y, totals["bytes_c2s"], color=FITTING_COLOR, label="client → server")
+        ax.barh(y, totals["bytes_s2c"], left=totals["bytes_c2s"], color=FINDING_COLOR, label="server → client")
+    ax.xaxis.set_major_formatter(FuncFormatter(human_bytes))
+    if log:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(y, [_text(p) for p in totals.index])
+    ax.set_xlabel("payload bytes (log scale)" if log else "payload bytes")
     ax.set_title("Bytes by protocol")
     ax.legend(loc="lower right", fontsize=8)
     return ax

@@ -97,10 +97,10 @@ def _classify(engine: Engine, port: int, sent: bytes, got: bytes) -> dict[str, A
     """The core's verdict on what a listener answered (alone, then with what was sent), or None."""
     if not got:
         return None
-    alone = engine.classify("tcp", [], [got], port, final=True)
+    alone = engine.classify("tcp", [], [got], port, final_=True)
     if alone is None or not alone["known"]:
         return None
-    both = engine.classify("tcp", [sent] if sent else [], [got], port, final=True)
+    both = engine.classify("tcp", [sent] if sent else [], [got], port, final_=True)
     if both is not None and both["known"] and both["protocol"] == alone["protocol"]:
         return both
     return alone
@@ -117,7 +117,7 @@ def _result(engine: Engine, port: int, step: str, sent: bytes, got: bytes) -> di
     if decision["evidence"]:
         meta["evidence"] = decision["evidence"]
     banner = _banner_text(got)
-    if banner and decision.protocol not in ("ssh", "tls"):
+    if banner and decision["protocol"] not in ("ssh", "tls"):
         meta.setdefault("banner", banner)
     return meta
 

@@ -1,19 +1,22 @@
 """CSV sink. Cells are neutralised against formula injection: a spreadsheet evaluates a cell that
-starts with = + - @ (or a tab/CR), and every text cell here may hold attacker bytes."""
+starts with = + - @ (or a tab/CR), and every text cell here may hold attacker bytes.
+
+Columns (`schema.CSV_FLOW_COLUMNS`): the flow record's, then the metadata analysts filter on as
+flat columns (`schema.META_COLUMNS`: sni, alpn, ja3, ja4, ...; empty when absent), ``findings``
+(JSON) and the whole ``meta`` (JSON) last. ``assigned`` is one cell joined by `schema.LIST_SEP`.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..model import FlowRecord
+from .schema import CSV_FLOW_COLUMNS, META_COLUMNS, join_list
 
-COLUMNS = (
-    "pcap", "ts_start", "ts_end", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "orientation",
-    "protocol", "confidence", "assigned", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "meta",
-    "findings",
-)
+COLUMNS = CSV_FLOW_COLUMNS
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -23,13 +26,25 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def flat_row(rec: FlowRecord) -> dict[str, Any]:
-    d = rec.as_dict()
-    d["assigned"] = " ".join(d["assigned"])
-    d["meta"] = json.dumps(d["meta"], ensure_ascii=False, sort_keys=True)
-    d["findings"] = json.dumps(d["findings"], ensure_ascii=False)
-    d.setdefault("pcap", "")
-    return {k: safe_cell(d[k]) for k in COLUMNS}
+def _flat(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)  # alpn: h2,http/1.1
+    if isinstance(value, Mapping):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def flat_row(rec: FlowRecord | Mapping[str, Any]) -> dict[str, Any]:
+    d = rec.as_dict() if isinstance(rec, FlowRecord) else dict(rec)
+    meta = d.get("meta") or {}
+    for key in META_COLUMNS:
+        d[key] = _flat(meta.get(key))
+    d["assigned"] = join_list(d.get("assigned"))
+    d["meta"] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    d["findings"] = json.dumps(d.get("findings") or [], ensure_ascii=False)
+    return {k: safe_cell("" if d.get(k) is None else d[k]) for k in COLUMNS}
 
 
 class CsvWriter:

@@ -1,6 +1,7 @@
 """Parquet sink: flow records in columnar form, for pandas, DuckDB, Polars or Spark.
 
-Arrow schema (`SCHEMA`), one row per flow, DESIGN.md's columns in its order:
+Arrow schema (`SCHEMA`), one row per flow, `schema.FLOW_COLUMNS` in their order
+(``flow_id`` as text, since the monitor's ids are):
 ``ts_start``/``ts_end`` are ``timestamp[us, UTC]`` (pcap resolution), ports ``int32``, counters
 ``int64``, ``assigned`` a ``list<string>``, ``findings`` a ``list<struct<kind, severity, message>>``
 and ``meta`` JSON text (its keys differ from protocol to protocol, which a struct column cannot
@@ -20,29 +21,36 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..model import FlowRecord
+from .schema import FLOW_COLUMNS
 
 ROW_GROUP = 8192
 FINDING_TYPE = pa.struct([("kind", pa.string()), ("severity", pa.string()), ("message", pa.string())])
-SCHEMA = pa.schema([
-    ("pcap", pa.string()),
-    ("ts_start", pa.timestamp("us", tz="UTC")),
-    ("ts_end", pa.timestamp("us", tz="UTC")),
-    ("transport", pa.string()),
-    ("src_ip", pa.string()),
-    ("src_port", pa.int32()),
-    ("dst_ip", pa.string()),
-    ("dst_port", pa.int32()),
-    ("orientation", pa.string()),
-    ("protocol", pa.string()),
-    ("confidence", pa.float64()),
-    ("assigned", pa.list_(pa.string())),
-    ("packets_c2s", pa.int64()),
-    ("packets_s2c", pa.int64()),
-    ("bytes_c2s", pa.int64()),
-    ("bytes_s2c", pa.int64()),
-    ("meta", pa.string()),
-    ("findings", pa.list_(FINDING_TYPE)),
-])
+_TYPES = {
+    "flow_id": pa.string(),  # a number from analyze, text from the monitor (run id prefix): text here
+    "community_id": pa.string(),
+    "pcap": pa.string(),
+    "ts_start": pa.timestamp("us", tz="UTC"),
+    "ts_end": pa.timestamp("us", tz="UTC"),
+    "duration": pa.float64(),
+    "transport": pa.string(),
+    "src_ip": pa.string(),
+    "src_port": pa.int32(),
+    "dst_ip": pa.string(),
+    "dst_port": pa.int32(),
+    "orientation": pa.string(),
+    "protocol": pa.string(),
+    "confidence": pa.float64(),
+    "assigned": pa.list_(pa.string()),
+    "packets_c2s": pa.int64(),
+    "packets_s2c": pa.int64(),
+    "bytes_c2s": pa.int64(),
+    "bytes_s2c": pa.int64(),
+    "state": pa.string(),
+    "history": pa.string(),
+    "meta": pa.string(),
+    "findings": pa.list_(FINDING_TYPE),
+}
+SCHEMA = pa.schema([(name, _TYPES[name]) for name in FLOW_COLUMNS])  # schema.py's columns, in its order
 
 
 _INT64 = 2**63
@@ -77,6 +85,8 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
                 v = json.dumps(v, ensure_ascii=False, sort_keys=True)
             elif name == "assigned":
                 v = list(v or [])
+            elif name == "flow_id":
+                v = None if v is None else str(v)
             elif name == "findings":
                 v = [{k: f[k] for k in ("kind", "severity", "message")} for f in v or ()]
             cols[name].append(v)

@@ -18,18 +18,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..model import FlowRecord
 from .csvout import safe_cell
-from .findings import when
+from .findings import human_bytes, plural, span, when
+from .schema import SERVER_COLUMNS, join_list, server_label
 
 MAX_CLIENTS = 4096
 MAX_PROTOCOLS = 8
-COLUMNS = ("server_ip", "port", "transport", "protocols", "assigned", "clients", "flows", "bytes_c2s", "bytes_s2c",
-           "first_seen", "last_seen")
+COLUMNS = SERVER_COLUMNS
 
 
 def is_server(rec: FlowRecord) -> bool:
@@ -59,10 +60,11 @@ class ServerEntry:
 
     def row(self) -> dict[str, Any]:
         return {
-            "server_ip": self.ip,
-            "port": self.port,
+            "dst_ip": self.ip,
+            "dst_port": self.port,
             "transport": self.transport,
-            "protocols": [p for p, _ in self.protocols.most_common()],
+            # most frequent first, ties by name: the same whatever order the flows came in
+            "protocols": [p for p, _ in sorted(self.protocols.items(), key=lambda kv: (-kv[1], kv[0]))],
             "assigned": list(self.assigned),
             "clients": len(self.clients),
             "clients_capped": self.clients_capped,
@@ -122,27 +124,45 @@ def write_servers(inv: ServerInventory, fmt: str, out: TextIO) -> None:
         writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            flat = dict(r, protocols=" ".join(r["protocols"]), assigned=" ".join(r["assigned"]),
-                        clients=f"{r['clients']}+" if r["clients_capped"] else r["clients"])
+            flat = dict(r, protocols=join_list(r["protocols"]), assigned=join_list(r["assigned"]))
             writer.writerow({k: safe_cell(v) for k, v in flat.items()})
     else:
-        console = Console(file=out, highlight=False, soft_wrap=False, width=max(Console(file=out).width, 140))
-        table = Table(title=f"Servers ({len(rows)})")
-        for name in ("server", "protocol", "/etc/services", "clients", "flows", "bytes c2s", "bytes s2c",
-                     "first seen (UTC)", "last seen (UTC)"):
-            table.add_column(name, justify="right" if name.startswith(("clients", "flows", "bytes")) else "left")
-        for r in rows:
-            ip = f"[{r['server_ip']}]" if ":" in r["server_ip"] else r["server_ip"]
-            table.add_row(
-                escape(f"{ip}:{r['port']}/{r['transport']}"),
-                escape(_protocols_text(r)),
-                escape(", ".join(r["assigned"]) or "-"),
-                f"{r['clients']}+" if r["clients_capped"] else str(r["clients"]),
-                str(r["flows"]),
-                str(r["bytes_c2s"]),
-                str(r["bytes_s2c"]),
-                when(r["first_seen"]),
-                when(r["last_seen"]),
-            )
-        console.print(table)
+        render_servers(Console(file=out, highlight=False, soft_wrap=False), rows)
     out.flush()
+
+
+WIDE = 130  # from this width on, first and last seen get columns of their own
+
+
+def render_servers(console: Console, rows: list[dict[str, Any]]) -> None:
+    """The servers table, fitting the console's width (80 columns included)."""
+    flows = sum(r["flows"] for r in rows)
+    console.print(f"[bold]Servers[/] ({len(rows):,}, {plural(flows, 'flow')})")
+    if rows:
+        console.print(span(min(r["first_seen"] for r in rows), max(r["last_seen"] for r in rows)))
+    wide = console.width >= WIDE
+    # Light borders and one bytes column: an IPv6 server and its protocol still fit 80 columns. The
+    # address is never cut; the protocol and /etc/services columns wrap when they must.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("server", no_wrap=True)
+    table.add_column("protocol", overflow="fold")
+    table.add_column("assigned", overflow="fold")  # what /etc/services names the port
+    table.add_column("clients", justify="right")
+    table.add_column("flows", justify="right")
+    table.add_column("bytes c2s/s2c", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("first seen (UTC)")
+        table.add_column("last seen (UTC)")
+    for r in rows:
+        cells = [
+            escape(f"{server_label(r['dst_ip'], r['dst_port'])}/{r['transport']}"),
+            escape(_protocols_text(r)),
+            escape(", ".join(r["assigned"]) or "-"),
+            f"{r['clients']:,}+" if r["clients_capped"] else f"{r['clients']:,}",
+            f"{r['flows']:,}",
+            f"{human_bytes(r['bytes_c2s'])}/{human_bytes(r['bytes_s2c'])}",
+        ]
+        if wide:
+            cells += [when(r["first_seen"]), when(r["last_seen"])]
+        table.add_row(*cells)
+    console.print(table)

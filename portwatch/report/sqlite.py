@@ -32,12 +32,12 @@ version 1 file is upgraded in place):
       ts          REAL          epoch seconds when it was reported  (indexed: findings_ts)
       ts_start    REAL          the flow's start                    (indexed: findings_ts_start)
       transport, src_ip, src_port, dst_ip, dst_port, protocol      the flow's columns
-      kind        TEXT          stable finding kind (DESIGN.md)
+      kind        TEXT          stable finding kind (docs/architecture.md)
       severity    TEXT          'info' | 'low' | 'medium' | 'high'
       message     TEXT
 
-Column names follow DESIGN.md's output schema, so `SELECT * FROM flows` has the DataFrame's
-columns plus `id` and `flow_id`. A finding reported live (as soon as its flow is classified)
+Column names follow report/schema.py (docs/schema.md), so `SELECT * FROM flows` has the DataFrame's
+columns plus `id`. A finding reported live (as soon as its flow is classified)
 is committed at once; flow rows are committed by `commit()` (the monitor does so a few times
 a second) and by `close()`.
 

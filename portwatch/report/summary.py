@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import SEVERITY_RANK, FlowRecord
+from .schema import server_label
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
 MAX_PROTOCOLS = 8
@@ -22,7 +23,8 @@ MAX_PROTOCOLS = 8
 class FindingGroup:
     kind: str
     severity: str
-    server: str
+    dst_ip: str
+    dst_port: int
     transport: str
     protocol: str
     message: str
@@ -37,17 +39,23 @@ class FindingGroup:
     MAX_CLIENTS = MAX_CLIENTS
 
     @property
+    def server(self) -> str:
+        return server_label(self.dst_ip, self.dst_port)
+
+    @property
     def client_count(self) -> str:
         return f"{len(self.clients)}+" if self.clients_capped else str(len(self.clients))
 
     def as_row(self) -> dict[str, Any]:
+        """The findings table's row (`schema.FINDING_COLUMNS`)."""
         return {
             "severity": self.severity,
             "kind": self.kind,
-            "server": self.server,
+            "dst_ip": self.dst_ip,
+            "dst_port": self.dst_port,
             "transport": self.transport,
-            "protocol": ",".join(self.protocols) or self.protocol,
-            "count": self.count,
+            "protocol": self.protocol,
+            "flows": self.count,
             "clients": len(self.clients),
             "clients_capped": self.clients_capped,
             "first_seen": self.first_seen,
@@ -57,35 +65,40 @@ class FindingGroup:
 
 
 def server_of(rec: FlowRecord) -> str:
-    return f"[{rec.dst_ip}]:{rec.dst_port}" if ":" in rec.dst_ip else f"{rec.dst_ip}:{rec.dst_port}"
+    return server_label(rec.dst_ip, rec.dst_port)
 
 
 @dataclass(slots=True)
 class Summary:
     flows: int = 0
     by_protocol: Counter[str] = field(default_factory=Counter)
-    groups: dict[tuple[str, str, str, str], FindingGroup] = field(default_factory=dict)
+    groups: dict[tuple[str, int, str, str, str], FindingGroup] = field(default_factory=dict)
     max_severity: str | None = None
+    first_seen: float = float("inf")
+    last_seen: float = float("-inf")
 
     def add(self, rec: FlowRecord) -> None:
         self.flows += 1
+        self.first_seen = min(self.first_seen, rec.ts_start)
+        self.last_seen = max(self.last_seen, rec.ts_end)
         self.by_protocol[rec.protocol] += 1
         if not rec.findings:
             return
-        server = server_of(rec)
         for f in rec.findings:
-            key = (server, rec.transport, f.kind, rec.protocol)  # SSH and HTTP on one port: two lines
+            # SSH and HTTP on one port: two lines (the console, --findings-only and Analysis.summary())
+            key = (rec.dst_ip, rec.dst_port, rec.transport, f.kind, rec.protocol)
             g = self.groups.get(key)
             if g is None:
                 g = self.groups[key] = FindingGroup(
-                    f.kind, f.severity, server, rec.transport, rec.protocol, f.message, 0, rec.ts_start, rec.ts_end
+                    f.kind, f.severity, rec.dst_ip, rec.dst_port, rec.transport, rec.protocol, f.message, 0,
+                    rec.ts_start, rec.ts_end,
                 )
             g.count += 1
             g.by_severity[f.severity] += 1
             g.first_seen = min(g.first_seen, rec.ts_start)
             g.last_seen = max(g.last_seen, rec.ts_end)
             if SEVERITY_RANK[f.severity] > SEVERITY_RANK[g.severity]:
-                g.severity, g.message, g.protocol = f.severity, f.message, rec.protocol
+                g.severity, g.message = f.severity, f.message
             if rec.protocol not in g.protocols and len(g.protocols) < MAX_PROTOCOLS:
                 g.protocols.append(rec.protocol)
             if len(g.clients) < MAX_CLIENTS:
@@ -96,7 +109,8 @@ class Summary:
                 self.max_severity = f.severity
 
     def sorted_groups(self) -> list[FindingGroup]:
-        return sorted(self.groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -g.count, g.server, g.kind))
+        return sorted(self.groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -g.count, g.dst_ip,
+                                                             g.dst_port, g.transport, g.kind, g.protocol))
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Flows per (kind, severity), for a one-line tally."""
