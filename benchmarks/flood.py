@@ -35,8 +35,9 @@ CASES = {
     "hold": ("flood-hold.pcap", []),
 }
 HOLD_FLOWS = 100_000
-SUMMARY = re.compile(r"^(\d+) packets, (\d+) flows from .*?(?:; |\()?(?:(\d+) flows evicted)?", re.M)
-EVICTED = re.compile(r"(\d+) flows evicted")
+# The console summary: "55,021 packets, 50,000 flows from x.pcap (48,000 flows evicted (...)".
+SUMMARY = re.compile(r"^([\d,]+) packets?, ([\d,]+) flows? from ", re.M)
+EVICTED = re.compile(r"([\d,]+) flows? evicted")
 
 
 def capture(case: str) -> Path:
@@ -91,6 +92,7 @@ def run(pcap: Path, max_flows: int | None, fmt: str) -> dict:
     if fmt != "console":
         cmd += ["-o", os.devnull]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["COLUMNS"] = "200"  # the summary line on one line
     with open(out_path, "w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen([*cmd, str(pcap)], stdout=out, stderr=subprocess.PIPE, env=env)
@@ -105,9 +107,9 @@ def run(pcap: Path, max_flows: int | None, fmt: str) -> dict:
         text = out_path.read_text()
         m = SUMMARY.search(text)
         if m:
-            packets, flows = int(m.group(1)), int(m.group(2))
+            packets, flows = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
         e = EVICTED.search(text)
-        evicted = int(e.group(1)) if e else 0
+        evicted = int(e.group(1).replace(",", "")) if e else 0
     if packets is None:
         packets = count_records(pcap)
     cpu = usage.ru_utime + usage.ru_stime
@@ -128,11 +130,10 @@ def run(pcap: Path, max_flows: int | None, fmt: str) -> dict:
 
 
 def count_records(pcap: Path) -> int:
-    sys.path.insert(0, str(HERE.parent))
-    from portwatch.capture.sources import CaptureSource
+    sys.path.insert(0, str(HERE))
+    import run as bench  # benchmarks/run.py
 
-    with CaptureSource(pcap) as src:
-        return sum(1 for _ in src)
+    return bench.count_packets(str(pcap))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@
     python benchmarks/gen_capture.py --packets 4000000 --concurrent 20000 \
         -o benchmarks/data/mix-4m.pcap --truth benchmarks/data/mix-4m.truth.csv
     python benchmarks/memory.py                       # mix-2m.pcap vs mix-4m.pcap (same concurrency)
-    python benchmarks/memory.py --tracemalloc benchmarks/data/mix-2m.pcap --limit 1000000
+    python benchmarks/memory.py --curve benchmarks/data/mix-2m.pcap --limit 1000000
 
 Peak RSS: each capture is analyzed by a child `portwatch analyze --format jsonl -o /dev/null
 --quiet FILE`, and its peak RSS is `ru_maxrss` from `os.wait4` (this parent stays a small
@@ -13,17 +13,19 @@ the child's own; the parent's RSS is printed for reference). RSS is also sampled
 /proc/PID/status every 0.1 s to show the curve over the run. The verdict: peak RSS on the
 capture twice as long, with the same concurrency, within `--tolerance` (10%) of the shorter's.
 
-`--tracemalloc FILE`: where does memory go? Runs the analyzer in this process with tracemalloc
-(one frame per allocation: file:line), takes a snapshot at every `--every` packets, and prints
-the traced total and the live flows at each, then the source lines whose allocations grew the
-most between the first snapshot after warm-up (`--warmup`, 25% of the packets) and the last one
-(before the end-of-capture drain). Memory that follows concurrency stays flat after warm-up; a line
-that keeps growing is what holds memory per packet or per finished flow.
+`--curve FILE`: how does memory follow the flow table? Runs the analyzer (the core,
+`portwatch.pipeline.Analyzer`) in this process and, every `--every` packets, prints this process'
+RSS, the live flows in the core's table and the flows reported so far, then the RSS growth from
+the first point after warm-up (`--warmup`, 25% of the packets) to the last one (before the
+end-of-capture drain) per live flow. The flow table, reassembly buffers and detection state live in
+the core (Rust), where tracemalloc cannot see them: RSS is the measure. Memory that follows
+concurrency stays flat after warm-up while the live flows do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -117,53 +119,54 @@ def compare(captures: list[str], tolerance: float) -> dict:
     return report
 
 
-def trace(capture: str, limit: int | None, every: int, warmup: float, top: int) -> dict:
-    import tracemalloc
-    from itertools import islice
+class _Limit(Exception):
+    """Raised from the progress tick to stop reading at --limit packets."""
 
+
+def self_rss_kb() -> int:
+    return vm_rss_kb(os.getpid())
+
+
+def curve(capture: str, limit: int | None, every: int, warmup: float, workers: int) -> dict:
     sys.path.insert(0, str(HERE.parent))
-    from portwatch import progress
-    from portwatch.capture.sources import CaptureSource
-    from portwatch.pipeline import Analyzer, Config, Setup
+    from portwatch import pipeline
+    from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 
     setup = Setup.load(Config())
-    total = limit or _count(capture)
+    total = min(limit or _count(capture), _count(capture))
     records = [0]
-    snaps: list[tuple[int, int, int, tracemalloc.Snapshot]] = []
-    tracemalloc.start(1)
-    with CaptureSource(capture) as src:
-        a = Analyzer(Config(), on_record=lambda r: records.__setitem__(0, records[0] + 1), setup=setup,
-                     pcap_name=src.name)
-        progress.CHUNK_PACKETS = every
-        next_at = [every]
+    points: list[dict] = []
+    src = open_capture(capture)
+    a = Analyzer(Config(), on_record=lambda r: records.__setitem__(0, records[0] + 1), setup=setup,
+                 pcap_name=src.name, workers=workers)
+    pipeline.BATCH_PACKETS = every  # the core reads this many packets between ticks
+    print(f"before reading: RSS {self_rss_kb() / 1024:.1f} MB", flush=True)
 
-        def tick() -> None:
-            if a.stats.packets >= next_at[0]:
-                next_at[0] += every
-                snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
-                traced = tracemalloc.get_traced_memory()[0]
-                snaps.append((a.stats.packets, traced, len(a.table.order), snap))
-                print(f"{a.stats.packets:>10,} packets  traced {traced / 2**20:8.1f} MB  live flows "
-                      f"{len(a.table.order):>7,}  flows reported {records[0]:>7,}", flush=True)
+    def tick() -> None:
+        packets = a.stats.packets
+        point = {"packets": packets, "rss_mb": round(self_rss_kb() / 1024, 1), "live_flows": a.live_flows,
+                 "flows_reported": records[0]}
+        points.append(point)
+        print(f"{packets:>10,} packets  RSS {point['rss_mb']:8.1f} MB  live flows {point['live_flows']:>7,}  "
+              f"flows reported {records[0]:>7,}", flush=True)
+        if limit and packets >= limit:
+            raise _Limit
 
-        progress.drive(a, islice(src, limit) if limit else src, tick)
-        a.close()
-    tracemalloc.stop()
-    base = next((s for s in snaps if s[0] >= warmup * total), snaps[0])
-    last = snaps[-1]
-    diff = last[3].compare_to(base[3], "lineno")
-    print(f"\ngrowth from {base[0]:,} to {last[0]:,} packets: "
-          f"{(last[1] - base[1]) / 2**20:+.1f} MB traced, live flows {base[2]:,} -> {last[2]:,}")
-    rows = []
-    for stat in diff[:top]:
-        frame = stat.traceback[0]
-        rows.append({"where": f"{frame.filename}:{frame.lineno}", "size_diff_kb": round(stat.size_diff / 1024, 1),
-                     "size_kb": round(stat.size / 1024, 1), "count_diff": stat.count_diff})
-        print(f"{stat.size_diff / 1024:+10.1f} KiB ({stat.count_diff:+8,} blocks) now {stat.size / 1024:9.1f} KiB  "
-              f"{frame.filename}:{frame.lineno}")
-    return {"capture": capture, "packets": last[0],
-            "curve": [{"packets": p, "traced_mb": round(t / 2**20, 1), "live_flows": f} for p, t, f, _ in snaps],
-            "top_growth": rows}
+    t0 = time.perf_counter()
+    with contextlib.suppress(_Limit):
+        a.run_capture(src, tick)
+    wall = time.perf_counter() - t0
+    a.close()
+    base = next((p for p in points if p["packets"] >= warmup * total), points[0])
+    last = points[-1]
+    grown = last["rss_mb"] - base["rss_mb"]
+    more = last["live_flows"] - base["live_flows"]
+    print(f"\nfrom {base['packets']:,} to {last['packets']:,} packets: RSS {grown:+.1f} MB, live flows "
+          f"{base['live_flows']:,} -> {last['live_flows']:,}"
+          + (f" ({grown * 1024 / more:.2f} KiB a live flow)" if more > 0 else "")
+          + f"; {last['packets'] / wall:,.0f} packets/s with the sampling")
+    return {"capture": capture, "packets": last["packets"], "workers": workers, "every": every, "curve": points,
+            "base": base, "last": last}
 
 
 def _count(capture: str) -> int:
@@ -179,16 +182,16 @@ def main(argv: list[str] | None = None) -> int:
                                                    str(HERE / "data" / "mix-4m.pcap")],
                     help="captures in increasing length (same concurrency); the first is the reference")
     ap.add_argument("--tolerance", type=float, default=0.10)
-    ap.add_argument("--tracemalloc", metavar="FILE", help="trace allocations on FILE in this process instead")
-    ap.add_argument("--limit", type=int, help="with --tracemalloc: stop after this many packets")
-    ap.add_argument("--every", type=int, default=250_000, help="with --tracemalloc: packets between snapshots")
-    ap.add_argument("--warmup", type=float, default=0.25, help="with --tracemalloc: fraction before the base")
-    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--curve", metavar="FILE", help="RSS against live flows on FILE, in this process, instead")
+    ap.add_argument("--limit", type=int, help="with --curve: stop after this many packets")
+    ap.add_argument("--every", type=int, default=250_000, help="with --curve: packets between points")
+    ap.add_argument("--warmup", type=float, default=0.25, help="with --curve: fraction before the base")
+    ap.add_argument("--workers", type=int, default=1, help="with --curve: the core's threads")
     ap.add_argument("--json", help="results file (default benchmarks/results/memory-<date>.json)")
     args = ap.parse_args(argv)
-    if args.tracemalloc:
-        report = trace(args.tracemalloc, args.limit, args.every, args.warmup, args.top)
-        name = "memory-trace"
+    if args.curve:
+        report = curve(args.curve, args.limit, args.every, args.warmup, args.workers)
+        name = "memory-curve"
     else:
         report = compare(args.captures, args.tolerance)
         name = "memory"

@@ -226,9 +226,16 @@ def versions(python: str) -> dict:
         v["tshark"] = tool_version(["tshark", "--version"])
     if shutil.which("tcpdump"):
         v["tcpdump"] = tool_version(["tcpdump", "--version"])
-    v["nfstream"] = tool_version([python, "-c", "import nfstream; print(nfstream.__version__)"])
+    if python_has(python, "nfstream"):
+        v["nfstream"] = tool_version([python, "-c", "import nfstream; print(nfstream.__version__)"])
     v["portwatch"] = tool_version([python, "-c", "import portwatch; print(portwatch.__version__)"])
     return v
+
+
+def python_has(python: str, module: str) -> bool:
+    """Can `python` import `module` (nfstream runs in a child Python)?"""
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
 def one_packet_capture(path: Path):
@@ -312,11 +319,14 @@ def main(argv=None) -> int:
                  else f"{python} -c <NFStreamer script> {capture} {a.nfstream_meters}",
                  "what": what, "runs": []}
         results[tool] = entry
-        if shutil.which(exe) is None and not os.path.exists(exe):
+        absent = shutil.which(exe) is None and not os.path.exists(exe)
+        if tool == "nfstream" and not absent and not python_has(python, "nfstream"):
+            absent, exe = True, "the nfstream module"
+        if absent:
             hint = {"portwatch": "portwatch is not installed (pip install -e .) or its CLI is not written yet; "
                                  "set --portwatch-cmd",
-                    "ndpi": "apt-get install -y libndpi-bin", "tshark": "apt-get install -y tshark",
-                    "tshark-full": "apt-get install -y tshark",
+                    "ndpi": "apt-get install -y libndpi-bin", "nfstream": "pip install nfstream",
+                    "tshark": "apt-get install -y tshark", "tshark-full": "apt-get install -y tshark",
                     "tcpdump": "apt-get install -y tcpdump"}.get(tool, "")
             entry.update(status="missing", message=f"{exe} not found. {hint}")
             log(f"{tool:12s} missing: {entry['message']}")
@@ -363,7 +373,8 @@ def main(argv=None) -> int:
                 runs[f"{tool} (1-packet capture)"] = expand(templates[tool][0], str(one), python,
                                                              a.nfstream_meters)
             for name, cmd in runs.items():
-                if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
+                if (shutil.which(cmd[0]) is None and not os.path.exists(cmd[0])) or (
+                        name.startswith("nfstream ") and results.get("nfstream", {}).get("status") == "missing"):
                     startup[name] = {"status": "missing"}
                     continue
                 ok_exit = OK_EXIT.get(name.split(" ")[0], (0,))

@@ -5,14 +5,18 @@
 
 Each run is `portwatch analyze --format jsonl -o /dev/null --quiet --workers N FILE` in a child
 (measured as benchmarks/run.py measures: byte-compiled modules, GNU time or wait4 for CPU time
-and the largest process's peak RSS, /proc sampling for the whole tree). With one capture and N
-workers the capture is split into N shards by flow hash; every worker reads the whole file.
+and the peak RSS, /proc sampling for the whole tree). `--workers N` is N threads in the core
+(portwatch._core, core/src/parallel.rs): the calling thread reads and decodes the capture once
+and hands each packet to the thread that tracks its flow (a symmetric hash); the records are the
+same, in the same order, for every N. The Python side (records, findings, JSON) stays on the
+calling thread.
 
 Reported per N: wall time and packets/s (best of --repeat), CPU time (user + system of all
-processes), speed-up over N=1 in wall time, and `cpu_overhead` = CPU(N) / CPU(1): the extra work
-splitting costs (each shard reads and decodes the packets of the other shards). On a machine
-shared with other work the wall speed-up understates what N idle cores give; `cpu_bound_speedup`
-= N * CPU(1) / CPU(N) is what N idle cores would give if the shards were balanced.
+threads), speed-up over N=1 in wall time, and `cpu_overhead` = CPU(N) / CPU(1): the extra work
+splitting costs (batching and handing packets between threads, merging the records back in
+order). On a machine shared with other work the wall speed-up understates what N idle cores give;
+`cpu_bound_speedup` = N * CPU(1) / CPU(N) is what N idle cores would give if the work were
+balanced (it is not quite: the reading thread and the Python side are serial).
 """
 
 from __future__ import annotations

@@ -123,17 +123,13 @@ def timed(frames: list[bytes], start: float = 1_700_000_000.0, step: float = 0.0
 
 
 def analyze_path(path: Path | str, **config_kw: object) -> tuple[list, object]:
-    """Run the pipeline over one capture; return (flow records, capture stats)."""
-    from portwatch.capture.sources import CaptureSource
-    from portwatch.pipeline import Analyzer, Config
+    """Run the pipeline (the core) over one capture; return (flow records, capture stats)."""
+    from portwatch.pipeline import Config, Setup
+    from portwatch.pipeline import analyze_path as run
 
+    config = Config(**config_kw)  # type: ignore[arg-type]
     records: list = []
-    with CaptureSource(path) as src:
-        analyzer = Analyzer(Config(**config_kw), on_record=records.append, pcap_name=src.name)  # type: ignore[arg-type]
-        analyzer.run(src)
-        stats = analyzer.close()
-        stats.error = src.stats.error
-        stats.malformed += src.stats.malformed
+    stats = run(str(path), Setup.load(config), config, records.append)
     return records, stats
 
 

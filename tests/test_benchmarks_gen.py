@@ -119,15 +119,3 @@ def test_flood_generators(gen, tmp_path):
     n = flood.ooo_flood(str(p), 2, 600, seed=1, window=16, dup=0.05, hole=0.2)
     with open(p, "rb") as fh:
         assert sum(1 for _ in dpkt.pcap.Reader(fh)) == n
-
-
-def test_floor_loop_counts_what_portwatch_counts(tmp_path):
-    # benchmarks/floor.py is a reference figure: it must read the same packets and flows.
-    floor = _load("floor")
-    import portwatch
-
-    path = Path(__file__).resolve().parent.parent / "captures" / "ssh-443.pcap"
-    packets, flows, _ = floor.run(str(path))
-    analysis = portwatch.analyze(str(path), progress=False)
-    assert packets == analysis.stats.packets
-    assert flows == len(analysis.flows)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from portwatch.capture.sources import CaptureSource
 from portwatch.model import SEVERITY_RANK, FlowRecord
-from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.pipeline import Config, Setup, analyze_path
 from portwatch.services import fallback_path
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -28,10 +27,7 @@ def analyse(name: str) -> tuple[FlowRecord, ...]:
         pytest.skip(f"{name} not recorded yet")
     records: list[FlowRecord] = []
     setup = Setup.load(CONFIG)  # a fresh setup per capture: the DNS tracker's state starts empty
-    with CaptureSource(str(path)) as source:
-        analyzer = Analyzer(CONFIG, on_record=records.append, setup=setup, pcap_name=name)
-        analyzer.run(source)
-        analyzer.close()
+    analyze_path(str(path), setup, CONFIG, records.append)
     return tuple(records)
 
 

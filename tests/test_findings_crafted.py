@@ -14,7 +14,7 @@ from pcapkit import CLIENT, SERVER, analyze_path, ether, tcp_session, timed, udp
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, TCP
 
-from portwatch.detect.entropy import entropy_facts
+from portwatch import _core
 from portwatch.model import SEVERITY_RANK
 from portwatch.services import fallback_path
 
@@ -25,7 +25,7 @@ def cipher_bytes(n: int, seed: int) -> bytes:
     rng = random.Random(seed)
     while True:
         data = bytes(rng.getrandbits(8) for _ in range(n))
-        if entropy_facts(data).looks_encrypted and not 0x14 <= data[0] <= 0x18:
+        if _core.entropy_facts(data)["looks_encrypted"] and not 0x14 <= data[0] <= 0x18:
             return data
 
 

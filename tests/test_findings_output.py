@@ -64,7 +64,8 @@ def test_findings_table_as_jsonl_and_csv() -> None:
     out = io.StringIO()
     write_findings(s.sorted_groups(), "jsonl", out)
     row = json.loads(out.getvalue())
-    assert row["kind"] == "tunnel" and row["count"] == 1 and row["server"] == "192.0.2.1:443"
+    assert row["kind"] == "tunnel" and row["flows"] == 1 and (row["dst_ip"], row["dst_port"]) == ("192.0.2.1", 443)
+    assert row["clients"] == 1 and row["clients_capped"] is False
     out = io.StringIO()
     write_findings(s.sorted_groups(), "csv", out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
@@ -81,7 +82,7 @@ def test_inventory_is_bounded_by_servers_not_flows() -> None:
     inv.add(flow(2, port=8443))
     rows = inv.rows()
     assert len(rows) == 2
-    big = next(r for r in rows if r["port"] == 443)
+    big = next(r for r in rows if r["dst_port"] == 443)
     assert big["flows"] == MAX_CLIENTS + 51 and big["clients"] == MAX_CLIENTS and big["clients_capped"]
     assert big["protocols"] == ["ssh", "unknown"] and big["assigned"] == ["https"]
     assert big["bytes_s2c"] == 200 * (MAX_CLIENTS + 51)
@@ -98,7 +99,7 @@ def test_a_flow_the_server_never_answered_makes_no_server() -> None:
 def test_inventory_api_and_cli_on_real_captures() -> None:
     paths = need("ssh-443.pcap", "ftp-21.pcap")
     rows = inventory(paths)
-    by_port = {(r["server_ip"], r["port"]): r for r in rows}
+    by_port = {(r["dst_ip"], r["dst_port"]): r for r in rows}
     assert by_port[("10.77.0.1", 443)]["protocols"] == ["ssh"]
     assert by_port[("10.77.0.1", 443)]["assigned"] == ["https"]
     assert by_port[("10.77.0.1", 21)]["protocols"] == ["ftp"] and by_port[("10.77.0.1", 21)]["clients"] == 1
@@ -106,7 +107,7 @@ def test_inventory_api_and_cli_on_real_captures() -> None:
     res = CliRunner().invoke(main, ["analyze", "--servers", "--format", "jsonl", *SERVICES, *paths])
     assert res.exit_code == 1, res.output  # ssh on 443 reaches --fail-on high
     lines = [json.loads(x) for x in res.output.splitlines()]
-    assert {(r["server_ip"], r["port"]) for r in lines} == set(by_port)
+    assert {(r["dst_ip"], r["dst_port"]) for r in lines} == set(by_port)
     res = CliRunner().invoke(main, ["analyze", "--servers", *SERVICES, *paths])
     assert "10.77.0.1:443/tcp" in res.output and "https" in res.output
 
@@ -117,13 +118,13 @@ def test_findings_only_writes_the_deduplicated_table() -> None:
     paths = need("ssh-443.pcap", "tls-22.pcap")
     res = CliRunner().invoke(main, ["analyze", "--findings-only", "--format", "jsonl", *SERVICES, *paths])
     rows = [json.loads(x) for x in res.output.splitlines()]
-    assert {(r["server"], r["kind"]) for r in rows} == {
-        ("10.77.0.1:443", "tunnel"), ("10.77.0.1:443", "port-mismatch"), ("10.77.0.1:22", "port-mismatch")}
+    assert {(r["dst_ip"], r["dst_port"], r["kind"]) for r in rows} == {
+        ("10.77.0.1", 443, "tunnel"), ("10.77.0.1", 443, "port-mismatch"), ("10.77.0.1", 22, "port-mismatch")}
     assert all(r["severity"] == "high" for r in rows)
-    tls = next(r for r in rows if r["server"] == "10.77.0.1:22")
-    assert tls["count"] == 2  # two TLS sessions to 22, one line
+    tls = next(r for r in rows if (r["dst_ip"], r["dst_port"]) == ("10.77.0.1", 22))
+    assert tls["flows"] == 2  # two TLS sessions to 22, one line
     res = CliRunner().invoke(main, ["analyze", "--findings-only", "--format", "csv", *SERVICES, *paths])
-    assert res.output.splitlines()[0].startswith("severity,kind,server,transport,protocol,count")
+    assert res.output.splitlines()[0].startswith("severity,kind,dst_ip,dst_port,transport,protocol,flows")
     res = CliRunner().invoke(main, ["analyze", "--findings-only", *SERVICES, *paths])
     assert "tunnel" in res.output and "10.77.0.1:443/tcp" in res.output
 
@@ -165,7 +166,7 @@ def test_baseline_save_then_new_service_for_what_it_lacks(tmp_path: Path) -> Non
     assert res.exit_code == 0, res.output
     doc = json.loads(base.read_text())
     assert doc["portwatch_baseline"] == 1
-    assert {(s["port"], tuple(s["protocols"])) for s in doc["servers"]} >= {(22, ("ssh",)), (80, ("http",))}
+    assert {(s["dst_port"], tuple(s["protocols"])) for s in doc["servers"]} >= {(22, ("ssh",)), (80, ("http",))}
 
     # the same traffic again: nothing new
     res = CliRunner().invoke(main, ["analyze", "--findings-only", "--format", "jsonl", "--baseline", str(base),
@@ -177,7 +178,8 @@ def test_baseline_save_then_new_service_for_what_it_lacks(tmp_path: Path) -> Non
                                     *SERVICES, *need("ssh-443.pcap")])
     rows = [json.loads(x) for x in res.output.splitlines()]
     new = [r for r in rows if r["kind"] == "new-service"]
-    assert len(new) == 1 and new[0]["server"] == "10.77.0.1:443" and "baseline.json" in new[0]["message"]
+    assert len(new) == 1 and (new[0]["dst_ip"], new[0]["dst_port"]) == ("10.77.0.1", 443)
+    assert "baseline.json" in new[0]["message"]
 
 
 def test_new_protocol_on_a_known_endpoint_is_new_service(tmp_path: Path) -> None:

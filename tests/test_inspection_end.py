@@ -1,8 +1,10 @@
-"""A classified flow stops being inspected once its probes say both sides are done.
+"""A classified flow is inspected until its probes say both sides are done, and no further.
 
-Re-reading a TLS or SSH stream after its hellos adds nothing but cost (each direction used to be
-parsed again on every later segment, up to the metadata budget); these tests hold the pipeline
-to reading each side until its facts are in, and no further, on captures of real daemons.
+Through the public interface these tests hold the pipeline to the first half on captures of real
+daemons: each side's facts are in the record (TLS and SSH hellos, HTTP response headers), text
+protocols keep watching for STARTTLS, a CONNECT keeps watching until the tunnel speaks and an
+Upgrade is settled by the response. How often the core re-reads a stream (the second half) is
+not visible from Python; the core keeps that to itself.
 """
 
 from __future__ import annotations
@@ -12,63 +14,49 @@ from pathlib import Path
 import pytest
 from pcapkit import analyze_path, ether, tcp_session, timed, write_pcap
 
-from portwatch.capture.sources import CaptureSource
 from portwatch.model import FlowRecord
-from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch.pipeline import Config, Setup
+from portwatch.pipeline import analyze_path as run_path
 from portwatch.services import fallback_path
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 CONFIG = Config(services_path=str(fallback_path()))
 
 
-def run_counting(name: str) -> tuple[list[FlowRecord], int]:
-    setup = Setup.load(CONFIG)
-    calls = 0
-    extract = setup.engine.extract
-
-    def counting(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        return extract(*args, **kwargs)
-
-    setup.engine.extract = counting  # type: ignore[method-assign]
+def run(name: str) -> list[FlowRecord]:
     records: list[FlowRecord] = []
-    with CaptureSource(str(CAPTURES / name)) as source:
-        analyzer = Analyzer(CONFIG, on_record=records.append, setup=setup)
-        analyzer.run(source)
-        analyzer.close()
-    return records, calls
+    run_path(str(CAPTURES / name), Setup.load(CONFIG), CONFIG, records.append)
+    return records
 
 
 @pytest.mark.parametrize(
-    ("capture", "protocol", "keys", "reads"),
+    ("capture", "protocol", "keys"),
     [
-        # TLS: the ClientHello is read while classifying, the server's flight once.
-        ("https-443.pcap", "tls", ("ja3", "ja4", "sni", "ja3s", "cipher"), 1),
-        ("tls-22.pcap", "tls", ("ja3", "ja4", "ja3s"), 1),
+        # TLS: the ClientHello is read while classifying, the server's flight after.
+        ("https-443.pcap", "tls", ("ja3", "ja4", "sni", "ja3s", "cipher")),
+        ("tls-22.pcap", "tls", ("ja3", "ja4", "ja3s")),
         # OpenSSH sends its banner and its KEXINIT in separate segments: the server banner
         # classifies, then the client's banner, the server's KEXINIT and the client's KEXINIT.
-        ("ssh-22.pcap", "ssh", ("hassh", "hassh_server", "ssh_client", "ssh_server"), 3),
-        ("ssh-443.pcap", "ssh", ("hassh", "hassh_server"), 3),
+        ("ssh-22.pcap", "ssh", ("hassh", "hassh_server", "ssh_client", "ssh_server")),
+        ("ssh-443.pcap", "ssh", ("hassh", "hassh_server")),
         # HTTP: the request classifies; the response headers settle it (no CONNECT, no Upgrade).
-        ("http-8443.pcap", "http", ("http_host", "http_user_agent", "http_status"), 1),
+        ("http-8443.pcap", "http", ("http_host", "http_user_agent", "http_status")),
     ],
 )
-def test_inspection_ends_after_the_hellos(capture, protocol, keys, reads):
-    records, calls = run_counting(capture)
-    flows = [r for r in records if r.protocol == protocol]
+def test_inspection_reads_both_hellos(capture, protocol, keys):
+    flows = [r for r in run(capture) if r.protocol == protocol]
     assert flows
     for rec in flows:
         assert all(k in rec.meta for k in keys), (rec.meta.keys(), keys)
-    assert calls <= reads * len(flows), (calls, len(flows))
 
 
 def test_cleartext_protocols_keep_watching_for_starttls():
     # SMTP's facts (STARTTLS, a login in clear) come late: its inspection does not stop early.
-    records, calls = run_counting("smtp-25.pcap")
-    smtp = [r for r in records if r.protocol == "smtp"]
-    assert smtp and calls > len(smtp)
+    smtp = [r for r in run("smtp-25.pcap") if r.protocol == "smtp"]
+    assert smtp
     assert any(r.meta.get("upgraded_to") == "tls" or "banner" in r.meta for r in smtp)
+    # the server's banner classifies; the client's EHLO, read after, is there too
+    assert all("smtp_helo" in r.meta for r in smtp)
 
 
 def test_connect_keeps_watching_until_the_tunnel_speaks(tmp_path):
@@ -93,27 +81,3 @@ def test_upgrade_request_is_settled_by_the_response(tmp_path):
     records, _ = analyze_path(path, services_path=CONFIG.services_path)
     (rec,) = records
     assert rec.meta["upgraded_to"] == "websocket" and rec.meta["http_status"] == 101
-
-
-def test_text_protocol_facts_are_read_once_at_the_end(monkeypatch):
-    # SMTP's STARTTLS and logins can come at any point: the conversation is read once when
-    # inspection ends (and once at the verdict, for the banner), not on every segment, with the
-    # same facts as reading it every time.
-    import portwatch.pipeline as pipeline
-
-    def facts(records):
-        return [(r.meta.get("banner"), r.meta.get("smtp_helo"), r.meta.get("upgraded_to"),
-                 r.meta.get("cleartext_login")) for r in records if r.protocol == "smtp"]
-
-    calls = []
-    real = pipeline.upgrade_meta
-    monkeypatch.setattr(pipeline, "upgrade_meta", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    records, _ = run_counting("smtp-25.pcap")
-    smtp = [r for r in records if r.protocol == "smtp"]
-    assert smtp and len(calls) <= 2 * len(smtp)
-    monkeypatch.setattr(pipeline, "upgrade_settles", lambda protocol: True)  # read on every segment
-    calls.clear()
-    every_segment, _ = run_counting("smtp-25.pcap")
-    assert len(calls) > 2 * len(smtp)
-    assert facts(records) == facts(every_segment)
-    assert any(f[0] for f in facts(records))  # the banner is there

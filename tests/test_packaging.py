@@ -28,11 +28,16 @@ def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    code = ("import portwatch, portwatch.detect.signature as s; "
-            "print(portwatch.__file__); print(s.in_checkout()); print(len(s.load_signatures()))")
+    code = ("import portwatch, portwatch.signatures as s; "
+            "print(portwatch.__file__); print(len(s.load_signatures()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
                          timeout=60, check=True)
-    module, has_dir, count = out.stdout.split()
+    module, count = out.stdout.split()
     assert module.startswith(str(target))
-    assert has_dir == "False"  # no data folder: the set comes from the core
+    # no data folder beside the package: the shipped set is embedded in the core
     assert int(count) == len(list((REPO / "signatures").glob("*.toml")))
+    run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl",
+                          str(REPO / "captures" / "ssh-443.pcap")], cwd=elsewhere, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1, run.stderr  # the SSH-on-443 finding reaches --fail-on high
+    assert '"protocol":"ssh"' in run.stdout

@@ -68,7 +68,7 @@ def test_servers_and_summary(analysed: portwatch.Analysis) -> None:
     assert servers.loc["10.9.0.1:443", "max_severity"] == "high"
     assert pd.isna(servers.loc["10.9.0.1:80", "max_severity"])
     assert servers.loc["10.9.0.1:53", "identity"] == "www.example.org."
-    assert list(analysed.servers["port"]) == [22, 53, 80, 443, 4444]  # as `analyze --servers` orders them
+    assert list(analysed.servers["dst_port"]) == [22, 53, 80, 443, 4444]  # as `analyze --servers` orders them
     assert servers.loc["10.9.0.1:443", "bytes_c2s"] > 600 and servers.loc["10.9.0.1:443", "clients"] == 1
     summary = analysed.summary()
     assert summary["severity"].cat.codes.is_monotonic_decreasing
@@ -79,10 +79,10 @@ def test_servers_need_an_answer_and_can_split_per_capture(analysed: portwatch.An
     flows = analysed.flows.copy()
     rst = flows.iloc[[1]].assign(dst_port=np.int32(9), bytes_s2c=0, packets_s2c=1, bytes_c2s=0, protocol="unknown")
     both = pd.concat([flows, rst.astype(flows.dtypes.to_dict())], ignore_index=True)
-    assert 9 not in set(servers_frame(both)["port"])  # a SYN answered by RST is no server
+    assert 9 not in set(servers_frame(both)["dst_port"])  # a SYN answered by RST is no server
     twice = pd.concat([flows, flows.assign(pcap="other.pcap")], ignore_index=True)
     per = servers_frame(twice, per_capture=True)
-    assert list(per.columns[:2]) == ["pcap", "server"] and len(per) == 10
+    assert list(per.columns[:3]) == ["pcap", "dst_ip", "dst_port"] and len(per) == 10
     assert len(servers_frame(twice)) == 5 and (servers_frame(twice)["flows"] == 2).all()
 
 
@@ -107,7 +107,7 @@ def test_progress_goes_to_stderr(mixed_pcap: Path, capsys: pytest.CaptureFixture
 
 
 def test_unreadable_capture_raises(tmp_path: Path) -> None:
-    from portwatch.capture.sources import CaptureError
+    from portwatch.pipeline import CaptureError
 
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"not a capture at all")

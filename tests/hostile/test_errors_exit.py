@@ -86,7 +86,7 @@ def test_internal_error_in_analyze_keeps_every_flow(tmp_path: Path, debug: list[
      "import portwatch.monitor.loop as m; m.Monitor.run = lambda self: [][1]"),
     (["services", "443"], "import portwatch.cli as m; m.load_services = lambda p: None"),
     (["signatures", "list"], "import portwatch.cli as m; m.load_signatures = lambda d: [None]"),
-    (["signatures", "check", "{cap}"], "import portwatch.cli as m; m.load_file = lambda p, o: 1 / 0"),
+    (["signatures", "check", "{cap}"], "import portwatch.cli as m; m.check_files = lambda p: 1 / 0"),
 ], ids=["audit", "baseline", "monitor", "services", "signatures-list", "signatures-check"])
 def test_internal_error_in_every_command(tmp_path: Path, args: list[str], patch: str) -> None:
     cap = _capture(tmp_path / "c.pcap", 3)

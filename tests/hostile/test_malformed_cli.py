@@ -14,6 +14,7 @@ import pytest
 from _cli import analyze, one_line_error
 from pcapkit import _block, ether, tcp_session, timed, unknown_block, write_pcap, write_pcapng
 
+LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link header
 SSH = [b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"]
 
 
@@ -163,8 +164,6 @@ def test_pcapng_packet_on_undeclared_interface_is_malformed(tmp_path):
 
 
 def test_pcapng_interfaces_with_different_link_types(tmp_path):
-    from portwatch.capture.decode import LINKTYPE_RAW
-
     eth = [(0, 1_700_000_000 + i, fr) for i, fr in enumerate(session(0))]
     raw = [(1, 1_700_000_100 + i, p) for i, p in enumerate(tcp_session(SSH, SSH, sport=41000, dport=22,
                                                                         server_first=True))]

@@ -21,9 +21,6 @@ from _cli import analyze
 from _conv import Conv
 from pcapkit import ether, timed, udp_exchange, write_pcap
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
-from seeds import _tls_client_hello
-
 from portwatch.sanitize import MAX_TEXT
 
 # OSC title set, SGR colour, CSI via the 8-bit C1 introducer (raw byte and UTF-8 encoded), a
@@ -34,6 +31,19 @@ MEGA = 1 << 20
 RAW_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 FIELD_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 HOSTILE_NAME = '=HYPERLINK("evil.example?x")\x1b[2J.pcap'
+
+
+def _tls_client_hello(sni: bytes) -> bytes:
+    """A TLS 1.3 ClientHello record naming `sni` (any bytes), with ALPN h2/http1.1."""
+    entry = b"\x00" + struct.pack("!H", len(sni)) + sni
+    ext_sni = struct.pack("!HH", 0, len(entry) + 2) + struct.pack("!H", len(entry)) + entry
+    alpn = b"\x02h2\x08http/1.1"
+    ext_alpn = struct.pack("!HH", 16, len(alpn) + 2) + struct.pack("!H", len(alpn)) + alpn
+    exts = ext_sni + ext_alpn + struct.pack("!HH", 43, 3) + b"\x02\x03\x04"
+    body = b"\x03\x03" + bytes(32) + b"\x00" + struct.pack("!H", 4) + b"\x13\x01\x13\x02" + b"\x01\x00"
+    body += struct.pack("!H", len(exts)) + exts
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
 def _frames() -> list[bytes]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from portwatch.detect.entropy import entropy_facts
-from portwatch.detect.signature import load_signatures
+from portwatch import _core
 from portwatch.model import SEVERITY_RANK, Finding, FlowRecord
 from portwatch.policy.config import load_policy
 from portwatch.policy.rules import PolicyContext, evaluate
 from portwatch.services import fallback_path, load_services
+from portwatch.signatures import load_signatures
 
 SIGNATURES = load_signatures()
 # The services file shipped with portwatch (Debian netbase): the tests must not depend on the host's.
@@ -52,7 +52,7 @@ def record(
 
 def unknown_with(first_client: bytes, port: int, transport: str = "tcp", **kw: Any) -> FlowRecord:
     """An unrecognised flow whose client opened with `first_client` (entropy facts as the pipeline stores them)."""
-    meta = {"entropy_client": entropy_facts(first_client).as_dict(), "client_head": first_client[:32].hex()}
+    meta = {"entropy_client": _core.entropy_facts(first_client), "client_head": first_client[:32].hex()}
     return record("unknown", port, transport, meta=meta, **kw)
 
 

@@ -6,6 +6,7 @@ import random
 
 from findkit import context, findings, kinds, record, unknown_with
 
+from portwatch import _core
 from portwatch.policy.dnstunnel import DnsTunnelTracker
 
 SSH_META = {"ssh_server": "SSH-2.0-OpenSSH_9.2p1", "ssh_client": "SSH-2.0-OpenSSH_9.2p1"}
@@ -16,11 +17,8 @@ def random_bytes(n: int, seed: int = 7) -> bytes:
     while True:
         data = bytes(rng.getrandbits(8) for _ in range(n))
         # the GFW exemptions exempt about a quarter of random first packets; keep a non-exempt one
-        if not (0x20 <= data[0] <= 0x7E):
-            from portwatch.detect.entropy import entropy_facts
-
-            if entropy_facts(data).looks_encrypted:
-                return data
+        if not (0x20 <= data[0] <= 0x7E) and _core.entropy_facts(data)["looks_encrypted"]:
+            return data
         seed += 1
         rng = random.Random(seed)
 

@@ -22,13 +22,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def canonical(records) -> list[str]:
-    """Records (FlowRecords, dicts or JSON lines) as sorted canonical JSON: order-free comparison."""
+def canonical(records, drop: tuple[str, ...] = ()) -> list[str]:
+    """Records (FlowRecords, dicts or JSON lines) as sorted canonical JSON: order-free comparison.
+
+    `drop`: fields left out of the comparison."""
     out = []
     for r in records:
         if isinstance(r, str):
             r = json.loads(r)
         elif not isinstance(r, dict):
             r = r.as_dict()
-        out.append(json.dumps(r, sort_keys=True))
+        out.append(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True))
     return sorted(out)

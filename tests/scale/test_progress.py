@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
-from conftest import CAPTURES, canonical
+from conftest import CAPTURES
 
-from portwatch import progress
-from portwatch.capture.sources import CaptureSource
-from portwatch.pipeline import Analyzer, Config, Setup
+from portwatch import pipeline, progress
+from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 
 
 def stderr_on_pty(args: list[str], timeout: float = 60) -> tuple[int, str]:
@@ -73,29 +72,32 @@ def test_no_progress_when_stderr_is_not_a_terminal(generated):
     assert r.stderr == b""
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 1000])
-def test_drive_in_slices_gives_the_same_records_and_counters(monkeypatch, generated, chunk):
+@pytest.mark.parametrize(("chunk", "workers"), [(1, 1), (7, 1), (1000, 1), (7, 2), (1000, 2)])
+def test_run_in_slices_gives_the_same_records_and_counters(monkeypatch, generated, chunk, workers):
+    """The core reads `BATCH_PACKETS` packets a call and `run_capture` ticks after each (the
+    progress bar's refresh): the slicing changes nothing but how often it ticks."""
     setup = Setup.load(Config())
 
-    def run(tick_chunk: int | None) -> tuple[list[str], object, int]:
-        records = []
-        ticks = []
-        with CaptureSource(generated) as src:
-            a = Analyzer(Config(), on_record=records.append, setup=setup, pcap_name=src.name)
-            if tick_chunk is None:
-                progress.drive(a, src)
-            else:
-                monkeypatch.setattr(progress, "CHUNK_PACKETS", tick_chunk)
-                progress.drive(a, src, lambda: ticks.append(a.stats.packets))
-            stats = a.close()
-        return canonical(records), stats, ticks
+    def run(batch: int | None) -> tuple[list[dict], object, list[int]]:
+        records: list[dict] = []
+        ticks: list[int] = []
+        capture = open_capture(str(generated))
+        a = Analyzer(Config(), on_record=lambda r: records.append(r.as_dict()), setup=setup,
+                     pcap_name=capture.name, workers=workers)
+        if batch is None:
+            a.run_capture(capture)
+        else:
+            monkeypatch.setattr(pipeline, "BATCH_PACKETS", batch)
+            a.run_capture(capture, lambda: ticks.append(a.stats.packets))
+        stats = a.close()
+        return records, stats, ticks
 
     ref, ref_stats, _ = run(None)
-    got, stats, ticks = run(chunk if chunk > 1 else 1)
+    got, stats, ticks = run(chunk)
     assert got == ref
     assert stats == ref_stats
     assert ticks[-1] == 20000
-    assert len(ticks) == -(-20000 // chunk) + 1  # one per slice, one at the end
+    assert len(ticks) == 20000 // chunk + 1  # one per full slice, one for the slice that found the end
     assert ticks == sorted(ticks)
 
 

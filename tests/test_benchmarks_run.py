@@ -1,0 +1,68 @@
+"""The benchmark runners still drive the current portwatch (its CLI, and the core through
+portwatch.pipeline), on a small capture: a change of the CLI or its summary line shows up here,
+not in the middle of a long measurement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "benchmarks"
+CAPTURE = REPO / "captures" / "ssh-443.pcap"
+PORTWATCH = f"{sys.executable} -m portwatch analyze --format jsonl -o /dev/null --quiet"
+
+
+def bench(script: str, *args: str, cwd: Path = BENCH) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_run_measures_portwatch_and_reports_missing_peers(tmp_path):
+    out = tmp_path / "run.json"
+    r = bench("run.py", "--capture", str(CAPTURE), "--tools", "portwatch,nfstream", "--no-startup", "--no-compile",
+              "--quiet", "--portwatch-cmd", f"{PORTWATCH} {{pcap}}", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    pw = report["results"]["portwatch"]
+    assert pw["status"] == "ok" and pw["best"]["exit"] in (0, 1)
+    assert report["capture"]["packets"] > 0
+    assert report["results"]["nfstream"]["status"] in ("ok", "missing")
+
+
+def test_scale_runs_core_threads(tmp_path):
+    out = tmp_path / "scale.json"
+    r = bench("scale.py", "--capture", str(CAPTURE), "--workers", "1,2", "--no-compile", "--json", str(out),
+              "--command", f"{PORTWATCH} --workers {{workers}} {{pcap}}")
+    assert r.returncode == 0, r.stderr
+    assert [row["workers"] for row in json.loads(out.read_text())["runs"]] == [1, 2]
+
+
+def test_memory_curve_in_process(tmp_path):
+    out = tmp_path / "curve.json"
+    r = bench("memory.py", "--curve", str(CAPTURE), "--every", "10", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["packets"] == report["curve"][-1]["packets"] > 10
+    assert all(p["rss_mb"] > 0 for p in report["curve"])
+
+
+@pytest.fixture
+def flood(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import flood
+
+    return flood
+
+
+def test_flood_reads_the_console_summary(flood, tmp_path, monkeypatch):
+    pcap = tmp_path / "syn.pcap"
+    subprocess.run([sys.executable, str(BENCH / "gen_flood.py"), "syn", "--flows", "3000", "--answered", "0",
+                    "-o", str(pcap)], check=True, capture_output=True, timeout=120)
+    monkeypatch.setattr(flood, "DATA", tmp_path)  # its scratch output
+    r = flood.run(pcap, 1000, "console")
+    assert (r["packets"], r["flows"], r["evicted"]) == (3000, 3000, 2000)
