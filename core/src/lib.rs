@@ -13,6 +13,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod record;
 pub mod source;
+pub mod text;
 
 #[cfg(feature = "python")]
 mod py;

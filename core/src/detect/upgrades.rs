@@ -230,36 +230,7 @@ fn http_meta(client: &[u8], server: &[u8], classify: &dyn Fn(&[u8], &[u8]) -> St
     meta
 }
 
-/// portwatch.sanitize.clean_text for bytes: decode (invalid UTF-8 becomes U+FFFD), escape every
-/// control or reordering character, truncate to `limit` characters with an ellipsis.
-pub fn clean_text(value: &[u8], limit: usize) -> String {
-    let cut = limit.saturating_mul(4).saturating_add(4);
-    let raw = value.get(..cut).unwrap_or(value);
-    let truncated = value.len() > raw.len();
-    let mut text = String::new();
-    for ch in String::from_utf8_lossy(raw).chars() {
-        let c = ch as u32;
-        let unsafe_ = c <= 0x1f
-            || (0x7f..=0x9f).contains(&c)
-            || (0x200b..=0x200f).contains(&c)
-            || (0x2028..=0x202e).contains(&c)
-            || (0x2066..=0x2069).contains(&c)
-            || c == 0xfeff;
-        if !unsafe_ {
-            text.push(ch);
-        } else if c < 0x100 {
-            text.push_str(&format!("\\x{c:02x}"));
-        } else {
-            text.push_str(&format!("\\u{c:04x}"));
-        }
-    }
-    if text.chars().count() > limit || truncated {
-        let mut t: String = text.chars().take(limit.saturating_sub(1)).collect();
-        t.push('…');
-        return t;
-    }
-    text
-}
+pub use crate::text::clean_text;
 
 #[cfg(test)]
 mod tests {

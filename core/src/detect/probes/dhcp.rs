@@ -10,9 +10,9 @@
 //! `dhcp_hostname` (option 12) and `dhcp_vendor` (option 60), sanitised.
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
     Probe::single("dhcp", probe),

@@ -15,9 +15,9 @@
 //! QUERY), `dns_rcode` and `dns_answers` (responses: up to 16 strings like "A 192.0.2.1").
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, ipv6_text, MAX_TEXT};
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, ipv6_text, MAX_TEXT};
 use std::net::Ipv4Addr;
 
 pub static PROBES: &[Probe] = &[

@@ -16,9 +16,9 @@
 //! rejects the whole head on a bad header, and reports no partial request line).
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, MAX_TEXT};
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, MAX_TEXT};
 
 pub static PROBES: &[Probe] = &[Probe::single("http", probe)];
 

@@ -8,9 +8,9 @@
 //! Meta: `kafka_api` (e.g. "produce", "fetch", "metadata", or "api-N"), `kafka_client_id`.
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("kafka", probe)];
 

@@ -10,9 +10,9 @@
 #![forbid(unsafe_code)]
 
 use super::ber::{read_int, read_octets, read_tlv};
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("ldap", probe)];
 

@@ -11,9 +11,9 @@
 #![forbid(unsafe_code)]
 
 use super::dns::{qclass_known, read_name, type_name};
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
     Probe::single("mdns", probe_mdns),

@@ -150,7 +150,6 @@ pub mod socks;
 pub mod ssh;
 pub mod stun;
 pub mod teredo;
-pub mod text;
 pub mod tftp;
 pub mod tls;
 pub mod tls_cert;

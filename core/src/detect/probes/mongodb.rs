@@ -9,9 +9,9 @@
 //! Meta: `mongodb_op` ("query", "msg", "reply"...), `mongodb_collection` for OP_QUERY.
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("mongodb", probe)];
 

@@ -8,9 +8,9 @@
 //! Meta: `mysql_version` and `banner` (the server version string, sanitised), or `mysql_error`.
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("mysql", probe)];
 

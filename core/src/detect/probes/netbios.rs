@@ -11,9 +11,9 @@
 //! Meta: `netbios_type` ("ns", "dgm", "ssn"), `netbios_name` (decoded, sanitised).
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
     Probe::single("netbios_ns", probe_ns),

@@ -10,9 +10,9 @@
 //! protocols bitmask: 0 standard RDP, 1 TLS, 2 CredSSP, 8 RDSTLS...).
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("rdp", probe)];
 

@@ -12,9 +12,9 @@
 //! method the server chose: "none", "gssapi", "password"...).
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, ipv6_text};
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, ipv6_text};
 use std::net::Ipv4Addr;
 
 pub static PROBES: &[Probe] = &[Probe::single("socks", probe)];

@@ -12,9 +12,9 @@
 //!   `hassh_server_algorithms`.
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, MAX_TEXT};
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, MAX_TEXT};
 use md5::{Digest, Md5};
 use std::fmt::Write;
 

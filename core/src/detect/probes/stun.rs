@@ -10,9 +10,9 @@
 //! `stun_software` (attribute SOFTWARE, sanitised).
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 /// A STUN message type has its two top bits clear (RFC 8489 6): the engine skips other units.
 const FIRST: &[u8] = &{

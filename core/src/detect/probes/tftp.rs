@@ -11,9 +11,9 @@
 //! (sanitised).
 #![forbid(unsafe_code)]
 
-use super::text::clean_text;
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
     Probe::single("tftp", probe_request),

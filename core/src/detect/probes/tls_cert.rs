@@ -6,8 +6,8 @@
 //! in order, the string types a name may hold) and gives up, like the oracle, on anything else.
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, MAX_TEXT};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, MAX_TEXT};
 use std::fmt::Write;
 
 const SEQUENCE: u8 = 0x30;

@@ -3,8 +3,8 @@
 //! through. Lists are kept as slices of the hello (no copies): a hello is parsed per flow.
 #![forbid(unsafe_code)]
 
-use super::text::{clean_text, MAX_TEXT};
 use crate::meta::{Meta, Value};
+use crate::text::{clean_text, MAX_TEXT};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::fmt::Write;

@@ -1,5 +1,5 @@
-//! Text taken from packets, made safe to show: portwatch/sanitize.py's `clean_text`, and the
-//! address spellings the Python probes get from `ipaddress`.
+//! Text taken from packets and files, made safe to show (the escaping of portwatch/sanitize.py's
+//! `clean_text`), and the address spellings Python's `ipaddress` gives.
 //!
 //! Every piece of text a probe takes from a packet (banners, host names, DNS names...) passes
 //! through [`clean_text`] before it enters a flow record, so that no sink ever sees a control
