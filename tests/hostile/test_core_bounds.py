@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import GRE
-
 from _cli import analyze
 from pcapkit import ether, tcp_session, timed, write_pcap
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import GRE
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_MB = 200
@@ -71,7 +70,7 @@ def records(tmp_path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_two_thousand_vlan_tags_in_gre_after_twenty_sessions(tmp_path: Path, workers: str) -> None:
-    frames = sessions(20) + [vlan_bomb_in_gre(2000)] + sessions(1)
+    frames = [*sessions(20), vlan_bomb_in_gre(2000), *sessions(1)]
     cap = write_pcap(tmp_path / "bomb.pcap", timed(frames))
     proc, seconds, peak = run_bounded(tmp_path, "--workers", workers, str(cap))
     assert "Traceback" not in proc.stderr
