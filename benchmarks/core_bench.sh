@@ -7,7 +7,7 @@
 #
 #   benchmarks/core_bench.sh [CAPTURE] [RUNS]      default: benchmarks/data/mix-2m.pcap, 3
 #
-# Env: PORTWATCH (default: portwatch on PATH, else /work/venv/bin/portwatch), NO_BUILD=1 to
+# Env: PORTWATCH (default: portwatch on PATH), NO_BUILD=1 to
 # skip building the example, SKIP_CLI=1 to time the example only.
 set -euo pipefail
 
@@ -16,7 +16,7 @@ root="$(dirname "$here")"
 capture="${1:-$here/data/mix-2m.pcap}"
 runs="${2:-3}"
 example="$root/core/target/release/examples/analyze"
-portwatch="${PORTWATCH:-$(command -v portwatch || echo /work/venv/bin/portwatch)}"
+portwatch="${PORTWATCH:-portwatch}"
 
 if [[ ! -f "$capture" ]]; then
     echo "no capture: $capture (make one with benchmarks/gen_capture.py)" >&2

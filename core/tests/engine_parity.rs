@@ -14,12 +14,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn sig_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../signatures");
-    if d.is_dir() {
-        d
-    } else {
-        PathBuf::from("/work/main/signatures")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../signatures")
 }
 
 fn vector_dirs() -> Vec<PathBuf> {

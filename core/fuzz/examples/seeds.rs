@@ -2,7 +2,7 @@
 //! them into the committed corpus/<target>/; see README.md).
 //!
 //! Sources, and only these: core/tests/vectors/*.jsonl (probe inputs), ../captures/*.pcap (capture
-//! files and their frames), ../signatures/*.toml (signature texts). Never /work/shared/corpus.
+//! files and their frames), ../signatures/*.toml (signature texts). Never the evaluation corpus.
 //!
 //! Run from core/fuzz: `cargo run --example seeds`.
 use std::collections::BTreeSet;
