@@ -23,6 +23,8 @@ DEFAULT_MAX_FLOWS = 200_000
 # Packets the core reads per call: long enough that the call costs nothing, short enough that a
 # progress bar moves and Ctrl-C is noticed within a fraction of a second.
 BATCH_PACKETS = 65_536
+# Records the core hands over per call at the end of a capture (bounds the memory they take).
+DRAIN_RECORDS = 2048
 # Fields the core gives for joining with Zeek and Suricata logs.
 JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 
@@ -187,8 +189,14 @@ class Analyzer:
         return self.core.live_flows()
 
     def close(self) -> CaptureStats:
-        """Report every flow still open (end of capture or shutdown) and return the counters."""
-        self._emit(self.core.drain())
+        """Report every flow still open (end of capture or shutdown) and return the counters.
+
+        A slice at a time: the records of a full table never exist all at once."""
+        while True:
+            raws = self.core.drain(DRAIN_RECORDS)
+            if not raws:
+                break
+            self._emit(raws)
         return self.stats
 
 

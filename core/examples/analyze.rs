@@ -77,7 +77,10 @@ fn main() {
                 flows += emit(&mut analyzer.flows.finished);
             }
         }
-        analyzer.drain();
+        // As Python drains: a slice at a time, so a full table's records never exist at once.
+        while !analyzer.drain_some(2048) {
+            flows += emit(&mut analyzer.flows.finished);
+        }
         flows += emit(&mut analyzer.flows.finished);
     }
     let secs = start.elapsed().as_secs_f64();

@@ -250,6 +250,11 @@ impl Analyzer {
     pub fn drain(&mut self) {
         self.flows.drain();
     }
+
+    /// See `Tracker::drain_some`.
+    pub fn drain_some(&mut self, max: usize) -> bool {
+        self.flows.drain_some(max)
+    }
 }
 
 impl Tracker {
@@ -546,16 +551,27 @@ impl Tracker {
     }
 
     pub fn drain(&mut self) {
+        while !self.drain_some(usize::MAX) {}
+    }
+
+    /// End of input, a slice at a time: report up to `max` of the flows still open (oldest
+    /// first); true once none is left. Records of a large table then never exist all at once.
+    pub fn drain_some(&mut self, max: usize) -> bool {
         self.pkt = u64::MAX;
         self.phase = SWEEP;
-        for (id, stamp) in self.table.ids_in_order() {
-            if self.table.is_current(id, stamp) {
-                let created = self.table.get(id).created;
-                self.remove(id, "end", (0.0, created));
-            }
+        let mut n = 0;
+        while n < max {
+            let Some(id) = self.table.oldest() else { break };
+            let created = self.table.get(id).created;
+            self.remove(id, "end", (0.0, created));
+            n += 1;
         }
-        self.table.clear_closed();
+        let empty = self.table.is_empty();
+        if empty {
+            self.table.clear_closed();
+        }
         self.stats.flows_evicted = self.table.evicted;
+        empty
     }
 
     /// `tie`: the record's place among those of its packet and phase (see `Order`).

@@ -364,13 +364,21 @@ impl PyAnalyzer {
     }
 
     /// End of input: every flow still open, as records.
-    fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// End of input: the flows still open, as records, up to `max_records` a call (oldest
+    /// first; call again until it returns an empty list), all at once without a limit.
+    #[pyo3(signature = (max_records=None))]
+    fn drain<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_records: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let inner = &mut self.inner;
         let records = py.detach(|| match inner {
             Inner::Single(a) => {
-                a.drain();
+                a.drain_some(max_records.unwrap_or(usize::MAX));
                 std::mem::take(&mut a.flows.finished)
             }
+            // The shards' records are merged into one order: all at once.
             Inner::Parallel(p) => p.drain(),
         });
         records_to_py(py, records)

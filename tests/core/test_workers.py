@@ -62,3 +62,27 @@ def test_workers_setting_is_checked(core):
         _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), workers=0)
     with pytest.raises(ValueError):
         _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), report_classified=True, workers=2)
+
+
+def test_draining_a_slice_at_a_time_gives_the_same_records(core):
+    """close() takes the open flows' records a slice at a time (memory); same records, same order."""
+    config, setup = core
+    path = REPO / "captures" / "dns-53.pcap"
+
+    def records(slice_size):
+        capture = _core.Capture(str(path))
+        analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings())
+        out = []
+        while not capture.done:
+            out.extend(analyzer.run(capture, 4096))
+        while True:
+            part = analyzer.drain(slice_size)
+            assert len(part) <= (slice_size or len(part))
+            if not part:
+                break
+            out.extend(part)
+        return out
+
+    whole = records(None)
+    assert len(whole) > 5
+    assert records(2) == whole
