@@ -63,21 +63,10 @@ TCPDUMP_PID=
 FLOWS=()        # one detail string per tunnel connection of the current run, in order
 
 log() { printf '[record-tunnels] %s\n' "$*" >&2; }
-srv() { ip netns exec "$NS_S" "$@"; }
-cli() { ip netns exec "$NS_C" "$@"; }
+# shellcheck source=captures/netns.sh
+. "$HERE/netns.sh"
 
 # --- namespaces ---------------------------------------------------------
-
-ns_down() {
-    local ns pid
-    for ns in "$NS_S" "$NS_C"; do
-        ip netns list 2>/dev/null | grep -qw "$ns" || continue
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-        sleep 0.3
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-}
 
 ns_up() {
     ns_down

@@ -60,22 +60,10 @@ WORK=
 TCPDUMP_PID=
 
 log() { printf '[record] %s\n' "$*" >&2; }
-srv() { ip netns exec "$NS_S" "$@"; }
-cli() { ip netns exec "$NS_C" "$@"; }
+# shellcheck source=captures/netns.sh
+. "$HERE/netns.sh"
 
 # --- namespaces ---------------------------------------------------------
-
-ns_down() {
-    local ns pid
-    for ns in "$NS_S" "$NS_C"; do
-        ip netns list 2>/dev/null | grep -qw "$ns" || continue
-        # every process still inside one of our namespaces is ours
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-        sleep 0.3
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-}
 
 ns_up() {
     ns_down
