@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_hostile_shapes() {
-        crate::detect::probes::stun::tests::never_panics("bacnet");
+        crate::detect::probes::vectors::never_panics("bacnet");
     }
 
     #[test]

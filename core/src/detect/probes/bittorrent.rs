@@ -118,14 +118,14 @@ mod tests {
     #[test]
     fn no_panic_on_hostile_shapes() {
         for name in ["utp", "utp_units"] {
-            crate::detect::probes::stun::tests::never_panics(name);
+            crate::detect::probes::vectors::never_panics(name);
         }
     }
 
     #[test]
     fn matching_vectors_start_with_a_first_byte() {
         for name in ["utp", "utp_units"] {
-            crate::detect::probes::stun::tests::first_bytes_hold(name);
+            crate::detect::probes::vectors::first_bytes_hold(name);
         }
     }
 

@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_hostile_shapes() {
-        crate::detect::probes::stun::tests::never_panics("coap");
+        crate::detect::probes::vectors::never_panics("coap");
     }
 
     #[test]

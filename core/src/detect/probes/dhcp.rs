@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn no_panic_on_hostile_shapes() {
         for name in ["dhcp", "dhcpv6"] {
-            crate::detect::probes::stun::tests::never_panics(name);
+            crate::detect::probes::vectors::never_panics(name);
         }
     }
 

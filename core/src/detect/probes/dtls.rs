@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn matches_open_with_a_record_type() {
-        assert!(crate::detect::probes::tls_hello::check_gate("dtls") > 0);
+        assert!(crate::detect::probes::vectors::first_bytes_hold("dtls") > 0);
     }
 
     #[test]

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn no_panic_on_hostile_shapes() {
         for name in ["ike", "esp_udp"] {
-            crate::detect::probes::stun::tests::never_panics(name);
+            crate::detect::probes::vectors::never_panics(name);
         }
     }
 

@@ -160,7 +160,7 @@ pub fn probe_ssn(data: &[u8], from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::probes::{lookup, vectors, Status};
+    use crate::detect::probes::{vectors, Status};
 
     #[test]
     fn python_vectors() {
@@ -173,20 +173,7 @@ mod tests {
     #[test]
     fn gates_hold_on_vectors() {
         for name in ["netbios_dgm", "netbios_ssn"] {
-            let gate = lookup(name).and_then(|p| p.first_bytes).unwrap();
-            let mut paths = vec![vectors::vector_path(name)];
-            if let Some(dir) = std::env::var_os("PW_VECTOR_DIR") {
-                paths.push(std::path::PathBuf::from(dir).join(format!("{name}.jsonl")));
-            }
-            for path in paths.into_iter().filter(|p| p.exists()) {
-                for line in std::fs::read_to_string(&path).unwrap().lines() {
-                    let v: Value = serde_json::from_str(line).unwrap();
-                    if v["status"] == "match" {
-                        let first = hex::decode(&v["input"].as_str().unwrap()[..2]).unwrap()[0];
-                        assert!(gate.contains(&first), "{name}: {line}");
-                    }
-                }
-            }
+            crate::detect::probes::vectors::first_bytes_hold(name);
         }
     }
 

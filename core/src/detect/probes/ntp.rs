@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_hostile_shapes() {
-        crate::detect::probes::stun::tests::never_panics("ntp");
+        crate::detect::probes::vectors::never_panics("ntp");
     }
 
     /// An SNTP client request (RFC 4330 5): LI 0, VN 4, mode 3, all else zero but the transmit

@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn no_panic_on_hostile_shapes() {
         for name in ["openvpn", "openvpn_tcp"] {
-            crate::detect::probes::stun::tests::never_panics(name);
+            crate::detect::probes::vectors::never_panics(name);
         }
     }
 

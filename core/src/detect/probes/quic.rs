@@ -474,7 +474,7 @@ mod tests {
     #[test]
     fn matches_open_with_a_long_header() {
         for name in ["quic", "quic_units"] {
-            assert!(crate::detect::probes::tls_hello::check_gate(name) > 0);
+            assert!(crate::detect::probes::vectors::first_bytes_hold(name) > 0);
         }
     }
 

@@ -94,8 +94,7 @@ pub fn probe_dgm(data: &[u8], _from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::probes::{lookup, vectors, Status};
-    use crate::meta::Value;
+    use crate::detect::probes::{vectors, Status};
 
     fn session(payload: &[u8]) -> Vec<u8> {
         let mut out = vec![0, 0];
@@ -185,21 +184,7 @@ mod tests {
     #[test]
     fn matching_vectors_start_with_a_gate_byte() {
         for name in ["smb", "smb_dgm"] {
-            let gate = lookup(name).and_then(|p| p.first_bytes).unwrap();
-            let mut paths = vec![vectors::vector_path(name)];
-            if let Some(dir) = std::env::var_os("PW_VECTOR_DIR") {
-                paths.push(std::path::PathBuf::from(dir).join(format!("{name}.jsonl")));
-            }
-            for path in paths.into_iter().filter(|p| p.exists()) {
-                for line in std::fs::read_to_string(&path).unwrap().lines() {
-                    let v: Value = serde_json::from_str(line).unwrap();
-                    if v["status"] == "match" {
-                        let first =
-                            u8::from_str_radix(&v["input"].as_str().unwrap()[..2], 16).unwrap();
-                        assert!(gate.contains(&first), "{name}: {line}");
-                    }
-                }
-            }
+            crate::detect::probes::vectors::first_bytes_hold(name);
         }
     }
 

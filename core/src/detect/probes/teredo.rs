@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_hostile_shapes() {
-        crate::detect::probes::stun::tests::never_panics("teredo");
+        crate::detect::probes::vectors::never_panics("teredo");
     }
 
     /// An IPv6 header carrying `payload` bytes of next header `next` (RFC 8200 3).

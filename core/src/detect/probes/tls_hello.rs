@@ -581,40 +581,6 @@ pub fn server_hello_meta(sh: &ServerHello) -> Meta {
     meta
 }
 
-/// Every matching vector of `probe` (committed, and under PW_VECTOR_DIR) opens with one of
-/// the probe's first bytes; returns how many matches were checked.
-#[cfg(test)]
-pub(crate) fn check_gate(probe: &str) -> usize {
-    let gate = super::lookup(probe)
-        .and_then(|p| p.first_bytes)
-        .expect("a gated probe");
-    let mut paths = vec![super::vectors::vector_path(probe)];
-    if let Some(dir) = std::env::var_os("PW_VECTOR_DIR") {
-        paths.push(std::path::PathBuf::from(dir).join(format!("{probe}.jsonl")));
-    }
-    let mut checked = 0;
-    for path in paths.iter().filter(|p| p.exists()) {
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            if v["status"] != "match" {
-                continue;
-            }
-            let first = v
-                .get("input")
-                .unwrap_or_else(|| &v["units"][0])
-                .as_str()
-                .unwrap();
-            let byte = u8::from_str_radix(&first[..2], 16).unwrap();
-            assert!(
-                gate.contains(&byte),
-                "{probe}: a match opens with {byte:#04x}"
-            );
-            checked += 1;
-        }
-    }
-    checked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

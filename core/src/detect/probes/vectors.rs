@@ -85,3 +85,79 @@ pub fn replay_file(probe: &str, path: &std::path::Path) -> usize {
     );
     n
 }
+
+/// The probe named survives hostile shapes: every length up to 300 of zeros, of 0xFF, and of
+/// pseudo-random bytes behind each possible first byte, alone and as units.
+pub fn never_panics(name: &str) {
+    let probe = lookup(name).expect("a registered probe");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = vec![0u8; 300];
+    for b in noise.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *b = (state >> 24) as u8;
+    }
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for len in 0..=300 {
+        inputs.push(vec![0; len]);
+        inputs.push(vec![0xFF; len]);
+    }
+    for first in 0..=255u8 {
+        for len in [1, 2, 4, 8, 12, 14, 20, 28, 32, 40, 48, 64, 240, 300] {
+            let mut b = noise[..len].to_vec();
+            b[0] = first;
+            inputs.push(b);
+        }
+    }
+    for input in &inputs {
+        for from_client in [true, false] {
+            match probe.kind {
+                super::Kind::Single(f) => {
+                    f(input, from_client);
+                }
+                super::Kind::Units(f) => {
+                    f(&[input, input, &input[input.len() / 2..]], from_client);
+                }
+            }
+        }
+    }
+}
+
+/// Every matching vector of `name` (committed, and under `PW_VECTOR_DIR`) starts with one
+/// of the probe's first bytes (a units probe: one of its datagrams does).
+pub fn first_bytes_hold(name: &str) -> usize {
+    let gate = lookup(name)
+        .and_then(|p| p.first_bytes)
+        .expect("a gated probe");
+    let mut files = vec![vector_path(name)];
+    if let Some(dir) = std::env::var_os("PW_VECTOR_DIR") {
+        files.push(std::path::PathBuf::from(dir).join(format!("{name}.jsonl")));
+    }
+    let mut checked = 0;
+    for file in files.iter().filter(|f| f.exists()) {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if v["status"] != "match" {
+                continue;
+            }
+            let inputs: Vec<Vec<u8>> = match v.get("input") {
+                Some(i) => vec![hex::decode(i.as_str().unwrap()).unwrap()],
+                None => v["units"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| hex::decode(u.as_str().unwrap()).unwrap())
+                    .collect(),
+            };
+            assert!(
+                inputs
+                    .iter()
+                    .any(|i| i.first().is_some_and(|b| gate.contains(b))),
+                "{name}: matching vector outside first_bytes: {line}"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}

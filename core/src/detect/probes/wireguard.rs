@@ -44,7 +44,7 @@ mod tests {
 
     #[test]
     fn no_panic_on_hostile_shapes() {
-        crate::detect::probes::stun::tests::never_panics("wireguard");
+        crate::detect::probes::vectors::never_panics("wireguard");
     }
 
     /// A message of the whitepaper's layout (5.4): type, 3 reserved zeros, sender index, body.
