@@ -16,3 +16,19 @@ ns_down() {
         ip netns del "$ns" 2>/dev/null || true
     done
 }
+
+# Stop every process in both namespaces (politely, then not), keeping the namespaces.
+ns_reset() {
+    local ns pid
+    for ns in "$NS_S" "$NS_C"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    done
+    for _ in $(seq 30); do
+        [ -z "$(ip netns pids "$NS_S")$(ip netns pids "$NS_C")" ] && return 0
+        sleep 0.1
+    done
+    for ns in "$NS_S" "$NS_C"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    done
+    sleep 0.2
+}

@@ -89,21 +89,6 @@ ns_up() {
     for i in $(seq 50); do cli ping -c1 -W1 -q "$SIP" >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
-ns_reset() {
-    local ns pid
-    for ns in "$NS_S" "$NS_C"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-    done
-    for _ in $(seq 30); do
-        [ -z "$(ip netns pids "$NS_S")$(ip netns pids "$NS_C")" ] && return 0
-        sleep 0.1
-    done
-    for ns in "$NS_S" "$NS_C"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    done
-    sleep 0.2
-}
-
 cleanup() {
     local rc=$?
     [ -n "$TCPDUMP_PID" ] && kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
