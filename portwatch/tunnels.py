@@ -32,16 +32,30 @@ FULL = 1000      # a full or nearly full segment
 SSH_AUTH_PACKETS = 10
 
 FEATURES = (
-    # What the protocol inside does first (the tree prefers these when two splits tie) ...
-    "server_first", "req_answer", "echo", "one_way", "up_full", "full_down", "down_per_turn",
+    # What the protocol inside does (the tree prefers these when two splits tie) ...
+    "opens", "server_first", "server_opens", "keystrokes", "req_answer", "echo", "one_way", "up_full",
+    "full_down", "down_per_turn", "exchanges",
     # ... then proportions and timing.
-    "exchanges", "opens", "sessions", "turns", "symmetry", "up_share", "up_small", "down_small", "iat_median",
+    "sessions", "turns", "symmetry", "up_share", "up_small", "down_small", "iat_median",
 )
 
 #: A forwarded connection opening in SSH: the client's CHANNEL_OPEN direct-tcpip (92-116 bytes
-#: with the host names of a local forward) answered by a small OPEN_CONFIRMATION.
+#: with the host names of a local forward) answered by a CHANNEL_OPEN_CONFIRMATION (17 bytes of
+#: payload: 44 bytes with chacha20-poly1305, 52 with AES-GCM, 68 with a CTR cipher and an ETM MAC).
+#: A CHANNEL_SUCCESS (5 bytes of payload, 36 on the wire with the AEAD ciphers: the answer to an
+#: x11-req or pty-req) is too small to be a confirmation. (Openings made at once for parallel
+#: connections can arrive glued into one packet each way; they are not counted: a pty-req glued
+#: to a shell request and its answers look the same.)
 OPEN_UP = (88, 240)
-OPEN_CONFIRM = (28, 72)
+OPEN_CONFIRM = (40, 72)
+#: A channel the server opens (X11 forwarding, a remote -R forward): CHANNEL_OPEN "x11" with the
+#: originator address (37 bytes of payload: 64-100 on the wire), confirmed by the client.
+SERVER_OPEN = (56, 120)
+#: A keystroke: the client sends one small packet after a human pause and the server echoes
+#: a packet of about the same size (one character back, same framing) within ECHO_MS.
+KEY_GAP_MS = 30.0
+ECHO_MS = 30.0
+ECHO_SLACK = 16
 PAUSE_MS = 300.0
 OPEN_GAP_MS = 30.0
 ANSWER = 200     # bytes down that answer a request (a page, a file), not an acknowledgement
@@ -108,6 +122,30 @@ def opens(sizes: list[int], iats: list[float]) -> list[int]:
     return out
 
 
+def server_opens(sizes: list[int], iats: list[float]) -> int:
+    """Channels the server opens after a lull, each confirmed at once by the client: X11
+    forwarding (every X client the remote side starts) or a remote (-R) forward."""
+    n = 0
+    for i in range(len(sizes) - 1):
+        a, b = -sizes[i], sizes[i + 1]
+        if (SERVER_OPEN[0] <= a <= SERVER_OPEN[1] and OPEN_CONFIRM[0] <= b <= OPEN_CONFIRM[1]
+                and (i == 0 or iats[i] >= OPEN_GAP_MS) and iats[i + 1] < OPEN_GAP_MS):
+            n += 1
+    return n
+
+
+def keystrokes(sizes: list[int], iats: list[float]) -> int:
+    """Keystroke-echo pairs: a small client packet after a human pause, echoed at once by a
+    server packet of about its size (a terminal echoes each character as typed)."""
+    n = 0
+    for i in range(len(sizes) - 1):
+        a, b = sizes[i], -sizes[i + 1]
+        if (0 < a <= SMALL and abs(a - b) <= ECHO_SLACK and iats[i] >= KEY_GAP_MS
+                and iats[i + 1] < ECHO_MS):
+            n += 1
+    return n
+
+
 def sessions(sizes: list[int], iats: list[float]) -> int:
     """Stretches of traffic separated by pauses of PAUSE_MS or more."""
     return 1 + sum(1 for g in iats[1:] if g >= PAUSE_MS) if sizes else 0
@@ -143,6 +181,8 @@ def features(shape: dict[str, Any], protocol: str = "tls") -> dict[str, float] |
         "down_per_turn": math.log10(1 + _median([d for _, d in t])) if t else 0.0,
         "exchanges": math.log10(1 + sum(1 for _, d in t if 0 < d < ANSWER)),
         "opens": math.log10(1 + len(op)),
+        "server_opens": math.log10(1 + server_opens(sizes, iats)),
+        "keystrokes": keystrokes(sizes, iats) / len(up) if up else 0.0,
         "server_first": sum(op) / len(op) if op else 0.0,
         "sessions": math.log10(sessions(sizes, iats)),
         "up_full": _frac(up, lambda s: s >= FULL),
@@ -169,14 +209,28 @@ def walk(tree: dict[str, Any], feats: dict[str, float]) -> tuple[dict[str, Any],
 
 
 def predict(feats: dict[str, float], carrier: str, model: dict[str, Any]) -> tuple[str, float, float, list]:
-    """(class, confidence, scaled distance to the class centroid, decision path)."""
-    tree = model["trees"].get(carrier)
-    if tree is None:
+    """(class, confidence, scaled distance to the class centroid, decision path).
+
+    Every tree of the carrier votes with its leaf's class shares; the class with the most votes
+    wins, its mean share (smoothed so a leaf of 2 training flows is not "certain") is the
+    confidence. The path is that of the first tree (grown on every run) when it agrees."""
+    trees = model["trees"].get(carrier)
+    if not trees:
         return "unknown", 0.0, math.inf, []
-    leaf, path = walk(tree, feats)
-    cls, counts = leaf["class"], leaf["counts"]
-    # Leaf purity, smoothed so a leaf of 2 training flows is not "certain".
-    prob = (counts.get(cls, 0) + 1) / (sum(counts.values()) + 2)
+    if isinstance(trees, dict):
+        trees = [trees]
+    votes: dict[str, float] = {}
+    paths = []
+    for tree in trees:
+        leaf, path = walk(tree, feats)
+        counts = leaf["counts"]
+        n = sum(counts.values())
+        for c, k in counts.items():
+            votes[c] = votes.get(c, 0.0) + (k + 1) / (n + 2)
+        paths.append((leaf["class"], path))
+    cls = max(votes, key=lambda c: (votes[c], c))
+    prob = votes[cls] / len(trees)
+    path = paths[0][1] if paths[0][0] == cls else []
     mean, std, names = model["mean"], model["std"], model["features"]
     x = [(feats[n] - m) / s for n, m, s in zip(names, mean, std, strict=False)]
     c = model["classes"][cls]["centroid"]
@@ -204,7 +258,8 @@ def _evidence(kind: str, shape: dict[str, Any], f: dict[str, float], protocol: s
         gaps = [g for s, g in zip(sizes, iats, strict=False) if 0 < s <= SMALL]
         rng = f"{min(small)}-{max(small)}" if small else "?"
         text = (f"{len(small)} client packets of {rng} bytes at typing intervals (median "
-                f"{_median(gaps):.0f} ms), {f['echo']:.0%} echoed by a small server packet")
+                f"{_median(gaps):.0f} ms), {keystrokes(sizes, iats)} of them keystrokes echoed at once by a "
+                "server packet of the same size")
     elif kind in ("forwarded-http", "socks"):
         reqs = [c for c, d in turns(sizes) if SMALL < c < FULL and d >= ANSWER]
         conns = (f"{len(op)} forwarded connection(s) opened, the client speaking first on "
@@ -219,7 +274,9 @@ def _evidence(kind: str, shape: dict[str, Any], f: dict[str, float], protocol: s
         text = (f"{first}a command-reply dialogue of {round(10 ** f['exchanges'] - 1)} small exchanges "
                 f"({kb_up:.1f} KB up, {kb_down:.1f} KB down)")
     elif kind == "x11":
-        text = (f"steady two-way chatter of small packets ({f['down_small']:.0%} of server packets <= "
+        so = server_opens(sizes, iats)
+        text = ((f"the server opened {so} channel(s) to the client (X11 connections); " if so else "")
+                + f"steady two-way chatter of small packets ({f['down_small']:.0%} of server packets <= "
                 f"{SMALL} bytes, median gap {10 ** f['iat_median']:.0f} ms, no typing pauses) with bursts of "
                 f"full segments up ({f['up_full']:.0%} of client packets): a remote X display")
     elif kind == "bulk":
