@@ -14,7 +14,7 @@
 # Usage (root):  bash captures/record-tunnels.sh [CLASS[:RUN] ...]   # default: every class, runs 1..RUNS
 #                bash captures/record-tunnels.sh --list
 #                bash captures/record-tunnels.sh --print-packages
-# Environment:   RUNS=N (default 5)   TUNNELS_OUT=DIR (default captures/tunnels)
+# Environment:   RUNS=N (default 10)   TUNNELS_OUT=DIR (default captures/tunnels)
 # Each run writes DIR/CLASS-rN.pcap and replaces that pcap's rows in
 # DIR/labels.csv (one row per tunnel flow). Idempotent: every invocation
 # rebuilds the namespaces and overwrites the pcaps it records.
@@ -40,7 +40,7 @@ need_packages() {
 }
 
 CLASSES=(interactive forwarded-http forwarded-mail x11 bulk socks tls-pop3 tls-http)
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-10}
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -226,20 +226,20 @@ EOF
     wait_port "$1"
 }
 
-# cipher for SSH run N: the two AEAD ciphers, and once a CTR cipher with an ETM MAC
-ssh_cipher() { pick "chacha20-poly1305@openssh.com aes128-gcm@openssh.com aes128-gcm@openssh.com chacha20-poly1305@openssh.com aes256-ctr" "$1"; }
+# cipher for SSH run N: the AEAD ciphers, and twice a CTR cipher with an ETM MAC
+ssh_cipher() { pick "chacha20-poly1305@openssh.com aes128-gcm@openssh.com aes128-gcm@openssh.com chacha20-poly1305@openssh.com aes256-ctr aes256-gcm@openssh.com chacha20-poly1305@openssh.com aes128-gcm@openssh.com aes128-ctr chacha20-poly1305@openssh.com" "$1"; }
 ssh_port() { pick "22 443" "$1"; }
 
 # ssh_opts RUN: -c/-m arguments for the run's cipher, one per line
 ssh_opts() {
     local c; c=$(ssh_cipher "$1")
     printf '%s\n' -c "$c"
-    [ "$c" = aes256-ctr ] && printf '%s\n' -o MACs=hmac-sha2-256-etm@openssh.com
+    case $c in *-ctr) printf '%s\n' -o MACs=hmac-sha2-256-etm@openssh.com ;; esac
     return 0
 }
 cipher_label() {
     local c; c=$(ssh_cipher "$1")
-    [ "$c" = aes256-ctr ] && c="aes256-ctr+hmac-sha2-256-etm@openssh.com"
+    case $c in *-ctr) c="$c+hmac-sha2-256-etm@openssh.com" ;; esac
     echo "$c"
 }
 
@@ -408,7 +408,7 @@ EOF
 rec_interactive() {
     local run=$1 port cipher pcap lo hi obscure=unsupported
     port=$(ssh_port "$run"); cipher=$(cipher_label "$run"); pcap="interactive-r$run.pcap"
-    local delays; delays=$(pick "80-300 60-180 150-400 80-300 100-250" "$run")
+    local delays; delays=$(pick "80-300 60-180 150-400 80-300 100-250 50-150 120-350 70-220 200-500 90-260" "$run")
     lo=${delays%-*} hi=${delays#*-}
     local -a extra=()
     if [ -n "$OBSCURE_SUPPORTED" ]; then
@@ -463,24 +463,32 @@ make_page() {   # make_page SIZE SEED -> prints the path
 rec_forwarded-http() {
     local run=$1 port cipher pcap sizes mode
     port=$(ssh_port "$run"); cipher=$(cipher_label "$run"); pcap="forwarded-http-r$run.pcap"
-    sizes=$(pick "1024,12288,61440 3072,30720 800,5120,20480,92160 153600 2048,2048,40960,8192" "$run")
-    mode=$(pick "separate keepalive separate keepalive separate" "$run")
+    sizes=$(pick "1024,12288,61440 3072,30720 800,5120,20480,92160 153600 2048,2048,40960,8192 512,70000 4096,4096,4096 200000 1500,25000,3000 10240,10240,60000" "$run")
+    mode=$(pick "separate keepalive separate keepalive separate keepalive separate keepalive separate parallel" "$run")
+    # runs 7 and 9: a shell-less remote command beside the forward (ssh -L host 'sleep'), as people
+    # often do, instead of -N: the connection then also has a session channel
+    local -a session=(-N); [ "$run" = 7 ] || [ "$run" = 9 ] && session=()
+    local -a cmd=(); [ ${#session[@]} -eq 0 ] && cmd=("sleep 60")
     sshd_start "$port"; nginx_start
     local -a urls=(); local s
     for s in ${sizes//,/ }; do urls+=("http://127.0.0.1:8080$(make_page "$s" "h$run")"); done
     cap_start "$pcap" "$port"
-    ssh_cli "$port" "$run" -N -o ExitOnForwardFailure=yes -L 8080:127.0.0.1:80 "$TUser@$SIP" >>"$WORK/clients.log" 2>&1 &
+    ssh_cli "$port" "$run" "${session[@]}" -o ExitOnForwardFailure=yes -L 8080:127.0.0.1:80 "$TUser@$SIP" "${cmd[@]}" >>"$WORK/clients.log" 2>&1 &
     wait_forward 8080
     if [ "$mode" = keepalive ]; then
         local -a outs=(); for u in "${urls[@]}"; do outs+=(-o /dev/null); done
         cli curl -sS -A "$UA" "${urls[@]}" "${outs[@]}"
+    elif [ "$mode" = parallel ]; then
+        local -a outs=(); for u in "${urls[@]}"; do outs+=(-o /dev/null); done
+        cli curl -sS -Z -A "$UA" "${urls[@]}" "${outs[@]}" 2>>"$WORK/clients.log"
     else
         for u in "${urls[@]}"; do cli curl -sS -A "$UA" "$u" -o /dev/null; sleep 0.5; done
     fi
     sleep 0.5
     cap_stop
     local list=""; for s in ${sizes//,/ }; do list+="$(human_size "$s")+"; done
-    FLOWS=("ssh -L to nginx; GET ${list%+} bytes; curl $mode")
+    local with=""; [ ${#cmd[@]} -eq 0 ] || with=" (with a remote command)"
+    FLOWS=("ssh -L to nginx$with; GET ${list%+} bytes; curl $mode")
     write_labels "$pcap" "$port" forwarded-http "forwarded-http-$run" http "$cipher" - -
 }
 
@@ -563,9 +571,23 @@ rec_forwarded-mail() {
            cli curl -sS $P "imap://127.0.0.1:1143/INBOX;UID=3" >/dev/null; sleep 1
            cli curl -sS $P pop3://127.0.0.1:1110/ >/dev/null
            what="imap LIST+FETCH 26k; pop3 LIST" ;;
-        *) send_mail 40000 "m$run" attach; sleep 1
+        5) send_mail 40000 "m$run" attach; sleep 1
            cli curl -sS $P "imap://127.0.0.1:1143/INBOX;UID=1" >/dev/null
            what="smtp 40k attachment; imap FETCH 1.5k" ;;
+        6) cli curl -sS $P pop3://127.0.0.1:1110/ >/dev/null; cli curl -sS $P pop3://127.0.0.1:1110/3 >/dev/null
+           sleep 0.7; send_mail 3000 m6
+           what="pop3 LIST+RETR 26k; smtp 3k body" ;;
+        7) cli curl -sS $P "imap://127.0.0.1:1143/" >/dev/null; sleep 0.5
+           cli curl -sS $P "imap://127.0.0.1:1143/INBOX;UID=1" >/dev/null; sleep 1.5; send_mail 1000 m7
+           what="imap LIST+FETCH 1.5k; smtp 1k body" ;;
+        8) send_mail 10000 m8 attach; sleep 2
+           cli curl -sS $P pop3://127.0.0.1:1110/2 >/dev/null
+           what="smtp 10k attachment; pop3 RETR 9k" ;;
+        9) send_mail 500 m9a; send_mail 700 m9b; send_mail 600 m9c
+           what="smtp 500+700+600 back to back" ;;
+        *) cli curl -sS $P "imap://127.0.0.1:1143/INBOX;UID=3" >/dev/null; sleep 0.4
+           cli curl -sS $P pop3://127.0.0.1:1110/1 >/dev/null; sleep 0.4; send_mail 4000 "m$run"
+           what="imap FETCH 26k; pop3 RETR 1.5k; smtp 4k body" ;;
     esac
     sleep 0.5
     cap_stop
@@ -578,8 +600,8 @@ rec_forwarded-mail() {
 rec_x11() {
     local run=$1 port cipher pcap flag prog
     port=$(ssh_port "$run"); cipher=$(cipher_label "$run"); pcap="x11-r$run.pcap"
-    flag=$(pick "-X -Y -Y -X -Y" "$run")
-    prog=$(pick "xclock_-update_1 xeyes xterm_-e_ls_-l_/usr/bin|head_-40;sleep_4 xlogo xcalc" "$run")
+    flag=$(pick "-X -Y -Y -X -Y -Y -X -Y -X -X" "$run")
+    prog=$(pick "xclock_-update_1 xeyes xterm_-e_ls_-l_/usr/bin|head_-40;sleep_4 xlogo xcalc xclock_-digital_-update_1 ico_-sleep_0.2 xterm_-e_top_-d_1 xeyes_-geometry_300x300 xbiff" "$run")
     prog=${prog//_/ }
     sshd_start "$port"
     local x=$WORK/x11 disp=:$((40 + run))
@@ -604,9 +626,9 @@ rec_bulk() {
     local run=$1 port cipher pcap
     port=$(ssh_port "$run"); cipher=$(cipher_label "$run"); pcap="bulk-r$run.pcap"
     # scp size+direction, sftp size+direction
-    local spec; spec=$(pick "65536:up:200000:get 300000:get:40000:put 500000:up:16384:get 120000:get:250000:put 20480:up:450000:get" "$run")
+    local spec; spec=$(pick "65536:up:200000:get 300000:get:40000:put 500000:up:16384:get 120000:get:250000:put 20480:up:450000:get 150000:get:30000:put 40000:up:120000:get 250000:get:8192:get 10240:up:300000:put 90000:get:60000:put" "$run")
     local ss sd fs fd; IFS=: read -r ss sd fs fd <<<"$spec"
-    local scpmode; scpmode=$(pick "-O sftp -O sftp -O" "$run")
+    local scpmode; scpmode=$(pick "-O sftp -O sftp -O sftp -O sftp sftp -O" "$run")
     sshd_start "$port"
     local c=$WORK/bulk-cli; mkdir -p "$c"
     head -c "$ss" /dev/urandom >"$c/scp.bin";  cp "$c/scp.bin" "$WORK/home/scp.bin"
@@ -633,8 +655,8 @@ rec_bulk() {
 rec_socks() {
     local run=$1 port cipher pcap sizes mode
     port=$(ssh_port "$run"); cipher=$(cipher_label "$run"); pcap="socks-r$run.pcap"
-    sizes=$(pick "2048,16384,4096 51200,1024,1024,8192 700,700,700,700,700,700 30720,61440 4096,12288,2048,24576,1024" "$run")
-    mode=$(pick "sequential parallel sequential parallel sequential" "$run")
+    sizes=$(pick "2048,16384,4096 51200,1024,1024,8192 700,700,700,700,700,700 30720,61440 4096,12288,2048,24576,1024 1024,1024 81920 3000,6000,9000,12000 500,40000,500 20480,20480,20480" "$run")
+    mode=$(pick "sequential parallel sequential parallel sequential parallel sequential sequential parallel sequential" "$run")
     sshd_start "$port"; nginx_start
     # a second web server on pt-srv's loopback, so the SOCKS client reaches two destinations
     bg_srv "$PY" -m http.server --bind 127.0.0.1 --directory "$WORK/www" 8000
@@ -718,7 +740,7 @@ EOF
 
 rec_tls-pop3() {
     local run=$1 port pcap v
-    port=$(pick "995 443 995 443 995" "$run"); pcap="tls-pop3-r$run.pcap"; v=$(tls_variant "$run")
+    port=$(pick "995 443 995 443 995 443 995 443 995 443" "$run"); pcap="tls-pop3-r$run.pcap"; v=$(tls_variant "$run")
     mail_start
     stunnel_pair pop3 "$run" "$port" 110 1110
     local P="-u alice:alice-secret" what
@@ -731,8 +753,17 @@ rec_tls-pop3() {
         3) cli curl -sS $P pop3://127.0.0.1:1110/2 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 9k")
            cli curl -sS $P -X UIDL pop3://127.0.0.1:1110/ >/dev/null; FLOWS+=("stunnel pair; pop3 UIDL") ;;
         4) cli curl -sS $P pop3://127.0.0.1:1110/ >/dev/null; FLOWS+=("stunnel pair; pop3 LIST") ;;
-        *) for m in 1 2 3; do cli curl -sS $P "pop3://127.0.0.1:1110/$m" >/dev/null; sleep 0.3; done
+        5) for m in 1 2 3; do cli curl -sS $P "pop3://127.0.0.1:1110/$m" >/dev/null; sleep 0.3; done
            FLOWS+=("stunnel pair; pop3 RETR 1.5k" "stunnel pair; pop3 RETR 9k" "stunnel pair; pop3 RETR 26k") ;;
+        6) cli curl -sS $P pop3://127.0.0.1:1110/2 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 9k") ;;
+        7) cli curl -sS $P -X UIDL pop3://127.0.0.1:1110/ >/dev/null; FLOWS+=("stunnel pair; pop3 UIDL")
+           cli curl -sS $P pop3://127.0.0.1:1110/3 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 26k") ;;
+        8) cli curl -sS $P pop3://127.0.0.1:1110/ >/dev/null; FLOWS+=("stunnel pair; pop3 LIST")
+           cli curl -sS $P pop3://127.0.0.1:1110/1 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 1.5k") ;;
+        9) cli curl -sS $P pop3://127.0.0.1:1110/1 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 1.5k")
+           sleep 0.3; cli curl -sS $P pop3://127.0.0.1:1110/2 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 9k") ;;
+        *) cli curl -sS $P pop3://127.0.0.1:1110/3 >/dev/null; FLOWS+=("stunnel pair; pop3 RETR 26k")
+           cli curl -sS $P pop3://127.0.0.1:1110/ >/dev/null; FLOWS+=("stunnel pair; pop3 LIST") ;;
     esac
     sleep 0.5
     cap_stop
@@ -741,8 +772,8 @@ rec_tls-pop3() {
 
 rec_tls-http() {
     local run=$1 port pcap v sizes
-    port=$(pick "443 8443 443 8443 443" "$run"); pcap="tls-http-r$run.pcap"; v=$(tls_variant "$run")
-    sizes=$(pick "4096,40960 1024 20480,2048,8192 102400 6144,6144" "$run")
+    port=$(pick "443 8443 443 8443 443 8443 443 8443 443 8443" "$run"); pcap="tls-http-r$run.pcap"; v=$(tls_variant "$run")
+    sizes=$(pick "4096,40960 1024 20480,2048,8192 102400 6144,6144 500,15000 60000 3000,3000,3000 12000 2048,70000" "$run")
     nginx_start
     stunnel_pair www "$run" "$port" 80 8081
     local -a urls=(); local s
