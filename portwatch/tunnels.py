@@ -3,7 +3,7 @@
 The core exports `meta.shape` for ssh, tls and unknown TCP flows (see core/src/flow/shape.rs):
 the signed sizes (+ client to server) and gaps of the first payload packets after the
 handshake, and per-direction summaries of the whole flow. `features()` turns it into a few
-readable numbers; `classify()` walks a small decision tree per carrier (trained by
+readable numbers; `classify()` lets a few bagged small decision trees per carrier vote (trained by
 `benchmarks/tunnel_eval.py` with numpy only, stored as data in
 `portwatch/data/tunnel-model.json`) and explains the verdict in words, with the rule path.
 
