@@ -1,19 +1,24 @@
 """Compile a pcap-filter(7) expression to classic BPF: the one compiler of `analyze -f` and
 `monitor --bpf`.
 
-Compilation is libpcap's, through `tcpdump -y DLT -dd` (a process per link type, run once at
-start-up); scapy's `compile_filter` (libpcap through ctypes) is the fallback when tcpdump is not
-installed. The live monitor attaches the Ethernet program to its socket (the kernel runs it);
-for files the core runs the program of each frame's own link type (`core/src/bpf.rs`), before
-decoding, as libpcap's `bpf_filter` would: a pcapng whose interfaces differ in link type gets
-each its own program.
+Compilation is libpcap's, through `tcpdump -dd` (a process per link type, all run at once at
+start-up): for files with `-r` on a header-only savefile of the link type, so the program is the
+one `tcpdump -r` runs (savefiles differ from live sockets for NULL: any BSD's AF_INET6); for a
+socket with `-y EN10MB`. scapy's `compile_filter` (libpcap through ctypes, as pcap_open_dead) is
+the fallback when tcpdump is not installed. The live monitor attaches the Ethernet program to
+its socket (the kernel runs it); for files the core runs the program of each frame's own link
+type (`core/src/bpf.rs`), before decoding, as libpcap's `bpf_filter` would: a pcapng whose
+interfaces differ in link type gets each its own program.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import struct
 import subprocess
+import tempfile
+from pathlib import Path
 
 BPF_MAXINSNS = 4096
 _INSN = re.compile(r"\{\s*(0x[0-9a-fA-F]+|\d+),\s*(\d+),\s*(\d+),\s*(0x[0-9a-fA-F]+|\d+)\s*\}")
@@ -27,6 +32,9 @@ LINK_NAMES: dict[int, str] = {
     0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 50: "PPP_SERIAL", 101: "RAW",
     104: "C_HDLC", 108: "LOOP", 113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
 }
+# The savefile link type of each name (the header `tcpdump -r` compiles for).
+_LINKTYPE_OF_NAME = {"NULL": 0, "EN10MB": 1, "PPP": 9, "RAW": 101, "PPP_SERIAL": 50, "C_HDLC": 104, "LOOP": 108,
+                     "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276}
 # scapy (pcap_open_dead) takes libpcap's DLT numbers.
 _DLT_OF_NAME = {"NULL": 0, "EN10MB": 1, "PPP": 9, "RAW": 12, "PPP_SERIAL": 50, "C_HDLC": 104, "LOOP": 108,
                 "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276}
@@ -46,8 +54,14 @@ def parse_dd(text: str) -> Program:
     return prog
 
 
-def _tcpdump_args(tcpdump: str, link: str, expr: str, snaplen: int) -> list[str]:
-    return [tcpdump, "-y", link, "-s", str(snaplen), "-dd", "--", expr]
+def _tcpdump_args(tcpdump: str, link: str, expr: str, snaplen: int, savefiles: Path | None) -> list[str]:
+    if savefiles is None:
+        return [tcpdump, "-y", link, "-s", str(snaplen), "-dd", "--", expr]
+    # Compiled for reading a savefile of this link type, as `tcpdump -r` compiles: for NULL that
+    # accepts every BSD's AF_INET6 value, not only this host's.
+    header = savefiles / f"{link}.pcap"
+    header.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, _LINKTYPE_OF_NAME.get(link, 1)))
+    return [tcpdump, "-r", str(header), "-dd", "--", expr]
 
 
 def _tcpdump_error(expr: str, stderr: str) -> BpfError:
@@ -62,43 +76,34 @@ def compile_filter(expr: str, snaplen: int = SNAPLEN, link: str = "EN10MB") -> P
     return prog
 
 
-def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN) -> dict[str, Program | None]:
+def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN,
+                  savefile: bool = False) -> dict[str, Program | None]:
     """`expr` compiled for each link type name; None for a link type it does not apply to
-    (`vlan` on raw IP). BpfError when it compiles for none of them (a bad expression), or when
-    neither tcpdump nor scapy is there to compile it."""
+    (`vlan` on raw IP). `savefile`: for frames read from a file (else from a live socket).
+    BpfError when it compiles for none of them (a bad expression), or when neither tcpdump nor
+    scapy is there to compile it."""
     if not expr.strip():
         raise BpfError("empty filter expression")
     tcpdump = shutil.which("tcpdump")
+    if tcpdump and savefile:
+        with tempfile.TemporaryDirectory(prefix="portwatch-bpf-") as tmp:
+            return _compile_tcpdump(tcpdump, expr, links, snaplen, Path(tmp))
+    if tcpdump:
+        return _compile_tcpdump(tcpdump, expr, links, snaplen, None)
     out: dict[str, Program | None] = {}
     errors: dict[str, BpfError] = {}
-    if tcpdump:
-        # One process per link type, all at once: start-up costs one compile, not several.
-        procs = {link: subprocess.Popen(_tcpdump_args(tcpdump, link, expr, snaplen), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-                 for link in links}
-        for link, proc in procs.items():
-            try:
-                stdout, stderr = proc.communicate(timeout=COMPILE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                errors[link] = BpfError(f"bad filter {expr!r}: tcpdump took over {COMPILE_TIMEOUT:.0f} s")
-                continue
-            if proc.returncode != 0:
-                errors[link] = _tcpdump_error(expr, stderr)
-                continue
-            try:
-                out[link] = parse_dd(stdout)
-            except BpfError as exc:
-                errors[link] = exc
-    else:
-        for link in links:
-            try:
-                out[link] = _compile_scapy(expr, _DLT_OF_NAME.get(link, 1))
-            except BpfError as exc:
-                if "neither tcpdump nor scapy" in str(exc):
-                    raise
-                errors[link] = exc
+    for link in links:
+        try:
+            out[link] = _compile_scapy(expr, _DLT_OF_NAME.get(link, 1))
+        except BpfError as exc:
+            if "neither tcpdump nor scapy" in str(exc):
+                raise
+            errors[link] = exc
+    return _outcome(links, out, errors)
+
+
+def _outcome(links: tuple[str, ...], out: dict[str, Program | None],
+             errors: dict[str, BpfError]) -> dict[str, Program | None]:
     if not out:
         # The Ethernet message when there is one: the link type most expressions are written for.
         raise errors.get("EN10MB") or next(iter(errors.values()))
@@ -107,11 +112,38 @@ def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN) -> 
     return out
 
 
+def _compile_tcpdump(tcpdump: str, expr: str, links: tuple[str, ...], snaplen: int,
+                     savefiles: Path | None) -> dict[str, Program | None]:
+    out: dict[str, Program | None] = {}
+    errors: dict[str, BpfError] = {}
+    # One process per link type, all at once: start-up costs one compile, not several.
+    procs = {link: subprocess.Popen(_tcpdump_args(tcpdump, link, expr, snaplen, savefiles),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                    text=True)
+             for link in links}
+    for link, proc in procs.items():
+        try:
+            stdout, stderr = proc.communicate(timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            errors[link] = BpfError(f"bad filter {expr!r}: tcpdump took over {COMPILE_TIMEOUT:.0f} s")
+            continue
+        if proc.returncode != 0:
+            errors[link] = _tcpdump_error(expr, stderr)
+            continue
+        try:
+            out[link] = parse_dd(stdout)
+        except BpfError as exc:
+            errors[link] = exc
+    return _outcome(links, out, errors)
+
+
 def compile_for_capture(expr: str, snaplen: int = SNAPLEN) -> dict[int, Program | None]:
     """`expr` for every link type the core decodes, by savefile link type number (what the core
     takes: `_core.Analyzer.set_filter`)."""
     names = tuple(dict.fromkeys(LINK_NAMES.values()))
-    by_name = compile_links(expr, names, snaplen)
+    by_name = compile_links(expr, names, snaplen, savefile=True)
     return {linktype: by_name[name] for linktype, name in LINK_NAMES.items()}
 
 

@@ -298,3 +298,16 @@ def test_the_core_refuses_unsound_programs():
         _core.filter_capture(str(PCAPS[0]), {1: [(0x34, 0, 0, 0), (0x06, 0, 0, 1)]})
     with pytest.raises(ValueError):
         _core.filter_capture(str(PCAPS[0]), {1: [(0x06, 0, 0, 1)] * 4097})
+
+
+def test_null_link_type_takes_every_bsd_inet6_value(tmp_path):
+    """A BSD loopback capture (link type NULL) says IPv6 as 24, 28 or 30 in the writer's byte order:
+    compiled for a savefile, as tcpdump -r compiles, every one of them is IPv6."""
+    ip6 = bytes(IPv6(src="::1", dst="::1") / UDP(sport=5000, dport=1194) / b"x")
+    ip4 = bytes(IP(src="127.0.0.1", dst="127.0.0.1") / UDP(sport=5000, dport=1194) / b"x")
+    frames = [struct.pack("<I", af) + pkt for af, pkt in ((30, ip6), (24, ip6), (28, ip6), (10, ip6), (2, ip4))]
+    path = write_pcap(tmp_path / "null.pcap", [(1_790_000_000.0 + i, f) for i, f in enumerate(frames)], linktype=0)
+    for expr in ("ip6", "udp", "ip"):
+        want = tcpdump_kept(path, expr, tmp_path)
+        assert _core.filter_capture(str(path), bpf.compile_for_capture(expr)) == want, expr
+    assert tcpdump_kept(path, "ip6", tmp_path) == [0, 1, 2]
