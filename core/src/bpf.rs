@@ -140,6 +140,31 @@ fn opcode_ok(code: u16, k: u32) -> Result<(), String> {
     }
 }
 
+/// Jumps stay inside the program and go forward; scratch memory indices exist.
+fn operands_ok(i: &Insn, left: usize) -> Result<(), String> {
+    let class = i.code & 0x07;
+    let uses_mem = matches!(class, ST | STX) || (matches!(class, LD | LDX) && i.code & 0xe0 == MEM);
+    if uses_mem && i.k as usize >= MEM_WORDS {
+        return Err(format!("scratch memory index {}", i.k));
+    }
+    if class != JMP {
+        return Ok(());
+    }
+    let inside = if i.code & 0xf0 == JA {
+        usize::try_from(i.k).is_ok_and(|k| k < left)
+    } else {
+        usize::from(i.jt) < left && usize::from(i.jf) < left
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(format!(
+            "jump past the end (jt {}, jf {}, k {})",
+            i.jt, i.jf, i.k
+        ))
+    }
+}
+
 impl Program {
     /// Check `insns` as the kernel does before attaching them.
     pub fn new(insns: Vec<Insn>) -> Result<Self, BpfError> {
@@ -153,30 +178,7 @@ impl Program {
             let bad = |why: String| BpfError(format!("BPF instruction {pc}: {why}"));
             opcode_ok(i.code, i.k).map_err(bad)?;
             // Instructions left after this one: a jump may skip at most that many.
-            let left = n - pc - 1;
-            match i.code & 0x07 {
-                JMP if i.code & 0xf0 == JA => {
-                    if usize::try_from(i.k).map_or(true, |k| k >= left) {
-                        return Err(bad(format!("jump by {} past the end", i.k)));
-                    }
-                }
-                JMP => {
-                    if usize::from(i.jt) >= left || usize::from(i.jf) >= left {
-                        return Err(bad("conditional jump past the end".into()));
-                    }
-                }
-                LD | LDX if i.code & 0xe0 == MEM => {
-                    if i.k as usize >= MEM_WORDS {
-                        return Err(bad(format!("scratch memory index {}", i.k)));
-                    }
-                }
-                ST | STX => {
-                    if i.k as usize >= MEM_WORDS {
-                        return Err(bad(format!("scratch memory index {}", i.k)));
-                    }
-                }
-                _ => {}
-            }
+            operands_ok(i, n - pc - 1).map_err(bad)?;
         }
         if insns.last().map(|i| i.code & 0x07) != Some(RET) {
             return Err(BpfError("a BPF program ends with a return".into()));
