@@ -180,6 +180,7 @@ def analyze(
     progress: bool = True,
     workers: int = 1,
     dask: Any = None,
+    bpf: str | None = None,
 ) -> Analysis:
     """Analyze pcap/pcapng captures (a file, a directory of them, or a list) into an `Analysis`.
 
@@ -188,12 +189,14 @@ def analyze(
     `progress`: a status line per capture on stderr (a rich progress bar, on a terminal only, with
     `workers`/`dask`); `workers`: threads in the core, as `portwatch analyze --workers` (each capture
     read once, its flows split by a symmetric hash); `dask`: a Dask scheduler address (or a `distributed.Client`)
-    to run the captures on, as `--dask` (see `portwatch.parallel`). A capture that cannot be opened raises
+    to run the captures on, as `--dask` (see `portwatch.parallel`); `bpf`: a capture filter in pcap-filter(7)
+    syntax, as `portwatch analyze -f` (only matching packets are analysed; flow ids still count every packet of
+    the file; `portwatch.bpf.BpfError` for an expression that does not compile). A capture that cannot be opened raises
     `portwatch.pipeline.CaptureError`; one that ends early (truncated) warns and is kept
     in `Analysis.errors`.
     """
     config = Config(signature_dirs=_dirs(signatures), services_path=None if services is None else os.fspath(services),
-                    policy_path=None if policy is None else os.fspath(policy))
+                    policy_path=None if policy is None else os.fspath(policy), bpf=bpf)
     check_signature_dirs(config.signature_dirs)  # a SignatureError naming the file, not a RecursionError
     setup = Setup.load(config)
     records: list[dict[str, Any]] = []

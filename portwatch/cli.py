@@ -59,6 +59,8 @@ def main() -> None:
 @click.argument("captures", nargs=-1)
 @click.option("-r", "--read", "read_files", multiple=True, metavar="FILE",
               help="A capture to read, as tcpdump -r (repeatable; as well as or instead of CAPTURES).")
+@click.option("-f", "--filter", "bpf_expr", metavar="EXPR",
+              help="Capture filter (pcap-filter syntax, as tcpdump's): only matching packets are analysed.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="console", show_default=True,
               help="console: findings and summary; " + "; ".join(f"{f.name}: {f.help}" for f in SINKS.values())
               + ". --findings-only and --servers write console, jsonl or csv.")
@@ -89,6 +91,7 @@ def main() -> None:
 def analyze(
     captures: tuple[str, ...],
     read_files: tuple[str, ...],
+    bpf_expr: str | None,
     fmt: str,
     output: str | None,
     services_path: str | None,
@@ -118,7 +121,7 @@ def analyze(
     except NoCaptures as exc:
         _fail(str(exc))
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
-                    max_flows=max_flows)
+                    max_flows=max_flows, bpf=bpf_expr)
     setup = load_setup(config)
     if baseline_path:
         try:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 import click
 
+from .bpf import BpfError
 from .pipeline import Config, Setup
 from .policy.config import PolicyError
 from .report.recordfile import OutputError, RecordFile
@@ -126,7 +127,7 @@ def load_setup(config: Config) -> Setup:
     try:
         check_signature_dirs(config.signature_dirs)
         setup = Setup.load(config)
-    except (SignatureError, PolicyError) as exc:
+    except (SignatureError, PolicyError, BpfError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}")

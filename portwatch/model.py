@@ -118,10 +118,11 @@ class CaptureStats:
     unsupported_link: int = 0
     flows_evicted: int = 0
     other_shard: int = 0  # packets left to another process when one capture is split (--workers)
+    filtered: int = 0  # packets the capture filter (-f) left out: not in `packets` or `bytes`
     error: str | None = None  # the one-line reason reading stopped early
 
     COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
-                "flows_evicted")
+                "flows_evicted", "filtered")
 
     def add(self, other: CaptureStats) -> None:
         """Sum another capture's counters into these (the report over several captures)."""

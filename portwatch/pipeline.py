@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _core, tunnels
+from . import _core, bpf, tunnels
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -49,6 +49,9 @@ class Config:
     # `shard_index` of `shard_count` (a Dask task's share of one capture).
     shard_index: int = 0
     shard_count: int = 1
+    # A capture filter (pcap-filter(7), as tcpdump's): the core drops every other frame of a
+    # file before decoding it (`analyze -f`). Live capture filters in the kernel instead.
+    bpf: str | None = None
 
     def core_settings(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in (
@@ -66,6 +69,8 @@ class Setup:
     ctx: PolicyContext
     engine: _core.Engine
     known_ports: list[tuple[int, str]] = field(default_factory=list)
+    # `Config.bpf` compiled for every link type the core decodes (portwatch.bpf).
+    bpf_programs: dict[int, bpf.Program | None] | None = None
 
     @classmethod
     def load(cls, config: Config) -> Setup:
@@ -86,7 +91,8 @@ class Setup:
                     hints.setdefault((entry.port, entry.transport), set()).update(protos)
         engine = build_engine(config.signature_dirs, hints) if hints else plain
         known = sorted({(e.port, e.transport) for e in services.entries if e.transport in ("tcp", "udp")})
-        return cls(signatures, services, policy, ctx, engine, known)
+        programs = bpf.compile_for_capture(config.bpf) if config.bpf is not None else None
+        return cls(signatures, services, policy, ctx, engine, known, programs)
 
 
 def to_record(raw: dict[str, Any], setup: Setup) -> FlowRecord:
@@ -144,6 +150,8 @@ class Analyzer:
         self.core = _core.Analyzer(self.setup.engine, self.setup.known_ports, pcap_name,
                                    self.config.core_settings(), report_classified=on_classified is not None,
                                    workers=max(1, workers))
+        if self.setup.bpf_programs is not None:
+            self.core.set_filter(self.setup.bpf_programs)
         self.error: str | None = None
 
     # ---- input ---------------------------------------------------------------------------

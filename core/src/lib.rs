@@ -4,6 +4,7 @@
 //! sees flow records and events, never packets.
 #![deny(unsafe_code)]
 
+pub mod bpf;
 pub mod decode;
 pub mod detect;
 pub mod flow;

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
+use crate::bpf::Filter;
 use crate::detect::engine::Engine;
 use crate::pipeline::{Analyzer, Config, KnownPorts, Order, Stats, Tracker};
 use crate::record::FlowRecord;
@@ -44,6 +45,7 @@ pub trait FrameSource {
                 linktype: rec.linktype,
                 start: chunk.data.len(),
                 len: rec.data.len(),
+                orig_len: rec.orig_len,
             });
             chunk.data.extend_from_slice(rec.data);
         }
@@ -113,6 +115,13 @@ impl ParallelAnalyzer {
         self.workers.len()
     }
 
+    /// The capture filter, run by every worker on every frame (as each decodes every frame).
+    pub fn set_filter(&mut self, filter: Option<Arc<Filter>>) {
+        for a in &mut self.workers {
+            a.set_filter(filter.clone());
+        }
+    }
+
     /// Read up to `max_packets` frames; the records of flows that ended meanwhile, in the
     /// single-threaded order, and whether the source is exhausted.
     pub fn run<S: FrameSource + ?Sized>(
@@ -133,13 +142,7 @@ impl ParallelAnalyzer {
                 scope.spawn(move || {
                     for chunk in crx {
                         for rec in chunk.records() {
-                            analyzer.packet_of_shard(
-                                rec.ts,
-                                rec.linktype,
-                                rec.data,
-                                shard as u32,
-                                n,
-                            );
+                            analyzer.record_of_shard(rec, shard as u32, n);
                         }
                         // Dropped before the output goes: the reader may then reuse its buffer.
                         drop(chunk);

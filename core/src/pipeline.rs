@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hashbrown::HashSet;
 
+use crate::bpf::Filter;
 use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::engine::{Decision, Engine, Transport};
 use crate::detect::entropy::entropy_facts;
@@ -19,6 +20,7 @@ use crate::flow::table::{
 };
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
+use crate::source::Record;
 
 /// Tunables, with the Python engine's defaults.
 #[derive(Clone, Debug)]
@@ -79,6 +81,9 @@ pub struct Stats {
     pub unsupported_link: u64,
     pub flows_evicted: u64,
     pub other_shard: u64,
+    /// Frames the capture filter (`set_filter`) left out: not in `packets` or `bytes`, but
+    /// counted in the packet numbers (a flow's id is its first packet's number in the file).
+    pub filtered: u64,
 }
 
 /// Where a record falls in the single-threaded output order, so the outputs of shards can be
@@ -126,6 +131,9 @@ impl KnownPorts {
 pub struct Analyzer {
     decoder: Decoder,
     pub flows: Tracker,
+    /// The capture filter (`analyze -f`): frames it rejects are numbered and counted, nothing
+    /// else, as if a kernel filter had kept them from the capture.
+    filter: Option<Arc<Filter>>,
 }
 
 /// Everything after decoding: the flow table, timers, detection and the finished records.
@@ -200,12 +208,44 @@ impl Analyzer {
         Analyzer {
             decoder: Decoder::new(),
             flows,
+            filter: None,
         }
     }
 
-    /// One captured frame.
+    /// Run every frame through `filter` first (None: keep every frame).
+    pub fn set_filter(&mut self, filter: Option<Arc<Filter>>) {
+        self.filter = filter;
+    }
+
+    /// One captured frame, whole on the wire.
     pub fn packet(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
         self.packet_of_shard(ts, linktype, frame, 0, 1);
+    }
+
+    /// One frame of a capture, with its length on the wire (the filter's `len`).
+    pub fn record(&mut self, rec: Record<'_>) {
+        self.record_of_shard(rec, 0, 1);
+    }
+
+    /// `packet_of_shard` for a frame of a capture.
+    pub fn record_of_shard(&mut self, rec: Record<'_>, shard: u32, shards: u32) {
+        if self.filtered_out(rec.linktype, rec.data, rec.orig_len) {
+            return;
+        }
+        self.decode_frame(rec.ts, rec.linktype, rec.data, shard, shards);
+    }
+
+    /// The filter's verdict; a rejected frame still takes its packet number.
+    fn filtered_out(&mut self, linktype: u32, frame: &[u8], orig_len: u32) -> bool {
+        let Some(filter) = &self.filter else {
+            return false;
+        };
+        if filter.matches(linktype, frame, orig_len) {
+            return false;
+        }
+        self.flows.stats.filtered += 1;
+        self.flows.skip_packet();
+        true
     }
 
     /// One captured frame, its packet tracked only if its flow falls in shard `shard` of
@@ -219,6 +259,14 @@ impl Analyzer {
         shard: u32,
         shards: u32,
     ) {
+        let wire = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        if self.filtered_out(linktype, frame, wire) {
+            return;
+        }
+        self.decode_frame(ts, linktype, frame, shard, shards);
+    }
+
+    fn decode_frame(&mut self, ts: f64, linktype: u32, frame: &[u8], shard: u32, shards: u32) {
         let flows = &mut self.flows;
         flows.stats.packets += 1;
         flows.stats.bytes += frame.len() as u64;
@@ -270,6 +318,12 @@ impl Tracker {
 
     pub fn live_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// A frame left out by the capture filter: it keeps its number, and nothing else happens
+    /// (no timer runs at its time, as none would if a kernel filter had dropped it).
+    pub fn skip_packet(&mut self) {
+        self.next_pkt += 1;
     }
 
     /// The timers, before each captured frame (decodable or not). They run from capture time

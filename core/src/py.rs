@@ -10,6 +10,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::bpf::{Filter, Insn, Program};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
 use crate::meta::Value;
@@ -35,6 +36,53 @@ fn transport(name: &str) -> PyResult<Transport> {
             "unknown transport {other:?}"
         ))),
     }
+}
+
+/// Programs by link type as `portwatch.bpf` compiles them: (code, jt, jf, k) each, or None
+/// where the expression does not apply to the link type.
+type Programs = std::collections::HashMap<u32, Option<Vec<(u16, u8, u8, u32)>>>;
+
+/// A capture filter from Python's programs, each checked as the kernel checks one.
+fn filter_from(programs: Programs) -> PyResult<Filter> {
+    let mut by_link = hashbrown::HashMap::new();
+    for (linktype, insns) in programs {
+        let program = match insns {
+            None => None,
+            Some(v) => {
+                let insns = v
+                    .into_iter()
+                    .map(|(code, jt, jf, k)| Insn { code, jt, jf, k })
+                    .collect();
+                Some(Program::new(insns).map_err(|e| PyValueError::new_err(e.0))?)
+            }
+        };
+        by_link.insert(linktype, program);
+    }
+    Ok(Filter::new(by_link))
+}
+
+/// The 0-based numbers of the frames of `capture` that `programs` keep (tests compare them
+/// with what libpcap keeps).
+#[pyfunction]
+fn filter_capture(py: Python<'_>, path: PathBuf, programs: Programs) -> PyResult<Vec<u64>> {
+    let filter = filter_from(programs)?;
+    let mut reader =
+        CaptureReader::open(&path).map_err(|e| CaptureError::new_err(e.to_string()))?;
+    let kept = py.detach(|| {
+        let mut kept = Vec::new();
+        let mut n = 0u64;
+        while let Some(rec) = reader.next_record() {
+            if filter.matches(rec.linktype, rec.data, rec.orig_len) {
+                kept.push(n);
+            }
+            n += 1;
+        }
+        kept
+    });
+    if let Some(e) = reader.error() {
+        return Err(CaptureError::new_err(e.to_string()));
+    }
+    Ok(kept)
 }
 
 /// The shipped signature files as (file name, TOML text) pairs.
@@ -280,7 +328,7 @@ impl PyAnalyzer {
                 let mut done = false;
                 for _ in 0..max_packets {
                     match reader.next_record() {
-                        Some(rec) => a.packet(rec.ts, rec.linktype, rec.data),
+                        Some(rec) => a.record(rec),
                         None => {
                             done = true;
                             break;
@@ -391,6 +439,17 @@ impl PyAnalyzer {
         }
     }
 
+    /// The capture filter: `programs` by link type (see `portwatch.bpf`), None for none.
+    #[pyo3(signature = (programs=None))]
+    fn set_filter(&mut self, programs: Option<Programs>) -> PyResult<()> {
+        let filter = programs.map(filter_from).transpose()?.map(Arc::new);
+        match &mut self.inner {
+            Inner::Single(a) => a.set_filter(filter),
+            Inner::Parallel(p) => p.set_filter(filter),
+        }
+        Ok(())
+    }
+
     /// Threads tracking flows (1: the calling thread alone).
     #[getter]
     fn workers(&self) -> usize {
@@ -417,6 +476,7 @@ impl PyAnalyzer {
             ("unsupported_link", s.unsupported_link),
             ("flows_evicted", s.flows_evicted),
             ("other_shard", s.other_shard),
+            ("filtered", s.filtered),
         ] {
             d.set_item(k, v)?;
         }
@@ -760,6 +820,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add_function(wrap_pyfunction!(builtin_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(check_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(filter_capture, m)?)?;
     m.add_function(wrap_pyfunction!(flow_packets, m)?)?;
     m.add_function(wrap_pyfunction!(entropy_facts, m)?)?;
     m.add_class::<PyEngine>()?;

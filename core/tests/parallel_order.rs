@@ -224,6 +224,7 @@ impl FrameSource for Frames<'_> {
             ts: *ts,
             linktype: 1,
             data,
+            orig_len: data.len() as u32,
         })
     }
 }

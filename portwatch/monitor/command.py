@@ -56,7 +56,8 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
               help="Capture on this interface (AF_PACKET); repeatable.")
 @click.option("-r", "--read", "replay", type=click.Path(dir_okay=False), metavar="FILE",
               help="Replay a pcap/pcapng file through the monitor path instead of capturing.")
-@click.option("--bpf", "bpf_expr", metavar="EXPR", help="Kernel capture filter (pcap-filter syntax).")
+@click.option("--bpf", "bpf_expr", metavar="EXPR",
+              help="Capture filter (pcap-filter syntax): in the kernel for -i, in the core for -r.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
 @click.option("--buffer-mb", type=click.IntRange(min=1, max=2048), default=64, show_default=True,
               help="Memory-mapped ring per capture thread: how long a burst can outrun the analysis.")
@@ -102,8 +103,8 @@ def monitor(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s portwatch: %(message)s")
     if bool(interfaces) == bool(replay):
         _fail("give either -i IFACE (repeatable) or -r FILE")
-    if replay and (bpf_expr or no_promisc):
-        _fail("--bpf and --no-promisc apply to live capture (-i), not to -r")
+    if replay and no_promisc:
+        _fail("--no-promisc applies to live capture (-i), not to -r")
     euid = os.geteuid()
     try:
         account = privdrop.lookup(user) if user else None
@@ -120,7 +121,9 @@ def monitor(
     owner = (account.uid, account.gid) if euid == 0 and account is not None and account.uid != 0 else None
 
     config = Config(signature_dirs=signature_dirs, services_path=services_path, policy_path=policy_path,
-                    max_flows=max_flows, idle_tcp=idle_tcp, idle_udp=idle_udp)
+                    max_flows=max_flows, idle_tcp=idle_tcp, idle_udp=idle_udp,
+                    # A file's frames are filtered in the core; a live socket's in the kernel.
+                    bpf=bpf_expr if replay else None)
     setup, error = reloading.load(config)
     if setup is None:
         _fail(error)

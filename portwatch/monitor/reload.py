@@ -15,13 +15,15 @@ import os
 import stat
 import tomllib
 
+from ..bpf import BpfError
 from ..pipeline import Config, Setup
 from ..policy.config import Policy, PolicyError
 from ..sanitize import clean_text
 from ..signatures import SignatureError
 from ..tomlguard import check_signature_dirs, signature_files
 
-RELOAD_ERRORS = (SignatureError, PolicyError, OSError, ValueError, UnicodeDecodeError, tomllib.TOMLDecodeError)
+RELOAD_ERRORS = (SignatureError, PolicyError, BpfError, OSError, ValueError, UnicodeDecodeError,
+                 tomllib.TOMLDecodeError)
 
 
 MAX_CONFIG_BYTES = 64 << 20  # no policy or signature file comes near; services has its own cap

@@ -41,6 +41,8 @@ def render(console: Console, summary: Summary, stats: CaptureStats, sources: lis
         proto.add_row(escape(name), f"{count:,}")
     console.print(proto)
     extra = []
+    if stats.filtered:
+        extra.append(f"{stats.filtered:,} left out by the filter")
     if stats.malformed:
         extra.append(f"{stats.malformed:,} malformed")
     if stats.non_ip:

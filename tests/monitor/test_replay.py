@@ -120,3 +120,15 @@ def test_flow_cap_evicts_oldest_and_reports_every_flow(tmp_path: Path) -> None:
     assert len(evicted) == 200 - 16
     assert [e["src_port"] for e in evicted] == list(range(20000, 20000 + 184)), "oldest first"
     assert "evicted flows 184" in r.stderr
+
+
+def test_replay_takes_a_capture_filter(tmp_path: Path) -> None:
+    """`-r FILE --bpf EXPR`: the core filters the file's frames as the kernel filters a socket's."""
+    jsonl = tmp_path / "e.jsonl"
+    pcap = ROOT / "captures" / "https-443.pcap"
+    r = monitor("--no-view", "-r", str(pcap), "--bpf", "tcp port 34068", "--jsonl", str(jsonl), *USER)
+    assert r.returncode == 0, r.stderr
+    flows = [e for e in read_jsonl(jsonl) if e["type"] == "flow"]
+    assert [f["src_port"] for f in flows] == [34068]
+    bad = monitor("--no-view", "-r", str(pcap), "--bpf", "tcp port", *USER)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "bad filter" in bad.stderr

@@ -567,6 +567,7 @@ impl Block<'_> {
                     ts: f.ts,
                     linktype: LINKTYPE_ETHERNET,
                     data: f.data,
+                    orig_len: f.wire_len,
                 },
                 f.wire_len,
             )

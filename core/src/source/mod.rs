@@ -34,6 +34,9 @@ pub struct Record<'a> {
     pub linktype: u32,
     /// The captured bytes of the frame.
     pub data: &'a [u8],
+    /// The frame's length on the wire (at least `data.len()` in a sound capture; more when a
+    /// snap length cut it): BPF's `len`.
+    pub orig_len: u32,
 }
 
 mod buffer;
@@ -65,6 +68,7 @@ pub(crate) struct Found {
     linktype: u32,
     start: usize,
     len: usize,
+    orig_len: u32,
 }
 
 enum Format {
@@ -93,6 +97,7 @@ pub struct FrameAt {
     pub linktype: u32,
     pub start: usize,
     pub len: usize,
+    pub orig_len: u32,
 }
 
 /// Consecutive records in one owned buffer (`CaptureReader::next_chunk`): handed whole to
@@ -118,6 +123,7 @@ impl Chunk {
             ts: f.ts,
             linktype: f.linktype,
             data: self.data.get(f.start..f.start + f.len).unwrap_or(&[]),
+            orig_len: f.orig_len,
         })
     }
 }
@@ -128,6 +134,7 @@ fn frame_at(f: Found) -> FrameAt {
         linktype: f.linktype,
         start: f.start,
         len: f.len,
+        orig_len: f.orig_len,
     }
 }
 
@@ -274,6 +281,7 @@ impl CaptureReader {
             ts: found.ts,
             linktype: found.linktype,
             data,
+            orig_len: found.orig_len,
         })
     }
 

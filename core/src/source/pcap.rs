@@ -88,6 +88,7 @@ impl Pcap {
         let sec = word(head, 0, self.big_endian);
         let frac = word(head, 4, self.big_endian);
         let caplen = word(head, 8, self.big_endian);
+        let orig_len = word(head, 12, self.big_endian);
         if caplen > self.limit {
             let at = buf.offset();
             buf.fail(format!(
@@ -113,6 +114,7 @@ impl Pcap {
             linktype: self.linktype,
             start,
             len,
+            orig_len,
         })
     }
 }

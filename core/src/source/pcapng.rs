@@ -213,6 +213,7 @@ impl Pcapng {
                     usize::from(u16_at(body, 0, be))
                 };
                 let caplen = u32_at(body, 12, be) as usize;
+                let orig_len = u32_at(body, 16, be);
                 let iface = match self.interfaces.get(ifid) {
                     Some(iface) if 20 + caplen <= body.len() => *iface,
                     _ => {
@@ -232,6 +233,7 @@ impl Pcapng {
                     linktype: iface.linktype,
                     start: body_at + 20,
                     len: caplen,
+                    orig_len,
                 })
             }
             SIMPLE_PACKET => {
@@ -243,13 +245,14 @@ impl Pcapng {
                         return None;
                     }
                 };
-                let origlen = u32_at(body, 0, be) as usize;
-                let len = origlen.min(body.len() - 4);
+                let orig_len = u32_at(body, 0, be);
+                let len = (orig_len as usize).min(body.len() - 4);
                 Some(Found {
                     ts: 0.0,
                     linktype: iface.linktype,
                     start: body_at + 4,
                     len,
+                    orig_len,
                 })
             }
             INTERFACE_DESCRIPTION => {
