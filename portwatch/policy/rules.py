@@ -108,10 +108,20 @@ def endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def port_text(names: list[str], port: int, transport: str) -> str:
-    """How a message names a port: with what /etc/services assigns to it."""
+def port_text(names: list[str], port: int, transport: str, registry: str = "/etc/services") -> str:
+    """How a message names a port: with what the services database (`ServicesDB.registry`: /etc/services,
+    IANA or a named file) assigns to it, so a finding says which registry said so."""
     where = f"{port}/{transport}"
-    return f"{where} (/etc/services: {', '.join(names)})" if names else f"{where} (unassigned in /etc/services)"
+    return f"{where} ({registry}: {', '.join(names)})" if names else f"{where} ({unassigned_by(registry)})"
+
+
+def unassigned_by(registry: str) -> str:
+    return "unassigned by IANA" if registry == "IANA" else f"unassigned in {registry}"
+
+
+def does_not_list(registry: str) -> str:
+    """The verb phrase for a port absent from `registry`: "IANA does not assign", "/etc/services does not list"."""
+    return "IANA does not assign" if registry == "IANA" else f"{registry} does not list"
 
 
 def answered(rec: FlowRecord) -> bool:
@@ -132,7 +142,8 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     port = record.dst_port
     transport = record.transport
     names = list(record.assigned)
-    where = port_text(names, port, transport)
+    registry = ctx.services.registry
+    where = port_text(names, port, transport, registry)
     server = endpoint(record.dst_ip, port)
     sig = ctx.signatures.get(proto)
     evidence = _evidence(record)
@@ -153,13 +164,13 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
             _cleartext_unknown(record, expected, server, where, add)
     if (not names and answered(record) and proto not in policy.negotiated
             and not any(f.kind == "unassigned-port" for f in out)):
-        # the inventory question for every server on a port /etc/services does not list
+        # the inventory question for every server on a port the services database does not list
         label = f"{proto} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
         # an unrecognised TCP listener below 1024 was bound by root on purpose; UDP "servers" on low
         # ports are as often peer-to-peer media picking random ports
         sev = "low" if trusted and proto == "unknown" and transport == "tcp" else "info"
-        add("unassigned-port", f"{label} {server} on {trusted}{where}, a port /etc/services does not list: "
+        add("unassigned-port", f"{label} {server} on {trusted}{where}, a port {does_not_list(registry)}: "
             f"ask why it is offered{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     _source_port_rule(record, server, where, add)
@@ -173,7 +184,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
             "carried different bytes than the first copy: an insertion/evasion attempt "
             "or a broken stack; the first copy was analysed")
     if ctx.baseline is not None:
-        new = ctx.baseline.check(record)
+        new = ctx.baseline.check(record, registry)
         if new is not None:
             add("new-service", *new)
     return _apply_policy(out, record, policy)
