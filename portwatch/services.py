@@ -24,6 +24,7 @@ import errno
 import functools
 import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -140,7 +141,7 @@ def read_services_file(path: Path) -> str:
     try:
         with opener(path, "rb") as fh:
             data = fh.read(MAX_SERVICES_BYTES + 1)
-    except (gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, corrupt stream
         raise OSError(errno.EINVAL, f"not a readable gzip file ({exc})", str(path)) from exc
     if len(data) > MAX_SERVICES_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))

@@ -148,10 +148,14 @@ def test_gzip_services_file_is_capped(tmp_path: Path) -> None:
     bomb.write_bytes(gzip.compress(b"\n" * ((16 << 20) + 2)))  # 16 KiB that inflate past the cap
     run = _run("services", "--services", str(bomb), "443")
     assert run.returncode == 2 and "larger than 16 MiB" in run.stderr and len(run.stderr.splitlines()) == 1
-    broken = tmp_path / "broken.gz"
-    broken.write_bytes(b"not gzip at all")
-    run = _run("services", "--services", str(broken), "443")
-    assert run.returncode == 2 and "not a readable gzip file" in run.stderr and "Traceback" not in run.stderr
+    good = gzip.compress(b"http 80/tcp\n" * 1000)
+    corrupt = good[:20] + bytes(b ^ 0x55 for b in good[20:60]) + good[60:]
+    for name, data in (("plain", b"not gzip at all"), ("cut", good[:30]), ("corrupt", corrupt)):
+        broken = tmp_path / f"{name}.gz"
+        broken.write_bytes(data)
+        run = _run("services", "--services", str(broken), "443")
+        assert run.returncode == 2 and "not a readable gzip file" in run.stderr, (name, run.stderr)
+        assert len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr
 
 
 def _generator():  # contrib/iana-services.py, imported for its pure functions only
