@@ -19,7 +19,7 @@
 #   redis-server redis-tools postgresql postgresql-client mariadb-server
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
-#   fingerd finger whois ngircd
+#   fingerd finger whois ngircd rsh-client rsh-server
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
 # user "pwcap" (password "pwcap-secret") for the telnet and FTP logins; vsftpd
@@ -34,13 +34,13 @@ need_packages() {
         redis-server redis-tools postgresql postgresql-client mariadb-server \
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
-        fingerd finger whois ngircd
+        fingerd finger whois ngircd rsh-client rsh-server
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
-     syslog-514 sip-5060 finger-79 whois-43 irc-6667)
+     syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -52,7 +52,7 @@ esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$HERE
-NS_S=pw-srv NS_C=pw-cli
+NS_S=${PW_NS_S:-pw-srv} NS_C=${PW_NS_C:-pw-cli}   # override to record beside another run
 SIP=10.77.0.1 CIP=10.77.0.2 SIP6=fd77::1 CIP6=fd77::2
 UA="portwatch-capture/1.0 (curl)"
 CAPUSER=pwcap CAPPASS=pwcap-secret
@@ -663,6 +663,78 @@ print("irc ok")
 EOF
     cap_start irc-6667 tcp port 6667
     cli python3 "$WORK/ircclient.py" "$SIP"
+    cap_stop
+}
+
+# --- trusted source ports (privileged-source-port) --------------------------
+
+# An ordinary HTTP client that binds port 999 (root only, as `nc -p 999` would), then the same
+# client from an ephemeral port: only the first is a finding.
+rec_http-privport-80() {
+    nginx_start "listen $SIP:80;"
+    wait_port tcp 80
+    cap_start http-privport-80 tcp port 80
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' --local-port 999 "http://$SIP/" -o /dev/null
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/robots.txt" -o /dev/null
+    cap_stop
+}
+
+# netkit in.rshd (rsh-server) behind a one-file inetd (accept, fork, socket on 0/1/2, exec: what
+# inetd's "nowait" does), authenticating by .rhosts only: the package's PAM file, bound over
+# /etc/pam.d (and a hosts file naming the two addresses over /etc/hosts) in the daemon's own mount
+# namespace, so the host's setup neither matters nor changes. Clients: netkit rsh, which binds a reserved port as rcmd(3) does and gets a stderr
+# connection back from the server's reserved port; then a python client sending rsh's first bytes
+# ("stderr-port\0locuser\0remuser\0command\0", rshd(8)) from an unprivileged port, which in.rshd
+# refuses. RSH_ROOT: where rsh-server's and rsh-client's files are (default: the installed
+# packages; a `dpkg-deb -x` of both .debs works too).
+rec_rsh-514() {
+    local root=${RSH_ROOT:-} f
+    for f in usr/sbin/in.rshd usr/bin/netkit-rsh etc/pam.d/rsh; do
+        [ -e "$root/$f" ] || { log "missing $root/$f (apt-get install rsh-server rsh-client)"; return 1; }
+    done
+    ensure_user
+    printf '%s root\n' "$CIP" >"$WORK/home/.rhosts"
+    chown "$CAPUSER" "$WORK/home/.rhosts"; chmod 600 "$WORK/home/.rhosts"
+    chmod 711 "$WORK"   # ruserok(3) reads ~/.rhosts as the user: the home must be reachable
+    mkdir -p "$WORK/pam.d"; cp -a /etc/pam.d/. "$WORK/pam.d/"; cp "$root/etc/pam.d/rsh" "$WORK/pam.d/rsh"
+    # in.rshd names its client (getnameinfo) before anything else; no DNS in the namespaces
+    printf '127.0.0.1 localhost\n%s pw-srv.example.test\n%s pw-cli.example.test\n' "$SIP" "$CIP" >"$WORK/hosts"
+    cat >"$WORK/inetd1.py" <<'PY'
+import os, signal, socket, sys
+addr, port, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies, as inetd's nowait
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    if os.fork() == 0:
+        for fd in (0, 1, 2):
+            os.dup2(c.fileno(), fd)
+        os.execv(daemon[0], daemon[1:])
+    c.close()
+PY
+    cat >"$WORK/rshclient.py" <<'PY'
+import socket, sys
+# rsh's first bytes from an unprivileged port: no stderr port, local user, remote user, command
+s = socket.create_connection((sys.argv[1], 514))
+s.sendall(b"0\0root\0" + sys.argv[2].encode() + b"\0id\0")
+reply = b""
+try:
+    while chunk := s.recv(4096):
+        reply += chunk
+except ConnectionResetError:  # in.rshd exits at once on an unprivileged port, our bytes unread
+    reply += b" (reset)"
+print("rshd answered", reply)
+PY
+    bg_srv unshare -m sh -c "mount --bind '$WORK/pam.d' /etc/pam.d && mount --bind '$WORK/hosts' /etc/hosts &&
+        exec python3 '$WORK/inetd1.py' $SIP 514 '$root/usr/sbin/in.rshd' in.rshd"
+    wait_port tcp 514
+    cap_start rsh-514 tcp
+    cli "$root/usr/bin/netkit-rsh" -l "$CAPUSER" "$SIP" id
+    cli "$root/usr/bin/netkit-rsh" -l "$CAPUSER" "$SIP" 'echo to stderr >&2'
+    cli python3 "$WORK/rshclient.py" "$SIP" "$CAPUSER"
     cap_stop
 }
 

@@ -38,12 +38,13 @@ class Baseline:
     source: str
     servers: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
 
-    def check(self, rec: FlowRecord) -> tuple[str, str | None] | None:
-        """(why this flow's server is new, severity or None for the policy's), None when known."""
+    def check(self, rec: FlowRecord, registry: str = "/etc/services") -> tuple[str, str | None] | None:
+        """(why this flow's server is new, severity or None for the policy's), None when known.
+        `registry`: how the messages name the services database (ServicesDB.registry)."""
         if not is_server(rec):
             return None
         key = (rec.dst_ip, rec.dst_port, rec.transport)
-        where = port_text(rec.assigned, rec.dst_port, rec.transport)
+        where = port_text(rec.assigned, rec.dst_port, rec.transport, registry)
         server = endpoint(rec.dst_ip, rec.dst_port)
         known = self.servers.get(key)
         if known is None:

@@ -14,6 +14,7 @@ from .cli_common import fail as _fail
 from .cli_common import load_setup
 from .pipeline import Config
 from .sanitize import clean_text
+from .services import HELP as SERVICES_HELP
 
 
 @click.group()
@@ -25,7 +26,7 @@ def baseline() -> None:
 @click.argument("captures", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Baseline file to write (JSON).")
-@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--services", "services_path", type=click.Path(), help=SERVICES_HELP)
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Extra signature directory or file; repeatable.")
 def baseline_save(captures: tuple[str, ...], output: str, services_path: str | None,

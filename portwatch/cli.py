@@ -43,6 +43,7 @@ from .report.sinks import FORMATS, SINKS, TABLE_FORMATS, Sink
 from .report.sqlite import SchemaError
 from .report.summary import Summary
 from .sanitize import clean_text
+from .services import HELP as SERVICES_HELP
 from .services import load_services
 from .signatures import SignatureError, check_files, load_signatures
 
@@ -65,7 +66,7 @@ def main() -> None:
               help="console: findings and summary; " + "; ".join(f"{f.name}: {f.help}" for f in SINKS.values())
               + ". --findings-only and --servers write console, jsonl or csv.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write records here, not stdout.")
-@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--services", "services_path", type=click.Path(), help=SERVICES_HELP)
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML).")
@@ -277,10 +278,11 @@ def _total(all_stats: list[CaptureStats]) -> CaptureStats:
 
 @main.command()
 @click.argument("query")
-@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--services", "services_path", type=click.Path(), help=SERVICES_HELP)
 @click.option("--transport", type=click.Choice(["tcp", "udp"]), help="Only this transport.")
 def services(query: str, services_path: str | None, transport: str | None) -> None:
-    """Show what /etc/services says about a PORT or a service NAME, and which protocol it means."""
+    """Show what /etc/services (or --services: a file, iana) says about a PORT or a service NAME, and which
+    protocol it means."""
     try:
         db = load_services(services_path)
         setup_sigs = load_signatures()

@@ -4,6 +4,13 @@ Format (services(5)): `name port/protocol [aliases ...] [# comment]`. A malforme
 a (line number, reason) pair in `errors` and otherwise skipped, as getservent(3) skips it.
 A copy of Debian's netbase file ships in the package for systems that have no /etc/services.
 
+`--services iana` (load_services("iana")) reads the other registry portwatch ships: IANA's Service
+Name and Transport Protocol Port Number Registry (data/iana-services.gz, about 11,600 entries;
+contrib/iana-services.py regenerates it, its header says from what, when and under which terms).
+It goes through the same parser and bounds, is parsed once per process (cached: it cannot change
+under us), and the database it gives names itself "IANA" in findings (`registry`), where the
+others say "/etc/services" or the file they were read from.
+
 Bounds (the file may come from an untrusted image, `audit --root`): at most MAX_SERVICES_BYTES are
 read (a larger file is an error, not a truncated database); a line keeps at most MAX_ALIASES
 aliases and a port/transport at most MAX_PER_PORT entries (the rest are reported in `errors`,
@@ -14,12 +21,23 @@ Debian's file is 13 KiB, with at most 2 entries per port and 3 aliases per line.
 from __future__ import annotations
 
 import errno
+import functools
+import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .sanitize import clean_text
+
 DEFAULT_PATH = "/etc/services"
+IANA = "iana"  # the --services value that selects the shipped IANA registry (a file so named: ./iana)
+IANA_FILE = "iana-services.gz"
+HELP = ("services(5) file, or 'iana' for IANA's full port registry shipped with portwatch "
+        "[default: /etc/services].")
+# an explicitly named database that cannot be opened for these reasons was probably a typo of either
+_NOT_FOUND = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES))
 TRANSPORTS = frozenset(("tcp", "udp", "sctp", "ddp", "dccp"))
 MAX_SERVICES_BYTES = 16 << 20
 MAX_ALIASES = 64
@@ -39,6 +57,9 @@ class ServiceEntry:
 @dataclass(slots=True)
 class ServicesDB:
     source: str
+    # how findings name this database ("/etc/services: https", "unassigned by IANA"): "/etc/services"
+    # for it and portwatch's copy of it, "IANA" for the shipped registry, else the file's path
+    registry: str = "/etc/services"
     entries: list[ServiceEntry] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
     _by_port: dict[tuple[int, str], list[ServiceEntry]] = field(default_factory=dict)
@@ -114,9 +135,14 @@ def parse_services(text: str, source: str = "<string>") -> ServicesDB:
 
 def read_services_file(path: Path) -> str:
     """The text of `path`, refusing (OSError EFBIG) a file over MAX_SERVICES_BYTES: read whole,
-    a 158 MB file cost 3.4 GB and minutes, and no services database is near that size."""
-    with path.open("rb") as fh:
-        data = fh.read(MAX_SERVICES_BYTES + 1)
+    a 158 MB file cost 3.4 GB and minutes, and no services database is near that size. A `.gz` file
+    is decompressed under the same cap (a gzip bomb stops at the cap, it is not inflated whole)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read(MAX_SERVICES_BYTES + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, corrupt stream
+        raise OSError(errno.EINVAL, f"not a readable gzip file ({exc})", str(path)) from exc
     if len(data) > MAX_SERVICES_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))
     return data.decode("utf-8", errors="replace")
@@ -126,15 +152,52 @@ def fallback_path() -> Path:
     return Path(str(resources.files("portwatch") / "data" / "services"))
 
 
+def iana_path() -> Path:
+    return Path(str(resources.files("portwatch") / "data" / IANA_FILE))
+
+
+@functools.cache
+def load_iana() -> ServicesDB:
+    """The shipped IANA registry, parsed once per process (shared: callers must not add to it)."""
+    path = iana_path()
+    db = parse_services(read_services_file(path), f"{IANA} ({path})")
+    db.registry = "IANA"
+    return db
+
+
+def with_hint(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """`exc` saying what --services accepts: an unopenable name was probably a typo of either."""
+    return OSError(exc.errno, f"{exc.strerror}: --services takes '{IANA}' or a readable services(5) file",
+                   os.fspath(path))
+
+
+def registry_of(path: Path) -> str:
+    """How findings name a services file: the system's and portwatch's copy of it are /etc/services."""
+    if str(path) == DEFAULT_PATH or path.resolve() == fallback_path().resolve():
+        return DEFAULT_PATH
+    return clean_text(str(path), 200)  # it reaches every message: escaped like any name from outside
+
+
 def load_services(path: str | os.PathLike[str] | None = None) -> ServicesDB:
-    """Load `path`, else /etc/services, else the copy shipped with portwatch.
+    """Load `path` ("iana": the shipped IANA registry), else /etc/services, else the copy shipped
+    with portwatch.
 
     An explicitly named file that cannot be read raises OSError: silently using another database
     would change every finding.
     """
     if path is not None:
+        if os.fspath(path) == IANA:
+            return load_iana()
         p = Path(path)
-        return parse_services(read_services_file(p), str(p))
+        try:
+            text = read_services_file(p)
+        except OSError as exc:
+            if exc.errno in _NOT_FOUND:
+                raise with_hint(exc, p) from None
+            raise
+        db = parse_services(text, str(p))
+        db.registry = registry_of(p)
+        return db
     for candidate in (Path(DEFAULT_PATH), fallback_path()):
         try:
             return parse_services(read_services_file(candidate), str(candidate))

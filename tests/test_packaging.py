@@ -21,6 +21,7 @@ def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("portwatch/_core") for n in names)  # the compiled core, which carries the signatures
     assert "portwatch/data/services" in names
+    assert "portwatch/data/iana-services.gz" in names  # --services iana
     assert "portwatch/data/default-policy.toml" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],

@@ -24,6 +24,7 @@ from ..report.csvout import CsvWriter
 from ..report.jsonl import JsonlWriter
 from ..report.summary import Summary
 from ..sanitize import clean_text
+from ..services import IANA
 from .console import render_audit
 from .host import gather, in_root
 from .prober import ProbeLimits, probe_listeners
@@ -40,7 +41,8 @@ from .rules import audit_records
               show_default=True, help="console: findings and inventory; jsonl/csv: one record per service/listener.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write records here, not stdout.")
 @click.option("--services", "services_path", type=click.Path(),
-              help="services(5) file [default: ROOT/etc/services, else /etc/services].")
+              help=f"services(5) file, or '{IANA}' for IANA's full port registry shipped with portwatch "
+              "[default: ROOT/etc/services, else /etc/services].")
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML).")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..model import Finding, FlowRecord
 from ..policy.config import load_policy
-from ..policy.rules import TRUSTED_PORT_LIMIT, PolicyContext, evaluate
+from ..policy.rules import TRUSTED_PORT_LIMIT, PolicyContext, does_not_list, evaluate
 from ..policy.rules import _apply_policy as apply_policy
 from ..sanitize import clean_text
 from .model import AUDIT_SEVERITY, HostFacts, Listener, ServiceDef
@@ -180,10 +180,11 @@ class Auditor:
 
     def _unassigned(self, rec: FlowRecord, what: str) -> Finding:
         where = f"{rec.dst_port}/{rec.transport}"
+        unlisted = does_not_list(self.ctx.services.registry)
         if rec.dst_port < TRUSTED_PORT_LIMIT:
             return Finding("unassigned-port", self._sev("unassigned-port"),
-                           f"{what} listens on trusted port {where}, which /etc/services does not list")
-        return Finding("unassigned-port", "info", f"{what} listens on {where}, which /etc/services does not list")
+                           f"{what} listens on trusted port {where}, which {unlisted}")
+        return Finding("unassigned-port", "info", f"{what} listens on {where}, which {unlisted}")
 
     # ---- listening sockets -----------------------------------------------------------------
     def listener_record(self, lst: Listener, probe: dict[str, object] | None = None) -> FlowRecord:

@@ -23,6 +23,7 @@ from ..pipeline import CaptureError, Config, open_capture
 from ..report.safeopen import OutputPathError, open_output
 from ..report.sqlite import SchemaError, SqliteWriter
 from ..sanitize import clean_text
+from ..services import HELP as SERVICES_HELP
 from . import privdrop
 from . import reload as reloading
 from .analyzer import MonitorAnalyzer
@@ -72,7 +73,7 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
 @click.option("--user", metavar="NAME",
               help="Drop root for this account once the sockets and files are open [default as root: "
                    "portwatch if that account exists, else nobody]; 'root' keeps root, with a warning.")
-@click.option("--services", "services_path", type=click.Path(), help="services(5) file [default: /etc/services].")
+@click.option("--services", "services_path", type=click.Path(), help=SERVICES_HELP)
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML); reread on SIGHUP.")

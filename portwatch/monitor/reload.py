@@ -19,6 +19,7 @@ from ..bpf import BpfError
 from ..pipeline import Config, Setup
 from ..policy.config import Policy, PolicyError
 from ..sanitize import clean_text
+from ..services import IANA, with_hint
 from ..signatures import SignatureError
 from ..tomlguard import check_signature_dirs, signature_files
 
@@ -32,7 +33,8 @@ MAX_CONFIG_BYTES = 64 << 20  # no policy or signature file comes near; services 
 def check_files(config: Config) -> None:
     """OSError unless every file the reload reads is a regular file of sane size: a FIFO would
     block the monitor, /dev/zero would never end."""
-    paths = [p for p in (config.policy_path, config.services_path) if p is not None]
+    # `--services iana` names the registry shipped in the package, not a file to check
+    paths = [p for p in (config.policy_path, config.services_path) if p is not None and p != IANA]
     for d in config.signature_dirs:
         try:
             if not stat.S_ISDIR(os.stat(d).st_mode):
@@ -41,9 +43,12 @@ def check_files(config: Config) -> None:
             paths.append(d)
     paths += [str(p) for p in signature_files(config.signature_dirs)]
     for p in paths:
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(p))
+        try:
+            st = os.stat(p)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(p))
+        except OSError as exc:
+            raise (with_hint(exc, p) if p == config.services_path else exc) from None
         if st.st_size > MAX_CONFIG_BYTES:
             raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES >> 20} MiB", str(p))
 

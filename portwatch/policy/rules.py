@@ -108,10 +108,20 @@ def endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def port_text(names: list[str], port: int, transport: str) -> str:
-    """How a message names a port: with what /etc/services assigns to it."""
+def port_text(names: list[str], port: int, transport: str, registry: str = "/etc/services") -> str:
+    """How a message names a port: with what the services database (`ServicesDB.registry`: /etc/services,
+    IANA or a named file) assigns to it, so a finding says which registry said so."""
     where = f"{port}/{transport}"
-    return f"{where} (/etc/services: {', '.join(names)})" if names else f"{where} (unassigned in /etc/services)"
+    return f"{where} ({registry}: {', '.join(names)})" if names else f"{where} ({unassigned_by(registry)})"
+
+
+def unassigned_by(registry: str) -> str:
+    return "unassigned by IANA" if registry == "IANA" else f"unassigned in {registry}"
+
+
+def does_not_list(registry: str) -> str:
+    """The verb phrase for a port absent from `registry`: "IANA does not assign", "/etc/services does not list"."""
+    return "IANA does not assign" if registry == "IANA" else f"{registry} does not list"
 
 
 def answered(rec: FlowRecord) -> bool:
@@ -132,7 +142,8 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     port = record.dst_port
     transport = record.transport
     names = list(record.assigned)
-    where = port_text(names, port, transport)
+    registry = ctx.services.registry
+    where = port_text(names, port, transport, registry)
     server = endpoint(record.dst_ip, port)
     sig = ctx.signatures.get(proto)
     evidence = _evidence(record)
@@ -153,14 +164,17 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
             _cleartext_unknown(record, expected, server, where, add)
     if (not names and answered(record) and proto not in policy.negotiated
             and not any(f.kind == "unassigned-port" for f in out)):
-        # the inventory question for every server on a port /etc/services does not list
+        # the inventory question for every server on a port the services database does not list
         label = f"{proto} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
         # an unrecognised TCP listener below 1024 was bound by root on purpose; UDP "servers" on low
         # ports are as often peer-to-peer media picking random ports
         sev = "low" if trusted and proto == "unknown" and transport == "tcp" else "info"
-        add("unassigned-port", f"{label} {server} on {trusted}{where}, a port /etc/services does not list: "
-            f"ask why it is offered{evidence}", sev)
+        why = "ask why it is offered"
+        if rcmd_stderr_channel(record):
+            sev, why = "info", RCMD_STDERR_NOTE
+        add("unassigned-port", f"{label} {server} on {trusted}{where}, a port {does_not_list(registry)}: "
+            f"{why}{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     _source_port_rule(record, server, where, add)
     dns = ctx.dns.observe(record, server, where)
@@ -173,7 +187,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
             "carried different bytes than the first copy: an insertion/evasion attempt "
             "or a broken stack; the first copy was analysed")
     if ctx.baseline is not None:
-        new = ctx.baseline.check(record)
+        new = ctx.baseline.check(record, registry)
         if new is not None:
             add("new-service", *new)
     return _apply_policy(out, record, policy)
@@ -285,13 +299,26 @@ TRUSTED_PORT_SERVICES = frozenset((111, 512, 513, 514, 515, 2049))
 R_SERVICES = {512: "rexec", 513: "rlogin", 514: "rsh"}
 R_PROTOCOLS = frozenset(("rsh", "rlogin", "rexec"))  # the signatures' names for rcmd(3) services
 FTP_DATA_PORT = 20  # active FTP: the server opens the data connection from port 20 (RFC 959)
+RESVPORT_LOW = 512  # rresvport(3) hands out 1023 down to 512: the range rcmd(3) binds on both sides
+RCMD_STDERR_NOTE = ("both ends on reserved ports with no protocol of their own: probably the stderr channel of "
+                    "an rsh session (rcmd(3): rshd connects back from a reserved port to the client's)")
+
+
+def rcmd_stderr_channel(rec: FlowRecord) -> bool:
+    """rsh's second connection (rshd(8)): the client sends a port number that it bound with rresvport(3),
+    and the server connects to it from a port rresvport gave it, to carry the command's stderr as bare
+    text. Both ends in 512..1023 and nothing recognised: seen from the wire, the server is the
+    "client" of this flow and its reserved source port is the protocol working as designed."""
+    return (rec.transport == "tcp" and rec.protocol == "unknown"
+            and RESVPORT_LOW <= rec.src_port < TRUSTED_PORT_LIMIT and RESVPORT_LOW <= rec.dst_port < TRUSTED_PORT_LIMIT)
 
 
 def _source_port_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
     """`privileged-source-port`: a TCP client that bound a port below 1024 (root chose it) to reach a
     service that trusts no such port, or an r-service reached from an unprivileged port (which it
     refuses). Only handshake-oriented TCP: with an inferred orientation the client is a guess, and
-    UDP services answer from their own low ports (NTP, DNS, IKE, syslog, bootp)."""
+    UDP services answer from their own low ports (NTP, DNS, IKE, syslog, bootp). rsh's stderr channel
+    (reserved port to reserved port, see rcmd_stderr_channel) is the trusted-port scheme itself."""
     if rec.transport != "tcp" or rec.orientation == "inferred":
         return
     sport, dport = rec.src_port, rec.dst_port
@@ -304,7 +331,8 @@ def _source_port_rule(rec: FlowRecord, server: str, where: str, add: Any) -> Non
             "an accepted session means the server does not check, or the client is not a stock rcmd(3) client",
             "low")
         return
-    if (sport >= TRUSTED_PORT_LIMIT or sport == 0 or dport in TRUSTED_PORT_SERVICES or sport in (dport, FTP_DATA_PORT)):
+    if (sport >= TRUSTED_PORT_LIMIT or sport == 0 or dport in TRUSTED_PORT_SERVICES or sport in (dport, FTP_DATA_PORT)
+            or rcmd_stderr_channel(rec)):
         return
     add("privileged-source-port", f"client {client} connected to {server} on {where} from privileged port "
         f"{sport}: only root can bind a port below 1024 and this service trusts no source port, so a tool "
