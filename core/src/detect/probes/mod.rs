@@ -143,6 +143,7 @@ pub mod ntp;
 pub mod openvpn;
 pub mod quic;
 pub mod rdp;
+pub mod rdpeudp;
 pub mod rtp;
 pub mod smb;
 pub mod snmp;
@@ -173,6 +174,7 @@ static REGISTRY: &[&[Probe]] = &[
     mysql::PROBES,
     nfs::PROBES,
     rdp::PROBES,
+    rdpeudp::PROBES,
     smb::PROBES,
     snmp::PROBES,
     bacnet::PROBES,
