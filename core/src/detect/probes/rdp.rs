@@ -202,7 +202,10 @@ mod tests {
         cc_class2[10] = 0x20;
         assert_eq!(probe(&cc_class2, false).status, Status::No);
         // S7comm data in a COTP DT TPDU.
-        let dt = [3, 0, 0, 0x19, 2, 0xf0, 0x80, 0x32, 1, 0, 0, 0, 0, 0, 8, 0, 0, 0xf0, 0, 0, 1, 0, 1, 1, 0xe0];
+        let dt = [
+            3, 0, 0, 0x19, 2, 0xf0, 0x80, 0x32, 1, 0, 0, 0, 0, 0, 8, 0, 0, 0xf0, 0, 0, 1, 0, 1, 1,
+            0xe0,
+        ];
         assert_eq!(probe(&dt, true).status, Status::No);
     }
 

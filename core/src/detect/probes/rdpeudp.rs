@@ -118,7 +118,10 @@ mod tests {
         let s = probe(&syn(false, FLAG_SYN | FLAG_ACK, (1232, 1232), &[]), false);
         assert!(s.is_match());
         // A SYN is no server's answer and a SYN+ACK no client's opening.
-        assert_eq!(probe(&syn(true, FLAG_SYN, (1232, 1232), &[]), false).status, Status::No);
+        assert_eq!(
+            probe(&syn(true, FLAG_SYN, (1232, 1232), &[]), false).status,
+            Status::No
+        );
         assert_eq!(
             probe(&syn(true, FLAG_SYN | FLAG_ACK, (1232, 1232), &[]), true).status,
             Status::No
@@ -140,16 +143,27 @@ mod tests {
         let r = probe(&syn(true, FLAG_SYN | FLAG_SYNEX, (1132, 1232), &v3), true);
         assert_eq!(r.meta["rdp_udp_version"], 3);
         let answer = probe(
-            &syn(false, FLAG_SYN | FLAG_ACK | FLAG_SYNEX, (1232, 1232), &[0, 1, 1, 1]),
+            &syn(
+                false,
+                FLAG_SYN | FLAG_ACK | FLAG_SYNEX,
+                (1232, 1232),
+                &[0, 1, 1, 1],
+            ),
             false,
         );
         assert_eq!(answer.meta["rdp_udp_version"], 3);
         // An unknown version, behind and without a correlation id.
-        let bad = probe(&syn(true, FLAG_SYN | FLAG_SYNEX, (1232, 1232), &[0, 1, 0, 9]), true);
+        let bad = probe(
+            &syn(true, FLAG_SYN | FLAG_SYNEX, (1232, 1232), &[0, 1, 0, 9]),
+            true,
+        );
         assert_eq!(bad.status, Status::No);
         let mut tail = vec![0xab; 32];
         tail.extend_from_slice(&[0, 1, 0, 9]);
-        assert_eq!(probe(&syn(true, flags, (1232, 1232), &tail), true).status, Status::No);
+        assert_eq!(
+            probe(&syn(true, flags, (1232, 1232), &tail), true).status,
+            Status::No
+        );
     }
 
     #[test]
@@ -157,7 +171,10 @@ mod tests {
         let ok = syn(true, FLAG_SYN, (1232, 1232), &[]);
         // Not padded to 1232, or longer.
         assert_eq!(probe(&ok[..1231], true).status, Status::No);
-        assert_eq!(probe(&[ok.as_slice(), &[0]].concat(), true).status, Status::No);
+        assert_eq!(
+            probe(&[ok.as_slice(), &[0]].concat(), true).status,
+            Status::No
+        );
         // MTU out of 1132..1232, data or FIN flags, an undefined flag, no SYN.
         for (flags, mtus) in [
             (FLAG_SYN, (1131, 1232)),
@@ -167,7 +184,11 @@ mod tests {
             (FLAG_SYN | 0x2000, (1232, 1232)),
             (FLAG_ACK, (1232, 1232)),
         ] {
-            assert_eq!(probe(&syn(true, flags, mtus, &[]), true).status, Status::No, "{flags:#x}");
+            assert_eq!(
+                probe(&syn(true, flags, mtus, &[]), true).status,
+                Status::No,
+                "{flags:#x}"
+            );
         }
         // snSourceAck other than -1 in a client SYN.
         let mut other = ok.clone();
