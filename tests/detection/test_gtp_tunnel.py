@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _engine import classify
 from pcapkit import ether, timed, write_pcap
 from scapy.contrib.gtp import GTP_U_Header, GTPHeader
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6ND_RS, IPv6
+from scapy.packet import Raw
 
 from portwatch.pipeline import Config, Setup, analyze_path
 from portwatch.services import fallback_path
@@ -95,3 +97,16 @@ def test_workers_give_the_same_records(tmp_path: Path) -> None:
     path = capture(tmp_path)
     one = [r.as_dict() for r in records(path)]
     assert [r.as_dict() for r in records(path, workers=2)] == one
+
+
+def test_near_misses_on_2152_are_not_gtp() -> None:
+    echo = bytes(GTPHeader(gtp_type=1, S=1, seq=7))
+    assert classify("udp", [echo], [], 2152, client_port=2152).protocol == "gtp"
+    for data in (
+        echo[:-1],  # length field one more than what follows
+        echo + b"\0",  # one less
+        bytes(GTP_U_Header(teid=1, gtp_type=255) / Raw(b"\x12" * 20)),  # a G-PDU carrying no IP
+        b"\x48\x01\x00\x08" + bytes(8),  # GTPv2-C echo (port 2123's) on 2152
+    ):
+        d = classify("udp", [data], [], 2152, client_port=2152)
+        assert d is None or d.protocol != "gtp", data.hex()

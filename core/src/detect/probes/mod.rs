@@ -125,6 +125,7 @@ pub mod dnp3;
 pub mod dns;
 pub mod dtls;
 pub mod elasticsearch;
+pub mod gtpu;
 pub mod h323;
 pub mod http;
 pub mod iec104;
@@ -162,6 +163,7 @@ pub mod wireguard;
 static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
+    gtpu::PROBES,
     elasticsearch::PROBES,
     h323::PROBES,
     iec104::PROBES,
