@@ -69,7 +69,7 @@ impl Decoder {
         self.fragments += 1;
         // A fragment that came through a GTP-U tunnel is still a datagram of the tunnel.
         let tunnel = f.tunnel.take();
-        let held = |t: Option<Packet<'a>>| t.map_or(Decoded::Held, Decoded::Packet);
+        let held = |t: Option<Box<Packet<'a>>>| t.map_or(Decoded::Held, |t| Decoded::Packet(*t));
         let Added::Complete(data) = self.defrag.add(f.key, f.offset, f.more, f.data, ts) else {
             return held(tunnel);
         };
@@ -84,7 +84,7 @@ impl Decoder {
         match walk(&self.datagram, step, f.encap, f.depth) {
             Walk::Packet(mut p) => {
                 if p.tunnel.is_none() {
-                    p.tunnel = tunnel.map(Box::new);
+                    p.tunnel = tunnel;
                 }
                 Decoded::Packet(p)
             }

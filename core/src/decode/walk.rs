@@ -56,7 +56,7 @@ pub(crate) struct Fragment<'a> {
     /// Tunnels already opened: the reassembled datagram continues at this depth.
     pub depth: u8,
     /// The GTP-U datagram the fragment came in (`Packet::tunnel`).
-    pub tunnel: Option<Packet<'a>>,
+    pub tunnel: Option<Box<Packet<'a>>>,
 }
 
 #[derive(Debug)]
@@ -159,7 +159,7 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
             Walk::Packet(p)
         }
         (Walk::Fragment(mut f), _) => {
-            f.tunnel = tunnel;
+            f.tunnel = tunnel.map(Box::new);
             Walk::Fragment(f)
         }
         (w, _) => w,
