@@ -34,13 +34,13 @@ need_packages() {
         redis-server redis-tools postgresql postgresql-client mariadb-server \
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
-        fingerd finger whois ngircd rsh-client rsh-server
+        fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
-     syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514)
+     syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -735,6 +735,42 @@ PY
     cli "$root/usr/bin/netkit-rsh" -l "$CAPUSER" "$SIP" id
     cli "$root/usr/bin/netkit-rsh" -l "$CAPUSER" "$SIP" 'echo to stderr >&2'
     cli python3 "$WORK/rshclient.py" "$SIP" "$CAPUSER"
+    cap_stop
+}
+
+rec_rdp-3389() {
+    # xrdp's own login screen is as far as a session needs to go: X.224 Connection Request and
+    # Confirm, then TLS (or standard RDP security) and MCS. No session manager, no X server on
+    # the server side. The client draws into an Xvfb of its own namespace.
+    cp /etc/xrdp/xrdp.ini "$WORK/xrdp.ini"
+    mkdir -p /run/xrdp/sockdir
+    bg_srv xrdp --nodaemon --port 3389 --config "$WORK/xrdp.ini"
+    wait_port tcp 3389
+    local dpy=:77
+    cli Xvfb "$dpy" -nolisten tcp -screen 0 800x600x24 >>"$WORK/daemons.log" 2>&1 &
+    for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X${dpy#:}" ] && break; sleep 0.1; done
+    cap_start rdp-3389 tcp port 3389
+    # two FreeRDP sessions (it always sends a cookie: the user name, or the login name); then
+    # the Connection Requests FreeRDP cannot be made to send, from a few lines of Python, to see
+    # what the real server answers: an RDP_NEG_REQ with no cookie (mstsc with no user name hint),
+    # and a bare CR (pre-5.0 clients: neither cookie nor RDP_NEG_REQ)
+    local args
+    for args in "/u:$CAPUSER /sec:tls" "/sec:tls"; do
+        # shellcheck disable=SC2086
+        DISPLAY=$dpy timeout 4 ip netns exec "$NS_C" xfreerdp /v:"$SIP":3389 /cert:ignore $args \
+            /size:320x240 /bpp:8 /log-level:ERROR >>"$WORK/daemons.log" 2>&1 || true
+    done
+    cat >"$WORK/x224cr.py" <<'EOF'
+import socket, sys
+NEG_REQ = bytes([1, 0, 8, 0, 3, 0, 0, 0])   # TLS | CredSSP
+for variable in (NEG_REQ, b""):
+    tpdu = bytes([6 + len(variable), 0xE0, 0, 0, 0, 0, 0]) + variable
+    s = socket.create_connection((sys.argv[1], 3389), timeout=5)
+    s.sendall(bytes([3, 0]) + (4 + len(tpdu)).to_bytes(2, "big") + tpdu)
+    print(s.recv(4096).hex())
+    s.close()
+EOF
+    cli python3 "$WORK/x224cr.py" "$SIP" >>"$WORK/daemons.log" 2>&1 || true
     cap_stop
 }
 

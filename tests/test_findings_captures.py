@@ -101,7 +101,7 @@ def test_iodine_dns_tunnel_is_high() -> None:
 ORDINARY = ["ssh-22.pcap", "https-443.pcap", "smtp-25.pcap", "dns-53.pcap", "http-80.pcap", "redis-6379.pcap",
             "postgresql-5432.pcap", "mysql-3306.pcap", "mqtt-1883.pcap", "ntp-123.pcap", "snmp-161.pcap",
             "rsync-873.pcap", "syslog-514.pcap", "sip-5060.pcap", "whois-43.pcap", "irc-6667.pcap",
-            "tftp-69.pcap"]
+            "tftp-69.pcap", "rdp-3389.pcap"]
 
 
 @pytest.mark.parametrize("name", ORDINARY)

@@ -99,6 +99,9 @@ pub struct Order {
     pub sub: u64,
     /// The packet that created the flow (0-based; its `flow_id` is this plus one).
     pub created: u64,
+    /// Encapsulation layers of the flow: a tunnel's flow and the first flow inside it are
+    /// created by the same packet, the tunnel's first (fewer layers), whichever shard each is in.
+    pub layers: u8,
 }
 
 impl Order {
@@ -108,6 +111,7 @@ impl Order {
             .then(self.phase.cmp(&other.phase))
             .then(self.at.total_cmp(&other.at))
             .then(self.sub.cmp(&other.sub))
+            .then(self.layers.cmp(&other.layers))
     }
 }
 
@@ -169,6 +173,20 @@ fn packet_key(pkt: &Packet<'_>) -> Key {
         a_port: pkt.sport,
         b_port: pkt.dport,
     }
+}
+
+/// The community ID of a tunnel's flow, put in the meta of each flow it carries
+/// (`tunnel_community_id`) so one joins them; computable from the packet alone, so every shard
+/// of `parallel` agrees.
+fn tunnel_join(outer: &Packet<'_>) -> String {
+    community_id(
+        0,
+        outer.proto,
+        &outer.src,
+        outer.sport,
+        &outer.dst,
+        outer.dport,
+    )
 }
 
 fn transport_of(proto: u8) -> Transport {
@@ -273,8 +291,19 @@ impl Analyzer {
         flows.timers(ts);
         let decoded = self.decoder.decode(ts, linktype, frame);
         match decoded {
-            Decoded::Packet(p) => {
-                if shards <= 1 || packet_key(&p).shard(shards) == shard {
+            Decoded::Packet(mut p) => {
+                let mine = |p: &Packet<'_>| shards <= 1 || packet_key(p).shard(shards) == shard;
+                // A tunnel's datagram first: its flow is the older one (created at or before
+                // the inner flow's first packet), as a single run's creation order has it.
+                if let Some(outer) = p.tunnel.take() {
+                    let joins = tunnel_join(&outer);
+                    if mine(&outer) {
+                        flows.packet(ts, *outer);
+                    }
+                    if mine(&p) {
+                        flows.inner_packet(ts, p, joins);
+                    }
+                } else if mine(&p) {
                     flows.packet(ts, p);
                 }
             }
@@ -352,6 +381,20 @@ impl Tracker {
             pkt.wire_len,
             pkt.encap,
         );
+    }
+
+    /// A packet found inside a tunnel whose own datagram has its flow: the inner flow's meta
+    /// names that flow (see `tunnel_join`).
+    fn inner_packet(&mut self, ts: f64, pkt: Packet<'_>, joins: String) {
+        let key = packet_key(&pkt);
+        self.packet(ts, pkt);
+        if let Some((id, _)) = self.table.lookup(&key) {
+            let flow = self.table.get_mut(id);
+            if !flow.meta.contains_key("tunnel_community_id") {
+                flow.meta
+                    .insert("tunnel_community_id".into(), Value::String(joins));
+            }
+        }
     }
 
     /// One decoded packet, after `timers` for its frame. `wire_len`: the payload length the
@@ -648,6 +691,10 @@ impl Tracker {
                 at,
                 sub,
                 created: flow.created,
+                layers: flow
+                    .encap
+                    .as_ref()
+                    .map_or(0, |e| u8::try_from(e.len()).unwrap_or(u8::MAX)),
             });
         }
         self.finished.push(rec);

@@ -765,9 +765,16 @@ fn flow_packets(
             if rec.ts < start || rec.ts > end {
                 continue;
             }
-            let Decoded::Packet(p) = decoder.decode(rec.ts, rec.linktype, rec.data) else {
+            let Decoded::Packet(mut p) = decoder.decode(rec.ts, rec.linktype, rec.data) else {
                 continue;
             };
+            // The flow asked for may be the GTP-U tunnel the packet came in.
+            if let Some(outer) = p.tunnel.take() {
+                let ends = [(outer.src, outer.sport), (outer.dst, outer.dport)];
+                if outer.proto == proto && ends.contains(&client) && ends.contains(&server) {
+                    p = *outer;
+                }
+            }
             if p.proto != proto {
                 continue;
             }

@@ -64,6 +64,25 @@ struct Script {
     client: End,
     server: End,
     seq: [u32; 2],
+    /// The GTP-U tunnel (one of `TUNNELS`) the conversation is carried in, if any: the
+    /// tunnel's flow and the inner flows are reported apart, and must be alike in every shard.
+    tunnel: Option<usize>,
+}
+
+const TUNNELS: [(End, End); 3] = [
+    (([192, 0, 2, 1], 2152), ([198, 51, 100, 1], 2152)),
+    (([192, 0, 2, 2], 2152), ([198, 51, 100, 1], 2152)),
+    (([192, 0, 2, 3], 40001), ([198, 51, 100, 2], 2152)),
+];
+
+/// `inner` (an Ethernet frame) carried as a G-PDU from `src` to `dst`.
+fn gtpu(src: End, dst: End, inner: &[u8]) -> Vec<u8> {
+    let ip = &inner[14..];
+    let mut g = vec![0x30, 0xFF];
+    g.extend_from_slice(&(ip.len() as u16).to_be_bytes());
+    g.extend_from_slice(&[0, 0, 0, 7]);
+    g.extend_from_slice(ip);
+    frame(UDP, src, dst, 0, 0, &g)
 }
 
 const REQUESTS: &[(u16, &[u8], &[u8])] = &[
@@ -112,6 +131,7 @@ fn script(rng: &mut Lcg, n: u32) -> Script {
             client,
             server,
             seq: [0, 0],
+            tunnel: None,
         };
     }
     let (port, req, resp) = REQUESTS[rng.below(REQUESTS.len() as u64) as usize];
@@ -154,6 +174,7 @@ fn script(rng: &mut Lcg, n: u32) -> Script {
         client,
         server,
         seq: [rng.next() as u32, rng.next() as u32],
+        tunnel: None,
     }
 }
 
@@ -170,7 +191,11 @@ fn traffic(count: usize) -> Vec<(f64, Vec<u8>)> {
             // Reuse of a few client endpoints: a new SYN on a closed or lingering 5-tuple.
             n += 1;
             let k = if rng.below(10) == 0 { n % 7 } else { n };
-            live.push(script(&mut rng, k));
+            let mut s = script(&mut rng, k);
+            if rng.below(4) == 0 {
+                s.tunnel = Some(rng.below(TUNNELS.len() as u64) as usize);
+            }
+            live.push(s);
         }
         ts += match rng.below(200) {
             0 => 70.0,    // past the UDP idle time
@@ -201,7 +226,16 @@ fn traffic(count: usize) -> Vec<(f64, Vec<u8>)> {
         } else {
             (s.server, s.client)
         };
-        out.push((ts, frame(s.proto, src, dst, flags, s.seq[d], &payload)));
+        let inner = frame(s.proto, src, dst, flags, s.seq[d], &payload);
+        out.push((
+            ts,
+            match s.tunnel {
+                Some(t) if from_client => gtpu(TUNNELS[t].0, TUNNELS[t].1, &inner),
+                // Downlink: the gateway's own port towards the peer's (TS 29.281 4.4.2.3).
+                Some(t) => gtpu((TUNNELS[t].1 .0, 2152), (TUNNELS[t].0 .0, 2152), &inner),
+                None => inner,
+            },
+        ));
         s.seq[d] =
             s.seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
         if s.packets.is_empty() {
@@ -298,15 +332,45 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
             "no flow ended by {reason}"
         );
     }
-    // A flow's id is the number of its first packet: distinct, and within the capture.
-    let mut ids: Vec<u64> = want.iter().map(|r| r.flow_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), want.len(), "flow ids are distinct");
+    // A flow's id is the number of its first packet: distinct, and within the capture, except
+    // that a tunnel's first packet starts the tunnel's flow and the first flow inside it.
+    let inside = |r: &FlowRecord| r.meta.contains_key("encap");
+    for layer in [false, true] {
+        let mut ids: Vec<u64> = want
+            .iter()
+            .filter(|r| inside(r) == layer)
+            .map(|r| r.flow_id)
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            n,
+            "flow ids are distinct (inside tunnels: {layer})"
+        );
+        assert!(
+            ids.iter().all(|&id| id >= 1 && id <= frames.len() as u64),
+            "flow ids are packet numbers"
+        );
+    }
+    // The tunnels' own flows are there, and every inner flow names one of them.
+    let tunnels: Vec<&str> = want
+        .iter()
+        .filter(|r| r.protocol == "gtp")
+        .map(|r| r.community_id.as_str())
+        .collect();
     assert!(
-        ids.iter().all(|&id| id >= 1 && id <= frames.len() as u64),
-        "flow ids are packet numbers"
+        tunnels.len() >= TUNNELS.len(),
+        "{} tunnel records",
+        tunnels.len()
     );
+    let inner: Vec<&FlowRecord> = want.iter().filter(|r| inside(r)).collect();
+    assert!(inner.len() > 100, "{} inner flows", inner.len());
+    for r in inner {
+        let join = r.meta["tunnel_community_id"].as_str().unwrap();
+        assert!(tunnels.contains(&join), "{join} names no tunnel record");
+    }
     for (workers, chunk) in [
         (1, 100_000),
         (2, 100_000),

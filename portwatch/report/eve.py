@@ -4,7 +4,8 @@ Suricata's eve.json takes as it is (Elastic's and Splunk's Suricata integrations
 Per flow one ``event_type: "flow"`` line, and before it one ``event_type: "alert"`` line per finding
 of that flow, with Suricata's common fields: ``timestamp`` (ISO 8601, microseconds and offset, as
 Suricata writes it: ``2026-11-26T15:13:53.123456+0000``), ``flow_id`` (integer: the record's
-flow_id, unique within its capture; ``pcap_filename`` says which), ``community_id`` (v1),
+flow_id, unique within its capture but for a GTP-U tunnel and the first flow inside it, see
+docs/schema.md; ``pcap_filename`` says which), ``community_id`` (v1),
 ``src_ip``/``src_port`` (the client), ``dest_ip``/``dest_port`` (the server), ``proto`` ("TCP",
 "UDP"), ``app_proto`` (the canonical protocol name; "failed" when none was recognised, as Suricata
 says), and ``flow`` {pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, start, end, age,

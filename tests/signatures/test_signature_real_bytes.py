@@ -63,7 +63,7 @@ CAPTURED = [
     ("imap-143.pcap", 143, "imap"), ("ntp-123.pcap", 123, "ntp"), ("snmp-161.pcap", 161, "snmp"),
     ("tftp-69.pcap", 69, "tftp"), ("rsync-873.pcap", 873, "rsync"), ("syslog-514.pcap", 514, "syslog"),
     ("sip-5060.pcap", 5060, "sip"), ("finger-79.pcap", 79, "finger"), ("whois-43.pcap", 43, "whois"),
-    ("irc-6667.pcap", 6667, "irc"),
+    ("irc-6667.pcap", 6667, "irc"), ("rdp-3389.pcap", 3389, "rdp"),
 ]  # fmt: skip
 
 
@@ -94,6 +94,42 @@ def test_structured_metadata_from_real_daemons() -> None:
     ntp = flows("ntp-123.pcap", 123)[0].meta
     assert ntp["ntp_version"] == 4 and ntp["ntp_mode"] == "server"
     assert flows("tftp-69.pcap", 69)[0].meta["tftp_file"] == "hello.txt"
+
+
+def test_rdp_with_and_without_a_cookie_from_a_real_server() -> None:
+    # FreeRDP's two sessions (cookie + RDP_NEG_REQ), then RDP_NEG_REQ alone and a bare X.224 CR,
+    # each answered by xrdp's Connection Confirm (captures/README.md).
+    got = [(r.meta.get("rdp_cookie"), r.meta.get("rdp_protocols"), r.protocol, r.packets_s2c > 0)
+           for r in flows("rdp-3389.pcap", 3389)]
+    assert got == [("pwcap", 1, "rdp", True), ("root", 1, "rdp", True), (None, 3, "rdp", True),
+                   (None, None, "rdp", True)]
+
+
+def _udp_payloads() -> list[tuple[str, bytes]]:
+    """Every UDP payload in captures/ (real daemons), with its capture's name."""
+    import dpkt
+
+    out = []
+    for path in sorted(CAPTURES.glob("*.pcap")):
+        with path.open("rb") as fh:
+            for _, buf in dpkt.pcap.Reader(fh):
+                ip = dpkt.ethernet.Ethernet(buf).data
+                if isinstance(getattr(ip, "data", None), dpkt.udp.UDP) and ip.data.data:
+                    out.append((path.name, bytes(ip.data.data)))
+    return out
+
+
+def test_near_miss_rdp_over_udp_on_real_udp_payloads() -> None:
+    # RDP-UDP's SYN is 1232 bytes with snSourceAck -1 and MTUs in 1132..1232: no real DNS, NTP,
+    # SNMP, TFTP, syslog or SIP datagram is one, not even padded out to that size on 3389.
+    payloads = _udp_payloads()
+    assert len({name for name, _ in payloads}) >= 6
+    for name, data in payloads:
+        for unit in (data, data[:1232].ljust(1232, b"\0")):
+            for client, server in ((unit, b""), (b"", unit)):
+                d = engine_classify("udp", [client] if client else [], [server] if server else [], 3389,
+                                    client_port=40000)
+                assert d is None or d.protocol != "rdp", (name, data[:16].hex())
 
 
 # ---- tests/data/real/: real clients on loopback -------------------------------------------------

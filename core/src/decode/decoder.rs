@@ -3,7 +3,7 @@
 
 use super::fragments::{Added, Defragmenter};
 use super::walk::{walk, Fragment, Step, Walk};
-use super::{link, DecodeStats, Decoded};
+use super::{link, DecodeStats, Decoded, Packet};
 
 pub struct Decoder {
     defrag: Defragmenter,
@@ -65,10 +65,13 @@ impl Decoder {
         }
     }
 
-    fn fragment<'a>(&'a mut self, ts: f64, f: Fragment<'_>) -> Decoded<'a> {
+    fn fragment<'a>(&'a mut self, ts: f64, mut f: Fragment<'a>) -> Decoded<'a> {
         self.fragments += 1;
+        // A fragment that came through a GTP-U tunnel is still a datagram of the tunnel.
+        let tunnel = f.tunnel.take();
+        let held = |t: Option<Box<Packet<'a>>>| t.map_or(Decoded::Held, |t| Decoded::Packet(*t));
         let Added::Complete(data) = self.defrag.add(f.key, f.offset, f.more, f.data, ts) else {
-            return Decoded::Held;
+            return held(tunnel);
         };
         self.datagram = data;
         let step = Step::Transport {
@@ -79,13 +82,18 @@ impl Decoder {
         };
         // The depth reached before the fragment carries on (Python restarted it at 0).
         match walk(&self.datagram, step, f.encap, f.depth) {
-            Walk::Packet(p) => Decoded::Packet(p),
+            Walk::Packet(mut p) => {
+                if p.tunnel.is_none() {
+                    p.tunnel = tunnel;
+                }
+                Decoded::Packet(p)
+            }
             Walk::Malformed => Decoded::Malformed,
             // Python's pipeline counts neither: the fragments were already counted.
-            Walk::NotIp => Decoded::Held,
+            Walk::NotIp => held(tunnel),
             Walk::Fragment(_) => {
                 self.nested_dropped += 1;
-                Decoded::Held
+                held(tunnel)
             }
         }
     }
@@ -414,6 +422,76 @@ mod tests {
                     (unwrapped, unwrapped),
                     "{sport}->{dport} linktype {lt}"
                 );
+            }
+        }
+    }
+
+    /// The tunnel's endpoints and ports as the packet gives them.
+    fn tunnel_of(p: &Packet<'_>) -> Option<(u16, u16, usize)> {
+        p.tunnel
+            .as_ref()
+            .map(|t| (t.sport, t.dport, t.payload.len()))
+    }
+
+    #[test]
+    fn a_g_pdu_brings_its_tunnel_datagram_along() {
+        let inner = ipv4(TCP, &tcp(40000, 80, b"GET"));
+        let g = gtpu(&inner);
+        let mut dec = Decoder::new();
+        let f = eth(0x0800, &ipv4(UDP, &udp(2152, 2152, &g)));
+        let p = packet(dec.decode(0.0, 1, &f));
+        assert_eq!((p.sport, p.dport), (40000, 80));
+        assert_eq!(tunnel_of(&p), Some((2152, 2152, g.len())));
+        let t = p.tunnel.as_ref().unwrap();
+        assert!(t.encap.is_none() && t.tunnel.is_none() && t.payload == g.as_slice());
+        // A GTP-U message that is no G-PDU (echo request, S flag) is the tunnel's datagram alone.
+        let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 9, 0, 0];
+        let f = eth(0x0800, &ipv4(UDP, &udp(2152, 2152, &echo)));
+        let p = packet(dec.decode(0.0, 1, &f));
+        assert_eq!((p.dport, p.payload), (2152, &echo[..]));
+        assert!(p.tunnel.is_none());
+        // GTP-U in GTP-U: the outermost datagram is the tunnel.
+        let nested = gtpu(&ipv4(UDP, &udp(2152, 2152, &g)));
+        let f = eth(0x0800, &ipv4(UDP, &udp(3000, 2152, &nested)));
+        let p = packet(dec.decode(0.0, 1, &f));
+        assert_eq!((p.dport, layers(&p)), (80, vec!["gtpu", "gtpu"]));
+        assert_eq!(tunnel_of(&p), Some((3000, 2152, nested.len())));
+        // ... and when the inner one carries no packet, it is the answer, in the outer tunnel.
+        let inner_echo = gtpu(&ipv4(UDP, &udp(2152, 2152, &echo)));
+        let f = eth(0x0800, &ipv4(UDP, &udp(3000, 2152, &inner_echo)));
+        let p = packet(dec.decode(0.0, 1, &f));
+        assert_eq!((p.dport, p.payload), (2152, &echo[..]));
+        assert_eq!(tunnel_of(&p), Some((3000, 2152, inner_echo.len())));
+        // VXLAN is unwrapped but has no flow of its own.
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend(eth(0x0800, &inner));
+        let f = eth(0x0800, &ipv4(UDP, &udp(5000, 4789, &vx)));
+        let p = packet(dec.decode(0.0, 1, &f));
+        assert_eq!((p.dport, layers(&p)), (80, vec!["vxlan"]));
+        assert!(p.tunnel.is_none());
+    }
+
+    #[test]
+    fn a_fragment_in_a_tunnel_still_counts_for_the_tunnel() {
+        let body: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+        let dgram = udp(1111, 2222, &body);
+        let mut dec = Decoder::new();
+        let pieces: Vec<Vec<u8>> = fragments_of(&dgram, 5, 800)
+            .into_iter()
+            .map(|f| {
+                let g = gtpu(&f[14..]);
+                eth(0x0800, &ipv4(UDP, &udp(2152, 2152, &g)))
+            })
+            .collect();
+        let last = pieces.len() - 1;
+        for (i, f) in pieces.iter().enumerate() {
+            let p = packet(dec.decode(1.0, 1, f));
+            if i < last {
+                // Held for reassembly: the tunnel's datagram comes out alone.
+                assert_eq!((p.dport, p.tunnel.is_none()), (2152, true));
+            } else {
+                assert_eq!((p.sport, p.dport, p.payload), (1111, 2222, &body[..]));
+                assert_eq!(tunnel_of(&p).map(|t| t.1), Some(2152));
             }
         }
     }

@@ -90,6 +90,7 @@ fn fragment<'a>(cx: &mut Cx<'a>, key: FragKey, offset: usize, more: bool, at: us
         data,
         encap: std::mem::take(&mut cx.encap),
         depth: cx.depth,
+        tunnel: None,
     }))
 }
 
@@ -212,6 +213,7 @@ pub(crate) fn transport<'a>(
             payload,
             wire_len: u32::try_from(wire).unwrap_or(u32::MAX),
             encap: cx.layers(),
+            tunnel: None,
         }));
     }
     if proto == UDP {
@@ -241,12 +243,16 @@ pub(crate) fn transport<'a>(
             payload,
             wire_len: u32::from(ulen - 8).max(payload.len() as u32),
             encap: cx.layers(),
+            tunnel: None,
         };
         if cx.depth < MAX_ENCAP_DEPTH {
             let vxlan = dport == VXLAN_PORT
                 && span(off, pend) >= 16
                 && u8_at(buf, off + 8).is_some_and(|f| f & 0x08 != 0);
             if vxlan || dport == GTPU_PORT {
+                if !vxlan && cx.tunnel.is_none() {
+                    cx.tunnel = Some(udp.clone());
+                }
                 cx.fallback = Some(udp);
                 cx.depth += 1;
                 cx.end = pend;

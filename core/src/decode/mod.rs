@@ -60,7 +60,7 @@ impl std::fmt::Display for Addr {
 /// ipip, 6in4, ip6ip6, gre, gtpu).
 pub type Encap = Vec<&'static str>;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Packet<'a> {
     /// TCP or UDP.
     pub proto: u8,
@@ -79,10 +79,15 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     /// None when the packet was not inside a tunnel or link encapsulation.
     pub encap: Option<Encap>,
+    /// The outermost GTP-U datagram (UDP to 2152) this packet was found in: the tunnel's own
+    /// flow, reported beside the inner one as Zeek does. Its payload is the GTP-U message.
+    pub tunnel: Option<Box<Packet<'a>>>,
 }
 
 #[derive(Debug)]
 pub enum Decoded<'a> {
+    /// A TCP/UDP packet; also the GTP-U datagram alone when what it carries is an IP fragment
+    /// kept for reassembly (the tunnel's flow still counts it).
     Packet(Packet<'a>),
     /// A supported link type carrying no TCP/UDP (ARP, ICMP, ...).
     NotIp,

@@ -55,6 +55,8 @@ pub(crate) struct Fragment<'a> {
     pub encap: Encap,
     /// Tunnels already opened: the reassembled datagram continues at this depth.
     pub depth: u8,
+    /// The GTP-U datagram the fragment came in (`Packet::tunnel`).
+    pub tunnel: Option<Box<Packet<'a>>>,
 }
 
 #[derive(Debug)]
@@ -92,6 +94,8 @@ pub(crate) struct Cx<'a> {
     /// out not to be a packet (Python's "inner is None or MALFORMED: return the UDP packet").
     /// Only the innermost matters, since a deeper attempt's packet supersedes it.
     pub fallback: Option<Packet<'a>>,
+    /// The outermost GTP-U datagram opened (see `Packet::tunnel`).
+    pub tunnel: Option<Packet<'a>>,
 }
 
 impl<'a> Cx<'a> {
@@ -109,6 +113,7 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
         depth,
         tags: 0,
         fallback: None,
+        tunnel: None,
     };
     let mut step = start;
     let mut result = Walk::Malformed;
@@ -139,8 +144,28 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
             }
         }
     }
+    let tunnel = cx.tunnel;
     match (result, cx.fallback) {
-        (Walk::NotIp | Walk::Malformed, Some(udp)) => Walk::Packet(udp),
+        (Walk::NotIp | Walk::Malformed, Some(mut udp)) => {
+            // The datagram that carried no packet may be the tunnel itself (then it is the
+            // answer alone) or a tunnel inside it.
+            udp.tunnel = tunnel
+                .filter(|t| depth_of(t) < depth_of(&udp))
+                .map(Box::new);
+            Walk::Packet(udp)
+        }
+        (Walk::Packet(mut p), _) => {
+            p.tunnel = tunnel.map(Box::new);
+            Walk::Packet(p)
+        }
+        (Walk::Fragment(mut f), _) => {
+            f.tunnel = tunnel.map(Box::new);
+            Walk::Fragment(f)
+        }
         (w, _) => w,
     }
+}
+
+fn depth_of(p: &Packet<'_>) -> usize {
+    p.encap.as_ref().map_or(0, Vec::len)
 }

@@ -125,6 +125,7 @@ pub mod dnp3;
 pub mod dns;
 pub mod dtls;
 pub mod elasticsearch;
+pub mod gtpu;
 pub mod h323;
 pub mod http;
 pub mod iec104;
@@ -143,6 +144,7 @@ pub mod ntp;
 pub mod openvpn;
 pub mod quic;
 pub mod rdp;
+pub mod rdpeudp;
 pub mod rtp;
 pub mod smb;
 pub mod snmp;
@@ -161,6 +163,7 @@ pub mod wireguard;
 static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
+    gtpu::PROBES,
     elasticsearch::PROBES,
     h323::PROBES,
     iec104::PROBES,
@@ -173,6 +176,7 @@ static REGISTRY: &[&[Probe]] = &[
     mysql::PROBES,
     nfs::PROBES,
     rdp::PROBES,
+    rdpeudp::PROBES,
     smb::PROBES,
     snmp::PROBES,
     bacnet::PROBES,

@@ -2,9 +2,14 @@
 //! Request.
 //!
 //! Client side: TPKT version 3 with a length that the X.224 length indicator matches (LI = TPKT
-//! length - 5), CR code 0xE0, and after the 7-byte X.224 header either a "Cookie: mstshash=" line,
-//! a routing token, or an RDP_NEG_REQ (type 1, length 8). Server side: the Connection Confirm
-//! (0xD0) with an RDP_NEG_RSP or RDP_NEG_FAILURE, or an empty confirm.
+//! length - 5), CR code 0xE0, class 0, and after the 7-byte X.224 header either a "Cookie:
+//! mstshash=" line, a routing token, or an RDP_NEG_REQ (type 1, length 8). The cookie is
+//! optional (MS-RDPBCGR 2.2.1.1: mstsc omits it when it has no user name hint, and pre-5.0
+//! clients send neither cookie nor RDP_NEG_REQ): a bare CR counts when it is exactly an
+//! 11-byte TPKT with DST-REF 0, class 0 and no variable part. Other TPKT users (ISO-TSAP on 102:
+//! S7comm, MMS) send their CR with TSAP parameters (0xC0/0xC1/0xC2), so those are never RDP.
+//! Server side: the Connection Confirm (0xD0, class 0) with an RDP_NEG_RSP or RDP_NEG_FAILURE,
+//! or an empty confirm.
 //!
 //! Meta: `rdp_cookie` (the mstshash user hint, sanitised), `rdp_protocols` (requested security
 //! protocols bitmask: 0 standard RDP, 1 TLS, 2 CredSSP, 8 RDSTLS...).
@@ -20,6 +25,9 @@ const MSTSHASH: &[u8] = b"Cookie: mstshash=";
 const ROUTING_TOKEN: &[u8] = b"Cookie: msts=";
 /// How much of an unterminated cookie is kept.
 const COOKIE_MAX: usize = 64;
+
+/// The X.224 CR/CC header after the TPKT: LI, code, DST-REF (2), SRC-REF (2), class option.
+const X224_HEADER_END: usize = 11;
 
 /// (X.224 code, variable part) of a TPKT-framed COTP PDU at the start of `data`.
 pub fn x224(data: &[u8]) -> Option<(u8, &[u8])> {
@@ -54,12 +62,34 @@ fn neg_of(rest: &[u8], types: &[u8]) -> Option<u32> {
         .then_some(u32::from_le_bytes([a, b, c, d]))
 }
 
+/// Class 0 with no extended formats or flow control (RDP's only class), as both the CR and the
+/// CC state it in their class option byte.
+fn class0(data: &[u8]) -> bool {
+    data.get(X224_HEADER_END - 1) == Some(&0)
+}
+
+/// A Connection Request with nothing after its fixed part: RDP only when the TPKT is exactly
+/// that header, with DST-REF 0 (X.224 13.3.4: zero in a CR).
+fn bare_request(data: &[u8]) -> bool {
+    data.len() == X224_HEADER_END && data.get(6..8) == Some(&[0, 0][..])
+}
+
 pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     let Some((code, mut rest)) = x224(data) else {
         return ProbeResult::no();
     };
+    if !class0(data) {
+        return ProbeResult::no();
+    }
     let mut meta = Meta::new();
     if from_client && code == 0xe0 {
+        if rest.is_empty() {
+            return if bare_request(data) {
+                ProbeResult::hit(meta)
+            } else {
+                ProbeResult::no()
+            };
+        }
         if let Some(cookie) = rest.strip_prefix(MSTSHASH) {
             let value = match find_crlf(cookie) {
                 Some(end) => cookie.get(..end),
@@ -135,9 +165,48 @@ mod tests {
             probe(&cotp(0xe0, b"Cookie: msts=1\r\n"), true).status,
             Status::No
         );
-        assert_eq!(probe(&cotp(0xe0, b""), true).status, Status::No);
+        // A bare CR is RDP only when exact (see `bare_request`).
+        let bare = cotp(0xe0, b"");
+        assert!(probe(&bare, true).is_match() && probe(&bare, true).meta.is_empty());
+        assert_eq!(probe(&bare, false).status, Status::No);
+        let mut dst_ref = bare.clone();
+        dst_ref[6] = 1;
+        assert_eq!(probe(&dst_ref, true).status, Status::No);
+        let mut trailing = bare.clone();
+        trailing.extend_from_slice(&[3, 0, 0, 8, 2, 0xf0, 0x80, 0x7f]);
+        assert_eq!(probe(&trailing, true).status, Status::No);
         let unterminated = probe(&cotp(0xe0, &[MSTSHASH, &[b'u'; 100]].concat()), true);
         assert_eq!(unterminated.meta["rdp_cookie"], "u".repeat(COOKIE_MAX));
+    }
+
+    #[test]
+    fn other_tpkt_users_are_not_rdp() {
+        // S7comm's COTP CR (class 0): SRC-REF 1, TPDU size 1024 (0xC0), calling TSAP 0x0100
+        // (0xC1), called TSAP 0x0102 (0xC2: rack 0, slot 2), and the PLC's CC echoing them.
+        let cr = [
+            3, 0, 0, 0x16, 0x11, 0xe0, 0, 0, 0, 1, 0, 0xc0, 1, 0x0a, 0xc1, 2, 1, 0, 0xc2, 2, 1, 2,
+        ];
+        assert_eq!(probe(&cr, true).status, Status::No);
+        let mut cc = cr;
+        cc[5] = 0xd0;
+        cc[6..10].copy_from_slice(&[0, 1, 0x44, 0x31]);
+        assert_eq!(probe(&cc, false).status, Status::No);
+        // The same CR with only a TSAP, and one asking class 2 (ISO 8073 over TCP, not RFC 1006's
+        // class 0): neither is RDP.
+        let tsap_only = cotp(0xe0, &[0xc1, 2, 1, 0]);
+        assert_eq!(probe(&tsap_only, true).status, Status::No);
+        let mut class2 = cotp(0xe0, b"");
+        class2[10] = 0x20;
+        assert_eq!(probe(&class2, true).status, Status::No);
+        let mut cc_class2 = cotp(0xd0, b"");
+        cc_class2[10] = 0x20;
+        assert_eq!(probe(&cc_class2, false).status, Status::No);
+        // S7comm data in a COTP DT TPDU.
+        let dt = [
+            3, 0, 0, 0x19, 2, 0xf0, 0x80, 0x32, 1, 0, 0, 0, 0, 0, 8, 0, 0, 0xf0, 0, 0, 1, 0, 1, 1,
+            0xe0,
+        ];
+        assert_eq!(probe(&dt, true).status, Status::No);
     }
 
     #[test]
