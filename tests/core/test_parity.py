@@ -5,7 +5,9 @@ captures/*.pcap and tests/monitor/data/ssh-443.pcap (findings included: the poli
 as recorded when the core replaced it, with the deliberate changes since then (each with a test
 of its own): finding messages name protocols by their canonical lowercase names; the FTP banner
 and POP3 `+OK` patterns (whose text the evidence quotes) accept RFC 2228 and multi-line greetings;
-the `tunnel` finding says what rides inside when the shape classifier is confident. A difference
+the `tunnel` finding says what rides inside when the shape classifier is confident; and
+captures/nflog-http-dns.pcap (link type NFLOG, which the Python engine never read) has the core's
+records, checked by tests/capture/test_link_types.py. A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """
