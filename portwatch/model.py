@@ -116,13 +116,14 @@ class CaptureStats:
     fragments: int = 0
     fragments_dropped: int = 0
     unsupported_link: int = 0
+    encrypted_frames: int = 0  # 802.11 data frames whose body is encrypted (WEP/WPA), also in non_ip
     flows_evicted: int = 0
     other_shard: int = 0  # packets left to another process when one capture is split (--workers)
     filtered: int = 0  # packets the capture filter (-f) left out: not in `packets` or `bytes`
     error: str | None = None  # the one-line reason reading stopped early
 
     COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
-                "flows_evicted", "filtered")
+                "encrypted_frames", "flows_evicted", "filtered")
 
     def add(self, other: CaptureStats) -> None:
         """Sum another capture's counters into these (the report over several captures)."""

@@ -29,7 +29,7 @@ from .progress import ProgressView
 SPLIT_MIN_BYTES = 4 << 20  # smaller captures are not worth reading N times (a few ms each)
 # Counters every shard sees in full (they are counted before the shard test): taken from one shard.
 FILE_COUNTERS = ("packets", "bytes", "malformed", "non_ip", "fragments", "fragments_dropped", "unsupported_link",
-                 "filtered")
+                 "filtered", "encrypted_frames")
 
 RecordSink = Callable[[FlowRecord], None]
 

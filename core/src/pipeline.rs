@@ -79,6 +79,8 @@ pub struct Stats {
     pub fragments: u64,
     pub fragments_dropped: u64,
     pub unsupported_link: u64,
+    /// Encrypted 802.11 data frames (counted in `non_ip` too).
+    pub encrypted_frames: u64,
     pub flows_evicted: u64,
     pub other_shard: u64,
     /// Frames the capture filter (`set_filter`) left out: not in `packets` or `bytes`, but
@@ -321,6 +323,7 @@ impl Analyzer {
         let d = self.decoder.stats();
         self.flows.stats.fragments = d.fragments;
         self.flows.stats.fragments_dropped = d.fragments_dropped;
+        self.flows.stats.encrypted_frames = d.protected;
     }
 
     /// Report every flow still open (end of capture or shutdown).

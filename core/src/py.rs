@@ -474,6 +474,7 @@ impl PyAnalyzer {
             ("fragments", s.fragments),
             ("fragments_dropped", s.fragments_dropped),
             ("unsupported_link", s.unsupported_link),
+            ("encrypted_frames", s.encrypted_frames),
             ("flows_evicted", s.flows_evicted),
             ("other_shard", s.other_shard),
             ("filtered", s.filtered),

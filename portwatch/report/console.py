@@ -46,7 +46,8 @@ def render(console: Console, summary: Summary, stats: CaptureStats, sources: lis
     if stats.malformed:
         extra.append(f"{stats.malformed:,} malformed")
     if stats.non_ip:
-        extra.append(f"{stats.non_ip:,} not TCP/UDP")
+        encrypted = f", {stats.encrypted_frames:,} of them encrypted 802.11" if stats.encrypted_frames else ""
+        extra.append(f"{stats.non_ip:,} not TCP/UDP{encrypted}")
     if stats.unsupported_link:
         extra.append(f"{stats.unsupported_link:,} on unsupported link types")
     if stats.flows_evicted:

@@ -8,7 +8,9 @@ and POP3 `+OK` patterns (whose text the evidence quotes) accept RFC 2228 and mul
 the `tunnel` finding says what rides inside when the shape classifier is confident (its confidence
 and rule path follow the shipped portwatch/data/tunnel-model.json). Captures recorded after the
 Python engine was retired hold the core's records as first recorded: http-privport-80 and rsh-514
-(privileged-source-port), rdp-3389 (a bare X.224 CR and a cookie-less RDP_NEG_REQ are RDP). A difference
+(privileged-source-port), rdp-3389 (a bare X.224 CR and a cookie-less RDP_NEG_REQ are RDP),
+nflog-http-dns (link type NFLOG, which the Python engine never read; tests/capture/test_link_types.py).
+A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """

@@ -258,6 +258,11 @@ fn decode_seeds(captures: &[(PathBuf, Vec<u8>, Pcap)]) -> BTreeSet<Vec<u8>> {
     };
     for (_, _, pcap) in captures {
         if pcap.linktype != 1 {
+            // A real capture of another link type (NFLOG): its frames as recorded.
+            let frames: Vec<Vec<u8>> = pcap.records.iter().take(24).map(|r| r.2.clone()).collect();
+            if selector(pcap.linktype).is_some() {
+                seeds.insert(seed(pcap.linktype, &frames));
+            }
             continue;
         }
         let eth: Vec<Vec<u8>> = pcap.records.iter().take(24).map(|r| r.2.clone()).collect();
@@ -288,6 +293,84 @@ fn decode_seeds(captures: &[(PathBuf, Vec<u8>, Pcap)]) -> BTreeSet<Vec<u8>> {
             &wrap(&[8, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 0, 0]),
         ));
         seeds.insert(seed(14, &ip));
+        // 802.11 data frames (radiotap with an FCS, PPI, Prism, AVS before them), FDDI and
+        // NFLOG around the same packets.
+        let snap = |p: &Vec<u8>| [&[0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00][..], p].concat();
+        let mut dot11_head = vec![0x88, 0x01, 0x3a, 0x01];
+        dot11_head.extend([
+            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3, 0x10, 0,
+        ]);
+        dot11_head.extend([5, 0]); // QoS control
+        let dot11: Vec<Vec<u8>> = ip
+            .iter()
+            .map(|p| [&dot11_head[..], &snap(p)].concat())
+            .collect();
+        seeds.insert(seed(105, &dot11));
+        // TSFT, then Flags with "FCS at end": 17 bytes.
+        let radiotap = [0, 0, 17, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        let rt: Vec<Vec<u8>> = dot11
+            .iter()
+            .map(|f| [&radiotap[..], f, &[0xde, 0xad, 0xbe, 0xef]].concat())
+            .collect();
+        seeds.insert(seed(127, &rt));
+        let mut ppi = vec![0, 0, 32, 0, 105, 0, 0, 0, 2, 0, 20, 0];
+        ppi.extend([0; 8]);
+        ppi.extend([1, 0]); // flags: FCS present
+        ppi.extend([0; 10]);
+        let ppi_frames: Vec<Vec<u8>> = dot11
+            .iter()
+            .map(|f| [&ppi[..], f, &[0xde, 0xad, 0xbe, 0xef]].concat())
+            .collect();
+        seeds.insert(seed(192, &ppi_frames));
+        let mut prism = vec![0x44, 0, 0, 0, 144, 0, 0, 0];
+        prism.resize(144, 0);
+        seeds.insert(seed(
+            119,
+            &dot11
+                .iter()
+                .map(|f| [&prism[..], f].concat())
+                .collect::<Vec<_>>(),
+        ));
+        let mut avs = vec![0x80, 0x21, 0x10, 0x01, 0, 0, 0, 64];
+        avs.resize(64, 0);
+        seeds.insert(seed(
+            163,
+            &dot11
+                .iter()
+                .map(|f| [&avs[..], f].concat())
+                .collect::<Vec<_>>(),
+        ));
+        let fddi: Vec<Vec<u8>> = eth
+            .iter()
+            .filter(|f| f.len() > 34 && f[12..14] == [8, 0])
+            .take(4)
+            .map(|f| [&[0x50][..], &f[..12], &snap(&f[14..].to_vec())].concat())
+            .collect();
+        seeds.insert(seed(10, &fddi));
+        for le in [true, false] {
+            let tlv = |kind: u16, value: &[u8]| -> Vec<u8> {
+                let len = (4 + value.len()) as u16;
+                let (l, k) = if le {
+                    (len.to_le_bytes(), kind.to_le_bytes())
+                } else {
+                    (len.to_be_bytes(), kind.to_be_bytes())
+                };
+                let mut t = [&l[..], &k[..], value].concat();
+                t.resize(t.len().next_multiple_of(4), 0);
+                t
+            };
+            let nflog: Vec<Vec<u8>> = ip
+                .iter()
+                .map(|p| {
+                    let mut f = vec![2, 0, 0, 5];
+                    f.extend(tlv(1, &[8, 0, 3, 0]));
+                    f.extend(tlv(10, b"pw \0"));
+                    f.extend(tlv(9, p));
+                    f
+                })
+                .collect();
+            seeds.insert(seed(239, &nflog));
+        }
         // Fragments of the first IPv4 datagram with a payload of 64 bytes or more.
         if let Some(f) = eth
             .iter()

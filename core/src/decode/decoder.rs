@@ -2,8 +2,9 @@
 //! whole and then decoded from the transport header on, as Python's pipeline `_defragment` does.
 
 use super::fragments::{Added, Defragmenter};
+use super::link::{self, Stop};
 use super::walk::{walk, Fragment, Step, Walk};
-use super::{link, DecodeStats, Decoded, Packet};
+use super::{DecodeStats, Decoded, Packet};
 
 pub struct Decoder {
     defrag: Defragmenter,
@@ -12,6 +13,8 @@ pub struct Decoder {
     fragments: u64,
     /// Fragments found inside a reassembled datagram: not reassembled a second time.
     nested_dropped: u64,
+    /// Encrypted 802.11 data frames (answered `NotIp`).
+    protected: u64,
 }
 
 impl Default for Decoder {
@@ -27,6 +30,7 @@ impl Decoder {
             datagram: Vec::new(),
             fragments: 0,
             nested_dropped: 0,
+            protected: 0,
         }
     }
 
@@ -34,6 +38,7 @@ impl Decoder {
         DecodeStats {
             fragments: self.fragments,
             fragments_dropped: self.defrag.dropped + self.nested_dropped,
+            protected: self.protected,
         }
     }
 
@@ -52,12 +57,16 @@ impl Decoder {
         let Some(start) = link::start(linktype, frame) else {
             return Decoded::UnsupportedLink;
         };
-        let (step, encap) = match start {
+        let start = match start {
             Ok(s) => s,
-            Err(Walk::Malformed) => return Decoded::Malformed,
-            Err(_) => return Decoded::NotIp,
+            Err(Stop::Malformed) => return Decoded::Malformed,
+            Err(Stop::NotIp) => return Decoded::NotIp,
+            Err(Stop::Protected) => {
+                self.protected += 1;
+                return Decoded::NotIp;
+            }
         };
-        match walk(frame, step, encap, 0) {
+        match walk(start.buf, start.step, start.encap, 0) {
             Walk::Packet(p) => Decoded::Packet(p),
             Walk::NotIp => Decoded::NotIp,
             Walk::Malformed => Decoded::Malformed,

@@ -7,7 +7,7 @@
 //! let mut dec = Decoder::new();                  // owns the defragmenter (bounded)
 //! match dec.decode(ts, linktype, frame) {
 //!     Decoded::Packet(p) => ...,                 // p.payload borrows the frame or the reassembled datagram
-//!     Decoded::NotIp => stats.non_ip += 1,       // a supported link type carrying no TCP/UDP
+//!     Decoded::NotIp => stats.non_ip += 1,       // a supported link type carrying no TCP/UDP (or an encrypted 802.11 body)
 //!     Decoded::UnsupportedLink => stats.unsupported_link += 1,
 //!     Decoded::Malformed => stats.malformed += 1,
 //!     Decoded::Held => {}                        // a fragment kept (or dropped) awaiting the rest
@@ -21,8 +21,10 @@ mod decoder;
 mod fragments;
 mod ip;
 mod link;
+mod nflog;
 mod tunnel;
 mod walk;
+mod wlan;
 
 pub use decoder::Decoder;
 
@@ -101,6 +103,13 @@ pub enum Decoded<'a> {
 pub struct DecodeStats {
     pub fragments: u64,
     pub fragments_dropped: u64,
+    /// Encrypted (WEP/WPA) 802.11 data frames: their body cannot be read, so they are answered
+    /// `NotIp` (a frame the link type carries but no packet of ours), and counted here too.
+    pub protected: u64,
 }
 
-pub const SUPPORTED_LINKTYPES: &[u32] = &[0, 1, 9, 12, 14, 50, 101, 104, 108, 113, 228, 229, 276];
+/// Appended in the order support came (the fuzz target's selector byte indexes this list).
+/// FDDI 10, 802.11 105, Prism 119, radiotap 127, AVS 163, PPI 192, NFLOG 239.
+pub const SUPPORTED_LINKTYPES: &[u32] = &[
+    0, 1, 9, 12, 14, 50, 101, 104, 108, 113, 228, 229, 276, 10, 105, 119, 127, 163, 192, 239,
+];
