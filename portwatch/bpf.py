@@ -31,13 +31,18 @@ Program = list[tuple[int, int, int, int]]
 LINK_NAMES: dict[int, str] = {
     0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 50: "PPP_SERIAL", 101: "RAW",
     104: "C_HDLC", 108: "LOOP", 113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+    10: "FDDI", 105: "IEEE802_11", 119: "PRISM_HEADER", 127: "IEEE802_11_RADIO", 163: "IEEE802_11_RADIO_AVS",
+    192: "PPI", 239: "NFLOG",
 }
 # The savefile link type of each name (the header `tcpdump -r` compiles for).
 _LINKTYPE_OF_NAME = {"NULL": 0, "EN10MB": 1, "PPP": 9, "RAW": 101, "PPP_SERIAL": 50, "C_HDLC": 104, "LOOP": 108,
-                     "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276}
+                     "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276, "FDDI": 10,
+                     "IEEE802_11": 105, "PRISM_HEADER": 119, "IEEE802_11_RADIO": 127, "IEEE802_11_RADIO_AVS": 163,
+                     "PPI": 192, "NFLOG": 239}
 # scapy (pcap_open_dead) takes libpcap's DLT numbers.
 _DLT_OF_NAME = {"NULL": 0, "EN10MB": 1, "PPP": 9, "RAW": 12, "PPP_SERIAL": 50, "C_HDLC": 104, "LOOP": 108,
-                "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276}
+                "LINUX_SLL": 113, "IPV4": 228, "IPV6": 229, "LINUX_SLL2": 276, "FDDI": 10, "IEEE802_11": 105,
+                "PRISM_HEADER": 119, "IEEE802_11_RADIO": 127, "IEEE802_11_RADIO_AVS": 163, "PPI": 192, "NFLOG": 239}
 
 
 class BpfError(Exception):
@@ -162,4 +167,5 @@ def _compile_scapy(expr: str, dlt: int) -> Program:
         raise BpfError(f"cannot compile the BPF filter: neither tcpdump nor scapy is installed ({exc})") from None
     except (Scapy_Exception, OSError) as exc:
         raise BpfError(f"bad filter {expr!r}: {exc}") from None
-    return [(i.code, i.jt, i.jf, i.k) for i in fprog.bf_insns[: fprog.bf_len]]
+    # scapy's bpf_insn declares k signed: a mask such as 0xfffff000 comes back negative.
+    return [(i.code, i.jt, i.jf, i.k & 0xFFFFFFFF) for i in fprog.bf_insns[: fprog.bf_len]]

@@ -59,7 +59,13 @@ def _frames(path: Path) -> list[tuple[float, bytes]]:
 def tcpdump_kept(path: Path, expr: str, tmp: Path) -> list[int]:
     """Indices of the frames of `path` that libpcap's filter keeps (tcpdump -w keeps their order)."""
     out = tmp / "kept.pcap"
-    subprocess.run(["tcpdump", "-r", str(path), "-w", str(out), "--", expr], check=True, capture_output=True)
+    done = subprocess.run(["tcpdump", "-r", str(path), "-w", str(out), "--", expr], capture_output=True, text=True)
+    if done.returncode != 0:
+        # libpcap cannot compile the expression for this file's link type (`vlan` on NFLOG, any
+        # filter on NFLOG): the core keeps none of its frames. A file tcpdump cannot read at all
+        # would fail the comparison, since the core keeps its frames.
+        assert "reading from file" in done.stderr, done.stderr
+        return []
     kept = _frames(out)
     frames = _frames(path)
     idx, j = [], 0
@@ -199,8 +205,11 @@ def test_a_filtered_analysis_is_the_analysis_of_tcpdumps_output(expr, tmp_path):
     they number the packets of the original file."""
     for path in PCAPS:
         out = tmp_path / path.name
-        subprocess.run(["tcpdump", "-r", str(path), "-w", str(out), "--", expr], check=True, capture_output=True)
+        done = subprocess.run(["tcpdump", "-r", str(path), "-w", str(out), "--", expr], capture_output=True)
         got, stats = _records(path, expr)
+        if done.returncode != 0:  # libpcap cannot filter this link type (NFLOG): nothing is kept
+            assert got == [] and stats.packets == 0 and stats.filtered == len(_frames(path)), path.name
+            continue
         want, want_stats = _records(out, None)
         strip = ("flow_id",)
         assert [{k: v for k, v in r.items() if k not in strip} for r in got] == \
@@ -311,3 +320,17 @@ def test_null_link_type_takes_every_bsd_inet6_value(tmp_path):
         want = tcpdump_kept(path, expr, tmp_path)
         assert _core.filter_capture(str(path), bpf.compile_for_capture(expr)) == want, expr
     assert tcpdump_kept(path, "ip6", tmp_path) == [0, 1, 2]
+
+
+def test_every_link_type_the_core_decodes_has_a_compiler_name():
+    """A link type missing here would let every frame of it through the filter unjudged."""
+    source = (Path(__file__).parents[2] / "core/src/decode/mod.rs").read_text()
+    listed = source.split("SUPPORTED_LINKTYPES: &[u32] = &[", 1)[1].split("]", 1)[0]
+    supported = {int(n) for n in listed.replace("\n", " ").split(",") if n.strip()}
+    assert supported == set(bpf.LINK_NAMES)
+
+
+def test_a_link_type_libpcap_cannot_filter_keeps_nothing(programs):
+    """libpcap has no filter for NFLOG (tcpdump refuses): its frames are left out, not let through."""
+    nflog = CAPTURES / "nflog-http-dns.pcap"
+    assert _core.filter_capture(str(nflog), programs["host 10.77.0.1"]) == []
