@@ -5,7 +5,12 @@ captures/*.pcap and tests/monitor/data/ssh-443.pcap (findings included: the poli
 as recorded when the core replaced it, with the deliberate changes since then (each with a test
 of its own): finding messages name protocols by their canonical lowercase names; the FTP banner
 and POP3 `+OK` patterns (whose text the evidence quotes) accept RFC 2228 and multi-line greetings;
-the `tunnel` finding says what rides inside when the shape classifier is confident. A difference
+the `tunnel` finding says what rides inside when the shape classifier is confident; connections a
+control connection announced are named by it (ftp-21's data connections are `ftp-data` with
+`control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`; the FTP and SIP
+control flows list `announced`), and a port-mismatch on an unassigned port is the only finding
+there (http-8443 lost its `unassigned-port` note). ftp-pasv-21, ftp-active-21 and sip-call-5060
+were recorded after the Python engine was retired: their records are the core's. A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """
