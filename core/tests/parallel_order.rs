@@ -321,97 +321,77 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
     }
 }
 
+/// Frames with timestamps 10 ms apart, and the FTP control connection's sequence numbers.
+struct Trace {
+    out: Vec<(f64, Vec<u8>)>,
+    t: f64,
+    seq: [u32; 2],
+}
+
+const FTP_C: End = ([10, 77, 0, 2], 40000);
+const FTP_S: End = ([10, 77, 0, 1], 21);
+
+impl Trace {
+    fn push(&mut self, f: Vec<u8>) {
+        self.t += 0.01;
+        self.out.push((self.t, f));
+    }
+
+    /// A line on the FTP control connection.
+    fn ctl(&mut self, from_client: bool, text: &[u8]) {
+        let (src, dst, d) = if from_client {
+            (FTP_C, FTP_S, 0)
+        } else {
+            (FTP_S, FTP_C, 1)
+        };
+        let f = frame(TCP, src, dst, PSH | ACK, self.seq[d], text);
+        self.push(f);
+        self.seq[d] = self.seq[d].wrapping_add(text.len() as u32);
+    }
+
+    /// A short data connection from `from` to `to`.
+    fn data(&mut self, from: End, to: End) {
+        self.push(frame(TCP, from, to, SYN, 1, b""));
+        self.push(frame(TCP, to, from, SYN | ACK, 1, b""));
+        let listing = b"-rw-r--r-- 1 ftp ftp 24 readme.txt\r\n";
+        self.push(frame(TCP, to, from, PSH | ACK, 2, listing));
+        self.push(frame(TCP, to, from, FIN | ACK, 40, b""));
+        self.push(frame(TCP, from, to, FIN | ACK, 2, b""));
+    }
+}
+
 /// An FTP control connection announcing data connections (EPSV, PASV, PORT, and a PORT naming a
 /// third host), each followed by the connection; and a SIP call whose SDP announces RTP.
 fn announced_traffic() -> Vec<(f64, Vec<u8>)> {
-    let (srv, cli, third) = ([10, 77, 0, 1], [10, 77, 0, 2], [192, 0, 2, 99]);
-    let ctl_c: End = (cli, 40000);
-    let ctl_s: End = (srv, 21);
-    let mut out = Vec::new();
-    let mut t = 1.0;
-    let mut seq = [1000u32, 9000u32];
-    let mut push = |out: &mut Vec<(f64, Vec<u8>)>, f: Vec<u8>| {
-        t += 0.01;
-        out.push((t, f));
+    let (srv, cli, third) = (FTP_S.0, FTP_C.0, [192, 0, 2, 99]);
+    let mut tr = Trace {
+        out: Vec::new(),
+        t: 1.0,
+        seq: [1000, 9000],
     };
-    let ctl = |out: &mut Vec<(f64, Vec<u8>)>,
-               push: &mut dyn FnMut(&mut Vec<(f64, Vec<u8>)>, Vec<u8>),
-               seq: &mut [u32; 2],
-               from_client: bool,
-               text: &[u8]| {
-        let (src, dst, d) = if from_client {
-            (ctl_c, ctl_s, 0)
-        } else {
-            (ctl_s, ctl_c, 1)
-        };
-        push(out, frame(TCP, src, dst, PSH | ACK, seq[d], text));
-        seq[d] = seq[d].wrapping_add(text.len() as u32);
-    };
-    let data = |out: &mut Vec<(f64, Vec<u8>)>,
-                push: &mut dyn FnMut(&mut Vec<(f64, Vec<u8>)>, Vec<u8>),
-                from: End,
-                to: End| {
-        push(out, frame(TCP, from, to, SYN, 1, b""));
-        push(out, frame(TCP, to, from, SYN | ACK, 1, b""));
-        push(
-            out,
-            frame(
-                TCP,
-                to,
-                from,
-                PSH | ACK,
-                2,
-                b"-rw-r--r-- 1 ftp ftp 24 readme.txt\r\n",
-            ),
-        );
-        push(out, frame(TCP, to, from, FIN | ACK, 40, b""));
-        push(out, frame(TCP, from, to, FIN | ACK, 2, b""));
-    };
-    push(&mut out, frame(TCP, ctl_c, ctl_s, SYN, seq[0] - 1, b""));
-    push(
-        &mut out,
-        frame(TCP, ctl_s, ctl_c, SYN | ACK, seq[1] - 1, b""),
-    );
-    let p = &mut push;
-    ctl(
-        &mut out,
-        p,
-        &mut seq,
-        false,
-        b"220 portwatch vsftpd ready.\r\n",
-    );
-    ctl(&mut out, p, &mut seq, true, b"USER pwcap\r\n");
-    ctl(
-        &mut out,
-        p,
-        &mut seq,
-        false,
-        b"331 Please specify the password.\r\n",
-    );
+    tr.push(frame(TCP, FTP_C, FTP_S, SYN, 999, b""));
+    tr.push(frame(TCP, FTP_S, FTP_C, SYN | ACK, 8999, b""));
+    tr.ctl(false, b"220 portwatch vsftpd ready.\r\n");
+    tr.ctl(true, b"USER pwcap\r\n");
+    tr.ctl(false, b"331 Please specify the password.\r\n");
     for i in 0..6u16 {
         let port = 50000 + i;
-        ctl(&mut out, p, &mut seq, true, b"EPSV\r\n");
+        tr.ctl(true, b"EPSV\r\n");
         let reply = format!("229 Entering Extended Passive Mode (|||{port}|)\r\n");
-        ctl(&mut out, p, &mut seq, false, reply.as_bytes());
-        data(&mut out, p, (cli, 41000 + i), (srv, port));
-        ctl(&mut out, p, &mut seq, true, b"PASV\r\n");
+        tr.ctl(false, reply.as_bytes());
+        tr.data((cli, 41000 + i), (srv, port));
+        tr.ctl(true, b"PASV\r\n");
         let reply = format!("227 Entering Passive Mode (10,77,0,1,{},{}).\r\n", 196, i);
-        ctl(&mut out, p, &mut seq, false, reply.as_bytes());
-        data(&mut out, p, (cli, 42000 + i), (srv, 196 * 256 + i));
+        tr.ctl(false, reply.as_bytes());
+        tr.data((cli, 42000 + i), (srv, 196 * 256 + i));
         let cmd = format!("PORT 10,77,0,2,{},{}\r\n", 160, i);
-        ctl(&mut out, p, &mut seq, true, cmd.as_bytes());
-        ctl(
-            &mut out,
-            p,
-            &mut seq,
-            false,
-            b"200 PORT command successful.\r\n",
-        );
-        data(&mut out, p, (srv, 20), (cli, 160 * 256 + i));
+        tr.ctl(true, cmd.as_bytes());
+        tr.ctl(false, b"200 PORT command successful.\r\n");
+        tr.data((srv, 20), (cli, 160 * 256 + i));
     }
     // FTP bounce: the server is told to connect to a third host; that connection is not named.
-    ctl(&mut out, p, &mut seq, true, b"PORT 192,0,2,99,0,25\r\n");
-    data(&mut out, p, (srv, 20), (third, 25));
+    tr.ctl(true, b"PORT 192,0,2,99,0,25\r\n");
+    tr.data((srv, 20), (third, 25));
     // SIP over UDP: the INVITE's SDP announces RTP on 10.77.0.2:6000, the 200 OK's on
     // 10.77.0.1:7000; media then flows between them.
     let invite = b"INVITE sip:service@10.77.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.2:5060\r\n\
@@ -420,21 +400,25 @@ fn announced_traffic() -> Vec<(f64, Vec<u8>)> {
     let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.77.0.2:5060\r\nCall-ID: 1-1@10.77.0.2\r\n\
         CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\n\
         v=0\r\no=- 2 2 IN IP4 10.77.0.1\r\ns=-\r\nc=IN IP4 10.77.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
-    push(&mut out, frame(UDP, (cli, 5060), (srv, 5060), 0, 0, invite));
-    push(&mut out, frame(UDP, (srv, 5060), (cli, 5060), 0, 0, ok));
+    tr.push(frame(UDP, (cli, 5060), (srv, 5060), 0, 0, invite));
+    tr.push(frame(UDP, (srv, 5060), (cli, 5060), 0, 0, ok));
     for n in 0..6u16 {
         let mut rtp = vec![0x80, 0x00];
         rtp.extend_from_slice(&(100 + n).to_be_bytes());
         rtp.extend_from_slice(&(160 * u32::from(n)).to_be_bytes());
         rtp.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         rtp.extend_from_slice(&[0xff; 160]);
-        push(&mut out, frame(UDP, (cli, 6000), (srv, 7000), 0, 0, &rtp));
+        tr.push(frame(UDP, (cli, 6000), (srv, 7000), 0, 0, &rtp));
     }
-    push(
-        &mut out,
-        frame(UDP, (cli, 6001), (srv, 7001), 0, 0, &[0x80, 0xc8, 0, 6]),
-    );
-    out
+    tr.push(frame(
+        UDP,
+        (cli, 6001),
+        (srv, 7001),
+        0,
+        0,
+        &[0x80, 0xc8, 0, 6],
+    ));
+    tr.out
 }
 
 #[test]
