@@ -1135,6 +1135,29 @@ mod tests {
     }
 
     #[test]
+    fn announces_and_expected() {
+        let s = parse(
+            "protocol = \"ftp-data\"\nexpected = true\n",
+            "t.toml",
+            "user",
+        )
+        .0
+        .unwrap();
+        assert!(s.expected && s.matches.is_empty());
+        let text = "protocol = \"ftp\"\nannounces = \"ftp\"\n[[match]]\nprefix = \"220\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert_eq!(s.announces, Some(Parser::Ftp));
+        assert_eq!(s.to_json()["announces"], json!("ftp"));
+        let e = errors("protocol = \"x\"\nannounces = \"h323\"\n[[match]]\nprefix = \"a\"\n");
+        assert!(
+            e.iter().any(|x| x.contains("announces: must be one of")),
+            "{e:?}"
+        );
+        let e = errors("protocol = \"x\"\nexpected = true\n[[match]]\nprefix = \"a\"\n");
+        assert!(e.iter().any(|x| x.contains("expected: ")), "{e:?}");
+    }
+
+    #[test]
     fn shipped_set_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../main/signatures");
         let dir = if dir.is_dir() {
