@@ -169,9 +169,9 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// One chunk's events of every shard. A packet creates at most one flow and a creating
-    /// packet announces nothing, so sorting by packet (stable: a packet's announcements keep
-    /// their order) is the single-threaded order.
+    /// One chunk's events of every shard. Every event of a packet comes from the one shard that
+    /// tracks its flow, in the order that shard made them (a SIP INVITE creates its flow, then
+    /// announces), so a stable sort by packet is the single-threaded order.
     pub fn replay(&mut self, mut events: Vec<Event>) {
         events.sort_by_key(Event::pkt);
         for ev in events {
