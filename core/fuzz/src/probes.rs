@@ -71,7 +71,11 @@ pub fn run(data: &[u8]) {
     for parser in [Parser::Ftp, Parser::Sdp, Parser::Rtsp] {
         for from_client in [true, false] {
             let got = announce::scan(parser, from_client, data);
-            assert_eq!(got, announce::scan(parser, from_client, data), "{parser:?}: not pure");
+            assert_eq!(
+                got,
+                announce::scan(parser, from_client, data),
+                "{parser:?}: not pure"
+            );
             assert!(got.len() <= MAX_ANNOUNCED && got.iter().all(|a| a.port != 0));
         }
     }
