@@ -40,7 +40,8 @@ need_packages() {
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
-     syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389)
+     syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
+     ftp-pasv-21 ftp-active-21 sip-call-5060)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -427,7 +428,8 @@ EOF
     cap_stop
 }
 
-rec_ftp-21() {
+# vsftpd on 21, passive data connections pinned to tcp/50000, active ones from tcp/20
+vsftpd_start() {
     ensure_user
     local d=$WORK/ftp
     mkdir -p "$d/empty"; chmod 755 "$WORK"
@@ -446,14 +448,39 @@ seccomp_sandbox=NO
 pasv_enable=YES
 pasv_min_port=50000
 pasv_max_port=50000
+port_enable=YES
+connect_from_port_20=YES
 ftpd_banner=portwatch vsftpd ready.
 xferlog_enable=NO
 EOF
     bg_srv vsftpd "$d/vsftpd.conf"
     wait_port tcp 21
+}
+
+rec_ftp-21() {
+    vsftpd_start
     cap_start ftp-21 tcp port 21 or tcp port 50000
     cli curl -sS "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null              # LIST
     cli curl -sS "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null    # RETR
+    cap_stop
+}
+
+# PASV (227 with the address) instead of EPSV
+rec_ftp-pasv-21() {
+    vsftpd_start
+    cap_start ftp-pasv-21 tcp port 21 or tcp port 50000
+    cli curl -sS --disable-epsv "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null
+    cli curl -sS --disable-epsv "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null
+    cap_stop
+}
+
+# active mode: the client says where to connect (PORT, then EPRT); the server connects from
+# tcp/20 to the client's port
+rec_ftp-active-21() {
+    vsftpd_start
+    cap_start ftp-active-21 tcp port 21 or tcp port 20
+    cli curl -sS --ftp-port "$CIP" --disable-eprt "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null   # PORT
+    cli curl -sS --ftp-port "$CIP" "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null      # EPRT
     cap_stop
 }
 
@@ -593,6 +620,19 @@ rec_sip-5060() {
     wait_port udp 5060
     cap_start sip-5060 udp port 5060
     (cd "$WORK" && cli sipp -sn uac "$SIP:5060" -i "$CIP" -p 5060 -m 1 -nostdin -timeout 15 >/dev/null 2>&1) || true
+    cap_stop
+}
+
+# a call with media: sipp's uac_pcap scenario offers RTP in its INVITE's SDP and plays G.711
+# (sipp's own g711a.pcap) to the answer's address; the UAS (-rtp_echo) sends it back
+rec_sip-call-5060() {
+    mkdir -p "$WORK/sipp/pcap"
+    ln -sf /usr/share/sip-tester/*.pcap "$WORK/sipp/pcap/"   # the scenario plays g711a and DTMF
+    (cd "$WORK/sipp" && srv sipp -sn uas -i "$SIP" -p 5060 -mp 7000 -rtp_echo -bg -nostdin >/dev/null 2>&1) || true
+    wait_port udp 5060
+    cap_start sip-call-5060 udp
+    (cd "$WORK/sipp" && cli sipp -sn uac_pcap "$SIP:5060" -i "$CIP" -p 5060 -mp 6000 -m 1 -nostdin -timeout 30 \
+        >/dev/null 2>&1) || true
     cap_stop
 }
 

@@ -41,7 +41,9 @@ class Baseline:
     def check(self, rec: FlowRecord, registry: str = "/etc/services") -> tuple[str, str | None] | None:
         """(why this flow's server is new, severity or None for the policy's), None when known.
         `registry`: how the messages name the services database (ServicesDB.registry)."""
-        if not is_server(rec):
+        if not is_server(rec) or "control_flow_id" in rec.meta:
+            # an announced data or media connection (ftp-data, rtp) is its control connection's
+            # business, on a port negotiated afresh each time: that server is the one to know
             return None
         key = (rec.dst_ip, rec.dst_port, rec.transport)
         where = port_text(rec.assigned, rec.dst_port, rec.transport, registry)

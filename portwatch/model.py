@@ -26,6 +26,7 @@ FINDING_KINDS = (
     "new-service",
     "stream-anomaly",
     "privileged-source-port",
+    "ftp-bounce",
     # host audit (portwatch audit)
     "root-service",
     "unwrapped-service",

@@ -57,6 +57,8 @@ class SignatureInfo:
     probe_names: tuple[str, ...]
     source: str
     origin: str
+    announces: str | None = None  # the core's parser of announced connections (ftp, sdp, rtsp)
+    expected: bool = False  # named only by a control connection's announcement (ftp-data)
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> SignatureInfo:
@@ -78,6 +80,8 @@ class SignatureInfo:
             probe_names=tuple(d.get("probe_names", ())),
             source=d.get("source", ""),
             origin=d.get("origin", "builtin"),
+            announces=d.get("announces") or None,
+            expected=bool(d.get("expected")),
         )
 
 

@@ -68,8 +68,16 @@ def test_ftp_login_is_high_and_never_shows_the_password() -> None:
     for rec in analyse("ftp-21.pcap"):
         for f in rec.findings:
             assert "pwcap-secret" not in f.message
-    # the passive data connections: a server on a port /etc/services does not list, nothing more
-    assert worst("ftp-21.pcap", 50000) == {"unassigned-port": "info"}
+    # the passive data connections: ftp-data, announced by the control connection's EPSV reply, on a
+    # negotiated port: nothing to ask
+    data = [r for r in analyse("ftp-21.pcap") if r.dst_port == 50000]
+    control = {r.flow_id: r for r in analyse("ftp-21.pcap") if r.dst_port == 21}
+    assert len(data) == 2 and all(r.protocol == "ftp-data" and not r.findings for r in data)
+    for r in data:
+        announcer = control[r.meta["control_flow_id"]]
+        assert r.meta["control_community_id"] == announcer.community_id and r.meta["announced_by"] == "EPSV"
+        assert announcer.meta["announced"] == [
+            {"endpoint": "10.77.0.1:50000", "transport": "tcp", "protocol": "ftp-data", "by": "EPSV"}]
 
 
 @pytest.mark.parametrize("name", ["pop3-110.pcap", "imap-143.pcap"])
@@ -89,7 +97,8 @@ def test_plain_http_on_443_is_cleartext_on_secure_port() -> None:
 
 
 def test_plain_http_on_unassigned_8443_is_low() -> None:
-    assert worst("http-8443.pcap") == {"port-mismatch": "low", "unassigned-port": "info"}
+    # one fact, one finding: the mismatch says the port is unassigned; no inventory note besides
+    assert worst("http-8443.pcap") == {"port-mismatch": "low"}
 
 
 def test_iodine_dns_tunnel_is_high() -> None:

@@ -182,6 +182,16 @@ def test_baseline_save_then_new_service_for_what_it_lacks(tmp_path: Path) -> Non
     assert "baseline.json" in new[0]["message"]
 
 
+def test_announced_data_connections_are_not_new_services(tmp_path: Path) -> None:
+    # the FTP server is in the baseline; its data connections (ftp-data on negotiated ports) are not servers
+    base = tmp_path / "b.json"
+    base.write_text(json.dumps({"portwatch_baseline": 1, "servers": [
+        {"server_ip": "10.77.0.1", "port": 21, "transport": "tcp", "protocols": ["ftp"]}]}))
+    res = CliRunner().invoke(main, ["analyze", "--findings-only", "--format", "jsonl", "--baseline", str(base),
+                                    *SERVICES, *need("ftp-pasv-21.pcap", "ftp-active-21.pcap")])
+    assert "new-service" not in {json.loads(x)["kind"] for x in res.output.splitlines()}
+
+
 def test_new_protocol_on_a_known_endpoint_is_new_service(tmp_path: Path) -> None:
     base = tmp_path / "b.json"
     base.write_text(json.dumps({"portwatch_baseline": 1, "servers": [

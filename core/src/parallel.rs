@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::bpf::Filter;
 use crate::detect::engine::Engine;
+use crate::flow::expect::{Event, Replay};
 use crate::pipeline::{Analyzer, Config, KnownPorts, Order, Stats, Tracker};
 use crate::record::FlowRecord;
 use crate::source::{CaptureReader, Chunk, FrameAt, Record};
@@ -74,12 +75,16 @@ impl FrameSource for CaptureReader {
 /// created its flows.
 struct Output {
     records: Vec<(Order, FlowRecord)>,
+    /// Announcements and flow creations (`flow::expect`), for the reader's one table.
+    events: Vec<Event>,
 }
 
 /// The analyzer over N shards, with `Analyzer`'s calls.
 pub struct ParallelAnalyzer {
     /// One whole analyzer per shard: each decodes every frame, tracks its own flows.
     workers: Vec<Analyzer>,
+    /// Expectations cross shards: one table, fed every shard's events in packet order.
+    replay: Replay,
 }
 
 impl ParallelAnalyzer {
@@ -108,7 +113,10 @@ impl ParallelAnalyzer {
                 a
             })
             .collect();
-        ParallelAnalyzer { workers }
+        ParallelAnalyzer {
+            workers,
+            replay: Replay::default(),
+        }
     }
 
     pub fn workers(&self) -> usize {
@@ -132,6 +140,7 @@ impl ParallelAnalyzer {
         let n = self.workers.len() as u32;
         let mut out = Vec::new();
         let mut exhausted = false;
+        let replay = &mut self.replay;
         std::thread::scope(|scope| {
             let mut to_workers = Vec::new();
             let mut from_workers: Vec<Receiver<Output>> = Vec::new();
@@ -169,13 +178,13 @@ impl ParallelAnalyzer {
                 }
                 in_flight.push_back(chunk);
                 if in_flight.len() > DEPTH {
-                    merge(&from_workers, &mut out);
+                    merge(&from_workers, &mut out, replay);
                     recycle(source, in_flight.pop_front());
                 }
             }
             drop(to_workers);
             while !in_flight.is_empty() {
-                merge(&from_workers, &mut out);
+                merge(&from_workers, &mut out, replay);
                 recycle(source, in_flight.pop_front());
             }
         });
@@ -193,7 +202,7 @@ impl ParallelAnalyzer {
             })
             .collect();
         let mut out = Vec::new();
-        merge_outputs(outputs, &mut out);
+        merge_outputs(outputs, &mut out, &mut self.replay);
         out
     }
 
@@ -231,26 +240,38 @@ fn take_output(tracker: &mut Tracker) -> Output {
         .into_iter()
         .zip(std::mem::take(&mut tracker.finished))
         .collect();
-    Output { records }
+    Output {
+        records,
+        events: std::mem::take(&mut tracker.events),
+    }
 }
 
 /// Receive one chunk's outputs from every worker and merge them into `out`.
-fn merge(from_workers: &[Receiver<Output>], out: &mut Vec<FlowRecord>) {
+fn merge(from_workers: &[Receiver<Output>], out: &mut Vec<FlowRecord>, replay: &mut Replay) {
     // A worker that panicked gives nothing; the scope re-raises its panic.
     let outputs: Vec<Output> = from_workers
         .iter()
         .filter_map(|rx| rx.recv().ok())
         .collect();
-    merge_outputs(outputs, out);
+    merge_outputs(outputs, out, replay);
 }
 
 /// The records of one chunk from every shard, in the single-threaded order. Their flow_ids
 /// need no renumbering: a flow's id is the number of the packet that created it in the whole
 /// capture, which every shard counts alike.
-fn merge_outputs(outputs: Vec<Output>, out: &mut Vec<FlowRecord>) {
+///
+/// The chunk's announcements and creations are replayed first: a record of this chunk is of a
+/// flow created in it or before.
+fn merge_outputs(outputs: Vec<Output>, out: &mut Vec<FlowRecord>, replay: &mut Replay) {
     let mut records: Vec<(Order, FlowRecord)> = Vec::new();
+    let mut events = Vec::new();
     for o in outputs {
         records.extend(o.records);
+        events.extend(o.events);
+    }
+    replay.replay(events);
+    for (_, rec) in &mut records {
+        replay.name(rec);
     }
     // Stable: records a shard emitted at one place keep their order (only the packet's own
     // shard emits in its phase 2, and places in other phases are unique).

@@ -9,10 +9,12 @@ use hashbrown::HashSet;
 
 use crate::bpf::Filter;
 use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
+use crate::detect::announce;
 use crate::detect::engine::{Decision, Engine, Transport};
 use crate::detect::entropy::entropy_facts;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::community_id::community_id;
+use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::StreamBuffer;
 use crate::flow::shape::{skip_for, tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
@@ -165,6 +167,9 @@ pub struct Tracker {
     /// single-threaded order.
     pub keyed: bool,
     pub order: Vec<Order>,
+    /// Announced connections (`flow::expect`); a keyed shard reports `events` instead.
+    expect: ExpectTable,
+    pub events: Vec<Event>,
 }
 
 fn packet_key(pkt: &Packet<'_>) -> Key {
@@ -224,6 +229,8 @@ impl Analyzer {
             phase: OWN,
             keyed: false,
             order: Vec::new(),
+            expect: ExpectTable::default(),
+            events: Vec::new(),
         };
         Analyzer {
             decoder: Decoder::new(),
@@ -452,6 +459,9 @@ impl Tracker {
         if flow.inspecting && (plen > 0 || flags & SYN != 0) {
             self.inspect(id, d, flags, seq, payload);
         }
+        if plen > 0 {
+            self.announcements(id, d, ts, payload);
+        }
         if is_tcp && flags & 5 != 0 {
             self.tcp_close(id, d, flags, ts);
         }
@@ -480,7 +490,45 @@ impl Tracker {
         // frame.number), the same whatever the worker count or shard.
         flow.number = self.pkt + 1;
         flow.created = self.pkt;
+        if self.keyed {
+            self.events.push(Event::Create {
+                pkt: self.pkt,
+                ts,
+                key,
+                flow_id: flow.number,
+            });
+        } else {
+            flow.expected = self.expect.take(&key, ts).map(Box::new);
+        }
         self.table.insert(flow)
+    }
+
+    /// A control connection's packet (FTP, SIP, RTSP: the signature `announces`): the
+    /// connections it announces, for the flows that follow. Every packet of such a flow is read,
+    /// inspection over or not; one segment at a time (`detect::announce`).
+    fn announcements(&mut self, id: FlowId, d: usize, ts: f64, payload: &[u8]) {
+        let flow = self.table.get_mut(id);
+        let Some(parser) = flow
+            .decision
+            .as_ref()
+            .and_then(|x| x.sig)
+            .and_then(|i| self.engine.signatures().get(i))
+            .and_then(|s| s.announces)
+        else {
+            return;
+        };
+        let from_client = d == flow.client_dir;
+        let found = announce::scan(parser, from_client, payload);
+        if found.is_empty() {
+            return;
+        }
+        for exp in expect::believe(flow, from_client, ts, found) {
+            if self.keyed {
+                self.events.push(Event::Announce { pkt: self.pkt, exp });
+            } else {
+                self.expect.insert(exp);
+            }
+        }
     }
 
     /// Who is the client of a flow seen mid-stream? Evidence from ports, best first.
@@ -1001,7 +1049,7 @@ impl Tracker {
             meta.insert("shape".into(), flow.shape.to_meta(c));
         }
         let (client_ip, server_ip) = (flow.client_ip(), flow.server_ip());
-        FlowRecord {
+        let mut rec = FlowRecord {
             flow_id: flow.number,
             community_id: community_id(
                 0,
@@ -1030,7 +1078,11 @@ impl Tracker {
             bytes_s2c: flow.sides[s].bytes,
             meta,
             pcap: self.pcap_name.clone(),
+        };
+        if let Some(e) = &flow.expected {
+            expect::apply(&mut rec, e);
         }
+        rec
     }
 }
 

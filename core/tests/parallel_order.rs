@@ -385,3 +385,171 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
         }
     }
 }
+
+/// Frames with timestamps 10 ms apart, and the FTP control connection's sequence numbers.
+struct Trace {
+    out: Vec<(f64, Vec<u8>)>,
+    t: f64,
+    seq: [u32; 2],
+}
+
+const FTP_C: End = ([10, 77, 0, 2], 40000);
+const FTP_S: End = ([10, 77, 0, 1], 21);
+
+impl Trace {
+    fn push(&mut self, f: Vec<u8>) {
+        self.t += 0.01;
+        self.out.push((self.t, f));
+    }
+
+    /// A line on the FTP control connection.
+    fn ctl(&mut self, from_client: bool, text: &[u8]) {
+        let (src, dst, d) = if from_client {
+            (FTP_C, FTP_S, 0)
+        } else {
+            (FTP_S, FTP_C, 1)
+        };
+        let f = frame(TCP, src, dst, PSH | ACK, self.seq[d], text);
+        self.push(f);
+        self.seq[d] = self.seq[d].wrapping_add(text.len() as u32);
+    }
+
+    /// A short data connection from `from` to `to`.
+    fn data(&mut self, from: End, to: End) {
+        self.push(frame(TCP, from, to, SYN, 1, b""));
+        self.push(frame(TCP, to, from, SYN | ACK, 1, b""));
+        let listing = b"-rw-r--r-- 1 ftp ftp 24 readme.txt\r\n";
+        self.push(frame(TCP, to, from, PSH | ACK, 2, listing));
+        self.push(frame(TCP, to, from, FIN | ACK, 40, b""));
+        self.push(frame(TCP, from, to, FIN | ACK, 2, b""));
+    }
+}
+
+/// An FTP control connection announcing data connections (EPSV, PASV, PORT, and a PORT naming a
+/// third host), each followed by the connection; and a SIP call whose SDP announces RTP.
+fn announced_traffic() -> Vec<(f64, Vec<u8>)> {
+    let (srv, cli, third) = (FTP_S.0, FTP_C.0, [192, 0, 2, 99]);
+    let mut tr = Trace {
+        out: Vec::new(),
+        t: 1.0,
+        seq: [1000, 9000],
+    };
+    tr.push(frame(TCP, FTP_C, FTP_S, SYN, 999, b""));
+    tr.push(frame(TCP, FTP_S, FTP_C, SYN | ACK, 8999, b""));
+    tr.ctl(false, b"220 portwatch vsftpd ready.\r\n");
+    tr.ctl(true, b"USER pwcap\r\n");
+    tr.ctl(false, b"331 Please specify the password.\r\n");
+    for i in 0..6u16 {
+        let port = 50000 + i;
+        tr.ctl(true, b"EPSV\r\n");
+        let reply = format!("229 Entering Extended Passive Mode (|||{port}|)\r\n");
+        tr.ctl(false, reply.as_bytes());
+        tr.data((cli, 41000 + i), (srv, port));
+        tr.ctl(true, b"PASV\r\n");
+        let reply = format!("227 Entering Passive Mode (10,77,0,1,{},{}).\r\n", 196, i);
+        tr.ctl(false, reply.as_bytes());
+        tr.data((cli, 42000 + i), (srv, 196 * 256 + i));
+        let cmd = format!("PORT 10,77,0,2,{},{}\r\n", 160, i);
+        tr.ctl(true, cmd.as_bytes());
+        tr.ctl(false, b"200 PORT command successful.\r\n");
+        tr.data((srv, 20), (cli, 160 * 256 + i));
+    }
+    // FTP bounce: the server is told to connect to a third host; that connection is not named.
+    tr.ctl(true, b"PORT 192,0,2,99,0,25\r\n");
+    tr.data((srv, 20), (third, 25));
+    // SIP over UDP: the INVITE's SDP announces RTP on 10.77.0.2:6000, the 200 OK's on
+    // 10.77.0.1:7000; media then flows between them.
+    let invite = b"INVITE sip:service@10.77.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.2:5060\r\n\
+        Call-ID: 1-1@10.77.0.2\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\n\
+        v=0\r\no=- 1 1 IN IP4 10.77.0.2\r\ns=-\r\nc=IN IP4 10.77.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.77.0.2:5060\r\nCall-ID: 1-1@10.77.0.2\r\n\
+        CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\n\
+        v=0\r\no=- 2 2 IN IP4 10.77.0.1\r\ns=-\r\nc=IN IP4 10.77.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+    tr.push(frame(UDP, (cli, 5060), (srv, 5060), 0, 0, invite));
+    tr.push(frame(UDP, (srv, 5060), (cli, 5060), 0, 0, ok));
+    for n in 0..6u16 {
+        let mut rtp = vec![0x80, 0x00];
+        rtp.extend_from_slice(&(100 + n).to_be_bytes());
+        rtp.extend_from_slice(&(160 * u32::from(n)).to_be_bytes());
+        rtp.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        rtp.extend_from_slice(&[0xff; 160]);
+        tr.push(frame(UDP, (cli, 6000), (srv, 7000), 0, 0, &rtp));
+    }
+    tr.push(frame(
+        UDP,
+        (cli, 6001),
+        (srv, 7001),
+        0,
+        0,
+        &[0x80, 0xc8, 0, 6],
+    ));
+    tr.out
+}
+
+#[test]
+fn announced_connections_are_named_alike_for_every_worker_count() {
+    let frames = announced_traffic();
+    let want = single(&frames);
+    let named =
+        |recs: &[FlowRecord], proto: &str| recs.iter().filter(|r| r.protocol == proto).count();
+    assert_eq!(named(&want, "ftp-data"), 18, "6 EPSV, 6 PASV, 6 PORT");
+    let control = want
+        .iter()
+        .find(|r| r.dst_port == 21)
+        .expect("control flow");
+    for r in want.iter().filter(|r| r.protocol == "ftp-data") {
+        assert_eq!(r.meta["control_flow_id"], control.flow_id);
+        assert_eq!(
+            r.meta["control_community_id"],
+            control.community_id.as_str()
+        );
+    }
+    let bounce = want
+        .iter()
+        .find(|r| r.dst_ip == "192.0.2.99")
+        .expect("bounce flow");
+    assert_ne!(bounce.protocol, "ftp-data");
+    let foreign = control.meta["announced_foreign"]
+        .as_array()
+        .expect("listed");
+    assert_eq!(foreign[0]["endpoint"], "192.0.2.99:25");
+    let rtp = want.iter().find(|r| r.src_port == 6000).expect("rtp flow");
+    assert_eq!(rtp.protocol, "rtp");
+    assert_eq!(rtp.meta["announced_by"], "SDP");
+    assert_eq!(
+        want.iter()
+            .find(|r| r.src_port == 6001)
+            .expect("rtcp")
+            .protocol,
+        "rtcp"
+    );
+    // the test means something only if announcements cross shards
+    for shards in [2u32, 3] {
+        let shard_of = |r: &FlowRecord| {
+            let ip = |s: &str| -> [u8; 4] {
+                let v: Vec<u8> = s.split('.').map(|x| x.parse().unwrap()).collect();
+                [v[0], v[1], v[2], v[3]]
+            };
+            _core::flow::Key {
+                proto: TCP,
+                a: _core::decode::Addr::V4(ip(&r.src_ip)),
+                b: _core::decode::Addr::V4(ip(&r.dst_ip)),
+                a_port: r.src_port,
+                b_port: r.dst_port,
+            }
+            .shard(shards)
+        };
+        let home = shard_of(control);
+        assert!(
+            want.iter()
+                .filter(|r| r.protocol == "ftp-data")
+                .any(|r| shard_of(r) != home),
+            "{shards} shards: some data connection in another shard"
+        );
+    }
+    // chunk 1: every announcement and every creation in chunks of their own
+    for (workers, chunk) in [(2, 100_000), (3, 100_000), (2, 1), (3, 7)] {
+        let got = parallel(&frames, workers, chunk);
+        assert_eq!(got, want, "{workers} workers, chunk {chunk}");
+    }
+}

@@ -15,7 +15,11 @@ Severity of a protocol found off its ports is graded by the pair:
 Off-port findings lose one step when the protocol was recognised from one direction by a
 pattern alone, and fall to info when the server never answered. Every server on a port
 /etc/services does not list also gets an `unassigned-port` note (info; low for an unrecognised
-TCP listener below 1024), the inventory's question "why is this offered?".
+TCP listener below 1024), the inventory's question "why is this offered?", unless a finding
+already says so (one finding per fact: cleartext on an unassigned high port is its `port-mismatch`
+alone). Flows the core names from their control connection's announcement (`ftp-data`, `rtp`,
+`rtcp`: `meta.control_flow_id`) run on negotiated ports and get neither. A PORT/EPRT naming a host
+other than the FTP client is an `ftp-bounce`.
 
 Only the DNS tracker and the baseline keep state (bounded, see their modules).
 """
@@ -39,6 +43,11 @@ from .dnstunnel import DnsTunnelTracker
 if TYPE_CHECKING:  # the baseline module imports the pipeline; the rules only call its check()
     from ..baseline import Baseline
 
+# Findings that already say "this port is not the protocol's / not listed": the inventory's
+# unassigned-port note would state the same fact a second time.
+ONE_PORT_FACT = frozenset({"unassigned-port", "port-mismatch"})
+# The FTP commands by which a client names where the server's data connection goes.
+ACTIVE_FTP = frozenset({"PORT", "EPRT"})
 TRUSTED_PORT_LIMIT = 1024  # ports below this need root to bind: a listener there was put there on purpose
 WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
 STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85
@@ -149,7 +158,10 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     evidence = _evidence(record)
     expected = ctx.expected_protocols(port, transport, tolerated=False)  # what the messages name
 
-    if proto != "unknown" and sig is not None:
+    # a connection its control connection announced (FTP data, RTP from SDP) has the port that
+    # conversation chose: what /etc/services assigns to that port says nothing about it
+    announced = "control_flow_id" in record.meta
+    if proto != "unknown" and sig is not None and not announced:
         _port_rules(record, ctx, sig, expected, server, where, evidence, add)
         _connect_rule(record, server, where, add)
     elif proto == "unknown":
@@ -162,8 +174,8 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
             add("encrypted-unknown", verdict.message, verdict.severity)
         elif expected and all(ctx.is_encrypted(p) for p in expected):
             _cleartext_unknown(record, expected, server, where, add)
-    if (not names and answered(record) and proto not in policy.negotiated
-            and not any(f.kind == "unassigned-port" for f in out)):
+    if (not names and answered(record) and proto not in policy.negotiated and not announced
+            and not any(f.kind in ONE_PORT_FACT for f in out)):
         # the inventory question for every server on a port the services database does not list
         label = f"{proto} server" if proto != "unknown" else "unrecognised server"
         trusted = "trusted port " if port < TRUSTED_PORT_LIMIT else ""
@@ -176,6 +188,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         add("unassigned-port", f"{label} {server} on {trusted}{where}, a port {does_not_list(registry)}: "
             f"{why}{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
+    _bounce_rule(record, server, add)
     _source_port_rule(record, server, where, add)
     dns = ctx.dns.observe(record, server, where)
     if dns is not None:
@@ -191,6 +204,20 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         if new is not None:
             add("new-service", *new)
     return _apply_policy(out, record, policy)
+
+
+def _bounce_rule(rec: FlowRecord, server: str, add: Any) -> None:
+    """An FTP client naming another host in PORT/EPRT (the core lists it as `announced_foreign` and
+    expects nothing there): the server would connect to that host for the client (RFC 2577)."""
+    foreign = rec.meta.get("announced_foreign")
+    if rec.protocol != "ftp" or not isinstance(foreign, list):
+        return
+    targets = [str(a.get("endpoint")) for a in foreign if isinstance(a, dict) and a.get("by") in ACTIVE_FTP]
+    if targets:
+        client = endpoint(rec.src_ip, rec.src_port)
+        shown = ", ".join(targets[:3]) + (f" and {len(targets) - 3} more" if len(targets) > 3 else "")
+        add("ftp-bounce", f"FTP client {client} told server {server} to open its data connection to {shown}, "
+            "not to the client: an FTP bounce (RFC 2577), a scan or relay through the server")
 
 
 def _strength(rec: FlowRecord) -> tuple[int, str]:

@@ -49,7 +49,7 @@ def timestamp(ts: float) -> str:
 SIGNATURE_IDS = {kind: SIGNATURE_BASE + n for n, kind in enumerate((
     "port-mismatch", "tunnel", "encrypted-unknown", "cleartext-on-secure-port", "insecure-protocol",
     "unassigned-port", "dns-tunnel", "new-service", "stream-anomaly", "root-service", "unwrapped-service",
-    "unknown-service", "privileged-source-port",
+    "unknown-service", "privileged-source-port", "ftp-bounce",
 ), start=1)}
 
 

@@ -10,7 +10,11 @@ and rule path follow the shipped portwatch/data/tunnel-model.json). Captures rec
 Python engine was retired hold the core's records as first recorded: http-privport-80 and rsh-514
 (privileged-source-port), rdp-3389 (a bare X.224 CR and a cookie-less RDP_NEG_REQ are RDP),
 nflog-http-dns (link type NFLOG, which the Python engine never read; tests/capture/test_link_types.py).
-A difference
+Connections a control connection announced are named by it (ftp-21's data connections are
+`ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
+the FTP and SIP control flows list `announced`), and a port-mismatch on an unassigned port is the
+only finding there (http-8443 lost its `unassigned-port` note); ftp-pasv-21, ftp-active-21 and
+sip-call-5060 hold the core's records. A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """

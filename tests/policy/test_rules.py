@@ -60,6 +60,8 @@ def test_cleartext_on_an_unassigned_high_port_is_low() -> None:
     fs = findings(record("http", 8443))
     assert kinds(fs, "low") == {"port-mismatch": "low"}
     assert "unassigned" in fs[0].message
+    # one fact, one finding: no inventory note (info) restating that the port is unassigned
+    assert kinds(fs) == {"port-mismatch": "low"}
 
 
 def test_encrypted_protocol_on_an_unassigned_high_port_is_only_noted() -> None:
@@ -253,3 +255,30 @@ def test_anonymous_ftp_login_is_medium() -> None:
     head = b"USER anonymous\r\nPASS guest@\r\n".hex()
     fs = findings(record("ftp", 21, meta={"client_head": head, "cleartext_login": True}))
     assert kinds(fs) == {"insecure-protocol": "medium"} and "anonymous" in fs[0].message
+
+
+# ---- announced connections and ftp-bounce -----------------------------------------------------
+
+ANNOUNCED = {"control_flow_id": 1, "control_community_id": "1:x", "announced_by": "EPSV"}
+
+
+def test_announced_data_and_media_connections_on_unassigned_ports_raise_nothing() -> None:
+    assert findings(record("ftp-data", 50000, meta=ANNOUNCED)) == []
+    assert findings(record("ftp-data", 20, meta={**ANNOUNCED, "announced_by": "PORT"})) == []
+    assert findings(record("rtp", 7000, "udp", meta={**ANNOUNCED, "announced_by": "SDP"})) == []
+    assert findings(record("rtcp", 7001, "udp", meta={**ANNOUNCED, "announced_by": "SDP"})) == []
+
+
+def test_port_naming_a_third_host_is_an_ftp_bounce() -> None:
+    bounce = {"announced_foreign": [{"endpoint": "203.0.113.5:25", "transport": "tcp", "protocol": "ftp-data",
+                                     "by": "PORT"}]}
+    fs = findings(record("ftp", 21, meta=bounce))
+    assert kinds(fs)["ftp-bounce"] == "high"
+    msg = next(f.message for f in fs if f.kind == "ftp-bounce")
+    assert "203.0.113.5:25" in msg and "192.0.2.10:21" in msg
+    # a server announcing another address (a NAT's inside one) is no bounce; nor is SDP naming a relay
+    passive = {"announced_foreign": [{**bounce["announced_foreign"][0], "by": "PASV"}]}
+    assert "ftp-bounce" not in kinds(findings(record("ftp", 21, meta=passive)))
+    sdp = {"announced_foreign": [{"endpoint": "203.0.113.5:7000", "transport": "udp", "protocol": "rtp",
+                                  "by": "SDP"}]}
+    assert "ftp-bounce" not in kinds(findings(record("sip", 5060, "udp", meta=sdp)))

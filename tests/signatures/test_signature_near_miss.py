@@ -50,6 +50,8 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "elasticsearch": ("tcp", b"ES\x00\x00\x00\x20" + bytes(32) + b"XX", b"", 9300),  # next message lacks "ES"
     "finger": ("tcp", b"alice\r\n", b"", 7979),  # scoped to 79
     "ftp": ("tcp", b"", b"221 Goodbye.\r\n", 21),
+    # only an FTP control connection's announcement names ftp-data, never bytes, even on its port 20
+    "ftp-data": ("tcp", b"", b"-rw-r--r--    1 1001     1001           24 Dec 03 18:07 readme.txt\r\n", 20),
     "git": ("tcp", b"0045git-download-pack /project.git\x00host=x\x00", b"", 9418),
     "gtp": ("udp", b"\x48\x20\x00\x10" + bytes(16), b"", 2152),  # GTP-C only on 2123
     "h323": ("tcp", b"\x03\x00\x00\x10\x08\x02\x00\x01\x99" + bytes(7), b"", 1720),  # unknown Q.931 message

@@ -12,7 +12,10 @@
 //!   them is a detection the engine would silently lose);
 //! - probes are pure: the same input gives the same result twice;
 //! - every string in the metadata (keys too) is free of the characters Python's
-//!   `sanitize._UNSAFE` escapes and at most 65536 characters long, as in fuzz/targets.py.
+//!   `sanitize._UNSAFE` escapes and at most 65536 characters long, as in fuzz/targets.py;
+//! - the announcement parsers (`detect::announce`, FTP/SDP/RTSP) on the whole input, both
+//!   directions: pure, at most `MAX_ANNOUNCED` endpoints, no port 0.
+use _core::detect::announce::{self, Parser, MAX_ANNOUNCED};
 use _core::detect::probes::{lookup, names, Kind, Probe, ProbeResult, Status, MAX_INPUT};
 use _core::meta::Value;
 use std::sync::OnceLock;
@@ -65,6 +68,17 @@ pub fn selector(name: &str) -> Option<u8> {
 }
 
 pub fn run(data: &[u8]) {
+    for parser in [Parser::Ftp, Parser::Sdp, Parser::Rtsp] {
+        for from_client in [true, false] {
+            let got = announce::scan(parser, from_client, data);
+            assert_eq!(
+                got,
+                announce::scan(parser, from_client, data),
+                "{parser:?}: not pure"
+            );
+            assert!(got.len() <= MAX_ANNOUNCED && got.iter().all(|a| a.port != 0));
+        }
+    }
     let Some((&sel, payload)) = data.split_first() else {
         return;
     };

@@ -1,4 +1,5 @@
 //! Detection: signatures (data), the engine that scores them, and the structural probes.
+pub mod announce;
 pub mod builtin;
 pub mod engine;
 pub mod entropy;

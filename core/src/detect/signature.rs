@@ -5,6 +5,7 @@
 //! reported, not just the first. Patterns are Python bytes regexes (see `pyregex`).
 #![forbid(unsafe_code)]
 
+use super::announce::Parser;
 use super::probes;
 use super::pyregex::Pattern;
 use crate::meta::{json, Value};
@@ -23,10 +24,12 @@ pub const DEFAULT_PROBE_CONFIDENCE: f64 = 0.95;
 pub const MAX_FILE: u64 = 1 << 20;
 
 const TOP_FIELDS: &[(&str, Kind)] = &[
+    ("announces", Kind::Str),
     ("any_port", Kind::Bool),
     ("cleartext_auth", Kind::Bool),
     ("description", Kind::Str),
     ("encrypted", Kind::Bool),
+    ("expected", Kind::Bool),
     ("insecure", Kind::Bool),
     ("match", Kind::List),
     ("ports", Kind::List),
@@ -132,6 +135,12 @@ pub struct Signature {
     /// "builtin" or "user".
     pub origin: String,
     pub probe_names: Vec<String>,
+    /// The parser of the endpoints this control protocol announces (FTP's PASV, SIP's SDP):
+    /// `flow::expect` names the connections that follow.
+    pub announces: Option<Parser>,
+    /// Named only by another connection's announcement (ftp-data), never from its own bytes:
+    /// such a signature has no `[[match]]`.
+    pub expected: bool,
 }
 
 impl Signature {
@@ -156,6 +165,8 @@ impl Signature {
             "origin": self.origin,
             "matches": self.matches.len(),
             "probe_names": self.probe_names,
+            "announces": self.announces.map(|p| p.name()),
+            "expected": self.expected,
         })
     }
 }
@@ -686,6 +697,7 @@ fn build(
             }
         }
         None if key_known("match") => {}
+        None if top.bool("expected") => {}
         _ => {
             let n = text.lines().count().max(1);
             ctx.errors.push(format_error(
@@ -709,6 +721,28 @@ fn build(
             );
         }
     }
+    if top.bool("expected") && !matches.is_empty() {
+        let span = top.get("expected").map(|(s, _)| s);
+        ctx.fail(
+            span,
+            "expected",
+            "a protocol named by announcements alone has no [[match]]",
+        );
+    }
+    let announces = match top.str("announces") {
+        None => None,
+        Some((span, name)) => {
+            let p = Parser::by_name(name);
+            if p.is_none() {
+                ctx.fail(
+                    Some(span),
+                    "announces",
+                    &format!("must be one of {:?}", Parser::NAMES),
+                );
+            }
+            p
+        }
+    };
     let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
     probe_names.sort();
     probe_names.dedup();
@@ -733,6 +767,8 @@ fn build(
         source: path.to_owned(),
         origin: origin.to_owned(),
         probe_names,
+        announces,
+        expected: top.bool("expected"),
     })
 }
 
@@ -1096,6 +1132,29 @@ mod tests {
         assert_eq!(s.matches[1].prefix.as_deref(), Some(&b"ZB"[..]));
         assert_eq!(s.transports, vec![Transport::Tcp]);
         assert_eq!(s.to_json()["ports"], json!([10050]));
+    }
+
+    #[test]
+    fn announces_and_expected() {
+        let s = parse(
+            "protocol = \"ftp-data\"\nexpected = true\n",
+            "t.toml",
+            "user",
+        )
+        .0
+        .unwrap();
+        assert!(s.expected && s.matches.is_empty());
+        let text = "protocol = \"ftp\"\nannounces = \"ftp\"\n[[match]]\nprefix = \"220\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert_eq!(s.announces, Some(Parser::Ftp));
+        assert_eq!(s.to_json()["announces"], json!("ftp"));
+        let e = errors("protocol = \"x\"\nannounces = \"h323\"\n[[match]]\nprefix = \"a\"\n");
+        assert!(
+            e.iter().any(|x| x.contains("announces: must be one of")),
+            "{e:?}"
+        );
+        let e = errors("protocol = \"x\"\nexpected = true\n[[match]]\nprefix = \"a\"\n");
+        assert!(e.iter().any(|x| x.contains("expected: ")), "{e:?}");
     }
 
     #[test]

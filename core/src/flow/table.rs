@@ -128,6 +128,8 @@ pub struct Flow {
     pub history: ConnHistory,
     /// Sizes and gaps of the payload packets (`meta.shape` of tunnel-capable flows).
     pub shape: Shape,
+    /// The announcement this flow fulfils (`flow::expect`), found when it began.
+    pub expected: Option<Box<super::expect::Expectation>>,
 }
 
 impl Flow {
@@ -174,6 +176,7 @@ impl Flow {
             number: 0,
             history: ConnHistory::new(key.proto == TCP),
             shape: Shape::default(),
+            expected: None,
         }
     }
 
