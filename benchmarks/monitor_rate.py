@@ -35,7 +35,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SENDER = ROOT / "core" / "target" / "release" / "examples" / "udp_burst"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "core" / "target")
+SENDER = TARGET / "release" / "examples" / "udp_burst"
 TAG = f"pwr{os.getpid() % 100000}"
 TX_NS, RX_NS = f"{TAG}t", f"{TAG}r"
 TX, RX = f"{TAG}a", f"{TAG}b"
@@ -58,6 +59,9 @@ def setup_ns() -> None:
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
         sh("ip", "-n", ns, "link", "set", dev, "mtu", "9000", "up")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
+        # No offloads: every frame crosses the veth as it was captured (no GRO merging segments
+        # into one frame the ring then counts once, no GSO/TSO splitting in the sender's path).
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off", check=False)
 
 
 def teardown_ns() -> None:
@@ -68,6 +72,11 @@ def teardown_ns() -> None:
 def build_sender() -> None:
     if not SENDER.exists():
         subprocess.run(["cargo", "build", "--release", "--example", "udp_burst"], cwd=ROOT / "core", check=True)
+
+
+def taskset(cpus: str | None) -> list[str]:
+    """Command prefix pinning a process (and the threads it starts) to a CPU list."""
+    return ["taskset", "-c", cpus] if cpus else []
 
 
 def wait_cpu(proc: subprocess.Popen) -> tuple[int, float]:
@@ -93,18 +102,21 @@ def flow_accounting(path: Path) -> tuple[int, int, int, int]:
     return flows, packets, classified, len(ids)
 
 
-def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, ring_mb: int, batch: int) -> dict:
+def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, ring_mb: int, batch: int,
+             opts: argparse.Namespace) -> dict:
     out, log = work / "out.jsonl", work / "monitor.log"
     for p in (out, log):
         if p.exists():
             p.unlink()
     count = int(pps * seconds)
+    load_before = os.getloadavg()[0]  # how busy the machine was: the sender shares it with everything
     # The monitor is stopped (SIGTERM, as systemd does) 1.5 s after the sender is done, so that
     # the kernel's counters and the monitor's cover the same frames; --duration is only a cap.
     duration = 3 * seconds + 30
     with open(log, "w") as err:
         mon = subprocess.Popen(
-            ["ip", "netns", "exec", RX_NS, sys.executable, "-m", "portwatch", "monitor", "-i", RX, "--workers",
+            ["ip", "netns", "exec", RX_NS, *taskset(opts.monitor_cpus), sys.executable, "-m", "portwatch",
+             "monitor", "-i", RX, "--workers",
              str(workers), "--buffer-mb", str(ring_mb), "--duration", str(duration), "--no-view",
              "--stats-interval", "1", "--jsonl", str(out)],
             stderr=err, stdout=subprocess.DEVNULL, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -115,8 +127,10 @@ def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, 
     time.sleep(0.5)  # the threads start right after the log line
     t0 = time.monotonic()
     sender = subprocess.Popen(
-        ["ip", "netns", "exec", TX_NS, str(SENDER), "--iface", TX, "--pcap", str(capture), "--rate", str(pps),
-         "--count", str(count), "--batch", str(batch)],
+        ["ip", "netns", "exec", TX_NS, str(SENDER), "--iface", TX, "--pcap", str(capture),
+         "--rate", str(pps), "--count", str(count), "--batch", str(batch), "--max-frames", str(opts.max_frames),
+         "--tx-ring", "1" if opts.sender == "ring" else "0",
+         *(["--cpu", str(opts.sender_cpu)] if opts.sender_cpu is not None else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert sender.stdout is not None
@@ -152,6 +166,7 @@ def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, 
         "all_packets_in_records": flow_packets == analysed - non_ip,
         "counts_add_up": received + kernel_drops == kernel_packets,
         "monitor_cpu_seconds": round(mon_cpu, 2), "sender_cpu_seconds": round(sender_cpu, 2), "exit": rc,
+        "load_before": load_before, "sender": opts.sender,
     }
 
 
@@ -162,7 +177,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each run (60 for the acceptance run)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--buffer-mb", type=int, default=64, help="ring per worker (the monitor's --buffer-mb)")
-    ap.add_argument("--batch", type=int, default=256, help="frames per sendmmsg")
+    ap.add_argument("--batch", type=int, default=256, help="frames per sendmmsg (or per send of the TX ring)")
+    ap.add_argument("--sender", choices=("mmsg", "ring"), default="mmsg",
+                    help="sendmmsg batches, or a PACKET_TX_RING (TPACKET_V2) [default: mmsg]")
+    ap.add_argument("--max-frames", type=int, default=300_000, help="frames of the capture loaded by the sender")
+    ap.add_argument("--sender-cpu", type=int, help="pin the sender to this CPU")
+    ap.add_argument("--monitor-cpus", help="pin the monitor (all its threads) to these CPUs (taskset -c list)")
+
     ap.add_argument("--out", type=Path, default=HERE / "results" / "monitor_rate.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -181,7 +202,7 @@ def main() -> None:
         setup_ns()
         try:
             for pps in (int(x) for x in args.rates.split(",")):
-                r = run_rate(capture, pps, args.seconds, args.workers, work, args.buffer_mb, args.batch)
+                r = run_rate(capture, pps, args.seconds, args.workers, work, args.buffer_mb, args.batch, args)
                 print(json.dumps(r), flush=True)
                 results["runs"].append(r)
         finally:
