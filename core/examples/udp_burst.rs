@@ -38,6 +38,11 @@ const MAX_SLOT: usize = 16 << 10;
 /// Where the frame starts in a TPACKET_V2 slot: TPACKET2_HDRLEN - sizeof(struct sockaddr_ll),
 /// i.e. the 32-byte header aligned to TPACKET_ALIGNMENT (16).
 const V2_DATA: usize = 32;
+const _: () = {
+    assert!(std::mem::size_of::<libc::tpacket2_hdr>() == V2_DATA);
+    assert!(std::mem::offset_of!(libc::tpacket2_hdr, tp_status) == 0);
+    assert!(std::mem::offset_of!(libc::tpacket2_hdr, tp_len) == 4);
+};
 
 fn parse() -> Result<Args, String> {
     let mut a = Args {
