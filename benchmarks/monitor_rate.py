@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
 """The packet rate `portwatch monitor -i` sustains: a mixed capture replayed onto a veth (root).
 
-    python benchmarks/monitor_rate.py --capture /tmp/mix.pcap --rates 100000,300000 --seconds 60
-    python benchmarks/monitor_rate.py                     # generates a 300,000-packet capture first
+    python benchmarks/monitor_rate.py --capture benchmarks/data/mix-2m.pcap --max-frames 2000000 \
+        --rates 300000 --seconds 60                     # the acceptance run (docs/monitor.md)
+    python benchmarks/monitor_rate.py                   # generates a 300,000-packet capture first
 
 Set-up: two network namespaces joined by a veth pair (created here, removed at the end, IPv6 off
-so the kernel adds no frames of its own). core/examples/udp_burst.rs (built here if missing)
-replays the capture's Ethernet frames out of one end with sendmmsg(2), paced to the rate, round
-and round until rate x seconds frames have gone. `portwatch monitor -i <veth> --workers N
---jsonl` captures on the other end (as `--user nobody`, the default for root) and is stopped
-with SIGTERM 1.5 s after the
-sender is done.
+so the kernel adds no frames of its own, GRO/GSO/TSO off). core/examples/udp_burst.rs (built here
+if missing) replays the capture's Ethernet frames out of one end (sendmmsg(2) batches, or a
+PACKET_TX_RING with --sender ring), paced to the rate, round and round until rate x seconds
+frames have gone. `portwatch monitor -i <veth> --workers N --jsonl` captures on the other end
+(as `--user nobody`, the default for root) and is stopped with SIGTERM 1.5 s after the sender is
+done. --sender-cpu and --monitor-cpus pin them.
 
-Per rate it reports: frames sent; the kernel's count on the rings (PACKET_STATISTICS packets),
-frames received from the rings, frames analysed, kernel drops, internal drops (evicted flows,
-fragments, truncated frames); flow records written and the packets they account for (every
-analysed IP packet must be in some flow record: that is the check that no flow went
-unreported); the CPU seconds of the monitor and of the sender (the sender's include the kernel's
-veth receive path, which runs in its context). Results: benchmarks/results/monitor_rate.json.
+Per rate it reports: frames sent and the rate the sender kept (by its own clock, from its first
+frame); the kernel's count on the rings (PACKET_STATISTICS packets), frames received from the
+rings, frames analysed, kernel drops, internal drops (evicted flows, fragments, truncated
+frames), the times a ring's thread waited for the outputs (Python taking its records); flow
+records written and the packets they account for (every analysed IP packet must be in some flow
+record: that is the check that no flow went unreported); the CPU seconds of the monitor and of
+the sender (the sender's include the kernel's veth receive path, which runs in its context);
+the load average when the run started. Results: benchmarks/results/monitor_rate.json.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ TX, RX = f"{TAG}a", f"{TAG}b"
 
 SUMMARY = re.compile(r"stopped \(.*?\) after [\d.]+s: (\d+) packets .*?kernel drops (\d+), internal drops (\d+)")
 RING = re.compile(r"ring \d+ \((\S+)\): kernel packets (\d+), kernel drops (\d+), received (\d+), analysed (\d+), "
-                  r"truncated (\d+), evicted (\d+), non-IP (\d+)")
+                  r"truncated (\d+), evicted (\d+), non-IP (\d+), waited for the outputs (\d+) times")
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -125,7 +128,6 @@ def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, 
     while "monitoring " not in log.read_text() and time.monotonic() < deadline and mon.poll() is None:
         time.sleep(0.05)
     time.sleep(0.5)  # the threads start right after the log line
-    t0 = time.monotonic()
     sender = subprocess.Popen(
         ["ip", "netns", "exec", TX_NS, str(SENDER), "--iface", TX, "--pcap", str(capture),
          "--rate", str(pps), "--count", str(count), "--batch", str(batch), "--max-frames", str(opts.max_frames),
@@ -136,11 +138,11 @@ def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, 
     assert sender.stdout is not None
     sender_out = sender.stdout.read()
     _, sender_cpu = wait_cpu(sender)
-    send_seconds = time.monotonic() - t0
-    m = re.search(r"sent (\d+) frames", sender_out)
+    m = re.search(r"sent (\d+) frames, \d+ refused, in ([\d.]+) s", sender_out)
     if not m:
         raise RuntimeError(f"sender: {sender_out}")
     sent = int(m.group(1))
+    send_seconds = float(m.group(2))  # the sender's own clock: from its first frame, after loading the capture
     time.sleep(1.5)
     mon.send_signal(signal.SIGTERM)
     rc, mon_cpu = wait_cpu(mon)
@@ -161,6 +163,9 @@ def run_rate(capture: Path, pps: int, seconds: float, workers: int, work: Path, 
         "analysed": analysed, "kernel_drops": kernel_drops, "internal_drops": int(s.group(3)),
         "drop_pct": round(100 * kernel_drops / max(1, kernel_packets), 4),
         "per_ring_kernel_packets": [r[0] for r in rings], "per_ring_drops": [r[1] for r in rings],
+        # Times a ring's thread waited because Python had not taken its records yet: the outputs
+        # fall behind; sustained, the ring then fills and the kernel drops.
+        "stalls": sum(r[7] for r in rings),
         "flows_written": flows, "classified_written": classified, "distinct_flow_ids": flow_ids,
         "packets_in_flow_records": flow_packets, "ip_packets_analysed": analysed - non_ip,
         "all_packets_in_records": flow_packets == analysed - non_ip,
