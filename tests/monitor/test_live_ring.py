@@ -163,9 +163,10 @@ def test_sighup_reaches_every_rings_thread(sender: Path, veth: tuple[str, str, s
     try:
         mon.wait_ready()
         send(veth, sender, before, 6000)
-        dns_before = wait_for(lambda: [e for e in read_jsonl(events)
-                                       if e["type"] == "classified" and e["protocol"] == "dns"], timeout=10)
-        assert {ring_of(e["flow_id"]) for e in dns_before} == {0, 1}, "DNS flows on both rings"
+        def dns_rings() -> set[int]:
+            return {ring_of(e["flow_id"]) for e in read_jsonl(events)
+                    if e["type"] == "classified" and e["protocol"] == "dns"}
+        assert wait_for(lambda: dns_rings() == {0, 1}, timeout=15), f"DNS flows on both rings: {dns_rings()}"
         policy.write_text(f'[insecure_services]\ndns = "{MARK}"\n')
         mon.signal(signal.SIGHUP)
         reload = wait_for(lambda: [e for e in read_jsonl(events) if e["type"] == "reload"], timeout=10)
