@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the test suite uses: real daemons and tools for the tests that build network
-# namespaces (sshd on 443, tcpdump, ip). As root it installs them with apt-get; otherwise it only
-# says what is missing (those tests then skip, with the reason, when not root).
+# namespaces (sshd on 443, tcpdump, ip), and tmux (the monitor's live view in an 80x24 pane). As
+# root it installs them with apt-get; otherwise it only says what is missing (those tests then
+# skip, with the reason, when not root).
 set -uo pipefail
-pkgs=(openssh-server openssh-client iproute2 tcpdump dnsutils procps tcpreplay ethtool)
+pkgs=(openssh-server openssh-client iproute2 tcpdump dnsutils procps tcpreplay ethtool tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

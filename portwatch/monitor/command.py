@@ -176,6 +176,7 @@ def monitor(
         log.info("monitoring %s%s", name, f" (filter: {bpf_expr})" if bpf_expr else "")
         snap = mon.run()
         emitter.close()  # the last (bounded) write attempts, before the summary counts the losses
+        sink.stop(snap, emitter.tally)  # the view's last frame stays; the summary goes below it
         _summary(snap, emitter, mon.stop_reason)
         if not isinstance(source, LiveCapture) and source.error:
             log.error("%s", clean_text(source.error, 500))

@@ -116,7 +116,8 @@ class LiveCapture:
         for i, r in enumerate(self.stats.rings):
             out.append(f"ring {i} ({r['iface']}): kernel packets {r['kernel_packets']}, kernel drops "
                        f"{r['kernel_drops']}, received {r['received']}, analysed {r['packets']}, truncated "
-                       f"{r['truncated']}, evicted {r['flows_evicted']}, non-IP {r['non_ip']}")
+                       f"{r['truncated']}, evicted {r['flows_evicted']}, non-IP {r['non_ip']}, waited for the "
+                       f"outputs {r['stalls']} times")
         return out
 
     def stop(self) -> None:
