@@ -12,7 +12,6 @@ readable numbers; `classify()` walks a small decision tree per carrier (trained 
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from functools import lru_cache
@@ -115,38 +114,89 @@ def sessions(sizes: list[int], iats: list[float]) -> int:
 
 def features(shape: dict[str, Any], protocol: str = "tls") -> dict[str, float] | None:
     """Readable numbers from `meta.shape`; None when the sequence is too short."""
+    return _features(shape, protocol)[0]
+
+
+def _features(shape: dict[str, Any], protocol: str) -> tuple[dict[str, float] | None, list[int], list[float],
+                                                              list[tuple[int, int]], list[int]]:
+    """`features()` and what it was computed from (sizes, gaps, turns, openings), which the
+    evidence text reads again. One pass over the sequence for the counts (every flow record of
+    an ssh or tls flow comes through here: it is on the CLI's per-record path)."""
     sizes, iats = sequence(shape, protocol)
     if len(sizes) < MIN_PACKETS.get(protocol, MIN_PACKETS["tls"]):
-        return None
+        return None, sizes, iats, [], []
     c2s, s2c = shape.get("c2s") or {}, shape.get("s2c") or {}
-    up = [s for s in sizes if s > 0]
-    down = [-s for s in sizes if s < 0]
-    echoes = sum(1 for a, b in itertools.pairwise(sizes) if 0 < a <= SMALL and -200 <= b < 0)
-    small_up = sum(1 for s in up if s <= SMALL)
+    n_up = n_down = small_up = small_down = full_down = up_full = big_up = big_down = echoes = 0
+    bu = bd = 0
+    t: list[tuple[int, int]] = []
+    prev = 0
+    for s in sizes:
+        if s > 0:
+            n_up += 1
+            bu += s
+            if s <= SMALL:
+                small_up += 1
+            if s >= FULL:
+                up_full += 1
+                big_up += 1
+            # turns(): a run of client packets, then what the server sent back
+            if t and t[-1][1] == 0:
+                t[-1] = (t[-1][0] + s, 0)
+            else:
+                t.append((s, 0))
+        elif s < 0:
+            d = -s
+            n_down += 1
+            bd += d
+            if d <= SMALL:
+                small_down += 1
+            if d >= MSS_FULL:
+                full_down += 1
+            if s <= -FULL:
+                big_down += 1
+            if 0 < prev <= SMALL and s >= -200:
+                echoes += 1
+            if t:
+                t[-1] = (t[-1][0], t[-1][1] - s)
+        elif t:
+            t[-1] = (t[-1][0], t[-1][1] - s)
+        prev = s
+    n = len(sizes)
     gaps = iats[1:] or iats
-    t = turns(sizes)
+    pauses = 0
+    for g in gaps:
+        if g >= PAUSE_MS:
+            pauses += 1
     op = opens(sizes, iats)
-    bu, bd = sum(up), sum(down)
-    return {
-        "up_share": len(up) / len(sizes),
-        "up_small": _frac(up, lambda s: s <= SMALL),
-        "down_small": _frac(down, lambda s: s <= SMALL),
-        "full_down": _frac(down, lambda s: s >= MSS_FULL),
-        "one_way": abs(_frac(sizes, lambda s: s >= FULL) - _frac(sizes, lambda s: s <= -FULL)),
+    reqs = answers = exchanges = 0
+    for c, d in t:
+        if SMALL < c < FULL:
+            reqs += 1
+            if d >= ANSWER:
+                answers += 1
+        if 0 < d < ANSWER:
+            exchanges += 1
+    feats = {
+        "up_share": n_up / n,
+        "up_small": small_up / n_up if n_up else 0.0,
+        "down_small": small_down / n_down if n_down else 0.0,
+        "full_down": full_down / n_down if n_down else 0.0,
+        "one_way": abs(big_up / n - big_down / n),
         "bytes_ratio": math.log10((c2s.get("bytes", 0) + 1) / (s2c.get("bytes", 0) + 1)),
         "symmetry": min(bu, bd) / max(bu, bd, 1),
         "iat_median": math.log10(_median(gaps) + 0.1),
-        "pauses": math.log10(1 + sum(1 for g in gaps if g >= PAUSE_MS)),
+        "pauses": math.log10(1 + pauses),
         "echo": echoes / small_up if small_up else 0.0,
-        "req_answer": _frac([(c, d) for c, d in t if SMALL < c < FULL], lambda cd: cd[1] >= ANSWER),
-        "turns": len(t) / len(sizes),
+        "req_answer": answers / reqs if reqs else 0.0,
+        "turns": len(t) / n,
         "down_per_turn": math.log10(1 + _median([d for _, d in t])) if t else 0.0,
-        "exchanges": math.log10(1 + sum(1 for _, d in t if 0 < d < ANSWER)),
+        "exchanges": math.log10(1 + exchanges),
         "opens": math.log10(1 + len(op)),
         "server_first": sum(op) / len(op) if op else 0.0,
         "sessions": math.log10(sessions(sizes, iats)),
-        "up_full": _frac(up, lambda s: s >= FULL),
+        "up_full": up_full / n_up if n_up else 0.0,
     }
+    return feats, sizes, iats, t, op
 
 
 @lru_cache(maxsize=1)
@@ -193,12 +243,17 @@ WORDS = {
 
 
 def _evidence(kind: str, shape: dict[str, Any], f: dict[str, float], protocol: str = "ssh",
-              path: list | None = None) -> str:
-    sizes, iats = sequence(shape, protocol)
+              path: list | None = None,
+              seen: tuple[list[int], list[float], list[tuple[int, int]], list[int]] | None = None) -> str:
+    """The verdict in words. `seen`: (sizes, gaps, turns, openings) as `_features` found them."""
+    if seen is None:
+        sizes, iats = sequence(shape, protocol)
+        t, op = turns(sizes), opens(sizes, iats)
+    else:
+        sizes, iats, t, op = seen
     up = [s for s in sizes if s > 0]
     c2s, s2c = shape.get("c2s") or {}, shape.get("s2c") or {}
     kb_up, kb_down = c2s.get("bytes", 0) / 1000, s2c.get("bytes", 0) / 1000
-    op = opens(sizes, iats)
     if kind == "interactive":
         small = [s for s in up if s <= SMALL]
         gaps = [g for s, g in zip(sizes, iats, strict=False) if 0 < s <= SMALL]
@@ -206,7 +261,7 @@ def _evidence(kind: str, shape: dict[str, Any], f: dict[str, float], protocol: s
         text = (f"{len(small)} client packets of {rng} bytes at typing intervals (median "
                 f"{_median(gaps):.0f} ms), {f['echo']:.0%} echoed by a small server packet")
     elif kind in ("forwarded-http", "socks"):
-        reqs = [c for c, d in turns(sizes) if SMALL < c < FULL and d >= ANSWER]
+        reqs = [c for c, d in t if SMALL < c < FULL and d >= ANSWER]
         conns = (f"{len(op)} forwarded connection(s) opened, the client speaking first on "
                  f"{sum(1 for o in op if o > 0)}; " if op else "")
         text = (f"{conns}{len(reqs)} request-sized client packets each answered by a response down "
@@ -242,9 +297,9 @@ def classify(protocol: str, meta: dict[str, Any], model: dict[str, Any] | None =
     model = model or load_model()
     if list(model.get("features") or []) != list(FEATURES):
         return None  # a model for other features (being retrained)
-    f = features(shape, protocol)
+    f, sizes, iats, t, op = _features(shape, protocol)
     if f is None:
-        n = len(sequence(shape, protocol)[0])
+        n = len(sizes)
         where = "the user authentication" if protocol == "ssh" else "the handshake"
         return {"kind": "unknown", "confidence": 0.0,
                 "evidence": f"only {n} packets after {where}: too few to tell what rides inside"}
@@ -254,7 +309,7 @@ def classify(protocol: str, meta: dict[str, Any], model: dict[str, Any] | None =
         return {"kind": "unknown", "confidence": 0.0, "class": cls,
                 "evidence": f"no known shape fits (nearest: {kind}, {dist:.1f} spreads away)"}
     return {"kind": kind, "confidence": round(prob, 3), "class": cls,
-            "evidence": _evidence(kind, shape, f, protocol, path)}
+            "evidence": _evidence(kind, shape, f, protocol, path, (sizes, iats, t, op))}
 
 
 def annotate(protocol: str, transport: str, meta: dict[str, Any]) -> None:
