@@ -268,6 +268,11 @@ impl Flow {
             self.anomalies = anomalies;
         }
         self.buffers = None;
+        // Inspection is over, so the metadata stops growing: give back the map's spare room (it
+        // doubles as facts come in, and every live flow keeps its map until it is reported).
+        let meta = std::mem::take(&mut self.meta);
+        self.meta = Meta::with_capacity(meta.len());
+        self.meta.extend(meta);
     }
 }
 
@@ -322,7 +327,9 @@ impl Eq for Closing {}
 /// Flows by directional key, a cap (oldest evicted first), and the order queues timers walk.
 pub struct FlowTable {
     pub max_flows: usize,
-    slab: Vec<Option<Flow>>,
+    /// Boxed: a slot is a pointer, so the slab's spare capacity (it doubles) costs 8 bytes a
+    /// slot rather than a whole flow, and growing it moves no flows.
+    slab: Vec<Option<Box<Flow>>>,
     free: Vec<FlowId>,
     /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
     /// as the look-up per packet is mostly a cache miss.
@@ -397,11 +404,11 @@ impl FlowTable {
         let key = flow.key;
         let id = match self.free.pop() {
             Some(id) => {
-                self.slab[id] = Some(flow);
+                self.slab[id] = Some(Box::new(flow));
                 id
             }
             None => {
-                self.slab.push(Some(flow));
+                self.slab.push(Some(Box::new(flow)));
                 self.slab.len() - 1
             }
         };
@@ -420,7 +427,7 @@ impl FlowTable {
 
     /// Take a flow out of the table (its keys and slot); the caller reports it.
     pub fn take(&mut self, id: FlowId) -> Flow {
-        let flow = self.slab[id].take().expect("live flow id");
+        let flow = *self.slab[id].take().expect("live flow id");
         self.index.remove(&flow.key);
         self.index.remove(&flow.key.reversed());
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
@@ -492,7 +499,7 @@ impl FlowTable {
 }
 
 /// Whether a release entry still names a live flow closed at the entry's time.
-fn is_closing(slab: &[Option<Flow>], c: &Closing) -> bool {
+fn is_closing(slab: &[Option<Box<Flow>>], c: &Closing) -> bool {
     matches!(slab.get(c.id), Some(Some(f)) if f.stamp == c.stamp && f.closed_at == Some(c.at))
 }
 
