@@ -329,7 +329,7 @@ pub struct FlowTable {
     pub max_flows: usize,
     /// Boxed: a slot is a pointer, so the slab's spare capacity (it doubles) costs 8 bytes a
     /// slot rather than a whole flow, and growing it moves no flows.
-    slab: Vec<Option<Box<Flow>>>,
+    slab: Vec<Option<Flow>>,
     free: Vec<FlowId>,
     /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
     /// as the look-up per packet is mostly a cache miss.
@@ -404,11 +404,11 @@ impl FlowTable {
         let key = flow.key;
         let id = match self.free.pop() {
             Some(id) => {
-                self.slab[id] = Some(Box::new(flow));
+                self.slab[id] = Some(flow);
                 id
             }
             None => {
-                self.slab.push(Some(Box::new(flow)));
+                self.slab.push(Some(flow));
                 self.slab.len() - 1
             }
         };
@@ -427,7 +427,7 @@ impl FlowTable {
 
     /// Take a flow out of the table (its keys and slot); the caller reports it.
     pub fn take(&mut self, id: FlowId) -> Flow {
-        let flow = *self.slab[id].take().expect("live flow id");
+        let flow = self.slab[id].take().expect("live flow id");
         self.index.remove(&flow.key);
         self.index.remove(&flow.key.reversed());
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
@@ -499,7 +499,7 @@ impl FlowTable {
 }
 
 /// Whether a release entry still names a live flow closed at the entry's time.
-fn is_closing(slab: &[Option<Box<Flow>>], c: &Closing) -> bool {
+fn is_closing(slab: &[Option<Flow>], c: &Closing) -> bool {
     matches!(slab.get(c.id), Some(Some(f)) if f.stamp == c.stamp && f.closed_at == Some(c.at))
 }
 
