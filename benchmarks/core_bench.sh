@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 capture="${1:-$here/data/mix-2m.pcap}"
 runs="${2:-3}"
-example="$root/core/target/release/examples/analyze"
+example="${CARGO_TARGET_DIR:-$root/core/target}/release/examples/analyze"
 portwatch="${PORTWATCH:-portwatch}"
 
 if [[ ! -f "$capture" ]]; then

@@ -65,6 +65,9 @@ class ServicesDB:
     _by_port: dict[tuple[int, str], list[ServiceEntry]] = field(default_factory=dict)
     _by_name: dict[str, list[ServiceEntry]] = field(default_factory=dict)
     errors_dropped: int = 0  # errors past MAX_ERRORS, counted only
+    # names() per (port, transport): asked once per flow record, from a set of ports that
+    # add() bounds (MAX_PER_PORT entries a port)
+    _names: dict[tuple[int, str], tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, entry: ServiceEntry) -> bool:
         """Index `entry`; False (and nothing indexed) when its port/transport is already full."""
@@ -73,6 +76,7 @@ class ServicesDB:
             return False
         self.entries.append(entry)
         same_port.append(entry)
+        self._names.pop((entry.port, entry.transport), None)
         for n in (entry.name, *entry.aliases):
             self._by_name.setdefault(n.lower(), []).append(entry)
         return True
@@ -88,7 +92,14 @@ class ServicesDB:
 
     def names(self, port: int, transport: str) -> list[str]:
         """Primary service names for a port, in file order (the `assigned` field of a flow)."""
-        return list(dict.fromkeys(e.name for e in self._by_port.get((port, transport), ())))
+        key = (port, transport)
+        found = self._names.get(key)
+        if found is None:
+            entries = self._by_port.get(key)
+            if not entries:
+                return []  # most ports: nothing to remember
+            found = self._names[key] = tuple(dict.fromkeys(e.name for e in entries))
+        return list(found)
 
     def all_names(self, port: int, transport: str) -> set[str]:
         """Primary names and aliases for a port."""

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use hashbrown::HashSet;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::bpf::{Filter, Insn, Program};
 use crate::detect::engine::{Engine, Transport};
@@ -661,35 +661,89 @@ impl PyLiveMonitor {
 }
 
 fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_, PyList>> {
+    use pyo3::intern;
     let list = PyList::empty(py);
+    // Meta keys and the few-valued fields repeat in every record of a batch: each distinct text
+    // becomes one Python string per call, shared by the records (str is immutable).
+    let mut texts = Texts::default();
     for r in records {
         let d = PyDict::new(py);
         if let Some(p) = &r.pcap {
-            d.set_item("pcap", p)?;
+            d.set_item(intern!(py, "pcap"), texts.get(py, p))?;
         }
-        d.set_item("ts_start", r.ts_start)?;
-        d.set_item("ts_end", r.ts_end)?;
-        d.set_item("transport", r.transport)?;
-        d.set_item("src_ip", r.src_ip)?;
-        d.set_item("src_port", r.src_port)?;
-        d.set_item("dst_ip", r.dst_ip)?;
-        d.set_item("dst_port", r.dst_port)?;
-        d.set_item("orientation", r.orientation)?;
-        d.set_item("protocol", r.protocol)?;
-        d.set_item("confidence", r.confidence)?;
-        d.set_item("packets_c2s", r.packets_c2s)?;
-        d.set_item("packets_s2c", r.packets_s2c)?;
-        d.set_item("bytes_c2s", r.bytes_c2s)?;
-        d.set_item("bytes_s2c", r.bytes_s2c)?;
-        d.set_item("meta", to_py(py, &Value::Object(r.meta))?)?;
-        d.set_item("flow_id", r.flow_id)?;
-        d.set_item("community_id", r.community_id)?;
-        d.set_item("duration", r.duration)?;
-        d.set_item("state", r.state)?;
-        d.set_item("history", r.history)?;
+        d.set_item(intern!(py, "ts_start"), r.ts_start)?;
+        d.set_item(intern!(py, "ts_end"), r.ts_end)?;
+        d.set_item(intern!(py, "transport"), texts.get(py, r.transport))?;
+        d.set_item(intern!(py, "src_ip"), r.src_ip)?;
+        d.set_item(intern!(py, "src_port"), r.src_port)?;
+        d.set_item(intern!(py, "dst_ip"), r.dst_ip)?;
+        d.set_item(intern!(py, "dst_port"), r.dst_port)?;
+        d.set_item(intern!(py, "orientation"), texts.get(py, r.orientation))?;
+        d.set_item(intern!(py, "protocol"), texts.get(py, &r.protocol))?;
+        d.set_item(intern!(py, "confidence"), r.confidence)?;
+        d.set_item(intern!(py, "packets_c2s"), r.packets_c2s)?;
+        d.set_item(intern!(py, "packets_s2c"), r.packets_s2c)?;
+        d.set_item(intern!(py, "bytes_c2s"), r.bytes_c2s)?;
+        d.set_item(intern!(py, "bytes_s2c"), r.bytes_s2c)?;
+        d.set_item(intern!(py, "meta"), object_to_py(py, &r.meta, &mut texts)?)?;
+        d.set_item(intern!(py, "flow_id"), r.flow_id)?;
+        d.set_item(intern!(py, "community_id"), r.community_id)?;
+        d.set_item(intern!(py, "duration"), r.duration)?;
+        d.set_item(intern!(py, "state"), texts.get(py, r.state))?;
+        d.set_item(intern!(py, "history"), r.history)?;
         list.append(d)?;
     }
     Ok(list)
+}
+
+/// Python strings made once per conversion call for texts that repeat across records (meta
+/// keys, protocol and state names). Bounded: past `MAX_TEXTS` distinct texts a new one is
+/// made each time (a key is code's, not data's, but the bound does not rely on it).
+#[derive(Default)]
+struct Texts {
+    made: hashbrown::HashMap<String, Py<PyString>>,
+}
+
+const MAX_TEXTS: usize = 1024;
+
+impl Texts {
+    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        if let Some(s) = self.made.get(text) {
+            return s.bind(py).clone();
+        }
+        let s = PyString::new(py, text);
+        if self.made.len() < MAX_TEXTS {
+            self.made.insert(text.to_owned(), s.clone().unbind());
+        }
+        s
+    }
+}
+
+fn object_to_py<'py>(
+    py: Python<'py>,
+    map: &crate::meta::Map<String, Value>,
+    texts: &mut Texts,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, item) in map {
+        d.set_item(texts.get(py, k), value_to_py(py, item, texts)?)?;
+    }
+    Ok(d)
+}
+
+/// A JSON-like value as the Python object json.loads would give (`texts`: see `Texts`).
+fn value_to_py<'py>(py: Python<'py>, v: &Value, texts: &mut Texts) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(value_to_py(py, item, texts)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => object_to_py(py, map, texts)?.into_any(),
+        other => to_py(py, other)?,
+    })
 }
 
 /// A JSON-like value as the Python object json.loads would give.

@@ -271,6 +271,11 @@ impl Flow {
             self.anomalies = anomalies;
         }
         self.buffers = None;
+        // Inspection is over, so the metadata stops growing: give back the map's spare room (it
+        // doubles as facts come in, and every live flow keeps its map until it is reported).
+        let meta = std::mem::take(&mut self.meta);
+        self.meta = Meta::with_capacity(meta.len());
+        self.meta.extend(meta);
     }
 }
 
@@ -325,6 +330,8 @@ impl Eq for Closing {}
 /// Flows by directional key, a cap (oldest evicted first), and the order queues timers walk.
 pub struct FlowTable {
     pub max_flows: usize,
+    /// Boxed: a slot is a pointer, so the slab's spare capacity (it doubles) costs 8 bytes a
+    /// slot rather than a whole flow, and growing it moves no flows.
     slab: Vec<Option<Flow>>,
     free: Vec<FlowId>,
     /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
