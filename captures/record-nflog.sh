@@ -64,18 +64,7 @@ wait_port() {   # wait_port tcp|udp PORT
 }
 
 WORK=$(mktemp -d /tmp/pw-nflog.XXXXXX)
-ns_down
-ip netns add "$NS_S"
-ip netns add "$NS_C"
-ip link add pn-s netns "$NS_S" type veth peer name pn-c netns "$NS_C"
-srv ip link set lo up; cli ip link set lo up
-srv ip addr add "$SIP/24" dev pn-s
-cli ip addr add "$CIP/24" dev pn-c
-srv ip -6 addr add "$SIP6/64" dev pn-s nodad
-cli ip -6 addr add "$CIP6/64" dev pn-c nodad
-srv ip link set pn-s up; cli ip link set pn-c up
-for _ in $(seq 50); do cli ping -c1 -W1 -q "$SIP" >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in $(seq 50); do cli ping -6 -c1 -W1 -q "$SIP6" >/dev/null 2>&1 && break; sleep 0.1; done
+ns_pair pn-s pn-c
 
 srv nft -f - <<EOF
 table inet pwlog {

@@ -68,26 +68,7 @@ log() { printf '[record-tunnels] %s\n' "$*" >&2; }
 
 # --- namespaces ---------------------------------------------------------
 
-ns_up() {
-    ns_down
-    ip netns add "$NS_S"
-    ip netns add "$NS_C"
-    ip link add pt-s netns "$NS_S" type veth peer name pt-c netns "$NS_C"
-    srv ip link set lo up; cli ip link set lo up
-    srv ip addr add "$SIP/24" dev pt-s
-    cli ip addr add "$CIP/24" dev pt-c
-    # wire-sized segments: without this the veth hands tcpdump 64 KB TSO/GRO
-    # super-packets and the packet sizes would say nothing about a real link
-    if command -v ethtool >/dev/null; then
-        srv ethtool -K pt-s tso off gso off gro off >/dev/null 2>&1 || true
-        cli ethtool -K pt-c tso off gso off gro off >/dev/null 2>&1 || true
-    else
-        log "ethtool missing: segmentation offloads stay on (packet sizes will be off)"
-    fi
-    srv ip link set pt-s up; cli ip link set pt-c up
-    local i
-    for i in $(seq 50); do cli ping -c1 -W1 -q "$SIP" >/dev/null 2>&1 && break; sleep 0.1; done
-}
+ns_up() { ns_pair pt-s pt-c wire; }
 
 cleanup() {
     local rc=$?

@@ -66,22 +66,7 @@ log() { printf '[record] %s\n' "$*" >&2; }
 
 # --- namespaces ---------------------------------------------------------
 
-ns_up() {
-    ns_down
-    ip netns add "$NS_S"
-    ip netns add "$NS_C"
-    ip link add pw-s netns "$NS_S" type veth peer name pw-c netns "$NS_C"
-    srv ip link set lo up; cli ip link set lo up
-    srv ip addr add "$SIP/24" dev pw-s
-    cli ip addr add "$CIP/24" dev pw-c
-    srv ip -6 addr add "$SIP6/64" dev pw-s nodad
-    cli ip -6 addr add "$CIP6/64" dev pw-c nodad
-    srv ip link set pw-s up; cli ip link set pw-c up
-    # no default route in either namespace: traffic can only cross the pair
-    local i
-    for i in $(seq 50); do cli ping -c1 -W1 -q "$SIP" >/dev/null 2>&1 && break; sleep 0.1; done
-    for i in $(seq 50); do cli ping -6 -c1 -W1 -q "$SIP6" >/dev/null 2>&1 && break; sleep 0.1; done
-}
+ns_up() { ns_pair pw-s pw-c; }
 
 # kill everything in the namespaces between captures (daemons, clients)
 cleanup() {
