@@ -24,9 +24,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-# Records per slice. In a large capture file only ~1 packet in 8 reaches the loop as a record (the
-# chunk counter, portwatch.batch, counts settled flows' packets itself), so a slice is ~60,000
-# packets there; a slice costs a run() call, a few microseconds.
+# Frames per slice when Python feeds frames (replays, tests): a slice costs one run() call, a few
+# microseconds, and takes a fraction of a second, so the bar moves several times a second.
 CHUNK_PACKETS = 1 << 13
 REFRESH_PER_SECOND = 4
 MAX_ROWS = 8  # beyond this many captures, finished rows are hidden
