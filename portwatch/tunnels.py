@@ -62,10 +62,6 @@ ANSWER = 200     # bytes down that answer a request (a page, a file), not an ack
 MSS_FULL = 1400  # a full Ethernet-MSS segment (1448 bytes of payload with timestamps)
 
 
-def _frac(xs: list[float], pred: Any) -> float:
-    return sum(1 for x in xs if pred(x)) / len(xs) if xs else 0.0
-
-
 def _median(xs: list[float]) -> float:
     if not xs:
         return 0.0
@@ -159,33 +155,36 @@ def features(shape: dict[str, Any], protocol: str = "tls") -> dict[str, float] |
     c2s, s2c = shape.get("c2s") or {}, shape.get("s2c") or {}
     up = [s for s in sizes if s > 0]
     down = [-s for s in sizes if s < 0]
+    n_up, n_down, n = len(up), len(down), len(sizes)
     echoes = sum(1 for a, b in itertools.pairwise(sizes) if 0 < a <= SMALL and -200 <= b < 0)
     small_up = sum(1 for s in up if s <= SMALL)
     gaps = iats[1:] or iats
     t = turns(sizes)
     op = opens(sizes, iats)
     bu, bd = sum(up), sum(down)
+    requests = [d for c, d in t if SMALL < c < FULL]
+    # counts over plain comprehensions: this runs for every ssh/tls record of a capture
     return {
-        "up_share": len(up) / len(sizes),
-        "up_small": _frac(up, lambda s: s <= SMALL),
-        "down_small": _frac(down, lambda s: s <= SMALL),
-        "full_down": _frac(down, lambda s: s >= MSS_FULL),
-        "one_way": abs(_frac(sizes, lambda s: s >= FULL) - _frac(sizes, lambda s: s <= -FULL)),
+        "up_share": n_up / n,
+        "up_small": small_up / n_up if n_up else 0.0,
+        "down_small": sum(1 for s in down if s <= SMALL) / n_down if n_down else 0.0,
+        "full_down": sum(1 for s in down if s >= MSS_FULL) / n_down if n_down else 0.0,
+        "one_way": abs(sum(1 for s in sizes if s >= FULL) / n - sum(1 for s in sizes if s <= -FULL) / n),
         "bytes_ratio": math.log10((c2s.get("bytes", 0) + 1) / (s2c.get("bytes", 0) + 1)),
         "symmetry": min(bu, bd) / max(bu, bd, 1),
         "iat_median": math.log10(_median(gaps) + 0.1),
         "pauses": math.log10(1 + sum(1 for g in gaps if g >= PAUSE_MS)),
         "echo": echoes / small_up if small_up else 0.0,
-        "req_answer": _frac([(c, d) for c, d in t if SMALL < c < FULL], lambda cd: cd[1] >= ANSWER),
-        "turns": len(t) / len(sizes),
+        "req_answer": sum(1 for d in requests if d >= ANSWER) / len(requests) if requests else 0.0,
+        "turns": len(t) / n,
         "down_per_turn": math.log10(1 + _median([d for _, d in t])) if t else 0.0,
         "exchanges": math.log10(1 + sum(1 for _, d in t if 0 < d < ANSWER)),
         "opens": math.log10(1 + len(op)),
         "server_opens": math.log10(1 + server_opens(sizes, iats)),
-        "keystrokes": keystrokes(sizes, iats) / len(up) if up else 0.0,
+        "keystrokes": keystrokes(sizes, iats) / n_up if up else 0.0,
         "server_first": sum(op) / len(op) if op else 0.0,
         "sessions": math.log10(sessions(sizes, iats)),
-        "up_full": _frac(up, lambda s: s >= FULL),
+        "up_full": sum(1 for s in up if s >= FULL) / n_up if n_up else 0.0,
     }
 
 
@@ -208,6 +207,13 @@ def walk(tree: dict[str, Any], feats: dict[str, float]) -> tuple[dict[str, Any],
     return tree, path
 
 
+def _leaf(tree: dict[str, Any], feats: dict[str, float]) -> dict[str, Any]:
+    """`walk` without the path, for the trees whose path is not quoted."""
+    while "feature" in tree:
+        tree = tree["le"] if feats[tree["feature"]] <= tree["threshold"] else tree["gt"]
+    return tree
+
+
 def predict(feats: dict[str, float], carrier: str, model: dict[str, Any]) -> tuple[str, float, float, list]:
     """(class, confidence, scaled distance to the class centroid, decision path).
 
@@ -220,17 +226,16 @@ def predict(feats: dict[str, float], carrier: str, model: dict[str, Any]) -> tup
     if isinstance(trees, dict):
         trees = [trees]
     votes: dict[str, float] = {}
-    paths = []
-    for tree in trees:
-        leaf, path = walk(tree, feats)
+    first_leaf, first_path = walk(trees[0], feats)
+    for i, tree in enumerate(trees):
+        leaf = first_leaf if i == 0 else _leaf(tree, feats)
         counts = leaf["counts"]
         n = sum(counts.values())
         for c, k in counts.items():
             votes[c] = votes.get(c, 0.0) + (k + 1) / (n + 2)
-        paths.append((leaf["class"], path))
     cls = max(votes, key=lambda c: (votes[c], c))
     prob = votes[cls] / len(trees)
-    path = paths[0][1] if paths[0][0] == cls else []
+    path = first_path if first_leaf["class"] == cls else []
     mean, std, names = model["mean"], model["std"], model["features"]
     x = [(feats[n] - m) / s for n, m, s in zip(names, mean, std, strict=False)]
     c = model["classes"][cls]["centroid"]
