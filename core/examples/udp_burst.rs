@@ -359,9 +359,19 @@ fn send_ring(args: &Args, frames: &[Vec<u8>], fd: &OwnedFd) -> Outcome {
             std::process::exit(1)
         }
     };
-    let flush = || {
+    // Hand the marked frames to the kernel; Some(error) only for a real failure: a full ring
+    // or queue (EAGAIN, ENOBUFS) or a signal is a reason to wait and try again.
+    let flush = || -> Option<io::Error> {
         // SAFETY: no buffer: the kernel sends the ring's frames marked SEND_REQUEST.
-        unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) }
+        if unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) } >= 0 {
+            return None;
+        }
+        let err = io::Error::last_os_error();
+        let transient = matches!(
+            err.raw_os_error(),
+            Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
+        );
+        (!transient).then_some(err)
     };
     let start = Instant::now();
     let (mut queued, mut errors, mut next, mut slot) = (0u64, 0u64, 0usize, 0usize);
@@ -380,14 +390,8 @@ fn send_ring(args: &Args, frames: &[Vec<u8>], fd: &OwnedFd) -> Outcome {
                     errors += 1;
                     break;
                 }
-                if flush() < 0 {
-                    let err = io::Error::last_os_error();
-                    if !matches!(
-                        err.raw_os_error(),
-                        Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
-                    ) {
-                        last_err = Some(err);
-                    }
+                if let Some(err) = flush() {
+                    last_err = Some(err);
                 }
                 std::thread::yield_now();
             }
@@ -396,14 +400,8 @@ fn send_ring(args: &Args, frames: &[Vec<u8>], fd: &OwnedFd) -> Outcome {
             slot = (slot + 1) % ring.slots;
             queued += 1;
         }
-        if flush() < 0 {
-            let err = io::Error::last_os_error();
-            if !matches!(
-                err.raw_os_error(),
-                Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
-            ) {
-                last_err = Some(err);
-            }
+        if let Some(err) = flush() {
+            last_err = Some(err);
         }
     }
     // Drain: every slot back with user space, counting those the kernel refused.
