@@ -61,7 +61,14 @@ fn main() {
                 break;
             }
         }
-        flows += emit(&mut p.drain());
+        // As Python drains: a slice at a time.
+        loop {
+            let mut recs = p.drain_some(2048);
+            if recs.is_empty() {
+                break;
+            }
+            flows += emit(&mut recs);
+        }
         packets = p.stats().packets;
     } else {
         let mut analyzer = Analyzer::new(

@@ -85,6 +85,8 @@ pub struct ParallelAnalyzer {
     workers: Vec<Analyzer>,
     /// Expectations cross shards: one table, fed every shard's events in packet order.
     replay: Replay,
+    /// Per shard, records drained at the end of input and not yet merged (`drain_some`).
+    draining: Vec<VecDeque<(Order, FlowRecord)>>,
 }
 
 impl ParallelAnalyzer {
@@ -114,6 +116,7 @@ impl ParallelAnalyzer {
             })
             .collect();
         ParallelAnalyzer {
+            draining: (0..n).map(|_| VecDeque::new()).collect(),
             workers,
             replay: Replay::default(),
         }
@@ -193,17 +196,69 @@ impl ParallelAnalyzer {
 
     /// End of input: every flow still open, in creation order.
     pub fn drain(&mut self) -> Vec<FlowRecord> {
-        let outputs: Vec<Output> = self
-            .workers
-            .iter_mut()
-            .map(|a| {
-                a.drain();
-                take_output(&mut a.flows)
-            })
-            .collect();
         let mut out = Vec::new();
-        merge_outputs(outputs, &mut out, &mut self.replay);
-        out
+        loop {
+            let slice = self.drain_some(usize::MAX);
+            if slice.is_empty() {
+                return out;
+            }
+            out.extend(slice);
+        }
+    }
+
+    /// End of input, a slice at a time: up to `max` of the flows still open, in creation order
+    /// (the single-threaded order); empty once none is left. Each shard drains its oldest flows
+    /// into a queue; a record leaves only when no shard with flows left could still give an
+    /// earlier one, so at most about `max` records per shard exist at once.
+    pub fn drain_some(&mut self, max: usize) -> Vec<FlowRecord> {
+        let max = max.max(1);
+        let mut events = Vec::new();
+        for (a, queue) in self.workers.iter_mut().zip(self.draining.iter_mut()) {
+            if queue.len() >= max || a.flows.live_flows() == 0 {
+                continue;
+            }
+            a.drain_some(max - queue.len());
+            let output = take_output(&mut a.flows);
+            events.extend(output.events);
+            let mut records = output.records;
+            records.sort_by(|x, y| x.0.cmp_key(&y.0));
+            queue.extend(records);
+        }
+        self.replay.replay(events);
+        let mut out = Vec::new();
+        while out.len() < max {
+            // The shard whose queue holds the earliest record; none may be decided while a
+            // shard with flows left has an empty queue (its next record could come first).
+            let mut best: Option<usize> = None;
+            for (i, queue) in self.draining.iter().enumerate() {
+                match queue.front() {
+                    None if self.workers[i].flows.live_flows() > 0 => return self.named(out),
+                    None => {}
+                    Some((order, _)) => {
+                        let earlier = best.is_none_or(|b| {
+                            let head = &self.draining[b][0].0;
+                            order.cmp_key(head).is_lt()
+                        });
+                        if earlier {
+                            best = Some(i);
+                        }
+                    }
+                }
+            }
+            let Some(b) = best else { break };
+            if let Some((_, rec)) = self.draining[b].pop_front() {
+                out.push(rec);
+            }
+        }
+        self.named(out)
+    }
+
+    /// Drained records with the control flows of their announcements named (`flow::expect`).
+    fn named(&mut self, mut records: Vec<FlowRecord>) -> Vec<FlowRecord> {
+        for rec in &mut records {
+            self.replay.name(rec);
+        }
+        records
     }
 
     /// The counters: every worker counts every frame and decode outcome; the flow tables'

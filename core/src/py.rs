@@ -426,8 +426,7 @@ impl PyAnalyzer {
                 a.drain_some(max_records.unwrap_or(usize::MAX));
                 std::mem::take(&mut a.flows.finished)
             }
-            // The shards' records are merged into one order: all at once.
-            Inner::Parallel(p) => p.drain(),
+            Inner::Parallel(p) => p.drain_some(max_records.unwrap_or(usize::MAX)),
         });
         records_to_py(py, records)
     }

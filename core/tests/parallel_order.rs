@@ -293,6 +293,16 @@ fn single(frames: &[(f64, Vec<u8>)]) -> Vec<FlowRecord> {
 }
 
 fn parallel(frames: &[(f64, Vec<u8>)], workers: usize, chunk: usize) -> Vec<FlowRecord> {
+    parallel_drained(frames, workers, chunk, usize::MAX)
+}
+
+/// `parallel`, with the flows left at the end drained `slice` records at a time (as Python does).
+fn parallel_drained(
+    frames: &[(f64, Vec<u8>)],
+    workers: usize,
+    chunk: usize,
+    slice: usize,
+) -> Vec<FlowRecord> {
     let mut p = ParallelAnalyzer::new(
         config(),
         engine(),
@@ -309,7 +319,15 @@ fn parallel(frames: &[(f64, Vec<u8>)], workers: usize, chunk: usize) -> Vec<Flow
             break;
         }
     }
-    out.extend(p.drain());
+    loop {
+        let recs = p.drain_some(slice);
+        assert!(recs.len() <= slice, "a slice holds at most {slice} records");
+        if recs.is_empty() {
+            break;
+        }
+        out.extend(recs);
+    }
+    assert_eq!(p.live_flows(), 0, "drained to the last flow");
     assert_eq!(p.stats().packets, frames.len() as u64);
     out
 }
@@ -382,6 +400,24 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
         assert_eq!(got.len(), want.len(), "{workers} workers");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g, w, "{workers} workers, chunk {chunk}: record {i} differs");
+        }
+    }
+    // The flows open at the end, drained a slice at a time: the same records in the same order
+    // (slices smaller than a shard's share make the merge wait for the other shard).
+    let open_at_end = want.iter().filter(|r| reasons(r) == "end").count();
+    assert!(open_at_end > 50, "{open_at_end} flows open at the end");
+    for (workers, slice) in [(2, 1), (2, 7), (3, 13), (3, 1000)] {
+        let got = parallel_drained(&frames, workers, 100_000, slice);
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{workers} workers, slices of {slice}"
+        );
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g, w,
+                "{workers} workers, slices of {slice}: record {i} differs"
+            );
         }
     }
 }
