@@ -1,4 +1,5 @@
-"""Train and evaluate the tunnel-contents classifier (portwatch/tunnels.py) on captures/tunnels/.
+"""Train and evaluate the tunnel-contents classifier (core/src/tunnel/, through portwatch/tunnels.py)
+on captures/tunnels/.
 
     python benchmarks/tunnel_eval.py                 # held-out evaluation, tables in Markdown
     python benchmarks/tunnel_eval.py --write-model   # also (re)write portwatch/data/tunnel-model.json
@@ -212,7 +213,7 @@ def main() -> int:
         print()
     if args.write_model:
         MODEL.write_text(json.dumps(train(rows), indent=1) + "\n")
-        print(f"wrote {MODEL.relative_to(ROOT)}")
+        print(f"wrote {MODEL.relative_to(ROOT)}; rebuild the core to embed it (cargo build / pip install .)")
     return 0
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _core, bpf, tunnels
+from . import _core, bpf
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
@@ -121,7 +121,6 @@ def to_record(raw: dict[str, Any], setup: Setup) -> FlowRecord:
         state=raw.get("state"),
         history=raw.get("history"),
     )
-    tunnels.annotate(rec.protocol, rec.transport, rec.meta)  # meta.tunnel_contents (issue 20)
     rec.findings = evaluate(rec, setup.ctx)
     return rec
 

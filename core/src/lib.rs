@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod record;
 pub mod source;
 pub mod text;
+pub mod tunnel;
 
 #[cfg(feature = "python")]
 mod py;

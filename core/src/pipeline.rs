@@ -23,6 +23,7 @@ use crate::flow::table::{
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
 use crate::source::Record;
+use crate::tunnel;
 
 /// Tunables, with the Python engine's defaults.
 #[derive(Clone, Debug)]
@@ -648,6 +649,7 @@ impl Tracker {
             }
             let mut rec = self.record(flow);
             set_default(&mut rec.meta, "end_reason", reason.into());
+            tunnel::annotate(&mut rec);
             self.finished.push(rec);
             let flow = self.table.get_mut(id);
             let end = flow.ts_end();
@@ -734,6 +736,7 @@ impl Tracker {
         if reason != "end" {
             set_default(&mut rec.meta, "end_reason", reason.into());
         }
+        tunnel::annotate(&mut rec); // last: Python's to_record added it after end_reason
         if self.keyed {
             let (at, sub) = tie;
             self.order.push(Order {
@@ -891,7 +894,8 @@ impl Tracker {
     fn report_early(&mut self, id: FlowId) {
         if self.report_classified && !self.table.get(id).reported {
             self.table.get_mut(id).reported = true;
-            let rec = self.record(self.table.get(id));
+            let mut rec = self.record(self.table.get(id));
+            tunnel::annotate(&mut rec);
             self.classified.push(rec);
         }
     }

@@ -888,5 +888,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;
     m.add_class::<PyLiveMonitor>()?;
+    crate::tunnel::py::register(m)?;
     Ok(())
 }

@@ -1,0 +1,203 @@
+//! Python's float formatting and rounding, digit for digit, for texts and values that were
+//! Python's f-strings before the classifier moved into the core (`:.1f`, `:.0%`, `:g`,
+//! `round(x, 3)`, `round(x)`, `10 ** x`, `x ** 2`).
+//!
+//! Rust's `{:.N}` and `{:.Ne}` print the exact binary value rounded half to even, as CPython's
+//! dtoa does; `str::parse::<f64>` is correctly rounded like CPython's strtod. What differs is
+//! spelling (NaN, exponents), which these helpers write the Python way.
+#![forbid(unsafe_code)]
+
+use std::hint::black_box;
+
+/// Python's `format(x, f".{prec}f")`.
+pub fn fixed(x: f64, prec: usize) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    format!("{x:.prec$}")
+}
+
+/// Python's `format(x, ".0%")` (and other precisions): x * 100 in fixed notation, then "%".
+pub fn percent(x: f64, prec: usize) -> String {
+    format!("{}%", fixed(x * 100.0, prec))
+}
+
+/// Python's `format(x, "g")`: 6 significant digits, trailing zeros dropped, scientific
+/// notation (two-digit exponent at least) below 1e-4 or from 1e6 on.
+pub fn general(x: f64) -> String {
+    const P: i32 = 6;
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if x == 0.0 {
+        return format!("{sign}0");
+    }
+    // d.ddddde<exp>: the value correctly rounded to P significant digits.
+    let sci = format!("{:.*e}", (P - 1) as usize, x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    if !(-4..P).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs());
+    }
+    // Fixed: the point goes after exp + 1 digits.
+    let point = exp + 1;
+    let body = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else {
+        let point = point as usize;
+        if digits.len() <= point {
+            format!("{digits}{}", "0".repeat(point - digits.len()))
+        } else {
+            let (int, frac) = digits.split_at(point);
+            format!("{int}.{frac}")
+        }
+    };
+    format!("{sign}{body}")
+}
+
+/// Python's `round(x, ndigits)` for ndigits >= 0: the nearest float to the decimal value
+/// correctly rounded (half to even) to `ndigits` places.
+pub fn round_to(x: f64, ndigits: usize) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.ndigits$}").parse().unwrap_or(x)
+}
+
+/// Python's `round(x)` of a float: the nearest integer, halves to even (saturating where
+/// Python would raise for inf or NaN).
+pub fn round_int(x: f64) -> i64 {
+    x.round_ties_even() as i64
+}
+
+/// Python's `10 ** x` for a float x: libm's pow(10, x). The base is hidden from the optimizer,
+/// which would otherwise call exp10 (not always the same last digit).
+pub fn pow10(x: f64) -> f64 {
+    black_box(10.0f64).powf(x)
+}
+
+/// Python's `x ** 2` for a float: pow(|x|, 2) from libm (CPython takes the sign off first).
+pub fn square(x: f64) -> f64 {
+    x.abs().powf(black_box(2.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_rounds_the_exact_value_half_to_even() {
+        // Expected strings are CPython 3.11's f"{x:.Nf}".
+        assert_eq!(fixed(0.5, 0), "0");
+        assert_eq!(fixed(1.5, 0), "2");
+        assert_eq!(fixed(2.5, 0), "2");
+        assert_eq!(fixed(0.125, 2), "0.12");
+        assert_eq!(fixed(0.375, 2), "0.38");
+        assert_eq!(fixed(2.675, 2), "2.67"); // 2.67499999... in binary
+        assert_eq!(fixed(0.05, 1), "0.1"); // 0.05000000000000000277
+        assert_eq!(fixed(0.25, 1), "0.2");
+        assert_eq!(fixed(-0.0, 1), "-0.0");
+        assert_eq!(fixed(-0.04, 1), "-0.0");
+        assert_eq!(fixed(1e16, 1), "10000000000000000.0");
+        assert_eq!(fixed(1e-5, 1), "0.0");
+        assert_eq!(fixed(f64::INFINITY, 1), "inf");
+        assert_eq!(fixed(f64::NAN, 0), "nan");
+        assert_eq!(fixed(123.456, 1), "123.5");
+    }
+
+    #[test]
+    fn percent_is_times_100_then_fixed() {
+        assert_eq!(percent(0.0, 0), "0%");
+        assert_eq!(percent(1.0, 0), "100%");
+        assert_eq!(percent(0.125, 0), "12%"); // 12.5 -> even
+        assert_eq!(percent(0.135, 0), "14%"); // 13.500000000000002
+        assert_eq!(percent(0.145, 0), "14%"); // 0.145 * 100 = 14.499999999999998
+        assert_eq!(percent(2.0 / 3.0, 0), "67%");
+        assert_eq!(percent(0.005, 0), "0%"); // 0.5 -> even
+        assert_eq!(percent(0.015, 0), "2%"); // 1.5 -> even
+    }
+
+    #[test]
+    fn general_matches_python_g() {
+        let cases: &[(f64, &str)] = &[
+            (0.375, "0.375"),
+            (1.2007, "1.2007"),
+            (-0.5641, "-0.5641"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (100.0, "100"),
+            (123456.0, "123456"),
+            (1234567.0, "1.23457e+06"),
+            (999999.5, "1e+06"),
+            (999999.4, "999999"),
+            (1e16, "1e+16"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (0.00012345678, "0.000123457"),
+            (0.000099999, "9.9999e-05"),
+            (1.5e-7, "1.5e-07"),
+            (2.5, "2.5"),
+            (0.1 + 0.2, "0.3"),
+            (1.0000005, "1"), // 1.00000049999... rounds down
+            (1.0000015, "1"),
+            (12.34565, "12.3456"), // below the half in binary
+            (1e300, "1e+300"),
+            (5e-324, "4.94066e-324"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ];
+        for &(x, want) in cases {
+            assert_eq!(general(x), want, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn round_to_matches_python_round() {
+        assert_eq!(round_to(0.9145, 3), 0.914); // 0.91449999999999997513
+        assert_eq!(round_to(0.0005, 3), 0.001); // 0.00050000000000000001
+        assert_eq!(round_to(0.0015, 3), 0.002); // 0.00150000000000000003
+        assert_eq!(round_to(0.0025, 3), 0.003); // 0.00250000000000000005
+        assert_eq!(round_to(0.125, 2), 0.12); // exact half: even
+        assert_eq!(round_to(2.0 / 3.0, 3), 0.667);
+        assert_eq!(round_to(1.0, 3), 1.0);
+        assert!(round_to(-0.0001, 3).is_sign_negative());
+        assert_eq!(round_to(1e16, 3), 1e16);
+        assert_eq!(round_to(1e-5, 3), 0.0);
+        assert!(round_to(f64::NAN, 3).is_nan());
+        assert_eq!(round_int(2.5), 2);
+        assert_eq!(round_int(3.5), 4);
+        assert_eq!(round_int(-0.5), 0);
+        assert_eq!(round_int(6.999999999999999), 7);
+    }
+
+    #[test]
+    fn powers_are_libm_s() {
+        assert_eq!(pow10(2.0), 100.0);
+        assert_eq!(pow10(0.0), 1.0);
+        assert_eq!(square(-3.0), 9.0);
+        assert_eq!(square(0.1), 0.1f64.powf(2.0));
+        // 10 ** log10(1 + k) - 1 rounds back to k, as Python's round() did.
+        for k in 0..2048 {
+            assert_eq!(round_int(pow10((1.0 + k as f64).log10()) - 1.0), k);
+        }
+    }
+}
