@@ -64,7 +64,9 @@ def _char_entropy(text: str) -> float:
     n = len(text)
     if not n:
         return 0.0
-    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+    # each character's count in order of first appearance (a Counter's order, so the same sum to the
+    # last bit), without building one: names are short
+    return -sum(c / n * math.log2(c / n) for c in map(text.count, dict.fromkeys(text)))
 
 
 def registered_domain(labels: list[str]) -> list[str]:
@@ -75,15 +77,14 @@ def registered_domain(labels: list[str]) -> list[str]:
 
 
 def name_shape(name: str) -> NameShape | None:
-    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
-    labels = [_ESCAPE.sub("x", lab) for lab in name.lower().rstrip(".").split(".") if lab]
     raw = [lab for lab in name.lower().rstrip(".").split(".") if lab]
-    if len(labels) < 2:
+    if len(raw) < 2:
         return None
     reg = registered_domain(raw)
-    data_labels = labels[: len(labels) - len(reg)]
+    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
+    data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in raw[: len(raw) - len(reg)]]
     data = "".join(data_labels)
-    longest = max((len(lab) for lab in data_labels), default=0)
+    longest = max(map(len, data_labels), default=0)
     ent = _char_entropy(data)
     suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and ent >= MIN_CHAR_ENTROPY
     return NameShape(".".join(reg), longest, len(data), ent, suspicious)
@@ -141,7 +142,7 @@ class DnsTunnelTracker:
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
-        if rec.protocol != "dns" or NOT_RESOLUTION & set(rec.assigned):
+        if rec.protocol != "dns" or not NOT_RESOLUTION.isdisjoint(rec.assigned):
             return None
         meta = rec.meta
         qname = meta.get("dns_query")
