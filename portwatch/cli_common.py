@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import importlib
 import os
 import sys
 import traceback
@@ -89,7 +90,29 @@ _WRITE_ERRNOS = frozenset((errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, er
 
 
 class Main(click.Group):
-    """The `portwatch` group: whatever a command raises ends as one line on stderr and exit 2."""
+    """The `portwatch` group: whatever a command raises ends as one line on stderr and exit 2.
+
+    Commands added with `add_lazy_command` are imported the first time they are looked up (invoked,
+    or listed by --help), so a run of one command imports nothing of the others."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}  # name -> "module:attribute"
+
+    def add_lazy_command(self, name: str, target: str) -> None:
+        self.lazy_commands[name] = target
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = self.lazy_commands.pop(name, None)
+        if target is not None:
+            module, _, attr = target.partition(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            _add_debug_option(cmd)
+            self.add_command(cmd, name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -115,12 +138,17 @@ class Main(click.Group):
 
 
 def add_debug_options(group: click.Group) -> None:
-    """Give every command under `group` a --debug flag (the group has its own)."""
+    """Give every command under `group` a --debug flag (the group has its own; `Main` gives it to
+    its lazy commands when it loads them)."""
     for cmd in group.commands.values():
-        if isinstance(cmd, click.Group):
-            add_debug_options(cmd)
-        elif not any(p.name == "debug" for p in cmd.params):
-            cmd.params.append(debug_option())
+        _add_debug_option(cmd)
+
+
+def _add_debug_option(cmd: click.Command) -> None:
+    if isinstance(cmd, click.Group):
+        add_debug_options(cmd)
+    elif not any(p.name == "debug" for p in cmd.params):
+        cmd.params.append(debug_option())
 
 
 def load_setup(config: Config) -> Setup:

@@ -17,6 +17,7 @@ from .schema import server_label
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
 MAX_PROTOCOLS = 8
+TOP_FINDINGS = 20  # findings the console report shows unless --all
 
 
 @dataclass(slots=True)
