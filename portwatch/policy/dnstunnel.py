@@ -51,9 +51,17 @@ _ESCAPE = re.compile(r"\\(\d{3}|.)")
 class NameShape:
     domain: str  # registered domain, lowercase, no trailing dot
     longest_label: int
-    data_chars: int  # characters in front of the registered domain
-    entropy: float  # bits per character of those characters
+    data: str  # the characters in front of the registered domain (an escaped byte as one)
     suspicious: bool
+
+    @property
+    def data_chars(self) -> int:
+        return len(self.data)
+
+    @property
+    def entropy(self) -> float:
+        """Bits per character of `data` (worked out when asked: most names are too short to matter)."""
+        return _char_entropy(self.data)
 
     def describe(self) -> str:
         return (f"longest label {self.longest_label} characters, {self.data_chars} characters in front of "
@@ -77,7 +85,7 @@ def registered_domain(labels: list[str]) -> list[str]:
 
 
 def name_shape(name: str) -> NameShape | None:
-    raw = [lab for lab in name.lower().rstrip(".").split(".") if lab]
+    raw = list(filter(None, name.lower().rstrip(".").split(".")))
     if len(raw) < 2:
         return None
     reg = registered_domain(raw)
@@ -85,9 +93,8 @@ def name_shape(name: str) -> NameShape | None:
     data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in raw[: len(raw) - len(reg)]]
     data = "".join(data_labels)
     longest = max(map(len, data_labels), default=0)
-    ent = _char_entropy(data)
-    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and ent >= MIN_CHAR_ENTROPY
-    return NameShape(".".join(reg), longest, len(data), ent, suspicious)
+    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
+    return NameShape(".".join(reg), longest, data, suspicious)
 
 
 def _large_answer(answers: list[str]) -> str | None:
@@ -120,7 +127,7 @@ class _Domain:
     suspicious: int = 0
     unusual_queries: int = 0
     queries: int = 0
-    qtypes: Counter[str] = field(default_factory=Counter)
+    qtypes: dict[str, int] = field(default_factory=dict)  # queries per type (a Counter costs more to make)
     longest_label: int = 0
     max_entropy: float = 0.0
 
@@ -169,7 +176,7 @@ class DnsTunnelTracker:
             if shape.suspicious:
                 d.suspicious += 1
         d.queries += new_queries
-        d.qtypes[qtype] += new_queries
+        d.qtypes[qtype] = d.qtypes.get(qtype, 0) + new_queries
         if unusual:
             d.unusual_queries += new_queries
         d.longest_label = max(d.longest_label, shape.longest_label)
@@ -213,5 +220,5 @@ class DnsTunnelTracker:
         return d
 
 
-def _types(qtypes: Counter[str]) -> str:
-    return "/".join(t for t, _ in qtypes.most_common(3) if _unusual(t)) or "unusual-type"
+def _types(qtypes: dict[str, int]) -> str:
+    return "/".join(t for t, _ in Counter(qtypes).most_common(3) if _unusual(t)) or "unusual-type"
