@@ -10,13 +10,11 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
-from rich.console import Console
 
 from . import __version__
-from .baseline import BaselineError, load_baseline
 from .cli_common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
@@ -33,19 +31,17 @@ from .cli_common import fail as _fail
 from .inputs import NoCaptures, expand
 from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, CaptureError, Config, Setup, open_capture
-from .progress import ProgressView
 from .progress import wanted as progress_wanted
-from .report.console import render
-from .report.findings import TOP_FINDINGS, write_findings
 from .report.recordfile import OutputError
-from .report.servers import ServerInventory, write_servers
 from .report.sinks import FORMATS, SINKS, TABLE_FORMATS, Sink
-from .report.sqlite import SchemaError
-from .report.summary import Summary
+from .report.summary import TOP_FINDINGS, Summary
 from .sanitize import clean_text
 from .services import HELP as SERVICES_HELP
 from .services import load_services
 from .signatures import SignatureError, check_files, load_signatures
+
+if TYPE_CHECKING:
+    from .report.servers import ServerInventory
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,12 +121,18 @@ def analyze(
                     max_flows=max_flows, bpf=bpf_expr)
     setup = load_setup(config)
     if baseline_path:
+        from .baseline import BaselineError, load_baseline
+
         try:
             setup.ctx.baseline = load_baseline(baseline_path)
         except BaselineError as exc:
             _fail(str(exc))
     summary = Summary()
-    inventory = ServerInventory() if servers_table else None
+    inventory: ServerInventory | None = None
+    if servers_table:
+        from .report.servers import ServerInventory
+
+        inventory = ServerInventory()
     errors: list[str] = []
     view = _View(fmt, servers_table, findings_only, quiet, None if show_all else TOP_FINDINGS)
     try:
@@ -164,6 +166,8 @@ def _open_sink(stack: ExitStack, view: _View, output: str | None) -> Sink | None
         return None
     fmt = SINKS[view.fmt]
     if fmt.open_path is not None:
+        from .report.sqlite import SchemaError
+
         assert output is not None  # checked in analyze()
         try:
             return fmt.open_path(output)
@@ -215,7 +219,11 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
                 _fail(str(exc))
             except KeyboardInterrupt:
                 errors.append("interrupted")
-        view = stack.enter_context(ProgressView()) if show_progress and not spread else None
+        view = None
+        if show_progress and not spread:
+            from .progress import ProgressView  # rich: only for a terminal
+
+            view = stack.enter_context(ProgressView())
         for path in () if spread else captures:
             try:
                 capture = open_capture(path)
@@ -260,11 +268,20 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             writer.close()
         if out is None or not read_any:
             return  # nothing read: nothing that looks like a (clean) report
+        # The writers of the closing reports (and rich) are imported only when one is written.
         if inventory is not None:
+            from .report.servers import write_servers
+
             write_servers(inventory, fmt, out)
         elif view_opts.findings_only:
+            from .report.findings import write_findings
+
             write_findings(summary.sorted_groups(), fmt, out, summary.counts())
         elif fmt == "console":
+            from rich.console import Console
+
+            from .report.console import render
+
             console = Console(file=out, highlight=False, soft_wrap=False)
             render(console, summary, _total(stats_all), names, top=view_opts.top, quiet=quiet)
 
@@ -356,15 +373,12 @@ def signatures_check(files: tuple[str, ...]) -> None:
     sys.exit(EXIT_ERROR if bad else EXIT_OK)
 
 
+# Imported when invoked (or listed by --help): `analyze` pays nothing for the monitor's, the
+# audit's or the baseline's modules.
+main.add_lazy_command("monitor", "portwatch.monitor.command:monitor")
+main.add_lazy_command("audit", "portwatch.audit.command:audit")
+main.add_lazy_command("baseline", "portwatch.baseline_command:baseline")
+add_debug_options(main)  # every command registered above takes --debug (lazy ones when loaded)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
-from .monitor.command import monitor  # noqa: E402 - registered last: the monitor package needs nothing from cli
-
-main.add_command(monitor)
-from .audit.command import audit  # noqa: E402
-
-main.add_command(audit)
-from .baseline_command import baseline  # noqa: E402
-
-main.add_command(baseline)
-add_debug_options(main)  # last: every command registered above takes --debug

@@ -97,29 +97,8 @@ class Setup:
 
 def to_record(raw: dict[str, Any], setup: Setup) -> FlowRecord:
     """A core record as the schema's FlowRecord, with `assigned` and `findings` filled in."""
-    rec = FlowRecord(
-        ts_start=raw["ts_start"],
-        ts_end=raw["ts_end"],
-        transport=raw["transport"],
-        src_ip=raw["src_ip"],
-        src_port=raw["src_port"],
-        dst_ip=raw["dst_ip"],
-        dst_port=raw["dst_port"],
-        orientation=raw["orientation"],
-        protocol=raw["protocol"],
-        confidence=raw["confidence"],
-        assigned=setup.services.names(raw["dst_port"], raw["transport"]),
-        packets_c2s=raw["packets_c2s"],
-        packets_s2c=raw["packets_s2c"],
-        bytes_c2s=raw["bytes_c2s"],
-        bytes_s2c=raw["bytes_s2c"],
-        meta=raw["meta"],
-        pcap=raw.get("pcap"),
-        flow_id=raw.get("flow_id"),
-        community_id=raw.get("community_id"),
-        duration=round(raw.get("duration", raw["ts_end"] - raw["ts_start"]), 6),
-        state=raw.get("state"),
-        history=raw.get("history"),
+    rec = FlowRecord.from_core(
+        raw, setup.services.names(raw["dst_port"], raw["transport"]),
     )
     rec.findings = evaluate(rec, setup.ctx)
     return rec

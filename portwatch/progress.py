@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:  # rich is imported when a bar is shown: a quiet or piped run never needs it
+    from rich.progress import TaskID
 
 # Frames per slice when Python feeds frames (replays, tests): a slice costs one run() call, a few
 # microseconds, and takes a fraction of a second, so the bar moves several times a second.
@@ -87,6 +87,9 @@ class ProgressView:
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.console = Console(file=stream if stream is not None else sys.stderr, highlight=False)
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),

@@ -51,9 +51,17 @@ _ESCAPE = re.compile(r"\\(\d{3}|.)")
 class NameShape:
     domain: str  # registered domain, lowercase, no trailing dot
     longest_label: int
-    data_chars: int  # characters in front of the registered domain
-    entropy: float  # bits per character of those characters
+    data: str  # the characters in front of the registered domain (an escaped byte as one)
     suspicious: bool
+
+    @property
+    def data_chars(self) -> int:
+        return len(self.data)
+
+    @property
+    def entropy(self) -> float:
+        """Bits per character of `data` (worked out when asked: most names are too short to matter)."""
+        return _char_entropy(self.data)
 
     def describe(self) -> str:
         return (f"longest label {self.longest_label} characters, {self.data_chars} characters in front of "
@@ -64,7 +72,9 @@ def _char_entropy(text: str) -> float:
     n = len(text)
     if not n:
         return 0.0
-    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+    # each character's count in order of first appearance (a Counter's order, so the same sum to the
+    # last bit), without building one: names are short
+    return -sum(c / n * math.log2(c / n) for c in map(text.count, dict.fromkeys(text)))
 
 
 def registered_domain(labels: list[str]) -> list[str]:
@@ -75,18 +85,16 @@ def registered_domain(labels: list[str]) -> list[str]:
 
 
 def name_shape(name: str) -> NameShape | None:
-    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
-    labels = [_ESCAPE.sub("x", lab) for lab in name.lower().rstrip(".").split(".") if lab]
-    raw = [lab for lab in name.lower().rstrip(".").split(".") if lab]
-    if len(labels) < 2:
+    raw = list(filter(None, name.lower().rstrip(".").split(".")))
+    if len(raw) < 2:
         return None
     reg = registered_domain(raw)
-    data_labels = labels[: len(labels) - len(reg)]
+    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
+    data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in raw[: len(raw) - len(reg)]]
     data = "".join(data_labels)
-    longest = max((len(lab) for lab in data_labels), default=0)
-    ent = _char_entropy(data)
-    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and ent >= MIN_CHAR_ENTROPY
-    return NameShape(".".join(reg), longest, len(data), ent, suspicious)
+    longest = max(map(len, data_labels), default=0)
+    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
+    return NameShape(".".join(reg), longest, data, suspicious)
 
 
 def _large_answer(answers: list[str]) -> str | None:
@@ -119,7 +127,7 @@ class _Domain:
     suspicious: int = 0
     unusual_queries: int = 0
     queries: int = 0
-    qtypes: Counter[str] = field(default_factory=Counter)
+    qtypes: dict[str, int] = field(default_factory=dict)  # queries per type (a Counter costs more to make)
     longest_label: int = 0
     max_entropy: float = 0.0
 
@@ -141,7 +149,7 @@ class DnsTunnelTracker:
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
-        if rec.protocol != "dns" or NOT_RESOLUTION & set(rec.assigned):
+        if rec.protocol != "dns" or not NOT_RESOLUTION.isdisjoint(rec.assigned):
             return None
         meta = rec.meta
         qname = meta.get("dns_query")
@@ -168,7 +176,7 @@ class DnsTunnelTracker:
             if shape.suspicious:
                 d.suspicious += 1
         d.queries += new_queries
-        d.qtypes[qtype] += new_queries
+        d.qtypes[qtype] = d.qtypes.get(qtype, 0) + new_queries
         if unusual:
             d.unusual_queries += new_queries
         d.longest_label = max(d.longest_label, shape.longest_label)
@@ -212,5 +220,5 @@ class DnsTunnelTracker:
         return d
 
 
-def _types(qtypes: Counter[str]) -> str:
-    return "/".join(t for t, _ in qtypes.most_common(3) if _unusual(t)) or "unusual-type"
+def _types(qtypes: dict[str, int]) -> str:
+    return "/".join(t for t, _ in Counter(qtypes).most_common(3) if _unusual(t)) or "unusual-type"

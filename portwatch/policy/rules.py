@@ -51,6 +51,11 @@ ACTIVE_FTP = frozenset({"PORT", "EPRT"})
 TRUSTED_PORT_LIMIT = 1024  # ports below this need root to bind: a listener there was put there on purpose
 WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
 STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85
+# What `PolicyContext.quiet_static` says of a (protocol, port, transport): whether the record-only
+# rules can speak there, or only when the record carries a login or an HTTP CONNECT.
+NOT_QUIET, QUIET, QUIET_UNLESS_LOGIN, QUIET_UNLESS_CONNECT = range(4)
+# Entries of that table kept: past this (a scan over every port), the rest is decided per record.
+MAX_QUIET_KEYS = 65_536
 
 AddFn = Callable[[str, str, "str | None"], None]
 
@@ -68,6 +73,7 @@ class PolicyContext:
     dns: DnsTunnelTracker = field(default_factory=DnsTunnelTracker)
     baseline: Baseline | None = None
     _expected: dict[tuple[int, str, bool], frozenset[str]] = field(default_factory=dict, repr=False)
+    _quiet: dict[tuple[str, int, str], int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, services: ServicesDB, signatures: list[Signature], policy: Policy) -> PolicyContext:
@@ -101,6 +107,37 @@ class PolicyContext:
             if tolerated:
                 out |= self.tolerated.get(key, set())
         return out
+
+    def quiet_static(self, protocol: str, port: int, transport: str) -> int:
+        """Can the record-only rules (`_port_and_service_rules`) speak about `protocol` on this port,
+        for a record on an assigned port, not announced, from an unprivileged client port (`quiet`
+        checks those)? QUIET: never; QUIET_UNLESS_*: only for a login or a CONNECT; NOT_QUIET: ask
+        the rules. Like `expected_protocols`, it assumes the context is not changed after it is built."""
+        key = (protocol, port, transport)
+        found = self._quiet.get(key)
+        if found is None:
+            found = self._quiet_static(protocol, port, transport)
+            if len(self._quiet) < MAX_QUIET_KEYS:
+                self._quiet[key] = found
+        return found
+
+    def _quiet_static(self, protocol: str, port: int, transport: str) -> int:
+        sig = self.signatures.get(protocol)
+        insecure = self.policy.insecure_services
+        if (protocol == "unknown" or sig is None
+                or not self.port_fits(protocol, port, transport)  # _port_rules
+                or protocol in insecure or sig.insecure  # _insecure_rules, by protocol
+                or protocol == "ftp"  # _bounce_rule
+                or (port in R_SERVICES and protocol in R_PROTOCOLS)):  # _source_port_rule's r-services
+            return NOT_QUIET
+        for svc in self.services.all_names(port, transport):  # _insecure_rules, by service name
+            svc = svc.lower()
+            if svc in insecure and (protocol == svc or protocol in self.service_protocols.get((svc, transport), ())):
+                return NOT_QUIET
+        login, connect = sig.cleartext_auth, protocol == "http"  # _insecure_rules' login, _connect_rule
+        if login and connect:
+            return NOT_QUIET
+        return QUIET_UNLESS_LOGIN if login else QUIET_UNLESS_CONNECT if connect else QUIET
 
     def port_fits(self, protocol: str, port: int, transport: str) -> bool:
         sig = self.signatures.get(protocol)
@@ -147,6 +184,55 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     def add(kind: str, message: str, severity: str | None = None) -> None:
         out.append(Finding(kind, severity or policy.severity.get(kind, "medium"), message))
 
+    if quiet(record, ctx):
+        server = where = None  # said only when a rule below speaks
+    else:
+        server, where = _port_and_service_rules(record, ctx, out, add)
+    proto = record.protocol
+    conflicts = record.meta.get("tcp_overlap_conflicts")
+    if server is None and (proto == "dns" or conflicts):
+        server = endpoint(record.dst_ip, record.dst_port)
+        where = port_text(record.assigned, record.dst_port, record.transport, ctx.services.registry)
+    if proto == "dns":  # the tracker's own first test: nothing else reaches it
+        dns = ctx.dns.observe(record, server, where)  # type: ignore[arg-type]
+        if dns is not None:
+            add("dns-tunnel", dns.message, dns.severity)
+    if conflicts:
+        client = endpoint(record.src_ip, record.src_port)
+        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "
+            "carried different bytes than the first copy: an insertion/evasion attempt "
+            "or a broken stack; the first copy was analysed")
+    if ctx.baseline is not None:
+        new = ctx.baseline.check(record, ctx.services.registry)
+        if new is not None:
+            add("new-service", *new)
+    return _apply_policy(out, record, policy)
+
+
+def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
+    """True when none of `_port_and_service_rules` can speak for this record (most records: a
+    protocol on a port it fits, nothing insecure, nothing announced), decided from the per-(protocol,
+    port, transport) table `PolicyContext.quiet_static` and a few fields of the record."""
+    meta = record.meta
+    if (not record.assigned or "control_flow_id" in meta
+            or (record.src_port < TRUSTED_PORT_LIMIT and record.transport == "tcp"
+                and record.orientation != "inferred")):
+        return False
+    shape = ctx.quiet_static(record.protocol, record.dst_port, record.transport)
+    if shape == QUIET:
+        return True
+    if shape == QUIET_UNLESS_LOGIN:
+        return not (meta.get("cleartext_login") or login_in_head(meta))
+    if shape == QUIET_UNLESS_CONNECT:
+        return not isinstance(meta.get("http_connect_target"), str)
+    return False
+
+
+def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Finding], add: Any,
+                            ) -> tuple[str, str]:
+    """The rules that depend on the record alone (no tracker, no baseline); returns how the
+    messages name the server and the port."""
+    policy = ctx.policy
     proto = record.protocol
     port = record.dst_port
     transport = record.transport
@@ -190,20 +276,7 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     _bounce_rule(record, server, add)
     _source_port_rule(record, server, where, add)
-    dns = ctx.dns.observe(record, server, where)
-    if dns is not None:
-        add("dns-tunnel", dns.message, dns.severity)
-    conflicts = record.meta.get("tcp_overlap_conflicts")
-    if conflicts:
-        client = endpoint(record.src_ip, record.src_port)
-        add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "
-            "carried different bytes than the first copy: an insertion/evasion attempt "
-            "or a broken stack; the first copy was analysed")
-    if ctx.baseline is not None:
-        new = ctx.baseline.check(record, registry)
-        if new is not None:
-            add("new-service", *new)
-    return _apply_policy(out, record, policy)
+    return server, where
 
 
 def _bounce_rule(rec: FlowRecord, server: str, add: Any) -> None:

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..model import CaptureStats
-from .findings import SEVERITY_STYLE, TOP_FINDINGS, plural, render_groups, render_totals, span
-from .summary import Summary
+from .findings import SEVERITY_STYLE, plural, render_groups, render_totals, span
+from .summary import TOP_FINDINGS, Summary
 
 __all__ = ["SEVERITY_STYLE", "render"]
 

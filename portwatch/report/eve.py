@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ..model import FlowRecord
-from .jsonl import encode_line
+from .jsonl import encode_bytes, encode_line
 
 SIGNATURE_BASE = 9_100_000
 EVE_SEVERITY = {"high": 1, "medium": 2, "low": 3, "info": 3}
@@ -79,9 +79,10 @@ def _flow_id(d: dict[str, Any]) -> int:
     return zlib.crc32(key.encode()) | (zlib.adler32(key.encode()) << 32) & ((1 << 52) - 1)
 
 
-def events(rec: FlowRecord | dict[str, Any]) -> list[dict[str, Any]]:
-    """The EVE events of one flow record: its alerts, then its flow event."""
-    d = rec.as_dict() if isinstance(rec, FlowRecord) else dict(rec)
+def events(rec: FlowRecord | dict[str, Any], copy: bool = True) -> list[dict[str, Any]]:
+    """The EVE events of one flow record: its alerts, then its flow event. With `copy=False` they
+    share the record's `assigned` and `meta` (a writer that encodes them at once)."""
+    d = rec.as_dict(copy=copy) if isinstance(rec, FlowRecord) else dict(rec)
     head: dict[str, Any] = {"flow_id": _flow_id(d)}
     if d.get("pcap"):
         head["pcap_filename"] = d["pcap"]
@@ -123,9 +124,16 @@ def events(rec: FlowRecord | dict[str, Any]) -> list[dict[str, Any]]:
 class EveWriter:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._write_bytes = getattr(stream, "write_bytes", None)  # a RecordFile (-o): bytes as they are
 
     def write(self, rec: FlowRecord) -> None:
-        self.stream.write("".join(encode_line(e) + "\n" for e in events(rec)))
+        evs = events(rec, copy=False)
+        if self._write_bytes is not None:
+            lines = [encode_bytes(e) for e in evs]
+            if None not in lines:
+                self._write_bytes(b"".join(lines))  # type: ignore[arg-type]
+                return
+        self.stream.write("".join(encode_line(e) + "\n" for e in evs))
 
     def close(self) -> None:
         self.stream.flush()

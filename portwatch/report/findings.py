@@ -28,7 +28,6 @@ from .summary import FindingGroup
 
 COLUMNS = FINDING_COLUMNS
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
-TOP_FINDINGS = 20  # findings the console report shows unless --all
 INDENT = 7
 
 

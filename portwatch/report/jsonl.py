@@ -22,13 +22,28 @@ def encode_line(obj: dict[str, Any]) -> str:
         return _STDLIB_ENCODE(obj)
 
 
+def encode_bytes(obj: dict[str, Any]) -> bytes | None:
+    """`encode_line(obj) + "\\n"` as UTF-8 bytes, or None when only the standard library can write it."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        return None
+
+
 class JsonlWriter:
     def __init__(self, stream: TextIO, flush_each: bool = False) -> None:
         self.stream = stream
         self.flush_each = flush_each
+        # A RecordFile (-o) takes the encoded bytes as they are, not decoded to text and encoded back.
+        self._write_bytes = getattr(stream, "write_bytes", None)
 
     def write(self, rec: FlowRecord) -> None:
-        self.stream.write(encode_line(rec.as_dict()) + "\n")
+        obj = rec.as_dict(copy=False)
+        data = encode_bytes(obj) if self._write_bytes is not None else None
+        if data is not None:
+            self._write_bytes(data)
+        else:
+            self.stream.write(encode_line(obj) + "\n")
         if self.flush_each:
             self.stream.flush()
 

@@ -50,6 +50,16 @@ class RecordFile:
             self.flush()
         return len(record)
 
+    def write_bytes(self, data: bytes) -> int:
+        """`write()` of a record already encoded (UTF-8): the jsonl and eve sinks' bytes."""
+        if self.failed is not None:
+            raise self.failed
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.batch_bytes:
+            self.flush()
+        return len(data)
+
     def flush(self) -> None:
         if self.failed is not None:
             raise self.failed

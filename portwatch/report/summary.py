@@ -17,6 +17,7 @@ from .schema import server_label
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
 MAX_PROTOCOLS = 8
+TOP_FINDINGS = 20  # findings the console report shows unless --all
 
 
 @dataclass(slots=True)
@@ -79,8 +80,11 @@ class Summary:
 
     def add(self, rec: FlowRecord) -> None:
         self.flows += 1
-        self.first_seen = min(self.first_seen, rec.ts_start)
-        self.last_seen = max(self.last_seen, rec.ts_end)
+        # what min() and max() decide (a NaN never replaces a bound), without their calls
+        if rec.ts_start < self.first_seen:
+            self.first_seen = rec.ts_start
+        if rec.ts_end > self.last_seen:
+            self.last_seen = rec.ts_end
         self.by_protocol[rec.protocol] += 1
         if not rec.findings:
             return

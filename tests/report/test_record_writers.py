@@ -1,0 +1,102 @@
+"""The record writers' fast paths write what the plain ones write: bytes straight into a
+`RecordFile` (-o) equal the text path's, `as_dict(copy=False)` equals `as_dict()`, and
+`FlowRecord.from_core` builds the record the keyword constructor builds."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwatch.model import Finding, FlowRecord
+from portwatch.report.eve import EveWriter
+from portwatch.report.jsonl import JsonlWriter, encode_line
+from portwatch.report.recordfile import RecordFile
+
+
+def _record(meta: dict, pcap: str | None = "a.pcap", findings: int = 1) -> FlowRecord:
+    return FlowRecord(
+        ts_start=1_700_000_000.123456, ts_end=1_700_000_001.5, transport="tcp", src_ip="192.0.2.1", src_port=50000,
+        dst_ip="2001:db8::1", dst_port=443, orientation="handshake", protocol="ssh", confidence=0.95123,
+        assigned=["https"], packets_c2s=5, packets_s2c=4, bytes_c2s=900, bytes_s2c=1200, meta=meta,
+        findings=[Finding("port-mismatch", "high", f"ssh on 443 \u00e4 {n}") for n in range(findings)],
+        pcap=pcap, flow_id=7, community_id="1:abc=", duration=1.376544, state="SF", history="ShADadFf",
+    )
+
+
+RECORDS = [
+    _record({"ssh_server": "SSH-2.0-OpenSSH_9.2p1", "alpn": ["h2"], "entropy_client": {"entropy": 7.9}}),
+    _record({"banner": "caf\u00e9 \u2603"}, pcap=None, findings=0),
+    _record({"n": 2**70}),  # past 64 bits: the standard library writes it
+    _record({"t": "a\udcffb"}, findings=2),  # a lone surrogate (surrogateescape'd bytes)
+]
+
+
+def _both(writer_class: type, tmp_path: Path) -> tuple[bytes, bytes]:
+    text = io.StringIO()
+    w = writer_class(text)
+    for rec in RECORDS:
+        w.write(rec)
+    path = tmp_path / "out"
+    with RecordFile(str(path)) as f:
+        w = writer_class(f)
+        for rec in RECORDS:
+            w.write(rec)
+        w.close()
+    return text.getvalue().encode("utf-8", errors="surrogateescape"), path.read_bytes()
+
+
+def test_jsonl_bytes_into_a_record_file_equal_the_text_path(tmp_path: Path) -> None:
+    text, direct = _both(JsonlWriter, tmp_path)
+    assert direct == text
+    lines = direct.split(b"\n")
+    assert len(lines) == len(RECORDS) + 1 and lines[-1] == b""
+    assert lines[0].decode() == encode_line(RECORDS[0].as_dict())
+
+
+def test_eve_bytes_into_a_record_file_equal_the_text_path(tmp_path: Path) -> None:
+    text, direct = _both(EveWriter, tmp_path)
+    assert direct == text
+    assert direct.count(b'"event_type":"alert"') == 1 + 0 + 1 + 2
+
+
+def test_as_dict_without_copies_is_the_same_dict_in_the_same_order() -> None:
+    for rec in RECORDS:
+        shared, copied = rec.as_dict(copy=False), rec.as_dict()
+        assert list(shared.items()) == list(copied.items())
+        assert shared["meta"] is rec.meta and copied["meta"] is not rec.meta
+        assert copied["assigned"] is not rec.assigned
+        third = "pcap" if rec.pcap else "ts_start"
+        assert list(copied)[:3] == ["flow_id", "community_id", third]
+
+
+_RAW = st.fixed_dictionaries(
+    {"ts_start": st.floats(0, 2e9), "ts_end": st.floats(0, 2e9), "transport": st.sampled_from(["tcp", "udp"]),
+     "src_ip": st.text(max_size=5), "src_port": st.integers(0, 65535), "dst_ip": st.text(max_size=5),
+     "dst_port": st.integers(0, 65535), "orientation": st.text(max_size=5), "protocol": st.text(max_size=5),
+     "confidence": st.floats(0, 1), "packets_c2s": st.integers(0, 9), "packets_s2c": st.integers(0, 9),
+     "bytes_c2s": st.integers(0, 9), "bytes_s2c": st.integers(0, 9),
+     "meta": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)},
+    optional={"pcap": st.text(max_size=5), "flow_id": st.integers(0, 99), "community_id": st.text(max_size=5),
+              "duration": st.floats(0, 1e6), "state": st.text(max_size=3), "history": st.text(max_size=3)},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RAW)
+def test_from_core_is_the_keyword_constructor(raw: dict) -> None:
+    by_keyword = FlowRecord(
+        ts_start=raw["ts_start"], ts_end=raw["ts_end"], transport=raw["transport"], src_ip=raw["src_ip"],
+        src_port=raw["src_port"], dst_ip=raw["dst_ip"], dst_port=raw["dst_port"], orientation=raw["orientation"],
+        protocol=raw["protocol"], confidence=raw["confidence"], assigned=["x"], packets_c2s=raw["packets_c2s"],
+        packets_s2c=raw["packets_s2c"], bytes_c2s=raw["bytes_c2s"], bytes_s2c=raw["bytes_s2c"], meta=raw["meta"],
+        pcap=raw.get("pcap"), flow_id=raw.get("flow_id"), community_id=raw.get("community_id"),
+        duration=round(raw.get("duration", raw["ts_end"] - raw["ts_start"]), 6), state=raw.get("state"),
+        history=raw.get("history"),
+    )
+    rec = FlowRecord.from_core(raw, ["x"])
+    assert rec == by_keyword
+    assert json.dumps(rec.as_dict()) == json.dumps(by_keyword.as_dict())
