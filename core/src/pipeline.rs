@@ -593,6 +593,9 @@ impl Tracker {
         let boundary = (ts / interval).floor() * interval;
         if self.swept {
             self.expire(boundary);
+            // A flow still inspected but quiet (an answered DNS flow waits out its idle
+            // timeout) keeps its facts frozen until it speaks again.
+            self.table.freeze_quiet(boundary - interval);
         }
         self.swept = true;
         self.next_sweep = boundary + interval;
