@@ -8,6 +8,7 @@
 //! same map (keys, order, value types) when the record is made.
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
@@ -356,16 +357,6 @@ const HEX: u8 = 10;
 /// Hex texts shorter than this are kept as text (a head of bytes or a digest is 32 or more).
 const HEX_MIN_LEN: usize = 16;
 
-fn encoded_size_hint(map: &Meta) -> usize {
-    map.iter()
-        .map(|(_, v)| match v {
-            Value::String(s) if s.len() < SHARE_MIN_LEN => s.len() + 4,
-            _ => 12,
-        })
-        .sum::<usize>()
-        + 2
-}
-
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -410,23 +401,23 @@ fn value_depth_ok(v: &Value, depth: usize) -> bool {
 }
 
 /// Writes a frozen map; `table`: the shared texts, None to keep every text in the buffer.
-struct Encoder<'t> {
-    out: Vec<u8>,
+struct Encoder<'o, 't> {
+    out: &'o mut Vec<u8>,
     table: Option<&'t mut Shared>,
 }
 
-impl Encoder<'_> {
+impl Encoder<'_, '_> {
     fn share(&mut self, text: &str) -> Option<u32> {
         self.table.as_deref_mut()?.share(text)
     }
 
     fn map(&mut self, map: &Meta) {
-        put_varint(&mut self.out, map.len() as u64);
+        put_varint(self.out, map.len() as u64);
         for (k, v) in map {
             match self.share(k) {
-                Some(id) => put_varint(&mut self.out, u64::from(id) << 1 | 1),
+                Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
                 None => {
-                    put_varint(&mut self.out, (k.len() as u64) << 1);
+                    put_varint(self.out, (k.len() as u64) << 1);
                     self.out.extend_from_slice(k.as_bytes());
                 }
             }
@@ -435,7 +426,7 @@ impl Encoder<'_> {
     }
 
     fn value(&mut self, v: &Value) {
-        let out = &mut self.out;
+        let out = &mut *self.out;
         match v {
             Value::Null => out.push(NULL),
             Value::Bool(false) => out.push(FALSE),
@@ -458,7 +449,7 @@ impl Encoder<'_> {
                 } else {
                     None
                 };
-                let out = &mut self.out;
+                let out = &mut *self.out;
                 if let Some(id) = id {
                     out.push(SHARED_TEXT);
                     put_varint(out, u64::from(id));
@@ -497,12 +488,27 @@ fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
         return None;
     }
     let mut guard = share.then(shared);
-    let mut enc = Encoder {
-        out: Vec::with_capacity(encoded_size_hint(map)),
-        table: guard.as_deref_mut(),
-    };
-    enc.map(map);
-    Some(enc.out.into_boxed_slice())
+    // Written into a buffer kept per thread, then copied once into one of the exact size.
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        let mut enc = Encoder {
+            out,
+            table: guard.as_deref_mut(),
+        };
+        enc.map(map);
+        let bytes = Box::from(out.as_slice());
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::new();
+        }
+        Some(bytes)
+    })
+}
+
+/// Scratch buffers larger than this are not kept for the next map.
+const SCRATCH_KEEP: usize = 64 << 10;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Reads a buffer `encode` wrote (this module's own bytes, never input from outside; still

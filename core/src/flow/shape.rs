@@ -25,6 +25,9 @@ pub const DEFAULT_SHAPE_PACKETS: usize = 64;
 /// Hard bound on the configured sequence length (memory per flow).
 pub const MAX_SHAPE_PACKETS: usize = 1024;
 
+/// Room the sequence starts with (then doubles up to its length).
+const SEQ_FIRST: usize = 16;
+
 /// Payload packets of (client, server) skipped before the sequence starts, by protocol.
 pub fn skip_for(protocol: Option<&str>) -> (u32, u32) {
     match protocol {
@@ -129,7 +132,7 @@ impl ShapeData {
                 // Grown by doubling up to `n`, not reserved whole: most flows end well short.
                 let (len, cap) = (self.seq.len(), self.seq.capacity());
                 if len == cap {
-                    self.seq.reserve_exact(cap.max(4).min(n - len));
+                    self.seq.reserve_exact(cap.max(SEQ_FIRST).min(n - len));
                 }
                 let gap = self
                     .last
