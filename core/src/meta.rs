@@ -297,12 +297,6 @@ impl Shared {
     }
 }
 
-/// Texts in the shared table now (for tests and measurements).
-pub fn shared_texts() -> usize {
-    let s = shared();
-    s.texts.len() - s.free.len()
-}
-
 /// References to `text` in the shared table (None: not in it).
 #[cfg(test)]
 fn refs_of(text: &str) -> Option<u32> {
