@@ -24,7 +24,7 @@ DEFAULT_MAX_FLOWS = 200_000
 # progress bar moves and Ctrl-C is noticed within a fraction of a second.
 BATCH_PACKETS = 65_536
 # Records the core hands over per call at the end of a capture (bounds the memory they take).
-DRAIN_RECORDS = 2048
+DRAIN_RECORDS = 256
 # Fields the core gives for joining with Zeek and Suricata logs.
 JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 

@@ -85,7 +85,7 @@ fn main() {
             }
         }
         // As Python drains: a slice at a time, so a full table's records never exist at once.
-        while !analyzer.drain_some(2048) {
+        while !analyzer.drain_some(256) {
             flows += emit(&mut analyzer.flows.finished);
         }
         flows += emit(&mut analyzer.flows.finished);

@@ -1,6 +1,21 @@
 //! Facts a probe or the engine extracts from a flow: an ordered map of JSON-like values, handed
 //! to Python as a dict. Insertion order is kept (Python dicts keep it, and outputs show it).
-pub use serde_json::{json, Map, Value};
+//!
+//! A flow keeps its facts from the end of its inspection until it is reported, which for most
+//! flows of a capture is most of their life; as a map they cost several times their text (a
+//! 104-byte slot and an allocation per key, an allocation per string), so a flow's map is
+//! `FlowMeta::freeze`d into one compact buffer once it stops growing, and decoded back to the
+//! same map (keys, order, value types) when the record is made.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
+
+use hashbrown::{HashSet, HashTable};
+use std::hash::BuildHasher;
+
+pub use serde_json::{json, Map, Number, Value};
 
 /// A probe's or a flow's metadata: key order is insertion order.
 pub type Meta = Map<String, Value>;
@@ -9,5 +24,859 @@ pub type Meta = Map<String, Value>;
 pub fn set_default(meta: &mut Meta, key: &str, value: Value) {
     if !meta.contains_key(key) {
         meta.insert(key.to_owned(), value);
+    }
+}
+
+/// Nesting of arrays and objects a frozen map may hold (probes nest two or three deep); a map
+/// nested deeper is left as it is rather than frozen.
+pub const MAX_FROZEN_DEPTH: usize = 16;
+
+/// A flow's metadata: a map while it grows, a frozen buffer after (`freeze`).
+///
+/// Reads and writes go through the map (`Deref`/`DerefMut`): a write thaws a frozen map back
+/// into a map for good (a control connection noting announcements, the monitor's segments);
+/// a read of a frozen map decodes a copy once and keeps it beside the buffer. The hot paths
+/// use `contains_key`, which reads the buffer without decoding, and `take`/`to_meta` when the
+/// record is made. Small in place (two pointers): it sits in every flow.
+#[derive(Debug, Default)]
+pub struct FlowMeta {
+    /// The map while live (None while empty or frozen).
+    live: Option<Box<Meta>>,
+    frozen: Option<Box<Frozen>>,
+}
+
+#[derive(Debug)]
+struct Frozen {
+    bytes: Box<[u8]>,
+    /// A decoded copy, made by the first read through `Deref`.
+    read: OnceLock<Box<Meta>>,
+}
+
+/// What an empty `FlowMeta` derefs to.
+static EMPTY: LazyLock<Meta> = LazyLock::new(Meta::new);
+
+impl From<Meta> for FlowMeta {
+    fn from(map: Meta) -> Self {
+        FlowMeta {
+            live: Some(Box::new(map)),
+            frozen: None,
+        }
+    }
+}
+
+impl FlowMeta {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// The map will not grow for a while: keep it as one buffer. A map that cannot be encoded
+    /// (nested deeper than `MAX_FROZEN_DEPTH`) only gives back its spare room.
+    pub fn freeze(&mut self) {
+        if let Some(f) = self.frozen.as_mut() {
+            // Frozen already: drop the copy a read may have decoded.
+            f.read = OnceLock::new();
+            return;
+        }
+        let Some(map) = self.live.as_mut() else {
+            return;
+        };
+        if map.is_empty() {
+            self.live = None;
+            return;
+        }
+        if let Some(bytes) = encode(map, true) {
+            self.live = None;
+            self.frozen = Some(Box::new(Frozen {
+                bytes,
+                read: OnceLock::new(),
+            }));
+        } else {
+            // As big as it is (it doubles as facts come in).
+            let old = std::mem::take(&mut **map);
+            let mut exact = Meta::with_capacity(old.len());
+            exact.extend(old);
+            **map = exact;
+        }
+    }
+
+    /// Whether `key` is there, without decoding a frozen map.
+    pub fn contains_key(&self, key: &str) -> bool {
+        match (&self.live, &self.frozen) {
+            (Some(map), _) => map.contains_key(key),
+            (None, Some(f)) => frozen_has_key(&f.bytes, key),
+            (None, None) => false,
+        }
+    }
+
+    /// The metadata as a map, leaving an empty one behind.
+    pub fn take(&mut self) -> Meta {
+        if let Some(mut f) = self.frozen.take() {
+            return match f.read.take() {
+                Some(map) => *map,
+                None => decode(&f.bytes),
+            };
+        }
+        self.live.take().map(|map| *map).unwrap_or_default()
+    }
+
+    /// A copy of the metadata as a map.
+    pub fn to_meta(&self) -> Meta {
+        match (&self.live, &self.frozen) {
+            (Some(map), _) => (**map).clone(),
+            (None, Some(f)) => match f.read.get() {
+                Some(map) => (**map).clone(),
+                None => decode(&f.bytes),
+            },
+            (None, None) => Meta::new(),
+        }
+    }
+
+    /// Encoded size of a frozen map (0 when live): for tests and measurements.
+    pub fn frozen_len(&self) -> usize {
+        self.frozen.as_ref().map_or(0, |f| f.bytes.len())
+    }
+}
+
+impl Deref for FlowMeta {
+    type Target = Meta;
+
+    fn deref(&self) -> &Meta {
+        match (&self.live, &self.frozen) {
+            (Some(map), _) => map,
+            (None, Some(f)) => f.read.get_or_init(|| Box::new(decode(&f.bytes))),
+            (None, None) => &EMPTY,
+        }
+    }
+}
+
+impl DerefMut for FlowMeta {
+    fn deref_mut(&mut self) -> &mut Meta {
+        if let Some(mut f) = self.frozen.take() {
+            self.live = Some(f.read.take().unwrap_or_else(|| Box::new(decode(&f.bytes))));
+        }
+        self.live.get_or_insert_with(Box::default)
+    }
+}
+
+// ---- shared texts -----------------------------------------------------------------------------
+//
+// Meta keys repeat in every flow, and long values repeat across flows too: the same client
+// software sends the same algorithm lists and fingerprints, the same servers the same banners.
+// A frozen map refers to such a text by number in one table for the process, counted, and the
+// text leaves the table with its last reference. A text is shared from its second sighting
+// (the first only leaves its hash behind), so texts that never repeat (heads, names) cost no
+// table entry.
+
+/// Values at least this long may be shared (keys of any length).
+const SHARE_MIN_LEN: usize = 16;
+/// Longer texts stay in their flow's buffer.
+const SHARE_MAX_LEN: usize = 4096;
+/// Texts in the table at most, and their bytes: past either, texts stay in their buffers.
+pub const MAX_SHARED_TEXTS: usize = 1 << 16;
+pub const MAX_SHARED_BYTES: usize = 8 << 20;
+/// Hashes of texts seen once remembered at most (forgotten all at once when full).
+const MAX_SEEN_ONCE: usize = 1 << 15;
+
+struct Shared {
+    /// By id: the text and its references.
+    texts: Vec<Option<(Box<str>, u32)>>,
+    /// Ids by the hash of their text.
+    index: HashTable<u32>,
+    free: Vec<u32>,
+    bytes: usize,
+    seen_once: HashSet<u64>,
+    /// Keyed at random per process: crafted texts cannot be made to collide.
+    hasher: foldhash::fast::RandomState,
+}
+
+static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(|| {
+    Mutex::new(Shared {
+        texts: Vec::new(),
+        index: HashTable::new(),
+        free: Vec::new(),
+        bytes: 0,
+        seen_once: HashSet::new(),
+        hasher: foldhash::fast::RandomState::default(),
+    })
+});
+
+/// The table (a panic elsewhere while it was held leaves it consistent: every change to it is
+/// a few plain steps).
+fn shared() -> MutexGuard<'static, Shared> {
+    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn text(&self, id: u32) -> Option<&str> {
+        let (text, _) = self.texts.get(usize::try_from(id).ok()?)?.as_ref()?;
+        Some(text)
+    }
+
+    /// A counted reference to `text`, or None to keep it in the buffer.
+    fn share(&mut self, text: &str) -> Option<u32> {
+        if text.len() > SHARE_MAX_LEN {
+            return None;
+        }
+        let hash = self.hasher.hash_one(text);
+        let Shared {
+            texts,
+            index,
+            free,
+            bytes,
+            seen_once,
+            hasher,
+        } = self;
+        let found = index
+            .find(hash, |&id| {
+                usize::try_from(id)
+                    .ok()
+                    .and_then(|i| texts.get(i))
+                    .and_then(|e| e.as_ref())
+                    .is_some_and(|(t, _)| &**t == text)
+            })
+            .copied();
+        if let Some(id) = found {
+            let (_, refs) = texts.get_mut(usize::try_from(id).ok()?)?.as_mut()?;
+            *refs = refs.checked_add(1)?;
+            return Some(id);
+        }
+        if !seen_once.remove(&hash) {
+            if seen_once.len() >= MAX_SEEN_ONCE {
+                seen_once.clear();
+            }
+            seen_once.insert(hash);
+            return None;
+        }
+        let live = texts.len() - free.len();
+        if live >= MAX_SHARED_TEXTS || *bytes + text.len() > MAX_SHARED_BYTES {
+            return None;
+        }
+        let id = match free.pop() {
+            Some(id) => id,
+            None => {
+                texts.push(None);
+                u32::try_from(texts.len() - 1).ok()?
+            }
+        };
+        *texts.get_mut(usize::try_from(id).ok()?)? = Some((text.into(), 1));
+        *bytes += text.len();
+        index.insert_unique(hash, id, |&i| {
+            let t = usize::try_from(i)
+                .ok()
+                .and_then(|i| texts.get(i))
+                .and_then(|e| e.as_ref())
+                .map_or("", |(t, _)| &**t);
+            hasher.hash_one(t)
+        });
+        Some(id)
+    }
+
+    /// One reference to `id` fewer; the text goes with its last.
+    fn release(&mut self, id: u32) {
+        let Some(Some((text, refs))) = usize::try_from(id).ok().and_then(|i| self.texts.get_mut(i))
+        else {
+            return;
+        };
+        *refs = refs.saturating_sub(1);
+        if *refs > 0 {
+            return;
+        }
+        let hash = self.hasher.hash_one(&**text);
+        self.bytes = self.bytes.saturating_sub(text.len());
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.texts.get_mut(i)) {
+            *slot = None;
+        }
+        self.free.push(id);
+    }
+}
+
+/// References to `text` in the shared table (None: not in it).
+#[cfg(test)]
+fn refs_of(text: &str) -> Option<u32> {
+    let s = shared();
+    s.texts
+        .iter()
+        .flatten()
+        .find(|(t, _)| &**t == text)
+        .map(|(_, refs)| *refs)
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let mut ids = Vec::new();
+        if Reader::new(&self.bytes, None)
+            .walk_map(0, &mut ids)
+            .is_some()
+            && !ids.is_empty()
+        {
+            let mut table = shared();
+            for id in ids {
+                table.release(id);
+            }
+        }
+    }
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+//
+// map    := count entry*            entry := key value
+// key    := varint (length << 1), UTF-8 bytes | varint (shared id << 1 | 1)
+// value  := NULL | FALSE | TRUE | UINT varint | INT i64-le | FLOAT f64-le | STR text
+//         | SHARED varint id | HEX varint n, n bytes (a lowercase hex text of 2n digits)
+//         | ARRAY count value* | OBJECT map
+// text   := varint length, UTF-8 bytes
+//
+// Numbers keep serde_json's kind (unsigned, negative, float), so the map decoded compares
+// equal to the one encoded and prints the same.
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const UINT: u8 = 3;
+const INT: u8 = 4;
+const FLOAT: u8 = 5;
+const STR: u8 = 6;
+const ARRAY: u8 = 7;
+const OBJECT: u8 = 8;
+const SHARED_TEXT: u8 = 9;
+const HEX: u8 = 10;
+
+/// Hex texts shorter than this are kept as text (a head of bytes or a digest is 32 or more).
+const HEX_MIN_LEN: usize = 16;
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.len() >= HEX_MIN_LEN
+        && s.len().is_multiple_of(2)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex_value(b: u8) -> u8 {
+    if b.is_ascii_digit() {
+        b - b'0'
+    } else {
+        b.wrapping_sub(b'a').wrapping_add(10) & 15
+    }
+}
+
+/// Whether every array and object of `map` is within `MAX_FROZEN_DEPTH`.
+fn depth_ok(map: &Meta, depth: usize) -> bool {
+    map.values().all(|v| value_depth_ok(v, depth))
+}
+
+fn value_depth_ok(v: &Value, depth: usize) -> bool {
+    match v {
+        Value::Array(items) => {
+            depth < MAX_FROZEN_DEPTH && items.iter().all(|i| value_depth_ok(i, depth + 1))
+        }
+        Value::Object(map) => depth < MAX_FROZEN_DEPTH && depth_ok(map, depth + 1),
+        _ => true,
+    }
+}
+
+/// Writes a frozen map; `table`: the shared texts, None to keep every text in the buffer.
+struct Encoder<'o, 't> {
+    out: &'o mut Vec<u8>,
+    table: Option<&'t mut Shared>,
+}
+
+impl Encoder<'_, '_> {
+    fn share(&mut self, text: &str) -> Option<u32> {
+        self.table.as_deref_mut()?.share(text)
+    }
+
+    fn map(&mut self, map: &Meta) {
+        put_varint(self.out, map.len() as u64);
+        for (k, v) in map {
+            match self.share(k) {
+                Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
+                None => {
+                    put_varint(self.out, (k.len() as u64) << 1);
+                    self.out.extend_from_slice(k.as_bytes());
+                }
+            }
+            self.value(v);
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        let out = &mut *self.out;
+        match v {
+            Value::Null => out.push(NULL),
+            Value::Bool(false) => out.push(FALSE),
+            Value::Bool(true) => out.push(TRUE),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    out.push(UINT);
+                    put_varint(out, u);
+                } else if let Some(i) = n.as_i64() {
+                    out.push(INT);
+                    out.extend_from_slice(&i.to_le_bytes());
+                } else {
+                    out.push(FLOAT);
+                    out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+                }
+            }
+            Value::String(s) => {
+                let id = if s.len() >= SHARE_MIN_LEN {
+                    self.share(s)
+                } else {
+                    None
+                };
+                let out = &mut *self.out;
+                if let Some(id) = id {
+                    out.push(SHARED_TEXT);
+                    put_varint(out, u64::from(id));
+                } else if is_lower_hex(s) {
+                    out.push(HEX);
+                    put_varint(out, (s.len() / 2) as u64);
+                    out.extend(
+                        s.as_bytes()
+                            .chunks_exact(2)
+                            .map(|p| hex_value(p[0]) << 4 | hex_value(p[1])),
+                    );
+                } else {
+                    out.push(STR);
+                    put_text(out, s);
+                }
+            }
+            Value::Array(items) => {
+                out.push(ARRAY);
+                put_varint(out, items.len() as u64);
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => {
+                out.push(OBJECT);
+                self.map(map);
+            }
+        }
+    }
+}
+
+/// `map` frozen, or None when it nests deeper than `MAX_FROZEN_DEPTH`. `share`: refer to
+/// repeated texts in the shared table.
+fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
+    if !depth_ok(map, 0) {
+        return None;
+    }
+    let mut guard = share.then(shared);
+    // Written into a buffer kept per thread, then copied once into one of the exact size.
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        let mut enc = Encoder {
+            out,
+            table: guard.as_deref_mut(),
+        };
+        enc.map(map);
+        let bytes = Box::from(out.as_slice());
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::new();
+        }
+        Some(bytes)
+    })
+}
+
+/// Scratch buffers larger than this are not kept for the next map.
+const SCRATCH_KEEP: usize = 64 << 10;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads a buffer `encode` wrote (this module's own bytes, never input from outside; still
+/// checked, and a short or odd buffer ends the decoding rather than panicking).
+struct Reader<'a, 't> {
+    bytes: &'a [u8],
+    at: usize,
+    /// The shared texts, to resolve references (None: walking only).
+    table: Option<&'t Shared>,
+}
+
+impl<'a, 't> Reader<'a, 't> {
+    fn new(bytes: &'a [u8], table: Option<&'t Shared>) -> Self {
+        Reader {
+            bytes,
+            at: 0,
+            table,
+        }
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        // 10 groups of 7 bits cover a u64.
+        for shift in (0..70).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn id(&mut self) -> Option<u32> {
+        u32::try_from(self.varint()?).ok()
+    }
+
+    fn slice(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(len)?;
+        let s = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        std::str::from_utf8(self.slice(len)?).ok()
+    }
+
+    fn shared_text(&self, id: u32) -> Option<&'t str> {
+        self.table?.text(id)
+    }
+
+    /// A key: its text (inline) or its shared id.
+    fn key(&mut self) -> Option<Result<&'a str, u32>> {
+        let v = self.varint()?;
+        if v & 1 == 1 {
+            return Some(Err(u32::try_from(v >> 1).ok()?));
+        }
+        let len = usize::try_from(v >> 1).ok()?;
+        Some(Ok(std::str::from_utf8(self.slice(len)?).ok()?))
+    }
+
+    fn key_text(&mut self) -> Option<&str> {
+        match self.key()? {
+            Ok(text) => Some(text),
+            Err(id) => self.shared_text(id),
+        }
+    }
+
+    fn fixed8(&mut self) -> Option<[u8; 8]> {
+        self.slice(8)?.try_into().ok()
+    }
+
+    /// A count of items that each take at least one byte: never more than the bytes left (no
+    /// allocation sized by a bad count).
+    fn count(&mut self) -> Option<usize> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        (n <= self.bytes.len().saturating_sub(self.at)).then_some(n)
+    }
+
+    fn map(&mut self, depth: usize) -> Option<Meta> {
+        let n = self.count()?;
+        let mut map = Meta::with_capacity(n);
+        for _ in 0..n {
+            let k = self.key_text()?.to_owned();
+            let v = self.value(depth)?;
+            map.insert(k, v);
+        }
+        Some(map)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        Some(match self.byte()? {
+            NULL => Value::Null,
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            UINT => Value::Number(self.varint()?.into()),
+            INT => Value::Number(i64::from_le_bytes(self.fixed8()?).into()),
+            FLOAT => Value::Number(Number::from_f64(f64::from_le_bytes(self.fixed8()?))?),
+            STR => Value::String(self.text()?.to_owned()),
+            SHARED_TEXT => {
+                let id = self.id()?;
+                Value::String(self.shared_text(id)?.to_owned())
+            }
+            HEX => {
+                let n = usize::try_from(self.varint()?).ok()?;
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut s = String::with_capacity(n * 2);
+                for &b in self.slice(n)? {
+                    s.push(char::from(DIGITS[usize::from(b >> 4)]));
+                    s.push(char::from(DIGITS[usize::from(b & 15)]));
+                }
+                Value::String(s)
+            }
+            ARRAY if depth < MAX_FROZEN_DEPTH => {
+                let n = self.count()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            OBJECT if depth < MAX_FROZEN_DEPTH => Value::Object(self.map(depth + 1)?),
+            _ => return None,
+        })
+    }
+
+    /// Step over a map, noting the shared ids it refers to.
+    fn walk_map(&mut self, depth: usize, ids: &mut Vec<u32>) -> Option<()> {
+        for _ in 0..self.count()? {
+            if let Err(id) = self.key()? {
+                ids.push(id);
+            }
+            self.walk(depth, ids)?;
+        }
+        Some(())
+    }
+
+    /// Step over one value, noting the shared ids it refers to.
+    fn walk(&mut self, depth: usize, ids: &mut Vec<u32>) -> Option<()> {
+        match self.byte()? {
+            NULL | FALSE | TRUE => {}
+            UINT => {
+                self.varint()?;
+            }
+            INT | FLOAT => {
+                self.slice(8)?;
+            }
+            STR | HEX => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                self.slice(len)?;
+            }
+            SHARED_TEXT => ids.push(self.id()?),
+            ARRAY if depth < MAX_FROZEN_DEPTH => {
+                for _ in 0..self.count()? {
+                    self.walk(depth + 1, ids)?;
+                }
+            }
+            OBJECT if depth < MAX_FROZEN_DEPTH => self.walk_map(depth + 1, ids)?,
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Meta {
+    let table = shared();
+    Reader::new(bytes, Some(&table)).map(0).unwrap_or_default()
+}
+
+fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
+    let table = shared();
+    let mut r = Reader::new(bytes, Some(&table));
+    let mut ids = Vec::new();
+    let Some(n) = r.count() else { return false };
+    for _ in 0..n {
+        match r.key_text() {
+            Some(k) if k == key => return true,
+            Some(_) => {}
+            None => return false,
+        }
+        if r.walk(0, &mut ids).is_none() {
+            return false;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Meta {
+        let v = json!({
+            "hassh_algorithms": "curve25519-sha256,ecdh-sha2-nistp256;aes128-ctr;hmac-sha2-256;none",
+            "zero": 0, "big": u64::MAX, "neg": -5, "min": i64::MIN,
+            "float": 1.0, "third": 1.0 / 3.0, "tiny": 5e-324, "negf": -0.0,
+            "t": true, "f": false, "null": null, "empty": "", "unicode": "é\u{0}ü",
+            "answers": ["a", 1, [2, [3]], {"x": {"y": null}}],
+            "entropy_client": {"bytes": 12, "entropy": 7.25, "printable": 0.5},
+            "obj_empty": {}, "arr_empty": [],
+        });
+        let Value::Object(map) = v else {
+            unreachable!()
+        };
+        map
+    }
+
+    fn frozen(map: &Meta) -> FlowMeta {
+        let mut m = FlowMeta::from(map.clone());
+        m.freeze();
+        assert!(m.is_frozen());
+        m
+    }
+
+    #[test]
+    fn a_frozen_map_decodes_to_the_same_map_and_text() {
+        let map = sample();
+        let m = frozen(&map);
+        let back = m.to_meta();
+        assert_eq!(back, map);
+        assert_eq!(
+            back.keys().collect::<Vec<_>>(),
+            map.keys().collect::<Vec<_>>()
+        );
+        // The number kinds survive: the JSON text is byte for byte the same.
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        for (k, v) in &map {
+            assert_eq!(back[k].is_u64(), v.is_u64(), "{k}");
+            assert_eq!(back[k].is_i64(), v.is_i64(), "{k}");
+            assert_eq!(back[k].is_f64(), v.is_f64(), "{k}");
+        }
+        assert!(m.frozen_len() < 400);
+    }
+
+    #[test]
+    fn contains_key_reads_the_buffer_and_writes_thaw() {
+        let map = sample();
+        let mut m = frozen(&map);
+        for k in map.keys() {
+            assert!(m.contains_key(k), "{k}");
+        }
+        assert!(!m.contains_key("x") && !m.contains_key("y") && !m.contains_key("missing"));
+        // A read decodes a copy and keeps the buffer.
+        assert_eq!(m["zero"], 0);
+        assert!(m.is_frozen());
+        let cached = |m: &FlowMeta| m.frozen.as_ref().is_some_and(|f| f.read.get().is_some());
+        assert!(cached(&m));
+        // Freezing again drops the copy.
+        m.freeze();
+        assert!(m.is_frozen() && !cached(&m));
+        assert_eq!(m.to_meta(), map);
+        // A write thaws for good, then behaves as the map does.
+        m.insert("segment".into(), 2.into());
+        assert!(!m.is_frozen());
+        let mut expected = map.clone();
+        expected.insert("segment".into(), 2.into());
+        assert_eq!(*m, expected);
+        m.remove("zero");
+        expected.remove("zero");
+        assert_eq!(m.take(), expected);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn take_of_a_frozen_map_and_empty_or_deep_maps() {
+        let map = sample();
+        assert_eq!(frozen(&map).take(), map);
+        let mut empty = FlowMeta::new();
+        empty.freeze();
+        assert!(!empty.is_frozen() && empty.take().is_empty());
+        // Nested past the bound: stays a map, unchanged.
+        let mut deep = Value::Null;
+        for _ in 0..MAX_FROZEN_DEPTH + 2 {
+            deep = Value::Array(vec![deep]);
+        }
+        let mut m = Meta::new();
+        m.insert("deep".into(), deep);
+        let mut fm = FlowMeta::from(m.clone());
+        fm.freeze();
+        assert!(!fm.is_frozen());
+        assert_eq!(fm.take(), m);
+        // Exactly at the bound: frozen and back.
+        let mut ok = Value::Null;
+        for _ in 0..MAX_FROZEN_DEPTH {
+            ok = Value::Array(vec![ok]);
+        }
+        let mut m = Meta::new();
+        m.insert("ok".into(), ok);
+        assert_eq!(frozen(&m).take(), m);
+    }
+
+    #[test]
+    fn repeated_texts_are_shared_from_the_second_sighting_and_leave_with_the_last() {
+        // Texts no other test uses (the table is the process's).
+        let long = "curve25519-sha256,test-only-kex-for-meta-sharing@example.org";
+        let key = "meta_sharing_test_key";
+        let digest = "0123456789abcdef0123456789abcdef";
+        let one = || {
+            let mut m = Meta::new();
+            m.insert(key.into(), long.into());
+            m.insert("meta_sharing_digest".into(), digest.into());
+            m.insert("meta_sharing_short".into(), "short".into());
+            m
+        };
+        let first = frozen(&one());
+        assert_eq!(refs_of(long), None);
+        assert_eq!(refs_of(key), None);
+        let second = frozen(&one());
+        let third = frozen(&one());
+        assert_eq!(refs_of(long), Some(2));
+        assert_eq!(refs_of(key), Some(2));
+        assert_eq!(refs_of(digest), Some(2));
+        assert_eq!(refs_of("short"), None);
+        // The first copy holds the texts itself (the digest as 16 bytes), the others refer.
+        assert!(first.frozen_len() > long.len() + 16);
+        assert!(second.frozen_len() < 48);
+        for m in [&first, &second, &third] {
+            assert_eq!(m.to_meta(), one());
+            assert!(m.contains_key(key) && m.contains_key("meta_sharing_short"));
+            assert!(!m.contains_key(long));
+        }
+        let mut second = second;
+        assert_eq!(second.take(), one());
+        assert_eq!(refs_of(long), Some(1));
+        drop(third);
+        assert_eq!(refs_of(long), None);
+        assert_eq!(refs_of(key), None);
+        assert_eq!(first.to_meta(), one());
+    }
+
+    #[test]
+    fn hex_texts_pack_to_bytes_and_come_back_the_same() {
+        let mut m = Meta::new();
+        for (i, text) in [
+            "00ff10a0b0c0d0e0f0",
+            "0123456789abcdeF01",
+            "0123456789abcdef0",
+            "0123456789abcde",
+            "zz23456789abcdef01",
+        ]
+        .iter()
+        .enumerate()
+        {
+            m.insert(format!("h{i}"), (*text).into());
+        }
+        let bytes = encode(&m, false).unwrap();
+        assert_eq!(Reader::new(&bytes, None).map(0).unwrap(), m);
+    }
+
+    #[test]
+    fn a_cut_or_odd_buffer_never_panics() {
+        let out = encode(&sample(), false).unwrap();
+        for cut in 0..out.len() {
+            let _ = decode(&out[..cut]);
+            let _ = frozen_has_key(&out[..cut], "third");
+        }
+        for bad in [
+            &[0xff_u8; 12][..],
+            &[1, 0, 9],
+            &[1, 1, b'a', 7, 0xff, 0xff, 0xff, 0x7f],
+        ] {
+            assert!(decode(bad).len() <= 1);
+            let _ = frozen_has_key(bad, "a");
+        }
     }
 }

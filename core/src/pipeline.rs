@@ -10,7 +10,7 @@ use hashbrown::HashSet;
 use crate::bpf::Filter;
 use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::announce;
-use crate::detect::engine::{Decision, Engine, Transport};
+use crate::detect::engine::{Engine, Transport};
 use crate::detect::entropy::entropy_facts;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::community_id::community_id;
@@ -18,7 +18,7 @@ use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::StreamBuffer;
 use crate::flow::shape::{skip_for, tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
-    Buffers, Flow, FlowId, FlowTable, Key, Side, ACK, MAX_UDP_UNITS, RST, SYN,
+    Buffers, Flow, FlowId, FlowTable, Key, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
 };
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
@@ -594,6 +594,9 @@ impl Tracker {
         let boundary = (ts / interval).floor() * interval;
         if self.swept {
             self.expire(boundary);
+            // A flow still inspected but quiet (an answered DNS flow waits out its idle
+            // timeout) keeps its facts frozen until it speaks again.
+            self.table.freeze_quiet(boundary - interval);
         }
         self.swept = true;
         self.next_sweep = boundary + interval;
@@ -731,7 +734,7 @@ impl Tracker {
         }
         let mut flow = self.table.take(id);
         // The flow is gone: its metadata moves into the record rather than being copied.
-        let meta = std::mem::take(&mut flow.meta);
+        let meta = flow.meta.take();
         let mut rec = self.record_with(&flow, meta);
         if reason != "end" {
             set_default(&mut rec.meta, "end_reason", reason.into());
@@ -855,7 +858,7 @@ impl Tracker {
         if !tunnel_capable(&decision.protocol) {
             flow.shape.stop();
         }
-        flow.decision = Some(decision);
+        flow.decision = Some(Verdict::from(decision));
         if !has_sig {
             self.give_up(id);
             // The monitor hears of a flow given up on as unknown at once, as of a classified one.
@@ -1024,14 +1027,14 @@ impl Tracker {
     // ---- output ---------------------------------------------------------------------------
 
     fn record(&self, flow: &Flow) -> FlowRecord {
-        self.record_with(flow, flow.meta.clone())
+        self.record_with(flow, flow.meta.to_meta())
     }
 
     /// The record of `flow`, with `meta` as its metadata so far.
     fn record_with(&self, flow: &Flow, mut meta: Meta) -> FlowRecord {
         let c = flow.client_dir;
         let s = 1 - c;
-        let decision: Option<&Decision> = flow.decision.as_ref();
+        let decision: Option<&Verdict> = flow.decision.as_ref();
 
         if let Some(d) = decision {
             if !d.evidence.is_empty() {

@@ -59,8 +59,9 @@ struct Endpoint {
     state: Tcp,
     /// The state before the last change (Zeek's `prev_state`).
     prev: Tcp,
-    /// Payload bytes sent outside RST packets.
-    bytes: u64,
+    /// Payload was sent outside RST packets (Zeek compares the endpoint's size with zero only:
+    /// a flag keeps the struct small, it sits in every flow).
+    sent: bool,
     /// UDP: a datagram was seen from this side.
     active: bool,
 }
@@ -91,7 +92,8 @@ pub struct ConnHistory {
     /// Indexed by role slot, not by host: Zeek does not move these on a flip.
     seen: [u8; 2],
     hist: [u8; HISTORY_CAP],
-    hist_len: usize,
+    /// Letters in `hist` (at most `HISTORY_CAP`, which fits a byte).
+    hist_len: u8,
 }
 
 impl ConnHistory {
@@ -123,7 +125,7 @@ impl ConnHistory {
         self.update_history(d, tcp_flags, payload_len);
         if tcp_flags & RST == 0 {
             if let Some(ep) = self.ep.get_mut(d) {
-                ep.bytes = ep.bytes.saturating_add(payload_len as u64);
+                ep.sent |= payload_len > 0;
             }
         }
         let flags = Flags(tcp_flags);
@@ -156,7 +158,7 @@ impl ConnHistory {
         let (os, rs) = (o.state, r.state);
         if rs == Tcp::Reset {
             if matches!(os, Tcp::SynSent | Tcp::SynAckSent)
-                || (os == Tcp::Reset && o.bytes == 0 && r.bytes == 0)
+                || (os == Tcp::Reset && !o.sent && !r.sent)
             {
                 "REJ"
             } else if o.inactive() {
@@ -204,11 +206,11 @@ impl ConnHistory {
     }
 
     fn history_bytes(&self) -> &[u8] {
-        self.hist.get(..self.hist_len).unwrap_or(&[])
+        self.hist.get(..usize::from(self.hist_len)).unwrap_or(&[])
     }
 
     fn add_history(&mut self, letter: u8) {
-        if let Some(slot) = self.hist.get_mut(self.hist_len) {
+        if let Some(slot) = self.hist.get_mut(usize::from(self.hist_len)) {
             *slot = letter;
             self.hist_len += 1;
         }

@@ -25,6 +25,9 @@ pub const DEFAULT_SHAPE_PACKETS: usize = 64;
 /// Hard bound on the configured sequence length (memory per flow).
 pub const MAX_SHAPE_PACKETS: usize = 1024;
 
+/// Room the sequence starts with (then doubles up to its length).
+const SEQ_FIRST: usize = 16;
+
 /// Payload packets of (client, server) skipped before the sequence starts, by protocol.
 pub fn skip_for(protocol: Option<&str>) -> (u32, u32) {
     match protocol {
@@ -48,9 +51,18 @@ struct DirStats {
     last: f64,
 }
 
-/// One flow's shape: per-direction summaries and the bounded packet sequence.
+/// One flow's shape, made at its first payload packet (boxed: only TCP flows of protocols a
+/// tunnel hides in keep one for long, and a flow of every other kind carries a pointer).
 #[derive(Debug, Default)]
 pub struct Shape {
+    data: Option<Box<ShapeData>>,
+    /// The flow's protocol carries no tunnel (`stop`): nothing is kept.
+    stopped: bool,
+}
+
+/// Per-direction summaries and the bounded packet sequence.
+#[derive(Debug, Default)]
+struct ShapeData {
     /// By key direction (0: endpoint `a` sent); roles are applied on export.
     dirs: [DirStats; 2],
     /// Time of the last payload packet in either direction.
@@ -73,14 +85,54 @@ impl Shape {
         skip: (u32, u32),
         n: usize,
     ) {
+        if self.stopped {
+            return;
+        }
+        self.data
+            .get_or_insert_with(Box::default)
+            .packet(d, wire_len, ts, client_dir, skip, n);
+    }
+
+    /// The flow's protocol carries no tunnel, so its records carry no shape: drop what was
+    /// kept and keep nothing more (`is_empty` from now on).
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        self.data = None;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    /// `meta.shape`: `{"n", "sizes", "iat_ms", "c2s", "s2c"}`, sizes + client to server.
+    pub fn to_meta(&self, client_dir: usize) -> Value {
+        match &self.data {
+            Some(s) => s.to_meta(client_dir),
+            None => ShapeData::default().to_meta(client_dir),
+        }
+    }
+}
+
+impl ShapeData {
+    fn packet(
+        &mut self,
+        d: usize,
+        wire_len: u32,
+        ts: f64,
+        client_dir: usize,
+        skip: (u32, u32),
+        n: usize,
+    ) {
         let d = d & 1;
         let (c, s) = (client_dir & 1, (client_dir & 1) ^ 1);
         let started = self.dirs[c].pkts >= skip.0 && self.dirs[s].pkts >= skip.1;
         if !self.closed && started {
             let n = n.min(MAX_SHAPE_PACKETS);
             if self.seq.len() < n {
-                if self.seq.capacity() == 0 {
-                    self.seq.reserve_exact(n);
+                // Grown by doubling up to `n`, not reserved whole: most flows end well short.
+                let (len, cap) = (self.seq.len(), self.seq.capacity());
+                if len == cap {
+                    self.seq.reserve_exact(cap.max(SEQ_FIRST).min(n - len));
                 }
                 let gap = self
                     .last
@@ -104,18 +156,11 @@ impl Shape {
         self.last = Some(ts);
     }
 
-    /// The flow's protocol carries no tunnel: keep no sequence.
-    pub fn stop(&mut self) {
-        self.closed = true;
-        self.seq = Vec::new();
-    }
-
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.dirs[0].pkts == 0 && self.dirs[1].pkts == 0
     }
 
-    /// `meta.shape`: `{"n", "sizes", "iat_ms", "c2s", "s2c"}`, sizes + client to server.
-    pub fn to_meta(&self, client_dir: usize) -> Value {
+    fn to_meta(&self, client_dir: usize) -> Value {
         let c = client_dir & 1;
         let sign = if c == 0 { 1 } else { -1 };
         let sizes: Vec<Value> = self.seq.iter().map(|&(s, _)| (s * sign).into()).collect();
@@ -218,12 +263,28 @@ mod tests {
     }
 
     #[test]
-    fn stop_drops_the_sequence() {
+    fn stop_drops_everything() {
         let mut s = Shape::default();
+        assert!(s.is_empty());
         s.packet(0, 10, 0.0, 0, (0, 0), 4);
+        assert!(!s.is_empty());
         s.stop();
         s.packet(0, 10, 1.0, 0, (0, 0), 4);
+        assert!(s.is_empty() && s.data.is_none());
         assert_eq!(s.to_meta(0)["n"], 0);
-        assert_eq!(s.to_meta(0)["c2s"]["packets"], 2);
+        assert_eq!(s.to_meta(0)["c2s"]["packets"], 0);
+    }
+
+    #[test]
+    fn the_sequence_grows_to_its_length_and_no_further() {
+        for n in [1, 3, 5, 64, 100] {
+            let mut s = Shape::default();
+            for i in 0..200u32 {
+                s.packet(0, 10, f64::from(i), 0, (0, 0), n);
+                let seq = &s.data.as_ref().unwrap().seq;
+                assert_eq!(seq.len(), (i as usize + 1).min(n));
+                assert!(seq.capacity() <= n);
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
@@ -17,7 +18,7 @@ use super::reassembly::StreamBuffer;
 use super::shape::Shape;
 use crate::decode::{Addr, Encap, TCP};
 use crate::detect::engine::Decision;
-use crate::meta::Meta;
+use crate::meta::FlowMeta;
 
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
@@ -87,6 +88,31 @@ pub struct Buffers {
     pub units: [Vec<Vec<u8>>; 2],
 }
 
+/// What a flow keeps of the engine's `Decision`: its facts moved into the flow's meta, and
+/// `swapped`/`done` were applied when it came.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Index into the engine's signatures; None for "unknown".
+    pub sig: Option<usize>,
+    pub protocol: String,
+    pub confidence: f64,
+    pub evidence: Arc<str>,
+}
+
+impl From<Decision> for Verdict {
+    fn from(d: Decision) -> Self {
+        Verdict {
+            sig: d.sig,
+            protocol: d.protocol,
+            confidence: d.confidence,
+            evidence: d.evidence,
+        }
+    }
+}
+
+/// One flow. Every live flow of the table has one, so it is kept small (see the size test):
+/// what only inspection needs is in the boxed `Buffers`, the shape is boxed and made only for
+/// TCP flows that carry payload, and the metadata is frozen once inspection is over.
 #[derive(Debug)]
 pub struct Flow {
     pub key: Key,
@@ -101,8 +127,8 @@ pub struct Flow {
     pub rst: bool,
     pub closed_at: Option<f64>,
     pub payload_pkts: u32,
-    pub decision: Option<Decision>,
-    pub meta: Meta,
+    pub decision: Option<Verdict>,
+    pub meta: FlowMeta,
     pub meta_left: i32,
     /// Bit d: direction d's probes have yielded metadata.
     pub meta_seen: u8,
@@ -161,7 +187,7 @@ impl Flow {
             closed_at: None,
             payload_pkts: 0,
             decision: None,
-            meta: Meta::new(),
+            meta: FlowMeta::new(),
             meta_left: 0,
             meta_seen: 0,
             meta_done: 0,
@@ -254,6 +280,7 @@ impl Flow {
     }
 
     /// Keep the first bytes for the analyst, free the rest: memory follows live flows only.
+    /// The metadata stops growing here and is frozen (`FlowMeta::freeze`) until the record.
     pub fn release_buffers(&mut self) {
         let (cu, su) = self.units_by_role();
         let client_head = cu.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
@@ -271,11 +298,7 @@ impl Flow {
             self.anomalies = anomalies;
         }
         self.buffers = None;
-        // Inspection is over, so the metadata stops growing: give back the map's spare room (it
-        // doubles as facts come in, and every live flow keeps its map until it is reported).
-        let meta = std::mem::take(&mut self.meta);
-        self.meta = Meta::with_capacity(meta.len());
-        self.meta.extend(meta);
+        self.meta.freeze();
     }
 }
 
@@ -330,9 +353,7 @@ impl Eq for Closing {}
 /// Flows by directional key, a cap (oldest evicted first), and the order queues timers walk.
 pub struct FlowTable {
     pub max_flows: usize,
-    /// Boxed: a slot is a pointer, so the slab's spare capacity (it doubles) costs 8 bytes a
-    /// slot rather than a whole flow, and growing it moves no flows.
-    slab: Vec<Option<Flow>>,
+    slab: Slab,
     free: Vec<FlowId>,
     /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
     /// as the look-up per packet is mostly a cache miss.
@@ -354,7 +375,7 @@ impl FlowTable {
         FlowTable {
             // The index packs ids in 31 bits; a billion flows is past any memory anyway.
             max_flows: max_flows.clamp(1, 1 << 30),
-            slab: Vec::new(),
+            slab: Slab::default(),
             free: Vec::new(),
             index: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             last: None,
@@ -388,16 +409,16 @@ impl FlowTable {
     }
 
     pub fn get(&self, id: FlowId) -> &Flow {
-        self.slab[id].as_ref().expect("live flow id")
+        self.slab.get(id).expect("live flow id")
     }
 
     pub fn get_mut(&mut self, id: FlowId) -> &mut Flow {
-        self.slab[id].as_mut().expect("live flow id")
+        self.slab.get_mut(id).expect("live flow id")
     }
 
     /// Whether `(id, stamp)` from an order queue still names a live flow.
     pub fn is_current(&self, id: FlowId, stamp: u64) -> bool {
-        matches!(self.slab.get(id), Some(Some(f)) if f.stamp == stamp)
+        matches!(self.slab.get(id), Some(f) if f.stamp == stamp)
     }
 
     /// Insert a flow (the caller evicts first when full: see `is_full`).
@@ -407,13 +428,10 @@ impl FlowTable {
         let key = flow.key;
         let id = match self.free.pop() {
             Some(id) => {
-                self.slab[id] = Some(flow);
+                self.slab.put(id, flow);
                 id
             }
-            None => {
-                self.slab.push(Some(flow));
-                self.slab.len() - 1
-            }
+            None => self.slab.push(flow),
         };
         // Slots are reused, so ids stay below the flow cap (and far below 2^31).
         let packed = u32::try_from(id).unwrap_or(u32::MAX >> 1) << 1;
@@ -430,7 +448,7 @@ impl FlowTable {
 
     /// Take a flow out of the table (its keys and slot); the caller reports it.
     pub fn take(&mut self, id: FlowId) -> Flow {
-        let flow = self.slab[id].take().expect("live flow id");
+        let flow = self.slab.take(id).expect("live flow id");
         self.index.remove(&flow.key);
         self.index.remove(&flow.key.reversed());
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
@@ -442,7 +460,7 @@ impl FlowTable {
         if self.order.len() > 64 && self.order.len() > 2 * self.live {
             let slab = &self.slab;
             self.order
-                .retain(|&(i, s)| matches!(slab.get(i), Some(Some(f)) if f.stamp == s));
+                .retain(|&(i, s)| matches!(slab.get(i), Some(f) if f.stamp == s));
         }
         flow
     }
@@ -499,11 +517,80 @@ impl FlowTable {
     pub fn clear_closed(&mut self) {
         self.closed.clear();
     }
+
+    /// Freeze the metadata of the flows still inspected that saw no packet since `before`
+    /// (the others' is frozen already, or growing): a write thaws it again. O(slots), for the
+    /// sweep.
+    pub fn freeze_quiet(&mut self, before: f64) {
+        for flow in self.slab.chunks.iter_mut().flatten().flatten() {
+            if flow.inspecting && flow.ts_end() < before {
+                flow.meta.freeze();
+            }
+        }
+    }
 }
 
 /// Whether a release entry still names a live flow closed at the entry's time.
-fn is_closing(slab: &[Option<Flow>], c: &Closing) -> bool {
-    matches!(slab.get(c.id), Some(Some(f)) if f.stamp == c.stamp && f.closed_at == Some(c.at))
+fn is_closing(slab: &Slab, c: &Closing) -> bool {
+    matches!(slab.get(c.id), Some(f) if f.stamp == c.stamp && f.closed_at == Some(c.at))
+}
+
+/// Flows per slab chunk (a power of two: an id splits by shift and mask).
+const SLAB_CHUNK_BITS: u32 = 10;
+const SLAB_CHUNK: usize = 1 << SLAB_CHUNK_BITS;
+
+/// The flows' slots, in chunks of `SLAB_CHUNK` allocated as the table grows: a flow never
+/// moves, and the spare room is at most one chunk (a `Vec` doubling would leave up to half of
+/// a large table's slots spare, and for a moment hold the old and the new array at once).
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Vec<Option<Flow>>>,
+    len: usize,
+}
+
+impl Slab {
+    fn slot(&self, id: FlowId) -> Option<&Option<Flow>> {
+        self.chunks
+            .get(id >> SLAB_CHUNK_BITS)?
+            .get(id & (SLAB_CHUNK - 1))
+    }
+
+    fn slot_mut(&mut self, id: FlowId) -> Option<&mut Option<Flow>> {
+        self.chunks
+            .get_mut(id >> SLAB_CHUNK_BITS)?
+            .get_mut(id & (SLAB_CHUNK - 1))
+    }
+
+    fn get(&self, id: FlowId) -> Option<&Flow> {
+        self.slot(id)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: FlowId) -> Option<&mut Flow> {
+        self.slot_mut(id)?.as_mut()
+    }
+
+    fn take(&mut self, id: FlowId) -> Option<Flow> {
+        self.slot_mut(id)?.take()
+    }
+
+    /// Into a slot `push` made earlier (a freed one).
+    fn put(&mut self, id: FlowId, flow: Flow) {
+        if let Some(slot) = self.slot_mut(id) {
+            *slot = Some(flow);
+        }
+    }
+
+    /// Into a new slot; its id.
+    fn push(&mut self, flow: Flow) -> FlowId {
+        if self.len & (SLAB_CHUNK - 1) == 0 {
+            self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(Some(flow));
+        }
+        self.len += 1;
+        self.len - 1
+    }
 }
 
 #[cfg(test)]
@@ -542,6 +629,48 @@ mod tests {
         let ids: Vec<_> = t.ids_in_order().into_iter().map(|(i, _)| i).collect();
         assert_eq!(ids, vec![b, c]);
         assert_eq!(t.oldest(), Some(b));
+    }
+
+    #[test]
+    fn a_flow_stays_small() {
+        // Every live flow takes a slot of this size until it is reported, and a capture holds
+        // tens of thousands at once (issue 15: peak RSS within 100 MB on the 2M-packet mix with
+        // ~30,000 live flows). Was 664 bytes before the metadata was frozen and the verdict,
+        // shape and history were slimmed; grow it only for state every flow needs, and box
+        // what only some flows or only inspection need.
+        assert!(
+            std::mem::size_of::<Flow>() <= 384,
+            "{}",
+            std::mem::size_of::<Flow>()
+        );
+    }
+
+    #[test]
+    fn slab_grows_in_chunks_and_reuses_slots() {
+        let mut t = FlowTable::new(1 << 20);
+        let ids: Vec<_> = (0..3 * SLAB_CHUNK as u32)
+            .map(|i| {
+                let k = Key {
+                    proto: TCP,
+                    a: Addr::V4(i.to_be_bytes()),
+                    b: Addr::V4([10, 0, 0, 99]),
+                    a_port: 1,
+                    b_port: 80,
+                };
+                t.insert(Flow::new(k, 0.0, 0, "handshake", None))
+            })
+            .collect();
+        assert_eq!(t.slab.chunks.len(), 3);
+        assert!(t.slab.chunks.iter().all(|c| c.capacity() == SLAB_CHUNK));
+        assert_eq!(ids, (0..3 * SLAB_CHUNK).collect::<Vec<_>>());
+        let last = ids[ids.len() - 1];
+        let f = t.take(last);
+        assert_eq!(t.insert(f), last);
+        assert_eq!(t.slab.chunks.len(), 3);
+        assert_eq!(
+            t.get(SLAB_CHUNK + 5).key.a,
+            Addr::V4(((SLAB_CHUNK + 5) as u32).to_be_bytes())
+        );
     }
 
     #[test]
