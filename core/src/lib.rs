@@ -10,6 +10,7 @@
 /// per-size free pages do not. Rust's allocations only: Python's objects keep Python's
 /// allocator. Built without transparent huge pages (feature `no_thp`), which cost 20 MB of peak
 /// RSS and page-zeroing time for nothing here.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
