@@ -186,14 +186,14 @@ fn packet_key(pkt: &Packet<'_>) -> Key {
 /// The community ID of a tunnel's flow, put in the meta of each flow it carries
 /// (`tunnel_community_id`) so one joins them; computable from the packet alone, so every shard
 /// of `parallel` agrees.
-fn tunnel_join(outer: &Packet<'_>) -> String {
+fn tunnel_join(outer: &Key) -> String {
     community_id(
         0,
         outer.proto,
-        &outer.src,
-        outer.sport,
-        &outer.dst,
-        outer.dport,
+        &outer.a,
+        outer.a_port,
+        &outer.b,
+        outer.b_port,
     )
 }
 
@@ -306,7 +306,9 @@ impl Analyzer {
                 // A tunnel's datagram first: its flow is the older one (created at or before
                 // the inner flow's first packet), as a single run's creation order has it.
                 if let Some(outer) = p.tunnel.take() {
-                    let joins = tunnel_join(&outer);
+                    // The tunnel's key, not yet its community ID: that is hashed only when the
+                    // inner flow first takes it, not for every packet of the tunnel.
+                    let joins = packet_key(&outer);
                     if mine(&outer) {
                         flows.packet(ts, *outer);
                     }
@@ -396,14 +398,14 @@ impl Tracker {
 
     /// A packet found inside a tunnel whose own datagram has its flow: the inner flow's meta
     /// names that flow (see `tunnel_join`).
-    fn inner_packet(&mut self, ts: f64, pkt: Packet<'_>, joins: String) {
+    fn inner_packet(&mut self, ts: f64, pkt: Packet<'_>, joins: Key) {
         let key = packet_key(&pkt);
         self.packet(ts, pkt);
         if let Some((id, _)) = self.table.lookup(&key) {
             let flow = self.table.get_mut(id);
             if !flow.meta.contains_key("tunnel_community_id") {
                 flow.meta
-                    .insert("tunnel_community_id".into(), Value::String(joins));
+                    .insert("tunnel_community_id".into(), tunnel_join(&joins).into());
             }
         }
     }

@@ -734,11 +734,13 @@ fn object_to_py<'py>(
 fn value_to_py<'py>(py: Python<'py>, v: &Value, texts: &mut Texts) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Array(items) => {
-            let list = PyList::empty(py);
+            // Made at its length and filled, rather than grown an append at a time (the shape's
+            // sizes and gaps are 64 numbers each).
+            let mut objs = Vec::with_capacity(items.len());
             for item in items {
-                list.append(value_to_py(py, item, texts)?)?;
+                objs.push(value_to_py(py, item, texts)?);
             }
-            list.into_any()
+            PyList::new(py, objs)?.into_any()
         }
         Value::Object(map) => object_to_py(py, map, texts)?.into_any(),
         other => to_py(py, other)?,

@@ -4,8 +4,9 @@
 use std::io::{ErrorKind, Read};
 
 /// What one read asks for, and so the most a record or block can span: a record never needs more
-/// than `MAX_RECORD` + 64 bytes (see `pcap::MAX_RECORD`), far below this.
-pub(crate) const READ_SIZE: usize = 2 << 20;
+/// than `MAX_RECORD` + 64 bytes (see `pcap::MAX_RECORD`), half of this. Small enough that the
+/// window just read is still in a core's L2 cache when it is parsed (2 MB measured no faster).
+pub(crate) const READ_SIZE: usize = 512 << 10;
 
 /// A window over the stream: `bytes[start..end]` is read and not yet consumed. `need(n)` moves
 /// the unconsumed tail to the front (the only copy: at most one record's worth per read) and
