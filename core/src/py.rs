@@ -748,7 +748,7 @@ fn value_to_py<'py>(py: Python<'py>, v: &Value, texts: &mut Texts) -> PyResult<B
 }
 
 /// A JSON-like value as the Python object json.loads would give.
-fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
         Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),

@@ -8,6 +8,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use super::features::{self, Sequence, MAX_SIZE, MODEL_FEATURES, NAMES};
 use super::forest::{Model, Tree};
 use crate::meta::{Map, Value};
+use crate::py::to_py;
 
 /// Deepest Python value converted (a model tree is ~6 levels, a record's meta ~4).
 const MAX_DEPTH: usize = 64;
@@ -59,33 +60,6 @@ fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         "cannot convert {} to JSON",
         obj.get_type().name()?
     )))
-}
-
-fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.into_pyobject(py)?.into_any(),
-            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
-            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
-        },
-        Value::String(s) => s.into_pyobject(py)?.into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let d = PyDict::new(py);
-            for (k, item) in map {
-                d.set_item(k, to_py(py, item)?)?;
-            }
-            d.into_any()
-        }
-    })
 }
 
 fn object(obj: &Bound<'_, PyAny>) -> PyResult<Map<String, Value>> {
