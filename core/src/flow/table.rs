@@ -1,7 +1,8 @@
 //! The bidirectional flow table.
 //!
-//! A flow is stored once (in a slab) and found under both directional keys, each mapped to the
-//! flow and the direction of its packets, so one look-up finds the flow and the direction. The
+//! A flow is stored once (in a slab) and indexed once, under its canonical key (the endpoints in
+//! a fixed order), which maps to the flow and to whether that order is the flow's own: one
+//! look-up of either direction finds the flow and the direction of the packet. The
 //! hash is keyed per process at random (foldhash's RandomState): crafted addresses cannot be
 //! made to collide. Insertion order is kept (oldest evicted first; sweeps and the final drain
 //! report flows in the order they began, as the Python engine did).
@@ -41,6 +42,17 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key both directions share (the lower endpoint first) and whether this key is the
+    /// reverse of it. Endpoints that compare equal (a host talking to itself on one port) keep
+    /// their order, so every packet of such a flow is of direction 0.
+    pub fn canonical(&self) -> (Key, bool) {
+        if (self.b, self.b_port) < (self.a, self.a_port) {
+            (self.reversed(), true)
+        } else {
+            (*self, false)
+        }
+    }
+
     pub fn reversed(&self) -> Key {
         Key {
             proto: self.proto,
@@ -355,8 +367,9 @@ pub struct FlowTable {
     pub max_flows: usize,
     slab: Slab,
     free: Vec<FlowId>,
-    /// Directional key -> flow id shifted left once, or'ed with the direction: small entries,
-    /// as the look-up per packet is mostly a cache miss.
+    /// Canonical key -> flow id shifted left once, or'ed with whether the flow's key is the
+    /// reverse of the canonical one: one small entry a flow, as the look-up per packet is
+    /// mostly a cache miss (one entry, not one per direction, halves the table it misses in).
     index: HashMap<Key, u32, foldhash::fast::RandomState>,
     /// The last key looked up and what it found: packets come in trains of one flow, and
     /// this spares their look-ups. Cleared whenever its flow leaves.
@@ -400,7 +413,10 @@ impl FlowTable {
         let packed = match self.last {
             Some((k, v)) if k == *key => v,
             _ => {
-                let v = *self.index.get(key)?;
+                let (canonical, reversed) = key.canonical();
+                // The flow's own orientation against the canonical one, flipped when this
+                // packet's is the other: the packet's direction in the flow.
+                let v = *self.index.get(&canonical)? ^ u32::from(reversed);
                 self.last = Some((*key, v));
                 v
             }
@@ -435,8 +451,8 @@ impl FlowTable {
         };
         // Slots are reused, so ids stay below the flow cap (and far below 2^31).
         let packed = u32::try_from(id).unwrap_or(u32::MAX >> 1) << 1;
-        self.index.insert(key, packed);
-        self.index.insert(key.reversed(), packed | 1);
+        let (canonical, reversed) = key.canonical();
+        self.index.insert(canonical, packed | u32::from(reversed));
         self.order.push_back((id, self.next_stamp));
         self.live += 1;
         id
@@ -449,8 +465,7 @@ impl FlowTable {
     /// Take a flow out of the table (its keys and slot); the caller reports it.
     pub fn take(&mut self, id: FlowId) -> Flow {
         let flow = self.slab.take(id).expect("live flow id");
-        self.index.remove(&flow.key);
-        self.index.remove(&flow.key.reversed());
+        self.index.remove(&flow.key.canonical().0);
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
             self.last = None;
         }
@@ -616,6 +631,43 @@ mod tests {
         t.take(id);
         assert_eq!(t.lookup(&key(1, 1234)), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn directions_hold_whichever_endpoint_sorts_first() {
+        let mut t = FlowTable::new(10);
+        // Its client (10.0.0.200) sorts after its server: the flow's key is the canonical
+        // key reversed.
+        let client_first = key(200, 1234);
+        assert!(client_first.canonical().1);
+        let id = t.insert(Flow::new(client_first, 0.0, 0, "handshake", None));
+        let other = t.insert(Flow::new(key(1, 1234), 0.0, 0, "handshake", None));
+        for _ in 0..2 {
+            // Alternating keys, so the one-entry memo is missed and hit.
+            assert_eq!(t.lookup(&client_first.reversed()), Some((id, 1)));
+            assert_eq!(t.lookup(&client_first), Some((id, 0)));
+            assert_eq!(t.lookup(&key(1, 1234).reversed()), Some((other, 1)));
+        }
+        t.take(id);
+        assert_eq!(t.lookup(&client_first), None);
+        assert_eq!(t.lookup(&client_first.reversed()), None);
+        assert_eq!(t.lookup(&key(1, 1234)), Some((other, 0)));
+    }
+
+    #[test]
+    fn a_host_talking_to_itself_on_one_port_is_one_direction() {
+        let mut t = FlowTable::new(10);
+        let land = Key {
+            proto: TCP,
+            a: Addr::V4([10, 0, 0, 7]),
+            b: Addr::V4([10, 0, 0, 7]),
+            a_port: 139,
+            b_port: 139,
+        };
+        let id = t.insert(Flow::new(land, 0.0, 0, "handshake", None));
+        assert_eq!(t.lookup(&land.reversed()), Some((id, 0)));
+        t.take(id);
+        assert_eq!(t.lookup(&land), None);
     }
 
     #[test]
