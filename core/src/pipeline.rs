@@ -155,6 +155,9 @@ pub struct Tracker {
     table: FlowTable,
     next_sweep: f64,
     swept: bool,
+    /// Set while a flow being removed is concluded: its metadata goes into the record next,
+    /// so freezing it when inspection ends would only be decoded again at once.
+    leaving: bool,
     /// Finished flows, in the order they ended, waiting for the caller.
     pub finished: Vec<FlowRecord>,
     /// When set, flows are also handed out as soon as they are classified (the monitor).
@@ -222,6 +225,7 @@ impl Analyzer {
             table,
             next_sweep: f64::NEG_INFINITY,
             swept: false,
+            leaving: false,
             finished: Vec::new(),
             report_classified: false,
             classified: Vec::new(),
@@ -697,6 +701,7 @@ impl Tracker {
                     if d.sig.is_none() && flow.inspecting {
                         flow.inspecting = false;
                         flow.release_buffers();
+                        flow.meta.freeze();
                     }
                 }
             }
@@ -732,7 +737,9 @@ impl Tracker {
     /// `tie`: the record's place among those of its packet and phase (see `Order`).
     fn remove(&mut self, id: FlowId, reason: &str, tie: (f64, u64)) {
         if self.table.get(id).inspecting {
+            self.leaving = true;
             self.conclude(id);
+            self.leaving = false;
         }
         let mut flow = self.table.take(id);
         // The flow is gone: its metadata moves into the record rather than being copied.
@@ -995,6 +1002,9 @@ impl Tracker {
         }
         flow.inspecting = false;
         flow.release_buffers();
+        if !self.leaving {
+            flow.meta.freeze();
+        }
     }
 
     fn give_up(&mut self, id: FlowId) {
@@ -1020,6 +1030,9 @@ impl Tracker {
             } else {
                 flow.inspecting = false;
                 flow.release_buffers();
+                if !self.leaving {
+                    flow.meta.freeze();
+                }
             }
         } else if flow.inspecting {
             self.end_inspection(id);

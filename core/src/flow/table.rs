@@ -292,7 +292,8 @@ impl Flow {
     }
 
     /// Keep the first bytes for the analyst, free the rest: memory follows live flows only.
-    /// The metadata stops growing here and is frozen (`FlowMeta::freeze`) until the record.
+    /// The metadata stops growing here; a flow that stays in the table then has it frozen
+    /// (`FlowMeta::freeze`) until its record.
     pub fn release_buffers(&mut self) {
         let (cu, su) = self.units_by_role();
         let client_head = cu.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
@@ -310,7 +311,6 @@ impl Flow {
             self.anomalies = anomalies;
         }
         self.buffers = None;
-        self.meta.freeze();
     }
 }
 
