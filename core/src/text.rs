@@ -33,6 +33,16 @@ fn is_unsafe(c: char) -> bool {
 /// byte cut at `4 * limit + 4` keeps at least `limit + 1` characters, so both versions truncate
 /// the same texts at the same character).
 pub fn clean_text(raw: &[u8], limit: usize) -> String {
+    // Most texts (host names, algorithm lists, banners) are printable ASCII within the limit:
+    // then nothing is escaped, replaced or cut, and the bytes are the answer.
+    if raw.len() <= limit && raw.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return raw.iter().map(|&b| char::from(b)).collect();
+    }
+    escape_and_cut(raw, limit)
+}
+
+/// `clean_text` for any bytes.
+fn escape_and_cut(raw: &[u8], limit: usize) -> String {
     // Cut before decoding so a megabyte of input costs no more than `limit` characters.
     let head = raw
         .get(..limit.saturating_mul(4).saturating_add(4))
@@ -61,6 +71,41 @@ pub fn clean_text(raw: &[u8], limit: usize) -> String {
         let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
         out.truncate(cut);
         out.push(ELLIPSIS);
+    }
+    out
+}
+
+/// Lower-case hex digits of `bytes` appended to `out` (digests, fingerprints, first bytes):
+/// a table look-up a nibble, as `format!("{:02x}")` a byte costs a formatter call.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+}
+
+/// `bytes` as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// `n` in decimal appended to `out`, without the formatter (JA3 lists, addresses).
+pub fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// An IPv4 address in dotted decimal, as `Ipv4Addr`'s `Display` writes it.
+pub fn ipv4_text(addr: &[u8; 4]) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, &octet) in addr.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(&mut out, u64::from(octet));
     }
     out
 }
@@ -108,6 +153,38 @@ pub fn ipv6_text(addr: &[u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_shortcut_gives_the_full_answer() {
+        let printable: Vec<u8> = (0x20u8..0x7f).collect();
+        for limit in [0, 1, 5, 94, 95, 96, 256] {
+            for len in [0, 1, 4, 5, 6, 94, 95, 96] {
+                let text: Vec<u8> = printable.iter().cycle().take(len).copied().collect();
+                assert_eq!(clean_text(&text, limit), escape_and_cut(&text, limit));
+            }
+        }
+        // One byte outside the range takes the full path.
+        assert_eq!(clean_text(b"ab\x7f", 256), "ab\\x7f");
+        assert_eq!(clean_text(b"ab\x1f", 256), "ab\\x1f");
+    }
+
+    #[test]
+    fn hex_and_decimal_as_the_formatter_writes_them() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), formatted);
+        for addr in [
+            [0, 0, 0, 0],
+            [10, 0, 0, 1],
+            [255, 255, 255, 255],
+            [192, 168, 100, 9],
+        ] {
+            assert_eq!(ipv4_text(&addr), std::net::Ipv4Addr::from(addr).to_string());
+        }
+        let mut out = String::from("x");
+        push_decimal(&mut out, 65535);
+        assert_eq!(out, "x65535");
+    }
 
     /// Answers of portwatch.sanitize.clean_text (Python 3.11) on the same bytes.
     #[test]

@@ -51,7 +51,8 @@ impl std::fmt::Display for Addr {
     /// The text Python's `ipaddress` gives (RFC 5952 for IPv6, as `inet_ntop`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Addr::V4(a) => std::net::Ipv4Addr::from(*a).fmt(f),
+            // Not through Ipv4Addr's Display: every record spells two addresses.
+            Addr::V4(a) => f.pad(&crate::text::ipv4_text(a)),
             Addr::V6(a) => std::net::Ipv6Addr::from(*a).fmt(f),
         }
     }

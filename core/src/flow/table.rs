@@ -20,6 +20,7 @@ use super::shape::Shape;
 use crate::decode::{Addr, Encap, TCP};
 use crate::detect::engine::Decision;
 use crate::meta::FlowMeta;
+use crate::text::hex;
 
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
@@ -312,16 +313,6 @@ impl Flow {
         }
         self.buffers = None;
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
 }
 
 pub type FlowId = usize;

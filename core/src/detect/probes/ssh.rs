@@ -16,7 +16,6 @@ use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
 use crate::text::{clean_text, MAX_TEXT};
 use md5::{Digest, Md5};
-use std::fmt::Write;
 
 pub static PROBES: &[Probe] = &[Probe::single("ssh", probe)];
 
@@ -117,10 +116,7 @@ pub fn hassh_meta(lists: &[&[u8]], from_client: bool, meta: &mut Meta) {
         [kex, enc_sc, mac_sc, comp_sc]
     };
     let raw = chosen.map(|l| *l).join(&b';');
-    let mut digest = String::with_capacity(32);
-    for b in Md5::digest(&raw) {
-        let _ = write!(digest, "{b:02x}"); // writing to a String cannot fail
-    }
+    let digest = crate::text::hex(&Md5::digest(&raw));
     let text = clean_text(&raw, ALGORITHMS_LIMIT);
     let (hash_key, text_key) = if from_client {
         ("hassh", "hassh_algorithms")

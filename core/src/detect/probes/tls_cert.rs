@@ -452,19 +452,13 @@ fn short_name(oid: &[u8]) -> Option<&'static str> {
     })
 }
 
-fn hex_into(out: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-}
-
 /// cryptography's _escape_dn_value.
 fn escape_into(out: &mut String, value: &AttrValue) {
     let text = match value {
         AttrValue::Bytes(b) if b.is_empty() => return,
         AttrValue::Bytes(b) => {
             out.push('#');
-            return hex_into(out, b);
+            return crate::text::push_hex(out, b);
         }
         AttrValue::Text(t) => t,
     };

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::meta::{Meta, Value};
-use crate::text::{clean_text, MAX_TEXT};
+use crate::text::{clean_text, hex, push_decimal, MAX_TEXT};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::fmt::Write;
@@ -352,16 +352,8 @@ fn join_decimal(out: &mut String, values: impl Iterator<Item = u16>) {
         if i > 0 {
             out.push('-');
         }
-        let _ = write!(out, "{v}");
+        push_decimal(out, u64::from(v));
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// (ja3 md5 hex, ja3 string) per salesforce/ja3: GREASE removed from every list.
@@ -378,14 +370,14 @@ pub fn ja3_of(ch: &ClientHello) -> (String, String) {
     join_decimal(&mut text, ch.groups.sans_grease());
     text.push(',');
     join_decimal(&mut text, ch.point_formats.iter().map(|&p| u16::from(p)));
-    (hex_lower(&Md5::digest(text.as_bytes())), text)
+    (hex(&Md5::digest(text.as_bytes())), text)
 }
 
 fn hash12(text: &str) -> String {
     if text.is_empty() {
         return "000000000000".into();
     }
-    let mut hex = hex_lower(&Sha256::digest(text.as_bytes()));
+    let mut hex = hex(&Sha256::digest(text.as_bytes()));
     hex.truncate(12);
     hex
 }
@@ -563,7 +555,7 @@ pub fn server_hello_meta(sh: &ServerHello) -> Meta {
     meta.insert("cipher".into(), Value::from(format!("0x{:04x}", sh.cipher)));
     meta.insert(
         "ja3s".into(),
-        Value::from(hex_lower(&Md5::digest(text.as_bytes()))),
+        Value::from(hex(&Md5::digest(text.as_bytes()))),
     );
     meta.insert(
         "ja3s_string".into(),
