@@ -36,7 +36,9 @@ pub fn clean_text(raw: &[u8], limit: usize) -> String {
     // Most texts (host names, algorithm lists, banners) are printable ASCII within the limit:
     // then nothing is escaped, replaced or cut, and the bytes are the answer.
     if raw.len() <= limit && raw.iter().all(|b| (0x20..0x7f).contains(b)) {
-        return raw.iter().map(|&b| char::from(b)).collect();
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return text.to_owned();
+        }
     }
     escape_and_cut(raw, limit)
 }
@@ -75,22 +77,23 @@ fn escape_and_cut(raw: &[u8], limit: usize) -> String {
     out
 }
 
-/// Lower-case hex digits of `bytes` appended to `out` (digests, fingerprints, first bytes):
-/// a table look-up a nibble, as `format!("{:02x}")` a byte costs a formatter call.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
+/// `bytes` as lower-case hex (digests, fingerprints, first bytes): the `hex` crate's table
+/// look-ups, as `format!("{:02x}")` a byte costs a formatter call.
+pub fn hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
 }
 
-/// `bytes` as lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    push_hex(&mut out, bytes);
-    out
+/// Lower-case hex digits of `bytes` appended to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    // Short pieces (a u16 of a JA4 list) through a stack buffer, longer ones as one string.
+    let mut buf = [0u8; 16];
+    if let Some(room) = buf.get_mut(..bytes.len() * 2) {
+        if hex::encode_to_slice(bytes, room).is_ok() {
+            out.push_str(std::str::from_utf8(room).unwrap_or_default());
+            return;
+        }
+    }
+    out.push_str(&hex::encode(bytes));
 }
 
 /// `n` in decimal appended to `out`, without the formatter (JA3 lists, addresses).

@@ -4,10 +4,9 @@
 #![forbid(unsafe_code)]
 
 use crate::meta::{Meta, Value};
-use crate::text::{clean_text, hex, push_decimal, MAX_TEXT};
+use crate::text::{clean_text, hex, push_decimal, push_hex, MAX_TEXT};
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use std::fmt::Write;
 
 /// TLSCiphertext upper bound (RFC 8446 §5.2).
 pub const MAX_RECORD: usize = 16384 + 2048;
@@ -359,7 +358,8 @@ fn join_decimal(out: &mut String, values: impl Iterator<Item = u16>) {
 /// (ja3 md5 hex, ja3 string) per salesforce/ja3: GREASE removed from every list.
 pub fn ja3_of(ch: &ClientHello) -> (String, String) {
     let mut text = String::with_capacity(256);
-    let _ = write!(text, "{},", ch.legacy_version);
+    push_decimal(&mut text, u64::from(ch.legacy_version));
+    text.push(',');
     join_decimal(&mut text, ch.ciphers.sans_grease());
     text.push(',');
     join_decimal(
@@ -404,7 +404,7 @@ fn join_hex(out: &mut String, values: &[u16]) {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{v:04x}");
+        push_hex(out, &v.to_be_bytes());
     }
 }
 
