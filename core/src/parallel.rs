@@ -2,13 +2,18 @@
 //! shards, and the records come out exactly as one `Analyzer` gives them (same records, same
 //! order), whatever N.
 //!
-//! The reader (the calling thread) only frames records: it hands out its read buffers whole,
-//! as reference-counted chunks of consecutive records (no frame is copied). Every worker walks
+//! The reader (the calling thread) frames records and hands out its read buffers whole, as
+//! reference-counted chunks of consecutive records (no frame is copied), each frame with its
+//! route: the one shard whose flows its packets are (`decode::peek`, the symmetric
+//! `Key::shard`), every shard, or none (the capture filter left it out). Every worker walks
 //! every chunk with its own `Analyzer`: it runs the timers at every frame's capture time (so
-//! sweeps and releases fire at exactly the frames they fire at in a single run) and decodes
-//! every frame (decoding is cheap next to flow work, and so IP fragments of a datagram meet
-//! in each worker's defragmenter whichever shard the datagram falls in), but tracks only the
-//! packets whose symmetric `Key::shard` is its own. Each worker's `Tracker` tags its records
+//! sweeps and releases fire at exactly the frames they fire at in a single run), and decodes
+//! only the frames routed to it or to all. Those routed to all are what the decode of one
+//! frame cannot settle: IP fragments (so the fragments of a datagram meet in each worker's
+//! defragmenter whichever shard the datagram falls in), a tunnel whose datagram and inner
+//! packet fall in two shards, and frames that are no packet (whose counters every worker
+//! keeps); each worker tracks only the packets whose `Key::shard` is its own. Each worker's
+//! `Tracker` tags its records
 //! with their place in the single-threaded order (`pipeline::Order`); the reader merges the
 //! workers' outputs chunk by chunk. Channels
 //! are bounded, so at most `DEPTH + 1` chunks are in flight.
@@ -21,9 +26,10 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use crate::bpf::Filter;
+use crate::decode::peek;
 use crate::detect::engine::Engine;
 use crate::flow::expect::{Event, Replay};
-use crate::pipeline::{Analyzer, Config, KnownPorts, Order, Stats, Tracker};
+use crate::pipeline::{packet_key, Analyzer, Config, KnownPorts, Order, Stats, Tracker};
 use crate::record::FlowRecord;
 use crate::source::{CaptureReader, Chunk, FrameAt, Record};
 
@@ -71,6 +77,35 @@ impl FrameSource for CaptureReader {
     }
 }
 
+/// A chunk and, for each of its frames, the shard that decodes it or `EVERY` or `FILTERED`.
+struct Routed {
+    chunk: Chunk,
+    routes: Vec<u32>,
+}
+
+/// Every worker decodes the frame.
+const EVERY: u32 = u32::MAX;
+/// The capture filter left the frame out: no worker decodes it or runs timers at its time.
+const FILTERED: u32 = u32::MAX - 1;
+
+/// Where a frame goes among `shards` workers (see the module's documentation).
+fn route(rec: Record<'_>, filter: Option<&Filter>, shards: u32) -> u32 {
+    if filter.is_some_and(|f| !f.matches(rec.linktype, rec.data, rec.orig_len)) {
+        return FILTERED;
+    }
+    if shards <= 1 {
+        return EVERY;
+    }
+    let Some(p) = peek(rec.linktype, rec.data) else {
+        return EVERY;
+    };
+    let shard = packet_key(&p).shard(shards);
+    match &p.tunnel {
+        Some(outer) if packet_key(outer).shard(shards) != shard => EVERY,
+        _ => shard,
+    }
+}
+
 /// What a worker gives back for a chunk: its records with their places and the packets that
 /// created its flows.
 struct Output {
@@ -87,6 +122,8 @@ pub struct ParallelAnalyzer {
     replay: Replay,
     /// Per shard, records drained at the end of input and not yet merged (`drain_some`).
     draining: Vec<VecDeque<(Order, FlowRecord)>>,
+    /// The capture filter, run by the reader once per frame.
+    filter: Option<Arc<Filter>>,
 }
 
 impl ParallelAnalyzer {
@@ -119,6 +156,7 @@ impl ParallelAnalyzer {
             draining: (0..n).map(|_| VecDeque::new()).collect(),
             workers,
             replay: Replay::default(),
+            filter: None,
         }
     }
 
@@ -126,11 +164,9 @@ impl ParallelAnalyzer {
         self.workers.len()
     }
 
-    /// The capture filter, run by every worker on every frame (as each decodes every frame).
+    /// The capture filter: the reader runs it, and every worker skips the frames it rejects.
     pub fn set_filter(&mut self, filter: Option<Arc<Filter>>) {
-        for a in &mut self.workers {
-            a.set_filter(filter.clone());
-        }
+        self.filter = filter;
     }
 
     /// Read up to `max_packets` frames; the records of flows that ended meanwhile, in the
@@ -144,20 +180,27 @@ impl ParallelAnalyzer {
         let mut out = Vec::new();
         let mut exhausted = false;
         let replay = &mut self.replay;
+        let filter = self.filter.as_deref();
         std::thread::scope(|scope| {
             let mut to_workers = Vec::new();
             let mut from_workers: Vec<Receiver<Output>> = Vec::new();
             for (shard, analyzer) in self.workers.iter_mut().enumerate() {
-                let (ctx, crx) = sync_channel::<Arc<Chunk>>(DEPTH);
+                let shard = shard as u32;
+                let (ctx, crx) = sync_channel::<Arc<Routed>>(DEPTH);
                 // Room for every chunk in flight: a worker never waits on the reader.
                 let (otx, orx) = sync_channel::<Output>(DEPTH + 2);
                 scope.spawn(move || {
-                    for chunk in crx {
-                        for rec in chunk.records() {
-                            analyzer.record_of_shard(rec, shard as u32, n);
+                    for routed in crx {
+                        for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
+                            match to {
+                                FILTERED => analyzer.record_filtered(),
+                                EVERY => analyzer.record_of_shard(rec, shard, n),
+                                _ if to == shard => analyzer.record_of_shard(rec, shard, n),
+                                _ => analyzer.record_elsewhere(rec),
+                            }
                         }
                         // Dropped before the output goes: the reader may then reuse its buffer.
-                        drop(chunk);
+                        drop(routed);
                         if otx.send(take_output(&mut analyzer.flows)).is_err() {
                             return;
                         }
@@ -166,7 +209,7 @@ impl ParallelAnalyzer {
                 to_workers.push(ctx);
                 from_workers.push(orx);
             }
-            let mut in_flight: VecDeque<Arc<Chunk>> = VecDeque::new();
+            let mut in_flight: VecDeque<Arc<Routed>> = VecDeque::new();
             let mut read = 0usize;
             while read < max_packets {
                 let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
@@ -174,7 +217,9 @@ impl ParallelAnalyzer {
                     break;
                 };
                 read += chunk.len();
-                let chunk = Arc::new(chunk);
+                // Right after framing, while the chunk's bytes are still in this core's cache.
+                let routes = chunk.records().map(|r| route(r, filter, n)).collect();
+                let chunk = Arc::new(Routed { chunk, routes });
                 for tx in &to_workers {
                     // A worker that panicked has hung up: the scope re-raises its panic.
                     let _ = tx.send(Arc::clone(&chunk));
@@ -209,21 +254,45 @@ impl ParallelAnalyzer {
     /// End of input, a slice at a time: up to `max` of the flows still open, in creation order
     /// (the single-threaded order); empty once none is left. Each shard drains its oldest flows
     /// into a queue; a record leaves only when no shard with flows left could still give an
-    /// earlier one, so at most about `max` records per shard exist at once.
+    /// earlier one, so at most about `max` records per shard exist at once. The shards drain
+    /// side by side, one thread each: making the records of the flows left open at the end of a
+    /// capture is a good part of the work.
     pub fn drain_some(&mut self, max: usize) -> Vec<FlowRecord> {
         let max = max.max(1);
-        let mut events = Vec::new();
-        for (a, queue) in self.workers.iter_mut().zip(self.draining.iter_mut()) {
+        let fill = |a: &mut Analyzer, queue: &mut VecDeque<(Order, FlowRecord)>| {
             if queue.len() >= max || a.flows.live_flows() == 0 {
-                continue;
+                return Vec::new();
             }
             a.drain_some(max - queue.len());
             let output = take_output(&mut a.flows);
-            events.extend(output.events);
             let mut records = output.records;
             records.sort_by(|x, y| x.0.cmp_key(&y.0));
             queue.extend(records);
-        }
+            output.events
+        };
+        let busy = self
+            .workers
+            .iter()
+            .zip(&self.draining)
+            .filter(|(a, q)| q.len() < max && a.flows.live_flows() > 0)
+            .count();
+        let mut shards = self.workers.iter_mut().zip(self.draining.iter_mut());
+        let events: Vec<Event> = if busy > 1 {
+            std::thread::scope(|scope| {
+                let first = shards.next();
+                let others: Vec<_> = shards
+                    .map(|(a, q)| scope.spawn(move || fill(a, q)))
+                    .collect();
+                let mut events = first.map(|(a, q)| fill(a, q)).unwrap_or_default();
+                for h in others {
+                    // A shard's panic goes on in this thread, as it would have draining here.
+                    events.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                events
+            })
+        } else {
+            shards.flat_map(|(a, q)| fill(a, q)).collect()
+        };
         self.replay.replay(events);
         let mut out = Vec::new();
         while out.len() < max {
@@ -261,8 +330,8 @@ impl ParallelAnalyzer {
         records
     }
 
-    /// The counters: every worker counts every frame and decode outcome; the flow tables'
-    /// counters are summed over the shards.
+    /// The counters: every worker counts every frame, and every decode outcome but a packet
+    /// (those frames go to every worker); the flow tables' counters are summed over the shards.
     pub fn stats(&self) -> Stats {
         let mut s = self
             .workers
@@ -284,9 +353,9 @@ impl ParallelAnalyzer {
 }
 
 /// A chunk every worker is done with: its buffer back to the source.
-fn recycle<S: FrameSource + ?Sized>(source: &mut S, chunk: Option<Arc<Chunk>>) {
-    if let Some(chunk) = chunk.and_then(|c| Arc::try_unwrap(c).ok()) {
-        source.recycle(chunk.data);
+fn recycle<S: FrameSource + ?Sized>(source: &mut S, routed: Option<Arc<Routed>>) {
+    if let Some(routed) = routed.and_then(|c| Arc::try_unwrap(c).ok()) {
+        source.recycle(routed.chunk.data);
     }
 }
 
