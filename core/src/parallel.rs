@@ -13,23 +13,24 @@
 //! defragmenter whichever shard the datagram falls in), a tunnel whose datagram and inner
 //! packet fall in two shards, and frames that are no packet (whose counters every worker
 //! keeps); each worker tracks only the packets whose `Key::shard` is its own. Each worker's
-//! `Tracker` tags its records
-//! with their place in the single-threaded order (`pipeline::Order`); the reader merges the
-//! workers' outputs chunk by chunk. Channels
-//! are bounded, so at most `DEPTH + 1` chunks are in flight.
+//! `Tracker` tags its records with their place in the single-threaded order (`pipeline::Order`);
+//! the reader merges the workers' outputs chunk by chunk. The workers are threads that live as
+//! long as the `ParallelAnalyzer`; channels are bounded, so at most `DEPTH + 1` chunks are in
+//! flight.
 //!
 //! Limits: the flow cap (`max_flows`) is per shard, `max_flows / N` (at least 1), so eviction
 //! under a full table differs from a single run's; the monitor's early reports of classified
 //! flows (`report_classified`) are not offered here.
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use crate::bpf::Filter;
 use crate::decode::peek;
 use crate::detect::engine::Engine;
 use crate::flow::expect::{Event, Replay};
-use crate::pipeline::{packet_key, Analyzer, Config, KnownPorts, Order, Stats, Tracker};
+use crate::pipeline::{packet_key, Analyzer, Config, KnownPorts, Order, Stats};
 use crate::record::FlowRecord;
 use crate::source::{CaptureReader, Chunk, FrameAt, Record};
 
@@ -106,18 +107,117 @@ fn route(rec: Record<'_>, filter: Option<&Filter>, shards: u32) -> u32 {
     }
 }
 
-/// What a worker gives back for a chunk: its records with their places and the packets that
-/// created its flows.
+/// What a worker is given: a chunk to analyze, or (end of input) up to so many of its oldest
+/// flows to drain.
+enum Job {
+    Chunk(Arc<Routed>),
+    Drain(usize),
+}
+
+/// What a worker gives back for a job: its records with their places, the packets that
+/// created its flows, and its counters as they then stand.
 struct Output {
     records: Vec<(Order, FlowRecord)>,
     /// Announcements and flow creations (`flow::expect`), for the reader's one table.
     events: Vec<Event>,
+    stats: Stats,
+    live: usize,
+}
+
+/// A worker thread, which owns one shard's `Analyzer` for as long as the `ParallelAnalyzer`
+/// lives: its allocator's thread cache, its flow table and decoder stay warm from one `run` to
+/// the next (a thread per `run` measured more CPU and memory).
+struct Worker {
+    jobs: Option<SyncSender<Job>>,
+    /// In a mutex only so that the analyzer is `Sync` (a Python object must be); it is reached
+    /// through `&mut` (`get_mut`), never locked.
+    outputs: Mutex<Receiver<Output>>,
+    thread: Option<JoinHandle<()>>,
+    /// From its last output.
+    stats: Stats,
+    live: usize,
+}
+
+impl Worker {
+    fn send(&self, job: Job) {
+        // A worker that panicked has hung up: `recv` raises its panic.
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// The output of the oldest job not yet answered; a worker's panic goes on here.
+    fn recv(&mut self) -> Output {
+        let outputs = self
+            .outputs
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        match outputs.recv() {
+            Ok(o) => {
+                self.stats = o.stats.clone();
+                self.live = o.live;
+                o
+            }
+            Err(_) => {
+                if let Some(Err(panic)) = self.thread.take().map(JoinHandle::join) {
+                    std::panic::resume_unwind(panic);
+                }
+                panic!("a parallel worker stopped");
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            // Its panic, if any, was raised by `recv` already or is of no use now.
+            let _ = t.join();
+        }
+    }
+}
+
+/// A worker's loop: every job answered by one output, in order.
+fn work(mut a: Analyzer, shard: u32, shards: u32, jobs: Receiver<Job>, out: SyncSender<Output>) {
+    for job in jobs {
+        match job {
+            Job::Chunk(routed) => {
+                for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
+                    match to {
+                        FILTERED => a.record_filtered(),
+                        EVERY => a.record_of_shard(rec, shard, shards),
+                        _ if to == shard => a.record_of_shard(rec, shard, shards),
+                        _ => a.record_elsewhere(rec),
+                    }
+                }
+                // Dropped before the output goes: the reader may then reuse its buffer.
+                drop(routed);
+            }
+            Job::Drain(max) => {
+                a.drain_some(max);
+            }
+        }
+        let t = &mut a.flows;
+        let output = Output {
+            records: std::mem::take(&mut t.order)
+                .into_iter()
+                .zip(std::mem::take(&mut t.finished))
+                .collect(),
+            events: std::mem::take(&mut t.events),
+            stats: t.stats.clone(),
+            live: t.live_flows(),
+        };
+        if out.send(output).is_err() {
+            return;
+        }
+    }
 }
 
 /// The analyzer over N shards, with `Analyzer`'s calls.
 pub struct ParallelAnalyzer {
-    /// One whole analyzer per shard: each decodes every frame, tracks its own flows.
-    workers: Vec<Analyzer>,
+    /// One thread per shard, each with a whole analyzer that tracks its own flows.
+    workers: Vec<Worker>,
     /// Expectations cross shards: one table, fed every shard's events in packet order.
     replay: Replay,
     /// Per shard, records drained at the end of input and not yet merged (`drain_some`).
@@ -141,7 +241,7 @@ impl ParallelAnalyzer {
         cfg.shard_index = 0;
         cfg.shard_count = 1; // a worker skips other shards' packets before its tracker sees them
         let workers = (0..n)
-            .map(|_| {
+            .map(|shard| {
                 let mut a = Analyzer::new(
                     cfg.clone(),
                     Arc::clone(&engine),
@@ -149,7 +249,21 @@ impl ParallelAnalyzer {
                     pcap_name.clone(),
                 );
                 a.flows.keyed = true;
-                a
+                let stats = a.flows.stats.clone();
+                let (jobs, job_rx) = sync_channel::<Job>(DEPTH);
+                // Room for every job in flight: a worker never waits on the reader.
+                let (out_tx, outputs) = sync_channel::<Output>(DEPTH + 2);
+                let thread = std::thread::Builder::new()
+                    .name(format!("portwatch-shard-{shard}"))
+                    .spawn(move || work(a, shard as u32, n as u32, job_rx, out_tx))
+                    .expect("a worker thread starts");
+                Worker {
+                    jobs: Some(jobs),
+                    outputs: Mutex::new(outputs),
+                    thread: Some(thread),
+                    stats,
+                    live: 0,
+                }
             })
             .collect();
         ParallelAnalyzer {
@@ -179,64 +293,41 @@ impl ParallelAnalyzer {
         let n = self.workers.len() as u32;
         let mut out = Vec::new();
         let mut exhausted = false;
-        let replay = &mut self.replay;
-        let filter = self.filter.as_deref();
-        std::thread::scope(|scope| {
-            let mut to_workers = Vec::new();
-            let mut from_workers: Vec<Receiver<Output>> = Vec::new();
-            for (shard, analyzer) in self.workers.iter_mut().enumerate() {
-                let shard = shard as u32;
-                let (ctx, crx) = sync_channel::<Arc<Routed>>(DEPTH);
-                // Room for every chunk in flight: a worker never waits on the reader.
-                let (otx, orx) = sync_channel::<Output>(DEPTH + 2);
-                scope.spawn(move || {
-                    for routed in crx {
-                        for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
-                            match to {
-                                FILTERED => analyzer.record_filtered(),
-                                EVERY => analyzer.record_of_shard(rec, shard, n),
-                                _ if to == shard => analyzer.record_of_shard(rec, shard, n),
-                                _ => analyzer.record_elsewhere(rec),
-                            }
-                        }
-                        // Dropped before the output goes: the reader may then reuse its buffer.
-                        drop(routed);
-                        if otx.send(take_output(&mut analyzer.flows)).is_err() {
-                            return;
-                        }
-                    }
-                });
-                to_workers.push(ctx);
-                from_workers.push(orx);
+        let filter = self.filter.clone();
+        let mut in_flight: VecDeque<Arc<Routed>> = VecDeque::new();
+        let mut read = 0usize;
+        while read < max_packets {
+            let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
+                exhausted = true;
+                break;
+            };
+            read += chunk.len();
+            // Right after framing, while the chunk's bytes are still in this core's cache.
+            let routes = chunk
+                .records()
+                .map(|r| route(r, filter.as_deref(), n))
+                .collect();
+            let chunk = Arc::new(Routed { chunk, routes });
+            for w in &self.workers {
+                w.send(Job::Chunk(Arc::clone(&chunk)));
             }
-            let mut in_flight: VecDeque<Arc<Routed>> = VecDeque::new();
-            let mut read = 0usize;
-            while read < max_packets {
-                let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
-                    exhausted = true;
-                    break;
-                };
-                read += chunk.len();
-                // Right after framing, while the chunk's bytes are still in this core's cache.
-                let routes = chunk.records().map(|r| route(r, filter, n)).collect();
-                let chunk = Arc::new(Routed { chunk, routes });
-                for tx in &to_workers {
-                    // A worker that panicked has hung up: the scope re-raises its panic.
-                    let _ = tx.send(Arc::clone(&chunk));
-                }
-                in_flight.push_back(chunk);
-                if in_flight.len() > DEPTH {
-                    merge(&from_workers, &mut out, replay);
-                    recycle(source, in_flight.pop_front());
-                }
-            }
-            drop(to_workers);
-            while !in_flight.is_empty() {
-                merge(&from_workers, &mut out, replay);
+            in_flight.push_back(chunk);
+            if in_flight.len() > DEPTH {
+                self.merge(&mut out);
                 recycle(source, in_flight.pop_front());
             }
-        });
+        }
+        while !in_flight.is_empty() {
+            self.merge(&mut out);
+            recycle(source, in_flight.pop_front());
+        }
         (out, exhausted)
+    }
+
+    /// Receive one chunk's outputs from every worker and merge them into `out`.
+    fn merge(&mut self, out: &mut Vec<FlowRecord>) {
+        let outputs: Vec<Output> = self.workers.iter_mut().map(Worker::recv).collect();
+        merge_outputs(outputs, out, &mut self.replay);
     }
 
     /// End of input: every flow still open, in creation order.
@@ -253,46 +344,26 @@ impl ParallelAnalyzer {
 
     /// End of input, a slice at a time: up to `max` of the flows still open, in creation order
     /// (the single-threaded order); empty once none is left. Each shard drains its oldest flows
-    /// into a queue; a record leaves only when no shard with flows left could still give an
-    /// earlier one, so at most about `max` records per shard exist at once. The shards drain
-    /// side by side, one thread each: making the records of the flows left open at the end of a
-    /// capture is a good part of the work.
+    /// into a queue (the shards side by side, in their threads: making the records of the flows
+    /// left open at the end of a capture is a good part of the work); a record leaves only when
+    /// no shard with flows left could still give an earlier one, so at most about `max` records
+    /// per shard exist at once.
     pub fn drain_some(&mut self, max: usize) -> Vec<FlowRecord> {
         let max = max.max(1);
-        let fill = |a: &mut Analyzer, queue: &mut VecDeque<(Order, FlowRecord)>| {
-            if queue.len() >= max || a.flows.live_flows() == 0 {
-                return Vec::new();
-            }
-            a.drain_some(max - queue.len());
-            let output = take_output(&mut a.flows);
+        let asked: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| self.draining[i].len() < max && self.workers[i].live > 0)
+            .collect();
+        for &i in &asked {
+            self.workers[i].send(Job::Drain(max - self.draining[i].len()));
+        }
+        let mut events = Vec::new();
+        for &i in &asked {
+            let output = self.workers[i].recv();
+            events.extend(output.events);
             let mut records = output.records;
             records.sort_by(|x, y| x.0.cmp_key(&y.0));
-            queue.extend(records);
-            output.events
-        };
-        let busy = self
-            .workers
-            .iter()
-            .zip(&self.draining)
-            .filter(|(a, q)| q.len() < max && a.flows.live_flows() > 0)
-            .count();
-        let mut shards = self.workers.iter_mut().zip(self.draining.iter_mut());
-        let events: Vec<Event> = if busy > 1 {
-            std::thread::scope(|scope| {
-                let first = shards.next();
-                let others: Vec<_> = shards
-                    .map(|(a, q)| scope.spawn(move || fill(a, q)))
-                    .collect();
-                let mut events = first.map(|(a, q)| fill(a, q)).unwrap_or_default();
-                for h in others {
-                    // A shard's panic goes on in this thread, as it would have draining here.
-                    events.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                }
-                events
-            })
-        } else {
-            shards.flat_map(|(a, q)| fill(a, q)).collect()
-        };
+            self.draining[i].extend(records);
+        }
         self.replay.replay(events);
         let mut out = Vec::new();
         while out.len() < max {
@@ -301,7 +372,7 @@ impl ParallelAnalyzer {
             let mut best: Option<usize> = None;
             for (i, queue) in self.draining.iter().enumerate() {
                 match queue.front() {
-                    None if self.workers[i].flows.live_flows() > 0 => return self.named(out),
+                    None if self.workers[i].live > 0 => return self.named(out),
                     None => {}
                     Some((order, _)) => {
                         let earlier = best.is_none_or(|b| {
@@ -336,19 +407,19 @@ impl ParallelAnalyzer {
         let mut s = self
             .workers
             .first()
-            .map(|a| a.flows.stats.clone())
+            .map(|w| w.stats.clone())
             .unwrap_or_default();
         s.flows_evicted = 0;
         s.other_shard = 0;
-        for a in &self.workers {
-            s.flows_evicted += a.flows.stats.flows_evicted;
-            s.other_shard += a.flows.stats.other_shard;
+        for w in &self.workers {
+            s.flows_evicted += w.stats.flows_evicted;
+            s.other_shard += w.stats.other_shard;
         }
         s
     }
 
     pub fn live_flows(&self) -> usize {
-        self.workers.iter().map(|a| a.flows.live_flows()).sum()
+        self.workers.iter().map(|w| w.live).sum()
     }
 }
 
@@ -357,27 +428,6 @@ fn recycle<S: FrameSource + ?Sized>(source: &mut S, routed: Option<Arc<Routed>>)
     if let Some(routed) = routed.and_then(|c| Arc::try_unwrap(c).ok()) {
         source.recycle(routed.chunk.data);
     }
-}
-
-fn take_output(tracker: &mut Tracker) -> Output {
-    let records = std::mem::take(&mut tracker.order)
-        .into_iter()
-        .zip(std::mem::take(&mut tracker.finished))
-        .collect();
-    Output {
-        records,
-        events: std::mem::take(&mut tracker.events),
-    }
-}
-
-/// Receive one chunk's outputs from every worker and merge them into `out`.
-fn merge(from_workers: &[Receiver<Output>], out: &mut Vec<FlowRecord>, replay: &mut Replay) {
-    // A worker that panicked gives nothing; the scope re-raises its panic.
-    let outputs: Vec<Output> = from_workers
-        .iter()
-        .filter_map(|rx| rx.recv().ok())
-        .collect();
-    merge_outputs(outputs, out, replay);
 }
 
 /// The records of one chunk from every shard, in the single-threaded order. Their flow_ids
