@@ -136,6 +136,8 @@ struct Worker {
     /// From its last output.
     stats: Stats,
     live: usize,
+    /// A drain job is out, its output not yet taken (`ParallelAnalyzer::drain_some`).
+    draining: bool,
 }
 
 impl Worker {
@@ -263,6 +265,7 @@ impl ParallelAnalyzer {
                     thread: Some(thread),
                     stats,
                     live: 0,
+                    draining: false,
                 }
             })
             .collect();
@@ -290,6 +293,9 @@ impl ParallelAnalyzer {
         source: &mut S,
         max_packets: usize,
     ) -> (Vec<FlowRecord>, bool) {
+        // Frames after a drain began: what it made stays queued for `drain_some`, out of the way
+        // of the chunks' outputs.
+        self.take_drained();
         let n = self.workers.len() as u32;
         let mut out = Vec::new();
         let mut exhausted = false;
@@ -344,27 +350,50 @@ impl ParallelAnalyzer {
 
     /// End of input, a slice at a time: up to `max` of the flows still open, in creation order
     /// (the single-threaded order); empty once none is left. Each shard drains its oldest flows
-    /// into a queue (the shards side by side, in their threads: making the records of the flows
-    /// left open at the end of a capture is a good part of the work); a record leaves only when
-    /// no shard with flows left could still give an earlier one, so at most about `max` records
-    /// per shard exist at once.
+    /// into a queue, in its own thread; a record leaves only when no shard with flows left could
+    /// still give an earlier one, so at most about `max` records per shard exist at once. Most
+    /// of a capture's records may be made here (the flows still open at its end): the shards
+    /// make the next slice while the caller handles this one.
     pub fn drain_some(&mut self, max: usize) -> Vec<FlowRecord> {
         let max = max.max(1);
-        let asked: Vec<usize> = (0..self.workers.len())
-            .filter(|&i| self.draining[i].len() < max && self.workers[i].live > 0)
-            .collect();
-        for &i in &asked {
-            self.workers[i].send(Job::Drain(max - self.draining[i].len()));
+        // The slice the previous call asked for, then what this one still lacks.
+        self.take_drained();
+        self.ask_drain(max);
+        self.take_drained();
+        let out = self.pick(max);
+        self.ask_drain(max);
+        self.named(out)
+    }
+
+    /// Ask every shard with flows left and room in its queue for its oldest flows' records.
+    fn ask_drain(&mut self, max: usize) {
+        for (w, queue) in self.workers.iter_mut().zip(&self.draining) {
+            if !w.draining && queue.len() < max && w.live > 0 {
+                w.send(Job::Drain(max - queue.len()));
+                w.draining = true;
+            }
         }
+    }
+
+    /// The records asked for by `ask_drain`, into the shards' queues.
+    fn take_drained(&mut self) {
         let mut events = Vec::new();
-        for &i in &asked {
-            let output = self.workers[i].recv();
+        for (w, queue) in self.workers.iter_mut().zip(self.draining.iter_mut()) {
+            if !w.draining {
+                continue;
+            }
+            w.draining = false;
+            let output = w.recv();
             events.extend(output.events);
             let mut records = output.records;
             records.sort_by(|x, y| x.0.cmp_key(&y.0));
-            self.draining[i].extend(records);
+            queue.extend(records);
         }
         self.replay.replay(events);
+    }
+
+    /// Up to `max` records off the shards' queues, in the single-threaded order.
+    fn pick(&mut self, max: usize) -> Vec<FlowRecord> {
         let mut out = Vec::new();
         while out.len() < max {
             // The shard whose queue holds the earliest record; none may be decided while a
@@ -372,7 +401,7 @@ impl ParallelAnalyzer {
             let mut best: Option<usize> = None;
             for (i, queue) in self.draining.iter().enumerate() {
                 match queue.front() {
-                    None if self.workers[i].live > 0 => return self.named(out),
+                    None if self.workers[i].live > 0 => return out,
                     None => {}
                     Some((order, _)) => {
                         let earlier = best.is_none_or(|b| {
@@ -390,7 +419,7 @@ impl ParallelAnalyzer {
                 out.push(rec);
             }
         }
-        self.named(out)
+        out
     }
 
     /// Drained records with the control flows of their announcements named (`flow::expect`).
@@ -418,6 +447,7 @@ impl ParallelAnalyzer {
         s
     }
 
+    /// Flows open in the shards' tables (while draining, as of the slice last taken).
     pub fn live_flows(&self) -> usize {
         self.workers.iter().map(|w| w.live).sum()
     }
