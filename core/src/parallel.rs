@@ -2,28 +2,35 @@
 //! shards, and the records come out exactly as one `Analyzer` gives them (same records, same
 //! order), whatever N.
 //!
-//! The reader (the calling thread) only frames records: it hands out its read buffers whole,
-//! as reference-counted chunks of consecutive records (no frame is copied). Every worker walks
+//! The reader (the calling thread) frames records and hands out its read buffers whole, as
+//! reference-counted chunks of consecutive records (no frame is copied), each frame with its
+//! route: the one shard whose flows its packets are (`decode::peek`, the symmetric
+//! `Key::shard`), every shard, or none (the capture filter left it out). Every worker walks
 //! every chunk with its own `Analyzer`: it runs the timers at every frame's capture time (so
-//! sweeps and releases fire at exactly the frames they fire at in a single run) and decodes
-//! every frame (decoding is cheap next to flow work, and so IP fragments of a datagram meet
-//! in each worker's defragmenter whichever shard the datagram falls in), but tracks only the
-//! packets whose symmetric `Key::shard` is its own. Each worker's `Tracker` tags its records
-//! with their place in the single-threaded order (`pipeline::Order`); the reader merges the
-//! workers' outputs chunk by chunk. Channels
-//! are bounded, so at most `DEPTH + 1` chunks are in flight.
+//! sweeps and releases fire at exactly the frames they fire at in a single run), and decodes
+//! only the frames routed to it or to all. Those routed to all are what the decode of one
+//! frame cannot settle: IP fragments (so the fragments of a datagram meet in each worker's
+//! defragmenter whichever shard the datagram falls in), a tunnel whose datagram and inner
+//! packet fall in two shards, and frames that are no packet (whose counters every worker
+//! keeps); each worker tracks only the packets whose `Key::shard` is its own. Each worker's
+//! `Tracker` tags its records with their place in the single-threaded order (`pipeline::Order`);
+//! the reader merges the workers' outputs chunk by chunk. The workers are threads that live as
+//! long as the `ParallelAnalyzer`; channels are bounded, so at most `DEPTH + 1` chunks are in
+//! flight.
 //!
 //! Limits: the flow cap (`max_flows`) is per shard, `max_flows / N` (at least 1), so eviction
 //! under a full table differs from a single run's; the monitor's early reports of classified
 //! flows (`report_classified`) are not offered here.
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use crate::bpf::Filter;
+use crate::decode::peek;
 use crate::detect::engine::Engine;
 use crate::flow::expect::{Event, Replay};
-use crate::pipeline::{Analyzer, Config, KnownPorts, Order, Stats, Tracker};
+use crate::pipeline::{packet_key, Analyzer, Config, KnownPorts, Order, Stats};
 use crate::record::FlowRecord;
 use crate::source::{CaptureReader, Chunk, FrameAt, Record};
 
@@ -71,22 +78,154 @@ impl FrameSource for CaptureReader {
     }
 }
 
-/// What a worker gives back for a chunk: its records with their places and the packets that
-/// created its flows.
+/// A chunk and, for each of its frames, the shard that decodes it or `EVERY` or `FILTERED`.
+struct Routed {
+    chunk: Chunk,
+    routes: Vec<u32>,
+}
+
+/// Every worker decodes the frame.
+const EVERY: u32 = u32::MAX;
+/// The capture filter left the frame out: no worker decodes it or runs timers at its time.
+const FILTERED: u32 = u32::MAX - 1;
+
+/// Where a frame goes among `shards` workers (see the module's documentation).
+fn route(rec: Record<'_>, filter: Option<&Filter>, shards: u32) -> u32 {
+    if filter.is_some_and(|f| !f.matches(rec.linktype, rec.data, rec.orig_len)) {
+        return FILTERED;
+    }
+    if shards <= 1 {
+        return EVERY;
+    }
+    let Some(p) = peek(rec.linktype, rec.data) else {
+        return EVERY;
+    };
+    let shard = packet_key(&p).shard(shards);
+    match &p.tunnel {
+        Some(outer) if packet_key(outer).shard(shards) != shard => EVERY,
+        _ => shard,
+    }
+}
+
+/// What a worker is given: a chunk to analyze, or (end of input) up to so many of its oldest
+/// flows to drain.
+enum Job {
+    Chunk(Arc<Routed>),
+    Drain(usize),
+}
+
+/// What a worker gives back for a job: its records with their places, the packets that
+/// created its flows, and its counters as they then stand.
 struct Output {
     records: Vec<(Order, FlowRecord)>,
     /// Announcements and flow creations (`flow::expect`), for the reader's one table.
     events: Vec<Event>,
+    stats: Stats,
+    live: usize,
+}
+
+/// A worker thread, which owns one shard's `Analyzer` for as long as the `ParallelAnalyzer`
+/// lives: its allocator's thread cache, its flow table and decoder stay warm from one `run` to
+/// the next (a thread per `run` measured more CPU and memory).
+struct Worker {
+    jobs: Option<SyncSender<Job>>,
+    /// In a mutex only so that the analyzer is `Sync` (a Python object must be); it is reached
+    /// through `&mut` (`get_mut`), never locked.
+    outputs: Mutex<Receiver<Output>>,
+    thread: Option<JoinHandle<()>>,
+    /// From its last output.
+    stats: Stats,
+    live: usize,
+    /// A drain job is out, its output not yet taken (`ParallelAnalyzer::drain_some`).
+    draining: bool,
+}
+
+impl Worker {
+    fn send(&self, job: Job) {
+        // A worker that panicked has hung up: `recv` raises its panic.
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// The output of the oldest job not yet answered; a worker's panic goes on here.
+    fn recv(&mut self) -> Output {
+        let outputs = self
+            .outputs
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        match outputs.recv() {
+            Ok(o) => {
+                self.stats = o.stats.clone();
+                self.live = o.live;
+                o
+            }
+            Err(_) => {
+                if let Some(Err(panic)) = self.thread.take().map(JoinHandle::join) {
+                    std::panic::resume_unwind(panic);
+                }
+                panic!("a parallel worker stopped");
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            // Its panic, if any, was raised by `recv` already or is of no use now.
+            let _ = t.join();
+        }
+    }
+}
+
+/// A worker's loop: every job answered by one output, in order.
+fn work(mut a: Analyzer, shard: u32, shards: u32, jobs: Receiver<Job>, out: SyncSender<Output>) {
+    for job in jobs {
+        match job {
+            Job::Chunk(routed) => {
+                for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
+                    match to {
+                        FILTERED => a.record_filtered(),
+                        EVERY => a.record_of_shard(rec, shard, shards),
+                        _ if to == shard => a.record_of_shard(rec, shard, shards),
+                        _ => a.record_elsewhere(rec),
+                    }
+                }
+                // Dropped before the output goes: the reader may then reuse its buffer.
+                drop(routed);
+            }
+            Job::Drain(max) => {
+                a.drain_some(max);
+            }
+        }
+        let t = &mut a.flows;
+        let output = Output {
+            records: std::mem::take(&mut t.order)
+                .into_iter()
+                .zip(std::mem::take(&mut t.finished))
+                .collect(),
+            events: std::mem::take(&mut t.events),
+            stats: t.stats.clone(),
+            live: t.live_flows(),
+        };
+        if out.send(output).is_err() {
+            return;
+        }
+    }
 }
 
 /// The analyzer over N shards, with `Analyzer`'s calls.
 pub struct ParallelAnalyzer {
-    /// One whole analyzer per shard: each decodes every frame, tracks its own flows.
-    workers: Vec<Analyzer>,
+    /// One thread per shard, each with a whole analyzer that tracks its own flows.
+    workers: Vec<Worker>,
     /// Expectations cross shards: one table, fed every shard's events in packet order.
     replay: Replay,
     /// Per shard, records drained at the end of input and not yet merged (`drain_some`).
     draining: Vec<VecDeque<(Order, FlowRecord)>>,
+    /// The capture filter, run by the reader once per frame.
+    filter: Option<Arc<Filter>>,
 }
 
 impl ParallelAnalyzer {
@@ -104,7 +243,7 @@ impl ParallelAnalyzer {
         cfg.shard_index = 0;
         cfg.shard_count = 1; // a worker skips other shards' packets before its tracker sees them
         let workers = (0..n)
-            .map(|_| {
+            .map(|shard| {
                 let mut a = Analyzer::new(
                     cfg.clone(),
                     Arc::clone(&engine),
@@ -112,13 +251,29 @@ impl ParallelAnalyzer {
                     pcap_name.clone(),
                 );
                 a.flows.keyed = true;
-                a
+                let stats = a.flows.stats.clone();
+                let (jobs, job_rx) = sync_channel::<Job>(DEPTH);
+                // Room for every job in flight: a worker never waits on the reader.
+                let (out_tx, outputs) = sync_channel::<Output>(DEPTH + 2);
+                let thread = std::thread::Builder::new()
+                    .name(format!("portwatch-shard-{shard}"))
+                    .spawn(move || work(a, shard as u32, n as u32, job_rx, out_tx))
+                    .expect("a worker thread starts");
+                Worker {
+                    jobs: Some(jobs),
+                    outputs: Mutex::new(outputs),
+                    thread: Some(thread),
+                    stats,
+                    live: 0,
+                    draining: false,
+                }
             })
             .collect();
         ParallelAnalyzer {
             draining: (0..n).map(|_| VecDeque::new()).collect(),
             workers,
             replay: Replay::default(),
+            filter: None,
         }
     }
 
@@ -126,11 +281,9 @@ impl ParallelAnalyzer {
         self.workers.len()
     }
 
-    /// The capture filter, run by every worker on every frame (as each decodes every frame).
+    /// The capture filter: the reader runs it, and every worker skips the frames it rejects.
     pub fn set_filter(&mut self, filter: Option<Arc<Filter>>) {
-        for a in &mut self.workers {
-            a.set_filter(filter.clone());
-        }
+        self.filter = filter;
     }
 
     /// Read up to `max_packets` frames; the records of flows that ended meanwhile, in the
@@ -140,58 +293,47 @@ impl ParallelAnalyzer {
         source: &mut S,
         max_packets: usize,
     ) -> (Vec<FlowRecord>, bool) {
+        // Frames after a drain began: what it made stays queued for `drain_some`, out of the way
+        // of the chunks' outputs.
+        self.take_drained();
         let n = self.workers.len() as u32;
         let mut out = Vec::new();
         let mut exhausted = false;
-        let replay = &mut self.replay;
-        std::thread::scope(|scope| {
-            let mut to_workers = Vec::new();
-            let mut from_workers: Vec<Receiver<Output>> = Vec::new();
-            for (shard, analyzer) in self.workers.iter_mut().enumerate() {
-                let (ctx, crx) = sync_channel::<Arc<Chunk>>(DEPTH);
-                // Room for every chunk in flight: a worker never waits on the reader.
-                let (otx, orx) = sync_channel::<Output>(DEPTH + 2);
-                scope.spawn(move || {
-                    for chunk in crx {
-                        for rec in chunk.records() {
-                            analyzer.record_of_shard(rec, shard as u32, n);
-                        }
-                        // Dropped before the output goes: the reader may then reuse its buffer.
-                        drop(chunk);
-                        if otx.send(take_output(&mut analyzer.flows)).is_err() {
-                            return;
-                        }
-                    }
-                });
-                to_workers.push(ctx);
-                from_workers.push(orx);
+        let filter = self.filter.clone();
+        let mut in_flight: VecDeque<Arc<Routed>> = VecDeque::new();
+        let mut read = 0usize;
+        while read < max_packets {
+            let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
+                exhausted = true;
+                break;
+            };
+            read += chunk.len();
+            // Right after framing, while the chunk's bytes are still in this core's cache.
+            let routes = chunk
+                .records()
+                .map(|r| route(r, filter.as_deref(), n))
+                .collect();
+            let chunk = Arc::new(Routed { chunk, routes });
+            for w in &self.workers {
+                w.send(Job::Chunk(Arc::clone(&chunk)));
             }
-            let mut in_flight: VecDeque<Arc<Chunk>> = VecDeque::new();
-            let mut read = 0usize;
-            while read < max_packets {
-                let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
-                    exhausted = true;
-                    break;
-                };
-                read += chunk.len();
-                let chunk = Arc::new(chunk);
-                for tx in &to_workers {
-                    // A worker that panicked has hung up: the scope re-raises its panic.
-                    let _ = tx.send(Arc::clone(&chunk));
-                }
-                in_flight.push_back(chunk);
-                if in_flight.len() > DEPTH {
-                    merge(&from_workers, &mut out, replay);
-                    recycle(source, in_flight.pop_front());
-                }
-            }
-            drop(to_workers);
-            while !in_flight.is_empty() {
-                merge(&from_workers, &mut out, replay);
+            in_flight.push_back(chunk);
+            if in_flight.len() > DEPTH {
+                self.merge(&mut out);
                 recycle(source, in_flight.pop_front());
             }
-        });
+        }
+        while !in_flight.is_empty() {
+            self.merge(&mut out);
+            recycle(source, in_flight.pop_front());
+        }
         (out, exhausted)
+    }
+
+    /// Receive one chunk's outputs from every worker and merge them into `out`.
+    fn merge(&mut self, out: &mut Vec<FlowRecord>) {
+        let outputs: Vec<Output> = self.workers.iter_mut().map(Worker::recv).collect();
+        merge_outputs(outputs, out, &mut self.replay);
     }
 
     /// End of input: every flow still open, in creation order.
@@ -208,23 +350,50 @@ impl ParallelAnalyzer {
 
     /// End of input, a slice at a time: up to `max` of the flows still open, in creation order
     /// (the single-threaded order); empty once none is left. Each shard drains its oldest flows
-    /// into a queue; a record leaves only when no shard with flows left could still give an
-    /// earlier one, so at most about `max` records per shard exist at once.
+    /// into a queue, in its own thread; a record leaves only when no shard with flows left could
+    /// still give an earlier one, so at most about `max` records per shard exist at once. Most
+    /// of a capture's records may be made here (the flows still open at its end): the shards
+    /// make the next slice while the caller handles this one.
     pub fn drain_some(&mut self, max: usize) -> Vec<FlowRecord> {
         let max = max.max(1);
+        // The slice the previous call asked for, then what this one still lacks.
+        self.take_drained();
+        self.ask_drain(max);
+        self.take_drained();
+        let out = self.pick(max);
+        self.ask_drain(max);
+        self.named(out)
+    }
+
+    /// Ask every shard with flows left and room in its queue for its oldest flows' records.
+    fn ask_drain(&mut self, max: usize) {
+        for (w, queue) in self.workers.iter_mut().zip(&self.draining) {
+            if !w.draining && queue.len() < max && w.live > 0 {
+                w.send(Job::Drain(max - queue.len()));
+                w.draining = true;
+            }
+        }
+    }
+
+    /// The records asked for by `ask_drain`, into the shards' queues.
+    fn take_drained(&mut self) {
         let mut events = Vec::new();
-        for (a, queue) in self.workers.iter_mut().zip(self.draining.iter_mut()) {
-            if queue.len() >= max || a.flows.live_flows() == 0 {
+        for (w, queue) in self.workers.iter_mut().zip(self.draining.iter_mut()) {
+            if !w.draining {
                 continue;
             }
-            a.drain_some(max - queue.len());
-            let output = take_output(&mut a.flows);
+            w.draining = false;
+            let output = w.recv();
             events.extend(output.events);
             let mut records = output.records;
             records.sort_by(|x, y| x.0.cmp_key(&y.0));
             queue.extend(records);
         }
         self.replay.replay(events);
+    }
+
+    /// Up to `max` records off the shards' queues, in the single-threaded order.
+    fn pick(&mut self, max: usize) -> Vec<FlowRecord> {
         let mut out = Vec::new();
         while out.len() < max {
             // The shard whose queue holds the earliest record; none may be decided while a
@@ -232,7 +401,7 @@ impl ParallelAnalyzer {
             let mut best: Option<usize> = None;
             for (i, queue) in self.draining.iter().enumerate() {
                 match queue.front() {
-                    None if self.workers[i].flows.live_flows() > 0 => return self.named(out),
+                    None if self.workers[i].live > 0 => return out,
                     None => {}
                     Some((order, _)) => {
                         let earlier = best.is_none_or(|b| {
@@ -250,7 +419,7 @@ impl ParallelAnalyzer {
                 out.push(rec);
             }
         }
-        self.named(out)
+        out
     }
 
     /// Drained records with the control flows of their announcements named (`flow::expect`).
@@ -261,54 +430,34 @@ impl ParallelAnalyzer {
         records
     }
 
-    /// The counters: every worker counts every frame and decode outcome; the flow tables'
-    /// counters are summed over the shards.
+    /// The counters: every worker counts every frame, and every decode outcome but a packet
+    /// (those frames go to every worker); the flow tables' counters are summed over the shards.
     pub fn stats(&self) -> Stats {
         let mut s = self
             .workers
             .first()
-            .map(|a| a.flows.stats.clone())
+            .map(|w| w.stats.clone())
             .unwrap_or_default();
         s.flows_evicted = 0;
         s.other_shard = 0;
-        for a in &self.workers {
-            s.flows_evicted += a.flows.stats.flows_evicted;
-            s.other_shard += a.flows.stats.other_shard;
+        for w in &self.workers {
+            s.flows_evicted += w.stats.flows_evicted;
+            s.other_shard += w.stats.other_shard;
         }
         s
     }
 
+    /// Flows open in the shards' tables (while draining, as of the slice last taken).
     pub fn live_flows(&self) -> usize {
-        self.workers.iter().map(|a| a.flows.live_flows()).sum()
+        self.workers.iter().map(|w| w.live).sum()
     }
 }
 
 /// A chunk every worker is done with: its buffer back to the source.
-fn recycle<S: FrameSource + ?Sized>(source: &mut S, chunk: Option<Arc<Chunk>>) {
-    if let Some(chunk) = chunk.and_then(|c| Arc::try_unwrap(c).ok()) {
-        source.recycle(chunk.data);
+fn recycle<S: FrameSource + ?Sized>(source: &mut S, routed: Option<Arc<Routed>>) {
+    if let Some(routed) = routed.and_then(|c| Arc::try_unwrap(c).ok()) {
+        source.recycle(routed.chunk.data);
     }
-}
-
-fn take_output(tracker: &mut Tracker) -> Output {
-    let records = std::mem::take(&mut tracker.order)
-        .into_iter()
-        .zip(std::mem::take(&mut tracker.finished))
-        .collect();
-    Output {
-        records,
-        events: std::mem::take(&mut tracker.events),
-    }
-}
-
-/// Receive one chunk's outputs from every worker and merge them into `out`.
-fn merge(from_workers: &[Receiver<Output>], out: &mut Vec<FlowRecord>, replay: &mut Replay) {
-    // A worker that panicked gives nothing; the scope re-raises its panic.
-    let outputs: Vec<Output> = from_workers
-        .iter()
-        .filter_map(|rx| rx.recv().ok())
-        .collect();
-    merge_outputs(outputs, out, replay);
 }
 
 /// The records of one chunk from every shard, in the single-threaded order. Their flow_ids

@@ -176,7 +176,7 @@ pub struct Tracker {
     pub events: Vec<Event>,
 }
 
-fn packet_key(pkt: &Packet<'_>) -> Key {
+pub(crate) fn packet_key(pkt: &Packet<'_>) -> Key {
     Key {
         proto: pkt.proto,
         a: pkt.src,
@@ -265,6 +265,22 @@ impl Analyzer {
             return;
         }
         self.decode_frame(rec.ts, rec.linktype, rec.data, shard, shards);
+    }
+
+    /// A frame whose packets are all of another shard's flows (`parallel`'s reader found them
+    /// with `decode::peek`): its time runs the timers and it is counted, as when its decode
+    /// gave nothing of this shard, but it is not decoded.
+    pub fn record_elsewhere(&mut self, rec: Record<'_>) {
+        let flows = &mut self.flows;
+        flows.stats.packets += 1;
+        flows.stats.bytes += rec.data.len() as u64;
+        flows.timers(rec.ts);
+    }
+
+    /// A frame the capture filter left out, found so by `parallel`'s reader.
+    pub fn record_filtered(&mut self) {
+        self.flows.stats.filtered += 1;
+        self.flows.skip_packet();
     }
 
     /// The filter's verdict; a rejected frame still takes its packet number.

@@ -422,6 +422,119 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
     }
 }
 
+/// `traffic`, with frames in the shapes a worker cannot route from one decode alone or that
+/// take the decoder's long way: VLAN tags, IP-in-IP, IPv4 fragments (in order or not, of
+/// plain frames and of GTP-U datagrams), frames cut short.
+fn mangled(frames: &[(f64, Vec<u8>)]) -> Vec<(f64, Vec<u8>)> {
+    let mut rng = Lcg(11);
+    let mut out = Vec::new();
+    for (ts, f) in frames {
+        if f.get(12..14) != Some(&[0x08, 0x00][..]) || f.len() < 34 {
+            out.push((*ts, f.clone()));
+            continue;
+        }
+        let (eth, ip) = (&f[..14], &f[14..]);
+        match rng.below(10) {
+            0 | 1 => {
+                let mut g = f[..12].to_vec();
+                for _ in 0..=rng.below(2) {
+                    g.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+                }
+                g.extend_from_slice(&f[12..]);
+                out.push((*ts, g));
+            }
+            2 | 3 if ip.len() >= 20 + 16 => {
+                let payload = &ip[20..];
+                let cut = (payload.len() / 2) & !7;
+                let ident = rng.below(65536) as u16;
+                let piece = |data: &[u8], at: usize, more: bool| {
+                    let mut h = eth.to_vec();
+                    h.extend_from_slice(&ip[..2]);
+                    h.extend_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+                    h.extend_from_slice(&ident.to_be_bytes());
+                    let frag = (at / 8) as u16 | if more { 0x2000 } else { 0 };
+                    h.extend_from_slice(&frag.to_be_bytes());
+                    h.extend_from_slice(&ip[8..20]);
+                    h.extend_from_slice(data);
+                    h
+                };
+                let (a, b) = (
+                    piece(&payload[..cut], 0, true),
+                    piece(&payload[cut..], cut, false),
+                );
+                if rng.below(3) == 0 {
+                    out.push((*ts, b));
+                    out.push((*ts, a));
+                } else {
+                    out.push((*ts, a));
+                    out.push((*ts, b));
+                }
+            }
+            4 => {
+                let mut g = eth.to_vec();
+                g.extend_from_slice(&[0x45, 0]);
+                g.extend_from_slice(&((20 + ip.len()) as u16).to_be_bytes());
+                g.extend_from_slice(&[0, 2, 0x40, 0, 64, 4, 0, 0]);
+                g.extend_from_slice(&[172, 16, 0, 1 + rng.below(3) as u8]);
+                g.extend_from_slice(&[172, 16, 1, 1]);
+                g.extend_from_slice(ip);
+                out.push((*ts, g));
+            }
+            5 if rng.below(4) == 0 => out.push((*ts, f[..30].to_vec())),
+            _ => out.push((*ts, f.clone())),
+        }
+    }
+    out
+}
+
+#[test]
+fn fragments_tags_and_tunnels_give_the_single_run_records_and_counters() {
+    let frames = mangled(&traffic(8_000));
+    let mut a = Analyzer::new(
+        config(),
+        engine(),
+        Arc::new(KnownPorts::default()),
+        Some("t.pcap".into()),
+    );
+    for (ts, f) in &frames {
+        a.packet(*ts, 1, f);
+    }
+    a.drain();
+    let want = std::mem::take(&mut a.flows.finished);
+    let stats = a.flows.stats.clone();
+    assert!(stats.fragments > 500, "{} fragments", stats.fragments);
+    assert!(stats.malformed > 10, "{} malformed", stats.malformed);
+    for (workers, chunk) in [(2, 100_000), (3, 100_000), (2, 333)] {
+        let mut p = ParallelAnalyzer::new(
+            config(),
+            engine(),
+            Arc::new(KnownPorts::default()),
+            Some("t.pcap".into()),
+            workers,
+        );
+        let mut src = Frames {
+            frames: &frames,
+            next: 0,
+        };
+        let mut got = Vec::new();
+        loop {
+            let (recs, done) = p.run(&mut src, chunk);
+            got.extend(recs);
+            if done {
+                break;
+            }
+        }
+        got.extend(p.drain());
+        assert_eq!(got.len(), want.len(), "{workers} workers");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{workers} workers, chunk {chunk}: record {i} differs");
+        }
+        let mut s = p.stats();
+        s.other_shard = stats.other_shard;
+        assert_eq!(s, stats, "{workers} workers: counters");
+    }
+}
+
 /// Frames with timestamps 10 ms apart, and the FTP control connection's sequence numbers.
 struct Trace {
     out: Vec<(f64, Vec<u8>)>,

@@ -22,11 +22,13 @@ mod fragments;
 mod ip;
 mod link;
 mod nflog;
+mod peek;
 mod tunnel;
 mod walk;
 mod wlan;
 
 pub use decoder::Decoder;
+pub use peek::peek;
 
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
@@ -63,7 +65,7 @@ impl std::fmt::Display for Addr {
 /// ipip, 6in4, ip6ip6, gre, gtpu).
 pub type Encap = Vec<&'static str>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Packet<'a> {
     /// TCP or UDP.
     pub proto: u8,
