@@ -188,8 +188,7 @@ fn work(mut a: Analyzer, shard: u32, shards: u32, jobs: Receiver<Job>, out: Sync
                 for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
                     match to {
                         FILTERED => a.record_filtered(),
-                        EVERY => a.record_of_shard(rec, shard, shards),
-                        _ if to == shard => a.record_of_shard(rec, shard, shards),
+                        _ if to == EVERY || to == shard => a.record_of_shard(rec, shard, shards),
                         _ => a.record_elsewhere(rec),
                     }
                 }
