@@ -23,7 +23,7 @@ fn main() -> std::io::Result<()> {
         let mut parts = line.split_whitespace();
         let ts: f64 = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0.0);
         let linktype: u32 = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-        let frame = hex::decode(parts.next().unwrap_or("")).unwrap_or_default();
+        let frame = const_hex::decode(parts.next().unwrap_or("")).unwrap_or_default();
         let text = match dec.decode(ts, linktype, &frame) {
             Decoded::Packet(p) => {
                 let encap = p.encap.as_ref().map_or("-".to_string(), |e| e.join(","));

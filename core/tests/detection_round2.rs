@@ -220,7 +220,7 @@ fn unicast_dns_to_5353_is_dns_not_mdns() {
     let e = engine();
     // dig +norec off: ID 0x6e39, flags 0x0120 (RD, AD), www.example.test A with an EDNS cookie
     // (the first input of the engine vectors, a real query).
-    let q = hex::decode("6e390120000100000000000103777777076578616d706c650474657374000001000100002904d000000000000c000a000810c1ed3dd40f7891").unwrap();
+    let q = const_hex::decode("6e390120000100000000000103777777076578616d706c650474657374000001000100002904d000000000000c000a000810c1ed3dd40f7891").unwrap();
     assert_eq!(udp(&e, &q, 5353).protocol, "dns");
     // A real mDNS query stays mDNS, including a legacy one-shot query for a .local name.
     assert_eq!(udp(&e, &real("mdns-query.bin"), 5353).protocol, "mdns");
@@ -277,7 +277,7 @@ fn vectors_inputs(probe: &str) -> Vec<(Vec<u8>, bool)> {
     text.lines()
         .filter_map(|l| {
             let v: Value = serde_json::from_str(l).ok()?;
-            let b = hex::decode(v["input"].as_str()?).ok()?;
+            let b = const_hex::decode(v["input"].as_str()?).ok()?;
             Some((b, v["status"] == "match"))
         })
         .collect()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 fn unhex(s: &str) -> Vec<u8> {
-    hex::decode(s).expect("hex")
+    const_hex::decode(s).expect("hex")
 }
 
 fn sig_dir() -> PathBuf {

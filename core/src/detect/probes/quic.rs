@@ -479,7 +479,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        hex::decode(s).unwrap()
+        const_hex::decode(s).unwrap()
     }
 
     #[test]

@@ -267,7 +267,7 @@ mod tests {
         let raw = "curve25519-sha256,diffie-hellman-group14-sha256;aes128-ctr;hmac-sha2-256;none";
         assert_eq!(
             client.meta["hassh"],
-            hex::encode(Md5::digest(raw.as_bytes()))
+            const_hex::encode(Md5::digest(raw.as_bytes()))
         );
         assert_eq!(client.meta["hassh_algorithms"], raw);
         let server = probe(&data, false);

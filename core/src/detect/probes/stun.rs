@@ -156,7 +156,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rfc5769_binding_request() {
-        let data = hex::decode(RFC5769_REQUEST).unwrap();
+        let data = const_hex::decode(RFC5769_REQUEST).unwrap();
         let r = probe(&data, true);
         assert_eq!(r.status, Status::Match);
         assert_eq!(
@@ -185,7 +185,7 @@ pub(crate) mod tests {
     #[test]
     fn software_with_controls_is_escaped() {
         // Binding success with SOFTWARE "a\x1bb" (3 bytes, padded to 4).
-        let mut m = hex::decode("010100082112a442000102030405060708090a0b").unwrap();
+        let mut m = const_hex::decode("010100082112a442000102030405060708090a0b").unwrap();
         m.extend_from_slice(&[0x80, 0x22, 0x00, 0x03, b'a', 0x1b, b'b', 0]);
         let r = probe(&m, false);
         assert_eq!(r.meta.get("stun_software"), Some(&json!("a\\x1bb")));

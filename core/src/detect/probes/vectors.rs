@@ -142,12 +142,12 @@ pub fn first_bytes_hold(name: &str) -> usize {
                 continue;
             }
             let inputs: Vec<Vec<u8>> = match v.get("input") {
-                Some(i) => vec![hex::decode(i.as_str().unwrap()).unwrap()],
+                Some(i) => vec![const_hex::decode(i.as_str().unwrap()).unwrap()],
                 None => v["units"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|u| hex::decode(u.as_str().unwrap()).unwrap())
+                    .map(|u| const_hex::decode(u.as_str().unwrap()).unwrap())
                     .collect(),
             };
             assert!(
