@@ -25,6 +25,9 @@ DEFAULT_MAX_FLOWS = 200_000
 BATCH_PACKETS = 65_536
 # Records the core hands over per call at the end of a capture (bounds the memory they take).
 DRAIN_RECORDS = 256
+# Batches the core may read ahead of the records' policy and output: enough to keep both
+# busy when one batch takes longer than another, few enough to bound the records waiting.
+AHEAD_BATCHES = 2
 # Fields the core gives for joining with Zeek and Suricata logs.
 JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 
@@ -134,9 +137,14 @@ class Analyzer:
 
     # ---- input ---------------------------------------------------------------------------
     def run_capture(self, capture: _core.Capture, tick: Callable[[], None] | None = None) -> None:
-        """Read `capture` to its end (or first error); `tick()` after every batch."""
-        while not capture.done:
-            self._emit(self.core.run(capture, BATCH_PACKETS))
+        """Read `capture` to its end (or first error); `tick()` after every batch.
+
+        The core reads on a thread of its own, up to `AHEAD_BATCHES` batches ahead, while this
+        one turns records into findings and output; at the end of input it goes on to drain the
+        flows still open, which `close()` then hands over."""
+        self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES)
+        while (raws := self.core.next_batch()) is not None:
+            self._emit(raws)
             if tick is not None:
                 tick()
         self.error = capture.error

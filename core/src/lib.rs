@@ -14,6 +14,7 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod ahead;
 pub mod bpf;
 pub mod decode;
 pub mod detect;

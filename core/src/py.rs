@@ -3,19 +3,23 @@
 //! Python never sees a packet: it opens a capture, asks the analyzer to run over up to N packets
 //! at a time (the GIL released meanwhile) and receives the flow records that ended, as dicts.
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hashbrown::HashSet;
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::ahead::{Ahead, Analysis, Next};
 use crate::bpf::{Filter, Insn, Program};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
 use crate::meta::Value;
 use crate::monitor::{LiveMonitor, MonitorOptions};
-use crate::parallel::ParallelAnalyzer;
+use crate::parallel::{FrameSource, ParallelAnalyzer};
 use crate::pipeline::{self, KnownPorts};
 use crate::record::FlowRecord;
 use crate::source::live::RingOptions;
@@ -196,14 +200,19 @@ impl PyEngine {
 #[pyclass(name = "Capture")]
 struct PyCapture {
     // A Mutex makes the reader (which may hold a boxed stdin or gzip stream) shareable, as
-    // Python objects must be; it is only ever locked by the thread that runs the analyzer.
-    reader: Mutex<CaptureReader>,
-    done: bool,
+    // Python objects must be; it is locked by the thread that runs the analyzer, for a step
+    // at a time.
+    reader: Arc<Mutex<CaptureReader>>,
+    name: String,
+    size: Option<u64>,
+    /// Bytes read so far, followed without waiting for the reader's lock.
+    progress: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
 }
 
 impl PyCapture {
     fn reader(&self) -> std::sync::MutexGuard<'_, CaptureReader> {
-        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+        lock_reader(&self.reader)
     }
 }
 
@@ -213,25 +222,28 @@ impl PyCapture {
     fn new(path: &str) -> PyResult<Self> {
         let reader = CaptureReader::open(path).map_err(|e| CaptureError::new_err(e.0))?;
         Ok(PyCapture {
-            reader: Mutex::new(reader),
-            done: false,
+            name: reader.name().to_string(),
+            size: reader.size(),
+            progress: reader.progress(),
+            reader: Arc::new(Mutex::new(reader)),
+            done: Arc::new(AtomicBool::new(false)),
         })
     }
     #[getter]
     fn name(&self) -> String {
-        self.reader().name().to_string()
+        self.name.clone()
     }
     #[getter]
     fn size(&self) -> Option<u64> {
-        self.reader().size()
+        self.size
     }
     #[getter]
     fn bytes_read(&self) -> u64 {
-        self.reader().bytes_read()
+        self.progress.load(Ordering::Relaxed)
     }
     #[getter]
     fn done(&self) -> bool {
-        self.done
+        self.done.load(Ordering::Relaxed)
     }
     /// Why reading stopped early (a truncated or corrupt file), if it did.
     #[getter]
@@ -243,7 +255,8 @@ impl PyCapture {
 /// Flows, reassembly and detection over one capture (or one shard of it).
 #[pyclass(name = "Analyzer")]
 struct PyAnalyzer {
-    inner: Inner,
+    state: State,
+    workers: usize,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
 }
@@ -252,6 +265,153 @@ enum Inner {
     Single(Box<pipeline::Analyzer>),
     /// `workers` > 1: threads over shards of the flows, the same records in the same order.
     Parallel(Box<ParallelAnalyzer>),
+}
+
+enum State {
+    /// Driven by the caller's thread, a call at a time.
+    Here(Inner),
+    /// On its own thread, batches ahead of the caller (`start`).
+    Ahead(Box<Running>),
+    /// Its thread panicked: nothing more can be asked of it.
+    Lost,
+}
+
+/// An analysis running ahead, and what the caller has been handed of it so far.
+struct Running {
+    // A Mutex only to make the receiving end shareable, as Python objects must be.
+    ahead: Mutex<Ahead<Inner>>,
+    capture: Arc<Mutex<CaptureReader>>,
+    done: Arc<AtomicBool>,
+    /// The counters and open flows as of the last batch handed over, and its classified records.
+    stats: pipeline::Stats,
+    live_flows: usize,
+    classified: Vec<FlowRecord>,
+    /// The batch that ended the input was handed over: the rest are the drain's.
+    input_over: bool,
+}
+
+impl Analysis for Inner {
+    fn read<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        max_packets: usize,
+    ) -> (Vec<FlowRecord>, bool) {
+        match self {
+            Inner::Single(a) => a.read(source, max_packets),
+            Inner::Parallel(p) => p.read(source, max_packets),
+        }
+    }
+    fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord> {
+        match self {
+            Inner::Single(a) => Analysis::drain_some(&mut **a, max_records),
+            Inner::Parallel(p) => Analysis::drain_some(&mut **p, max_records),
+        }
+    }
+    fn take_classified(&mut self) -> Vec<FlowRecord> {
+        match self {
+            Inner::Single(a) => a.take_classified(),
+            Inner::Parallel(p) => p.take_classified(),
+        }
+    }
+    fn stats(&self) -> pipeline::Stats {
+        match self {
+            Inner::Single(a) => Analysis::stats(&**a),
+            Inner::Parallel(p) => Analysis::stats(&**p),
+        }
+    }
+    fn live_flows(&self) -> usize {
+        match self {
+            Inner::Single(a) => Analysis::live_flows(&**a),
+            Inner::Parallel(p) => Analysis::live_flows(&**p),
+        }
+    }
+}
+
+/// How often a caller waiting for a batch looks at signals (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+impl PyAnalyzer {
+    /// The analysis, when the caller drives it (not while it runs ahead).
+    fn here(&mut self) -> PyResult<&mut Inner> {
+        match &mut self.state {
+            State::Here(inner) => Ok(inner),
+            State::Ahead(_) => Err(PyRuntimeError::new_err(
+                "the analyzer is running ahead: take its batches (next_batch, drain) first",
+            )),
+            State::Lost => Err(lost()),
+        }
+    }
+
+    /// The next batch of a running analysis, waiting for it with the GIL released (and Ctrl-C
+    /// noticed); None once every batch was taken, and the analysis is back `Here`.
+    fn next_ahead(&mut self, py: Python<'_>) -> PyResult<Option<Vec<FlowRecord>>> {
+        let State::Ahead(run) = &mut self.state else {
+            return Ok(None);
+        };
+        loop {
+            let ahead = &run.ahead;
+            let next = py.detach(|| {
+                ahead
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .next(SIGNAL_POLL)
+            });
+            match next {
+                Next::Batch(b) => {
+                    run.stats = b.stats;
+                    run.live_flows = b.live_flows;
+                    run.classified.extend(b.classified);
+                    if b.input_over && !run.input_over {
+                        run.input_over = true;
+                        run.done.store(true, Ordering::Relaxed);
+                        self.source_malformed = lock_reader(&run.capture).counters().malformed;
+                    }
+                    return Ok(Some(b.records));
+                }
+                Next::Waiting => py.check_signals()?,
+                Next::Over => {
+                    self.settle()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// A finished run's analysis back `Here` (its thread joined).
+    fn settle(&mut self) -> PyResult<()> {
+        let State::Ahead(run) = std::mem::replace(&mut self.state, State::Lost) else {
+            return Ok(());
+        };
+        let ahead = run.ahead.into_inner().unwrap_or_else(|e| e.into_inner());
+        match ahead.finish() {
+            Ok(mut inner) => {
+                // Classified records not yet taken stay for `classified()`.
+                if let Inner::Single(a) = &mut inner {
+                    let mut pending = run.classified;
+                    pending.append(&mut a.flows.classified);
+                    a.flows.classified = pending;
+                }
+                self.state = State::Here(inner);
+                Ok(())
+            }
+            Err(payload) => {
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the analysis thread panicked".to_string());
+                Err(PanicException::new_err(text))
+            }
+        }
+    }
+}
+
+fn lost() -> PyErr {
+    PyRuntimeError::new_err("the analyzer failed earlier and cannot go on")
+}
+
+fn lock_reader(reader: &Mutex<CaptureReader>) -> std::sync::MutexGuard<'_, CaptureReader> {
+    reader.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[pymethods]
@@ -295,7 +455,8 @@ impl PyAnalyzer {
                 workers,
             );
             return Ok(PyAnalyzer {
-                inner: Inner::Parallel(Box::new(inner)),
+                state: State::Here(Inner::Parallel(Box::new(inner))),
+                workers,
                 source_malformed: 0,
             });
         }
@@ -307,7 +468,8 @@ impl PyAnalyzer {
         );
         inner.flows.report_classified = report_classified;
         Ok(PyAnalyzer {
-            inner: Inner::Single(Box::new(inner)),
+            state: State::Here(Inner::Single(Box::new(inner))),
+            workers: 1,
             source_malformed: 0,
         })
     }
@@ -317,32 +479,71 @@ impl PyAnalyzer {
     fn run<'py>(
         &mut self,
         py: Python<'py>,
-        capture: &mut PyCapture,
+        capture: &PyCapture,
         max_packets: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let inner = &mut self.inner;
+        let inner = self.here()?;
         let mut guard = capture.reader();
         let reader = &mut *guard;
-        let (records, done) = py.detach(|| match inner {
-            Inner::Single(a) => {
-                let mut done = false;
-                for _ in 0..max_packets {
-                    match reader.next_record() {
-                        Some(rec) => a.record(rec),
-                        None => {
-                            done = true;
-                            break;
-                        }
-                    }
-                }
-                (std::mem::take(&mut a.flows.finished), done)
-            }
-            Inner::Parallel(p) => p.run(reader, max_packets),
-        });
+        let (records, done) = py.detach(|| inner.read(reader, max_packets));
         self.source_malformed = guard.counters().malformed;
         drop(guard);
-        capture.done |= done;
+        if done {
+            capture.done.store(true, Ordering::Relaxed);
+        }
         records_to_py(py, records)
+    }
+
+    /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
+    /// batches of `max_packets` packets (`next_batch`), then, at the end of input, of
+    /// `drain_records` of the flows still open (`drain`). Records, counters and their order are
+    /// those of calling `run` and `drain` in turn; meanwhile `stats`, `live_flows` and
+    /// `classified` tell what came with the last batch taken.
+    #[pyo3(signature = (capture, max_packets, drain_records, depth=2))]
+    fn start(
+        &mut self,
+        capture: &PyCapture,
+        max_packets: usize,
+        drain_records: usize,
+        depth: usize,
+    ) -> PyResult<()> {
+        self.here()?;
+        let State::Here(inner) = std::mem::replace(&mut self.state, State::Lost) else {
+            unreachable!("checked by here()");
+        };
+        let stats = inner.stats();
+        let live_flows = inner.live_flows();
+        let ahead = Ahead::start(
+            inner,
+            Arc::clone(&capture.reader),
+            max_packets,
+            drain_records,
+            depth,
+        )
+        .map_err(|e| PyOSError::new_err(format!("cannot start the analysis thread: {e}")))?;
+        self.state = State::Ahead(Box::new(Running {
+            ahead: Mutex::new(ahead),
+            capture: Arc::clone(&capture.reader),
+            done: Arc::clone(&capture.done),
+            stats,
+            live_flows,
+            classified: Vec::new(),
+            input_over: false,
+        }));
+        Ok(())
+    }
+
+    /// The records of the next batch read by `start`; None after the batch that found the end
+    /// of input (or the analysis was not started).
+    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        match &self.state {
+            State::Ahead(run) if !run.input_over => {}
+            _ => return Ok(None),
+        }
+        match self.next_ahead(py)? {
+            Some(records) => Ok(Some(records_to_py(py, records)?)),
+            None => Ok(None),
+        }
     }
 
     /// Frames handed over by Python (a live socket, a test): (ts, linktype, bytes) each; the
@@ -352,7 +553,7 @@ impl PyAnalyzer {
         py: Python<'py>,
         frames: Vec<(f64, u32, Vec<u8>)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let Inner::Single(a) = &mut self.inner else {
+        let Inner::Single(a) = self.here()? else {
             return Err(PyValueError::new_err("feed needs workers=1"));
         };
         let records = py.detach(|| {
@@ -366,7 +567,7 @@ impl PyAnalyzer {
 
     /// Expire idle flows as of `now` (wall clock); their records.
     fn expire<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
-        let Inner::Single(a) = &mut self.inner else {
+        let Inner::Single(a) = self.here()? else {
             return Err(PyValueError::new_err("expire needs workers=1"));
         };
         a.flows.expire_idle(now);
@@ -382,7 +583,7 @@ impl PyAnalyzer {
         now: f64,
         reason: &str,
     ) -> PyResult<Bound<'py, PyList>> {
-        let Inner::Single(a) = &mut self.inner else {
+        let Inner::Single(a) = self.here()? else {
             return Err(PyValueError::new_err("split_long_flows needs workers=1"));
         };
         a.flows.split_long_flows(active, now, reason);
@@ -391,7 +592,7 @@ impl PyAnalyzer {
 
     /// A reload: new signatures and services; live flows keep their state.
     fn set_engine(&mut self, engine: &PyEngine, known_ports: Vec<(u16, String)>) -> PyResult<()> {
-        let Inner::Single(a) = &mut self.inner else {
+        let Inner::Single(a) = self.here()? else {
             return Err(PyValueError::new_err("set_engine needs workers=1"));
         };
         let mut known = HashSet::new();
@@ -405,36 +606,45 @@ impl PyAnalyzer {
 
     /// Records of flows classified since the last call (with `report_classified`).
     fn classified<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        match &mut self.inner {
-            Inner::Single(a) => records_to_py(py, std::mem::take(&mut a.flows.classified)),
-            Inner::Parallel(_) => Ok(PyList::empty(py)),
-        }
+        let records = match &mut self.state {
+            State::Ahead(run) => std::mem::take(&mut run.classified),
+            State::Here(inner) => inner.take_classified(),
+            State::Lost => return Err(lost()),
+        };
+        records_to_py(py, records)
     }
 
-    /// End of input: every flow still open, as records.
     /// End of input: the flows still open, as records, up to `max_records` a call (oldest
     /// first; call again until it returns an empty list), all at once without a limit.
+    /// An analysis running ahead stops reading after its current batch: the records of every
+    /// batch it read come first (through here), then those of its drain.
     #[pyo3(signature = (max_records=None))]
     fn drain<'py>(
         &mut self,
         py: Python<'py>,
         max_records: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let inner = &mut self.inner;
-        let records = py.detach(|| match inner {
-            Inner::Single(a) => {
-                a.drain_some(max_records.unwrap_or(usize::MAX));
-                std::mem::take(&mut a.flows.finished)
+        if let State::Ahead(run) = &self.state {
+            run.ahead
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stop_reading();
+            while let Some(records) = self.next_ahead(py)? {
+                if !records.is_empty() {
+                    return records_to_py(py, records);
+                }
             }
-            Inner::Parallel(p) => p.drain_some(max_records.unwrap_or(usize::MAX)),
-        });
+        }
+        let inner = self.here()?;
+        let records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
         records_to_py(py, records)
     }
 
-    fn live_flows(&self) -> usize {
-        match &self.inner {
-            Inner::Single(a) => a.flows.live_flows(),
-            Inner::Parallel(p) => p.live_flows(),
+    fn live_flows(&self) -> PyResult<usize> {
+        match &self.state {
+            State::Here(inner) => Ok(inner.live_flows()),
+            State::Ahead(run) => Ok(run.live_flows),
+            State::Lost => Err(lost()),
         }
     }
 
@@ -442,7 +652,7 @@ impl PyAnalyzer {
     #[pyo3(signature = (programs=None))]
     fn set_filter(&mut self, programs: Option<Programs>) -> PyResult<()> {
         let filter = programs.map(filter_from).transpose()?.map(Arc::new);
-        match &mut self.inner {
+        match self.here()? {
             Inner::Single(a) => a.set_filter(filter),
             Inner::Parallel(p) => p.set_filter(filter),
         }
@@ -452,17 +662,15 @@ impl PyAnalyzer {
     /// Threads tracking flows (1: the calling thread alone).
     #[getter]
     fn workers(&self) -> usize {
-        match &self.inner {
-            Inner::Single(_) => 1,
-            Inner::Parallel(p) => p.workers(),
-        }
+        self.workers
     }
 
     /// The counters, by CaptureStats' names.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = match &self.inner {
-            Inner::Single(a) => a.flows.stats.clone(),
-            Inner::Parallel(p) => p.stats(),
+        let s = match &self.state {
+            State::Here(inner) => inner.stats(),
+            State::Ahead(run) => run.stats.clone(),
+            State::Lost => return Err(lost()),
         };
         let d = PyDict::new(py);
         for (k, v) in [

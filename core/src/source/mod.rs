@@ -305,6 +305,11 @@ impl CaptureReader {
         self.read.load(Ordering::Relaxed)
     }
 
+    /// `bytes_read` as a handle, to follow from another thread while this one reads.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.read)
+    }
+
     pub fn counters(&self) -> SourceCounters {
         match &self.format {
             Format::Pcap(_) => SourceCounters::default(),

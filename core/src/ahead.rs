@@ -1,0 +1,419 @@
+//! An analysis on a thread of its own, a few batches of records ahead of whoever takes them:
+//! the caller's half of the work (Python's policy and output) on one batch overlaps the core's
+//! reading of the next, instead of the two taking turns on one core.
+//!
+//! The batches are those the caller would get by asking for `max_packets` packets at a time and
+//! then draining `drain_records` flows at a time: the same records in the same order, with the
+//! counters as they stood after each. The queue between the two holds `depth` batches at most,
+//! so a slow consumer stops the reader rather than letting records pile up.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::parallel::{FrameSource, ParallelAnalyzer};
+use crate::pipeline::{Analyzer, Stats};
+use crate::record::FlowRecord;
+
+/// What can run ahead: an analyzer with one worker or several.
+pub trait Analysis: Send + 'static {
+    /// Up to `max_packets` frames of `source`; the records of flows that ended meanwhile, and
+    /// whether the source is exhausted.
+    fn read<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        max_packets: usize,
+    ) -> (Vec<FlowRecord>, bool);
+    /// End of input: up to `max_records` of the flows still open; empty once none is left.
+    fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord>;
+    /// Records of flows classified since the last call (an analyzer that reports them).
+    fn take_classified(&mut self) -> Vec<FlowRecord>;
+    fn stats(&self) -> Stats;
+    fn live_flows(&self) -> usize;
+}
+
+impl Analysis for Analyzer {
+    fn read<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        max_packets: usize,
+    ) -> (Vec<FlowRecord>, bool) {
+        let mut exhausted = false;
+        for _ in 0..max_packets {
+            match source.next_frame() {
+                Some(rec) => self.record(rec),
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+        }
+        (std::mem::take(&mut self.flows.finished), exhausted)
+    }
+
+    fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord> {
+        Analyzer::drain_some(self, max_records);
+        std::mem::take(&mut self.flows.finished)
+    }
+
+    fn take_classified(&mut self) -> Vec<FlowRecord> {
+        std::mem::take(&mut self.flows.classified)
+    }
+
+    fn stats(&self) -> Stats {
+        self.flows.stats.clone()
+    }
+
+    fn live_flows(&self) -> usize {
+        self.flows.live_flows()
+    }
+}
+
+impl Analysis for ParallelAnalyzer {
+    fn read<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        max_packets: usize,
+    ) -> (Vec<FlowRecord>, bool) {
+        self.run(source, max_packets)
+    }
+
+    fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord> {
+        ParallelAnalyzer::drain_some(self, max_records)
+    }
+
+    fn take_classified(&mut self) -> Vec<FlowRecord> {
+        Vec::new()
+    }
+
+    fn stats(&self) -> Stats {
+        ParallelAnalyzer::stats(self)
+    }
+
+    fn live_flows(&self) -> usize {
+        ParallelAnalyzer::live_flows(self)
+    }
+}
+
+/// One step's output, with the counters as they stood after it.
+pub struct Batch {
+    pub records: Vec<FlowRecord>,
+    pub classified: Vec<FlowRecord>,
+    pub stats: Stats,
+    pub live_flows: usize,
+    /// Set on the last batch read from the source (its end, or `stop_reading`); the batches
+    /// after it drain the flows still open.
+    pub input_over: bool,
+}
+
+/// What `Ahead::next` found.
+pub enum Next {
+    Batch(Batch),
+    /// Nothing yet within the time given.
+    Waiting,
+    /// Every batch was taken: `finish` gives the analysis back.
+    Over,
+}
+
+/// The analysis running on its thread; dropping this stops it (after the step it is in).
+pub struct Ahead<A> {
+    batches: Receiver<Batch>,
+    stop_reading: Arc<AtomicBool>,
+    thread: Option<JoinHandle<A>>,
+}
+
+impl<A: Analysis> Ahead<A> {
+    /// Start `analysis` over `source` (locked for each step only); with `drain_records` 0 it
+    /// stops at the end of input, leaving the open flows to whoever gets it back.
+    pub fn start<S: FrameSource + Send + ?Sized + 'static>(
+        analysis: A,
+        source: Arc<Mutex<S>>,
+        max_packets: usize,
+        drain_records: usize,
+        depth: usize,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(depth.max(1));
+        let stop_reading = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stop_reading);
+        let thread = std::thread::Builder::new()
+            .name("portwatch-ahead".into())
+            .spawn(move || {
+                work(
+                    analysis,
+                    &source,
+                    &tx,
+                    &stop,
+                    max_packets.max(1),
+                    drain_records,
+                )
+            })?;
+        Ok(Ahead {
+            batches: rx,
+            stop_reading,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next batch, waiting up to `timeout` for it.
+    pub fn next(&self, timeout: Duration) -> Next {
+        match self.batches.recv_timeout(timeout) {
+            Ok(batch) => Next::Batch(batch),
+            Err(RecvTimeoutError::Timeout) => Next::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Next::Over,
+        }
+    }
+
+    /// Read no further than the step under way; the batches read so far and the drain follow.
+    pub fn stop_reading(&self) {
+        self.stop_reading.store(true, Ordering::Relaxed);
+    }
+
+    /// The analysis back, once `next` said `Over`; Err with the panic's payload if its thread
+    /// panicked.
+    pub fn finish(mut self) -> std::thread::Result<A> {
+        let thread = self.thread.take().expect("joined once");
+        thread.join()
+    }
+}
+
+impl<A> Drop for Ahead<A> {
+    fn drop(&mut self) {
+        // The thread ends at its next send, which fails once the receiver is gone.
+        self.stop_reading.store(true, Ordering::Relaxed);
+    }
+}
+
+fn lock<S: ?Sized>(source: &Mutex<S>) -> MutexGuard<'_, S> {
+    source.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn work<A: Analysis, S: FrameSource + ?Sized>(
+    mut analysis: A,
+    source: &Mutex<S>,
+    tx: &SyncSender<Batch>,
+    stop_reading: &AtomicBool,
+    max_packets: usize,
+    drain_records: usize,
+) -> A {
+    loop {
+        let (records, exhausted) = analysis.read(&mut *lock(source), max_packets);
+        let input_over = exhausted || stop_reading.load(Ordering::Relaxed);
+        if tx.send(batch(&mut analysis, records, input_over)).is_err() {
+            return analysis;
+        }
+        if input_over {
+            break;
+        }
+    }
+    if drain_records == 0 {
+        return analysis;
+    }
+    loop {
+        let records = analysis.drain_some(drain_records);
+        if records.is_empty() {
+            return analysis;
+        }
+        if tx.send(batch(&mut analysis, records, true)).is_err() {
+            return analysis;
+        }
+    }
+}
+
+fn batch<A: Analysis>(analysis: &mut A, records: Vec<FlowRecord>, input_over: bool) -> Batch {
+    Batch {
+        records,
+        classified: analysis.take_classified(),
+        stats: analysis.stats(),
+        live_flows: analysis.live_flows(),
+        input_over,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::engine::Engine;
+    use crate::detect::signature;
+    use crate::pipeline::{Config, KnownPorts};
+    use crate::source::Record;
+
+    /// Frames built in memory: one TCP handshake and a line of payload per flow, each flow on
+    /// its own client port.
+    struct Frames {
+        frames: Vec<(f64, Vec<u8>)>,
+        next: usize,
+    }
+
+    impl FrameSource for Frames {
+        fn next_frame(&mut self) -> Option<Record<'_>> {
+            let (ts, data) = self.frames.get(self.next)?;
+            self.next += 1;
+            Some(Record {
+                ts: *ts,
+                linktype: 101,
+                data,
+                orig_len: data.len() as u32,
+            })
+        }
+    }
+
+    fn tcp(sport: u16, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let total = 40 + payload.len();
+        let mut f = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ];
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&80u16.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn frames(flows: u16) -> Frames {
+        let mut frames = Vec::new();
+        for i in 0..flows {
+            let t = f64::from(i);
+            let sport = 20000 + i;
+            frames.push((t, tcp(sport, 0x02, 1, b"")));
+            frames.push((t + 0.1, tcp(sport, 0x18, 2, b"GET / HTTP/1.1\r\n\r\n")));
+            // Every third flow closes; the rest are open at the end and drained.
+            if i % 3 == 0 {
+                frames.push((t + 0.2, tcp(sport, 0x11, 20, b"")));
+            }
+        }
+        Frames { frames, next: 0 }
+    }
+
+    fn analyzer() -> Analyzer {
+        let sigs = signature::load_builtin_and(&[]).expect("shipped signatures load");
+        let engine = Arc::new(Engine::new(sigs, Default::default()));
+        let known = Arc::new(KnownPorts(Default::default()));
+        let config = Config {
+            idle_tcp: 30.0,
+            ..Config::default()
+        };
+        Analyzer::new(config, engine, known, None)
+    }
+
+    fn ids(records: &[FlowRecord]) -> Vec<u64> {
+        records.iter().map(|r| r.flow_id).collect()
+    }
+
+    /// The records and counters of the same analysis done in the calling thread, step by step.
+    fn in_turn(flows: u16, max_packets: usize, drain: usize) -> (Vec<Vec<u64>>, Vec<u64>) {
+        let mut a = analyzer();
+        let mut source = frames(flows);
+        let mut batches = Vec::new();
+        let mut packets = Vec::new();
+        loop {
+            let (records, exhausted) = a.read(&mut source, max_packets);
+            batches.push(ids(&records));
+            packets.push(a.flows.stats.packets);
+            if exhausted {
+                break;
+            }
+        }
+        loop {
+            let records = Analysis::drain_some(&mut a, drain);
+            if records.is_empty() {
+                return (batches, packets);
+            }
+            batches.push(ids(&records));
+            packets.push(a.flows.stats.packets);
+        }
+    }
+
+    fn taken(ahead: &Ahead<Analyzer>) -> Vec<Batch> {
+        let mut out = Vec::new();
+        loop {
+            match ahead.next(Duration::from_secs(10)) {
+                Next::Batch(b) => out.push(b),
+                Next::Over => return out,
+                Next::Waiting => panic!("no batch within 10 s"),
+            }
+        }
+    }
+
+    #[test]
+    fn batches_are_the_steps_taken_in_turn() {
+        for (flows, max_packets, drain) in [(40, 7, 5), (40, 1000, 1000), (0, 3, 3), (9, 1, 1)] {
+            let source = Arc::new(Mutex::new(frames(flows)));
+            let ahead = Ahead::start(analyzer(), source, max_packets, drain, 2).unwrap();
+            let batches = taken(&ahead);
+            let (want, packets) = in_turn(flows, max_packets, drain);
+            let got: Vec<Vec<u64>> = batches.iter().map(|b| ids(&b.records)).collect();
+            assert_eq!(got, want, "{flows} flows, {max_packets} packets a step");
+            let got_packets: Vec<u64> = batches.iter().map(|b| b.stats.packets).collect();
+            assert_eq!(got_packets, packets);
+            // Exactly one batch, the last read, says the input is over; the drain's follow.
+            let over: Vec<bool> = batches.iter().map(|b| b.input_over).collect();
+            let first_over = over
+                .iter()
+                .position(|&o| o)
+                .expect("the end of input is said");
+            assert!(over[first_over..].iter().all(|&o| o));
+            assert!(over[..first_over].iter().all(|&o| !o));
+            let a = ahead.finish().expect("no panic");
+            assert_eq!(a.flows.live_flows(), 0);
+        }
+    }
+
+    #[test]
+    fn stopping_reading_keeps_every_flow_read_and_drains_it() {
+        let source = Arc::new(Mutex::new(frames(300)));
+        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 10, 50, 1).unwrap();
+        let Next::Batch(first) = ahead.next(Duration::from_secs(10)) else {
+            panic!("a first batch");
+        };
+        ahead.stop_reading();
+        let mut batches = vec![first];
+        batches.extend(taken(&ahead));
+        let read = lock(&source).next;
+        assert!(read < 300 * 2, "stopped before the end: {read} frames read");
+        let last = batches.last().unwrap();
+        assert_eq!(last.live_flows, 0, "every flow read was drained");
+        let records: usize = batches.iter().map(|b| b.records.len()).sum();
+        // Each flow's first frame was read: a flow for each SYN seen.
+        let syns = lock(&source).frames[..read]
+            .iter()
+            .filter(|(_, f)| f[33] == 0x02)
+            .count();
+        assert_eq!(records, syns);
+        assert_eq!(last.stats.packets, read as u64);
+    }
+
+    #[test]
+    fn dropped_early_the_thread_ends() {
+        let source = Arc::new(Mutex::new(frames(2000)));
+        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 5, 5, 1).unwrap();
+        assert!(matches!(
+            ahead.next(Duration::from_secs(10)),
+            Next::Batch(_)
+        ));
+        drop(ahead);
+        // The thread held `source` (an Arc); it lets go of it once its send fails.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&source) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread kept running"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(lock(&source).next < 4000);
+    }
+}
