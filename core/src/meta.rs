@@ -13,12 +13,106 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
 use hashbrown::{HashSet, HashTable};
+use indexmap::IndexMap;
 use std::hash::BuildHasher;
 
 pub use serde_json::{json, Map, Number, Value};
 
 /// A probe's or a flow's metadata: key order is insertion order.
-pub type Meta = Map<String, Value>;
+///
+/// serde_json's `Map` (with `preserve_order`) is the same IndexMap keyed by SipHash: its
+/// hashing was 8% of the core's instructions (every probe's facts, every frozen map decoded
+/// for its record), so facts maps are keyed by foldhash instead, random per map as the flow
+/// table's. Nested objects stay `Map`s (`From<Meta> for Value` converts).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Meta(IndexMap<String, Value, foldhash::fast::RandomState>);
+
+impl Meta {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Meta(IndexMap::with_capacity_and_hasher(n, Default::default()))
+    }
+
+    /// Remove `key` as serde_json's `Map::remove` does with `preserve_order`: the last entry
+    /// takes its place (outputs show key order, so the two must agree).
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.0.swap_remove(key)
+    }
+
+    /// As a JSON object (for nesting, or for code that takes serde_json's map).
+    pub fn into_object(self) -> Map<String, Value> {
+        let mut map = Map::with_capacity(self.0.len());
+        map.extend(self.0);
+        map
+    }
+}
+
+impl Deref for Meta {
+    type Target = IndexMap<String, Value, foldhash::fast::RandomState>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Meta {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<Meta> for Value {
+    fn from(meta: Meta) -> Self {
+        Value::Object(meta.into_object())
+    }
+}
+
+/// Same keys with equal values (order aside), as `Map`'s own equality.
+impl PartialEq<Map<String, Value>> for Meta {
+    fn eq(&self, other: &Map<String, Value>) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl From<Map<String, Value>> for Meta {
+    fn from(map: Map<String, Value>) -> Self {
+        let mut meta = Meta::with_capacity(map.len());
+        meta.extend(map);
+        meta
+    }
+}
+
+impl FromIterator<(String, Value)> for Meta {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut meta = Meta::new();
+        meta.extend(iter);
+        meta
+    }
+}
+
+impl IntoIterator for Meta {
+    type Item = (String, Value);
+    type IntoIter = indexmap::map::IntoIter<String, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl serde::Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a Meta {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = indexmap::map::Iter<'a, String, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 /// Insert `key` only if absent (Python's `dict.setdefault`): the first probe to say a fact wins.
 pub fn set_default(meta: &mut Meta, key: &str, value: Value) {
@@ -26,6 +120,9 @@ pub fn set_default(meta: &mut Meta, key: &str, value: Value) {
         meta.insert(key.to_owned(), value);
     }
 }
+
+/// Facts a record adds to its flow's map at most, in the usual case (room kept when thawing).
+const RECORD_FACTS: usize = 4;
 
 /// Nesting of arrays and objects a frozen map may hold (probes nest two or three deep); a map
 /// nested deeper is left as it is rather than frozen.
@@ -380,8 +477,8 @@ fn hex_value(b: u8) -> u8 {
 }
 
 /// Whether every array and object of `map` is within `MAX_FROZEN_DEPTH`.
-fn depth_ok(map: &Meta, depth: usize) -> bool {
-    map.values().all(|v| value_depth_ok(v, depth))
+fn depth_ok<'a>(mut values: impl Iterator<Item = &'a Value>, depth: usize) -> bool {
+    values.all(|v| value_depth_ok(v, depth))
 }
 
 fn value_depth_ok(v: &Value, depth: usize) -> bool {
@@ -389,7 +486,7 @@ fn value_depth_ok(v: &Value, depth: usize) -> bool {
         Value::Array(items) => {
             depth < MAX_FROZEN_DEPTH && items.iter().all(|i| value_depth_ok(i, depth + 1))
         }
-        Value::Object(map) => depth < MAX_FROZEN_DEPTH && depth_ok(map, depth + 1),
+        Value::Object(map) => depth < MAX_FROZEN_DEPTH && depth_ok(map.values(), depth + 1),
         _ => true,
     }
 }
@@ -405,9 +502,9 @@ impl Encoder<'_, '_> {
         self.table.as_deref_mut()?.share(text)
     }
 
-    fn map(&mut self, map: &Meta) {
-        put_varint(self.out, map.len() as u64);
-        for (k, v) in map {
+    fn map<'a>(&mut self, len: usize, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+        put_varint(self.out, len as u64);
+        for (k, v) in entries {
             match self.share(k) {
                 Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
                 None => {
@@ -469,7 +566,7 @@ impl Encoder<'_, '_> {
             }
             Value::Object(map) => {
                 out.push(OBJECT);
-                self.map(map);
+                self.map(map.len(), map.iter());
             }
         }
     }
@@ -478,7 +575,7 @@ impl Encoder<'_, '_> {
 /// `map` frozen, or None when it nests deeper than `MAX_FROZEN_DEPTH`. `share`: refer to
 /// repeated texts in the shared table.
 fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
-    if !depth_ok(map, 0) {
+    if !depth_ok(map.values(), 0) {
         return None;
     }
     let mut guard = share.then(shared);
@@ -489,7 +586,7 @@ fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
             out,
             table: guard.as_deref_mut(),
         };
-        enc.map(map);
+        enc.map(map.len(), map.iter());
         let bytes = Box::from(out.as_slice());
         if out.capacity() > SCRATCH_KEEP {
             *out = Vec::new();
@@ -592,13 +689,37 @@ impl<'a, 't> Reader<'a, 't> {
 
     fn map(&mut self, depth: usize) -> Option<Meta> {
         let n = self.count()?;
-        let mut map = Meta::with_capacity(n);
+        // A thawed map is mostly on its way into a record, which adds a few facts of its own
+        // (evidence, encap, shape, end_reason, tunnel): room for them spares a rehash.
+        let mut map = Meta::with_capacity(n + RECORD_FACTS);
+        self.entries(n, depth, |k, v| {
+            map.insert(k, v);
+        })?;
+        Some(map)
+    }
+
+    /// A nested map (JSON object) of the frozen map.
+    fn object(&mut self, depth: usize) -> Option<Map<String, Value>> {
+        let n = self.count()?;
+        let mut map = Map::with_capacity(n);
+        self.entries(n, depth, |k, v| {
+            map.insert(k, v);
+        })?;
+        Some(map)
+    }
+
+    fn entries(
+        &mut self,
+        n: usize,
+        depth: usize,
+        mut put: impl FnMut(String, Value),
+    ) -> Option<()> {
         for _ in 0..n {
             let k = self.key_text()?.to_owned();
             let v = self.value(depth)?;
-            map.insert(k, v);
+            put(k, v);
         }
-        Some(map)
+        Some(())
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
@@ -632,7 +753,7 @@ impl<'a, 't> Reader<'a, 't> {
                 }
                 Value::Array(items)
             }
-            OBJECT if depth < MAX_FROZEN_DEPTH => Value::Object(self.map(depth + 1)?),
+            OBJECT if depth < MAX_FROZEN_DEPTH => Value::Object(self.object(depth + 1)?),
             _ => return None,
         })
     }
@@ -715,7 +836,30 @@ mod tests {
         let Value::Object(map) = v else {
             unreachable!()
         };
-        map
+        map.into()
+    }
+
+    #[test]
+    fn meta_keeps_the_order_serde_json_map_keeps() {
+        // Outputs show key order: inserting, replacing and removing must leave a Meta in the
+        // order serde_json's map (preserve_order) would have.
+        let mut meta = Meta::new();
+        let mut map = Map::new();
+        for k in ["a", "b", "c", "d", "e"] {
+            meta.insert(k.into(), json!(k));
+            map.insert(k.into(), json!(k));
+        }
+        meta.insert("b".into(), json!(2));
+        map.insert("b".into(), json!(2));
+        assert_eq!(meta.remove("b"), map.remove("b"));
+        assert_eq!(meta.remove("zz"), map.remove("zz"));
+        let keys = |m: &Meta| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&meta), map.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(&meta), ["a", "e", "c", "d"]);
+        assert_eq!(meta, map);
+        let round: Meta = Value::from(meta.clone()).as_object().cloned().unwrap().into();
+        assert_eq!(keys(&round), keys(&meta));
+        assert_eq!(serde_json::to_string(&meta).unwrap(), serde_json::to_string(&map).unwrap());
     }
 
     fn frozen(map: &Meta) -> FlowMeta {

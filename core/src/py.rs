@@ -157,7 +157,7 @@ impl PyEngine {
         out.set_item("protocol", &d.protocol)?;
         out.set_item("confidence", d.confidence)?;
         out.set_item("evidence", d.evidence.to_string())?;
-        out.set_item("meta", to_py(py, &Value::Object(d.meta))?)?;
+        out.set_item("meta", to_py(py, &Value::from(d.meta))?)?;
         out.set_item("swapped", d.swapped)?;
         Ok(Some(out))
     }
@@ -183,7 +183,7 @@ impl PyEngine {
         let c: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
         let s: Vec<&[u8]> = server.iter().map(Vec::as_slice).collect();
         let (meta, _) = self.engine.extract(i, t, &c, &s);
-        to_py(py, &Value::Object(meta))
+        to_py(py, &Value::from(meta))
     }
 
     /// The signatures as dicts, for the policy and `signatures list`.
@@ -926,9 +926,9 @@ impl Texts {
     }
 }
 
-fn object_to_py<'py>(
+fn object_to_py<'py, 'a>(
     py: Python<'py>,
-    map: &crate::meta::Map<String, Value>,
+    map: impl IntoIterator<Item = (&'a String, &'a Value)>,
     texts: &mut Texts,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);

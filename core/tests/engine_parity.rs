@@ -128,7 +128,7 @@ fn classify_like_python() {
             let sr: Vec<&[u8]> = s.iter().map(Vec::as_slice).collect();
             if v["call"] == "upgrade_meta" {
                 let proto = v["protocol"].as_str().expect("protocol");
-                let got = Value::Object(upgrade_meta(proto, &cr, &sr, &engine));
+                let got = Value::from(upgrade_meta(proto, &cr, &sr, &engine));
                 // tunnel_protocol needs the probes (inner classification) in scratch.
                 if real
                     || got.get("tunnel_protocol").is_none()

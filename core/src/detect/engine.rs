@@ -85,7 +85,9 @@ struct Score {
 pub struct Engine {
     sigs: Vec<Signature>,
     /// (port, transport) -> signatures whose services or ports name it (a tie-break hint only).
-    hints: HashMap<(u16, Transport), Vec<usize>>,
+    /// Looked up for every flow classified: foldhash (keyed at random per process, as every
+    /// map of the core), not std's SipHash.
+    hints: hashbrown::HashMap<(u16, Transport), Vec<usize>>,
     /// Per signature, per transport (Tcp, Udp).
     plans: Vec<[Vec<Plan>; 2]>,
     longest: Vec<usize>,
@@ -121,7 +123,7 @@ impl Engine {
             .enumerate()
             .map(|(i, s)| (s.protocol.as_str(), i))
             .collect();
-        let mut hints: HashMap<(u16, Transport), Vec<usize>> = HashMap::new();
+        let mut hints: hashbrown::HashMap<(u16, Transport), Vec<usize>> = Default::default();
         for (key, protos) in &port_protocols {
             for p in protos {
                 if let Some(&i) = by_name.get(p.as_str()) {

@@ -7,7 +7,7 @@
 //! size completes it, because a short sample cannot reach 8 bits per byte.
 #![forbid(unsafe_code)]
 
-use crate::meta::{json, Meta, Value};
+use crate::meta::{json, Map, Value};
 
 pub const MIN_SAMPLE: usize = 16;
 pub const SAMPLE: usize = 1024;
@@ -41,10 +41,10 @@ fn shannon(data: &[u8]) -> f64 {
 }
 
 /// The same keys and values as Python's `entropy_facts(data).as_dict()`.
-pub fn entropy_facts(data: &[u8]) -> Meta {
+pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
     let data = data.get(..SAMPLE).unwrap_or(data);
     let n = data.len();
-    let mut m = Meta::new();
+    let mut m = Map::new();
     if n == 0 {
         m.insert("length".into(), json!(0));
         m.insert("entropy".into(), json!(0.0));

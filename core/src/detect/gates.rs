@@ -12,7 +12,8 @@
 use super::probes;
 use super::pyregex::ByteSet;
 use super::signature::{Signature, Transport};
-use std::collections::HashMap;
+// Built once from the signatures, looked up per packet: foldhash, not std's SipHash.
+use hashbrown::HashMap;
 
 /// A bit set over one transport's candidates (bit i: candidate i).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

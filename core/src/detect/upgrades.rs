@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn text(p: &str, c: &[u8], s: &[u8]) -> serde_json::Value {
-        serde_json::Value::Object(text_meta(p, c, s))
+        serde_json::Value::from(text_meta(p, c, s))
     }
 
     #[test]
@@ -273,7 +273,7 @@ mod tests {
         let c = b"GET /chat HTTP/1.1\r\nUpgrade: WebSocket\r\n\r\n";
         let m = http_meta(c, b"HTTP/1.1 101 Switching\r\n\r\n", &|_, _| "x".into());
         assert_eq!(
-            serde_json::Value::Object(m),
+            serde_json::Value::from(m),
             json!({"upgraded_to": "websocket", "websocket": true})
         );
         let c = b"CONNECT a.example:443 HTTP/1.1\r\n\r\n\x16\x03\x01";
@@ -285,7 +285,7 @@ mod tests {
             }
         });
         assert_eq!(
-            serde_json::Value::Object(m),
+            serde_json::Value::from(m),
             json!({"connect_target": "a.example:443", "tunnel_protocol": "tls"})
         );
     }

@@ -188,7 +188,7 @@ mod tests {
             packets_s2c: 0,
             bytes_c2s: 0,
             bytes_s2c: 0,
-            meta: meta.as_object().cloned().unwrap_or_default(),
+            meta: meta.as_object().cloned().unwrap_or_default().into(),
             pcap: None,
             flow_id: 1,
             community_id: String::new(),
@@ -241,7 +241,12 @@ mod tests {
         }
         let meta = json!({"shape": {"sizes": sizes, "iat_ms": iats,
                                     "c2s": {"bytes": 1720}, "s2c": {"bytes": 720}}});
-        let v = classify("ssh", meta.as_object().unwrap(), shipped().unwrap()).unwrap();
+        let v = classify(
+            "ssh",
+            &meta.as_object().cloned().unwrap().into(),
+            shipped().unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["kind"], "interactive", "{v}");
         let text = v["evidence"].as_str().unwrap();
         assert!(text.starts_with(

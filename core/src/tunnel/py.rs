@@ -201,7 +201,7 @@ fn tunnel_classify<'py>(
         None => super::shipped()
             .ok_or_else(|| PyValueError::new_err("the shipped tunnel model does not load"))?,
     };
-    super::classify(protocol, &meta, model)
+    super::classify(protocol, &meta.into(), model)
         .map(|v| to_py(py, &v))
         .transpose()
 }

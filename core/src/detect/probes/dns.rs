@@ -544,7 +544,7 @@ mod tests {
                 "MX 10 mx.example.com.",
             ],
         });
-        assert_eq!(Value::Object(got.meta), want);
+        assert_eq!(Value::from(got.meta), want);
         // the same bytes from the client side: QR says response
         assert_eq!(probe(&response(), true).status, Status::No);
         // a counted record missing: no for UDP

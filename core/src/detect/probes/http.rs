@@ -330,7 +330,7 @@ mod tests {
             "http_method": "GET", "http_path": "/index.html?q=1", "http_version": "1.1",
             "http_host": "example.com", "http_user_agent": "curl/8.5.0",
         });
-        assert_eq!(Value::Object(got.meta), want);
+        assert_eq!(Value::from(got.meta), want);
         // a malformed header ends the collection: the ones before it stay, not done
         let bad = probe(
             b"GET / HTTP/1.0\nHost: a\nbad header\nUser-Agent: x\n\n",
@@ -338,7 +338,7 @@ mod tests {
         );
         assert_eq!((bad.status, bad.done), (Status::Match, false));
         assert_eq!(
-            Value::Object(bad.meta),
+            Value::from(bad.meta),
             serde_json::json!({"http_method": "GET", "http_path": "/", "http_version": "1.0", "http_host": "a"})
         );
         assert_eq!(probe(b"GET / HTTP/1.1\r\r\n", true).status, Status::Match);
@@ -379,7 +379,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            Value::Object(got.meta),
+            Value::from(got.meta),
             serde_json::json!({"http_version": "1.1", "http_status": 101, "http_upgrade": "websocket", "http_server": "ng\\x1b[0mx"})
         );
         assert!(probe(b"HTTP/1.0 200\n", false).is_match());

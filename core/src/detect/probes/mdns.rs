@@ -131,7 +131,7 @@ mod tests {
         let got = probe_mdns(&m, false);
         assert_eq!(got.status, Status::Match);
         let want = serde_json::json!({"dns_query": "_ipp._tcp.local.", "dns_qtype": "PTR", "dns_answer_count": 1});
-        assert_eq!(Value::Object(got.meta), want);
+        assert_eq!(Value::from(got.meta), want);
         // LLMNR needs exactly one question
         assert_eq!(probe_llmnr(&m, false).status, Status::No);
     }
@@ -143,7 +143,7 @@ mod tests {
         q.extend(b"\x04wpad\x00\x00\x01\x00\x01");
         let got = probe_llmnr(&q, true);
         assert_eq!(
-            Value::Object(got.meta),
+            Value::from(got.meta),
             serde_json::json!({"dns_query": "wpad.", "dns_qtype": "A"})
         );
         let mut r = q.clone();

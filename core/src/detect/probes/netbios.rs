@@ -208,7 +208,7 @@ mod tests {
         q.extend([0, 0x20, 0, 1]);
         let got = probe_ns(&q, true);
         assert_eq!(
-            Value::Object(got.meta),
+            Value::from(got.meta),
             serde_json::json!({"netbios_type": "ns", "netbios_name": "WORKGROUP"})
         );
         assert_eq!(probe_ns(&q[..q.len() - 1], true).status, Status::No);
@@ -222,7 +222,7 @@ mod tests {
         s.extend(encode(b"CLIENT", 0));
         let got = probe_ssn(&s, true);
         assert_eq!(
-            Value::Object(got.meta),
+            Value::from(got.meta),
             serde_json::json!({"netbios_type": "ssn", "netbios_name": "FILE\u{e9}\\x1b"})
         );
         assert_eq!(probe_ssn(&s, false).status, Status::No);

@@ -160,7 +160,7 @@ mod tests {
     fn meta_of(data: &[u8], from_client: bool) -> Value {
         let got = probe(data, from_client);
         assert_eq!(got.status, Status::Match, "{data:?}");
-        Value::Object(got.meta)
+        Value::from(got.meta)
     }
 
     /// RFC 1928 §3 greeting (no auth, password), then a §4 CONNECT to a domain name.
