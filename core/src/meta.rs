@@ -13,19 +13,30 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
 use hashbrown::{HashSet, HashTable};
-use indexmap::IndexMap;
 use std::hash::BuildHasher;
 
 pub use serde_json::{json, Map, Number, Value};
 
 /// A probe's or a flow's metadata: key order is insertion order.
 ///
-/// serde_json's `Map` (with `preserve_order`) is the same IndexMap keyed by SipHash: its
-/// hashing was 8% of the core's instructions (every probe's facts, every frozen map decoded
-/// for its record), so facts maps are keyed by foldhash instead, random per map as the flow
-/// table's. Nested objects stay `Map`s (`From<Meta> for Value` converts).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Meta(IndexMap<String, Value, foldhash::fast::RandomState>);
+/// A list of (key, value) pairs searched in order, not a hash map: a flow has a dozen facts or
+/// so, named by the probes and signatures (never by the traffic), and hashing their names
+/// (serde_json's map, SipHash) was 8% of the core's instructions, growing its tables 3%. It
+/// behaves as serde_json's `Map` with `preserve_order` (insert replaces in place, remove moves
+/// the last entry into the gap: outputs show key order, so the two must agree). Nested objects
+/// stay `Map`s (`From<Meta> for Value` converts).
+#[derive(Clone, Debug, Default)]
+pub struct Meta(Vec<(String, Value)>);
+
+/// `Meta::iter`'s iterator.
+pub type Iter<'a> = std::iter::Map<
+    std::slice::Iter<'a, (String, Value)>,
+    fn(&'a (String, Value)) -> (&'a String, &'a Value),
+>;
+
+fn pair_refs(pair: &(String, Value)) -> (&String, &Value) {
+    (&pair.0, &pair.1)
+}
 
 impl Meta {
     pub fn new() -> Self {
@@ -33,13 +44,74 @@ impl Meta {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Meta(IndexMap::with_capacity_and_hasher(n, Default::default()))
+        Meta(Vec::with_capacity(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.position(key).map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.position(key).map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// Set `key`; an existing key keeps its place. The value it had, if any.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Some(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            None => {
+                self.0.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, set to `make()` first if absent.
+    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Value) -> &mut Value {
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
+                self.0.push((key.to_owned(), make()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
     }
 
     /// Remove `key` as serde_json's `Map::remove` does with `preserve_order`: the last entry
-    /// takes its place (outputs show key order, so the two must agree).
+    /// takes its place.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.0.swap_remove(key)
+        self.position(key).map(|i| self.0.swap_remove(i).1)
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        self.0
+            .iter()
+            .map(pair_refs as fn(&(String, Value)) -> (&String, &Value))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
     }
 
     /// As a JSON object (for nesting, or for code that takes serde_json's map).
@@ -50,22 +122,65 @@ impl Meta {
     }
 }
 
-impl Deref for Meta {
-    type Target = IndexMap<String, Value, foldhash::fast::RandomState>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
+/// Same keys with equal values, order aside (as `Map`'s own equality).
+impl PartialEq for Meta {
+    fn eq(&self, other: &Meta) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
     }
 }
 
-impl DerefMut for Meta {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+/// `meta["key"]` panics when the key is absent, as `Map`'s indexing does (tests read facts so).
+impl std::ops::Index<&str> for Meta {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        match self.get(key) {
+            Some(v) => v,
+            None => panic!("no fact {key:?} in the map"),
+        }
+    }
+}
+
+impl Extend<(String, Value)> for Meta {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
     }
 }
 
 impl From<Meta> for Value {
     fn from(meta: Meta) -> Self {
         Value::Object(meta.into_object())
+    }
+}
+
+impl serde::Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl FromIterator<(String, Value)> for Meta {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut meta = Meta::new();
+        meta.extend(iter);
+        meta
+    }
+}
+
+impl IntoIterator for Meta {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Meta {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -81,36 +196,6 @@ impl From<Map<String, Value>> for Meta {
         let mut meta = Meta::with_capacity(map.len());
         meta.extend(map);
         meta
-    }
-}
-
-impl FromIterator<(String, Value)> for Meta {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut meta = Meta::new();
-        meta.extend(iter);
-        meta
-    }
-}
-
-impl IntoIterator for Meta {
-    type Item = (String, Value);
-    type IntoIter = indexmap::map::IntoIter<String, Value>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-impl serde::Serialize for Meta {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter())
-    }
-}
-
-impl<'a> IntoIterator for &'a Meta {
-    type Item = (&'a String, &'a Value);
-    type IntoIter = indexmap::map::Iter<'a, String, Value>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
     }
 }
 
@@ -193,10 +278,7 @@ impl FlowMeta {
             }));
         } else {
             // As big as it is (it doubles as facts come in).
-            let old = std::mem::take(&mut **map);
-            let mut exact = Meta::with_capacity(old.len());
-            exact.extend(old);
-            **map = exact;
+            map.0.shrink_to_fit();
         }
     }
 
@@ -857,9 +939,16 @@ mod tests {
         assert_eq!(keys(&meta), map.keys().cloned().collect::<Vec<_>>());
         assert_eq!(keys(&meta), ["a", "e", "c", "d"]);
         assert_eq!(meta, map);
-        let round: Meta = Value::from(meta.clone()).as_object().cloned().unwrap().into();
+        let round: Meta = Value::from(meta.clone())
+            .as_object()
+            .cloned()
+            .unwrap()
+            .into();
         assert_eq!(keys(&round), keys(&meta));
-        assert_eq!(serde_json::to_string(&meta).unwrap(), serde_json::to_string(&map).unwrap());
+        assert_eq!(
+            serde_json::to_string(&meta).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
     }
 
     fn frozen(map: &Meta) -> FlowMeta {

@@ -581,7 +581,9 @@ fn merge(meta: &mut Meta, add: Meta) {
         return;
     }
     for (k, v) in add {
-        meta.entry(k).or_insert(v);
+        if !meta.contains_key(&k) {
+            meta.insert(k, v);
+        }
     }
 }
 
