@@ -7,7 +7,7 @@
 //! counters as they stood after each. The queue between the two holds `depth` batches at most,
 //! so a slow consumer stops the reader rather than letting records pile up.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -119,6 +119,8 @@ pub enum Next {
 /// The analysis running on its thread; dropping this stops it (after the step it is in).
 pub struct Ahead<A> {
     batches: Receiver<Batch>,
+    /// Records the caller is done with, to be freed where they were made (`recycle`).
+    spent: Sender<Vec<FlowRecord>>,
     stop_reading: Arc<AtomicBool>,
     thread: Option<JoinHandle<A>>,
 }
@@ -134,6 +136,7 @@ impl<A: Analysis> Ahead<A> {
         depth: usize,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(depth.max(1));
+        let (spent, spent_rx) = channel();
         let stop_reading = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stop_reading);
         let thread = std::thread::Builder::new()
@@ -143,6 +146,7 @@ impl<A: Analysis> Ahead<A> {
                     analysis,
                     &source,
                     &tx,
+                    &spent_rx,
                     &stop,
                     max_packets.max(1),
                     drain_records,
@@ -150,6 +154,7 @@ impl<A: Analysis> Ahead<A> {
             })?;
         Ok(Ahead {
             batches: rx,
+            spent,
             stop_reading,
             thread: Some(thread),
         })
@@ -161,6 +166,16 @@ impl<A: Analysis> Ahead<A> {
             Ok(batch) => Next::Batch(batch),
             Err(RecvTimeoutError::Timeout) => Next::Waiting,
             Err(RecvTimeoutError::Disconnected) => Next::Over,
+        }
+    }
+
+    /// Hand back the records of a batch once taken from them what is needed: the analysis
+    /// thread frees them between its steps. They were allocated there, and mimalloc frees a
+    /// block from another thread's heap by a slower, deferred path; and the caller (Python's
+    /// one thread) is the busier of the two. Once the thread has ended they are freed here.
+    pub fn recycle(&self, records: Vec<FlowRecord>) {
+        if let Err(back) = self.spent.send(records) {
+            drop(back.0);
         }
     }
 
@@ -192,11 +207,15 @@ fn work<A: Analysis, S: FrameSource + ?Sized>(
     mut analysis: A,
     source: &Mutex<S>,
     tx: &SyncSender<Batch>,
+    spent: &Receiver<Vec<FlowRecord>>,
     stop_reading: &AtomicBool,
     max_packets: usize,
     drain_records: usize,
 ) -> A {
+    // At most `depth` + 1 batches are handed back between two steps (one per batch sent).
+    let free_spent = || spent.try_iter().for_each(drop);
     loop {
+        free_spent();
         let (records, exhausted) = analysis.read(&mut *lock(source), max_packets);
         let input_over = exhausted || stop_reading.load(Ordering::Relaxed);
         if tx.send(batch(&mut analysis, records, input_over)).is_err() {
@@ -210,6 +229,7 @@ fn work<A: Analysis, S: FrameSource + ?Sized>(
         return analysis;
     }
     loop {
+        free_spent();
         let records = analysis.drain_some(drain_records);
         if records.is_empty() {
             return analysis;
@@ -370,6 +390,30 @@ mod tests {
             let a = ahead.finish().expect("no panic");
             assert_eq!(a.flows.live_flows(), 0);
         }
+    }
+
+    #[test]
+    fn records_handed_back_change_no_batch() {
+        // Every batch's records go back to the thread to be freed as soon as they are read,
+        // while it is reading and draining, and after it has ended (freed in place then).
+        let (want, _) = in_turn(60, 4, 3);
+        let source = Arc::new(Mutex::new(frames(60)));
+        let ahead = Ahead::start(analyzer(), source, 4, 3, 1).unwrap();
+        let mut got = Vec::new();
+        let mut last = Vec::new();
+        loop {
+            match ahead.next(Duration::from_secs(10)) {
+                Next::Batch(b) => {
+                    got.push(ids(&b.records));
+                    ahead.recycle(std::mem::replace(&mut last, b.records));
+                }
+                Next::Over => break,
+                Next::Waiting => panic!("no batch within 10 s"),
+            }
+        }
+        assert_eq!(got, want);
+        ahead.recycle(last);
+        assert_eq!(ahead.finish().expect("no panic").flows.live_flows(), 0);
     }
 
     #[test]

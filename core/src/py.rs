@@ -377,6 +377,23 @@ impl PyAnalyzer {
         }
     }
 
+    /// A batch from the analysis running ahead as Python records; the batch goes back to that
+    /// thread to be freed (`Ahead::recycle`).
+    fn batch_to_py<'py>(
+        &self,
+        py: Python<'py>,
+        records: Vec<FlowRecord>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = record_list(py, &records);
+        if let State::Ahead(run) = &self.state {
+            run.ahead
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recycle(records);
+        }
+        list
+    }
+
     /// A finished run's analysis back `Here` (its thread joined).
     fn settle(&mut self) -> PyResult<()> {
         let State::Ahead(run) = std::mem::replace(&mut self.state, State::Lost) else {
@@ -541,7 +558,7 @@ impl PyAnalyzer {
             _ => return Ok(None),
         }
         match self.next_ahead(py)? {
-            Some(records) => Ok(Some(records_to_py(py, records)?)),
+            Some(records) => Ok(Some(self.batch_to_py(py, records)?)),
             None => Ok(None),
         }
     }
@@ -631,7 +648,7 @@ impl PyAnalyzer {
                 .stop_reading();
             while let Some(records) = self.next_ahead(py)? {
                 if !records.is_empty() {
-                    return records_to_py(py, records);
+                    return self.batch_to_py(py, records);
                 }
             }
         }
@@ -868,6 +885,10 @@ impl PyLiveMonitor {
 }
 
 fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_, PyList>> {
+    record_list(py, &records)
+}
+
+fn record_list<'py>(py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
     use pyo3::intern;
     let list = PyList::empty(py);
     // Meta keys and the few-valued fields repeat in every record of a batch: each distinct text
@@ -881,9 +902,9 @@ fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_,
         d.set_item(intern!(py, "ts_start"), r.ts_start)?;
         d.set_item(intern!(py, "ts_end"), r.ts_end)?;
         d.set_item(intern!(py, "transport"), texts.get(py, r.transport))?;
-        d.set_item(intern!(py, "src_ip"), r.src_ip)?;
+        d.set_item(intern!(py, "src_ip"), &r.src_ip)?;
         d.set_item(intern!(py, "src_port"), r.src_port)?;
-        d.set_item(intern!(py, "dst_ip"), r.dst_ip)?;
+        d.set_item(intern!(py, "dst_ip"), &r.dst_ip)?;
         d.set_item(intern!(py, "dst_port"), r.dst_port)?;
         d.set_item(intern!(py, "orientation"), texts.get(py, r.orientation))?;
         d.set_item(intern!(py, "protocol"), texts.get(py, &r.protocol))?;
@@ -894,10 +915,10 @@ fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_,
         d.set_item(intern!(py, "bytes_s2c"), r.bytes_s2c)?;
         d.set_item(intern!(py, "meta"), object_to_py(py, &r.meta, &mut texts)?)?;
         d.set_item(intern!(py, "flow_id"), r.flow_id)?;
-        d.set_item(intern!(py, "community_id"), r.community_id)?;
+        d.set_item(intern!(py, "community_id"), &r.community_id)?;
         d.set_item(intern!(py, "duration"), r.duration)?;
         d.set_item(intern!(py, "state"), texts.get(py, r.state))?;
-        d.set_item(intern!(py, "history"), r.history)?;
+        d.set_item(intern!(py, "history"), &r.history)?;
         list.append(d)?;
     }
     Ok(list)
