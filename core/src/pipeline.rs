@@ -16,7 +16,7 @@ use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, up
 use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::StreamBuffer;
-use crate::flow::shape::{skip_for, tunnel_capable, DEFAULT_SHAPE_PACKETS};
+use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
     Buffers, Flow, FlowId, FlowTable, Key, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
 };
@@ -475,8 +475,8 @@ impl Tracker {
         // captured (a snap length makes it short of the header's).
         flow.history.packet(d == flow.client_dir, flags, plen);
         if is_tcp && wire_len > 0 {
-            let skip = skip_for(flow.decision.as_ref().map(|x| x.protocol.as_str()));
             let n = self.config.shape_packets;
+            let skip = flow.shape.skip();
             flow.shape.packet(d, wire_len, ts, flow.client_dir, skip, n);
         }
         if flow.inspecting && (plen > 0 || flags & SYN != 0) {
@@ -880,9 +880,7 @@ impl Tracker {
         let done = decision.done;
         let has_sig = decision.sig.is_some();
         let protocol_watch = upgrade_watch(&decision.protocol);
-        if !tunnel_capable(&decision.protocol) {
-            flow.shape.stop();
-        }
+        flow.shape.classified(&decision.protocol);
         flow.decision = Some(Verdict::from(decision));
         if !has_sig {
             self.give_up(id);

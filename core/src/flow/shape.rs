@@ -58,6 +58,9 @@ pub struct Shape {
     data: Option<Box<ShapeData>>,
     /// The flow's protocol carries no tunnel (`stop`): nothing is kept.
     stopped: bool,
+    /// `skip_for` the flow's protocol, noted when it is classified (`classified`): asking the
+    /// protocol's name every packet reads it out of line, a cache miss a packet.
+    skip: Option<(u8, u8)>,
 }
 
 /// Per-direction summaries and the bounded packet sequence.
@@ -74,8 +77,28 @@ struct ShapeData {
 }
 
 impl Shape {
+    /// The flow was classified as `protocol`: a protocol no tunnel hides in stops the shape,
+    /// another sets how many packets the sequence skips (`skip_for`).
+    pub fn classified(&mut self, protocol: &str) {
+        if tunnel_capable(protocol) {
+            let (c, s) = skip_for(Some(protocol));
+            self.skip = Some((
+                u8::try_from(c).unwrap_or(u8::MAX),
+                u8::try_from(s).unwrap_or(u8::MAX),
+            ));
+        } else {
+            self.stop();
+        }
+    }
+
+    /// Payload packets of (client, server) the sequence skips: `skip_for` the flow's protocol.
+    pub fn skip(&self) -> (u32, u32) {
+        self.skip
+            .map_or_else(|| skip_for(None), |(c, s)| (u32::from(c), u32::from(s)))
+    }
+
     /// One payload-carrying packet of key direction `d`. `client_dir`: which key direction is
-    /// the client's now; `skip`: from `skip_for`; `n`: sequence length wanted.
+    /// the client's now; `skip`: from `skip`; `n`: sequence length wanted.
     pub fn packet(
         &mut self,
         d: usize,
@@ -223,6 +246,26 @@ mod tests {
             .map(|x| x.as_f64().unwrap())
             .collect();
         (sizes, iats)
+    }
+
+    #[test]
+    fn classification_sets_the_skip_or_stops_the_shape() {
+        let mut s = Shape::default();
+        assert_eq!(s.skip(), skip_for(None));
+        s.classified("ssh");
+        assert_eq!(s.skip(), skip_for(Some("ssh")));
+        assert_ne!(s.skip(), skip_for(None));
+        let mut t = Shape::default();
+        t.classified("tls");
+        assert_eq!(t.skip(), skip_for(Some("tls")));
+        let mut h = Shape::default();
+        h.packet(0, 100, 0.0, 0, (0, 0), 64);
+        assert!(!h.is_empty());
+        h.classified("http");
+        for i in 0..4 {
+            h.packet(i % 2, 100, f64::from(i as u32), 0, h.skip(), 64);
+        }
+        assert!(h.is_empty(), "a protocol no tunnel hides in keeps no shape");
     }
 
     #[test]
