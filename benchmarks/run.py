@@ -8,7 +8,8 @@ wall time, user+system CPU time, the peak RSS of the largest process (``ru_maxrs
 ``os.wait4``) and the peak RSS of the whole process tree (sampled from /proc every 20 ms,
 which matters for nfstream's meter processes), packets per second (packet count read from
 the pcap itself) and the ratio of portwatch's wall time to the peer's. With ``--repeat N``
-the fastest run is kept. Start-up cost is measured apart, on a one-packet capture.
+the tools take turns for N rounds (a drift in the machine's speed lands on all of them) and
+each one's fastest run is kept. Start-up cost is measured apart, on a one-packet capture.
 
 A missing tool is reported as such and does not stop the others.
 """
@@ -275,7 +276,8 @@ def main(argv=None) -> int:
     ap.add_argument("--portwatch-version-cmd", default="portwatch --version")
     ap.add_argument("--nfstream-meters", type=int, default=1,
                     help="nfstream n_meters (1 = one worker, as single-threaded as the others; 0 = auto)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest is kept")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds, each running every tool once; each tool's fastest run is kept")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run before it is killed")
     ap.add_argument("--json", help="results file (default benchmarks/results/<date>.json)")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
@@ -311,6 +313,7 @@ def main(argv=None) -> int:
     templates.update(PEERS)
 
     results: dict[str, dict] = {}
+    commands: dict[str, list[str]] = {}
     for tool in tools:
         template, what = templates[tool]
         cmd = expand(template, capture, python, a.nfstream_meters)
@@ -331,17 +334,31 @@ def main(argv=None) -> int:
             entry.update(status="missing", message=f"{exe} not found. {hint}")
             log(f"{tool:12s} missing: {entry['message']}")
             continue
-        for i in range(a.repeat):
-            stdout_path = "/dev/null"
-            if tool == "nfstream":
-                stdout_path = os.path.join(tempfile.gettempdir(), "portwatch-bench-nfstream.out")
-            r = measure(cmd, env, a.timeout, stdout_path, OK_EXIT.get(tool, (0,)))
-            entry["runs"].append(r)
+        commands[tool] = cmd
+
+    # Rounds, each tool once per round: the machine's speed drifts (a shared VM), and a drift
+    # then lands on every tool alike instead of on whichever ran last.
+    order: list[list] = []
+    stdout_paths = {tool: os.path.join(tempfile.gettempdir(), "portwatch-bench-nfstream.out")
+                    if tool == "nfstream" else "/dev/null" for tool in commands}
+    failed: set[str] = set()
+    for i in range(a.repeat):
+        for tool, cmd in commands.items():
+            if tool in failed:
+                continue
+            r = measure(cmd, env, a.timeout, stdout_paths[tool], OK_EXIT.get(tool, (0,)))
+            r["round"] = i + 1
+            results[tool]["runs"].append(r)
+            order.append([tool, i + 1])
             if r["status"] != "ok":
                 log(f"{tool:12s} run {i + 1}: {r['status']} {r.get('message', '')}")
-                break
+                failed.add(tool)
+                continue
             log(f"{tool:12s} run {i + 1}: {r['wall_s']:8.2f} s  {npk / r['wall_s']:>12,.0f} pkt/s  "
                 f"peak RSS {r['maxrss_mb']:8.1f} MB (tree {r['tree_rss_mb']:.1f} MB)")
+
+    for tool in commands:
+        entry = results[tool]
         ok = [r for r in entry["runs"] if r["status"] == "ok"]
         if not ok:
             entry["status"] = entry["runs"][-1]["status"] if entry["runs"] else "missing"
@@ -352,7 +369,7 @@ def main(argv=None) -> int:
                      mbps=round(size * 8 / best["wall_s"] / 1e6, 1),
                      max_tree_rss_mb=max(r["tree_rss_mb"] for r in ok))
         if tool == "nfstream":
-            with contextlib.suppress(OSError), open(stdout_path) as fh:
+            with contextlib.suppress(OSError), open(stdout_paths[tool]) as fh:
                 entry["output"] = fh.read().strip()
 
     pw = results.get("portwatch", {})
@@ -388,6 +405,7 @@ def main(argv=None) -> int:
         "versions": versions(python),
         "capture": {"path": capture, "packets": npk, "bytes": size},
         "repeat": a.repeat,
+        "order": order,
         "results": results,
         "startup": startup,
     }

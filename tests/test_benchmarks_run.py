@@ -34,6 +34,23 @@ def test_run_measures_portwatch_and_reports_missing_peers(tmp_path):
     assert report["results"]["nfstream"]["status"] in ("ok", "missing")
 
 
+def test_run_takes_turns_between_tools(tmp_path):
+    """With --repeat, every tool runs once per round (a drift of the machine's speed then lands
+    on every tool alike), and each keeps its fastest run."""
+    out = tmp_path / "run.json"
+    r = bench("run.py", "--capture", str(CAPTURE), "--tools", "portwatch,tcpdump", "--repeat", "2", "--no-startup",
+              "--no-compile", "--quiet", "--portwatch-cmd", f"{PORTWATCH} {{pcap}}", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    if report["results"]["tcpdump"]["status"] == "missing":
+        pytest.skip("tcpdump is not installed (tests/install-deps.sh installs it)")
+    assert report["order"] == [["portwatch", 1], ["tcpdump", 1], ["portwatch", 2], ["tcpdump", 2]]
+    for tool in ("portwatch", "tcpdump"):
+        runs = report["results"][tool]["runs"]
+        assert [run["round"] for run in runs] == [1, 2]
+        assert report["results"][tool]["best"]["wall_s"] == min(run["wall_s"] for run in runs)
+
+
 def test_scale_runs_core_threads(tmp_path):
     out = tmp_path / "scale.json"
     r = bench("scale.py", "--capture", str(CAPTURE), "--workers", "1,2", "--no-compile", "--json", str(out),
