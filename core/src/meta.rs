@@ -116,9 +116,7 @@ impl Meta {
 
     /// As a JSON object (for nesting, or for code that takes serde_json's map).
     pub fn into_object(self) -> Map<String, Value> {
-        let mut map = Map::with_capacity(self.0.len());
-        map.extend(self.0);
-        map
+        self.0.into_iter().collect()
     }
 }
 

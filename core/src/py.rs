@@ -384,7 +384,7 @@ impl PyAnalyzer {
         py: Python<'py>,
         records: Vec<FlowRecord>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let list = record_list(py, &records);
+        let list = records_to_py(py, &records);
         if let State::Ahead(run) = &self.state {
             run.ahead
                 .lock()
@@ -508,7 +508,7 @@ impl PyAnalyzer {
         if done {
             capture.done.store(true, Ordering::Relaxed);
         }
-        records_to_py(py, records)
+        records_to_py(py, &records)
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -579,7 +579,7 @@ impl PyAnalyzer {
             }
             std::mem::take(&mut a.flows.finished)
         });
-        records_to_py(py, records)
+        records_to_py(py, &records)
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -588,7 +588,7 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("expire needs workers=1"));
         };
         a.flows.expire_idle(now);
-        records_to_py(py, std::mem::take(&mut a.flows.finished))
+        records_to_py(py, &std::mem::take(&mut a.flows.finished))
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -604,7 +604,7 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("split_long_flows needs workers=1"));
         };
         a.flows.split_long_flows(active, now, reason);
-        records_to_py(py, std::mem::take(&mut a.flows.finished))
+        records_to_py(py, &std::mem::take(&mut a.flows.finished))
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -628,7 +628,7 @@ impl PyAnalyzer {
             State::Here(inner) => inner.take_classified(),
             State::Lost => return Err(lost()),
         };
-        records_to_py(py, records)
+        records_to_py(py, &records)
     }
 
     /// End of input: the flows still open, as records, up to `max_records` a call (oldest
@@ -654,7 +654,7 @@ impl PyAnalyzer {
         }
         let inner = self.here()?;
         let records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
-        records_to_py(py, records)
+        records_to_py(py, &records)
     }
 
     fn live_flows(&self) -> PyResult<usize> {
@@ -821,7 +821,10 @@ impl PyLiveMonitor {
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
         let wait = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
         let (classified, finished) = py.detach(|| self.inner().poll(wait));
-        Ok((records_to_py(py, classified)?, records_to_py(py, finished)?))
+        Ok((
+            records_to_py(py, &classified)?,
+            records_to_py(py, &finished)?,
+        ))
     }
 
     /// A reload: new signatures and services for every thread; live flows keep their state.
@@ -884,11 +887,7 @@ impl PyLiveMonitor {
     }
 }
 
-fn records_to_py(py: Python<'_>, records: Vec<FlowRecord>) -> PyResult<Bound<'_, PyList>> {
-    record_list(py, &records)
-}
-
-fn record_list<'py>(py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
+fn records_to_py<'py>(py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
     use pyo3::intern;
     let list = PyList::empty(py);
     // Meta keys and the few-valued fields repeat in every record of a batch: each distinct text

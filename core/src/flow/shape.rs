@@ -29,7 +29,7 @@ pub const MAX_SHAPE_PACKETS: usize = 1024;
 const SEQ_FIRST: usize = 16;
 
 /// Payload packets of (client, server) skipped before the sequence starts, by protocol.
-pub fn skip_for(protocol: Option<&str>) -> (u32, u32) {
+pub fn skip_for(protocol: Option<&str>) -> (u8, u8) {
     match protocol {
         Some("ssh") => (4, 3),
         _ => (2, 2),
@@ -81,20 +81,15 @@ impl Shape {
     /// another sets how many packets the sequence skips (`skip_for`).
     pub fn classified(&mut self, protocol: &str) {
         if tunnel_capable(protocol) {
-            let (c, s) = skip_for(Some(protocol));
-            self.skip = Some((
-                u8::try_from(c).unwrap_or(u8::MAX),
-                u8::try_from(s).unwrap_or(u8::MAX),
-            ));
+            self.skip = Some(skip_for(Some(protocol)));
         } else {
             self.stop();
         }
     }
 
     /// Payload packets of (client, server) the sequence skips: `skip_for` the flow's protocol.
-    pub fn skip(&self) -> (u32, u32) {
-        self.skip
-            .map_or_else(|| skip_for(None), |(c, s)| (u32::from(c), u32::from(s)))
+    pub fn skip(&self) -> (u8, u8) {
+        self.skip.unwrap_or_else(|| skip_for(None))
     }
 
     /// One payload-carrying packet of key direction `d`. `client_dir`: which key direction is
@@ -105,7 +100,7 @@ impl Shape {
         wire_len: u32,
         ts: f64,
         client_dir: usize,
-        skip: (u32, u32),
+        skip: (u8, u8),
         n: usize,
     ) {
         if self.stopped {
@@ -143,12 +138,13 @@ impl ShapeData {
         wire_len: u32,
         ts: f64,
         client_dir: usize,
-        skip: (u32, u32),
+        skip: (u8, u8),
         n: usize,
     ) {
         let d = d & 1;
         let (c, s) = (client_dir & 1, (client_dir & 1) ^ 1);
-        let started = self.dirs[c].pkts >= skip.0 && self.dirs[s].pkts >= skip.1;
+        let started =
+            self.dirs[c].pkts >= u32::from(skip.0) && self.dirs[s].pkts >= u32::from(skip.1);
         if !self.closed && started {
             let n = n.min(MAX_SHAPE_PACKETS);
             if self.seq.len() < n {
