@@ -1,86 +1,92 @@
-//! The decompressed byte stream of a capture, read in large pieces, from which records are lent.
+//! The decompressed byte stream of a capture as a window over the blocks a reading thread hands
+//! over (`prefetch`), from which records are lent.
 #![forbid(unsafe_code)]
 
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 
-/// What one read asks for, and so the most a record or block can span: a record never needs more
-/// than `MAX_RECORD` + 64 bytes (see `pcap::MAX_RECORD`), half of this. Small enough that the
-/// window just read is still in a core's L2 cache when it is parsed (2 MB measured no faster).
-pub(crate) const READ_SIZE: usize = 512 << 10;
+use super::prefetch::{Piece, Prefetch, BLOCK_BYTES, HEADROOM};
 
-/// A window over the stream: `bytes[start..end]` is read and not yet consumed. `need(n)` moves
-/// the unconsumed tail to the front (the only copy: at most one record's worth per read) and
-/// reads behind it, so a record that spans two reads is whole in the window.
+/// A window over the stream: `bytes[start..end]` is read and not yet consumed. The window is a
+/// block from the reading thread; `need(n)` moves on to the next block by copying the
+/// unconsumed tail (less than `n`, at most one record) into the room in front of it, or, when the
+/// next block holds fewer bytes than that tail (a pipe's small reads), appends the block to the
+/// window instead: either way the cheaper copy, so every byte is copied a bounded number of times.
 pub(crate) struct Buffer {
-    input: Box<dyn Read + Send + Sync>,
+    prefetch: Prefetch,
     bytes: Vec<u8>,
     start: usize,
     end: usize,
-    /// Stream offset of `bytes[0]`, for messages.
-    base: u64,
+    /// Stream offset of `bytes[start]`, for messages.
+    pos: u64,
     eof: bool,
     /// The first reason reading stopped early: a read error, or what the parser found.
     pub(crate) error: Option<String>,
     /// Prefix for read-error messages ("<name>: read error: ").
     read_error_prefix: String,
-    /// While set (a chunk is being gathered), the window is never shifted in place: it is
-    /// handed over whole in `detached` (its records still lent from it) and reading goes on in
-    /// a fresh window holding the unconsumed tail.
+    /// While set (a chunk is being gathered), a window left behind is handed over whole in
+    /// `detached` (its records still lent from it) instead of going back to the reading thread.
     pub(crate) detach: bool,
     pub(crate) detached: Option<Vec<u8>>,
-    /// Windows handed back after use (`recycle`): a fresh multi-megabyte buffer per chunk costs
-    /// more in page faults than reading into it.
-    spare: Vec<Vec<u8>>,
+    /// A window handed back after use (`recycle`), for `detach_now`: a fresh one per chunk costs
+    /// more in page faults than filling it.
+    spare: Option<Vec<u8>>,
 }
 
-/// Windows kept for reuse.
-const MAX_SPARE: usize = 8;
-/// While gathering chunks, what one read asks for at most (and so about a chunk's size): a
-/// chunk is walked by every worker on another core, and a small one is still in cache then.
-const CHUNK_READ: usize = 256 << 10;
-
 impl Buffer {
-    /// `head`: bytes already taken from `input` (the magic), which start the stream.
-    pub(crate) fn new(head: &[u8], input: Box<dyn Read + Send + Sync>, name: &str) -> Self {
-        let mut bytes = vec![0u8; READ_SIZE];
-        let n = head.len().min(READ_SIZE);
-        bytes[..n].copy_from_slice(&head[..n]);
-        Buffer {
-            input,
+    /// `head`: bytes already taken from `input` (the magic), which start the stream. `fill`:
+    /// `input` is a file (see `Prefetch::start`).
+    pub(crate) fn new(
+        head: &[u8],
+        input: Box<dyn Read + Send>,
+        fill: bool,
+        name: &str,
+    ) -> std::io::Result<Self> {
+        let prefetch = Prefetch::start(input, fill)?;
+        let mut bytes = vec![0u8; BLOCK_BYTES];
+        let head = head.get(..HEADROOM).unwrap_or(head);
+        let start = HEADROOM - head.len();
+        if let Some(dst) = bytes.get_mut(start..HEADROOM) {
+            dst.copy_from_slice(head);
+        }
+        Ok(Buffer {
+            prefetch,
             bytes,
-            start: 0,
-            end: n,
-            base: 0,
+            start,
+            end: HEADROOM,
+            pos: 0,
             eof: false,
             error: None,
             read_error_prefix: format!("{name}: read error: "),
             detach: false,
             detached: None,
-            spare: Vec::new(),
-        }
+            spare: None,
+        })
     }
 
     /// Hand over the window (bytes lent so far stay valid in it) and go on in a fresh one that
-    /// starts with the unconsumed tail: the only copy, at most one record's worth.
+    /// starts with the unconsumed tail.
     pub(crate) fn detach_now(&mut self) -> Vec<u8> {
-        // A fresh window is zeroed lazily by the allocator: only the pages read into are touched.
-        let mut fresh = self.spare.pop().unwrap_or_else(|| vec![0u8; READ_SIZE]);
-        fresh.resize(READ_SIZE, 0);
+        let mut fresh = self.spare.take().unwrap_or_else(|| vec![0u8; BLOCK_BYTES]);
         let tail = self.bytes.get(self.start..self.end).unwrap_or(&[]);
-        let n = tail.len();
-        if let Some(dst) = fresh.get_mut(..n) {
+        // The tail fits: the window it comes from is no longer than a block.
+        let at = HEADROOM.saturating_sub(tail.len());
+        if let Some(dst) = fresh.get_mut(at..at + tail.len()) {
             dst.copy_from_slice(tail);
         }
-        self.base += self.start as u64;
-        self.start = 0;
-        self.end = n;
+        self.start = at;
+        self.end = at + tail.len();
         std::mem::replace(&mut self.bytes, fresh)
     }
 
     /// A window handed over by `detach_now`, back for reuse.
     pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
-        if bytes.len() == READ_SIZE && self.spare.len() < MAX_SPARE {
-            self.spare.push(bytes);
+        if bytes.len() != BLOCK_BYTES {
+            return;
+        }
+        if self.spare.is_none() {
+            self.spare = Some(bytes);
+        } else {
+            self.prefetch.give_back(bytes);
         }
     }
 
@@ -100,11 +106,13 @@ impl Buffer {
 
     /// Stream offset of the first unconsumed byte.
     pub(crate) fn offset(&self) -> u64 {
-        self.base + self.start as u64
+        self.pos
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.end);
+        let to = self.start.saturating_add(n).min(self.end);
+        self.pos += (to - self.start) as u64;
+        self.start = to;
     }
 
     /// Set the error unless one is already set: the first reason wins, as in the Python reader.
@@ -115,39 +123,19 @@ impl Buffer {
     }
 
     /// Make at least `n` bytes available; false at end of input (or after a read error) when
-    /// fewer remain. `n` larger than the window can never be satisfied.
+    /// fewer remain. `n` past a block's headroom can never be satisfied (no record is that long).
     pub(crate) fn need(&mut self, n: usize) -> bool {
         if self.end - self.start >= n {
             return true;
         }
-        if n > self.bytes.len() {
+        if n > HEADROOM {
             return false;
         }
-        if self.start > 0 && self.detach && self.detached.is_none() {
-            let old = self.detach_now();
-            self.detached = Some(old);
-        } else if self.start > 0 {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
-            self.start = 0;
-        }
-        while self.end < n && !self.eof {
-            let limit = if self.detach {
-                self.end.saturating_add(CHUNK_READ.max(n - self.end))
-            } else {
-                usize::MAX
-            };
-            let limit = limit.min(self.bytes.len());
-            let free = match self.bytes.get_mut(self.end..limit) {
-                Some(free) if !free.is_empty() => free,
-                _ => break,
-            };
-            match self.input.read(free) {
-                Ok(0) => self.eof = true,
-                Ok(got) => self.end = (self.end + got).min(self.bytes.len()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
+        while self.end - self.start < n && !self.eof {
+            match self.prefetch.blocks.recv() {
+                Ok(Piece::Data(block, len)) => self.take(block, len),
+                Ok(Piece::End(None)) | Err(_) => self.eof = true,
+                Ok(Piece::End(Some(e))) => {
                     self.eof = true;
                     let msg = format!("{}{}", self.read_error_prefix, super::open::exc_text(&e));
                     self.fail(msg);
@@ -155,5 +143,38 @@ impl Buffer {
             }
         }
         self.end - self.start >= n
+    }
+
+    /// The next block's `len` bytes (at `HEADROOM..`) onto the window. Called only while the
+    /// unconsumed tail is shorter than a record (`need`), so it fits the block's headroom.
+    fn take(&mut self, mut block: Vec<u8>, len: usize) {
+        let tail = self.end - self.start;
+        let data = HEADROOM..HEADROOM + len;
+        if len <= tail && self.end + len <= self.bytes.len() {
+            if let (Some(dst), Some(src)) = (
+                self.bytes.get_mut(self.end..self.end + len),
+                block.get(data),
+            ) {
+                dst.copy_from_slice(src);
+                self.end += len;
+            }
+            self.prefetch.give_back(block);
+            return;
+        }
+        let at = HEADROOM - tail;
+        if let (Some(dst), Some(src)) = (
+            block.get_mut(at..HEADROOM),
+            self.bytes.get(self.start..self.end),
+        ) {
+            dst.copy_from_slice(src);
+        }
+        let old = std::mem::replace(&mut self.bytes, block);
+        self.start = at;
+        self.end = HEADROOM + len;
+        if self.detach && self.detached.is_none() {
+            self.detached = Some(old);
+        } else {
+            self.recycle(old);
+        }
     }
 }

@@ -46,6 +46,7 @@ mod name;
 mod open;
 mod pcap;
 mod pcapng;
+mod prefetch;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,45 +144,48 @@ impl CaptureReader {
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, CaptureError> {
         let path = path.as_ref().to_string_lossy().into_owned();
         let read = Arc::new(AtomicU64::new(0));
-        let (raw, size): (Box<dyn Read + Send + Sync>, Option<u64>) = if path == "-" {
+        let (raw, size, regular): (Box<dyn Read + Send>, Option<u64>, bool) = if path == "-" {
             (
                 Box::new(open::Counted {
                     inner: std::io::stdin(),
                     count: read.clone(),
                 }),
                 None,
+                false,
             )
         } else {
-            let (file, size) = open::open_file(&path)?;
+            let (file, size, regular) = open::open_file(&path)?;
             (
                 Box::new(open::Counted {
                     inner: file,
                     count: read.clone(),
                 }),
                 Some(size),
+                regular,
             )
         };
-        Self::start(raw, &path, name::display_name(&path), size, read)
+        Self::start(raw, &path, name::display_name(&path), size, regular, read)
     }
 
     /// Read a capture from any byte stream (`name` is used as given, for messages).
     pub fn from_reader(
         name: &str,
-        input: impl Read + Send + Sync + 'static,
+        input: impl Read + Send + 'static,
     ) -> Result<Self, CaptureError> {
         let read = Arc::new(AtomicU64::new(0));
         let raw = Box::new(open::Counted {
             inner: input,
             count: read.clone(),
         });
-        Self::start(raw, name, name.to_owned(), None, read)
+        Self::start(raw, name, name.to_owned(), None, false, read)
     }
 
     fn start(
-        raw: Box<dyn Read + Send + Sync>,
+        raw: Box<dyn Read + Send>,
         path: &str,
         name: String,
         size: Option<u64>,
+        regular: bool,
         read: Arc<AtomicU64>,
     ) -> Result<Self, CaptureError> {
         let opened = open::sniff(raw, path, &name)?;
@@ -199,7 +203,13 @@ impl CaptureReader {
                 "{name}: not a pcap or pcapng capture (starts with {hex})"
             )));
         };
-        let buf = Buffer::new(&head, opened.rest, &name);
+        // A regular file is read a block at a time; a pipe's reads are handed over as they come.
+        let buf = Buffer::new(&head, opened.rest, regular, &name).map_err(|e| {
+            CaptureError(format!(
+                "{name}: cannot start reading: {}",
+                open::strerror(&e)
+            ))
+        })?;
         Ok(CaptureReader {
             name,
             size,

@@ -63,11 +63,12 @@ fn read_up_to(input: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
 /// The stream of a capture with its first (decompressed) bytes taken off, up to 4.
 pub(crate) struct Opened {
     pub(crate) head: Vec<u8>,
-    pub(crate) rest: Box<dyn Read + Send + Sync>,
+    pub(crate) rest: Box<dyn Read + Send>,
 }
 
-/// The file at `path`, its size; the messages are the Python reader's ("<path>: <strerror>").
-pub(crate) fn open_file(path: &str) -> Result<(File, u64), CaptureError> {
+/// The file at `path`, its size, and whether it is a regular file (not a FIFO or a device: reads
+/// that may wait); the messages are the Python reader's ("<path>: <strerror>").
+pub(crate) fn open_file(path: &str) -> Result<(File, u64, bool), CaptureError> {
     let fail = |e: io::Error| CaptureError(format!("{path}: {}", strerror(&e)));
     let meta = std::fs::metadata(path).map_err(fail)?;
     if meta.is_dir() {
@@ -75,12 +76,12 @@ pub(crate) fn open_file(path: &str) -> Result<(File, u64), CaptureError> {
         return Err(CaptureError(format!("{path}: Is a directory")));
     }
     let file = File::open(path).map_err(fail)?;
-    Ok((file, meta.len()))
+    Ok((file, meta.len(), meta.is_file()))
 }
 
 /// Take the magic off `raw`, through gzip when it starts with the gzip magic.
 pub(crate) fn sniff(
-    mut raw: Box<dyn Read + Send + Sync>,
+    mut raw: Box<dyn Read + Send>,
     path: &str,
     name: &str,
 ) -> Result<Opened, CaptureError> {

@@ -538,3 +538,126 @@ fn chunks_hold_the_same_records_as_single_reads() {
     let mut src = CaptureReader::from_reader("t", io::Cursor::new(ng)).expect("pcapng");
     assert_eq!(read_chunked(&mut src, 7), whole.records);
 }
+
+/// An endless pcap stream (one record repeated), counting the bytes handed out; optionally
+/// held after its first `release_after` bytes until `go` says so (a pipe with nothing to give).
+struct Endless {
+    head: Vec<u8>,
+    record: Vec<u8>,
+    at: usize,
+    given: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    hold: Option<(usize, std::sync::mpsc::Receiver<()>)>,
+}
+
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        if let Some((after, go)) = &self.hold {
+            if self.at >= *after {
+                let _ = go.recv();
+                self.hold = None;
+            }
+        }
+        let mut n = 0;
+        while n < buf.len() {
+            let (src, off) = if self.at < self.head.len() {
+                (&self.head, self.at)
+            } else {
+                (
+                    &self.record,
+                    (self.at - self.head.len()) % self.record.len(),
+                )
+            };
+            let take = (src.len() - off).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&src[off..off + take]);
+            n += take;
+            self.at += take;
+            if self
+                .hold
+                .as_ref()
+                .is_some_and(|(after, _)| self.at >= *after)
+            {
+                break;
+            }
+        }
+        self.given.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn endless(
+    hold: Option<(usize, std::sync::mpsc::Receiver<()>)>,
+) -> (Endless, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let file = pcap(false, false, 0, 1, &[(1, 2, pkt(3, 1000))]);
+    let given = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stream = Endless {
+        head: file[..24].to_vec(),
+        record: file[24..].to_vec(),
+        at: 0,
+        given: given.clone(),
+        hold,
+    };
+    (stream, given)
+}
+
+#[test]
+fn reading_ahead_stops_a_few_blocks_ahead_and_ends_with_the_reader() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let (stream, given) = endless(None);
+    let mut src = CaptureReader::from_reader("t", stream).expect("pcap");
+    for _ in 0..10 {
+        assert_eq!(src.next_record().expect("a record").data, pkt(3, 1000));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let ahead = given.load(Ordering::Relaxed) as usize;
+    // The blocks queued, the one the thread waits to hand over, the window: never the stream.
+    let bound = 6 * super::prefetch::BLOCK;
+    assert!(
+        ahead > 0 && ahead <= bound,
+        "read {ahead} bytes ahead, bound {bound}"
+    );
+    drop(src);
+    std::thread::sleep(Duration::from_millis(100));
+    let at_end = given.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        given.load(Ordering::Relaxed),
+        at_end,
+        "the thread went on reading"
+    );
+}
+
+#[test]
+fn a_pipe_read_reaches_the_parser_without_waiting_for_a_block() {
+    // The stream gives its header and three records, then nothing until told: those three
+    // records must come out while it waits (a capture piped from tcpdump, live).
+    let (go, wait) = std::sync::mpsc::channel();
+    let (stream, _) = endless(Some((24 + 3 * 1016, wait)));
+    let mut src = CaptureReader::from_reader("t", stream).expect("pcap");
+    for _ in 0..3 {
+        assert_eq!(src.next_record().expect("a record").data, pkt(3, 1000));
+    }
+    go.send(()).expect("the stream waits");
+    assert_eq!(src.next_record().expect("a record").data, pkt(3, 1000));
+}
+
+#[test]
+fn a_read_error_comes_after_every_record_read_before_it() {
+    struct Failing(io::Cursor<Vec<u8>>);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(5000);
+            match self.0.read(&mut buf[..n])? {
+                0 => Err(io::Error::other("device gone")),
+                n => Ok(n),
+            }
+        }
+    }
+    let recs: Vec<_> = (0..50).map(|i| (i, 0, pkt(i as u8, 700))).collect();
+    let file = pcap(false, false, 0, 1, &recs);
+    let out =
+        read_all(CaptureReader::from_reader("t", Failing(io::Cursor::new(file))).expect("pcap"));
+    assert_eq!(out.records.len(), 50);
+    assert_eq!(out.error.as_deref(), Some("t: read error: device gone"));
+}

@@ -1,0 +1,101 @@
+//! The capture's bytes read on a thread of their own, a few blocks ahead of the parser.
+//!
+//! Copying a file out of the page cache is the kernel's work on the reading thread (a seventh of
+//! the core's time on a cached capture, all of a gzip capture's inflating): here it runs beside
+//! the analysis instead of in its way, and a cold file's disk waits overlap it too. Each block
+//! has room in front for the unconsumed tail of the block before it (`HEADROOM`), so a record
+//! that spans two reads is made whole by copying that tail, never the block.
+#![forbid(unsafe_code)]
+
+use std::io::{self, ErrorKind, Read};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+
+use super::pcap::MAX_RECORD;
+
+/// The most a parser asks to have whole (a pcap record with its header, a pcapng block): the
+/// room left in front of every block.
+pub(crate) const HEADROOM: usize = MAX_RECORD as usize + 64;
+/// What one block holds past its headroom: a few hundred packets, many reads fewer than per packet.
+pub(crate) const BLOCK: usize = 256 << 10;
+/// A block's whole length.
+pub(crate) const BLOCK_BYTES: usize = HEADROOM + BLOCK;
+/// Blocks read and not yet taken: enough to ride out one slow read, few enough to bound memory
+/// (the thread waits once they are there).
+const DEPTH: usize = 3;
+
+/// What the thread hands over, in stream order.
+pub(crate) enum Piece {
+    /// A block with `len` bytes read at `HEADROOM..`.
+    Data(Vec<u8>, usize),
+    /// The end of input: cleanly (None) or the read error that stopped it.
+    End(Option<io::Error>),
+}
+
+/// The receiving side: blocks in order, and the way back for blocks done with.
+pub(crate) struct Prefetch {
+    pub(crate) blocks: Receiver<Piece>,
+    pool: Sender<Vec<u8>>,
+}
+
+impl Prefetch {
+    /// Start reading `input` on a thread. `fill`: keep reading into a block until it is full
+    /// (a file, where a read never waits long); otherwise each read is handed over as it comes,
+    /// so a pipe's packets reach the parser without waiting for a block's worth.
+    pub(crate) fn start(input: Box<dyn Read + Send>, fill: bool) -> io::Result<Self> {
+        let (tx, blocks) = mpsc::sync_channel(DEPTH);
+        let (pool, spares) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("portwatch-read".into())
+            .spawn(move || read_blocks(input, fill, &tx, &spares))?;
+        Ok(Prefetch { blocks, pool })
+    }
+
+    /// A block back for the thread to read into again (dropped if the thread has ended).
+    pub(crate) fn give_back(&self, block: Vec<u8>) {
+        if block.len() == BLOCK_BYTES {
+            let _ = self.pool.send(block);
+        }
+    }
+}
+
+/// The thread's loop: ends at the end of input, after a read error, or once the receiver is
+/// gone (the capture closed early), after the read under way.
+fn read_blocks(
+    mut input: Box<dyn Read + Send>,
+    fill: bool,
+    out: &SyncSender<Piece>,
+    spares: &Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut block = spares.try_recv().unwrap_or_else(|_| vec![0u8; BLOCK_BYTES]);
+        let mut len = 0;
+        let mut ended = None;
+        while len < BLOCK {
+            let free = block.get_mut(HEADROOM + len..).unwrap_or(&mut []);
+            match input.read(free) {
+                Ok(0) => {
+                    ended = Some(None);
+                    break;
+                }
+                Ok(got) => {
+                    len = (len + got).min(BLOCK);
+                    if !fill {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    ended = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        if len > 0 && out.send(Piece::Data(block, len)).is_err() {
+            return;
+        }
+        if let Some(end) = ended {
+            let _ = out.send(Piece::End(end));
+            return;
+        }
+    }
+}
