@@ -119,8 +119,10 @@ pub(crate) struct PyGzip<R> {
     member_size: u64,
     new_member: bool,
     member_done: bool,
-    /// Inflated and not yet handed out.
+    /// The last call's inflated bytes are `out[..out_len]`; `out` keeps its full length between
+    /// calls, so it is zeroed once rather than for every 8 KiB of input.
     out: Vec<u8>,
+    out_len: usize,
     out_at: usize,
     /// True once the first read is done: later calls inflate up to `OUTPUT_STEP`.
     started: bool,
@@ -142,6 +144,7 @@ impl<R: Read> PyGzip<R> {
             new_member: true,
             member_done: false,
             out: Vec::new(),
+            out_len: 0,
             out_at: 0,
             started: false,
             finished: false,
@@ -150,22 +153,28 @@ impl<R: Read> PyGzip<R> {
 
     /// The first `n` inflated bytes (fewer at the end), as `GzipFile.read(n)` fills them.
     pub(crate) fn read_head(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        while self.out.len() - self.out_at < n && !self.finished {
-            let room = FIRST_OUTPUT_STEP
-                .saturating_sub(self.out.len() - self.out_at)
-                .max(1);
-            let more = self.step(room)?;
-            self.out.extend_from_slice(&more);
+        let mut got: Vec<u8> = Vec::new();
+        while got.len() < n && !self.finished {
+            let room = FIRST_OUTPUT_STEP.saturating_sub(got.len()).max(1);
+            let len = self.step(room)?;
+            got.extend_from_slice(self.out.get(..len).unwrap_or(&[]));
         }
         self.started = true;
-        let end = (self.out_at + n).min(self.out.len());
-        let head = self.out.get(self.out_at..end).unwrap_or(&[]).to_vec();
-        self.out_at = end;
-        Ok(head)
+        let rest = got.split_off(n.min(got.len()));
+        if self.out.len() < rest.len() {
+            self.out.resize(rest.len(), 0);
+        }
+        if let Some(into) = self.out.get_mut(..rest.len()) {
+            into.copy_from_slice(&rest);
+        }
+        self.out_len = rest.len();
+        self.out_at = 0;
+        Ok(got)
     }
 
-    /// One `_GzipReader.read(size)`: inflated bytes, empty only at the end of the last member.
-    fn step(&mut self, size: usize) -> io::Result<Vec<u8>> {
+    /// One `_GzipReader.read(size)`: the length of what it inflated into `out`, zero only at the
+    /// end of the last member. Overwrites `out`: call it once `out` is handed out.
+    fn step(&mut self, size: usize) -> io::Result<usize> {
         // Each turn either reads input or ends: bounded by the input.
         loop {
             if self.member_done {
@@ -179,21 +188,21 @@ impl<R: Read> PyGzip<R> {
                 self.member_size = 0;
                 if !self.read_header()? {
                     self.finished = true;
-                    return Ok(Vec::new());
+                    return Ok(0);
                 }
                 self.new_member = false;
             }
             let chunk = self.input.read(INPUT_STEP)?;
-            let (out, used) = self.inflate_call(&chunk, size)?;
+            let (gave, used) = self.inflate_call(&chunk, size)?;
             if let Some(rest) = chunk.get(used..) {
                 if !rest.is_empty() {
                     self.input.prepend(rest);
                 }
             }
-            if !out.is_empty() {
-                self.crc.update(&out);
-                self.member_size += out.len() as u64;
-                return Ok(out);
+            if gave > 0 {
+                self.crc.update(self.out.get(..gave).unwrap_or(&[]));
+                self.member_size += gave as u64;
+                return Ok(gave);
             }
             if chunk.is_empty() {
                 return Err(bad(EOF_MESSAGE));
@@ -205,25 +214,25 @@ impl<R: Read> PyGzip<R> {
         }
     }
 
-    /// One `decompressobj.decompress(chunk, size)`: what it inflated and how much input it used.
-    /// A deflate error loses the call's output, as zlib's binding does.
-    fn inflate_call(&mut self, chunk: &[u8], size: usize) -> io::Result<(Vec<u8>, usize)> {
-        let mut out = Vec::with_capacity(size.min(OUTPUT_STEP));
-        let mut used = 0usize;
+    /// One `decompressobj.decompress(chunk, size)` into `out[..size]`: how much it inflated and
+    /// how much input it used. A deflate error loses the call's output, as zlib's binding does.
+    fn inflate_call(&mut self, chunk: &[u8], size: usize) -> io::Result<(usize, usize)> {
+        if self.out.len() < size {
+            self.out.resize(size, 0);
+        }
+        let (mut have, mut used) = (0usize, 0usize);
         // Every turn makes progress or stops: bounded by `chunk` and `size`.
-        while out.len() < size && !self.member_done {
+        while have < size && !self.member_done {
             let before_in = self.inflate.total_in();
             let before_out = self.inflate.total_out();
-            let have = out.len();
-            out.resize(size, 0);
             let status = self.inflate.decompress(
                 chunk.get(used..).unwrap_or(&[]),
-                out.get_mut(have..).unwrap_or(&mut []),
+                self.out.get_mut(have..size).unwrap_or(&mut []),
                 FlushDecompress::None,
             );
             let took = (self.inflate.total_in() - before_in) as usize;
             let gave = (self.inflate.total_out() - before_out) as usize;
-            out.truncate(have + gave);
+            have += gave;
             used += took;
             match status {
                 Ok(Status::StreamEnd) => self.member_done = true,
@@ -235,7 +244,7 @@ impl<R: Read> PyGzip<R> {
                 }
             }
         }
-        Ok((out, used))
+        Ok((have, used))
     }
 
     /// Python's `_read_gzip_header`: false at a clean end of input.
@@ -305,7 +314,7 @@ impl<R: Read> PyGzip<R> {
 
 impl<R: Read> Read for PyGzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.out_at >= self.out.len() {
+        if self.out_at >= self.out_len {
             if self.finished {
                 return Ok(0);
             }
@@ -314,10 +323,11 @@ impl<R: Read> Read for PyGzip<R> {
             } else {
                 FIRST_OUTPUT_STEP
             };
-            self.out = self.step(size)?;
+            self.out_len = 0;
             self.out_at = 0;
+            self.out_len = self.step(size)?;
         }
-        let left = self.out.get(self.out_at..).unwrap_or(&[]);
+        let left = self.out.get(self.out_at..self.out_len).unwrap_or(&[]);
         let n = left.len().min(buf.len());
         buf.get_mut(..n)
             .unwrap_or(&mut [])
