@@ -76,50 +76,36 @@ class FlowRecord:
     state: str | None = None
     history: str | None = None
 
-    @classmethod
-    def from_core(cls, raw: dict[str, Any], assigned: list[str]) -> FlowRecord:
-        """A record from the core's dict (`portwatch._core`; optional keys may be absent), with
-        `assigned` as the services database says. Positional, in the fields' order: the
-        per-record path of every run, where keywords cost a third more."""
-        get = raw.get
-        ts_start, ts_end, duration = raw["ts_start"], raw["ts_end"], get("duration")
-        return cls(
-            ts_start, ts_end, raw["transport"], raw["src_ip"], raw["src_port"], raw["dst_ip"], raw["dst_port"],
-            raw["orientation"], raw["protocol"], raw["confidence"], assigned, raw["packets_c2s"],
-            raw["packets_s2c"], raw["bytes_c2s"], raw["bytes_s2c"], raw["meta"], [], get("pcap"), get("flow_id"),
-            get("community_id"), round(ts_end - ts_start if duration is None else duration, 6), get("state"),
-            get("history"),
-        )
-
     def as_dict(self, copy: bool = True) -> dict[str, Any]:
         """The record as docs/schema.md lists it (`pcap` after the ids, only when known). With
         `copy=False`, `assigned` and `meta` are the record's own (for a writer that encodes the
         dict at once and keeps nothing)."""
+        # Key by key into one dict: a literal merged in by update() built a second dict per record,
+        # and the findings comprehension ran even for the many records that have none.
         out: dict[str, Any] = {"flow_id": self.flow_id, "community_id": self.community_id}
         if self.pcap is not None:
             out["pcap"] = self.pcap
-        out.update({
-            "ts_start": self.ts_start,
-            "ts_end": self.ts_end,
-            "duration": self.duration,
-            "transport": self.transport,
-            "src_ip": self.src_ip,
-            "src_port": self.src_port,
-            "dst_ip": self.dst_ip,
-            "dst_port": self.dst_port,
-            "orientation": self.orientation,
-            "protocol": self.protocol,
-            "confidence": round(self.confidence, 3),
-            "assigned": list(self.assigned) if copy else self.assigned,
-            "packets_c2s": self.packets_c2s,
-            "packets_s2c": self.packets_s2c,
-            "bytes_c2s": self.bytes_c2s,
-            "bytes_s2c": self.bytes_s2c,
-            "state": self.state,
-            "history": self.history,
-            "meta": dict(self.meta) if copy else self.meta,
-            "findings": [f.as_dict() for f in self.findings],
-        })
+        out["ts_start"] = self.ts_start
+        out["ts_end"] = self.ts_end
+        out["duration"] = self.duration
+        out["transport"] = self.transport
+        out["src_ip"] = self.src_ip
+        out["src_port"] = self.src_port
+        out["dst_ip"] = self.dst_ip
+        out["dst_port"] = self.dst_port
+        out["orientation"] = self.orientation
+        out["protocol"] = self.protocol
+        out["confidence"] = round(self.confidence, 3)
+        out["assigned"] = list(self.assigned) if copy else self.assigned
+        out["packets_c2s"] = self.packets_c2s
+        out["packets_s2c"] = self.packets_s2c
+        out["bytes_c2s"] = self.bytes_c2s
+        out["bytes_s2c"] = self.bytes_s2c
+        out["state"] = self.state
+        out["history"] = self.history
+        out["meta"] = dict(self.meta) if copy else self.meta
+        findings = self.findings
+        out["findings"] = [f.as_dict() for f in findings] if findings else []
         return out
 
 

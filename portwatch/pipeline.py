@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import _core, bpf
 from .model import CaptureStats, FlowRecord
@@ -98,11 +97,11 @@ class Setup:
         return cls(signatures, services, policy, ctx, engine, known, programs)
 
 
-def to_record(raw: dict[str, Any], setup: Setup) -> FlowRecord:
-    """A core record as the schema's FlowRecord, with `assigned` and `findings` filled in."""
-    rec = FlowRecord.from_core(
-        raw, setup.services.names(raw["dst_port"], raw["transport"]),
-    )
+def complete_record(rec: FlowRecord, setup: Setup) -> FlowRecord:
+    """A record as the core built it (`record_type=FlowRecord`: `assigned` and `findings` empty)
+    with `assigned` as the services database says, the duration to the microsecond, and findings."""
+    rec.assigned = setup.services.names(rec.dst_port, rec.transport)
+    rec.duration = round(rec.duration, 6)
     rec.findings = evaluate(rec, setup.ctx)
     return rec
 
@@ -130,7 +129,7 @@ class Analyzer:
         self.pcap_name = pcap_name
         self.core = _core.Analyzer(self.setup.engine, self.setup.known_ports, pcap_name,
                                    self.config.core_settings(), report_classified=on_classified is not None,
-                                   workers=max(1, workers))
+                                   workers=max(1, workers), record_type=FlowRecord)
         if self.setup.bpf_programs is not None:
             self.core.set_filter(self.setup.bpf_programs)
         self.error: str | None = None
@@ -143,8 +142,8 @@ class Analyzer:
         one turns records into findings and output; at the end of input it goes on to drain the
         flows still open, which `close()` then hands over."""
         self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES)
-        while (raws := self.core.next_batch()) is not None:
-            self._emit(raws)
+        while (records := self.core.next_batch()) is not None:
+            self._emit(records)
             if tick is not None:
                 tick()
         self.error = capture.error
@@ -164,12 +163,12 @@ class Analyzer:
         if batch:
             self._emit(self.core.feed(batch))
 
-    def _emit(self, raws: list[dict[str, Any]]) -> None:
+    def _emit(self, records: list[FlowRecord]) -> None:
         if self.on_classified is not None:
-            for raw in self.core.classified():
-                self.on_classified(to_record(raw, self.setup))
-        for raw in raws:
-            self.on_record(to_record(raw, self.setup))
+            for rec in self.core.classified():
+                self.on_classified(complete_record(rec, self.setup))
+        for rec in records:
+            self.on_record(complete_record(rec, self.setup))
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -187,10 +186,10 @@ class Analyzer:
 
         A slice at a time: the records of a full table never exist all at once."""
         while True:
-            raws = self.core.drain(DRAIN_RECORDS)
-            if not raws:
+            records = self.core.drain(DRAIN_RECORDS)
+            if not records:
                 break
-            self._emit(raws)
+            self._emit(records)
         return self.stats
 
 

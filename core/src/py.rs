@@ -257,6 +257,8 @@ impl PyCapture {
 struct PyAnalyzer {
     state: State,
     workers: usize,
+    /// What each record becomes in Python (see `RecordType`).
+    record_type: RecordType,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
 }
@@ -384,7 +386,7 @@ impl PyAnalyzer {
         py: Python<'py>,
         records: Vec<FlowRecord>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let list = records_to_py(py, &records);
+        let list = self.record_type.to_py(py, &records);
         if let State::Ahead(run) = &self.state {
             run.ahead
                 .lock()
@@ -437,8 +439,9 @@ impl PyAnalyzer {
     /// flows); `config`: overrides of pipeline::Config by field name.
     /// `workers`: threads tracking shards of the flows (the capture is read and decoded once);
     /// each shard's table holds `max_flows / workers` flows at most.
+    /// `record_type`: see `RecordType` (None: each record a dict).
     #[new]
-    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false, workers=1))]
+    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false, workers=1, record_type=None))]
     fn new(
         engine: &PyEngine,
         known_ports: Vec<(u16, String)>,
@@ -446,7 +449,9 @@ impl PyAnalyzer {
         config: Option<Bound<'_, PyDict>>,
         report_classified: bool,
         workers: usize,
+        record_type: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let record_type = RecordType(record_type);
         let mut known = HashSet::new();
         for (port, t) in known_ports {
             known.insert((port, transport(&t)?));
@@ -474,6 +479,7 @@ impl PyAnalyzer {
             return Ok(PyAnalyzer {
                 state: State::Here(Inner::Parallel(Box::new(inner))),
                 workers,
+                record_type,
                 source_malformed: 0,
             });
         }
@@ -487,6 +493,7 @@ impl PyAnalyzer {
         Ok(PyAnalyzer {
             state: State::Here(Inner::Single(Box::new(inner))),
             workers: 1,
+            record_type,
             source_malformed: 0,
         })
     }
@@ -508,7 +515,7 @@ impl PyAnalyzer {
         if done {
             capture.done.store(true, Ordering::Relaxed);
         }
-        records_to_py(py, &records)
+        self.record_type.to_py(py, &records)
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -579,7 +586,7 @@ impl PyAnalyzer {
             }
             std::mem::take(&mut a.flows.finished)
         });
-        records_to_py(py, &records)
+        self.record_type.to_py(py, &records)
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -588,7 +595,8 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("expire needs workers=1"));
         };
         a.flows.expire_idle(now);
-        records_to_py(py, &std::mem::take(&mut a.flows.finished))
+        let records = std::mem::take(&mut a.flows.finished);
+        self.record_type.to_py(py, &records)
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -604,7 +612,8 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("split_long_flows needs workers=1"));
         };
         a.flows.split_long_flows(active, now, reason);
-        records_to_py(py, &std::mem::take(&mut a.flows.finished))
+        let records = std::mem::take(&mut a.flows.finished);
+        self.record_type.to_py(py, &records)
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -628,7 +637,7 @@ impl PyAnalyzer {
             State::Here(inner) => inner.take_classified(),
             State::Lost => return Err(lost()),
         };
-        records_to_py(py, &records)
+        self.record_type.to_py(py, &records)
     }
 
     /// End of input: the flows still open, as records, up to `max_records` a call (oldest
@@ -654,7 +663,7 @@ impl PyAnalyzer {
         }
         let inner = self.here()?;
         let records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
-        records_to_py(py, &records)
+        self.record_type.to_py(py, &records)
     }
 
     fn live_flows(&self) -> PyResult<usize> {
@@ -750,6 +759,7 @@ fn known_set(known_ports: Vec<(u16, String)>) -> PyResult<KnownPorts> {
 #[pyclass(name = "LiveMonitor")]
 struct PyLiveMonitor {
     inner: Mutex<LiveMonitor>,
+    record_type: RecordType,
 }
 
 impl PyLiveMonitor {
@@ -765,7 +775,8 @@ impl PyLiveMonitor {
     #[new]
     #[pyo3(signature = (interfaces, engine, known_ports, config=None, workers=1, block_size=1<<20,
         block_count=64, block_timeout_ms=50, bpf=None, promisc=true, expire_interval=5.0,
-        active_timeout=1800.0, active_reason="active-timeout".to_string(), max_pending=200_000))]
+        active_timeout=1800.0, active_reason="active-timeout".to_string(), max_pending=200_000,
+        record_type=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         interfaces: Vec<String>,
@@ -782,6 +793,7 @@ impl PyLiveMonitor {
         active_timeout: f64,
         active_reason: String,
         max_pending: usize,
+        record_type: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let cfg = config_from(config)?;
         let known = Arc::new(known_set(known_ports)?);
@@ -805,6 +817,7 @@ impl PyLiveMonitor {
             .map_err(CaptureError::new_err)?;
         Ok(PyLiveMonitor {
             inner: Mutex::new(inner),
+            record_type: RecordType(record_type),
         })
     }
 
@@ -822,8 +835,8 @@ impl PyLiveMonitor {
         let wait = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
         let (classified, finished) = py.detach(|| self.inner().poll(wait));
         Ok((
-            records_to_py(py, &classified)?,
-            records_to_py(py, &finished)?,
+            self.record_type.to_py(py, &classified)?,
+            self.record_type.to_py(py, &finished)?,
         ))
     }
 
@@ -885,6 +898,64 @@ impl PyLiveMonitor {
         }
         Ok(list)
     }
+}
+
+/// What the core's records become in Python: dicts (None), or instances of a class called with
+/// the record's fields positionally in the order of `portwatch.model.FlowRecord`, with `assigned`
+/// and `findings` empty lists for the policy to fill. A class skips the dict that Python would
+/// otherwise build the record from (a dict per record, and a lookup per field).
+struct RecordType(Option<Py<PyAny>>);
+
+impl RecordType {
+    fn to_py<'py>(&self, py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
+        match &self.0 {
+            None => records_to_py(py, records),
+            Some(class) => records_to_class(py, class.bind(py), records),
+        }
+    }
+}
+
+fn records_to_class<'py>(
+    py: Python<'py>,
+    class: &Bound<'py, PyAny>,
+    records: &[FlowRecord],
+) -> PyResult<Bound<'py, PyList>> {
+    use pyo3::types::PyTuple;
+    let mut texts = Texts::default();
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let pcap = match &r.pcap {
+            Some(p) => texts.get(py, p).into_any(),
+            None => py.None().into_bound(py),
+        };
+        let fields: [Bound<'py, PyAny>; 23] = [
+            r.ts_start.into_pyobject(py)?.into_any(),
+            r.ts_end.into_pyobject(py)?.into_any(),
+            texts.get(py, r.transport).into_any(),
+            PyString::new(py, &r.src_ip).into_any(),
+            r.src_port.into_pyobject(py)?.into_any(),
+            PyString::new(py, &r.dst_ip).into_any(),
+            r.dst_port.into_pyobject(py)?.into_any(),
+            texts.get(py, r.orientation).into_any(),
+            texts.get(py, &r.protocol).into_any(),
+            r.confidence.into_pyobject(py)?.into_any(),
+            PyList::empty(py).into_any(),
+            r.packets_c2s.into_pyobject(py)?.into_any(),
+            r.packets_s2c.into_pyobject(py)?.into_any(),
+            r.bytes_c2s.into_pyobject(py)?.into_any(),
+            r.bytes_s2c.into_pyobject(py)?.into_any(),
+            object_to_py(py, &r.meta, &mut texts)?.into_any(),
+            PyList::empty(py).into_any(),
+            pcap,
+            r.flow_id.into_pyobject(py)?.into_any(),
+            PyString::new(py, &r.community_id).into_any(),
+            r.duration.into_pyobject(py)?.into_any(),
+            texts.get(py, r.state).into_any(),
+            PyString::new(py, &r.history).into_any(),
+        ];
+        out.push(class.call1(PyTuple::new(py, fields)?)?);
+    }
+    PyList::new(py, out)
 }
 
 fn records_to_py<'py>(py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import FlowRecord
-from ..pipeline import Analyzer, Setup, to_record
+from ..pipeline import Analyzer, Setup, complete_record
 from .emit import ACTIVE_TIMEOUT
 
 
@@ -25,25 +25,25 @@ class MonitorAnalyzer(Analyzer):
         self.run_id = run_id
         self.segments = 0
 
-    def _record(self, raw: dict[str, Any]) -> FlowRecord:
-        rec = to_record(raw, self.setup)
+    def _record(self, rec: FlowRecord) -> FlowRecord:
+        rec = complete_record(rec, self.setup)
         rec.meta["flow_id"] = f"{self.run_id}{rec.flow_id}"
         return rec
 
-    def _emit(self, raws: list[dict[str, Any]]) -> None:
+    def _emit(self, records: list[FlowRecord]) -> None:
         if self.on_classified is not None:
-            for raw in self.core.classified():
-                self.on_classified(self._record(raw))
-        for raw in raws:
-            self.on_record(self._record(raw))
+            for rec in self.core.classified():
+                self.on_classified(self._record(rec))
+        for rec in records:
+            self.on_record(self._record(rec))
 
-    def deliver(self, classified: list[dict[str, Any]], finished: list[dict[str, Any]]) -> None:
+    def deliver(self, classified: list[FlowRecord], finished: list[FlowRecord]) -> None:
         """Records produced elsewhere (the core's live capture threads), classified ones first."""
         if self.on_classified is not None:
-            for raw in classified:
-                self.on_classified(self._record(raw))
-        for raw in finished:
-            rec = self._record(raw)
+            for rec in classified:
+                self.on_classified(self._record(rec))
+        for rec in finished:
+            rec = self._record(rec)
             if rec.meta.get("end_reason") == ACTIVE_TIMEOUT:
                 self.segments += 1
             self.on_record(rec)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _core
+from ..model import FlowRecord
 from ..pipeline import Config, Setup
 from . import bpf
 from .emit import ACTIVE_TIMEOUT
@@ -74,7 +75,7 @@ class LiveCapture:
                 self.interfaces, setup.engine, setup.known_ports, config.core_settings(), workers=workers,
                 block_size=RING_BLOCK, block_count=block_count, block_timeout_ms=BLOCK_TIMEOUT_MS, bpf=prog,
                 promisc=promisc, expire_interval=expire_interval, active_timeout=active_timeout,
-                active_reason=ACTIVE_TIMEOUT,
+                active_reason=ACTIVE_TIMEOUT, record_type=FlowRecord,
             )
         except _core.CaptureError as exc:
             raise LiveError(str(exc)) from None
@@ -87,8 +88,9 @@ class LiveCapture:
             self.started = True
             self.core.start()
 
-    def poll(self, timeout: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(classified, finished) raw records from every ring, waiting up to `timeout` seconds."""
+    def poll(self, timeout: float) -> tuple[list[FlowRecord], list[FlowRecord]]:
+        """(classified, finished) records from every ring as the core built them (see
+        `pipeline.complete_record`), waiting up to `timeout` seconds."""
         return self.core.poll(timeout)
 
     def set_engine(self, setup: Setup) -> None:

@@ -1,15 +1,10 @@
 """The record writers' fast paths write what the plain ones write: bytes straight into a
-`RecordFile` (-o) equal the text path's, `as_dict(copy=False)` equals `as_dict()`, and
-`FlowRecord.from_core` builds the record the keyword constructor builds."""
+`RecordFile` (-o) equal the text path's, and `as_dict(copy=False)` equals `as_dict()`."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from portwatch.model import Finding, FlowRecord
 from portwatch.report.eve import EveWriter
@@ -71,32 +66,3 @@ def test_as_dict_without_copies_is_the_same_dict_in_the_same_order() -> None:
         assert copied["assigned"] is not rec.assigned
         third = "pcap" if rec.pcap else "ts_start"
         assert list(copied)[:3] == ["flow_id", "community_id", third]
-
-
-_RAW = st.fixed_dictionaries(
-    {"ts_start": st.floats(0, 2e9), "ts_end": st.floats(0, 2e9), "transport": st.sampled_from(["tcp", "udp"]),
-     "src_ip": st.text(max_size=5), "src_port": st.integers(0, 65535), "dst_ip": st.text(max_size=5),
-     "dst_port": st.integers(0, 65535), "orientation": st.text(max_size=5), "protocol": st.text(max_size=5),
-     "confidence": st.floats(0, 1), "packets_c2s": st.integers(0, 9), "packets_s2c": st.integers(0, 9),
-     "bytes_c2s": st.integers(0, 9), "bytes_s2c": st.integers(0, 9),
-     "meta": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)},
-    optional={"pcap": st.text(max_size=5), "flow_id": st.integers(0, 99), "community_id": st.text(max_size=5),
-              "duration": st.floats(0, 1e6), "state": st.text(max_size=3), "history": st.text(max_size=3)},
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(_RAW)
-def test_from_core_is_the_keyword_constructor(raw: dict) -> None:
-    by_keyword = FlowRecord(
-        ts_start=raw["ts_start"], ts_end=raw["ts_end"], transport=raw["transport"], src_ip=raw["src_ip"],
-        src_port=raw["src_port"], dst_ip=raw["dst_ip"], dst_port=raw["dst_port"], orientation=raw["orientation"],
-        protocol=raw["protocol"], confidence=raw["confidence"], assigned=["x"], packets_c2s=raw["packets_c2s"],
-        packets_s2c=raw["packets_s2c"], bytes_c2s=raw["bytes_c2s"], bytes_s2c=raw["bytes_s2c"], meta=raw["meta"],
-        pcap=raw.get("pcap"), flow_id=raw.get("flow_id"), community_id=raw.get("community_id"),
-        duration=round(raw.get("duration", raw["ts_end"] - raw["ts_start"]), 6), state=raw.get("state"),
-        history=raw.get("history"),
-    )
-    rec = FlowRecord.from_core(raw, ["x"])
-    assert rec == by_keyword
-    assert json.dumps(rec.as_dict()) == json.dumps(by_keyword.as_dict())
