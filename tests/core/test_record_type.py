@@ -18,12 +18,6 @@ REPO = Path(__file__).resolve().parent.parent.parent
 CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
 
 
-@pytest.fixture(scope="module")
-def core():
-    config = Config()
-    return config, Setup.load(config)
-
-
 def _records(path: Path, config: Config, setup: Setup, record_type: type | None) -> list:
     capture = _core.Capture(str(path))
     analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(),

@@ -14,12 +14,6 @@ REPO = Path(__file__).resolve().parent.parent.parent
 CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
 
 
-@pytest.fixture(scope="module")
-def core():
-    config = Config()
-    return config, Setup.load(config)
-
-
 def raw_records(path: Path, config: Config, setup: Setup, workers: int, batch: int = 4096):
     capture = _core.Capture(str(path))
     analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(), workers=workers)
