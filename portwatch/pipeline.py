@@ -16,7 +16,7 @@ from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
 from .policy.rules import PolicyContext, evaluate
 from .services import ServicesDB, load_services
-from .signatures import SignatureInfo, build_engine
+from .signatures import SignatureInfo, build_engine, with_port_hints
 
 DEFAULT_MAX_FLOWS = 200_000
 # Packets the core reads per call: long enough that the call costs nothing, short enough that a
@@ -91,7 +91,7 @@ class Setup:
                 protos = ctx.service_protocols.get((name.lower(), entry.transport))
                 if protos:
                     hints.setdefault((entry.port, entry.transport), set()).update(protos)
-        engine = build_engine(config.signature_dirs, hints) if hints else plain
+        engine = with_port_hints(plain, hints) if hints else plain
         known = sorted({(e.port, e.transport) for e in services.entries if e.transport in ("tcp", "udp")})
         programs = bpf.compile_for_capture(config.bpf) if config.bpf is not None else None
         return cls(signatures, services, policy, ctx, engine, known, programs)

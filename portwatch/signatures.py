@@ -95,17 +95,25 @@ def _user_paths(extra_dirs: Iterable[str]) -> list[str]:
     return out
 
 
+def _hint_list(port_hints: dict[tuple[int, str], set[str]] | None) -> list[tuple[tuple[int, str], list[str]]]:
+    return [(k, sorted(v)) for k, v in (port_hints or {}).items()]
+
+
 def build_engine(extra_dirs: Iterable[str] = (), port_hints: dict[tuple[int, str], set[str]] | None = None
                  ) -> _core.Engine:
     """The core's engine over the shipped set plus `extra_dirs` (a same-named protocol replaces
     the shipped one). Raises SignatureError (the first problem) for an invalid file."""
     dirs = _user_paths(extra_dirs)
     check_signature_dirs(dirs)
-    hints = [(k, sorted(v)) for k, v in (port_hints or {}).items()]
     try:
-        return _core.Engine(dirs, hints)
+        return _core.Engine(dirs, _hint_list(port_hints))
     except ValueError as exc:
         raise SignatureError.from_line(str(exc).splitlines()[0]) from None
+
+
+def with_port_hints(engine: _core.Engine, port_hints: dict[tuple[int, str], set[str]]) -> _core.Engine:
+    """`engine`'s signatures with `port_hints` (see `build_engine`), sharing its compiled patterns."""
+    return engine.with_port_hints(_hint_list(port_hints))
 
 
 def load_signatures(extra_dirs: Iterable[str] = ()) -> list[SignatureInfo]:

@@ -101,6 +101,17 @@ fn check_signatures(paths: Vec<PathBuf>) -> Vec<String> {
     signature::check_files(&paths)
 }
 
+/// Port hints as Python gives them, keyed by the core's transport.
+fn hint_map(
+    port_hints: Vec<((u16, String), Vec<String>)>,
+) -> PyResult<std::collections::HashMap<(u16, Transport), Vec<String>>> {
+    let mut hints = std::collections::HashMap::new();
+    for ((port, t), protos) in port_hints {
+        hints.insert((port, transport(&t)?), protos);
+    }
+    Ok(hints)
+}
+
 /// The loaded signature set and the detection engine over it (shared by analyzers).
 #[pyclass(name = "Engine", frozen)]
 struct PyEngine {
@@ -118,12 +129,16 @@ impl PyEngine {
     ) -> PyResult<Self> {
         let sigs = signature::load_builtin_and(&extra_dirs)
             .map_err(|errs| PyValueError::new_err(errs.join("\n")))?;
-        let mut hints = std::collections::HashMap::new();
-        for ((port, t), protos) in port_hints {
-            hints.insert((port, transport(&t)?), protos);
-        }
         Ok(PyEngine {
-            engine: Arc::new(Engine::new(sigs, hints)),
+            engine: Arc::new(Engine::new(sigs, hint_map(port_hints)?)),
+        })
+    }
+
+    /// This engine's signatures with `port_hints` (as `Engine(...)` takes them), without loading
+    /// and compiling them again.
+    fn with_port_hints(&self, port_hints: Vec<((u16, String), Vec<String>)>) -> PyResult<Self> {
+        Ok(PyEngine {
+            engine: Arc::new(self.engine.with_port_hints(hint_map(port_hints)?)),
         })
     }
 

@@ -234,6 +234,15 @@ impl Engine {
         }
     }
 
+    /// The same signatures with other port hints: the compiled patterns are shared, not built
+    /// again (compiling the shipped set is most of an engine's cost).
+    pub fn with_port_hints(
+        &self,
+        port_protocols: HashMap<(u16, Transport), Vec<String>>,
+    ) -> Engine {
+        Engine::new(self.sigs.clone(), port_protocols)
+    }
+
     pub fn signature(&self, i: usize) -> &Signature {
         &self.sigs[i]
     }

@@ -214,3 +214,41 @@ fn ungated(e: &Engine, t: Transport, c: &[&[u8]], s: &[&[u8]]) -> Option<Value> 
     e2.classify(t, c, s, 7000, true, true, Some(3478))
         .map(|d| decision_json(&d))
 }
+
+#[test]
+fn port_hints_added_later_break_ties_as_hints_given_at_build() {
+    let tie = |name: &str| {
+        format!("protocol = \"{name}\"\n[[match]]\ndirection = \"server\"\nregex = '^XX'\nconfidence = 0.6\n")
+    };
+    let (a, b) = (tie("aaa"), tie("bbb"));
+    let plain = engine(&[&a, &b]);
+    let decide = |e: &Engine, port: u16| {
+        e.classify(
+            Transport::Tcp,
+            &[b"hi"],
+            &[b"XX yes"],
+            port,
+            false,
+            true,
+            None,
+        )
+        .map(|d| d.protocol)
+    };
+    assert_eq!(decide(&plain, 5000).as_deref(), Some("aaa"));
+    let hints: HashMap<(u16, Transport), Vec<String>> =
+        [((5000, Transport::Tcp), vec!["bbb".to_string()])].into();
+    let later = plain.with_port_hints(hints.clone());
+    let mut sigs = vec![sig(&a), sig(&b)];
+    sigs.sort_by(|x, y| x.protocol.cmp(&y.protocol));
+    let at_build = Engine::new(sigs, hints);
+    for port in [5000, 5001] {
+        assert_eq!(decide(&later, port), decide(&at_build, port));
+    }
+    assert_eq!(decide(&later, 5000).as_deref(), Some("bbb"));
+    assert_eq!(decide(&later, 5001).as_deref(), Some("aaa"));
+    assert_eq!(
+        decide(&plain, 5000).as_deref(),
+        Some("aaa"),
+        "the original keeps its hints"
+    );
+}
