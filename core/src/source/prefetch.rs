@@ -15,8 +15,10 @@ use super::pcap::MAX_RECORD;
 /// The most a parser asks to have whole (a pcap record with its header, a pcapng block): the
 /// room left in front of every block.
 pub(crate) const HEADROOM: usize = MAX_RECORD as usize + 64;
-/// What one block holds past its headroom: a few hundred packets, many reads fewer than per packet.
-pub(crate) const BLOCK: usize = 256 << 10;
+/// What one block holds past its headroom: about a hundred packets, many reads fewer than per
+/// packet. 128 KiB rather than 256: the same speed (the copy runs beside the analysis), 2 MB
+/// less peak RSS on mix-2m (only the headroom's last pages are ever touched).
+pub(crate) const BLOCK: usize = 128 << 10;
 /// A block's whole length.
 pub(crate) const BLOCK_BYTES: usize = HEADROOM + BLOCK;
 /// Blocks read and not yet taken: enough to ride out one slow read, few enough to bound memory
