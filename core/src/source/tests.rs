@@ -230,7 +230,7 @@ fn pcap_errors_at_the_python_reader_points() {
 
 #[test]
 fn records_spanning_reads_are_whole() {
-    // Large records past the 2 MiB window, and a reader giving 7 bytes at a time.
+    // Records over many blocks in all, and a reader giving 7 bytes at a time.
     let recs: Vec<_> = (0..60)
         .map(|i| (i, i, pkt(i as u8, 60_000 + i as usize)))
         .collect();
@@ -248,6 +248,53 @@ fn records_spanning_reads_are_whole() {
     )
     .expect("pcap");
     assert_eq!(read_all(trickled), whole);
+}
+
+#[test]
+fn the_largest_records_are_whole_however_the_reads_fall() {
+    // Records of MAX_RECORD bytes span several of the reading thread's blocks: from a file (the
+    // thread fills each block), from a stream whose reads are handed over as they come, and
+    // from reads that end at every offset within a block.
+    let max = super::pcap::MAX_RECORD as usize;
+    let recs: Vec<_> = (0..9u32)
+        .map(|i| {
+            (
+                i,
+                i,
+                pkt(
+                    i as u8,
+                    if i % 2 == 0 {
+                        max
+                    } else {
+                        1 + 4099 * i as usize
+                    },
+                ),
+            )
+        })
+        .collect();
+    let file = pcap(false, false, 0, 1, &recs);
+    let whole = read(&file);
+    assert_eq!((whole.records.len(), whole.error.as_deref()), (9, None));
+    for (got, (_, _, want)) in whole.records.iter().zip(&recs) {
+        assert_eq!(&got.2, want);
+    }
+    let path = std::env::temp_dir().join(format!("pw-largest-{}.pcap", std::process::id()));
+    std::fs::write(&path, &file).expect("write");
+    let from_file = CaptureReader::open(&path).map(read_all);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(from_file.expect("opened"), whole);
+    for step in [7, 4096, 100_003, 131_071] {
+        let src = CaptureReader::from_reader(
+            "t",
+            Trickle {
+                data: file.clone(),
+                at: 0,
+                step,
+            },
+        )
+        .expect("pcap");
+        assert_eq!(read_all(src), whole, "reads of {step} bytes");
+    }
 }
 
 #[test]
