@@ -163,12 +163,15 @@ class Analyzer:
         if batch:
             self._emit(self.core.feed(batch))
 
+    def _record(self, rec: FlowRecord) -> FlowRecord:
+        return complete_record(rec, self.setup)
+
     def _emit(self, records: list[FlowRecord]) -> None:
         if self.on_classified is not None:
             for rec in self.core.classified():
-                self.on_classified(complete_record(rec, self.setup))
+                self.on_classified(self._record(rec))
         for rec in records:
-            self.on_record(complete_record(rec, self.setup))
+            self.on_record(self._record(rec))
 
     # ---- state ---------------------------------------------------------------------------
     @property

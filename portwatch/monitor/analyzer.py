@@ -30,13 +30,6 @@ class MonitorAnalyzer(Analyzer):
         rec.meta["flow_id"] = f"{self.run_id}{rec.flow_id}"
         return rec
 
-    def _emit(self, records: list[FlowRecord]) -> None:
-        if self.on_classified is not None:
-            for rec in self.core.classified():
-                self.on_classified(self._record(rec))
-        for rec in records:
-            self.on_record(self._record(rec))
-
     def deliver(self, classified: list[FlowRecord], finished: list[FlowRecord]) -> None:
         """Records produced elsewhere (the core's live capture threads), classified ones first."""
         if self.on_classified is not None:
