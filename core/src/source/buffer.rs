@@ -132,10 +132,10 @@ impl Buffer {
             return false;
         }
         while self.end - self.start < n && !self.eof {
-            match self.prefetch.blocks.recv() {
-                Ok(Piece::Data(block, len)) => self.take(block, len),
-                Ok(Piece::End(None)) | Err(_) => self.eof = true,
-                Ok(Piece::End(Some(e))) => {
+            match self.prefetch.next() {
+                Some(Piece::Data(block, len)) => self.take(block, len),
+                Some(Piece::End(None)) | None => self.eof = true,
+                Some(Piece::End(Some(e))) => {
                     self.eof = true;
                     let msg = format!("{}{}", self.read_error_prefix, super::open::exc_text(&e));
                     self.fail(msg);

@@ -659,7 +659,7 @@ fn reading_ahead_stops_a_few_blocks_ahead_and_ends_with_the_reader() {
     std::thread::sleep(Duration::from_millis(200));
     let ahead = given.load(Ordering::Relaxed) as usize;
     // The blocks queued, the one the thread waits to hand over, the window: never the stream.
-    let bound = 6 * super::prefetch::BLOCK;
+    let bound = (super::prefetch::DEPTH + 2) * super::prefetch::BLOCK;
     assert!(
         ahead > 0 && ahead <= bound,
         "read {ahead} bytes ahead, bound {bound}"
