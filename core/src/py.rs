@@ -454,9 +454,9 @@ impl PyAnalyzer {
     /// flows); `config`: overrides of pipeline::Config by field name.
     /// `workers`: threads tracking shards of the flows (the capture is read and decoded once);
     /// each shard's table holds `max_flows / workers` flows at most.
-    /// `record_type`: see `RecordType` (None: each record a dict).
+    /// `record_type`: the class each record is built as (see `RecordType`).
     #[new]
-    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false, workers=1, record_type=None))]
+    #[pyo3(signature = (engine, known_ports, pcap_name=None, config=None, report_classified=false, workers=1, *, record_type))]
     fn new(
         engine: &PyEngine,
         known_ports: Vec<(u16, String)>,
@@ -464,7 +464,7 @@ impl PyAnalyzer {
         config: Option<Bound<'_, PyDict>>,
         report_classified: bool,
         workers: usize,
-        record_type: Option<Py<PyAny>>,
+        record_type: Py<PyAny>,
     ) -> PyResult<Self> {
         let record_type = RecordType(record_type);
         let mut known = HashSet::new();
@@ -791,7 +791,7 @@ impl PyLiveMonitor {
     #[pyo3(signature = (interfaces, engine, known_ports, config=None, workers=1, block_size=1<<20,
         block_count=64, block_timeout_ms=50, bpf=None, promisc=true, expire_interval=5.0,
         active_timeout=1800.0, active_reason="active-timeout".to_string(), max_pending=200_000,
-        record_type=None))]
+        *, record_type))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         interfaces: Vec<String>,
@@ -808,7 +808,7 @@ impl PyLiveMonitor {
         active_timeout: f64,
         active_reason: String,
         max_pending: usize,
-        record_type: Option<Py<PyAny>>,
+        record_type: Py<PyAny>,
     ) -> PyResult<Self> {
         let cfg = config_from(config)?;
         let known = Arc::new(known_set(known_ports)?);
@@ -915,18 +915,15 @@ impl PyLiveMonitor {
     }
 }
 
-/// What the core's records become in Python: dicts (None), or instances of a class called with
-/// the record's fields positionally in the order of `portwatch.model.FlowRecord`, with `assigned`
-/// and `findings` empty lists for the policy to fill. A class skips the dict that Python would
-/// otherwise build the record from (a dict per record, and a lookup per field).
-struct RecordType(Option<Py<PyAny>>);
+/// What the core's records become in Python: instances of a class called with the record's
+/// fields positionally in the order of `portwatch.model.FlowRecord`, with `assigned` and
+/// `findings` empty lists for the policy to fill. Built directly, a record costs no dict that
+/// Python would then read field by field.
+struct RecordType(Py<PyAny>);
 
 impl RecordType {
     fn to_py<'py>(&self, py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
-        match &self.0 {
-            None => records_to_py(py, records),
-            Some(class) => records_to_class(py, class.bind(py), records),
-        }
+        records_to_class(py, self.0.bind(py), records)
     }
 }
 
@@ -971,42 +968,6 @@ fn records_to_class<'py>(
         out.push(class.call1(PyTuple::new(py, fields)?)?);
     }
     PyList::new(py, out)
-}
-
-fn records_to_py<'py>(py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
-    use pyo3::intern;
-    let list = PyList::empty(py);
-    // Meta keys and the few-valued fields repeat in every record of a batch: each distinct text
-    // becomes one Python string per call, shared by the records (str is immutable).
-    let mut texts = Texts::default();
-    for r in records {
-        let d = PyDict::new(py);
-        if let Some(p) = &r.pcap {
-            d.set_item(intern!(py, "pcap"), texts.get(py, p))?;
-        }
-        d.set_item(intern!(py, "ts_start"), r.ts_start)?;
-        d.set_item(intern!(py, "ts_end"), r.ts_end)?;
-        d.set_item(intern!(py, "transport"), texts.get(py, r.transport))?;
-        d.set_item(intern!(py, "src_ip"), &r.src_ip)?;
-        d.set_item(intern!(py, "src_port"), r.src_port)?;
-        d.set_item(intern!(py, "dst_ip"), &r.dst_ip)?;
-        d.set_item(intern!(py, "dst_port"), r.dst_port)?;
-        d.set_item(intern!(py, "orientation"), texts.get(py, r.orientation))?;
-        d.set_item(intern!(py, "protocol"), texts.get(py, &r.protocol))?;
-        d.set_item(intern!(py, "confidence"), r.confidence)?;
-        d.set_item(intern!(py, "packets_c2s"), r.packets_c2s)?;
-        d.set_item(intern!(py, "packets_s2c"), r.packets_s2c)?;
-        d.set_item(intern!(py, "bytes_c2s"), r.bytes_c2s)?;
-        d.set_item(intern!(py, "bytes_s2c"), r.bytes_s2c)?;
-        d.set_item(intern!(py, "meta"), object_to_py(py, &r.meta, &mut texts)?)?;
-        d.set_item(intern!(py, "flow_id"), r.flow_id)?;
-        d.set_item(intern!(py, "community_id"), &r.community_id)?;
-        d.set_item(intern!(py, "duration"), r.duration)?;
-        d.set_item(intern!(py, "state"), texts.get(py, r.state))?;
-        d.set_item(intern!(py, "history"), &r.history)?;
-        list.append(d)?;
-    }
-    Ok(list)
 }
 
 /// Python strings made once per conversion call for texts that repeat across records (meta

@@ -1,7 +1,8 @@
-"""`record_type`: the core builds each record as an instance of a class (portwatch passes
-FlowRecord) instead of a dict. The instance holds what the dict holds, field by field, on every
-shipped capture, with `assigned` and `findings` left empty for the policy; a class that does not
-take FlowRecord's fields positionally is an error raised in Python, not a crash."""
+"""`record_type`: the core builds each record as an instance of the class it is given (portwatch
+passes FlowRecord), called with the record's fields positionally. On every shipped capture each
+field holds a value of its declared type, `assigned` and `findings` are empty lists of the
+record's own for the policy to fill; a class that does not take FlowRecord's fields positionally
+is an error raised in Python, not a crash."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ from portwatch.pipeline import Config, Setup, analyze_path
 REPO = Path(__file__).resolve().parent.parent.parent
 CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
 
+# What each field the core fills holds (FlowRecord's annotations, as types).
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "ts_start": float, "ts_end": float, "transport": str, "src_ip": str, "src_port": int, "dst_ip": str,
+    "dst_port": int, "orientation": str, "protocol": str, "confidence": float, "packets_c2s": int,
+    "packets_s2c": int, "bytes_c2s": int, "bytes_s2c": int, "meta": dict, "pcap": str, "flow_id": int,
+    "community_id": str, "duration": float, "state": str, "history": str,
+}
 
-def _records(path: Path, config: Config, setup: Setup, record_type: type | None) -> list:
+
+def _records(path: Path, config: Config, setup: Setup, record_type: type) -> list:
     capture = _core.Capture(str(path))
     analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(),
                               record_type=record_type)
@@ -29,19 +38,29 @@ def _records(path: Path, config: Config, setup: Setup, record_type: type | None)
     return out
 
 
+def test_every_field_is_named_with_its_type():
+    filled = {f.name for f in dataclasses.fields(FlowRecord)} - {"assigned", "findings"}
+    assert set(FIELD_TYPES) == filled
+
+
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
-def test_instances_hold_what_the_dicts_hold(capture, core):
+def test_instances_hold_each_field_with_its_type_and_lists_of_their_own(capture, core):
     config, setup = core
-    dicts = _records(capture, config, setup, None)
-    instances = _records(capture, config, setup, FlowRecord)
-    assert dicts and len(instances) == len(dicts)
-    names = {f.name for f in dataclasses.fields(FlowRecord)}
-    for raw, rec in zip(dicts, instances, strict=True):
+    records = _records(capture, config, setup, FlowRecord)
+    assert records
+    for rec in records:
         assert isinstance(rec, FlowRecord)
-        assert set(raw) <= names
-        assert {name: getattr(rec, name) for name in raw} == raw
-        assert rec.assigned == [] and rec.findings == []
+        for name, kind in FIELD_TYPES.items():
+            value = getattr(rec, name)
+            assert isinstance(value, kind) and not isinstance(value, bool), (name, value)
+        assert rec.transport in ("tcp", "udp")
         assert rec.pcap == capture.name
+        assert rec.ts_start <= rec.ts_end
+        assert rec.assigned == [] and rec.findings == []
+    # Filling one record's lists leaves the others' alone (no list shared between records).
+    records[0].assigned.append("x")
+    records[0].findings.append("y")
+    assert all(r.assigned == [] and r.findings == [] for r in records[1:])
 
 
 def test_the_pipeline_rounds_the_duration_and_fills_assigned(core):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from portwatch import _core
+from portwatch.model import FlowRecord
 from portwatch.pipeline import JOIN_FIELDS, Config, Setup
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -16,7 +17,8 @@ CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
 
 def raw_records(path: Path, config: Config, setup: Setup, workers: int, batch: int = 4096):
     capture = _core.Capture(str(path))
-    analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(), workers=workers)
+    analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(), workers=workers,
+                              record_type=FlowRecord)
     out = []
     while not capture.done:
         out.extend(analyzer.run(capture, batch))
@@ -39,23 +41,23 @@ def test_two_workers_give_one_workers_records_in_order(capture, core):
 def test_join_fields_are_on_every_record(core):
     config, setup = core
     records, _, _ = raw_records(REPO / "captures" / "http-80.pcap", config, setup, 2)
-    ids = sorted(r["flow_id"] for r in records)  # the number of each flow's first packet
+    ids = sorted(r.flow_id for r in records)  # the number of each flow's first packet
     assert len(set(ids)) == len(ids) and ids[0] == 1
     for r in records:
-        assert set(JOIN_FIELDS) <= set(r)
-        assert r["community_id"].startswith("1:")
-        assert r["duration"] == r["ts_end"] - r["ts_start"]
-        assert r["state"] in {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
-                              "OTH"}
-        assert isinstance(r["history"], str)
+        assert all(getattr(r, name) is not None for name in JOIN_FIELDS)
+        assert r.community_id.startswith("1:")
+        assert r.duration == r.ts_end - r.ts_start
+        assert r.state in {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"}
+        assert isinstance(r.history, str)
 
 
 def test_workers_setting_is_checked(core):
     config, setup = core
     with pytest.raises(ValueError):
-        _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), workers=0)
+        _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), workers=0, record_type=FlowRecord)
     with pytest.raises(ValueError):
-        _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), report_classified=True, workers=2)
+        _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), report_classified=True, workers=2,
+                       record_type=FlowRecord)
 
 
 def test_draining_a_slice_at_a_time_gives_the_same_records(core):
@@ -65,7 +67,8 @@ def test_draining_a_slice_at_a_time_gives_the_same_records(core):
 
     def records(slice_size):
         capture = _core.Capture(str(path))
-        analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings())
+        analyzer = _core.Analyzer(setup.engine, setup.known_ports, capture.name, config.core_settings(),
+                                  record_type=FlowRecord)
         out = []
         while not capture.done:
             out.extend(analyzer.run(capture, 4096))

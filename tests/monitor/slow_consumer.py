@@ -16,6 +16,7 @@ import sys
 import time
 
 from portwatch import _core
+from portwatch.model import FlowRecord
 from portwatch.monitor import reload as reloading
 from portwatch.pipeline import Config
 
@@ -29,7 +30,7 @@ def main() -> None:
     assert setup is not None, error
     mon = _core.LiveMonitor([iface], setup.engine, setup.known_ports, config.core_settings(), workers=2,
                             block_size=BLOCK, block_count=max(2, (ring_kib << 10) // BLOCK), block_timeout_ms=10,
-                            max_pending=max_pending)
+                            max_pending=max_pending, record_type=FlowRecord)
     mon.start()
     print("ready", flush=True)
     sys.stdin.readline()  # the sender is done: until now nothing was taken from the outboxes
@@ -50,8 +51,8 @@ def main() -> None:
         "first_poll": first_poll,
         "rings": rings,
         "flow_records": len(records),
-        "packets_in_records": sum(r["packets_c2s"] + r["packets_s2c"] for r in records),
-        "flow_ids": len({r["flow_id"] for r in records}),
+        "packets_in_records": sum(r.packets_c2s + r.packets_s2c for r in records),
+        "flow_ids": len({r.flow_id for r in records}),
     }), flush=True)
 
 
