@@ -262,6 +262,11 @@ mod tests {
             }
         });
         let settle = || std::thread::sleep(Duration::from_millis(100));
+        // However slow the machine, the thread fills the queue, and then waits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while put.load(Ordering::SeqCst) < DEPTH && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         settle();
         assert_eq!(put.load(Ordering::SeqCst), DEPTH, "the queue is bounded");
         // Taking blocks above the mark leaves the thread asleep (no wake per block)...
