@@ -134,7 +134,14 @@ impl Buffer {
         while self.end - self.start < n && !self.eof {
             match self.prefetch.next() {
                 Some(Piece::Data(block, len)) => self.take(block, len),
-                Some(Piece::End(None)) | None => self.eof = true,
+                Some(Piece::End(None)) => self.eof = true,
+                // The thread ended without saying why: it panicked. What it read stays; the
+                // capture is reported cut, not taken as whole.
+                None => {
+                    self.eof = true;
+                    let msg = format!("{}the reading thread stopped", self.read_error_prefix);
+                    self.fail(msg);
+                }
                 Some(Piece::End(Some(e))) => {
                     self.eof = true;
                     let msg = format!("{}{}", self.read_error_prefix, super::open::exc_text(&e));

@@ -691,6 +691,32 @@ fn a_pipe_read_reaches_the_parser_without_waiting_for_a_block() {
 }
 
 #[test]
+fn a_reading_thread_that_dies_is_a_read_error_after_every_record_read_before_it() {
+    // A reader that panics (a bug below the parser, say in a decompressor) takes the reading
+    // thread with it: the records read so far still come out, then a one-line error, never a
+    // clean end that would pass a cut capture off as whole.
+    struct Dying(io::Cursor<Vec<u8>>);
+    impl Read for Dying {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(5000);
+            match self.0.read(&mut buf[..n])? {
+                0 => panic!("reader bug"),
+                n => Ok(n),
+            }
+        }
+    }
+    let recs: Vec<_> = (0..50).map(|i| (i, 0, pkt(i as u8, 700))).collect();
+    let file = pcap(false, false, 0, 1, &recs);
+    let out =
+        read_all(CaptureReader::from_reader("t", Dying(io::Cursor::new(file))).expect("pcap"));
+    assert_eq!(out.records.len(), 50);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("t: read error: the reading thread stopped")
+    );
+}
+
+#[test]
 fn a_read_error_comes_after_every_record_read_before_it() {
     struct Failing(io::Cursor<Vec<u8>>);
     impl Read for Failing {
