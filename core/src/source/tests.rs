@@ -690,25 +690,38 @@ fn a_pipe_read_reaches_the_parser_without_waiting_for_a_block() {
     assert_eq!(src.next_record().expect("a record").data, pkt(3, 1000));
 }
 
+/// 50 records of a pcap file, read 5000 bytes at a time, and then what `at_end` does instead of
+/// reporting the end of input (an error, a panic).
+struct EndsBadly {
+    data: io::Cursor<Vec<u8>>,
+    at_end: fn() -> io::Result<usize>,
+}
+
+impl EndsBadly {
+    fn new(at_end: fn() -> io::Result<usize>) -> Self {
+        let recs: Vec<_> = (0..50).map(|i| (i, 0, pkt(i as u8, 700))).collect();
+        let data = io::Cursor::new(pcap(false, false, 0, 1, &recs));
+        EndsBadly { data, at_end }
+    }
+}
+
+impl Read for EndsBadly {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(5000);
+        match self.data.read(&mut buf[..n])? {
+            0 => (self.at_end)(),
+            n => Ok(n),
+        }
+    }
+}
+
 #[test]
 fn a_reading_thread_that_dies_is_a_read_error_after_every_record_read_before_it() {
     // A reader that panics (a bug below the parser, say in a decompressor) takes the reading
     // thread with it: the records read so far still come out, then a one-line error, never a
     // clean end that would pass a cut capture off as whole.
-    struct Dying(io::Cursor<Vec<u8>>);
-    impl Read for Dying {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(5000);
-            match self.0.read(&mut buf[..n])? {
-                0 => panic!("reader bug"),
-                n => Ok(n),
-            }
-        }
-    }
-    let recs: Vec<_> = (0..50).map(|i| (i, 0, pkt(i as u8, 700))).collect();
-    let file = pcap(false, false, 0, 1, &recs);
-    let out =
-        read_all(CaptureReader::from_reader("t", Dying(io::Cursor::new(file))).expect("pcap"));
+    let dying = EndsBadly::new(|| panic!("reader bug"));
+    let out = read_all(CaptureReader::from_reader("t", dying).expect("pcap"));
     assert_eq!(out.records.len(), 50);
     assert_eq!(
         out.error.as_deref(),
@@ -718,20 +731,8 @@ fn a_reading_thread_that_dies_is_a_read_error_after_every_record_read_before_it(
 
 #[test]
 fn a_read_error_comes_after_every_record_read_before_it() {
-    struct Failing(io::Cursor<Vec<u8>>);
-    impl Read for Failing {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(5000);
-            match self.0.read(&mut buf[..n])? {
-                0 => Err(io::Error::other("device gone")),
-                n => Ok(n),
-            }
-        }
-    }
-    let recs: Vec<_> = (0..50).map(|i| (i, 0, pkt(i as u8, 700))).collect();
-    let file = pcap(false, false, 0, 1, &recs);
-    let out =
-        read_all(CaptureReader::from_reader("t", Failing(io::Cursor::new(file))).expect("pcap"));
+    let failing = EndsBadly::new(|| Err(io::Error::other("device gone")));
+    let out = read_all(CaptureReader::from_reader("t", failing).expect("pcap"));
     assert_eq!(out.records.len(), 50);
     assert_eq!(out.error.as_deref(), Some("t: read error: device gone"));
 }
