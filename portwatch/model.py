@@ -5,8 +5,16 @@ Only plain data lives here: the stages import it, it imports nothing of theirs.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import _core
+
+# A record's `meta` from the core is a `_core.Meta`: a mapping over the core's map that becomes a
+# real dict at the first iteration, nested value or change (see core/src/py_meta.rs). Registered
+# so that isinstance(meta, Mapping) holds, as for the dicts of records made in Python.
+MutableMapping.register(_core.Meta)
 
 TCP = 6
 UDP = 17
@@ -65,7 +73,7 @@ class FlowRecord:
     packets_s2c: int = 0
     bytes_c2s: int = 0
     bytes_s2c: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: MutableMapping[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     pcap: str | None = None
     # For joining with Zeek's conn.log and Suricata's EVE: the flow's number within its source
@@ -77,9 +85,10 @@ class FlowRecord:
     history: str | None = None
 
     def as_dict(self, copy: bool = True) -> dict[str, Any]:
-        """The record as docs/schema.md lists it (`pcap` after the ids, only when known). With
-        `copy=False`, `assigned` and `meta` are the record's own (for a writer that encodes the
-        dict at once and keeps nothing)."""
+        """The record as docs/schema.md lists it (`pcap` after the ids, only when known), `meta` a
+        dict of its own. With `copy=False`, `assigned` and `meta` are the record's own (for a writer
+        that encodes the dict at once and keeps nothing: `meta` may be a `_core.Meta`, which
+        `report.jsonl` encodes as the core's JSON)."""
         # Key by key into one dict: a literal merged in by update() built a second dict per record,
         # and the findings comprehension ran even for the many records that have none.
         out: dict[str, Any] = {"flow_id": self.flow_id, "community_id": self.community_id}
@@ -103,7 +112,7 @@ class FlowRecord:
         out["bytes_s2c"] = self.bytes_s2c
         out["state"] = self.state
         out["history"] = self.history
-        out["meta"] = dict(self.meta) if copy else self.meta
+        out["meta"] = self.meta.copy() if copy else self.meta
         findings = self.findings
         out["findings"] = [f.as_dict() for f in findings] if findings else []
         return out

@@ -30,3 +30,5 @@ pub mod tunnel;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_meta;

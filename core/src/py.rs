@@ -1,7 +1,8 @@
 //! The Python module `portwatch._core`: what Python calls, converted at the boundary only.
 //!
 //! Python never sees a packet: it opens a capture, asks the analyzer to run over up to N packets
-//! at a time (the GIL released meanwhile) and receives the flow records that ended, as dicts.
+//! at a time (the GIL released meanwhile) and receives the flow records that ended, as instances
+//! of the class it names (`record_type`), their `meta` a `py_meta::PyMeta`.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::meta::Value;
 use crate::monitor::{LiveMonitor, MonitorOptions};
 use crate::parallel::{FrameSource, ParallelAnalyzer};
 use crate::pipeline::{self, KnownPorts};
+use crate::py_meta::PyMeta;
 use crate::record::FlowRecord;
 use crate::source::live::RingOptions;
 use crate::source::CaptureReader;
@@ -399,9 +401,9 @@ impl PyAnalyzer {
     fn batch_to_py<'py>(
         &self,
         py: Python<'py>,
-        records: Vec<FlowRecord>,
+        mut records: Vec<FlowRecord>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let list = self.record_type.to_py(py, &records);
+        let list = self.record_type.to_py(py, &mut records);
         if let State::Ahead(run) = &self.state {
             run.ahead
                 .lock()
@@ -524,13 +526,13 @@ impl PyAnalyzer {
         let inner = self.here()?;
         let mut guard = capture.reader();
         let reader = &mut *guard;
-        let (records, done) = py.detach(|| inner.read(reader, max_packets));
+        let (mut records, done) = py.detach(|| inner.read(reader, max_packets));
         self.source_malformed = guard.counters().malformed;
         drop(guard);
         if done {
             capture.done.store(true, Ordering::Relaxed);
         }
-        self.record_type.to_py(py, &records)
+        self.record_type.to_py(py, &mut records)
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -595,13 +597,13 @@ impl PyAnalyzer {
         let Inner::Single(a) = self.here()? else {
             return Err(PyValueError::new_err("feed needs workers=1"));
         };
-        let records = py.detach(|| {
+        let mut records = py.detach(|| {
             for (ts, linktype, data) in &frames {
                 a.packet(*ts, *linktype, data);
             }
             std::mem::take(&mut a.flows.finished)
         });
-        self.record_type.to_py(py, &records)
+        self.record_type.to_py(py, &mut records)
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -610,8 +612,8 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("expire needs workers=1"));
         };
         a.flows.expire_idle(now);
-        let records = std::mem::take(&mut a.flows.finished);
-        self.record_type.to_py(py, &records)
+        let mut records = std::mem::take(&mut a.flows.finished);
+        self.record_type.to_py(py, &mut records)
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -627,8 +629,8 @@ impl PyAnalyzer {
             return Err(PyValueError::new_err("split_long_flows needs workers=1"));
         };
         a.flows.split_long_flows(active, now, reason);
-        let records = std::mem::take(&mut a.flows.finished);
-        self.record_type.to_py(py, &records)
+        let mut records = std::mem::take(&mut a.flows.finished);
+        self.record_type.to_py(py, &mut records)
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -647,12 +649,12 @@ impl PyAnalyzer {
 
     /// Records of flows classified since the last call (with `report_classified`).
     fn classified<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let records = match &mut self.state {
+        let mut records = match &mut self.state {
             State::Ahead(run) => std::mem::take(&mut run.classified),
             State::Here(inner) => inner.take_classified(),
             State::Lost => return Err(lost()),
         };
-        self.record_type.to_py(py, &records)
+        self.record_type.to_py(py, &mut records)
     }
 
     /// End of input: the flows still open, as records, up to `max_records` a call (oldest
@@ -677,8 +679,8 @@ impl PyAnalyzer {
             }
         }
         let inner = self.here()?;
-        let records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
-        self.record_type.to_py(py, &records)
+        let mut records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
+        self.record_type.to_py(py, &mut records)
     }
 
     fn live_flows(&self) -> PyResult<usize> {
@@ -848,10 +850,10 @@ impl PyLiveMonitor {
         timeout: f64,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
         let wait = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
-        let (classified, finished) = py.detach(|| self.inner().poll(wait));
+        let (mut classified, mut finished) = py.detach(|| self.inner().poll(wait));
         Ok((
-            self.record_type.to_py(py, &classified)?,
-            self.record_type.to_py(py, &finished)?,
+            self.record_type.to_py(py, &mut classified)?,
+            self.record_type.to_py(py, &mut finished)?,
         ))
     }
 
@@ -922,7 +924,11 @@ impl PyLiveMonitor {
 struct RecordType(Py<PyAny>);
 
 impl RecordType {
-    fn to_py<'py>(&self, py: Python<'py>, records: &[FlowRecord]) -> PyResult<Bound<'py, PyList>> {
+    fn to_py<'py>(
+        &self,
+        py: Python<'py>,
+        records: &mut [FlowRecord],
+    ) -> PyResult<Bound<'py, PyList>> {
         records_to_class(py, self.0.bind(py), records)
     }
 }
@@ -930,7 +936,7 @@ impl RecordType {
 fn records_to_class<'py>(
     py: Python<'py>,
     class: &Bound<'py, PyAny>,
-    records: &[FlowRecord],
+    records: &mut [FlowRecord],
 ) -> PyResult<Bound<'py, PyList>> {
     use pyo3::types::PyTuple;
     let mut texts = Texts::default();
@@ -956,7 +962,7 @@ fn records_to_class<'py>(
             r.packets_s2c.into_pyobject(py)?.into_any(),
             r.bytes_c2s.into_pyobject(py)?.into_any(),
             r.bytes_s2c.into_pyobject(py)?.into_any(),
-            object_to_py(py, &r.meta, &mut texts)?.into_any(),
+            Bound::new(py, PyMeta::new(std::mem::take(&mut r.meta)))?.into_any(),
             PyList::empty(py).into_any(),
             pcap,
             r.flow_id.into_pyobject(py)?.into_any(),
@@ -974,7 +980,7 @@ fn records_to_class<'py>(
 /// keys, protocol and state names). Bounded: past `MAX_TEXTS` distinct texts a new one is
 /// made each time (a key is code's, not data's, but the bound does not rely on it).
 #[derive(Default)]
-struct Texts {
+pub(crate) struct Texts {
     made: hashbrown::HashMap<String, Py<PyString>>,
 }
 
@@ -993,7 +999,7 @@ impl Texts {
     }
 }
 
-fn object_to_py<'py, 'a>(
+pub(crate) fn object_to_py<'py, 'a>(
     py: Python<'py>,
     map: impl IntoIterator<Item = (&'a String, &'a Value)>,
     texts: &mut Texts,
@@ -1165,6 +1171,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;
     m.add_class::<PyLiveMonitor>()?;
+    m.add_class::<PyMeta>()?;
     crate::tunnel::py::register(m)?;
     Ok(())
 }

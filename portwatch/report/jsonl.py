@@ -7,17 +7,35 @@ from typing import Any, TextIO
 
 import orjson
 
+from .. import _core
 from ..model import FlowRecord
 
+
+def plain(obj: Any) -> Any:
+    """`default=` for json.dumps: a record's `_core.Meta` as its dict."""
+    if isinstance(obj, _core.Meta):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _fragment(obj: Any) -> Any:
+    """`default=` for orjson: a `_core.Meta` still the core's map as the core's own JSON of it
+    (the bytes orjson would write for the dict, without making the dict); else its dict."""
+    if isinstance(obj, _core.Meta):
+        raw = obj.json()
+        return orjson.Fragment(raw) if raw is not None else obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
 # One encoder for every line: json.dumps with options builds a new JSONEncoder per call.
-_STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=plain).encode
 
 
 def encode_line(obj: dict[str, Any]) -> str:
     """One compact JSON object, UTF-8 text as is. orjson writes it about ten times faster than the
     standard library; what it refuses (integers past 64 bits, lone surrogates) falls back to it."""
     try:
-        return orjson.dumps(obj).decode()
+        return orjson.dumps(obj, default=_fragment).decode()
     except (orjson.JSONEncodeError, UnicodeDecodeError):
         return _STDLIB_ENCODE(obj)
 
@@ -25,7 +43,7 @@ def encode_line(obj: dict[str, Any]) -> str:
 def encode_bytes(obj: dict[str, Any]) -> bytes | None:
     """`encode_line(obj) + "\\n"` as UTF-8 bytes, or None when only the standard library can write it."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(obj, default=_fragment, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         return None
 

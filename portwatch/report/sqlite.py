@@ -66,6 +66,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from ..model import Finding, FlowRecord
+from .jsonl import plain
 from .safeopen import OpenedFile, OutputPathError, open_output
 from .schema import FLOW_COLUMNS
 
@@ -108,7 +109,7 @@ class SchemaError(Exception):
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=plain)
 
 
 def _busy(exc: sqlite3.Error) -> bool:

@@ -1,6 +1,6 @@
 """`record_type`: the core builds each record as an instance of the class it is given (portwatch
 passes FlowRecord), called with the record's fields positionally. On every shipped capture each
-field holds a value of its declared type, `assigned` and `findings` are empty lists of the
+field holds a value of its declared type (`meta` the core's mapping), `assigned` and `findings` are empty lists of the
 record's own for the policy to fill; a class that does not take FlowRecord's fields positionally
 is an error raised in Python, not a crash."""
 
@@ -22,7 +22,7 @@ CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "ts_start": float, "ts_end": float, "transport": str, "src_ip": str, "src_port": int, "dst_ip": str,
     "dst_port": int, "orientation": str, "protocol": str, "confidence": float, "packets_c2s": int,
-    "packets_s2c": int, "bytes_c2s": int, "bytes_s2c": int, "meta": dict, "pcap": str, "flow_id": int,
+    "packets_s2c": int, "bytes_c2s": int, "bytes_s2c": int, "meta": _core.Meta, "pcap": str, "flow_id": int,
     "community_id": str, "duration": float, "state": str, "history": str,
 }
 
@@ -57,10 +57,13 @@ def test_instances_hold_each_field_with_its_type_and_lists_of_their_own(capture,
         assert rec.pcap == capture.name
         assert rec.ts_start <= rec.ts_end
         assert rec.assigned == [] and rec.findings == []
-    # Filling one record's lists leaves the others' alone (no list shared between records).
+    # Filling one record's lists or meta leaves the others' alone (nothing shared between records).
+    before = [r.meta.copy() for r in records[1:]]
     records[0].assigned.append("x")
     records[0].findings.append("y")
+    records[0].meta["x"] = 1
     assert all(r.assigned == [] and r.findings == [] for r in records[1:])
+    assert [r.meta.copy() for r in records[1:]] == before
 
 
 def test_the_pipeline_rounds_the_duration_and_fills_assigned(core):

@@ -9,11 +9,12 @@ use super::features::{self, Sequence, MAX_SIZE, MODEL_FEATURES, NAMES};
 use super::forest::{Model, Tree};
 use crate::meta::{Map, Value};
 use crate::py::to_py;
+use crate::py_meta::PyMeta;
 
 /// Deepest Python value converted (a model tree is ~6 levels, a record's meta ~4).
 const MAX_DEPTH: usize = 64;
 
-fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+pub(crate) fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err("value nested too deeply"));
     }
@@ -40,6 +41,11 @@ fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     }
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(Value::String(s.to_str()?.to_owned()));
+    }
+    if let Ok(m) = obj.cast::<PyMeta>() {
+        // A record's meta: as the dict it becomes.
+        let d = m.try_borrow_mut()?.dict(obj.py())?;
+        return from_py(d.as_any(), depth);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut m = Map::new();

@@ -1,0 +1,327 @@
+//! `portwatch._core.Meta`: a record's metadata as Python sees it, a mapping that stays the
+//! core's map until Python needs more than a look at it.
+//!
+//! Most records are written out without anyone reading their metadata beyond a key or two (the
+//! policy's `get`s), yet a TLS or SSH record's meta is a hundred-odd Python objects (the packet
+//! shape's sizes and gaps). Held as the core's map, a lookup of a text or a number converts that
+//! value only, and a JSON writer takes the map's own serialization (`json()`, serde_json; the
+//! same bytes as orjson writes for the dict). Anything else (iteration, a nested value, any
+//! change, equality, pickling) turns it into a real dict first, once, and goes on with that
+//! dict: what Python code sees and changes is then a plain dict's behaviour.
+#![forbid(unsafe_code)]
+
+use pyo3::basic::CompareOp;
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::meta::{Meta, Value};
+use crate::py::{object_to_py, to_py, Texts};
+use crate::tunnel::py::from_py;
+
+enum State {
+    /// The core's map, not converted yet.
+    Core(Meta),
+    /// Converted: a real dict, which every operation now uses.
+    Dict(Py<PyDict>),
+}
+
+#[pyclass(name = "Meta", module = "portwatch._core", mapping)]
+pub struct PyMeta {
+    state: State,
+}
+
+impl PyMeta {
+    pub fn new(meta: Meta) -> Self {
+        PyMeta {
+            state: State::Core(meta),
+        }
+    }
+
+    /// The dict this mapping is from now on (converted at the first call).
+    pub fn dict<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if let State::Dict(d) = &self.state {
+            return Ok(d.bind(py).clone());
+        }
+        let State::Core(meta) = std::mem::replace(&mut self.state, State::Core(Meta::new())) else {
+            unreachable!("matched above")
+        };
+        match object_to_py(py, &meta, &mut Texts::default()) {
+            Ok(d) => {
+                self.state = State::Dict(d.clone().unbind());
+                Ok(d)
+            }
+            Err(e) => {
+                self.state = State::Core(meta);
+                Err(e)
+            }
+        }
+    }
+
+    /// `key`'s value when it is a text, number, boolean or null in the core's map: converted
+    /// alone. None: absent, or not to be looked at without the dict (a list or an object, which
+    /// the caller may change in place, so it must be the dict's own).
+    fn scalar<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Lookup<'py>>> {
+        let State::Core(meta) = &self.state else {
+            return Ok(None);
+        };
+        let Ok(key) = key.cast::<PyString>() else {
+            // Not a text: in no map of ours (a dict would say KeyError too).
+            return Ok(Some(Lookup::Absent));
+        };
+        Ok(Some(match meta.get(key.to_str()?) {
+            None => Lookup::Absent,
+            Some(Value::Array(_) | Value::Object(_)) => return Ok(None),
+            Some(v) => Lookup::Found(to_py(py, v)?),
+        }))
+    }
+}
+
+enum Lookup<'py> {
+    Found(Bound<'py, PyAny>),
+    Absent,
+}
+
+#[pymethods]
+impl PyMeta {
+    /// A dict is unhashable; so is this.
+    #[classattr]
+    #[allow(non_upper_case_globals)]
+    const __hash__: Option<Py<PyAny>> = None;
+
+    /// A mapping over the core's map of `items` (a dict of JSON-like values, converted exactly
+    /// and with bounded depth): what a record's meta is, for tests and tools.
+    #[new]
+    fn py_new(items: &Bound<'_, PyDict>) -> PyResult<Self> {
+        match from_py(items.as_any(), 0)? {
+            Value::Object(map) => Ok(PyMeta::new(map.into())),
+            _ => unreachable!("a dict converts to an object"),
+        }
+    }
+
+    fn __getitem__<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.scalar(py, key)? {
+            Some(Lookup::Found(v)) => Ok(v),
+            Some(Lookup::Absent) => Err(PyKeyError::new_err(key.clone().unbind())),
+            None => self.dict(py)?.as_any().get_item(key),
+        }
+    }
+
+    #[pyo3(signature = (key, default=None))]
+    fn get<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let default = || default.clone().unwrap_or_else(|| py.None().into_bound(py));
+        match self.scalar(py, key)? {
+            Some(Lookup::Found(v)) => Ok(v),
+            Some(Lookup::Absent) => Ok(default()),
+            None => Ok(self.dict(py)?.get_item(key)?.unwrap_or_else(default)),
+        }
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match &self.state {
+            State::Dict(d) => d.bind(py).contains(key),
+            State::Core(meta) => Ok(match key.cast::<PyString>() {
+                Ok(k) => meta.contains_key(k.to_str()?),
+                Err(_) => false,
+            }),
+        }
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        match &self.state {
+            State::Dict(d) => d.bind(py).len(),
+            State::Core(meta) => meta.len(),
+        }
+    }
+
+    /// The JSON object of the core's map, as orjson would write the dict; None once it is a
+    /// dict (Python may have changed it: write the dict).
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        match &self.state {
+            State::Dict(_) => Ok(None),
+            State::Core(meta) => {
+                let bytes = serde_json::to_vec(meta)
+                    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                Ok(Some(PyBytes::new(py, &bytes)))
+            }
+        }
+    }
+
+    /// A new dict with the same items (as `dict.copy`).
+    fn copy<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.dict(py)?.copy()
+    }
+
+    /// The dict itself (not a copy): changes to it are changes to this mapping.
+    #[pyo3(name = "to_dict")]
+    fn the_dict<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.dict(py)
+    }
+
+    fn __iter__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.dict(py)?.as_any().try_iter()?.into_any())
+    }
+
+    fn __richcmp__<'py>(
+        &mut self,
+        py: Python<'py>,
+        other: &Bound<'py, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        if !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            return Ok(py.NotImplemented());
+        }
+        let mine = self.dict(py)?;
+        let theirs = match other.cast::<PyMeta>() {
+            // The same object: borrowing it again would fail, and it is equal to itself.
+            Ok(m) if m.as_ptr() == mine.as_ptr() => mine.clone(),
+            Ok(m) => m.try_borrow_mut()?.dict(py)?,
+            Err(_) => match other.cast::<PyDict>() {
+                Ok(d) => d.clone(),
+                Err(_) => return Ok(py.NotImplemented()),
+            },
+        };
+        let equal = mine.as_any().eq(&theirs)?;
+        Ok((equal == matches!(op, CompareOp::Eq))
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+
+    fn __repr__(&mut self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.dict(py)?.repr()?.to_str()?.to_owned())
+    }
+
+    /// Pickled (a Dask task's records, `copy.deepcopy`) as the dict it is.
+    fn __reduce__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let d = self.dict(py)?;
+        PyTuple::new(
+            py,
+            [
+                py.get_type::<PyDict>().into_any(),
+                PyTuple::new(py, [d])?.into_any(),
+            ],
+        )
+    }
+
+    fn __setitem__(
+        &mut self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.dict(py)?.set_item(key, value)
+    }
+
+    fn __delitem__(&mut self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.dict(py)?.del_item(key)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn keys<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "keys", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn values<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "values", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn items<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "items", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn pop<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "pop", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn popitem<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "popitem", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn setdefault<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "setdefault", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn update<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "update", args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn clear<'py>(
+        &mut self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.on_dict(py, "clear", args, kwargs)
+    }
+}
+
+impl PyMeta {
+    /// The dict method `name` on the dict (converted first): the rest of dict's behaviour,
+    /// errors included, without a second implementation of it.
+    fn on_dict<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.dict(py)?.call_method(name, args.clone(), kwargs)
+    }
+}

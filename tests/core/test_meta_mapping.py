@@ -1,0 +1,124 @@
+"""`_core.Meta`, a record's metadata: a mapping over the core's map that answers a lookup of a text
+or a number without making the dict, becomes a real dict for anything else, and writes the same
+JSON bytes as orjson writes for that dict (the JSON-lines and EVE writers take those bytes)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwatch import _core
+from portwatch.model import FlowRecord
+from portwatch.pipeline import analyze_path
+from portwatch.report.jsonl import encode_bytes, encode_line
+
+REPO = Path(__file__).resolve().parent.parent.parent
+CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
+
+json_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text())
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_the_cores_json_is_orjsons_json_of_the_dict(items):
+    meta = _core.Meta(items)
+    raw = meta.json()
+    assert raw == orjson.dumps(items)
+    assert meta == items and meta.json() is None  # comparing made the dict: the dict is written now
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_every_record_of_a_capture_writes_as_its_dict_would(capture, core):
+    config, setup = core
+    records: list[FlowRecord] = []
+    analyze_path(str(capture), setup, config, records.append)
+    assert records
+    for rec in records:
+        assert isinstance(rec.meta, _core.Meta)
+        line = encode_bytes(rec.as_dict(copy=False))
+        text = encode_line(rec.as_dict(copy=False))
+        plain = rec.as_dict()  # a copy: meta a dict
+        assert type(plain["meta"]) is dict
+        assert line == orjson.dumps(plain, option=orjson.OPT_APPEND_NEWLINE)
+        assert text == orjson.dumps(plain).decode()
+
+
+def _meta() -> _core.Meta:
+    return _core.Meta({"evidence": "client bytes", "port": 443, "ratio": 0.5, "ok": True, "none": None,
+                       "shape": {"sizes": [1, -2]}, "alpn": ["h2"]})
+
+
+def test_a_text_or_number_is_looked_up_without_making_the_dict():
+    m = _meta()
+    assert m["evidence"] == "client bytes" and m.get("port") == 443 and m.get("ratio") == 0.5
+    assert m.get("ok") is True and m.get("none", "x") is None
+    assert m.get("absent") is None and m.get("absent", 7) == 7
+    assert "shape" in m and "absent" not in m and 1 not in m and len(m) == 7
+    assert m.json() is not None
+    with pytest.raises(KeyError):
+        m["absent"]
+    with pytest.raises(KeyError):
+        m[1]
+
+
+def test_a_nested_value_is_the_dicts_own_so_changing_it_shows():
+    m = _meta()
+    m["shape"]["sizes"].append(3)
+    assert m.json() is None
+    assert m["shape"] == {"sizes": [1, -2, 3]}
+    assert orjson.loads(encode_line({"meta": m}))["meta"]["shape"]["sizes"] == [1, -2, 3]
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.__setitem__("port", 80),
+    lambda m: m.__delitem__("port"),
+    lambda m: m.pop("port"),
+    lambda m: m.update(port=80),
+    lambda m: m.setdefault("new", 1),
+    lambda m: m.popitem(),
+    lambda m: m.clear(),
+])
+def test_every_change_is_a_dicts_change_and_is_what_gets_written(change):
+    m, expected = _meta(), _meta().copy()
+    change(m)
+    change(expected)
+    assert m == expected
+    assert (m != expected) is False
+    assert orjson.loads(encode_line({"meta": m}))["meta"] == expected
+
+
+def test_it_behaves_as_a_dict_elsewhere():
+    m = _meta()
+    d = _meta().copy()
+    assert isinstance(m, Mapping) and isinstance(m, MutableMapping)
+    assert list(m) == list(d) and list(m.keys()) == list(d) and list(m.items()) == list(d.items())
+    assert list(m.values()) == list(d.values()) and dict(m) == d and {**m} == d
+    assert repr(m) == repr(d) and m == _meta() and m != {"other": 1}
+    assert m.to_dict() is m.to_dict() and m.copy() is not m.copy()
+    back = pickle.loads(pickle.dumps(m))
+    assert type(back) is dict and back == d
+    assert copy.deepcopy(m) == d
+    with pytest.raises(TypeError):
+        hash(m)
+    assert bool(_core.Meta({})) is False and bool(m) is True
+
+
+def test_the_standard_library_writers_take_it_as_its_dict():
+    import json
+
+    from portwatch.report.jsonl import plain
+    m = _meta()
+    assert json.loads(json.dumps({"meta": m}, default=plain))["meta"] == _meta().copy()
