@@ -233,7 +233,7 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             names.append(capture.name)
             # --workers N: N threads in the core track shards of the flows; the file is read once.
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else capture.name,
-                                workers=workers)
+                                workers=workers, meta_json=writer is not None and SINKS[fmt].meta_json)
             try:
                 analyzer.run_capture(capture, view.track(str(len(names)), capture, analyzer) if view else None)
             except KeyboardInterrupt:

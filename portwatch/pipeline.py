@@ -121,12 +121,16 @@ class Analyzer:
         setup: Setup | None = None,
         pcap_name: str | None = None,
         workers: int = 1,
+        meta_json: bool = False,
     ) -> None:
         self.config = config or Config()
         self.setup = setup or Setup.load(self.config)
         self.on_record = on_record or (lambda r: None)
         self.on_classified = on_classified
         self.pcap_name = pcap_name
+        # `on_record` writes each record's meta as JSON (jsonl, eve): `run_capture` has the core
+        # serialize it on its own thread rather than on this one, the busier at a capture's end.
+        self.meta_json = meta_json
         self.core = _core.Analyzer(self.setup.engine, self.setup.known_ports, pcap_name,
                                    self.config.core_settings(), report_classified=on_classified is not None,
                                    workers=max(1, workers), record_type=FlowRecord)
@@ -141,7 +145,7 @@ class Analyzer:
         The core reads on a thread of its own, up to `AHEAD_BATCHES` batches ahead, while this
         one turns records into findings and output; at the end of input it goes on to drain the
         flows still open, which `close()` then hands over."""
-        self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES)
+        self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES, meta_json=self.meta_json)
         while (records := self.core.next_batch()) is not None:
             self._emit(records)
             if tick is not None:

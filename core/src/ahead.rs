@@ -99,6 +99,8 @@ impl Analysis for ParallelAnalyzer {
 /// One step's output, with the counters as they stood after it.
 pub struct Batch {
     pub records: Vec<FlowRecord>,
+    /// With `meta_json` (see `Ahead::start`): each record's `meta` as JSON, in `records`' order.
+    pub meta_json: Vec<Option<Vec<u8>>>,
     pub classified: Vec<FlowRecord>,
     pub stats: Stats,
     pub live_flows: usize,
@@ -127,13 +129,16 @@ pub struct Ahead<A> {
 
 impl<A: Analysis> Ahead<A> {
     /// Start `analysis` over `source` (locked for each step only); with `drain_records` 0 it
-    /// stops at the end of input, leaving the open flows to whoever gets it back.
+    /// stops at the end of input, leaving the open flows to whoever gets it back. With
+    /// `meta_json` each batch carries its records' `meta` serialized here, on this thread: a
+    /// caller that writes JSON lines takes them instead of serializing on its own (busier) one.
     pub fn start<S: FrameSource + Send + ?Sized + 'static>(
         analysis: A,
         source: Arc<Mutex<S>>,
         max_packets: usize,
         drain_records: usize,
         depth: usize,
+        meta_json: bool,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(depth.max(1));
         let (spent, spent_rx) = channel();
@@ -142,15 +147,12 @@ impl<A: Analysis> Ahead<A> {
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
             .spawn(move || {
-                work(
-                    analysis,
-                    &source,
-                    &tx,
-                    &spent_rx,
-                    &stop,
-                    max_packets.max(1),
+                let steps = Steps {
+                    max_packets: max_packets.max(1),
                     drain_records,
-                )
+                    meta_json,
+                };
+                work(analysis, &source, &tx, &spent_rx, &stop, steps)
             })?;
         Ok(Ahead {
             batches: rx,
@@ -203,22 +205,37 @@ fn lock<S: ?Sized>(source: &Mutex<S>) -> MutexGuard<'_, S> {
     source.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What each step of `work` takes and gives (see `Ahead::start`).
+#[derive(Clone, Copy)]
+struct Steps {
+    max_packets: usize,
+    drain_records: usize,
+    meta_json: bool,
+}
+
 fn work<A: Analysis, S: FrameSource + ?Sized>(
     mut analysis: A,
     source: &Mutex<S>,
     tx: &SyncSender<Batch>,
     spent: &Receiver<Vec<FlowRecord>>,
     stop_reading: &AtomicBool,
-    max_packets: usize,
-    drain_records: usize,
+    steps: Steps,
 ) -> A {
+    let Steps {
+        max_packets,
+        drain_records,
+        meta_json,
+    } = steps;
     // At most `depth` + 1 batches are handed back between two steps (one per batch sent).
     let free_spent = || spent.try_iter().for_each(drop);
     loop {
         free_spent();
         let (records, exhausted) = analysis.read(&mut *lock(source), max_packets);
         let input_over = exhausted || stop_reading.load(Ordering::Relaxed);
-        if tx.send(batch(&mut analysis, records, input_over)).is_err() {
+        if tx
+            .send(batch(&mut analysis, records, input_over, meta_json))
+            .is_err()
+        {
             return analysis;
         }
         if input_over {
@@ -234,15 +251,32 @@ fn work<A: Analysis, S: FrameSource + ?Sized>(
         if records.is_empty() {
             return analysis;
         }
-        if tx.send(batch(&mut analysis, records, true)).is_err() {
+        if tx
+            .send(batch(&mut analysis, records, true, meta_json))
+            .is_err()
+        {
             return analysis;
         }
     }
 }
 
-fn batch<A: Analysis>(analysis: &mut A, records: Vec<FlowRecord>, input_over: bool) -> Batch {
+fn batch<A: Analysis>(
+    analysis: &mut A,
+    records: Vec<FlowRecord>,
+    input_over: bool,
+    meta_json: bool,
+) -> Batch {
+    let meta_json = if meta_json {
+        records
+            .iter()
+            .map(|r| serde_json::to_vec(&r.meta).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Batch {
         records,
+        meta_json,
         classified: analysis.take_classified(),
         stats: analysis.stats(),
         live_flows: analysis.live_flows(),
@@ -372,7 +406,7 @@ mod tests {
     fn batches_are_the_steps_taken_in_turn() {
         for (flows, max_packets, drain) in [(40, 7, 5), (40, 1000, 1000), (0, 3, 3), (9, 1, 1)] {
             let source = Arc::new(Mutex::new(frames(flows)));
-            let ahead = Ahead::start(analyzer(), source, max_packets, drain, 2).unwrap();
+            let ahead = Ahead::start(analyzer(), source, max_packets, drain, 2, false).unwrap();
             let batches = taken(&ahead);
             let (want, packets) = in_turn(flows, max_packets, drain);
             let got: Vec<Vec<u64>> = batches.iter().map(|b| ids(&b.records)).collect();
@@ -393,12 +427,34 @@ mod tests {
     }
 
     #[test]
+    fn meta_json_is_each_records_meta_serialized_only_when_asked() {
+        for meta_json in [true, false] {
+            let source = Arc::new(Mutex::new(frames(30)));
+            let ahead = Ahead::start(analyzer(), source, 5, 4, 2, meta_json).unwrap();
+            let batches = taken(&ahead);
+            assert!(batches.iter().any(|b| !b.records.is_empty()));
+            for b in &batches {
+                if !meta_json {
+                    assert!(b.meta_json.is_empty());
+                    continue;
+                }
+                let want: Vec<Option<Vec<u8>>> = b
+                    .records
+                    .iter()
+                    .map(|r| Some(serde_json::to_vec(&r.meta).unwrap()))
+                    .collect();
+                assert_eq!(b.meta_json, want);
+            }
+        }
+    }
+
+    #[test]
     fn records_handed_back_change_no_batch() {
         // Every batch's records go back to the thread to be freed as soon as they are read,
         // while it is reading and draining, and after it has ended (freed in place then).
         let (want, _) = in_turn(60, 4, 3);
         let source = Arc::new(Mutex::new(frames(60)));
-        let ahead = Ahead::start(analyzer(), source, 4, 3, 1).unwrap();
+        let ahead = Ahead::start(analyzer(), source, 4, 3, 1, false).unwrap();
         let mut got = Vec::new();
         let mut last = Vec::new();
         loop {
@@ -419,7 +475,7 @@ mod tests {
     #[test]
     fn stopping_reading_keeps_every_flow_read_and_drains_it() {
         let source = Arc::new(Mutex::new(frames(300)));
-        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 10, 50, 1).unwrap();
+        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 10, 50, 1, false).unwrap();
         let Next::Batch(first) = ahead.next(Duration::from_secs(10)) else {
             panic!("a first batch");
         };
@@ -443,7 +499,7 @@ mod tests {
     #[test]
     fn dropped_early_the_thread_ends() {
         let source = Arc::new(Mutex::new(frames(2000)));
-        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 5, 5, 1).unwrap();
+        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 5, 5, 1, false).unwrap();
         assert!(matches!(
             ahead.next(Duration::from_secs(10)),
             Next::Batch(_)

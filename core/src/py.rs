@@ -363,7 +363,7 @@ impl PyAnalyzer {
 
     /// The next batch of a running analysis, waiting for it with the GIL released (and Ctrl-C
     /// noticed); None once every batch was taken, and the analysis is back `Here`.
-    fn next_ahead(&mut self, py: Python<'_>) -> PyResult<Option<Vec<FlowRecord>>> {
+    fn next_ahead(&mut self, py: Python<'_>) -> PyResult<Option<AheadRecords>> {
         let State::Ahead(run) = &mut self.state else {
             return Ok(None);
         };
@@ -385,7 +385,7 @@ impl PyAnalyzer {
                         run.done.store(true, Ordering::Relaxed);
                         self.source_malformed = lock_reader(&run.capture).counters().malformed;
                     }
-                    return Ok(Some(b.records));
+                    return Ok(Some((b.records, b.meta_json)));
                 }
                 Next::Waiting => py.check_signals()?,
                 Next::Over => {
@@ -401,9 +401,11 @@ impl PyAnalyzer {
     fn batch_to_py<'py>(
         &self,
         py: Python<'py>,
-        mut records: Vec<FlowRecord>,
+        (mut records, meta_json): AheadRecords,
     ) -> PyResult<Bound<'py, PyList>> {
-        let list = self.record_type.to_py(py, &mut records);
+        let list = self
+            .record_type
+            .to_py_with_json(py, &mut records, meta_json);
         if let State::Ahead(run) = &self.state {
             run.ahead
                 .lock()
@@ -540,13 +542,16 @@ impl PyAnalyzer {
     /// `drain_records` of the flows still open (`drain`). Records, counters and their order are
     /// those of calling `run` and `drain` in turn; meanwhile `stats`, `live_flows` and
     /// `classified` tell what came with the last batch taken.
-    #[pyo3(signature = (capture, max_packets, drain_records, depth=2))]
+    /// With `meta_json`, each record's `meta` is also serialized on that thread, for a caller
+    /// that writes it as JSON (`Meta.json()` then hands those bytes over).
+    #[pyo3(signature = (capture, max_packets, drain_records, depth=2, meta_json=false))]
     fn start(
         &mut self,
         capture: &PyCapture,
         max_packets: usize,
         drain_records: usize,
         depth: usize,
+        meta_json: bool,
     ) -> PyResult<()> {
         self.here()?;
         let State::Here(inner) = std::mem::replace(&mut self.state, State::Lost) else {
@@ -560,6 +565,7 @@ impl PyAnalyzer {
             max_packets,
             drain_records,
             depth,
+            meta_json,
         )
         .map_err(|e| PyOSError::new_err(format!("cannot start the analysis thread: {e}")))?;
         self.state = State::Ahead(Box::new(Running {
@@ -672,9 +678,9 @@ impl PyAnalyzer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .stop_reading();
-            while let Some(records) = self.next_ahead(py)? {
-                if !records.is_empty() {
-                    return self.batch_to_py(py, records);
+            while let Some(batch) = self.next_ahead(py)? {
+                if !batch.0.is_empty() {
+                    return self.batch_to_py(py, batch);
                 }
             }
         }
@@ -917,6 +923,9 @@ impl PyLiveMonitor {
     }
 }
 
+/// A batch's records and, when asked for, their `meta` as JSON (`ahead::Batch`).
+type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
+
 /// What the core's records become in Python: instances of a class called with the record's
 /// fields positionally in the order of `portwatch.model.FlowRecord`, with `assigned` and
 /// `findings` empty lists for the policy to fill. Built directly, a record costs no dict that
@@ -929,7 +938,17 @@ impl RecordType {
         py: Python<'py>,
         records: &mut [FlowRecord],
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records)
+        records_to_class(py, self.0.bind(py), records, Vec::new())
+    }
+
+    /// As `to_py`, with the records' `meta` serialized already (`Batch::meta_json`; empty: not).
+    fn to_py_with_json<'py>(
+        &self,
+        py: Python<'py>,
+        records: &mut [FlowRecord],
+        meta_json: Vec<Option<Vec<u8>>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        records_to_class(py, self.0.bind(py), records, meta_json)
     }
 }
 
@@ -937,11 +956,14 @@ fn records_to_class<'py>(
     py: Python<'py>,
     class: &Bound<'py, PyAny>,
     records: &mut [FlowRecord],
+    meta_json: Vec<Option<Vec<u8>>>,
 ) -> PyResult<Bound<'py, PyList>> {
     use pyo3::types::PyTuple;
     let mut texts = Texts::default();
     let mut out = Vec::with_capacity(records.len());
+    let mut meta_json = meta_json.into_iter();
     for r in records {
+        let json = meta_json.next().flatten();
         let pcap = match &r.pcap {
             Some(p) => texts.get(py, p).into_any(),
             None => py.None().into_bound(py),
@@ -962,7 +984,7 @@ fn records_to_class<'py>(
             r.packets_s2c.into_pyobject(py)?.into_any(),
             r.bytes_c2s.into_pyobject(py)?.into_any(),
             r.bytes_s2c.into_pyobject(py)?.into_any(),
-            Bound::new(py, PyMeta::new(std::mem::take(&mut r.meta)))?.into_any(),
+            Bound::new(py, PyMeta::with_json(std::mem::take(&mut r.meta), json))?.into_any(),
             PyList::empty(py).into_any(),
             pcap,
             r.flow_id.into_pyobject(py)?.into_any(),

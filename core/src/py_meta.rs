@@ -20,8 +20,8 @@ use crate::py::{object_to_py, to_py, Texts};
 use crate::tunnel::py::from_py;
 
 enum State {
-    /// The core's map, not converted yet.
-    Core(Meta),
+    /// The core's map, not converted yet, and its JSON if the core serialized it already.
+    Core(Meta, Option<Vec<u8>>),
     /// Converted: a real dict, which every operation now uses.
     Dict(Py<PyDict>),
 }
@@ -33,8 +33,13 @@ pub struct PyMeta {
 
 impl PyMeta {
     pub fn new(meta: Meta) -> Self {
+        Self::with_json(meta, None)
+    }
+
+    /// `meta` with its JSON as serde_json wrote it (on the thread that made the record).
+    pub fn with_json(meta: Meta, json: Option<Vec<u8>>) -> Self {
         PyMeta {
-            state: State::Core(meta),
+            state: State::Core(meta, json),
         }
     }
 
@@ -43,7 +48,9 @@ impl PyMeta {
         if let State::Dict(d) = &self.state {
             return Ok(d.bind(py).clone());
         }
-        let State::Core(meta) = std::mem::replace(&mut self.state, State::Core(Meta::new())) else {
+        let State::Core(meta, json) =
+            std::mem::replace(&mut self.state, State::Core(Meta::new(), None))
+        else {
             unreachable!("matched above")
         };
         match object_to_py(py, &meta, &mut Texts::default()) {
@@ -52,7 +59,7 @@ impl PyMeta {
                 Ok(d)
             }
             Err(e) => {
-                self.state = State::Core(meta);
+                self.state = State::Core(meta, json);
                 Err(e)
             }
         }
@@ -66,7 +73,7 @@ impl PyMeta {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Lookup<'py>>> {
-        let State::Core(meta) = &self.state else {
+        let State::Core(meta, _) = &self.state else {
             return Ok(None);
         };
         let Ok(key) = key.cast::<PyString>() else {
@@ -133,7 +140,7 @@ impl PyMeta {
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         match &self.state {
             State::Dict(d) => d.bind(py).contains(key),
-            State::Core(meta) => Ok(match key.cast::<PyString>() {
+            State::Core(meta, _) => Ok(match key.cast::<PyString>() {
                 Ok(k) => meta.contains_key(k.to_str()?),
                 Err(_) => false,
             }),
@@ -143,7 +150,7 @@ impl PyMeta {
     fn __len__(&self, py: Python<'_>) -> usize {
         match &self.state {
             State::Dict(d) => d.bind(py).len(),
-            State::Core(meta) => meta.len(),
+            State::Core(meta, _) => meta.len(),
         }
     }
 
@@ -152,7 +159,8 @@ impl PyMeta {
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         match &self.state {
             State::Dict(_) => Ok(None),
-            State::Core(meta) => {
+            State::Core(_, Some(json)) => Ok(Some(PyBytes::new(py, json))),
+            State::Core(meta, None) => {
                 let bytes = serde_json::to_vec(meta)
                     .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
                 Ok(Some(PyBytes::new(py, &bytes)))

@@ -28,6 +28,8 @@ class SinkFormat:
     # Text formats are written to a stream (stdout or -o); binary ones need the -o path.
     open_stream: Callable[[TextIO], Sink] | None = None
     open_path: Callable[[str], Sink] | None = None
+    # Writes each record's meta as JSON as it comes: the core serializes it on its own thread.
+    meta_json: bool = False
 
     @property
     def needs_path(self) -> bool:
@@ -65,9 +67,10 @@ def _sqlite(path: str) -> Sink:
 
 
 SINKS: dict[str, SinkFormat] = {f.name: f for f in (
-    SinkFormat("jsonl", "one flow record per line", open_stream=_jsonl),
+    SinkFormat("jsonl", "one flow record per line", open_stream=_jsonl, meta_json=True),
     SinkFormat("csv", "one flow record per row, metadata in flat columns", open_stream=_csv),
-    SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve),
+    SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve,
+               meta_json=True),
     SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet),
     SinkFormat("sqlite", "flows and findings tables in a SQLite database (needs -o)", open_path=_sqlite),
 )}

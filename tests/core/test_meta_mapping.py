@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from portwatch import _core
 from portwatch.model import FlowRecord
-from portwatch.pipeline import analyze_path
+from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.jsonl import encode_bytes, encode_line
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -40,11 +40,14 @@ def test_the_cores_json_is_orjsons_json_of_the_dict(items):
     assert meta == items and meta.json() is None  # comparing made the dict: the dict is written now
 
 
+@pytest.mark.parametrize("meta_json", [False, True], ids=["serialized-when-written", "serialized-by-the-core"])
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
-def test_every_record_of_a_capture_writes_as_its_dict_would(capture, core):
+def test_every_record_of_a_capture_writes_as_its_dict_would(capture, meta_json, core):
     config, setup = core
     records: list[FlowRecord] = []
-    analyze_path(str(capture), setup, config, records.append)
+    analyzer = Analyzer(config, records.append, setup=setup, pcap_name=capture.name, meta_json=meta_json)
+    analyzer.run_capture(open_capture(str(capture)))
+    analyzer.close()
     assert records
     for rec in records:
         assert isinstance(rec.meta, _core.Meta)
