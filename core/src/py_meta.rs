@@ -93,6 +93,12 @@ enum Lookup<'py> {
     Absent,
 }
 
+/// The dict `slf` is from now on, its borrow released before the caller runs any Python code
+/// (a key's `__eq__`, a dict method) that might come back to `slf`.
+fn dict_of<'py>(slf: &Bound<'py, PyMeta>) -> PyResult<Bound<'py, PyDict>> {
+    slf.try_borrow_mut()?.dict(slf.py())
+}
+
 #[pymethods]
 impl PyMeta {
     /// A dict is unhashable; so is this.
@@ -111,40 +117,44 @@ impl PyMeta {
     }
 
     fn __getitem__<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.scalar(py, key)? {
+        let found = slf.try_borrow()?.scalar(slf.py(), key)?;
+        match found {
             Some(Lookup::Found(v)) => Ok(v),
             Some(Lookup::Absent) => Err(PyKeyError::new_err(key.clone().unbind())),
-            None => self.dict(py)?.as_any().get_item(key),
+            None => dict_of(slf)?.as_any().get_item(key),
         }
     }
 
     #[pyo3(signature = (key, default=None))]
     fn get<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
         let default = || default.clone().unwrap_or_else(|| py.None().into_bound(py));
-        match self.scalar(py, key)? {
+        let found = slf.try_borrow()?.scalar(py, key)?;
+        match found {
             Some(Lookup::Found(v)) => Ok(v),
             Some(Lookup::Absent) => Ok(default()),
-            None => Ok(self.dict(py)?.get_item(key)?.unwrap_or_else(default)),
+            None => Ok(dict_of(slf)?.get_item(key)?.unwrap_or_else(default)),
         }
     }
 
-    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match &self.state {
-            State::Dict(d) => d.bind(py).contains(key),
-            State::Core(meta, _) => Ok(match key.cast::<PyString>() {
-                Ok(k) => meta.contains_key(k.to_str()?),
-                Err(_) => false,
-            }),
-        }
+    fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let dict = match &slf.try_borrow()?.state {
+            State::Dict(d) => d.bind(slf.py()).clone(),
+            State::Core(meta, _) => {
+                return Ok(match key.cast::<PyString>() {
+                    Ok(k) => meta.contains_key(k.to_str()?),
+                    Err(_) => false,
+                })
+            }
+        };
+        dict.contains(key)
     }
 
     fn __len__(&self, py: Python<'_>) -> usize {
@@ -169,40 +179,36 @@ impl PyMeta {
     }
 
     /// A new dict with the same items (as `dict.copy`).
-    fn copy<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.dict(py)?.copy()
+    fn copy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        dict_of(slf)?.copy()
     }
 
     /// The dict itself (not a copy): changes to it are changes to this mapping.
-    #[pyo3(name = "to_dict")]
-    fn the_dict<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.dict(py)
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        dict_of(slf)
     }
 
-    fn __iter__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(self.dict(py)?.as_any().try_iter()?.into_any())
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(dict_of(slf)?.as_any().try_iter()?.into_any())
     }
 
     fn __richcmp__<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         other: &Bound<'py, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
         if !matches!(op, CompareOp::Eq | CompareOp::Ne) {
             return Ok(py.NotImplemented());
         }
-        let mine = self.dict(py)?;
         let theirs = match other.cast::<PyMeta>() {
-            // The same object: borrowing it again would fail, and it is equal to itself.
-            Ok(m) if m.as_ptr() == mine.as_ptr() => mine.clone(),
-            Ok(m) => m.try_borrow_mut()?.dict(py)?,
+            Ok(m) => dict_of(m)?,
             Err(_) => match other.cast::<PyDict>() {
                 Ok(d) => d.clone(),
                 Err(_) => return Ok(py.NotImplemented()),
             },
         };
-        let equal = mine.as_any().eq(&theirs)?;
+        let equal = dict_of(slf)?.as_any().eq(&theirs)?;
         Ok((equal == matches!(op, CompareOp::Eq))
             .into_pyobject(py)?
             .to_owned()
@@ -210,13 +216,14 @@ impl PyMeta {
             .unbind())
     }
 
-    fn __repr__(&mut self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.dict(py)?.repr()?.to_str()?.to_owned())
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(dict_of(slf)?.repr()?.to_str()?.to_owned())
     }
 
     /// Pickled (a Dask task's records, `copy.deepcopy`) as the dict it is.
-    fn __reduce__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let d = self.dict(py)?;
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let d = dict_of(slf)?;
         PyTuple::new(
             py,
             [
@@ -227,109 +234,97 @@ impl PyMeta {
     }
 
     fn __setitem__(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.dict(py)?.set_item(key, value)
+        dict_of(slf)?.set_item(key, value)
     }
 
-    fn __delitem__(&mut self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.dict(py)?.del_item(key)
+    fn __delitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        dict_of(slf)?.del_item(key)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn keys<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "keys", args, kwargs)
+        on_dict(slf, "keys", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn values<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "values", args, kwargs)
+        on_dict(slf, "values", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn items<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "items", args, kwargs)
+        on_dict(slf, "items", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn pop<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "pop", args, kwargs)
+        on_dict(slf, "pop", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn popitem<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "popitem", args, kwargs)
+        on_dict(slf, "popitem", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn setdefault<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "setdefault", args, kwargs)
+        on_dict(slf, "setdefault", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn update<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "update", args, kwargs)
+        on_dict(slf, "update", args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn clear<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.on_dict(py, "clear", args, kwargs)
+        on_dict(slf, "clear", args, kwargs)
     }
 }
 
-impl PyMeta {
-    /// The dict method `name` on the dict (converted first): the rest of dict's behaviour,
-    /// errors included, without a second implementation of it.
-    fn on_dict<'py>(
-        &mut self,
-        py: Python<'py>,
-        name: &str,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.dict(py)?.call_method(name, args.clone(), kwargs)
-    }
+/// The dict method `name` on the dict (made first): the rest of dict's behaviour, errors
+/// included, without a second implementation of it.
+fn on_dict<'py>(
+    slf: &Bound<'py, PyMeta>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    dict_of(slf)?.call_method(name, args.clone(), kwargs)
 }

@@ -125,3 +125,30 @@ def test_the_standard_library_writers_take_it_as_its_dict():
     from portwatch.report.jsonl import plain
     m = _meta()
     assert json.loads(json.dumps({"meta": m}, default=plain))["meta"] == _meta().copy()
+
+
+class _KeyThatLooks:
+    """A key whose hash reads the mapping it is looked up in (Python code run mid-lookup)."""
+
+    def __init__(self, meta: _core.Meta) -> None:
+        self.meta = meta
+
+    def __hash__(self) -> int:
+        list(self.meta.items())  # reads it all
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+
+def test_python_code_run_mid_operation_may_use_the_mapping_again():
+    m = _meta()
+    assert m == m and (m != m) is False
+    m.update(m)
+    assert m == _meta().copy()
+    m["self"] = m
+    assert "self" in repr(m)  # dict's own guard against the cycle, not an error
+    key = _KeyThatLooks(m)
+    assert m.get(key) is None and key not in m
+    m[key] = 1
+    assert m[key] == 1
