@@ -56,7 +56,10 @@ class Finding:
 
 @dataclass(slots=True)
 class FlowRecord:
-    """One finished (or still open, for the monitor) flow, as docs/schema.md names it."""
+    """One finished (or still open, for the monitor) flow, as docs/schema.md names it.
+
+    `meta` is a dict for records made in Python; for the core's a `_core.Meta`, which behaves as
+    one (a `MutableMapping`; `copy()` and `as_dict()` give real dicts, pickling gives a dict)."""
 
     ts_start: float
     ts_end: float
