@@ -245,86 +245,12 @@ impl PyMeta {
         dict_of(slf)?.del_item(key)
     }
 
-    #[pyo3(signature = (*args, **kwargs))]
-    fn keys<'py>(
+    /// Every other dict method (keys, items, values, pop, setdefault, update, clear...): the
+    /// dict's own, made first. One implementation of dict's behaviour, errors included.
+    fn __getattr__<'py>(
         slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        name: &Bound<'py, PyString>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "keys", args, kwargs)
+        dict_of(slf)?.as_any().getattr(name)
     }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn values<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "values", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn items<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "items", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn pop<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "pop", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn popitem<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "popitem", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn setdefault<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "setdefault", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn update<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "update", args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn clear<'py>(
-        slf: &Bound<'py, Self>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        on_dict(slf, "clear", args, kwargs)
-    }
-}
-
-/// The dict method `name` on the dict (made first): the rest of dict's behaviour, errors
-/// included, without a second implementation of it.
-fn on_dict<'py>(
-    slf: &Bound<'py, PyMeta>,
-    name: &str,
-    args: &Bound<'py, PyTuple>,
-    kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    dict_of(slf)?.call_method(name, args.clone(), kwargs)
 }
