@@ -5,7 +5,7 @@ Only plain data lives here: the stages import it, it imports nothing of theirs.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,16 @@ from . import _core
 # real dict at the first iteration, nested value or change (see core/src/py_meta.rs). Registered
 # so that isinstance(meta, Mapping) holds, as for the dicts of records made in Python.
 MutableMapping.register(_core.Meta)
+
+
+def peek(meta: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """`meta.get(key, default)` for code that reads the value and changes nothing: from a core
+    `Meta` a list or an object comes as a copy, and the meta is not made a dict for it (its JSON
+    stays the core's). The policy reads records' nested facts (DNS answers, entropy, tunnel
+    verdicts) this way."""
+    if type(meta) is _core.Meta:
+        return meta.peek(key, default)
+    return meta.get(key, default)
 
 TCP = 6
 UDP = 17

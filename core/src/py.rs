@@ -1034,7 +1034,11 @@ pub(crate) fn object_to_py<'py, 'a>(
 }
 
 /// A JSON-like value as the Python object json.loads would give (`texts`: see `Texts`).
-fn value_to_py<'py>(py: Python<'py>, v: &Value, texts: &mut Texts) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn value_to_py<'py>(
+    py: Python<'py>,
+    v: &Value,
+    texts: &mut Texts,
+) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Array(items) => {
             // Made at its length and filled, rather than grown an append at a time (the shape's

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::meta::{Meta, Value};
-use crate::py::{object_to_py, to_py, Texts};
+use crate::py::{object_to_py, to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
 
 enum State {
@@ -142,6 +142,33 @@ impl PyMeta {
             Some(Lookup::Absent) => Ok(default()),
             None => Ok(dict_of(slf)?.get_item(key)?.unwrap_or_else(default)),
         }
+    }
+
+    /// `key`'s value to read, not to change: a list or an object comes as a new copy, and the
+    /// mapping stays the core's map (its JSON still the core's), where `get` makes the dict
+    /// first so that a change to the value is a change to the mapping. Once the mapping is a
+    /// dict, the dict's own value.
+    #[pyo3(signature = (key, default=None))]
+    fn peek<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let default = || default.clone().unwrap_or_else(|| py.None().into_bound(py));
+        let dict = match &slf.try_borrow()?.state {
+            State::Dict(d) => d.bind(py).clone(),
+            State::Core(meta, _) => {
+                let Ok(key) = key.cast::<PyString>() else {
+                    return Ok(default());
+                };
+                return match meta.get(key.to_str()?) {
+                    Some(v) => value_to_py(py, v, &mut Texts::default()),
+                    None => Ok(default()),
+                };
+            }
+        };
+        Ok(dict.get_item(key)?.unwrap_or_else(default))
     }
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -21,8 +21,9 @@ import math
 import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from ..model import FlowRecord
+from ..model import FlowRecord, peek
 
 MAX_DOMAINS = 4096
 MAX_NAMES = 64  # enough to decide: the thresholds below need a few dozen names
@@ -47,8 +48,10 @@ _SLD = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go
 _ESCAPE = re.compile(r"\\(\d{3}|.)")
 
 
-@dataclass(slots=True, frozen=True)
-class NameShape:
+class NameShape(NamedTuple):
+    """What a query name looks like (made for every DNS record the policy reads: a tuple, which
+    takes half the time of a frozen dataclass to make)."""
+
     domain: str  # registered domain, lowercase, no trailing dot
     longest_label: int
     data: str  # the characters in front of the registered domain (an escaped byte as one)
@@ -182,7 +185,7 @@ class DnsTunnelTracker:
         d.longest_label = max(d.longest_label, shape.longest_label)
         if shape.suspicious:
             d.max_entropy = max(d.max_entropy, shape.entropy)
-        answer = _large_answer([a for a in meta.get("dns_answers", []) if isinstance(a, str)])
+        answer = _large_answer([a for a in peek(meta, "dns_answers", []) if isinstance(a, str)])
 
         reasons = []
         if d.suspicious >= AGG_SUSPICIOUS_NAMES and d.suspicious >= AGG_SUSPICIOUS_SHARE * d.unique:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import SEVERITIES, FlowRecord
+from ..model import SEVERITIES, FlowRecord, peek
 
 MIN_CONFIDENT = 64
 
@@ -84,9 +84,9 @@ def judge(
 ) -> EncryptedVerdict | None:
     meta = rec.meta
     # The first data a client sends is what the GFW measures; a server-first flow has only the server's.
-    side, facts, head = "client", meta.get("entropy_client"), _head(meta, "client_head")
+    side, facts, head = "client", peek(meta, "entropy_client"), _head(meta, "client_head")
     if not isinstance(facts, dict):
-        side, facts, head = "server", meta.get("entropy_server"), _head(meta, "server_head")
+        side, facts, head = "server", peek(meta, "entropy_server"), _head(meta, "server_head")
     if not isinstance(facts, dict) or not facts.get("looks_encrypted"):
         return None
     framing = known_framing(head)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
+from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord, peek
 from ..services import ServicesDB
 from ..signatures import SignatureInfo as Signature
 from ..tunnels import is_confident as tunnel_confident
@@ -282,7 +282,7 @@ def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Fi
 def _bounce_rule(rec: FlowRecord, server: str, add: Any) -> None:
     """An FTP client naming another host in PORT/EPRT (the core lists it as `announced_foreign` and
     expects nothing there): the server would connect to that host for the client (RFC 2577)."""
-    foreign = rec.meta.get("announced_foreign")
+    foreign = peek(rec.meta, "announced_foreign")
     if rec.protocol != "ftp" or not isinstance(foreign, list):
         return
     targets = [str(a.get("endpoint")) for a in foreign if isinstance(a, dict) and a.get("by") in ACTIVE_FTP]
@@ -330,7 +330,7 @@ def _port_rules(
     names = rec.assigned
     egress = policy.is_egress(port, transport)
     if sig.tunnel and egress:
-        inside = rec.meta.get("tunnel_contents")
+        inside = peek(rec.meta, "tunnel_contents")
         if tunnel_confident(inside):  # what rides inside, from the packet shape (portwatch/tunnels.py)
             emit("tunnel", f"{name} server {server} on {where}, a port firewalls commonly let out: a tunnel carrying "
                  f"{inside['kind']} (confidence {inside['confidence']:.2f}: {inside['evidence']})",
@@ -368,7 +368,7 @@ CLEARTEXT_MIN_RUN = 6
 
 
 def _cleartext_side(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    sides = [(side, meta.get(f"entropy_{side}")) for side in ("client", "server")]
+    sides = [(side, peek(meta, f"entropy_{side}")) for side in ("client", "server")]
     facts = [(side, f) for side, f in sides if isinstance(f, dict) and int(f.get("length", 0)) > 0]
     if not facts or any(f.get("looks_encrypted") for _, f in facts):
         return None

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portwatch import _core
-from portwatch.model import FlowRecord
+from portwatch.model import FlowRecord, peek
 from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.jsonl import encode_bytes, encode_line
 
@@ -152,3 +152,34 @@ def test_python_code_run_mid_operation_may_use_the_mapping_again():
     assert m.get(key) is None and key not in m
     m[key] = 1
     assert m[key] == 1
+
+
+def test_peek_reads_a_copy_and_leaves_the_cores_map():
+    m = _meta()
+    shape = m.peek("shape")
+    assert shape == {"sizes": [1, -2]} and m.peek("alpn") == ["h2"]
+    shape["sizes"].append(3)  # a copy: the mapping does not change, and stays the core's map
+    assert m.json() is not None and m.peek("shape") == {"sizes": [1, -2]}
+    assert m.peek("port") == 443 and m.peek("absent") is None and m.peek("absent", ()) == ()
+    assert m.peek(1, "d") == "d"
+    m["shape"]["sizes"].append(4)  # a dict now: peek reads the dict's own value
+    assert m.peek("shape") is m["shape"]
+
+
+def test_model_peek_is_get_for_a_dict():
+    d = {"a": [1]}
+    assert peek(d, "a") is d["a"] and peek(d, "b", 5) == 5
+    assert peek(_meta(), "alpn") == ["h2"]
+
+
+@pytest.mark.parametrize("name", ["dns-53.pcap", "dns-tunnel.pcap", "ssh-443.pcap", "tls-22.pcap", "rdp-3389.pcap"])
+def test_the_policy_reads_records_without_making_their_dicts(name, core):
+    # DNS answers, entropy facts and tunnel verdicts are read through `peek`: after the policy a
+    # record's meta is still the core's map, written as the core's JSON.
+    config, setup = core
+    records: list[FlowRecord] = []
+    analyzer = Analyzer(config, records.append, setup=setup, pcap_name=name)
+    analyzer.run_capture(open_capture(str(REPO / "captures" / name)))
+    analyzer.close()
+    assert records
+    assert all(r.meta.json() is not None for r in records), [r.protocol for r in records if r.meta.json() is None]
