@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::meta::{Meta, Value};
-use crate::py::{object_to_py, to_py, value_to_py, Texts};
+use crate::py::{object_to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
 
 enum State {
@@ -64,33 +64,61 @@ impl PyMeta {
             }
         }
     }
+}
 
-    /// `key`'s value when it is a text, number, boolean or null in the core's map: converted
-    /// alone. None: absent, or not to be looked at without the dict (a list or an object, which
-    /// the caller may change in place, so it must be the dict's own).
-    fn scalar<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Lookup<'py>>> {
-        let State::Core(meta, _) = &self.state else {
-            return Ok(None);
-        };
-        let Ok(key) = key.cast::<PyString>() else {
-            // Not a text: in no map of ours (a dict would say KeyError too).
-            return Ok(Some(Lookup::Absent));
-        };
-        Ok(Some(match meta.get(key.to_str()?) {
-            None => Lookup::Absent,
-            Some(Value::Array(_) | Value::Object(_)) => return Ok(None),
-            Some(v) => Lookup::Found(to_py(py, v)?),
-        }))
+/// What a look-up of one key found.
+enum Lookup<'py> {
+    /// The value, converted alone from the core's map.
+    Found(Bound<'py, PyAny>),
+    Absent,
+    /// To be looked up in this dict: the mapping is one already, or has just been made one (a
+    /// list or an object asked for with `get` or `[]`, which the caller may change in place, so
+    /// it must be the dict's own).
+    InDict(Bound<'py, PyDict>),
+}
+
+/// `key` in `slf`. With `copy_nested` a list or an object of the core's map is converted alone,
+/// a copy (`peek`); without, the mapping becomes its dict for it.
+fn lookup<'py>(
+    slf: &Bound<'py, PyMeta>,
+    key: &Bound<'py, PyAny>,
+    copy_nested: bool,
+) -> PyResult<Lookup<'py>> {
+    let py = slf.py();
+    let found = match &slf.try_borrow()?.state {
+        State::Dict(d) => return Ok(Lookup::InDict(d.bind(py).clone())),
+        State::Core(meta, _) => {
+            let Ok(key) = key.cast::<PyString>() else {
+                // Not a text: in no map of ours (a dict would say KeyError too).
+                return Ok(Lookup::Absent);
+            };
+            match meta.get(key.to_str()?) {
+                None => return Ok(Lookup::Absent),
+                Some(Value::Array(_) | Value::Object(_)) if !copy_nested => None,
+                Some(v) => Some(value_to_py(py, v, &mut Texts::default())?),
+            }
+        }
+    };
+    match found {
+        Some(v) => Ok(Lookup::Found(v)),
+        // The borrow above has ended: the mapping can become its dict.
+        None => Ok(Lookup::InDict(dict_of(slf)?)),
     }
 }
 
-enum Lookup<'py> {
-    Found(Bound<'py, PyAny>),
-    Absent,
+/// `get` and `peek`: `key`'s value, else `default` (None if not given).
+fn value_or<'py>(
+    slf: &Bound<'py, PyMeta>,
+    key: &Bound<'py, PyAny>,
+    default: Option<Bound<'py, PyAny>>,
+    copy_nested: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let default = || default.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
+    Ok(match lookup(slf, key, copy_nested)? {
+        Lookup::Found(v) => v,
+        Lookup::Absent => default(),
+        Lookup::InDict(d) => d.get_item(key)?.unwrap_or_else(default),
+    })
 }
 
 /// The dict `slf` is from now on, its borrow released before the caller runs any Python code
@@ -120,11 +148,10 @@ impl PyMeta {
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let found = slf.try_borrow()?.scalar(slf.py(), key)?;
-        match found {
-            Some(Lookup::Found(v)) => Ok(v),
-            Some(Lookup::Absent) => Err(PyKeyError::new_err(key.clone().unbind())),
-            None => dict_of(slf)?.as_any().get_item(key),
+        match lookup(slf, key, false)? {
+            Lookup::Found(v) => Ok(v),
+            Lookup::Absent => Err(PyKeyError::new_err(key.clone().unbind())),
+            Lookup::InDict(d) => d.as_any().get_item(key),
         }
     }
 
@@ -134,14 +161,7 @@ impl PyMeta {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let default = || default.clone().unwrap_or_else(|| py.None().into_bound(py));
-        let found = slf.try_borrow()?.scalar(py, key)?;
-        match found {
-            Some(Lookup::Found(v)) => Ok(v),
-            Some(Lookup::Absent) => Ok(default()),
-            None => Ok(dict_of(slf)?.get_item(key)?.unwrap_or_else(default)),
-        }
+        value_or(slf, key, default, false)
     }
 
     /// `key`'s value to read, not to change: a list or an object comes as a new copy, and the
@@ -154,21 +174,7 @@ impl PyMeta {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let default = || default.clone().unwrap_or_else(|| py.None().into_bound(py));
-        let dict = match &slf.try_borrow()?.state {
-            State::Dict(d) => d.bind(py).clone(),
-            State::Core(meta, _) => {
-                let Ok(key) = key.cast::<PyString>() else {
-                    return Ok(default());
-                };
-                return match meta.get(key.to_str()?) {
-                    Some(v) => value_to_py(py, v, &mut Texts::default()),
-                    None => Ok(default()),
-                };
-            }
-        };
-        Ok(dict.get_item(key)?.unwrap_or_else(default))
+        value_or(slf, key, default, true)
     }
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
