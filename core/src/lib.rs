@@ -31,4 +31,6 @@ pub mod tunnel;
 #[cfg(feature = "python")]
 mod py;
 #[cfg(feature = "python")]
+mod py_line;
+#[cfg(feature = "python")]
 mod py_meta;

@@ -66,6 +66,25 @@ impl PyMeta {
     }
 }
 
+impl PyMeta {
+    /// The JSON object of the core's map (see `json()`) appended to `out`; false once it is a
+    /// dict, with nothing appended.
+    pub(crate) fn append_json(&self, out: &mut Vec<u8>) -> PyResult<bool> {
+        match &self.state {
+            State::Dict(_) => Ok(false),
+            State::Core(_, Some(json)) => {
+                out.extend_from_slice(json);
+                Ok(true)
+            }
+            State::Core(meta, None) => {
+                serde_json::to_writer(&mut *out, meta)
+                    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                Ok(true)
+            }
+        }
+    }
+}
+
 /// What a look-up of one key found.
 enum Lookup<'py> {
     /// The value, converted alone from the core's map.
@@ -200,15 +219,13 @@ impl PyMeta {
     /// The JSON object of the core's map, as orjson would write the dict; None once it is a
     /// dict (Python may have changed it: write the dict).
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        match &self.state {
-            State::Dict(_) => Ok(None),
-            State::Core(_, Some(json)) => Ok(Some(PyBytes::new(py, json))),
-            State::Core(meta, None) => {
-                let bytes = serde_json::to_vec(meta)
-                    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-                Ok(Some(PyBytes::new(py, &bytes)))
-            }
+        if let State::Core(_, Some(json)) = &self.state {
+            return Ok(Some(PyBytes::new(py, json)));
         }
+        let mut bytes = Vec::new();
+        Ok(self
+            .append_json(&mut bytes)?
+            .then(|| PyBytes::new(py, &bytes)))
     }
 
     /// A new dict with the same items (as `dict.copy`).

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import orjson
 
 from .. import _core
-from ..model import FlowRecord
+from ..model import Finding, FlowRecord
 
 
 def plain(obj: Any) -> Any:
@@ -48,6 +48,16 @@ def encode_bytes(obj: dict[str, Any]) -> bytes | None:
         return None
 
 
+def record_bytes(rec: FlowRecord) -> bytes | None:
+    """`encode_bytes(rec.as_dict(copy=False))`: a `FlowRecord`'s line as the core writes it from the
+    record's fields (`_core.record_line`: the same bytes without building the dict), else orjson's."""
+    if type(rec) is FlowRecord:
+        data = _core.record_line(rec, Finding)
+        if data is not None:
+            return data
+    return encode_bytes(rec.as_dict(copy=False))
+
+
 class JsonlWriter:
     def __init__(self, stream: TextIO, flush_each: bool = False) -> None:
         self.stream = stream
@@ -56,12 +66,11 @@ class JsonlWriter:
         self._write_bytes = getattr(stream, "write_bytes", None)
 
     def write(self, rec: FlowRecord) -> None:
-        obj = rec.as_dict(copy=False)
-        data = encode_bytes(obj) if self._write_bytes is not None else None
+        data = record_bytes(rec) if self._write_bytes is not None else None
         if data is not None:
             self._write_bytes(data)
         else:
-            self.stream.write(encode_line(obj) + "\n")
+            self.stream.write(encode_line(rec.as_dict(copy=False)) + "\n")
         if self.flush_each:
             self.stream.flush()
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portwatch import _core
-from portwatch.model import FlowRecord, peek
+from portwatch.model import Finding, FlowRecord, peek
 from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.jsonl import encode_bytes, encode_line
 
@@ -53,6 +53,7 @@ def test_every_record_of_a_capture_writes_as_its_dict_would(capture, meta_json, 
         assert isinstance(rec.meta, _core.Meta)
         line = encode_bytes(rec.as_dict(copy=False))
         text = encode_line(rec.as_dict(copy=False))
+        assert _core.record_line(rec, Finding) == line  # the JSON-lines writer's own bytes
         plain = rec.as_dict()  # a copy: meta a dict
         assert type(plain["meta"]) is dict
         assert line == orjson.dumps(plain, option=orjson.OPT_APPEND_NEWLINE)
