@@ -92,16 +92,20 @@ def name_shape(name: str) -> NameShape | None:
     if len(raw) < 2:
         return None
     reg = registered_domain(raw)
-    # An escaped byte (\\123 or \\.) is one character of the label on the wire.
-    data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in raw[: len(raw) - len(reg)]]
+    data_labels = raw[: len(raw) - len(reg)]
+    if "\\" in name:
+        # An escaped byte (\\123 or \\.) is one character of the label on the wire.
+        data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in data_labels]
     data = "".join(data_labels)
     longest = max(map(len, data_labels), default=0)
     suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
     return NameShape(".".join(reg), longest, data, suspicious)
 
 
-def _large_answer(answers: list[str]) -> str | None:
+def _large_answer(answers: list[object]) -> str | None:
     for a in answers:
+        if not isinstance(a, str):
+            continue
         kind, _, rest = a.partition(" ")
         if kind in ("NULL", "KEY") or kind.startswith("TYPE"):
             m = re.match(r"\((\d+) bytes\)", rest)
@@ -185,7 +189,8 @@ class DnsTunnelTracker:
         d.longest_label = max(d.longest_label, shape.longest_label)
         if shape.suspicious:
             d.max_entropy = max(d.max_entropy, shape.entropy)
-        answer = _large_answer([a for a in peek(meta, "dns_answers", []) if isinstance(a, str)])
+        answers = peek(meta, "dns_answers")
+        answer = _large_answer(answers) if isinstance(answers, (list, tuple)) else None
 
         reasons = []
         if d.suspicious >= AGG_SUSPICIOUS_NAMES and d.suspicious >= AGG_SUSPICIOUS_SHARE * d.unique:

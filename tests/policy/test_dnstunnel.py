@@ -39,6 +39,13 @@ def test_name_shape_separates_encoded_data_from_hostnames() -> None:
         assert shape is None or not shape.suspicious, ordinary
 
 
+def test_an_escaped_byte_is_one_character_of_its_label() -> None:
+    # the probe writes a non-printable byte as \\DDD (RFC 1035 5.1): one byte on the wire
+    shape = name_shape("a\\000b\\255.cd.example.com.")
+    assert shape is not None and shape.data == "axbxcd" and shape.longest_label == 4
+    assert shape.domain == "example.com"
+
+
 def test_one_socket_with_many_null_queries_is_high_at_once() -> None:
     tr = DnsTunnelTracker()
     v = tr.observe(dns("vaaaakardli.t.example.test.", "NULL", packets=40), "10.0.0.53:53", "53/udp")
