@@ -23,6 +23,7 @@ from typing import Any
 from .model import FlowRecord
 from .pipeline import CaptureError, Config, Setup, analyze_path
 from .policy.rules import endpoint, port_text
+from .report.safeopen import create_output
 from .report.servers import ServerInventory, is_server
 
 FORMAT_VERSION = 1
@@ -124,4 +125,5 @@ def baseline_document(inv: ServerInventory, captures: list[str]) -> dict[str, An
 
 
 def save_baseline(inv: ServerInventory, captures: list[str], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(baseline_document(inv, captures), indent=1) + "\n", encoding="utf-8")
+    with open(create_output(str(path)), "w", encoding="utf-8") as fh:  # a symbolic link is refused
+        fh.write(json.dumps(baseline_document(inv, captures), indent=1) + "\n")

@@ -23,6 +23,7 @@ from .bpf import BpfError
 from .pipeline import Config, Setup
 from .policy.config import PolicyError
 from .report.recordfile import OutputError, RecordFile
+from .report.safeopen import create_output
 from .sanitize import clean_text
 from .signatures import SignatureError
 from .tomlguard import check_signature_dirs
@@ -185,13 +186,14 @@ def quiet_collector() -> None:
 
 
 def open_output(stack: ExitStack, path: str | None, records: bool = False) -> TextIO:
-    """`path` opened for writing inside `stack`, or stdout when no path is given. With `records`
-    (jsonl, csv: one write() per record) a `RecordFile`, which a full disk leaves at a record boundary."""
+    """`path` opened for writing inside `stack` (never through a symbolic link: `create_output`), or
+    stdout when no path is given. With `records` (jsonl, csv: one write() per record) a `RecordFile`,
+    which a full disk leaves at a record boundary."""
     if not path:
         return sys.stdout
     try:
         if records:
             return stack.enter_context(RecordFile(path))  # type: ignore[return-value]
-        return stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
+        return stack.enter_context(open(create_output(path), "w", encoding="utf-8", newline=""))
     except OSError as exc:
         fail(f"{path}: {exc.strerror or exc}")

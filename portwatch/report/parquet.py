@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..model import FlowRecord
+from .safeopen import create_output
 from .schema import FLOW_COLUMNS
 
 ROW_GROUP = 8192
@@ -123,7 +124,13 @@ class ParquetWriter:
 
     def __init__(self, path: str | os.PathLike[str], compression: str = "zstd") -> None:
         self.path = os.fspath(path)
-        self._writer = pq.ParquetWriter(self.path, SCHEMA, compression=compression)
+        # Held until close() (the writer writes row groups into it); a symbolic link is refused.
+        self._file = open(create_output(self.path), "wb")  # noqa: SIM115
+        try:
+            self._writer = pq.ParquetWriter(self._file, SCHEMA, compression=compression)
+        except BaseException:
+            self._file.close()
+            raise
         self._buffer: list[dict[str, Any]] = []
         self.rows = 0
 
@@ -139,8 +146,11 @@ class ParquetWriter:
             self._buffer.clear()
 
     def close(self) -> None:
-        self.flush()
-        self._writer.close()
+        try:
+            self.flush()
+            self._writer.close()
+        finally:
+            self._file.close()
 
     def __enter__(self) -> ParquetWriter:
         return self

@@ -18,6 +18,8 @@ import os
 from bisect import bisect_right
 from itertools import accumulate
 
+from .safeopen import create_output
+
 BATCH_BYTES = 1 << 16
 
 
@@ -31,8 +33,7 @@ class RecordFile:
     def __init__(self, path: str, batch_bytes: int = BATCH_BYTES) -> None:
         self.name = path
         self.batch_bytes = batch_bytes
-        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
-                                      0o666)
+        self.fd: int | None = create_output(path)  # a symbolic link is refused, not followed
         self.committed = 0  # bytes on disk, every one part of a whole record
         self.records = 0  # whole records on disk
         self.failed: OutputError | None = None

@@ -64,8 +64,9 @@ def check_directory(st: os.stat_result, path: str) -> None:
 
 
 def open_output(path: str, *, read: bool = False, append: bool = True, regular_only: bool = True,
-                mode: int = 0o644, owner: tuple[int, int] | None = None) -> OpenedFile:
-    """Open (creating it if missing) `path` for writing, as the module docstring says."""
+                mode: int = 0o644, owner: tuple[int, int] | None = None, check_parent: bool = True) -> OpenedFile:
+    """Open (creating it if missing) `path` for writing, as the module docstring says. Without
+    `check_parent` the directory may be anyone's (`create_output`)."""
     path = os.fspath(path)
     parent, name = os.path.split(os.path.abspath(path))
     if not name:
@@ -75,7 +76,8 @@ def open_output(path: str, *, read: bool = False, append: bool = True, regular_o
     except OSError as exc:
         raise OutputPathError(exc.errno, exc.strerror or str(exc), path) from None
     try:
-        check_directory(os.fstat(dfd), parent)
+        if check_parent:
+            check_directory(os.fstat(dfd), parent)
         flags = (os.O_RDWR if read else os.O_WRONLY) | (os.O_APPEND if append else 0)
         flags |= _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         fd, created = _open_at(dfd, name, flags, mode, path)
@@ -98,6 +100,22 @@ def open_output(path: str, *, read: bool = False, append: bool = True, regular_o
             raise
         raise OutputPathError(exc.errno, exc.strerror or str(exc), path) from None
     return OpenedFile(path, fd, created, st.st_dev, st.st_ino)
+
+
+def create_output(path: str) -> int:
+    """A descriptor to write `path` from its start, for a file a command writes once (`analyze -o`,
+    `audit -o`, a baseline, Parquet): created if missing, else emptied. A symbolic link as the last
+    component is refused, never followed, and so is anything but a regular file with one link or a
+    character device such as /dev/null (`open_output`'s checks). The directory is not checked: the
+    user names it, and whoever else can write in it can plant nothing there that this follows."""
+    opened = open_output(path, append=False, regular_only=False, check_parent=False)
+    try:
+        if not opened.created and stat.S_ISREG(os.fstat(opened.fd).st_mode):
+            os.ftruncate(opened.fd, 0)
+    except OSError as exc:
+        os.close(opened.fd)
+        raise OutputPathError(exc.errno, exc.strerror or str(exc), path) from None
+    return opened.fd
 
 
 def _open_at(dfd: int, name: str, flags: int, mode: int, path: str) -> tuple[int, bool]:

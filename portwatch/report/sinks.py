@@ -63,7 +63,9 @@ def _parquet(path: str) -> Sink:
 def _sqlite(path: str) -> Sink:
     from .sqlite import SqliteWriter
 
-    return SqliteWriter(path)
+    # safe: the database and its -wal/-shm are opened first, never through a symbolic link, and
+    # SQLite must open those; the directory is the user's choice (as for every -o path)
+    return SqliteWriter(path, safe=True, check_parent=False)
 
 
 SINKS: dict[str, SinkFormat] = {f.name: f for f in (

@@ -48,10 +48,11 @@ failure the next attempt comes after a back-off (0.25 s doubling to 8 s). `failu
 wrong while it is; `close()` keeps trying for up to `patience` seconds, then counts what is left as
 lost.
 
-`safe=True` (the monitor, as root): the database and its -wal/-shm files are opened by
-`safeopen.open_output` first (no symbolic link followed, no directory writable by others), SQLite
-is then opened on the path, and every file SQLite opened is checked to be one of those (same
-device and inode); `owner` receives the files portwatch created.
+`safe=True` (the monitor, as root, and `analyze -o`): the database and its -wal/-shm files are
+opened by `safeopen.open_output` first (no symbolic link followed; with `check_parent`, the
+monitor's, no directory writable by others), SQLite is then opened on the path, and every file
+SQLite opened is checked to be one of those (same device and inode); `owner` receives the files
+portwatch created.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class SqliteWriter:
     def __init__(
         self, path: str | os.PathLike[str], *, busy_timeout: float = 0.25, patience: float = 30.0,
         max_pending: int = MAX_PENDING, safe: bool = False, owner: tuple[int, int] | None = None,
-        open_timeout: float = 10.0,
+        open_timeout: float = 10.0, check_parent: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
@@ -139,7 +140,8 @@ class SqliteWriter:
         if safe:
             try:
                 for suffix in ("", "-wal", "-shm"):
-                    self._held.append(open_output(self.path + suffix, read=True, append=False, owner=owner))
+                    self._held.append(open_output(self.path + suffix, read=True, append=False, owner=owner,
+                                                  check_parent=check_parent))
             except OutputPathError:
                 self._release()
                 raise
