@@ -22,7 +22,7 @@ import click
 from .bpf import BpfError
 from .pipeline import Config, Setup
 from .policy.config import PolicyError
-from .report.recordfile import OutputError, RecordFile
+from .report.recordfile import OutputError, RecordFile, StdoutRecords
 from .report.safeopen import create_output
 from .sanitize import clean_text
 from .signatures import SignatureError
@@ -188,8 +188,11 @@ def quiet_collector() -> None:
 def open_output(stack: ExitStack, path: str | None, records: bool = False) -> TextIO:
     """`path` opened for writing inside `stack` (never through a symbolic link: `create_output`), or
     stdout when no path is given. With `records` (jsonl, csv: one write() per record) a `RecordFile`,
-    which a full disk leaves at a record boundary."""
+    which a full disk leaves at a record boundary, or stdout's bytes (`StdoutRecords`) unless it is
+    a terminal."""
     if not path:
+        if records and not sys.stdout.isatty() and hasattr(sys.stdout, "buffer"):
+            return StdoutRecords(sys.stdout)  # type: ignore[return-value]
         return sys.stdout
     try:
         if records:

@@ -17,6 +17,7 @@ import contextlib
 import os
 from bisect import bisect_right
 from itertools import accumulate
+from typing import BinaryIO, TextIO
 
 from .safeopen import create_output
 
@@ -120,6 +121,36 @@ class RecordFile:
         if self.fd is None:
             raise ValueError("closed file")
         return self.fd
+
+
+class StdoutRecords:
+    """Standard output (a pipe or a file, not a terminal) for whole records, as bytes: the jsonl and
+    eve sinks hand it their encoded lines (`write_bytes`), not decoded to text and encoded back;
+    text (csv, tables) is written as UTF-8, as `RecordFile` writes it. The stream's errors (a closed
+    pipe) are the stream's, as for any write to stdout."""
+
+    name = "<stdout>"
+
+    def __init__(self, text: TextIO) -> None:
+        text.flush()  # what was written as text comes first
+        self._buffer: BinaryIO = text.buffer
+
+    def write(self, record: str) -> int:
+        self._buffer.write(record.encode("utf-8", errors="surrogateescape"))
+        return len(record)
+
+    def write_bytes(self, data: bytes) -> int:
+        self._buffer.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._buffer.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
 
 
 def append_whole(fd: int, data: bytes) -> None:

@@ -5,12 +5,16 @@ its bytes. A regular file is replaced, and a character device such as /dev/null 
 
 from __future__ import annotations
 
+import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from _kit import CAPTURES, SERVICES, run
 
+from portwatch.report.recordfile import StdoutRecords
 from portwatch.report.safeopen import OutputPathError, create_output
 
 CAPTURE = str(CAPTURES / "ssh-443.pcap")
@@ -77,3 +81,25 @@ def test_create_output_refuses_a_hard_link_and_a_directory(tmp_path: Path):
     fd = create_output(str(tmp_path / "new"))
     os.close(fd)
     assert (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+def test_records_on_standard_output_are_the_bytes_of_the_file(fmt, tmp_path: Path):
+    # a pipe, not a terminal: the records go to stdout's bytes (StdoutRecords), as into a -o file
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "portwatch", "analyze", *SERVICES, "--quiet", "--format", fmt, CAPTURE]
+    piped = subprocess.run(base, capture_output=True, check=False)
+    filed = subprocess.run([*base, "-o", str(out)], capture_output=True, check=False)
+    assert piped.returncode == filed.returncode == 1  # the capture's findings
+    assert piped.stdout and piped.stdout == out.read_bytes()
+
+
+def test_stdout_records_keep_earlier_text_first_and_write_utf8():
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, encoding="ascii", newline="")
+    text.write("header\n")
+    out = StdoutRecords(text)
+    out.write_bytes(b'{"a":"\xc3\xa4"}\n')
+    out.write("caf\u00e9 \udcff\n")  # UTF-8 whatever the text layer's encoding; surrogateescape'd byte back
+    out.flush()
+    assert raw.getvalue() == b'header\n{"a":"\xc3\xa4"}\ncaf\xc3\xa9 \xff\n'
