@@ -99,9 +99,8 @@ class Setup:
 
 def complete_record(rec: FlowRecord, setup: Setup) -> FlowRecord:
     """A record as the core built it (`record_type=FlowRecord`: `assigned` and `findings` empty)
-    with `assigned` as the services database says, the duration to the microsecond, and findings."""
+    with `assigned` as the services database says, and findings."""
     rec.assigned = setup.services.names(rec.dst_port, rec.transport)
-    rec.duration = round(rec.duration, 6)
     rec.findings = evaluate(rec, setup.ctx)
     return rec
 

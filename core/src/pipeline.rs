@@ -1095,7 +1095,8 @@ impl Tracker {
                 &server_ip,
                 flow.server_port(),
             ),
-            duration: flow.ts_end() - flow.ts_start,
+            // To the microsecond, as Python's round(x, 6) gives it (the schema's duration).
+            duration: tunnel::pyfmt::round_to(flow.ts_end() - flow.ts_start, 6),
             state: flow.history.state(),
             history: flow.history.history(),
             ts_start: flow.ts_start,
@@ -1237,8 +1238,11 @@ mod tests {
         // No pure ACK from the server: no 'a'.
         assert_eq!((r.state, r.history.as_str()), ("SF", "ShADdFf"));
         assert_eq!(r.flow_id, 1);
-        assert!((r.duration - 0.7).abs() < 1e-9, "{}", r.duration);
-        assert_eq!(r.duration, r.ts_end - r.ts_start);
+        assert_eq!(r.duration, 0.7);
+        assert_eq!(
+            r.duration,
+            crate::tunnel::pyfmt::round_to(r.ts_end - r.ts_start, 6)
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct FlowRecord {
     pub flow_id: u64,
     /// Community ID v1, seed 0.
     pub community_id: String,
-    /// ts_end - ts_start.
+    /// ts_end - ts_start to the microsecond (Python's `round(x, 6)`).
     pub duration: f64,
     /// Zeek's conn_state and history (see flow::conn_state).
     pub state: &'static str,

@@ -7,9 +7,11 @@ is an error raised in Python, not a crash."""
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import pytest
+from pcapkit import ether, udp_exchange, write_pcap
 
 from portwatch import _core
 from portwatch.model import FlowRecord
@@ -64,6 +66,23 @@ def test_instances_hold_each_field_with_its_type_and_lists_of_their_own(capture,
     records[0].meta["x"] = 1
     assert all(r.assigned == [] and r.findings == [] for r in records[1:])
     assert [r.meta.copy() for r in records[1:]] == before
+
+
+def test_the_core_gives_the_duration_to_the_microsecond_as_pythons_round(tmp_path: Path, core):
+    # nanosecond timestamps at random: durations whose seventh decimal is anything, ties included
+    config, setup = core
+    rng = random.Random(15)
+    frames = []
+    for i in range(300):
+        start = 1_700_000_000 + i + rng.randrange(10**9) / 10**9
+        gap = rng.choice([rng.randrange(10**9) / 10**9, rng.randrange(10**4) * 5e-7, 0.0])
+        a, b = udp_exchange([(True, b"ping"), (False, b"pong")], sport=20000 + i, dport=9999)
+        frames += [(start, ether(a)), (start + gap, ether(b))]
+    path = write_pcap(tmp_path / "durations.pcap", sorted(frames), nano=True)
+    records = _records(path, config, setup, FlowRecord)
+    assert len(records) == 300
+    for rec in records:
+        assert rec.duration == round(rec.ts_end - rec.ts_start, 6), (rec.ts_start, rec.ts_end)
 
 
 def test_the_pipeline_rounds_the_duration_and_fills_assigned(core):
