@@ -82,27 +82,22 @@ fn findings(
 ) -> Written {
     let py = obj.py();
     let list = obj.cast_exact::<PyList>().map_err(|_| Unsupported)?;
+    let keys = [
+        (&b"{\"kind\":"[..], intern!(py, "kind")),
+        (&b",\"severity\":"[..], intern!(py, "severity")),
+        (&b",\"message\":"[..], intern!(py, "message")),
+    ];
     out.push(b'[');
     for (i, f) in list.iter().enumerate() {
         if !f.get_type().is(finding_type) {
             return Err(Unsupported);
         }
-        out.extend_from_slice(if i > 0 { b",{" } else { b"{" });
-        for (j, name) in [
-            intern!(py, "kind"),
-            intern!(py, "severity"),
-            intern!(py, "message"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if j > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, name.to_str().map_err(|_| Unsupported)?)
-                .map_err(|_| Unsupported)?;
-            out.push(b':');
-            scalar(out, &f.getattr(name).map_err(|_| Unsupported)?)?;
+        if i > 0 {
+            out.push(b',');
+        }
+        for (key, attr) in &keys {
+            out.extend_from_slice(key);
+            scalar(out, &f.getattr(*attr).map_err(|_| Unsupported)?)?;
         }
         out.push(b'}');
     }

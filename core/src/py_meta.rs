@@ -64,9 +64,7 @@ impl PyMeta {
             }
         }
     }
-}
 
-impl PyMeta {
     /// The JSON object of the core's map (see `json()`) appended to `out`; false once it is a
     /// dict, with nothing appended.
     pub(crate) fn append_json(&self, out: &mut Vec<u8>) -> PyResult<bool> {
