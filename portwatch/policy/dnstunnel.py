@@ -46,6 +46,7 @@ NOT_RESOLUTION = frozenset({"mdns", "llmnr", "netbios-ns"})
 # of the Public Suffix List, which portwatch does not ship.
 _SLD = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gob", "mil", "nic"})
 _ESCAPE = re.compile(r"\\(\d{3}|.)")
+_LARGE_KINDS_INITIALS = frozenset("NKTC")
 
 
 class NameShape(NamedTuple):
@@ -82,29 +83,38 @@ def _char_entropy(text: str) -> float:
 
 def registered_domain(labels: list[str]) -> list[str]:
     """The labels of the registered domain (example.com, example.co.uk) at the end of `labels`."""
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SLD:
-        return labels[-3:]
-    return labels[-2:]
+    return labels[-_registered_labels(labels):]
+
+
+def _registered_labels(labels: list[str]) -> int:
+    return 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SLD else 2
 
 
 def name_shape(name: str) -> NameShape | None:
-    raw = list(filter(None, name.lower().rstrip(".").split(".")))
-    if len(raw) < 2:
+    # Runs for every DNS record the policy reads: one pass of str methods, no filter object, and
+    # the common name of one short data label decided without the entropy.
+    labels = name.lower().rstrip(".").split(".")
+    if "" in labels:
+        labels = [lab for lab in labels if lab]
+    count = len(labels)
+    if count < 2:
         return None
-    reg = registered_domain(raw)
-    data_labels = raw[: len(raw) - len(reg)]
+    split = count - _registered_labels(labels)
+    data_labels = labels[:split]
     if "\\" in name:
         # An escaped byte (\\123 or \\.) is one character of the label on the wire.
         data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in data_labels]
     data = "".join(data_labels)
-    longest = max(map(len, data_labels), default=0)
+    longest = max(map(len, data_labels)) if data_labels else 0
     suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
-    return NameShape(".".join(reg), longest, data, suspicious)
+    return NameShape(".".join(labels[split:]), longest, data, suspicious)
 
 
 def _large_answer(answers: list[object]) -> str | None:
     for a in answers:
-        if not isinstance(a, str):
+        # Only NULL, KEY, TYPEnnn, TXT and CNAME answers can be large: the rest (A, AAAA...) are
+        # passed over on their first letter.
+        if not isinstance(a, str) or a[:1] not in _LARGE_KINDS_INITIALS:
             continue
         kind, _, rest = a.partition(" ")
         if kind in ("NULL", "KEY") or kind.startswith("TYPE"):
@@ -146,6 +156,33 @@ class DnsVerdict:
 
 
 @dataclass(slots=True)
+class DnsSignal:
+    """What one DNS flow showed (`DnsTunnelTracker.account`): the reasons to call its domain a
+    tunnel, or the marks of data carried in DNS seen once."""
+
+    client: str
+    qname: str
+    qtype: str
+    shape: NameShape
+    answer: str | None
+    reasons: list[str]
+
+    def verdict(self, server: str, where: str) -> DnsVerdict:
+        client, qname, answer = self.client, self.qname, self.answer
+        if self.reasons:
+            extra = f"; {answer}" if answer else ""
+            return DnsVerdict("high", f"DNS to {server} on {where} looks like a tunnel (iodine/dns2tcp style) "
+                              f"from client {client}: {'; '.join(self.reasons)}{extra} [query: {qname}]")
+        # an encoded-looking query name is what exfiltration sends; a long answer alone is
+        # common (CDN CNAME chains, SPF/DKIM TXT), so it is only a note until it comes in volume
+        suspicious = self.shape.suspicious
+        why = self.shape.describe() if suspicious else answer
+        return DnsVerdict("low" if suspicious else "info",
+                          f"DNS query from {client} to {server} on {where} has the shape of data carried in "
+                          f"DNS ({why}); not yet seen in volume [query: {qname}, {self.qtype}]")
+
+
+@dataclass(slots=True)
 class DnsTunnelTracker:
     domains: OrderedDict[str, _Domain] = field(default_factory=OrderedDict)
     evicted: int = 0
@@ -156,6 +193,13 @@ class DnsTunnelTracker:
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
+        found = self.account(rec)
+        return None if found is None else found.verdict(server, where)
+
+    def account(self, rec: FlowRecord) -> DnsSignal | None:
+        """Account one DNS flow; what it showed when it, or its domain so far, looks like a
+        tunnel (`DnsSignal.verdict` words it). Most flows show nothing, and for them no text is
+        made: the policy names the server and its port only for a flow that has something."""
         if rec.protocol != "dns" or not NOT_RESOLUTION.isdisjoint(rec.assigned):
             return None
         meta = rec.meta
@@ -169,10 +213,11 @@ class DnsTunnelTracker:
         unusual = _unusual(qtype)
         queries = max(rec.packets_c2s, 1)
         flow_key = (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port, rec.ts_start)
-        counted = self.flows.pop(flow_key, 0)
-        self.flows[flow_key] = queries
-        if len(self.flows) > MAX_DOMAINS:
-            self.flows.popitem(last=False)
+        flows = self.flows
+        counted = flows.pop(flow_key, 0)
+        flows[flow_key] = queries
+        if len(flows) > MAX_DOMAINS:
+            flows.popitem(last=False)
         new_queries = max(queries - counted, 0)
         d = self._domain(shape.domain)
         key = hash(qname.lower())
@@ -186,7 +231,8 @@ class DnsTunnelTracker:
         d.qtypes[qtype] = d.qtypes.get(qtype, 0) + new_queries
         if unusual:
             d.unusual_queries += new_queries
-        d.longest_label = max(d.longest_label, shape.longest_label)
+        if shape.longest_label > d.longest_label:
+            d.longest_label = shape.longest_label
         if shape.suspicious:
             d.max_entropy = max(d.max_entropy, shape.entropy)
         answers = peek(meta, "dns_answers")
@@ -202,19 +248,9 @@ class DnsTunnelTracker:
         if queries >= FLOW_QUERIES and (unusual or shape.suspicious or answer):
             reasons.append(f"one client socket sent {queries} queries ({qtype or '?'} for names under "
                            f"{shape.domain})")
-        client = rec.src_ip
-        if reasons:
-            extra = f"; {answer}" if answer else ""
-            return DnsVerdict("high", f"DNS to {server} on {where} looks like a tunnel (iodine/dns2tcp style) "
-                              f"from client {client}: {'; '.join(reasons)}{extra} [query: {qname}]")
-        if shape.suspicious or answer:
-            # an encoded-looking query name is what exfiltration sends; a long answer alone is
-            # common (CDN CNAME chains, SPF/DKIM TXT), so it is only a note until it comes in volume
-            why = shape.describe() if shape.suspicious else answer
-            return DnsVerdict("low" if shape.suspicious else "info",
-                              f"DNS query from {client} to {server} on {where} has the shape of data carried in "
-                              f"DNS ({why}); not yet seen in volume [query: {qname}, {qtype}]")
-        return None
+        if not reasons and not shape.suspicious and not answer:
+            return None
+        return DnsSignal(rec.src_ip, qname, qtype, shape, answer, reasons)
 
     def _domain(self, name: str) -> _Domain:
         d = self.domains.get(name)

@@ -188,15 +188,15 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         server = where = None  # said only when a rule below speaks
     else:
         server, where = _port_and_service_rules(record, ctx, out, add)
-    proto = record.protocol
+    # The tracker's own first test is the protocol: nothing else reaches it.
+    dns = ctx.dns.account(record) if record.protocol == "dns" else None
     conflicts = record.meta.get("tcp_overlap_conflicts")
-    if server is None and (proto == "dns" or conflicts):
+    if server is None and (dns is not None or conflicts):
         server = endpoint(record.dst_ip, record.dst_port)
         where = port_text(record.assigned, record.dst_port, record.transport, ctx.services.registry)
-    if proto == "dns":  # the tracker's own first test: nothing else reaches it
-        dns = ctx.dns.observe(record, server, where)  # type: ignore[arg-type]
-        if dns is not None:
-            add("dns-tunnel", dns.message, dns.severity)
+    if dns is not None:
+        verdict = dns.verdict(server, where)  # type: ignore[arg-type]
+        add("dns-tunnel", verdict.message, verdict.severity)
     if conflicts:
         client = endpoint(record.src_ip, record.src_port)
         add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "

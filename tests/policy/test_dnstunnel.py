@@ -97,3 +97,24 @@ def test_a_flow_reported_twice_counts_its_queries_once() -> None:
     tr.observe(late, "s", "w")
     d = tr.domains["tun.example"]
     assert d.queries == 8 and d.unusual_queries == 8 and d.unique == 1
+
+
+def test_account_counts_every_flow_but_speaks_only_for_those_with_marks() -> None:
+    rng = random.Random(9)
+    tr = DnsTunnelTracker()
+    assert tr.account(dns("www.example.com.")) is None  # counted, nothing to word
+    assert tr.domains["example.com"].queries == 1
+    signal = tr.account(dns(f"{encoded(rng)}.t.example.com.", i=1))
+    assert signal is not None and signal.shape.suspicious and not signal.reasons
+    verdict = signal.verdict("10.0.0.53:53", "53/udp (/etc/services: domain)")
+    assert verdict.severity == "low"
+    assert "to 10.0.0.53:53 on 53/udp (/etc/services: domain)" in verdict.message
+    assert tr.domains["example.com"].unique == 2
+
+
+def test_name_shape_drops_empty_labels_and_keeps_the_registered_domain() -> None:
+    shape = name_shape("A..Bc.example.co.uk.")
+    assert shape is not None
+    assert (shape.domain, shape.data, shape.longest_label) == ("example.co.uk", "abc", 2)
+    assert name_shape("..com.") is None
+    assert name_shape("example.com").data == ""
