@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use _core::ahead::Analysis;
 use _core::detect::builtin::BUILTIN;
 use _core::detect::engine::Engine;
 use _core::detect::signature::load_texts_and;
@@ -45,7 +46,7 @@ fn main() {
     let mut reader = CaptureReader::open(&path).expect("capture opens");
     let start = std::time::Instant::now();
     let mut flows = 0usize;
-    let mut packets = 0u64;
+    let packets;
     if workers > 1 {
         let mut p = ParallelAnalyzer::new(
             Config::default(),
@@ -77,13 +78,15 @@ fn main() {
             Arc::new(KnownPorts::default()),
             None,
         );
-        while let Some(rec) = reader.next_record() {
-            analyzer.packet(rec.ts, rec.linktype, rec.data);
-            packets += 1;
-            if packets.is_multiple_of(65536) {
-                flows += emit(&mut analyzer.flows.finished);
+        // As `Ahead` reads for Python: a batch of frames at a time.
+        loop {
+            let (mut recs, done) = analyzer.read(&mut reader, 65536);
+            flows += emit(&mut recs);
+            if done {
+                break;
             }
         }
+        packets = analyzer.flows.stats.packets;
         // As Python drains: a slice at a time, so a full table's records never exist at once.
         while !analyzer.drain_some(256) {
             flows += emit(&mut analyzer.flows.finished);
