@@ -253,6 +253,15 @@ impl FlowMeta {
         self.frozen.is_some()
     }
 
+    /// Whether `freeze` would give memory back: a live map, or a frozen one's decoded copy.
+    pub fn would_shrink(&self) -> bool {
+        match (&self.live, &self.frozen) {
+            (Some(_), _) => true,
+            (None, Some(f)) => f.read.get().is_some(),
+            (None, None) => false,
+        }
+    }
+
     /// The map will not grow for a while: keep it as one buffer. A map that cannot be encoded
     /// (nested deeper than `MAX_FROZEN_DEPTH`) only gives back its spare room.
     pub fn freeze(&mut self) {

@@ -35,7 +35,7 @@ pub struct Config {
     pub idle_dns: f64,
     /// A closed TCP flow stays this long to absorb its last ACKs before it is reported.
     pub linger: f64,
-    /// Capture seconds between idle sweeps (each is O(live flows)).
+    /// Capture seconds between idle sweeps (each looks at the flows its timer queue brings up).
     pub sweep_interval: f64,
     /// Give up classifying after this many payload packets (nDPI-like).
     pub max_payload_packets: u32,
@@ -46,6 +46,13 @@ pub struct Config {
     pub shard_count: u32,
     /// Payload packets kept in `meta.shape` (bounded by `shape::MAX_SHAPE_PACKETS`).
     pub shape_packets: usize,
+}
+
+/// A timer entry's time brought forward by a margin: the sweep checks the flow itself with
+/// `now - a >= b`, and an entry at `a + b` as rounded could otherwise come up a sweep late.
+/// An early entry only costs a look.
+fn early(at: f64) -> f64 {
+    at - (1e-3 + at.abs() * 1e-12)
 }
 
 impl Default for Config {
@@ -467,6 +474,9 @@ impl Tracker {
             }
         };
         let flow = self.table.get_mut(id);
+        // Capture times that step back can bring a flow's idle timeout forward.
+        let stepped_back = ts < flow.ts_end();
+        let stamp = flow.stamp;
         let side = &mut flow.sides[d];
         side.ts = ts;
         side.pkts += 1;
@@ -487,6 +497,71 @@ impl Tracker {
         }
         if is_tcp && flags & 5 != 0 {
             self.tcp_close(id, d, flags, ts);
+        }
+        if self.table.is_current(id, stamp) {
+            self.watch_facts(id, stepped_back);
+        }
+    }
+
+    /// After a packet of flow `id`: schedule the flow again if its timeout may have moved
+    /// earlier, or if it is inspected and its facts, which the sweep freezes once the flow is
+    /// quiet, could shrink while no entry is queued to bring it up for that.
+    fn watch_facts(&mut self, id: FlowId, stepped_back: bool) {
+        let flow = self.table.get(id);
+        if stepped_back || (flow.inspecting && !flow.freeze_queued && flow.meta.would_shrink()) {
+            self.reschedule(id);
+        }
+    }
+
+    /// Queue flow `id` for the sweep at `next_check`.
+    fn reschedule(&mut self, id: FlowId) {
+        let (at, freeze) = self.next_check(self.table.get(id));
+        let flow = self.table.get_mut(id);
+        flow.freeze_queued |= freeze;
+        self.table.schedule(id, at);
+    }
+
+    /// When the sweep must next look at `flow`, early rather than late (`early`): the first
+    /// time its linger or idle timeout could fall due, or, while it is inspected and freezing
+    /// its facts would give memory back, once it has been quiet a sweep interval (then true).
+    fn next_check(&self, flow: &Flow) -> (f64, bool) {
+        let c = &self.config;
+        let end = flow.ts_end();
+        let timeout = match flow.closed_at {
+            Some(at) => at + c.linger,
+            None if flow.is_tcp() => end + c.idle_tcp,
+            // A datagram flow not yet classified may yet be found to be DNS, whose timeout
+            // is shorter; a classified one keeps its protocol.
+            None if flow.decision.is_none() => end + c.idle_udp.min(c.idle_dns),
+            None => end + self.datagram_idle(flow),
+        };
+        let quiet = end + c.sweep_interval;
+        if flow.inspecting && flow.meta.would_shrink() && (quiet < timeout || timeout.is_nan()) {
+            (early(quiet), true)
+        } else {
+            (early(timeout), false)
+        }
+    }
+
+    /// Why the sweep at `now` ends `flow`, if it does.
+    fn timed_out(&self, flow: &Flow, now: f64) -> Option<&'static str> {
+        let c = &self.config;
+        if let Some(at) = flow.closed_at {
+            return (now - at >= c.linger).then_some("closed");
+        }
+        let idle = if flow.is_tcp() {
+            c.idle_tcp
+        } else {
+            self.datagram_idle(flow)
+        };
+        (now - flow.ts_end() >= idle).then_some("idle")
+    }
+
+    fn datagram_idle(&self, flow: &Flow) -> f64 {
+        if flow.decision.as_ref().is_some_and(|d| d.protocol == "dns") {
+            self.config.idle_dns
+        } else {
+            self.config.idle_udp
         }
     }
 
@@ -523,7 +598,9 @@ impl Tracker {
         } else {
             flow.expected = self.expect.take(&key, ts).map(Box::new);
         }
-        self.table.insert(flow)
+        let id = self.table.insert(flow);
+        self.reschedule(id);
+        id
     }
 
     /// A control connection's packet (FTP, SIP, RTSP: the signature `announces`): the
@@ -587,6 +664,7 @@ impl Tracker {
             flow.closed_at = Some(ts);
             let settle = flow.inspecting && !flow.rst;
             self.table.mark_closed(id, self.pkt);
+            self.reschedule(id);
             // After both FINs no data may follow: settle now. A RST is only the sender's word
             // (an end host ignores one with a bad sequence number: Ptacek & Newsham's
             // insertion), so the verdict waits for the linger time.
@@ -615,47 +693,43 @@ impl Tracker {
         let interval = self.config.sweep_interval;
         let boundary = (ts / interval).floor() * interval;
         if self.swept {
-            self.expire(boundary);
             // A flow still inspected but quiet (an answered DNS flow waits out its idle
             // timeout) keeps its facts frozen until it speaks again.
-            self.table.freeze_quiet(boundary - interval);
+            self.expire(boundary, Some(boundary - interval));
         }
         self.swept = true;
         self.next_sweep = boundary + interval;
     }
 
-    fn expire(&mut self, now: f64) {
-        let c = &self.config;
-        let (idle_tcp, idle_udp, idle_dns, linger) = (c.idle_tcp, c.idle_udp, c.idle_dns, c.linger);
-        for (id, stamp) in self.table.ids_in_order() {
+    /// End the flows whose timeout is due at `now`, in the order they began; freeze the facts
+    /// of those still inspected but quiet since `freeze_before`. Only the flows the timer queue
+    /// brings up are looked at.
+    fn expire(&mut self, now: f64, freeze_before: Option<f64>) {
+        for (id, stamp) in self.table.take_due(now) {
             if !self.table.is_current(id, stamp) {
                 continue;
             }
+            self.table.get_mut(id).freeze_queued = false;
             let flow = self.table.get(id);
-            if let Some(at) = flow.closed_at {
-                if now - at >= linger {
-                    self.remove(id, "closed", (0.0, flow.created));
-                }
+            if let Some(reason) = self.timed_out(flow, now) {
+                let created = flow.created;
+                self.remove(id, reason, (0.0, created));
                 continue;
             }
-            let idle = if flow.is_tcp() {
-                idle_tcp
-            } else if flow.decision.as_ref().is_some_and(|d| d.protocol == "dns") {
-                idle_dns
-            } else {
-                idle_udp
-            };
-            if now - flow.ts_end() >= idle {
-                let created = flow.created;
-                self.remove(id, "idle", (0.0, created));
+            if let Some(before) = freeze_before {
+                let flow = self.table.get_mut(id);
+                if flow.inspecting && flow.ts_end() < before {
+                    flow.meta.freeze();
+                }
             }
+            self.reschedule(id);
         }
     }
 
     /// Expire idle flows as of `now` (the monitor's wall clock: a silent link still ends its
     /// flows between packets).
     pub fn expire_idle(&mut self, now: f64) {
-        self.expire(now);
+        self.expire(now, None);
     }
 
     /// The active timeout: every flow no longer inspected, not closed, and older than `active`
@@ -1289,6 +1363,110 @@ mod tests {
             recs.iter().map(|r| r.flow_id).collect::<Vec<_>>(),
             vec![1, 2]
         );
+    }
+
+    /// Source ports of the flows ended so far, with their `end_reason`.
+    fn ended(a: &Analyzer) -> Vec<(u16, String)> {
+        a.flows
+            .finished
+            .iter()
+            .map(|r| {
+                let why = r
+                    .meta
+                    .get("end_reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                (r.src_port, why.to_string())
+            })
+            .collect()
+    }
+
+    /// One datagram from 10.0.0.1:`sport` to 10.0.0.2:`dport` (or back, `reply`).
+    fn datagram(a: &mut Analyzer, ts: f64, sport: u16, dport: u16, reply: bool, payload: &[u8]) {
+        let (c, s) = (([10, 0, 0, 1], sport), ([10, 0, 0, 2], dport));
+        let (src, dst) = if reply { (s, c) } else { (c, s) };
+        a.packet(ts, 1, &frame(UDP, src, dst, 0, 0, payload));
+    }
+
+    #[test]
+    fn idle_flows_end_at_the_sweep_their_timeout_falls_due_in_the_order_they_began() {
+        let mut a = analyzer();
+        for (i, ts) in [0.5, 0.6, 0.7].into_iter().enumerate() {
+            datagram(&mut a, ts, 3000 + i as u16, 9999, false, b"x");
+        }
+        datagram(&mut a, 30.0, 3000, 9999, false, b"y"); // the first speaks again: due at 90
+        datagram(&mut a, 60.9, 4000, 9999, false, b"t"); // before the sweep at 61
+        assert!(a.flows.finished.is_empty());
+        datagram(&mut a, 61.2, 4000, 9999, false, b"t");
+        let idle = |ports: &[u16]| {
+            ports
+                .iter()
+                .map(|&p| (p, "idle".to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ended(&a), idle(&[3001, 3002]));
+        datagram(&mut a, 89.5, 4001, 9999, false, b"t");
+        assert_eq!(ended(&a).len(), 2);
+        datagram(&mut a, 90.0, 4001, 9999, false, b"t"); // the sweep at 90: 90 - 30 >= 60
+        assert_eq!(ended(&a), idle(&[3001, 3002, 3000]));
+    }
+
+    #[test]
+    fn a_datagram_flow_found_to_be_dns_ends_after_the_dns_timeout() {
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+        let mut a = analyzer();
+        datagram(&mut a, 0.5, 5353, 53, false, query);
+        datagram(&mut a, 11.0, 4000, 9999, false, b"t");
+        assert_eq!(ended(&a), vec![(5353, "idle".to_string())]);
+    }
+
+    #[test]
+    fn capture_times_that_step_back_bring_a_timeout_forward() {
+        let mut a = analyzer();
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+        a.packet(5.0, 1, &frame(TCP, c, s, ACK, 1, b""));
+        a.packet(304.0, 1, &frame(TCP, s, c, ACK, 1, b""));
+        // The sweep at 305 finds the flow active at 304: its next look is at 604.
+        datagram(&mut a, 305.5, 4000, 9999, false, b"t");
+        // The server's side steps back to 6: the flow's last packet is now at 6, due at 306.
+        a.packet(6.0, 1, &frame(TCP, s, c, ACK, 1, b""));
+        datagram(&mut a, 305.9, 4000, 9999, false, b"t");
+        assert!(ended(&a).is_empty());
+        datagram(&mut a, 306.5, 4000, 9999, false, b"t"); // the sweep at 306: 306 - 6 >= 300
+        assert_eq!(ended(&a), vec![(40000, "idle".to_string())]);
+    }
+
+    #[test]
+    fn an_inspected_flow_quiet_a_sweep_interval_gives_its_facts_memory_back_each_time() {
+        let mut a = analyzer();
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+        a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1000, b""));
+        a.packet(1.1, 1, &frame(TCP, s, c, SYN | ACK, 5000, b""));
+        let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        a.packet(1.2, 1, &frame(TCP, c, s, PSH | ACK, 1001, get));
+        let (id, _) = a.flows.table.ids_in_order()[0];
+        let flow = |a: &Analyzer| {
+            let f = a.flows.table.get(id);
+            (f.inspecting, f.meta.is_frozen(), f.meta.would_shrink())
+        };
+        assert_eq!(flow(&a), (true, false, true)); // facts gathered, a live map
+        let tick = |a: &mut Analyzer, ts: f64| datagram(a, ts, 4000, 9999, false, b"t");
+        tick(&mut a, 2.5); // the sweep at 2: quiet since 1.2, not yet a second
+        assert_eq!(flow(&a), (true, false, true));
+        tick(&mut a, 3.5); // the sweep at 3: 1.2 < 3 - 1
+        assert_eq!(flow(&a), (true, true, false));
+        // A second request is read against the frozen facts, which leaves a decoded copy.
+        let more = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+        a.packet(
+            3.6,
+            1,
+            &frame(TCP, c, s, PSH | ACK, 1001 + get.len() as u32, more),
+        );
+        assert_eq!(flow(&a), (true, true, true));
+        tick(&mut a, 4.5);
+        assert_eq!(flow(&a), (true, true, true));
+        tick(&mut a, 5.5); // the sweep at 5: 3.6 < 5 - 1
+        assert_eq!(flow(&a), (true, true, false));
     }
 
     #[test]

@@ -5,5 +5,6 @@ pub mod expect;
 pub mod reassembly;
 pub mod shape;
 pub mod table;
+pub mod timers;
 
 pub use table::{Flow, FlowId, FlowTable, Key};

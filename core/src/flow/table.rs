@@ -17,6 +17,7 @@ use hashbrown::HashMap;
 use super::conn_state::ConnHistory;
 use super::reassembly::StreamBuffer;
 use super::shape::Shape;
+use super::timers::TimerQueue;
 use crate::decode::{Addr, Encap, TCP};
 use crate::detect::engine::Decision;
 use crate::meta::FlowMeta;
@@ -152,6 +153,9 @@ pub struct Flow {
     /// Bytes came since the upgrades were last worked out.
     pub upgrades_stale: bool,
     pub inspecting: bool,
+    /// The timer queue holds an entry that brings this flow up once it has been quiet a sweep
+    /// interval, to freeze its facts (`Tracker::watch_facts`).
+    pub freeze_queued: bool,
     pub isn: [Option<u32>; 2],
     pub buffers: Option<Box<Buffers>>,
     /// Overlap conflicts counted before the buffers were released.
@@ -207,6 +211,7 @@ impl Flow {
             reported: false,
             upgrades_stale: false,
             inspecting: true,
+            freeze_queued: false,
             isn: [None, None],
             buffers: Some(Box::default()),
             anomalies: 0,
@@ -369,6 +374,8 @@ pub struct FlowTable {
     order: VecDeque<(FlowId, u64)>,
     /// Closed TCP flows, earliest close first.
     closed: BinaryHeap<Reverse<Closing>>,
+    /// When each flow's timeouts may next fall due (see `super::timers`).
+    timers: TimerQueue,
     live: usize,
     next_stamp: u64,
     pub evicted: u64,
@@ -385,6 +392,7 @@ impl FlowTable {
             last: None,
             order: VecDeque::new(),
             closed: BinaryHeap::new(),
+            timers: TimerQueue::default(),
             live: 0,
             next_stamp: 0,
             evicted: 0,
@@ -522,17 +530,27 @@ impl FlowTable {
 
     pub fn clear_closed(&mut self) {
         self.closed.clear();
+        self.timers.clear();
     }
 
-    /// Freeze the metadata of the flows still inspected that saw no packet since `before`
-    /// (the others' is frozen already, or growing): a write thaws it again. O(slots), for the
-    /// sweep.
-    pub fn freeze_quiet(&mut self, before: f64) {
-        for flow in self.slab.chunks.iter_mut().flatten().flatten() {
-            if flow.inspecting && flow.ts_end() < before {
-                flow.meta.freeze();
-            }
+    /// Look at flow `id` again at the first sweep at or after `at` (see `super::timers`).
+    pub fn schedule(&mut self, id: FlowId, at: f64) {
+        let stamp = self.get(id).stamp;
+        self.timers.schedule(at, id, stamp);
+        // Entries of removed flows and earlier schedules go when they come due; compact when
+        // they outnumber the live flows.
+        if self.timers.len() > 64 && self.timers.len() > 3 * self.live {
+            let slab = &self.slab;
+            self.timers
+                .compact(|i, s| matches!(slab.get(i), Some(f) if f.stamp == s));
         }
+    }
+
+    /// The live flows with a schedule due at `now`, in insertion order, unscheduled.
+    pub fn take_due(&mut self, now: f64) -> Vec<(FlowId, u64)> {
+        let slab = &self.slab;
+        self.timers
+            .take_due(now, |i, s| matches!(slab.get(i), Some(f) if f.stamp == s))
     }
 }
 
