@@ -139,3 +139,18 @@ def test_near_miss_is_not_named(protocol: str) -> None:
 
 def test_dnp3_near_miss_differs_only_in_its_crc() -> None:
     assert classify("tcp", [_dnp3(True)], [], 20000, client_port=40001).protocol == "dnp3"
+
+
+def test_whois_answer_keyword_is_found_after_text_but_not_after_binary_or_past_the_depth() -> None:
+    # A registry's answer may open with a long comment banner; the keyword must follow text only,
+    # and begin within the match's first 618 bytes.
+    banner = b"".join(b"%% comment line %03d of the registry's terms of use .....\r\n" % i for i in range(10))
+    assert 560 < len(banner) < 600
+
+    def named(answer: bytes) -> str | None:
+        d = classify("tcp", [], [answer], 43, client_port=40001)
+        return None if d is None else d.protocol
+
+    assert named(banner + b"inetnum:        192.0.2.0 - 192.0.2.255\r\n") == "whois"
+    assert named(banner[:-2] + b"\x00\r\ninetnum:        192.0.2.0\r\n") != "whois"
+    assert named(banner + banner + b"inetnum:        192.0.2.0\r\n") != "whois"
