@@ -57,10 +57,10 @@ def known_framing(head: bytes) -> str | None:
         return "zlib-compressed data"
     # A protocol tag of at least four ASCII letters/digits (ZBXD, RFB, MQTT...): Ex2 needs six
     # printable bytes, but a four-character alphanumeric tag is already 1 in 300 for random bytes.
-    if len(head) >= 4 and all(0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in head[:4]):
+    if len(head) >= 4 and head[:4].isalnum():  # bytes.isalnum: ASCII letters and digits only
         return f"ASCII protocol tag {head[:4].decode('ascii')!r}"
     # the same within a typical 4-byte length prefix: length-framed protocols with an ASCII tag
-    if len(head) >= 8 and head[:2] == b"\x00\x00" and all(0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in head[4:8]):
+    if len(head) >= 8 and head[:2] == b"\x00\x00" and head[4:8].isalpha():
         return f"length-prefixed ASCII tag {head[4:8].decode('ascii')!r}"
     return None
 

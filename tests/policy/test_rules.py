@@ -282,3 +282,14 @@ def test_port_naming_a_third_host_is_an_ftp_bounce() -> None:
     sdp = {"announced_foreign": [{"endpoint": "203.0.113.5:7000", "transport": "udp", "protocol": "rtp",
                                   "by": "SDP"}]}
     assert "ftp-bounce" not in kinds(findings(record("sip", 5060, "udp", meta=sdp)))
+
+
+def test_known_framing_takes_only_ascii_letters_and_digits_as_a_protocol_tag() -> None:
+    from portwatch.policy.encrypted import known_framing
+
+    assert known_framing(b"ZBXD\x01\x00\x00") == "ASCII protocol tag 'ZBXD'"
+    assert known_framing(b"RFB0\x8a\x17") == "ASCII protocol tag 'RFB0'"
+    assert known_framing(b"ZB\xc4D\x01\x00\x00") is None  # Latin-1 letter: not an ASCII tag
+    assert known_framing(b"ZB-D\x01\x00\x00") is None
+    assert known_framing(b"\x00\x00\x01\x2aMQTT") == "length-prefixed ASCII tag 'MQTT'"
+    assert known_framing(b"\x00\x00\x01\x2aMQ1T") is None  # letters only after a length prefix
