@@ -1437,6 +1437,19 @@ mod tests {
     }
 
     #[test]
+    fn capture_times_that_step_back_every_packet_keep_the_timer_queue_bounded() {
+        let mut a = analyzer();
+        for i in 0..20_000u32 {
+            // Three flows; every other packet 1,000 s earlier than the one before.
+            let ts = 1.0e9 + f64::from(i) * 0.001 - if i % 2 == 1 { 1000.0 } else { 0.0 };
+            datagram(&mut a, ts, 3000 + (i % 3) as u16, 9999, i % 6 >= 3, b"x");
+        }
+        let live = a.flows.table.len();
+        assert_eq!(live, 3);
+        assert!(a.flows.table.timer_entries() <= 3 * live + 64 + 1);
+    }
+
+    #[test]
     fn an_inspected_flow_quiet_a_sweep_interval_gives_its_facts_memory_back_each_time() {
         let mut a = analyzer();
         let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));

@@ -577,6 +577,11 @@ impl FlowTable {
         }
     }
 
+    /// Entries in the timer queue (bounded by `schedule`'s compaction).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     /// The live flows with a schedule due at `now`, in insertion order, unscheduled.
     pub fn take_due(&mut self, now: f64) -> Vec<(FlowId, u64)> {
         let slab = &self.slab;
