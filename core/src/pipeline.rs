@@ -389,6 +389,11 @@ impl Tracker {
         self.table.len()
     }
 
+    /// Entries in the flow table's timer queue (for the fuzz harness's bound).
+    pub fn timer_entries(&self) -> usize {
+        self.table.timer_entries()
+    }
+
     /// A frame left out by the capture filter: it keeps its number, and nothing else happens
     /// (no timer runs at its time, as none would if a kernel filter had dropped it).
     pub fn skip_packet(&mut self) {

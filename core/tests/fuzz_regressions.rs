@@ -20,6 +20,10 @@ mod decode;
 #[path = "../fuzz/src/signature.rs"]
 mod signature;
 
+#[allow(dead_code)]
+#[path = "../fuzz/src/flows.rs"]
+mod flows;
+
 /// A fuzz harness: arbitrary bytes in, a panic when the code under test broke its contract.
 type Harness = fn(&[u8]);
 
@@ -29,6 +33,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("source", source::run),
     ("decode", decode::run),
     ("signature", signature::run),
+    ("flows", flows::run),
 ];
 
 fn root() -> PathBuf {
@@ -134,4 +139,9 @@ fn replay_reports_each_failing_input() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(failed.len(), 1);
     assert!(failed[0].ends_with("crash-1"), "{failed:?}");
+}
+
+#[test]
+fn flows_regressions() {
+    replay("flows", flows::run);
 }

@@ -1,0 +1,76 @@
+//! The flow layer over decoded frames: the table, its timers and evictions, reassembly,
+//! detection and the records. The input is the decode target's (a link-type selector byte, then
+//! frames, each with a step of the capture clock that may go back), run through one `Analyzer`
+//! with a small flow cap and short timeouts, so that evictions, idle sweeps, closes, times that
+//! step back and the final drain all happen within one input.
+//!
+//! Checked after every frame: the table holds at most its cap, and the timer queue at most three
+//! entries a live flow (plus its slack). At the end: the drain empties the table and its queue,
+//! and no flow was reported twice (a record's `flow_id` is its flow's number).
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use _core::detect::builtin::BUILTIN;
+use _core::detect::engine::Engine;
+use _core::detect::signature::load_texts_and;
+use _core::pipeline::{Analyzer, Config, KnownPorts};
+
+use crate::decode::{frames, linktype};
+
+const MAX_FLOWS: usize = 32;
+
+/// The shipped signatures, compiled once per process (their regexes take most of a second).
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    Arc::clone(ENGINE.get_or_init(|| {
+        let sigs = load_texts_and(BUILTIN, &[]).expect("shipped signatures load");
+        Arc::new(Engine::new(sigs, Default::default()))
+    }))
+}
+
+pub fn run(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let link = linktype(sel);
+    let config = Config {
+        max_flows: MAX_FLOWS,
+        idle_tcp: 20.0,
+        idle_udp: 6.0,
+        idle_dns: 3.0,
+        linger: 1.0,
+        ..Config::default()
+    };
+    let mut a = Analyzer::new(config, engine(), Arc::new(KnownPorts::default()), None);
+    let mut reported = HashSet::new();
+    let mut note = |records: Vec<_core::record::FlowRecord>| {
+        for r in records {
+            assert!(
+                reported.insert(r.flow_id),
+                "flow {} reported twice",
+                r.flow_id
+            );
+        }
+    };
+    for (ts, frame) in frames(rest) {
+        a.packet(ts, link, frame);
+        let live = a.flows.live_flows();
+        assert!(live <= MAX_FLOWS, "{live} flows live, cap {MAX_FLOWS}");
+        let entries = a.flows.timer_entries();
+        assert!(
+            entries <= 3 * live + 65,
+            "{entries} timer entries for {live} live flows"
+        );
+        note(std::mem::take(&mut a.flows.finished));
+    }
+    a.drain();
+    note(std::mem::take(&mut a.flows.finished));
+    assert_eq!(a.flows.live_flows(), 0, "flows left after the drain");
+    assert_eq!(
+        a.flows.timer_entries(),
+        0,
+        "timer entries left after the drain"
+    );
+}
