@@ -503,16 +503,16 @@ impl Tracker {
         if is_tcp && flags & 5 != 0 {
             self.tcp_close(id, d, flags, ts);
         }
-        if self.table.is_current(id, stamp) {
-            self.watch_facts(id, stepped_back);
-        }
+        self.watch_timers(id, stamp, stepped_back);
     }
 
-    /// After a packet of flow `id`: schedule the flow again if its timeout may have moved
-    /// earlier, or if it is inspected and its facts, which the sweep freezes once the flow is
-    /// quiet, could shrink while no entry is queued to bring it up for that.
-    fn watch_facts(&mut self, id: FlowId, stepped_back: bool) {
-        let flow = self.table.get(id);
+    /// After a packet of flow (`id`, `stamp`): schedule the flow again if its timeout may have
+    /// moved earlier, or if it is inspected and its facts, which the sweep freezes once the flow
+    /// is quiet, could shrink while no entry is queued to bring it up for that.
+    fn watch_timers(&mut self, id: FlowId, stamp: u64, stepped_back: bool) {
+        let Some(flow) = self.table.current(id, stamp) else {
+            return;
+        };
         if stepped_back || (flow.inspecting && !flow.freeze_queued && flow.meta.would_shrink()) {
             self.reschedule(id);
         }

@@ -91,8 +91,7 @@ def _registered_labels(labels: list[str]) -> int:
 
 
 def name_shape(name: str) -> NameShape | None:
-    # Runs for every DNS record the policy reads: one pass of str methods, no filter object, and
-    # the common name of one short data label decided without the entropy.
+    # Runs for every DNS record the policy reads: str methods and slices, no filter object.
     labels = name.lower().rstrip(".").split(".")
     if "" in labels:
         labels = [lab for lab in labels if lab]

@@ -158,7 +158,7 @@ pub struct Flow {
     pub upgrades_stale: bool,
     pub inspecting: bool,
     /// The timer queue holds an entry that brings this flow up once it has been quiet a sweep
-    /// interval, to freeze its facts (`Tracker::watch_facts`).
+    /// interval, to freeze its facts (`Tracker::watch_timers`).
     pub freeze_queued: bool,
     pub isn: [Option<u32>; 2],
     pub buffers: Option<Box<Buffers>>,
@@ -447,7 +447,12 @@ impl FlowTable {
 
     /// Whether `(id, stamp)` from an order queue still names a live flow.
     pub fn is_current(&self, id: FlowId, stamp: u64) -> bool {
-        matches!(self.slab.get(id), Some(f) if f.stamp == stamp)
+        self.current(id, stamp).is_some()
+    }
+
+    /// The flow in slot `id`, if it is still the one inserted with `stamp`.
+    pub fn current(&self, id: FlowId, stamp: u64) -> Option<&Flow> {
+        current(&self.slab, id, stamp)
     }
 
     /// Insert a flow (the caller evicts first when full: see `is_full`).
@@ -504,8 +509,7 @@ impl FlowTable {
         // Dead queue entries are skipped lazily; compact when they outnumber the live ones.
         if self.order.len() > 64 && self.order.len() > 2 * self.live {
             let slab = &self.slab;
-            self.order
-                .retain(|&(i, s)| matches!(slab.get(i), Some(f) if f.stamp == s));
+            self.order.retain(|&(i, s)| current(slab, i, s).is_some());
         }
         flow
     }
@@ -572,8 +576,7 @@ impl FlowTable {
         // they outnumber the live flows.
         if self.timers.len() > 64 && self.timers.len() > 3 * self.live {
             let slab = &self.slab;
-            self.timers
-                .compact(|i, s| matches!(slab.get(i), Some(f) if f.stamp == s));
+            self.timers.compact(|i, s| current(slab, i, s).is_some());
         }
     }
 
@@ -586,7 +589,7 @@ impl FlowTable {
     pub fn take_due(&mut self, now: f64) -> Vec<(FlowId, u64)> {
         let slab = &self.slab;
         self.timers
-            .take_due(now, |i, s| matches!(slab.get(i), Some(f) if f.stamp == s))
+            .take_due(now, |i, s| current(slab, i, s).is_some())
     }
 }
 
@@ -602,7 +605,13 @@ fn entry_key(slab: &Slab, v: u32) -> Option<Key> {
 
 /// Whether a release entry still names a live flow closed at the entry's time.
 fn is_closing(slab: &Slab, c: &Closing) -> bool {
-    matches!(slab.get(c.id), Some(f) if f.stamp == c.stamp && f.closed_at == Some(c.at))
+    current(slab, c.id, c.stamp).is_some_and(|f| f.closed_at == Some(c.at))
+}
+
+/// The flow in slot `id` if it is the one inserted with `stamp` (queue entries outlive flows,
+/// and slots are reused).
+fn current(slab: &Slab, id: FlowId, stamp: u64) -> Option<&Flow> {
+    slab.get(id).filter(|f| f.stamp == stamp)
 }
 
 /// Flows per slab chunk (a power of two: an id splits by shift and mask).
