@@ -19,9 +19,13 @@ from .services import ServicesDB, load_services
 from .signatures import SignatureInfo, build_engine, with_port_hints
 
 DEFAULT_MAX_FLOWS = 200_000
-# Packets the core reads per call: long enough that the call costs nothing, short enough that a
-# progress bar moves and Ctrl-C is noticed within a fraction of a second.
-BATCH_PACKETS = 65_536
+# Packets the core reads per batch: long enough that a batch costs nothing, short enough that
+# the records waiting in the batches read ahead stay few (on a slow link's capture, 65,536
+# packets end ~5,000 flows and the batches held ~60 MB) and a progress bar moves.
+BATCH_PACKETS = 8_192
+# A batch also ends once this many flows ended in it (the idle sweeps of a slow link end them
+# by the thousand, whatever the packets).
+BATCH_RECORDS = 512
 # Records the core hands over per call at the end of a capture (bounds the memory they take).
 DRAIN_RECORDS = 256
 # Batches the core may read ahead of the records' policy and output: enough to keep both
@@ -144,7 +148,8 @@ class Analyzer:
         The core reads on a thread of its own, up to `AHEAD_BATCHES` batches ahead, while this
         one turns records into findings and output; at the end of input it goes on to drain the
         flows still open, which `close()` then hands over."""
-        self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES, meta_json=self.meta_json)
+        self.core.start(capture, BATCH_PACKETS, DRAIN_RECORDS, AHEAD_BATCHES, meta_json=self.meta_json,
+                        max_records=BATCH_RECORDS)
         while (records := self.core.next_batch()) is not None:
             self._emit(records)
             if tick is not None:

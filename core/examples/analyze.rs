@@ -56,7 +56,7 @@ fn main() {
             workers,
         );
         loop {
-            let (mut recs, done) = p.run(&mut reader, 65536);
+            let (mut recs, done) = p.run(&mut reader, 65536, 1024);
             flows += emit(&mut recs);
             if done {
                 break;
@@ -80,7 +80,7 @@ fn main() {
         );
         // As `Ahead` reads for Python: a batch of frames at a time.
         loop {
-            let (mut recs, done) = analyzer.read(&mut reader, 65536);
+            let (mut recs, done) = analyzer.read(&mut reader, 65536, 1024);
             flows += emit(&mut recs);
             if done {
                 break;

@@ -2,8 +2,9 @@
 //! the caller's half of the work (Python's policy and output) on one batch overlaps the core's
 //! reading of the next, instead of the two taking turns on one core.
 //!
-//! The batches are those the caller would get by asking for `max_packets` packets at a time and
-//! then draining `drain_records` flows at a time: the same records in the same order, with the
+//! The batches are those the caller would get by asking for `max_packets` packets (or
+//! `max_records` records, whichever comes first) at a time and then draining `drain_records`
+//! flows at a time: the same records in the same order, with the
 //! counters as they stood after each. The queue between the two holds `depth` batches at most,
 //! so a slow consumer stops the reader rather than letting records pile up.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,12 +19,14 @@ use crate::record::FlowRecord;
 
 /// What can run ahead: an analyzer with one worker or several.
 pub trait Analysis: Send + 'static {
-    /// Up to `max_packets` frames of `source`; the records of flows that ended meanwhile, and
-    /// whether the source is exhausted.
+    /// Up to `max_packets` frames of `source`, stopping early once `max_records` flows have
+    /// ended; their records, and whether the source is exhausted. The record bound keeps a batch
+    /// small where flows end by the thousand (a sweep on a slow link), whatever the packets.
     fn read<S: FrameSource + ?Sized>(
         &mut self,
         source: &mut S,
         max_packets: usize,
+        max_records: usize,
     ) -> (Vec<FlowRecord>, bool);
     /// End of input: up to `max_records` of the flows still open; empty once none is left.
     fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord>;
@@ -38,6 +41,7 @@ impl Analysis for Analyzer {
         &mut self,
         source: &mut S,
         max_packets: usize,
+        max_records: usize,
     ) -> (Vec<FlowRecord>, bool) {
         let mut exhausted = false;
         for _ in 0..max_packets {
@@ -47,6 +51,9 @@ impl Analysis for Analyzer {
                     exhausted = true;
                     break;
                 }
+            }
+            if self.flows.finished.len() >= max_records {
+                break;
             }
         }
         (std::mem::take(&mut self.flows.finished), exhausted)
@@ -75,8 +82,9 @@ impl Analysis for ParallelAnalyzer {
         &mut self,
         source: &mut S,
         max_packets: usize,
+        max_records: usize,
     ) -> (Vec<FlowRecord>, bool) {
-        self.run(source, max_packets)
+        self.run(source, max_packets, max_records)
     }
 
     fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord> {
@@ -128,17 +136,13 @@ pub struct Ahead<A> {
 }
 
 impl<A: Analysis> Ahead<A> {
-    /// Start `analysis` over `source` (locked for each step only); with `drain_records` 0 it
-    /// stops at the end of input, leaving the open flows to whoever gets it back. With
-    /// `meta_json` each batch carries its records' `meta` serialized here, on this thread: a
-    /// caller that writes JSON lines takes them instead of serializing on its own (busier) one.
+    /// Start `analysis` over `source` (locked for each step only), in `steps`, up to `depth`
+    /// batches ahead.
     pub fn start<S: FrameSource + Send + ?Sized + 'static>(
         analysis: A,
         source: Arc<Mutex<S>>,
-        max_packets: usize,
-        drain_records: usize,
+        steps: Steps,
         depth: usize,
-        meta_json: bool,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(depth.max(1));
         let (spent, spent_rx) = channel();
@@ -146,14 +150,7 @@ impl<A: Analysis> Ahead<A> {
         let stop = Arc::clone(&stop_reading);
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
-            .spawn(move || {
-                let steps = Steps {
-                    max_packets: max_packets.max(1),
-                    drain_records,
-                    meta_json,
-                };
-                work(analysis, &source, &tx, &spent_rx, &stop, steps)
-            })?;
+            .spawn(move || work(analysis, &source, &tx, &spent_rx, &stop, steps))?;
         Ok(Ahead {
             batches: rx,
             spent,
@@ -205,12 +202,19 @@ fn lock<S: ?Sized>(source: &Mutex<S>) -> MutexGuard<'_, S> {
     source.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What each step of `work` takes and gives (see `Ahead::start`).
-#[derive(Clone, Copy)]
-struct Steps {
-    max_packets: usize,
-    drain_records: usize,
-    meta_json: bool,
+/// What each step of an `Ahead` takes and gives.
+#[derive(Clone, Copy, Debug)]
+pub struct Steps {
+    /// A batch read is at most this many packets...
+    pub max_packets: usize,
+    /// ... and ends early once this many flows ended in it.
+    pub max_records: usize,
+    /// At the end of input, the open flows a batch at a time; 0 stops there, leaving them to
+    /// whoever gets the analysis back.
+    pub drain_records: usize,
+    /// Each batch carries its records' `meta` serialized on the analysis thread: a caller that
+    /// writes JSON lines takes them instead of serializing on its own (busier) one.
+    pub meta_json: bool,
 }
 
 fn work<A: Analysis, S: FrameSource + ?Sized>(
@@ -223,14 +227,16 @@ fn work<A: Analysis, S: FrameSource + ?Sized>(
 ) -> A {
     let Steps {
         max_packets,
+        max_records,
         drain_records,
         meta_json,
     } = steps;
+    let (max_packets, max_records) = (max_packets.max(1), max_records.max(1));
     // At most `depth` + 1 batches are handed back between two steps (one per batch sent).
     let free_spent = || spent.try_iter().for_each(drop);
     loop {
         free_spent();
-        let (records, exhausted) = analysis.read(&mut *lock(source), max_packets);
+        let (records, exhausted) = analysis.read(&mut *lock(source), max_packets, max_records);
         let input_over = exhausted || stop_reading.load(Ordering::Relaxed);
         if tx
             .send(batch(&mut analysis, records, input_over, meta_json))
@@ -367,14 +373,23 @@ mod tests {
         records.iter().map(|r| r.flow_id).collect()
     }
 
+    fn steps(max_packets: usize, max_records: usize, drain_records: usize) -> Steps {
+        Steps {
+            max_packets,
+            max_records,
+            drain_records,
+            meta_json: false,
+        }
+    }
+
     /// The records and counters of the same analysis done in the calling thread, step by step.
-    fn in_turn(flows: u16, max_packets: usize, drain: usize) -> (Vec<Vec<u64>>, Vec<u64>) {
+    fn in_turn(flows: u16, steps: Steps) -> (Vec<Vec<u64>>, Vec<u64>) {
         let mut a = analyzer();
         let mut source = frames(flows);
         let mut batches = Vec::new();
         let mut packets = Vec::new();
         loop {
-            let (records, exhausted) = a.read(&mut source, max_packets);
+            let (records, exhausted) = a.read(&mut source, steps.max_packets, steps.max_records);
             batches.push(ids(&records));
             packets.push(a.flows.stats.packets);
             if exhausted {
@@ -382,7 +397,7 @@ mod tests {
             }
         }
         loop {
-            let records = Analysis::drain_some(&mut a, drain);
+            let records = Analysis::drain_some(&mut a, steps.drain_records);
             if records.is_empty() {
                 return (batches, packets);
             }
@@ -404,13 +419,20 @@ mod tests {
 
     #[test]
     fn batches_are_the_steps_taken_in_turn() {
-        for (flows, max_packets, drain) in [(40, 7, 5), (40, 1000, 1000), (0, 3, 3), (9, 1, 1)] {
+        let cases = [
+            (40, steps(7, usize::MAX, 5)),
+            (40, steps(1000, usize::MAX, 1000)),
+            (40, steps(1000, 2, 1000)),
+            (0, steps(3, 3, 3)),
+            (9, steps(1, 1, 1)),
+        ];
+        for (flows, steps) in cases {
             let source = Arc::new(Mutex::new(frames(flows)));
-            let ahead = Ahead::start(analyzer(), source, max_packets, drain, 2, false).unwrap();
+            let ahead = Ahead::start(analyzer(), source, steps, 2).unwrap();
             let batches = taken(&ahead);
-            let (want, packets) = in_turn(flows, max_packets, drain);
+            let (want, packets) = in_turn(flows, steps);
             let got: Vec<Vec<u64>> = batches.iter().map(|b| ids(&b.records)).collect();
-            assert_eq!(got, want, "{flows} flows, {max_packets} packets a step");
+            assert_eq!(got, want, "{flows} flows, {steps:?}");
             let got_packets: Vec<u64> = batches.iter().map(|b| b.stats.packets).collect();
             assert_eq!(got_packets, packets);
             // Exactly one batch, the last read, says the input is over; the drain's follow.
@@ -427,10 +449,31 @@ mod tests {
     }
 
     #[test]
+    fn a_read_ends_once_its_records_reach_the_bound() {
+        // Every third flow closes while the input is read: a step of 1000 packets takes them
+        // all unless the record bound cuts it.
+        let (whole, _) = in_turn(40, steps(1000, usize::MAX, 1000));
+        let (cut, _) = in_turn(40, steps(1000, 2, 1000));
+        assert!(whole[0].len() > 2, "closed flows end while reading");
+        let read_batches = cut.len() - (whole.len() - 1);
+        assert!(read_batches > 1, "the bound cut the read");
+        assert!(cut[..read_batches].iter().all(|b| b.len() <= 2));
+        assert_eq!(
+            cut.concat(),
+            whole.concat(),
+            "the same records in the same order"
+        );
+    }
+
+    #[test]
     fn meta_json_is_each_records_meta_serialized_only_when_asked() {
         for meta_json in [true, false] {
             let source = Arc::new(Mutex::new(frames(30)));
-            let ahead = Ahead::start(analyzer(), source, 5, 4, 2, meta_json).unwrap();
+            let steps = Steps {
+                meta_json,
+                ..steps(5, usize::MAX, 4)
+            };
+            let ahead = Ahead::start(analyzer(), source, steps, 2).unwrap();
             let batches = taken(&ahead);
             assert!(batches.iter().any(|b| !b.records.is_empty()));
             for b in &batches {
@@ -452,9 +495,9 @@ mod tests {
     fn records_handed_back_change_no_batch() {
         // Every batch's records go back to the thread to be freed as soon as they are read,
         // while it is reading and draining, and after it has ended (freed in place then).
-        let (want, _) = in_turn(60, 4, 3);
+        let (want, _) = in_turn(60, steps(4, usize::MAX, 3));
         let source = Arc::new(Mutex::new(frames(60)));
-        let ahead = Ahead::start(analyzer(), source, 4, 3, 1, false).unwrap();
+        let ahead = Ahead::start(analyzer(), source, steps(4, usize::MAX, 3), 1).unwrap();
         let mut got = Vec::new();
         let mut last = Vec::new();
         loop {
@@ -475,7 +518,13 @@ mod tests {
     #[test]
     fn stopping_reading_keeps_every_flow_read_and_drains_it() {
         let source = Arc::new(Mutex::new(frames(300)));
-        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 10, 50, 1, false).unwrap();
+        let ahead = Ahead::start(
+            analyzer(),
+            Arc::clone(&source),
+            steps(10, usize::MAX, 50),
+            1,
+        )
+        .unwrap();
         let Next::Batch(first) = ahead.next(Duration::from_secs(10)) else {
             panic!("a first batch");
         };
@@ -499,7 +548,8 @@ mod tests {
     #[test]
     fn dropped_early_the_thread_ends() {
         let source = Arc::new(Mutex::new(frames(2000)));
-        let ahead = Ahead::start(analyzer(), Arc::clone(&source), 5, 5, 1, false).unwrap();
+        let ahead =
+            Ahead::start(analyzer(), Arc::clone(&source), steps(5, usize::MAX, 5), 1).unwrap();
         assert!(matches!(
             ahead.next(Duration::from_secs(10)),
             Next::Batch(_)

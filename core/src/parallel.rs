@@ -285,12 +285,14 @@ impl ParallelAnalyzer {
         self.filter = filter;
     }
 
-    /// Read up to `max_packets` frames; the records of flows that ended meanwhile, in the
+    /// Read up to `max_packets` frames, and no further chunk once `max_records` flows ended (the
+    /// chunks in flight still finish); the records of flows that ended meanwhile, in the
     /// single-threaded order, and whether the source is exhausted.
     pub fn run<S: FrameSource + ?Sized>(
         &mut self,
         source: &mut S,
         max_packets: usize,
+        max_records: usize,
     ) -> (Vec<FlowRecord>, bool) {
         // Frames after a drain began: what it made stays queued for `drain_some`, out of the way
         // of the chunks' outputs.
@@ -301,7 +303,7 @@ impl ParallelAnalyzer {
         let filter = self.filter.clone();
         let mut in_flight: VecDeque<Arc<Routed>> = VecDeque::new();
         let mut read = 0usize;
-        while read < max_packets {
+        while read < max_packets && out.len() < max_records {
             let Some(chunk) = source.next_chunk(BATCH.min(max_packets - read)) else {
                 exhausted = true;
                 break;

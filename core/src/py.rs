@@ -14,7 +14,7 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::ahead::{Ahead, Analysis, Next};
+use crate::ahead::{Ahead, Analysis, Next, Steps};
 use crate::bpf::{Filter, Insn, Program};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
@@ -314,10 +314,11 @@ impl Analysis for Inner {
         &mut self,
         source: &mut S,
         max_packets: usize,
+        max_records: usize,
     ) -> (Vec<FlowRecord>, bool) {
         match self {
-            Inner::Single(a) => a.read(source, max_packets),
-            Inner::Parallel(p) => p.read(source, max_packets),
+            Inner::Single(a) => a.read(source, max_packets, max_records),
+            Inner::Parallel(p) => p.read(source, max_packets, max_records),
         }
     }
     fn drain_some(&mut self, max_records: usize) -> Vec<FlowRecord> {
@@ -517,18 +518,21 @@ impl PyAnalyzer {
         })
     }
 
-    /// Read up to `max_packets` packets of `capture` (GIL released); the records of the flows that
-    /// ended meanwhile. `capture.done` turns true at the end of the file (or its first error).
+    /// Read up to `max_packets` packets of `capture` (GIL released), ending early once
+    /// `max_records` flows ended; their records. `capture.done` turns true at the end of the
+    /// file (or its first error).
+    #[pyo3(signature = (capture, max_packets, max_records=usize::MAX))]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
         capture: &PyCapture,
         max_packets: usize,
+        max_records: usize,
     ) -> PyResult<Bound<'py, PyList>> {
         let inner = self.here()?;
         let mut guard = capture.reader();
         let reader = &mut *guard;
-        let (mut records, done) = py.detach(|| inner.read(reader, max_packets));
+        let (mut records, done) = py.detach(|| inner.read(reader, max_packets, max_records));
         self.source_malformed = guard.counters().malformed;
         drop(guard);
         if done {
@@ -538,13 +542,14 @@ impl PyAnalyzer {
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
-    /// batches of `max_packets` packets (`next_batch`), then, at the end of input, of
-    /// `drain_records` of the flows still open (`drain`). Records, counters and their order are
+    /// batches of `max_packets` packets or `max_records` records, whichever comes first
+    /// (`next_batch`), then, at the end of input, of `drain_records` of the flows still open
+    /// (`drain`). Records, counters and their order are
     /// those of calling `run` and `drain` in turn; meanwhile `stats`, `live_flows` and
     /// `classified` tell what came with the last batch taken.
     /// With `meta_json`, each record's `meta` is also serialized on that thread, for a caller
     /// that writes it as JSON (`Meta.json()` then hands those bytes over).
-    #[pyo3(signature = (capture, max_packets, drain_records, depth=2, meta_json=false))]
+    #[pyo3(signature = (capture, max_packets, drain_records, depth=2, meta_json=false, max_records=usize::MAX))]
     fn start(
         &mut self,
         capture: &PyCapture,
@@ -552,6 +557,7 @@ impl PyAnalyzer {
         drain_records: usize,
         depth: usize,
         meta_json: bool,
+        max_records: usize,
     ) -> PyResult<()> {
         self.here()?;
         let State::Here(inner) = std::mem::replace(&mut self.state, State::Lost) else {
@@ -559,15 +565,14 @@ impl PyAnalyzer {
         };
         let stats = inner.stats();
         let live_flows = inner.live_flows();
-        let ahead = Ahead::start(
-            inner,
-            Arc::clone(&capture.reader),
+        let steps = Steps {
             max_packets,
+            max_records,
             drain_records,
-            depth,
             meta_json,
-        )
-        .map_err(|e| PyOSError::new_err(format!("cannot start the analysis thread: {e}")))?;
+        };
+        let ahead = Ahead::start(inner, Arc::clone(&capture.reader), steps, depth)
+            .map_err(|e| PyOSError::new_err(format!("cannot start the analysis thread: {e}")))?;
         self.state = State::Ahead(Box::new(Running {
             ahead: Mutex::new(ahead),
             capture: Arc::clone(&capture.reader),

@@ -313,7 +313,7 @@ fn parallel_drained(
     let mut src = Frames { frames, next: 0 };
     let mut out = Vec::new();
     loop {
-        let (recs, done) = p.run(&mut src, chunk);
+        let (recs, done) = p.run(&mut src, chunk, usize::MAX);
         out.extend(recs);
         if done {
             break;
@@ -330,6 +330,37 @@ fn parallel_drained(
     assert_eq!(p.live_flows(), 0, "drained to the last flow");
     assert_eq!(p.stats().packets, frames.len() as u64);
     out
+}
+
+#[test]
+fn a_record_bound_ends_reads_early_and_keeps_the_records() {
+    // Reads of 100,000 packets would take the whole capture in one; a bound of one record ends
+    // each at the next chunk after a flow ended (chunks in flight still finish).
+    let frames = traffic(40_000);
+    let want = single(&frames);
+    let mut p = ParallelAnalyzer::new(
+        config(),
+        engine(),
+        Arc::new(KnownPorts::default()),
+        Some("t.pcap".into()),
+        2,
+    );
+    let mut src = Frames {
+        frames: &frames,
+        next: 0,
+    };
+    let (mut got, mut reads) = (Vec::new(), 0);
+    loop {
+        let (recs, done) = p.run(&mut src, 100_000, 1);
+        reads += 1;
+        got.extend(recs);
+        if done {
+            break;
+        }
+    }
+    got.extend(p.drain());
+    assert!(reads > 2, "the bound ended reads early ({reads} reads)");
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -518,7 +549,7 @@ fn fragments_tags_and_tunnels_give_the_single_run_records_and_counters() {
         };
         let mut got = Vec::new();
         loop {
-            let (recs, done) = p.run(&mut src, chunk);
+            let (recs, done) = p.run(&mut src, chunk, usize::MAX);
             got.extend(recs);
             if done {
                 break;

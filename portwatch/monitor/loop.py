@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from .. import _core
-from ..pipeline import Config
+from ..pipeline import BATCH_RECORDS, Config
 from . import reload as reloading
 from .analyzer import MonitorAnalyzer
 from .emit import Emitter
@@ -156,7 +156,7 @@ class Monitor:
             remaining = self._remaining()
             n = REPLAY_BATCH if remaining is None else min(REPLAY_BATCH, remaining)
             try:
-                self.analyzer._emit(self.analyzer.core.run(capture, n))
+                self.analyzer._emit(self.analyzer.core.run(capture, n, BATCH_RECORDS))
             except Exception:
                 self._error("analysing a packet")
             # Replayed flows expire by packet time inside the core, not by the wall clock.

@@ -22,6 +22,17 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def slow_link(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 packets of a 2 Mbit/s link (about a minute): flows close and time out while it is
+    read, as on a slow link's capture, not only in the drain at its end."""
+    out = tmp_path_factory.mktemp("gen") / "slow20k.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "gen_capture.py"), "--packets", "20000",
+                    "--concurrent", "500", "--seed", "7", "--gbps", "0.002", "-o", str(out), "--quiet"],
+                   check=True, timeout=120)
+    return out
+
+
 def canonical(records, drop: tuple[str, ...] = ()) -> list[str]:
     """Records (FlowRecords, dicts or JSON lines) as sorted canonical JSON: order-free comparison.
 

@@ -101,6 +101,31 @@ def test_run_in_slices_gives_the_same_records_and_counters(monkeypatch, generate
     assert ticks == sorted(ticks)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_ends_once_its_records_reach_the_bound(monkeypatch, slow_link, workers):
+    """A batch also ends once `BATCH_RECORDS` flows ended in it (a slow link's idle sweeps end
+    thousands in a few packets): more batches, the same records and counters."""
+    setup = Setup.load(Config())
+    monkeypatch.setattr(pipeline, "BATCH_PACKETS", 1_000_000)
+
+    def run(max_records: int) -> tuple[list[dict], object, list[int]]:
+        monkeypatch.setattr(pipeline, "BATCH_RECORDS", max_records)
+        records: list[dict] = []
+        ticks: list[int] = []
+        capture = open_capture(str(slow_link))
+        a = Analyzer(Config(), on_record=lambda r: records.append(r.as_dict()), setup=setup,
+                     pcap_name=capture.name, workers=workers)
+        a.run_capture(capture, lambda: ticks.append(len(records)))
+        return records, a.close(), ticks
+
+    ref, ref_stats, ref_ticks = run(10**9)
+    got, stats, ticks = run(2)
+    assert len(ref_ticks) == 1  # the whole capture in one batch
+    assert len(ticks) > 10
+    assert got == ref
+    assert stats == ref_stats
+
+
 def test_wanted_follows_quiet_and_terminal(tmp_path):
     with open(tmp_path / "log", "w") as fh:
         assert not progress.wanted(False, fh)
