@@ -25,7 +25,7 @@ DEFAULT_MAX_FLOWS = 200_000
 BATCH_PACKETS = 8_192
 # A batch also ends once this many flows ended in it (the idle sweeps of a slow link end them
 # by the thousand, whatever the packets).
-BATCH_RECORDS = 512
+BATCH_RECORDS = 256
 # Records the core hands over per call at the end of a capture (bounds the memory they take).
 DRAIN_RECORDS = 256
 # Batches the core may read ahead of the records' policy and output: enough to keep both
