@@ -23,6 +23,7 @@ pub mod meta;
 pub mod monitor;
 pub mod parallel;
 pub mod pipeline;
+pub mod pyjson;
 pub mod record;
 pub mod source;
 pub mod text;

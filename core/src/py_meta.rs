@@ -226,6 +226,15 @@ impl PyMeta {
             .then(|| PyBytes::new(py, &bytes)))
     }
 
+    /// `json.dumps(self, ensure_ascii=False, sort_keys=True)` of the core's map (the CSV
+    /// writer's `meta` column, `crate::pyjson`); None once it is a dict.
+    fn json_sorted(&self) -> Option<String> {
+        match &self.state {
+            State::Core(meta, _) => Some(crate::pyjson::dumps_sorted(meta)),
+            State::Dict(_) => None,
+        }
+    }
+
     /// A new dict with the same items (as `dict.copy`).
     fn copy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
         dict_of(slf)?.copy()

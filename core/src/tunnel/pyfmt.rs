@@ -72,6 +72,66 @@ pub fn general(x: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// Python's `repr(x)` of a float (what `json.dumps` writes for it): the shortest digits that
+/// read back as `x`, in fixed notation with at least one decimal (`2.0`, `0.0001`) while the
+/// decimal exponent is within -5..16, else scientific with a signed two-digit exponent at least
+/// (`1e-05`, `1.5e+16`).
+pub fn repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if x == 0.0 {
+        return format!("{sign}0.0");
+    }
+    // Rust's `{:e}` gives the shortest digits that read back as `x` (d.ddde<exp>), but where
+    // `x` lies exactly halfway between two such strings it takes the upper one, and CPython the
+    // even one: the value correctly rounded (half to even) to that many digits, when it reads
+    // back as `x` too, is CPython's.
+    let shortest = format!("{:e}", x.abs());
+    let n = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
+    let rounded = format!("{:.*e}", n.saturating_sub(1), x.abs());
+    let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
+        rounded
+    } else {
+        shortest
+    };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // CPython's float_repr_style "short": the point after `point` digits; scientific when
+    // point <= -4 or point > 16.
+    let point = exp + 1;
+    if point <= -4 || point > 16 {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs());
+    }
+    let body = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else {
+        let point = point as usize;
+        if digits.len() <= point {
+            format!("{digits}{}.0", "0".repeat(point - digits.len()))
+        } else {
+            let (int, frac) = digits.split_at(point);
+            format!("{int}.{frac}")
+        }
+    };
+    format!("{sign}{body}")
+}
+
 /// Python's `round(x, ndigits)` for ndigits >= 0: the nearest float to the decimal value
 /// correctly rounded (half to even) to `ndigits` places.
 pub fn round_to(x: f64, ndigits: usize) -> f64 {
@@ -101,6 +161,43 @@ pub fn square(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repr_is_pythons() {
+        // repr(x) in Python 3.11 for each.
+        let cases = [
+            (0.0_f64, "0.0"),
+            (-0.0_f64, "-0.0"),
+            (1.0_f64, "1.0"),
+            (2.0_f64, "2.0"),
+            (0.1_f64, "0.1"),
+            (0.0001_f64, "0.0001"),
+            (1e-05_f64, "1e-05"),
+            (1e+16_f64, "1e+16"),
+            (1000000000000000.0_f64, "1000000000000000.0"),
+            (1.2345678901234568e+17_f64, "1.2345678901234568e+17"),
+            (1.5e+16_f64, "1.5e+16"),
+            (7.28_f64, "7.28"),
+            (4.157_f64, "4.157"),
+            (1e-07_f64, "1e-07"),
+            (2.5e-05_f64, "2.5e-05"),
+            (1234.5_f64, "1234.5"),
+            (-3.75_f64, "-3.75"),
+            (9007199254740992.0_f64, "9007199254740992.0"),
+            (1e+22_f64, "1e+22"),
+            (5e-324_f64, "5e-324"),
+            (1.7976931348623157e+308_f64, "1.7976931348623157e+308"),
+            (0.30000000000000004_f64, "0.30000000000000004"),
+            (100.0_f64, "100.0"),
+            (1e+100_f64, "1e+100"),
+            // Exactly halfway between two shortest spellings: the even one.
+            (4027792551163.0 + 0.15625, "4027792551163.1562"),
+            (804713949537561.0 + 0.25, "804713949537561.2"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(repr(x), want, "{x:e}");
+        }
+    }
 
     #[test]
     fn fixed_rounds_the_exact_value_half_to_even() {

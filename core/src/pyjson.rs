@@ -1,0 +1,136 @@
+//! The text Python's `json.dumps(value, ensure_ascii=False, sort_keys=True)` makes of a value:
+//! what the CSV writer puts in its `meta` column (`portwatch/report/csvout.py`), written here
+//! from the core's map instead of converting the map into Python objects and encoding those.
+//!
+//! Python's spelling, not serde_json's: ", " and ": " between items, keys sorted at every level
+//! (by code point, which is UTF-8 byte order), floats as `repr` (`1e-05`, `2.0`), and only `"`,
+//! `\` and the control characters escaped (`\n`, `\u001b`), everything else as it is.
+#![forbid(unsafe_code)]
+
+use crate::meta::{Meta, Value};
+use crate::tunnel::pyfmt;
+
+/// `json.dumps(meta, ensure_ascii=False, sort_keys=True)`.
+pub fn dumps_sorted(meta: &Meta) -> String {
+    let mut out = String::new();
+    let mut items: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    object(&mut out, &mut items);
+    out
+}
+
+fn object(out: &mut String, items: &mut [(&str, &Value)]) {
+    items.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        string(out, k);
+        out.push_str(": ");
+        value(out, v);
+    }
+    out.push('}');
+}
+
+fn value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push_str(itoa::Buffer::new().format(i));
+            } else if let Some(u) = n.as_u64() {
+                out.push_str(itoa::Buffer::new().format(u));
+            } else {
+                // serde_json holds no NaN or infinity: what Python would write for those
+                // ("NaN", "Infinity") cannot come up.
+                out.push_str(&pyfmt::repr(n.as_f64().unwrap_or(0.0)));
+            }
+        }
+        Value::String(s) => string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut items: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            object(out, &mut items);
+        }
+    }
+}
+
+/// json's `py_encode_basestring`: `"`, `\` and U+0000-U+001F escaped, the rest as it is.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escaped.is_empty() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::json;
+
+    #[test]
+    fn pythons_text_for_each_kind_of_value() {
+        let meta: Meta = [
+            ("z", json!(1)),
+            ("a", json!({"y": [1.5, 2.0, null, true], "b": "x"})),
+            ("m", json!(0.00001)),
+            ("n", json!(-12345678901234_i64)),
+            ("u", json!(u64::MAX)),
+            ("t", json!("é \"q\" \\ \n\r\t\u{8}\u{c}\u{1b}\u{7f} ☃")),
+            ("e", json!([])),
+            ("o", json!({})),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // json.dumps({...the same...}, ensure_ascii=False, sort_keys=True) in Python 3.11.
+        let want = r#"{"a": {"b": "x", "y": [1.5, 2.0, null, true]}, "e": [], "m": 1e-05, "n": -12345678901234, "o": {}, "t": "é \"q\" \\ \n\r\t\b\f\u001b ☃", "u": 18446744073709551615, "z": 1}"#;
+        let got = dumps_sorted(&meta);
+        assert_eq!(got.replace('\u{7f}', ""), want);
+        assert!(got.contains('\u{7f}'), "DEL is not escaped");
+    }
+
+    #[test]
+    fn keys_sort_by_code_point() {
+        let meta: Meta = [
+            ("é", json!(1)),
+            ("z", json!(2)),
+            ("Z", json!(3)),
+            ("_", json!(4)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(dumps_sorted(&meta), r#"{"Z": 3, "_": 4, "z": 2, "é": 1}"#);
+    }
+}
