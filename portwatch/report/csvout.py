@@ -13,7 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from ..model import FlowRecord
+from .. import _core
+from ..model import FlowRecord, peek
 from .schema import CSV_FLOW_COLUMNS, META_COLUMNS, join_list
 
 COLUMNS = CSV_FLOW_COLUMNS
@@ -42,12 +43,19 @@ def _flat(value: Any) -> Any:
 
 
 def flat_row(rec: FlowRecord | Mapping[str, Any]) -> dict[str, Any]:
-    d = rec.as_dict() if isinstance(rec, FlowRecord) else dict(rec)
+    d = rec.as_dict(copy=False) if isinstance(rec, FlowRecord) else dict(rec)
     meta = d.get("meta") or {}
+    meta_text = None
+    if type(meta) is _core.Meta:
+        # Still the core's map: the core writes the column's text (the same as json.dumps below)
+        # without making the map a dict first; a map Python turned into a dict is encoded here.
+        meta_text = meta.json_sorted()
+        if meta_text is None:
+            meta = meta.to_dict()
     for key in META_COLUMNS:
-        d[key] = _flat(meta.get(key))
+        d[key] = _flat(peek(meta, key))
     d["assigned"] = join_list(d.get("assigned"))
-    d["meta"] = _SORTED_JSON(meta)
+    d["meta"] = meta_text if meta_text is not None else _SORTED_JSON(meta)
     d["findings"] = _JSON(d.get("findings") or [])
     return {k: safe_cell("" if d.get(k) is None else d[k]) for k in COLUMNS}
 

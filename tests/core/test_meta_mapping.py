@@ -5,6 +5,7 @@ JSON bytes as orjson writes for that dict (the JSON-lines and EVE writers take t
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from portwatch import _core
 from portwatch.model import Finding, FlowRecord, peek
 from portwatch.pipeline import Analyzer, open_capture
+from portwatch.report.csvout import flat_row
 from portwatch.report.jsonl import encode_bytes, encode_line
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -58,6 +60,37 @@ def test_every_record_of_a_capture_writes_as_its_dict_would(capture, meta_json, 
         assert type(plain["meta"]) is dict
         assert line == orjson.dumps(plain, option=orjson.OPT_APPEND_NEWLINE)
         assert text == orjson.dumps(plain).decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_the_cores_sorted_json_is_json_dumps_with_sorted_keys(items):
+    """The CSV writer's `meta` column: Python's spelling (", ", float repr, escapes), keys sorted
+    at every level."""
+    meta = _core.Meta(items)
+    assert meta.json_sorted() == json.dumps(items, ensure_ascii=False, sort_keys=True)
+    meta.to_dict()
+    assert meta.json_sorted() is None  # a dict now, which Python may change: encoded by Python
+
+
+@pytest.mark.parametrize("value", [1e-05, 1e16, 1e15, 0.1, -0.0, 5e-324, 1.7976931348623157e308, 2.5e-5, 123.0])
+def test_sorted_json_spells_floats_as_repr(value):
+    assert _core.Meta({"x": value}).json_sorted() == json.dumps({"x": value})
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_every_records_csv_row_is_its_dicts_row(capture, core):
+    config, setup = core
+    records: list[FlowRecord] = []
+    analyzer = Analyzer(config, records.append, setup=setup, pcap_name=capture.name)
+    analyzer.run_capture(open_capture(str(capture)))
+    analyzer.close()
+    assert records
+    for rec in records:
+        assert type(rec.meta) is _core.Meta
+        from_the_core = flat_row(rec)
+        assert type(rec.meta) is _core.Meta and rec.meta.json() is not None  # not made a dict
+        assert from_the_core == flat_row(rec.as_dict())
 
 
 def _meta() -> _core.Meta:
