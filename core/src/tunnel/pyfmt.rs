@@ -29,24 +29,74 @@ pub fn percent(x: f64, prec: usize) -> String {
 /// notation (two-digit exponent at least) below 1e-4 or from 1e6 on.
 pub fn general(x: f64) -> String {
     const P: i32 = 6;
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    if x == 0.0 {
-        return format!("{sign}0");
+    if let Some(special) = special(x, "0") {
+        return special;
     }
     // d.ddddde<exp>: the value correctly rounded to P significant digits.
-    let sci = format!("{:.*e}", (P - 1) as usize, x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (digits, exp) = digits_and_exponent(&format!("{:.*e}", (P - 1) as usize, x.abs()));
     let digits = digits.trim_end_matches('0');
     let digits = if digits.is_empty() { "0" } else { digits };
-    if !(-4..P).contains(&exp) {
+    spell(sign(x), digits, exp, !(-4..P).contains(&exp), "")
+}
+
+/// Python's `repr(x)` of a float (what `json.dumps` writes for it): the shortest digits that
+/// read back as `x`, in fixed notation with at least one decimal (`2.0`, `0.0001`) while the
+/// decimal exponent is within -5..16, else scientific with a signed two-digit exponent at least
+/// (`1e-05`, `1.5e+16`).
+pub fn repr(x: f64) -> String {
+    if let Some(special) = special(x, "0.0") {
+        return special;
+    }
+    // Rust's `{:e}` gives the shortest digits that read back as `x` (d.ddde<exp>), but where
+    // `x` lies exactly halfway between two such strings it takes the upper one, and CPython the
+    // even one: the value correctly rounded (half to even) to that many digits, when it reads
+    // back as `x` too, is CPython's.
+    let shortest = format!("{:e}", x.abs());
+    let n = digits_and_exponent(&shortest).0.len();
+    let rounded = format!("{:.*e}", n.saturating_sub(1), x.abs());
+    let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
+        rounded
+    } else {
+        shortest
+    };
+    let (digits, exp) = digits_and_exponent(&sci);
+    // CPython's float_repr_style "short": scientific when the point would come after fewer
+    // than -3 or more than 16 digits.
+    let point = exp + 1;
+    spell(sign(x), &digits, exp, point <= -4 || point > 16, ".0")
+}
+
+/// NaN, the infinities and zero (with `zero` as its spelling) as Python writes them.
+fn special(x: f64, zero: &str) -> Option<String> {
+    if x.is_nan() {
+        return Some("nan".into());
+    }
+    if x.is_infinite() {
+        return Some(if x > 0.0 { "inf" } else { "-inf" }.into());
+    }
+    (x == 0.0).then(|| format!("{}{zero}", sign(x)))
+}
+
+fn sign(x: f64) -> &'static str {
+    if x.is_sign_negative() {
+        "-"
+    } else {
+        ""
+    }
+}
+
+/// The digits and the decimal exponent of Rust's `d.ddde<exp>`.
+fn digits_and_exponent(sci: &str) -> (String, i32) {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
+    (digits, exp.parse().unwrap_or(0))
+}
+
+/// `digits` times 10^(`exp` + 1 - their count), spelled as Python's formats spell it:
+/// scientific (`d.ddd`, `e`, a sign, two exponent digits at least), or fixed, where a whole
+/// number ends with `whole_suffix` ("" for `g`, ".0" for `repr`).
+fn spell(sign: &str, digits: &str, exp: i32, scientific: bool, whole_suffix: &str) -> String {
+    if scientific {
         let (first, rest) = digits.split_at(1);
         let frac = if rest.is_empty() {
             String::new()
@@ -63,67 +113,7 @@ pub fn general(x: f64) -> String {
     } else {
         let point = point as usize;
         if digits.len() <= point {
-            format!("{digits}{}", "0".repeat(point - digits.len()))
-        } else {
-            let (int, frac) = digits.split_at(point);
-            format!("{int}.{frac}")
-        }
-    };
-    format!("{sign}{body}")
-}
-
-/// Python's `repr(x)` of a float (what `json.dumps` writes for it): the shortest digits that
-/// read back as `x`, in fixed notation with at least one decimal (`2.0`, `0.0001`) while the
-/// decimal exponent is within -5..16, else scientific with a signed two-digit exponent at least
-/// (`1e-05`, `1.5e+16`).
-pub fn repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    if x == 0.0 {
-        return format!("{sign}0.0");
-    }
-    // Rust's `{:e}` gives the shortest digits that read back as `x` (d.ddde<exp>), but where
-    // `x` lies exactly halfway between two such strings it takes the upper one, and CPython the
-    // even one: the value correctly rounded (half to even) to that many digits, when it reads
-    // back as `x` too, is CPython's.
-    let shortest = format!("{:e}", x.abs());
-    let n = shortest
-        .split('e')
-        .next()
-        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
-    let rounded = format!("{:.*e}", n.saturating_sub(1), x.abs());
-    let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
-        rounded
-    } else {
-        shortest
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    // CPython's float_repr_style "short": the point after `point` digits; scientific when
-    // point <= -4 or point > 16.
-    let point = exp + 1;
-    if point <= -4 || point > 16 {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs());
-    }
-    let body = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-    } else {
-        let point = point as usize;
-        if digits.len() <= point {
-            format!("{digits}{}.0", "0".repeat(point - digits.len()))
+            format!("{digits}{}{whole_suffix}", "0".repeat(point - digits.len()))
         } else {
             let (int, frac) = digits.split_at(point);
             format!("{int}.{frac}")
