@@ -5,6 +5,9 @@
 //! Python's spelling, not serde_json's: ", " and ": " between items, keys sorted at every level
 //! (by code point, which is UTF-8 byte order), floats as `repr` (`1e-05`, `2.0`), and only `"`,
 //! `\` and the control characters escaped (`\n`, `\u001b`), everything else as it is.
+//!
+//! The writer recurses as deep as the value nests: a map from Python is at most 64 levels deep
+//! (`tunnel::py::from_py`), and the probes' facts are a few levels by construction.
 #![forbid(unsafe_code)]
 
 use crate::meta::{Meta, Value};
