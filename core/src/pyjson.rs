@@ -68,32 +68,14 @@ fn value(out: &mut String, v: &Value) {
     }
 }
 
-/// json's `py_encode_basestring`: `"`, `\` and U+0000-U+001F escaped, the rest as it is.
+/// json's `py_encode_basestring` escapes what serde_json escapes, the same way: `"`, `\\`,
+/// `\b \f \n \r \t`, the other control characters as `\u00xx` (lower-case hex), nothing else.
 fn string(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escaped = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escaped.is_empty() {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push_str(escaped);
-        }
-        start = i + c.len_utf8();
+    match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        // Serializing a str cannot fail; were it to, an empty text keeps the JSON whole.
+        Err(_) => out.push_str("\"\""),
     }
-    out.push_str(&s[start..]);
-    out.push('"');
 }
 
 #[cfg(test)]
