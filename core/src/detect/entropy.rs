@@ -21,20 +21,44 @@ fn round3(x: f64) -> f64 {
     format!("{x:.3}").parse().unwrap_or(x)
 }
 
-/// Shannon entropy in bits per byte, summed in the order Python's Counter does (first occurrence).
-fn shannon(data: &[u8]) -> f64 {
-    let n = data.len() as f64;
-    let mut counts = [0usize; 256];
-    let mut order = Vec::with_capacity(256);
+/// What one pass over the sample counts.
+struct Counts {
+    /// Occurrences of each byte value.
+    of: [u32; 256],
+    /// The distinct byte values in order of first occurrence: Python's Counter sums in that order,
+    /// and the float sum must come out the same to the last bit.
+    order: [u8; 256],
+    distinct: usize,
+    longest_printable_run: usize,
+}
+
+fn count(data: &[u8]) -> Counts {
+    let mut c = Counts {
+        of: [0; 256],
+        order: [0; 256],
+        distinct: 0,
+        longest_printable_run: 0,
+    };
+    let mut run = 0usize;
     for &b in data {
-        if counts[usize::from(b)] == 0 {
-            order.push(b);
+        let n = &mut c.of[usize::from(b)];
+        if *n == 0 {
+            c.order[c.distinct] = b;
+            c.distinct += 1;
         }
-        counts[usize::from(b)] += 1;
+        *n += 1;
+        run = if printable(b) { run + 1 } else { 0 };
+        c.longest_printable_run = c.longest_printable_run.max(run);
     }
+    c
+}
+
+/// Shannon entropy in bits per byte of a sample of `n` bytes, summed in Counter's order.
+fn shannon(c: &Counts, n: usize) -> f64 {
+    let n = n as f64;
     let mut sum = 0.0f64;
-    for b in order {
-        let p = counts[usize::from(b)] as f64 / n;
+    for &b in &c.order[..c.distinct] {
+        let p = f64::from(c.of[usize::from(b)]) / n;
         sum += p * p.log2();
     }
     -sum
@@ -55,22 +79,26 @@ pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
         m.insert("looks_encrypted".into(), json!(false));
         return m;
     }
-    let ent = shannon(data);
+    // One pass over the bytes; the bit and printable totals come from the 256 counts after it.
+    let counts = count(data);
+    let ent = shannon(&counts, n);
     let max_ent = if n > 1 {
         (n.min(256) as f64).log2()
     } else {
         1.0
     };
-    let pop = data.iter().map(|b| b.count_ones() as usize).sum::<usize>() as f64 / n as f64;
-    let printable_n = data.iter().filter(|b| printable(**b)).count();
+    let (mut bits, mut printable_n) = (0usize, 0usize);
+    for &b in &counts.order[..counts.distinct] {
+        let k = counts.of[usize::from(b)] as usize;
+        bits += k * b.count_ones() as usize;
+        if printable(b) {
+            printable_n += k;
+        }
+    }
+    let pop = bits as f64 / n as f64;
     let printable_frac = printable_n as f64 / n as f64;
     let prefix = n >= 6 && data.iter().take(6).all(|b| printable(*b));
-    let mut run = 0usize;
-    let mut cur = 0usize;
-    for &b in data {
-        cur = if printable(b) { cur + 1 } else { 0 };
-        run = run.max(cur);
-    }
+    let run = counts.longest_printable_run;
     let mut exempt = if pop <= 3.4 || pop >= 4.6 {
         Some("Ex1 popcount")
     } else if prefix {
