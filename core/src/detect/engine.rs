@@ -1,4 +1,4 @@
-//! The detection engine: which protocol do a flow's first bytes speak? (portwatch/detect/engine.py)
+//! The detection engine: which protocol do a flow's first bytes speak?
 //!
 //! Input is what reassembly kept of each direction: TCP one stream prefix per direction, UDP the
 //! first datagrams ("units"). Each [[match]] carries a confidence; a signature's score combines

@@ -1,4 +1,4 @@
-//! Does a byte string look fully encrypted? (portwatch/detect/entropy.py)
+//! Does a byte string look fully encrypted?
 //!
 //! Byte entropy alone flags compressed data and many binary protocols; the exemptions of Wu et
 //! al. (USENIX Security 2023, how the GFW spots fully encrypted traffic) keep false positives
@@ -131,7 +131,7 @@ pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    /// Answers of portwatch.detect.entropy.entropy_facts(...).as_dict() (Python 3.11).
+    /// Answers of the retired Python engine's `entropy_facts(...).as_dict()` (Python 3.11).
     #[test]
     fn python_answers() {
         let cases: &[(&[u8], &str)] = &[

@@ -1,4 +1,4 @@
-//! Which candidates are worth scoring for a flow (the gates of portwatch/detect/engine.py).
+//! Which candidates are worth scoring for a flow.
 //!
 //! A match can only hold when a unit starts with one of its possible first bytes (from its
 //! prefix, its anchored regex, or its probe's declared `first_bytes`), holds its prefix's first

@@ -4,10 +4,10 @@
 //! crate's syntax with every byte explicit, so that the few places where the two dialects differ
 //! (`\Z`, `$`, `{,n}`, a `{` that is not a repeat, `[[`, `&&` in classes, raw bytes >= 0x80) keep
 //! Python's meaning, (2) tells which first bytes an anchored pattern can match (the engine's
-//! gates, as portwatch/detect/prefilter.py), and (3) tells when a pattern is costly.
+//! gates), and (3) tells when a pattern is costly.
 //! Constructs the Rust crate cannot run (look-around, back-references, possessive repeats,
 //! conditionals) are refused with a message. The `regex` crate matches in linear time, so
-//! Python's backtracking guards (regex_safety.py) become bounds on the compiled size.
+//! the backtracking guards a Python `re` loader needs become bounds on the compiled size.
 #![forbid(unsafe_code)]
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -16,11 +16,11 @@ use regex::bytes::{Regex, RegexBuilder};
 /// more is refused; one that needs more than a quarter of it is reported as expensive.
 pub const SIZE_LIMIT: usize = 2 << 20;
 pub const DFA_SIZE_LIMIT: usize = 4 << 20;
-/// Python refuses longer patterns (signature.py).
+/// Longer patterns are refused, as the Python loader did.
 pub const MAX_PATTERN: usize = 1024;
 /// Groups nested deeper than this are refused (the parser recurses once per level).
 const MAX_NEST: usize = 64;
-/// A variable repeat whose range exceeds this counts as long (regex_safety.LONG_REPEAT).
+/// A variable repeat whose range exceeds this counts as long (for the `expensive` warning).
 const LONG_REPEAT: u32 = 64;
 const MAX_LONG_REPEATS: usize = 2;
 /// Python's largest repeat count (sre MAXREPEAT - 1).
@@ -131,7 +131,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parse, translate and compile; `Err` carries the problem (signature.py's wording when it has one).
+    /// Parse, translate and compile; `Err` carries the problem.
     pub fn new(source: &[u8]) -> Result<Pattern, String> {
         if source.len() > MAX_PATTERN {
             return Err(format!("pattern longer than {MAX_PATTERN} characters"));

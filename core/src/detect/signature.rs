@@ -1,6 +1,6 @@
 //! Load and validate signature files (TOML, one protocol per file; format in signatures/README.md).
 //!
-//! Port of portwatch/detect/signature.py. Users write these files by hand, so every error names
+//! Users write these files by hand, so every error names
 //! the file, the line (from the TOML parser's spans) and the field, and a file's errors are all
 //! reported, not just the first. Patterns are Python bytes regexes (see `pyregex`).
 #![forbid(unsafe_code)]

@@ -1,5 +1,5 @@
 //! What happened after the first bytes: banners, logins in clear, STARTTLS, CONNECT and
-//! WebSocket (portwatch/detect/upgrades.py). A classified flow keeps its protocol (SMTP that
+//! WebSocket. A classified flow keeps its protocol (SMTP that
 //! upgrades with STARTTLS stays smtp); this adds the facts analysts ask about, from the stream
 //! prefixes of both directions. Credentials are never copied, only the fact that they crossed.
 //!
