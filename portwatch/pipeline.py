@@ -44,9 +44,10 @@ class Config:
     services_path: str | None = None
     policy_path: str | None = None
     max_flows: int = DEFAULT_MAX_FLOWS
+    # Seconds of silence that end a flow; a signature may give its protocol's own (dns.toml's
+    # idle_udp: a DNS exchange is over once answered).
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
-    idle_dns: float = 10.0  # Zeek's dns_session_timeout: a DNS flow is over once answered
     linger: float = 2.0  # a closed TCP flow stays to absorb its last ACKs before it is reported
     sweep_interval: float = 1.0  # capture seconds between idle sweeps
     max_payload_packets: int = 12  # give up classifying after this many payload packets (nDPI-like)
@@ -61,7 +62,7 @@ class Config:
 
     def core_settings(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in (
-            "max_flows", "idle_tcp", "idle_udp", "idle_dns", "linger", "sweep_interval",
+            "max_flows", "idle_tcp", "idle_udp", "linger", "sweep_interval",
             "max_payload_packets", "meta_packets", "shard_index", "shard_count")}
 
 

@@ -59,6 +59,8 @@ class SignatureInfo:
     origin: str
     announces: str | None = None  # the core's parser of announced connections (ftp, sdp, rtsp)
     expected: bool = False  # named only by a control connection's announcement (ftp-data)
+    idle_tcp: float | None = None  # the protocol's own idle timeouts, in place of the analyzer's
+    idle_udp: float | None = None
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> SignatureInfo:
@@ -82,6 +84,8 @@ class SignatureInfo:
             origin=d.get("origin", "builtin"),
             announces=d.get("announces") or None,
             expected=bool(d.get("expected")),
+            idle_tcp=d.get("idle_tcp"),
+            idle_udp=d.get("idle_udp"),
         )
 
 

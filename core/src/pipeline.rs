@@ -29,10 +29,10 @@ use crate::tunnel;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub max_flows: usize,
+    /// Seconds without a packet after which a flow ends, by transport, unless its protocol's
+    /// signature gives its own (`Signature::idle`).
     pub idle_tcp: f64,
     pub idle_udp: f64,
-    /// Zeek's dns_session_timeout: a DNS flow is over once answered.
-    pub idle_dns: f64,
     /// A closed TCP flow stays this long to absorb its last ACKs before it is reported.
     pub linger: f64,
     /// Capture seconds between idle sweeps (each looks at the flows its timer queue brings up).
@@ -61,7 +61,6 @@ impl Default for Config {
             max_flows: 200_000,
             idle_tcp: 300.0,
             idle_udp: 60.0,
-            idle_dns: 10.0,
             linger: 2.0,
             sweep_interval: 1.0,
             max_payload_packets: 12,
@@ -534,11 +533,17 @@ impl Tracker {
         let end = flow.ts_end();
         let timeout = match flow.closed_at {
             Some(at) => at + c.linger,
-            None if flow.is_tcp() => end + c.idle_tcp,
-            // A datagram flow not yet classified may yet be found to be DNS, whose timeout
-            // is shorter; a classified one keeps its protocol.
-            None if flow.decision.is_none() => end + c.idle_udp.min(c.idle_dns),
-            None => end + self.datagram_idle(flow),
+            // A flow not yet classified may yet be found to be a protocol whose timeout is
+            // shorter; a classified one keeps its protocol.
+            None if flow.decision.is_none() => {
+                let transport = transport_of(flow.key.proto);
+                let default = self.transport_idle(flow);
+                end + self
+                    .engine
+                    .shortest_idle(transport)
+                    .map_or(default, |s| s.min(default))
+            }
+            None => end + self.idle(flow),
         };
         let quiet = end + c.sweep_interval;
         if flow.inspecting && flow.meta.would_shrink() && (quiet < timeout || timeout.is_nan()) {
@@ -554,17 +559,22 @@ impl Tracker {
         if let Some(at) = flow.closed_at {
             return (now - at >= c.linger).then_some("closed");
         }
-        let idle = if flow.is_tcp() {
-            c.idle_tcp
-        } else {
-            self.datagram_idle(flow)
-        };
-        (now - flow.ts_end() >= idle).then_some("idle")
+        (now - flow.ts_end() >= self.idle(flow)).then_some("idle")
     }
 
-    fn datagram_idle(&self, flow: &Flow) -> f64 {
-        if flow.decision.as_ref().is_some_and(|d| d.protocol == "dns") {
-            self.config.idle_dns
+    /// How long `flow` may stay silent: its protocol's own idle timeout, else its transport's.
+    fn idle(&self, flow: &Flow) -> f64 {
+        flow.decision
+            .as_ref()
+            .and_then(|d| d.sig)
+            .and_then(|i| self.engine.signatures().get(i))
+            .and_then(|s| s.idle[transport_of(flow.key.proto).index()])
+            .unwrap_or_else(|| self.transport_idle(flow))
+    }
+
+    fn transport_idle(&self, flow: &Flow) -> f64 {
+        if flow.is_tcp() {
+            self.config.idle_tcp
         } else {
             self.config.idle_udp
         }
@@ -780,9 +790,11 @@ impl Tracker {
     }
 
     /// New signatures (a reload): live flows keep their state; a verdict's signature is found
-    /// again by protocol name in the new set (inspection ends if it is gone).
+    /// again by protocol name in the new set (inspection ends if it is gone). Every flow is
+    /// filed again for the sweep: the new set may give its protocol a shorter idle timeout.
     pub fn set_engine(&mut self, engine: Arc<Engine>, known: Arc<KnownPorts>) {
-        for (id, stamp) in self.table.ids_in_order() {
+        let live = self.table.ids_in_order();
+        for &(id, stamp) in &live {
             if !self.table.is_current(id, stamp) {
                 continue;
             }
@@ -803,6 +815,11 @@ impl Tracker {
         }
         self.engine = engine;
         self.known = known;
+        for (id, stamp) in live {
+            if self.table.is_current(id, stamp) {
+                self.reschedule(id);
+            }
+        }
     }
 
     pub fn drain(&mut self) {
@@ -1345,6 +1362,146 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!((recs[0].state, recs[0].history.as_str()), ("S0", "D"));
         assert_eq!(recs[0].duration, 1.0);
+    }
+
+    /// The shipped set with dns.toml's `idle_udp` set to `secs`.
+    fn engine_with_dns_idle(secs: u32) -> Arc<Engine> {
+        let texts: Vec<(&str, String)> = BUILTIN
+            .iter()
+            .map(|&(name, text)| {
+                let text = if name == "dns.toml" {
+                    assert!(
+                        text.contains("\nidle_udp = 10\n"),
+                        "dns.toml gives its idle_udp"
+                    );
+                    text.replace("\nidle_udp = 10\n", &format!("\nidle_udp = {secs}\n"))
+                } else {
+                    text.to_owned()
+                };
+                (name, text)
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let sigs = load_texts_and(&refs, &[]).expect("signatures load");
+        Arc::new(Engine::new(sigs, Default::default()))
+    }
+
+    const DNS_QUERY: &[u8] =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+    const DNS_ANSWER: &[u8] = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22";
+
+    /// A DNS exchange and a datagram of another UDP flow at 1 s, then a third flow's datagram
+    /// at `at`: the (port, end_reason) of the flows the sweep at `at` ended.
+    fn ended_by(a: &mut Analyzer, at: f64) -> Vec<(u16, String)> {
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 53));
+        a.packet(1.0, 1, &frame(UDP, c, s, 0, 0, DNS_QUERY));
+        a.packet(1.01, 1, &frame(UDP, s, c, 0, 0, DNS_ANSWER));
+        a.packet(
+            1.0,
+            1,
+            &frame(
+                UDP,
+                ([10, 0, 0, 3], 40001),
+                ([10, 0, 0, 4], 9999),
+                0,
+                0,
+                b"\x01\x02\x03",
+            ),
+        );
+        let ended = |a: &mut Analyzer| -> Vec<(u16, String)> {
+            std::mem::take(&mut a.flows.finished)
+                .iter()
+                .map(|r| {
+                    (
+                        r.dst_port,
+                        r.meta["end_reason"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(ended(a), vec![]);
+        a.packet(
+            at,
+            1,
+            &frame(
+                UDP,
+                ([10, 0, 0, 5], 40002),
+                ([10, 0, 0, 6], 7777),
+                0,
+                0,
+                b"\x05",
+            ),
+        );
+        ended(a)
+    }
+
+    #[test]
+    fn a_protocols_signature_gives_its_flows_idle_timeout() {
+        // dns.toml: idle_udp = 10. The DNS flow's last packet was at 1.01 s; the other flow
+        // keeps the analyzer's 60 s.
+        let mut a = analyzer();
+        assert_eq!(ended_by(&mut a, 12.0), vec![(53, "idle".to_owned())]);
+        // The same timeout made 30 s by a signature file: the flow is still open at 12 s.
+        let mut a = Analyzer::new(
+            Config::default(),
+            engine_with_dns_idle(30),
+            Arc::new(KnownPorts::default()),
+            None,
+        );
+        assert_eq!(ended_by(&mut a, 12.0), vec![]);
+        a.packet(
+            32.0,
+            1,
+            &frame(
+                UDP,
+                ([10, 0, 0, 5], 40002),
+                ([10, 0, 0, 6], 7777),
+                0,
+                0,
+                b"\x06",
+            ),
+        );
+        let ports: Vec<u16> = a.flows.finished.iter().map(|r| r.dst_port).collect();
+        assert_eq!(ports, vec![53]);
+    }
+
+    #[test]
+    fn a_reload_that_shortens_a_protocols_idle_timeout_takes_effect_on_open_flows() {
+        // Filed for the sweep under a 30 s timeout, then the reload makes it 10 s.
+        let mut a = Analyzer::new(
+            Config::default(),
+            engine_with_dns_idle(30),
+            Arc::new(KnownPorts::default()),
+            None,
+        );
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 53));
+        a.packet(1.0, 1, &frame(UDP, c, s, 0, 0, DNS_QUERY));
+        a.packet(1.01, 1, &frame(UDP, s, c, 0, 0, DNS_ANSWER));
+        // A sweep at 3 s: the flow, quiet, is frozen and filed again, now for 31 s.
+        let other = (([10, 0, 0, 5], 40002), ([10, 0, 0, 6], 7777));
+        a.packet(3.0, 1, &frame(UDP, other.0, other.1, 0, 0, b"\x04"));
+        assert!(a.flows.finished.is_empty());
+        a.flows
+            .set_engine(engine_with_dns_idle(10), Arc::new(KnownPorts::default()));
+        a.packet(
+            12.0,
+            1,
+            &frame(
+                UDP,
+                ([10, 0, 0, 5], 40002),
+                ([10, 0, 0, 6], 7777),
+                0,
+                0,
+                b"\x05",
+            ),
+        );
+        let ended: Vec<(u16, &str)> = a
+            .flows
+            .finished
+            .iter()
+            .map(|r| (r.dst_port, r.meta["end_reason"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(ended, vec![(53, "idle")]);
     }
 
     #[test]

@@ -756,7 +756,6 @@ fn config_from(config: Option<Bound<'_, PyDict>>) -> PyResult<pipeline::Config> 
                 "max_flows" => cfg.max_flows = v.extract()?,
                 "idle_tcp" => cfg.idle_tcp = v.extract()?,
                 "idle_udp" => cfg.idle_udp = v.extract()?,
-                "idle_dns" => cfg.idle_dns = v.extract()?,
                 "linger" => cfg.linger = v.extract()?,
                 "sweep_interval" => cfg.sweep_interval = v.extract()?,
                 "max_payload_packets" => cfg.max_payload_packets = v.extract()?,

@@ -39,7 +39,6 @@ pub fn run(data: &[u8]) {
         max_flows: MAX_FLOWS,
         idle_tcp: 20.0,
         idle_udp: 6.0,
-        idle_dns: 3.0,
         linger: 1.0,
         ..Config::default()
     };

@@ -99,13 +99,10 @@ pub struct Engine {
     admission: [Admission; 2],
     /// Name order key, for the last tie-break.
     names: Vec<String>,
-}
-
-fn ti(t: Transport) -> usize {
-    match t {
-        Transport::Tcp => 0,
-        Transport::Udp => 1,
-    }
+    /// Per transport: the shortest idle timeout a signature gives for it (`Signature::idle`). A
+    /// flow not yet classified may still turn out to be that protocol (flow timers file it by
+    /// this).
+    shortest_idle: [Option<f64>; 2],
 }
 
 /// Python's `round(x, 6)` (correctly rounded, ties to even).
@@ -216,12 +213,17 @@ impl Engine {
                 ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
             });
             for (c, g) in cands {
-                candidates[ti(t)].push(c);
+                candidates[t.index()].push(c);
                 gates.push(g);
             }
-            admission[ti(t)] = Admission::of(&gates);
+            admission[t.index()] = Admission::of(&gates);
         }
         let names = sigs.iter().map(|s| s.protocol.clone()).collect();
+        let shortest_idle = Transport::ALL.map(|t| {
+            sigs.iter()
+                .filter_map(|s| s.idle[t.index()])
+                .reduce(f64::min)
+        });
         Engine {
             sigs,
             hints,
@@ -231,7 +233,13 @@ impl Engine {
             candidates,
             admission,
             names,
+            shortest_idle,
         }
+    }
+
+    /// The shortest idle timeout a signature gives for `t` (see `Signature::idle`).
+    pub fn shortest_idle(&self, t: Transport) -> Option<f64> {
+        self.shortest_idle[t.index()]
     }
 
     /// The same signatures with other port hints: the compiled patterns are shared, not built
@@ -415,7 +423,7 @@ impl Engine {
         let Some(plans) = self.plans.get(sig) else {
             return (meta, false);
         };
-        for p in &plans[ti(transport)] {
+        for p in &plans[transport.index()] {
             let Some(probe) = p.probe else { continue };
             for (from_client, units, wanted) in
                 [(true, client, p.to_client), (false, server, p.to_server)]
@@ -449,12 +457,12 @@ impl Engine {
         ports: &[u16],
         swapped: bool,
     ) -> Vec<Score> {
-        let cands = &self.candidates[ti(t)];
+        let cands = &self.candidates[t.index()];
         let mut out = Vec::new();
         if cands.is_empty() {
             return out;
         }
-        let admitted: Bits = self.admission[ti(t)].admitted(client, server, ports);
+        let admitted: Bits = self.admission[t.index()].admitted(client, server, ports);
         let (has_c, has_s) = (!client.is_empty(), !server.is_empty());
         let mut best = 0.0f64; // best firm (non-prelude) score so far
         for i in admitted.iter() {
@@ -501,7 +509,7 @@ impl Engine {
         let mut meta = Meta::new();
         let mut done = 0u8;
         let (mut cweak, mut sweak) = (false, false);
-        for p in &self.plans[sig][ti(t)] {
+        for p in &self.plans[sig][t.index()] {
             let Some(m) = s.matches.get(p.m) else {
                 continue;
             };

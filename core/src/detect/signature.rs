@@ -22,6 +22,8 @@ pub const DEFAULT_PATTERN_CONFIDENCE: f64 = 0.8;
 pub const DEFAULT_PROBE_CONFIDENCE: f64 = 0.95;
 /// A signature file larger than this is refused unread (a hand-written file is a few KiB).
 pub const MAX_FILE: u64 = 1 << 20;
+/// The longest idle timeout a signature may give (`idle_tcp`, `idle_udp`), in seconds: a day.
+pub const MAX_IDLE: f64 = 86_400.0;
 
 const TOP_FIELDS: &[(&str, Kind)] = &[
     ("announces", Kind::Str),
@@ -30,6 +32,8 @@ const TOP_FIELDS: &[(&str, Kind)] = &[
     ("description", Kind::Str),
     ("encrypted", Kind::Bool),
     ("expected", Kind::Bool),
+    ("idle_tcp", Kind::Float),
+    ("idle_udp", Kind::Float),
     ("insecure", Kind::Bool),
     ("match", Kind::List),
     ("ports", Kind::List),
@@ -68,6 +72,13 @@ impl Transport {
         match self {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
+        }
+    }
+    /// Position in per-transport arrays (`ALL`'s order).
+    pub fn index(self) -> usize {
+        match self {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
         }
     }
     pub fn parse(s: &str) -> Option<Transport> {
@@ -141,6 +152,10 @@ pub struct Signature {
     /// Named only by another connection's announcement (ftp-data), never from its own bytes:
     /// such a signature has no `[[match]]`.
     pub expected: bool,
+    /// Per transport (`Transport::index`): seconds without a packet after which a flow of this
+    /// protocol ends, in place of the analyzer's `idle_tcp`/`idle_udp`. For exchanges whose end
+    /// the protocol makes plain (Zeek's `dns_session_timeout`: a DNS flow is over once answered).
+    pub idle: [Option<f64>; 2],
 }
 
 impl Signature {
@@ -167,6 +182,8 @@ impl Signature {
             "probe_names": self.probe_names,
             "announces": self.announces.map(|p| p.name()),
             "expected": self.expected,
+            "idle_tcp": self.idle[Transport::Tcp.index()],
+            "idle_udp": self.idle[Transport::Udp.index()],
         })
     }
 }
@@ -743,6 +760,7 @@ fn build(
             p
         }
     };
+    let idle = Transport::ALL.map(|t| idle_of(ctx, top, t, &transports));
     let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
     probe_names.sort();
     probe_names.dedup();
@@ -769,7 +787,34 @@ fn build(
         probe_names,
         announces,
         expected: top.bool("expected"),
+        idle,
     })
+}
+
+/// `idle_tcp` or `idle_udp`: seconds in (0, MAX_IDLE], for a transport the protocol runs over.
+fn idle_of(ctx: &mut Ctx, top: &Fields, t: Transport, transports: &[Transport]) -> Option<f64> {
+    let field = match t {
+        Transport::Tcp => "idle_tcp",
+        Transport::Udp => "idle_udp",
+    };
+    let (span, value) = top.get(field)?;
+    let secs = match value {
+        SVal::Float(f) => *f,
+        SVal::Int(i) => *i as f64,
+        _ => return None, // mistyped: already reported
+    };
+    // NaN and the infinities fail the range test too.
+    if !(secs > 0.0 && secs <= MAX_IDLE) {
+        let problem = format!("must be a number of seconds in (0, {MAX_IDLE}]");
+        ctx.fail(Some(span), field, &problem);
+        return None;
+    }
+    if !transports.contains(&t) {
+        let problem = format!("the protocol does not run over {}", t.name());
+        ctx.fail(Some(span), field, &problem);
+        return None;
+    }
+    Some(secs)
 }
 
 /// Lines of the `[[match]]` headers, in order (where a match's own errors point when no field does).
@@ -1155,6 +1200,57 @@ mod tests {
         );
         let e = errors("protocol = \"x\"\nexpected = true\n[[match]]\nprefix = \"a\"\n");
         assert!(e.iter().any(|x| x.contains("expected: ")), "{e:?}");
+    }
+
+    #[test]
+    fn idle_timeouts_per_transport() {
+        let text = "protocol = \"x\"\ntransports = [\"udp\", \"tcp\"]\nidle_udp = 10\nidle_tcp = 0.5\n[[match]]\nprefix = \"a\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert_eq!(s.idle, [Some(0.5), Some(10.0)]);
+        assert_eq!(s.to_json()["idle_udp"], json!(10.0));
+        let s = parse(
+            "protocol = \"x\"\n[[match]]\nprefix = \"a\"\n",
+            "t.toml",
+            "user",
+        )
+        .0
+        .unwrap();
+        assert_eq!(s.idle, [None, None]);
+        assert_eq!(s.to_json()["idle_tcp"], Value::Null);
+        for (value, problem) in [
+            (
+                "0",
+                "t.toml:3: idle_udp: must be a number of seconds in (0, 86400]",
+            ),
+            (
+                "-1.5",
+                "t.toml:3: idle_udp: must be a number of seconds in (0, 86400]",
+            ),
+            (
+                "86401",
+                "t.toml:3: idle_udp: must be a number of seconds in (0, 86400]",
+            ),
+            (
+                "nan",
+                "t.toml:3: idle_udp: must be a number of seconds in (0, 86400]",
+            ),
+            (
+                "inf",
+                "t.toml:3: idle_udp: must be a number of seconds in (0, 86400]",
+            ),
+            ("\"10\"", "t.toml:3: idle_udp: must be float, not str"),
+        ] {
+            let text = format!(
+                "protocol = \"x\"\ntransports = [\"udp\"]\nidle_udp = {value}\n[[match]]\nprefix = \"a\"\n"
+            );
+            assert_eq!(errors(&text), vec![problem.to_owned()], "{value}");
+        }
+        // A timeout for a transport the protocol does not run over says nothing: refused.
+        let e = errors("protocol = \"x\"\nidle_udp = 5\n[[match]]\nprefix = \"a\"\n");
+        assert_eq!(
+            e,
+            vec!["t.toml:2: idle_udp: the protocol does not run over udp".to_owned()]
+        );
     }
 
     #[test]
