@@ -12,6 +12,7 @@ use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::announce;
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::entropy::entropy_facts;
+use crate::detect::signature::Signature;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
@@ -204,6 +205,12 @@ fn tunnel_join(outer: &Key) -> String {
         &outer.b,
         outer.b_port,
     )
+}
+
+/// Where `sig`'s protocol sends credentials in clear (`Conversation::login`).
+fn login_of(sig: Option<&Signature>) -> Option<&regex::bytes::Regex> {
+    let login = sig?.conversation.as_ref()?.login.as_ref()?;
+    Some(&login.regex)
 }
 
 fn transport_of(proto: u8) -> Transport {
@@ -800,14 +807,14 @@ impl Tracker {
             }
             let flow = self.table.get_mut(id);
             if let Some(d) = flow.decision.as_mut() {
-                if d.sig.is_some() {
+                if let Some(old) = d.sig {
                     d.sig = engine
                         .signatures()
                         .iter()
                         .position(|s| s.protocol == d.protocol);
                     if d.sig.is_none() && flow.inspecting {
                         flow.inspecting = false;
-                        flow.release_buffers();
+                        flow.release_buffers(login_of(self.engine.signatures().get(old)));
                         flow.meta.freeze();
                     }
                 }
@@ -975,7 +982,10 @@ impl Tracker {
         }
         let done = decision.done;
         let has_sig = decision.sig.is_some();
-        let protocol_watch = upgrade_watch(&decision.protocol);
+        let protocol_watch = decision
+            .sig
+            .and_then(|i| engine.signatures().get(i))
+            .is_some_and(upgrade_watch);
         flow.shape.classified(&decision.protocol);
         flow.decision = Some(Verdict::from(decision));
         if !has_sig {
@@ -1033,7 +1043,6 @@ impl Tracker {
             return;
         };
         let Some(sig) = decision.sig else { return };
-        let protocol = decision.protocol.clone();
         let transport = transport_of(flow.key.proto);
         let dirs: &[usize] = match grown {
             None => &[0, 1],
@@ -1071,13 +1080,14 @@ impl Tracker {
             }
         }
         let mut watching = false;
-        if transport == Transport::Tcp && upgrade_watch(&protocol) {
+        let signature = engine.signature(sig);
+        if transport == Transport::Tcp && upgrade_watch(signature) {
             // Banners, logins in clear, STARTTLS, CONNECT, WebSocket. Where the answer can only
             // come from the whole conversation it is worked out once, when inspection ends.
-            if grown.is_none() || upgrade_settles(&protocol) {
+            if grown.is_none() || upgrade_settles(signature) {
                 let found = {
                     let (client, server) = flow.units_by_role();
-                    upgrade_meta(&protocol, &client, &server, &engine)
+                    upgrade_meta(signature, &client, &server, &engine)
                 };
                 for (k, v) in found {
                     flow.meta.insert(k, v);
@@ -1086,7 +1096,7 @@ impl Tracker {
             } else {
                 flow.upgrades_stale = true;
             }
-            watching = upgrade_pending(&protocol, &flow.meta);
+            watching = upgrade_pending(signature, &flow.meta);
         }
         if flow.meta_done == 3 && !watching {
             self.end_inspection(id);
@@ -1099,10 +1109,11 @@ impl Tracker {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
         if flow.upgrades_stale {
-            if let Some(protocol) = flow.decision.as_ref().map(|d| d.protocol.clone()) {
+            let signature = flow.decision.as_ref().and_then(|d| d.sig);
+            if let Some(signature) = signature.and_then(|i| engine.signatures().get(i)) {
                 let found = {
                     let (client, server) = flow.units_by_role();
-                    upgrade_meta(&protocol, &client, &server, &engine)
+                    upgrade_meta(signature, &client, &server, &engine)
                 };
                 for (k, v) in found {
                     flow.meta.insert(k, v);
@@ -1111,7 +1122,8 @@ impl Tracker {
             flow.upgrades_stale = false;
         }
         flow.inspecting = false;
-        flow.release_buffers();
+        let signature = flow.decision.as_ref().and_then(|d| d.sig);
+        flow.release_buffers(login_of(signature.and_then(|i| engine.signatures().get(i))));
         if !self.leaving {
             flow.meta.freeze();
         }
@@ -1138,8 +1150,9 @@ impl Tracker {
             if flow.payload_pkts > 0 {
                 self.classify(id, true);
             } else {
+                // No verdict: no login pattern to cut the head at (and no payload to show).
                 flow.inspecting = false;
-                flow.release_buffers();
+                flow.release_buffers(None);
                 if !self.leaving {
                     flow.meta.freeze();
                 }

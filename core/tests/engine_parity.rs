@@ -128,7 +128,11 @@ fn classify_like_python() {
             let sr: Vec<&[u8]> = s.iter().map(Vec::as_slice).collect();
             if v["call"] == "upgrade_meta" {
                 let proto = v["protocol"].as_str().expect("protocol");
-                let got = Value::from(upgrade_meta(proto, &cr, &sr, &engine));
+                // The facts come from the protocol's signature (its [conversation] table).
+                let got = match by_name.get(proto).map(|&i| engine.signature(i)) {
+                    Some(sig) => Value::from(upgrade_meta(sig, &cr, &sr, &engine)),
+                    None => Value::from(_core::meta::Meta::new()),
+                };
                 // tunnel_protocol needs the probes (inner classification) in scratch.
                 if real
                     || got.get("tunnel_protocol").is_none()

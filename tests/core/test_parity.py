@@ -14,7 +14,8 @@ Connections a control connection announced are named by it (ftp-21's data connec
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and a port-mismatch on an unassigned port is the
 only finding there (http-8443 lost its `unassigned-port` note); ftp-pasv-21, ftp-active-21 and
-sip-call-5060 hold the core's records. A difference
+sip-call-5060 hold the core's records. A client's first bytes (`client_head`) stop at its
+signature's login line, so no password or SASL response is kept (ftp and pop3 captures). A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """

@@ -29,6 +29,7 @@ const TOP_FIELDS: &[(&str, Kind)] = &[
     ("announces", Kind::Str),
     ("any_port", Kind::Bool),
     ("cleartext_auth", Kind::Bool),
+    ("conversation", Kind::Table),
     ("description", Kind::Str),
     ("encrypted", Kind::Bool),
     ("expected", Kind::Bool),
@@ -44,6 +45,15 @@ const TOP_FIELDS: &[(&str, Kind)] = &[
     ("services", Kind::List),
     ("transports", Kind::List),
     ("tunnel", Kind::Bool),
+];
+/// `[conversation]`: what the rest of a text protocol's conversation tells (detect/upgrades.rs).
+const CONVERSATION_FIELDS: &[(&str, Kind)] = &[
+    ("anonymous", Kind::Str),
+    ("greeting", Kind::Str),
+    ("helo", Kind::Str),
+    ("login", Kind::Str),
+    ("starttls", Kind::Str),
+    ("starttls_ok", Kind::Str),
 ];
 const MATCH_FIELDS: &[(&str, Kind)] = &[
     ("confidence", Kind::Float),
@@ -124,6 +134,23 @@ pub struct Match {
     pub weak: bool,
 }
 
+/// What the rest of a text protocol's conversation tells, read from the clear-text part of each
+/// TCP direction (before a TLS handshake record): `[conversation]` in its file.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    /// The server's greeting; its first group is the flow's `banner`.
+    pub greeting: Option<Pattern>,
+    /// The client naming itself; its first group is `<protocol>_helo` (SMTP's EHLO).
+    pub helo: Option<Pattern>,
+    /// The client asking to switch to TLS, and the server agreeing (after its greeting line,
+    /// when the protocol has one): `upgraded_to: "tls"`.
+    pub starttls: Option<(Pattern, Pattern)>,
+    /// Credentials crossing in clear, before any STARTTLS: `cleartext_login`.
+    pub login: Option<Pattern>,
+    /// A login that gives nothing away (FTP's anonymous user): no `cleartext_login`.
+    pub anonymous: Option<Pattern>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Signature {
     pub protocol: String,
@@ -156,6 +183,7 @@ pub struct Signature {
     /// protocol ends, in place of the analyzer's `idle_tcp`/`idle_udp`. For exchanges whose end
     /// the protocol makes plain (Zeek's `dns_session_timeout`: a DNS flow is over once answered).
     pub idle: [Option<f64>; 2],
+    pub conversation: Option<Conversation>,
 }
 
 impl Signature {
@@ -455,6 +483,7 @@ enum Kind {
     Float,
     Bool,
     List,
+    Table,
 }
 
 impl Kind {
@@ -465,6 +494,7 @@ impl Kind {
             Kind::Float => "float",
             Kind::Bool => "bool",
             Kind::List => "list",
+            Kind::Table => "dict",
         }
     }
     fn accepts(self, v: &SVal) -> bool {
@@ -475,7 +505,7 @@ impl Kind {
                 | (Kind::Float, SVal::Float(_) | SVal::Int(_))
                 | (Kind::Bool, SVal::Bool(_))
                 | (Kind::List, SVal::List(_))
-        )
+        ) || (matches!((self, v), (Kind::Table, SVal::Table(_))) && v.type_name() == "dict")
     }
 }
 
@@ -761,6 +791,10 @@ fn build(
         }
     };
     let idle = Transport::ALL.map(|t| idle_of(ctx, top, t, &transports));
+    let conversation = match top.get("conversation") {
+        Some((span, SVal::Table(table))) => parse_conversation(ctx, span, table, &transports),
+        _ => None,
+    };
     let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
     probe_names.sort();
     probe_names.dedup();
@@ -788,7 +822,100 @@ fn build(
         announces,
         expected: top.bool("expected"),
         idle,
+        conversation,
     })
+}
+
+/// `[conversation]`: each pattern compiled as a match's regex is; a greeting or helo needs the
+/// group it reports, STARTTLS needs both halves, and the table needs TCP.
+fn parse_conversation(
+    ctx: &mut Ctx,
+    span: Range<usize>,
+    table: &[(Spanned<String>, Spanned<SVal>)],
+    transports: &[Transport],
+) -> Option<Conversation> {
+    let label = |k: &str| format!("conversation.{k}");
+    let f = Fields::check(ctx, table, CONVERSATION_FIELDS, &label);
+    let before = ctx.errors.len();
+    if !transports.contains(&Transport::Tcp) {
+        ctx.fail(
+            Some(span.clone()),
+            "conversation",
+            "the protocol does not run over tcp",
+        );
+    }
+    let pattern = |ctx: &mut Ctx, key: &str, groups: bool| -> Option<Pattern> {
+        let (s, text) = f.str(key)?;
+        let p = compile_pattern(ctx, s.clone(), &label(key), text)?;
+        if groups && p.regex.captures_len() < 2 {
+            ctx.fail(
+                Some(s),
+                &label(key),
+                "needs a group: its first group is the value reported",
+            );
+            return None;
+        }
+        Some(p)
+    };
+    let greeting = pattern(ctx, "greeting", true);
+    let helo = pattern(ctx, "helo", true);
+    let ask = pattern(ctx, "starttls", false);
+    let ok = pattern(ctx, "starttls_ok", false);
+    let login = pattern(ctx, "login", false);
+    let anonymous = pattern(ctx, "anonymous", false);
+    for (key, other) in [("starttls", "starttls_ok"), ("starttls_ok", "starttls")] {
+        if let (Some((s, _)), None) = (f.get(key), f.get(other)) {
+            ctx.fail(Some(s), &label(key), &format!("needs {other} too"));
+        }
+    }
+    if let (Some((s, _)), None) = (f.get("anonymous"), f.get("login")) {
+        ctx.fail(
+            Some(s),
+            &label("anonymous"),
+            "qualifies a login: needs login too",
+        );
+    }
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(Conversation {
+        greeting,
+        helo,
+        starttls: ask.zip(ok),
+        login,
+        anonymous,
+    })
+}
+
+/// A pattern of a signature file (`text`'s characters stand for bytes), compiled; its problem
+/// reported against `field`, and a warning when it is costly.
+fn compile_pattern(ctx: &mut Ctx, span: Range<usize>, field: &str, text: &str) -> Option<Pattern> {
+    let Some(src) = text_bytes(text) else {
+        ctx.fail(
+            Some(span),
+            field,
+            "characters above \\u00ff cannot stand for a byte",
+        );
+        return None;
+    };
+    match Pattern::new(&src) {
+        Ok(p) => {
+            if let Some(why) = p.expense() {
+                let line = Some(ctx.lines.of(span.start));
+                ctx.warnings.push(format_error(
+                    ctx.path,
+                    line,
+                    field,
+                    &format!("warning: {why}"),
+                ));
+            }
+            Some(p)
+        }
+        Err(e) => {
+            ctx.fail(Some(span), field, &e);
+            None
+        }
+    }
 }
 
 /// `idle_tcp` or `idle_udp`: seconds in (0, MAX_IDLE], for a transport the protocol runs over.
@@ -934,31 +1061,9 @@ fn parse_match(
         &label,
         &format!("must be 1..{MAX_DEPTH}"),
     );
-    let mut regex = None;
-    if let Some((s, r)) = f.str("regex") {
-        match text_bytes(r) {
-            None => ctx.fail(
-                Some(s),
-                &label("regex"),
-                "characters above \\u00ff cannot stand for a byte",
-            ),
-            Some(src) => match Pattern::new(&src) {
-                Ok(p) => {
-                    if let Some(why) = p.expense() {
-                        let line = Some(ctx.lines.of(s.start));
-                        ctx.warnings.push(format_error(
-                            ctx.path,
-                            line,
-                            &label("regex"),
-                            &format!("warning: {why}"),
-                        ));
-                    }
-                    regex = Some(p);
-                }
-                Err(e) => ctx.fail(Some(s), &label("regex"), &e),
-            },
-        }
-    }
+    let regex = f
+        .str("regex")
+        .and_then(|(s, r)| compile_pattern(ctx, s, &label("regex"), r));
     let probe = f.str("probe").map(|(s, p)| {
         if probes::lookup(p).is_none() {
             let known = probes::names().join(", ");
@@ -1250,6 +1355,42 @@ mod tests {
         assert_eq!(
             e,
             vec!["t.toml:2: idle_udp: the protocol does not run over udp".to_owned()]
+        );
+    }
+
+    #[test]
+    fn conversation_tables() {
+        let head = "protocol = \"x\"\n[[match]]\nprefix = \"a\"\n[conversation]\n";
+        let text = format!(
+            "{head}greeting = '\\A\\+OK ([ -~]*)\\r\\n'\nstarttls = '(?m)^GO$'\nstarttls_ok = '(?m)^\\+OK'\nlogin = '(?m)^PASS '\n"
+        );
+        let s = parse(&text, "t.toml", "user").0.unwrap();
+        let c = s.conversation.expect("a conversation");
+        assert!(c.greeting.is_some() && c.starttls.is_some() && c.login.is_some());
+        assert!(c.helo.is_none() && c.anonymous.is_none());
+        for (body, want) in [
+            ("greeting = '^220 '\n", "t.toml:5: conversation.greeting: needs a group: its first group is the value reported"),
+            ("starttls = 'GO'\n", "t.toml:5: conversation.starttls: needs starttls_ok too"),
+            ("starttls_ok = 'OK'\n", "t.toml:5: conversation.starttls_ok: needs starttls too"),
+            ("anonymous = 'USER ftp'\n", "t.toml:5: conversation.anonymous: qualifies a login: needs login too"),
+            ("login = '(?=x)'\n", "t.toml:5: conversation.login: look-ahead is not supported"),
+            ("banner = 'x'\n", "t.toml:5: conversation.banner: unknown field (known: anonymous, greeting, helo, login, starttls, starttls_ok)"),
+        ] {
+            let e = errors(&format!("{head}{body}"));
+            assert_eq!(e.len(), 1, "{e:#?}");
+            assert!(e[0].starts_with(want), "{e:#?} / {want}");
+        }
+        let e = errors("protocol = \"x\"\nconversation = 3\n[[match]]\nprefix = \"a\"\n");
+        assert_eq!(
+            e,
+            vec!["t.toml:2: conversation: must be dict, not int".to_owned()]
+        );
+        let e = errors(
+            "protocol = \"x\"\ntransports = [\"udp\"]\n[[match]]\nprefix = \"a\"\n[conversation]\nlogin = 'PASS'\n",
+        );
+        assert_eq!(
+            e,
+            vec!["t.toml:5: conversation: the protocol does not run over tcp".to_owned()]
         );
     }
 

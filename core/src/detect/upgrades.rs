@@ -1,33 +1,26 @@
 //! What happened after the first bytes: banners, logins in clear, STARTTLS, CONNECT and
-//! WebSocket. A classified flow keeps its protocol (SMTP that
-//! upgrades with STARTTLS stays smtp); this adds the facts analysts ask about, from the stream
-//! prefixes of both directions. Credentials are never copied, only the fact that they crossed.
+//! WebSocket. A classified flow keeps its protocol (SMTP that upgrades with STARTTLS stays
+//! smtp); this adds the facts analysts ask about, from the stream prefixes of both directions.
+//! Credentials are never copied, only the fact that they crossed (and `Flow::release_buffers`
+//! cuts the client's head at the login line).
 //!
-//! Keys: `banner`, `smtp_helo` (sanitised, bounded); `cleartext_login: true` when a login
-//! crossed before any STARTTLS (anonymous FTP excepted); `upgraded_to` ("tls" when the client
-//! asked for TLS and the server agreed, "websocket"/"http2"/the token for a 101 Upgrade);
-//! `connect_target` and `tunnel_protocol` for an HTTP CONNECT answered with 2xx.
-//!
-//! The per-protocol patterns are tables here, as in Python (not yet signature data).
+//! A text protocol's greeting, STARTTLS and login lines are data: the `[conversation]` table of
+//! its signature file (`Conversation`), giving `banner`, `<protocol>_helo`, `upgraded_to: "tls"`
+//! and `cleartext_login` (anonymous logins excepted). HTTP's CONNECT (`connect_target`,
+//! `tunnel_protocol`) and 101 Upgrade (`upgraded_to`) are parsed here.
 #![forbid(unsafe_code)]
 
 use super::engine::Engine;
+use super::signature::{Conversation, Signature};
 use crate::meta::{json, Meta};
 use regex::bytes::Regex;
 use std::sync::OnceLock;
 
 pub const BANNER_LIMIT: usize = 256;
 const HTTP: [&str; 2] = ["http", "http2"];
-const GREETING: [&str; 5] = ["smtp", "ftp", "nntp", "pop3", "imap"];
-const STARTTLS: [&str; 6] = ["smtp", "ftp", "pop3", "imap", "nntp", "xmpp"];
 
 struct Rx {
     line: Regex,
-    greeting: [Regex; 5], // GREETING order
-    helo: Regex,
-    starttls: [(Regex, Regex); 6], // STARTTLS order
-    login: [Regex; 6],             // STARTTLS order
-    ftp_anonymous: Regex,
     connect: Regex,
     status: Regex,
     upgrade: Regex,
@@ -43,80 +36,47 @@ fn rxs() -> &'static Rx {
     static RX: OnceLock<Rx> = OnceLock::new();
     RX.get_or_init(|| Rx {
         line: rx(r"(?-u)\A[^\r\n]{0,1024}\r?\n"),
-        greeting: [
-            rx(r"(?s-u)\A220[ -]([\x20-\x7e]{0,512})\r?\n"),
-            rx(r"(?s-u)\A220[ -]([\x20-\x7e]{0,512})\r?\n"),
-            rx(r"(?s-u)\A20[01] ([\x20-\x7e]{0,512})\r?\n"),
-            rx(r"(?s-u)\A\+OK ?([\x20-\x7e]{0,512})\r?\n"),
-            rx(r"(?is-u)\A\* (?:OK|PREAUTH) ?([\x20-\x7e]{0,512})\r?\n"),
-        ],
-        helo: rx(r"(?im-u)^(?:EHLO|HELO|LHLO) ([\x21-\x7e]{1,255})\r?$"),
-        starttls: [
-            (rx(r"(?im-u)^STARTTLS\r?$"), rx(r"(?m-u)^220[ -]")),
-            (
-                rx(r"(?im-u)^AUTH (?:TLS|SSL|TLS-C)\r?$"),
-                rx(r"(?m-u)^234[ -]"),
-            ),
-            (rx(r"(?im-u)^STLS\r?$"), rx(r"(?m-u)^\+OK")),
-            (
-                rx(r"(?im-u)^[a-z0-9.]{1,20} STARTTLS\r?$"),
-                rx(r"(?im-u)^[a-z0-9.]{1,20} OK"),
-            ),
-            (rx(r"(?im-u)^STARTTLS\r?$"), rx(r"(?m-u)^382[ -]")),
-            (
-                rx(r"(?-u)<starttls[\t\n\x0b\x0c\r />]"),
-                rx(r"(?-u)<proceed[\t\n\x0b\x0c\r />]"),
-            ),
-        ],
-        login: [
-            rx(r"(?im-u)^AUTH (?:PLAIN|LOGIN)\b"),
-            rx(r"(?im-u)^PASS\b"),
-            rx(r"(?im-u)^(?:PASS\b|AUTH (?:PLAIN|LOGIN)\b)"),
-            rx(r"(?im-u)^[a-z0-9.]{1,20} (?:LOGIN\b|AUTHENTICATE (?:PLAIN|LOGIN)\b)"),
-            rx(r"(?im-u)^AUTHINFO PASS\b"),
-            rx(r#"(?-u)<auth[^>]{0,200}mechanism=['"]PLAIN['"]"#),
-        ],
-        ftp_anonymous: rx(r"(?im-u)^USER (?:anonymous|ftp)\r?$"),
         connect: rx(r"(?-u)\ACONNECT ([\x21-\x7e]{1,512}) HTTP/1\.[01]\r\n"),
         status: rx(r"(?-u)\AHTTP/1\.[01] ([1-5][0-9][0-9])[ \r]"),
         upgrade: rx(r"(?im-u)^Upgrade: *([\x21-\x7e]{1,64})"),
     })
 }
 
-fn index(table: &[&str], protocol: &str) -> Option<usize> {
-    table.iter().position(|p| *p == protocol)
+fn is_http(sig: &Signature) -> bool {
+    HTTP.contains(&sig.protocol.as_str())
 }
 
-/// Whether `protocol`'s later bytes may hold these facts (STARTTLS, CONNECT, a login).
-pub fn upgrade_watch(protocol: &str) -> bool {
-    HTTP.contains(&protocol) || GREETING.contains(&protocol) || STARTTLS.contains(&protocol)
+/// Whether the later bytes of a flow of `sig`'s protocol may hold these facts (STARTTLS,
+/// CONNECT, a login).
+pub fn upgrade_watch(sig: &Signature) -> bool {
+    is_http(sig) || sig.conversation.is_some()
 }
 
-/// Whether `protocol`'s facts can settle before the conversation's end (HTTP's first exchange).
-pub fn upgrade_settles(protocol: &str) -> bool {
-    HTTP.contains(&protocol)
+/// Whether the facts can settle before the conversation's end (HTTP's first exchange).
+pub fn upgrade_settles(sig: &Signature) -> bool {
+    is_http(sig)
 }
 
 /// Whether, given what is known of the flow, later bytes may still add one of these facts.
-pub fn upgrade_pending(protocol: &str, meta: &Meta) -> bool {
-    if HTTP.contains(&protocol) {
+pub fn upgrade_pending(sig: &Signature, meta: &Meta) -> bool {
+    if is_http(sig) {
         return !meta.contains_key("http_status")
             || (meta.contains_key("http_connect_target") && !meta.contains_key("tunnel_protocol"));
     }
-    GREETING.contains(&protocol) || STARTTLS.contains(&protocol)
+    sig.conversation.is_some()
 }
 
 /// Facts about the rest of a TCP conversation; `client`/`server` are the stream prefixes.
-pub fn upgrade_meta(protocol: &str, client: &[&[u8]], server: &[&[u8]], engine: &Engine) -> Meta {
+pub fn upgrade_meta(sig: &Signature, client: &[&[u8]], server: &[&[u8]], engine: &Engine) -> Meta {
     let c = client.first().copied().unwrap_or(b"");
     let s = server.first().copied().unwrap_or(b"");
-    if HTTP.contains(&protocol) {
+    if is_http(sig) {
         return http_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
     }
-    if GREETING.contains(&protocol) || STARTTLS.contains(&protocol) {
-        return text_meta(protocol, c, s);
+    match &sig.conversation {
+        Some(conv) => text_meta(&sig.protocol, conv, c, s),
+        None => Meta::new(),
     }
-    Meta::new()
 }
 
 /// The clear-text part of a direction: everything before the first TLS handshake record.
@@ -127,33 +87,33 @@ fn before_tls(data: &[u8]) -> &[u8] {
     }
 }
 
-fn text_meta(protocol: &str, client: &[u8], server: &[u8]) -> Meta {
-    let r = rxs();
+fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) -> Meta {
     let mut meta = Meta::new();
     let (client_clear, server_clear) = (before_tls(client), before_tls(server));
-    if let Some(g) = index(&GREETING, protocol).and_then(|i| r.greeting.get(i)) {
-        if let Some(m) = g.captures(server_clear).and_then(|c| c.get(1)) {
+    if let Some(g) = &conv.greeting {
+        if let Some(m) = g.regex.captures(server_clear).and_then(|c| c.get(1)) {
             meta.insert(
                 "banner".into(),
                 json!(clean_text(m.as_bytes(), BANNER_LIMIT)),
             );
         }
     }
-    if protocol == "smtp" {
-        if let Some(m) = r.helo.captures(client_clear).and_then(|c| c.get(1)) {
+    if let Some(h) = &conv.helo {
+        if let Some(m) = h.regex.captures(client_clear).and_then(|c| c.get(1)) {
             meta.insert(
-                "smtp_helo".into(),
+                format!("{protocol}_helo"),
                 json!(clean_text(m.as_bytes(), BANNER_LIMIT)),
             );
         }
     }
     let mut asked_at = None;
-    if let Some((ask, agree)) = index(&STARTTLS, protocol).and_then(|i| r.starttls.get(i)) {
-        if let Some(m) = ask.find(client_clear) {
+    if let Some((ask, agree)) = &conv.starttls {
+        if let Some(m) = ask.regex.find(client_clear) {
             asked_at = Some(m.start());
-            // The server's yes comes after its greeting; TLS right after the command also proves it.
-            let after_greeting = match r.line.find(server_clear) {
-                Some(l) if protocol != "xmpp" => server_clear.get(l.end()..).unwrap_or(b""),
+            // The server's yes comes after its greeting line, if the protocol has one (a 220
+            // greeting is not SMTP's 220 to STARTTLS); TLS right after the command also proves it.
+            let after_greeting = match rxs().line.find(server_clear) {
+                Some(l) if conv.greeting.is_some() => server_clear.get(l.end()..).unwrap_or(b""),
                 _ => server_clear,
             };
             let rest = client.get(m.end()..).unwrap_or(b"");
@@ -161,19 +121,21 @@ fn text_meta(protocol: &str, client: &[u8], server: &[u8]) -> Meta {
                 .iter()
                 .take_while(|b| **b == b'\r' || **b == b'\n')
                 .count()..];
-            if agree.is_match(after_greeting) || rest.starts_with(b"\x16\x03") {
+            if agree.regex.is_match(after_greeting) || rest.starts_with(b"\x16\x03") {
                 meta.insert("upgraded_to".into(), json!("tls"));
             }
         }
     }
-    if let Some(login) = index(&STARTTLS, protocol).and_then(|i| r.login.get(i)) {
+    if let Some(login) = &conv.login {
         let clear_part = match asked_at {
             Some(at) => client_clear.get(..at).unwrap_or(client_clear),
             None => client_clear,
         };
-        if login.is_match(clear_part)
-            && !(protocol == "ftp" && r.ftp_anonymous.is_match(clear_part))
-        {
+        let anonymous = conv
+            .anonymous
+            .as_ref()
+            .is_some_and(|a| a.regex.is_match(clear_part));
+        if login.regex.is_match(clear_part) && !anonymous {
             meta.insert("cleartext_login".into(), json!(true));
         }
     }
@@ -236,8 +198,19 @@ pub use crate::text::clean_text;
 mod tests {
     use super::*;
 
+    /// The shipped signature of `protocol`.
+    fn shipped(protocol: &str) -> Signature {
+        let sigs = crate::detect::signature::load_texts_and(crate::detect::builtin::BUILTIN, &[])
+            .expect("shipped signatures load");
+        sigs.into_iter()
+            .find(|s| s.protocol == protocol)
+            .expect("a shipped signature")
+    }
+
     fn text(p: &str, c: &[u8], s: &[u8]) -> serde_json::Value {
-        serde_json::Value::from(text_meta(p, c, s))
+        let sig = shipped(p);
+        let conv = sig.conversation.as_ref().expect("a [conversation] table");
+        serde_json::Value::from(text_meta(p, conv, c, s))
     }
 
     #[test]
@@ -300,10 +273,56 @@ mod tests {
     #[test]
     fn pending() {
         let mut m = Meta::new();
-        assert!(upgrade_pending("http", &m));
+        let http = shipped("http");
+        assert!(upgrade_pending(&http, &m));
         m.insert("http_status".into(), json!(200));
-        assert!(!upgrade_pending("http", &m));
-        assert!(upgrade_pending("smtp", &m) && upgrade_watch("xmpp") && !upgrade_settles("smtp"));
-        assert!(!upgrade_watch("ssh"));
+        assert!(!upgrade_pending(&http, &m));
+        let (smtp, xmpp) = (shipped("smtp"), shipped("xmpp"));
+        assert!(upgrade_pending(&smtp, &m) && upgrade_watch(&xmpp) && !upgrade_settles(&smtp));
+        assert!(!upgrade_watch(&shipped("ssh")));
+    }
+
+    #[test]
+    fn every_text_protocol_of_the_shipped_set() {
+        // pop3: STLS agreed, a PASS before it; imap: a tagged STARTTLS and OK, LOGIN before.
+        let m = text(
+            "pop3",
+            b"USER a\r\nPASS b\r\nSTLS\r\n",
+            b"+OK ready\r\n+OK go\r\n",
+        );
+        assert_eq!(
+            m,
+            json!({"banner": "ready", "upgraded_to": "tls", "cleartext_login": true})
+        );
+        let m = text(
+            "imap",
+            b"a1 LOGIN u p\r\na2 STARTTLS\r\n",
+            b"* OK IMAP4rev1 ready\r\na2 OK begin\r\n",
+        );
+        assert_eq!(
+            m,
+            json!({"banner": "IMAP4rev1 ready", "upgraded_to": "tls", "cleartext_login": true})
+        );
+        // nntp: 382 agrees, not the 200 greeting.
+        let m = text("nntp", b"STARTTLS\r\n", b"200 news ready\r\n");
+        assert_eq!(m, json!({"banner": "news ready"}));
+        let m = text("nntp", b"STARTTLS\r\n", b"200 news ready\r\n382 go\r\n");
+        assert_eq!(m["upgraded_to"], json!("tls"));
+        // xmpp: no greeting line, so <proceed/> counts wherever it comes; PLAIN auth in clear.
+        let m = text("xmpp", b"<starttls xmlns='x'/>", b"<proceed xmlns='x'/>");
+        assert_eq!(m, json!({"upgraded_to": "tls"}));
+        let m = text(
+            "xmpp",
+            b"<auth xmlns='x' mechanism='PLAIN'>AGE=</auth>",
+            b"",
+        );
+        assert_eq!(m, json!({"cleartext_login": true}));
+        // ftp: AUTH TLS answered 234; the login after it is not in clear.
+        let m = text(
+            "ftp",
+            b"AUTH TLS\r\nUSER bob\r\nPASS x\r\n",
+            b"220 ftp\r\n234 ok\r\n",
+        );
+        assert_eq!(m, json!({"banner": "ftp", "upgraded_to": "tls"}));
     }
 }

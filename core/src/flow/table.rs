@@ -17,6 +17,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
+use regex::bytes::Regex;
 
 use super::conn_state::ConnHistory;
 use super::reassembly::StreamBuffer;
@@ -304,9 +305,19 @@ impl Flow {
     /// Keep the first bytes for the analyst, free the rest: memory follows live flows only.
     /// The metadata stops growing here; a flow that stays in the table then has it frozen
     /// (`FlowMeta::freeze`) until its record.
-    pub fn release_buffers(&mut self) {
+    ///
+    /// `login`: where the protocol's client sends credentials (its signature's
+    /// `[conversation] login`). The client's head stops at the end of the first such match, so
+    /// a password or a SASL response that follows is never in a record.
+    pub fn release_buffers(&mut self, login: Option<&Regex>) {
         let (cu, su) = self.units_by_role();
-        let client_head = cu.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
+        let client_head = cu.first().map(|u| {
+            let head = &u[..u.len().min(HEAD_BYTES)];
+            match login.and_then(|r| r.find(head)) {
+                Some(m) => hex(&head[..m.end()]),
+                None => hex(head),
+            }
+        });
         let server_head = su.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
         if let Some(h) = client_head {
             crate::meta::set_default(&mut self.meta, "client_head", h.into());
