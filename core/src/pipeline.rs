@@ -1403,49 +1403,20 @@ mod tests {
         b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
     const DNS_ANSWER: &[u8] = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22";
 
-    /// A DNS exchange and a datagram of another UDP flow at 1 s, then a third flow's datagram
-    /// at `at`: the (port, end_reason) of the flows the sweep at `at` ended.
+    /// A DNS exchange (client port 40000) and a datagram of another UDP flow at 1 s, then a
+    /// third flow's datagram at `at`: the flows the sweep at `at` ended (`ended`).
     fn ended_by(a: &mut Analyzer, at: f64) -> Vec<(u16, String)> {
-        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 53));
-        a.packet(1.0, 1, &frame(UDP, c, s, 0, 0, DNS_QUERY));
-        a.packet(1.01, 1, &frame(UDP, s, c, 0, 0, DNS_ANSWER));
-        a.packet(
-            1.0,
-            1,
-            &frame(
-                UDP,
-                ([10, 0, 0, 3], 40001),
-                ([10, 0, 0, 4], 9999),
-                0,
-                0,
-                b"\x01\x02\x03",
-            ),
-        );
-        let ended = |a: &mut Analyzer| -> Vec<(u16, String)> {
-            std::mem::take(&mut a.flows.finished)
-                .iter()
-                .map(|r| {
-                    (
-                        r.dst_port,
-                        r.meta["end_reason"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
-        };
+        datagram(a, 1.0, 40000, 53, false, DNS_QUERY);
+        datagram(a, 1.01, 40000, 53, true, DNS_ANSWER);
+        datagram(a, 1.0, 40001, 9999, false, b"\x01\x02\x03");
         assert_eq!(ended(a), vec![]);
-        a.packet(
-            at,
-            1,
-            &frame(
-                UDP,
-                ([10, 0, 0, 5], 40002),
-                ([10, 0, 0, 6], 7777),
-                0,
-                0,
-                b"\x05",
-            ),
-        );
+        datagram(a, at, 40002, 7777, false, b"\x05");
         ended(a)
+    }
+
+    fn analyzer_with_dns_idle(secs: u32) -> Analyzer {
+        let known = Arc::new(KnownPorts::default());
+        Analyzer::new(Config::default(), engine_with_dns_idle(secs), known, None)
     }
 
     #[test]
@@ -1453,68 +1424,27 @@ mod tests {
         // dns.toml: idle_udp = 10. The DNS flow's last packet was at 1.01 s; the other flow
         // keeps the analyzer's 60 s.
         let mut a = analyzer();
-        assert_eq!(ended_by(&mut a, 12.0), vec![(53, "idle".to_owned())]);
+        assert_eq!(ended_by(&mut a, 12.0), vec![(40000, "idle".to_owned())]);
         // The same timeout made 30 s by a signature file: the flow is still open at 12 s.
-        let mut a = Analyzer::new(
-            Config::default(),
-            engine_with_dns_idle(30),
-            Arc::new(KnownPorts::default()),
-            None,
-        );
+        let mut a = analyzer_with_dns_idle(30);
         assert_eq!(ended_by(&mut a, 12.0), vec![]);
-        a.packet(
-            32.0,
-            1,
-            &frame(
-                UDP,
-                ([10, 0, 0, 5], 40002),
-                ([10, 0, 0, 6], 7777),
-                0,
-                0,
-                b"\x06",
-            ),
-        );
-        let ports: Vec<u16> = a.flows.finished.iter().map(|r| r.dst_port).collect();
-        assert_eq!(ports, vec![53]);
+        datagram(&mut a, 32.0, 40002, 7777, false, b"\x06");
+        assert_eq!(ended(&a), vec![(40000, "idle".to_owned())]);
     }
 
     #[test]
     fn a_reload_that_shortens_a_protocols_idle_timeout_takes_effect_on_open_flows() {
         // Filed for the sweep under a 30 s timeout, then the reload makes it 10 s.
-        let mut a = Analyzer::new(
-            Config::default(),
-            engine_with_dns_idle(30),
-            Arc::new(KnownPorts::default()),
-            None,
-        );
-        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 53));
-        a.packet(1.0, 1, &frame(UDP, c, s, 0, 0, DNS_QUERY));
-        a.packet(1.01, 1, &frame(UDP, s, c, 0, 0, DNS_ANSWER));
+        let mut a = analyzer_with_dns_idle(30);
+        datagram(&mut a, 1.0, 40000, 53, false, DNS_QUERY);
+        datagram(&mut a, 1.01, 40000, 53, true, DNS_ANSWER);
         // A sweep at 3 s: the flow, quiet, is frozen and filed again, now for 31 s.
-        let other = (([10, 0, 0, 5], 40002), ([10, 0, 0, 6], 7777));
-        a.packet(3.0, 1, &frame(UDP, other.0, other.1, 0, 0, b"\x04"));
-        assert!(a.flows.finished.is_empty());
-        a.flows
-            .set_engine(engine_with_dns_idle(10), Arc::new(KnownPorts::default()));
-        a.packet(
-            12.0,
-            1,
-            &frame(
-                UDP,
-                ([10, 0, 0, 5], 40002),
-                ([10, 0, 0, 6], 7777),
-                0,
-                0,
-                b"\x05",
-            ),
-        );
-        let ended: Vec<(u16, &str)> = a
-            .flows
-            .finished
-            .iter()
-            .map(|r| (r.dst_port, r.meta["end_reason"].as_str().unwrap_or("")))
-            .collect();
-        assert_eq!(ended, vec![(53, "idle")]);
+        datagram(&mut a, 3.0, 40002, 7777, false, b"\x04");
+        assert_eq!(ended(&a), vec![]);
+        let known = Arc::new(KnownPorts::default());
+        a.flows.set_engine(engine_with_dns_idle(10), known);
+        datagram(&mut a, 12.0, 40002, 7777, false, b"\x05");
+        assert_eq!(ended(&a), vec![(40000, "idle".to_owned())]);
     }
 
     #[test]
