@@ -11,8 +11,9 @@
 #![forbid(unsafe_code)]
 
 use super::engine::Engine;
+use super::pyregex::Pattern;
 use super::signature::{Conversation, Signature};
-use crate::meta::{json, Meta};
+use crate::meta::{json, Meta, Value};
 use regex::bytes::Regex;
 use std::sync::OnceLock;
 
@@ -87,24 +88,20 @@ fn before_tls(data: &[u8]) -> &[u8] {
     }
 }
 
+/// Group 1 of `pattern`'s first match in `data`, sanitised and bounded.
+fn first_group(pattern: Option<&Pattern>, data: &[u8]) -> Option<Value> {
+    let m = pattern?.regex.captures(data)?.get(1)?;
+    Some(json!(clean_text(m.as_bytes(), BANNER_LIMIT)))
+}
+
 fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) -> Meta {
     let mut meta = Meta::new();
     let (client_clear, server_clear) = (before_tls(client), before_tls(server));
-    if let Some(g) = &conv.greeting {
-        if let Some(m) = g.regex.captures(server_clear).and_then(|c| c.get(1)) {
-            meta.insert(
-                "banner".into(),
-                json!(clean_text(m.as_bytes(), BANNER_LIMIT)),
-            );
-        }
+    if let Some(banner) = first_group(conv.greeting.as_ref(), server_clear) {
+        meta.insert("banner".into(), banner);
     }
-    if let Some(h) = &conv.helo {
-        if let Some(m) = h.regex.captures(client_clear).and_then(|c| c.get(1)) {
-            meta.insert(
-                format!("{protocol}_helo"),
-                json!(clean_text(m.as_bytes(), BANNER_LIMIT)),
-            );
-        }
+    if let Some(name) = first_group(conv.helo.as_ref(), client_clear) {
+        meta.insert(format!("{protocol}_helo"), name);
     }
     let mut asked_at = None;
     if let Some((ask, agree)) = &conv.starttls {
