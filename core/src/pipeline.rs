@@ -16,7 +16,7 @@ use crate::detect::signature::Signature;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
-use crate::flow::reassembly::StreamBuffer;
+use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
     Buffers, Flow, FlowId, FlowTable, Key, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
@@ -908,8 +908,13 @@ impl Tracker {
                 return;
             }
             let isn = flow.isn[d];
+            let midstream = flow.isn.iter().all(Option::is_none);
             let stream = buffers.streams[d].get_or_insert_with(|| {
-                let mut s = StreamBuffer::default();
+                let mut s = StreamBuffer::new(if midstream {
+                    MIDSTREAM_DEPTH
+                } else {
+                    DEFAULT_DEPTH
+                });
                 if let Some(isn) = isn {
                     s.syn(isn);
                 }
@@ -1352,6 +1357,83 @@ mod tests {
             r.duration,
             crate::tunnel::pyfmt::round_to(r.ts_end - r.ts_start, 6)
         );
+    }
+
+    /// Bytes held by the only live flow.
+    fn held_by_the_flow(a: &Analyzer) -> usize {
+        let live = a.flows.table.ids_in_order();
+        assert_eq!(live.len(), 1);
+        held(a.flows.table.get(live[0].0))
+    }
+
+    /// `segments` of 1,448 bytes from 10.0.0.2:443 to 10.0.0.1:40000, one every 20 s (a slow
+    /// link), after a handshake or with none (a stream picked up in its middle); the bytes the
+    /// flow held after each, and its record.
+    fn server_segments(handshake: bool, segments: &[Vec<u8>]) -> (Vec<usize>, FlowRecord) {
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 443));
+        let mut a = analyzer();
+        if handshake {
+            a.packet(0.0, 1, &frame(TCP, c, s, SYN, 999, b""));
+            a.packet(0.1, 1, &frame(TCP, s, c, SYN | ACK, 4999, b""));
+        }
+        let mut seq = 5000u32;
+        let mut held_after = Vec::new();
+        for (i, seg) in segments.iter().enumerate() {
+            a.packet(1.0 + 20.0 * i as f64, 1, &frame(TCP, s, c, ACK, seq, seg));
+            seq = seq.wrapping_add(seg.len() as u32);
+            held_after.push(held_by_the_flow(&a));
+        }
+        a.drain();
+        let mut recs = std::mem::take(&mut a.flows.finished);
+        assert_eq!(recs.len(), 1);
+        (held_after, recs.remove(0))
+    }
+
+    /// Bytes that no probe takes for anything, `n` of them.
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_picked_up_in_its_middle_holds_only_the_midstream_depth() {
+        let segments: Vec<Vec<u8>> = (0..6).map(|i| noise(1448, i + 1)).collect();
+        let (held_after, rec) = server_segments(false, &segments);
+        assert_eq!(
+            held_after,
+            vec![
+                1448,
+                MIDSTREAM_DEPTH,
+                MIDSTREAM_DEPTH,
+                MIDSTREAM_DEPTH,
+                MIDSTREAM_DEPTH,
+                MIDSTREAM_DEPTH
+            ]
+        );
+        assert_eq!(rec.protocol, "unknown");
+        // After a handshake the stream's start is known: the full depth, for hellos and
+        // certificates.
+        let (held_after, _) = server_segments(true, &segments);
+        assert_eq!(held_after[..3], [1448, 2896, DEFAULT_DEPTH]);
+    }
+
+    #[test]
+    fn tls_picked_up_inside_a_long_record_is_named_from_its_header() {
+        // A 16 KiB application-data record (RFC 8446 5.2) cut into segments, no handshake seen.
+        let mut record = vec![23, 3, 3, 0x40, 0x00];
+        record.extend(noise(16384, 7));
+        let segments: Vec<Vec<u8>> = record.chunks(1448).take(4).map(<[u8]>::to_vec).collect();
+        let (held_after, rec) = server_segments(false, &segments);
+        assert!(held_after.iter().all(|&n| n <= MIDSTREAM_DEPTH));
+        assert_eq!(rec.protocol, "tls");
+        assert_eq!(rec.meta.get("tls_midstream"), Some(&Value::Bool(true)));
     }
 
     #[test]

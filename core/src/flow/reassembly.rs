@@ -10,6 +10,13 @@
 use std::collections::BTreeMap;
 
 pub const DEFAULT_DEPTH: usize = 4096;
+/// Depth of a stream picked up in its middle (the capture saw no SYN either way): it starts
+/// inside a message, so what can be recognised is that message's header (Zeek's
+/// `dpd_buffer_size` is 1,024 bytes); 2 KiB still holds an SSH banner and KEXINIT, or most of a
+/// ClientHello, for a connection whose first part an idle timeout ended before it said anything.
+/// Such flows are most of a long capture's undecided ones, and each waits for its payload-packet
+/// budget holding its buffer.
+pub const MIDSTREAM_DEPTH: usize = 2048;
 /// Out-of-order segments held per direction; beyond it a segment is dropped (a gap).
 pub const MAX_PENDING_SEGMENTS: usize = 64;
 

@@ -20,8 +20,10 @@ use std::borrow::Cow;
 
 /// Bytes of input ever looked at.
 const MAX_INPUT: usize = 65536;
-/// A hello cut by the detection depth still matches (partially).
-const TRUNCATED_MATCH_AT: usize = 4096;
+/// A hello or an application-data record cut after this many bytes still matches (a hello
+/// partially): the depth of a stream picked up in its middle (`reassembly::MIDSTREAM_DEPTH`)
+/// may cut it, and no more of it will come.
+const TRUNCATED_MATCH_AT: usize = crate::flow::reassembly::MIDSTREAM_DEPTH;
 /// Records walked per input.
 const MAX_RECORDS: usize = 256;
 /// Handshake messages looked through for the Certificate after a ServerHello.
@@ -232,16 +234,21 @@ fn server_side(
 }
 
 fn midstream(rec: &Records, data: &[u8]) -> ProbeResult {
-    let complete = rec.list.len() - usize::from(rec.truncated);
-    let Some(&(first_type, first_len)) = rec.list.first().filter(|_| complete > 0) else {
-        return if rec.truncated {
-            ProbeResult::more()
-        } else {
-            ProbeResult::no()
-        };
+    let Some(&(first_type, first_len)) = rec.list.first() else {
+        return ProbeResult::more();
     };
+    let complete = rec.list.len() - usize::from(rec.truncated);
     let mut meta = Meta::new();
     meta.insert("tls_midstream".into(), Value::Bool(true));
+    // An application-data record runs to 2^14 + 256 bytes (RFC 8446 5.2): once the depth has
+    // cut the stream inside one, its header (the walk checked type, version and length) and
+    // what came before are all the evidence there will be.
+    if first_type == CT_APPDATA && rec.truncated && data.len() >= TRUNCATED_MATCH_AT {
+        return ProbeResult::hit(meta);
+    }
+    if complete == 0 {
+        return ProbeResult::more();
+    }
     if first_type == CT_ALERT {
         let (Some(&level), Some(&desc)) = (data.get(5), data.get(6)) else {
             return ProbeResult::no();
@@ -303,6 +310,11 @@ mod tests {
 
     /// A TLS 1.3 ClientHello built field by field (RFC 8446 §4.1.2).
     fn client_hello() -> Vec<u8> {
+        client_hello_padded(0)
+    }
+
+    /// The same with a padding extension of `pad` bytes (RFC 7685) at the end.
+    fn client_hello_padded(pad: usize) -> Vec<u8> {
         let mut exts = Vec::new();
         let sni = b"\x00\x0e\x00\x00\x0bexample.com";
         exts.extend([0x00, 0x00, 0x00, sni.len() as u8]);
@@ -311,6 +323,10 @@ mod tests {
         exts.extend([0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d]);
         exts.extend([0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]);
         exts.extend([0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04]);
+        if pad > 0 {
+            exts.extend([0x00, 0x15, (pad >> 8) as u8, pad as u8]);
+            exts.extend(vec![0; pad]);
+        }
         let mut body = vec![0x03, 0x03];
         body.extend([7u8; 32]);
         body.push(0); // session id
@@ -345,6 +361,44 @@ mod tests {
         assert_eq!(r.meta["tls_midstream"], true);
         assert_eq!(r.meta["tls_alert"], 40);
         assert_eq!(probe(&[21, 3, 3, 0, 2, 3, 40], false).status, Status::No);
+    }
+
+    /// A stream picked up inside a 16 KiB application-data record (RFC 8446 5.2: up to
+    /// 2^14 + 256 bytes): its header and as much of it as the mid-stream depth keeps.
+    fn appdata_cut(held: usize) -> Vec<u8> {
+        let mut data = vec![CT_APPDATA, 3, 3, 0x40, 0x00];
+        data.extend((0..held - 5).map(|i| (i * 131 % 251) as u8));
+        data
+    }
+
+    #[test]
+    fn an_appdata_record_cut_by_the_midstream_depth_matches() {
+        let at = crate::flow::reassembly::MIDSTREAM_DEPTH;
+        let r = probe(&appdata_cut(at), false);
+        assert_eq!(r.status, Status::Match);
+        assert_eq!(r.meta["tls_midstream"], true);
+        // Shorter, more of the record may still come.
+        assert_eq!(probe(&appdata_cut(at - 1), false).status, Status::More);
+        // A length past what a record may carry is no TLS, however much is held.
+        let mut long = appdata_cut(at);
+        long[3] = 0x50;
+        assert_eq!(probe(&long, false).status, Status::No);
+        // A cut record after a whole one is judged by the whole one (and its header follows).
+        let mut two = vec![CT_APPDATA, 3, 3, 0, 4, 1, 2, 3, 4];
+        two.extend(appdata_cut(at));
+        assert_eq!(probe(&two, false).status, Status::Match);
+    }
+
+    #[test]
+    fn a_hello_cut_by_the_midstream_depth_matches_partially() {
+        let at = crate::flow::reassembly::MIDSTREAM_DEPTH;
+        let hello = client_hello_padded(3000);
+        assert_eq!(probe(&hello[..at - 1], true).status, Status::More);
+        let r = probe(&hello[..at], true);
+        assert_eq!(r.status, Status::Match);
+        assert!(!r.done, "more of a cut hello may still be read");
+        assert_eq!(r.meta["sni"], "example.com");
+        assert!(probe(&hello, true).done);
     }
 
     #[test]
