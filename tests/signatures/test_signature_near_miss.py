@@ -154,3 +154,20 @@ def test_whois_answer_keyword_is_found_after_text_but_not_after_binary_or_past_t
     assert named(banner + b"inetnum:        192.0.2.0 - 192.0.2.255\r\n") == "whois"
     assert named(banner[:-2] + b"\x00\r\ninetnum:        192.0.2.0\r\n") != "whois"
     assert named(banner + banner + b"inetnum:        192.0.2.0\r\n") != "whois"
+
+
+def test_rtmp_digest_handshake_off_its_port_needs_both_sides() -> None:
+    # Flash 9+: C0/S0 are the version 3, C1 carries the player's version where plain RTMP has
+    # zeros, S1 is random. One side alone is a byte in 256 of any encrypted stream.
+    c0c1 = b"\x03\x00\x00\x00\x00\x09\x00\x7c\x02" + bytes(range(256)) * 6
+    s0s1 = b"\x03\x63\x50\x5f\xea\x01\x00\x05\x04" + bytes(range(255, -1, -1)) * 6
+
+    def named(client: list[bytes], server: list[bytes], port: int) -> str:
+        d = classify("tcp", client, server, port, client_port=40001)
+        assert d is not None
+        return d.protocol
+
+    assert named([c0c1], [s0s1], 6002) == "rtmp"
+    assert named([], [s0s1], 443) != "rtmp"
+    assert named([c0c1], [], 443) != "rtmp"
+    assert named([], [s0s1], 1935) == "rtmp"  # on its own port, weak evidence alone is enough
