@@ -171,3 +171,16 @@ def test_rtmp_digest_handshake_off_its_port_needs_both_sides() -> None:
     assert named([], [s0s1], 443) != "rtmp"
     assert named([c0c1], [], 443) != "rtmp"
     assert named([], [s0s1], 1935) == "rtmp"  # on its own port, weak evidence alone is enough
+
+
+def test_a_socks5_method_choice_alone_is_socks_only_on_1080() -> None:
+    # RFC 1928 3: the server's choice is two bytes, 05 and a method; the tail of any stream picked
+    # up in its middle can be that.
+    def named(client: list[bytes], server: list[bytes], port: int) -> str:
+        d = classify("tcp", client, server, port, client_port=40001)
+        assert d is not None
+        return d.protocol
+
+    assert named([], [b"\x05\xe8"], 80) != "socks"
+    assert named([], [b"\x05\x00"], 1080) == "socks"
+    assert named([b"\x05\x01\x00"], [b"\x05\x00"], 8080) == "socks"
