@@ -35,6 +35,10 @@ fn opcode_name(opcode: u8, from_client: bool) -> Option<&'static str> {
 
 /// Whether the hard reset carries packet authentication, or None if it is no hard reset.
 fn tls_auth(data: &[u8], opcode: u8, from_client: bool) -> Option<bool> {
+    if opcode == OP_CLIENT_V3 {
+        // The V3 reset exists for tls-crypt-v2 only.
+        return tls_crypt_v2(data).then_some(true);
+    }
     // Opcode/key id, session id, ACK array length, [acked packet-id, remote session id], packet-id.
     let acks: u8 = if from_client { 0 } else { 1 };
     let plain = if from_client { 14 } else { 26 };
@@ -51,8 +55,26 @@ fn tls_auth(data: &[u8], opcode: u8, from_client: bool) -> Option<bool> {
             return Some(true);
         }
     }
-    // tls-crypt-v2 carries a wrapped client key: bounded size.
-    (opcode == OP_CLIENT_V3 && data.len() >= 14 + 32).then_some(true)
+    None
+}
+
+/// tls-crypt's clear header: opcode, session id, replay packet-id and timestamp, 32-byte tag.
+const TLS_CRYPT_HEADER: usize = 1 + 8 + 8 + 32;
+/// A wrapped client key's length (doc/tls-crypt-v2.txt): its tag, the 2048-bit client key and
+/// the length itself at least; `TLS_CRYPT_V2_MAX_WKC_LEN` at most.
+const WKC_LEN: std::ops::RangeInclusive<usize> = (32 + 256 + 2)..=1024;
+
+/// A tls-crypt-v2 hard reset (doc/tls-crypt-v2.txt): the clear header, the encrypted rest, then
+/// the wrapped client key, whose 2-byte length closes the packet. The opcode alone is one
+/// datagram in 256 (an HTTP/2 preface's `P`); the length's range leaves one in 90 of those.
+/// The replay packet-id is not checked: clients do not all start it at 1.
+fn tls_crypt_v2(data: &[u8]) -> bool {
+    let n = data.len();
+    if n < TLS_CRYPT_HEADER + WKC_LEN.start() {
+        return false;
+    }
+    let wkc = usize::from(u16::from_be_bytes([data[n - 2], data[n - 1]]));
+    WKC_LEN.contains(&wkc) && TLS_CRYPT_HEADER + wkc <= n
 }
 
 pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
@@ -131,6 +153,38 @@ mod tests {
         tcp.extend_from_slice(&client_plain());
         assert_eq!(probe_tcp(&tcp, true).status, Status::Match);
         assert_eq!(probe_tcp(&tcp[..15], true).status, Status::No);
+    }
+
+    /// P_CONTROL_HARD_RESET_CLIENT_V3: the tls-crypt header (packet-id 1, a timestamp, the tag),
+    /// `encrypted` bytes, then a wrapped client key of `wkc` bytes ending in its length.
+    fn client_v3(encrypted: usize, wkc: usize) -> Vec<u8> {
+        let mut p = vec![OP_CLIENT_V3 << 3];
+        p.extend_from_slice(&SESSION);
+        p.extend_from_slice(&[0, 0, 0, 1, 0x66, 0x0e, 0x2f, 0x10]);
+        p.extend_from_slice(&[0xa5; 32]);
+        p.extend(std::iter::repeat_n(0x5a, encrypted + wkc - 2));
+        p.extend_from_slice(&(wkc as u16).to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn hard_reset_with_tls_crypt_v2() {
+        let r = probe(&client_v3(5, 290), true);
+        assert_eq!(r.meta["openvpn_opcode"], "hard-reset-client-v3");
+        assert_eq!(r.meta["openvpn_tls_auth"], true);
+        assert_eq!(probe(&client_v3(40, 1024), true).status, Status::Match);
+        // A key shorter than its tag and the client key, or longer than OpenVPN wraps.
+        assert_eq!(probe(&client_v3(5, 289), true).status, Status::No);
+        assert_eq!(probe(&client_v3(5, 1025), true).status, Status::No);
+        // A wrapped key longer than the packet.
+        let mut short = client_v3(5, 290);
+        short.drain(60..70);
+        assert_eq!(probe(&short, true).status, Status::No);
+        // An HTTP/2 preface opens with the same byte.
+        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        preface.extend_from_slice(&[0, 0, 0x12, 4, 0, 0, 0, 0, 0]);
+        preface.resize(400, 0);
+        assert_eq!(probe(&preface, true).status, Status::No);
     }
 
     #[test]
