@@ -109,6 +109,26 @@ fn standard_ok(data: &[u8]) -> bool {
     }
     let (stratum, poll, precision) = (data[1], data[2], data[3] as i8);
     !(stratum > 16 || (18..0xF8).contains(&poll) || !(-32..=0).contains(&precision))
+        && trailer_ok(&data[48..])
+}
+
+/// What may follow the 48-byte header (RFC 5905 7.5, RFC 7822): extension fields, each a type
+/// and a length (a multiple of 4, 16 at least; Autokey's of RFC 5906 8) that tile, then nothing,
+/// a crypto-NAK's key id (4 bytes) or a MAC (key id and a 16- or 20-byte digest).
+fn trailer_ok(rest: &[u8]) -> bool {
+    let mut off = 0;
+    loop {
+        if matches!(rest.len() - off, 0 | 4 | 20 | 24) {
+            return true;
+        }
+        let Some(len) = be16(rest, off + 2) else {
+            return false;
+        };
+        if len < 8 || !len.is_multiple_of(4) || off + len > rest.len() {
+            return false;
+        }
+        off += len;
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +185,23 @@ mod tests {
         let mut odd = client_request();
         odd.push(0);
         assert_eq!(probe(&odd, true).status, Status::No);
+    }
+
+    #[test]
+    fn what_follows_the_header_tiles() {
+        let with = |tail: &[u8]| probe(&[client_request(), tail.to_vec()].concat(), true).status;
+        // A MAC (key id and an MD5 or SHA-1 digest), a crypto-NAK.
+        assert_eq!(with(&[7; 20]), Status::Match);
+        assert_eq!(with(&[7; 24]), Status::Match);
+        assert_eq!(with(&[0; 4]), Status::Match);
+        // An NTS extension field (RFC 8915: Unique Identifier, 36 bytes), then a MAC.
+        let mut uid = vec![0x01, 0x04, 0x00, 0x24];
+        uid.extend([0x42; 32]);
+        assert_eq!(with(&uid), Status::Match);
+        assert_eq!(with(&[uid.clone(), vec![7; 20]].concat()), Status::Match);
+        // 12 or 52 bytes that are neither: a field whose length runs past the datagram.
+        assert_eq!(with(&[0, 4, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8]), Status::No);
+        assert_eq!(with(&[0x5a; 52]), Status::No);
     }
 
     #[test]
