@@ -1389,7 +1389,7 @@ mod tests {
         (held_after, recs.remove(0))
     }
 
-    /// Bytes that no probe takes for anything, `n` of them.
+    /// `n` pseudo-random bytes (xorshift), as an encrypted stream looks.
     fn noise(n: usize, seed: u32) -> Vec<u8> {
         let mut x = seed.wrapping_mul(2_654_435_761) | 1;
         (0..n)
