@@ -109,7 +109,24 @@ fn standard_ok(data: &[u8]) -> bool {
     }
     let (stratum, poll, precision) = (data[1], data[2], data[3] as i8);
     !(stratum > 16 || (18..0xF8).contains(&poll) || !(-32..=0).contains(&precision))
+        && answer_times_ok(data)
         && trailer_ok(&data[48..])
+}
+
+/// Seconds a server may take between receiving a request and sending its answer.
+const MAX_TURNAROUND: u32 = 60;
+
+/// A server's or a peer's answer (modes 1, 2, 4; not a kiss-o'-death, stratum 0) carries the
+/// times it received the request and sent the answer (RFC 5905 7.3), a moment apart: random
+/// bytes agree to the minute one time in 2^16.
+fn answer_times_ok(data: &[u8]) -> bool {
+    if !matches!(data[0] & 7, 1 | 2 | 4) || data[1] == 0 {
+        return true;
+    }
+    let seconds =
+        |off: usize| u32::from_be_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]);
+    let (received, sent) = (seconds(32), seconds(40));
+    received != 0 && sent.wrapping_sub(received) <= MAX_TURNAROUND
 }
 
 /// What may follow the 48-byte header (RFC 5905 7.5, RFC 7822): extension fields, each a type
@@ -166,10 +183,13 @@ mod tests {
                 .cloned()
                 .unwrap()
         );
-        // Server reply: LI 0, VN 4, mode 4, stratum 2, poll 6, precision -23, ref id 192.0.2.1.
+        // Server reply: LI 0, VN 4, mode 4, stratum 2, poll 6, precision -23, ref id 192.0.2.1,
+        // received and sent within the same second.
         let mut s = vec![0u8; 48];
         s[..4].copy_from_slice(&[0x24, 0x02, 0x06, 0xe9]);
         s[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        s[32..36].copy_from_slice(&[0xe9, 0x4e, 0x2a, 0x10]);
+        s[40..44].copy_from_slice(&[0xe9, 0x4e, 0x2a, 0x10]);
         let r = probe(&s, false);
         assert_eq!(
             r.meta,
@@ -178,6 +198,13 @@ mod tests {
                 .cloned()
                 .unwrap()
         );
+        // Sent two minutes after it was received, or never received: no answer of a server.
+        let mut slow = s.clone();
+        slow[43] = 0x88;
+        assert_eq!(probe(&slow, false).status, Status::No);
+        let mut unreceived = s.clone();
+        unreceived[32..40].fill(0);
+        assert_eq!(probe(&unreceived, false).status, Status::No);
         // A stratum above 16 is no NTP.
         s[1] = 17;
         assert_eq!(probe(&s, false).status, Status::No);
