@@ -143,6 +143,7 @@ pub mod nfs;
 pub mod ntp;
 pub mod openvpn;
 pub mod quic;
+pub mod quic_short;
 pub mod rdp;
 pub mod rdpeudp;
 pub mod rtp;
@@ -200,6 +201,7 @@ static REGISTRY: &[&[Probe]] = &[
     tls::PROBES,
     dtls::PROBES,
     quic::PROBES,
+    quic_short::PROBES,
 ];
 
 /// The probe a signature names, if there is one by that name.
