@@ -89,6 +89,17 @@ pub struct Probe {
     pub first_bytes: Option<&'static [u8]>,
 }
 
+/// The `N` byte values from `first` on, for a `gated` probe whose first byte is a range.
+pub const fn byte_range<const N: usize>(first: u8) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = first + i as u8;
+        i += 1;
+    }
+    out
+}
+
 impl Probe {
     pub const fn single(name: &'static str, f: SingleFn) -> Self {
         Self {

@@ -15,7 +15,7 @@
 #![forbid(unsafe_code)]
 
 use super::tls_hello::{be24, client_hello_meta, parse_client_hello, HS_CLIENT_HELLO};
-use super::{Probe, ProbeResult};
+use super::{byte_range, Probe, ProbeResult};
 use crate::meta::{Meta, Value};
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;
@@ -47,15 +47,7 @@ const SALT_D23: [u8; 20] =
     *b"\xc3\xee\xf7\x12\xc7\x2e\xbb\x5a\x11\xa7\xd2\x43\x2b\xb4\x63\x65\xbe\xf9\xf5\x02";
 
 /// The first datagram must open with a long header (RFC 9000 §17.2: the top bit set).
-const LONG_HEADER: &[u8] = &{
-    let mut out = [0u8; 128];
-    let mut i = 0;
-    while i < 128 {
-        out[i] = 0x80 + i as u8;
-        i += 1;
-    }
-    out
-};
+const LONG_HEADER: &[u8] = &byte_range::<128>(0x80);
 
 pub static PROBES: &[Probe] = &[
     Probe::single("quic", probe).gated(LONG_HEADER),

@@ -16,7 +16,7 @@
 //! Meta: `quic_packet` ("1-rtt").
 #![forbid(unsafe_code)]
 
-use super::{Probe, ProbeResult};
+use super::{byte_range, Probe, ProbeResult};
 use crate::meta::{Meta, Value};
 
 /// Bytes of the Destination Connection ID compared: servers choose 8 to 20.
@@ -31,15 +31,7 @@ const MIN_PACKET: usize = PROTECTED.end;
 const MAX_DATAGRAMS: usize = 8;
 
 /// Header form 0, fixed bit 1 (RFC 9000 §17.3.1).
-const SHORT_HEADER: &[u8] = &{
-    let mut out = [0u8; 64];
-    let mut i = 0;
-    while i < 64 {
-        out[i] = 0x40 + i as u8;
-        i += 1;
-    }
-    out
-};
+const SHORT_HEADER: &[u8] = &byte_range::<64>(0x40);
 
 pub static PROBES: &[Probe] = &[Probe::units("quic_short", probe_units).gated(SHORT_HEADER)];
 

@@ -10,20 +10,12 @@
 //! `stun_software` (attribute SOFTWARE, sanitised).
 #![forbid(unsafe_code)]
 
-use super::{Probe, ProbeResult};
+use super::{byte_range, Probe, ProbeResult};
 use crate::meta::{json, Meta};
 use crate::text::clean_text;
 
 /// A STUN message type has its two top bits clear (RFC 8489 6): the engine skips other units.
-const FIRST: &[u8] = &{
-    let mut t = [0u8; 0x40];
-    let mut i = 0;
-    while i < 0x40 {
-        t[i] = i as u8;
-        i += 1;
-    }
-    t
-};
+const FIRST: &[u8] = &byte_range::<64>(0);
 
 pub static PROBES: &[Probe] = &[Probe::single("stun", probe).gated(FIRST)];
 
