@@ -383,7 +383,7 @@ mod tests {
         let mut long = appdata_cut(at);
         long[3] = 0x50;
         assert_eq!(probe(&long, false).status, Status::No);
-        // A cut record after a whole one is judged by the whole one (and its header follows).
+        // A whole record, then one the depth cut.
         let mut two = vec![CT_APPDATA, 3, 3, 0, 4, 1, 2, 3, 4];
         two.extend(appdata_cut(at));
         assert_eq!(probe(&two, false).status, Status::Match);
