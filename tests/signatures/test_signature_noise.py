@@ -49,3 +49,23 @@ def test_random_exchanges_name_almost_nothing() -> None:
     # ntp 0.07%. A few coincidences in 36,000 are allowed, no protocol's habit of it.
     assert sum(named.values()) <= 8, named
     assert max(named.values(), default=0) <= 3, named
+
+
+def _openvpn_v3_reset(wkc: int = 290) -> bytes:
+    """P_CONTROL_HARD_RESET_CLIENT_V3 (doc/tls-crypt-v2.txt): opcode 10, a session id, the
+    replay packet-id and timestamp, the 32-byte tag, encrypted bytes, then the wrapped client key
+    whose 2-byte length closes the packet."""
+    head = bytes([10 << 3]) + bytes(range(1, 9)) + b"\x00\x00\x00\x01\x66\x0e\x2f\x10" + b"\xa5" * 32
+    return head + b"\x5a" * (20 + wkc - 2) + wkc.to_bytes(2, "big")
+
+
+def test_an_openvpn_reset_opens_its_side_or_is_a_coincidence() -> None:
+    reset = _openvpn_v3_reset()
+    d = classify("udp", [reset, random.Random(1).randbytes(300)], [], 443, client_port=40001)
+    assert d is not None and d.protocol == "openvpn"
+    # Datagrams of an encrypted flow (QUIC's short headers here) of which a later one has a V3
+    # reset's opcode and length trailer by chance (1 in ~23,000): a reset never comes after data.
+    rng = random.Random(2)
+    later = [bytes([0x40 | rng.randrange(64)]) + rng.randbytes(299) for _ in range(2)] + [reset]
+    d = classify("udp", later, [], 443, client_port=40001)
+    assert d is None or d.protocol != "openvpn"

@@ -535,9 +535,16 @@ impl Engine {
                     Some(probe) if probe.is_units() => {
                         match_units(m, probe, units, from_client).map(|h| (h, usize::MAX))
                     }
-                    probe => units
-                        .iter()
-                        .find_map(|u| match_one(m, probe, u, from_client).map(|h| (h, u.len()))),
+                    probe => {
+                        let units = if m.first_datagram {
+                            &units[..units.len().min(1)]
+                        } else {
+                            units
+                        };
+                        units
+                            .iter()
+                            .find_map(|u| match_one(m, probe, u, from_client).map(|h| (h, u.len())))
+                    }
                 };
                 let Some((hit, len)) = hit else { continue };
                 let weak = m.weak || (p.probe.is_none() && len < SHORT_TOKEN);

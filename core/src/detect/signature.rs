@@ -59,6 +59,7 @@ const MATCH_FIELDS: &[(&str, Kind)] = &[
     ("confidence", Kind::Float),
     ("depth", Kind::Int),
     ("direction", Kind::Str),
+    ("first_datagram", Kind::Bool),
     ("min_length", Kind::Int),
     ("offset", Kind::Int),
     ("ports", Kind::List),
@@ -132,6 +133,10 @@ pub struct Match {
     /// A short token several protocols share (`QUIT`, `+OK`, `AUTH x`): it never outranks
     /// other evidence nor the port's assignment (engine.rs, "weak evidence").
     pub weak: bool,
+    /// UDP: the match reads only a direction's first datagram. For a handshake's opening
+    /// message, which no later datagram of the session can be: checked on every datagram, a
+    /// few bytes of structure are met by chance somewhere in a long run of encrypted ones.
+    pub first_datagram: bool,
 }
 
 /// What the rest of a text protocol's conversation tells, read from the clear-text part of each
@@ -1131,6 +1136,26 @@ fn parse_match(
     }
     ports.sort_unstable();
     ports.dedup();
+    let first_datagram = f.bool("first_datagram");
+    if let Some((s, _)) = f.get("first_datagram").filter(|_| first_datagram) {
+        if !transports.contains(&Transport::Udp) {
+            ctx.fail(
+                Some(s),
+                &label("first_datagram"),
+                "only UDP has datagrams: the match must run over udp",
+            );
+        } else if probe
+            .as_deref()
+            .and_then(probes::lookup)
+            .is_some_and(|p| p.is_units())
+        {
+            ctx.fail(
+                Some(s),
+                &label("first_datagram"),
+                "the probe judges all the datagrams of a direction together",
+            );
+        }
+    }
     if ctx.errors.len() > before {
         return None;
     }
@@ -1146,6 +1171,7 @@ fn parse_match(
         min_length,
         ports,
         weak: f.bool("weak"),
+        first_datagram,
     })
 }
 
@@ -1305,6 +1331,37 @@ mod tests {
         );
         let e = errors("protocol = \"x\"\nexpected = true\n[[match]]\nprefix = \"a\"\n");
         assert!(e.iter().any(|x| x.contains("expected: ")), "{e:?}");
+    }
+
+    #[test]
+    fn first_datagram_needs_udp_and_a_one_datagram_check() {
+        let text = "protocol = \"x\"\ntransports = [\"udp\", \"tcp\"]\n[[match]]\nprefix = \"a\"\nfirst_datagram = true\n[[match]]\nprefix = \"b\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert!(s.matches[0].first_datagram);
+        assert!(!s.matches[1].first_datagram);
+        let e = errors("protocol = \"x\"\n[[match]]\nprefix = \"a\"\nfirst_datagram = true\n");
+        assert_eq!(
+            e,
+            vec![
+                "t.toml:4: match[0].first_datagram: only UDP has datagrams: the match must run over udp"
+                    .to_owned()
+            ]
+        );
+        if probes::lookup("rtp").is_some() {
+            let e = errors(
+                "protocol = \"x\"\ntransports = [\"udp\"]\n[[match]]\nprobe = \"rtp\"\nfirst_datagram = true\n",
+            );
+            assert_eq!(
+                e,
+                vec!["t.toml:5: match[0].first_datagram: the probe judges all the datagrams of a direction together".to_owned()]
+            );
+        }
+        let e = errors("protocol = \"x\"\ntransports = [\"udp\"]\n[[match]]\nprefix = \"a\"\nfirst_datagram = 1\n");
+        assert!(
+            e.iter()
+                .any(|x| x.starts_with("t.toml:5: match[0].first_datagram: must be bool")),
+            "{e:?}"
+        );
     }
 
     #[test]

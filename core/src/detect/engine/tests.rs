@@ -252,3 +252,25 @@ fn port_hints_added_later_break_ties_as_hints_given_at_build() {
         "the original keeps its hints"
     );
 }
+
+#[test]
+fn a_first_datagram_match_reads_only_the_first_datagram() {
+    let opener = "protocol = \"opener\"\ntransports = [\"udp\"]\n[[match]]\nprefix = \"HELLO\"\nfirst_datagram = true\n";
+    let anywhere =
+        "protocol = \"anywhere\"\ntransports = [\"udp\"]\n[[match]]\nprefix = \"HOWDY\"\n";
+    let e = engine(&[opener, anywhere]);
+    let named = |units: &[&[u8]]| {
+        e.classify(Transport::Udp, units, &[], 9999, false, true, None)
+            .map(|d| d.protocol)
+    };
+    assert_eq!(named(&[b"HELLO there", b"x"]).as_deref(), Some("opener"));
+    // The same bytes later in the direction are a chance match, not the opening.
+    assert_eq!(
+        named(&[b"\x17\x03", b"HELLO there"]).as_deref(),
+        Some("unknown")
+    );
+    assert_eq!(
+        named(&[b"\x17\x03", b"HOWDY partner"]).as_deref(),
+        Some("anywhere")
+    );
+}
