@@ -134,6 +134,7 @@ pub mod coap;
 pub mod dhcp;
 pub mod dnp3;
 pub mod dns;
+pub mod dsi;
 pub mod dtls;
 pub mod elasticsearch;
 pub mod gtpu;
@@ -204,6 +205,7 @@ static REGISTRY: &[&[Probe]] = &[
     tftp::PROBES,
     wireguard::PROBES,
     dns::PROBES,
+    dsi::PROBES,
     mdns::PROBES,
     netbios::PROBES,
     http::PROBES,
