@@ -34,6 +34,8 @@ _DNS_QUERY = bytes.fromhex("b37e00000001000000000000") + b"\x07printer\x00\x00\x
 
 # protocol -> (transport, client bytes, server bytes, server port)
 NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
+    "afp": ("tcp", b"\x00\x02\x00\x01" + bytes(4) + b"\x00\x00\x00\x02" + b"\x00\x00\x00\x01\x10\x00", b"",
+            548),  # DSI's reserved word set
     "amqp": ("tcp", b"\x01\x00\x01\x00\x00\x00\x05hello\xcd", b"", 5672),  # frame-end must be 0xCE
     "bacnet": ("udp", b"\x81\x0a\x00\x20\x01\x04", b"", 47808),  # BVLC length != datagram length
     "bgp": ("tcp", b"\xff" * 15 + b"\xfe\x00\x13\x04", b"", 179),  # marker not all ones
