@@ -19,7 +19,8 @@
 #   redis-server redis-tools postgresql postgresql-client mariadb-server
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
-#   fingerd finger whois ngircd rsh-client rsh-server
+#   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
+#   freeradius freeradius-utils
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
 # user "pwcap" (password "pwcap-secret") for the telnet and FTP logins; vsftpd
@@ -34,14 +35,15 @@ need_packages() {
         redis-server redis-tools postgresql postgresql-client mariadb-server \
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
-        fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
+        fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
+        freeradius freeradius-utils
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
-     ftp-pasv-21 ftp-active-21 sip-call-5060)
+     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -597,6 +599,34 @@ EOF
     cli logger --server "$SIP" --port 514 --udp --rfc3164 -t portwatch -p auth.notice "test message rfc3164"
     cli logger --server "$SIP" --port 514 --udp --rfc5424 -t portwatch -p user.info "test message rfc5424"
     cli logger --server "$SIP" --port 514 --udp -t portwatch -p authpriv.warning "test message, default format"
+    cap_stop
+}
+
+rec_radius-1812() {
+    # The package's configuration, copied: logs, accounting detail files and the pid file stay
+    # in $WORK, the server keeps root's rights (it reads $WORK), and one client and one user.
+    cp -a /etc/freeradius/3.0 "$WORK/raddb"
+    mkdir -p "$WORK/radlog" "$WORK/radrun"
+    sed -i -e "s|^logdir = .*|logdir = $WORK/radlog|" -e "s|^run_dir = .*|run_dir = $WORK/radrun|" \
+        -e 's/^\(\s*\)\(user\|group\) = freerad/\1# \2 = freerad/' "$WORK/raddb/radiusd.conf"
+    printf 'client pwlab {\n\tipaddr = 10.77.0.0/24\n\tsecret = portwatch-secret\n}\n' >>"$WORK/raddb/clients.conf"
+    { echo 'pwuser Cleartext-Password := "pwpass"'; cat /etc/freeradius/3.0/mods-config/files/authorize; } \
+        >"$WORK/raddb/mods-config/files/authorize"
+    bg_srv freeradius -f -l stdout -d "$WORK/raddb"
+    wait_port udp 1812
+    wait_port udp 1813
+    cap_start radius-1812 udp port 1812 or udp port 1813
+    local secret=portwatch-secret
+    # PAP accepted, a wrong password rejected (after FreeRADIUS's 1 s reject delay), CHAP accepted,
+    # accounting Start and Stop, and a Status-Server.
+    echo 'User-Name = pwuser, User-Password = pwpass, NAS-Port = 3' | cli radclient -x "$SIP:1812" auth "$secret"
+    echo 'User-Name = pwuser, User-Password = wrong' | cli radclient -x "$SIP:1812" auth "$secret" || true
+    echo 'User-Name = pwuser, CHAP-Password = pwpass' | cli radclient -x "$SIP:1812" auth "$secret"
+    echo 'User-Name = pwuser, Acct-Status-Type = Start, Acct-Session-Id = 4d2e01, NAS-Port = 3' \
+        | cli radclient -x "$SIP:1813" acct "$secret"
+    echo 'User-Name = pwuser, Acct-Status-Type = Stop, Acct-Session-Id = 4d2e01, Acct-Session-Time = 42' \
+        | cli radclient -x "$SIP:1813" acct "$secret"
+    echo 'Message-Authenticator = 0x00' | cli radclient -x "$SIP:1812" status "$secret"
     cap_stop
 }
 

@@ -92,6 +92,7 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "pptp": ("tcp", b"\x00\x9c\x00\x01\x1a\x2b\x3c\x4e", b"", 1723),  # magic off by one
     "ptp": ("udp", b"\x0c\x02\x00\x36" + bytes(50), b"", 1320),  # scoped to 319/320
     "quic": ("udp", b"\xc3\x12\x34\x56\x78\x08" + bytes(40), b"", 443),  # unknown version, no Initial
+    "radius": ("udp", b"\x01\x07\x00\x1a" + bytes(16) + b"\x01\x07nemo", b"", 1812),  # attribute past the length
     "rdp": ("tcp", b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x07\x00\x08\x00\x03\x00\x00\x00", b"", 3389),
     "redis": ("tcp", b"*1\r\n$4\r\n4ING\r\n", b"", 6379),  # a command name starts with a letter
     "rsh": ("tcp", b"1022alice\x00bob\x00ls\x00", b"", 514),

@@ -156,6 +156,7 @@ pub mod ntp;
 pub mod openvpn;
 pub mod quic;
 pub mod quic_short;
+pub mod radius;
 pub mod rdp;
 pub mod rdpeudp;
 pub mod rtp;
@@ -215,6 +216,7 @@ static REGISTRY: &[&[Probe]] = &[
     dtls::PROBES,
     quic::PROBES,
     quic_short::PROBES,
+    radius::PROBES,
 ];
 
 /// The probe a signature names, if there is one by that name.
