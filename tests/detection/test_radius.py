@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,19 @@ def test_radius_off_its_ports_is_named(tmp_path: Path) -> None:
     assert (rec.protocol, rec.meta["radius_request"], rec.meta["radius_reply"]) == ("radius", "access-request",
                                                                                     "access-accept")
     assert rec.meta["radius_user_name"] == "nemo"
+
+
+def test_a_stun_answer_is_not_radius(tmp_path: Path) -> None:
+    # A STUN Binding success answer opens with 01 01 (RADIUS's Access-Request and an id) and its
+    # length field counts the attributes after the 20-byte header: RADIUS's counts the whole
+    # packet, so the two never agree on the datagram's length.
+    txid = bytes(range(12))
+    request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + txid
+    mapped = b"\x00\x20\x00\x08\x00\x01\xa0\x81\x7c\x31\x0d\xd4"
+    head = b"\x01\x01\x00\x14\x21\x12\xa4\x42" + txid + mapped
+    fingerprint = (zlib.crc32(head) ^ 0x5354554E).to_bytes(4, "big")
+    answer = head + b"\x80\x28\x00\x04" + fingerprint
+    frames = udp_exchange([(True, request), (False, answer)], sport=40482, dport=443)
+    path = write_pcap(tmp_path / "s.pcap", timed([ether(f) for f in frames]))
+    (rec,) = analyze_path(path)[0]
+    assert rec.protocol == "stun"
