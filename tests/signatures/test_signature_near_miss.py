@@ -103,7 +103,8 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "rtsp": ("tcp", b"OPTIONS rtsp://cam.example.test/ HTTP/1.1\r\n", b"", 554),
     "s7comm": ("tcp", b"\x03\x00\x00\x19\x02\xf0\x80\x31\x01" + bytes(16), b"", 102),  # protocol id 0x31
     "sip": ("udp", b"INVITE sip:bob@example.test SIP/3.0\r\n", b"", 5060),
-    "slp": ("udp", b"\x02\x01\x00\x00\x30\x00\x00", b"", 4270),  # scoped to 427
+    # off 427 the header's length must be the datagram's: here one byte more
+    "slp": ("udp", b"\x02\x01\x00\x00\x19\x00\x00\x00\x00\x00\x1d\x79\x00\x02en" + bytes(8), b"", 4270),
     "smb": ("tcp", b"\x00\x00\x00\x20\xfeSMB\x41\x00" + bytes(24), b"", 445),  # SMB2 header length 65
     "smpp": ("tcp", b"\x00\x00\x00\x28\x00\x00\x00\x02\x00\x00\x00\x05" + bytes(28), b"", 2775),  # status != 0
     "smtp": ("tcp", b"HELLO there\r\n", b"", 25),

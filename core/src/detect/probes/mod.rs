@@ -160,6 +160,7 @@ pub mod radius;
 pub mod rdp;
 pub mod rdpeudp;
 pub mod rtp;
+pub mod slp;
 pub mod smb;
 pub mod snmp;
 pub mod socks;
@@ -201,6 +202,7 @@ static REGISTRY: &[&[Probe]] = &[
     ntp::PROBES,
     openvpn::PROBES,
     rtp::PROBES,
+    slp::PROBES,
     stun::PROBES,
     teredo::PROBES,
     tftp::PROBES,
