@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.pcapkit import ether, tcp_session, timed, write_pcap
+from tests.pcapkit import analyze_path, ether, tcp_session, timed, write_pcap
 
 pytest.importorskip("portwatch._core")
-
-from portwatch.pipeline import Config, Setup, analyze_path
 
 REQUEST, REPLY = 0, 1
 OPEN_SESSION, COMMAND = 4, 2
@@ -34,12 +32,8 @@ VOL_PARMS = dsi(REQUEST, COMMAND, 3, bytes([17, 0, 0, 2, 0x0E, 0x1C]))
 NOT_FOUND = dsi(REPLY, COMMAND, 3, b"", code=-5018)
 
 
-def run(tmp_path: Path, frames: list[bytes]):
-    path = write_pcap(tmp_path / "afp.pcap", timed([ether(f) for f in frames]))
-    config = Config()
-    records: list = []
-    analyze_path(str(path), Setup.load(config), config, records.append)
-    return records
+def run(tmp_path: Path, frames: list[bytes]) -> list:
+    return analyze_path(write_pcap(tmp_path / "afp.pcap", timed([ether(f) for f in frames])))[0]
 
 
 def test_an_afp_session_on_548(tmp_path: Path) -> None:
