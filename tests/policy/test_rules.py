@@ -149,7 +149,7 @@ def test_compressed_and_printable_payloads_are_exempt() -> None:
 def test_encrypted_unknown_on_a_port_whose_service_has_no_signature_is_info() -> None:
     # the bytes are probably that service's; which ports lack a signature changes as signatures grow
     ctx = context()
-    candidates = [(1812, "udp"), (749, "tcp"), (1645, "udp"), (2105, "tcp")]
+    candidates = [(1812, "udp"), (749, "tcp"), (1645, "udp"), (2105, "tcp"), (1352, "tcp"), (1524, "tcp")]
     port, transport = next((p, t) for p, t in candidates
                            if ctx.services.names(p, t) and not ctx.expected_protocols(p, t))
     fs = findings(unknown_with(random_bytes(400), port, transport), ctx)
