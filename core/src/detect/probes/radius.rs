@@ -22,39 +22,48 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 use crate::text::clean_text;
 
-pub static PROBES: &[Probe] = &[Probe::single("radius", probe).gated(&CODES)];
+pub static PROBES: &[Probe] = &[Probe::single("radius", probe).gated(&GATE)];
 
-/// Every code `code_name` knows, for the engine's first-byte gate.
-const CODES: [u8; 14] = [1, 2, 3, 4, 5, 11, 12, 13, 40, 41, 42, 43, 44, 45];
+/// Each code RADIUS defines (RFC 2865 3, 2866 3, 5176 2.3): its name, and whether it is a
+/// request (the rest are replies).
+const CODES: [(u8, &str, bool); 14] = [
+    (1, "access-request", true),
+    (2, "access-accept", false),
+    (3, "access-reject", false),
+    (4, "accounting-request", true),
+    (5, "accounting-response", false),
+    (11, "access-challenge", false),
+    (12, "status-server", true),
+    (13, "status-client", true),
+    (40, "disconnect-request", true),
+    (41, "disconnect-ack", false),
+    (42, "disconnect-nak", false),
+    (43, "coa-request", true),
+    (44, "coa-ack", false),
+    (45, "coa-nak", false),
+];
+/// The codes, for the engine's first-byte gate.
+const GATE: [u8; CODES.len()] = {
+    let mut gate = [0u8; CODES.len()];
+    let mut i = 0;
+    while i < CODES.len() {
+        gate[i] = CODES[i].0;
+        i += 1;
+    }
+    gate
+};
 const HEADER: usize = 20;
 const MAX_LENGTH: usize = 4096;
 const USER_NAME: u8 = 1;
 /// RFC 2865 5.1: the User-Name is at most 253 octets, as any attribute value.
 const USER_NAME_LIMIT: usize = 253;
 
-/// A request's code (the rest are replies).
-fn is_request(code: u8) -> bool {
-    matches!(code, 1 | 4 | 12 | 13 | 40 | 43)
-}
-
-fn code_name(code: u8) -> Option<&'static str> {
-    Some(match code {
-        1 => "access-request",
-        2 => "access-accept",
-        3 => "access-reject",
-        4 => "accounting-request",
-        5 => "accounting-response",
-        11 => "access-challenge",
-        12 => "status-server",
-        13 => "status-client",
-        40 => "disconnect-request",
-        41 => "disconnect-ack",
-        42 => "disconnect-nak",
-        43 => "coa-request",
-        44 => "coa-ack",
-        45 => "coa-nak",
-        _ => return None,
-    })
+/// The code's name and whether it is a request.
+fn code_of(code: u8) -> Option<(&'static str, bool)> {
+    CODES
+        .iter()
+        .find(|c| c.0 == code)
+        .map(|&(_, name, request)| (name, request))
 }
 
 /// The attributes of `body` (after the header), if they tile it exactly: the User-Name's value
@@ -80,7 +89,7 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
     let Some(&[code, _id, hi, lo]) = data.get(..4) else {
         return ProbeResult::no();
     };
-    let Some(name) = code_name(code) else {
+    let Some((name, request)) = code_of(code) else {
         return ProbeResult::no();
     };
     let length = usize::from(u16::from_be_bytes([hi, lo]));
@@ -91,7 +100,7 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
         return ProbeResult::no();
     };
     let mut meta = Meta::new();
-    let key = if is_request(code) {
+    let key = if request {
         "radius_request"
     } else {
         "radius_reply"
@@ -214,7 +223,7 @@ mod tests {
     #[test]
     fn gate_is_necessary() {
         for code in 0..=255u8 {
-            assert_eq!(code_name(code).is_some(), CODES.contains(&code), "{code}");
+            assert_eq!(code_of(code).is_some(), GATE.contains(&code), "{code}");
         }
     }
 }
