@@ -97,8 +97,9 @@ def test_plain_http_on_443_is_cleartext_on_secure_port() -> None:
 
 
 def test_plain_http_on_unassigned_8443_is_low() -> None:
-    # one fact, one finding: the mismatch says the port is unassigned; no inventory note besides
-    assert worst("http-8443.pcap") == {"port-mismatch": "low"}
+    # /etc/services lists no 8443: nothing to mismatch, one finding (low for the clear text) and no
+    # inventory note besides
+    assert worst("http-8443.pcap") == {"unassigned-port": "low"}
 
 
 def test_iodine_dns_tunnel_is_high() -> None:

@@ -112,7 +112,7 @@ def test_findings_name_the_registry() -> None:
     # http on 8443: IANA assigns the port to pcsync-https; Debian's file does not list it
     iana = _findings(_analyse("http-8443.pcap", IANA), "port-mismatch")
     assert iana and all("8443/tcp (IANA: pcsync-https)" in m for m in iana), iana
-    debian = _findings(_analyse("http-8443.pcap", DEBIAN), "port-mismatch")
+    debian = _findings(_analyse("http-8443.pcap", DEBIAN), "unassigned-port")
     assert debian and all("8443/tcp (unassigned in /etc/services)" in m for m in debian), debian
 
 

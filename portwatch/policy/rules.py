@@ -10,14 +10,15 @@ Severity of a protocol found off its ports is graded by the pair:
     bound on purpose: SSH on 443, TLS on 22), medium above;
   - the encrypted variant of a STARTTLS service on that service's port (TLS on 25/143/587): low;
   - on a port assigned to a service portwatch has no signature for: medium;
-  - cleartext on an unassigned high port: low; an encrypted protocol there: nothing to say;
-  - on an unassigned trusted port (below 1024): `unassigned-port`, low.
+  - on a port /etc/services does not list there is nothing to mismatch: `unassigned-port`, low for
+    cleartext on a high port or anything on a trusted port (below 1024); an encrypted protocol on
+    a high port gets only the inventory note.
 Off-port findings lose one step when the protocol was recognised from one direction by a
 pattern alone, and fall to info when the server never answered. Every server on a port
 /etc/services does not list also gets an `unassigned-port` note (info; low for an unrecognised
 TCP listener below 1024), the inventory's question "why is this offered?", unless a finding
-already says so (one finding per fact: cleartext on an unassigned high port is its `port-mismatch`
-alone). Flows the core names from their control connection's announcement (`ftp-data`, `rtp`,
+already says so (one finding per fact: cleartext on an unassigned high port is its low
+`unassigned-port` alone). Flows the core names from their control connection's announcement (`ftp-data`, `rtp`,
 `rtcp`: `meta.control_flow_id`) run on negotiated ports and get neither. A PORT/EPRT naming a host
 other than the FTP client is an `ftp-bounce`.
 
@@ -357,7 +358,9 @@ def _port_rules(
         emit("unassigned-port", f"{name} server {server} on trusted port {where}: a listener below 1024 was "
              "bound on purpose", "low")
     elif not sig.encrypted and not sig.any_port and proto not in policy.negotiated:
-        emit("port-mismatch", f"cleartext {name} on {server}, an unassigned high port {where}", "low")
+        # no assignment to mismatch: the inventory's question, raised a step for the clear text
+        emit("unassigned-port", f"cleartext {name} server {server} on an unassigned high port {where}: "
+             "ask why it is offered", "low")
 
 
 # Cleartext on a TLS-only port: the side's first bytes must be mostly printable with a long readable

@@ -125,7 +125,7 @@ def test_probed_listener_uses_analyze_rules(setup):
     telnet = _listener(port=2323, process="busybox", proc_uid=1000)
     probe = {"protocol": "telnet", "confidence": 0.85, "bytes_s2c": 12}
     (rec,) = audit_records(HostFacts(listeners=[telnet]), setup.ctx, 0.0, {7: probe})
-    assert {f.kind for f in rec.findings} == {"insecure-protocol", "port-mismatch", "unassigned-port"}
+    assert {f.kind for f in rec.findings} == {"insecure-protocol", "unassigned-port"}
     unknown = _listener(port=443, process="nginx")
     (rec,) = audit_records(HostFacts(listeners=[unknown]), setup.ctx, 0.0, {7: {"protocol": "unknown", "probe": "x"}})
     assert rec.protocol == "unknown" and rec.findings == [] and rec.meta["probe"] == "x"

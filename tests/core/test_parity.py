@@ -13,12 +13,13 @@ nflog-http-dns (link type NFLOG, which the Python engine never read; tests/captu
 radius-1812 (RADIUS, whose signature came after it; tests/detection/test_radius.py).
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
-the FTP and SIP control flows list `announced`), and a port-mismatch on an unassigned port is the
-only finding there (http-8443 lost its `unassigned-port` note); ftp-pasv-21, ftp-active-21 and
-sip-call-5060 hold the core's records. A client's first bytes (`client_head`) stop at its
-signature's login line, so no password or SASL response is kept (ftp and pop3 captures). A difference
-here is a regression or a deliberate change, which then updates that file in the same commit.
-The join fields and the tunnel shape facts are the core's additions and are not compared.
+the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low
+`unassigned-port`, not a `port-mismatch` (http-8443: /etc/services assigns 8443 nothing to
+mismatch); ftp-pasv-21, ftp-active-21 and sip-call-5060 hold the core's records. A client's first
+bytes (`client_head`) stop at its signature's login line, so no password or SASL response is kept
+(ftp and pop3 captures). A difference here is a regression or a deliberate change, which then
+updates that file in the same commit. The join fields and the tunnel shape facts are the core's
+additions and are not compared.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def test_an_afp_session_on_548(tmp_path: Path) -> None:
 
 
 def test_afp_off_its_port_is_named_and_a_mismatch(tmp_path: Path) -> None:
-    frames = tcp_session([OPEN, SRVR_PARMS], [OPENED, SRVR_REPLY], dport=8443)
+    # 3306 is mysql's in /etc/services
+    frames = tcp_session([OPEN, SRVR_PARMS], [OPENED, SRVR_REPLY], dport=3306)
     (rec,) = run(tmp_path, frames)
     assert rec.protocol == "afp"
     assert "port-mismatch" in {f.kind for f in rec.findings}

@@ -101,7 +101,7 @@ def test_negotiated_protocols_are_at_home_on_high_ports(tmp_path: Path) -> None:
     tftp = record("tftp", 43139, "udp", meta={"evidence": "client bytes x; server bytes y"})
     assert kinds(findings(tftp), "low") == {}
     ctx = context(write(tmp_path, "negotiated = []\n"))
-    assert kinds(findings(tftp, ctx), "low") == {"port-mismatch": "low"}
+    assert kinds(findings(tftp, ctx), "low") == {"unassigned-port": "low"}
 
 
 def test_dns_allowed_domains_are_not_tunnels(tmp_path: Path) -> None:

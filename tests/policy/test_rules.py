@@ -56,12 +56,13 @@ def test_protocol_on_a_registered_port_of_another_protocol_is_medium() -> None:
     assert kinds(findings(record("http", 3306))) == {"port-mismatch": "medium"}
 
 
-def test_cleartext_on_an_unassigned_high_port_is_low() -> None:
+def test_cleartext_on_an_unassigned_high_port_is_a_low_unassigned_port_not_a_mismatch() -> None:
+    # /etc/services assigns 8443 to nothing, so there is no assignment for HTTP to mismatch
     fs = findings(record("http", 8443))
-    assert kinds(fs, "low") == {"port-mismatch": "low"}
-    assert "unassigned" in fs[0].message
+    assert kinds(fs, "low") == {"unassigned-port": "low"}
+    assert "cleartext http server 192.0.2.10:8443 on an unassigned high port 8443/tcp" in fs[0].message
     # one fact, one finding: no inventory note (info) restating that the port is unassigned
-    assert kinds(fs) == {"port-mismatch": "low"}
+    assert kinds(fs) == {"unassigned-port": "low"}
 
 
 def test_encrypted_protocol_on_an_unassigned_high_port_is_only_noted() -> None:
