@@ -68,7 +68,7 @@ fn shannon(c: &Counts, n: usize) -> f64 {
 pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
     let data = data.get(..SAMPLE).unwrap_or(data);
     let n = data.len();
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(7);
     if n == 0 {
         m.insert("length".into(), json!(0));
         m.insert("entropy".into(), json!(0.0));

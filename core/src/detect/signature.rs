@@ -243,7 +243,7 @@ pub fn load_texts_and(
     let mut errors = Vec::new();
     let mut sigs = Vec::new();
     for (name, text) in builtin {
-        match parse(text, &format!("signatures/{name}"), "builtin").0 {
+        match load_text(text, &format!("signatures/{name}"), "builtin") {
             Ok(s) => sigs.push(s),
             Err(mut e) => errors.append(&mut e),
         }
@@ -326,7 +326,7 @@ pub fn check_files(paths: &[PathBuf]) -> Vec<String> {
 
 pub fn load_file(path: &Path, origin: &str) -> Result<Signature, Vec<String>> {
     let text = read(path).map_err(|e| vec![e])?;
-    parse(&text, &path.display().to_string(), origin).0
+    load_text(&text, &path.display().to_string(), origin)
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -458,6 +458,9 @@ struct Ctx<'a> {
     path: &'a str,
     lines: Lines,
     errors: Vec<String>,
+    /// Whether to look for warnings at all: finding a costly pattern compiles it a second time,
+    /// which only `portwatch signatures check` wants to pay.
+    warn: bool,
     warnings: Vec<String>,
 }
 
@@ -596,10 +599,25 @@ pub fn parse(
     path: &str,
     origin: &str,
 ) -> (Result<Signature, Vec<String>>, Vec<String>) {
+    parse_with(text, path, origin, true)
+}
+
+/// `parse` for loading: the signature or every error, no warnings looked for.
+fn load_text(text: &str, path: &str, origin: &str) -> Result<Signature, Vec<String>> {
+    parse_with(text, path, origin, false).0
+}
+
+fn parse_with(
+    text: &str,
+    path: &str,
+    origin: &str,
+    warn: bool,
+) -> (Result<Signature, Vec<String>>, Vec<String>) {
     let mut ctx = Ctx {
         path,
         lines: Lines::new(text),
         errors: Vec::new(),
+        warn,
         warnings: Vec::new(),
     };
     let doc: SVal = match toml::from_str::<SVal>(text) {
@@ -905,7 +923,7 @@ fn compile_pattern(ctx: &mut Ctx, span: Range<usize>, field: &str, text: &str) -
     };
     match Pattern::new(&src) {
         Ok(p) => {
-            if let Some(why) = p.expense() {
+            if let Some(why) = ctx.warn.then(|| p.expense()).flatten() {
                 let line = Some(ctx.lines.of(span.start));
                 ctx.warnings.push(format_error(
                     ctx.path,

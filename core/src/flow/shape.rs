@@ -188,7 +188,7 @@ impl ShapeData {
             .iter()
             .map(|&(_, g)| Value::from(round3(f64::from(g))))
             .collect();
-        let mut m = Map::new();
+        let mut m = Map::with_capacity(5);
         m.insert("n".into(), self.seq.len().into());
         m.insert("sizes".into(), Value::Array(sizes));
         m.insert("iat_ms".into(), Value::Array(iats));
@@ -215,7 +215,7 @@ fn dir_meta(s: &DirStats) -> Value {
     } else {
         0.0
     };
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(5);
     m.insert("packets".into(), s.pkts.into());
     m.insert("bytes".into(), s.bytes.into());
     m.insert("mean_size".into(), round3(mean).into());

@@ -48,7 +48,7 @@ fn carrier(protocol: &str) -> &str {
 }
 
 fn verdict(kind: &str, confidence: f64, class: Option<&str>, evidence: String) -> Value {
-    let mut v = Map::new();
+    let mut v = Map::with_capacity(4);
     v.insert("kind".into(), kind.into());
     v.insert("confidence".into(), confidence.into());
     if let Some(c) = class {
