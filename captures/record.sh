@@ -20,7 +20,8 @@
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
-#   freeradius freeradius-utils
+#   freeradius freeradius-utils python3-venv
+# and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
 # user "pwcap" (password "pwcap-secret") for the telnet and FTP logins; vsftpd
@@ -36,14 +37,14 @@ need_packages() {
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
-        freeradius freeradius-utils
+        freeradius freeradius-utils python3-venv
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
-     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812)
+     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -627,6 +628,21 @@ rec_radius-1812() {
     echo 'User-Name = pwuser, Acct-Status-Type = Stop, Acct-Session-Id = 4d2e01, Acct-Session-Time = 42' \
         | cli radclient -x "$SIP:1813" acct "$secret"
     echo 'Message-Authenticator = 0x00' | cli radclient -x "$SIP:1812" status "$secret"
+    cap_stop
+}
+
+# HTTP/3 over QUIC: Debian 12 packages no QUIC server or client, so aioquic (PyPI, installed in a
+# throwaway venv outside the namespaces) runs both ends (quic_h3.py)
+rec_quic-443() {
+    /usr/bin/python3 -m venv "$WORK/aioquic"
+    "$WORK/aioquic/bin/pip" install -q 'aioquic>=1.2'
+    local py=$WORK/aioquic/bin/python name=quic.example.test
+    make_cert "$name"
+    bg_srv "$py" "$HERE/quic_h3.py" serve --cert "$WORK/$name.crt" --key "$WORK/$name.key" "$SIP" "$SIP6"
+    wait_port udp 443
+    cap_start quic-443 udp port 443
+    cli "$py" "$HERE/quic_h3.py" get "$SIP" "$name" / /missing
+    cli "$py" "$HERE/quic_h3.py" get "$SIP6" "$name" /
     cap_stop
 }
 
