@@ -20,7 +20,7 @@
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
-#   freeradius freeradius-utils python3-venv
+#   freeradius freeradius-utils python3-venv openvpn
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -37,14 +37,14 @@ need_packages() {
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
-        freeradius freeradius-utils python3-venv
+        freeradius freeradius-utils python3-venv openvpn
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
-     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443)
+     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -643,6 +643,60 @@ rec_quic-443() {
     cap_start quic-443 udp port 443
     cli "$py" "$HERE/quic_h3.py" get "$SIP" "$name" / /missing
     cli "$py" "$HERE/quic_h3.py" get "$SIP6" "$name" /
+    cap_stop
+}
+
+# OpenVPN 2.6 in TLS mode between two peers with no tun device (--dev null): the control channel's
+# hard resets and TLS handshake, then the data channel's keepalive pings. Five sessions: UDP plain,
+# with tls-crypt and with tls-auth (HMAC-SHA256); TCP plain and with tls-crypt.
+ovpn_pki() {
+    [ -f "$WORK/ovpn/ca.crt" ] && return 0
+    mkdir -p "$WORK/ovpn"
+    local d=$WORK/ovpn n
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=portwatch-capture-ca" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    for n in server client; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=ovpn-$n" \
+            -keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null
+        printf 'keyUsage=digitalSignature\nextendedKeyUsage=%s\n' \
+            "$([ $n = server ] && echo serverAuth || echo clientAuth)" >"$d/$n.ext"
+        openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+            -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null
+    done
+    openvpn --genkey tls-crypt "$d/tc.key"
+    openvpn --genkey secret "$d/ta.key"
+}
+
+# ovpn_session PROTO [EXTRA...]: one server and one client, about three seconds of keepalives
+ovpn_session() {
+    local proto=$1; shift
+    local d=$WORK/ovpn common=(--dev null --verb 3 --ping 1 --ca "$WORK/ovpn/ca.crt" --cipher AES-256-GCM)
+    bg_srv openvpn "${common[@]}" --tls-server --dh none --cert "$d/server.crt" --key "$d/server.key" \
+        --local "$SIP" --lport 1194 --proto "${proto/tcp/tcp-server}" "$@"
+    wait_port "${proto}" 1194
+    (cli timeout 4 openvpn "${common[@]}" --tls-client --cert "$d/client.crt" --key "$d/client.key" \
+        --remote "$SIP" 1194 --proto "${proto/tcp/tcp-client}" --nobind --remote-cert-tls server "$@" \
+        >>"$WORK/daemons.log" 2>&1) || true
+    srv_kill openvpn
+}
+
+# srv_kill COMM: stop the processes named COMM in the server namespace (tcpdump runs on)
+srv_kill() {
+    local pid
+    for pid in $(ip netns pids "$NS_S"); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && kill "$pid" 2>/dev/null || true
+    done
+    sleep 0.5
+}
+
+rec_openvpn-1194() {
+    ovpn_pki
+    cap_start openvpn-1194 port 1194
+    ovpn_session udp
+    ovpn_session udp --tls-crypt "$WORK/ovpn/tc.key"
+    ovpn_session udp --tls-auth "$WORK/ovpn/ta.key" --auth SHA256
+    ovpn_session tcp
+    ovpn_session tcp --tls-crypt "$WORK/ovpn/tc.key"
     cap_stop
 }
 

@@ -2,8 +2,9 @@
 //!
 //! `openvpn`: one UDP datagram; `openvpn_tcp`: the stream, each packet behind a 2-byte length.
 //! Client: P_CONTROL_HARD_RESET_CLIENT_V2 or V3 (opcode 7 or 10, key id 0) with a session id,
-//! then either no packet authentication (an empty ACK array and message packet-id 0: 14 bytes)
-//! or a tls-auth/tls-crypt HMAC of 16-64 bytes, a packet-id of 1 and a timestamp. Server: the
+//! then one of: no packet authentication (an empty ACK array and message packet-id 0: 14 bytes);
+//! tls-auth, an HMAC of 16-64 bytes, then packet-id 1 and a timestamp; tls-crypt, packet-id 1
+//! and a timestamp, then a 32-byte tag and the encrypted rest (doc/tls-crypt.txt). Server: the
 //! matching P_CONTROL_HARD_RESET_SERVER_V2 (opcode 8) acknowledging packet 0.
 //!
 //! Meta: `openvpn_opcode` ("hard-reset-client-v2"...), `openvpn_tls_auth` (bool).
@@ -44,6 +45,12 @@ fn tls_auth(data: &[u8], opcode: u8, from_client: bool) -> Option<bool> {
     let plain = if from_client { 14 } else { 26 };
     if data.len() == plain && data.get(9) == Some(&acks) && data.ends_with(&[0, 0, 0, 0]) {
         return Some(false);
+    }
+    // tls-crypt: packet-id 1 and a timestamp right after the session id, the tag, then the
+    // encrypted ACK array and message packet-id (what the plain reset carries after its session
+    // id), plus whatever the peer adds (2.6's early-negotiation TLV).
+    if data.len() >= TLS_CRYPT_HEADER + (plain - 9) && data.get(9..13) == Some(&[0, 0, 0, 1]) {
+        return Some(true);
     }
     // With tls-auth an HMAC follows the session id, then packet-id 1 and a timestamp.
     for h in HMAC_SIZES {
@@ -209,5 +216,37 @@ mod tests {
                 .cloned()
                 .unwrap()
         );
+    }
+
+    /// OpenVPN 2.6.14 with `--tls-crypt`, from captures/openvpn-1194.pcap: the client's reset
+    /// (54 bytes) and the server's (66 bytes).
+    const TLS_CRYPT_CLIENT: &str =
+        "382419916d7d53f620000000016b13a87d297ec9cb3ed992a0573a09cd81d974\
+                                    68b3badb1203ac66c36517075b64c094711456156c98";
+    const TLS_CRYPT_SERVER: &str = "40a77c0397aa4f6136000000016b13a87db847094365e8a3bebdfaee6c3032d9\
+                                    1992630e7b73a7e6093bcf59b1cde901c9a04f76fcc75925df7805a6695b71c12cc8";
+
+    fn hex(s: &str) -> Vec<u8> {
+        const_hex::decode(s).unwrap()
+    }
+
+    #[test]
+    fn hard_reset_with_tls_crypt() {
+        let c = hex(TLS_CRYPT_CLIENT);
+        let s = hex(TLS_CRYPT_SERVER);
+        assert_eq!((c.len(), s.len()), (54, 66));
+        let r = probe(&c, true);
+        assert_eq!(r.meta["openvpn_opcode"], "hard-reset-client-v2");
+        assert_eq!(r.meta["openvpn_tls_auth"], true);
+        assert_eq!(
+            probe(&s, false).meta["openvpn_opcode"],
+            "hard-reset-server-v2"
+        );
+        // Cut short of the encrypted ACK array and packet-id; a replay packet-id other than 1.
+        assert_eq!(probe(&c[..53], true).status, Status::No);
+        assert_eq!(probe(&s[..65], false).status, Status::No);
+        let mut later = c.clone();
+        later[12] = 2;
+        assert_eq!(probe(&later, true).status, Status::No);
     }
 }
