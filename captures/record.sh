@@ -20,7 +20,7 @@
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
-#   freeradius freeradius-utils python3-venv openvpn
+#   freeradius freeradius-utils python3-venv openvpn coturn
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -37,14 +37,15 @@ need_packages() {
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
-        freeradius freeradius-utils python3-venv openvpn
+        freeradius freeradius-utils python3-venv openvpn coturn
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
-     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194)
+     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
+     stun-3478 dtls-4433)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -697,6 +698,34 @@ rec_openvpn-1194() {
     ovpn_session udp --tls-auth "$WORK/ovpn/ta.key" --auth SHA256
     ovpn_session tcp
     ovpn_session tcp --tls-crypt "$WORK/ovpn/tc.key"
+    cap_stop
+}
+
+# STUN and TURN: coturn with long-term credentials; a STUN Binding, then TURN allocations over UDP
+# and TCP relaying to a peer (turnutils_peer) on the server's own address
+rec_stun-3478() {
+    bg_srv turnserver -n --listening-ip "$SIP" --relay-ip "$SIP" --listening-port 3478 --no-tls --no-dtls \
+        --lt-cred-mech --user pwuser:pwpass --realm example.test --allow-loopback-peers --no-cli \
+        --log-file stdout --simple-log --pidfile "$WORK/turnserver.pid"
+    bg_srv turnutils_peer -L "$SIP" -p 3480
+    wait_port udp 3478
+    wait_port tcp 3478
+    cap_start stun-3478 port 3478
+    cli turnutils_stunclient "$SIP" >/dev/null
+    cli timeout 10 turnutils_uclient -u pwuser -w pwpass -e "$SIP" -r 3480 -n 5 -m 1 "$SIP" >/dev/null 2>&1 || true
+    cli timeout 10 turnutils_uclient -t -u pwuser -w pwpass -e "$SIP" -r 3480 -n 5 -m 1 "$SIP" >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# DTLS 1.2: openssl s_server -dtls and s_client, a cookie exchange (HelloVerifyRequest) first
+rec_dtls-4433() {
+    make_cert dtls.example.test
+    bg_srv openssl s_server -dtls -accept "$SIP:4433" -cert "$WORK/dtls.example.test.crt" \
+        -key "$WORK/dtls.example.test.key" -quiet
+    wait_port udp 4433
+    cap_start dtls-4433 udp port 4433
+    echo hello | cli timeout 3 openssl s_client -dtls -connect "$SIP:4433" -servername dtls.example.test \
+        -quiet >/dev/null 2>&1 || true
     cap_stop
 }
 
