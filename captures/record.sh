@@ -20,7 +20,7 @@
 #   mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
-#   freeradius freeradius-utils python3-venv openvpn coturn
+#   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -37,7 +37,7 @@ need_packages() {
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
-        freeradius freeradius-utils python3-venv openvpn coturn
+        freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -45,7 +45,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433)
+     stun-3478 dtls-4433 kerberos-88)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -726,6 +726,32 @@ rec_dtls-4433() {
     cap_start dtls-4433 udp port 4433
     echo hello | cli timeout 3 openssl s_client -dtls -connect "$SIP:4433" -servername dtls.example.test \
         -quiet >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# Kerberos: an MIT KDC with a throwaway realm EXAMPLE.TEST (pre-authentication required); kinit,
+# kvno for a service ticket and a wrong password over UDP, then kinit over TCP
+rec_kerberos-88() {
+    local k=$WORK/krb
+    mkdir -p "$k"
+    printf '[libdefaults]\n default_realm = EXAMPLE.TEST\n dns_lookup_kdc = false\n%s\n[realms]\n EXAMPLE.TEST = {\n  kdc = %s\n }\n' \
+        "" "$SIP" >"$k/krb5.conf"
+    printf '[libdefaults]\n default_realm = EXAMPLE.TEST\n dns_lookup_kdc = false\n%s\n[realms]\n EXAMPLE.TEST = {\n  kdc = %s\n }\n' \
+        " udp_preference_limit = 1" "$SIP" >"$k/krb5-tcp.conf"
+    printf '[kdcdefaults]\n kdc_listen = %s:88\n kdc_tcp_listen = %s:88\n[realms]\n EXAMPLE.TEST = {\n  database_name = %s/principal\n  key_stash_file = %s/stash\n  acl_file = %s/kadm5.acl\n }\n' \
+        "$SIP" "$SIP" "$k" "$k" "$k" >"$k/kdc.conf"
+    local env=(env KRB5_CONFIG="$k/krb5.conf" KRB5_KDC_PROFILE="$k/kdc.conf" KRB5CCNAME="$k/ccache")
+    "${env[@]}" kdb5_util create -s -r EXAMPLE.TEST -P "$CAPPASS-master" >/dev/null
+    "${env[@]}" kadmin.local -q "addprinc +requires_preauth -pw $CAPPASS $CAPUSER" >/dev/null 2>&1
+    "${env[@]}" kadmin.local -q "addprinc -randkey host/srv.example.test" >/dev/null 2>&1
+    bg_srv "${env[@]}" krb5kdc -n
+    wait_port udp 88
+    wait_port tcp 88
+    cap_start kerberos-88 port 88
+    echo "$CAPPASS" | cli "${env[@]}" kinit "$CAPUSER" >/dev/null
+    cli "${env[@]}" kvno host/srv.example.test >/dev/null
+    echo wrong | cli "${env[@]}" kinit "$CAPUSER" >/dev/null 2>&1 || true
+    echo "$CAPPASS" | cli "${env[@]}" KRB5_CONFIG="$k/krb5-tcp.conf" kinit "$CAPUSER" >/dev/null
     cap_stop
 }
 

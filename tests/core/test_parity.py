@@ -12,7 +12,8 @@ Python engine was retired hold the core's records as first recorded: http-privpo
 nflog-http-dns (link type NFLOG, which the Python engine never read; tests/capture/test_link_types.py),
 radius-1812 (RADIUS, whose signature came after it; tests/detection/test_radius.py), quic-443
 (tests/detection/test_quic_capture.py), openvpn-1194 (tests/detection/test_openvpn_capture.py),
-stun-3478 and dtls-4433 (tests/detection/test_stun_dtls_captures.py).
+stun-3478 and dtls-4433 (tests/detection/test_stun_dtls_captures.py), kerberos-88
+(tests/detection/test_kerberos_capture.py).
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low
