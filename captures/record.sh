@@ -21,6 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
+#   samba smbclient
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -37,7 +38,8 @@ need_packages() {
         mariadb-client mosquitto mosquitto-clients dovecot-imapd dovecot-pop3d \
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
-        freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
+        freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
+        samba smbclient
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -45,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88)
+     stun-3478 dtls-4433 kerberos-88 smb-445)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -752,6 +754,51 @@ rec_kerberos-88() {
     cli "${env[@]}" kvno host/srv.example.test >/dev/null
     echo wrong | cli "${env[@]}" kinit "$CAPUSER" >/dev/null 2>&1 || true
     echo "$CAPPASS" | cli "${env[@]}" KRB5_CONFIG="$k/krb5-tcp.conf" kinit "$CAPUSER" >/dev/null
+    cap_stop
+}
+
+# SMB and NetBIOS: Samba's smbd and nmbd with one guest share; smbclient lists the shares and
+# reads a file over SMB2/3 on 445 and on 139 (NetBIOS session service), asks for SMB1 (refused),
+# and nmblookup queries a name and a node status
+rec_smb-445() {
+    local d=$WORK/smb
+    mkdir -p "$d"/{share,lock,state,cache,private,run,log}
+    echo hello >"$d/share/hello.txt"
+    cat >"$d/smb.conf" <<EOF
+[global]
+    workgroup = PWLAB
+    netbios name = PWSRV
+    server role = standalone server
+    map to guest = Bad User
+    interfaces = $SIP/24
+    bind interfaces only = yes
+    lock directory = $d/lock
+    state directory = $d/state
+    cache directory = $d/cache
+    private dir = $d/private
+    pid directory = $d/run
+    ncalrpc dir = $d/run/ncalrpc
+    log file = $d/log/%m.log
+[share]
+    path = $d/share
+    guest ok = yes
+    read only = yes
+    # the guest maps to nobody, who cannot enter $WORK (mode 700)
+    force user = root
+EOF
+    # each in a session of its own: on exit they signal their whole process group
+    bg_srv setsid smbd -F --no-process-group -s "$d/smb.conf"
+    bg_srv setsid nmbd -F --no-process-group -s "$d/smb.conf"
+    wait_port tcp 445
+    wait_port udp 137
+    cap_start smb-445 port 445 or port 139 or port 137 or port 138
+    cli smbclient -L "//$SIP" -N -s "$d/smb.conf" >/dev/null 2>&1
+    cli smbclient "//$SIP/share" -N -s "$d/smb.conf" -c 'get hello.txt /dev/null' >/dev/null 2>&1
+    cli smbclient "//$SIP/share" -N -p 139 -s "$d/smb.conf" -c 'ls' >/dev/null 2>&1
+    cli smbclient "//$SIP/share" -N -m NT1 --option='client min protocol=NT1' -s "$d/smb.conf" -c ls \
+        >/dev/null 2>&1 || true
+    cli nmblookup -U "$SIP" -R PWSRV >/dev/null 2>&1 || true
+    cli nmblookup -A "$SIP" >/dev/null 2>&1 || true
     cap_stop
 }
 

@@ -33,7 +33,8 @@ fn be16(data: &[u8], off: usize) -> Option<u16> {
 }
 
 /// First-level decoding of a 32-letter name ("EOEBFDEGEJEMEFCACACACACACACACAAA" -> "NASFILE"):
-/// the 15 name bytes as Latin-1 text without trailing spaces (the 16th is the suffix type).
+/// the 15 name bytes as Latin-1 text without their padding (the 16th is the suffix type). Names
+/// are padded with spaces; the wildcard `*` of a node status request with NULs (RFC 1002 4.2.17).
 pub fn decode_name(encoded: &[u8]) -> Option<String> {
     if encoded.len() != ENCODED_LEN || !encoded.iter().all(|b| (0x41..=0x50).contains(b)) {
         return None;
@@ -43,7 +44,7 @@ pub fn decode_name(encoded: &[u8]) -> Option<String> {
         .take(15)
         .map(|p| char::from(((p[0] - 0x41) << 4) | (p[1] - 0x41)))
         .collect();
-    Some(text.trim_end_matches(' ').to_owned())
+    Some(text.trim_end_matches([' ', '\0']).to_owned())
 }
 
 /// An encoded name as a label sequence (with an optional scope) at `off`: (name, offset after).
@@ -198,6 +199,11 @@ mod tests {
         );
         assert_eq!(decode_name(b"EOEBFDEGEJEMEFCACACACACACACACAA"), None);
         assert_eq!(decode_name(b"EOEBFDEGEJEMEFCACACACACACACACAAQ"), None);
+        // A node status request's wildcard: `*` and fifteen NULs (nmblookup -A, Windows nbtstat -A).
+        assert_eq!(
+            decode_name(b"CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").as_deref(),
+            Some("*")
+        );
     }
 
     /// RFC 1002 §4.2.12 name query request for WORKGROUP<1d>, broadcast.
