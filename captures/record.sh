@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient
+#   samba smbclient isc-dhcp-client
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient
+        samba smbclient isc-dhcp-client
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -799,6 +799,22 @@ EOF
         >/dev/null 2>&1 || true
     cli nmblookup -U "$SIP" -R PWSRV >/dev/null 2>&1 || true
     cli nmblookup -A "$SIP" >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# DHCP and DHCPv6: dnsmasq's server on the pair, dhclient for one lease of each (no script runs:
+# the client's address is not configured, only leased)
+rec_dhcp-67() {
+    bg_srv dnsmasq -k --conf-file=/dev/null --port=0 --interface=pw-s --bind-interfaces --pid-file= \
+        --dhcp-authoritative --dhcp-leasefile="$WORK/dnsmasq.leases" \
+        --dhcp-range=10.77.0.100,10.77.0.150,1h --dhcp-range=fd77::100,fd77::1ff,64,1h --enable-ra
+    wait_port udp 67
+    wait_port udp 547
+    cap_start dhcp-67 udp port 67 or udp port 68 or udp port 546 or udp port 547
+    cli timeout 10 dhclient -1 -d -sf /bin/true -lf "$WORK/dhclient.leases" -pf "$WORK/dhclient.pid" pw-c \
+        >/dev/null 2>&1 || true
+    cli timeout 10 dhclient -6 -1 -d -sf /bin/true -lf "$WORK/dhclient6.leases" -pf "$WORK/dhclient6.pid" pw-c \
+        >/dev/null 2>&1 || true
     cap_stop
 }
 
