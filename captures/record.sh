@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client
+#   samba smbclient isc-dhcp-client avahi-daemon
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client
+        samba smbclient isc-dhcp-client avahi-daemon
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -815,6 +815,23 @@ rec_dhcp-67() {
         >/dev/null 2>&1 || true
     cli timeout 10 dhclient -6 -1 -d -sf /bin/true -lf "$WORK/dhclient6.leases" -pf "$WORK/dhclient6.pid" pw-c \
         >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# mDNS: avahi-daemon publishing pwsrv.local (no D-Bus); dig asks over multicast and unicast
+# (RFC 6762 5.1 one-shot queries); multicast routes on both ends for 224.0.0.251
+rec_mdns-5353() {
+    printf '[server]\nhost-name=pwsrv\ndomain-name=local\nallow-interfaces=pw-s\nenable-dbus=no\n[publish]\npublish-workstation=yes\n' \
+        >"$WORK/avahi.conf"
+    srv ip route add 224.0.0.0/4 dev pw-s
+    cli ip route add 224.0.0.0/4 dev pw-c
+    cap_start mdns-5353 udp port 5353
+    bg_srv avahi-daemon --no-drop-root --no-chroot --no-rlimits --no-proc-title -f "$WORK/avahi.conf"
+    wait_port udp 5353
+    sleep 3     # the daemon's probes and announcements
+    cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 pwsrv.local A >/dev/null || true
+    cli dig +time=2 +tries=1 @"$SIP" -p 5353 pwsrv.local AAAA >/dev/null || true
+    cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 _workstation._tcp.local PTR >/dev/null || true
     cap_stop
 }
 
