@@ -47,9 +47,10 @@ fn tls_auth(data: &[u8], opcode: u8, from_client: bool) -> Option<bool> {
         return Some(false);
     }
     // tls-crypt: packet-id 1 and a timestamp right after the session id, the tag, then the
-    // encrypted ACK array and message packet-id (what the plain reset carries after its session
-    // id), plus whatever the peer adds (2.6's early-negotiation TLV).
-    if data.len() >= TLS_CRYPT_HEADER + (plain - 9) && data.get(9..13) == Some(&[0, 0, 0, 1]) {
+    // encrypted ACK array and message packet-id: exactly what the plain reset carries after its
+    // session id, so the length is exact. Packet-id 1 alone is no evidence: a DNS message with no
+    // authority or additional records and a one-letter first label has 00 00 00 01 there too.
+    if data.len() == TLS_CRYPT_HEADER + (plain - 9) && data.get(9..13) == Some(&[0, 0, 0, 1]) {
         return Some(true);
     }
     // With tls-auth an HMAC follows the session id, then packet-id 1 and a timestamp.
@@ -248,5 +249,19 @@ mod tests {
         let mut later = c.clone();
         later[12] = 2;
         assert_eq!(probe(&later, true).status, Status::No);
+    }
+
+    /// A DNS answer whose id starts with 0x38 (the client reset's opcode), no authority or
+    /// additional records, and a one-letter first label: 00 00 00 01 where tls-crypt's packet-id
+    /// is. From benchmarks' generated slow-link capture, where it was named OpenVPN while the
+    /// length was not checked.
+    #[test]
+    fn a_dns_answer_is_not_a_tls_crypt_reset() {
+        let answer = hex(
+            "383e81800001000100000000016d0c74756e6472616665726e36310364657600001c0001c00c001c000100000e10\
+             001020010db827e5f02e71b69723505820e9",
+        );
+        assert_eq!(answer.len(), 64);
+        assert_eq!(probe(&answer, true).status, Status::No);
     }
 }
