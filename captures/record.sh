@@ -683,7 +683,7 @@ ovpn_session() {
     srv_kill openvpn
 }
 
-# srv_kill COMM: stop the processes named COMM in the server namespace (tcpdump runs on)
+# srv_kill COMM: stop the processes named COMM in the server namespace (tcpdump, there too, runs on)
 srv_kill() {
     local pid
     for pid in $(ip netns pids "$NS_S"); do
@@ -736,12 +736,28 @@ rec_dtls-4433() {
 rec_kerberos-88() {
     local k=$WORK/krb
     mkdir -p "$k"
-    printf '[libdefaults]\n default_realm = EXAMPLE.TEST\n dns_lookup_kdc = false\n%s\n[realms]\n EXAMPLE.TEST = {\n  kdc = %s\n }\n' \
-        "" "$SIP" >"$k/krb5.conf"
-    printf '[libdefaults]\n default_realm = EXAMPLE.TEST\n dns_lookup_kdc = false\n%s\n[realms]\n EXAMPLE.TEST = {\n  kdc = %s\n }\n' \
-        " udp_preference_limit = 1" "$SIP" >"$k/krb5-tcp.conf"
-    printf '[kdcdefaults]\n kdc_listen = %s:88\n kdc_tcp_listen = %s:88\n[realms]\n EXAMPLE.TEST = {\n  database_name = %s/principal\n  key_stash_file = %s/stash\n  acl_file = %s/kadm5.acl\n }\n' \
-        "$SIP" "$SIP" "$k" "$k" "$k" >"$k/kdc.conf"
+    cat >"$k/krb5.conf" <<EOF
+[libdefaults]
+    default_realm = EXAMPLE.TEST
+    dns_lookup_kdc = false
+[realms]
+    EXAMPLE.TEST = {
+        kdc = $SIP
+    }
+EOF
+    # the same realm over TCP: any request longer than one byte goes by TCP
+    sed 's/^\[libdefaults\]$/&\n    udp_preference_limit = 1/' "$k/krb5.conf" >"$k/krb5-tcp.conf"
+    cat >"$k/kdc.conf" <<EOF
+[kdcdefaults]
+    kdc_listen = $SIP:88
+    kdc_tcp_listen = $SIP:88
+[realms]
+    EXAMPLE.TEST = {
+        database_name = $k/principal
+        key_stash_file = $k/stash
+        acl_file = $k/kadm5.acl
+    }
+EOF
     local env=(env KRB5_CONFIG="$k/krb5.conf" KRB5_KDC_PROFILE="$k/kdc.conf" KRB5CCNAME="$k/ccache")
     "${env[@]}" kdb5_util create -s -r EXAMPLE.TEST -P "$CAPPASS-master" >/dev/null
     "${env[@]}" kadmin.local -q "addprinc +requires_preauth -pw $CAPPASS $CAPUSER" >/dev/null 2>&1

@@ -18,9 +18,9 @@ pattern alone, and fall to info when the server never answered. Every server on 
 /etc/services does not list also gets an `unassigned-port` note (info; low for an unrecognised
 TCP listener below 1024), the inventory's question "why is this offered?", unless a finding
 already says so (one finding per fact: cleartext on an unassigned high port is its low
-`unassigned-port` alone). Flows the core names from their control connection's announcement (`ftp-data`, `rtp`,
-`rtcp`: `meta.control_flow_id`) run on negotiated ports and get neither. A PORT/EPRT naming a host
-other than the FTP client is an `ftp-bounce`.
+`unassigned-port` alone). Flows the core names from their control connection's announcement
+(`ftp-data`, `rtp`, `rtcp`: `meta.control_flow_id`) run on negotiated ports and get neither. A
+PORT/EPRT naming a host other than the FTP client is an `ftp-bounce`.
 
 Only the DNS tracker and the baseline keep state (bounded, see their modules).
 """

@@ -223,9 +223,10 @@ mod tests {
     /// (54 bytes) and the server's (66 bytes).
     const TLS_CRYPT_CLIENT: &str =
         "382419916d7d53f620000000016b13a87d297ec9cb3ed992a0573a09cd81d974\
-                                    68b3badb1203ac66c36517075b64c094711456156c98";
-    const TLS_CRYPT_SERVER: &str = "40a77c0397aa4f6136000000016b13a87db847094365e8a3bebdfaee6c3032d9\
-                                    1992630e7b73a7e6093bcf59b1cde901c9a04f76fcc75925df7805a6695b71c12cc8";
+         68b3badb1203ac66c36517075b64c094711456156c98";
+    const TLS_CRYPT_SERVER: &str =
+        "40a77c0397aa4f6136000000016b13a87db847094365e8a3bebdfaee6c3032d9\
+         1992630e7b73a7e6093bcf59b1cde901c9a04f76fcc75925df7805a6695b71c12cc8";
 
     fn hex(s: &str) -> Vec<u8> {
         const_hex::decode(s).unwrap()
