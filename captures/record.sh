@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -848,6 +848,30 @@ rec_mdns-5353() {
     cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 pwsrv.local A >/dev/null || true
     cli dig +time=2 +tries=1 @"$SIP" -p 5353 pwsrv.local AAAA >/dev/null || true
     cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 _workstation._tcp.local PTR >/dev/null || true
+    cap_stop
+}
+
+# LDAP: slapd with one database (rootdn and password in slapd.conf); an anonymous search of the
+# root DSE, then simple binds in clear: the right password and a wrong one
+rec_ldap-389() {
+    mkdir -p "$WORK/ldap/db"
+    cat >"$WORK/ldap/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $WORK/ldap/slapd.pid
+database mdb
+suffix "dc=example,dc=test"
+rootdn "cn=admin,dc=example,dc=test"
+rootpw $CAPPASS
+directory $WORK/ldap/db
+EOF
+    bg_srv slapd -d 0 -h "ldap://$SIP/" -f "$WORK/ldap/slapd.conf"
+    wait_port tcp 389
+    cap_start ldap-389 tcp port 389
+    cli ldapsearch -x -H "ldap://$SIP" -b '' -s base namingContexts >/dev/null
+    cli ldapwhoami -x -H "ldap://$SIP" -D cn=admin,dc=example,dc=test -w "$CAPPASS" >/dev/null
+    cli ldapwhoami -x -H "ldap://$SIP" -D cn=admin,dc=example,dc=test -w wrong >/dev/null 2>&1 || true
     cap_stop
 }
 

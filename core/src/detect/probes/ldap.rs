@@ -5,14 +5,17 @@
 //! client, responses from the server).
 //!
 //! Meta: `ldap_op` ("bind", "search", "extended"...), `ldap_bind_dn` (sanitised),
-//! `cleartext_login` when a bind request carries a non-empty simple password (the password
-//! itself is never stored), `ldap_starttls` when an extended request names the StartTLS OID.
+//! `cleartext_login` when a bind request carries a non-empty simple password, `ldap_starttls`
+//! when an extended request names the StartTLS OID. The credentials are never stored: for a bind
+//! request the probe gives `client_head` itself, the message's bytes up to its authentication,
+//! which the flow's own head (its first 32 bytes) would otherwise run into after a short DN.
 #![forbid(unsafe_code)]
 
 use super::ber::{read_int, read_octets, read_tlv};
 use super::{Probe, ProbeResult};
+use crate::flow::table::HEAD_BYTES;
 use crate::meta::{json, Meta};
-use crate::text::clean_text;
+use crate::text::{clean_text, hex};
 
 pub static PROBES: &[Probe] = &[Probe::single("ldap", probe)];
 
@@ -92,6 +95,8 @@ fn parse(data: &[u8], from_client: bool) -> Option<Meta> {
             if simple.is_some_and(|auth| auth.len > 0) {
                 meta.insert("cleartext_login".into(), json!(true));
             }
+            let head = &data[..after_dn.min(HEAD_BYTES)];
+            meta.insert("client_head".into(), json!(hex(head)));
         }
     } else if from_client && op.tag == EXTENDED_REQUEST {
         let oid = read_octets(data, op.start, REQUEST_NAME).map(|(oid, _)| oid);
@@ -122,6 +127,37 @@ mod tests {
         tlv(0x30, &[tlv(0x02, &[id]), op].concat())
     }
 
+    /// A DN short enough that a 32-byte head would reach into the password: the head the probe
+    /// gives stops where the authentication starts, simple or SASL.
+    #[test]
+    fn a_bind_requests_head_stops_before_the_credentials() {
+        for auth in [
+            tlv(0x80, b"Secr3tPassw0rd"),
+            tlv(
+                0xa3,
+                &[tlv(0x04, b"PLAIN"), tlv(0x04, b"\0u\0Secr3t")].concat(),
+            ),
+        ] {
+            let bind = tlv(0x60, &[tlv(0x02, &[3]), tlv(0x04, b"cn=a"), auth].concat());
+            let data = message(1, bind);
+            let r = probe(&data, true);
+            let head = r.meta["client_head"].as_str().unwrap();
+            assert_eq!(head, hex(&data[..16]));
+            assert!(!head.contains(&hex(b"Secr3t")));
+        }
+        // A long DN: the first 32 bytes, which end inside it.
+        let dn = b"cn=administrator,ou=people,dc=example,dc=org";
+        let bind = tlv(
+            0x60,
+            &[tlv(0x02, &[3]), tlv(0x04, dn), tlv(0x80, b"pw")].concat(),
+        );
+        let data = message(1, bind);
+        assert_eq!(
+            probe(&data, true).meta["client_head"],
+            hex(&data[..32]).as_str()
+        );
+    }
+
     #[test]
     fn simple_bind_request() {
         // BindRequest v3, "cn=admin,dc=example,dc=org", simple "secret" (RFC 4511 4.2).
@@ -140,7 +176,7 @@ mod tests {
         assert_eq!(r.meta["cleartext_login"], true);
         assert_eq!(
             r.meta.keys().collect::<Vec<_>>(),
-            ["ldap_op", "ldap_bind_dn", "cleartext_login"]
+            ["ldap_op", "ldap_bind_dn", "cleartext_login", "client_head"]
         );
         let anonymous = tlv(
             0x60,
