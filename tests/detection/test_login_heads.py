@@ -65,3 +65,15 @@ def test_an_mqtt_connect_without_a_password_is_no_login(tmp_path: Path) -> None:
     rec = analyze(tmp_path, [mqtt_connect(0x02, b"client-id-1")], [b"\x20\x02\x00\x00"], 1883)
     assert rec.protocol == "mqtt" and "cleartext_login" not in rec.meta
     assert "insecure-protocol" not in {f.kind for f in rec.findings}
+
+
+def test_a_socks5_password_login_is_in_clear_and_not_kept(tmp_path: Path) -> None:
+    # RFC 1929: greeting offering username/password, the server picks it, the login, the request.
+    login = b"\x01\x01u\x08" + SECRET
+    request = b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50"
+    rec = analyze(tmp_path, [b"\x05\x02\x00\x02", login, request],
+                  [b"\x05\x02", b"\x01\x00", b"\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x50"], 1080)
+    assert rec.protocol == "socks" and rec.meta["cleartext_login"] is True
+    assert rec.meta["socks_target"] == "10.0.0.1:80" and rec.meta["client_head"] == "05020002"
+    assert ("insecure-protocol", "high") in [(f.kind, f.severity) for f in rec.findings]
+    assert no_secret(rec)

@@ -8,13 +8,18 @@
 //!   for 4a, address 0.0.0.x with x != 0, a NUL-terminated host name).
 //! - server: SOCKS 5 method selection (5, method) or SOCKS 4 reply (0, status 90-93, 6 bytes).
 //!
+//!   Between the two, the username/password subnegotiation of RFC 1929 when the greeting offers
+//!   that method: version 1, then the user name and the password, in clear.
+//!
 //! Meta: `socks_version` (4, 5), `socks_target` ("host:port", sanitised), `socks_auth` (the
-//! method the server chose: "none", "gssapi", "password"...).
+//! method the server chose: "none", "gssapi", "password"...), `cleartext_login` for an RFC 1929
+//! login. The password is never kept: with a subnegotiation the probe gives `client_head`
+//! itself, the greeting alone.
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
-use crate::text::{clean_text, ipv6_text};
+use crate::text::{clean_text, hex, ipv6_text};
 use std::net::Ipv4Addr;
 
 pub static PROBES: &[Probe] = &[Probe::single("socks", probe)];
@@ -76,6 +81,18 @@ fn find_nul(data: &[u8], from: usize, to: usize) -> Option<usize> {
     window.iter().position(|&b| b == 0).map(|i| from + i)
 }
 
+/// RFC 1929: the subnegotiation's version, and the method that asks for it.
+const PASSWORD_VERSION: u8 = 1;
+const PASSWORD_METHOD: u8 = 2;
+
+/// Where an RFC 1929 request (version, user name, password, each name behind its length) ends.
+fn login_end(data: &[u8]) -> Option<usize> {
+    let user = usize::from(*data.get(1)?);
+    let password = usize::from(*data.get(2 + user)?);
+    let end = 3 + user + password;
+    (user > 0 && end <= data.len()).then_some(end)
+}
+
 fn client(data: &[u8]) -> Option<Meta> {
     let mut meta = Meta::new();
     match (data[0], data[1]) {
@@ -89,7 +106,15 @@ fn client(data: &[u8]) -> Option<Meta> {
                 return None;
             }
             meta.insert("socks_version".into(), Value::from(5));
-            let rest = data.get(2 + n..).unwrap_or_default();
+            let mut rest = data.get(2 + n..).unwrap_or_default();
+            if rest.first() == Some(&PASSWORD_VERSION) && methods.contains(&PASSWORD_METHOD) {
+                meta.insert("cleartext_login".into(), Value::from(true));
+                meta.insert("client_head".into(), Value::from(hex(&data[..2 + n])));
+                // The request follows the login; a stream cut inside the login ends here.
+                rest = login_end(rest)
+                    .and_then(|end| rest.get(end..))
+                    .unwrap_or_default();
+            }
             if !rest.is_empty() {
                 let target = request5(rest)?;
                 meta.insert(
@@ -185,6 +210,29 @@ mod tests {
         assert_eq!(meta_of(&v6, true)["socks_target"], "[2001:db8::1]:80");
         assert_eq!(probe(&c[..c.len() - 1], true).status, Status::No);
         assert_eq!(probe(&[5, 1, 0xFF], true).status, Status::No);
+    }
+
+    /// RFC 1929: the greeting offers username/password, the login follows in clear, then the
+    /// request. The kept head is the greeting alone, without the password.
+    #[test]
+    fn socks5_login_in_clear() {
+        let greeting = [5u8, 2, 0, 2];
+        let login = [&[1u8, 1, b'u', 8][..], b"Secr3tPw"].concat();
+        let request = [&[5u8, 1, 0, 1, 10, 0, 0, 1][..], &80u16.to_be_bytes()].concat();
+        let c = [&greeting[..], &login, &request].concat();
+        assert_eq!(
+            meta_of(&c, true),
+            serde_json::json!({"socks_version": 5, "cleartext_login": true,
+                               "client_head": "05020002", "socks_target": "10.0.0.1:80"})
+        );
+        // Cut inside the login: still SOCKS, and still no password kept.
+        let cut = [&greeting[..], &login[..6]].concat();
+        assert_eq!(meta_of(&cut, true)["client_head"], "05020002");
+        // Version 1 after a greeting that did not offer the method is no login.
+        assert_eq!(
+            probe(&[&[5u8, 1, 0][..], &login].concat(), true).status,
+            Status::No
+        );
     }
 
     /// SOCKS 4 CONNECT with a user id, and 4a with a host name holding an escape sequence.
