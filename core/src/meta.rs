@@ -100,6 +100,16 @@ impl Meta {
         self.position(key).map(|i| self.0.swap_remove(i).1)
     }
 
+    /// Give `from`'s value the name `to`, in `from`'s place (no-op when `from` is absent).
+    pub fn rename(&mut self, from: &str, to: String) {
+        if self.contains_key(from) {
+            self.remove(&to);
+            if let Some(i) = self.position(from) {
+                self.0[i].0 = to;
+            }
+        }
+    }
+
     pub fn iter(&self) -> Iter<'_> {
         self.0
             .iter()
@@ -911,6 +921,21 @@ fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_keeps_the_place_and_replaces_a_key_of_the_new_name() {
+        let mut m = Meta::new();
+        m.insert("a".into(), 1.into());
+        m.insert("b".into(), 2.into());
+        m.insert("c".into(), 3.into());
+        m.rename("b", "b_server".into());
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b_server", "c"]);
+        m.rename("a", "c".into());
+        assert_eq!(m.get("c"), Some(&Value::from(1)));
+        assert_eq!(m.len(), 2);
+        m.rename("absent", "a".into());
+        assert_eq!(m.len(), 2);
+    }
 
     fn sample() -> Meta {
         let v = json!({

@@ -1070,7 +1070,13 @@ impl Tracker {
             };
             let mut new = false;
             for (k, v) in found {
-                if flow.meta.get(&k) != Some(&v) {
+                // The client's statement of a fact wins, whichever side spoke first
+                // (`engine::client_first`); a server's own answers have names of their own.
+                let keep = match flow.meta.get(&k) {
+                    None => true,
+                    Some(old) => is_client && old != &v,
+                };
+                if keep {
                     flow.meta.insert(k, v);
                     new = true;
                 }
@@ -1356,6 +1362,48 @@ mod tests {
         assert_eq!(
             r.duration,
             crate::tunnel::pyfmt::round_to(r.ts_end - r.ts_start, 6)
+        );
+    }
+
+    /// (client's, server's) value of a fact both sides state, in the flow's record.
+    fn both_sides(r: &FlowRecord, name: &str) -> (Option<Value>, Option<Value>) {
+        let server = format!("{name}_server");
+        (r.meta.get(name).cloned(), r.meta.get(&server).cloned())
+    }
+
+    #[test]
+    fn a_fact_both_sides_state_keeps_the_clients_and_the_servers_answer_apart() {
+        // The server answers last (HTTP) or speaks first (SSH): the record is the same either way.
+        let http = run(
+            TCP,
+            80,
+            &[
+                (1.0, true, SYN, b""),
+                (1.1, false, SYN | ACK, b""),
+                (1.2, true, ACK, b""),
+                (1.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                (1.4, false, PSH | ACK, b"HTTP/1.0 200 OK\r\n\r\n"),
+            ],
+        );
+        assert_eq!(
+            both_sides(&http[0], "http_version"),
+            (Some("1.1".into()), Some("1.0".into()))
+        );
+        let ssh = run(
+            TCP,
+            22,
+            &[
+                (1.0, true, SYN, b""),
+                (1.1, false, SYN | ACK, b""),
+                (1.2, true, ACK, b""),
+                (1.3, false, PSH | ACK, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
+                (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
+            ],
+        );
+        assert_eq!(ssh[0].protocol, "ssh");
+        assert_eq!(
+            both_sides(&ssh[0], "ssh_protoversion"),
+            (Some("2.0".into()), Some("1.99".into()))
         );
     }
 

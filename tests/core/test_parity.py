@@ -22,9 +22,11 @@ the FTP and SIP control flows list `announced`), and cleartext on an unassigned 
 `unassigned-port`, not a `port-mismatch` (http-8443: /etc/services assigns 8443 nothing to
 mismatch); ftp-pasv-21, ftp-active-21 and sip-call-5060 hold the core's records. A client's first
 bytes (`client_head`) stop at its signature's login line, so no password or SASL response is kept
-(ftp and pop3 captures). A difference here is a regression or a deliberate change, which then
-updates that file in the same commit. The join fields and the tunnel shape facts are the core's
-additions and are not compared.
+(ftp and pop3 captures). A fact both sides state keeps the client's value under its name and the
+server's answer as `<name>_server` (krb_msg_server, tls_version_server, ...: the server's used to
+replace the client's when it came later; core/src/pipeline.rs tests the order). A difference
+here is a regression or a deliberate change, which then updates that file in the same commit.
+The join fields and the tunnel shape facts are the core's additions and are not compared.
 """
 
 from __future__ import annotations

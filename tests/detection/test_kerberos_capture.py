@@ -22,7 +22,11 @@ def test_kinit_kvno_and_a_wrong_password_over_udp_and_tcp() -> None:
     # AS-REP, the TGS-REP for kvno, then the wrong password (required again, then refused).
     udp = flows[:5]
     assert all((r.packets_c2s, r.packets_s2c) == (1, 1) for r in udp)
-    assert [r.meta["krb_msg"] for r in udp] == ["krb-error", "as-rep", "tgs-rep", "krb-error", "krb-error"]
+    # The request's type is `krb_msg`, the KDC's reply `krb_msg_server`: a reply does not hide what
+    # was asked.
+    assert [r.meta["krb_msg"] for r in udp] == ["as-req", "as-req", "tgs-req", "as-req", "as-req"]
+    assert [r.meta["krb_msg_server"] for r in udp] == ["krb-error", "as-rep", "tgs-rep", "krb-error", "krb-error"]
     # Over TCP each message has its 4-byte length first (RFC 4120 7.2.2): the same two steps.
-    assert [r.meta["krb_msg"] for r in flows[5:]] == ["krb-error", "as-rep"]
+    assert [(r.meta["krb_msg"], r.meta["krb_msg_server"]) for r in flows[5:]] == [
+        ("as-req", "krb-error"), ("as-req", "as-rep")]
     assert not [f for r in flows for f in r.findings]

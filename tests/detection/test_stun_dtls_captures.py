@@ -20,7 +20,11 @@ def test_coturn_binding_and_allocations_over_udp_and_tcp_are_stun() -> None:
     methods = sorted(str(r.meta["stun_method"]) for r in records)
     assert methods == ["allocate"] * 6 + ["binding"]
     # Every exchange was answered by the server, which names its software.
-    assert all(r.packets_s2c > 0 and r.meta["stun_software"].startswith("Coturn-") for r in records)
+    assert all(r.packets_s2c > 0 and r.meta["stun_software_server"].startswith("Coturn-") for r in records)
+    # A request's class is `stun_class`, the server's answer's `stun_class_server`: the binding
+    # succeeded, each allocation's first answer asked for credentials (401).
+    answers = sorted((str(r.meta["stun_method"]), r.meta["stun_class"], r.meta["stun_class_server"]) for r in records)
+    assert answers == [("allocate", "request", "error")] * 6 + [("binding", "request", "success")]
     # Both sides matched the STUN header (magic cookie, length, type), not one alone.
     assert all("client bytes" in r.meta["evidence"] and "server bytes" in r.meta["evidence"] for r in records)
     # Debian's /etc/services does not list 3478: a STUN server there is only an inventory note.
@@ -31,6 +35,7 @@ def test_openssl_dtls_handshake_with_a_cookie() -> None:
     (rec,), _ = analyze_path(CAPTURES / "dtls-4433.pcap")
     assert (rec.protocol, rec.transport, rec.dst_port) == ("dtls", "udp", 4433)
     assert rec.meta["tls_version"] == "dtls1.2" and rec.meta["sni"] == "dtls.example.test"
+    assert rec.meta["tls_version_server"] == "dtls1.2"
     # The server answered the first ClientHello with a HelloVerifyRequest (RFC 6347 4.2.1).
     assert rec.meta["dtls_hello_verify"] is True
     # JA4 for DTLS starts with "d"; JA3 and JA3S are MD5 hex digests.

@@ -56,7 +56,7 @@ def test_fragmented_hello_and_server_hello():
     assert probe("dtls", drecord(22, dhandshake(1, body[80:], total=len(body), frag_off=80)), True).status == NO
     sh = b"\xfe\xfd" + bytes(32) + b"\x00" + b"\xc0\x2b" + b"\x00" + b"\x00\x00"
     r = probe("dtls", drecord(22, dhandshake(2, sh)) + drecord(22, dhandshake(11, b"\x00\x00\x00")), False)
-    assert r.status == MATCH and r.meta["tls_version"] == "dtls1.2" and r.meta["cipher"] == "0xc02b"
+    assert r.status == MATCH and r.meta["tls_version_server"] == "dtls1.2" and r.meta["cipher"] == "0xc02b"
 
 
 def test_midstream():

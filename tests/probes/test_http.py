@@ -95,7 +95,7 @@ def test_real_http_server_response():
         t.join(5)
     r = probe("http", data, False)
     assert r.status == MATCH
-    assert r.meta["http_status"] == 404 and r.meta["http_version"] == "1.0"
+    assert r.meta["http_status"] == 404 and r.meta["http_version_server"] == "1.0"
     assert r.meta["http_server"].startswith("BaseHTTP/")
 
 
@@ -103,7 +103,7 @@ def test_upgrade_and_connect():
     ws = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
     assert probe("http", ws, True).meta["http_upgrade"] == "websocket"
     h2c = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-    assert probe("http", h2c, False).meta == {"http_version": "1.1", "http_status": 101, "http_upgrade": "h2c"}
+    assert probe("http", h2c, False).meta == {"http_version_server": "1.1", "http_status": 101, "http_upgrade": "h2c"}
     r = probe("http", b"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\n\r\n", True)
     assert r.meta["http_connect_target"] == "10.0.0.1:22" and r.meta["http_method"] == "CONNECT"
     assert probe("http", b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", True).status == MATCH

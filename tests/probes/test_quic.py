@@ -148,12 +148,12 @@ def test_test_encoder_reproduces_the_rfc_packets():
 
 def test_server_packets():
     r = probe("quic", RFC9001_A3, False)
-    assert r.status == MATCH and r.meta == {"quic_version": "1", "quic_packet": "initial"}
+    assert r.status == MATCH and r.meta == {"quic_version_server": "1", "quic_packet_server": "initial"}
     retry = probe("quic", RFC9369_A4, False)
-    assert retry.status == MATCH and retry.meta == {"quic_version": "2", "quic_packet": "retry"}
+    assert retry.status == MATCH and retry.meta == {"quic_version_server": "2", "quic_packet_server": "retry"}
     assert probe("quic", RFC9369_A4, True).status == NO  # only servers send Retry
     vn = b"\x80\x00\x00\x00\x00\x08" + DCID + b"\x08" + DCID + struct.pack("!II", 1, 0x6B3343CF)
-    assert probe("quic", vn, False).meta["quic_packet"] == "version_negotiation"
+    assert probe("quic", vn, False).meta["quic_packet_server"] == "version_negotiation"
     assert probe("quic", vn, True).status == NO
 
 

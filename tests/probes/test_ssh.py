@@ -29,7 +29,7 @@ def test_real_openssh_server():
     r = probe("ssh", SERVER, False)
     assert r.status == MATCH
     assert r.meta["ssh_server"] == "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"
-    assert r.meta["ssh_protoversion"] == "2.0"
+    assert r.meta["ssh_protoversion_server"] == "2.0"
     algos = r.meta["hassh_server_algorithms"]
     assert algos.count(";") == 3 and "curve25519-sha256" in algos
     assert r.meta["hassh_server"] == hashlib.md5(algos.encode()).hexdigest()
@@ -48,7 +48,7 @@ def test_banner_alone_matches_and_prefixes_are_not_confirmed():
     line_end = SERVER.index(b"\n") + 1
     assert probe("ssh", SERVER[:line_end], False).meta == {
         "ssh_server": "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10",
-        "ssh_protoversion": "2.0",
+        "ssh_protoversion_server": "2.0",
     }
     for i in range(line_end):
         assert probe("ssh", SERVER[:i], False).status == NO, i
@@ -107,7 +107,7 @@ def test_server_lines_before_banner(tmp_path):
 
 
 def test_banner_variants():
-    assert probe("ssh", b"SSH-1.99-OpenSSH_3.9p1\n", False).meta["ssh_protoversion"] == "1.99"
+    assert probe("ssh", b"SSH-1.99-OpenSSH_3.9p1\n", False).meta["ssh_protoversion_server"] == "1.99"
     assert probe("ssh", b"SSH-2.0-PuTTY_Release_0.78\r\n", True).status == MATCH
     evil = probe("ssh", b"SSH-2.0-x \x1b]0;pwned\x07\r\n", True)
     assert evil.status == NO or "\x1b" not in evil.meta["ssh_client"]

@@ -81,7 +81,8 @@ def test_real_tls13_server_hello(tls13):
     _, flight = tls13
     r = probe("tls", flight, False)
     assert r.status == MATCH
-    assert r.meta["tls_version"] == "1.3"
+    # What the ServerHello picked is the server's answer, named apart from the client's offer.
+    assert r.meta["tls_version_server"] == "1.3" and "tls_version" not in r.meta
     assert r.meta["cipher"].startswith("0x13")
     assert len(r.meta["ja3s"]) == 32
     assert "cert_subject" not in r.meta  # encrypted in 1.3
@@ -94,10 +95,10 @@ def test_real_tls12_with_certificate(tls12):
     assert c.status == MATCH and c.meta["tls_version"] == "1.2" and c.meta["sni"] == "www.example.org"
     s = probe("tls", flight, False)
     assert s.status == MATCH
-    assert s.meta["tls_version"] == "1.2"
+    assert s.meta["tls_version_server"] == "1.2"
     assert s.meta["cert_subject"] == "srv.example.org"
     assert s.meta["cert_issuer"] == "Portwatch Test CA"
-    assert s.meta["alpn"] == ["http/1.1"]
+    assert s.meta["alpn_server"] == ["http/1.1"]
 
 
 def test_fingerprints_ignore_grease_and_tell_stacks_apart():
@@ -362,5 +363,5 @@ def test_swapped_roles_read_the_server_flight(tls13):
     (rec,) = records
     assert rec.protocol == "tls"
     assert (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port) == ("10.0.0.2", 40000, "10.0.0.1", 50000)
-    assert rec.meta["tls_version"] == "1.3" and rec.meta["cipher"].startswith("0x13")
+    assert rec.meta["tls_version_server"] == "1.3" and rec.meta["cipher"].startswith("0x13")
     assert (rec.packets_c2s, rec.packets_s2c) == (0, 1)

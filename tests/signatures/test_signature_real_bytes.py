@@ -92,7 +92,7 @@ def test_structured_metadata_from_real_daemons() -> None:
     assert {r.meta["snmp_version"] for r in flows("snmp-161.pcap", 161)} == {"1", "2c"}
     assert all("community" not in k for r in flows("snmp-161.pcap", 161) for k in r.meta)
     ntp = flows("ntp-123.pcap", 123)[0].meta
-    assert ntp["ntp_version"] == 4 and ntp["ntp_mode"] == "server"
+    assert ntp["ntp_version"] == 4 and ntp["ntp_mode_server"] == "server"
     assert flows("tftp-69.pcap", 69)[0].meta["tftp_file"] == "hello.txt"
 
 

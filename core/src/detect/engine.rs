@@ -417,11 +417,12 @@ impl Engine {
         client: &[&[u8]],
         server: &[&[u8]],
     ) -> (Meta, bool) {
-        let mut meta = Meta::new();
+        // Each side's facts apart, the client's first (`client_first`).
+        let mut sides = [Meta::new(), Meta::new()];
         let (mut matched, mut done) = (0usize, 0usize);
         let mut ran: Vec<(&str, bool)> = Vec::new(); // several matches may name one probe: once per side
         let Some(plans) = self.plans.get(sig) else {
-            return (meta, false);
+            return (Meta::new(), false);
         };
         for p in &plans[transport.index()] {
             let Some(probe) = p.probe else { continue };
@@ -440,12 +441,17 @@ impl Engine {
                     if r.status == Status::Match {
                         matched += 1;
                         done += usize::from(r.done);
-                        merge(&mut meta, r.meta);
+                        let side = &mut sides[usize::from(!from_client)];
+                        merge(side, probe.side_facts(r.meta, from_client));
                     }
                 }
             }
         }
-        (meta, matched > 0 && done == matched)
+        let [client_facts, server_facts] = sides;
+        (
+            client_first(client_facts, server_facts),
+            matched > 0 && done == matched,
+        )
     }
 
     fn score_all(
@@ -506,7 +512,7 @@ impl Engine {
         let (mut c, mut sv) = (0.0f64, 0.0f64);
         let (mut cm, mut sm) = (None, None);
         let (mut cprobed, mut sprobed) = (false, false);
-        let mut meta = Meta::new();
+        let mut sides = [Meta::new(), Meta::new()];
         let mut done = 0u8;
         let (mut cweak, mut sweak) = (false, false);
         for p in &self.plans[sig][t.index()] {
@@ -554,7 +560,11 @@ impl Engine {
                 {
                     continue;
                 }
-                merge(&mut meta, hit.meta);
+                let facts = match p.probe {
+                    Some(probe) => probe.side_facts(hit.meta, from_client),
+                    None => hit.meta,
+                };
+                merge(&mut sides[usize::from(!from_client)], facts);
                 if from_client {
                     (c, cm, cprobed, cweak) = (conf, Some(p.m), p.probe.is_some(), weak);
                     done |= u8::from(hit.done);
@@ -571,6 +581,8 @@ impl Engine {
             return None;
         }
         let weak = (c == 0.0 || cweak) && (sv == 0.0 || sweak);
+        let [client_facts, server_facts] = sides;
+        let meta = client_first(client_facts, server_facts);
         Some(Score {
             sig,
             score: 1.0 - (1.0 - c) * (1.0 - sv),
@@ -599,6 +611,15 @@ fn unknown(evidence: String) -> Decision {
 }
 
 /// `setdefault` of every key: the first probe to say a fact wins.
+/// One flow's facts from its two sides: where both state a fact under one name, the client's
+/// (a server's own answers are named apart already: `Probe::side_facts`). Whichever side spoke
+/// first, the record then says the same.
+pub(crate) fn client_first(client: Meta, server: Meta) -> Meta {
+    let mut meta = client;
+    merge(&mut meta, server);
+    meta
+}
+
 fn merge(meta: &mut Meta, add: Meta) {
     if meta.is_empty() {
         *meta = add;

@@ -10,7 +10,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("dnp3", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("dnp3", probe).answers(&["dnp3_function"])];
 
 /// CRC-16/DNP: reflected polynomial 0x3D65 (0xA6BC reversed), final complement.
 const CRC_TABLE: [u16; 256] = crc_table();

@@ -16,7 +16,9 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("dsi", probe).gated(&[REQUEST, REPLY])];
+pub static PROBES: &[Probe] = &[Probe::single("dsi", probe)
+    .gated(&[REQUEST, REPLY])
+    .answers(&["dsi_first"])];
 
 const REQUEST: u8 = 0;
 const REPLY: u8 = 1;

@@ -12,7 +12,7 @@
 use super::tls::{CT_ALERT, CT_APPDATA, CT_CCS, CT_HANDSHAKE};
 use super::tls_hello::{
     be16, be24, client_hello_meta, parse_client_hello, parse_server_hello, server_hello_meta,
-    HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD,
+    HELLO_ANSWERS, HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD,
 };
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
@@ -22,7 +22,9 @@ const MAX_RECORDS: usize = 64;
 const HS_HELLO_VERIFY: u8 = 3;
 const RECORD_HEADER: usize = 13;
 
-pub static PROBES: &[Probe] = &[Probe::single("dtls", probe).gated(&[20, 21, 22, 23])];
+pub static PROBES: &[Probe] = &[Probe::single("dtls", probe)
+    .gated(&[20, 21, 22, 23])
+    .answers(HELLO_ANSWERS)];
 
 fn is_dtls_version(v: u16) -> bool {
     matches!(v, 0xFEFF | 0xFEFD | 0xFEFC)

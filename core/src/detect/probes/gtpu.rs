@@ -12,7 +12,9 @@
 use super::{Probe, ProbeResult, MAX_INPUT};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("gtpu", probe).gated(&FIRST_BYTES)];
+pub static PROBES: &[Probe] = &[Probe::single("gtpu", probe)
+    .gated(&FIRST_BYTES)
+    .answers(&["gtp_message"])];
 
 /// Version 1, PT 1, reserved 0, any E/S/PN.
 const FIRST_BYTES: [u8; 8] = [0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37];

@@ -20,7 +20,7 @@ use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
 use crate::text::{clean_text, MAX_TEXT};
 
-pub static PROBES: &[Probe] = &[Probe::single("http", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("http", probe).answers(&["http_version"])];
 
 const MAX_INPUT: usize = 65536;
 const MAX_LINE: usize = 8192;

@@ -11,7 +11,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("iec104", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("iec104", probe).answers(&["iec104_first"])];
 
 const START: u8 = 0x68;
 const MAX_APDUS: usize = 16;

@@ -87,6 +87,10 @@ pub struct Probe {
     pub kind: Kind,
     /// Necessary first bytes of any input the probe can match (see the module docs).
     pub first_bytes: Option<&'static [u8]>,
+    /// Facts the server states under the name of one the client states, but as an answer of its
+    /// own (a reply's message type, the version or ALPN a ServerHello picked, the server's RTP
+    /// SSRC): from the server's side they are named `<name>_server` (`side_facts`).
+    pub answers: &'static [&'static str],
 }
 
 /// The `N` byte values from `first` on, for a `gated` probe whose first byte is a range.
@@ -106,6 +110,7 @@ impl Probe {
             name,
             kind: Kind::Single(f),
             first_bytes: None,
+            answers: &[],
         }
     }
     pub const fn units(name: &'static str, f: UnitsFn) -> Self {
@@ -113,6 +118,7 @@ impl Probe {
             name,
             kind: Kind::Units(f),
             first_bytes: None,
+            answers: &[],
         }
     }
     pub const fn gated(self, first_bytes: &'static [u8]) -> Self {
@@ -120,6 +126,19 @@ impl Probe {
             first_bytes: Some(first_bytes),
             ..self
         }
+    }
+    pub const fn answers(self, answers: &'static [&'static str]) -> Self {
+        Self { answers, ..self }
+    }
+    /// One side's facts as the flow keeps them: from the server's side, its `answers` renamed
+    /// `<name>_server`, so that they stand beside the client's facts of the same name.
+    pub fn side_facts(&self, mut meta: Meta, from_client: bool) -> Meta {
+        if !from_client {
+            for name in self.answers {
+                meta.rename(name, format!("{name}_server"));
+            }
+        }
+        meta
     }
     pub fn is_units(&self) -> bool {
         matches!(self.kind, Kind::Units(_))

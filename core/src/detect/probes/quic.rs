@@ -49,9 +49,16 @@ const SALT_D23: [u8; 20] =
 /// The first datagram must open with a long header (RFC 9000 §17.2: the top bit set).
 const LONG_HEADER: &[u8] = &byte_range::<128>(0x80);
 
+/// A server's packet type and version (a Retry, a Version Negotiation) answer the client's.
+const QUIC_ANSWERS: &[&str] = &["quic_packet", "quic_version"];
+
 pub static PROBES: &[Probe] = &[
-    Probe::single("quic", probe).gated(LONG_HEADER),
-    Probe::units("quic_units", probe_units).gated(LONG_HEADER),
+    Probe::single("quic", probe)
+        .gated(LONG_HEADER)
+        .answers(QUIC_ANSWERS),
+    Probe::units("quic_units", probe_units)
+        .gated(LONG_HEADER)
+        .answers(QUIC_ANSWERS),
 ];
 
 /// The Initial salt of a version, None when we do not know it.

@@ -14,7 +14,7 @@ use super::ber::{read_int, read_octets, read_tlv};
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("snmp", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("snmp", probe).answers(&["snmp_pdu"])];
 
 const MIN_MAX_SIZE: i64 = 484;
 const TRAP_V1: u8 = 0xa4;

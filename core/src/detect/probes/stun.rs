@@ -17,7 +17,9 @@ use crate::text::clean_text;
 /// A STUN message type has its two top bits clear (RFC 8489 6): the engine skips other units.
 const FIRST: &[u8] = &byte_range::<64>(0);
 
-pub static PROBES: &[Probe] = &[Probe::single("stun", probe).gated(FIRST)];
+pub static PROBES: &[Probe] = &[Probe::single("stun", probe)
+    .gated(FIRST)
+    .answers(&["stun_class", "stun_software"])];
 
 const MAGIC: u32 = 0x2112_A442;
 const MAX_ATTRIBUTES: usize = 64;

@@ -12,7 +12,7 @@
 use super::tls_cert::certificate_meta;
 use super::tls_hello::{
     be16, be24, client_hello_meta, parse_client_hello, parse_server_hello, server_hello_meta,
-    version_name, HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD,
+    version_name, HELLO_ANSWERS, HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD,
 };
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
@@ -35,7 +35,7 @@ pub const CT_HANDSHAKE: u8 = 22;
 pub const CT_APPDATA: u8 = 23;
 const HS_CERTIFICATE: u8 = 11;
 
-pub static PROBES: &[Probe] = &[Probe::single("tls", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("tls", probe).answers(HELLO_ANSWERS)];
 
 /// Validate as much of a record header as is present.
 fn valid_record_header(header: &[u8]) -> bool {

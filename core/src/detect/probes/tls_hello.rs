@@ -544,6 +544,10 @@ pub fn parse_server_hello(body: &[u8], dtls: bool) -> Option<ServerHello<'_>> {
     Some(sh)
 }
 
+/// What a ServerHello picks from the ClientHello's offer: its facts under the client's names
+/// become `tls_version_server` and `alpn_server` (`Probe::answers`).
+pub const HELLO_ANSWERS: &[&str] = &["tls_version", "alpn"];
+
 pub fn server_hello_meta(sh: &ServerHello) -> Meta {
     let mut text = format!("{},{},", sh.legacy_version, sh.cipher);
     join_decimal(&mut text, sh.extensions.iter().copied());

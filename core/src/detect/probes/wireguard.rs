@@ -10,7 +10,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("wireguard", probe)];
+pub static PROBES: &[Probe] = &[Probe::single("wireguard", probe).answers(&["wireguard_message"])];
 
 /// Type, header and authentication tag of a transport data message.
 const DATA_OVERHEAD: usize = 32;
