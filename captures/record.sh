@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -872,6 +872,34 @@ EOF
     cli ldapsearch -x -H "ldap://$SIP" -b '' -s base namingContexts >/dev/null
     cli ldapwhoami -x -H "ldap://$SIP" -D cn=admin,dc=example,dc=test -w "$CAPPASS" >/dev/null
     cli ldapwhoami -x -H "ldap://$SIP" -D cn=admin,dc=example,dc=test -w wrong >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# dante between a client and a small HTTP server: SOCKS 5 without authentication, SOCKS 5 with an
+# RFC 1929 username/password login (the throwaway user), and SOCKS 4
+rec_socks-1080() {
+    ensure_user
+    mkdir -p "$WORK/socks/www"
+    echo "through socks" >"$WORK/socks/www/index.html"
+    bg_srv python3 -m http.server 8080 --bind "$SIP" --directory "$WORK/socks/www"
+    cat >"$WORK/socks/danted.conf" <<EOF
+logoutput: $WORK/socks/danted.log
+internal: $SIP port = 1080
+external: $SIP
+clientmethod: none
+socksmethod: username none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 10.77.0.0/24 to: 0.0.0.0/0 }
+socks pass { from: 10.77.0.0/24 to: 0.0.0.0/0 }
+EOF
+    bg_srv danted -f "$WORK/socks/danted.conf" -p "$WORK/socks/danted.pid"
+    wait_port tcp 1080
+    wait_port tcp 8080
+    cap_start socks-1080 tcp port 1080
+    cli curl -sS --socks5 "$SIP:1080" "http://$SIP:8080/" >/dev/null
+    cli curl -sS --proxy "socks5://$CAPUSER:$CAPPASS@$SIP:1080" "http://$SIP:8080/" >/dev/null
+    cli curl -sS --socks4 "$SIP:1080" "http://$SIP:8080/" >/dev/null
     cap_stop
 }
 

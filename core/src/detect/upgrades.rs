@@ -7,10 +7,12 @@
 //! A text protocol's greeting, STARTTLS and login lines are data: the `[conversation]` table of
 //! its signature file (`Conversation`), giving `banner`, `<protocol>_helo`, `upgraded_to: "tls"`
 //! and `cleartext_login` (anonymous logins excepted). HTTP's CONNECT (`connect_target`,
-//! `tunnel_protocol`) and 101 Upgrade (`upgraded_to`) are parsed here.
+//! `tunnel_protocol`) and 101 Upgrade (`upgraded_to`) are parsed here, and what a SOCKS
+//! proxy carries once its handshake is over (`tunnel_protocol`).
 #![forbid(unsafe_code)]
 
 use super::engine::Engine;
+use super::probes::socks;
 use super::pyregex::Pattern;
 use super::signature::{Conversation, Signature};
 use crate::meta::{json, Meta, Value};
@@ -19,6 +21,7 @@ use std::sync::OnceLock;
 
 pub const BANNER_LIMIT: usize = 256;
 const HTTP: [&str; 2] = ["http", "http2"];
+const SOCKS: &str = "socks";
 
 struct Rx {
     line: Regex,
@@ -47,15 +50,20 @@ fn is_http(sig: &Signature) -> bool {
     HTTP.contains(&sig.protocol.as_str())
 }
 
+fn is_socks(sig: &Signature) -> bool {
+    sig.protocol == SOCKS
+}
+
 /// Whether the later bytes of a flow of `sig`'s protocol may hold these facts (STARTTLS,
 /// CONNECT, a login).
 pub fn upgrade_watch(sig: &Signature) -> bool {
-    is_http(sig) || sig.conversation.is_some()
+    is_http(sig) || is_socks(sig) || sig.conversation.is_some()
 }
 
-/// Whether the facts can settle before the conversation's end (HTTP's first exchange).
+/// Whether the facts can settle before the conversation's end (HTTP's first exchange, the
+/// first tunnelled bytes after a SOCKS handshake).
 pub fn upgrade_settles(sig: &Signature) -> bool {
-    is_http(sig)
+    is_http(sig) || is_socks(sig)
 }
 
 /// Whether, given what is known of the flow, later bytes may still add one of these facts.
@@ -63,6 +71,9 @@ pub fn upgrade_pending(sig: &Signature, meta: &Meta) -> bool {
     if is_http(sig) {
         return !meta.contains_key("http_status")
             || (meta.contains_key("http_connect_target") && !meta.contains_key("tunnel_protocol"));
+    }
+    if is_socks(sig) {
+        return !meta.contains_key("tunnel_protocol");
     }
     sig.conversation.is_some()
 }
@@ -74,10 +85,34 @@ pub fn upgrade_meta(sig: &Signature, client: &[&[u8]], server: &[&[u8]], engine:
     if is_http(sig) {
         return http_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
     }
+    if is_socks(sig) {
+        return socks_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
+    }
     match &sig.conversation {
         Some(conv) => text_meta(&sig.protocol, conv, c, s),
         None => Meta::new(),
     }
+}
+
+/// What rides inside a SOCKS connection: the protocol of the bytes after both sides'
+/// handshakes (the server granted it), as for HTTP's CONNECT.
+fn socks_meta(client: &[u8], server: &[u8], classify: &dyn Fn(&[u8], &[u8]) -> String) -> Meta {
+    let mut meta = Meta::new();
+    let (Some(c_end), Some(s_end)) = (
+        socks::client_handshake_end(client),
+        socks::server_handshake_end(server),
+    ) else {
+        return meta;
+    };
+    let inner_c = client.get(c_end..).unwrap_or(b"");
+    let inner_s = server.get(s_end..).unwrap_or(b"");
+    if !inner_c.is_empty() || !inner_s.is_empty() {
+        let inner = classify(inner_c, inner_s);
+        if inner != "unknown" {
+            meta.insert("tunnel_protocol".into(), json!(inner));
+        }
+    }
+    meta
 }
 
 /// The clear-text part of a direction: everything before the first TLS handshake record.
@@ -258,6 +293,33 @@ mod tests {
             serde_json::Value::from(m),
             json!({"connect_target": "a.example:443", "tunnel_protocol": "tls"})
         );
+    }
+
+    #[test]
+    fn what_a_socks_proxy_carries_once_it_granted_the_connection() {
+        let inner = |c: &[u8], s: &[u8]| -> String {
+            if c.starts_with(b"GET ") && s.starts_with(b"HTTP/") {
+                "http".into()
+            } else {
+                "unknown".into()
+            }
+        };
+        let c = b"\x05\x01\x00\x05\x01\x00\x01\x0a\x4d\x00\x01\x1f\x90GET / HTTP/1.1\r\n\r\n";
+        let s = b"\x05\x00\x05\x00\x00\x01\x0a\x4d\x00\x01\xeb\x26HTTP/1.0 200 OK\r\n\r\n";
+        assert_eq!(
+            serde_json::Value::from(socks_meta(c, s, &inner)),
+            json!({"tunnel_protocol": "http"})
+        );
+        // Refused (general failure): nothing was tunnelled.
+        let refused = b"\x05\x00\x05\x01\x00\x01\x00\x00\x00\x00\x00\x00";
+        assert!(socks_meta(c, refused, &inner).is_empty());
+        // The shipped socks signature watches for it until it is known.
+        let sig = shipped("socks");
+        assert!(upgrade_watch(&sig) && upgrade_settles(&sig));
+        assert!(upgrade_pending(&sig, &Meta::new()));
+        let mut known = Meta::new();
+        known.insert("tunnel_protocol".into(), json!("http"));
+        assert!(!upgrade_pending(&sig, &known));
     }
 
     #[test]

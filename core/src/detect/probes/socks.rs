@@ -145,6 +145,69 @@ fn client(data: &[u8]) -> Option<Meta> {
     Some(meta)
 }
 
+/// The length of a SOCKS 5 request or reply (version, command or status, reserved, address,
+/// port: RFC 1928 §4, §6), when all of it is in `data`.
+fn message5_len(data: &[u8]) -> Option<usize> {
+    let len = match *data.get(3)? {
+        1 => 4 + 4 + 2,
+        4 => 4 + 16 + 2,
+        3 => 4 + 1 + usize::from(*data.get(4)?) + 2,
+        _ => return None,
+    };
+    (data.len() >= len).then_some(len)
+}
+
+/// Where the client's side of a SOCKS handshake ends (greeting, RFC 1929 login, request; or a
+/// SOCKS 4 request): the tunnelled bytes start there. None when it is not all there.
+pub fn client_handshake_end(data: &[u8]) -> Option<usize> {
+    match *data.first()? {
+        5 => {
+            let n = usize::from(*data.get(1)?);
+            let methods = data.get(2..2 + n)?;
+            let mut at = 2 + n;
+            let rest = data.get(at..)?;
+            if rest.first() == Some(&PASSWORD_VERSION) && methods.contains(&PASSWORD_METHOD) {
+                at += login_end(rest)?;
+            }
+            let request = data.get(at..)?;
+            request5(request)?;
+            Some(at + message5_len(request)?)
+        }
+        4 => {
+            let end = find_nul(data, 8, 8 + MAX_FIELD)?;
+            if data.get(4..7)? == [0, 0, 0] && *data.get(7)? != 0 {
+                return Some(find_nul(data, end + 1, end + 1 + MAX_FIELD)? + 1);
+            }
+            Some(end + 1)
+        }
+        _ => None,
+    }
+}
+
+/// Where the server's side of a SOCKS handshake ends when it granted the connection (method
+/// choice, login status, a success reply; or a SOCKS 4 grant). None otherwise.
+pub fn server_handshake_end(data: &[u8]) -> Option<usize> {
+    match *data.first()? {
+        5 => {
+            let mut at = 2;
+            if *data.get(1)? == PASSWORD_METHOD {
+                // RFC 1929: version 1, status 0 for success.
+                if data.get(2..4)? != [PASSWORD_VERSION, 0] {
+                    return None;
+                }
+                at = 4;
+            }
+            let reply = data.get(at..)?;
+            if reply.get(..3)? != [5, 0, 0] {
+                return None;
+            }
+            Some(at + message5_len(reply)?)
+        }
+        0 => (*data.get(1)? == 90 && data.len() >= 8).then_some(8),
+        _ => None,
+    }
+}
+
 pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     if data.len() < 2 {
         return ProbeResult::no();
@@ -186,6 +249,51 @@ mod tests {
         let got = probe(data, from_client);
         assert_eq!(got.status, Status::Match, "{data:?}");
         Value::from(got.meta)
+    }
+
+    /// The real exchanges of captures/socks-1080.pcap (dante and curl): each side's handshake
+    /// ends where the tunnelled HTTP begins.
+    #[test]
+    fn handshakes_end_where_the_tunnelled_bytes_begin() {
+        let get = b"GET / HTTP/1.1\r\n";
+        let ok = b"HTTP/1.0 200 OK\r\n";
+        let cases: [(&[u8], &[u8]); 3] = [
+            (
+                &[5, 2, 0, 1, 5, 1, 0, 1, 10, 77, 0, 1, 0x1f, 0x90],
+                &[5, 0, 5, 0, 0, 1, 10, 77, 0, 1, 0xeb, 0x26],
+            ),
+            (
+                b"\x05\x03\x00\x01\x02\x01\x05pwcap\x0cpwcap-secret\x05\x01\x00\x01\x0a\x4d\x00\x01\x1f\x90",
+                &[5, 2, 1, 0, 5, 0, 0, 1, 10, 77, 0, 1, 0xeb, 0x28],
+            ),
+            (
+                &[4, 1, 0x1f, 0x90, 10, 77, 0, 1, 0],
+                &[0, 90, 0xeb, 0x2c, 10, 77, 0, 1],
+            ),
+        ];
+        for (client_side, server_side) in cases {
+            let c = [client_side, get].concat();
+            let s = [server_side, ok].concat();
+            assert_eq!(client_handshake_end(&c), Some(client_side.len()));
+            assert_eq!(server_handshake_end(&s), Some(server_side.len()));
+            // Cut anywhere inside, the handshake is not there yet.
+            for i in 0..client_side.len() {
+                assert_eq!(client_handshake_end(&c[..i]), None, "{i}");
+            }
+            for i in 0..server_side.len() {
+                assert_eq!(server_handshake_end(&s[..i]), None, "{i}");
+            }
+        }
+        // Refused: a failed login, a SOCKS 5 failure reply, a SOCKS 4 rejection.
+        assert_eq!(server_handshake_end(&[5, 2, 1, 1]), None);
+        assert_eq!(
+            server_handshake_end(&[5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]),
+            None
+        );
+        assert_eq!(server_handshake_end(&[0, 91, 0, 0, 0, 0, 0, 0]), None);
+        // A SOCKS 4a request: the host name follows the user id.
+        let socks4a = b"\x04\x01\x01\xbb\x00\x00\x00\x01user\x00example.com\x00";
+        assert_eq!(client_handshake_end(socks4a), Some(socks4a.len()));
     }
 
     /// RFC 1928 §3 greeting (no auth, password), then a §4 CONNECT to a domain name.
