@@ -815,7 +815,9 @@ fn build(
     };
     let idle = Transport::ALL.map(|t| idle_of(ctx, top, t, &transports));
     let conversation = match top.get("conversation") {
-        Some((span, SVal::Table(table))) => parse_conversation(ctx, span, table, &transports),
+        Some((span, SVal::Table(table))) => {
+            parse_conversation(ctx, span, table, &transports, top.bool("cleartext_auth"))
+        }
         _ => None,
     };
     let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
@@ -850,12 +852,14 @@ fn build(
 }
 
 /// `[conversation]`: each pattern compiled as a match's regex is; a greeting or helo needs the
-/// group it reports, STARTTLS needs both halves, and the table needs TCP.
+/// group it reports, STARTTLS needs both halves, a login needs `cleartext_auth` (the policy
+/// reports a login in clear only for such a protocol), and the table needs TCP.
 fn parse_conversation(
     ctx: &mut Ctx,
     span: Range<usize>,
     table: &[(Spanned<String>, Spanned<SVal>)],
     transports: &[Transport],
+    cleartext_auth: bool,
 ) -> Option<Conversation> {
     let label = |k: &str| format!("conversation.{k}");
     let f = Fields::check(ctx, table, CONVERSATION_FIELDS, &label);
@@ -896,6 +900,13 @@ fn parse_conversation(
             Some(s),
             &label("anonymous"),
             "qualifies a login: needs login too",
+        );
+    }
+    if let (Some((s, _)), false) = (f.get("login"), cleartext_auth) {
+        ctx.fail(
+            Some(s),
+            &label("login"),
+            "a login in clear is reported only for a protocol with cleartext_auth = true",
         );
     }
     if ctx.errors.len() > before {
@@ -1435,7 +1446,8 @@ mod tests {
 
     #[test]
     fn conversation_tables() {
-        let head = "protocol = \"x\"\n[[match]]\nprefix = \"a\"\n[conversation]\n";
+        let head =
+            "protocol = \"x\"\ncleartext_auth = true\n[[match]]\nprefix = \"a\"\n[conversation]\n";
         let text = format!(
             "{head}greeting = '\\A\\+OK ([ -~]*)\\r\\n'\nstarttls = '(?m)^GO$'\nstarttls_ok = '(?m)^\\+OK'\nlogin = '(?m)^PASS '\n"
         );
@@ -1444,12 +1456,12 @@ mod tests {
         assert!(c.greeting.is_some() && c.starttls.is_some() && c.login.is_some());
         assert!(c.helo.is_none() && c.anonymous.is_none());
         for (body, want) in [
-            ("greeting = '^220 '\n", "t.toml:5: conversation.greeting: needs a group: its first group is the value reported"),
-            ("starttls = 'GO'\n", "t.toml:5: conversation.starttls: needs starttls_ok too"),
-            ("starttls_ok = 'OK'\n", "t.toml:5: conversation.starttls_ok: needs starttls too"),
-            ("anonymous = 'USER ftp'\n", "t.toml:5: conversation.anonymous: qualifies a login: needs login too"),
-            ("login = '(?=x)'\n", "t.toml:5: conversation.login: look-ahead is not supported"),
-            ("banner = 'x'\n", "t.toml:5: conversation.banner: unknown field (known: anonymous, greeting, helo, login, starttls, starttls_ok)"),
+            ("greeting = '^220 '\n", "t.toml:6: conversation.greeting: needs a group: its first group is the value reported"),
+            ("starttls = 'GO'\n", "t.toml:6: conversation.starttls: needs starttls_ok too"),
+            ("starttls_ok = 'OK'\n", "t.toml:6: conversation.starttls_ok: needs starttls too"),
+            ("anonymous = 'USER ftp'\n", "t.toml:6: conversation.anonymous: qualifies a login: needs login too"),
+            ("login = '(?=x)'\n", "t.toml:6: conversation.login: look-ahead is not supported"),
+            ("banner = 'x'\n", "t.toml:6: conversation.banner: unknown field (known: anonymous, greeting, helo, login, starttls, starttls_ok)"),
         ] {
             let e = errors(&format!("{head}{body}"));
             assert_eq!(e.len(), 1, "{e:#?}");
@@ -1461,11 +1473,18 @@ mod tests {
             vec!["t.toml:2: conversation: must be dict, not int".to_owned()]
         );
         let e = errors(
-            "protocol = \"x\"\ntransports = [\"udp\"]\n[[match]]\nprefix = \"a\"\n[conversation]\nlogin = 'PASS'\n",
+            "protocol = \"x\"\ntransports = [\"udp\"]\ncleartext_auth = true\n[[match]]\nprefix = \"a\"\n[conversation]\nlogin = 'PASS'\n",
         );
         assert_eq!(
             e,
-            vec!["t.toml:5: conversation: the protocol does not run over tcp".to_owned()]
+            vec!["t.toml:6: conversation: the protocol does not run over tcp".to_owned()]
+        );
+        // A login found where nothing would report it (xmpp's file lacked the flag).
+        let e =
+            errors("protocol = \"x\"\n[[match]]\nprefix = \"a\"\n[conversation]\nlogin = 'PASS'\n");
+        assert_eq!(
+            e,
+            vec!["t.toml:5: conversation.login: a login in clear is reported only for a protocol with cleartext_auth = true".to_owned()]
         );
     }
 
