@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -900,6 +900,38 @@ EOF
     cli curl -sS --socks5 "$SIP:1080" "http://$SIP:8080/" >/dev/null
     cli curl -sS --proxy "socks5://$CAPUSER:$CAPPASS@$SIP:1080" "http://$SIP:8080/" >/dev/null
     cli curl -sS --socks4 "$SIP:1080" "http://$SIP:8080/" >/dev/null
+    cap_stop
+}
+
+# prosody, its domain the server's address (no DNS in the pair), a throwaway account; sendxmpp
+# logs in and sends a message to itself: once with STARTTLS, once in clear (the server allows
+# SASL PLAIN without TLS, as a misconfigured one would)
+rec_xmpp-5222() {
+    mkdir -p "$WORK/prosody/data"
+    make_cert "$SIP"
+    cat >"$WORK/prosody/prosody.cfg.lua" <<EOF
+run_as_root = true
+pidfile = "$WORK/prosody/prosody.pid"
+data_path = "$WORK/prosody/data"
+log = { info = "$WORK/prosody/prosody.log" }
+interfaces = { "$SIP" }
+c2s_ports = { 5222 }
+s2s_ports = { }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping" }
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+VirtualHost "$SIP"
+    ssl = { key = "$WORK/$SIP.key"; certificate = "$WORK/$SIP.crt" }
+EOF
+    srv prosodyctl --config "$WORK/prosody/prosody.cfg.lua" register "$CAPUSER" "$SIP" "$CAPPASS" >/dev/null
+    bg_srv prosody --config "$WORK/prosody/prosody.cfg.lua" -F
+    wait_port tcp 5222
+    cap_start xmpp-5222 tcp port 5222
+    # (sendxmpp's XML::Stream warns about uninitialised values on every run: its log, not ours)
+    echo "over starttls" | cli sendxmpp -u "$CAPUSER" -p "$CAPPASS" -j "$SIP" -t -n "$CAPUSER@$SIP" \
+        2>>"$WORK/daemons.log"
+    echo "in clear" | cli sendxmpp -u "$CAPUSER" -p "$CAPPASS" -j "$SIP" "$CAPUSER@$SIP" 2>>"$WORK/daemons.log"
     cap_stop
 }
 
