@@ -977,8 +977,11 @@ impl Tracker {
         };
         let Some(mut decision) = decision else { return };
         if decision.swapped {
+            // The bytes said the first sender was the server (a reply whose request went to a
+            // group address, or came before the capture): roles from evidence, not from order.
             flow.client_dir ^= 1;
             flow.history.swap_roles();
+            flow.orientation = "inferred";
         }
         let found = std::mem::take(&mut decision.meta);
         let had_meta = !found.is_empty();
@@ -1405,6 +1408,21 @@ mod tests {
             both_sides(&ssh[0], "ssh_protoversion"),
             (Some("2.0".into()), Some("1.99".into()))
         );
+    }
+
+    #[test]
+    fn a_udp_reply_seen_before_its_request_makes_its_sender_the_server() {
+        // An LLMNR answer (RFC 4795: QR set) sent by unicast to the port that queried the group:
+        // its flow starts with the reply, and neither port is in the services database.
+        let mut answer = vec![0x12, 0x34, 0x80, 0, 0, 1, 0, 1, 0, 0, 0, 0];
+        answer.extend(b"\x05pwsrv\x00\x00\x01\x00\x01");
+        answer.extend(b"\x05pwsrv\x00\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\x0a\x4d\x00\x01");
+        let recs = run(UDP, 5355, &[(1.0, false, 0, &answer)]);
+        let r = &recs[0];
+        assert_eq!(r.protocol, "llmnr");
+        assert_eq!((r.dst_port, r.src_port), (5355, 40000));
+        assert_eq!((r.packets_c2s, r.packets_s2c), (0, 1));
+        assert_eq!(r.orientation, "inferred");
     }
 
     /// Bytes held by the only live flow.

@@ -1,8 +1,10 @@
 //! DHCP (RFC 2131) over BOOTP, and DHCPv6 (RFC 8415).
 //!
-//! - `dhcp`: BOOTP op 1 (request) or 2 (reply), hardware length <= 16, hops <= 16, the magic
+//! - `dhcp`: BOOTP op 1 (request, from the client or a relay) or 2 (reply, from the server),
+//!   hardware length <= 16, hops <= 16, the magic
 //!   cookie 99.130.83.99 at offset 236 and an option list that ends (END or the datagram).
-//! - `dhcpv6`: message type 1-13; client/server messages carry a 3-byte transaction id then
+//! - `dhcpv6`: message type 1-13, a client's (or a relay's RELAY-FORW) from the client side and a
+//!   server's (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL) from the server side; client/server messages carry a 3-byte transaction id then
 //!   options that must tile the datagram exactly; relay messages a hop count and two addresses
 //!   first.
 //!
@@ -64,9 +66,19 @@ fn v6_type_name(t: u8) -> Option<&'static str> {
     })
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+/// BOOTP's op (RFC 951): who sent the message, whichever address it was sent to.
+const BOOTREQUEST: u8 = 1;
+const BOOTREPLY: u8 = 2;
+
+/// DHCPv6 messages only a server (or a relay towards the client) sends (RFC 8415 7.3).
+fn v6_from_server(t: u8) -> bool {
+    matches!(t, 2 | 7 | 10 | 13)
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    let op = if from_client { BOOTREQUEST } else { BOOTREPLY };
     if data.len() < 240
-        || !matches!(data[0], 1 | 2)
+        || data[0] != op
         || data[2] > 16
         || data[3] > 16
         || data.get(236..240) != Some(COOKIE)
@@ -107,8 +119,8 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
     ProbeResult::hit(meta)
 }
 
-pub fn probe_v6(data: &[u8], _from_client: bool) -> ProbeResult {
-    if data.len() < 4 {
+pub fn probe_v6(data: &[u8], from_client: bool) -> ProbeResult {
+    if data.len() < 4 || v6_from_server(data[0]) == from_client {
         return ProbeResult::no();
     }
     let Some(name) = v6_type_name(data[0]) else {
@@ -197,6 +209,12 @@ mod tests {
         let mut boot = discover();
         boot[236] = 0;
         assert_eq!(probe(&boot, true).status, Status::No);
+        // BOOTP's op says who sent it: a request from the client side, a reply from the server's.
+        assert_eq!(probe(&discover(), false).status, Status::No);
+        let mut reply = discover();
+        reply[0] = BOOTREPLY;
+        assert_eq!(probe(&reply, false).status, Status::Match);
+        assert_eq!(probe(&reply, true).status, Status::No);
     }
 
     #[test]
@@ -221,11 +239,19 @@ mod tests {
         r.extend_from_slice(&(s.len() as u16).to_be_bytes());
         r.extend_from_slice(&s);
         assert_eq!(
-            probe_v6(&r, false).meta,
+            probe_v6(&r, true).meta,
             json!({"dhcp_type": "relay-forw"})
                 .as_object()
                 .cloned()
                 .unwrap()
         );
+        // A client's message (and a relay's towards the server) comes from the client side; an
+        // ADVERTISE or REPLY from the server side.
+        assert_eq!(probe_v6(&s, false).status, Status::No);
+        assert_eq!(probe_v6(&r, false).status, Status::No);
+        let mut reply = s.clone();
+        reply[0] = 7;
+        assert_eq!(probe_v6(&reply, false).meta["dhcp_type"], "reply");
+        assert_eq!(probe_v6(&reply, true).status, Status::No);
     }
 }

@@ -41,6 +41,11 @@ fn first_record(data: &[u8], question: bool) -> Option<(String, u16)> {
     Some((name, rtype))
 }
 
+/// The QR bit: set in a response.
+fn is_response(data: &[u8]) -> bool {
+    data.get(2).is_some_and(|b| b >> 7 == 1)
+}
+
 fn meta_of(data: &[u8], llmnr: bool) -> Option<Meta> {
     let word = |i: usize| be16(data, 2 * i);
     let (flags, qd, an, ns, ar) = (word(1)?, word(2)?, word(3)?, word(4)?, word(5)?);
@@ -105,7 +110,12 @@ pub fn probe_mdns(data: &[u8], _from_client: bool) -> ProbeResult {
     }
 }
 
-pub fn probe_llmnr(data: &[u8], _from_client: bool) -> ProbeResult {
+/// RFC 4795 §2.1.1: a sender queries (QR clear) and a responder answers (QR set), always by
+/// unicast; an answer seen first is a flow whose query went to the group.
+pub fn probe_llmnr(data: &[u8], from_client: bool) -> ProbeResult {
+    if is_response(data) == from_client {
+        return ProbeResult::no();
+    }
     meta_of(data, true).map_or_else(ProbeResult::no, ProbeResult::hit)
 }
 
@@ -151,6 +161,9 @@ mod tests {
         r[3] = 0x03; // an rcode: allowed for LLMNR, not for mDNS
         r[7] = 1;
         assert_eq!(probe_llmnr(&r, false).meta["dns_answer_count"], 1);
+        // Queries come from the client, answers from the responder.
+        assert_eq!(probe_llmnr(&q, false).status, Status::No);
+        assert_eq!(probe_llmnr(&r, true).status, Status::No);
         assert_eq!(probe_mdns(&r, false).status, Status::No);
         assert_eq!(probe_mdns(&q[..q.len() - 1], true).status, Status::No);
     }

@@ -79,8 +79,10 @@ fn meta(kind: &str, name: Option<&str>) -> Meta {
     meta
 }
 
-pub fn probe_ns(data: &[u8], _from_client: bool) -> ProbeResult {
-    if data.len() < 12 + 1 + ENCODED_LEN + 1 + 4 {
+/// RFC 1002 4.2.1.1: the R bit is set in responses, which only the answering node sends; a
+/// registration or a query (broadcast or not) comes from the client side.
+pub fn probe_ns(data: &[u8], from_client: bool) -> ProbeResult {
+    if data.len() < 12 + 1 + ENCODED_LEN + 1 + 4 || (data[2] >> 7 == 1) == from_client {
         return ProbeResult::no();
     }
     let word = |i: usize| be16(data, 2 * i).unwrap_or_default();
@@ -218,6 +220,13 @@ mod tests {
             serde_json::json!({"netbios_type": "ns", "netbios_name": "WORKGROUP"})
         );
         assert_eq!(probe_ns(&q[..q.len() - 1], true).status, Status::No);
+        // A request comes from the client side; the R bit marks the answering node's response.
+        assert_eq!(probe_ns(&q, false).status, Status::No);
+        let mut r = q.clone();
+        r[2] |= 0x80;
+        r[7] = 1; // one answer
+        assert_eq!(probe_ns(&r, false).status, Status::Match);
+        assert_eq!(probe_ns(&r, true).status, Status::No);
     }
 
     /// RFC 1002 §4.4.2 session request with a Latin-1 and a control byte in the called name.
