@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -848,6 +848,21 @@ rec_mdns-5353() {
     cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 pwsrv.local A >/dev/null || true
     cli dig +time=2 +tries=1 @"$SIP" -p 5353 pwsrv.local AAAA >/dev/null || true
     cli dig +time=2 +tries=1 @224.0.0.251 -p 5353 _workstation._tcp.local PTR >/dev/null || true
+    cap_stop
+}
+
+# llmnrd answering for the name pwsrv (RFC 4795); llmnr-query asks the IPv4 group for A and ANY,
+# the IPv6 group for AAAA, and the IPv4 group for a name nobody has (no answer)
+rec_llmnr-5355() {
+    srv ip route add 224.0.0.0/4 dev pw-s
+    cli ip route add 224.0.0.0/4 dev pw-c
+    cap_start llmnr-5355 udp port 5355
+    bg_srv llmnrd -H pwsrv -i pw-s -6
+    wait_port udp 5355
+    cli llmnr-query -I pw-c -T A pwsrv >/dev/null || true
+    cli llmnr-query -I pw-c pwsrv >/dev/null || true
+    cli llmnr-query -6 -I pw-c -T AAAA pwsrv >/dev/null || true
+    cli llmnr-query -I pw-c -T A nosuchhost >/dev/null || true
     cap_stop
 }
 
