@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -863,6 +863,30 @@ rec_llmnr-5355() {
     cli llmnr-query -I pw-c pwsrv >/dev/null || true
     cli llmnr-query -6 -I pw-c -T AAAA pwsrv >/dev/null || true
     cli llmnr-query -I pw-c -T A nosuchhost >/dev/null || true
+    cap_stop
+}
+
+# minidlna (a UPnP MediaServer) announcing itself with NOTIFY to 239.255.255.250; upnpc's
+# discovery sends M-SEARCH to the group and gets the server's answers by unicast
+rec_ssdp-1900() {
+    mkdir -p "$WORK/dlna/media" "$WORK/dlna/db"
+    cat >"$WORK/dlna/minidlna.conf" <<EOF
+network_interface=pw-s
+listening_ip=$SIP
+port=8200
+media_dir=$WORK/dlna/media
+db_dir=$WORK/dlna/db
+log_dir=$WORK/dlna
+friendly_name=pwsrv
+notify_interval=5
+EOF
+    srv ip route add 224.0.0.0/4 dev pw-s
+    cli ip route add 224.0.0.0/4 dev pw-c
+    cap_start ssdp-1900 udp port 1900 or udp src port 1900 or udp dst port 1900
+    bg_srv minidlnad -f "$WORK/dlna/minidlna.conf" -P "$WORK/dlna/minidlna.pid" -d
+    wait_port tcp 8200
+    sleep 2     # its first NOTIFY announcements
+    cli upnpc -m pw-c -l >/dev/null 2>&1 || true
     cap_stop
 }
 
