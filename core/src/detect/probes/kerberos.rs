@@ -70,8 +70,18 @@ fn parse(data: &[u8]) -> Option<&'static str> {
     (msg_type == i64::from(app)).then_some(name)
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
-    match parse(data) {
+/// RFC 4120 3.1, 3.3: a client sends KRB_AS_REQ and KRB_TGS_REQ; the KDC answers with a reply or
+/// KRB_ERROR. The AP and application messages pass between a client and a service: either side.
+fn message_fits_side(name: &str, from_client: bool) -> bool {
+    match name {
+        "as-req" | "tgs-req" => from_client,
+        "as-rep" | "tgs-rep" | "krb-error" => !from_client,
+        _ => true,
+    }
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    match parse(data).filter(|name| message_fits_side(name, from_client)) {
         Some(name) => {
             let mut meta = Meta::new();
             meta.insert("krb_msg".into(), json!(name));
@@ -218,6 +228,9 @@ mod tests {
     fn udp_messages() {
         assert_eq!(probe(&as_req(), true).meta["krb_msg"], "as-req");
         assert_eq!(probe(&krb_error(), false).meta["krb_msg"], "krb-error");
+        // The client asks, the KDC answers.
+        assert_eq!(probe(&as_req(), false).status, Status::No);
+        assert_eq!(probe(&krb_error(), true).status, Status::No);
         let mut wrong_type = as_req();
         let at = wrong_type
             .windows(3)

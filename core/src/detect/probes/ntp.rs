@@ -37,12 +37,22 @@ fn be16(data: &[u8], off: usize) -> Option<usize> {
     Some(usize::from(u16::from_be_bytes([b[0], b[1]])))
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+/// RFC 5905 3: a client (3) asks and a server (4) answers; a symmetric passive peer (2)
+/// answers a symmetric active one (1). The answering modes come only from the server's side.
+fn mode_fits_side(mode: u8, from_client: bool) -> bool {
+    match mode {
+        1 | 3 => from_client,
+        2 | 4 => !from_client,
+        _ => true,
+    }
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     if data.len() < 8 {
         return ProbeResult::no();
     }
     let (version, mode) = ((data[0] >> 3) & 7, data[0] & 7);
-    if !(1..=4).contains(&version) || mode == 0 {
+    if !(1..=4).contains(&version) || mode == 0 || !mode_fits_side(mode, from_client) {
         return ProbeResult::no();
     }
     let mut meta = Meta::new();
@@ -198,6 +208,9 @@ mod tests {
                 .cloned()
                 .unwrap()
         );
+        // A client's request comes from the client side, a server's answer from the server's.
+        assert_eq!(probe(&s, true).status, Status::No);
+        assert_eq!(probe(&client_request(), false).status, Status::No);
         // Sent two minutes after it was received, or never received: no answer of a server.
         let mut slow = s.clone();
         slow[43] = 0x88;

@@ -85,11 +85,13 @@ fn attributes(body: &[u8]) -> Option<Option<&[u8]>> {
     Some(user)
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     let Some(&[code, _id, hi, lo]) = data.get(..4) else {
         return ProbeResult::no();
     };
-    let Some((name, request)) = code_of(code) else {
+    // RFC 2865 2, RFC 5176 2: a request comes from the client (a NAS, or the Dynamic Authorization
+    // Client sending a CoA or Disconnect), its answer from the server.
+    let Some((name, request)) = code_of(code).filter(|&(_, request)| request == from_client) else {
         return ProbeResult::no();
     };
     let length = usize::from(u16::from_be_bytes([hi, lo]));
@@ -163,6 +165,9 @@ mod tests {
             probe(&packet(43, &[(1, b"nemo")]), true).meta["radius_request"],
             "coa-request"
         );
+        // Requests from the client side, answers from the server's.
+        assert_eq!(probe(&access_request(), false).status, Status::No);
+        assert_eq!(probe(&packet(5, &[]), true).status, Status::No);
         // Bytes past the length (padding, RFC 2865 3) are not taken: see the module docs.
         let mut padded = access_request();
         padded.extend_from_slice(&[0; 7]);

@@ -17,6 +17,10 @@ use crate::meta::{json, Meta};
 pub static PROBES: &[Probe] = &[Probe::single("snmp", probe).answers(&["snmp_pdu"])];
 
 const MIN_MAX_SIZE: i64 = 484;
+/// The PDUs an agent sends in answer (RFC 3416 3): a Response (also to an InformRequest) or a
+/// Report. Every other PDU, traps included (the agent is then the client of the trap receiver),
+/// comes from the client's side.
+const ANSWERS: [u8; 2] = [0xa2, 0xa8];
 const TRAP_V1: u8 = 0xa4;
 const GET_BULK: u8 = 0xa5;
 
@@ -35,7 +39,7 @@ fn pdu_name(tag: u8) -> Option<&'static str> {
     })
 }
 
-fn parse(data: &[u8]) -> Option<Meta> {
+fn parse(data: &[u8], from_client: bool) -> Option<Meta> {
     let outer = read_tlv(data, 0)?;
     if outer.tag != 0x30 || outer.end() != data.len() {
         return None;
@@ -68,6 +72,9 @@ fn parse(data: &[u8]) -> Option<Meta> {
     }
     let (_community, after_community) = read_octets(data, after_version, 0x04)?;
     let pdu = read_tlv(data, after_community)?;
+    if ANSWERS.contains(&pdu.tag) == from_client {
+        return None;
+    }
     meta.insert("snmp_pdu".into(), json!(pdu_name(pdu.tag)?));
     if pdu.tag == TRAP_V1 {
         // v1 trap: the enterprise OID comes first.
@@ -79,8 +86,8 @@ fn parse(data: &[u8]) -> Option<Meta> {
     (pdu.tag == GET_BULK || (0..=255).contains(&status)).then_some(meta)
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
-    parse(data).map_or_else(ProbeResult::no, ProbeResult::hit)
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    parse(data, from_client).map_or_else(ProbeResult::no, ProbeResult::hit)
 }
 
 #[cfg(test)]
@@ -116,12 +123,15 @@ mod tests {
 
     #[test]
     fn v2c_get_and_response() {
-        let r = probe(&v2c(0xa0, 0), false);
+        let r = probe(&v2c(0xa0, 0), true);
         assert_eq!(r.meta["snmp_version"], "2c");
         assert_eq!(r.meta["snmp_pdu"], "get");
-        assert_eq!(probe(&v2c(0xa2, 2), true).meta["snmp_pdu"], "response");
+        assert_eq!(probe(&v2c(0xa2, 2), false).meta["snmp_pdu"], "response");
+        // A manager asks, an agent answers.
+        assert_eq!(probe(&v2c(0xa0, 0), false).status, Status::No);
+        assert_eq!(probe(&v2c(0xa2, 2), true).status, Status::No);
         assert_eq!(
-            probe(&v2c(0xa2, 0xff), true).status,
+            probe(&v2c(0xa2, 0xff), false).status,
             Status::No,
             "error-status -1"
         );
@@ -151,11 +161,13 @@ mod tests {
             0x30,
             &[tlv(0x02, &[0]), tlv(0x04, b"public"), tlv(0xa4, &body)].concat(),
         );
-        let r = probe(&msg, false);
+        // The agent sends a trap to the manager's trap port: it is the client there.
+        let r = probe(&msg, true);
         assert_eq!(
             (r.meta["snmp_version"].clone(), r.meta["snmp_pdu"].clone()),
             ("1".into(), "trap".into())
         );
+        assert_eq!(probe(&msg, false).status, Status::No);
     }
 
     #[test]
