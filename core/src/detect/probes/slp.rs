@@ -12,7 +12,9 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("slp", probe).gated(&[1, 2])];
+pub static PROBES: &[Probe] = &[Probe::single("slp", probe)
+    .gated(&[1, 2])
+    .answers(&["slp_function"])];
 
 const V1_HEADER: usize = 12;
 /// Version 2's fixed header, before the language tag.
@@ -35,13 +37,27 @@ fn function_name(function: u8, version: u8) -> Option<&'static str> {
     })
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+/// Who sends a function (RFC 2608 8, RFC 2165 7): a request, registration or deregistration
+/// comes from the client side, a reply or acknowledgement from the server's; an advertisement
+/// (DAAdvert, SAAdvert) is sent unasked to the group or in answer, so from either.
+fn function_fits_side(function: u8, from_client: bool) -> bool {
+    match function {
+        1 | 3 | 4 | 6 | 9 => from_client,
+        2 | 5 | 7 | 10 => !from_client,
+        _ => true,
+    }
+}
+
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     let Some(&[version, function]) = data.get(..2) else {
         return ProbeResult::no();
     };
     let Some(name) = function_name(function, version) else {
         return ProbeResult::no();
     };
+    if !function_fits_side(function, from_client) {
+        return ProbeResult::no();
+    }
     let fits = match version {
         1 => data.get(2..4).is_some_and(|l| {
             let length = usize::from(u16::from_be_bytes([l[0], l[1]]));
@@ -102,6 +118,16 @@ mod tests {
         let r = probe(&attrrqst_v1(), true);
         assert_eq!(r.meta["slp_function"], "attrrqst");
         assert_eq!(r.meta["slp_version"], 1);
+        // A request only from the client side; a reply (function 2) only from the server's; a
+        // DAAdvert (8) from either.
+        assert_eq!(probe(&srvrqst_v2(), false).status, Status::No);
+        let mut reply = srvrqst_v2();
+        reply[1] = 2;
+        assert_eq!(probe(&reply, false).meta["slp_function"], "srvrply");
+        assert_eq!(probe(&reply, true).status, Status::No);
+        let mut advert = srvrqst_v2();
+        advert[1] = 8;
+        assert!(probe(&advert, true).is_match() && probe(&advert, false).is_match());
     }
 
     #[test]
