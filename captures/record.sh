@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -887,6 +887,25 @@ EOF
     wait_port tcp 8200
     sleep 2     # its first NOTIFY announcements
     cli upnpc -m pw-c -l >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# git daemon exporting one bare repository; git clones it over git:// with protocol version 0
+# (the upload-pack request, then the refs advertisement) and version 2 (ls-refs and fetch commands)
+rec_git-9418() {
+    local g=$WORK/git
+    mkdir -p "$g"
+    git init -q --bare --initial-branch=main "$g/repo.git"
+    git init -q "$g/work"
+    echo "portwatch git test" >"$g/work/README"
+    git -C "$g/work" add README
+    git -C "$g/work" -c user.name=pw -c user.email=pw@example.test commit -q -m "first"
+    git -C "$g/work" push -q "$g/repo.git" HEAD:refs/heads/main
+    bg_srv git daemon --reuseaddr --listen="$SIP" --port=9418 --base-path="$g" --export-all "$g"
+    wait_port tcp 9418
+    cap_start git-9418 tcp port 9418
+    cli git -c protocol.version=0 clone -q "git://$SIP/repo.git" "$g/clone0"
+    cli git -c protocol.version=2 clone -q "git://$SIP/repo.git" "$g/clone2"
     cap_stop
 }
 
