@@ -21,7 +21,7 @@
 #   chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
-#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git
+#   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +39,7 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +47,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -906,6 +906,102 @@ rec_git-9418() {
     cap_start git-9418 tcp port 9418
     cli git -c protocol.version=0 clone -q "git://$SIP/repo.git" "$g/clone0"
     cli git -c protocol.version=2 clone -q "git://$SIP/repo.git" "$g/clone2"
+    cap_stop
+}
+
+# strongSwan: charon with a swanctl connection (certificates from a throwaway CA, a pool of
+# virtual addresses) answers charon-cmd's IKEv2 exchange: IKE_SA_INIT on 500, then (both support
+# MOBIKE) IKE_AUTH encrypted on 4500 behind the non-ESP marker. A kernel without XFRM refuses the
+# child SA; the IKE SA is established, then deleted when charon-cmd stops.
+rec_ike-500() {
+    local d=$WORK/ike
+    mkdir -p "$d"
+    pki --gen --type ecdsa --size 256 --outform pem >"$d/ca.key"
+    pki --self --ca --lifetime 30 --in "$d/ca.key" --dn "CN=portwatch test CA" --outform pem >"$d/ca.crt"
+    local who
+    for who in srv cli; do
+        pki --gen --type rsa --size 2048 --outform pem >"$d/$who.key"
+        local id=$SIP
+        [ "$who" = cli ] && id=client.example.test
+        pki --pub --in "$d/$who.key" | pki --issue --lifetime 30 --cacert "$d/ca.crt" --cakey "$d/ca.key" \
+            --dn "CN=$id" --san "$id" --outform pem >"$d/$who.crt"
+    done
+    cat >"$d/strongswan.conf" <<EOF
+charon {
+    install_routes = no
+    plugins {
+        vici {
+            socket = unix://$d/charon.vici
+        }
+        kernel-libipsec {
+            load = no
+        }
+        forecast {
+            load = no
+        }
+    }
+    filelog {
+        log {
+            path = $d/charon.log
+            default = 1
+            flush_line = yes
+        }
+    }
+}
+EOF
+    # the client: IKE and ESP through the kernel (xfrm), not a TUN device of its own
+    cat >"$d/client.conf" <<EOF
+charon-cmd {
+    port = 500
+    port_nat_t = 4500
+    install_routes = no
+    plugins {
+        kernel-libipsec {
+            load = no
+        }
+    }
+}
+EOF
+    cat >"$d/swanctl.conf" <<EOF
+connections {
+    pw {
+        version = 2
+        local_addrs = $SIP
+        local {
+            auth = pubkey
+            certs = $d/srv.crt
+            id = $SIP
+        }
+        remote {
+            auth = pubkey
+            cacerts = $d/ca.crt
+        }
+        pools = pw
+        children {
+            pw {
+                local_ts = $SIP/32
+            }
+        }
+    }
+}
+pools {
+    pw {
+        addrs = 10.78.0.0/24
+    }
+}
+EOF
+    # swanctl reads private keys from private/ beside the swanctl.conf it loads
+    mkdir -p "$d/private"
+    cp "$d/srv.key" "$d/private/srv.key"
+    STRONGSWAN_CONF=$d/strongswan.conf bg_srv /usr/lib/ipsec/charon
+    wait_port udp 500
+    for _ in $(seq 50); do [ -S "$d/charon.vici" ] && break; sleep 0.1; done
+    srv swanctl --load-all --uri "unix://$d/charon.vici" --file "$d/swanctl.conf" >/dev/null
+    cap_start ike-500 udp port 500 or udp port 4500
+    (STRONGSWAN_CONF=$d/client.conf cli timeout 8 charon-cmd --host "$SIP" --identity client.example.test --remote-identity "$SIP" \
+        --cert "$d/ca.crt" --cert "$d/cli.crt" --rsa "$d/cli.key" --profile ikev2-pub \
+        >>"$WORK/daemons.log" 2>&1 &)
+    sleep 9     # charon-cmd ends at its timeout and deletes the SAs
     cap_stop
 }
 
