@@ -24,6 +24,9 @@ def test_samba_sessions_and_name_service() -> None:
     direct = by_port(records, "tcp", 445)
     assert [(r.protocol, r.meta["smb_version"]) for r in direct] == [("smb", 2), ("smb", 2), ("smb", 1)]
     assert direct[-1].meta["smb_command"] == "0x72"
+    # Each server answered in the version it was asked in: its answer is named apart.
+    assert [(r.meta["smb_version_server"], r.meta["smb_command_server"]) for r in direct] == [
+        (2, "negotiate"), (2, "negotiate"), (1, "0x72")]
     # On 139 the session opens with a NetBIOS session request: the flow is named by that, as the
     # labelled corpus names such flows.
     (ssn,) = by_port(records, "tcp", 139)

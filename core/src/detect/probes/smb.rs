@@ -16,7 +16,11 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
     // Direct-TCP transport header: a session message.
-    Probe::single("smb", probe).gated(&[0x00]),
+    // The server's header version and command answer the client's: an SMB1 negotiate that offers
+    // SMB2 dialects is answered in SMB2 by a server that takes one.
+    Probe::single("smb", probe)
+        .gated(&[0x00])
+        .answers(&["smb_version", "smb_command"]),
     // Datagram-service types that carry user data (direct unique/group, broadcast).
     Probe::single("smb_dgm", probe_dgm).gated(&[0x10, 0x11, 0x12]),
 ];
