@@ -19,6 +19,8 @@ Schema (all keys optional):
     dns = ["mdns"]
     [insecure_services]                     # /etc/services name = why offering it is insecure
     finger = "discloses user names"
+    [insecure_versions.tls_version_server]  # a fact of what the server agreed to: value = why
+    "1.0" = "TLS 1.0, deprecated by RFC 8996"
     [[allow]]                               # a finding matching every given key is not raised
     protocol = "ssh"                        # any protocol when absent
     port = 443                              # or ports = [443, 8443]
@@ -72,6 +74,7 @@ class Policy:
     allow: list[AllowRule] = field(default_factory=list)
     protocol_services: dict[str, frozenset[str]] = field(default_factory=dict)
     insecure_services: dict[str, str] = field(default_factory=dict)
+    insecure_versions: dict[str, dict[str, str]] = field(default_factory=dict)  # meta fact -> value -> why
     negotiated: frozenset[str] = frozenset()
     dns_allowed: frozenset[str] = frozenset()
     tunnel_contents_raise: frozenset[str] = frozenset()
@@ -147,7 +150,7 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         return PolicyError(path, loc.line(table, key, index), label, problem)
 
     known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services",
-             "negotiated", "dns_allowed", "tunnel_contents_raise"}
+             "insecure_versions", "negotiated", "dns_allowed", "tunnel_contents_raise"}
     for key in doc:
         if key not in known:
             raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -224,6 +227,21 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
             policy.insecure_services[name.lower()] = why
         else:  # an empty reason lets a site take a built-in entry back
             policy.insecure_services.pop(name.lower(), None)
+
+    versions = doc.get("insecure_versions", {})
+    if not isinstance(versions, dict):
+        raise fail(None, "insecure_versions", "must be tables of meta fact = {value = reason}")
+    for fact, table in versions.items():
+        if not isinstance(table, dict):
+            raise fail("insecure_versions", fact, "must be a table of value = reason")
+        kept = policy.insecure_versions.setdefault(fact, {})
+        for value, why in table.items():
+            if not isinstance(why, str):
+                raise fail(f"insecure_versions.{fact}", value, "must be a string saying why the version is insecure")
+            if why:
+                kept[value] = why
+            else:  # an empty reason lets a site take a built-in entry back
+                kept.pop(value, None)
 
     allow = doc.get("allow", [])
     if not isinstance(allow, list):

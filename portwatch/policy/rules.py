@@ -192,12 +192,16 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     # The tracker's own first test is the protocol: nothing else reaches it.
     dns = ctx.dns.account(record) if record.protocol == "dns" else None
     conflicts = record.meta.get("tcp_overlap_conflicts")
-    if server is None and (dns is not None or conflicts):
+    outdated = insecure_version(record, ctx.policy)
+    if server is None and (dns is not None or conflicts or outdated):
         server = endpoint(record.dst_ip, record.dst_port)
         where = port_text(record.assigned, record.dst_port, record.transport, ctx.services.registry)
     if dns is not None:
         verdict = dns.verdict(server, where)  # type: ignore[arg-type]
         add("dns-tunnel", verdict.message, verdict.severity)
+    if outdated:
+        add("insecure-protocol", f"{record.protocol} on {server}, {where}: the server's version is insecure, "
+            f"{outdated}{_evidence(record)}")
     if conflicts:
         client = endpoint(record.src_ip, record.src_port)
         add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "
@@ -208,6 +212,20 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
         if new is not None:
             add("new-service", *new)
     return _apply_policy(out, record, policy)
+
+
+def insecure_version(record: FlowRecord, policy: Policy) -> str | None:
+    """Why the version the server agreed to is insecure, when the site policy's `insecure_versions`
+    lists the record's fact (`tls_version_server`, `ssh_protoversion_server`, `smb_dialect_server`...)
+    with that value; None otherwise."""
+    meta = record.meta
+    for fact, reasons in policy.insecure_versions.items():
+        value = meta.get(fact)
+        if value is not None:
+            why = reasons.get(str(value))
+            if why:
+                return why
+    return None
 
 
 def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:

@@ -110,3 +110,30 @@ def test_dns_allowed_domains_are_not_tunnels(tmp_path: Path) -> None:
     assert kinds(findings(rec)) == {"dns-tunnel": "low"}
     ctx = context(write(tmp_path, 'dns_allowed = ["vendor-example.com."]\n'))
     assert findings(rec, ctx) == []
+
+
+def test_insecure_versions_are_the_policys_and_a_site_can_add_or_withdraw_one(tmp_path: Path) -> None:
+    tls10 = record("tls", 443, meta={"tls_version": "1.2", "tls_version_server": "1.0"})
+    assert kinds(findings(tls10)) == {"insecure-protocol": "medium"}
+    assert "TLS 1.0 (RFC 8996" in findings(tls10)[0].message
+    # What the client offered is not what the server chose.
+    assert findings(record("tls", 443, meta={"tls_version": "1.0", "tls_version_server": "1.2"})) == []
+    text = '[insecure_versions.tls_version_server]\n"1.0" = ""\n"1.2" = "not here"\n'
+    ctx = context(write(tmp_path, text))
+    assert findings(tls10, ctx) == []
+    assert kinds(findings(record("tls", 443, meta={"tls_version_server": "1.2"}), ctx)) == {
+        "insecure-protocol": "medium"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("insecure_versions = 3\n", 1, "insecure_versions"),
+        ('[insecure_versions]\ntls_version_server = "1.0"\n', 2, "insecure_versions.tls_version_server"),
+        ('[insecure_versions.tls_version_server]\n"1.0" = 1\n', 2, 'insecure_versions.tls_version_server.1.0'),
+    ],
+)
+def test_bad_insecure_versions_name_the_line(tmp_path: Path, text: str, line: int, key: str) -> None:
+    with pytest.raises(PolicyError) as e:
+        load_policy(write(tmp_path, text))
+    assert (e.value.line, e.value.key) == (line, key)

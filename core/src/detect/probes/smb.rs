@@ -7,7 +7,9 @@
 //!   mailslot announcements).
 //!
 //! Meta: `smb_version` (1, 2, 3 for a transform header), `smb_command` (SMB2 command name, or the
-//! SMB1 command number as hex).
+//! SMB1 command number as hex); from a server's NEGOTIATE response, `smb_dialect_server`: the
+//! SMB2 dialect it chose ("2.0.2" ... "3.1.1", "2.x" for the multi-protocol wildcard), or "1" when
+//! it took one of an SMB1 NEGOTIATE's dialects (success, and a dialect index other than 0xFFFF).
 #![forbid(unsafe_code)]
 
 use super::netbios::datagram_data;
@@ -70,11 +72,64 @@ fn smb_header(data: &[u8]) -> Option<Meta> {
     }
 }
 
+/// SMB1 (MS-CIFS 2.2.3.1): the reply flag, and the header's fixed length before WordCount.
+const SMB1_REPLY: u8 = 0x80;
+const SMB1_HEADER: usize = 32;
+const SMB1_NEGOTIATE: u8 = 0x72;
+/// SMB2 (MS-SMB2 2.2.1, 2.2.4): the response flag, NEGOTIATE, and its response's size.
+const SMB2_RESPONSE: u32 = 1;
+const SMB2_HEADER: usize = 64;
+const NEGOTIATE_RESPONSE_SIZE: u16 = 65;
+
+fn dialect_name(revision: u16) -> String {
+    match revision {
+        0x0202 => "2.0.2".into(),
+        0x0210 => "2.1".into(),
+        0x02ff => "2.x".into(),
+        0x0300 => "3.0".into(),
+        0x0302 => "3.0.2".into(),
+        0x0311 => "3.1.1".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+fn le16(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]))
+}
+
+/// The dialect a server's successful NEGOTIATE response settles on, if `data` is one.
+fn negotiated_dialect(data: &[u8]) -> Option<String> {
+    match data.get(..4)? {
+        b"\xffSMB" => {
+            let status = data.get(5..9)?;
+            let ok = *data.get(4)? == SMB1_NEGOTIATE
+                && status == [0, 0, 0, 0]
+                && data.get(9)? & SMB1_REPLY != 0
+                && *data.get(SMB1_HEADER)? >= 1
+                && le16(data, SMB1_HEADER + 1)? != 0xffff;
+            ok.then(|| "1".to_owned())
+        }
+        b"\xfeSMB" => {
+            let status = data.get(8..12)?;
+            let flags = u32::from_le_bytes(data.get(16..20)?.try_into().ok()?);
+            let ok = le16(data, 12)? == 0
+                && status == [0, 0, 0, 0]
+                && flags & SMB2_RESPONSE != 0
+                && le16(data, SMB2_HEADER)? == NEGOTIATE_RESPONSE_SIZE;
+            if !ok {
+                return None;
+            }
+            Some(dialect_name(le16(data, SMB2_HEADER + 4)?))
+        }
+        _ => None,
+    }
+}
+
 fn answer(meta: Option<Meta>) -> ProbeResult {
     meta.map_or_else(ProbeResult::no, ProbeResult::hit)
 }
 
-pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
+pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     let [0, flags, hi, lo, _, _, _, _, ..] = *data else {
         return ProbeResult::no();
     };
@@ -88,7 +143,13 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
     let payload = data
         .get(4..(4 + length).min(data.len()))
         .unwrap_or_default();
-    answer(smb_header(payload))
+    let mut meta = smb_header(payload);
+    if let (Some(meta), false) = (meta.as_mut(), from_client) {
+        if let Some(dialect) = negotiated_dialect(payload) {
+            meta.insert("smb_dialect_server".into(), json!(dialect));
+        }
+    }
+    answer(meta)
 }
 
 pub fn probe_dgm(data: &[u8], _from_client: bool) -> ProbeResult {
@@ -129,6 +190,44 @@ mod tests {
             "oplock_break"
         );
         assert_eq!(probe(&session(&smb2(19)), false).status, Status::No);
+    }
+
+    #[test]
+    fn the_dialect_a_server_negotiated() {
+        // SMB2 NEGOTIATE response (MS-SMB2 2.2.4): response flag, StructureSize 65, DialectRevision.
+        let mut response = smb2(0);
+        response[16] = 1;
+        response.truncate(64);
+        response.extend_from_slice(&65u16.to_le_bytes());
+        response.extend_from_slice(&[1, 0]); // SecurityMode
+        response.extend_from_slice(&0x0311u16.to_le_bytes());
+        response.resize(64 + 65, 0);
+        let r = probe(&session(&response), false);
+        assert_eq!(r.meta["smb_dialect_server"], "3.1.1");
+        // Not from a client, and not from a failed response.
+        assert!(!probe(&session(&response), true)
+            .meta
+            .contains_key("smb_dialect_server"));
+        let mut failed = response.clone();
+        failed[8] = 0x22; // STATUS_ACCESS_DENIED's low byte
+        assert!(!probe(&session(&failed), false)
+            .meta
+            .contains_key("smb_dialect_server"));
+        // SMB1 NEGOTIATE response (MS-CIFS 2.2.4.52.2): success, reply flag, WordCount 17 and the
+        // index of the dialect taken; 0xFFFF takes none.
+        let mut smb1 = b"\xffSMB\x72\0\0\0\0\x88".to_vec();
+        smb1.resize(32, 0);
+        smb1.push(17);
+        smb1.extend_from_slice(&0u16.to_le_bytes());
+        smb1.resize(32 + 1 + 34 + 2, 0);
+        assert_eq!(
+            probe(&session(&smb1), false).meta["smb_dialect_server"],
+            "1"
+        );
+        smb1[33..35].copy_from_slice(&[0xff, 0xff]);
+        assert!(!probe(&session(&smb1), false)
+            .meta
+            .contains_key("smb_dialect_server"));
     }
 
     #[test]
