@@ -1374,34 +1374,37 @@ mod tests {
         (r.meta.get(name).cloned(), r.meta.get(&server).cloned())
     }
 
-    #[test]
-    fn a_fact_both_sides_state_keeps_the_clients_and_the_servers_answer_apart() {
-        // The server answers last (HTTP) or speaks first (SSH): the record is the same either way.
-        let http = run(
+    /// A TCP flow on `port`: the handshake, then one message from each side in `order`.
+    fn handshake_then(port: u16, first: (bool, &[u8]), second: (bool, &[u8])) -> Vec<FlowRecord> {
+        run(
             TCP,
-            80,
+            port,
             &[
                 (1.0, true, SYN, b""),
                 (1.1, false, SYN | ACK, b""),
                 (1.2, true, ACK, b""),
-                (1.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-                (1.4, false, PSH | ACK, b"HTTP/1.0 200 OK\r\n\r\n"),
+                (1.3, first.0, PSH | ACK, first.1),
+                (1.4, second.0, PSH | ACK, second.1),
             ],
+        )
+    }
+
+    #[test]
+    fn a_fact_both_sides_state_keeps_the_clients_and_the_servers_answer_apart() {
+        // The server answers last (HTTP) or speaks first (SSH): the record is the same either way.
+        let http = handshake_then(
+            80,
+            (true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (false, b"HTTP/1.0 200 OK\r\n\r\n"),
         );
         assert_eq!(
             both_sides(&http[0], "http_version"),
             (Some("1.1".into()), Some("1.0".into()))
         );
-        let ssh = run(
-            TCP,
+        let ssh = handshake_then(
             22,
-            &[
-                (1.0, true, SYN, b""),
-                (1.1, false, SYN | ACK, b""),
-                (1.2, true, ACK, b""),
-                (1.3, false, PSH | ACK, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
-                (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
-            ],
+            (false, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
+            (true, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
         );
         assert_eq!(ssh[0].protocol, "ssh");
         assert_eq!(

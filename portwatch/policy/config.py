@@ -217,16 +217,20 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
             n.lower() for n in names
         }
 
+    def merge_reasons(kept: dict[str, str], table: dict[str, Any], where: str, what: str, lower: bool) -> None:
+        for name, why in table.items():
+            if not isinstance(why, str):
+                raise fail(where, name, f"must be a string saying why the {what} is insecure")
+            key = name.lower() if lower else name
+            if why:
+                kept[key] = why
+            else:  # an empty reason lets a site take a built-in entry back
+                kept.pop(key, None)
+
     insecure = doc.get("insecure_services", {})
     if not isinstance(insecure, dict):
         raise fail(None, "insecure_services", "must be a table of service name = reason")
-    for name, why in insecure.items():
-        if not isinstance(why, str):
-            raise fail("insecure_services", name, "must be a string saying why the service is insecure")
-        if why:
-            policy.insecure_services[name.lower()] = why
-        else:  # an empty reason lets a site take a built-in entry back
-            policy.insecure_services.pop(name.lower(), None)
+    merge_reasons(policy.insecure_services, insecure, "insecure_services", "service", lower=True)
 
     versions = doc.get("insecure_versions", {})
     if not isinstance(versions, dict):
@@ -235,13 +239,7 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         if not isinstance(table, dict):
             raise fail("insecure_versions", fact, "must be a table of value = reason")
         kept = policy.insecure_versions.setdefault(fact, {})
-        for value, why in table.items():
-            if not isinstance(why, str):
-                raise fail(f"insecure_versions.{fact}", value, "must be a string saying why the version is insecure")
-            if why:
-                kept[value] = why
-            else:  # an empty reason lets a site take a built-in entry back
-                kept.pop(value, None)
+        merge_reasons(kept, table, f"insecure_versions.{fact}", "version", lower=False)
 
     allow = doc.get("allow", [])
     if not isinstance(allow, list):
