@@ -1374,7 +1374,7 @@ mod tests {
         (r.meta.get(name).cloned(), r.meta.get(&server).cloned())
     }
 
-    /// A TCP flow on `port`: the handshake, then one message from each side in `order`.
+    /// A TCP flow on `port`: the handshake, then the two messages (from the client?, bytes) in turn.
     fn handshake_then(port: u16, first: (bool, &[u8]), second: (bool, &[u8])) -> Vec<FlowRecord> {
         run(
             TCP,

@@ -610,7 +610,6 @@ fn unknown(evidence: String) -> Decision {
     }
 }
 
-/// `setdefault` of every key: the first probe to say a fact wins.
 /// One flow's facts from its two sides: where both state a fact under one name, the client's
 /// (a server's own answers are named apart already: `Probe::side_facts`). Whichever side spoke
 /// first, the record then says the same.
@@ -620,6 +619,7 @@ pub(crate) fn client_first(client: Meta, server: Meta) -> Meta {
     meta
 }
 
+/// `setdefault` of every key: the first probe to say a fact wins.
 fn merge(meta: &mut Meta, add: Meta) {
     if meta.is_empty() {
         *meta = add;
