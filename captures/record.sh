@@ -496,12 +496,18 @@ rec_postgresql-5432() {
     srv runuser -u postgres -- "$bin/initdb" -D "$d/data" -U postgres --pwfile="$d/pwfile" \
         --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     echo "host all all 10.77.0.0/24 scram-sha-256" >>"$d/data/pg_hba.conf"
+    make_cert "$SIP"
+    cp "$WORK/$SIP.crt" "$WORK/$SIP.key" "$d/"; chown postgres "$d/$SIP.crt" "$d/$SIP.key"; chmod 600 "$d/$SIP.key"
     srv runuser -u postgres -- "$bin/postgres" -D "$d/data" -c "listen_addresses=$SIP" \
-        -c port=5432 -c "unix_socket_directories=$d" -c ssl=off >>"$WORK/daemons.log" 2>&1 &
+        -c port=5432 -c "unix_socket_directories=$d" -c ssl=on -c "ssl_cert_file=$d/$SIP.crt" \
+        -c "ssl_key_file=$d/$SIP.key" >>"$WORK/daemons.log" 2>&1 &
     wait_port tcp 5432
     cap_start postgresql-5432 tcp port 5432
+    # in clear (the startup message first), then libpq's SSLRequest, the server's S and TLS
     PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=postgres dbname=postgres sslmode=disable" \
         -Atc 'select version();' -c 'select 1+1;'
+    PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=postgres dbname=postgres sslmode=require" \
+        -Atc 'select 1+1;'
     cap_stop
 }
 

@@ -19,7 +19,8 @@ ldap-389 (tests/detection/test_ldap_capture.py), socks-1080
 (tests/detection/test_socks_capture.py), xmpp-5222 (tests/detection/test_xmpp_capture.py),
 llmnr-5355 (tests/detection/test_llmnr_capture.py), ssdp-1900
 (tests/detection/test_ssdp_capture.py), git-9418 (tests/detection/test_git_capture.py),
-ike-500 (tests/detection/test_ike_capture.py).
+ike-500 (tests/detection/test_ike_capture.py). postgresql-5432 was recorded again with a second,
+TLS session (tests/detection/test_postgresql_capture.py): it holds the core's records.
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low
