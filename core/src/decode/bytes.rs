@@ -12,6 +12,10 @@ pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
     array(buf, at).map(u16::from_be_bytes)
 }
 
+pub(crate) fn le16(buf: &[u8], at: usize) -> Option<u16> {
+    array(buf, at).map(u16::from_le_bytes)
+}
+
 pub(crate) fn be32(buf: &[u8], at: usize) -> Option<u32> {
     array(buf, at).map(u32::from_be_bytes)
 }

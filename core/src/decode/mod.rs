@@ -16,7 +16,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod bytes;
+pub(crate) mod bytes;
 mod decoder;
 mod fragments;
 mod ip;

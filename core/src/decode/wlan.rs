@@ -3,7 +3,7 @@
 //! frame check sequence is not payload). Only data frames carry packets; management and
 //! control frames are not IP, and an encrypted body cannot be read.
 
-use super::bytes::{be32, le32, u8_at};
+use super::bytes::{be32, le16, le32, u8_at};
 use super::link::{llc, start_inner, Started, Stop};
 
 pub(crate) const LINKTYPE_IEEE802_11: u32 = 105;
@@ -66,11 +66,6 @@ const PRISM_HEADER: usize = 144;
 const AVS_MAGIC: [u32; 2] = [0x8021_1001, 0x8021_1002];
 /// magic, header length.
 const AVS_MIN: usize = 8;
-
-fn le16(buf: &[u8], at: usize) -> Option<u16> {
-    let b = buf.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
-}
 
 fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_next_multiple_of(to)

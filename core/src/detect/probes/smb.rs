@@ -14,6 +14,7 @@
 
 use super::netbios::datagram_data;
 use super::{Probe, ProbeResult};
+use crate::decode::bytes::{le16, le32};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
@@ -93,10 +94,6 @@ fn dialect_name(revision: u16) -> String {
     }
 }
 
-fn le16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]))
-}
-
 /// The dialect a server's successful NEGOTIATE response settles on, if `data` is one.
 fn negotiated_dialect(data: &[u8]) -> Option<String> {
     match data.get(..4)? {
@@ -111,7 +108,7 @@ fn negotiated_dialect(data: &[u8]) -> Option<String> {
         }
         b"\xfeSMB" => {
             let status = data.get(8..12)?;
-            let flags = u32::from_le_bytes(data.get(16..20)?.try_into().ok()?);
+            let flags = le32(data, 16)?;
             let ok = le16(data, 12)? == 0
                 && status == [0, 0, 0, 0]
                 && flags & SMB2_RESPONSE != 0
