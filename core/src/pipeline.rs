@@ -79,6 +79,9 @@ pub const UDP_UNIT_BYTES: usize = 4096;
 pub const MIN_EVIDENCE_BYTES: usize = 256;
 /// ... up to this many times the budget.
 pub const TINY_SEGMENT_FACTOR: u32 = 8;
+/// Growths of the silent side tried against a one-sided verdict (`Pipeline::confirm`): an
+/// answer split over a few segments, not a bulk transfer re-scored segment by segment.
+const CONFIRM_TRIES: u8 = 3;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -950,6 +953,7 @@ impl Tracker {
         } else {
             flow.meta_left -= 1;
             if grew {
+                self.confirm(id, d);
                 self.collect_meta(id, Some(d));
             }
             let flow = self.table.get(id);
@@ -990,6 +994,16 @@ impl Tracker {
         }
         let done = decision.done;
         let has_sig = decision.sig.is_some();
+        // One side's bytes decided: the other side's, when they come, may confirm it.
+        let confirm_by = match decision.sides {
+            1 => Some(1 - flow.client_dir),
+            2 => Some(flow.client_dir),
+            _ => None,
+        };
+        if let (Some(b), true) = (flow.buffers.as_mut(), has_sig) {
+            b.confirm_by = confirm_by;
+            b.confirm_tries = CONFIRM_TRIES;
+        }
         let protocol_watch = decision
             .sig
             .and_then(|i| engine.signatures().get(i))
@@ -1028,6 +1042,41 @@ impl Tracker {
             self.collect_meta(id, None);
         }
         self.report_early(id);
+    }
+
+    /// A verdict reached on one side's bytes gains the other side's evidence when direction `d`
+    /// (that other side) grew and its bytes match the signature too: the confidence both sides
+    /// give and evidence naming both. Tried on the first `CONFIRM_TRIES` growths of `d`.
+    fn confirm(&mut self, id: FlowId, d: usize) {
+        let flow = self.table.get_mut(id);
+        let Some(b) = flow.buffers.as_mut() else {
+            return;
+        };
+        if b.confirm_by != Some(d) || b.confirm_tries == 0 {
+            return;
+        }
+        b.confirm_tries -= 1;
+        let Some(sig) = flow.decision.as_ref().and_then(|v| v.sig) else {
+            return;
+        };
+        let ports = [flow.server_port(), flow.client_port()];
+        let confirmed = {
+            let (client, server) = flow.units_by_role();
+            self.engine
+                .confirm(sig, transport_of(flow.key.proto), &client, &server, &ports)
+        };
+        let Some((confidence, evidence)) = confirmed else {
+            return;
+        };
+        if let Some(b) = flow.buffers.as_mut() {
+            b.confirm_by = None;
+        }
+        if let Some(v) = flow.decision.as_mut() {
+            if confidence > v.confidence {
+                v.confidence = confidence;
+                v.evidence = evidence;
+            }
+        }
     }
 
     /// With `report_classified` (the monitor), a flow's record as soon as its verdict is in.
@@ -1411,6 +1460,37 @@ mod tests {
             both_sides(&ssh[0], "ssh_protoversion"),
             (Some("2.0".into()), Some("1.99".into()))
         );
+    }
+
+    #[test]
+    fn a_verdict_from_one_sides_bytes_gains_the_other_sides_evidence() {
+        // Z39.50: the client's InitializeRequest decides alone (0.85); the server's
+        // InitializeResponse matches the signature too and confirms it.
+        let init = |tag: u8| vec![tag, 0x07, 0x83, 0x02, 0x00, 0xe0, 0x84, 0x01, 0x00];
+        let recs = handshake_then(210, (true, &init(0xb4)), (false, &init(0xb5)));
+        let r = &recs[0];
+        assert_eq!(r.protocol, "z3950");
+        assert!(
+            (r.confidence - (1.0 - 0.15 * 0.15)).abs() < 1e-9,
+            "{}",
+            r.confidence
+        );
+        let evidence = r.meta.get("evidence").and_then(Value::as_str).unwrap_or("");
+        assert!(
+            evidence.starts_with("client bytes match") && evidence.contains("; server bytes match")
+        );
+        // An answer the signature does not know leaves the verdict as the client's bytes gave it.
+        let recs = handshake_then(210, (true, &init(0xb4)), (false, b"\x00\x01garbage"));
+        assert_eq!(
+            (recs[0].protocol.as_str(), recs[0].confidence),
+            ("z3950", 0.85)
+        );
+        let evidence = recs[0]
+            .meta
+            .get("evidence")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        assert!(!evidence.contains("server bytes"), "{evidence}");
     }
 
     #[test]

@@ -29,7 +29,9 @@ mismatch); ftp-pasv-21, ftp-active-21 and sip-call-5060 hold the core's records.
 bytes (`client_head`) stop at its signature's login line, so no password or SASL response is kept
 (ftp and pop3 captures). A fact both sides state keeps the client's value under its name and the
 server's answer as `<name>_server` (krb_msg_server, tls_version_server, ...: the server's used to
-replace the client's when it came later; core/src/pipeline.rs tests the order). A difference
+replace the client's when it came later; core/src/pipeline.rs tests the order). A verdict one side
+decided alone takes the other side's matching answer into its confidence and evidence
+(`a_verdict_from_one_sides_bytes_gains_the_other_sides_evidence` in core/src/pipeline.rs). A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """

@@ -50,6 +50,8 @@ pub struct Decision {
     pub swapped: bool,
     /// Bit 0: the client side's facts are all in (ProbeResult::done); bit 1: the server's.
     pub done: u8,
+    /// Bit 0: a client-side match holds; bit 1: a server-side one (the evidence's sides).
+    pub sides: u8,
 }
 
 /// One [[match]] of a signature on one transport, resolved for scoring.
@@ -333,6 +335,8 @@ impl Engine {
                 protocol: self.sigs[best.sig].protocol.clone(),
                 confidence: best.score.min(1.0),
                 evidence,
+                sides: u8::from(best.client_match.is_some())
+                    | u8::from(best.server_match.is_some()) << 1,
                 meta: best.meta,
                 swapped: best.swapped,
                 done: best.done,
@@ -452,6 +456,24 @@ impl Engine {
             client_first(client_facts, server_facts),
             matched > 0 && done == matched,
         )
+    }
+
+    /// A verdict reached on one side's bytes, scored again once the other side has spoken: the
+    /// signature's score over both sides and its evidence, when a match of that other side holds
+    /// too (a server's answer confirming what its client asked). None when it does not.
+    pub fn confirm(
+        &self,
+        sig: usize,
+        transport: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+        ports: &[u16],
+    ) -> Option<(f64, Arc<str>)> {
+        let s = self.score(sig, transport, client, server, false, ports, false)?;
+        let (c, sv) = (s.client_match?, s.server_match?);
+        let n = self.sigs[sig].matches.len() + 1;
+        let evidence = self.evidence[sig].get((c + 1) * n + sv + 1).cloned()?;
+        Some((s.score.min(1.0), evidence))
     }
 
     fn score_all(
@@ -607,6 +629,7 @@ fn unknown(evidence: String) -> Decision {
         meta: Meta::new(),
         swapped: false,
         done: 0,
+        sides: 0,
     }
 }
 

@@ -105,6 +105,10 @@ pub struct Buffers {
     pub streams: [Option<StreamBuffer>; 2],
     /// UDP: the first datagrams of each direction.
     pub units: [Vec<Vec<u8>>; 2],
+    /// A verdict reached on one side's bytes: the direction whose bytes may still confirm it
+    /// (`Engine::confirm`), and how many more of its segments or datagrams are tried.
+    pub confirm_by: Option<usize>,
+    pub confirm_tries: u8,
 }
 
 /// What a flow keeps of the engine's `Decision`: its facts moved into the flow's meta, and
