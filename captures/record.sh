@@ -22,6 +22,7 @@
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 #   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
+#   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -39,7 +40,8 @@ need_packages() {
         chrony snmpd snmp tftpd-hpa tftp-hpa rsync rsyslog bsdutils sip-tester \
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
-        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
+        samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
+        memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -47,7 +49,9 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
-     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500)
+     stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
+     memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
+     xdmcp-177 netbios-137)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -1291,6 +1295,355 @@ for variable in (NEG_REQ, b""):
     s.close()
 EOF
     cli python3 "$WORK/x224cr.py" "$SIP" >>"$WORK/daemons.log" 2>&1 || true
+    cap_stop
+}
+
+# memcached (UDP off, dropping to nobody) and libmemcached-tools: in the text protocol memcstat
+# (stats), memccp (set), memccat (get), memcflush (flush_all); then memccp and memccat again with
+# --binary (binary protocol: magic 0x80 requests, 0x81 responses)
+rec_memcached-11211() {
+    mkdir -p "$WORK/memc"; echo "portwatch memcached test value" >"$WORK/memc/pwkey"
+    bg_srv memcached -u nobody -l "$SIP" -p 11211 -U 0 -m 16 -c 64 -t 1
+    wait_port tcp 11211
+    cap_start memcached-11211 tcp port 11211
+    cli memcstat --servers="$SIP:11211" >/dev/null
+    cli memccp --servers="$SIP:11211" --set "$WORK/memc/pwkey"
+    cli memccat --servers="$SIP:11211" pwkey
+    cli memcflush --servers="$SIP:11211"
+    cli memccp --binary --servers="$SIP:11211" --set "$WORK/memc/pwkey"
+    cli memccat --binary --servers="$SIP:11211" pwkey
+    cap_stop
+}
+
+# nats-server (config under $WORK) and, as Debian packages no NATS client, a stand-in python3
+# client speaking the NATS text protocol per its spec: a subscriber connection (INFO, CONNECT,
+# SUB, PING/PONG) and a publisher connection (INFO, CONNECT, PUB, PING/PONG), then the
+# subscriber reads the MSG the server delivers and UNSUBs
+rec_nats-4222() {
+    printf 'listen: "%s:4222"\nserver_name: portwatch-nats\n' "$SIP" >"$WORK/nats.conf"
+    bg_srv nats-server -c "$WORK/nats.conf"
+    wait_port tcp 4222
+    cat >"$WORK/natscli.py" <<'EOF'
+# Stand-in NATS client (Debian has no NATS client): the client protocol, per
+# https://docs.nats.io/reference/reference-protocols/nats-protocol
+import json, socket, sys
+HOST, SUBJ = sys.argv[1], "portwatch.test"
+CONNECT = json.dumps({"verbose": False, "pedantic": False, "name": "portwatch-capture"},
+                     separators=(",", ":"))
+
+def line(f):
+    l = f.readline()
+    if not l:
+        raise SystemExit("nats: connection closed")
+    return l.decode().rstrip("\r\n")
+
+def session():   # INFO from the server, then CONNECT
+    s = socket.create_connection((HOST, 4222), timeout=5)
+    f = s.makefile("rb")
+    info = line(f)
+    assert info.startswith("INFO "), info
+    s.sendall(f"CONNECT {CONNECT}\r\n".encode())
+    return s, f
+
+def ping(s, f):  # PING; skip anything else until PONG (-ERR aborts)
+    s.sendall(b"PING\r\n")
+    while True:
+        l = line(f)
+        if l == "PONG":
+            return
+        if l.startswith("-ERR"):
+            raise SystemExit(l)
+
+sub, subf = session()
+sub.sendall(f"SUB {SUBJ} 1\r\n".encode())
+ping(sub, subf)                   # the subscription is registered once PONG is back
+
+pub, pubf = session()
+payload = b"hello nats"
+pub.sendall(f"PUB {SUBJ} {len(payload)}\r\n".encode() + payload + b"\r\n")
+ping(pub, pubf)
+pubf.close(); pub.close()
+
+while True:                       # MSG <subject> <sid> <#bytes>, then the payload
+    l = line(subf)
+    if l.startswith("MSG "):
+        n = int(l.split()[-1])
+        print(l, subf.read(n + 2)[:n].decode())
+        break
+    if l == "PING":
+        sub.sendall(b"PONG\r\n")
+sub.sendall(b"UNSUB 1\r\n")
+ping(sub, subf)
+subf.close(); sub.close()
+EOF
+    cap_start nats-4222 tcp port 4222
+    cli python3 "$WORK/natscli.py" "$SIP"
+    cap_stop
+}
+
+# zabbix_agentd (passive checks only, config under $WORK) and, as Debian packages no zabbix_get,
+# a stand-in python3 client sending the passive-check request per the Zabbix protocol
+# ("ZBXD", flags 0x01, 4-byte little-endian data length + 4 reserved bytes, then the key),
+# one connection per key; the agent answers in the same framing and closes
+rec_zabbix-10050() {
+    cat >"$WORK/zabbix_agentd.conf" <<EOF
+Server=$CIP
+ServerActive=
+ListenIP=$SIP
+ListenPort=10050
+Hostname=portwatch-agent
+LogFile=$WORK/zabbix_agentd.log
+PidFile=$WORK/zabbix_agentd.pid
+AllowRoot=1
+StartAgents=2
+EOF
+    bg_srv zabbix_agentd -f -c "$WORK/zabbix_agentd.conf"
+    wait_port tcp 10050
+    cat >"$WORK/zbxget.py" <<'EOF'
+# Stand-in zabbix_get (Debian has no zabbix_get): a passive check per the Zabbix protocol,
+# https://www.zabbix.com/documentation/6.0/en/manual/appendix/protocols/header_datalen
+import socket, struct, sys
+host, keys = sys.argv[1], sys.argv[2:]
+for key in keys:
+    data = key.encode()
+    s = socket.create_connection((host, 10050), timeout=5)
+    s.sendall(b"ZBXD\x01" + struct.pack("<II", len(data), 0) + data)
+    buf = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    assert buf[:5] == b"ZBXD\x01", buf[:16]
+    n = struct.unpack("<I", buf[5:9])[0]
+    print(key, "=", buf[13:13 + n].decode(errors="replace"))
+EOF
+    cap_start zabbix-10050 tcp port 10050
+    cli python3 "$WORK/zbxget.py" "$SIP" agent.ping agent.version agent.hostname
+    cap_stop
+}
+
+# libcoap's example server (coap-server-notls), one instance per address (-A takes one): GETs of
+# /.well-known/core (RFC 6690 link format), / and /time over IPv4, /example_data (about 1.5 KB:
+# a two-block Block2 transfer, RFC 7959) before and after a PUT to it (the example server
+# refuses POST with 4.05), then /time over IPv6. Each coap-client run is a new source port, so
+# one flow each.
+rec_coap-5683() {
+    bg_srv coap-server-notls -A "$SIP" -p 5683 -v 4
+    bg_srv coap-server-notls -A "$SIP6" -p 5683 -v 4
+    wait_port udp 5683
+    for _ in $(seq 50); do srv ss -lunH "sport = :5683" | grep -q "$SIP6" && break; sleep 0.1; done
+    cap_start coap-5683 udp port 5683
+    local u
+    for u in .well-known/core "" time example_data; do
+        cli timeout 5 coap-client-notls -B 3 "coap://$SIP/$u" >/dev/null
+    done
+    cli timeout 5 coap-client-notls -B 3 -m put -e "portwatch coap test" "coap://$SIP/example_data"
+    cli timeout 5 coap-client-notls -B 3 "coap://$SIP/example_data" >/dev/null
+    cli timeout 5 coap-client-notls -B 3 "coap://[$SIP6]/time" >/dev/null
+    cap_stop
+}
+
+# YAZ's test Z39.50 server (yaz-ztest; its hit count is the term when the term is a number, else
+# derived from it, so the same on every run) and two yaz-client sessions: Init, Search, Present
+# of one record, Close. The first gets the target on the command line and its commands on stdin
+# and fetches record 7 as USMARC (ISO 2709); the second opens the target from a command file (-f)
+# and fetches record 1 as MARCXML. (Not record 1 as USMARC: its data fields are not stored in
+# directory order, which MARC 21 allows but Wireshark's MARC dissector misreads as malformed.)
+rec_z3950-210() {
+    bg_srv yaz-ztest "tcp:$SIP:210"
+    wait_port tcp 210
+    printf 'open tcp:%s:210/Default\nformat xml\nfind @attr 1=4 water\nshow 1\nclose\nquit\n' "$SIP" \
+        >"$WORK/yaz-client.cmd"
+    cap_start z3950-210 tcp port 210
+    printf 'find computer\nshow 7\nclose\nquit\n' |
+        cli timeout 10 yaz-client -m "$WORK/z3950.marc" "tcp:$SIP:210/Default" >/dev/null
+    cli timeout 10 yaz-client -f "$WORK/yaz-client.cmd" </dev/null >/dev/null
+    cap_stop
+}
+
+# BGP: two BIRD 2 speakers, eBGP between AS 65001 (pw-srv, passive: it only listens on 179) and
+# AS 65002 (pw-cli, connects). OPEN, KEEPALIVE, UPDATEs for the server's two static prefixes and
+# the End-of-RIB markers, keepalives every 3 s (hold time 9), then the client disables its
+# session: NOTIFICATION Cease / Administrative Shutdown with a shutdown message (RFC 8203).
+rec_bgp-179() {
+    local d=$WORK/bird who me myas peer peeras extra statics
+    mkdir -p "$d"
+    for who in srv cli; do
+        me=$SIP myas=65001 peer=$CIP peeras=65002 extra="passive on;"
+        statics="protocol static announce { ipv4; route 192.0.2.0/24 blackhole; route 198.51.100.0/24 blackhole; }"
+        if [ "$who" = cli ]; then
+            me=$CIP myas=65002 peer=$SIP peeras=65001 extra="connect delay time 1;" statics=
+        fi
+        cat >"$d/$who.conf" <<EOF
+log "$d/$who.log" all;
+router id $me;
+protocol device { }
+$statics
+protocol bgp peer {
+    local $me as $myas;
+    neighbor $peer as $peeras;
+    $extra
+    hold time 9;
+    keepalive time 3;
+    ipv4 { import all; export all; };
+}
+EOF
+    done
+    bg_srv bird -f -c "$d/srv.conf" -s "$d/srv.ctl" -P "$d/srv.pid"
+    wait_port tcp 179
+    cap_start bgp-179 tcp port 179
+    cli bird -f -c "$d/cli.conf" -s "$d/cli.ctl" -P "$d/cli.pid" >>"$WORK/daemons.log" 2>&1 &
+    for _ in $(seq 100); do
+        cli birdc -s "$d/cli.ctl" show route 2>/dev/null | grep -q 198.51.100.0/24 && break
+        sleep 0.1
+    done
+    cli birdc -s "$d/cli.ctl" show route 2>/dev/null | grep -q 198.51.100.0/24
+    sleep 7     # two keepalive rounds
+    cli birdc -s "$d/cli.ctl" disable peer '"portwatch capture done"' >/dev/null
+    sleep 1
+    cap_stop
+}
+
+# PTP: two linuxptp ptp4l over the veth, UDP/IPv4 and software timestamps, E2E delay mechanism,
+# multicast to 224.0.1.129. pw-srv's instance (priority1 10) wins the BMCA and becomes master:
+# Announce and Sync+Follow_Up (two-step) from it, Delay_Req from the slaveOnly instance in pw-cli
+# answered by Delay_Resp; event messages on 319, general ones on 320. Both run free_running, so
+# neither touches the host clock.
+rec_ptp-319() {
+    local d=$WORK/ptp who role
+    mkdir -p "$d"
+    for who in srv cli; do
+        role="priority1 10"
+        [ "$who" = cli ] && role=$'priority1 128\nslaveOnly 1'
+        cat >"$d/$who.cfg" <<EOF
+[global]
+$role
+free_running 1
+network_transport UDPv4
+time_stamping software
+delay_mechanism E2E
+logAnnounceInterval 0
+announceReceiptTimeout 2
+logSyncInterval 0
+logMinDelayReqInterval 0
+uds_address $d/$who.uds
+EOF
+    done
+    srv ip route add 224.0.0.0/4 dev pw-s
+    cli ip route add 224.0.0.0/4 dev pw-c
+    cap_start ptp-319 udp port 319 or udp port 320
+    bg_srv ptp4l -f "$d/srv.cfg" -i pw-s -S -4 -m
+    cli ptp4l -f "$d/cli.cfg" -i pw-c -S -4 -m >>"$WORK/daemons.log" 2>&1 &
+    sleep 8
+    cap_stop
+}
+
+# VNC: TigerVNC's Xvnc (called as Xtigervnc: tightvncserver provides an Xvnc too), a 64x48
+# depth-16 desktop named pwsrv with VncAuth, on 10.77.0.1:5900; vncsnapshot (a TightVNC 1.2.8 /
+# RFB 3.3 client) connects three times: two snapshots in one session (RFB version
+# exchange 3.8/3.3, VNC authentication challenge/response, ClientInit/ServerInit, SetPixelFormat,
+# SetEncodings, FramebufferUpdateRequest/FramebufferUpdate in Hextile), one snapshot in Raw, and
+# one with a wrong password (SecurityResult "failed"). vncsnapshot never finishes on Xvnc's
+# default Tight (it does not count a Tight solid-fill rectangle as received), hence -encodings.
+# The X display number (:37) is a lock file in the shared /tmp, so it only has to differ from the
+# other recorders'; X11 over TCP is off.
+rec_vnc-5900() {
+    local d=$WORK/vnc
+    mkdir -p "$d"
+    echo pwcap-vnc | tigervncpasswd -f >"$d/passwd"
+    echo wrong-pw | tigervncpasswd -f >"$d/badpasswd"
+    chmod 600 "$d/passwd" "$d/badpasswd"
+    bg_srv Xtigervnc :37 -rfbport 5900 -interface "$SIP" -localhost no -SecurityTypes VncAuth \
+        -rfbauth "$d/passwd" -geometry 64x48 -depth 16 -desktop pwsrv \
+        -nolisten tcp -AlwaysShared
+    wait_port tcp 5900
+    cap_start vnc-5900 tcp port 5900
+    cli timeout 10 vncsnapshot -quiet -allowblank -encodings hextile -passwd "$d/passwd" \
+        -count 2 -fps 1 "$SIP:0" "$d/snap.jpg" >/dev/null 2>&1
+    cli timeout 10 vncsnapshot -quiet -allowblank -encodings raw -passwd "$d/passwd" \
+        "$SIP:0" "$d/snap-raw.jpg" >/dev/null 2>&1
+    cli timeout 10 vncsnapshot -quiet -allowblank -encodings raw -passwd "$d/badpasswd" \
+        "$SIP:0" "$d/snap-bad.jpg" >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# XDMCP: xdm as the display manager on 177/udp (no local X servers: an empty Xservers file;
+# Xaccess lets any host in), and an Xvfb in pw-cli asking it for a login session (-query), over
+# IPv4 then IPv6: Query, Willing, Request, Accept, Manage (XDMCP 1.1 sections 10-11). xdm then
+# opens its X11 connections back to the Xvfb (6038/tcp: its greeter, ~150 KB, not captured).
+# The Willing status comes from a fixed echo rather than Debian's Xwilling (uptime, load), so
+# the capture stays stable. Display :38 is a lock file in the shared /tmp: it only has to differ
+# from the other recorders'. (-broadcast sends nothing here: the pair's addresses have no brd.)
+rec_xdmcp-177() {
+    local d=$WORK/xdm
+    mkdir -p "$d/auth"
+    : >"$d/Xservers"
+    echo '*' >"$d/Xaccess"
+    cat >"$d/xdm-config" <<EOF2
+DisplayManager.authDir: $d/auth
+DisplayManager.errorLogFile: $d/xdm.log
+DisplayManager.pidFile: $d/xdm.pid
+DisplayManager.keyFile: $d/xdm-keys
+DisplayManager.servers: $d/Xservers
+DisplayManager.accessFile: $d/Xaccess
+DisplayManager.willing: echo portwatch xdm
+DisplayManager.requestPort: 177
+DisplayManager*resources: /etc/X11/xdm/Xresources
+DisplayManager*authorize: true
+DisplayManager*startup: /bin/true
+DisplayManager*session: /bin/true
+DisplayManager*setup: /bin/true
+DisplayManager*reset: /bin/true
+EOF2
+    # in a UTS namespace of its own: Willing carries the host name, make it pwsrv, not the recorder's
+    bg_srv unshare --uts sh -c 'hostname pwsrv && exec xdm -nodaemon -config "$1"' xdm "$d/xdm-config"
+    wait_port udp 177
+    cap_start xdmcp-177 udp port 177
+    local host
+    for host in "$SIP" "$SIP6"; do
+        cli timeout 4 Xvfb :38 -query "$host" -once -screen 0 64x48x16 >>"$WORK/daemons.log" 2>&1 || true
+    done
+    cap_stop
+}
+
+# NetBIOS name service (RFC 1001/1002): Samba's nmbd (netbios name PWSRV, workgroup PWLAB, only
+# on the pair) registers its five names by broadcast as it starts (NAME REGISTRATION REQUEST,
+# repeated every 2 s until nobody objects, RFC 1001 15.2.2.1 / 1002 4.2.2); then nmblookup from pw-cli: a unicast name query with recursion desired,
+# a node status query (NBSTAT, the name table), and a broadcast name query to 10.77.0.255.
+# nmblookup's -R is --name-resolve in Samba 4.17, not recursion: --recursion is spelt out.
+# Only 137/udp is captured (nmbd's browse announcements and election go to 138/udp).
+rec_netbios-137() {
+    local d=$WORK/nmb
+    mkdir -p "$d"/{lock,state,cache,private,run,log}
+    local who ip
+    for who in srv cli; do
+        ip=$SIP; [ "$who" = cli ] && ip=$CIP
+        cat >"$d/$who.conf" <<EOF
+[global]
+    workgroup = PWLAB
+    netbios name = PW${who^^}
+    server role = standalone server
+    interfaces = $ip/24
+    bind interfaces only = yes
+    lock directory = $d/lock
+    state directory = $d/state
+    cache directory = $d/cache
+    private dir = $d/private
+    pid directory = $d/run
+    ncalrpc dir = $d/run/ncalrpc
+    log file = $d/log/nmbd-%m.log
+EOF
+    done
+    cap_start netbios-137 udp port 137
+    # in a session of its own: on exit it signals its whole process group
+    bg_srv setsid nmbd -F --no-process-group -s "$d/srv.conf"
+    wait_port udp 137
+    sleep 5     # its name registrations: broadcast again every 2 s until nobody objects (~4 s)
+    cli nmblookup -s "$d/cli.conf" -U "$SIP" --recursion PWSRV >/dev/null
+    cli nmblookup -s "$d/cli.conf" -A "$SIP" >/dev/null
+    cli nmblookup -s "$d/cli.conf" -B 10.77.0.255 PWSRV >/dev/null
     cap_stop
 }
 

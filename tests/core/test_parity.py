@@ -19,7 +19,9 @@ ldap-389 (tests/detection/test_ldap_capture.py), socks-1080
 (tests/detection/test_socks_capture.py), xmpp-5222 (tests/detection/test_xmpp_capture.py),
 llmnr-5355 (tests/detection/test_llmnr_capture.py), ssdp-1900
 (tests/detection/test_ssdp_capture.py), git-9418 (tests/detection/test_git_capture.py),
-ike-500 (tests/detection/test_ike_capture.py). postgresql-5432 was recorded again with a second,
+ike-500 (tests/detection/test_ike_capture.py), memcached-11211, nats-4222, zabbix-10050, coap-5683,
+z3950-210, bgp-179, ptp-319, vnc-5900, xdmcp-177 and netbios-137
+(tests/detection/test_<name>_capture.py). postgresql-5432 was recorded again with a second,
 TLS session (tests/detection/test_postgresql_capture.py): it holds the core's records.
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;

@@ -1,11 +1,33 @@
-"""memcached's binary protocol, whose response header a CQL (Cassandra) header pattern also fits."""
+"""memcached from memcached and libmemcached-tools (captures/memcached-11211.pcap): the text
+protocol, and the binary protocol whose response header a CQL (Cassandra) header pattern also fits."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from _engine import classify
 
+from tests.pcapkit import analyze_path
+
 pytest.importorskip("portwatch._core")
+
+CAPTURE = Path(__file__).resolve().parents[2] / "captures" / "memcached-11211.pcap"
+
+
+def heads() -> list[tuple[bytes, bytes, str]]:
+    records, _ = analyze_path(CAPTURE)
+    return [(bytes.fromhex(r.meta["client_head"]), bytes.fromhex(r.meta["server_head"]), r.protocol)
+            for r in records]
+
+
+def test_every_session_text_or_binary_is_memcached() -> None:
+    sessions = heads()
+    assert [p for _, _, p in sessions] == ["memcached"] * 6
+    # flush_all with an empty argument (libmemcached writes a space before CRLF), answered OK
+    assert any(c.startswith(b"flush_all \r\n") and s == b"OK\r\n" for c, s, _ in sessions)
+    binary = [(c, s) for c, s, _ in sessions if c[:1] == b"\x80"]
+    assert len(binary) == 2 and all(s[:1] == b"\x81" for _, s in binary)
 
 
 def test_a_binary_response_header_alone_is_not_cassandra_on_memcacheds_port() -> None:
