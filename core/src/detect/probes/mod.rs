@@ -178,6 +178,7 @@ pub mod quic_short;
 pub mod radius;
 pub mod rdp;
 pub mod rdpeudp;
+pub mod rfb;
 pub mod rtp;
 pub mod slp;
 pub mod smb;
@@ -211,6 +212,7 @@ static REGISTRY: &[&[Probe]] = &[
     nfs::PROBES,
     rdp::PROBES,
     rdpeudp::PROBES,
+    rfb::PROBES,
     smb::PROBES,
     snmp::PROBES,
     bacnet::PROBES,
