@@ -823,8 +823,8 @@ EOF
     cli smbclient "//$SIP/share" -N -p 139 -s "$d/smb.conf" -c 'ls' >/dev/null 2>&1
     cli smbclient "//$SIP/share" -N -m NT1 --option='client min protocol=NT1' -s "$d/smb.conf" -c ls \
         >/dev/null 2>&1 || true
-    cli nmblookup -U "$SIP" -R PWSRV >/dev/null 2>&1 || true
-    cli nmblookup -A "$SIP" >/dev/null 2>&1 || true
+    cli nmblookup -U "$SIP" --recursion PWSRV >/dev/null
+    cli nmblookup -A "$SIP" >/dev/null
     cap_stop
 }
 

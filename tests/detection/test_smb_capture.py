@@ -33,10 +33,10 @@ def test_samba_sessions_and_name_service() -> None:
     # labelled corpus names such flows.
     (ssn,) = by_port(records, "tcp", 139)
     assert (ssn.protocol, ssn.meta["netbios_type"]) == ("netbios", "ssn")
-    # Name service: nmbd's broadcast registrations and nmblookup's node status request, whose
-    # wildcard name is `*` padded with NULs.
+    # Name service: nmbd's broadcast registrations, nmblookup's name query for PWSRV and its node
+    # status request, whose wildcard name is `*` padded with NULs.
     names = sorted(str(r.meta["netbios_name"]) for r in by_port(records, "udp", 137))
-    assert names == ["*", "PWSRV"]
+    assert names == ["*", "PWSRV", "PWSRV"]
     # nmbd's browser announcement: an SMB1 Trans (0x25) inside a NetBIOS datagram.
     (dgm,) = by_port(records, "udp", 138)
     assert (dgm.protocol, dgm.meta["smb_command"]) == ("smb", "0x25")
