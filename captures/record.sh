@@ -22,7 +22,7 @@
 #   fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 #   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
-#   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin
+#   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -41,7 +41,7 @@ need_packages() {
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
         samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
-        memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin
+        memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -51,7 +51,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
-     xdmcp-177 netbios-137)
+     xdmcp-177 netbios-137 x11-6000)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -1644,6 +1644,26 @@ EOF
     cli nmblookup -s "$d/cli.conf" -U "$SIP" --recursion PWSRV >/dev/null
     cli nmblookup -s "$d/cli.conf" -A "$SIP" >/dev/null
     cli nmblookup -s "$d/cli.conf" -B 10.77.0.255 PWSRV >/dev/null
+    cap_stop
+}
+
+# X11 over TCP: two Xvfb servers in pw-srv listening on TCP (-listen tcp), display :0 on 6000
+# with access control off (-ac) and display :1 on 6001 with it on and no client allowed; from
+# pw-cli, xdpyinfo and xlsclients open :0 (the setup request with no authorization, the server's
+# Success with its vendor string), xdpyinfo with an MIT-MAGIC-COOKIE-1 from a throwaway
+# XAUTHORITY is refused by :1 (Failed, "Authorization required...").
+rec_x11-6000() {
+    local d=$WORK/x11
+    mkdir -p "$d"
+    bg_srv Xvfb :0 -listen tcp -ac -nolock -screen 0 64x48x16
+    bg_srv Xvfb :1 -listen tcp -nolock -screen 0 64x48x16
+    wait_port tcp 6000
+    wait_port tcp 6001
+    XAUTHORITY=$d/xauth xauth -q add "$SIP:1" MIT-MAGIC-COOKIE-1 "$(openssl rand -hex 16)"
+    cap_start x11-6000 tcp portrange 6000-6001
+    cli env -u XAUTHORITY xdpyinfo -display "$SIP:0" >/dev/null
+    cli env -u XAUTHORITY xlsclients -display "$SIP:0" >/dev/null
+    cli env XAUTHORITY="$d/xauth" xdpyinfo -display "$SIP:1" >/dev/null 2>&1 || true
     cap_stop
 }
 

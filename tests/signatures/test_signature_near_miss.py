@@ -122,6 +122,7 @@ NEAR: dict[str, tuple[str, bytes, bytes, int]] = {
     "vnc": ("tcp", b"", b"RFB 3.8\n", 5900),
     "whois": ("tcp", b"example.com\r\n", b"", 4343),  # scoped to 43
     "wireguard": ("udp", b"\x01\x00\x00\x00" + bytes(4) + bytes(140), b"", 51820),  # sender index 0
+    "x11": ("tcp", b"l\x00\x0b\x00\x01\x00\x12\x00\x10\x00\x00\x00", b"", 6000),  # version 11.1
     "xdmcp": ("udp", b"\x00\x02\x00\x02\x00\x01\x00", b"", 177),  # version 2
     "xmpp": ("tcp", b"<?xml version='1.0'?><stream:streams to='x'>", b"", 5222),
     "z3950": ("tcp", b"\xb4\x05\x84\x02\x00\xe0", b"", 210),
@@ -171,7 +172,7 @@ def test_rtmp_digest_handshake_off_its_port_needs_both_sides() -> None:
         assert d is not None
         return d.protocol
 
-    assert named([c0c1], [s0s1], 6002) == "rtmp"
+    assert named([c0c1], [s0s1], 6200) == "rtmp"
     assert named([], [s0s1], 443) != "rtmp"
     assert named([c0c1], [], 443) != "rtmp"
     assert named([], [s0s1], 1935) == "rtmp"  # on its own port, weak evidence alone is enough

@@ -192,6 +192,7 @@ pub mod tls;
 pub mod tls_cert;
 pub mod tls_hello;
 pub mod wireguard;
+pub mod x11;
 // One line per protocol module: `pub mod x;` above, `x::PROBES` in REGISTRY below.
 
 /// Every probe module's table of probes.
@@ -240,6 +241,7 @@ static REGISTRY: &[&[Probe]] = &[
     quic::PROBES,
     quic_short::PROBES,
     radius::PROBES,
+    x11::PROBES,
 ];
 
 /// The probe a signature names, if there is one by that name.
