@@ -50,8 +50,12 @@ fn security_name(t: u8) -> String {
         20 => "sasl".into(),
         21 => "md5".into(),
         22 => "xvp".into(),
+        23 => "secure-tunnel".into(),
+        24 => "integrated-ssh".into(),
         30 => "apple-dh".into(),
         113 => "mslogon-ii".into(),
+        // the ranges IANA leaves to RealVNC's own types
+        3 | 4 | 7..=15 | 128..=255 => format!("realvnc-{t}"),
         _ => format!("type-{t}"),
     }
 }
@@ -298,6 +302,9 @@ mod tests {
         assert_eq!(text(&r, "rfb_version").as_deref(), Some("3.3"));
         let r = probe(b"RFB 003.008\n\x02", true);
         assert_eq!(text(&r, "rfb_security_choice").as_deref(), Some("vnc-auth"));
+        // RealVNC's own types, in the ranges IANA leaves to it
+        let r = probe(b"RFB 004.001\n\x0d", true);
+        assert_eq!(text(&r, "rfb_security_choice").as_deref(), Some("realvnc-13"));
         let waiting = probe(b"RFB 003.008\n", true);
         assert_eq!((waiting.status, waiting.done), (Status::Match, false));
     }
