@@ -246,6 +246,30 @@ mod tests {
     }
 
     #[test]
+    fn amqp_and_stomp_logins_in_clear() {
+        // AMQP 0-9-1 Connection.Start-Ok: ... mechanism "PLAIN", response "\0guest\0guest", locale.
+        let start_ok = b"AMQP\x00\x00\x09\x01\x01\x00\x00\x00\x00\x00\x30\x00\x0a\x00\x0b\x00\x00\x00\x00\x05PLAIN\x00\x00\x00\x0c\x00guest\x00guest\x05en_US\xce";
+        assert_eq!(text("amqp", start_ok, b"")["cleartext_login"], json!(true));
+        let amqplain = b"\x08AMQPLAIN\x00\x00\x00\x23\x05LOGINS\x00\x00\x00\x05guest";
+        assert_eq!(text("amqp", amqplain, b"")["cleartext_login"], json!(true));
+        // AMQP 1.0 sasl-init: the mechanism as a symbol, the response as binary (vbin8).
+        let sasl_init = b"AMQP\x03\x01\x00\x00\x00\x00\x00\x20\x02\x01\x00\x00\x00\x53\x41\xc0\x12\x02\xa3\x05PLAIN\xa0\x0c\x00guest\x00guest";
+        assert_eq!(text("amqp", sasl_init, b"")["cleartext_login"], json!(true));
+        // EXTERNAL (a client certificate) sends no secret.
+        let external = b"\x08EXTERNAL\x00\x00\x00\x00\x05en_US";
+        assert_eq!(text("amqp", external, b""), json!({}));
+        let connect = b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00";
+        assert_eq!(
+            text("stomp", connect, b"CONNECTED\n")["cleartext_login"],
+            json!(true)
+        );
+        assert_eq!(
+            text("stomp", b"CONNECT\naccept-version:1.2\nhost:/\n\n\x00", b""),
+            json!({})
+        );
+    }
+
+    #[test]
     fn smtp_starttls_and_login() {
         let s = b"220 mx.example ESMTP Postfix\r\n250-mx\r\n250 STARTTLS\r\n220 2.0.0 Ready\r\n";
         let c = b"EHLO client.example\r\nSTARTTLS\r\n\x16\x03\x01";
