@@ -23,6 +23,7 @@
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 #   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
 #   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
+#   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -41,7 +42,8 @@ need_packages() {
         fingerd finger whois ngircd rsh-client rsh-server xrdp freerdp2-x11 xvfb \
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
         samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
-        memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
+        memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth \
+        wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -51,7 +53,8 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
-     xdmcp-177 netbios-137 x11-6000)
+     xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
+     pptp-1723)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -1664,6 +1667,361 @@ rec_x11-6000() {
     cli env -u XAUTHORITY xdpyinfo -display "$SIP:0" >/dev/null
     cli env -u XAUTHORITY xlsclients -display "$SIP:0" >/dev/null
     cli env XAUTHORITY="$d/xauth" xdpyinfo -display "$SIP:1" >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# WireGuard: wireguard-go (the userspace implementation, not the kernel module) on both sides,
+# configured with wg; the client pings the server's tunnel address three times (handshake
+# initiation and response, then transport data), then a second client with PersistentKeepalive = 1
+# (a new handshake and empty keepalive data messages). wireguard-go's control sockets live in
+# the shared /var/run/wireguard/NAME.sock, so the interfaces get names unique to this run.
+wg_up() {   # wg_up srv|cli IFACE CONF INNER-ADDR: start wireguard-go in that namespace, configure it
+    local ns=$1 ifc=$2 conf=$3 addr=$4
+    local netns=$NS_S
+    [ "$ns" = cli ] && netns=$NS_C
+    ip netns exec "$netns" wireguard-go -f "$ifc" >>"$WORK/daemons.log" 2>&1 &
+    WG_PID=$!   # wireguard-go itself (ip netns exec execs it)
+    for _ in $(seq 50); do [ -S "/var/run/wireguard/$ifc.sock" ] && break; sleep 0.1; done
+    $ns wg setconf "$ifc" "$conf"
+    $ns ip addr add "$addr" dev "$ifc"
+    $ns ip link set "$ifc" up
+}
+
+rec_wireguard-51820() {
+    local d=$WORK/wg who
+    mkdir -p "$d"; chmod 700 "$d"
+    for who in srv cli; do
+        (umask 077; wg genkey >"$d/$who.key")
+        wg pubkey <"$d/$who.key" >"$d/$who.pub"
+    done
+    local ws=wg-${NS_S:0:8} wc=wg-${NS_C:0:8}   # interface names (<= 15 bytes), one socket each
+    cat >"$d/srv.conf" <<EOF
+[Interface]
+PrivateKey = $(cat "$d/srv.key")
+ListenPort = 51820
+
+[Peer]
+PublicKey = $(cat "$d/cli.pub")
+AllowedIPs = 10.99.0.2/32
+EOF
+    cat >"$d/cli.conf" <<EOF
+[Interface]
+PrivateKey = $(cat "$d/cli.key")
+
+[Peer]
+PublicKey = $(cat "$d/srv.pub")
+AllowedIPs = 10.99.0.0/24
+Endpoint = $SIP:51820
+EOF
+    { cat "$d/cli.conf"; echo "PersistentKeepalive = 1"; } >"$d/cli-ka.conf"
+    wg_up srv "$ws" "$d/srv.conf" 10.99.0.1/24
+    wait_port udp 51820
+    cap_start wireguard-51820 udp port 51820
+    # session 1: handshake initiation/response, then pings as transport data
+    wg_up cli "$wc" "$d/cli.conf" 10.99.0.2/24
+    cli ping -q -c 3 -i 0.2 -W 2 10.99.0.1 >/dev/null
+    kill "$WG_PID"; wait "$WG_PID" 2>/dev/null || true
+    # session 2: a new client process (new source port): a keepalive at once, which needs a new
+    # handshake, then one keepalive (empty transport data) per idle second
+    wg_up cli "$wc" "$d/cli-ka.conf" 10.99.0.2/24
+    sleep 2.5
+    cli ping -q -c 1 -W 2 10.99.0.1 >/dev/null
+    sleep 1.5
+    kill "$WG_PID"; wait "$WG_PID" 2>/dev/null || true
+    cap_stop
+}
+
+# --- RabbitMQ: AMQP 0-9-1, STOMP ---------------------------------------------
+
+# rabbitmq_start [stomp]: RabbitMQ in the foreground as root, started through its own script
+# rather than Debian's /usr/sbin wrapper (which su's to the rabbitmq user and runs from
+# /var/lib/rabbitmq): node pw@localhost with its config, enabled-plugins file, Mnesia dir, logs,
+# pid file, HOME (the Erlang cookie) all under $WORK; epmd and the Erlang distribution port
+# only on pw-srv's loopback; AMQP on $SIP:5672 and, with "stomp", the rabbitmq_stomp plugin's
+# STOMP on $SIP:61613.
+# loopback_users = none: the default guest/guest account may log in from pw-cli; cluster_name
+# fixed (Connection.Start's server properties carry it; its default names the recorder's host).
+rabbitmq_start() {   # rabbitmq_start [stomp]
+    local d=$WORK/rabbitmq
+    rm -rf "$d"; mkdir -p "$d/home" "$d/log" "$d/mnesia"
+    : >"$d/rabbitmq-env.conf"    # not /etc/rabbitmq/rabbitmq-env.conf
+    printf 'loopback_users = none\nlisteners.tcp.1 = %s:5672\ncluster_name = portwatch\n' "$SIP" >"$d/rabbitmq.conf"
+    if [ "${1:-}" = stomp ]; then
+        echo "[rabbitmq_stomp]." >"$d/enabled_plugins"
+        echo "stomp.listeners.tcp.1 = $SIP:61613" >>"$d/rabbitmq.conf"
+    else
+        echo "[]." >"$d/enabled_plugins"
+    fi
+    srv env ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
+    bg_srv env HOME="$d/home" ERL_EPMD_ADDRESS=127.0.0.1 \
+        RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
+        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
+        RABBITMQ_MNESIA_BASE="$d/mnesia" RABBITMQ_LOG_BASE="$d/log" \
+        RABBITMQ_PID_FILE="$d/rabbitmq.pid" \
+        RABBITMQ_NODENAME=pw@localhost RABBITMQ_NODE_IP_ADDRESS="$SIP" RABBITMQ_NODE_PORT=5672 \
+        RABBITMQ_DIST_PORT=25672 \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server
+    wait_port tcp 5672 400     # it takes several seconds to boot
+    if [ "${1:-}" = stomp ]; then wait_port tcp 61613 200; fi
+}
+
+# AMQP 0-9-1: RabbitMQ (rabbitmq_start) and amqp-tools (rabbitmq-c), four connections as guest
+# on vhost "/", each protocol header "AMQP\0\0\x09\x01", Connection.Start/StartOk/Tune/TuneOk/
+# Open/OpenOk, Channel.Open, the method, Channel.Close, Connection.Close: Queue.Declare of
+# "pw", Basic.Publish of a message to it (default exchange), Basic.Get of it (GetOk with its
+# header and body frames), Queue.Delete
+rec_amqp-5672() {
+    rabbitmq_start
+    local url="amqp://guest:guest@$SIP:5672"
+    cap_start amqp-5672 tcp port 5672
+    cli amqp-declare-queue --url "$url" -q pw >/dev/null
+    cli amqp-publish --url "$url" -r pw -C text/plain -b "portwatch amqp test message"
+    cli amqp-get --url "$url" -q pw >/dev/null
+    cli amqp-delete-queue --url "$url" -q pw >/dev/null
+    cap_stop
+}
+
+# STOMP 1.2: RabbitMQ (rabbitmq_start) with its rabbitmq_stomp plugin on 61613 and, as Debian
+# packages no STOMP client, a stand-in python3 client speaking STOMP 1.2 per its spec: a sender
+# (CONNECT, CONNECTED, SEND to /queue/pw with a receipt, RECEIPT, DISCONNECT, RECEIPT), a
+# subscriber (CONNECT, CONNECTED, SUBSCRIBE, the MESSAGE, UNSUBSCRIBE, DISCONNECT, RECEIPT),
+# then a CONNECT with a wrong passcode (ERROR; the client closes)
+rec_stomp-61613() {
+    rabbitmq_start stomp
+    cat >"$WORK/stompcli.py" <<'EOF'
+# Stand-in STOMP client (Debian has no STOMP client): STOMP 1.2 frames, per
+# https://stomp.github.io/stomp-specification-1.2.html
+import socket, sys
+HOST, QUEUE = sys.argv[1], "/queue/pw"
+
+def frame(cmd, headers, body=b""):
+    h = "".join(f"{k}:{v}\n" for k, v in headers)
+    return f"{cmd}\n{h}\n".encode() + body + b"\0"
+
+class Conn:
+    def __init__(self, passcode="guest"):
+        self.s = socket.create_connection((HOST, 61613), timeout=5)
+        self.buf = b""
+        self.s.sendall(frame("CONNECT", [("accept-version", "1.2"), ("host", "/"),
+                                         ("login", "guest"), ("passcode", passcode),
+                                         ("heart-beat", "0,0")]))
+        self.connected = self.read()
+
+    def read(self):     # one frame: command, headers, body (skips heart-beat EOLs)
+        while True:
+            self.buf = self.buf.lstrip(b"\r\n")
+            if b"\n\n" in self.buf:
+                head, rest = self.buf.split(b"\n\n", 1)
+                lines = head.decode().split("\n")
+                hdrs = dict(l.split(":", 1) for l in lines[1:])
+                n = int(hdrs["content-length"]) if "content-length" in hdrs else None
+                end = rest.find(b"\0") if n is None else n
+                if end >= 0 and len(rest) > end:
+                    self.buf = rest[end + 1:]
+                    return lines[0], hdrs, rest[:end]
+            data = self.s.recv(4096)
+            if not data:
+                raise SystemExit("stomp: connection closed")
+            self.buf += data
+
+    def send(self, cmd, headers, body=b""):
+        self.s.sendall(frame(cmd, headers, body))
+
+    def disconnect(self, receipt):
+        self.send("DISCONNECT", [("receipt", receipt)])
+        cmd, h, _ = self.read()
+        assert cmd == "RECEIPT" and h["receipt-id"] == receipt, (cmd, h)
+        self.s.close()
+
+body = b"portwatch stomp test message"
+tx = Conn()
+assert tx.connected[0] == "CONNECTED", tx.connected
+tx.send("SEND", [("destination", QUEUE), ("content-type", "text/plain"),
+                 ("content-length", len(body)), ("receipt", "sent-1")], body)
+cmd, h, _ = tx.read()
+assert cmd == "RECEIPT" and h["receipt-id"] == "sent-1", (cmd, h)
+tx.disconnect("bye-1")
+
+rx = Conn()
+assert rx.connected[0] == "CONNECTED", rx.connected
+rx.send("SUBSCRIBE", [("id", "0"), ("destination", QUEUE), ("ack", "auto")])
+cmd, h, got = rx.read()
+assert cmd == "MESSAGE" and got == body, (cmd, h, got)
+rx.send("UNSUBSCRIBE", [("id", "0")])
+rx.disconnect("bye-2")
+
+# RabbitMQ keeps the connection ~10 s after this ERROR (the spec says the server closes it
+# just after): the client closes it
+bad = Conn(passcode="wrong")
+assert bad.connected[0] == "ERROR", bad.connected
+bad.s.close()
+EOF
+    cap_start stomp-61613 tcp port 61613
+    cli python3 "$WORK/stompcli.py" "$SIP"
+    cap_stop
+}
+
+# --- munin / NNTP / PPTP ------------------------------------------------------
+
+# munin-node (Net::Server, foreground, config and log/pid under $WORK; its plugin directory
+# /etc/munin/plugins is fixed at build time, so a private mount namespace binds $WORK's own over
+# it: load, uptime and cpu only; plugin-conf.d and the plugin state dir too) and, as Debian's
+# munin master (munin-update with its cron/rrd machinery) is heavy, a stand-in python3 client
+# speaking the munin node protocol like munin-update: read the "# munin node at" banner, then
+# "cap multigraph", "nodes", "list", "fetch load", "config uptime", "quit"; a second connection
+# "list", "fetch cpu", "quit"
+rec_munin-4949() {
+    local d=$WORK/munin p
+    mkdir -p "$d/plugins" "$d/plugin-conf.d" "$d/state"
+    for p in load uptime cpu; do ln -s "/usr/share/munin/plugins/$p" "$d/plugins/$p"; done
+    cat >"$d/munin-node.conf" <<EOF
+log_level 4
+log_file $d/munin-node.log
+pid_file $d/munin-node.pid
+background 0
+setsid 0
+user root
+group root
+host_name pw-srv.example.test
+allow ^10\\.77\\.0\\.2\$
+host $SIP
+port 4949
+EOF
+    bg_srv unshare -m sh -c "mount --bind '$d/plugins' /etc/munin/plugins &&
+        mount --bind '$d/plugin-conf.d' /etc/munin/plugin-conf.d &&
+        mount --bind '$d/state' /var/lib/munin-node/plugin-state &&
+        exec munin-node --config '$d/munin-node.conf' --foreground"
+    wait_port tcp 4949
+    cat >"$d/muninclient.py" <<'PY'
+# Stand-in munin master (Debian's munin-update is heavy): the munin node protocol as munin-update
+# speaks it, per https://guide.munin-monitoring.org/en/latest/master/network-protocol.html --
+# one command a line; "cap" and "list" answer one line, "nodes", "fetch", "config" a block
+# ending in a lone "."
+import socket, sys
+HOST = sys.argv[1]
+
+def session(cmds):
+    s = socket.create_connection((HOST, 4949), timeout=10)
+    f = s.makefile("rb")
+    banner = f.readline().decode().rstrip()
+    assert banner.startswith("# munin node at "), banner
+    print(banner)
+    for cmd, block in cmds:
+        s.sendall(cmd.encode() + b"\n")
+        if cmd == "quit":
+            break
+        while True:
+            line = f.readline().decode().rstrip("\n")
+            print(f"{cmd}: {line}")
+            if not block or line == ".":
+                break
+    s.close()
+
+session([("cap multigraph", False), ("nodes", True), ("list", False),
+         ("fetch load", True), ("config uptime", True), ("quit", False)])
+session([("list", False), ("fetch cpu", True), ("quit", False)])
+PY
+    cap_start munin-4949 tcp port 4949
+    cli python3 "$d/muninclient.py" "$SIP"
+    cap_stop
+}
+
+# leafnode (1.x: an inetd-style NNTP server, here under a tiny python3 inetd like rsh-514's). Its
+# config dir /etc/news/leafnode and spool /var/spool/news are fixed at build time, so a private
+# mount namespace binds $WORK's over them. Leafnode 1 has no local groups: the group pw.test is
+# seeded by hand as fetchnews would have left it (leaf.node/groupinfo "name high low ctime desc",
+# two articles, marked interesting). Python 3.11's nntplib (deprecated, still in the stdlib)
+# reads it: welcome, CAPABILITIES (leafnode 1 answers 500), MODE READER, LIST, GROUP, HEAD,
+# ARTICLE, XOVER, POST (queued in out.going for an upstream that never comes), QUIT
+rec_nntp-119() {
+    local d=$WORK/news s n
+    mkdir -p "$d/etc" "$d/spool/pw/test"
+    for s in leaf.node interesting.groups out.going failed.postings message.id temp.files; do
+        mkdir -p "$d/spool/$s"
+    done
+    # leafnode insists on a unique FQDN and refuses the example.* names: home.arpa (RFC 8375)
+    printf 'server = news.portwatch.home.arpa\nexpire = 20\nhostname = pw-srv.portwatch.home.arpa\n' \
+        >"$d/etc/config"
+    printf 'pw.test 2 1 1700000000 portwatch test group\n' >"$d/spool/leaf.node/groupinfo"
+    for n in 1 2; do
+        printf '%s\n' "Path: pw-srv.portwatch.home.arpa!not-for-mail" \
+            "From: Portwatch Lab <noc@pw-srv.portwatch.home.arpa>" "Newsgroups: pw.test" \
+            "Subject: portwatch test article $n" "Date: Mon, 1 Jan 2024 00:00:0$n +0000" \
+            "Message-ID: <pw-test-$n@pw-srv.portwatch.home.arpa>" "Lines: 1" "" \
+            "portwatch nntp test article $n" >"$d/spool/pw/test/$n"
+    done
+    touch "$d/spool/interesting.groups/pw.test"
+    chown -R news:news "$d/spool"; chgrp news "$d/etc/config"; chmod 640 "$d/etc/config"
+    cat >"$WORK/inetd1.py" <<'PY'
+import os, signal, socket, sys
+addr, port, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies, as inetd's nowait
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    if os.fork() == 0:
+        for fd in (0, 1, 2):
+            os.dup2(c.fileno(), fd)
+        os.execv(daemon[0], daemon[1:])
+    c.close()
+PY
+    cat >"$d/nntpclient.py" <<'PY'
+import sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import nntplib
+from email.message import EmailMessage
+with nntplib.NNTP(sys.argv[1], 119, readermode=True, timeout=10) as s:
+    print(s.getwelcome())
+    resp, groups = s.list()
+    print(resp, [g.group for g in groups])
+    resp, count, first, last, name = s.group("pw.test")
+    print(resp)
+    print(s.head(first)[0])
+    print(s.article(last)[0])
+    print(s.over((first, last))[0])
+    m = EmailMessage()
+    m["From"] = "Portwatch Client <pw@pw-cli.portwatch.home.arpa>"
+    m["Newsgroups"] = "pw.test"
+    m["Subject"] = "portwatch test post"
+    m.set_content("posted by the portwatch capture\n")
+    print(s.post(m.as_bytes()))
+PY
+    bg_srv unshare -m sh -c "mount --bind '$d/etc' /etc/news/leafnode &&
+        mount --bind '$d/spool' /var/spool/news &&
+        exec python3 '$WORK/inetd1.py' $SIP 119 /usr/sbin/leafnode leafnode"
+    wait_port tcp 119
+    cap_start nntp-119 tcp port 119
+    cli python3 "$d/nntpclient.py" "$SIP"
+    cap_stop
+}
+
+# PPTP (RFC 2637): pptpd (foreground, config and pppd options under $WORK, private /run) and the
+# pptp-linux client (private /run for its call-manager socket, no host route). The control
+# connection on tcp/1723 is real: Start-Control-Connection-Request/Reply, Outgoing-Call-Request/
+# Reply. This kernel has no PPP (no /dev/ppp), so both pppds die at once: pptpctrl then just
+# closes the control connection (FIN; no Call-Disconnect-Notify, no Stop-Control-Connection-
+# Request), the client's Call-Clear-Request lands on the closed socket and draws an RST. No GRE.
+rec_pptp-1723() {
+    local d=$WORK/pptp
+    mkdir -p "$d"
+    printf 'option %s\nlocalip 192.168.77.1\nremoteip 192.168.77.10-19\nconnections 4\n' \
+        "$d/options.pptpd" >"$d/pptpd.conf"
+    printf 'name pptpd\nrefuse-pap\nrefuse-chap\nrefuse-mschap\nrequire-mschap-v2\nnodefaultroute\nnobsdcomp\nnovj\nnovjccomp\nnologfd\n' \
+        >"$d/options.pptpd"
+    printf 'noauth\nnodefaultroute\nname pwcap\nremotename pptpd\nnologfd\n' >"$d/options.pptp"
+    bg_srv unshare -m sh -c "mount -t tmpfs tmpfs /run &&
+        exec pptpd --fg -c '$d/pptpd.conf' -o '$d/options.pptpd' -p '$d/pptpd.pid' -l $SIP"
+    wait_port tcp 1723
+    cap_start pptp-1723 tcp port 1723 or ip proto 47
+    cli unshare -m sh -c "mount -t tmpfs tmpfs /run &&
+        exec pptp $SIP --nohostroute --loglevel 2 --debug file '$d/options.pptp'" >>"$WORK/daemons.log" 2>&1 &
+    sleep 3     # SCCRQ, then OCRQ a second later; both pppds fail within milliseconds
     cap_stop
 }
 
