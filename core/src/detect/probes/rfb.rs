@@ -304,7 +304,10 @@ mod tests {
         assert_eq!(text(&r, "rfb_security_choice").as_deref(), Some("vnc-auth"));
         // RealVNC's own types, in the ranges IANA leaves to it
         let r = probe(b"RFB 004.001\n\x0d", true);
-        assert_eq!(text(&r, "rfb_security_choice").as_deref(), Some("realvnc-13"));
+        assert_eq!(
+            text(&r, "rfb_security_choice").as_deref(),
+            Some("realvnc-13")
+        );
         let waiting = probe(b"RFB 003.008\n", true);
         assert_eq!((waiting.status, waiting.done), (Status::Match, false));
     }
