@@ -124,6 +124,27 @@ cap_stop() {
 
 bg_srv() { srv "$@" >>"$WORK/daemons.log" 2>&1 & }
 
+# write_inetd1: $WORK/inetd1.py ADDR PORT DAEMON ARGV0 [ARGS...], a one-service inetd (nowait,
+# the connection as the daemon's stdin, stdout and stderr) for daemons Debian runs from inetd.
+write_inetd1() {
+    cat >"$WORK/inetd1.py" <<'PY'
+import os, signal, socket, sys
+addr, port, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies, as inetd's nowait
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    if os.fork() == 0:
+        for fd in (0, 1, 2):
+            os.dup2(c.fileno(), fd)
+        os.execv(daemon[0], daemon[1:])
+    c.close()
+PY
+}
+
 make_cert() {   # make_cert CN -> $WORK/CN.crt $WORK/CN.key
     [ -f "$WORK/$1.crt" ] && return 0
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
@@ -1226,22 +1247,7 @@ rec_rsh-514() {
     mkdir -p "$WORK/pam.d"; cp -a /etc/pam.d/. "$WORK/pam.d/"; cp "$root/etc/pam.d/rsh" "$WORK/pam.d/rsh"
     # in.rshd names its client (getnameinfo) before anything else; no DNS in the namespaces
     printf '127.0.0.1 localhost\n%s pw-srv.example.test\n%s pw-cli.example.test\n' "$SIP" "$CIP" >"$WORK/hosts"
-    cat >"$WORK/inetd1.py" <<'PY'
-import os, signal, socket, sys
-addr, port, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies, as inetd's nowait
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((addr, port))
-s.listen(8)
-while True:
-    c, _ = s.accept()
-    if os.fork() == 0:
-        for fd in (0, 1, 2):
-            os.dup2(c.fileno(), fd)
-        os.execv(daemon[0], daemon[1:])
-    c.close()
-PY
+    write_inetd1
     cat >"$WORK/rshclient.py" <<'PY'
 import socket, sys
 # rsh's first bytes from an unprivileged port: no stderr port, local user, remote user, command
@@ -1955,22 +1961,7 @@ rec_nntp-119() {
     done
     touch "$d/spool/interesting.groups/pw.test"
     chown -R news:news "$d/spool"; chgrp news "$d/etc/config"; chmod 640 "$d/etc/config"
-    cat >"$WORK/inetd1.py" <<'PY'
-import os, signal, socket, sys
-addr, port, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies, as inetd's nowait
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((addr, port))
-s.listen(8)
-while True:
-    c, _ = s.accept()
-    if os.fork() == 0:
-        for fd in (0, 1, 2):
-            os.dup2(c.fileno(), fd)
-        os.execv(daemon[0], daemon[1:])
-    c.close()
-PY
+    write_inetd1
     cat >"$d/nntpclient.py" <<'PY'
 import sys, warnings
 warnings.simplefilter("ignore", DeprecationWarning)

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
+use crate::decode::bytes::{self, be16};
 use crate::meta::{Meta, Value};
 use crate::text::clean_text;
 
@@ -74,14 +75,8 @@ fn version(data: &[u8]) -> Option<(u32, u32)> {
     Some((number(&line[4..7])?, number(&line[8..11])?))
 }
 
-fn be16(data: &[u8], off: usize) -> Option<u16> {
-    let b = data.get(off..off.checked_add(2)?)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
-}
-
 fn be32(data: &[u8], off: usize) -> Option<usize> {
-    let b = data.get(off..off.checked_add(4)?)?;
-    usize::try_from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok()
+    bytes::be32(data, off).and_then(|v| usize::try_from(v).ok())
 }
 
 /// A refusal's reason at `off` (its 32-bit length first): the text, or None while cut.

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
+use crate::decode::bytes;
 use crate::meta::{Meta, Value};
 use crate::text::clean_text;
 
@@ -33,19 +34,18 @@ enum Order {
 }
 
 fn u16_at(data: &[u8], off: usize, order: Order) -> Option<usize> {
-    let b = data.get(off..off.checked_add(2)?)?;
-    Some(usize::from(match order {
-        Order::Big => u16::from_be_bytes([b[0], b[1]]),
-        Order::Little => u16::from_le_bytes([b[0], b[1]]),
-    }))
+    match order {
+        Order::Big => bytes::be16(data, off),
+        Order::Little => bytes::le16(data, off),
+    }
+    .map(usize::from)
 }
 
 fn u32_at(data: &[u8], off: usize, order: Order) -> Option<u32> {
-    let b: [u8; 4] = data.get(off..off.checked_add(4)?)?.try_into().ok()?;
-    Some(match order {
-        Order::Big => u32::from_be_bytes(b),
-        Order::Little => u32::from_le_bytes(b),
-    })
+    match order {
+        Order::Big => bytes::be32(data, off),
+        Order::Little => bytes::le32(data, off),
+    }
 }
 
 /// The byte order whose reading of the version at `off` is 11.0.
