@@ -173,6 +173,9 @@ def test_rtmp_digest_handshake_off_its_port_needs_both_sides() -> None:
         return d.protocol
 
     assert named([c0c1], [s0s1], 6200) == "rtmp"
+    # On a port another signature owns (X11's 6002), both sides agreeing still count; one does not.
+    assert named([c0c1], [s0s1], 6002) == "rtmp"
+    assert named([], [s0s1], 6002) != "rtmp"
     assert named([], [s0s1], 443) != "rtmp"
     assert named([c0c1], [], 443) != "rtmp"
     assert named([], [s0s1], 1935) == "rtmp"  # on its own port, weak evidence alone is enough

@@ -9,9 +9,10 @@
 //!
 //! Weak evidence (a match flagged `weak`, or a probe-less pattern on a direction shorter than
 //! SHORT_TOKEN bytes: `QUIT`, `+OK`, `AUTH x`) never outranks firm evidence: a candidate whose
-//! every matched side is weak ranks below any with a firm side whatever the scores, is dropped
-//! on a port assigned to another protocol, and off its own port counts only when both
-//! directions matched it. Its own port accepts it like any other at the end of the evidence.
+//! every matched side is weak ranks below any with a firm side whatever the scores, and off its
+//! own port counts only when both directions matched it, on a port another protocol owns too
+//! (an RTMP handshake both ways on X11's 6002 is RTMP when nothing firm matched). Its own port
+//! accepts it like any other at the end of the evidence.
 //!
 //! Orientation: with `may_swap` the bytes are also scored the other way round; UDP is also tried
 //! reversed when nothing but a prelude reaches ACCEPT as given (the first datagram may be a reply).
@@ -504,10 +505,9 @@ impl Engine {
             let hint = hinted.contains(&c.sig);
             if let Some(s) = self.score(c.sig, t, client, server, hint, ports, swapped) {
                 // A bare token never outranks the port's assignment: off its own port, weak
-                // evidence counts only when both sides agree, and never where another
-                // protocol owns the port.
+                // evidence counts only when both sides agree (and then below any firm one).
                 let one_sided = s.client_match.is_none() || s.server_match.is_none();
-                if s.weak && !hint && (one_sided || !hinted.is_empty()) {
+                if s.weak && !hint && one_sided {
                     continue;
                 }
                 if !self.sigs[c.sig].prelude && !s.weak && s.score > best {
