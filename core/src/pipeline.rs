@@ -79,7 +79,7 @@ pub const UDP_UNIT_BYTES: usize = 4096;
 pub const MIN_EVIDENCE_BYTES: usize = 256;
 /// ... up to this many times the budget.
 pub const TINY_SEGMENT_FACTOR: u32 = 8;
-/// Growths of the silent side tried against a one-sided verdict (`Pipeline::confirm`): an
+/// Growths of the silent side tried against a one-sided verdict (`Tracker::confirm`): an
 /// answer split over a few segments, not a bulk transfer re-scored segment by segment.
 const CONFIRM_TRIES: u8 = 3;
 
