@@ -995,13 +995,14 @@ impl Tracker {
         let done = decision.done;
         let has_sig = decision.sig.is_some();
         // One side's bytes decided: the other side's, when they come, may confirm it.
-        let confirm_by = match decision.sides {
-            1 => Some(1 - flow.client_dir),
-            2 => Some(flow.client_dir),
+        let confirm = match (decision.client_match, decision.server_match) {
+            (Some(m), None) => Some((1 - flow.client_dir, (true, m))),
+            (None, Some(m)) => Some((flow.client_dir, (false, m))),
             _ => None,
         };
-        if let (Some(b), true) = (flow.buffers.as_mut(), has_sig) {
-            b.confirm_by = confirm_by;
+        if let (Some(b), Some((by, known)), true) = (flow.buffers.as_mut(), confirm, has_sig) {
+            b.confirm_by = Some(by);
+            b.confirm_known = known;
             b.confirm_tries = CONFIRM_TRIES;
         }
         let protocol_watch = decision
@@ -1059,11 +1060,12 @@ impl Tracker {
         let Some(sig) = flow.decision.as_ref().and_then(|v| v.sig) else {
             return;
         };
+        let known = b.confirm_known;
         let ports = [flow.server_port(), flow.client_port()];
         let confirmed = {
-            let (client, server) = flow.units_by_role();
+            let other = flow.units_of(d);
             self.engine
-                .confirm(sig, transport_of(flow.key.proto), &client, &server, &ports)
+                .confirm(sig, transport_of(flow.key.proto), known, &other, &ports)
         };
         let Some((confidence, evidence)) = confirmed else {
             return;

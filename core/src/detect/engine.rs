@@ -51,8 +51,9 @@ pub struct Decision {
     pub swapped: bool,
     /// Bit 0: the client side's facts are all in (ProbeResult::done); bit 1: the server's.
     pub done: u8,
-    /// Bit 0: a client-side match holds; bit 1: a server-side one (the evidence's sides).
-    pub sides: u8,
+    /// The matches (indices into the signature's) the evidence names on each side.
+    pub client_match: Option<usize>,
+    pub server_match: Option<usize>,
 }
 
 /// One [[match]] of a signature on one transport, resolved for scoring.
@@ -336,8 +337,8 @@ impl Engine {
                 protocol: self.sigs[best.sig].protocol.clone(),
                 confidence: best.score.min(1.0),
                 evidence,
-                sides: u8::from(best.client_match.is_some())
-                    | u8::from(best.server_match.is_some()) << 1,
+                client_match: best.client_match,
+                server_match: best.server_match,
                 meta: best.meta,
                 swapped: best.swapped,
                 done: best.done,
@@ -459,22 +460,35 @@ impl Engine {
         )
     }
 
-    /// A verdict reached on one side's bytes, scored again once the other side has spoken: the
-    /// signature's score over both sides and its evidence, when a match of that other side holds
-    /// too (a server's answer confirming what its client asked). None when it does not.
+    /// A verdict one side's bytes reached alone (its match `known` on the client's side when
+    /// `known_is_client`), once the other side has spoken: when a match of that other side holds
+    /// on `other`, the score both give and the evidence naming both (a server's answer
+    /// confirming what its client asked). Only the other side is parsed.
     pub fn confirm(
         &self,
         sig: usize,
         transport: Transport,
-        client: &[&[u8]],
-        server: &[&[u8]],
+        known: (bool, usize),
+        other: &[&[u8]],
         ports: &[u16],
     ) -> Option<(f64, Arc<str>)> {
+        let (known_is_client, known_match) = known;
+        let (client, server): (&[&[u8]], &[&[u8]]) = if known_is_client {
+            (&[], other)
+        } else {
+            (other, &[])
+        };
         let s = self.score(sig, transport, client, server, false, ports, false)?;
-        let (c, sv) = (s.client_match?, s.server_match?);
-        let n = self.sigs[sig].matches.len() + 1;
+        let (c, sv) = if known_is_client {
+            (known_match, s.server_match?)
+        } else {
+            (s.client_match?, known_match)
+        };
+        let matches = &self.sigs[sig].matches;
+        let score = 1.0 - (1.0 - matches.get(c)?.confidence) * (1.0 - matches.get(sv)?.confidence);
+        let n = matches.len() + 1;
         let evidence = self.evidence[sig].get((c + 1) * n + sv + 1).cloned()?;
-        Some((s.score.min(1.0), evidence))
+        Some((score.min(1.0), evidence))
     }
 
     fn score_all(
@@ -629,7 +643,8 @@ fn unknown(evidence: String) -> Decision {
         meta: Meta::new(),
         swapped: false,
         done: 0,
-        sides: 0,
+        client_match: None,
+        server_match: None,
     }
 }
 

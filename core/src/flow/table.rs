@@ -106,8 +106,10 @@ pub struct Buffers {
     /// UDP: the first datagrams of each direction.
     pub units: [Vec<Vec<u8>>; 2],
     /// A verdict reached on one side's bytes: the direction whose bytes may still confirm it
-    /// (`Engine::confirm`), and how many more of its segments or datagrams are tried.
+    /// (`Engine::confirm`), the decided side's match, and how many more of the other direction's
+    /// segments or datagrams are tried.
     pub confirm_by: Option<usize>,
+    pub confirm_known: (bool, usize),
     pub confirm_tries: u8,
 }
 
