@@ -23,7 +23,7 @@
 #   freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user
 #   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
 #   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
-#   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux
+#   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -43,7 +43,7 @@ need_packages() {
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
         samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
         memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth \
-        wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux
+        wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -54,7 +54,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
-     pptp-1723)
+     pptp-1723 dot-853 redis-auth-6379)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2013,6 +2013,75 @@ rec_pptp-1723() {
     cli unshare -m sh -c "mount -t tmpfs tmpfs /run &&
         exec pptp $SIP --nohostroute --loglevel 2 --debug file '$d/options.pptp'" >>"$WORK/daemons.log" 2>&1 &
     sleep 3     # SCCRQ, then OCRQ a second later; both pppds fail within milliseconds
+    cap_stop
+}
+
+# DNS over TLS (RFC 7858): unbound (foreground, no chroot, config under $WORK, a self-signed cert
+# from make_cert, one local zone so nothing goes upstream) on 10.77.0.1@853, and kdig. Two DoT
+# queries in two connections: opportunistic (+tls, no SNI) and strict (+tls-ca, +tls-hostname:
+# SNI and certificate name check).
+rec_dot-853() {
+    local d=$WORK/unbound n=pwsrv.example.test
+    mkdir -p "$d"
+    make_cert "$n"
+    cat >"$d/unbound.conf" <<EOC
+server:
+    verbosity: 1
+    use-syslog: no
+    logfile: ""
+    chroot: ""
+    username: ""
+    directory: "$d"
+    pidfile: ""
+    do-daemonize: no
+    do-ip6: no
+    interface: $SIP@853
+    tls-port: 853
+    tls-service-key: "$WORK/$n.key"
+    tls-service-pem: "$WORK/$n.crt"
+    access-control: 10.77.0.0/24 allow
+    do-not-query-localhost: yes
+    module-config: "iterator"
+    local-zone: "example.test." static
+    local-data: "pwsrv.example.test. 300 IN A 10.77.0.1"
+    local-data: 'pwsrv.example.test. 300 IN TXT "portwatch dot test"'
+remote-control:
+    control-enable: no
+EOC
+    bg_srv unbound -d -p -c "$d/unbound.conf"
+    wait_port tcp 853
+    cap_start dot-853 tcp port 853
+    cli kdig @"$SIP" +tls +timeout=3 +retry=0 "$n" A
+    cli kdig @"$SIP" +tls-ca="$WORK/$n.crt" +tls-hostname="$n" +timeout=3 +retry=0 "$n" TXT
+    cap_stop
+}
+
+# Redis with a password (requirepass): redis-server (foreground, config under $WORK, no
+# persistence) and redis-cli. Five connections: the right password (AUTH pw-secret as a RESP
+# array, then PING, SET or GET), a wrong one (-WRONGPASS; redis-cli still sends its PING:
+# -NOAUTH) and none (GET: -NOAUTH).
+rec_redis-auth-6379() {
+    cat >"$WORK/redis.conf" <<EOC
+bind $SIP
+port 6379
+protected-mode no
+requirepass pw-secret
+save ""
+appendonly no
+dir $WORK
+daemonize no
+EOC
+    bg_srv redis-server "$WORK/redis.conf"
+    wait_port tcp 6379
+    cap_start redis-auth-6379 tcp port 6379
+    # one command a connection: interactive redis-cli (commands on stdin) first fetches the
+    # whole COMMAND DOCS table (~170 KB) for its hints
+    local r="cli redis-cli -h $SIP -a pw-secret --no-auth-warning"
+    $r PING
+    $r SET portwatch:key hello
+    $r GET portwatch:key
+    cli redis-cli -h "$SIP" -a wrong-secret --no-auth-warning PING || true
+    cli redis-cli -h "$SIP" GET portwatch:key || true
     cap_stop
 }
 
