@@ -159,9 +159,13 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
         }
     }
     if let Some(login) = &conv.login {
+        // A login after a STARTTLS the server agreed to went inside TLS; after one it refused
+        // (FTP's 530 to AUTH TLS, RFC 4217 4), the client goes on in clear.
         let clear_part = match asked_at {
-            Some(at) => client_clear.get(..at).unwrap_or(client_clear),
-            None => client_clear,
+            Some(at) if meta.contains_key("upgraded_to") => {
+                client_clear.get(..at).unwrap_or(client_clear)
+            }
+            _ => client_clear,
         };
         let anonymous = conv
             .anonymous
@@ -243,6 +247,23 @@ mod tests {
         let sig = shipped(p);
         let conv = sig.conversation.as_ref().expect("a [conversation] table");
         serde_json::Value::from(text_meta(p, conv, c, s))
+    }
+
+    #[test]
+    fn a_login_after_a_refused_starttls_is_in_clear() {
+        // curl --ssl against a server without TLS: AUTH SSL and AUTH TLS refused, then USER/PASS.
+        let c = b"AUTH SSL\r\nAUTH TLS\r\nUSER pwcap\r\nPASS secret\r\n";
+        let s = b"220 ready\r\n530 Please login with USER and PASS.\r\n530 Please login with USER and PASS.\r\n331 ok\r\n";
+        let m = text("ftp", c, s);
+        assert_eq!(m["cleartext_login"], json!(true));
+        assert!(m.get("upgraded_to").is_none());
+        // Accepted (234), the login that follows is inside TLS.
+        let c = b"AUTH TLS\r\n\x16\x03\x01\x00\x05USER x";
+        let m = text("ftp", c, b"220 ready\r\n234 Proceed\r\n");
+        assert_eq!(
+            (m.get("upgraded_to"), m.get("cleartext_login")),
+            (Some(&json!("tls")), None)
+        );
     }
 
     #[test]
