@@ -54,7 +54,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
-     pptp-1723 dot-853 redis-auth-6379)
+     pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -447,10 +447,13 @@ EOF
     cap_stop
 }
 
-# vsftpd on 21, passive data connections pinned to tcp/50000, active ones from tcp/20
+# vsftpd on 21, passive data connections pinned to tcp/50000, active ones from tcp/20.
+# vsftpd_start [PORT [CONFIG-LINE...]]: another port (its own config) and extra vsftpd.conf lines
 vsftpd_start() {
     ensure_user
-    local d=$WORK/ftp
+    local port=${1:-21} d=$WORK/ftp
+    [ $# -gt 0 ] && shift
+    [ "$port" = 21 ] || d=$WORK/ftp-$port
     mkdir -p "$d/empty"; chmod 755 "$WORK"
     echo "portwatch ftp test file" >"$WORK/home/readme.txt"; chown "$CAPUSER" "$WORK/home/readme.txt"
     cat >"$d/vsftpd.conf" <<EOF
@@ -471,9 +474,11 @@ port_enable=YES
 connect_from_port_20=YES
 ftpd_banner=portwatch vsftpd ready.
 xferlog_enable=NO
+listen_port=$port
 EOF
+    [ $# -gt 0 ] && printf '%s\n' "$@" >>"$d/vsftpd.conf"
     bg_srv vsftpd "$d/vsftpd.conf"
-    wait_port tcp 21
+    wait_port tcp "$port"
 }
 
 rec_ftp-21() {
@@ -2082,6 +2087,56 @@ EOC
     $r GET portwatch:key
     cli redis-cli -h "$SIP" -a wrong-secret --no-auth-warning PING || true
     cli redis-cli -h "$SIP" GET portwatch:key || true
+    cap_stop
+}
+
+# explicit FTPS (RFC 4217): vsftpd with ssl_enable=YES on 21; curl --ssl-reqd sends AUTH SSL
+# (vsftpd: 234) before USER, so USER/PASS, LIST and RETR (and the PROT P data connections on
+# tcp/50000) are all inside TLS; openssl s_client -starttls ftp (AUTH TLS) logs in the same way.
+# Then a vsftpd without TLS on 2121: curl --ssl (TLS if possible) gets AUTH SSL and AUTH TLS
+# refused (530) and logs in in clear.
+rec_ftps-21() {
+    make_cert ftp.example.test
+    vsftpd_start 21 ssl_enable=YES "rsa_cert_file=$WORK/ftp.example.test.crt" \
+        "rsa_private_key_file=$WORK/ftp.example.test.key" force_local_logins_ssl=NO \
+        force_local_data_ssl=NO require_ssl_reuse=NO
+    vsftpd_start 2121 pasv_min_port=50001 pasv_max_port=50001
+    cap_start ftps-21 tcp port 21 or tcp port 2121 or tcp portrange 50000-50001
+    cli curl -sS -k --ssl-reqd "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null              # LIST
+    cli curl -sS -k --ssl-reqd "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null    # RETR
+    # openssl's client says AUTH TLS (curl says AUTH SSL first), then the login inside TLS
+    { sleep 0.5; printf 'USER %s\nPASS %s\nPWD\nQUIT\n' "$CAPUSER" "$CAPPASS"; sleep 1; } |
+        cli openssl s_client -starttls ftp -connect "$SIP:21" -crlf -quiet -ign_eof >/dev/null 2>&1 ||
+        true   # exits 1: vsftpd closes after 221 without a TLS close_notify
+    cli curl -sS --ssl "ftp://$CAPUSER:$CAPPASS@$SIP:2121/readme.txt" >/dev/null      # AUTH refused
+    cap_stop
+}
+
+# mosquitto with only a TLS listener on 8883 (MQTT over TLS, the IANA secure-mqtt port);
+# mosquitto_sub then mosquitto_pub (QoS 1) with --cafile and --insecure (the cert names
+# mqtt.example.test, the clients dial the address), one message.
+rec_mqtt-8883() {
+    make_cert mqtt.example.test
+    cat >"$WORK/mosquitto-tls.conf" <<EOF
+listener 8883 $SIP
+cafile $WORK/mqtt.example.test.crt
+certfile $WORK/mqtt.example.test.crt
+keyfile $WORK/mqtt.example.test.key
+allow_anonymous true
+persistence false
+log_dest stderr
+EOF
+    chmod 644 "$WORK/mqtt.example.test.key"; chmod 755 "$WORK"
+    bg_srv mosquitto -c "$WORK/mosquitto-tls.conf"
+    wait_port tcp 8883
+    cap_start mqtt-8883 tcp port 8883
+    cli mosquitto_sub -h "$SIP" -p 8883 --cafile "$WORK/mqtt.example.test.crt" --insecure \
+        -t portwatch/test -C 1 -W 10 -i pw-sub &
+    local sub=$!
+    sleep 0.5
+    cli mosquitto_pub -h "$SIP" -p 8883 --cafile "$WORK/mqtt.example.test.crt" --insecure \
+        -t portwatch/test -m 'hello mqtts' -q 1 -i pw-pub
+    wait "$sub"
     cap_stop
 }
 
