@@ -145,6 +145,14 @@ while True:
 PY
 }
 
+# samba_dirs D: the smb.conf [global] lines that keep every directory Samba writes under D
+samba_dirs() {
+    local d=$1
+    printf '    %s\n' "lock directory = $d/lock" "state directory = $d/state" \
+        "cache directory = $d/cache" "private dir = $d/private" "pid directory = $d/run" \
+        "ncalrpc dir = $d/run/ncalrpc"
+}
+
 make_cert() {   # make_cert CN -> $WORK/CN.crt $WORK/CN.key
     [ -f "$WORK/$1.crt" ] && return 0
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
@@ -827,12 +835,7 @@ rec_smb-445() {
     map to guest = Bad User
     interfaces = $SIP/24
     bind interfaces only = yes
-    lock directory = $d/lock
-    state directory = $d/state
-    cache directory = $d/cache
-    private dir = $d/private
-    pid directory = $d/run
-    ncalrpc dir = $d/run/ncalrpc
+$(samba_dirs "$d")
     log file = $d/log/%m.log
 [share]
     path = $d/share
@@ -1641,12 +1644,7 @@ rec_netbios-137() {
     server role = standalone server
     interfaces = $ip/24
     bind interfaces only = yes
-    lock directory = $d/lock
-    state directory = $d/state
-    cache directory = $d/cache
-    private dir = $d/private
-    pid directory = $d/run
-    ncalrpc dir = $d/run/ncalrpc
+$(samba_dirs "$d")
     log file = $d/log/nmbd-%m.log
 EOF
     done
