@@ -319,13 +319,7 @@ impl Engine {
             }
         }
         if best.score >= ACCEPT || (final_ && best.score >= FALLBACK) {
-            let n = self.sigs[best.sig].matches.len() + 1;
-            let key =
-                best.client_match.map_or(0, |c| c + 1) * n + best.server_match.map_or(0, |s| s + 1);
-            let evidence = self.evidence[best.sig]
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(""));
+            let evidence = self.evidence_of(best.sig, best.client_match, best.server_match);
             let best = scores.swap_remove(
                 scores
                     .iter()
@@ -486,9 +480,17 @@ impl Engine {
         };
         let matches = &self.sigs[sig].matches;
         let score = 1.0 - (1.0 - matches.get(c)?.confidence) * (1.0 - matches.get(sv)?.confidence);
-        let n = matches.len() + 1;
-        let evidence = self.evidence[sig].get((c + 1) * n + sv + 1).cloned()?;
-        Some((score.min(1.0), evidence))
+        Some((score.min(1.0), self.evidence_of(sig, Some(c), Some(sv))))
+    }
+
+    /// The evidence text, built once per signature, naming client match `cm` and server match `sm`.
+    fn evidence_of(&self, sig: usize, cm: Option<usize>, sm: Option<usize>) -> Arc<str> {
+        let n = self.sigs[sig].matches.len() + 1;
+        let key = cm.map_or(0, |c| c + 1) * n + sm.map_or(0, |s| s + 1);
+        self.evidence[sig]
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
     }
 
     fn score_all(
