@@ -24,6 +24,7 @@
 #   samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins
 #   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
 #   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
+#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -43,7 +44,8 @@ need_packages() {
         freeradius freeradius-utils python3-venv openvpn coturn krb5-kdc krb5-admin-server krb5-user \
         samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
         memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth \
-        wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
+        wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils \
+        nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -54,7 +56,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
-     pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883)
+     pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2135,6 +2137,66 @@ EOF
     cli mosquitto_pub -h "$SIP" -p 8883 --cafile "$WORK/mqtt.example.test.crt" --insecure \
         -t portwatch/test -m 'hello mqtts' -q 1 -i pw-pub
     wait "$sub"
+    cap_stop
+}
+
+# NFS: nfs-ganesha (userspace, FSAL VFS) exporting a small directory RW as /export for NFSv3 and
+# NFSv4, with rpcbind for v3; both run in a private mount namespace with their own tmpfs /run
+# (rpcbind.sock, ganesha's run dir), so nothing meets a host rpcbind. libnfs's tools as clients:
+# NFSv4 (COMPOUNDs on tcp/2049 only) ls, cat and cp (write), then NFSv3: portmapper GETPORT on
+# tcp/111, MOUNT on tcp/20048 (MNT_Port), then NFS on tcp/2049.
+rec_nfs-2049() {
+    local d=$WORK/nfs
+    mkdir -p "$d/export" "$d/recov"
+    echo "portwatch nfs test file" >"$d/export/hello.txt"
+    printf 'second file\n' >"$d/export/notes.txt"
+    chmod 777 "$d/export"; chmod 755 "$WORK" "$d"
+    echo "uploaded over nfs" >"$d/up.txt"
+    cat >"$d/ganesha.conf" <<EOF
+NFS_CORE_PARAM {
+    Protocols = 3,4;
+    Bind_addr = $SIP;
+    NFS_Port = 2049;
+    MNT_Port = 20048;
+    Enable_NLM = false;
+    Enable_UDP = false;
+    mount_path_pseudo = true;
+}
+NFSv4 {
+    Graceless = true;
+    RecoveryRoot = "$d/recov";
+    Minor_Versions = 0,1;
+}
+EXPORT {
+    Export_Id = 1;
+    Path = "$d/export";
+    Pseudo = "/export";
+    Protocols = 3,4;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    SecType = sys;
+    FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = EVENT; }
+EOF
+    # rpcbind then ganesha, sharing a private /run (rpcbind.sock) and nothing else of the host's
+    cat >"$d/run.sh" <<EOF
+mount -t tmpfs -o mode=755 pwrun /run
+mkdir -p /run/rpcbind /run/ganesha
+chown _rpc /run/rpcbind 2>/dev/null || true
+rpcbind -f -h $SIP &
+sleep 0.5
+exec ganesha.nfsd -F -f $d/ganesha.conf -L $d/ganesha.log -p $d/ganesha.pid -N NIV_EVENT
+EOF
+    bg_srv unshare -m --propagation private sh "$d/run.sh"
+    wait_port tcp 2049 150
+    wait_port tcp 20048
+    cap_start nfs-2049 tcp port 2049 or tcp port 111 or tcp port 20048
+    cli nfs-ls "nfs://$SIP/export?version=4"
+    cli nfs-cat "nfs://$SIP/export/hello.txt?version=4"
+    cli nfs-cp "$d/up.txt" "nfs://$SIP/export/up.txt?version=4"
+    cli nfs-ls "nfs://$SIP/export?version=3"
+    cli nfs-cat "nfs://$SIP/export/notes.txt?version=3"
     cap_stop
 }
 

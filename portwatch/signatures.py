@@ -61,6 +61,7 @@ class SignatureInfo:
     expected: bool = False  # named only by a control connection's announcement (ftp-data)
     idle_tcp: float | None = None  # the protocol's own idle timeouts, in place of the analyzer's
     idle_udp: float | None = None
+    reserved_source_port: bool = False  # clients bind a port below 1024 by design (AUTH_SYS, rcmd(3))
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> SignatureInfo:
@@ -83,6 +84,7 @@ class SignatureInfo:
             source=d.get("source", ""),
             origin=d.get("origin", "builtin"),
             announces=d.get("announces") or None,
+            reserved_source_port=bool(d.get("reserved_source_port")),
             expected=bool(d.get("expected")),
             idle_tcp=d.get("idle_tcp"),
             idle_udp=d.get("idle_udp"),

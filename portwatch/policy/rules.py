@@ -294,7 +294,7 @@ def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Fi
             f"{why}{evidence}", sev)
     _insecure_rules(record, ctx, sig, server, where, evidence, add)
     _bounce_rule(record, server, add)
-    _source_port_rule(record, server, where, add)
+    _source_port_rule(record, sig, server, where, add)
     return server, where
 
 
@@ -434,12 +434,14 @@ def rcmd_stderr_channel(rec: FlowRecord) -> bool:
             and RESVPORT_LOW <= rec.src_port < TRUSTED_PORT_LIMIT and RESVPORT_LOW <= rec.dst_port < TRUSTED_PORT_LIMIT)
 
 
-def _source_port_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
+def _source_port_rule(rec: FlowRecord, sig: Signature | None, server: str, where: str, add: Any) -> None:
     """`privileged-source-port`: a TCP client that bound a port below 1024 (root chose it) to reach a
     service that trusts no such port, or an r-service reached from an unprivileged port (which it
     refuses). Only handshake-oriented TCP: with an inferred orientation the client is a guess, and
     UDP services answer from their own low ports (NTP, DNS, IKE, syslog, bootp). rsh's stderr channel
-    (reserved port to reserved port, see rcmd_stderr_channel) is the trusted-port scheme itself."""
+    (reserved port to reserved port, see rcmd_stderr_channel) is the trusted-port scheme itself, and
+    so is any protocol whose signature says `reserved_source_port` (ONC RPC's MOUNT and NLM sit on
+    ports the portmapper hands out, so the port list alone cannot know them)."""
     if rec.transport != "tcp" or rec.orientation == "inferred":
         return
     sport, dport = rec.src_port, rec.dst_port
@@ -453,7 +455,7 @@ def _source_port_rule(rec: FlowRecord, server: str, where: str, add: Any) -> Non
             "low")
         return
     if (sport >= TRUSTED_PORT_LIMIT or sport == 0 or dport in TRUSTED_PORT_SERVICES or sport in (dport, FTP_DATA_PORT)
-            or rcmd_stderr_channel(rec)):
+            or (sig is not None and sig.reserved_source_port) or rcmd_stderr_channel(rec)):
         return
     add("privileged-source-port", f"client {client} connected to {server} on {where} from privileged port "
         f"{sport}: only root can bind a port below 1024 and this service trusts no source port, so a tool "
