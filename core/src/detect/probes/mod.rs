@@ -165,6 +165,7 @@ pub mod kafka;
 pub mod kerberos;
 pub mod ldap;
 pub mod mdns;
+pub mod modbus;
 pub mod mongodb;
 pub mod mqtt;
 pub mod mssql;
@@ -206,6 +207,7 @@ static REGISTRY: &[&[Probe]] = &[
     kafka::PROBES,
     kerberos::PROBES,
     ldap::PROBES,
+    modbus::PROBES,
     mongodb::PROBES,
     mqtt::PROBES,
     mssql::PROBES,
