@@ -25,6 +25,7 @@
 #   memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth
 #   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
 #   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+#   mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -45,7 +46,8 @@ need_packages() {
         samba smbclient isc-dhcp-client avahi-daemon slapd ldap-utils dante-server prosody sendxmpp llmnrd minidlna miniupnpc git strongswan-charon strongswan-swanctl strongswan-pki charon-cmd libstrongswan-standard-plugins \
         memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth \
         wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils \
-        nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+        nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils \
+        mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -56,7 +58,8 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
-     pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049)
+     pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
+     modbus-502 bittorrent-6881 bittorrent-utp-6881)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2199,6 +2202,112 @@ EOF
     cli nfs-cat "nfs://$SIP/export/notes.txt?version=3"
     cap_stop
 }
+
+# pymodbus's Modbus/TCP server (Debian python3-pymodbus 3.0: StartTcpServer, one unit, a
+# 100-value datastore per table) answers Debian's mbpoll, one TCP flow per run: read holding
+# registers (FC 3), coils (FC 1), input registers (FC 4), write one holding register (FC 6),
+# then a read far outside the datastore, answered by exception 0x83 / code 2 (illegal data address).
+rec_modbus-502() {
+    cat >"$WORK/modbusd.py" <<'EOF'
+# The Debian pymodbus (python3-pymodbus 3.0) Modbus/TCP server with a small datastore.
+import sys
+from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSlaveContext
+from pymodbus.server import StartTcpServer
+unit = ModbusSlaveContext(
+    di=ModbusSequentialDataBlock(0, [i % 2 for i in range(100)]),
+    co=ModbusSequentialDataBlock(0, [(i + 1) % 2 for i in range(100)]),
+    hr=ModbusSequentialDataBlock(0, [1000 + i for i in range(100)]),
+    ir=ModbusSequentialDataBlock(0, [2000 + i for i in range(100)]))
+StartTcpServer(context=ModbusServerContext(slaves=unit, single=True), address=(sys.argv[1], 502))
+EOF
+    bg_srv /usr/bin/python3 "$WORK/modbusd.py" "$SIP"
+    wait_port tcp 502
+    cap_start modbus-502 tcp port 502
+    cli mbpoll -m tcp -a 1 -r 1 -c 4 -1 "$SIP" >/dev/null
+    cli mbpoll -m tcp -a 1 -t 0 -r 1 -c 8 -1 "$SIP" >/dev/null
+    cli mbpoll -m tcp -a 1 -t 3 -r 1 -c 4 -1 "$SIP" >/dev/null
+    cli mbpoll -m tcp -a 1 -r 1 -1 "$SIP" 123 >/dev/null
+    cli mbpoll -m tcp -a 1 -r 5000 -c 2 -1 "$SIP" >/dev/null 2>&1 || true   # the exception response
+    cap_stop
+}
+
+# BitTorrent peer wire protocol (BEP 3) between two python3-libtorrent sessions (Debian's
+# libtorrent-rasterbar 2.0, the library behind deluge and qbittorrent): a seeder on $SIP:6881
+# with a 64 KiB file and its v1 .torrent (create_torrent, no tracker), and a leecher on $CIP:6881
+# that adds the torrent, is told the seeder's address (connect_peer) and downloads the file.
+# DHT, LSD, UPnP and NAT-PMP off; protocol encryption off (the plain "\x13BitTorrent protocol"
+# handshake); uTP off, so the one flow is TCP (rec_bittorrent-6881 below).
+bt_session() {   # bt_session: $WORK/bt.py, the python3-libtorrent .torrent maker, seeder and leecher
+    cat >"$WORK/bt.py" <<'EOF'
+# python3-libtorrent (Debian libtorrent-rasterbar 2.0, the library behind deluge/qbittorrent):
+#   bt.py make FILE TORRENT                  v1 .torrent of FILE, no tracker
+#   bt.py seed|leech TORRENT DIR ADDR:PORT TRANSPORT [PEER_ADDR:PORT]
+import sys, time
+import libtorrent as lt
+
+def session(listen, transport):
+    utp, tcp = transport == "utp", transport == "tcp"
+    return lt.session({
+        "listen_interfaces": listen, "enable_dht": False, "enable_lsd": False,
+        "enable_upnp": False, "enable_natpmp": False, "enable_ip_notifier": False,
+        "dht_bootstrap_nodes": "", "out_enc_policy": lt.enc_policy.disabled,
+        "in_enc_policy": lt.enc_policy.disabled,
+        "enable_outgoing_utp": utp, "enable_incoming_utp": utp,
+        "enable_outgoing_tcp": tcp, "enable_incoming_tcp": tcp,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification})
+
+cmd = sys.argv[1]
+if cmd == "make":
+    fs = lt.file_storage()
+    lt.add_files(fs, sys.argv[2])
+    t = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v1_only)
+    t.set_creator("portwatch-capture")
+    lt.set_piece_hashes(t, sys.argv[2].rsplit("/", 1)[0])
+    open(sys.argv[3], "wb").write(lt.bencode(t.generate()))
+    sys.exit(0)
+torrent, save, listen, transport = sys.argv[2:6]
+ses = session(listen, transport)
+h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+if cmd == "seed":
+    while True:
+        time.sleep(1)
+peer = sys.argv[6].rsplit(":", 1)
+h.connect_peer((peer[0], int(peer[1])))
+deadline = time.time() + 15
+while time.time() < deadline and not h.status().is_seeding:
+    time.sleep(0.1)
+ok = h.status().is_seeding
+print("leech:", "complete" if ok else "incomplete", h.status().total_payload_download, "bytes")
+ses.remove_torrent(h)
+time.sleep(0.5)
+del ses
+sys.exit(0 if ok else 1)
+EOF
+}
+
+bt_record() {   # bt_record NAME tcp|utp FILTER...
+    local name=$1 transport=$2; shift 2
+    local d=$WORK/bt
+    mkdir -p "$d/seed" "$d/leech"
+    bt_session
+    # 64 KiB of seeded pseudo-random bytes: the same file, so the same info hash, on every run
+    /usr/bin/python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(6881).randbytes(65536))' \
+        >"$d/seed/portwatch-64k.bin"
+    rm -f "$d/leech/portwatch-64k.bin"
+    /usr/bin/python3 "$WORK/bt.py" make "$d/seed/portwatch-64k.bin" "$d/pw.torrent"
+    bg_srv /usr/bin/python3 "$WORK/bt.py" seed "$d/pw.torrent" "$d/seed" "$SIP:6881" "$transport"
+    wait_port "${transport/utp/udp}" 6881
+    sleep 1     # the seeder checks its file before it serves it
+    cap_start "$name" "$@"
+    cli /usr/bin/python3 "$WORK/bt.py" leech "$d/pw.torrent" "$d/leech" "$CIP:6881" "$transport" "$SIP:6881"
+    cmp "$d/seed/portwatch-64k.bin" "$d/leech/portwatch-64k.bin"
+    cap_stop
+}
+
+rec_bittorrent-6881() { bt_record bittorrent-6881 tcp tcp port 6881; }
+
+# The same exchange over uTP (BEP 29, UDP): both sessions with TCP off and uTP on.
+rec_bittorrent-utp-6881() { bt_record bittorrent-utp-6881 utp udp port 6881; }
 
 # --- main -------------------------------------------------------------------
 
