@@ -1214,6 +1214,11 @@ impl Tracker {
         if flow.decision.is_none() {
             if flow.payload_pkts > 0 {
                 self.classify(id, true);
+                // A verdict reached only now (a prelude alone, weak evidence) still waits for
+                // facts no more bytes will bring: settle it, so the heads are kept.
+                if self.table.get(id).inspecting {
+                    self.end_inspection(id);
+                }
             } else {
                 // No verdict: no login pattern to cut the head at (and no payload to show).
                 flow.inspecting = false;
@@ -1493,6 +1498,72 @@ mod tests {
             .and_then(Value::as_str)
             .unwrap_or("");
         assert!(!evidence.contains("server bytes"), "{evidence}");
+    }
+
+    /// A NetBIOS session request (RFC 1002 4.3.2) from "PWCLI" to "PWSRV".
+    fn session_request() -> Vec<u8> {
+        let name = |n: &[u8], suffix: u8| {
+            let mut raw = n.to_vec();
+            raw.resize(15, b' ');
+            raw.push(suffix);
+            let mut out = vec![32u8];
+            for b in raw {
+                out.extend([b'A' + (b >> 4), b'A' + (b & 0xf)]);
+            }
+            out.push(0);
+            out
+        };
+        let mut req = vec![0x81, 0, 0, 68];
+        req.extend(name(b"PWSRV", 0x20));
+        req.extend(name(b"PWCLI", 0));
+        req
+    }
+
+    #[test]
+    fn a_session_on_139_is_named_by_what_it_carries() {
+        // The session request and its positive response only open the session: the SMB2
+        // NEGOTIATE that follows names the flow.
+        let mut negotiate = vec![0, 0, 0, 68];
+        negotiate.extend(b"\xfeSMB");
+        negotiate.extend(64u16.to_le_bytes());
+        negotiate.resize(4 + 64 + 4, 0);
+        let recs = run(
+            TCP,
+            139,
+            &[
+                (1.0, true, SYN, b""),
+                (1.1, false, SYN | ACK, b""),
+                (1.2, true, ACK, b""),
+                (1.3, true, PSH | ACK, &session_request()),
+                (1.4, false, PSH | ACK, b"\x82\x00\x00\x00"),
+                (1.5, true, PSH | ACK, &negotiate),
+            ],
+        );
+        assert_eq!(recs[0].protocol, "smb");
+        assert_eq!(
+            recs[0].meta.get("smb_command").and_then(Value::as_str),
+            Some("negotiate")
+        );
+    }
+
+    #[test]
+    fn a_verdict_reached_when_the_flow_ends_keeps_the_heads() {
+        // A session request nothing followed: NetBIOS, decided only as the flow is reported,
+        // with its first bytes kept like any other verdict's.
+        let req = session_request();
+        let recs = run(
+            TCP,
+            139,
+            &[
+                (1.0, true, SYN, b""),
+                (1.1, false, SYN | ACK, b""),
+                (1.2, true, ACK, b""),
+                (1.3, true, PSH | ACK, &req),
+            ],
+        );
+        assert_eq!(recs[0].protocol, "netbios");
+        let head = recs[0].meta.get("client_head").and_then(Value::as_str);
+        assert_eq!(head, Some(crate::text::hex(&req[..32]).as_str()));
     }
 
     #[test]

@@ -25,6 +25,9 @@ stomp-61613, munin-4949, nntp-119, pptp-1723, dot-853, redis-auth-6379, ftps-21,
 (tests/detection/test_<name>_capture.py). postgresql-5432 was recorded again with a second,
 TLS session (tests/detection/test_postgresql_capture.py), and smb-445 with the name query its
 recording script had asked for with an option nmblookup 4.17 refuses: they hold the core's records.
+smb-445's session on 139 is smb (the NetBIOS session request only opens it:
+tests/detection/test_smb_capture.py), and stun-3478's flows decided only when they end keep their
+heads (core/src/pipeline.rs, a_verdict_reached_when_the_flow_ends_keeps_the_heads).
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low

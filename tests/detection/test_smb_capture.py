@@ -29,10 +29,10 @@ def test_samba_sessions_and_name_service() -> None:
     assert [(r.meta["smb_version_server"], r.meta["smb_command_server"]) for r in direct] == [
         (2, "negotiate"), (2, "negotiate"), (1, "0x72")]
     assert [r.meta.get("smb_dialect_server") for r in direct] == ["3.1.1", "3.1.1", None]
-    # On 139 the session opens with a NetBIOS session request: the flow is named by that, as the
-    # labelled corpus names such flows.
+    # On 139 a NetBIOS session request and its positive response open the session (RFC 1002
+    # 4.3); the SMB2 that follows names the flow, as on 445 (nDPI's NetBIOS.SMBv23).
     (ssn,) = by_port(records, "tcp", 139)
-    assert (ssn.protocol, ssn.meta["netbios_type"]) == ("netbios", "ssn")
+    assert (ssn.protocol, ssn.meta["smb_command"], ssn.meta["smb_dialect_server"]) == ("smb", "negotiate", "3.1.1")
     # Name service: nmbd's broadcast registrations, nmblookup's name query for PWSRV and its node
     # status request, whose wildcard name is `*` padded with NULs.
     names = sorted(str(r.meta["netbios_name"]) for r in by_port(records, "udp", 137))

@@ -4,7 +4,8 @@
 //! first datagrams ("units"). Each [[match]] carries a confidence; a signature's score combines
 //! its best client-side and server-side match as independent evidence, 1 - (1 - c)(1 - s).
 //! Ties resolve in a fixed order, never file order: score, probe-confirmed, `priority`, the
-//! protocol's own port, the longer literal prefix, then the name. A `prelude` signature (STUN)
+//! protocol's own port, the longer literal prefix, then the name. A `prelude` signature (STUN),
+//! or a candidate whose matched sides are all `prelude` matches (a NetBIOS session request),
 //! gives way to any other candidate reaching ACCEPT and, alone, waits for the final call.
 //!
 //! Weak evidence (a match flagged `weak`, or a probe-less pattern on a direction shorter than
@@ -77,6 +78,8 @@ struct Score {
     score: f64,
     /// Every side that matched matched only weakly (a `weak` match or a short bare token).
     weak: bool,
+    /// Every side that matched did so with a `prelude` match: what it saw only opens the flow.
+    prelude: bool,
     probed: bool,
     hint: bool,
     client_match: Option<usize>,
@@ -291,10 +294,8 @@ impl Engine {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let mut scores = self.score_all(transport, client, server, hinted, &ports, false);
-        let udp_doubt = transport == Transport::Udp
-            && !scores
-                .iter()
-                .any(|x| !self.sigs[x.sig].prelude && x.score >= ACCEPT);
+        let udp_doubt =
+            transport == Transport::Udp && !scores.iter().any(|x| !x.prelude && x.score >= ACCEPT);
         if may_swap || udp_doubt {
             let hinted_rev = client_port
                 .and_then(|p| self.hints.get(&(p, transport)))
@@ -306,12 +307,8 @@ impl Engine {
             return final_.then(|| unknown("no signature matched".into()));
         }
         let mut best = self.best(scores.iter())?;
-        if self.sigs[best.sig].prelude {
-            let firm = self.best(
-                scores
-                    .iter()
-                    .filter(|s| !self.sigs[s.sig].prelude && s.score >= ACCEPT),
-            );
+        if best.prelude {
+            let firm = self.best(scores.iter().filter(|s| !s.prelude && s.score >= ACCEPT));
             match firm {
                 Some(f) => best = f,
                 None if !final_ => return None, // what the prelude opens may show in the next packets
@@ -526,7 +523,7 @@ impl Engine {
                 if s.weak && !hint && one_sided {
                     continue;
                 }
-                if !self.sigs[c.sig].prelude && !s.weak && s.score > best {
+                if !s.prelude && !s.weak && s.score > best {
                     best = s.score;
                 }
                 out.push(s);
@@ -619,12 +616,16 @@ impl Engine {
             return None;
         }
         let weak = (c == 0.0 || cweak) && (sv == 0.0 || sweak);
+        let prelude_side =
+            |m: Option<usize>| m.is_none_or(|m| s.matches.get(m).is_some_and(|m| m.prelude));
+        let prelude = prelude_side(cm) && prelude_side(sm);
         let [client_facts, server_facts] = sides;
         let meta = client_first(client_facts, server_facts);
         Some(Score {
             sig,
             score: 1.0 - (1.0 - c) * (1.0 - sv),
             weak,
+            prelude,
             probed: cprobed || sprobed,
             hint,
             client_match: cm,

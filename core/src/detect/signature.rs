@@ -66,6 +66,7 @@ const MATCH_FIELDS: &[(&str, Kind)] = &[
     ("ports", Kind::List),
     ("prefix", Kind::Str),
     ("prefix_hex", Kind::Str),
+    ("prelude", Kind::Bool),
     ("probe", Kind::Str),
     ("regex", Kind::Str),
     ("transports", Kind::List),
@@ -138,6 +139,10 @@ pub struct Match {
     /// message, which no later datagram of the session can be: checked on every datagram, a
     /// few bytes of structure are met by chance somewhere in a long run of encrypted ones.
     pub first_datagram: bool,
+    /// What this match recognises only opens a connection another protocol then carries (a
+    /// NetBIOS session request before SMB): alone it waits for the final call, as a `prelude`
+    /// signature does. Every match of a `prelude` signature is one.
+    pub prelude: bool,
 }
 
 /// What the rest of a text protocol's conversation tells, read from the clear-text part of each
@@ -766,7 +771,8 @@ fn build(
                     .get(i)
                     .copied()
                     .or_else(|| Some(ctx.lines.of(m.span().start)));
-                if let Some(parsed) = parse_match(ctx, mt, i, &transports, header) {
+                if let Some(mut parsed) = parse_match(ctx, mt, i, &transports, header) {
+                    parsed.prelude |= top.bool("prelude");
                     matches.push(parsed);
                 }
             }
@@ -1207,6 +1213,7 @@ fn parse_match(
         ports,
         weak: f.bool("weak"),
         first_datagram,
+        prelude: f.bool("prelude"),
     })
 }
 

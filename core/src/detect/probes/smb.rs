@@ -2,7 +2,8 @@
 //!
 //! - `smb`: TCP (445 direct hosting or 139): a session message (type 0, 17-bit length) whose
 //!   payload starts with \xffSMB (SMB1), \xfeSMB (SMB2/3) or \xfdSMB (SMB3 transform), with the
-//!   SMB2 header length 64 and a known command.
+//!   SMB2 header length 64 and a known command. On 139 the client first asks for a session
+//!   (RFC 1002 4.3.2, type 0x81) and the server grants it (0x82): SMB follows them.
 //! - `smb_dgm`: a NetBIOS datagram (UDP 138) whose user data is an SMB1 message (the browser and
 //!   mailslot announcements).
 //!
@@ -22,7 +23,7 @@ pub static PROBES: &[Probe] = &[
     // The server's header version and command answer the client's: an SMB1 negotiate that offers
     // SMB2 dialects is answered in SMB2 by a server that takes one.
     Probe::single("smb", probe)
-        .gated(&[0x00])
+        .gated(&[0x00, SESSION_REQUEST, POSITIVE_RESPONSE])
         .answers(&["smb_version", "smb_command"]),
     // Datagram-service types that carry user data (direct unique/group, broadcast).
     Probe::single("smb_dgm", probe_dgm).gated(&[0x10, 0x11, 0x12]),
@@ -126,7 +127,39 @@ fn answer(meta: Option<Meta>) -> ProbeResult {
     meta.map_or_else(ProbeResult::no, ProbeResult::hit)
 }
 
+const SESSION_REQUEST: u8 = 0x81;
+const POSITIVE_RESPONSE: u8 = 0x82;
+
+/// Where the first session message starts: past the NetBIOS session request a client sends on
+/// 139 or the positive response a server answers it with. None when `data` opens otherwise.
+fn past_session_setup(data: &[u8], from_client: bool) -> Option<usize> {
+    match (data.first()?, from_client) {
+        (0, _) => Some(0),
+        (&SESSION_REQUEST, true) => {
+            let (flags, hi, lo) = (*data.get(1)?, *data.get(2)?, *data.get(3)?);
+            (flags & 0xfe == 0).then(|| {
+                4 + ((usize::from(flags & 1) << 16) | usize::from(u16::from_be_bytes([hi, lo])))
+            })
+        }
+        (&POSITIVE_RESPONSE, false) => (data.get(1..4)? == [0, 0, 0]).then_some(4),
+        _ => None,
+    }
+}
+
 pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
+    let Some(start) = past_session_setup(data, from_client) else {
+        return if data.len() < 4
+            && matches!(data.first(), Some(&(SESSION_REQUEST | POSITIVE_RESPONSE)))
+        {
+            ProbeResult::more()
+        } else {
+            ProbeResult::no()
+        };
+    };
+    if start > 0 && data.len() <= start {
+        return ProbeResult::more();
+    }
+    let data = &data[start..];
     let [0, flags, hi, lo, _, _, _, _, ..] = *data else {
         return ProbeResult::no();
     };
