@@ -180,6 +180,7 @@ pub mod radius;
 pub mod rdp;
 pub mod rdpeudp;
 pub mod rfb;
+pub mod rtmp;
 pub mod rtp;
 pub mod slp;
 pub mod smb;
@@ -225,6 +226,7 @@ static REGISTRY: &[&[Probe]] = &[
     ipsec::PROBES,
     ntp::PROBES,
     openvpn::PROBES,
+    rtmp::PROBES,
     rtp::PROBES,
     slp::PROBES,
     stun::PROBES,
