@@ -26,6 +26,7 @@
 #   wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils
 #   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
 #   mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
+#   ffmpeg libnginx-mod-rtmp
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -47,7 +48,8 @@ need_packages() {
         memcached libmemcached-tools nats-server zabbix-agent libcoap3-bin yaz bird2 linuxptp tigervnc-standalone-server tigervnc-tools vncsnapshot xdm samba-common-bin x11-utils xauth \
         wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils \
         nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils \
-        mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
+        mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent \
+        ffmpeg libnginx-mod-rtmp
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -59,7 +61,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
-     modbus-502 bittorrent-6881 bittorrent-utp-6881)
+     modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2308,6 +2310,68 @@ rec_bittorrent-6881() { bt_record bittorrent-6881 tcp tcp port 6881; }
 
 # The same exchange over uTP (BEP 29, UDP): both sessions with TCP off and uTP on.
 rec_bittorrent-utp-6881() { bt_record bittorrent-utp-6881 utp udp port 6881; }
+
+# ffmpeg as the RTSP server (Debian packages no RTSP media server): in listen mode it takes one
+# ANNOUNCE/SETUP/RECORD session (RFC 2326 sections 10.3, 10.4, 10.11) and reads the stream; a
+# second ffmpeg in pw-cli pushes a 3 s 160x120 MPEG-4 test pattern (OPTIONS, ANNOUNCE with SDP,
+# SETUP, RECORD, TEARDOWN), first over RTP/AVP/UDP (RTP to server_port 5000, an RTCP sender
+# report to 5001), then over RTP/AVP/TCP (RTP and RTCP interleaved in $-frames on the RTSP
+# connection, section 10.12). The server exits after each session, so it is started twice.
+rec_rtsp-554() {
+    local t s
+    cap_start rtsp-554 tcp port 554 or udp
+    for t in udp tcp; do
+        srv timeout 20 ffmpeg -nostdin -hide_banner -loglevel warning -rtsp_flags listen -timeout 10 \
+            -i "rtsp://$SIP:554/live" -f null - >>"$WORK/daemons.log" 2>&1 &
+        s=$!
+        wait_port tcp 554
+        cli timeout 20 ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi \
+            -i testsrc=size=160x120:rate=10 -t 3 -c:v mpeg4 -b:v 64k \
+            -rtsp_transport "$t" -f rtsp "rtsp://$SIP:554/live"
+        wait "$s"
+    done
+    cap_stop
+}
+
+# nginx with the RTMP module (libnginx-mod-rtmp; config under $WORK) serves a live application
+# on 1935: ffmpeg in pw-cli publishes a 4 s 160x120 FLV test pattern (handshake, connect,
+# releaseStream/FCPublish, createStream, publish, then video messages), and while it runs a
+# second ffmpeg plays the stream back (handshake, connect, createStream, play) for 1 s
+rec_rtmp-1935() {
+    local d=$WORK/rtmp pub
+    mkdir -p "$d"
+    cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+user root;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 64; }
+rtmp {
+    access_log $d/access.log;
+    server {
+        listen $SIP:1935;
+        application live {
+            live on;
+            record off;
+        }
+    }
+}
+EOF
+    bg_srv nginx -p "$d/" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;'
+    wait_port tcp 1935
+    cap_start rtmp-1935 tcp port 1935
+    cli timeout 20 ffmpeg -nostdin -hide_banner -loglevel warning -re -f lavfi \
+        -i testsrc=size=160x120:rate=10 -t 4 -c:v flv1 -b:v 64k -flvflags no_duration_filesize \
+        -f flv "rtmp://$SIP/live/test" &
+    pub=$!
+    sleep 1
+    # a short probe: the default 5 s would outlast the publisher and the player would wait forever
+    cli timeout 20 ffmpeg -nostdin -hide_banner -loglevel warning -analyzeduration 500000 \
+        -i "rtmp://$SIP/live/test" -t 1 -f null -
+    wait "$pub"
+    cap_stop
+}
 
 # --- main -------------------------------------------------------------------
 
