@@ -468,12 +468,19 @@ def _starttls(ctx: PolicyContext, protocol: str) -> bool:
 
 
 def _connect_rule(rec: FlowRecord, server: str, where: str, add: Any) -> None:
-    """An HTTP proxy relaying CONNECT: ordinary for web ports, a tunnel for anything else."""
+    """An HTTP proxy relaying CONNECT: ordinary for web ports, a tunnel for anything else. Only a
+    2xx answer opens the tunnel (RFC 9110 section 9.3.6): a refused CONNECT relayed nothing, and
+    is noted as an attempt (low when it was for a port no web client asks for)."""
     target = rec.meta.get("http_connect_target")
     if rec.protocol != "http" or not isinstance(target, str):
         return
     host, _, port_s = target.rpartition(":")
     tport = int(port_s) if port_s.isdigit() else 0
+    status = rec.meta.get("http_status")
+    if isinstance(status, int) and not 200 <= status < 300:
+        add("tunnel", f"HTTP proxy {server}, {where}, refused CONNECT to {target} (status {status}): nothing was "
+            "relayed", "info" if tport in WEB_PORTS else "low")
+        return
     if tport in WEB_PORTS:
         add("tunnel", f"HTTP proxy {server}, {where}, relays CONNECT to {target}: proxied web traffic", "info")
     else:

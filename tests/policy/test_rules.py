@@ -102,6 +102,16 @@ def test_http_connect_to_a_web_port_is_info_and_to_ssh_is_a_high_tunnel() -> Non
     assert kinds(ssh) == {"tunnel": "high"} and "10.9.9.9:22" in ssh[0].message
 
 
+def test_a_refused_connect_relays_nothing() -> None:
+    # RFC 9110 section 9.3.6: only a 2xx answer makes the proxy a tunnel.
+    refused = findings(record("http", 8080, meta={"http_connect_target": "10.9.9.9:25", "http_status": 403}))
+    assert kinds(refused) == {"tunnel": "low"} and "refused CONNECT to 10.9.9.9:25 (status 403)" in refused[0].message
+    web = findings(record("http", 8080, meta={"http_connect_target": "example.org:443", "http_status": 407}))
+    assert kinds(web) == {"tunnel": "info"} and "refused" in web[0].message
+    opened = findings(record("http", 8080, meta={"http_connect_target": "10.9.9.9:25", "http_status": 200}))
+    assert kinds(opened) == {"tunnel": "high"}
+
+
 # ---- unassigned-port ------------------------------------------------------------------------
 
 def test_known_protocol_on_an_unassigned_trusted_port() -> None:
