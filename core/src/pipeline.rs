@@ -1114,7 +1114,7 @@ impl Tracker {
                 continue;
             }
             let is_client = d == flow.client_dir;
-            let (found, done) = {
+            let (found, done, partial) = {
                 let units = flow.units_of(d);
                 if is_client {
                     engine.extract(sig, transport, &units, &[])
@@ -1135,9 +1135,10 @@ impl Tracker {
                     new = true;
                 }
             }
+            // A growth that adds nothing ends the side, unless the probe read a message cut short.
             if new {
                 flow.meta_seen |= bit;
-            } else if grown.is_some() && flow.meta_seen & bit != 0 {
+            } else if grown.is_some() && flow.meta_seen & bit != 0 && !partial {
                 flow.meta_done |= bit;
             }
             if done {

@@ -199,7 +199,7 @@ impl PyEngine {
         };
         let c: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
         let s: Vec<&[u8]> = server.iter().map(Vec::as_slice).collect();
-        let (meta, _) = self.engine.extract(i, t, &c, &s);
+        let (meta, _, _) = self.engine.extract(i, t, &c, &s);
         to_py(py, &Value::from(meta))
     }
 

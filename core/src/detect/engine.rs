@@ -406,20 +406,21 @@ impl Engine {
     }
 
     /// Run the protocol's probes on both directions and merge what they extract: (metadata,
-    /// whether every probe that matched said its direction is done).
+    /// whether every probe that matched said its direction is done, whether one read a message
+    /// cut short).
     pub fn extract(
         &self,
         sig: usize,
         transport: Transport,
         client: &[&[u8]],
         server: &[&[u8]],
-    ) -> (Meta, bool) {
+    ) -> (Meta, bool, bool) {
         // Each side's facts apart, the client's first (`client_first`).
         let mut sides = [Meta::new(), Meta::new()];
-        let (mut matched, mut done) = (0usize, 0usize);
+        let (mut matched, mut done, mut partial) = (0usize, 0usize, false);
         let mut ran: Vec<(&str, bool)> = Vec::new(); // several matches may name one probe: once per side
         let Some(plans) = self.plans.get(sig) else {
-            return (Meta::new(), false);
+            return (Meta::new(), false, false);
         };
         for p in &plans[transport.index()] {
             let Some(probe) = p.probe else { continue };
@@ -438,6 +439,7 @@ impl Engine {
                     if r.status == Status::Match {
                         matched += 1;
                         done += usize::from(r.done);
+                        partial |= r.partial;
                         let side = &mut sides[usize::from(!from_client)];
                         merge(side, probe.side_facts(r.meta, from_client));
                     }
@@ -448,6 +450,7 @@ impl Engine {
         (
             client_first(client_facts, server_facts),
             matched > 0 && done == matched,
+            partial,
         )
     }
 

@@ -51,7 +51,7 @@ fn scores_both_sides_and_merges_probe_meta() {
         &*d.evidence,
         "client bytes confirmed by the fake_ping probe; server bytes start with 'PONG'"
     );
-    let (meta, done) = e.extract(d.sig.unwrap(), Transport::Tcp, &[b"PING 2"], &[]);
+    let (meta, done, _) = e.extract(d.sig.unwrap(), Transport::Tcp, &[b"PING 2"], &[]);
     assert_eq!((meta["ping"].as_str(), done), (Some("2"), false));
 }
 

@@ -7,7 +7,8 @@
 //! - server side: `HTTP/1.[01] SP 3DIGIT [SP reason]`. Meta: `http_version`, `http_status`
 //!   (int), then `http_server` and `http_upgrade` in header order.
 //! - MORE while the first line is incomplete but still a valid prefix; MATCH once it is complete,
-//!   with whatever headers are complete (at most `MAX_HEADERS`), done at the blank line.
+//!   with whatever headers are complete (at most `MAX_HEADERS`), done at the blank line, partial
+//!   while the input ends inside the head.
 //!
 //! Hand-parsed rather than with `httparse`: the Python oracle takes any line ending (LF, CRLF,
 //! or several CRs before the LF), stops at the first malformed header but keeps the ones before
@@ -212,20 +213,34 @@ fn wanted(name: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// Collect the wanted headers in order, first one of a name wins; true when the blank line
-/// that ends them was reached.
-fn headers(data: &[u8], mut off: usize, found: &mut Vec<(&'static str, String)>) -> bool {
+/// How far the header block went.
+#[derive(PartialEq)]
+enum Head {
+    /// The blank line that ends it was reached.
+    Complete,
+    /// The input ends inside it: more headers may follow.
+    Cut,
+    /// A malformed header, or too many: nothing more will be read.
+    Stopped,
+}
+
+/// Collect the wanted headers in order, first one of a name wins.
+fn headers(data: &[u8], mut off: usize, found: &mut Vec<(&'static str, String)>) -> Head {
     for _ in 0..MAX_HEADERS {
         let rest = data.get(off..).unwrap_or_default();
         let Some(nl) = find(rest.get(..MAX_LINE).unwrap_or(rest), b'\n') else {
-            return false;
+            return if rest.len() < MAX_LINE {
+                Head::Cut
+            } else {
+                Head::Stopped
+            };
         };
         let line = trim_cr(&rest[..nl]);
         if line.is_empty() {
-            return true;
+            return Head::Complete;
         }
         let Some((name, value)) = header(line) else {
-            return false;
+            return Head::Stopped;
         };
         if let Some(key) = wanted(name) {
             if !found.iter().any(|(k, _)| *k == key) {
@@ -234,7 +249,7 @@ fn headers(data: &[u8], mut off: usize, found: &mut Vec<(&'static str, String)>)
         }
         off += nl + 1;
     }
-    false
+    Head::Stopped
 }
 
 /// Classify the first bytes of one HTTP/1.x direction (see the module docs).
@@ -296,7 +311,7 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
         meta.insert("http_status".into(), Value::from(status));
     }
     let mut found = Vec::new();
-    let complete = headers(data, nl + 1, &mut found);
+    let head = headers(data, nl + 1, &mut found);
     for (key, value) in found {
         let side_ok = if from_client {
             key != "http_server"
@@ -308,13 +323,38 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
         }
     }
     // the body adds nothing to these facts
-    ProbeResult::hit_done(meta, complete)
+    let mut result = ProbeResult::hit_done(meta, head == Head::Complete);
+    // a head cut between segments (a proxy relaying it a line at a time) may still name the server
+    result.partial = head == Head::Cut;
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::probes::Status;
+
+    #[test]
+    fn a_head_cut_between_header_lines_is_partial() {
+        // tinyproxy relays a response head a line at a time: the Server header may come later.
+        let cut = probe(b"HTTP/1.1 200 OK\r\nVia: 1.1 tinyproxy\r\n", false);
+        assert_eq!(
+            (cut.status, cut.done, cut.partial),
+            (Status::Match, false, true)
+        );
+        let whole = probe(
+            b"HTTP/1.1 200 OK\r\nVia: 1.1 tinyproxy\r\nServer: nginx\r\n\r\n",
+            false,
+        );
+        assert_eq!((whole.done, whole.partial), (true, false));
+        assert_eq!(
+            whole.meta.get("http_server").and_then(Value::as_str),
+            Some("nginx")
+        );
+        // A malformed header ends the reading: neither done nor partial.
+        let bad = probe(b"HTTP/1.1 200 OK\r\nno colon here\r\nServer: x\r\n", false);
+        assert_eq!((bad.done, bad.partial), (false, false));
+    }
 
     #[test]
     fn python_vectors() {

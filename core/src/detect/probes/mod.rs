@@ -33,6 +33,9 @@ pub struct ProbeResult {
     pub meta: Meta,
     /// This direction's facts are all in: later bytes of it add nothing.
     pub done: bool,
+    /// A match whose unit ends inside a message whose facts are still to come (an HTTP head
+    /// cut before its blank line): a growth that adds nothing yet does not end the side.
+    pub partial: bool,
 }
 
 impl ProbeResult {
@@ -41,6 +44,7 @@ impl ProbeResult {
             status: Status::No,
             meta: Meta::new(),
             done: false,
+            partial: false,
         }
     }
     pub fn more() -> Self {
@@ -48,6 +52,7 @@ impl ProbeResult {
             status: Status::More,
             meta: Meta::new(),
             done: false,
+            partial: false,
         }
     }
     pub fn hit(meta: Meta) -> Self {
@@ -55,6 +60,7 @@ impl ProbeResult {
             status: Status::Match,
             meta,
             done: false,
+            partial: false,
         }
     }
     pub fn hit_done(meta: Meta, done: bool) -> Self {
@@ -62,6 +68,7 @@ impl ProbeResult {
             status: Status::Match,
             meta,
             done,
+            partial: false,
         }
     }
     pub fn is_match(&self) -> bool {
