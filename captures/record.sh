@@ -27,6 +27,7 @@
 #   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
 #   mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
 #   ffmpeg libnginx-mod-rtmp
+#   tinyproxy
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -49,7 +50,8 @@ need_packages() {
         wireguard-go wireguard-tools rabbitmq-server amqp-tools munin-node leafnode pptpd pptp-linux unbound knot-dnsutils \
         nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils \
         mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent \
-        ffmpeg libnginx-mod-rtmp
+        ffmpeg libnginx-mod-rtmp \
+        tinyproxy
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -61,7 +63,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
-     modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935)
+     modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2370,6 +2372,81 @@ EOF
     cli timeout 20 ffmpeg -nostdin -hide_banner -loglevel warning -analyzeduration 500000 \
         -i "rtmp://$SIP/live/test" -t 1 -f null -
     wait "$pub"
+    cap_stop
+}
+
+# SMB over the NetBIOS session service only: Samba's smbd with "smb ports = 139" (nothing on 445,
+# no nmbd) and one guest share; smbclient (as NetBIOS name PWCLI) on 139 lists the shares, then
+# lists the share and reads a file. Each connection opens with a NetBIOS Session Request (0x81,
+# called and calling names) and its Positive Session Response (0x82), then SMB2/3 inside NetBIOS
+# session messages (RFC 1002 4.3).
+rec_smb-139() {
+    local d=$WORK/smb139
+    mkdir -p "$d"/{share,lock,state,cache,private,run,log}
+    echo hello >"$d/share/hello.txt"
+    cat >"$d/smb.conf" <<EOF
+[global]
+    workgroup = PWLAB
+    netbios name = PWSRV
+    server role = standalone server
+    map to guest = Bad User
+    interfaces = $SIP/24
+    bind interfaces only = yes
+    smb ports = 139
+$(samba_dirs "$d")
+    log file = $d/log/%m.log
+[share]
+    path = $d/share
+    guest ok = yes
+    read only = yes
+    # the guest maps to nobody, who cannot enter $WORK (mode 700)
+    force user = root
+EOF
+    # in a session of its own: on exit it signals its whole process group
+    bg_srv setsid smbd -F --no-process-group -s "$d/smb.conf"
+    wait_port tcp 139
+    cap_start smb-139 tcp port 139
+    cli smbclient -L "//$SIP" -p 139 -n PWCLI -N -s "$d/smb.conf" >/dev/null 2>&1
+    cli smbclient "//$SIP/share" -p 139 -n PWCLI -N -s "$d/smb.conf" -c 'ls; get hello.txt /dev/null' >/dev/null 2>&1
+    cap_stop
+}
+
+# An HTTP forward proxy: tinyproxy on 10.77.0.1:3128 (CONNECT allowed to 443 and 8443 only) in
+# front of nginx on 10.77.0.1:80 and :443 (the proxy reaches it inside pw-srv, off the pair).
+# From pw-cli, curl through the proxy: a GET with an absolute URI (RFC 9110 7.1, RFC 9112 3.2.2),
+# a CONNECT 10.77.0.1:443 and TLS inside the tunnel (RFC 9110 9.3.6), and a CONNECT to port 25 that
+# the proxy refuses (403). Only the client-proxy leg, tcp/3128, is recorded.
+rec_http-proxy-3128() {
+    nginx_start "listen $SIP:80; listen $SIP:443 ssl;"
+    wait_port tcp 80
+    wait_port tcp 443
+    local d=$WORK/tinyproxy
+    mkdir -p "$d"
+    cat >"$d/tinyproxy.conf" <<EOF
+User root
+Group root
+Port 3128
+Listen $SIP
+Timeout 30
+MaxClients 16
+Allow 10.77.0.0/24
+ConnectPort 443
+ConnectPort 8443
+ViaProxyName "tinyproxy"
+LogLevel Info
+LogFile "$d/tinyproxy.log"
+PidFile "$d/tinyproxy.pid"
+DefaultErrorFile "$d/error.html"
+EOF
+    # an empty error page: the 403 is its header alone, so curl (which reads no body after a refused
+    # CONNECT) never closes on unread bytes, and the teardown is the same FIN exchange on every run
+    : >"$d/error.html"
+    bg_srv tinyproxy -d -c "$d/tinyproxy.conf"
+    wait_port tcp 3128
+    cap_start http-proxy-3128 tcp port 3128
+    cli curl -sS -A "$UA" -x "http://$SIP:3128" "http://$SIP/" -o /dev/null
+    cli curl -sS -k -A "$UA" -x "http://$SIP:3128" "https://$SIP/" -o /dev/null
+    cli curl -sS -A "$UA" -x "http://$SIP:3128" "https://$SIP:25/" -o /dev/null 2>/dev/null || true
     cap_stop
 }
 
