@@ -2,14 +2,16 @@
 //!
 //! `ntp`: one UDP datagram.
 //! - modes 1-5: at least 48 bytes, then only whole 32-bit words (extension fields, key ID and
-//!   MAC); version 1-4, stratum 0-16, poll interval 0-17 (clients may send 0), precision -32..0.
+//!   MAC); version 1-4, stratum 0-16, poll interval 0-17 (clients may send 0), precision -32..0,
+//!   or a data-minimised client request's 0x20 with its clock fields all zero.
 //! - mode 6: 12-byte header, opcode 1-31, the count of data bytes padded to 4, then nothing or a
 //!   key id and MAC: the datagram length must be exactly that.
 //! - mode 7: version 1-4, implementation 0, 2 or 3, request code below 64; a response is exactly
 //!   its header plus items x item size, a request has no sequence number and few items.
 //!
 //! Meta: `ntp_version`, `ntp_mode` ("client", "server", "symmetric-active", "broadcast",
-//! "control", "private"), `ntp_stratum` (server replies).
+//! "control", "private"), `ntp_stratum` (server replies), `ntp_nts` (NTS extension fields,
+//! RFC 8915: the packet is authenticated with keys from NTS-KE).
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
@@ -68,6 +70,9 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
             if mode == 4 {
                 meta.insert("ntp_stratum".into(), json!(data[1]));
             }
+            if has_nts_field(&data[48..]) {
+                meta.insert("ntp_nts".into(), json!(true));
+            }
             true
         }
     };
@@ -118,9 +123,40 @@ fn standard_ok(data: &[u8]) -> bool {
         return false;
     }
     let (stratum, poll, precision) = (data[1], data[2], data[3] as i8);
-    !(stratum > 16 || (18..0xF8).contains(&poll) || !(-32..=0).contains(&precision))
+    !(stratum > 16
+        || (18..0xF8).contains(&poll)
+        || !((-32..=0).contains(&precision) || minimised_request(data)))
         && answer_times_ok(data)
         && trailer_ok(&data[48..])
+}
+
+/// A client request that tells nothing of its clock (draft-ietf-ntp-data-minimization, as
+/// chrony sends every request): precision 0x20, and stratum, root delay and dispersion,
+/// reference id and the reference, origin and receive timestamps all zero.
+fn minimised_request(data: &[u8]) -> bool {
+    data[0] & 7 == 3 && data[1] == 0 && data[3] == 0x20 && data[4..40].iter().all(|&b| b == 0)
+}
+
+/// RFC 8915 5.7: the extension fields of NTS (Unique Identifier, NTS Cookie, Cookie Placeholder,
+/// Authenticator and Encrypted Extension Fields).
+const NTS_FIELDS: [u16; 4] = [0x0104, 0x0204, 0x0304, 0x0404];
+
+/// Does the datagram carry an NTS extension field (walked as `trailer_ok` walks them)?
+fn has_nts_field(rest: &[u8]) -> bool {
+    let mut off = 0;
+    while rest.len() - off >= 8 {
+        let (Some(kind), Some(len)) = (be16(rest, off), be16(rest, off + 2)) else {
+            return false;
+        };
+        if NTS_FIELDS.contains(&(kind as u16)) {
+            return true;
+        }
+        if len < 8 || off + len > rest.len() {
+            return false;
+        }
+        off += len;
+    }
+    false
 }
 
 /// Seconds a server may take between receiving a request and sending its answer.
@@ -180,6 +216,30 @@ mod tests {
         p[0] = 0x23;
         p[40..48].copy_from_slice(&[0xe9, 0x4e, 0x2a, 0x10, 0x12, 0x34, 0x56, 0x78]);
         p
+    }
+
+    #[test]
+    fn a_data_minimised_nts_request_is_ntp() {
+        // chrony's request: poll 6, precision 0x20, clock fields zero, then NTS's Unique
+        // Identifier (0x0104, 36 bytes) as its first extension field.
+        let mut p = client_request();
+        p[2] = 6;
+        p[3] = 0x20;
+        let plain = probe(&p, true);
+        assert_eq!(plain.status, Status::Match);
+        assert!(!plain.meta.contains_key("ntp_nts"));
+        p.extend([0x01, 0x04, 0x00, 0x24]);
+        p.extend([0x5a; 32]);
+        let nts = probe(&p, true);
+        assert_eq!(nts.status, Status::Match);
+        assert_eq!(nts.meta.get("ntp_nts"), Some(&json!(true)));
+        // 0x20 with a clock field set, or from a server, is no such request.
+        let mut told = p.clone();
+        told[12] = 1;
+        assert_eq!(probe(&told, true).status, Status::No);
+        let mut answer = p.clone();
+        answer[0] = 0x24;
+        assert_eq!(probe(&answer, false).status, Status::No);
     }
 
     #[test]
