@@ -65,6 +65,14 @@ pub fn classify(protocol: &str, meta: &Meta, model: &Model) -> Option<Value> {
     if !model.usable {
         return None;
     }
+    if let Some(named) = application_named(protocol, meta) {
+        return Some(verdict(
+            "unknown",
+            0.0,
+            None,
+            format!("the client's ALPN names what rides inside ({named}): no shape to guess"),
+        ));
+    }
     let seq = features::sequence(shape, protocol)?;
     if seq.sizes.len() < features::min_packets(protocol) {
         let after = if protocol == "ssh" {
@@ -110,6 +118,28 @@ pub fn classify(protocol: &str, meta: &Meta, model: &Model) -> Option<Value> {
         Some(&p.class),
         text,
     ))
+}
+
+/// A TLS client's ALPN offer (RFC 7301) that names only applications other than HTTP (NTS-KE's
+/// "ntske/1", DoT's "dot", "imap", "xmpp-client"...): the protocols offered, joined. The shapes
+/// the model knows are of tunnels, whose clients offer HTTP or nothing; under TLS 1.3 the
+/// server's pick is encrypted, so the offer is what the wire shows.
+fn application_named(protocol: &str, meta: &Meta) -> Option<String> {
+    if protocol != "tls" {
+        return None;
+    }
+    let offered: Vec<&str> = meta
+        .get("alpn")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let http = |p: &&str| {
+        ["http/", "h2", "h3", "hq-", "spdy/"]
+            .iter()
+            .any(|prefix| p.starts_with(prefix))
+    };
+    (!offered.is_empty() && !offered.iter().any(http)).then(|| offered.join(", "))
 }
 
 /// Set `meta.tunnel_contents` on the record of an ssh/tls TCP flow with a shape (unless a
@@ -227,6 +257,31 @@ mod tests {
             let mut rec = record(p, meta.clone());
             annotate(&mut rec);
             assert_eq!(rec.meta.get("tunnel_contents"), meta.get("tunnel_contents"));
+        }
+    }
+
+    #[test]
+    fn an_alpn_offer_without_http_names_the_application() {
+        // NTS-KE (RFC 8915): one request and one response, which the model would call web
+        // traffic; the client offered only "ntske/1".
+        let shape = json!({"sizes": [120, -900, 40, -300], "iat_ms": [0.0, 1.0, 1.0, 1.0]});
+        let mut rec = record("tls", json!({"shape": shape, "alpn": ["ntske/1"]}));
+        annotate(&mut rec);
+        assert_eq!(
+            rec.meta["tunnel_contents"],
+            json!({"kind": "unknown", "confidence": 0.0,
+                   "evidence": "the client's ALPN names what rides inside (ntske/1): no shape to guess"})
+        );
+        // An offer with HTTP in it, or none, leaves it to the shape.
+        for alpn in [
+            json!(["h2", "http/1.1"]),
+            json!(["dot", "http/1.1"]),
+            json!([]),
+        ] {
+            let mut rec = record("tls", json!({"shape": shape, "alpn": alpn}));
+            annotate(&mut rec);
+            let text = rec.meta["tunnel_contents"]["evidence"].as_str().unwrap();
+            assert!(!text.contains("ALPN"), "{text}");
         }
     }
 
