@@ -62,6 +62,8 @@ class SignatureInfo:
     idle_tcp: float | None = None  # the protocol's own idle timeouts, in place of the analyzer's
     idle_udp: float | None = None
     reserved_source_port: bool = False  # clients bind a port below 1024 by design (AUTH_SYS, rcmd(3))
+    # facts whose values lift `insecure` for one flow (snmp_security = authPriv): fact -> values
+    secure_when: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> SignatureInfo:
@@ -85,6 +87,7 @@ class SignatureInfo:
             origin=d.get("origin", "builtin"),
             announces=d.get("announces") or None,
             reserved_source_port=bool(d.get("reserved_source_port")),
+            secure_when=tuple((k, frozenset(v)) for k, v in (d.get("secure_when") or {}).items()),
             expected=bool(d.get("expected")),
             idle_tcp=d.get("idle_tcp"),
             idle_udp=d.get("idle_udp"),

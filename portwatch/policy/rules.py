@@ -519,10 +519,16 @@ def _insecure_rules(
                 f"clear (not shown){what}{evidence}", "high")
     elif reason:
         add("insecure-protocol", f"{label} on {server}, {where}, is offered: {reason}{evidence}")
-    elif sig is not None and sig.insecure:
+    elif sig is not None and sig.insecure and not _secured(rec.meta, sig):
         # the signature's own flag, not backed by the site policy: worth a note, not an alarm
         add("insecure-protocol", f"{label} on {server}, {where}: its signature marks {proto} insecure, the site "
             f"policy's insecure_services does not list it{evidence}", "info")
+
+
+def _secured(meta: Any, sig: Signature) -> bool:
+    """A flow of an insecure protocol that its facts make secure (the signature's `secure_when`:
+    SNMPv3 with authentication and privacy)."""
+    return any(str(meta.get(fact)) in values for fact, values in sig.secure_when)
 
 
 _LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")

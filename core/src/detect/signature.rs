@@ -43,6 +43,7 @@ const TOP_FIELDS: &[(&str, Kind)] = &[
     ("protocol", Kind::Str),
     ("require_both_directions", Kind::Bool),
     ("reserved_source_port", Kind::Bool),
+    ("secure_when", Kind::Table),
     ("services", Kind::List),
     ("transports", Kind::List),
     ("tunnel", Kind::Bool),
@@ -178,6 +179,9 @@ pub struct Signature {
     /// Clients bind a port below 1024 by design: the server trusts it (ONC RPC's AUTH_SYS,
     /// rcmd(3), lpd), so a privileged source port is no sign of a tool's trick.
     pub reserved_source_port: bool,
+    /// Facts whose values make a flow of an `insecure` protocol secure after all (SNMPv3 with
+    /// authentication and privacy): (fact, values), at most `MAX_SECURE_FACTS`.
+    pub secure_when: Vec<(String, Vec<String>)>,
     pub priority: i64,
     pub require_both_directions: bool,
     pub matches: Vec<Match>,
@@ -216,6 +220,11 @@ impl Signature {
             "cleartext_auth": self.cleartext_auth,
             "insecure": self.insecure,
             "reserved_source_port": self.reserved_source_port,
+            "secure_when": self
+                .secure_when
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect::<serde_json::Map<String, Value>>(),
             "priority": self.priority,
             "require_both_directions": self.require_both_directions,
             "prelude": self.prelude,
@@ -824,6 +833,12 @@ fn build(
             p
         }
     };
+    let secure_when = match top.get("secure_when") {
+        Some((span, SVal::Table(table))) => {
+            parse_secure_when(ctx, span, table, top.bool("insecure"))
+        }
+        _ => Vec::new(),
+    };
     let idle = Transport::ALL.map(|t| idle_of(ctx, top, t, &transports));
     let conversation = match top.get("conversation") {
         Some((span, SVal::Table(table))) => {
@@ -849,6 +864,7 @@ fn build(
         cleartext_auth: top.bool("cleartext_auth"),
         insecure: top.bool("insecure"),
         reserved_source_port: top.bool("reserved_source_port"),
+        secure_when,
         priority: top.int("priority").map(|(_, p)| p).unwrap_or(0),
         require_both_directions: both,
         matches,
@@ -1217,6 +1233,56 @@ fn parse_match(
     })
 }
 
+/// Facts `secure_when` may name, and values per fact.
+pub const MAX_SECURE_FACTS: usize = 16;
+
+/// `secure_when = { fact = ["value", ...] }`: meta facts whose values lift `insecure`.
+fn parse_secure_when(
+    ctx: &mut Ctx,
+    span: Range<usize>,
+    table: &[(Spanned<String>, Spanned<SVal>)],
+    insecure: bool,
+) -> Vec<(String, Vec<String>)> {
+    if !insecure {
+        ctx.fail(
+            Some(span.clone()),
+            "secure_when",
+            "only a protocol with insecure = true can be made secure by its facts",
+        );
+    }
+    if table.len() > MAX_SECURE_FACTS {
+        ctx.fail(
+            Some(span),
+            "secure_when",
+            &format!("at most {MAX_SECURE_FACTS} facts"),
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let field = format!("secure_when.{}", key.get_ref());
+        let values: Option<Vec<String>> = match value.get_ref() {
+            SVal::List(items) if !items.is_empty() && items.len() <= MAX_SECURE_FACTS => items
+                .iter()
+                .map(|v| match v.get_ref() {
+                    SVal::Str(x) if !x.is_empty() => Some(x.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        match values {
+            Some(v) => out.push((key.get_ref().clone(), v)),
+            None => ctx.fail(
+                Some(value.span()),
+                &field,
+                &format!("must be a list of 1 to {MAX_SECURE_FACTS} texts (the fact's values)"),
+            ),
+        }
+    }
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
 fn bounded(
     ctx: &mut Ctx,
@@ -1373,6 +1439,31 @@ mod tests {
         );
         let e = errors("protocol = \"x\"\nexpected = true\n[[match]]\nprefix = \"a\"\n");
         assert!(e.iter().any(|x| x.contains("expected: ")), "{e:?}");
+    }
+
+    #[test]
+    fn secure_when_names_facts_that_lift_insecure() {
+        let text = "protocol = \"x\"\ninsecure = true\nsecure_when = { x_level = [\"auth\", \"priv\"] }\n[[match]]\nprefix = \"a\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        assert_eq!(
+            s.secure_when,
+            vec![(
+                "x_level".to_owned(),
+                vec!["auth".to_owned(), "priv".to_owned()]
+            )]
+        );
+        assert_eq!(
+            s.to_json()["secure_when"],
+            json!({"x_level": ["auth", "priv"]})
+        );
+        assert_eq!(
+            errors("protocol = \"x\"\nsecure_when = { a = [\"b\"] }\n[[match]]\nprefix = \"a\"\n"),
+            vec!["t.toml:2: secure_when: only a protocol with insecure = true can be made secure by its facts".to_owned()]
+        );
+        assert_eq!(
+            errors("protocol = \"x\"\ninsecure = true\nsecure_when = { a = [1] }\n[[match]]\nprefix = \"a\"\n"),
+            vec!["t.toml:3: secure_when.a: must be a list of 1 to 16 texts (the fact's values)".to_owned()]
+        );
     }
 
     #[test]

@@ -7,12 +7,16 @@
 //! v3: version 3, a msgGlobalData SEQUENCE with msgID, msgMaxSize >= 484, a one-byte msgFlags
 //! and msgSecurityModel 1-3. The community is a password: it is never put into the metadata.
 //!
-//! Meta: `snmp_version` ("1", "2c", "3"), `snmp_pdu` ("get", "response", "trap"...; not v3).
+//! Meta: `snmp_version` ("1", "2c", "3"), `snmp_pdu` ("get", "response", "trap"...; not v3);
+//! for v3 `snmp_security` (the message's level from msgFlags: "noAuthNoPriv", "authNoPriv",
+//! "authPriv"; not from USM's engine discovery) and, from USM's parameters, `snmp_user` (a user
+//! name, as a login name: no secret).
 #![forbid(unsafe_code)]
 
 use super::ber::{read_int, read_octets, read_tlv};
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
+use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("snmp", probe).answers(&["snmp_pdu"])];
 
@@ -37,6 +41,28 @@ fn pdu_name(tag: u8) -> Option<&'static str> {
         0xa8 => "report",
         _ => return None,
     })
+}
+
+const AUTH_FLAG: u8 = 1;
+const PRIV_FLAG: u8 = 2;
+const USM: i64 = 3;
+/// RFC 3414 2.4: a USM user name is 1 to 32 octets.
+const MAX_USER: usize = 32;
+
+/// The user of a USM message (RFC 3414 2.4): msgSecurityParameters, an OCTET STRING holding
+/// UsmSecurityParameters (engine id, boots, time, user name, then the authentication and privacy
+/// parameters). Empty in the engine discovery request, so None there.
+fn usm_user(data: &[u8], off: usize) -> Option<String> {
+    let (params, _) = read_octets(data, off, 0x04)?;
+    let usm = read_tlv(params, 0)?;
+    if usm.tag != 0x30 {
+        return None;
+    }
+    let (_engine, after_engine) = read_octets(params, usm.start, 0x04)?;
+    let (_boots, after_boots) = read_int(params, after_engine)?;
+    let (_time, after_time) = read_int(params, after_boots)?;
+    let (user, _) = read_octets(params, after_time, 0x04)?;
+    (!user.is_empty() && user.len() <= MAX_USER).then(|| clean_text(user, MAX_USER * 4))
 }
 
 fn parse(data: &[u8], from_client: bool) -> Option<Meta> {
@@ -64,11 +90,34 @@ fn parse(data: &[u8], from_client: bool) -> Option<Meta> {
             return None;
         }
         let (flags, after_flags) = read_octets(data, after_size, 0x04)?;
-        if flags.len() != 1 {
+        let &[flags] = flags else {
+            return None;
+        };
+        let (model, after_model) = read_int(data, after_flags)?;
+        if !(1..=3).contains(&model) {
             return None;
         }
-        let (model, _) = read_int(data, after_flags)?;
-        return (1..=3).contains(&model).then_some(meta);
+        // RFC 3412 6.4: privacy without authentication is no valid level.
+        let level = match flags & (AUTH_FLAG | PRIV_FLAG) {
+            0 => "noAuthNoPriv",
+            AUTH_FLAG => "authNoPriv",
+            3 => "authPriv",
+            _ => return None,
+        };
+        // USM's engine discovery (RFC 3414 4) names no user and is always noAuthNoPriv,
+        // whatever level the session then uses: its level says nothing of the session's.
+        let user = if model == USM {
+            usm_user(data, after_model)
+        } else {
+            None
+        };
+        if model != USM || user.is_some() {
+            meta.insert("snmp_security".into(), json!(level));
+        }
+        if let Some(user) = user {
+            meta.insert("snmp_user".into(), json!(user));
+        }
+        return Some(meta);
     }
     let (_community, after_community) = read_octets(data, after_version, 0x04)?;
     let pdu = read_tlv(data, after_community)?;
@@ -203,6 +252,58 @@ mod tests {
             .concat(),
         );
         assert_eq!(probe(&msg(&small), false).status, Status::No);
+    }
+
+    #[test]
+    fn a_v3_message_says_its_security_level_and_user() {
+        // net-snmp's authPriv get as pwadmin: msgFlags 0x07 (reportable, priv, auth), USM.
+        let usm = tlv(
+            0x30,
+            &[
+                tlv(0x04, b"\x80\x00\x1f\x88\x04pwlab"),
+                tlv(0x02, &[1]),
+                tlv(0x02, &[0x10]),
+                tlv(0x04, b"pwadmin"),
+                tlv(0x04, &[0; 12]),
+                tlv(0x04, &[0; 8]),
+            ]
+            .concat(),
+        );
+        let msg = |flags: u8, params: &[u8]| {
+            let global = tlv(
+                0x30,
+                &[
+                    tlv(0x02, &[0x01]),
+                    tlv(0x02, &[0x00, 0xff, 0xe3]),
+                    tlv(0x04, &[flags]),
+                    tlv(0x02, &[3]),
+                ]
+                .concat(),
+            );
+            tlv(
+                0x30,
+                &[
+                    tlv(0x02, &[3]),
+                    global,
+                    tlv(0x04, params),
+                    tlv(0x04, &[1, 2, 3]),
+                ]
+                .concat(),
+            )
+        };
+        let r = probe(&msg(0x07, &usm), true);
+        assert_eq!(r.meta["snmp_security"], "authPriv");
+        assert_eq!(r.meta["snmp_user"], "pwadmin");
+        // Engine discovery: no user yet, and its level is not the session's.
+        let r = probe(&msg(0x04, &tlv(0x30, &[])), true);
+        assert_eq!(r.status, Status::Match);
+        assert!(!r.meta.contains_key("snmp_user") && !r.meta.contains_key("snmp_security"));
+        assert_eq!(
+            probe(&msg(0x01, &usm), true).meta["snmp_security"],
+            "authNoPriv"
+        );
+        // Privacy without authentication is no valid level.
+        assert_eq!(probe(&msg(0x02, &usm), true).status, Status::No);
     }
 
     #[test]
