@@ -28,6 +28,7 @@
 #   mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent
 #   ffmpeg libnginx-mod-rtmp
 #   tinyproxy
+#   libcharon-extra-plugins nftables
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -51,7 +52,8 @@ need_packages() {
         nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils \
         mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent \
         ffmpeg libnginx-mod-rtmp \
-        tinyproxy
+        tinyproxy \
+        libcharon-extra-plugins nftables
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -63,7 +65,8 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
-     modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128)
+     modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128
+     snmpv3-161 syslog-tcp-514 nts-4460 ipsec-4500)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2447,6 +2450,240 @@ EOF
     cli curl -sS -A "$UA" -x "http://$SIP:3128" "http://$SIP/" -o /dev/null
     cli curl -sS -k -A "$UA" -x "http://$SIP:3128" "https://$SIP/" -o /dev/null
     cli curl -sS -A "$UA" -x "http://$SIP:3128" "https://$SIP:25/" -o /dev/null 2>/dev/null || true
+    cap_stop
+}
+
+# SNMPv3 (RFC 3414 USM, RFC 3826 AES): net-snmp snmpd with its own config (-C -c) and persistent
+# directory under $WORK, a fixed engine ID (text, so the same on every run), an authPriv user
+# (HMAC-SHA-96 and AES-128-CFB) and a noAuthNoPriv user. net-snmp clients, each request its own
+# flow and each starting with engine discovery (RFC 3414 §4: noAuthNoPriv, empty engine ID,
+# answered by a Report of usmStatsUnknownEngineIDs): an authPriv get and GetBulk walk, a
+# noAuthNoPriv get, the authPriv user with a wrong passphrase (Report usmStatsWrongDigests) and an
+# unknown user (Report usmStatsUnknownUserNames).
+rec_snmpv3-161() {
+    local d=$WORK/snmpv3 a=(-On -r 0 -t 2)
+    mkdir -p "$d/srv" "$d/cli"
+    echo 'mibs :' >"$d/cli/snmp.conf"     # numeric OIDs only: no MIB files to load
+    cat >"$d/snmpd.conf" <<EOF
+engineID pwlab-snmpd
+[snmp] mibs :
+createUser pwadmin SHA "pw-auth-secret" AES "pw-priv-secret"
+createUser pwguest
+rouser pwadmin priv
+rouser pwguest noauth
+sysLocation portwatch-lab
+sysDescr portwatch-lab net-snmp agent
+sysName pwsrv
+sysContact noc@example.test
+EOF
+    bg_srv env SNMP_PERSISTENT_DIR="$d/srv" snmpd -f -Lo -C -c "$d/snmpd.conf" -p "$d/snmpd.pid" "udp:$SIP:161"
+    wait_port udp 161
+    cap_start snmpv3-161 udp port 161
+    local c=(env SNMPCONFPATH="$d/cli" SNMP_PERSISTENT_DIR="$d/cli")
+    local v3=(-v3 -l authPriv -u pwadmin -a SHA -A pw-auth-secret -x AES -X pw-priv-secret)
+    cli "${c[@]}" snmpget "${v3[@]}" "${a[@]}" "$SIP" 1.3.6.1.2.1.1.1.0 1.3.6.1.2.1.1.5.0 1.3.6.1.2.1.1.6.0
+    cli "${c[@]}" snmpbulkwalk -Cr8 "${v3[@]}" "${a[@]}" "$SIP" 1.3.6.1.2.1.1 >/dev/null
+    cli "${c[@]}" snmpget -v3 -l noAuthNoPriv -u pwguest "${a[@]}" "$SIP" 1.3.6.1.2.1.1.5.0
+    cli "${c[@]}" snmpget -v3 -l authPriv -u pwadmin -a SHA -A wrong-auth-secret -x AES -X wrong-priv-secret \
+        "${a[@]}" "$SIP" 1.3.6.1.2.1.1.5.0 || true
+    cli "${c[@]}" snmpget -v3 -l noAuthNoPriv -u nosuchuser "${a[@]}" "$SIP" 1.3.6.1.2.1.1.5.0 || true
+    cap_stop
+}
+
+# Syslog over TCP (RFC 6587): rsyslogd with imtcp on 514 and no other input (its own config, pid
+# file and work directory), and util-linux logger, one TCP connection each: RFC 3164 and RFC 5424
+# (with structured data) messages with LF-terminated framing (RFC 6587 §3.4.2, logger's default
+# on TCP), then RFC 5424 and two RFC 3164 messages in one connection with octet counting (§3.4.1).
+rec_syslog-tcp-514() {
+    local d=$WORK/rsyslog-tcp l=(logger --tcp --server "$SIP" --port 514 -t portwatch)
+    mkdir -p "$d"
+    cat >"$d/rsyslog.conf" <<EOF
+global(workDirectory="$d")
+module(load="imtcp")
+input(type="imtcp" address="$SIP" port="514")
+*.* action(type="omfile" file="$d/syslog.log")
+EOF
+    bg_srv rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid"
+    wait_port tcp 514
+    cap_start syslog-tcp-514 tcp port 514
+    cli "${l[@]}" --rfc3164 -p auth.notice "test message rfc3164 over tcp"
+    cli "${l[@]}" --rfc5424 -p user.info --msgid PWTEST --sd-id portwatch@32473 --sd-param 'flow="2"' \
+        "test message rfc5424 over tcp"
+    cli "${l[@]}" --rfc5424 --octet-count -p daemon.warning "test message rfc5424, octet-counted"
+    printf 'first of two rfc3164 lines\nsecond of two rfc3164 lines\n' \
+        | cli "${l[@]}" --rfc3164 --octet-count -p local0.info
+    cap_stop
+    log "rsyslogd wrote $(grep -c portwatch "$d/syslog.log" || true) of 5 messages"
+}
+
+# Network Time Security (RFC 8915): chronyd in pw-srv as an NTS server (NTS-KE on tcp/4460 with a
+# self-signed certificate for pwsrv.example.test, NTP on udp/123, local stratum 8) and chronyd -Q
+# in pw-cli as an NTS client trusting that certificate. The client resolves the name from a hosts
+# file bound over /etc/hosts in its own mount namespace, so its TLS ClientHello carries SNI. One
+# NTS-KE session (TLS 1.3, ALPN "ntske/1", records Next Protocol / AEAD / cookies), then three
+# NTPv4 client/server exchanges with NTS extension fields (Unique Identifier, NTS Cookie, NTS
+# Authenticator and Encrypted Extension Fields), each from a new source port. -x: the clock is
+# never touched; -u root: no switch to _chrony, which could not read $WORK.
+rec_nts-4460() {
+    local d=$WORK/chrony-nts n=pwsrv.example.test
+    mkdir -p "$d/srv-dump"
+    make_cert "$n"
+    printf '127.0.0.1 localhost\n%s %s\n' "$SIP" "$n" >"$d/hosts"
+    cat >"$d/srv.conf" <<EOF
+local stratum 8
+allow 10.77.0.0/24
+bindaddress $SIP
+port 123
+ntsport 4460
+ntsserverkey $WORK/$n.key
+ntsservercert $WORK/$n.crt
+ntsdumpdir $d/srv-dump
+driftfile $d/srv.drift
+pidfile $d/srv.pid
+cmdport 0
+EOF
+    cat >"$d/cli.conf" <<EOF
+server $n iburst nts maxsamples 4
+ntstrustedcerts $WORK/$n.crt
+pidfile $d/cli.pid
+cmdport 0
+EOF
+    bg_srv chronyd -d -x -u root -f "$d/srv.conf"
+    wait_port udp 123
+    wait_port tcp 4460
+    cap_start nts-4460 tcp port 4460 or udp port 123
+    cli unshare -m sh -c "mount --bind '$d/hosts' /etc/hosts && exec chronyd -Q -x -u root -t 20 -f '$d/cli.conf'" 2>&1 || true
+    cap_stop
+}
+
+# strongSwan IKEv2 with NAT traversal forced (encap = yes on both peers, RFC 7296 2.23): two
+# charon daemons (swanctl configs, PSK), the responder in pw-srv, the initiator in pw-cli. Neither
+# kernel ESP (XFRM) is needed: the kernel-libipsec plugin does ESP in user space over a TUN device,
+# always UDP-encapsulated (RFC 3948). IKE_SA_INIT on 500, then IKE_AUTH on 4500 behind the non-ESP
+# marker; three pings between 10.79.0.2 and 10.79.0.1 (addresses on lo, the child SA's traffic
+# selectors) as ESP-in-UDP on 4500, NAT-T keepalives (0xff) from the initiator, then the delete.
+# A fake NAT (encap = yes) makes no keepalives, so nft in pw-cli translates the initiator's port
+# 500 to 1500 and it finds itself behind a real NAT.
+# Each charon runs in a mount namespace of its own with a private /run (its pid file is fixed).
+rec_ipsec-4500() {
+    local d=$WORK/ipsec who
+    mkdir -p "$d"
+    srv ip addr add 10.79.0.1/32 dev lo
+    cli ip addr add 10.79.0.2/32 dev lo
+    # a real NAT in front of the initiator (its IKE port 500 leaves as 1500, 4500 stays): the
+    # NAT_DETECTION hashes then show it behind a NAT, so it sends the keepalives (RFC 3948 2.3)
+    cli nft add table ip pwnat
+    cli nft add chain ip pwnat post '{ type nat hook postrouting priority srcnat; }'
+    cli nft add rule ip pwnat post udp sport 500 snat to "$CIP:1500"
+    for who in srv cli; do
+        mkdir -p "$d/$who"
+        cat >"$d/$who/strongswan.conf" <<EOF
+charon {
+    port = 500
+    port_nat_t = 4500
+    keep_alive = 2s
+    plugins {
+        vici {
+            socket = unix://$d/$who/charon.vici
+        }
+        kernel-libipsec {
+            load = yes
+        }
+        forecast {
+            load = no
+        }
+        bypass-lan {
+            load = no
+        }
+    }
+    filelog {
+        log {
+            path = $d/$who/charon.log
+            default = 1
+            flush_line = yes
+        }
+    }
+}
+EOF
+    done
+    # the responder: PSK both ways, UDP encapsulation forced, a host-to-host child SA
+    cat >"$d/srv/swanctl.conf" <<EOF
+connections {
+    pw {
+        version = 2
+        local_addrs = $SIP
+        encap = yes
+        local {
+            auth = psk
+            id = srv.example.test
+        }
+        remote {
+            auth = psk
+            id = cli.example.test
+        }
+        children {
+            pw {
+                local_ts = 10.79.0.1/32
+                remote_ts = 10.79.0.2/32
+                esp_proposals = aes128gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-pw {
+        id-1 = srv.example.test
+        id-2 = cli.example.test
+        secret = "portwatch-ipsec-psk"
+    }
+}
+EOF
+    # the initiator: the same connection seen from the other side
+    cat >"$d/cli/swanctl.conf" <<EOF
+connections {
+    pw {
+        version = 2
+        local_addrs = $CIP
+        remote_addrs = $SIP
+        encap = yes
+        local {
+            auth = psk
+            id = cli.example.test
+        }
+        remote {
+            auth = psk
+            id = srv.example.test
+        }
+        children {
+            pw {
+                local_ts = 10.79.0.2/32
+                remote_ts = 10.79.0.1/32
+                esp_proposals = aes128gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-pw {
+        id-1 = srv.example.test
+        id-2 = cli.example.test
+        secret = "portwatch-ipsec-psk"
+    }
+}
+EOF
+    STRONGSWAN_CONF=$d/srv/strongswan.conf bg_srv unshare -m --propagation private \
+        sh -c 'mount -t tmpfs pwrun /run && exec /usr/lib/ipsec/charon'
+    (STRONGSWAN_CONF=$d/cli/strongswan.conf cli unshare -m --propagation private \
+        sh -c 'mount -t tmpfs pwrun /run && exec /usr/lib/ipsec/charon' >>"$WORK/daemons.log" 2>&1 &)
+    wait_port udp 4500
+    for _ in $(seq 50); do [ -S "$d/srv/charon.vici" ] && [ -S "$d/cli/charon.vici" ] && break; sleep 0.1; done
+    srv swanctl --load-all --uri "unix://$d/srv/charon.vici" --file "$d/srv/swanctl.conf" >/dev/null
+    cli swanctl --load-all --uri "unix://$d/cli/charon.vici" --file "$d/cli/swanctl.conf" >/dev/null
+    cap_start ipsec-4500 udp port 500 or udp port 4500
+    cli swanctl --initiate --child pw --uri "unix://$d/cli/charon.vici" >/dev/null
+    cli ping -c 3 -i 0.5 -W 2 -I 10.79.0.2 10.79.0.1 >/dev/null
+    sleep 5     # two NAT-T keepalives (keep_alive = 2s)
+    cli swanctl --terminate --ike pw --uri "unix://$d/cli/charon.vici" >/dev/null
     cap_stop
 }
 
