@@ -31,6 +31,7 @@ smb-445's session on 139 is smb (the NetBIOS session request only opens it:
 tests/detection/test_smb_capture.py), and stun-3478's flows decided only when they end keep their
 heads (core/src/pipeline.rs, a_verdict_reached_when_the_flow_ends_keeps_the_heads).
 ntp-123's chrony requests are NTP (data-minimised: core/src/detect/probes/ntp.rs).
+syslog-514's messages carry the syslog probe's facts (core/src/detect/probes/syslog.rs).
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low

@@ -20,6 +20,11 @@ def test_syslog_on_514_tcp_is_not_rsh() -> None:
     records, _ = analyze_path(CAPTURES / "syslog-tcp-514.pcap")
     assert [(r.protocol, r.dst_port) for r in records] == [("syslog", 514)] * 4
     assert all(r.assigned == ["shell"] and r.bytes_s2c == 0 and not r.findings for r in records)
+    facts = [(r.meta["syslog_facility"], r.meta["syslog_severity"], r.meta["syslog_format"],
+              r.meta.get("syslog_framing")) for r in records]
+    assert facts == [("auth", "notice", "rfc3164", None), ("user", "info", "rfc5424", None),
+                     ("daemon", "warning", "rfc5424", "octet-counting"), ("local0", "info", "rfc3164", "octet-counting")]
+    assert records[1].meta["syslog_app"] == "portwatch"
 
 
 def test_ike_on_500_then_esp_in_udp_on_4500_are_ipsec() -> None:

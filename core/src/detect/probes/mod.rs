@@ -195,6 +195,7 @@ pub mod snmp;
 pub mod socks;
 pub mod ssh;
 pub mod stun;
+pub mod syslog;
 pub mod teredo;
 pub mod tftp;
 pub mod tls;
@@ -237,6 +238,7 @@ static REGISTRY: &[&[Probe]] = &[
     rtp::PROBES,
     slp::PROBES,
     stun::PROBES,
+    syslog::PROBES,
     teredo::PROBES,
     tftp::PROBES,
     wireguard::PROBES,
