@@ -23,7 +23,8 @@ def test_syslog_on_514_tcp_is_not_rsh() -> None:
     facts = [(r.meta["syslog_facility"], r.meta["syslog_severity"], r.meta["syslog_format"],
               r.meta.get("syslog_framing")) for r in records]
     assert facts == [("auth", "notice", "rfc3164", None), ("user", "info", "rfc5424", None),
-                     ("daemon", "warning", "rfc5424", "octet-counting"), ("local0", "info", "rfc3164", "octet-counting")]
+                     ("daemon", "warning", "rfc5424", "octet-counting"),
+                     ("local0", "info", "rfc3164", "octet-counting")]
     assert records[1].meta["syslog_app"] == "portwatch"
 
 
