@@ -29,6 +29,7 @@
 #   ffmpeg libnginx-mod-rtmp
 #   tinyproxy
 #   libcharon-extra-plugins nftables
+#   knot python3-httpx python3-h2 python3-websockets
 # and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
@@ -53,7 +54,8 @@ need_packages() {
         mbpoll python3-pymodbus python3-serial python3-serial-asyncio python3-libtorrent \
         ffmpeg libnginx-mod-rtmp \
         tinyproxy \
-        libcharon-extra-plugins nftables
+        libcharon-extra-plugins nftables \
+        knot python3-httpx python3-h2 python3-websockets
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -66,7 +68,8 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
      modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128
-     snmpv3-161 syslog-tcp-514 nts-4460 ipsec-4500)
+     snmpv3-161 syslog-tcp-514 nts-4460 ipsec-4500
+     ldaps-636 smtp-587 dns-tcp-53 http2-80 websocket-8080 mysql-tls-3306)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2684,6 +2687,266 @@ EOF
     cli ping -c 3 -i 0.5 -W 2 -I 10.79.0.2 10.79.0.1 >/dev/null
     sleep 5     # two NAT-T keepalives (keep_alive = 2s)
     cli swanctl --terminate --ike pw --uri "unix://$d/cli/charon.vici" >/dev/null
+    cap_stop
+}
+
+# slapd with one certificate on 389 (StartTLS, RFC 4511 section 4.14) and 636 (LDAPS).
+# ldapsearch of the root DSE over ldaps (anonymous), ldapwhoami with a simple bind over ldaps,
+# ldapsearch -ZZ (StartTLS extended operation, then a simple bind and the root DSE inside TLS).
+rec_ldaps-636() {
+    local d=$WORK/ldaps
+    make_cert ldap.example.test
+    mkdir -p "$d/db"
+    cat >"$d/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $d/slapd.pid
+TLSCertificateFile $WORK/ldap.example.test.crt
+TLSCertificateKeyFile $WORK/ldap.example.test.key
+database mdb
+suffix "dc=example,dc=test"
+rootdn "cn=admin,dc=example,dc=test"
+rootpw $CAPPASS
+directory $d/db
+EOF
+    bg_srv slapd -d 0 -h "ldap://$SIP/ ldaps://$SIP/" -f "$d/slapd.conf"
+    wait_port tcp 389
+    wait_port tcp 636
+    cap_start ldaps-636 tcp port 389 or tcp port 636
+    export LDAPTLS_REQCERT=never   # self-signed, and its name is not 10.77.0.1
+    cli ldapsearch -x -H "ldaps://$SIP" -b '' -s base namingContexts >/dev/null
+    cli ldapwhoami -x -H "ldaps://$SIP" -D cn=admin,dc=example,dc=test -w "$CAPPASS" >/dev/null
+    cli ldapsearch -x -ZZ -H "ldap://$SIP" -D cn=admin,dc=example,dc=test -w "$CAPPASS" \
+        -b '' -s base namingContexts >/dev/null
+    cap_stop
+}
+
+# OpenSMTPD as a submission server (RFC 6409) on 587: STARTTLS required before anything else
+# (RFC 3207, tls-require), AUTH (RFC 4954) against a credentials table, offered inside TLS only.
+# Debian 12's OpenSMTPD 6.8.0p2 cannot finish a TLS handshake under OpenSSL 3, RSA or ECDSA key
+# alike (its privsep "pony" process signs with a stand-in key that OpenSSL 3 no longer routes to
+# the key holder: "missing private key", github.com/OpenSMTPD/OpenSMTPD/issues/1171 and 1239,
+# fixed upstream after 6.8), so: swaks --tls gets "220 Ready to start TLS", then its ClientHello
+# is answered by a ServerHello and an (encrypted, TLS 1.3) internal_error alert and swaks gives
+# up; swaks asking for AUTH PLAIN without --tls (the cleartext EHLO offers no AUTH, so swaks
+# QUITs: no credentials cross); a python3 smtplib client (stdlib: swaks never sends an AUTH the
+# server did not offer) that says EHLO, then AUTH PLAIN with its initial response (RFC 4954
+# section 4) in clear anyway: the credentials cross, smtpd answers 503 5.5.1, then QUIT.
+# smtpd's control socket (/run/smtpd.sock) and queue (/var/spool/smtpd) are fixed paths: it runs
+# in its own mount namespace over tmpfs copies, beside any other smtpd.
+rec_smtp-587() {
+    local d=$WORK/smtpd587
+    mkdir -p "$d/maildir"
+    # RSA: make_cert's P-256 key fails one step earlier in the same bug ("EVP lib")
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=mail.example.test \
+        -addext subjectAltName=DNS:mail.example.test \
+        -keyout "$d/mail.example.test.key" -out "$d/mail.example.test.crt" 2>/dev/null
+    # smtpd.conf(5) credentials table: user, then a crypt(3) hash of the password
+    printf '%s %s\n' "$CAPUSER" "$(openssl passwd -6 -salt portwatch "$CAPPASS")" >"$d/creds"
+    chmod 600 "$d/creds"
+    cat >"$d/smtpd.conf" <<EOF
+pki mail.example.test cert "$d/mail.example.test.crt"
+pki mail.example.test key "$d/mail.example.test.key"
+table creds file:$d/creds
+listen on $SIP port 587 tls-require pki mail.example.test auth <creds> hostname mail.example.test
+action "local" maildir "$d/maildir"
+match from any for domain "example.test" action "local"
+EOF
+    bg_srv unshare -m --propagation private sh -c 'mount -t tmpfs pwrun /run &&
+        mount -t tmpfs pwspool /var/spool && exec smtpd -d -f "$1"' smtpd "$d/smtpd.conf"
+    wait_port tcp 587
+    cap_start smtp-587 tcp port 587
+    # exits 29: "TLS startup failed (... tlsv1 alert internal error)"
+    cli swaks --server "$SIP" --port 587 --ehlo client.example.test --tls \
+        --auth PLAIN --auth-user "$CAPUSER" --auth-password "$CAPPASS" \
+        --from "$CAPUSER@client.example.test" --to root@example.test \
+        --header 'Subject: portwatch test' --body 'Hello from the portwatch capture script.' \
+        >/dev/null 2>&1 || true
+    # exits 28: "Host did not advertise authentication"
+    cli swaks --server "$SIP" --port 587 --ehlo client.example.test \
+        --auth PLAIN --auth-user "$CAPUSER" --auth-password "$CAPPASS" \
+        --from "$CAPUSER@client.example.test" --to root@example.test >/dev/null 2>&1 || true
+    cli python3 - "$SIP" "$CAPUSER" "$CAPPASS" <<'PY'
+import base64, smtplib, sys
+s = smtplib.SMTP(sys.argv[1], 587, local_hostname="client.example.test", timeout=10)
+s.ehlo()
+resp = base64.b64encode(f"\0{sys.argv[2]}\0{sys.argv[3]}".encode()).decode()
+code, _ = s.docmd("AUTH", "PLAIN " + resp)   # 503 5.5.1 Invalid command: Command not supported
+assert code == 503, code
+s.quit()
+PY
+    cap_stop
+}
+# DNS over TCP (RFC 7766) from an authoritative server: knotd (foreground, config, rundir,
+# storage and zone file under $WORK) serving example.test (SOA, NS, A, AAAA, MX, TXT, CNAME) on
+# 10.77.0.1@53 with an ACL allowing AXFR from 10.77.0.2 only, and kdig. Four TCP connections: an
+# SOA query; two queries (A, then MX) on one kept-open connection (+keepopen) with the EDNS TCP
+# keepalive option (RFC 7828, empty in queries: kdig 3.2 has no +keepalive, so +ednsopt=11);
+# an AXFR (RFC 5936); an AXFR from a second client address (10.77.0.3 on pw-cli's lo),
+# which the ACL refuses.
+rec_dns-tcp-53() {
+    local d=$WORK/knot
+    mkdir -p "$d/run" "$d/db" "$d/zones"
+    cat >"$d/zones/example.test.zone" <<'EOZ'
+$ORIGIN example.test.
+$TTL 300
+@       IN SOA  ns1.example.test. hostmaster.example.test. 2024010101 3600 900 604800 300
+@       IN NS   ns1.example.test.
+@       IN NS   ns2.example.test.
+@       IN A    10.77.0.80
+@       IN MX   10 mail.example.test.
+@       IN TXT  "v=spf1 mx -all"
+ns1     IN A    10.77.0.1
+ns2     IN A    10.77.0.53
+www     IN A    10.77.0.80
+www     IN AAAA fd77::80
+mail    IN A    10.77.0.25
+mail    IN AAAA fd77::25
+web     IN CNAME www.example.test.
+_sip._udp IN SRV 10 5 5060 sip.example.test.
+sip     IN A    10.77.0.60
+EOZ
+    cat >"$d/knot.conf" <<EOC
+server:
+    rundir: "$d/run"
+    pidfile: "$d/run/knot.pid"
+    listen: $SIP@53
+database:
+    storage: "$d/db"
+control:
+    listen: "$d/run/knot.sock"
+log:
+  - target: stderr
+    any: info
+acl:
+  - id: xfr-cli
+    address: $CIP
+    action: transfer
+template:
+  - id: default
+    storage: "$d/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: example.test
+    acl: xfr-cli
+EOC
+    bg_srv knotd -c "$d/knot.conf"
+    wait_port tcp 53
+    for _ in $(seq 50); do srv knotc -c "$d/knot.conf" zone-status example.test 2>/dev/null | grep -q 'serial: 2024010101' && break; sleep 0.1; done
+    cli ip addr add 10.77.0.3/32 dev lo
+    cap_start dns-tcp-53 tcp port 53
+    local k="cli kdig @$SIP +tcp +timeout=3 +retry=0"
+    $k example.test SOA
+    $k +keepopen +ednsopt=11 www.example.test A example.test MX
+    $k example.test AXFR
+    $k -b 10.77.0.3 example.test AXFR || true
+    cap_stop
+    cli ip addr del 10.77.0.3/32 dev lo
+}
+
+# HTTP/2 over cleartext TCP with prior knowledge (RFC 9113 section 3.3, "h2c"): nginx
+# (nginx_start, "listen ... http2" without ssl) and two clients. Two connections: curl
+# --http2-prior-knowledge GET /; the page and a 404 as streams 1 and 3 of one connection, from
+# Debian's python3-httpx (with python3-h2, http1=False: prior knowledge), because curl 7.88.1
+# breaks a reused prior-knowledge connection ("Error in the HTTP2 framing layer", curl issue
+# 10634, fixed in 8.0).
+rec_http2-80() {
+    nginx_start "listen $SIP:80 http2;"
+    wait_port tcp 80
+    cat >"$WORK/h2c.py" <<'EOF'
+# Two GETs as two streams of one prior-knowledge HTTP/2 connection (httpx + h2).
+import sys, httpx
+with httpx.Client(http1=False, http2=True, headers={"user-agent": sys.argv[1]}) as c:
+    for path in ("/", "/missing"):
+        r = c.get(f"http://{sys.argv[2]}{path}")
+        print(r.http_version, r.status_code)
+EOF
+    cap_start http2-80 tcp port 80
+    cli curl -sS -A "$UA" --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}\n' "http://$SIP/"
+    cli /usr/bin/python3 "$WORK/h2c.py" "$UA" "$SIP"
+    cap_stop
+}
+# A WebSocket (RFC 6455) echo server written with Debian's python3-websockets (its legacy asyncio
+# API, a few lines, not a daemon Debian ships) on 10.77.0.1:8080, and a python3-websockets client.
+# Two connections: the upgrade to /chat (101), three text messages and one binary message echoed,
+# then a normal close (close frame each way, code 1000); then /forbidden, refused by the server's
+# process_request hook with 403 before any upgrade (the client raises InvalidStatusCode).
+rec_websocket-8080() {
+    cat >"$WORK/ws-srv.py" <<'PY'
+# WebSocket echo server (python3-websockets, Debian package), for record.sh only
+import asyncio, http, sys
+import websockets
+
+async def echo(ws, path):
+    async for msg in ws:          # text and binary frames alike, sent back as received
+        await ws.send(msg)
+
+async def gate(path, headers):    # refuse the handshake on anything but /chat
+    if path != "/chat":
+        return http.HTTPStatus.FORBIDDEN, [("Content-Type", "text/plain")], b"forbidden\n"
+    return None
+
+async def main():
+    async with websockets.serve(echo, sys.argv[1], int(sys.argv[2]), process_request=gate):
+        await asyncio.Future()
+
+asyncio.run(main())
+PY
+    cat >"$WORK/ws-cli.py" <<'PY'
+# WebSocket client (python3-websockets, Debian package), for record.sh only
+import asyncio, sys
+import websockets
+
+async def main(base):
+    async with websockets.connect(base + "/chat") as ws:
+        for m in ("hello portwatch", "second message", "third and last text"):
+            await ws.send(m)
+            assert await ws.recv() == m
+        await ws.send(b"\x00\x01\x02\x03portwatch-binary\xff")
+        assert await ws.recv() == b"\x00\x01\x02\x03portwatch-binary\xff"
+    # leaving the block sends a close frame (1000) and waits for the server's
+    try:
+        async with websockets.connect(base + "/forbidden"):
+            pass
+    except websockets.InvalidStatusCode as e:
+        print("refused:", e.status_code)
+
+asyncio.run(main(sys.argv[1]))
+PY
+    bg_srv /usr/bin/python3 "$WORK/ws-srv.py" "$SIP" 8080
+    wait_port tcp 8080
+    cap_start websocket-8080 tcp port 8080
+    cli /usr/bin/python3 "$WORK/ws-cli.py" "ws://$SIP:8080"
+    cap_stop
+}
+
+# MariaDB with TLS (ssl_cert/ssl_key from make_cert, its own datadir/socket/pid under $WORK) and the
+# mariadb client. Three logins from 10.77.0.2: user pw with --ssl (greeting in clear, the client's
+# SSLRequest, then TLS inside the same connection, then the handshake response and SELECT 1); pw
+# again with --skip-ssl (login in clear: mysql_native_password, the 20-byte scrambled hash, and the
+# query); pwtls, created REQUIRE SSL, with --skip-ssl (the server refuses it: access denied).
+rec_mysql-tls-3306() {
+    local d=$WORK/mysql-tls
+    mkdir -p "$d"
+    make_cert db.example.test
+    mariadb-install-db --no-defaults --datadir="$d/data" --user=root \
+        --auth-root-authentication-method=socket >/dev/null 2>&1
+    bg_srv mariadbd --no-defaults --datadir="$d/data" --user=root --bind-address="$SIP" \
+        --port=3306 --socket="$d/sock" --pid-file="$d/pid" --skip-log-bin --skip-name-resolve \
+        --ssl-cert="$WORK/db.example.test.crt" --ssl-key="$WORK/db.example.test.key"
+    wait_port tcp 3306 300
+    srv mariadb --no-defaults -S "$d/sock" -u root -e "
+        CREATE USER 'pw'@'$CIP' IDENTIFIED VIA mysql_native_password USING PASSWORD('pw-secret');
+        CREATE USER 'pwtls'@'$CIP' IDENTIFIED VIA mysql_native_password USING PASSWORD('pw-secret') REQUIRE SSL;
+        CREATE DATABASE pwdb; GRANT ALL ON pwdb.* TO 'pw'@'$CIP'; GRANT ALL ON pwdb.* TO 'pwtls'@'$CIP';"
+    cap_start mysql-tls-3306 tcp port 3306
+    cli mariadb --no-defaults -h "$SIP" -P 3306 -u pw -ppw-secret --ssl --ssl-verify-server-cert=0 pwdb \
+        -e 'SELECT 1'
+    cli mariadb --no-defaults -h "$SIP" -P 3306 -u pw -ppw-secret --skip-ssl pwdb -e 'SELECT 1'
+    cli mariadb --no-defaults -h "$SIP" -P 3306 -u pwtls -ppw-secret --skip-ssl pwdb -e 'SELECT 1' || true
     cap_stop
 }
 
