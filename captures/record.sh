@@ -2559,6 +2559,44 @@ EOF
     cap_stop
 }
 
+# ipsec_swanctl WHO LOCAL_ADDR REMOTE_ADDR ME PEER LOCAL_TS REMOTE_TS: $d/WHO/swanctl.conf of
+# rec_ipsec-4500 (PSK "portwatch-ipsec-psk", ids ME/PEER.example.test, encap = yes); no
+# remote_addrs when REMOTE_ADDR is empty (the responder takes any).
+ipsec_swanctl() {
+    local who=$1 local_addr=$2 remote_addr=$3 me=$4 peer=$5 local_ts=$6 remote_ts=$7
+    {
+        printf 'connections {\n    pw {\n        version = 2\n        local_addrs = %s\n' "$local_addr"
+        if [ -n "$remote_addr" ]; then printf '        remote_addrs = %s\n' "$remote_addr"; fi
+        cat <<EOF
+        encap = yes
+        local {
+            auth = psk
+            id = $me.example.test
+        }
+        remote {
+            auth = psk
+            id = $peer.example.test
+        }
+        children {
+            pw {
+                local_ts = $local_ts/32
+                remote_ts = $remote_ts/32
+                esp_proposals = aes128gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-pw {
+        id-1 = srv.example.test
+        id-2 = cli.example.test
+        secret = "portwatch-ipsec-psk"
+    }
+}
+EOF
+    } >"$d/$who/swanctl.conf"
+}
+
 # strongSwan IKEv2 with NAT traversal forced (encap = yes on both peers, RFC 7296 2.23): two
 # charon daemons (swanctl configs, PSK), the responder in pw-srv, the initiator in pw-cli. Neither
 # kernel ESP (XFRM) is needed: the kernel-libipsec plugin does ESP in user space over a TUN device,
@@ -2609,71 +2647,10 @@ charon {
 }
 EOF
     done
-    # the responder: PSK both ways, UDP encapsulation forced, a host-to-host child SA
-    cat >"$d/srv/swanctl.conf" <<EOF
-connections {
-    pw {
-        version = 2
-        local_addrs = $SIP
-        encap = yes
-        local {
-            auth = psk
-            id = srv.example.test
-        }
-        remote {
-            auth = psk
-            id = cli.example.test
-        }
-        children {
-            pw {
-                local_ts = 10.79.0.1/32
-                remote_ts = 10.79.0.2/32
-                esp_proposals = aes128gcm16
-            }
-        }
-    }
-}
-secrets {
-    ike-pw {
-        id-1 = srv.example.test
-        id-2 = cli.example.test
-        secret = "portwatch-ipsec-psk"
-    }
-}
-EOF
-    # the initiator: the same connection seen from the other side
-    cat >"$d/cli/swanctl.conf" <<EOF
-connections {
-    pw {
-        version = 2
-        local_addrs = $CIP
-        remote_addrs = $SIP
-        encap = yes
-        local {
-            auth = psk
-            id = cli.example.test
-        }
-        remote {
-            auth = psk
-            id = srv.example.test
-        }
-        children {
-            pw {
-                local_ts = 10.79.0.2/32
-                remote_ts = 10.79.0.1/32
-                esp_proposals = aes128gcm16
-            }
-        }
-    }
-}
-secrets {
-    ike-pw {
-        id-1 = srv.example.test
-        id-2 = cli.example.test
-        secret = "portwatch-ipsec-psk"
-    }
-}
-EOF
+    # PSK both ways, UDP encapsulation forced, a host-to-host child SA; the initiator's is the
+    # responder's seen from the other side, with the address it connects to
+    ipsec_swanctl srv "$SIP" "" srv cli 10.79.0.1 10.79.0.2
+    ipsec_swanctl cli "$CIP" "$SIP" cli srv 10.79.0.2 10.79.0.1
     STRONGSWAN_CONF=$d/srv/strongswan.conf bg_srv unshare -m --propagation private \
         sh -c 'mount -t tmpfs pwrun /run && exec /usr/lib/ipsec/charon'
     (STRONGSWAN_CONF=$d/cli/strongswan.conf cli unshare -m --propagation private \

@@ -1433,17 +1433,20 @@ mod tests {
 
     /// A TCP flow on `port`: the handshake, then the two messages (from the client?, bytes) in turn.
     fn handshake_then(port: u16, first: (bool, &[u8]), second: (bool, &[u8])) -> Vec<FlowRecord> {
-        run(
-            TCP,
-            port,
-            &[
-                (1.0, true, SYN, b""),
-                (1.1, false, SYN | ACK, b""),
-                (1.2, true, ACK, b""),
-                (1.3, first.0, PSH | ACK, first.1),
-                (1.4, second.0, PSH | ACK, second.1),
-            ],
-        )
+        after_handshake(port, &[first, second])
+    }
+
+    /// A TCP handshake to `port`, then each (from the client?, payload) a tenth of a second apart.
+    fn after_handshake(port: u16, payloads: &[(bool, &[u8])]) -> Vec<FlowRecord> {
+        let mut packets: Vec<(f64, bool, u8, &[u8])> = vec![
+            (1.0, true, SYN, b""),
+            (1.1, false, SYN | ACK, b""),
+            (1.2, true, ACK, b""),
+        ];
+        for (i, &(from_client, payload)) in payloads.iter().enumerate() {
+            packets.push((1.3 + 0.1 * i as f64, from_client, PSH | ACK, payload));
+        }
+        run(TCP, port, &packets)
     }
 
     #[test]
@@ -1528,16 +1531,13 @@ mod tests {
         negotiate.extend(b"\xfeSMB");
         negotiate.extend(64u16.to_le_bytes());
         negotiate.resize(4 + 64 + 4, 0);
-        let recs = run(
-            TCP,
+        let request = session_request();
+        let recs = after_handshake(
             139,
             &[
-                (1.0, true, SYN, b""),
-                (1.1, false, SYN | ACK, b""),
-                (1.2, true, ACK, b""),
-                (1.3, true, PSH | ACK, &session_request()),
-                (1.4, false, PSH | ACK, b"\x82\x00\x00\x00"),
-                (1.5, true, PSH | ACK, &negotiate),
+                (true, &request),
+                (false, b"\x82\x00\x00\x00"),
+                (true, &negotiate),
             ],
         );
         assert_eq!(recs[0].protocol, "smb");
@@ -1552,16 +1552,7 @@ mod tests {
         // A session request nothing followed: NetBIOS, decided only as the flow is reported,
         // with its first bytes kept like any other verdict's.
         let req = session_request();
-        let recs = run(
-            TCP,
-            139,
-            &[
-                (1.0, true, SYN, b""),
-                (1.1, false, SYN | ACK, b""),
-                (1.2, true, ACK, b""),
-                (1.3, true, PSH | ACK, &req),
-            ],
-        );
+        let recs = after_handshake(139, &[(true, &req)]);
         assert_eq!(recs[0].protocol, "netbios");
         let head = recs[0].meta.get("client_head").and_then(Value::as_str);
         assert_eq!(head, Some(crate::text::hex(&req[..32]).as_str()));
