@@ -835,11 +835,10 @@ EOF
     cap_stop
 }
 
-# SMB and NetBIOS: Samba's smbd and nmbd with one guest share; smbclient lists the shares and
-# reads a file over SMB2/3 on 445 and on 139 (NetBIOS session service), asks for SMB1 (refused),
-# and nmblookup queries a name and a node status
-rec_smb-445() {
-    local d=$WORK/smb
+# samba_share DIR [GLOBAL_LINE]: DIR/smb.conf for a standalone smbd with one read-only guest share
+# holding hello.txt (smb-445, smb-139), GLOBAL_LINE added to [global] after the interfaces.
+samba_share() {
+    local d=$1 extra=${2:+$'\n'"    $2"}
     mkdir -p "$d"/{share,lock,state,cache,private,run,log}
     echo hello >"$d/share/hello.txt"
     cat >"$d/smb.conf" <<EOF
@@ -849,7 +848,7 @@ rec_smb-445() {
     server role = standalone server
     map to guest = Bad User
     interfaces = $SIP/24
-    bind interfaces only = yes
+    bind interfaces only = yes$extra
 $(samba_dirs "$d")
     log file = $d/log/%m.log
 [share]
@@ -859,6 +858,14 @@ $(samba_dirs "$d")
     # the guest maps to nobody, who cannot enter $WORK (mode 700)
     force user = root
 EOF
+}
+
+# SMB and NetBIOS: Samba's smbd and nmbd with one guest share; smbclient lists the shares and
+# reads a file over SMB2/3 on 445 and on 139 (NetBIOS session service), asks for SMB1 (refused),
+# and nmblookup queries a name and a node status
+rec_smb-445() {
+    local d=$WORK/smb
+    samba_share "$d"
     # each in a session of its own: on exit they signal their whole process group
     bg_srv setsid smbd -F --no-process-group -s "$d/smb.conf"
     bg_srv setsid nmbd -F --no-process-group -s "$d/smb.conf"
@@ -2388,26 +2395,7 @@ EOF
 # session messages (RFC 1002 4.3).
 rec_smb-139() {
     local d=$WORK/smb139
-    mkdir -p "$d"/{share,lock,state,cache,private,run,log}
-    echo hello >"$d/share/hello.txt"
-    cat >"$d/smb.conf" <<EOF
-[global]
-    workgroup = PWLAB
-    netbios name = PWSRV
-    server role = standalone server
-    map to guest = Bad User
-    interfaces = $SIP/24
-    bind interfaces only = yes
-    smb ports = 139
-$(samba_dirs "$d")
-    log file = $d/log/%m.log
-[share]
-    path = $d/share
-    guest ok = yes
-    read only = yes
-    # the guest maps to nobody, who cannot enter $WORK (mode 700)
-    force user = root
-EOF
+    samba_share "$d" "smb ports = 139"
     # in a session of its own: on exit it signals its whole process group
     bg_srv setsid smbd -F --no-process-group -s "$d/smb.conf"
     wait_port tcp 139
