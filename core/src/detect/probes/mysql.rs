@@ -5,7 +5,8 @@
 //! auth-plugin data followed by a NUL filler. A server refusing the host sends an ERR packet
 //! (0xFF, error code, message) with sequence 0 instead, which matches too.
 //!
-//! Meta: `mysql_version` and `banner` (the server version string, sanitised), or `mysql_error`.
+//! Meta: `mysql_version` (MariaDB's without the "5.5.5-" it sends first) and `banner` (the server
+//! version string as sent, sanitised), or `mysql_error`.
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
@@ -30,6 +31,16 @@ fn is_version(v: &[u8]) -> bool {
             d.is_ascii_digit() && rest.len() <= 78 && rest.iter().all(|b| (0x21..=0x7e).contains(b))
         }
         None => false,
+    }
+}
+
+/// MariaDB 10+ puts "5.5.5-" ahead of its version in the greeting, for replication clients that
+/// read the first digit as the major version; MariaDB's own connectors strip it. The banner
+/// keeps what the server sent.
+fn server_version(version: &str) -> &str {
+    match version.strip_prefix("5.5.5-") {
+        Some(real) if real.contains("MariaDB") => real,
+        _ => version,
     }
 }
 
@@ -75,7 +86,7 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
     }
     let version = clean_text(version, 80);
     let mut meta = Meta::new();
-    meta.insert("mysql_version".into(), json!(version));
+    meta.insert("mysql_version".into(), json!(server_version(&version)));
     meta.insert("banner".into(), json!(version));
     ProbeResult::hit(meta)
 }
@@ -83,6 +94,16 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mariadbs_compatibility_prefix_is_not_its_version() {
+        assert_eq!(
+            server_version("5.5.5-10.11.19-MariaDB-0+deb12u1"),
+            "10.11.19-MariaDB-0+deb12u1"
+        );
+        assert_eq!(server_version("5.5.5-log"), "5.5.5-log");
+        assert_eq!(server_version("8.0.36"), "8.0.36");
+    }
     use crate::detect::probes::Status;
 
     /// A protocol-10 handshake (MySQL Internals "Initial Handshake Packet").
