@@ -102,12 +102,9 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::probes::vectors::text;
     use crate::detect::probes::Status;
     use serde_json::Value;
-
-    fn text(r: &ProbeResult, key: &str) -> Option<String> {
-        r.meta.get(key).and_then(Value::as_str).map(str::to_owned)
-    }
 
     #[test]
     fn a_request_and_its_answer_name_the_function_and_the_unit() {

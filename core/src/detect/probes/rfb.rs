@@ -213,11 +213,8 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::probes::vectors::text;
     use crate::detect::probes::Status;
-
-    fn text(r: &ProbeResult, key: &str) -> Option<String> {
-        r.meta.get(key).and_then(Value::as_str).map(str::to_owned)
-    }
 
     fn list(r: &ProbeResult, key: &str) -> Vec<String> {
         r.meta

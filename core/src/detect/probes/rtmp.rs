@@ -205,8 +205,8 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::probes::vectors::text;
     use crate::detect::probes::Status;
-    use serde_json::Value;
 
     /// C0, C1 and C2 as ffmpeg writes them (version 9.0.124.2 in C1), then `chunk`.
     fn stream(chunk: &[u8]) -> Vec<u8> {
@@ -250,10 +250,6 @@ mod tests {
             chunk.extend(part);
         }
         chunk
-    }
-
-    fn text(r: &ProbeResult, key: &str) -> Option<String> {
-        r.meta.get(key).and_then(Value::as_str).map(str::to_owned)
     }
 
     #[test]

@@ -115,12 +115,8 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::probes::vectors::text;
     use crate::detect::probes::Status;
-    use serde_json::Value;
-
-    fn text(r: &ProbeResult, key: &str) -> Option<String> {
-        r.meta.get(key).and_then(Value::as_str).map(str::to_owned)
-    }
 
     #[test]
     fn an_rfc3164_message_gives_facility_and_severity() {

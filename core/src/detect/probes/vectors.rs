@@ -4,6 +4,11 @@ use super::{lookup, Kind, Status};
 use crate::meta::Value;
 use std::path::PathBuf;
 
+/// A text fact of a probe's answer, for the probes' own tests.
+pub fn text(r: &super::ProbeResult, key: &str) -> Option<String> {
+    r.meta.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
