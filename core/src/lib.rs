@@ -9,7 +9,9 @@
 /// core example's time on them (consolidating its fast bins on each larger request); mimalloc's
 /// per-size free pages do not. Rust's allocations only: Python's objects keep Python's
 /// allocator. Built without transparent huge pages (feature `no_thp`), which cost 20 MB of peak
-/// RSS and page-zeroing time for nothing here.
+/// RSS and page-zeroing time for nothing here, and as mimalloc 2 (feature `v2`): mimalloc 3, the
+/// crate's default since 0.1.49, ran as fast and peaked 4-6 MB higher (CLI on mix-2m and on the
+/// 30,000- and 100,000-flow captures of benchmarks/README.md).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
