@@ -77,6 +77,66 @@ fn escape_and_cut(raw: &[u8], limit: usize) -> String {
     out
 }
 
+/// Python's `repr()` of a `bytes` value: `b'...'`, printable ASCII as is, backslash and the
+/// quote escaped, `\t` `\n` `\r`, every other byte `\xNN`.
+pub fn bytes_repr(bytes: &[u8]) -> String {
+    let mut out = String::from("b");
+    push_quoted_bytes(&mut out, bytes);
+    out
+}
+
+/// `bytes_repr` without its `b`: how evidence quotes the bytes a signature's prefix matched.
+pub fn quoted_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    push_quoted_bytes(&mut out, bytes);
+    out
+}
+
+fn push_quoted_bytes(out: &mut String, bytes: &[u8]) {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(quote);
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if char::from(b) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push(quote);
+}
+
+/// A pattern's source as its author wrote it (backslashes and all), only bytes outside printable
+/// ASCII spelt `\t` `\n` `\r` or `\xNN` (as a regex reads them), so that evidence quotes a regex
+/// that can be copied back into a signature.
+pub fn pattern_text(source: &[u8]) -> String {
+    let mut out = String::with_capacity(source.len());
+    for &b in source {
+        match b {
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
 /// `bytes` as lower-case hex (digests, fingerprints, first bytes): `const_hex`'s vectorised
 /// encoder, as `format!("{:02x}")` costs a formatter call a byte and the `hex` crate's `encode`
 /// a `char` push a digit (a tenth of the core's instructions went to flows' first bytes).
@@ -169,6 +229,27 @@ mod tests {
         // One byte outside the range takes the full path.
         assert_eq!(clean_text(b"ab\x7f", 256), "ab\\x7f");
         assert_eq!(clean_text(b"ab\x1f", 256), "ab\\x1f");
+    }
+
+    #[test]
+    fn quoted_bytes_escape_once_as_a_python_bytes_literal() {
+        // Each escape is written once: the evidence for HTTP/2's preface reads as the bytes are.
+        assert_eq!(
+            quoted_bytes(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            r"'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'"
+        );
+        assert_eq!(quoted_bytes(b"\x00\xff\\"), r"'\x00\xff\\'");
+        assert_eq!(quoted_bytes(b"it's"), r#""it's""#);
+        assert_eq!(quoted_bytes(b"'\""), r#"'\'"'"#);
+        assert_eq!(bytes_repr(b"\x1f\x8b"), r"b'\x1f\x8b'");
+    }
+
+    #[test]
+    fn pattern_text_keeps_the_authors_backslashes() {
+        // A regex's own escapes stay single, so the quoted pattern is the one in the signature.
+        assert_eq!(pattern_text(br"^\*[1-9]\r\n\x00"), r"^\*[1-9]\r\n\x00");
+        // Raw bytes in the source (a TOML basic string's "\r\n") are spelt as a regex reads them.
+        assert_eq!(pattern_text(b"^OK\r\n\x01\xe9"), r"^OK\r\n\x01\xe9");
     }
 
     #[test]

@@ -748,28 +748,12 @@ fn evidence_text(cm: Option<&Match>, sm: Option<&Match>) -> String {
     parts.join("; ")
 }
 
-/// Python's `bytes.decode("latin-1").encode("unicode_escape").decode("ascii")`.
-fn unicode_escape(b: &[u8]) -> String {
-    let mut out = String::new();
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            0x20..=0x7e => out.push(char::from(c)),
-            _ => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out
-}
-
 fn describe(m: &Match) -> String {
     if let Some(p) = &m.probe {
         return format!("confirmed by the {p} probe");
     }
     if let Some(p) = &m.prefix {
-        let shown = super::signature::py_repr(&unicode_escape(p));
+        let shown = crate::text::quoted_bytes(p);
         return if m.offset == 0 {
             format!("start with {shown}")
         } else {
@@ -779,7 +763,7 @@ fn describe(m: &Match) -> String {
     let src = m
         .regex
         .as_ref()
-        .map(|r| unicode_escape(&r.source))
+        .map(|r| crate::text::pattern_text(&r.source))
         .unwrap_or_default();
     let short: String = src.chars().take(60).collect();
     format!("match /{short}/")

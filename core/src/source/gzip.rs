@@ -31,33 +31,6 @@ fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
 }
 
-/// Python's `repr()` of a short `bytes` value, for "Not a gzipped file (b'..')".
-pub(crate) fn bytes_repr(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from("b");
-    out.push(quote);
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if char::from(b) == quote => {
-                out.push('\\');
-                out.push(quote);
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 /// Compressed input: bytes handed back (Python's `_PaddedFile.prepend`) before the file's.
 struct Input<R> {
     raw: R,
@@ -254,7 +227,10 @@ impl<R: Read> PyGzip<R> {
             return Ok(false);
         }
         if magic != b"\x1f\x8b" {
-            return Err(bad(format!("Not a gzipped file ({})", bytes_repr(&magic))));
+            return Err(bad(format!(
+                "Not a gzipped file ({})",
+                crate::text::bytes_repr(&magic)
+            )));
         }
         let fixed = self.input.read_exact(8)?;
         let (method, flag) = (fixed.first().copied(), fixed.get(1).copied().unwrap_or(0));
