@@ -36,7 +36,8 @@ syslog-514's messages carry the syslog probe's facts (core/src/detect/probes/sys
 mysql-3306's mysql_version is MariaDB's without its "5.5.5-" (core/src/detect/probes/mysql.rs).
 Evidence quotes a signature's prefix and regex with each escape written once, the regex as its
 signature spells it (core/src/text.rs, `quoted_bytes` and `pattern_text`); the Python engine escaped
-them twice (`\\r\\n`).
+them twice (`\\r\\n`) and cut a long regex at 60 characters, escapes or not; it is now cut before an
+escape and ends in an ellipsis.
 Connections a control connection announced are named by it (ftp-21's data connections are
 `ftp-data` with `control_flow_id`/`control_community_id`/`announced_by`, and no `unassigned-port`;
 the FTP and SIP control flows list `announced`), and cleartext on an unassigned high port is one low

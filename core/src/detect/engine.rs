@@ -765,8 +765,24 @@ fn describe(m: &Match) -> String {
         .as_ref()
         .map(|r| crate::text::pattern_text(&r.source))
         .unwrap_or_default();
-    let short: String = src.chars().take(60).collect();
-    format!("match /{short}/")
+    format!("match /{}/", shortened(&src, EVIDENCE_PATTERN_CHARS))
+}
+
+/// How much of a regex the evidence quotes.
+const EVIDENCE_PATTERN_CHARS: usize = 60;
+
+/// `text` (ASCII: `pattern_text`'s) cut to `max` characters, ending in an ellipsis when cut and
+/// never inside a `\xNN` escape.
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut short = text[..max].to_string();
+    if let Some(i) = short.rfind('\\').filter(|&i| short.len() - i < 4) {
+        short.truncate(i);
+    }
+    short.push('\u{2026}');
+    short
 }
 
 /// For tests and the Python side: a Decision as JSON.

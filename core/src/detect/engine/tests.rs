@@ -274,3 +274,19 @@ fn a_first_datagram_match_reads_only_the_first_datagram() {
         Some("anywhere")
     );
 }
+
+#[test]
+fn a_long_pattern_is_quoted_whole_escapes_and_an_ellipsis() {
+    assert_eq!(shortened("^abc", 60), "^abc");
+    let long = format!("^{}", "x".repeat(70));
+    assert_eq!(shortened(&long, 60), format!("{}\u{2026}", &long[..60]));
+    // The cut would fall inside \x50: the escape goes whole.
+    let text = format!("{}\\x50tail", "a".repeat(57));
+    assert_eq!(shortened(&text, 60), format!("{}\u{2026}", "a".repeat(57)));
+    // A whole escape just before the cut stays.
+    let text = format!("{}\\x50tail", "a".repeat(56));
+    assert_eq!(
+        shortened(&text, 60),
+        format!("{}\\x50\u{2026}", "a".repeat(56))
+    );
+}
