@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from _engine import classify
 from pcapkit import ether, timed, write_pcap
 from scapy.contrib.gtp import GTP_U_Header, GTPHeader
@@ -110,3 +111,32 @@ def test_near_misses_on_2152_are_not_gtp() -> None:
     ):
         d = classify("udp", [data], [], 2152, client_port=2152)
         assert d is None or d.protocol != "gtp", data.hex()
+
+
+def gtp_v1_c(flags: int, kind: int, ies: bytes = b"") -> bytes:
+    # TS 29.060 6: the length counts what follows the 8 mandatory bytes (sequence number, N-PDU
+    # number and next extension type included)
+    return bytes([flags, kind]) + (len(ies) + 4).to_bytes(2, "big") + bytes.fromhex("00000001" "0001" "00" "00") + ies
+
+
+def gtp_v2_c(flags: int, kind: int, ies: bytes = b"") -> bytes:
+    # TS 29.274 5.1: the length counts what follows the first 4 bytes (TEID, sequence, spare)
+    return bytes([flags, kind]) + (len(ies) + 8).to_bytes(2, "big") + bytes.fromhex("00000001" "000001" "00") + ies
+
+
+@pytest.mark.parametrize("header", [
+    gtp_v1_c(0x36, 16, bytes(16)),  # v1 Create PDP Context Request, E and S flags
+    gtp_v1_c(0x32, 27),  # v1 PDU Notification Request
+    gtp_v2_c(0x48, 32, bytes(8)),  # v2 Create Session Request with a TEID
+    gtp_v2_c(0x58, 33, bytes(8)) + gtp_v2_c(0x48, 96),  # v2 piggybacked (P flag)
+    gtp_v2_c(0x4C, 95, bytes(8)),  # v2 Create Bearer Request, message priority
+])
+def test_gtp_control_headers_of_every_flag_combination(header: bytes) -> None:
+    assert classify("udp", [header], [], 2123, client_port=2123).protocol == "gtp"
+
+
+def test_a_gtp_control_port_datagram_of_no_gtp_header_is_not_gtp() -> None:
+    # a message type TS 29.060 leaves unassigned (0x90), a length one short, and text
+    for data in (gtp_v1_c(0x32, 0x90), gtp_v2_c(0x48, 32, bytes(8))[:-1], b"220 mail.example.test ESMTP\r\n"):
+        d = classify("udp", [data], [], 2123, client_port=2123)
+        assert d is not None and d.protocol != "gtp"

@@ -163,6 +163,7 @@ pub mod dns;
 pub mod dsi;
 pub mod dtls;
 pub mod elasticsearch;
+pub mod gtpc;
 pub mod gtpu;
 pub mod h323;
 pub mod http;
@@ -209,6 +210,7 @@ pub mod x11;
 static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
+    gtpc::PROBES,
     gtpu::PROBES,
     elasticsearch::PROBES,
     h323::PROBES,
