@@ -30,7 +30,13 @@
 #   tinyproxy
 #   libcharon-extra-plugins nftables
 #   knot python3-httpx python3-h2 python3-websockets
-# and, for quic-443 only, aioquic from PyPI in a throwaway venv (Debian 12 packages no QUIC server).
+#   frr
+#   miredo miredo-server
+#   freediameterd freediameter-extensions
+#   osmo-ggsn
+# and, in throwaway venvs from PyPI where Debian 12 packages no implementation: aioquic for
+# quic-443 (no QUIC server), python-snap7 for s7comm-102, c104 for iec104-2404, bacpypes3 for
+# bacnet-47808 and yadnp3 (opendnp3) for dnp3-20000.
 #
 # Side effects outside the namespaces, all undone on exit: a throwaway local
 # user "pwcap" (password "pwcap-secret") for the telnet and FTP logins; vsftpd
@@ -55,7 +61,11 @@ need_packages() {
         ffmpeg libnginx-mod-rtmp \
         tinyproxy \
         libcharon-extra-plugins nftables \
-        knot python3-httpx python3-h2 python3-websockets
+        knot python3-httpx python3-h2 python3-websockets \
+        frr \
+        miredo miredo-server \
+        freediameterd freediameter-extensions \
+        osmo-ggsn
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
@@ -69,7 +79,8 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
      modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128
      snmpv3-161 syslog-tcp-514 nts-4460 ipsec-4500
-     ldaps-636 smtp-587 dns-tcp-53 http2-80 websocket-8080 mysql-tls-3306)
+     ldaps-636 smtp-587 dns-tcp-53 http2-80 websocket-8080 mysql-tls-3306 ldp-646 teredo-3544
+     s7comm-102 iec104-2404 bacnet-47808 dnp3-20000 diameter-3868 dcerpc-135 gtp-2152)
 
 case "${1:-}" in
     --print-packages) need_packages; exit 0 ;;
@@ -2912,6 +2923,427 @@ rec_mysql-tls-3306() {
         -e 'SELECT 1'
     cli mariadb --no-defaults -h "$SIP" -P 3306 -u pw -ppw-secret --skip-ssl pwdb -e 'SELECT 1'
     cli mariadb --no-defaults -h "$SIP" -P 3306 -u pwtls -ppw-secret --skip-ssl pwdb -e 'SELECT 1' || true
+    cap_stop
+}
+
+# LDP: two FRRouting ldpd (each with its own zebra, which ldpd learns interfaces, addresses and
+# routes from), one per namespace, every file (configs, pids, vty and zserv sockets, ldpd control
+# socket, logs) under $WORK so nothing meets a host FRR; the daemons drop to the frr user. Link
+# Hellos (UDP 646 to 224.0.0.2) every second from both sides; pw-cli has the higher transport
+# address (10.77.0.2), so it is the active LSR (RFC 5036 2.5.2) and opens TCP 646 to 10.77.0.1:
+# Initialization, KeepAlive, Address and Label Mapping messages (implicit null for each side's
+# veth /24 and loopback /32 LSR-ID, 198.51.100.1 and .2; a real label for the kernel route each
+# side has to the other's loopback). Session holdtime 15, so KeepAlives every 5 s; then pw-cli's
+# "no mpls ldp": Notification (Shutdown) and the TCP close. The kernel needs no MPLS support
+# (zebra only installs no labels).
+rec_ldp-646() {
+    local d=$WORK/frr who ns me peer lo peerlo ifn
+    mkdir -p "$d"
+    for who in srv cli; do
+        ns=$NS_S me=$SIP peer=$CIP lo=198.51.100.1 peerlo=198.51.100.2
+        [ "$who" = cli ] && ns=$NS_C me=$CIP peer=$SIP lo=198.51.100.2 peerlo=198.51.100.1
+        ifn=$(ip netns exec "$ns" ip -o -4 addr show to "$me/32" | awk '{print $2}')
+        ip netns exec "$ns" ip addr add "$lo/32" dev lo
+        ip netns exec "$ns" ip route add "$peerlo/32" via "$peer"
+        mkdir -p "$d/$who"
+        printf 'hostname ldp-%s\n' "$who" >"$d/$who/zebra.conf"
+        cat >"$d/$who/ldpd.conf" <<EOF
+hostname ldp-$who
+mpls ldp
+ router-id $lo
+ neighbor $peerlo session holdtime 15
+ discovery hello holdtime 5
+ discovery hello interval 1
+ address-family ipv4
+  discovery transport-address $me
+  interface $ifn
+  exit
+ exit-address-family
+ exit
+EOF
+    done
+    chmod 711 "$WORK"; chown -R frr:frr "$d"
+    for who in srv cli; do
+        ns=$NS_S; [ "$who" = cli ] && ns=$NS_C
+        ip netns exec "$ns" /usr/lib/frr/zebra -P 0 -f "$d/$who/zebra.conf" -i "$d/$who/zebra.pid" \
+            -z "$d/$who/zserv.api" --vty_socket "$d/$who" --log "file:$d/$who/zebra.log" \
+            >>"$WORK/daemons.log" 2>&1 &
+        for _ in $(seq 50); do [ -S "$d/$who/zserv.api" ] && break; sleep 0.1; done
+    done
+    cap_start ldp-646 port 646
+    for who in srv cli; do
+        ns=$NS_S; [ "$who" = cli ] && ns=$NS_C
+        ip netns exec "$ns" /usr/lib/frr/ldpd -P 0 -f "$d/$who/ldpd.conf" -i "$d/$who/ldpd.pid" \
+            -z "$d/$who/zserv.api" --vty_socket "$d/$who" --ctl_socket "$d/$who" \
+            --log "file:$d/$who/ldpd.log" >>"$WORK/daemons.log" 2>&1 &
+    done
+    for _ in $(seq 100); do     # the server's label for 198.51.100.1/32 has reached pw-cli
+        cli vtysh --vty_socket "$d/cli" -d ldpd -c 'show mpls ldp binding' 2>/dev/null |
+            grep -q '^ipv4 198.51.100.1/32 .*imp-null' && break
+        sleep 0.1
+    done
+    cli vtysh --vty_socket "$d/cli" -d ldpd -c 'show mpls ldp neighbor' | grep -q OPERATIONAL
+    sleep 6     # a KeepAlive round
+    cli vtysh --vty_socket "$d/cli" -d ldpd -c 'configure terminal' -c 'no mpls ldp' >/dev/null
+    sleep 1
+    cap_stop
+}
+
+# Teredo (RFC 4380): the miredo-server Teredo server and three miredo Teredo clients. Server and
+# clients refuse non-global IPv4 (libteredo is_ipv4_global_unicast(): no 10/8, 172.16/12,
+# 192.168/16), so this one runs on TEST-NET-1 addresses added to the pair: the server binds
+# 192.0.2.1 and, as RFC 4380 wants two consecutive addresses, 192.0.2.2 (UDP 3544 on both); the
+# client under test is miredo in pw-cli on 192.0.2.101:50001 (ServerAddress 192.0.2.1; no relay
+# needed, only Teredo peers are pinged). Two more miredo clients in pw-srv (192.0.2.11:50011 on
+# interface teredo-b, 192.0.2.12:50012 on teredo-c) are its Teredo peers; their own qualification
+# stays on pw-srv's loopback, off the capture. Recorded: the client's qualification (router
+# solicitation with authentication header, router advertisement with authentication and origin
+# indication: IPv6/ICMPv6 in UDP 3544), ping6 from it to peer b (direct bubble to b, indirect
+# bubble via the server, b's bubble back, then echo request/reply straight between the client
+# ports), and ping6 from peer c to it (c's direct bubble, c's indirect bubble forwarded by the
+# server from 3544 with an origin indication, the client's bubble back, echo request/reply).
+teredo_cli_conf() {   # teredo_cli_conf FILE IFNAME BIND_ADDR BIND_PORT
+    printf '%s\n' 'RelayType client' "InterfaceName $2" 'ServerAddress 192.0.2.1' \
+        "BindAddress $3" "BindPort $4" >"$1"
+}
+teredo_addr() {   # teredo_addr srv|cli IFNAME: the Teredo address miredo's hook put on IFNAME
+    local a
+    for _ in $(seq 100); do
+        a=$("$1" ip -6 -o addr show dev "$2" scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
+        [ -n "$a" ] && { echo "$a"; return 0; }
+        sleep 0.1
+    done
+    log "no Teredo address on $2"; return 1
+}
+rec_teredo-3544() {
+    local d=$WORK/teredo a b c ip
+    mkdir -p "$d"
+    for ip in 192.0.2.1 192.0.2.2 192.0.2.11 192.0.2.12; do srv ip addr add "$ip/24" dev pw-s; done
+    cli ip addr add 192.0.2.101/24 dev pw-c
+    printf 'ServerBindAddress 192.0.2.1\n' >"$d/miredo-server.conf"
+    bg_srv miredo-server -f -c "$d/miredo-server.conf" -p "$d/miredo-server.pid"
+    wait_port udp 3544
+    teredo_cli_conf "$d/peer-b.conf" teredo-b 192.0.2.11 50011
+    teredo_cli_conf "$d/peer-c.conf" teredo-c 192.0.2.12 50012
+    teredo_cli_conf "$d/client.conf" teredo 192.0.2.101 50001
+    bg_srv miredo -f -c "$d/peer-b.conf" -p "$d/peer-b.pid"
+    bg_srv miredo -f -c "$d/peer-c.conf" -p "$d/peer-c.pid"
+    b=$(teredo_addr srv teredo-b); c=$(teredo_addr srv teredo-c)
+    # two Teredo interfaces in pw-srv: each peer's traffic leaves through its own one
+    srv ip -6 rule add from "$b" table 111; srv ip -6 route add 2001::/32 dev teredo-b table 111
+    srv ip -6 rule add from "$c" table 112; srv ip -6 route add 2001::/32 dev teredo-c table 112
+    cap_start teredo-3544 udp
+    cli miredo -f -c "$d/client.conf" -p "$d/client.pid" >>"$WORK/daemons.log" 2>&1 &
+    a=$(teredo_addr cli teredo)
+    cli ping -6 -c 3 -i 0.5 -W 2 "$b"
+    srv ping -6 -c 3 -i 0.5 -W 2 -I "$c" "$a"
+    cap_stop
+    srv ip addr flush dev pw-s to 192.0.2.0/24; cli ip addr flush dev pw-c to 192.0.2.0/24
+    srv ip -6 rule del table 111; srv ip -6 rule del table 112
+}
+
+# S7comm (Siemens S7 over ISO-on-TCP: TPKT RFC 1006 + COTP ISO 8073 class 0 + S7) on TCP 102 between
+# a Snap7 server and Snap7 clients (python-snap7 from PyPI in a throwaway venv; its manylinux wheel
+# bundles the real libsnap7 C library; Debian 12 packages no S7 stack), driven by s7_snap7.py. The
+# server registers DB1 (64 bytes). Three connections (rack 0 slot 1, TSAP 0x0101): COTP CR/CC, S7
+# Setup Communication, then DB1 read, write and read back; the CPU info and order code (SZL reads
+# 0x001C and 0x0011); the CPU state (SZL 0x0424) and a DB1 read. Each ends with a TCP FIN.
+rec_s7comm-102() {
+    /usr/bin/python3 -m venv "$WORK/snap7"
+    "$WORK/snap7/bin/pip" install -q 'python-snap7>=2.0,<3'
+    local py=$WORK/snap7/bin/python
+    bg_srv "$py" "$HERE/s7_snap7.py" serve "$SIP"
+    wait_port tcp 102
+    cap_start s7comm-102 tcp port 102
+    cli "$py" "$HERE/s7_snap7.py" client "$SIP" 0 1 rw
+    cli "$py" "$HERE/s7_snap7.py" client "$SIP" 0 1 info
+    cli "$py" "$HERE/s7_snap7.py" client "$SIP" 0 1 status
+    cap_stop
+}
+
+# IEC 60870-5-104 (telecontrol over TCP 2404) between a c104 server and c104 clients (c104 from
+# PyPI in a throwaway venv: the Python binding of the real lib60870 C library; Debian 12 packages no
+# IEC 104 stack), driven by iec104_c104.py. The server has station 47 with a single point, a float
+# measurement and a single-command point, no periodic reports. Two connections: STARTDT act/con,
+# general interrogation (C_IC_NA_1 act, act-con, the points, act-term), a single command ON
+# (C_SC_NA_1 act/act-con; first connection only), STOPDT act/con, then the TCP close.
+rec_iec104-2404() {
+    /usr/bin/python3 -m venv "$WORK/c104"
+    "$WORK/c104/bin/pip" install -q 'c104>=2.2'
+    local py=$WORK/c104/bin/python
+    bg_srv "$py" "$HERE/iec104_c104.py" serve "$SIP"
+    wait_port tcp 2404
+    cap_start iec104-2404 tcp port 2404
+    cli "$py" "$HERE/iec104_c104.py" client "$SIP" gi+cmd
+    cli "$py" "$HERE/iec104_c104.py" client "$SIP" gi
+    cap_stop
+}
+
+# BACnet/IP (ASHRAE 135 Annex J, UDP 47808) between two bacpypes3 devices (PyPI, in a throwaway venv:
+# Debian 12 packages no BACnet stack), driven by bacnet_dev.py beside this script: device 1001 on
+# $SIP:47808 with an analog-value and a binary-value; device 2002 on $CIP:47808 sends a broadcast and a
+# unicast Who-Is (I-Am back), ReadProperty of object-name and present-value, WriteProperty of the
+# analog-value's present-value and a read-back, and a ReadProperty of a missing object (Error PDU).
+rec_bacnet-47808() {
+    /usr/bin/python3 -m venv "$WORK/bacpypes3"
+    "$WORK/bacpypes3/bin/pip" install -q 'bacpypes3>=0.0.100'
+    local py=$WORK/bacpypes3/bin/python
+    bg_srv "$py" "$HERE/bacnet_dev.py" server "$SIP/24"
+    wait_port udp 47808
+    cap_start bacnet-47808 udp port 47808
+    cli "$py" "$HERE/bacnet_dev.py" client "$CIP/24" "$SIP" >>"$WORK/daemons.log" 2>&1
+    cap_stop
+}
+
+# DNP3 over TCP (IEEE 1815, port 20000) with opendnp3, the reference stack, through its yadnp3 Python
+# bindings (PyPI, in a throwaway venv: Debian 12 packages no DNP3 stack), driven by dnp3_stack.py
+# beside this script: an outstation (link address 10) on $SIP:20000 and a master (link address 1)
+# from $CIP: the outstation's unsolicited null response, the master's startup tasks (disable
+# unsolicited, integrity poll = class 1/2/3/0 read), a link status request, a class 0 read, a
+# direct-operate CROB and a select-before-operate CROB, then FIN; then a second master session with
+# only the startup tasks and the link status request. IPv4 only: opendnp3's TCP client cannot
+# connect over IPv6 ("Address family not supported by protocol").
+rec_dnp3-20000() {
+    /usr/bin/python3 -m venv "$WORK/yadnp3"
+    "$WORK/yadnp3/bin/pip" install -q 'yadnp3>=3.2'
+    local py=$WORK/yadnp3/bin/python
+    bg_srv "$py" "$HERE/dnp3_stack.py" outstation "$SIP"
+    wait_port tcp 20000
+    cap_start dnp3-20000 tcp port 20000
+    cli "$py" "$HERE/dnp3_stack.py" master "$CIP" "$SIP"
+    cli "$py" "$HERE/dnp3_stack.py" master "$CIP" "$SIP" poll
+    cap_stop
+}
+
+# Diameter base protocol (RFC 6733) over plain TCP between two freeDiameter 1.2.1 peers
+# (freediameterd): srv.example.test listens on 10.77.0.1:3868 (no TLS_Cred, no TLS port: SecPort 0)
+# and admits any *.example.test peer without TLS (acl_wl.fdx from freediameter-extensions,
+# ALLOW_IPSEC); cli.example.test in pw-cli connects to it (ConnectPeer ... No_TLS): CER/CEA, then
+# DWR/DWA (TwTimer 6 s, freeDiameter's minimum; it jitters by up to 2 s), and on SIGTERM a DPR/DPA
+# and close.
+# Debian's freediameter-extensions has no test_app.fdx, so the application request comes from a
+# second peer, a python3 stdlib script speaking RFC 6733 (Debian ships no Diameter client tool):
+# CER/CEA advertising Credit-Control (RFC 4006, application 4), one CCR, which srv relays to
+# cli.example.test (the only other peer of realm example.test, advertising the relay application),
+# whose answer (3002 DIAMETER_UNABLE_TO_DELIVER, E bit: no CC server anywhere) srv relays back;
+# then its DWR/DWA and DPR/DPA.
+rec_diameter-3868() {
+    local d=$WORK/diameter who me peer pid
+    mkdir -p "$d"
+    echo 'ALLOW_IPSEC *.example.test' >"$d/acl_wl.conf"
+    for who in srv cli; do
+        me=$SIP peer=
+        if [ "$who" = cli ]; then
+            me=$CIP peer="ConnectPeer = \"srv.example.test\" { ConnectTo = \"$SIP\"; Port = 3868; No_TLS; };"
+        else
+            peer="LoadExtension = \"/usr/lib/freeDiameter/acl_wl.fdx\" : \"$d/acl_wl.conf\";"
+        fi
+        cat >"$d/$who.conf" <<EOF
+Identity = "$who.example.test";
+Realm = "example.test";
+Port = 3868;
+SecPort = 0;
+No_SCTP;
+No_IPv6;
+ListenOn = "$me";
+TcTimer = 3;
+TwTimer = 6;
+$peer
+EOF
+    done
+    cat >"$d/dpeer.py" <<'PY'
+# A minimal Diameter peer (RFC 6733) in python3 stdlib, for record.sh only (Debian ships no Diameter
+# client tool): CER/CEA, one Credit-Control-Request (RFC 4006, application 4), DWR/DWA, DPR/DPA.
+import socket, struct, sys
+
+host, realm, srv, dest_realm = sys.argv[1:5]
+hbh, e2e = 0x50770000, 0x2a500000
+
+def avp(code, data, mandatory=True):
+    if isinstance(data, int):
+        data = struct.pack("!I", data)
+    elif isinstance(data, str):
+        data = data.encode()
+    n = 8 + len(data)
+    return struct.pack("!IB", code, 0x40 if mandatory else 0) + n.to_bytes(3, "big") + data + b"\0" * (-n % 4)
+
+def msg(cmd, app, avps, request=True, proxiable=False, ids=None):
+    global hbh, e2e
+    if ids is None:                               # a request: new Hop-by-Hop and End-to-End ids
+        hbh += 1; e2e += 1
+        ids = struct.pack("!II", hbh, e2e)
+    body = b"".join(avps)
+    flags = (0x80 if request else 0) | (0x40 if proxiable else 0)
+    return b"\1" + (20 + len(body)).to_bytes(3, "big") + bytes([flags]) + cmd.to_bytes(3, "big") \
+        + struct.pack("!I", app) + ids + body
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError("peer closed")
+        b += c
+    return b
+
+def recv(s):
+    hdr = recv_exact(s, 20)
+    body = recv_exact(s, int.from_bytes(hdr[1:4], "big") - 20)
+    flags, cmd, rc, i = hdr[4], int.from_bytes(hdr[5:8], "big"), None, 0
+    while i < len(body):
+        code, n = struct.unpack("!I", body[i:i + 4])[0], int.from_bytes(body[i + 5:i + 8], "big")
+        if code == 268:                                   # Result-Code
+            rc = struct.unpack("!I", body[i + 8:i + 12])[0]
+        i += n + (-n % 4)
+    print(f"cmd={cmd} {'request' if flags & 0x80 else 'answer'} Result-Code={rc}")
+    return cmd, flags, hdr[12:20], rc
+
+ident = [avp(264, host), avp(296, realm)]                 # Origin-Host, Origin-Realm
+
+def answer_of(s, want):          # the answer to command `want`, answering the peer's DWRs meanwhile
+    while True:
+        cmd, flags, ids, rc = recv(s)
+        if flags & 0x80 and cmd == 280:
+            s.sendall(msg(280, 0, [avp(268, 2001)] + ident, request=False, ids=ids))   # DWA
+        elif cmd == want and not flags & 0x80:
+            return rc
+
+s = socket.create_connection((srv, 3868))
+me = socket.inet_aton(s.getsockname()[0])
+s.sendall(msg(257, 0, ident + [avp(257, b"\0\1" + me), avp(266, 0),        # Host-IP-Address, Vendor-Id
+                               avp(269, "portwatch-pydiameter", False),    # Product-Name
+                               avp(258, 4)]))                              # Auth-Application-Id: CC
+assert answer_of(s, 257) == 2001
+s.sendall(msg(272, 4, [avp(263, f"{host};1;1;portwatch")] + ident           # Session-Id
+              + [avp(283, dest_realm), avp(258, 4),                          # Destination-Realm
+                 avp(461, "portwatch@example.test"),                         # Service-Context-Id
+                 avp(416, 1), avp(415, 0),                                   # CC-Request-Type/-Number
+                 avp(1, "pwuser@example.test")], proxiable=True))            # User-Name
+answer_of(s, 272)
+s.sendall(msg(280, 0, ident))                                                # DWR
+answer_of(s, 280)
+s.sendall(msg(282, 0, ident + [avp(273, 0)]))                                # DPR, REBOOTING
+answer_of(s, 282)
+s.close()
+PY
+    bg_srv freeDiameterd -c "$d/srv.conf"
+    wait_port tcp 3868
+    cap_start diameter-3868 tcp port 3868
+    cli freeDiameterd -c "$d/cli.conf" >"$d/cli.log" 2>&1 &
+    for _ in $(seq 100); do grep -qs "'STATE_OPEN'" "$d/cli.log" && break; sleep 0.1; done
+    grep -q "'STATE_OPEN'" "$d/cli.log"
+    cli /usr/bin/python3 "$d/dpeer.py" py.example.test example.test "$SIP" example.test
+    sleep 9     # at least one watchdog round (Tw 6 s +-2 s after the last message)
+    # SIGTERM to the client peer (pw-cli's only process by now): DPR/DPA, then the TCP close
+    pid=$(ip netns pids "$NS_C")
+    kill -TERM $pid
+    for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    cap_stop
+}
+
+# DCE/RPC connection-oriented over TCP (ncacn_ip_tcp, C706 ch. 12, MS-RPCE 2.1.1.1): Samba 4.17's
+# samba-dcerpcd started standalone ("rpc start on demand helpers = no", no smbd) with two of its
+# helpers only, rpcd_epmapper (the endpoint mapper, 135/tcp) and rpcd_lsad (lsarpc, samr, dssetup
+# on one dynamic port, the first of "rpc server dynamic port range": 49152; with a third helper the
+# dynamic ports would be handed out in whatever order the helpers answer, so not reproducibly).
+# From pw-cli, rpcclient over ncacn_ip_tcp: an anonymous epmlookup straight to 135 (epm_Lookup,
+# the endpoint list); an anonymous enumdomusers (epm_Map on 135 for samr, then bind and samr calls
+# on 49152); pwcap (in a tdbsam passdb under $WORK) with NTLMSSP at packet integrity ([sign]):
+# querydominfo and enumdomusers (epm_Map, then samr), then lsaquery (epm_Map, then lsarpc
+# OpenPolicy, which Samba refuses over ncacn_ip_tcp: NT_STATUS_ACCESS_DENIED).
+rec_dcerpc-135() {
+    local d=$WORK/dcerpc
+    mkdir -p "$d"/{lock,state,cache,private,run/ncalrpc,log}
+    cat >"$d/smb.conf" <<EOC
+[global]
+    workgroup = PWLAB
+    netbios name = PWSRV
+    server role = standalone server
+    interfaces = $SIP/24
+    bind interfaces only = yes
+    rpc start on demand helpers = no
+    rpc server dynamic port range = 49152-49159
+$(samba_dirs "$d")
+    log file = $d/log/%m.log
+EOC
+    ensure_user
+    printf '%s\n%s\n' "$CAPPASS" "$CAPPASS" | srv smbpasswd -c "$d/smb.conf" -a -s "$CAPUSER" >/dev/null
+    # in a session of its own: on exit it signals its whole process group
+    bg_srv setsid /usr/libexec/samba/samba-dcerpcd -F --no-process-group -s "$d/smb.conf" \
+        /usr/libexec/samba/rpcd_epmapper /usr/libexec/samba/rpcd_lsad
+    wait_port tcp 135
+    wait_port tcp 49152
+    cap_start dcerpc-135 tcp
+    cli rpcclient -s "$d/smb.conf" -N -U% "ncacn_ip_tcp:$SIP[135]" -c epmlookup >/dev/null
+    cli rpcclient -s "$d/smb.conf" -N -U% "ncacn_ip_tcp:$SIP" -c enumdomusers >/dev/null
+    cli rpcclient -s "$d/smb.conf" -U "$CAPUSER%$CAPPASS" "ncacn_ip_tcp:$SIP[sign]" \
+        -c 'querydominfo; enumdomusers; lsaquery' >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# GTPv1 (3GPP TS 29.060): OsmoGGSN (osmo-ggsn, config under $WORK: GTP-C on $SIP:2123, GTP-U on
+# $SIP:2152, APN "internet" on its TUN device pwggsn, 192.168.77.1/24, MS addresses from a dynamic
+# pool in 192.168.77.0/24; VTY and CTRL only on pw-srv's loopback) and its test SGSN, sgsnemu (same
+# package), in pw-cli from $CIP:2123/2152 with a TUN device of its own (--createif, the MS address
+# 192.168.77.2) and the default route through it. GTP-C: Echo Request/Response and Create PDP
+# Context Request/Response; then, through the tunnel as GTP-U G-PDUs (each way, TEID-addressed):
+# 3 pings to the GGSN's TUN address, a DNS query (dig) to dnsmasq and an HTTP GET (curl) to nginx
+# on that address; then SIGTERM to sgsnemu: Delete PDP Context Request/Response. sgsnemu stays up
+# after the delete (until its next 10 s timer, then 20 s more), so it is killed once that is done.
+rec_gtp-2152() {
+    local d=$WORK/gtp gw=192.168.77.1
+    mkdir -p "$d/ggsn" "$d/sgsn"
+    cat >"$d/osmo-ggsn.cfg" <<EOF
+log stderr
+ logging filter all 1
+ logging color 0
+ logging print category 1
+ logging timestamp 0
+ logging level ggsn info
+ logging level lgtp info
+line vty
+ no login
+ bind 127.0.0.1
+ctrl
+ bind 127.0.0.1
+ggsn ggsn0
+ gtp state-dir $d/ggsn
+ gtp bind-ip $SIP
+ apn internet
+  gtpu-mode tun
+  tun-device pwggsn
+  type-support v4
+  ip prefix dynamic 192.168.77.0/24
+  ip dns 0 $gw
+  ip ifconfig $gw/24
+  no shutdown
+ default-apn internet
+ no shutdown ggsn
+EOF
+    bg_srv osmo-ggsn -c "$d/osmo-ggsn.cfg"
+    wait_port udp 2123 && wait_port udp 2152
+    for _ in $(seq 50); do srv ip -4 -o addr show dev pwggsn 2>/dev/null | grep -q "$gw/" && break; sleep 0.1; done
+    # the services behind the GGSN, on its TUN address
+    nginx_start "listen $gw:80;"
+    wait_port tcp 80
+    bg_srv dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
+        --bind-interfaces --listen-address="$gw" --except-interface=lo \
+        --local=/example.test/ --address=/www.example.test/$gw --log-queries --log-facility=-
+    wait_port udp 53
+    cap_start gtp-2152 udp port 2123 or udp port 2152
+    (cd "$d/sgsn" && exec ip netns exec "$NS_C" sgsnemu -l "$CIP" -r "$SIP" --apn internet \
+        --createif --tun-device pwsgsn --defaultroute \
+        --statedir "$d/sgsn" --pidfile "$d/sgsn/sgsnemu.pid") >>"$WORK/daemons.log" 2>&1 &
+    local sgsn=$!
+    for _ in $(seq 100); do cli ip -4 -o addr show dev pwsgsn 2>/dev/null | grep -q inet && break; sleep 0.1; done
+    for _ in $(seq 50); do cli ip -4 route show default | grep -q pwsgsn && break; sleep 0.1; done
+    cli ping -q -c 3 -i 0.2 -W 2 "$gw" >/dev/null
+    cli dig @"$gw" +tries=1 +time=2 www.example.test A +short
+    cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$gw/" -o /dev/null
+    sleep 0.5
+    kill -TERM "$sgsn"      # sgsnemu deletes its PDP context
+    sleep 1
+    kill -KILL "$sgsn"; wait "$sgsn" 2>/dev/null || true   # then idles: it ignores a second TERM
     cap_stop
 }
 

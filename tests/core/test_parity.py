@@ -24,7 +24,8 @@ z3950-210, bgp-179, ptp-319, vnc-5900, xdmcp-177, netbios-137, x11-6000, wiregua
 stomp-61613, munin-4949, nntp-119, pptp-1723, dot-853, redis-auth-6379, ftps-21, mqtt-8883, nfs-2049,
 modbus-502, bittorrent-6881, bittorrent-utp-6881, rtsp-554, rtmp-1935, smb-139,
 http-proxy-3128, snmpv3-161, syslog-tcp-514, nts-4460, ipsec-4500, ldaps-636, mysql-tls-3306,
-smtp-587, dns-tcp-53, http2-80 and websocket-8080
+smtp-587, dns-tcp-53, http2-80, websocket-8080, ldp-646, teredo-3544, s7comm-102, iec104-2404,
+bacnet-47808, dnp3-20000, diameter-3868, dcerpc-135 and gtp-2152
 (tests/detection/test_<name>_capture.py). postgresql-5432 was recorded again with a second,
 TLS session (tests/detection/test_postgresql_capture.py), and smb-445 with the name query its
 recording script had asked for with an option nmblookup 4.17 refuses: they hold the core's records.
