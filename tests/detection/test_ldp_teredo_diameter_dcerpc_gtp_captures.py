@@ -47,6 +47,20 @@ def test_dcerpc_endpoint_mapper_and_the_port_it_maps() -> None:
     assert sorted((r.dst_port, r.protocol) for r in records) == [(135, "dcerpc")] * 5 + [(49152, "dcerpc")] * 4
     # the endpoint mapper hands out 49152: the policy's `negotiated`, no "why is this offered"
     assert not any(r.findings for r in records)
+    # each connection binds one interface; the signed ones say how the caller authenticated
+    calls = [(r.dst_port, r.meta["dcerpc_ptype"], r.meta["dcerpc_ptype_server"], r.meta["dcerpc_interface"],
+              r.meta.get("dcerpc_auth")) for r in records]
+    assert calls == [
+        (135, "bind", "bind_ack", "epmapper", None),
+        (135, "bind", "bind_ack", "epmapper", None),
+        (49152, "bind", "bind_ack", "samr", None),
+        (135, "bind", "bind_ack", "epmapper", None),
+        (49152, "bind", "bind_ack", "samr", "ntlmssp"),
+        (135, "bind", "bind_ack", "epmapper", None),
+        (49152, "bind", "bind_ack", "samr", "ntlmssp"),
+        (135, "bind", "bind_ack", "epmapper", None),
+        (49152, "bind", "bind_ack", "lsarpc", "ntlmssp"),
+    ]
 
 
 def test_gtp_control_user_plane_and_what_the_tunnel_carries() -> None:

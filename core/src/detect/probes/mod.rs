@@ -157,6 +157,7 @@ pub mod bacnet;
 pub mod ber;
 pub mod bittorrent;
 pub mod coap;
+pub mod dcerpc;
 pub mod dhcp;
 pub mod dnp3;
 pub mod dns;
@@ -210,6 +211,7 @@ pub mod x11;
 static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
+    dcerpc::PROBES,
     gtpc::PROBES,
     gtpu::PROBES,
     elasticsearch::PROBES,
