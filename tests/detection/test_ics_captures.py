@@ -46,3 +46,6 @@ def test_opendnp3_sessions_name_their_link_addresses() -> None:
     for r in records:
         assert (r.protocol, r.dst_port, r.src_ip) == ("dnp3", 20000, "10.77.0.2")
         assert (r.meta["dnp3_src"], r.meta["dnp3_dst"]) == (1, 10)  # the master's address, the outstation's
+        # the master's first request, and the outstation's unsolicited (null) response at start-up
+        assert (r.meta["dnp3_app_function"], r.meta["dnp3_app_function_server"]) == (
+            "disable_unsolicited", "unsolicited_response")
