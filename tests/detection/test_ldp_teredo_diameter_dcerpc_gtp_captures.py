@@ -37,6 +37,16 @@ def test_teredo_qualification_and_peers_on_nat_mapped_ports() -> None:
 def test_diameter_peers_and_the_relayed_request() -> None:
     records, _ = analyze_path(CAPTURES / "diameter-3868.pcap")
     assert [(r.protocol, r.dst_port, r.state) for r in records] == [("diameter", 3868, "SF")] * 2
+    # each connection opens with a capabilities exchange that names both peers (RFC 6733 5.3)
+    peers = [(r.meta["diameter_command"], r.meta["diameter_origin_host"], r.meta["diameter_product"],
+              r.meta["diameter_command_server"], r.meta["diameter_origin_host_server"], r.meta["diameter_result_code"])
+             for r in records]
+    assert sorted(peers) == [
+        ("capabilities-exchange-request", "cli.example.test", "freeDiameter",
+         "capabilities-exchange-answer", "srv.example.test", 2001),
+        ("capabilities-exchange-request", "py.example.test", "portwatch-pydiameter",
+         "capabilities-exchange-answer", "srv.example.test", 2001),
+    ]
     assert {(f.kind, f.severity) for r in records for f in r.findings} == {("unassigned-port", "info")}
     iana, _ = analyze_path(CAPTURES / "diameter-3868.pcap", services_path="iana")
     assert all(r.assigned == ["diameter"] and not r.findings for r in iana)

@@ -159,6 +159,7 @@ pub mod bittorrent;
 pub mod coap;
 pub mod dcerpc;
 pub mod dhcp;
+pub mod diameter;
 pub mod dnp3;
 pub mod dns;
 pub mod dsi;
@@ -212,6 +213,7 @@ static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
     dcerpc::PROBES,
+    diameter::PROBES,
     gtpc::PROBES,
     gtpu::PROBES,
     elasticsearch::PROBES,
