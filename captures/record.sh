@@ -150,6 +150,15 @@ cap_stop() {
 
 bg_srv() { srv "$@" >>"$WORK/daemons.log" 2>&1 & }
 
+# pypi_venv NAME SPEC...: a throwaway venv $WORK/NAME with SPEC from PyPI, for what Debian 12
+# packages no implementation of; prints the venv's python
+pypi_venv() {
+    local dir=$WORK/$1; shift
+    /usr/bin/python3 -m venv "$dir"
+    "$dir/bin/pip" install -q "$@" >&2
+    echo "$dir/bin/python"
+}
+
 # write_inetd1: $WORK/inetd1.py ADDR PORT DAEMON ARGV0 [ARGS...], a one-service inetd (nowait,
 # the connection as the daemon's stdin, stdout and stderr) for daemons Debian runs from inetd.
 write_inetd1() {
@@ -710,9 +719,8 @@ rec_radius-1812() {
 # HTTP/3 over QUIC: Debian 12 packages no QUIC server or client, so aioquic (PyPI, installed in a
 # throwaway venv outside the namespaces) runs both ends (quic_h3.py)
 rec_quic-443() {
-    /usr/bin/python3 -m venv "$WORK/aioquic"
-    "$WORK/aioquic/bin/pip" install -q 'aioquic>=1.2'
-    local py=$WORK/aioquic/bin/python name=quic.example.test
+    local py name=quic.example.test
+    py=$(pypi_venv aioquic 'aioquic>=1.2')
     make_cert "$name"
     bg_srv "$py" "$HERE/quic_h3.py" serve --cert "$WORK/$name.crt" --key "$WORK/$name.key" "$SIP" "$SIP6"
     wait_port udp 443
@@ -3049,9 +3057,8 @@ rec_teredo-3544() {
 # Setup Communication, then DB1 read, write and read back; the CPU info and order code (SZL reads
 # 0x001C and 0x0011); the CPU state (SZL 0x0424) and a DB1 read. Each ends with a TCP FIN.
 rec_s7comm-102() {
-    /usr/bin/python3 -m venv "$WORK/snap7"
-    "$WORK/snap7/bin/pip" install -q 'python-snap7>=2.0,<3'
-    local py=$WORK/snap7/bin/python
+    local py
+    py=$(pypi_venv snap7 'python-snap7>=2.0,<3')
     bg_srv "$py" "$HERE/s7_snap7.py" serve "$SIP"
     wait_port tcp 102
     cap_start s7comm-102 tcp port 102
@@ -3068,9 +3075,8 @@ rec_s7comm-102() {
 # general interrogation (C_IC_NA_1 act, act-con, the points, act-term), a single command ON
 # (C_SC_NA_1 act/act-con; first connection only), STOPDT act/con, then the TCP close.
 rec_iec104-2404() {
-    /usr/bin/python3 -m venv "$WORK/c104"
-    "$WORK/c104/bin/pip" install -q 'c104>=2.2'
-    local py=$WORK/c104/bin/python
+    local py
+    py=$(pypi_venv c104 'c104>=2.2')
     bg_srv "$py" "$HERE/iec104_c104.py" serve "$SIP"
     wait_port tcp 2404
     cap_start iec104-2404 tcp port 2404
@@ -3085,9 +3091,8 @@ rec_iec104-2404() {
 # unicast Who-Is (I-Am back), ReadProperty of object-name and present-value, WriteProperty of the
 # analog-value's present-value and a read-back, and a ReadProperty of a missing object (Error PDU).
 rec_bacnet-47808() {
-    /usr/bin/python3 -m venv "$WORK/bacpypes3"
-    "$WORK/bacpypes3/bin/pip" install -q 'bacpypes3>=0.0.100'
-    local py=$WORK/bacpypes3/bin/python
+    local py
+    py=$(pypi_venv bacpypes3 'bacpypes3>=0.0.100')
     bg_srv "$py" "$HERE/bacnet_dev.py" server "$SIP/24"
     wait_port udp 47808
     cap_start bacnet-47808 udp port 47808
@@ -3104,9 +3109,8 @@ rec_bacnet-47808() {
 # only the startup tasks and the link status request. IPv4 only: opendnp3's TCP client cannot
 # connect over IPv6 ("Address family not supported by protocol").
 rec_dnp3-20000() {
-    /usr/bin/python3 -m venv "$WORK/yadnp3"
-    "$WORK/yadnp3/bin/pip" install -q 'yadnp3>=3.2'
-    local py=$WORK/yadnp3/bin/python
+    local py
+    py=$(pypi_venv yadnp3 'yadnp3>=3.2')
     bg_srv "$py" "$HERE/dnp3_stack.py" outstation "$SIP"
     wait_port tcp 20000
     cap_start dnp3-20000 tcp port 20000
