@@ -20,6 +20,11 @@ def test_snap7_sessions_are_s7comm_on_iso_tsap() -> None:
     assert all(r.src_ip == "10.77.0.2" and not r.findings for r in records)
     # TPKT + COTP connection request both ways, then S7's protocol id under a COTP DT header
     assert all("client bytes" in r.meta["evidence"] and "server bytes" in r.meta["evidence"] for r in records)
+    # rack 0 slot 1 from the called TSAP; past the communication setup, what each connection asked
+    assert [(r.meta["s7_rack"], r.meta["s7_slot"], r.meta["s7_function"]) for r in records] == [
+        (0, 1, "read_var"), (0, 1, "userdata_cpu_functions"), (0, 1, "userdata_cpu_functions")]
+    assert {(r.meta["s7_rosctr_server"], r.meta["s7_function_server"]) for r in records} == {
+        ("ack_data", "setup_communication")}
 
 
 def test_lib60870_sessions_open_with_startdt() -> None:

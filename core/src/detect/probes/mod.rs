@@ -192,6 +192,7 @@ pub mod rdpeudp;
 pub mod rfb;
 pub mod rtmp;
 pub mod rtp;
+pub mod s7comm;
 pub mod slp;
 pub mod smb;
 pub mod snmp;
@@ -213,6 +214,7 @@ static REGISTRY: &[&[Probe]] = &[
     amqp::PROBES,
     dnp3::PROBES,
     dcerpc::PROBES,
+    s7comm::PROBES,
     diameter::PROBES,
     gtpc::PROBES,
     gtpu::PROBES,
