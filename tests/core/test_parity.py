@@ -36,8 +36,9 @@ ntp-123's chrony requests are NTP (data-minimised: core/src/detect/probes/ntp.rs
 syslog-514's messages carry the syslog probe's facts (core/src/detect/probes/syslog.rs).
 mysql-3306's mysql_version is MariaDB's without its "5.5.5-" (core/src/detect/probes/mysql.rs).
 gtp-2152's GTP-C flow, dcerpc-135's, diameter-3868's and s7comm-102's connections and dnp3-20000's
-sessions carry the gtpc, dcerpc, diameter and s7comm probes' facts and dnp3's application function
-(core/src/detect/probes/), added after they were recorded.
+and iec104-2404's sessions carry the gtpc, dcerpc, diameter and s7comm probes' facts, dnp3's
+application function and iec104's first ASDU (core/src/detect/probes/), added after they were
+recorded.
 Evidence quotes a signature's prefix and regex with each escape written once, the regex as its
 signature spells it (core/src/text.rs, `quoted_bytes` and `pattern_text`); the Python engine escaped
 them twice (`\\r\\n`) and cut a long regex at 60 characters, escapes or not; it is now cut before an

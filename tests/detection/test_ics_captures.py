@@ -31,6 +31,9 @@ def test_lib60870_sessions_open_with_startdt() -> None:
     records, _ = analyze_path(CAPTURES / "iec104-2404.pcap")
     assert [(r.protocol, r.meta["iec104_first"], r.meta["iec104_first_server"]) for r in records] == [
         ("iec104", "startdt-act", "startdt-con")] * 2
+    # past STARTDT, the general interrogation of station 47 and its activation confirmation
+    assert [(r.meta["iec104_asdu"], r.meta["iec104_common_address"], r.meta["iec104_asdu_server"])
+            for r in records] == [("C_IC_NA_1", 47, "C_IC_NA_1")] * 2
     # Debian's /etc/services has no 2404: only the inventory's note; IANA assigns it to iec-104
     assert {(f.kind, f.severity) for r in records for f in r.findings} == {("unassigned-port", "info")}
     iana, _ = analyze_path(CAPTURES / "iec104-2404.pcap", services_path="iana")
