@@ -57,7 +57,7 @@ class SignatureInfo:
     probe_names: tuple[str, ...]
     source: str
     origin: str
-    announces: str | None = None  # the core's parser of announced connections (ftp, sdp, rtsp)
+    announces: str | None = None  # the core's parser of announced connections (ftp, sdp, rtsp, epm)
     expected: bool = False  # named only by a control connection's announcement (ftp-data)
     idle_tcp: float | None = None  # the protocol's own idle timeouts, in place of the analyzer's
     idle_udp: float | None = None

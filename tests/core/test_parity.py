@@ -39,6 +39,8 @@ gtp-2152's GTP-C flow, dcerpc-135's, diameter-3868's and s7comm-102's connection
 and iec104-2404's sessions carry the gtpc, dcerpc, diameter and s7comm probes' facts, dnp3's
 application function and iec104's first ASDU (core/src/detect/probes/), added after they were
 recorded.
+dcerpc-135's connections to the mapped port are announced by the endpoint mapper's answers
+(core/src/detect/announce/epm.rs).
 Evidence quotes a signature's prefix and regex with each escape written once, the regex as its
 signature spells it (core/src/text.rs, `quoted_bytes` and `pattern_text`); the Python engine escaped
 them twice (`\\r\\n`) and cut a long regex at 60 characters, escapes or not; it is now cut before an

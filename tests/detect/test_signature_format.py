@@ -106,7 +106,7 @@ def test_design_ftp_data_has_a_name_source() -> None:
     # named by the FTP control connection's announcements (core/src/flow/expect.rs), never by its bytes
     sigs = {s.protocol: s for s in load_signatures()}
     assert "ftp-data" in sigs and sigs["ftp-data"].matches == 0
-    assert {p for p, s in sigs.items() if s.announces} == {"ftp", "sip", "rtsp"}
+    assert {p for p, s in sigs.items() if s.announces} == {"ftp", "sip", "rtsp", "dcerpc"}
 
 
 def test_user_directory_overrides_a_builtin(tmp_path: Path) -> None:

@@ -71,6 +71,18 @@ def test_dcerpc_endpoint_mapper_and_the_port_it_maps() -> None:
         (135, "bind", "bind_ack", "epmapper", None),
         (49152, "bind", "bind_ack", "lsarpc", "ntlmssp"),
     ]
+    # each mapped connection points at the endpoint-mapper answer that named its port
+    # (C706 appendix L); the lookup's list of endpoints (flow 1) is no announcement of 135
+    by_id = {r.flow_id: r for r in records}
+    for r in records:
+        if r.dst_port == 49152:
+            mapper = by_id[r.meta["control_flow_id"]]
+            assert (mapper.dst_port, r.meta["announced_by"], r.confidence) == (135, "epm", 1.0)
+            assert r.meta["control_community_id"] == mapper.community_id
+            assert {"endpoint": "10.77.0.1:49152", "transport": "tcp", "protocol": "dcerpc", "by": "epm"} in (
+                mapper.meta["announced"])
+        else:
+            assert "control_flow_id" not in r.meta
 
 
 def test_gtp_control_user_plane_and_what_the_tunnel_carries() -> None:

@@ -68,7 +68,7 @@ pub fn selector(name: &str) -> Option<u8> {
 }
 
 pub fn run(data: &[u8]) {
-    for parser in [Parser::Ftp, Parser::Sdp, Parser::Rtsp] {
+    for parser in [Parser::Ftp, Parser::Sdp, Parser::Rtsp, Parser::Epm] {
         for from_client in [true, false] {
             let got = announce::scan(parser, from_client, data);
             assert_eq!(

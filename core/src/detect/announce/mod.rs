@@ -1,7 +1,8 @@
 //! Announcements: a control connection's bytes naming an endpoint where another connection will
 //! come (FTP's PASV/EPSV replies and PORT/EPRT commands, SDP's c=/m= lines in SIP, RTSP's
-//! Transport header). Pure parsers, bytes in, facts out; the flow layer (`flow::expect`) turns
-//! the facts into expectations and the later connection into `ftp-data`, `rtp` or `rtcp`.
+//! Transport header, DCE/RPC's endpoint-mapper towers). Pure parsers, bytes in, facts out; the flow layer (`flow::expect`) turns
+//! the facts into expectations and the later connection into `ftp-data`, `rtp`, `rtcp` or
+//! `dcerpc`.
 //!
 //! A parser sees one segment or datagram at a time (a line split across two segments is not
 //! seen), at most `MAX_SCAN` bytes of it, lines of at most `MAX_LINE` bytes, and says at most
@@ -9,6 +10,7 @@
 //! inside TPKT, not a line a few bytes can find.
 #![forbid(unsafe_code)]
 
+pub mod epm;
 pub mod ftp;
 pub mod rtsp;
 pub mod sdp;
@@ -28,16 +30,18 @@ pub enum Parser {
     Ftp,
     Sdp,
     Rtsp,
+    Epm,
 }
 
 impl Parser {
-    pub const NAMES: &'static [&'static str] = &["ftp", "rtsp", "sdp"];
+    pub const NAMES: &'static [&'static str] = &["epm", "ftp", "rtsp", "sdp"];
 
     pub fn name(self) -> &'static str {
         match self {
             Parser::Ftp => "ftp",
             Parser::Sdp => "sdp",
             Parser::Rtsp => "rtsp",
+            Parser::Epm => "epm",
         }
     }
 
@@ -46,6 +50,7 @@ impl Parser {
             "ftp" => Some(Parser::Ftp),
             "sdp" => Some(Parser::Sdp),
             "rtsp" => Some(Parser::Rtsp),
+            "epm" => Some(Parser::Epm),
             _ => None,
         }
     }
@@ -69,9 +74,9 @@ pub struct Announced {
     pub port: u16,
     /// IP protocol number of the expected connection (TCP or UDP).
     pub proto: u8,
-    /// What the expected connection is: "ftp-data", "rtp", "rtcp".
+    /// What the expected connection is: "ftp-data", "rtp", "rtcp", "dcerpc".
     pub protocol: &'static str,
-    /// The announcing message: "PASV", "EPSV", "PORT", "EPRT", "SDP", "RTSP".
+    /// The announcing message: "PASV", "EPSV", "PORT", "EPRT", "SDP", "RTSP", "epm".
     pub by: &'static str,
     pub owner: Owner,
 }
@@ -83,6 +88,7 @@ pub fn scan(parser: Parser, from_client: bool, payload: &[u8]) -> Vec<Announced>
         Parser::Ftp => ftp::announced(bytes, from_client),
         Parser::Sdp => sdp::announced(bytes),
         Parser::Rtsp => rtsp::announced(bytes, from_client),
+        Parser::Epm => epm::announced(bytes, from_client),
     };
     out.truncate(MAX_ANNOUNCED);
     out
