@@ -14,7 +14,7 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::ahead::{Ahead, Analysis, Next, Steps};
+use crate::ahead::{Ahead, Analysis, Home, Next, Spent, Steps};
 use crate::bpf::{Filter, Insn, Program};
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::signature;
@@ -404,15 +404,17 @@ impl PyAnalyzer {
         py: Python<'py>,
         (mut records, meta_json): AheadRecords,
     ) -> PyResult<Bound<'py, PyList>> {
+        let State::Ahead(run) = &self.state else {
+            return self
+                .record_type
+                .to_py_with_json(py, &mut records, meta_json, None);
+        };
+        // Not locked while the records' class (Python code) runs.
+        let home = run.ahead.lock().unwrap_or_else(|e| e.into_inner()).home();
         let list = self
             .record_type
-            .to_py_with_json(py, &mut records, meta_json);
-        if let State::Ahead(run) = &self.state {
-            run.ahead
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .recycle(records);
-        }
+            .to_py_with_json(py, &mut records, meta_json, Some(&home));
+        home.give_back(Spent::Records(records));
         list
     }
 
@@ -942,17 +944,19 @@ impl RecordType {
         py: Python<'py>,
         records: &mut [FlowRecord],
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, Vec::new())
+        records_to_class(py, self.0.bind(py), records, Vec::new(), None)
     }
 
-    /// As `to_py`, with the records' `meta` serialized already (`Batch::meta_json`; empty: not).
+    /// As `to_py`, with the records' `meta` serialized already (`Batch::meta_json`; empty: not),
+    /// their maps to be freed at `home` (the thread that made them).
     fn to_py_with_json<'py>(
         &self,
         py: Python<'py>,
         records: &mut [FlowRecord],
         meta_json: Vec<Option<Vec<u8>>>,
+        home: Option<&Home>,
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, meta_json)
+        records_to_class(py, self.0.bind(py), records, meta_json, home)
     }
 }
 
@@ -961,6 +965,7 @@ fn records_to_class<'py>(
     class: &Bound<'py, PyAny>,
     records: &mut [FlowRecord],
     meta_json: Vec<Option<Vec<u8>>>,
+    home: Option<&Home>,
 ) -> PyResult<Bound<'py, PyList>> {
     use pyo3::types::PyTuple;
     let mut texts = Texts::default();
@@ -968,6 +973,11 @@ fn records_to_class<'py>(
     let mut meta_json = meta_json.into_iter();
     for r in records {
         let json = meta_json.next().flatten();
+        let meta = std::mem::take(&mut r.meta);
+        let meta = match home {
+            Some(home) => PyMeta::from_home(meta, json, home.clone()),
+            None => PyMeta::with_json(meta, json),
+        };
         let pcap = match &r.pcap {
             Some(p) => texts.get(py, p).into_any(),
             None => py.None().into_bound(py),
@@ -988,7 +998,7 @@ fn records_to_class<'py>(
             r.packets_s2c.into_pyobject(py)?.into_any(),
             r.bytes_c2s.into_pyobject(py)?.into_any(),
             r.bytes_s2c.into_pyobject(py)?.into_any(),
-            Bound::new(py, PyMeta::with_json(std::mem::take(&mut r.meta), json))?.into_any(),
+            Bound::new(py, meta)?.into_any(),
             PyList::empty(py).into_any(),
             pcap,
             r.flow_id.into_pyobject(py)?.into_any(),

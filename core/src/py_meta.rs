@@ -15,6 +15,7 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use crate::ahead::{Home, Spent};
 use crate::meta::{Meta, Value};
 use crate::py::{object_to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
@@ -29,6 +30,8 @@ enum State {
 #[pyclass(name = "Meta", module = "portwatch._core", mapping)]
 pub struct PyMeta {
     state: State,
+    /// The thread that made the map, to free it there (`ahead::Home`).
+    home: Option<Home>,
 }
 
 impl PyMeta {
@@ -40,6 +43,15 @@ impl PyMeta {
     pub fn with_json(meta: Meta, json: Option<Vec<u8>>) -> Self {
         PyMeta {
             state: State::Core(meta, json),
+            home: None,
+        }
+    }
+
+    /// As `with_json`, the map to be freed by the thread that made it.
+    pub fn from_home(meta: Meta, json: Option<Vec<u8>>, home: Home) -> Self {
+        PyMeta {
+            state: State::Core(meta, json),
+            home: Some(home),
         }
     }
 
@@ -48,21 +60,13 @@ impl PyMeta {
         if let State::Dict(d) = &self.state {
             return Ok(d.bind(py).clone());
         }
-        let State::Core(meta, json) =
-            std::mem::replace(&mut self.state, State::Core(Meta::new(), None))
-        else {
+        let State::Core(meta, _) = &self.state else {
             unreachable!("matched above")
         };
-        match object_to_py(py, &meta, &mut Texts::default()) {
-            Ok(d) => {
-                self.state = State::Dict(d.clone().unbind());
-                Ok(d)
-            }
-            Err(e) => {
-                self.state = State::Core(meta, json);
-                Err(e)
-            }
-        }
+        let d = object_to_py(py, meta, &mut Texts::default())?;
+        let before = std::mem::replace(&mut self.state, State::Dict(d.clone().unbind()));
+        self.give_back(before);
+        Ok(d)
     }
 
     /// The JSON object of the core's map (see `json()`) appended to `out`; false once it is a
@@ -80,6 +84,21 @@ impl PyMeta {
                 Ok(true)
             }
         }
+    }
+}
+
+impl PyMeta {
+    fn give_back(&mut self, state: State) {
+        if let (State::Core(meta, json), Some(home)) = (state, self.home.as_ref()) {
+            home.give_back(Spent::Meta(meta, json));
+        }
+    }
+}
+
+impl Drop for PyMeta {
+    fn drop(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Core(Meta::new(), None));
+        self.give_back(state);
     }
 }
 
