@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::meta::Meta;
 use crate::parallel::{FrameSource, ParallelAnalyzer};
 use crate::pipeline::{Analyzer, Stats};
+use crate::predecode::Predecoder;
 use crate::record::FlowRecord;
 
 /// What can run ahead: an analyzer with one worker or several.
@@ -35,6 +36,8 @@ pub trait Analysis: Send + 'static {
     fn take_classified(&mut self) -> Vec<FlowRecord>;
     fn stats(&self) -> Stats;
     fn live_flows(&self) -> usize;
+    /// Whether `read` takes frames decoded ahead (`predecode`) from an `Ahead`.
+    fn predecodes(&self) -> bool;
 }
 
 impl Analysis for Analyzer {
@@ -46,8 +49,9 @@ impl Analysis for Analyzer {
     ) -> (Vec<FlowRecord>, bool) {
         let mut exhausted = false;
         for _ in 0..max_packets {
-            match source.next_frame() {
-                Some(rec) => self.record(rec),
+            match source.next_decoded() {
+                Some((rec, None)) => self.record(rec),
+                Some((rec, Some(peeked))) => self.record_peeked(rec, peeked),
                 None => {
                     exhausted = true;
                     break;
@@ -76,6 +80,10 @@ impl Analysis for Analyzer {
     fn live_flows(&self) -> usize {
         self.flows.live_flows()
     }
+
+    fn predecodes(&self) -> bool {
+        true
+    }
 }
 
 impl Analysis for ParallelAnalyzer {
@@ -102,6 +110,11 @@ impl Analysis for ParallelAnalyzer {
 
     fn live_flows(&self) -> usize {
         ParallelAnalyzer::live_flows(self)
+    }
+
+    /// Its reader routes frames by their packets already (`parallel::route`).
+    fn predecodes(&self) -> bool {
+        false
     }
 }
 
@@ -173,7 +186,7 @@ impl<A: Analysis> Ahead<A> {
         let stop = Arc::clone(&stop_reading);
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
-            .spawn(move || work(analysis, &source, &tx, &spent_rx, &stop, steps))?;
+            .spawn(move || work(analysis, source, &tx, &spent_rx, stop, steps))?;
         Ok(Ahead {
             batches: rx,
             spent,
@@ -244,12 +257,12 @@ pub struct Steps {
     pub meta_json: bool,
 }
 
-fn work<A: Analysis, S: FrameSource + ?Sized>(
+fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     mut analysis: A,
-    source: &Mutex<S>,
+    source: Arc<Mutex<S>>,
     tx: &SyncSender<Batch>,
     spent: &Receiver<Spent>,
-    stop_reading: &AtomicBool,
+    stop_reading: Arc<AtomicBool>,
     steps: Steps,
 ) -> A {
     let Steps {
@@ -259,13 +272,24 @@ fn work<A: Analysis, S: FrameSource + ?Sized>(
         meta_json,
     } = steps;
     let (max_packets, max_records) = (max_packets.max(1), max_records.max(1));
+    // Frames decoded on a thread of their own where the analysis takes them so (and the
+    // thread starts): it stops at `stop_reading`, and what it read by then is read here.
+    let mut predecoder = if analysis.predecodes() {
+        Predecoder::start(Arc::clone(&source), Arc::clone(&stop_reading)).ok()
+    } else {
+        None
+    };
     // At most `depth` + 1 batches are handed back between two steps (one per batch sent),
     // and the maps of their records that the caller dropped.
     let free_spent = || spent.try_iter().for_each(drop);
     loop {
         free_spent();
-        let (records, exhausted) = analysis.read(&mut *lock(source), max_packets, max_records);
-        let input_over = exhausted || stop_reading.load(Ordering::Relaxed);
+        let (records, exhausted) = match predecoder.as_mut() {
+            Some(frames) => analysis.read(frames, max_packets, max_records),
+            None => analysis.read(&mut *lock(&source), max_packets, max_records),
+        };
+        let input_over =
+            exhausted || (predecoder.is_none() && stop_reading.load(Ordering::Relaxed));
         if tx
             .send(batch(&mut analysis, records, input_over, meta_json))
             .is_err()
@@ -551,7 +575,9 @@ mod tests {
 
     #[test]
     fn stopping_reading_keeps_every_flow_read_and_drains_it() {
-        let source = Arc::new(Mutex::new(frames(300)));
+        // Frames are decoded a few chunks ahead (`predecode`): every one read by the stop is
+        // still analysed.
+        let source = Arc::new(Mutex::new(frames(3000)));
         let ahead = Ahead::start(
             analyzer(),
             Arc::clone(&source),
@@ -566,7 +592,10 @@ mod tests {
         let mut batches = vec![first];
         batches.extend(taken(&ahead));
         let read = lock(&source).next;
-        assert!(read < 300 * 2, "stopped before the end: {read} frames read");
+        assert!(
+            read < 3000 * 2,
+            "stopped before the end: {read} frames read"
+        );
         let last = batches.last().unwrap();
         assert_eq!(last.live_flows, 0, "every flow read was drained");
         let records: usize = batches.iter().map(|b| b.records.len()).sum();

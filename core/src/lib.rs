@@ -25,6 +25,7 @@ pub mod meta;
 pub mod monitor;
 pub mod parallel;
 pub mod pipeline;
+pub mod predecode;
 pub mod pyjson;
 pub mod record;
 pub mod source;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::bpf::Filter;
-use crate::decode::peek;
+use crate::decode::{peek, Peeked};
 use crate::detect::engine::Engine;
 use crate::flow::expect::{Event, Replay};
 use crate::pipeline::{packet_key, Analyzer, Config, KnownPorts, Order, Stats};
@@ -42,6 +42,11 @@ const DEPTH: usize = 2;
 /// Where frames come from: a capture file, or frames built in memory (tests).
 pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Record<'_>>;
+
+    /// The next frame and, when this source decoded it already, its packet (`predecode`).
+    fn next_decoded(&mut self) -> Option<(Record<'_>, Option<Peeked>)> {
+        self.next_frame().map(|rec| (rec, None))
+    }
 
     /// Up to `max` next frames in one owned buffer; None at the end. This default copies them.
     fn next_chunk(&mut self, max: usize) -> Option<Chunk> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashSet;
 
 use crate::bpf::Filter;
-use crate::decode::{Decoded, Decoder, Encap, Packet, SUPPORTED_LINKTYPES, TCP};
+use crate::decode::{Decoded, Decoder, Encap, Packet, Peeked, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::announce;
 use crate::detect::engine::{Engine, Transport};
 use crate::detect::entropy::entropy_facts;
@@ -281,6 +281,20 @@ impl Analyzer {
             return;
         }
         self.decode_frame(rec.ts, rec.linktype, rec.data, shard, shards);
+    }
+
+    /// A frame of a capture whose packet was found already (`predecode`): as `record`, the
+    /// decode left out. Only a packet that no earlier frame can change comes so (`Peeked`):
+    /// no fragment, no tunnel.
+    pub fn record_peeked(&mut self, rec: Record<'_>, peeked: Peeked) {
+        if self.filtered_out(rec.linktype, rec.data, rec.orig_len) {
+            return;
+        }
+        let flows = &mut self.flows;
+        flows.stats.packets += 1;
+        flows.stats.bytes += rec.data.len() as u64;
+        flows.timers(rec.ts);
+        flows.packet(rec.ts, peeked.packet(rec.data));
     }
 
     /// A frame whose packets are all of another shard's flows (`parallel`'s reader found them

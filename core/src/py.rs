@@ -345,6 +345,12 @@ impl Analysis for Inner {
             Inner::Parallel(p) => Analysis::live_flows(&**p),
         }
     }
+    fn predecodes(&self) -> bool {
+        match self {
+            Inner::Single(a) => a.predecodes(),
+            Inner::Parallel(p) => p.predecodes(),
+        }
+    }
 }
 
 /// How often a caller waiting for a batch looks at signals (Ctrl-C).

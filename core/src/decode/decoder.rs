@@ -415,6 +415,52 @@ mod tests {
     }
 
     #[test]
+    fn a_peeked_packet_is_the_decoders_packet_and_only_where_the_frame_settles_it() {
+        use super::super::Peeked;
+        // Ethernet, VLANs (the encapsulation comes along), IPv6, a GRE tunnel, a short payload.
+        let settled = [
+            eth(0x0800, &ipv4(TCP, &tcp(40000, 80, b"GET / HTTP/1.1\r\n"))),
+            eth(
+                0x8100,
+                &vlans(2, 0x86DD, &ipv6(UDP, &udp(5353, 53, b"\x12\x34"))),
+            ),
+            eth(
+                0x0800,
+                &ipv4(
+                    47,
+                    &[&[0u8, 0, 0x08, 0][..], &ipv4(TCP, &tcp(1, 2, b"x"))].concat(),
+                ),
+            ),
+            eth(0x0800, &ipv4(TCP, &tcp(40000, 80, b""))),
+        ];
+        for frame in &settled {
+            let peeked = Peeked::of(1, frame).expect("the frame alone settles its packet");
+            let mut dec = Decoder::new();
+            let want = packet(dec.decode(0.0, 1, frame));
+            assert_eq!(peeked.packet(frame), want);
+        }
+        // The decoder's own: a fragment, a GTP-U datagram with its tunnel, no IP at all.
+        let unsettled = [
+            eth(
+                0x0800,
+                &ipv4_frag(TCP, 7, 0x2000, &tcp(40000, 80, b"first half")),
+            ),
+            eth(
+                0x0800,
+                &ipv4(
+                    UDP,
+                    &udp(2152, 2152, &gtpu(&ipv4(TCP, &tcp(1, 80, b"GET")))),
+                ),
+            ),
+            eth(0x0806, &[0; 28]),
+            eth(0x0800, &[0x45, 0]),
+        ];
+        for frame in &unsettled {
+            assert_eq!(Peeked::of(1, frame), None);
+        }
+    }
+
+    #[test]
     fn gtpu_is_decided_by_the_destination_port_alike_over_every_link() {
         let inner = ipv4(TCP, &tcp(40000, 80, b"GET"));
         let g = gtpu(&inner);

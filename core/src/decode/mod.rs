@@ -28,7 +28,7 @@ mod walk;
 mod wlan;
 
 pub use decoder::Decoder;
-pub use peek::peek;
+pub use peek::{peek, Peeked};
 
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;

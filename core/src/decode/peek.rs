@@ -5,7 +5,7 @@
 
 use super::link;
 use super::walk::{walk, Walk};
-use super::Packet;
+use super::{Addr, Encap, Packet};
 
 /// The packet `Decoder::decode` gives for `frame`, when no earlier frame can change it; None
 /// for a fragment (and a datagram carrying one), and for a frame that is no packet (not IP,
@@ -15,5 +15,70 @@ pub fn peek(linktype: u32, frame: &[u8]) -> Option<Packet<'_>> {
     match walk(start.buf, start.step, start.encap, 0) {
         Walk::Packet(p) => Some(p),
         _ => None,
+    }
+}
+
+/// A packet `peek` found, held apart from its frame: its payload as a place in the frame, so
+/// that one thread can decode a frame and another take the packet (`crate::predecode`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Peeked {
+    proto: u8,
+    src: Addr,
+    dst: Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    payload_at: usize,
+    payload_len: usize,
+    wire_len: u32,
+    encap: Option<Encap>,
+}
+
+impl Peeked {
+    /// `frame`'s packet as `peek` gives it, held apart; None where `peek` gives none, and for a
+    /// packet inside a GTP-U tunnel (which brings the tunnel's own packet along).
+    pub fn of(linktype: u32, frame: &[u8]) -> Option<Peeked> {
+        let p = peek(linktype, frame)?;
+        if p.tunnel.is_some() {
+            return None;
+        }
+        // Where the payload lies in the frame: the walk's slices are the frame's own.
+        let at = (p.payload.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+        let end = at.checked_add(p.payload.len())?;
+        if end > frame.len() {
+            return None;
+        }
+        Some(Peeked {
+            proto: p.proto,
+            src: p.src,
+            dst: p.dst,
+            sport: p.sport,
+            dport: p.dport,
+            flags: p.flags,
+            seq: p.seq,
+            payload_at: at,
+            payload_len: p.payload.len(),
+            wire_len: p.wire_len,
+            encap: p.encap,
+        })
+    }
+
+    /// The packet again, over the same frame it was found in.
+    pub fn packet(self, frame: &[u8]) -> Packet<'_> {
+        let end = self.payload_at.saturating_add(self.payload_len);
+        Packet {
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            flags: self.flags,
+            seq: self.seq,
+            payload: frame.get(self.payload_at..end).unwrap_or(&[]),
+            wire_len: self.wire_len,
+            encap: self.encap,
+            tunnel: None,
+        }
     }
 }
