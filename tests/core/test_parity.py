@@ -41,6 +41,8 @@ application function and iec104's first ASDU (core/src/detect/probes/), added af
 recorded.
 dcerpc-135's connections to the mapped port are announced by the endpoint mapper's answers
 (core/src/detect/announce/epm.rs).
+bacnet-47808's flows carry their first APDU's type and service, and the unicast flow, which
+begins with the device's I-Am, has the device as its server (core/src/detect/probes/bacnet.rs).
 Evidence quotes a signature's prefix and regex with each escape written once, the regex as its
 signature spells it (core/src/text.rs, `quoted_bytes` and `pattern_text`); the Python engine escaped
 them twice (`\\r\\n`) and cut a long regex at 60 characters, escapes or not; it is now cut before an

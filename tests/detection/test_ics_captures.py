@@ -44,8 +44,21 @@ def test_bacnet_broadcast_and_unicast_name_their_bvlc_function() -> None:
     records, _ = analyze_path(CAPTURES / "bacnet-47808.pcap")
     assert {(r.protocol, r.dst_ip, r.meta["bvlc_function"]) for r in records} == {
         ("bacnet", "10.77.0.255", "original-broadcast"),
-        ("bacnet", "10.77.0.2", "original-unicast"),  # the device's I-Am came first: see captures/README.md
+        ("bacnet", "10.77.0.1", "original-unicast"),
     }
+
+
+def test_bacnet_roles_follow_the_apdus_not_the_first_datagram() -> None:
+    # The unicast flow begins with device 1001's I-Am (answering the broadcast Who-Is): the device
+    # answers, so it is the server, and the side that asks (Who-Is, then ReadProperty and
+    # WriteProperty) the client (ASHRAE 135 clause 20.1).
+    records, _ = analyze_path(CAPTURES / "bacnet-47808.pcap")
+    unicast = next(r for r in records if r.dst_ip != "10.77.0.255")
+    assert (unicast.src_ip, unicast.dst_ip, unicast.orientation) == ("10.77.0.2", "10.77.0.1", "inferred")
+    assert (unicast.meta["bacnet_service"], unicast.meta["bacnet_service_server"]) == ("who-is", "i-am")
+    assert unicast.meta["bacnet_apdu"] == unicast.meta["bacnet_apdu_server"] == "unconfirmed-request"
+    broadcast = next(r for r in records if r.dst_ip == "10.77.0.255")
+    assert (broadcast.src_ip, broadcast.meta["bacnet_service"]) == ("10.77.0.2", "who-is")
 
 
 def test_opendnp3_sessions_name_their_link_addresses() -> None:

@@ -12,8 +12,10 @@
 //! - a packet is TCP or UDP, its two addresses of one family, a UDP packet has no flags or
 //!   sequence number, its payload at most one IP datagram, each layer a known name;
 //! - the defragmenter stays within its bounds (pending datagrams, bytes held) and its fragment
-//!   count never goes down.
-use _core::decode::{Addr, Decoded, Decoder, SUPPORTED_LINKTYPES, TCP, UDP};
+//!   count never goes down;
+//! - where `Peeked` (the packet `predecode` finds on its own thread) has a packet, the decoder
+//!   gives that same packet.
+use _core::decode::{Addr, Decoded, Decoder, Peeked, SUPPORTED_LINKTYPES, TCP, UDP};
 
 /// Frames decoded per input at most.
 pub const MAX_FRAMES: usize = 512;
@@ -89,7 +91,15 @@ pub fn run(data: &[u8]) {
     let mut dec = Decoder::new();
     let mut fragments = 0;
     for (ts, frame) in frames(rest) {
-        match dec.decode(ts, link, frame) {
+        let peeked = Peeked::of(link, frame);
+        let decoded = dec.decode(ts, link, frame);
+        if let Some(peeked) = peeked {
+            match &decoded {
+                Decoded::Packet(p) => assert_eq!(&peeked.packet(frame), p, "peeked packet differs"),
+                other => panic!("peeked a packet, the decoder gave {other:?}"),
+            }
+        }
+        match decoded {
             Decoded::UnsupportedLink => assert!(!supported, "link type {link} called unsupported"),
             Decoded::Packet(p) => {
                 assert!(supported, "a packet from unsupported link type {link}");
