@@ -8,7 +8,8 @@
 //! `Key::shard`), every shard, or none (the capture filter left it out). Every worker walks
 //! every chunk with its own `Analyzer`: it runs the timers at every frame's capture time (so
 //! sweeps and releases fire at exactly the frames they fire at in a single run), and decodes
-//! only the frames routed to it or to all. Those routed to all are what the decode of one
+//! only the frames routed to it or to all; a frame routed to it alone comes with the packet the
+//! reader found (`decode::Peeked`), which it takes rather than walking the frame again. Those routed to all are what the decode of one
 //! frame cannot settle: IP fragments (so the fragments of a datagram meet in each worker's
 //! defragmenter whichever shard the datagram falls in), a tunnel whose datagram and inner
 //! packet fall in two shards, and frames that are no packet (whose counters every worker
@@ -83,10 +84,13 @@ impl FrameSource for CaptureReader {
     }
 }
 
-/// A chunk and, for each of its frames, the shard that decodes it or `EVERY` or `FILTERED`.
+/// A chunk and, for each of its frames, the shard that decodes it or `EVERY` or `FILTERED`,
+/// and the packet the router found where one shard takes it (`decode::Peeked`): that worker
+/// does not walk the frame again.
 struct Routed {
     chunk: Chunk,
     routes: Vec<u32>,
+    packets: Vec<Option<Peeked>>,
 }
 
 /// Every worker decodes the frame.
@@ -94,21 +98,23 @@ const EVERY: u32 = u32::MAX;
 /// The capture filter left the frame out: no worker decodes it or runs timers at its time.
 const FILTERED: u32 = u32::MAX - 1;
 
-/// Where a frame goes among `shards` workers (see the module's documentation).
-fn route(rec: Record<'_>, filter: Option<&Filter>, shards: u32) -> u32 {
+/// Where a frame goes among `shards` workers (see the module's documentation), and its packet
+/// when one shard takes it and the frame alone settles it.
+fn route(rec: Record<'_>, filter: Option<&Filter>, shards: u32) -> (u32, Option<Peeked>) {
     if filter.is_some_and(|f| !f.matches(rec.linktype, rec.data, rec.orig_len)) {
-        return FILTERED;
+        return (FILTERED, None);
     }
     if shards <= 1 {
-        return EVERY;
+        return (EVERY, None);
     }
     let Some(p) = peek(rec.linktype, rec.data) else {
-        return EVERY;
+        return (EVERY, None);
     };
     let shard = packet_key(&p).shard(shards);
     match &p.tunnel {
-        Some(outer) if packet_key(outer).shard(shards) != shard => EVERY,
-        _ => shard,
+        Some(outer) if packet_key(outer).shard(shards) != shard => (EVERY, None),
+        Some(_) => (shard, None),
+        None => (shard, Peeked::from_packet(p, rec.data)),
     }
 }
 
@@ -190,9 +196,11 @@ fn work(mut a: Analyzer, shard: u32, shards: u32, jobs: Receiver<Job>, out: Sync
     for job in jobs {
         match job {
             Job::Chunk(routed) => {
-                for (rec, &to) in routed.chunk.records().zip(&routed.routes) {
-                    match to {
-                        FILTERED => a.record_filtered(),
+                let frames = routed.chunk.records().zip(&routed.routes);
+                for ((rec, &to), packet) in frames.zip(&routed.packets) {
+                    match (to, packet) {
+                        (FILTERED, _) => a.record_filtered(),
+                        (_, Some(p)) if to == shard => a.record_peeked(rec, p.clone()),
                         _ if to == EVERY || to == shard => a.record_of_shard(rec, shard, shards),
                         _ => a.record_elsewhere(rec),
                     }
@@ -315,11 +323,15 @@ impl ParallelAnalyzer {
             };
             read += chunk.len();
             // Right after framing, while the chunk's bytes are still in this core's cache.
-            let routes = chunk
+            let (routes, packets) = chunk
                 .records()
                 .map(|r| route(r, filter.as_deref(), n))
-                .collect();
-            let chunk = Arc::new(Routed { chunk, routes });
+                .unzip();
+            let chunk = Arc::new(Routed {
+                chunk,
+                routes,
+                packets,
+            });
             for w in &self.workers {
                 w.send(Job::Chunk(Arc::clone(&chunk)));
             }

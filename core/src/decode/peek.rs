@@ -39,7 +39,11 @@ impl Peeked {
     /// `frame`'s packet as `peek` gives it, held apart; None where `peek` gives none, and for a
     /// packet inside a GTP-U tunnel (which brings the tunnel's own packet along).
     pub fn of(linktype: u32, frame: &[u8]) -> Option<Peeked> {
-        let p = peek(linktype, frame)?;
+        Self::from_packet(peek(linktype, frame)?, frame)
+    }
+
+    /// `p`, which `peek` found in `frame`, held apart; None for a packet inside a tunnel.
+    pub fn from_packet(p: Packet<'_>, frame: &[u8]) -> Option<Peeked> {
         if p.tunnel.is_some() {
             return None;
         }
