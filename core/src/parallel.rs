@@ -9,11 +9,12 @@
 //! every chunk with its own `Analyzer`: it runs the timers at every frame's capture time (so
 //! sweeps and releases fire at exactly the frames they fire at in a single run), and decodes
 //! only the frames routed to it or to all; a frame routed to it alone comes with the packet the
-//! reader found (`decode::Peeked`), which it takes rather than walking the frame again. Those routed to all are what the decode of one
-//! frame cannot settle: IP fragments (so the fragments of a datagram meet in each worker's
-//! defragmenter whichever shard the datagram falls in), a tunnel whose datagram and inner
-//! packet fall in two shards, and frames that are no packet (whose counters every worker
-//! keeps); each worker tracks only the packets whose `Key::shard` is its own. Each worker's
+//! reader found (`decode::Peeked`), which it takes rather than walking the frame again. Those
+//! routed to all are what the decode of one frame cannot settle: IP fragments (so the fragments
+//! of a datagram meet in each worker's defragmenter whichever shard the datagram falls in), a
+//! tunnel whose datagram and inner packet fall in two shards, and frames that are no packet
+//! (whose counters every worker keeps); each worker tracks only the packets whose `Key::shard`
+//! is its own. Each worker's
 //! `Tracker` tags its records with their place in the single-threaded order (`pipeline::Order`);
 //! the reader merges the workers' outputs chunk by chunk. The workers are threads that live as
 //! long as the `ParallelAnalyzer`; channels are bounded, so at most `DEPTH + 1` chunks are in
