@@ -137,10 +137,11 @@ pub enum Spent {
     Meta(Meta, Option<Vec<u8>>),
 }
 
-/// The analysis thread, for giving back what it allocated (`Ahead::home`). A map is dozens of
-/// allocations; freed on the caller's thread each takes mimalloc's cross-thread path there, and
-/// the analysis thread then collects them one by one: at a capture's end, a quarter of that
-/// thread's time and a tenth of Python's. Sent back, they are one message each.
+/// The analysis thread, for giving back what it allocated (`Ahead::home`). A record's map is
+/// dozens of allocations; freed on the caller's thread (Python's, the busier of the two) each
+/// takes mimalloc's cross-thread path there, and the analysis thread then collects them one by
+/// one: at a capture's end, a quarter of that thread's time and a tenth of Python's. Sent back,
+/// they are one message each.
 #[derive(Clone, Debug)]
 pub struct Home(Sender<Spent>);
 
@@ -165,7 +166,7 @@ pub enum Next {
 /// The analysis running on its thread; dropping this stops it (after the step it is in).
 pub struct Ahead<A> {
     batches: Receiver<Batch>,
-    /// What the caller is done with, to be freed where it was made (`recycle`, `Home`).
+    /// What the caller is done with, to be freed where it was made (`Home`).
     spent: Sender<Spent>,
     stop_reading: Arc<AtomicBool>,
     thread: Option<JoinHandle<A>>,
@@ -204,16 +205,8 @@ impl<A: Analysis> Ahead<A> {
         }
     }
 
-    /// Hand back the records of a batch once taken from them what is needed: the analysis
-    /// thread frees them between its steps. They were allocated there, and mimalloc frees a
-    /// block from another thread's heap by a slower, deferred path; and the caller (Python's
-    /// one thread) is the busier of the two. Once the thread has ended they are freed here.
-    pub fn recycle(&self, records: Vec<FlowRecord>) {
-        self.home().give_back(Spent::Records(records));
-    }
-
-    /// Where a record's parts that outlive its batch (its `meta` map, which Python holds until
-    /// it drops the record) go back to be freed, as `recycle`'s records do.
+    /// Where what the caller took from a batch goes back to be freed (`Home`): the batch's
+    /// records once converted, and each record's `meta` map once the caller drops the record.
     pub fn home(&self) -> Home {
         Home(self.spent.clone())
     }
@@ -561,14 +554,14 @@ mod tests {
                     for r in &mut b.records {
                         home.give_back(Spent::Meta(std::mem::take(&mut r.meta), None));
                     }
-                    ahead.recycle(std::mem::replace(&mut last, b.records));
+                    home.give_back(Spent::Records(std::mem::replace(&mut last, b.records)));
                 }
                 Next::Over => break,
                 Next::Waiting => panic!("no batch within 10 s"),
             }
         }
         assert_eq!(got, want);
-        ahead.recycle(last);
+        home.give_back(Spent::Records(last));
         assert_eq!(ahead.finish().expect("no panic").flows.live_flows(), 0);
         home.give_back(Spent::Meta(Meta::new(), Some(b"{}".to_vec())));
     }

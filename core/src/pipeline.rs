@@ -290,21 +290,15 @@ impl Analyzer {
         if self.filtered_out(rec.linktype, rec.data, rec.orig_len) {
             return;
         }
-        let flows = &mut self.flows;
-        flows.stats.packets += 1;
-        flows.stats.bytes += rec.data.len() as u64;
-        flows.timers(rec.ts);
-        flows.packet(rec.ts, peeked.packet(rec.data));
+        self.flows.frame(rec.ts, rec.data.len());
+        self.flows.packet(rec.ts, peeked.packet(rec.data));
     }
 
     /// A frame whose packets are all of another shard's flows (`parallel`'s reader found them
     /// with `decode::peek`): its time runs the timers and it is counted, as when its decode
     /// gave nothing of this shard, but it is not decoded.
     pub fn record_elsewhere(&mut self, rec: Record<'_>) {
-        let flows = &mut self.flows;
-        flows.stats.packets += 1;
-        flows.stats.bytes += rec.data.len() as u64;
-        flows.timers(rec.ts);
+        self.flows.frame(rec.ts, rec.data.len());
     }
 
     /// A frame the capture filter left out, found so by `parallel`'s reader.
@@ -346,9 +340,7 @@ impl Analyzer {
 
     fn decode_frame(&mut self, ts: f64, linktype: u32, frame: &[u8], shard: u32, shards: u32) {
         let flows = &mut self.flows;
-        flows.stats.packets += 1;
-        flows.stats.bytes += frame.len() as u64;
-        flows.timers(ts);
+        flows.frame(ts, frame.len());
         let decoded = self.decoder.decode(ts, linktype, frame);
         match decoded {
             Decoded::Packet(mut p) => {
@@ -436,6 +428,14 @@ impl Tracker {
         self.phase = RELEASE;
         self.release_closed(ts);
         self.phase = OWN;
+    }
+
+    /// A frame of `len` bytes captured at `ts`, decoded or not: counted, and its time runs the
+    /// timers.
+    fn frame(&mut self, ts: f64, len: usize) {
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        self.timers(ts);
     }
 
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {

@@ -404,7 +404,7 @@ impl PyAnalyzer {
     }
 
     /// A batch from the analysis running ahead as Python records; the batch goes back to that
-    /// thread to be freed (`Ahead::recycle`).
+    /// thread to be freed (`ahead::Home`).
     fn batch_to_py<'py>(
         &self,
         py: Python<'py>,
