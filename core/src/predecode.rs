@@ -31,17 +31,17 @@ const CHUNK_FRAMES: usize = 256;
 const DEPTH: usize = 4;
 
 /// A chunk of frames and the packet of each, where the frame alone settles it.
-struct Decoded {
+struct PeekedChunk {
     chunk: Chunk,
     packets: Vec<Option<Peeked>>,
 }
 
 /// The frames of `source`, each with its packet when the decoding thread found it.
 pub struct Predecoder {
-    chunks: Option<Receiver<Decoded>>,
+    chunks: Option<Receiver<PeekedChunk>>,
     /// Chunks taken, back to the decoding thread: their buffers are the source's to reuse.
-    spent: Sender<Decoded>,
-    current: Option<Decoded>,
+    spent: Sender<PeekedChunk>,
+    current: Option<PeekedChunk>,
     /// The next frame of `current`.
     at: usize,
     stop: Arc<AtomicBool>,
@@ -148,8 +148,8 @@ const SPARE: usize = DEPTH + 2;
 
 fn decode_ahead<S: FrameSource + ?Sized>(
     source: &Mutex<S>,
-    tx: &SyncSender<Decoded>,
-    spent: &Receiver<Decoded>,
+    tx: &SyncSender<PeekedChunk>,
+    spent: &Receiver<PeekedChunk>,
     stop: &AtomicBool,
 ) {
     let mut spare: Vec<Vec<Option<Peeked>>> = Vec::new();
@@ -170,7 +170,7 @@ fn decode_ahead<S: FrameSource + ?Sized>(
         let mut packets = spare.pop().unwrap_or_default();
         packets.clear();
         packets.extend(chunk.records().map(|r| Peeked::of(r.linktype, r.data)));
-        if tx.send(Decoded { chunk, packets }).is_err() {
+        if tx.send(PeekedChunk { chunk, packets }).is_err() {
             return;
         }
     }
