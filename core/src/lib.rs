@@ -21,6 +21,7 @@ pub mod bpf;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+mod handoff;
 pub mod meta;
 pub mod monitor;
 pub mod parallel;

@@ -7,10 +7,11 @@
 //! that spans two reads is made whole by copying that tail, never the block.
 #![forbid(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::handoff::{Handoff, Producer};
 
 use super::pcap::MAX_RECORD;
 
@@ -26,11 +27,10 @@ pub(crate) const BLOCK_BYTES: usize = HEADROOM + BLOCK;
 /// Blocks read and not yet taken: enough to ride out one slow read, few enough to bound memory
 /// (the thread waits once they are there).
 pub(crate) const DEPTH: usize = 4;
-/// A waiting thread is woken once the queue is down to this many blocks, not at every block
-/// taken, so it reads `DEPTH - LOW_WATER` blocks in a row. A wake is a system call on the
-/// parser's side, and on a VM an interrupt to the other CPU; a wake per block (the standard
-/// bounded channel's way) put the two threads through 12,000 sleep/wake rounds on mix-2m.
-/// Three blocks per wake made the core alone about 1.2x faster there.
+/// A waiting thread is woken once the queue is down to this many blocks, so it reads
+/// `DEPTH - LOW_WATER` blocks in a row (`crate::handoff`). A wake per block (the standard
+/// bounded channel's way) put the two threads through 12,000 sleep/wake rounds on mix-2m;
+/// three blocks per wake made the core alone about 1.2x faster there.
 const LOW_WATER: usize = 1;
 
 /// What the thread hands over, in stream order.
@@ -41,106 +41,9 @@ pub(crate) enum Piece {
     End(Option<io::Error>),
 }
 
-/// The queue between the thread and the parser, and who sleeps on it. A sleeper is woken only
-/// when there is reason to (`Queue::take`, `Queue::put`): a condition variable's notify is a
-/// system call even when nobody waits.
-#[derive(Default)]
-struct State {
-    pieces: VecDeque<Piece>,
-    /// The parser is gone (the reader dropped): the thread stops.
-    closed: bool,
-    /// The thread has ended: once the queue is empty, nothing more comes.
-    finished: bool,
-    reader_waits: bool,
-    parser_waits: bool,
-}
-
-#[derive(Default)]
-struct Queue {
-    state: Mutex<State>,
-    /// For the thread: room in the queue (or the parser gone).
-    room: Condvar,
-    /// For the parser: a piece (or the thread ended).
-    ready: Condvar,
-}
-
-impl Queue {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves plain data behind: go on with it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The thread's side: queue `piece` once there is room; false if the parser is gone.
-    fn put(&self, piece: Piece) -> bool {
-        let mut st = self.lock();
-        while st.pieces.len() >= DEPTH && !st.closed {
-            st.reader_waits = true;
-            st = self.room.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-        st.reader_waits = false;
-        if st.closed {
-            return false;
-        }
-        st.pieces.push_back(piece);
-        if st.parser_waits {
-            st.parser_waits = false;
-            self.ready.notify_one();
-        }
-        true
-    }
-
-    /// The parser's side: the next piece, waiting for it; None once the thread has ended and
-    /// everything it queued was taken.
-    fn take(&self) -> Option<Piece> {
-        let mut st = self.lock();
-        loop {
-            if let Some(piece) = st.pieces.pop_front() {
-                if st.reader_waits && st.pieces.len() <= LOW_WATER {
-                    st.reader_waits = false;
-                    self.room.notify_one();
-                }
-                return Some(piece);
-            }
-            if st.finished {
-                return None;
-            }
-            st.parser_waits = true;
-            st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn close(&self) {
-        let mut st = self.lock();
-        st.closed = true;
-        st.pieces.clear();
-        if st.reader_waits {
-            st.reader_waits = false;
-            self.room.notify_one();
-        }
-    }
-
-    fn finish(&self) {
-        let mut st = self.lock();
-        st.finished = true;
-        if st.parser_waits {
-            st.parser_waits = false;
-            self.ready.notify_one();
-        }
-    }
-}
-
-/// The thread's end of the queue: says so when dropped, however the thread ends.
-struct Producer(Arc<Queue>);
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        self.0.finish();
-    }
-}
-
 /// The receiving side: blocks in order, and the way back for blocks done with.
 pub(crate) struct Prefetch {
-    queue: Arc<Queue>,
+    queue: Arc<Handoff<Piece>>,
     pool: Sender<Vec<u8>>,
 }
 
@@ -155,12 +58,12 @@ impl Prefetch {
     /// (a file, where a read never waits long); otherwise each read is handed over as it comes,
     /// so a pipe's packets reach the parser without waiting for a block's worth.
     pub(crate) fn start(input: Box<dyn Read + Send>, fill: bool) -> io::Result<Self> {
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Handoff::new(DEPTH, LOW_WATER));
         let producer = Producer(Arc::clone(&queue));
         let (pool, spares) = mpsc::channel();
         std::thread::Builder::new()
             .name("portwatch-read".into())
-            .spawn(move || read_blocks(input, fill, &producer.0, &spares))?;
+            .spawn(move || read_blocks(input, fill, &producer, &spares))?;
         Ok(Prefetch { queue, pool })
     }
 
@@ -183,7 +86,7 @@ impl Prefetch {
 fn read_blocks(
     mut input: Box<dyn Read + Send>,
     fill: bool,
-    out: &Queue,
+    out: &Handoff<Piece>,
     spares: &Receiver<Vec<u8>>,
 ) {
     loop {
@@ -217,90 +120,5 @@ fn read_blocks(
             out.put(Piece::End(end));
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    fn data(n: usize) -> Piece {
-        Piece::Data(Vec::new(), n)
-    }
-
-    fn len_of(piece: Option<Piece>) -> Option<usize> {
-        match piece {
-            Some(Piece::Data(_, n)) => Some(n),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn pieces_come_out_in_order_and_none_after_the_end() {
-        let q = Queue::default();
-        for n in 1..=DEPTH {
-            assert!(q.put(data(n)));
-        }
-        q.finish();
-        for n in 1..=DEPTH {
-            assert_eq!(len_of(q.take()), Some(n));
-        }
-        assert!(q.take().is_none());
-    }
-
-    #[test]
-    fn a_full_queue_holds_the_thread_until_it_is_down_to_the_low_water_mark() {
-        let q = Arc::new(Queue::default());
-        let put = Arc::new(AtomicUsize::new(0));
-        let (q2, put2) = (Arc::clone(&q), Arc::clone(&put));
-        let thread = std::thread::spawn(move || {
-            for n in 0..DEPTH + 1 {
-                assert!(q2.put(data(n)));
-                put2.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        let settle = || std::thread::sleep(Duration::from_millis(100));
-        // However slow the machine, the thread fills the queue, and then waits.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while put.load(Ordering::SeqCst) < DEPTH && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        settle();
-        assert_eq!(put.load(Ordering::SeqCst), DEPTH, "the queue is bounded");
-        // Taking blocks above the mark leaves the thread asleep (no wake per block)...
-        for _ in 0..DEPTH - LOW_WATER - 1 {
-            q.take();
-        }
-        settle();
-        assert_eq!(
-            put.load(Ordering::SeqCst),
-            DEPTH,
-            "woken above the low-water mark"
-        );
-        // ...the one that reaches the mark wakes it.
-        q.take();
-        thread.join().expect("the thread ends");
-        assert_eq!(put.load(Ordering::SeqCst), DEPTH + 1);
-    }
-
-    #[test]
-    fn a_waiting_parser_gets_a_piece_as_soon_as_it_is_put_and_a_waiting_thread_ends_on_close() {
-        let q = Arc::new(Queue::default());
-        let q2 = Arc::clone(&q);
-        let parser = std::thread::spawn(move || len_of(q2.take()));
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(q.put(data(7)));
-        assert_eq!(parser.join().expect("parser"), Some(7));
-
-        for n in 0..DEPTH {
-            assert!(q.put(data(n)));
-        }
-        let q3 = Arc::clone(&q);
-        let thread = std::thread::spawn(move || q3.put(data(99)));
-        std::thread::sleep(Duration::from_millis(50));
-        q.close();
-        assert!(!thread.join().expect("thread"), "put after close");
     }
 }
