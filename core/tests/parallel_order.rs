@@ -5,7 +5,7 @@ use std::sync::Arc;
 use _core::detect::builtin::BUILTIN;
 use _core::detect::engine::Engine;
 use _core::detect::signature::load_texts_and;
-use _core::parallel::{FrameSource, ParallelAnalyzer};
+use _core::parallel::{FrameSource, ParallelAnalyzer, BATCH, DEPTH};
 use _core::pipeline::{Analyzer, Config, KnownPorts};
 use _core::record::FlowRecord;
 use _core::source::Record;
@@ -334,9 +334,10 @@ fn parallel_drained(
 
 #[test]
 fn a_record_bound_ends_reads_early_and_keeps_the_records() {
-    // Reads of 100,000 packets would take the whole capture in one; a bound of one record ends
-    // each at the next chunk after a flow ended (chunks in flight still finish).
-    let frames = traffic(40_000);
+    // Reads of 1,000,000 packets would take the whole capture in one; a bound of one record
+    // ends each at the next chunk after a flow ended (the chunks in flight, up to DEPTH + 1 of
+    // BATCH frames, still finish).
+    let frames = traffic(3 * (DEPTH + 1) * BATCH);
     let want = single(&frames);
     let mut p = ParallelAnalyzer::new(
         config(),
@@ -351,7 +352,7 @@ fn a_record_bound_ends_reads_early_and_keeps_the_records() {
     };
     let (mut got, mut reads) = (Vec::new(), 0);
     loop {
-        let (recs, done) = p.run(&mut src, 100_000, 1);
+        let (recs, done) = p.run(&mut src, 1_000_000, 1);
         reads += 1;
         got.extend(recs);
         if done {
