@@ -27,9 +27,9 @@ use crate::source::{Chunk, Record};
 /// Frames asked for per chunk. A capture's chunk ends with its read buffer (128 KiB: a hundred
 /// frames of an average mix, a couple of thousand of minimum-size ones), so a chunk is one
 /// block: ended inside a block, a chunk takes that block with it and the reading goes on in a
-/// fresh one, and mix-2m had twice the blocks in flight at 256 frames a chunk. This bounds a
-/// source that copies its frames into chunks, and with `DEPTH` how far the reading runs ahead
-/// of a stop.
+/// fresh one. At 256 frames a chunk (and 4 chunks queued) mix-2m's reading made 56 blocks, most
+/// of them such fresh windows; at a block a chunk and 16 queued, 24. This bounds a source that
+/// copies its frames into chunks, and with `DEPTH` how far the reading runs ahead of a stop.
 const CHUNK_FRAMES: usize = 4096;
 /// Chunks decoded and not yet taken. On 2 cores the decoding and reading threads run only
 /// where Python's and the analysing thread leave room; the deeper their queue, the fewer times
