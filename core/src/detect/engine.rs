@@ -114,7 +114,7 @@ pub struct Engine {
 
 /// Python's `round(x, 6)` (correctly rounded, ties to even).
 fn round6(x: f64) -> f64 {
-    format!("{x:.6}").parse().unwrap_or(x)
+    crate::tunnel::pyfmt::round_to(x, 6)
 }
 
 impl Engine {

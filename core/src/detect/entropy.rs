@@ -16,9 +16,9 @@ fn printable(b: u8) -> bool {
     (0x20..=0x7e).contains(&b)
 }
 
-/// Python's `round(x, 3)`: correctly rounded, ties to even (Rust's formatting rounds the same way).
+/// Python's `round(x, 3)`: correctly rounded, ties to even.
 fn round3(x: f64) -> f64 {
-    format!("{x:.3}").parse().unwrap_or(x)
+    crate::tunnel::pyfmt::round_to(x, 3)
 }
 
 /// What one pass over the sample counts.
