@@ -388,6 +388,12 @@ mod tests {
         f
     }
 
+    /// More frames than the decoding thread reads ahead (two or three a flow), so that a stop
+    /// or a drop comes before the end.
+    fn longer_than_read_ahead() -> Frames {
+        frames(u16::try_from(crate::predecode::MAX_AHEAD_FRAMES / 2 + 2000).unwrap())
+    }
+
     fn frames(flows: u16) -> Frames {
         let mut frames = Vec::new();
         for i in 0..flows {
@@ -569,9 +575,8 @@ mod tests {
     #[test]
     fn stopping_reading_keeps_every_flow_read_and_drains_it() {
         // Frames are decoded chunks ahead (`predecode`): every one read by the stop is still
-        // analysed. More frames than it reads ahead (two or three a flow).
-        let flows = u16::try_from(crate::predecode::MAX_AHEAD_FRAMES / 2 + 2000).unwrap();
-        let source = Arc::new(Mutex::new(frames(flows)));
+        // analysed.
+        let source = Arc::new(Mutex::new(longer_than_read_ahead()));
         let total = lock(&source).frames.len();
         let ahead = Ahead::start(
             analyzer(),
@@ -602,9 +607,7 @@ mod tests {
 
     #[test]
     fn dropped_early_the_thread_ends() {
-        // More frames than the decoding thread reads ahead (two or three a flow).
-        let flows = u16::try_from(crate::predecode::MAX_AHEAD_FRAMES / 2 + 2000).unwrap();
-        let source = Arc::new(Mutex::new(frames(flows)));
+        let source = Arc::new(Mutex::new(longer_than_read_ahead()));
         let total = lock(&source).frames.len();
         let ahead =
             Ahead::start(analyzer(), Arc::clone(&source), steps(5, usize::MAX, 5), 1).unwrap();

@@ -27,6 +27,7 @@ use super::probes::{self, Kind, Probe, ProbeResult, Status, MAX_INPUT};
 pub use super::signature::Transport;
 use super::signature::{Match, Signature};
 use crate::meta::{Meta, Value};
+use crate::tunnel::pyfmt::round_to;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -110,11 +111,6 @@ pub struct Engine {
     /// flow not yet classified may still turn out to be that protocol (flow timers file it by
     /// this).
     shortest_idle: [Option<f64>; 2],
-}
-
-/// Python's `round(x, 6)` (correctly rounded, ties to even).
-fn round6(x: f64) -> f64 {
-    crate::tunnel::pyfmt::round_to(x, 6)
 }
 
 impl Engine {
@@ -360,7 +356,7 @@ impl Engine {
         let (sa, sb) = (&self.sigs[a.sig], &self.sigs[b.sig]);
         let ka = (
             !a.weak,
-            round6(a.score),
+            round_to(a.score, 6),
             a.probed,
             sa.priority,
             a.hint,
@@ -368,7 +364,7 @@ impl Engine {
         );
         let kb = (
             !b.weak,
-            round6(b.score),
+            round_to(b.score, 6),
             b.probed,
             sb.priority,
             b.hint,

@@ -8,17 +8,13 @@
 #![forbid(unsafe_code)]
 
 use crate::meta::{json, Map, Value};
+use crate::tunnel::pyfmt::round_to;
 
 pub const MIN_SAMPLE: usize = 16;
 pub const SAMPLE: usize = 1024;
 
 fn printable(b: u8) -> bool {
     (0x20..=0x7e).contains(&b)
-}
-
-/// Python's `round(x, 3)`: correctly rounded, ties to even.
-fn round3(x: f64) -> f64 {
-    crate::tunnel::pyfmt::round_to(x, 3)
 }
 
 /// What one pass over the sample counts.
@@ -115,9 +111,9 @@ pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
         exempt = Some("too short");
     }
     m.insert("length".into(), json!(n));
-    m.insert("entropy".into(), json!(round3(ent)));
-    m.insert("popcount".into(), json!(round3(pop)));
-    m.insert("printable".into(), json!(round3(printable_frac)));
+    m.insert("entropy".into(), json!(round_to(ent, 3)));
+    m.insert("popcount".into(), json!(round_to(pop, 3)));
+    m.insert("printable".into(), json!(round_to(printable_frac, 3)));
     m.insert("longest_printable_run".into(), json!(run));
     m.insert(
         "exempt_rule".into(),
