@@ -178,9 +178,24 @@ pub fn ipv4_text(addr: &[u8; 4]) -> String {
 /// two or more zero hextets as `::`, never a dotted IPv4 tail (Rust's `Ipv6Addr` shows
 /// `::ffff:1.2.3.4` for mapped addresses, which Python 3.11 writes `::ffff:102:304`).
 pub fn ipv6_text(addr: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(39);
+    push_ipv6(&mut out, addr, false);
+    out
+}
+
+/// An IPv6 address appended to `out` in RFC 5952's form (`ipv6_text`). With `mapped_dotted`, an
+/// IPv4-mapped address (`::ffff:0:0/96`) ends in dotted decimal, as RFC 5952 section 5
+/// recommends and Rust's `Ipv6Addr` writes it: the same text as its `Display`, without the
+/// formatter (every IPv6 record spells two addresses).
+pub fn push_ipv6(out: &mut String, addr: &[u8; 16], mapped_dotted: bool) {
     let mut words = [0u16; 8];
     for (w, pair) in words.iter_mut().zip(addr.chunks_exact(2)) {
         *w = u16::from_be_bytes([pair[0], pair[1]]);
+    }
+    if mapped_dotted && words[..5] == [0; 5] && words[5] == 0xffff {
+        out.push_str("::ffff:");
+        out.push_str(&ipv4_text(&[addr[12], addr[13], addr[14], addr[15]]));
+        return;
     }
     let (mut best_start, mut best_len) = (0usize, 0usize);
     let mut i = 0;
@@ -197,20 +212,28 @@ pub fn ipv6_text(addr: &[u8; 16]) -> String {
             i += 1;
         }
     }
-    let hex = |ws: &[u16]| {
-        ws.iter()
-            .map(|w| format!("{w:x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
     if best_len < 2 {
-        return hex(&words);
+        push_hextets(out, &words);
+        return;
     }
-    format!(
-        "{}::{}",
-        hex(&words[..best_start]),
-        hex(&words[best_start + best_len..])
-    )
+    push_hextets(out, &words[..best_start]);
+    out.push_str("::");
+    push_hextets(out, &words[best_start + best_len..]);
+}
+
+/// `words` in lower-case hex without leading zeros, joined by colons.
+fn push_hextets(out: &mut String, words: &[u16]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, &w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        // Digits from the first non-zero nibble on; a zero hextet is "0".
+        let skip = (w.leading_zeros() / 4).min(3);
+        for shift in (0..4 - skip).rev() {
+            out.push(char::from(DIGITS[usize::from((w >> (shift * 4)) & 0xf)]));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -340,6 +363,43 @@ mod tests {
         let ctl = clean_text(&[0u8; 100], 256);
         assert_eq!(ctl, format!("{}\\x0\u{2026}", "\\x00".repeat(63)));
         assert_eq!(clean_text(b"x", usize::MAX), "x");
+    }
+
+    /// `push_ipv6` with `mapped_dotted` writes what `Ipv6Addr`'s `Display` writes: every
+    /// placement and length of zero runs (each hextet zero, one, 0x00f0 or 0xffff), mapped and
+    /// compatible IPv4 tails, and pseudo-random addresses.
+    #[test]
+    fn ipv6_with_mapped_tail_like_std() {
+        let mut cases: Vec<[u16; 8]> = Vec::new();
+        for pattern in 0u32..(1 << 16) {
+            let mut w = [0u16; 8];
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = [0, 1, 0x00f0, 0xffff][((pattern >> (2 * i)) & 3) as usize];
+            }
+            cases.push(w);
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut w = [0u16; 8];
+            for x in &mut w {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                // Mostly non-zero, with zeros common enough to make runs.
+                *x = if seed >> 62 == 0 {
+                    0
+                } else {
+                    (seed >> 40) as u16
+                };
+            }
+            cases.push(w);
+        }
+        cases.push([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304]);
+        cases.push([0, 0, 0, 0, 0, 0, 0x0102, 0x0304]);
+        for w in cases {
+            let addr = std::net::Ipv6Addr::from(w);
+            let mut out = String::new();
+            push_ipv6(&mut out, &addr.octets(), true);
+            assert_eq!(out, addr.to_string(), "{w:x?}");
+        }
     }
 
     #[test]

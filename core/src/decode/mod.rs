@@ -49,14 +49,24 @@ impl Addr {
     }
 }
 
-impl std::fmt::Display for Addr {
-    /// The text Python's `ipaddress` gives (RFC 5952 for IPv6, as `inet_ntop`).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Addr {
+    /// The address as `IpAddr`'s `Display` writes it (dotted decimal; RFC 5952 for IPv6, an
+    /// IPv4-mapped one as `::ffff:192.0.2.1`), without the formatter: every record spells two.
+    pub fn text(&self) -> String {
         match self {
-            // Not through Ipv4Addr's Display: every record spells two addresses.
-            Addr::V4(a) => f.pad(&crate::text::ipv4_text(a)),
-            Addr::V6(a) => std::net::Ipv6Addr::from(*a).fmt(f),
+            Addr::V4(a) => crate::text::ipv4_text(a),
+            Addr::V6(a) => {
+                let mut out = String::with_capacity(39);
+                crate::text::push_ipv6(&mut out, a, true);
+                out
+            }
         }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.text())
     }
 }
 
