@@ -8,6 +8,7 @@
 //! same map (keys, order, value types) when the record is made.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
@@ -305,6 +306,20 @@ impl FlowMeta {
             (Some(map), _) => map.contains_key(key),
             (None, Some(f)) => frozen_has_key(&f.bytes, key),
             (None, None) => false,
+        }
+    }
+
+    /// `key`'s value, without decoding a frozen map whole: a map read a key at a time between
+    /// freezes (a slow flow still inspected, frozen whenever it is quiet) would otherwise be
+    /// decoded again at every packet.
+    pub fn value_of(&self, key: &str) -> Option<Cow<'_, Value>> {
+        match (&self.live, &self.frozen) {
+            (Some(map), _) => map.get(key).map(Cow::Borrowed),
+            (None, Some(f)) => match f.read.get() {
+                Some(map) => map.get(key).map(Cow::Borrowed),
+                None => frozen_value(&f.bytes, key).map(Cow::Owned),
+            },
+            (None, None) => None,
         }
     }
 
@@ -900,6 +915,20 @@ fn decode(bytes: &[u8]) -> Meta {
     Reader::new(bytes, Some(&table)).map(0).unwrap_or_default()
 }
 
+/// The value of `key` in a frozen map, the others stepped over.
+fn frozen_value(bytes: &[u8], key: &str) -> Option<Value> {
+    let table = shared();
+    let mut r = Reader::new(bytes, Some(&table));
+    let mut ids = Vec::new();
+    for _ in 0..r.count()? {
+        if r.key_text()? == key {
+            return r.value(0);
+        }
+        r.walk(0, &mut ids)?;
+    }
+    None
+}
+
 fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
     let table = shared();
     let mut r = Reader::new(bytes, Some(&table));
@@ -1040,6 +1069,26 @@ mod tests {
         expected.remove("zero");
         assert_eq!(m.take(), expected);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn value_of_a_frozen_map_reads_one_value_and_decodes_no_copy() {
+        let map = sample();
+        let m = frozen(&map);
+        for (k, v) in &map {
+            assert_eq!(m.value_of(k).as_deref(), Some(v), "{k}");
+        }
+        assert!(m.value_of("missing").is_none());
+        assert!(!m.would_shrink(), "no decoded copy kept");
+        // With a decoded copy, and live, the same answers.
+        let _ = m.get("zero");
+        assert!(m.would_shrink());
+        let live = FlowMeta::from(map.clone());
+        for (k, v) in &map {
+            assert_eq!(m.value_of(k).as_deref(), Some(v), "{k}");
+            assert_eq!(live.value_of(k).as_deref(), Some(v), "{k}");
+        }
+        assert!(FlowMeta::new().value_of("zero").is_none());
     }
 
     #[test]

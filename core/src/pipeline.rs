@@ -1140,9 +1140,9 @@ impl Tracker {
             for (k, v) in found {
                 // The client's statement of a fact wins, whichever side spoke first
                 // (`engine::client_first`); a server's own answers have names of their own.
-                let keep = match flow.meta.get(&k) {
+                let keep = match flow.meta.value_of(&k) {
                     None => true,
-                    Some(old) => is_client && old != &v,
+                    Some(old) => is_client && *old != v,
                 };
                 if keep {
                     flow.meta.insert(k, v);
@@ -1176,7 +1176,7 @@ impl Tracker {
             } else {
                 flow.upgrades_stale = true;
             }
-            watching = upgrade_pending(signature, &flow.meta);
+            watching = upgrade_pending(signature, |k| flow.meta.contains_key(k));
         }
         if flow.meta_done == 3 && !watching {
             self.end_inspection(id);
@@ -1883,18 +1883,23 @@ mod tests {
         assert_eq!(flow(&a), (true, false, true));
         tick(&mut a, 3.5); // the sweep at 3: 1.2 < 3 - 1
         assert_eq!(flow(&a), (true, true, false));
-        // A second request is read against the frozen facts, which leaves a decoded copy.
+        // A second request is read against the frozen facts, a value at a time: no decoded
+        // copy is left behind.
         let more = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
         a.packet(
             3.6,
             1,
             &frame(TCP, c, s, PSH | ACK, 1001 + get.len() as u32, more),
         );
-        assert_eq!(flow(&a), (true, true, true));
-        tick(&mut a, 4.5);
-        assert_eq!(flow(&a), (true, true, true));
-        tick(&mut a, 5.5); // the sweep at 5: 3.6 < 5 - 1
         assert_eq!(flow(&a), (true, true, false));
+        // The server's answer adds facts and settles HTTP's: inspection ends, the facts frozen
+        // with what it added.
+        let ok = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 0\r\n\r\n";
+        a.packet(3.7, 1, &frame(TCP, s, c, PSH | ACK, 5001, ok));
+        assert_eq!(flow(&a), (false, true, false));
+        let meta = a.flows.table.get(id).meta.to_meta();
+        assert_eq!(meta.get("http_status"), Some(&Value::from(200)));
+        assert!(meta.contains_key("http_host"));
     }
 
     #[test]
