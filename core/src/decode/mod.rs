@@ -47,9 +47,7 @@ impl Addr {
             Addr::V6(a) => a,
         }
     }
-}
 
-impl Addr {
     /// The address as `IpAddr`'s `Display` writes it (dotted decimal; RFC 5952 for IPv6, an
     /// IPv4-mapped one as `::ffff:192.0.2.1`), without the formatter: every record spells two.
     pub fn text(&self) -> String {
