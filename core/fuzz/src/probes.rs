@@ -1,7 +1,7 @@
 //! Target `probes`: one probe, chosen by the first input byte, on the rest, in both directions.
 //!
-//! Input: `[selector][payload...]`. The selector picks `names()[selector % count]` (names are
-//! sorted, so a saved input keeps its probe while no probe is added or renamed). A `single`
+//! Input: `[selector][payload...]`. The selector picks the probes whose `tag` (a hash of the
+//! name) it is: one, or the few that share it, and none for most bytes. A `single`
 //! probe sees the payload cut to `MAX_INPUT`, as the engine cuts it. A `units` probe sees the
 //! payload split into datagrams, each `[len: u16 BE][len bytes]` (the last one may be short),
 //! at most `MAX_UNITS` of them, each cut to `MAX_INPUT`.
@@ -59,12 +59,21 @@ pub fn join_units(units: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// A probe's selector byte: the low byte of the FNV-1a hash of its name. A saved input keeps its
+/// probe whatever probes are added or renamed (an index into the sorted names moved every input
+/// past a new name to another probe); the few names that share a byte are all run.
+pub fn tag(name: &str) -> u8 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.to_le_bytes()[0]
+}
+
 /// The selector byte that picks the probe named `name`, if there is one.
 pub fn selector(name: &str) -> Option<u8> {
-    probes()
-        .iter()
-        .position(|p| p.name == name)
-        .and_then(|i| u8::try_from(i).ok())
+    probes().iter().any(|p| p.name == name).then(|| tag(name))
 }
 
 pub fn run(data: &[u8]) {
@@ -82,10 +91,13 @@ pub fn run(data: &[u8]) {
     let Some((&sel, payload)) = data.split_first() else {
         return;
     };
-    let all = probes();
-    let Some(probe) = all.get(usize::from(sel) % all.len().max(1)) else {
-        return;
-    };
+    for probe in probes().iter().filter(|p| tag(p.name) == sel) {
+        run_probe(probe, payload);
+    }
+}
+
+/// One probe on `payload`, both directions, with the checks above.
+fn run_probe(probe: &Probe, payload: &[u8]) {
     for from_client in [true, false] {
         match probe.kind {
             Kind::Single(f) => {
@@ -175,11 +187,24 @@ mod tests {
 
     #[test]
     fn every_probe_survives_empty_and_short_inputs() {
-        for i in 0..probes().len() {
-            let sel = i as u8;
+        for sel in 0..=u8::MAX {
             run(&[sel]);
             run(&[sel, 0]);
             run(&[sel, 0xff, 0xff, 0xff]);
         }
+    }
+
+    /// Every probe has a selector that picks it, a name's selector does not depend on the other
+    /// names (FNV-1a's published value for "a"), and an unknown name has none.
+    #[test]
+    fn selectors_are_the_names_own() {
+        for p in probes() {
+            let sel = selector(p.name).unwrap();
+            assert!(probes()
+                .iter()
+                .any(|q| q.name == p.name && tag(q.name) == sel));
+        }
+        assert_eq!(tag("a"), 0x8c); // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c
+        assert_eq!(selector("no-such-probe"), None);
     }
 }
