@@ -915,36 +915,27 @@ fn decode(bytes: &[u8]) -> Meta {
     Reader::new(bytes, Some(&table)).map(0).unwrap_or_default()
 }
 
-/// The value of `key` in a frozen map, the others stepped over.
-fn frozen_value(bytes: &[u8], key: &str) -> Option<Value> {
-    let table = shared();
-    let mut r = Reader::new(bytes, Some(&table));
+/// A reader of a frozen map placed at `key`'s value, the entries before it stepped over.
+fn seek<'a, 't>(bytes: &'a [u8], table: &'t Shared, key: &str) -> Option<Reader<'a, 't>> {
+    let mut r = Reader::new(bytes, Some(table));
     let mut ids = Vec::new();
     for _ in 0..r.count()? {
         if r.key_text()? == key {
-            return r.value(0);
+            return Some(r);
         }
         r.walk(0, &mut ids)?;
     }
     None
 }
 
-fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
+/// The value of `key` in a frozen map.
+fn frozen_value(bytes: &[u8], key: &str) -> Option<Value> {
     let table = shared();
-    let mut r = Reader::new(bytes, Some(&table));
-    let mut ids = Vec::new();
-    let Some(n) = r.count() else { return false };
-    for _ in 0..n {
-        match r.key_text() {
-            Some(k) if k == key => return true,
-            Some(_) => {}
-            None => return false,
-        }
-        if r.walk(0, &mut ids).is_none() {
-            return false;
-        }
-    }
-    false
+    seek(bytes, &table, key)?.value(0)
+}
+
+fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
+    seek(bytes, &shared(), key).is_some()
 }
 
 #[cfg(test)]
