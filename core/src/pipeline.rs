@@ -907,15 +907,12 @@ impl Tracker {
     fn inspect(&mut self, id: FlowId, d: usize, flags: u8, seq: u32, payload: &[u8]) {
         let flow = self.table.get_mut(id);
         let grew;
-        let Some(buffers) = flow.buffers.as_mut() else {
-            return;
-        };
         if flow.key.proto == TCP {
             let mut seq = seq;
             if flags & SYN != 0 {
                 if flow.isn[d].is_none() {
                     flow.isn[d] = Some(seq);
-                    if let Some(s) = buffers.streams[d].as_mut() {
+                    if let Some(s) = flow.buffers.as_mut().and_then(|b| b.streams[d].as_mut()) {
                         s.syn(seq);
                     }
                 }
@@ -925,6 +922,7 @@ impl Tracker {
                 return;
             }
             let isn = flow.isn[d];
+            let buffers = flow.buffers.get_or_insert_with(Box::default);
             let midstream = flow.isn.iter().all(Option::is_none);
             let stream = buffers.streams[d].get_or_insert_with(|| {
                 let mut s = StreamBuffer::new(if midstream {
@@ -939,7 +937,7 @@ impl Tracker {
             });
             grew = stream.add(seq, payload);
         } else if !payload.is_empty() {
-            let units = &mut buffers.units[d];
+            let units = &mut flow.buffers.get_or_insert_with(Box::default).units[d];
             grew = units.len() < MAX_UDP_UNITS;
             if grew {
                 units.push(payload[..payload.len().min(UDP_UNIT_BYTES)].to_vec());
@@ -1900,6 +1898,35 @@ mod tests {
         let meta = a.flows.table.get(id).meta.to_meta();
         assert_eq!(meta.get("http_status"), Some(&Value::from(200)));
         assert!(meta.contains_key("http_host"));
+    }
+
+    #[test]
+    fn a_flow_holds_inspection_buffers_only_from_its_first_payload() {
+        // Most open flows of a busy link are in their handshake or never carry data: they
+        // hold no buffers. The SYN's sequence number still places the first data at offset 0.
+        let mut a = analyzer();
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+        let held = |a: &Analyzer| {
+            let (id, _) = a.flows.table.ids_in_order()[0];
+            let f = a.flows.table.get(id);
+            (f.inspecting, f.buffers.is_some(), f.units_of(0).concat())
+        };
+        a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1000, b""));
+        a.packet(1.1, 1, &frame(TCP, s, c, SYN | ACK, 5000, b""));
+        a.packet(1.2, 1, &frame(TCP, c, s, ACK, 1001, b""));
+        assert_eq!(held(&a), (true, false, vec![]));
+        // The first segment arrives after the second: held out of order, then joined.
+        a.packet(
+            1.3,
+            1,
+            &frame(TCP, c, s, PSH | ACK, 1005, b"/ HTTP/1.1\r\n"),
+        );
+        assert_eq!(held(&a), (true, true, vec![]));
+        a.packet(1.4, 1, &frame(TCP, c, s, PSH | ACK, 1001, b"GET "));
+        assert_eq!(held(&a), (true, true, b"GET / HTTP/1.1\r\n".to_vec()));
+        a.drain();
+        let recs = std::mem::take(&mut a.flows.finished);
+        assert_eq!(recs[0].protocol, "http");
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub struct Side {
     pub ts: f64,
 }
 
-/// Detection state: present while the flow is inspected, dropped when inspection ends.
+/// Detection state: made when an inspected flow first carries payload, dropped when inspection
+/// ends.
 #[derive(Debug, Default)]
 pub struct Buffers {
     /// TCP: one reassembly buffer per direction, made when the direction first carries data.
@@ -168,6 +169,8 @@ pub struct Flow {
     /// interval, to freeze its facts (`Tracker::watch_timers`).
     pub freeze_queued: bool,
     pub isn: [Option<u32>; 2],
+    /// Made by the first payload of an inspected flow, dropped when inspection ends: a flow
+    /// still in its handshake, or one that never carries data, holds none.
     pub buffers: Option<Box<Buffers>>,
     /// Overlap conflicts counted before the buffers were released.
     pub anomalies: u32,
@@ -224,7 +227,7 @@ impl Flow {
             inspecting: true,
             freeze_queued: false,
             isn: [None, None],
-            buffers: Some(Box::default()),
+            buffers: None,
             anomalies: 0,
             stamp: 0,
             created: 0,
