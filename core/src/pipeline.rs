@@ -19,7 +19,7 @@ use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
-    Buffers, Flow, FlowId, FlowTable, Key, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
+    Buffers, Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
 };
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
@@ -511,11 +511,12 @@ impl Tracker {
         side.bytes += plen as u64;
         // The payload length is what the decoder kept: the IP/UDP length, cut to what was
         // captured (a snap length makes it short of the header's).
-        flow.history.packet(d == flow.client_dir, flags, plen);
+        flow.history.packet(d == flow.client_dir(), flags, plen);
         if is_tcp && wire_len > 0 {
             let n = self.config.shape_packets;
             let skip = flow.shape.skip();
-            flow.shape.packet(d, wire_len, ts, flow.client_dir, skip, n);
+            flow.shape
+                .packet(d, wire_len, ts, flow.client_dir(), skip, n);
         }
         if flow.inspecting && (plen > 0 || flags & SYN != 0) {
             self.inspect(id, d, flags, seq, payload);
@@ -590,7 +591,7 @@ impl Tracker {
     fn idle(&self, flow: &Flow) -> f64 {
         flow.decision
             .as_ref()
-            .and_then(|d| d.sig)
+            .and_then(Verdict::sig)
             .and_then(|i| self.engine.signatures().get(i))
             .and_then(|s| s.idle[transport_of(flow.key.proto).index()])
             .unwrap_or_else(|| self.transport_idle(flow))
@@ -607,7 +608,7 @@ impl Tracker {
     fn new_flow(&mut self, ts: f64, key: Key, flags: u8, encap: Option<Encap>) -> FlowId {
         let (client_dir, orientation) = if key.proto == TCP && flags & SYN != 0 {
             // SYN: the sender is the client; SYN-ACK first: the receiver is.
-            (usize::from(flags & ACK != 0), "handshake")
+            (usize::from(flags & ACK != 0), Orientation::Handshake)
         } else {
             self.infer_client(key.proto, key.a_port, key.b_port)
         };
@@ -626,7 +627,6 @@ impl Tracker {
         // The flow's id: the number of its first packet in the capture (1-based, tshark's
         // frame.number), the same whatever the worker count or shard.
         flow.number = self.pkt + 1;
-        flow.created = self.pkt;
         if self.keyed {
             self.events.push(Event::Create {
                 pkt: self.pkt,
@@ -650,13 +650,13 @@ impl Tracker {
         let Some(parser) = flow
             .decision
             .as_ref()
-            .and_then(|x| x.sig)
+            .and_then(Verdict::sig)
             .and_then(|i| self.engine.signatures().get(i))
             .and_then(|s| s.announces)
         else {
             return;
         };
-        let from_client = d == flow.client_dir;
+        let from_client = d == flow.client_dir();
         let found = announce::scan(parser, from_client, payload);
         if found.is_empty() {
             return;
@@ -671,7 +671,7 @@ impl Tracker {
     }
 
     /// Who is the client of a flow seen mid-stream? Evidence from ports, best first.
-    fn infer_client(&self, proto: u8, sport: u16, dport: u16) -> (usize, &'static str) {
+    fn infer_client(&self, proto: u8, sport: u16, dport: u16) -> (usize, Orientation) {
         let t = transport_of(proto);
         let s_known = self.known.has(sport, t);
         let d_known = self.known.has(dport, t);
@@ -679,17 +679,17 @@ impl Tracker {
             // UDP: the first datagram's sender is the client, unless it plainly came from a
             // service port to an unassigned higher one (a reply seen before its request).
             if s_known && !d_known && sport < dport {
-                return (1, "inferred");
+                return (1, Orientation::Inferred);
             }
-            return (0, "handshake");
+            return (0, Orientation::Handshake);
         }
         if d_known && !s_known {
-            return (0, "inferred");
+            return (0, Orientation::Inferred);
         }
         if s_known && !d_known {
-            return (1, "inferred");
+            return (1, Orientation::Inferred);
         }
-        (if dport <= sport { 0 } else { 1 }, "inferred")
+        (if dport <= sport { 0 } else { 1 }, Orientation::Inferred)
     }
 
     fn tcp_close(&mut self, id: FlowId, d: usize, flags: u8, ts: f64) {
@@ -751,7 +751,7 @@ impl Tracker {
             self.table.get_mut(id).freeze_queued = false;
             let flow = self.table.get(id);
             if let Some(reason) = self.timed_out(flow, now) {
-                let created = flow.created;
+                let created = flow.created();
                 self.remove(id, reason, (0.0, created));
                 continue;
             }
@@ -824,12 +824,14 @@ impl Tracker {
             }
             let flow = self.table.get_mut(id);
             if let Some(d) = flow.decision.as_mut() {
-                if let Some(old) = d.sig {
-                    d.sig = engine
-                        .signatures()
-                        .iter()
-                        .position(|s| s.protocol == d.protocol);
-                    if d.sig.is_none() && flow.inspecting {
+                if let Some(old) = d.sig() {
+                    d.set_sig(
+                        engine
+                            .signatures()
+                            .iter()
+                            .position(|s| *s.protocol == *d.protocol),
+                    );
+                    if d.sig().is_none() && flow.inspecting {
                         flow.inspecting = false;
                         flow.release_buffers(login_of(self.engine.signatures().get(old)));
                         flow.meta.freeze();
@@ -858,7 +860,7 @@ impl Tracker {
         let mut n = 0;
         while n < max {
             let Some(id) = self.table.oldest() else { break };
-            let created = self.table.get(id).created;
+            let created = self.table.get(id).created();
             self.remove(id, "end", (0.0, created));
             n += 1;
         }
@@ -892,7 +894,7 @@ impl Tracker {
                 phase: self.phase,
                 at,
                 sub,
-                created: flow.created,
+                created: flow.created(),
                 layers: flow
                     .encap
                     .as_ref()
@@ -910,8 +912,7 @@ impl Tracker {
         if flow.key.proto == TCP {
             let mut seq = seq;
             if flags & SYN != 0 {
-                if flow.isn[d].is_none() {
-                    flow.isn[d] = Some(seq);
+                if flow.set_isn(d, seq) {
                     if let Some(s) = flow.buffers.as_mut().and_then(|b| b.streams[d].as_mut()) {
                         s.syn(seq);
                     }
@@ -921,9 +922,8 @@ impl Tracker {
             if payload.is_empty() {
                 return;
             }
-            let isn = flow.isn[d];
+            let (isn, midstream) = (flow.isn(d), flow.midstream());
             let buffers = flow.buffers.get_or_insert_with(Box::default);
-            let midstream = flow.isn.iter().all(Option::is_none);
             let stream = buffers.streams[d].get_or_insert_with(|| {
                 let mut s = StreamBuffer::new(if midstream {
                     MIDSTREAM_DEPTH
@@ -986,7 +986,7 @@ impl Tracker {
                 &client,
                 &server,
                 flow.server_port(),
-                flow.orientation == "inferred",
+                flow.orientation == Orientation::Inferred,
                 fin,
                 Some(flow.client_port()),
             )
@@ -995,9 +995,9 @@ impl Tracker {
         if decision.swapped {
             // The bytes said the first sender was the server (a reply whose request went to a
             // group address, or came before the capture): roles from evidence, not from order.
-            flow.client_dir ^= 1;
+            flow.client ^= 1;
             flow.history.swap_roles();
-            flow.orientation = "inferred";
+            flow.orientation = Orientation::Inferred;
         }
         let found = std::mem::take(&mut decision.meta);
         let had_meta = !found.is_empty();
@@ -1008,8 +1008,8 @@ impl Tracker {
         let has_sig = decision.sig.is_some();
         // One side's bytes decided: the other side's, when they come, may confirm it.
         let confirm = match (decision.client_match, decision.server_match) {
-            (Some(m), None) => Some((1 - flow.client_dir, (true, m))),
-            (None, Some(m)) => Some((flow.client_dir, (false, m))),
+            (Some(m), None) => Some((1 - flow.client_dir(), (true, m))),
+            (None, Some(m)) => Some((flow.client_dir(), (false, m))),
             _ => None,
         };
         if let (Some(b), Some((by, known)), true) = (flow.buffers.as_mut(), confirm, has_sig) {
@@ -1041,7 +1041,12 @@ impl Tracker {
             };
             for (role, has) in [(0usize, has_c), (1usize, has_s)] {
                 if has {
-                    let bit = 1u8 << if flow.client_dir == 0 { role } else { 1 - role };
+                    let bit = 1u8
+                        << if flow.client_dir() == 0 {
+                            role
+                        } else {
+                            1 - role
+                        };
                     flow.meta_seen |= bit;
                     if (done >> role) & 1 != 0 {
                         flow.meta_done |= bit;
@@ -1069,7 +1074,7 @@ impl Tracker {
             return;
         }
         b.confirm_tries -= 1;
-        let Some(sig) = flow.decision.as_ref().and_then(|v| v.sig) else {
+        let Some(sig) = flow.decision.as_ref().and_then(Verdict::sig) else {
             return;
         };
         let known = b.confirm_known;
@@ -1113,7 +1118,7 @@ impl Tracker {
         let Some(decision) = flow.decision.as_ref() else {
             return;
         };
-        let Some(sig) = decision.sig else { return };
+        let Some(sig) = decision.sig() else { return };
         let transport = transport_of(flow.key.proto);
         let dirs: &[usize] = match grown {
             None => &[0, 1],
@@ -1125,7 +1130,7 @@ impl Tracker {
             if flow.meta_done & bit != 0 {
                 continue;
             }
-            let is_client = d == flow.client_dir;
+            let is_client = d == flow.client_dir();
             let (found, done, partial) = {
                 let units = flow.units_of(d);
                 if is_client {
@@ -1187,7 +1192,7 @@ impl Tracker {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
         if flow.upgrades_stale {
-            let signature = flow.decision.as_ref().and_then(|d| d.sig);
+            let signature = flow.decision.as_ref().and_then(Verdict::sig);
             if let Some(signature) = signature.and_then(|i| engine.signatures().get(i)) {
                 let found = {
                     let (client, server) = flow.units_by_role();
@@ -1200,7 +1205,7 @@ impl Tracker {
             flow.upgrades_stale = false;
         }
         flow.inspecting = false;
-        let signature = flow.decision.as_ref().and_then(|d| d.sig);
+        let signature = flow.decision.as_ref().and_then(Verdict::sig);
         flow.release_buffers(login_of(signature.and_then(|i| engine.signatures().get(i))));
         if !self.leaving {
             flow.meta.freeze();
@@ -1253,7 +1258,7 @@ impl Tracker {
 
     /// The record of `flow`, with `meta` as its metadata so far.
     fn record_with(&self, flow: &Flow, mut meta: Meta) -> FlowRecord {
-        let c = flow.client_dir;
+        let c = flow.client_dir();
         let s = 1 - c;
         let decision: Option<&Verdict> = flow.decision.as_ref();
 
@@ -1272,7 +1277,7 @@ impl Tracker {
         if anomalies > 0 {
             meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
         }
-        let protocol = decision.map_or("unknown", |d| d.protocol.as_str());
+        let protocol = decision.map_or("unknown", |d| &*d.protocol);
         if flow.is_tcp() && tunnel_capable(protocol) && !flow.shape.is_empty() {
             meta.insert("shape".into(), flow.shape.to_meta(c));
         }
@@ -1298,8 +1303,8 @@ impl Tracker {
             src_port: flow.client_port(),
             dst_ip: server_ip.text(),
             dst_port: flow.server_port(),
-            orientation: flow.orientation,
-            protocol: decision.map_or_else(|| "unknown".to_string(), |d| d.protocol.clone()),
+            orientation: flow.orientation.as_str(),
+            protocol: decision.map_or_else(|| "unknown".to_string(), |d| d.protocol.to_string()),
             confidence: decision.map_or(0.0, |d| d.confidence),
             packets_c2s: flow.sides[c].pkts,
             packets_s2c: flow.sides[s].pkts,

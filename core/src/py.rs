@@ -171,7 +171,7 @@ impl PyEngine {
         };
         let out = PyDict::new(py);
         out.set_item("known", d.sig.is_some())?;
-        out.set_item("protocol", &d.protocol)?;
+        out.set_item("protocol", &*d.protocol)?;
         out.set_item("confidence", d.confidence)?;
         out.set_item("evidence", d.evidence.to_string())?;
         out.set_item("meta", to_py(py, &Value::from(d.meta))?)?;

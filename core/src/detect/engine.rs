@@ -29,7 +29,7 @@ use super::signature::{Match, Signature};
 use crate::meta::{Meta, Value};
 use crate::tunnel::pyfmt::round_to;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Decide at once at or above this score.
 pub const ACCEPT: f64 = 0.75;
@@ -45,7 +45,8 @@ pub const PROBE_INPUT: usize = MAX_INPUT;
 pub struct Decision {
     /// Index into the engine's signatures; None for "unknown".
     pub sig: Option<usize>,
-    pub protocol: String,
+    /// The signature's protocol name, shared with the engine (a flow keeps it until its record).
+    pub protocol: Arc<str>,
     pub confidence: f64,
     pub evidence: Arc<str>,
     pub meta: Meta,
@@ -105,8 +106,9 @@ pub struct Engine {
     /// Per transport: candidates strongest first, and their gates as look-ups.
     candidates: [Vec<Candidate>; 2],
     admission: [Admission; 2],
-    /// Name order key, for the last tie-break.
-    names: Vec<String>,
+    /// Each signature's protocol name: the last tie-break's order key, and what a decision
+    /// names (shared, not copied per flow).
+    names: Vec<Arc<str>>,
     /// Per transport: the shortest idle timeout a signature gives for it (`Signature::idle`). A
     /// flow not yet classified may still turn out to be that protocol (flow timers file it by
     /// this).
@@ -221,7 +223,10 @@ impl Engine {
             }
             admission[t.index()] = Admission::of(&gates);
         }
-        let names = sigs.iter().map(|s| s.protocol.clone()).collect();
+        let names = sigs
+            .iter()
+            .map(|s| Arc::from(s.protocol.as_str()))
+            .collect();
         let shortest_idle = Transport::ALL.map(|t| {
             sigs.iter()
                 .filter_map(|s| s.idle[t.index()])
@@ -321,7 +326,7 @@ impl Engine {
             );
             return Some(Decision {
                 sig: Some(best.sig),
-                protocol: self.sigs[best.sig].protocol.clone(),
+                protocol: Arc::clone(&self.names[best.sig]),
                 confidence: best.score.min(1.0),
                 evidence,
                 client_match: best.client_match,
@@ -398,7 +403,7 @@ impl Engine {
             vec![server]
         };
         self.classify(Transport::Tcp, &c, &s, 0, false, true, None)
-            .map_or_else(|| "unknown".to_owned(), |d| d.protocol)
+            .map_or_else(|| "unknown".to_owned(), |d| d.protocol.to_string())
     }
 
     /// Run the protocol's probes on both directions and merge what they extract: (metadata,
@@ -636,10 +641,13 @@ impl Engine {
     }
 }
 
+/// The protocol of a flow no signature names.
+static UNKNOWN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
+
 fn unknown(evidence: String) -> Decision {
     Decision {
         sig: None,
-        protocol: "unknown".into(),
+        protocol: Arc::clone(&UNKNOWN),
         confidence: 0.0,
         evidence: Arc::from(evidence),
         meta: Meta::new(),
@@ -784,7 +792,7 @@ fn shortened(text: &str, max: usize) -> String {
 /// For tests and the Python side: a Decision as JSON.
 pub fn decision_json(d: &Decision) -> Value {
     serde_json::json!({
-        "protocol": d.protocol,
+        "protocol": &*d.protocol,
         "confidence": d.confidence,
         "evidence": &*d.evidence,
         "meta": d.meta,

@@ -214,7 +214,7 @@ pub fn believe(
     let protocol = flow
         .decision
         .as_ref()
-        .map_or_else(|| "unknown".to_string(), |d| d.protocol.clone());
+        .map_or_else(|| "unknown".to_string(), |d| d.protocol.to_string());
     let mut out = Vec::new();
     for a in found {
         let (owner, other) = match a.owner {

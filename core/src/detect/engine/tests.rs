@@ -43,7 +43,7 @@ fn scores_both_sides_and_merges_probe_meta() {
             None,
         )
         .unwrap();
-    assert_eq!(d.protocol, "ping");
+    assert_eq!(&*d.protocol, "ping");
     assert!((d.confidence - (1.0 - 0.05 * 0.2)).abs() < 1e-12);
     assert_eq!(d.meta["ping"], "1");
     assert_eq!(d.done, 1);
@@ -67,13 +67,13 @@ fn weak_evidence_waits_then_falls_back() {
     let d = e
         .classify(Transport::Tcp, &[], &[b"POX"], 80, false, true, None)
         .unwrap();
-    assert_eq!(d.protocol, "pongish", "down to FALLBACK at the end");
+    assert_eq!(&*d.protocol, "pongish", "down to FALLBACK at the end");
     let weak = "protocol = \"weak\"\n[[match]]\nprefix = \"W\"\nconfidence = 0.2\n";
     let d = engine(&[weak])
         .classify(Transport::Tcp, &[b"W"], &[], 80, false, true, None)
         .unwrap();
     assert_eq!(
-        (d.protocol.as_str(), &*d.evidence),
+        (&*d.protocol, &*d.evidence),
         ("unknown", "only weak evidence for weak (0.20)")
     );
     let d = e
@@ -100,7 +100,7 @@ fn swaps_roles_when_allowed() {
         )
         .unwrap();
     assert!(d.swapped);
-    assert_eq!(d.protocol, "ping");
+    assert_eq!(&*d.protocol, "ping");
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn prelude_waits_and_gives_way() {
             None,
         )
         .unwrap();
-    assert_eq!(d.protocol, "stunny");
+    assert_eq!(&*d.protocol, "stunny");
     // The units probe sees all units, and one does not start with 0x80: the prelude is alone.
     let d = e.classify(
         Transport::Udp,
@@ -154,7 +154,7 @@ fn prelude_waits_and_gives_way() {
     );
     let d = d.expect("seq");
     assert_eq!(
-        (d.protocol.as_str(), d.meta["seq_units"].as_u64()),
+        (&*d.protocol, d.meta["seq_units"].as_u64()),
         ("seq", Some(2))
     );
 }
@@ -169,14 +169,16 @@ fn name_order_matches_python() {
         engine(&[a, b])
             .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
             .unwrap()
-            .protocol,
+            .protocol
+            .to_string(),
         "ab"
     );
     assert_eq!(
         engine(&[a, c])
             .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
             .unwrap()
-            .protocol,
+            .protocol
+            .to_string(),
         "abc"
     );
 }
@@ -232,7 +234,7 @@ fn port_hints_added_later_break_ties_as_hints_given_at_build() {
             true,
             None,
         )
-        .map(|d| d.protocol)
+        .map(|d| d.protocol.to_string())
     };
     assert_eq!(decide(&plain, 5000).as_deref(), Some("aaa"));
     let hints: HashMap<(u16, Transport), Vec<String>> =
@@ -261,7 +263,7 @@ fn a_first_datagram_match_reads_only_the_first_datagram() {
     let e = engine(&[opener, anywhere]);
     let named = |units: &[&[u8]]| {
         e.classify(Transport::Udp, units, &[], 9999, false, true, None)
-            .map(|d| d.protocol)
+            .map(|d| d.protocol.to_string())
     };
     assert_eq!(named(&[b"HELLO there", b"x"]).as_deref(), Some("opener"));
     // The same bytes later in the direction are a chance match, not the opening.
