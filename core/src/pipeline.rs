@@ -913,7 +913,8 @@ impl Tracker {
             let mut seq = seq;
             if flags & SYN != 0 {
                 if flow.set_isn(d, seq) {
-                    if let Some(s) = flow.buffers.as_mut().and_then(|b| b.streams[d].as_mut()) {
+                    let stream = flow.buffers.as_mut().map(|b| b.streams_mut());
+                    if let Some(s) = stream.and_then(|s| s.get_mut(d)).and_then(Option::as_mut) {
                         s.syn(seq);
                     }
                 }
@@ -923,8 +924,13 @@ impl Tracker {
                 return;
             }
             let (isn, midstream) = (flow.isn(d), flow.midstream());
-            let buffers = flow.buffers.get_or_insert_with(Box::default);
-            let stream = buffers.streams[d].get_or_insert_with(|| {
+            let buffers = flow
+                .buffers
+                .get_or_insert_with(|| Box::new(Buffers::new(true)));
+            let Some(slot) = buffers.streams_mut().get_mut(d) else {
+                return;
+            };
+            let stream = slot.get_or_insert_with(|| {
                 let mut s = StreamBuffer::new(if midstream {
                     MIDSTREAM_DEPTH
                 } else {
@@ -937,7 +943,12 @@ impl Tracker {
             });
             grew = stream.add(seq, payload);
         } else if !payload.is_empty() {
-            let units = &mut flow.buffers.get_or_insert_with(Box::default).units[d];
+            let buffers = flow
+                .buffers
+                .get_or_insert_with(|| Box::new(Buffers::new(false)));
+            let Some(units) = buffers.datagrams_mut().get_mut(d) else {
+                return;
+            };
             grew = units.len() < MAX_UDP_UNITS;
             if grew {
                 units.push(payload[..payload.len().min(UDP_UNIT_BYTES)].to_vec());
@@ -1013,8 +1024,8 @@ impl Tracker {
             _ => None,
         };
         if let (Some(b), Some((by, known)), true) = (flow.buffers.as_mut(), confirm, has_sig) {
-            b.confirm_by = Some(by);
-            b.confirm_known = known;
+            b.confirm_by = u8::try_from(by).ok();
+            b.confirm_known = (known.0, u32::try_from(known.1).unwrap_or(u32::MAX));
             b.confirm_tries = CONFIRM_TRIES;
         }
         let protocol_watch = decision
@@ -1070,14 +1081,14 @@ impl Tracker {
         let Some(b) = flow.buffers.as_mut() else {
             return;
         };
-        if b.confirm_by != Some(d) || b.confirm_tries == 0 {
+        if b.confirm_by.map(usize::from) != Some(d) || b.confirm_tries == 0 {
             return;
         }
         b.confirm_tries -= 1;
         let Some(sig) = flow.decision.as_ref().and_then(Verdict::sig) else {
             return;
         };
-        let known = b.confirm_known;
+        let known = (b.confirm_known.0, b.confirm_known.1 as usize);
         let ports = [flow.server_port(), flow.client_port()];
         let confirmed = {
             let other = flow.units_of(d);
@@ -1321,25 +1332,11 @@ impl Tracker {
 }
 
 fn full(flow: &Flow) -> bool {
-    let Some(b) = &flow.buffers else { return true };
-    if flow.is_tcp() {
-        b.streams
-            .iter()
-            .all(|s| s.as_ref().is_some_and(|s| s.full()))
-    } else {
-        b.units.iter().all(|u| u.len() >= MAX_UDP_UNITS)
-    }
+    flow.buffers.as_ref().is_none_or(|b| b.full())
 }
 
 fn held(flow: &Flow) -> usize {
-    let Some(b): Option<&Box<Buffers>> = flow.buffers.as_ref() else {
-        return 0;
-    };
-    if flow.is_tcp() {
-        b.streams.iter().flatten().map(|s| s.data.len()).sum()
-    } else {
-        b.units.iter().flatten().map(|u| u.len()).sum()
-    }
+    flow.buffers.as_ref().map_or(0, |b| b.held_bytes())
 }
 
 #[cfg(test)]

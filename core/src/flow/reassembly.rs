@@ -24,13 +24,15 @@ const HALF: u32 = 1 << 31;
 
 #[derive(Debug, Clone)]
 pub struct StreamBuffer {
-    depth: usize,
+    /// 32 bits (as `pending_bytes`): a depth is kilobytes, and every inspected TCP direction
+    /// carries one of these.
+    depth: u32,
     /// Sequence number of stream byte 0.
     base: Option<u32>,
     pub data: Vec<u8>,
     /// Out-of-order pieces by relative offset, kept disjoint (each byte as it first arrived).
     pending: BTreeMap<usize, Vec<u8>>,
-    pending_bytes: usize,
+    pending_bytes: u32,
     pub anomalies: u32,
     /// Segments that could not be placed (buffer full, or beyond depth).
     pub gaps: u32,
@@ -45,7 +47,7 @@ impl Default for StreamBuffer {
 impl StreamBuffer {
     pub fn new(depth: usize) -> Self {
         Self {
-            depth,
+            depth: u32::try_from(depth).unwrap_or(u32::MAX),
             base: None,
             data: Vec::new(),
             pending: BTreeMap::new(),
@@ -55,8 +57,12 @@ impl StreamBuffer {
         }
     }
 
+    fn depth(&self) -> usize {
+        self.depth as usize
+    }
+
     pub fn full(&self) -> bool {
-        self.data.len() >= self.depth
+        self.data.len() >= self.depth()
     }
 
     /// A SYN fixes the stream start: data begins at ISN + 1 (also for data carried on the SYN).
@@ -84,10 +90,10 @@ impl StreamBuffer {
             rel_u = 0;
         }
         let rel = rel_u as usize;
-        if rel >= self.depth {
+        if rel >= self.depth() {
             return false;
         }
-        let payload = &payload[..payload.len().min(self.depth - rel)];
+        let payload = &payload[..payload.len().min(self.depth() - rel)];
         let before = self.data.len();
         for (piece_rel, piece) in self.new_pieces(rel, payload) {
             if piece_rel == self.data.len() {
@@ -139,19 +145,20 @@ impl StreamBuffer {
 
     fn hold(&mut self, rel: usize, piece: &[u8]) {
         if self.pending.len() >= MAX_PENDING_SEGMENTS
-            || self.pending_bytes + piece.len() > self.depth
+            || self.pending_bytes as usize + piece.len() > self.depth()
         {
             self.gaps += 1;
             return;
         }
         self.pending.insert(rel, piece.to_vec());
-        self.pending_bytes += piece.len();
+        // Within depth (checked above), so it fits 32 bits.
+        self.pending_bytes += piece.len() as u32;
     }
 
     fn drain(&mut self) {
         // Held pieces are disjoint and lie beyond the prefix: the next starts exactly at its end.
         while let Some(piece) = self.pending.remove(&self.data.len()) {
-            self.pending_bytes -= piece.len();
+            self.pending_bytes -= piece.len() as u32;
             self.append(&piece);
         }
     }
@@ -163,7 +170,7 @@ impl StreamBuffer {
     fn append(&mut self, bytes: &[u8]) {
         let need = self.data.len() + bytes.len();
         if need > self.data.capacity() {
-            let target = (self.data.capacity() * 2).min(self.depth).max(need);
+            let target = (self.data.capacity() * 2).min(self.depth()).max(need);
             self.data.reserve_exact(target - self.data.len());
         }
         self.data.extend_from_slice(bytes);

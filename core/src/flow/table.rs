@@ -100,18 +100,87 @@ pub struct Side {
 
 /// Detection state: made when an inspected flow first carries payload, dropped when inspection
 /// ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Buffers {
-    /// TCP: one reassembly buffer per direction, made when the direction first carries data.
-    pub streams: [Option<StreamBuffer>; 2],
-    /// UDP: the first datagrams of each direction.
-    pub units: [Vec<Vec<u8>>; 2],
+    pub held: Held,
     /// A verdict reached on one side's bytes: the direction whose bytes may still confirm it
     /// (`Engine::confirm`), the decided side's match, and how many more of the other direction's
     /// segments or datagrams are tried.
-    pub confirm_by: Option<usize>,
-    pub confirm_known: (bool, usize),
+    pub confirm_by: Option<u8>,
+    pub confirm_known: (bool, u32),
     pub confirm_tries: u8,
+}
+
+/// The bytes a flow holds for detection, by transport (a TCP flow has no datagrams to keep
+/// room for, a UDP flow no streams).
+#[derive(Debug)]
+pub enum Held {
+    /// TCP: one reassembly buffer per direction, made when the direction first carries data.
+    Streams([Option<StreamBuffer>; 2]),
+    /// UDP: the first datagrams of each direction.
+    Datagrams([Vec<Vec<u8>>; 2]),
+}
+
+impl Buffers {
+    pub fn new(tcp: bool) -> Self {
+        Buffers {
+            held: if tcp {
+                Held::Streams([None, None])
+            } else {
+                Held::Datagrams([Vec::new(), Vec::new()])
+            },
+            confirm_by: None,
+            confirm_known: (false, 0),
+            confirm_tries: 0,
+        }
+    }
+
+    /// The reassembly buffers by direction (none for UDP).
+    pub fn streams(&self) -> &[Option<StreamBuffer>] {
+        match &self.held {
+            Held::Streams(s) => s,
+            Held::Datagrams(_) => &[],
+        }
+    }
+
+    pub fn streams_mut(&mut self) -> &mut [Option<StreamBuffer>] {
+        match &mut self.held {
+            Held::Streams(s) => s,
+            Held::Datagrams(_) => &mut [],
+        }
+    }
+
+    /// The datagrams kept by direction (none for TCP).
+    pub fn datagrams(&self) -> &[Vec<Vec<u8>>] {
+        match &self.held {
+            Held::Datagrams(u) => u,
+            Held::Streams(_) => &[],
+        }
+    }
+
+    pub fn datagrams_mut(&mut self) -> &mut [Vec<Vec<u8>>] {
+        match &mut self.held {
+            Held::Datagrams(u) => u,
+            Held::Streams(_) => &mut [],
+        }
+    }
+
+    /// Nothing more can be held: both streams at their depth, or both directions' datagrams
+    /// kept.
+    pub fn full(&self) -> bool {
+        match &self.held {
+            Held::Streams(s) => s.iter().all(|s| s.as_ref().is_some_and(StreamBuffer::full)),
+            Held::Datagrams(u) => u.iter().all(|u| u.len() >= MAX_UDP_UNITS),
+        }
+    }
+
+    /// Bytes held, both directions.
+    pub fn held_bytes(&self) -> usize {
+        match &self.held {
+            Held::Streams(s) => s.iter().flatten().map(|s| s.data.len()).sum(),
+            Held::Datagrams(u) => u.iter().flatten().map(Vec::len).sum(),
+        }
+    }
 }
 
 /// What a flow keeps of the engine's `Decision`: its facts moved into the flow's meta, and
@@ -354,13 +423,12 @@ impl Flow {
         let Some(buf) = &self.buffers else {
             return Vec::new();
         };
-        if self.is_tcp() {
-            match &buf.streams[d] {
+        match &buf.held {
+            Held::Streams(s) => match &s[d] {
                 Some(s) if !s.data.is_empty() => vec![s.data.as_slice()],
                 _ => Vec::new(),
-            }
-        } else {
-            buf.units[d].iter().map(|u| u.as_slice()).collect()
+            },
+            Held::Datagrams(u) => u[d].iter().map(|u| u.as_slice()).collect(),
         }
     }
 
@@ -372,7 +440,7 @@ impl Flow {
 
     pub fn live_anomalies(&self) -> u32 {
         match &self.buffers {
-            Some(b) => b.streams.iter().flatten().map(|s| s.anomalies).sum(),
+            Some(b) => b.streams().iter().flatten().map(|s| s.anomalies).sum(),
             None => 0,
         }
     }
@@ -932,6 +1000,21 @@ mod tests {
             "{}",
             std::mem::size_of::<Flow>()
         );
+    }
+
+    #[test]
+    fn inspection_buffers_stay_small() {
+        // Every flow under inspection holds one (a busy link's ramp-up holds tens of thousands
+        // at once); was 248 bytes when each held room for both streams and both datagram lists.
+        assert!(
+            std::mem::size_of::<Buffers>() <= 160,
+            "{}",
+            std::mem::size_of::<Buffers>()
+        );
+        let (tcp, udp) = (Buffers::new(true), Buffers::new(false));
+        assert_eq!((tcp.streams().len(), tcp.datagrams().len()), (2, 0));
+        assert_eq!((udp.streams().len(), udp.datagrams().len()), (0, 2));
+        assert!(!tcp.full() && !udp.full());
     }
 
     #[test]
