@@ -92,6 +92,14 @@ def test_gtp_control_user_plane_and_what_the_tunnel_carries() -> None:
     control, user = by_port[("udp", 2123)], by_port[("udp", 2152)]
     assert (control.protocol, control.meta["gtp_version"], control.meta["gtp_message"]) == ("gtp", 1, "echo-request")
     assert control.meta["gtp_message_server"] == "echo-response"
+    # sgsnemu's Create PDP Context and OsmoGGSN's answer (TS 29.060 7.3.1-7.3.2): the APN, each
+    # side's data and control TEIDs at its GSN address, the cause; not the subscriber.
+    assert control.meta["gtp_apn"] == "internet"
+    assert control.meta["gtp_fteid"] == ["10.77.0.2 teid 0x00000001 data", "10.77.0.2 teid 0x00000001 control"]
+    assert control.meta["gtp_fteid_server"] == ["10.77.0.1 teid 0x00000001 data",
+                                                "10.77.0.1 teid 0x00000001 control"]
+    assert control.meta["gtp_cause_server"] == 128
+    assert "240010123456789" not in repr(control.meta) and "2123456" not in repr(control.meta)
     assert (user.protocol, user.meta["gtp_message"]) == ("gtp", "g-pdu")
     dns, http = by_port[("udp", 53)], by_port[("tcp", 80)]
     assert (dns.protocol, dns.meta["dns_query"]) == ("dns", "www.example.test.")
