@@ -28,6 +28,7 @@ import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 from .sanitize import clean_text
 
@@ -40,6 +41,7 @@ HELP = ("services(5) file, or 'iana' for IANA's full port registry shipped with 
 _NOT_FOUND = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES))
 TRANSPORTS = frozenset(("tcp", "udp", "sctp", "ddp", "dccp"))
 MAX_SERVICES_BYTES = 16 << 20
+READ_CHUNK = 1 << 16
 MAX_ALIASES = 64
 MAX_PER_PORT = 32
 MAX_ERRORS = 1000
@@ -151,12 +153,23 @@ def read_services_file(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            data = fh.read(MAX_SERVICES_BYTES + 1)
+            data = read_capped(fh, MAX_SERVICES_BYTES + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, corrupt stream
         raise OSError(errno.EINVAL, f"not a readable gzip file ({exc})", str(path)) from exc
     if len(data) > MAX_SERVICES_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))
     return data.decode("utf-8", errors="replace")
+
+
+def read_capped(fh: BinaryIO, limit: int) -> bytes:
+    """At most `limit` bytes of `fh`, a chunk at a time: `read(limit)` allocates its whole buffer
+    up front, 16 MB for a 12 KB services file."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit and (chunk := fh.read(min(READ_CHUNK, limit - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def fallback_path() -> Path:

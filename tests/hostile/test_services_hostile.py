@@ -11,9 +11,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
-from portwatch.services import MAX_ALIASES, MAX_PER_PORT, MAX_SERVICES_BYTES, parse_services
+from portwatch.services import (
+    MAX_ALIASES,
+    MAX_PER_PORT,
+    MAX_SERVICES_BYTES,
+    load_services,
+    parse_services,
+    read_services_file,
+)
 
 PW = [sys.executable, "-m", "portwatch"]
 
@@ -41,6 +49,26 @@ def _run_peak(argv: list[str], peak_file: Path, timeout: float) -> tuple[subproc
     done = subprocess.run([sys.executable, "-c", PEAK, str(peak_file), str(timeout), *argv], capture_output=True,
                           text=True, timeout=timeout + 30)
     return done, int(peak_file.read_text()) / 1024
+
+
+def test_a_small_services_file_costs_its_size_not_the_cap(tmp_path: Path) -> None:
+    """read(cap + 1) allocated the whole 16 MB cap for a 12 KB file; chunks cost what is read."""
+    small = tmp_path / "services"
+    small.write_text("ssh 22/tcp\n" * 1000)
+    tracemalloc.start()
+    try:
+        db = load_services(small)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert db.names(22, "tcp") == ["ssh"]
+    assert peak < 2 << 20, peak
+    # Exactly the cap is still read whole; one byte more is refused (the test below).
+    exact = tmp_path / "exact"
+    with exact.open("wb") as fh:
+        fh.write(b"x 1/tcp\n")
+        fh.truncate(MAX_SERVICES_BYTES)
+    assert len(read_services_file(exact).encode()) == MAX_SERVICES_BYTES
 
 
 def test_oversized_services_file_is_one_line_error(tmp_path: Path) -> None:
