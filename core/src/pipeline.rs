@@ -211,9 +211,12 @@ fn tunnel_join(outer: &Key) -> String {
 }
 
 /// Where `sig`'s protocol sends credentials in clear (`Conversation::login`).
+/// Where a flow's kept client head ends: its signature's `head_stop`, else its conversation's
+/// `login` (credentials follow).
 fn login_of(sig: Option<&Signature>) -> Option<&regex::bytes::Regex> {
-    let login = sig?.conversation.as_ref()?.login.as_ref()?;
-    Some(&login.regex)
+    let sig = sig?;
+    let login = || sig.conversation.as_ref()?.login.as_ref();
+    Some(&sig.head_stop.as_ref().or_else(login)?.regex)
 }
 
 fn transport_of(proto: u8) -> Transport {
@@ -1801,6 +1804,33 @@ mod tests {
         let (c, s) = (([10, 0, 0, 1], sport), ([10, 0, 0, 2], dport));
         let (src, dst) = if reply { (s, c) } else { (c, s) };
         a.packet(ts, 1, &frame(UDP, src, dst, 0, 0, payload));
+    }
+
+    #[test]
+    fn a_gtp_control_requests_head_stops_before_the_subscribers_imsi() {
+        // gtp.toml's head_stop: a Create Session Request's first element is the IMSI (TS
+        // 29.274 7.2.1); the kept head is the 12-byte header, the facts name no subscriber.
+        let imsi = [
+            0x01, 0x00, 0x08, 0x00, 0x89, 0x67, 0x45, 0x11, 0x22, 0x33, 0x44, 0xf5,
+        ];
+        let apn = [
+            0x47, 0x00, 0x09, 0x00, 0x08, b'i', b'n', b't', b'e', b'r', b'n', b'e', b't',
+        ];
+        let mut request = vec![0x48, 32, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0];
+        request.extend_from_slice(&imsi);
+        request.extend_from_slice(&apn);
+        let length = (request.len() - 4) as u16;
+        request[2..4].copy_from_slice(&length.to_be_bytes());
+        let mut a = analyzer();
+        datagram(&mut a, 1.0, 2123, 2123, false, &request);
+        a.drain();
+        let r = &a.flows.finished[0];
+        assert_eq!(r.protocol, "gtp");
+        assert_eq!(r.meta["gtp_apn"], "internet");
+        assert_eq!(r.meta["client_head"], "482000210000000000000700");
+        assert!(!serde_json::to_string(&r.meta)
+            .unwrap()
+            .contains("8967451122"));
     }
 
     #[test]

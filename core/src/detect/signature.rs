@@ -33,6 +33,7 @@ const TOP_FIELDS: &[(&str, Kind)] = &[
     ("description", Kind::Str),
     ("encrypted", Kind::Bool),
     ("expected", Kind::Bool),
+    ("head_stop", Kind::Str),
     ("idle_tcp", Kind::Float),
     ("idle_udp", Kind::Float),
     ("insecure", Kind::Bool),
@@ -202,6 +203,10 @@ pub struct Signature {
     /// the protocol makes plain (Zeek's `dns_session_timeout`: a DNS flow is over once answered).
     pub idle: [Option<f64>; 2],
     pub conversation: Option<Conversation>,
+    /// Where the client's kept head (`meta.client_head`) ends: at the end of the first match,
+    /// before what names a person (GTP-C's IMSI). For any transport, and no finding, unlike a
+    /// conversation's `login`, which also cuts the head.
+    pub head_stop: Option<Pattern>,
 }
 
 impl Signature {
@@ -846,6 +851,9 @@ fn build(
         }
         _ => None,
     };
+    let head_stop = top
+        .str("head_stop")
+        .and_then(|(span, text)| compile_pattern(ctx, span, "head_stop", text));
     let mut probe_names: Vec<String> = matches.iter().filter_map(|m| m.probe.clone()).collect();
     probe_names.sort();
     probe_names.dedup();
@@ -876,6 +884,7 @@ fn build(
         expected: top.bool("expected"),
         idle,
         conversation,
+        head_stop,
     })
 }
 
@@ -1546,6 +1555,17 @@ mod tests {
             e,
             vec!["t.toml:2: idle_udp: the protocol does not run over udp".to_owned()]
         );
+    }
+
+    #[test]
+    fn a_head_stop_is_a_pattern_for_any_transport() {
+        let text = "protocol = \"x\"\ntransports = [\"udp\"]\nhead_stop = '\\A[\\x00-\\xff]{4}'\n[[match]]\nprefix = \"a\"\n";
+        let s = parse(text, "t.toml", "user").0.unwrap();
+        let stop = s.head_stop.expect("a head_stop");
+        assert_eq!(stop.regex.find(b"abcdefgh").map(|m| m.end()), Some(4));
+        assert!(s.conversation.is_none());
+        let e = errors("protocol = \"x\"\nhead_stop = '(?=x)'\n[[match]]\nprefix = \"a\"\n");
+        assert_eq!(e, vec!["t.toml:2: head_stop: look-ahead is not supported (the Rust engine matches in linear time)".to_owned()]);
     }
 
     #[test]

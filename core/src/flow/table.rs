@@ -449,9 +449,10 @@ impl Flow {
     /// The metadata stops growing here; a flow that stays in the table then has it frozen
     /// (`FlowMeta::freeze`) until its record.
     ///
-    /// `login`: where the protocol's client sends credentials (its signature's
-    /// `[conversation] login`). The client's head stops at the end of the first such match, so
-    /// a password or a SASL response that follows is never in a record.
+    /// `login`: where the protocol's client head must stop (its signature's `head_stop`, else its
+    /// `[conversation] login`, where credentials are sent). The client's head stops at the end of
+    /// the first such match, so a password, a SASL response or a subscriber's identity that
+    /// follows is never in a record.
     pub fn release_buffers(&mut self, login: Option<&Regex>) {
         let (cu, su) = self.units_by_role();
         let client_head = cu.first().map(|u| {
