@@ -19,7 +19,7 @@ use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{
-    Buffers, Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
+    Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
 };
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
@@ -213,7 +213,7 @@ fn tunnel_join(outer: &Key) -> String {
 /// Where `sig`'s protocol sends credentials in clear (`Conversation::login`).
 /// Where a flow's kept client head ends: its signature's `head_stop`, else its conversation's
 /// `login` (credentials follow).
-fn login_of(sig: Option<&Signature>) -> Option<&regex::bytes::Regex> {
+fn head_stop_of(sig: Option<&Signature>) -> Option<&regex::bytes::Regex> {
     let sig = sig?;
     let login = || sig.conversation.as_ref()?.login.as_ref();
     Some(&sig.head_stop.as_ref().or_else(login)?.regex)
@@ -836,7 +836,7 @@ impl Tracker {
                     );
                     if d.sig().is_none() && flow.inspecting {
                         flow.inspecting = false;
-                        flow.release_buffers(login_of(self.engine.signatures().get(old)));
+                        flow.release_buffers(head_stop_of(self.engine.signatures().get(old)));
                         flow.meta.freeze();
                     }
                 }
@@ -927,10 +927,7 @@ impl Tracker {
                 return;
             }
             let (isn, midstream) = (flow.isn(d), flow.midstream());
-            let buffers = flow
-                .buffers
-                .get_or_insert_with(|| Box::new(Buffers::new(true)));
-            let Some(slot) = buffers.streams_mut().get_mut(d) else {
+            let Some(slot) = flow.buffers_for_data().streams_mut().get_mut(d) else {
                 return;
             };
             let stream = slot.get_or_insert_with(|| {
@@ -946,10 +943,7 @@ impl Tracker {
             });
             grew = stream.add(seq, payload);
         } else if !payload.is_empty() {
-            let buffers = flow
-                .buffers
-                .get_or_insert_with(|| Box::new(Buffers::new(false)));
-            let Some(units) = buffers.datagrams_mut().get_mut(d) else {
+            let Some(units) = flow.buffers_for_data().datagrams_mut().get_mut(d) else {
                 return;
             };
             grew = units.len() < MAX_UDP_UNITS;
@@ -1220,7 +1214,9 @@ impl Tracker {
         }
         flow.inspecting = false;
         let signature = flow.decision.as_ref().and_then(Verdict::sig);
-        flow.release_buffers(login_of(signature.and_then(|i| engine.signatures().get(i))));
+        flow.release_buffers(head_stop_of(
+            signature.and_then(|i| engine.signatures().get(i)),
+        ));
         if !self.leaving {
             flow.meta.freeze();
         }

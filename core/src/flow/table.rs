@@ -368,6 +368,13 @@ impl Flow {
         true
     }
 
+    /// The detection buffers, made (for the flow's transport) when its first payload comes.
+    pub fn buffers_for_data(&mut self) -> &mut Buffers {
+        let tcp = self.is_tcp();
+        self.buffers
+            .get_or_insert_with(|| Box::new(Buffers::new(tcp)))
+    }
+
     /// Neither direction's SYN was seen: the capture picked the flow up in its middle.
     pub fn midstream(&self) -> bool {
         self.isn_seen == 0

@@ -128,18 +128,21 @@ pub fn probe(data: &[u8], _from_client: bool) -> ProbeResult {
     meta.insert("gtp_message".into(), json!(name(version, *kind)));
     // The first message's elements: they end at its length, or where the datagram was cut.
     let end = data.len().min(if version == 1 { 8 } else { 4 } + length);
+    // The header's TEID: always there in v1, with the T flag in v2.
+    let header_teid = || {
+        json!(teid_text(u32::from_be_bytes([
+            data[4], data[5], data[6], data[7]
+        ])))
+    };
     let facts = if version == 1 {
-        let teid = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-        meta.insert("gtp_teid".into(), json!(format!("{teid:#010x}")));
+        meta.insert("gtp_teid".into(), header_teid());
         // Sequence number, N-PDU number and next extension type follow when any of E, S, PN
         // is set (the control plane always sets S), then the extension headers if E is set.
         let extended = flags & 0x04 != 0 && data.get(11).is_some_and(|&t| t != 0);
         v1_elements(data.get(12..end).unwrap_or_default(), extended)
     } else {
-        let teid_flag = flags & 0x08 != 0;
-        let start = if teid_flag {
-            let teid = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-            meta.insert("gtp_teid".into(), json!(format!("{teid:#010x}")));
+        let start = if flags & 0x08 != 0 {
+            meta.insert("gtp_teid".into(), header_teid());
             12
         } else {
             8
@@ -243,7 +246,8 @@ fn v2_fteid(v: &[u8]) -> Option<String> {
         hosts.join(",")
     };
     Some(format!(
-        "{host} teid {teid:#010x} {}",
+        "{host} teid {} {}",
+        teid_text(teid),
         interface(flags & 0x3f)
     ))
 }
@@ -287,7 +291,8 @@ fn v1_elements(after_seq: &[u8], has_extension: bool) -> Facts {
         next = ies[len - 1] != 0;
         ies = &ies[len..];
     }
-    let mut teids: Vec<(&str, u32)> = Vec::new();
+    // (control plane?, TEID)
+    let mut teids: Vec<(bool, u32)> = Vec::new();
     let mut gsn: Vec<String> = Vec::new();
     for _ in 0..MAX_IES {
         let Some((&kind, rest)) = ies.split_first() else {
@@ -307,12 +312,8 @@ fn v1_elements(after_seq: &[u8], has_extension: bool) -> Facts {
         };
         match kind {
             1 => facts.cause = value.first().copied(),
-            16 => teids.push((
-                "data",
-                u32::from_be_bytes(value.try_into().unwrap_or_default()),
-            )),
-            17 => teids.push((
-                "control",
+            16 | 17 => teids.push((
+                kind == 17,
                 u32::from_be_bytes(value.try_into().unwrap_or_default()),
             )),
             131 => facts.apn = apn(value),
@@ -328,15 +329,21 @@ fn v1_elements(after_seq: &[u8], has_extension: bool) -> Facts {
     }
     // The first GSN address is the control plane's, the second the user plane's (TS 29.060
     // 7.3.1); a TEID is named with the address of its plane.
-    for (plane, teid) in teids {
-        let host = match plane {
-            "control" => gsn.first(),
-            _ => gsn.get(1).or(gsn.first()),
+    for (control, teid) in teids {
+        let (host, plane) = if control {
+            (gsn.first(), "control")
+        } else {
+            (gsn.get(1).or(gsn.first()), "data")
         };
         let host = host.map_or("-", String::as_str);
-        facts.endpoint(format!("{host} teid {teid:#010x} {plane}"));
+        facts.endpoint(format!("{host} teid {} {plane}", teid_text(teid)));
     }
     facts
+}
+
+/// A TEID as records spell it: 0x and eight hex digits.
+fn teid_text(teid: u32) -> String {
+    format!("{teid:#010x}")
 }
 
 /// Lengths of the GTPv1 type-value elements (TS 29.060 7.7, Table 37), None for a type the
