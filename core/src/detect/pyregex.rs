@@ -128,6 +128,33 @@ pub struct Pattern {
     pub regex: Regex,
     root: Node,
     global: Flags,
+    /// What a unit must hold for the pattern to match, checked before the regex runs: most
+    /// units scored against a pattern fail it at their first byte, and a byte test is cheaper
+    /// than the regex crate's search set-up.
+    opening: Opening,
+}
+
+/// Necessary conditions on a unit's leading bytes, from an anchored pattern's tree.
+#[derive(Clone, Debug, Default)]
+struct Opening {
+    /// The unit's first byte is one of these (`first_bytes`).
+    first: Option<ByteSet>,
+    /// The byte after a fixed-size opening of arbitrary bytes is one of these (`byte_at`).
+    at: Option<(usize, ByteSet)>,
+}
+
+impl Opening {
+    fn admits(&self, unit: &[u8]) -> bool {
+        let first_ok = self
+            .first
+            .as_ref()
+            .is_none_or(|f| unit.first().is_some_and(|b| f.contains(*b)));
+        first_ok
+            && self
+                .at
+                .as_ref()
+                .is_none_or(|(i, f)| unit.get(*i).is_some_and(|b| f.contains(*b)))
+    }
 }
 
 impl Pattern {
@@ -154,19 +181,25 @@ impl Pattern {
         emit(&root, &mut translated);
         let regex = compile(&translated, SIZE_LIMIT)
             .map_err(|e| format!("invalid pattern: {}", e.lines().last().unwrap_or("")))?;
-        Ok(Pattern {
+        let mut p = Pattern {
             source: source.to_vec(),
             translated,
             regex,
             root,
             global,
-        })
+            opening: Opening::default(),
+        };
+        p.opening = Opening {
+            first: p.first_bytes().filter(|f| f.len() < 256),
+            at: p.byte_at(),
+        };
+        Ok(p)
     }
 
     /// Python's `rx.search(unit, 0, depth) is not None`.
     pub fn search(&self, unit: &[u8], depth: usize) -> bool {
-        self.regex
-            .is_match(unit.get(..depth.min(unit.len())).unwrap_or(unit))
+        let unit = unit.get(..depth.min(unit.len())).unwrap_or(unit);
+        self.opening.admits(unit) && self.regex.is_match(unit)
     }
 
     /// Why the pattern is costly to run, if it is: near the size bound, or many long variable
@@ -903,6 +936,104 @@ mod tests {
 
     fn p(s: &str) -> Pattern {
         Pattern::new(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn opening_read_from_the_anchored_tree() {
+        let tls = p(r"^\x16\x03[\x00-\x04]");
+        assert_eq!(
+            tls.opening.first.map(|f| f.bytes().collect::<Vec<_>>()),
+            Some(vec![0x16])
+        );
+        assert!(!tls.search(b"\x17\x03\x03", 99));
+        assert!(tls.search(b"\x16\x03\x01", 99));
+        let length_first = p(r"\A..\x05");
+        assert!(length_first.opening.first.is_none());
+        let at = length_first
+            .opening
+            .at
+            .map(|(i, f)| (i, f.bytes().collect::<Vec<_>>()));
+        assert_eq!(at, Some((2, vec![5])));
+        assert!(
+            !length_first.search(b"ab", 99),
+            "too short for the byte after the field"
+        );
+        assert!(length_first.search(b"ab\x05", 99));
+        // Unanchored, multiline or able to match nothing: no condition, the regex decides.
+        for s in [r"foo", r"(?m)^foo", r"^(?:foo)?bar|^", r"^x*"] {
+            let q = p(s);
+            assert!(q.opening.first.is_none() && q.opening.at.is_none(), "{s}");
+        }
+        let optional_first = p(r"^x*y");
+        let first = optional_first
+            .opening
+            .first
+            .map(|f| f.bytes().collect::<Vec<_>>());
+        assert_eq!(first, Some(vec![b'x', b'y']));
+        assert!(optional_first.search(b"y", 99));
+        assert!(p(r"(?i)^get").search(b"GeT", 99));
+    }
+
+    /// The condition spares the regex, never changes its answer: every built-in pattern, on
+    /// units that vary their first bytes over all 256 values ahead of tails of many protocols.
+    #[test]
+    fn opening_never_changes_an_answer() {
+        let sigs = crate::detect::signature::load_builtin_and(&[]).expect("built-in signatures");
+        let mut patterns: Vec<(&Pattern, usize)> = Vec::new();
+        for s in &sigs {
+            for m in &s.matches {
+                if let Some(r) = &m.regex {
+                    patterns.push((r, m.depth));
+                }
+            }
+        }
+        assert!(patterns.len() > 100, "{}", patterns.len());
+        let conditioned = patterns
+            .iter()
+            .filter(|(r, _)| r.opening.first.is_some() || r.opening.at.is_some())
+            .count();
+        assert!(conditioned * 2 > patterns.len(), "{conditioned}");
+        let tails: [&[u8]; 9] = [
+            b"",
+            b"ET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"20 mail.example ESMTP ready\r\n",
+            b"SH-2.0-OpenSSH_9.6\r\n",
+            b"\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"\x00\x00\x00\x10\x04\xd2\x16\x2f\x00\x00",
+            b"OK Dovecot ready.\r\n",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00",
+            b"\x81\x00\x00\x00\x00\x00\x00\x00\x00",
+        ];
+        let mut units: Vec<Vec<u8>> = Vec::new();
+        for tail in tails {
+            for b in 0..=255u8 {
+                let mut u = vec![b];
+                u.extend_from_slice(tail);
+                units.push(u);
+                // The byte after a fixed-size opening (a length field) varied as well.
+                for at in 1..6 {
+                    if at < tail.len() {
+                        let mut v = vec![tail.first().copied().unwrap_or(0)];
+                        v.extend_from_slice(tail);
+                        if let Some(x) = v.get_mut(at) {
+                            *x = b;
+                        }
+                        units.push(v);
+                    }
+                }
+            }
+        }
+        let mut matched = 0;
+        for (r, depth) in &patterns {
+            for u in &units {
+                let plain = r
+                    .regex
+                    .is_match(u.get(..(*depth).min(u.len())).unwrap_or(u));
+                assert_eq!(r.search(u, *depth), plain, "{} on {u:?}", r.translated);
+                matched += usize::from(plain);
+            }
+        }
+        assert!(matched > 0);
     }
 
     #[test]
