@@ -40,6 +40,10 @@ pub trait Analysis: Send + 'static {
     fn predecodes(&self) -> bool;
 }
 
+/// How many frames ahead of the one analysed the analysis asks for a flow's slot: far enough
+/// for the memory to answer, near enough that the slot is still cached when its packet comes.
+const PREFETCH_AHEAD: usize = 8;
+
 impl Analysis for Analyzer {
     fn read<S: FrameSource + ?Sized>(
         &mut self,
@@ -49,6 +53,9 @@ impl Analysis for Analyzer {
     ) -> (Vec<FlowRecord>, bool) {
         let mut exhausted = false;
         for _ in 0..max_packets {
+            if let Some(p) = source.upcoming(PREFETCH_AHEAD) {
+                self.flows.prefetch(&p.key());
+            }
             match source.next_decoded() {
                 Some((rec, None)) => self.record(rec),
                 Some((rec, Some(peeked))) => self.record_peeked(rec, peeked),

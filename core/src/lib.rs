@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod parallel;
 pub mod pipeline;
 pub mod predecode;
+mod prefetch;
 pub mod pyjson;
 pub mod record;
 pub mod source;

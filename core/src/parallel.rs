@@ -52,6 +52,12 @@ pub trait FrameSource {
         self.next_frame().map(|rec| (rec, None))
     }
 
+    /// The packet `n` frames after the next one, where this source decoded it already: what
+    /// the analysis may ask the CPU for ahead (`FlowTable::prefetch`).
+    fn upcoming(&self, _n: usize) -> Option<&Peeked> {
+        None
+    }
+
     /// Up to `max` next frames in one owned buffer; None at the end. This default copies them.
     fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
         let mut chunk = Chunk::default();

@@ -441,6 +441,11 @@ impl Tracker {
         self.timers(ts);
     }
 
+    /// A hint that the packet of this key comes soon (`FlowTable::prefetch`).
+    pub fn prefetch(&self, key: &Key) {
+        self.table.prefetch(key);
+    }
+
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {
         let key = packet_key(&pkt);
         self.flow_packet(

@@ -108,6 +108,11 @@ impl FrameSource for Predecoder {
         self.next_decoded().map(|(rec, _)| rec)
     }
 
+    fn upcoming(&self, n: usize) -> Option<&Peeked> {
+        let cur = self.current.as_ref()?;
+        cur.packets.get(self.at.checked_add(n)?)?.as_ref()
+    }
+
     fn next_decoded(&mut self) -> Option<(Record<'_>, Option<Peeked>)> {
         loop {
             if let Some(cur) = &self.current {
@@ -274,6 +279,30 @@ mod tests {
         }
         assert_eq!(n, 3000);
         assert!(pre.next_decoded().is_none(), "the end stays the end");
+    }
+
+    /// `upcoming(n)` names the packet that `next_decoded` gives n calls later, within the chunk
+    /// at hand; none past its end, and none for a frame that comes without its packet.
+    #[test]
+    fn upcoming_names_a_later_frame_of_the_chunk_at_hand() {
+        let (mut pre, _, _) = start(frames(3000));
+        assert!(pre.upcoming(0).is_none(), "no chunk taken yet");
+        let mut seen = Vec::new();
+        let mut asked: Vec<(usize, Option<crate::flow::table::Key>)> = Vec::new();
+        while let Some((_, packet)) = pre.next_decoded() {
+            let n = seen.len();
+            seen.push(packet.map(|p| p.key()));
+            asked.push((n + 1 + 8, pre.upcoming(8).map(Peeked::key)));
+        }
+        let mut named = 0;
+        for (at, key) in asked {
+            if let Some(key) = key {
+                assert_eq!(Some(&Some(key)), seen.get(at), "frame {at}");
+                named += 1;
+            }
+        }
+        // Only the last 8 frames of each chunk and the frames without a packet go unnamed.
+        assert!(named > 3000 / 2, "{named}");
     }
 
     #[test]

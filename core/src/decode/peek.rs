@@ -68,6 +68,17 @@ impl Peeked {
         })
     }
 
+    /// The flow key of the packet (`pipeline::packet_key`'s), without its frame.
+    pub fn key(&self) -> crate::flow::table::Key {
+        crate::flow::table::Key {
+            proto: self.proto,
+            a: self.src,
+            b: self.dst,
+            a_port: self.sport,
+            b_port: self.dport,
+        }
+    }
+
     /// The packet again, over the same frame it was found in.
     pub fn packet(self, frame: &[u8]) -> Packet<'_> {
         let end = self.payload_at.saturating_add(self.payload_len);

@@ -599,6 +599,21 @@ impl FlowTable {
         Some(((packed >> 1) as FlowId, (packed & 1) as usize))
     }
 
+    /// Ask the CPU for the slot of the flow with this key (`crate::prefetch`): a hint that
+    /// reads no slot, so a look-up a few packets later finds it in the cache.
+    pub fn prefetch(&self, key: &Key) {
+        let (canonical, _) = key.canonical();
+        let hash = self.hasher.hash_one(canonical);
+        for v in self.index.iter_hash(hash) {
+            if let Some(slot) = self.slab.slot((*v >> 1) as FlowId) {
+                let p = std::ptr::from_ref(slot).cast::<u8>();
+                for line in (0..std::mem::size_of::<Option<Flow>>()).step_by(64) {
+                    crate::prefetch::read(p.wrapping_add(line));
+                }
+            }
+        }
+    }
+
     pub fn get(&self, id: FlowId) -> &Flow {
         self.slab.get(id).expect("live flow id")
     }
