@@ -40,8 +40,9 @@ pub trait Analysis: Send + 'static {
     fn predecodes(&self) -> bool;
 }
 
-/// How many frames ahead of the one analysed the analysis asks for a flow's slot: far enough
-/// for the memory to answer, near enough that the slot is still cached when its packet comes.
+/// How many frames ahead of the one analysed the analysis asks for a flow's slot (and twice as
+/// many for the index cells that name the slot): far enough for the memory to answer, near
+/// enough that the lines are still cached when their packet comes.
 const PREFETCH_AHEAD: usize = 8;
 
 impl Analysis for Analyzer {
@@ -53,6 +54,9 @@ impl Analysis for Analyzer {
     ) -> (Vec<FlowRecord>, bool) {
         let mut exhausted = false;
         for _ in 0..max_packets {
+            if let Some(p) = source.upcoming(2 * PREFETCH_AHEAD) {
+                self.flows.prefetch_index(&p.key());
+            }
             if let Some(p) = source.upcoming(PREFETCH_AHEAD) {
                 self.flows.prefetch(&p.key());
             }

@@ -446,6 +446,11 @@ impl Tracker {
         self.table.prefetch(key);
     }
 
+    /// A hint that the packet of this key comes later (`FlowTable::prefetch_index`).
+    pub fn prefetch_index(&self, key: &Key) {
+        self.table.prefetch_index(key);
+    }
+
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {
         let key = packet_key(&pkt);
         self.flow_packet(

@@ -2,6 +2,7 @@
 pub mod community_id;
 pub mod conn_state;
 pub mod expect;
+pub mod index;
 pub mod reassembly;
 pub mod shape;
 pub mod table;

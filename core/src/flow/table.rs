@@ -1,7 +1,7 @@
 //! The bidirectional flow table.
 //!
-//! A flow is stored once (in a slab) and indexed once, hashed by its canonical key (the
-//! endpoints in a fixed order). The index entry holds only the flow's slot and whether that
+//! A flow is stored once (in a slab) and indexed once (`super::index`), hashed by its canonical
+//! key (the endpoints in a fixed order). The index entry holds only the flow's slot and whether that
 //! order is the flow's own; the key is compared against the slot's. One look-up of either
 //! direction finds the flow and the direction of the packet. The hash is keyed per process at
 //! random (foldhash's RandomState): crafted addresses cannot be made to collide. Insertion
@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use std::hash::BuildHasher;
 
-use hashbrown::hash_table::Entry;
-use hashbrown::HashTable;
+use super::index::FlowIndex;
 use regex::bytes::Regex;
 
 use super::conn_state::ConnHistory;
@@ -534,7 +533,7 @@ pub struct FlowTable {
     /// is compared against its slot's, which the packet reads next anyway. Four bytes an entry
     /// rather than 44 keep the index a tenth of the size, and mostly in cache, on a large
     /// table (one entry a flow, not one per direction, halves it again).
-    index: HashTable<u32>,
+    index: FlowIndex,
     /// A per-process random key (foldhash): crafted flow keys cannot be made to collide.
     hasher: foldhash::fast::RandomState,
     /// The last key looked up and what it found: packets come in trains of one flow, and
@@ -558,7 +557,7 @@ impl FlowTable {
             max_flows: max_flows.clamp(1, 1 << 30),
             slab: Slab::default(),
             free: Vec::new(),
-            index: HashTable::new(),
+            index: FlowIndex::default(),
             hasher: foldhash::fast::RandomState::default(),
             last: None,
             order: VecDeque::new(),
@@ -588,10 +587,10 @@ impl FlowTable {
                 let slab = &self.slab;
                 let found = self
                     .index
-                    .find(hash, |&v| entry_key(slab, v) == Some(canonical))?;
+                    .find(hash, |v| entry_key(slab, v) == Some(canonical))?;
                 // The flow's own orientation against the canonical one, flipped when this
                 // packet's is the other: the packet's direction in the flow.
-                let v = *found ^ u32::from(reversed);
+                let v = found ^ u32::from(reversed);
                 self.last = Some((*key, v));
                 v
             }
@@ -599,13 +598,20 @@ impl FlowTable {
         Some(((packed >> 1) as FlowId, (packed & 1) as usize))
     }
 
+    /// Ask the CPU for the index cells a look-up of this key reads first (`crate::prefetch`),
+    /// so that `prefetch` finds them in the cache a few packets later.
+    pub fn prefetch_index(&self, key: &Key) {
+        let hash = self.hasher.hash_one(key.canonical().0);
+        crate::prefetch::read(self.index.cell_of(hash));
+    }
+
     /// Ask the CPU for the slot of the flow with this key (`crate::prefetch`): a hint that
     /// reads no slot, so a look-up a few packets later finds it in the cache.
     pub fn prefetch(&self, key: &Key) {
         let (canonical, _) = key.canonical();
         let hash = self.hasher.hash_one(canonical);
-        for v in self.index.iter_hash(hash) {
-            if let Some(slot) = self.slab.slot((*v >> 1) as FlowId) {
+        for v in self.index.candidates(hash) {
+            if let Some(slot) = self.slab.slot((v >> 1) as FlowId) {
                 let p = std::ptr::from_ref(slot).cast::<u8>();
                 for line in (0..std::mem::size_of::<Option<Flow>>()).step_by(64) {
                     crate::prefetch::read(p.wrapping_add(line));
@@ -648,20 +654,12 @@ impl FlowTable {
         let packed = u32::try_from(id).unwrap_or(u32::MAX >> 1) << 1;
         let (canonical, reversed) = key.canonical();
         let hash = self.hasher.hash_one(canonical);
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        let entry = self.index.entry(
-            hash,
-            |&v| entry_key(slab, v) == Some(canonical),
-            |&v| entry_key(slab, v).map_or(0, |k| hasher.hash_one(k)),
-        );
+        let slab = &self.slab;
         // As a map's insert: a flow already under this key (the caller looks up first, so
         // none) would lose its entry to the new one.
-        match entry {
-            Entry::Occupied(mut e) => *e.get_mut() = packed | u32::from(reversed),
-            Entry::Vacant(e) => {
-                e.insert(packed | u32::from(reversed));
-            }
-        }
+        self.index.insert(hash, packed | u32::from(reversed), |v| {
+            entry_key(slab, v) == Some(canonical)
+        });
         self.order.push_back((id, self.next_stamp));
         self.live += 1;
         id
@@ -675,9 +673,7 @@ impl FlowTable {
     pub fn take(&mut self, id: FlowId) -> Flow {
         let flow = self.slab.take(id).expect("live flow id");
         let hash = self.hasher.hash_one(flow.key.canonical().0);
-        if let Ok(e) = self.index.find_entry(hash, |&v| (v >> 1) as FlowId == id) {
-            e.remove();
-        }
+        self.index.remove(hash, |v| (v >> 1) as FlowId == id);
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
             self.last = None;
         }
