@@ -18,6 +18,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod ahead;
 pub mod bpf;
+mod cpu_cache;
 pub mod decode;
 pub mod detect;
 pub mod flow;
@@ -27,7 +28,6 @@ pub mod monitor;
 pub mod parallel;
 pub mod pipeline;
 pub mod predecode;
-mod prefetch;
 pub mod pyjson;
 pub mod record;
 pub mod source;

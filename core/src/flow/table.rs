@@ -598,14 +598,14 @@ impl FlowTable {
         Some(((packed >> 1) as FlowId, (packed & 1) as usize))
     }
 
-    /// Ask the CPU for the index cells a look-up of this key reads first (`crate::prefetch`),
+    /// Ask the CPU for the index cells a look-up of this key reads first (`crate::cpu_cache`),
     /// so that `prefetch` finds them in the cache a few packets later.
     pub fn prefetch_index(&self, key: &Key) {
         let hash = self.hasher.hash_one(key.canonical().0);
-        crate::prefetch::read(self.index.cell_of(hash));
+        crate::cpu_cache::prefetch(self.index.cell_of(hash));
     }
 
-    /// Ask the CPU for the slot of the flow with this key (`crate::prefetch`): a hint that
+    /// Ask the CPU for the slot of the flow with this key (`crate::cpu_cache`): a hint that
     /// reads no slot, so a look-up a few packets later finds it in the cache.
     pub fn prefetch(&self, key: &Key) {
         let (canonical, _) = key.canonical();
@@ -614,7 +614,7 @@ impl FlowTable {
             if let Some(slot) = self.slab.slot((v >> 1) as FlowId) {
                 let p = std::ptr::from_ref(slot).cast::<u8>();
                 for line in (0..std::mem::size_of::<Option<Flow>>()).step_by(64) {
-                    crate::prefetch::read(p.wrapping_add(line));
+                    crate::cpu_cache::prefetch(p.wrapping_add(line));
                 }
             }
         }
