@@ -88,10 +88,9 @@ enum Look {
 enum Node {
     Empty,
     Byte(u8),
-    /// `simple`: only literals and ranges, no negation or category (prefilter.py bounds only these).
+    /// The bytes the class matches, negation and categories resolved (`emit_set` writes them).
     Class {
         set: ByteSet,
-        simple: bool,
     },
     Any,
     Look(Look),
@@ -235,7 +234,8 @@ impl Pattern {
             }
             out.union(&first);
         }
-        Some(out)
+        // Every byte tells nothing (a length field first: `byte_at` looks further).
+        (out.len() < 256).then_some(out)
     }
 
     /// For an anchored pattern opening with a fixed number of arbitrary bytes (a length field),
@@ -296,7 +296,7 @@ fn anchored(n: &Node) -> Option<&[Node]> {
 
 fn any_byte(n: &Node) -> bool {
     match n {
-        Node::Class { set, .. } => *set == ByteSet::ALL,
+        Node::Class { set } => *set == ByteSet::ALL,
         Node::Any => true,
         _ => false,
     }
@@ -327,8 +327,10 @@ fn first_one(n: &Node, icase: bool, depth: usize) -> Option<(ByteSet, bool)> {
             s.insert(*b);
             Some((fold(s), false))
         }
-        Node::Class { set, simple: true } => Some((fold(*set), false)),
-        Node::Class { .. } | Node::Any => None,
+        // The class is emitted from `set` (`emit_set`), negations and categories resolved: the
+        // set is what the regex matches, folded as the crate folds it under ignore-case.
+        Node::Class { set } => Some((fold(*set), false)),
+        Node::Any => Some((ByteSet::ALL, false)),
         Node::Group { sub, flags, .. } => {
             let icase = match flags {
                 Some((add, del)) => (icase || add.icase) && !del.icase,
@@ -410,7 +412,7 @@ fn emit(n: &Node, out: &mut String) {
     match n {
         Node::Empty => {}
         Node::Byte(b) => push_byte(*b, out),
-        Node::Class { set, .. } => emit_set(set, out),
+        Node::Class { set } => emit_set(set, out),
         Node::Any => out.push_str("[\\x00-\\xFF]"),
         Node::Look(l) => out.push_str(match l {
             Look::Start => "\\A",
@@ -668,7 +670,7 @@ impl Parser<'_> {
             })),
             b'\\' => self.escape(false).map(|e| match e {
                 Esc::Byte(b) => Node::Byte(b),
-                Esc::Set(set) => Node::Class { set, simple: false },
+                Esc::Set(set) => Node::Class { set },
                 Esc::Look(l) => Node::Look(l),
             }),
             _ => Ok(Node::Byte(c)),
@@ -753,11 +755,7 @@ impl Parser<'_> {
 
     fn class(&mut self) -> Result<Node, String> {
         let mut set = ByteSet::EMPTY;
-        let mut simple = true;
         let negate = self.eat(b'^');
-        if negate {
-            simple = false;
-        }
         let mut first = true;
         loop {
             let Some(c) = self.peek() else {
@@ -778,7 +776,6 @@ impl Parser<'_> {
                 Esc::Byte(b) => b,
                 Esc::Set(s) => {
                     set.union(&s);
-                    simple = false;
                     continue;
                 }
                 Esc::Look(_) => return err("bad escape in character set"),
@@ -807,7 +804,6 @@ impl Parser<'_> {
         }
         Ok(Node::Class {
             set: if negate { set.negate() } else { set },
-            simple,
         })
     }
 
@@ -1085,8 +1081,11 @@ mod tests {
         assert_eq!(set(r"^[\x01\x02]|^\x05"), Some(vec![1, 2, 5]));
         assert_eq!(set(r"^(?:a?)?b"), Some(vec![b'a', b'b']));
         assert_eq!(set(r"SSH-"), None);
-        assert_eq!(set(r"^.a"), None);
-        assert_eq!(set(r"^\d"), None);
+        assert_eq!(set(r"^.a"), None, "any byte first");
+        // Categories and negations are resolved into the set the regex is given.
+        assert_eq!(set(r"^\d"), Some((b'0'..=b'9').collect()));
+        assert_eq!(set(r"^\s{0,2}<"), Some(vec![9, 10, 11, 12, 13, b' ', b'<']));
+        assert_eq!(set(r"^[^\x00-\xfd]"), Some(vec![0xfe, 0xff]));
         let at = p(r"^[\x00-\xff]{2}\x00\x01").byte_at().unwrap();
         assert_eq!((at.0, at.1.bytes().collect::<Vec<_>>()), (2, vec![0]));
     }
