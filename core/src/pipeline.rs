@@ -10,7 +10,7 @@ use hashbrown::HashSet;
 use crate::bpf::Filter;
 use crate::decode::{Decoded, Decoder, Encap, Packet, Peeked, SUPPORTED_LINKTYPES, TCP};
 use crate::detect::announce;
-use crate::detect::engine::{Engine, Transport};
+use crate::detect::engine::{nothing_matched, Engine, Pending, Transport};
 use crate::detect::entropy::entropy_facts;
 use crate::detect::signature::Signature;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
@@ -836,6 +836,10 @@ impl Tracker {
                 continue;
             }
             let flow = self.table.get_mut(id);
+            // Bytes nothing matched may match a signature of the new set.
+            if let Some(b) = flow.buffers.as_mut() {
+                b.scored_nothing = false;
+            }
             if let Some(d) = flow.decision.as_mut() {
                 if let Some(old) = d.sig() {
                     d.set_sig(
@@ -963,6 +967,11 @@ impl Tracker {
         } else {
             return;
         }
+        if grew {
+            if let Some(b) = flow.buffers.as_mut() {
+                b.scored_nothing = false; // what was scored is no longer all there is
+            }
+        }
         if flow.rst && flow.closed_at.is_some() {
             flow.rst = false; // data after a RST: the RST was not honoured
             flow.closed_at = None;
@@ -997,9 +1006,12 @@ impl Tracker {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
         let transport = transport_of(flow.key.proto);
-        let decision = {
+        let scored_nothing = flow.buffers.as_ref().is_some_and(|b| b.scored_nothing);
+        let decision = if fin && scored_nothing {
+            Ok(nothing_matched())
+        } else {
             let (client, server) = flow.units_by_role();
-            engine.classify(
+            engine.classify_or_why(
                 transport,
                 &client,
                 &server,
@@ -1009,7 +1021,15 @@ impl Tracker {
                 Some(flow.client_port()),
             )
         };
-        let Some(mut decision) = decision else { return };
+        let mut decision = match decision {
+            Ok(d) => d,
+            Err(why) => {
+                if let Some(b) = flow.buffers.as_mut() {
+                    b.scored_nothing = why == Pending::NothingMatched;
+                }
+                return;
+            }
+        };
         if decision.swapped {
             // The bytes said the first sender was the server (a reply whose request went to a
             // group address, or came before the capture): roles from evidence, not from order.
@@ -1446,6 +1466,75 @@ mod tests {
             r.duration,
             crate::tunnel::pyfmt::round_to(r.ts_end - r.ts_start, 6)
         );
+    }
+
+    /// A stream nothing matched is scored at each growth; when the capture ends before its
+    /// budget, the final call names it unknown from that scoring (`Buffers::scored_nothing`)
+    /// rather than scoring the same bytes again. New signatures forget it.
+    #[test]
+    fn bytes_nothing_matched_are_named_unknown_at_the_end() {
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 4433));
+        let junk: &[u8] = &[
+            0x9c, 0x17, 0xe2, 0x01, 0x55, 0xaa, 0x3e, 0x80, 0x07, 0xd1, 0x6b, 0xf0,
+        ];
+        let scored_nothing = |a: &Analyzer| {
+            let (id, _) = a.flows.table.ids_in_order()[0];
+            let flow = a.flows.table.get(id);
+            flow.buffers.as_ref().map(|b| b.scored_nothing)
+        };
+        let mut a = analyzer();
+        a.packet(1.0, 1, &frame(TCP, c, s, PSH | ACK, 1000, junk));
+        assert_eq!(scored_nothing(&a), Some(true));
+        a.packet(1.1, 1, &frame(TCP, c, s, PSH | ACK, 1012, junk));
+        assert_eq!(scored_nothing(&a), Some(true), "scored again at the growth");
+        a.drain();
+        let named = |r: &FlowRecord| {
+            let evidence = r.meta.get("evidence").and_then(Value::as_str);
+            (r.protocol.clone(), evidence.unwrap_or("").to_string())
+        };
+        let want = ("unknown".to_string(), "no signature matched".to_string());
+        assert_eq!(named(&a.flows.finished[0]), want);
+
+        let mut b = analyzer();
+        b.packet(1.0, 1, &frame(TCP, c, s, PSH | ACK, 1000, junk));
+        let engine = Arc::clone(&b.flows.engine);
+        b.flows.set_engine(engine, Arc::new(KnownPorts::default()));
+        assert_eq!(scored_nothing(&b), Some(false));
+        b.drain();
+        assert_eq!(
+            named(&b.flows.finished[0]),
+            want,
+            "scored again: the same answer"
+        );
+    }
+
+    /// The packet that ends a stream's budget may also be the one that grows it: that final
+    /// call scores the grown bytes, whatever the scoring before it found.
+    #[test]
+    fn the_packet_ending_the_budget_is_scored_with_the_rest() {
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 443));
+        let junk = [0x9cu8, 0x17, 0xe2, 0x01, 0x55, 0xaa, 0x3e, 0x80].repeat(4);
+        let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+        record.extend_from_slice(&[0x5a; 32]);
+        let mut a = analyzer();
+        let budget = a.flows.config.max_payload_packets;
+        let mut seq = 1000u32;
+        for n in 0..budget - 1 {
+            a.packet(
+                1.0 + f64::from(n) / 10.0,
+                1,
+                &frame(TCP, c, s, PSH | ACK, seq, &junk),
+            );
+            seq = seq.wrapping_add(junk.len() as u32);
+        }
+        let (id, _) = a.flows.table.ids_in_order()[0];
+        let flow = a.flows.table.get(id);
+        assert!(flow.decision.is_none());
+        assert_eq!(flow.buffers.as_ref().map(|b| b.scored_nothing), Some(true));
+        a.packet(3.0, 1, &frame(TCP, s, c, PSH | ACK, 7000, &record));
+        let flow = a.flows.table.get(id);
+        let named = flow.decision.as_ref().map(|d| d.protocol.to_string());
+        assert_eq!(named.as_deref(), Some("tls"));
     }
 
     /// (client's, server's) value of a fact both sides state, in the flow's record.

@@ -287,6 +287,30 @@ impl Engine {
         final_: bool,
         client_port: Option<u16>,
     ) -> Option<Decision> {
+        self.classify_or_why(
+            transport,
+            client,
+            server,
+            server_port,
+            may_swap,
+            final_,
+            client_port,
+        )
+        .ok()
+    }
+
+    /// `classify`, saying why there is no decision yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classify_or_why(
+        &self,
+        transport: Transport,
+        client: &[&[u8]],
+        server: &[&[u8]],
+        server_port: u16,
+        may_swap: bool,
+        final_: bool,
+        client_port: Option<u16>,
+    ) -> Result<Decision, Pending> {
         let mut ports = vec![server_port];
         ports.extend(client_port.filter(|p| *p != server_port));
         let hinted = self
@@ -305,14 +329,19 @@ impl Engine {
             scores.extend(self.score_all(transport, server, client, hinted_rev, &ports, true));
         }
         if scores.is_empty() {
-            return final_.then(|| unknown("no signature matched".into()));
+            return if final_ {
+                Ok(nothing_matched())
+            } else {
+                Err(Pending::NothingMatched)
+            };
         }
-        let mut best = self.best(scores.iter())?;
+        let mut best = self.best(scores.iter()).ok_or(Pending::Waiting)?;
         if best.prelude {
             let firm = self.best(scores.iter().filter(|s| !s.prelude && s.score >= ACCEPT));
             match firm {
                 Some(f) => best = f,
-                None if !final_ => return None, // what the prelude opens may show in the next packets
+                // What the prelude opens may show in the next packets.
+                None if !final_ => return Err(Pending::Waiting),
                 None => {}
             }
         }
@@ -324,7 +353,7 @@ impl Engine {
                     .position(|s| std::ptr::eq(s, best))
                     .unwrap_or(0),
             );
-            return Some(Decision {
+            return Ok(Decision {
                 sig: Some(best.sig),
                 protocol: Arc::clone(&self.names[best.sig]),
                 confidence: best.score.min(1.0),
@@ -341,9 +370,9 @@ impl Engine {
                 "only weak evidence for {} ({:.2})",
                 self.sigs[best.sig].protocol, best.score
             );
-            return Some(unknown(why));
+            return Ok(unknown(why));
         }
-        None
+        Err(Pending::Waiting)
     }
 
     /// Python's `max(scores, key=_order)`: the first of the highest.
@@ -639,6 +668,21 @@ impl Engine {
             done,
         })
     }
+}
+
+/// Why `Engine::classify_or_why` decided nothing yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// No signature matched the bytes at all: a final call on the same bytes would give
+    /// `nothing_matched()`.
+    NothingMatched,
+    /// Evidence so far (weak, or a prelude) that more bytes may firm up.
+    Waiting,
+}
+
+/// The final verdict on bytes no signature matched.
+pub fn nothing_matched() -> Decision {
+    unknown("no signature matched".into())
 }
 
 /// The protocol of a flow no signature names.

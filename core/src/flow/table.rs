@@ -108,6 +108,10 @@ pub struct Buffers {
     pub confirm_by: Option<u8>,
     pub confirm_known: (bool, u32),
     pub confirm_tries: u8,
+    /// The last scoring of these bytes matched no signature (`Pending::NothingMatched`), and
+    /// they have not grown since (a growth clears it): a final call on them names the flow
+    /// unknown without scoring them again.
+    pub scored_nothing: bool,
 }
 
 /// The bytes a flow holds for detection, by transport (a TCP flow has no datagrams to keep
@@ -131,6 +135,7 @@ impl Buffers {
             confirm_by: None,
             confirm_known: (false, 0),
             confirm_tries: 0,
+            scored_nothing: false,
         }
     }
 
