@@ -26,6 +26,22 @@ def peek(meta: Mapping[str, Any], key: str, default: Any = None) -> Any:
         return meta.peek(key, default)
     return meta.get(key, default)
 
+
+
+def listed_reason(meta: Mapping[str, Any], listing: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The first reason `listing` (fact -> value -> reason) gives for one of `meta`'s values, their
+    value read as text (`str`); None when none does. A core `Meta` answers in one call: the policy
+    asks this of every record, and most hold none of the facts."""
+    if type(meta) is _core.Meta and type(listing) is dict:
+        return meta.listed_reason(listing)
+    for fact, reasons in listing.items():
+        value = meta.get(fact)
+        if value is not None:
+            why = reasons.get(str(value))
+            if why:
+                return why
+    return None
+
 TCP = 6
 UDP = 17
 TRANSPORT_NAMES = {TCP: "tcp", UDP: "udp"}

@@ -12,6 +12,7 @@
 
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::PyKeyError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -211,6 +212,35 @@ impl PyMeta {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         value_or(slf, key, default, true)
+    }
+
+    /// The first reason `listing` gives for one of this map's values: for each (fact, reasons)
+    /// of `listing` in its order, where the fact's value is there and not None,
+    /// `reasons.get(str(value))` if that is truthy; None when no fact has one. What
+    /// `model.listed_reason` loops over for a dict, in one call: the policy asks it of every
+    /// record (`insecure_versions`), and most records hold none of the facts, each a `get`
+    /// of its own otherwise. A nested value is converted alone, as `peek` does.
+    fn listed_reason<'py>(
+        slf: &Bound<'py, Self>,
+        listing: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        for (fact, reasons) in listing.iter() {
+            let value = value_or(slf, &fact, None, true)?;
+            if value.is_none() {
+                continue;
+            }
+            let text = value.str()?;
+            let why = match reasons.cast::<PyDict>() {
+                Ok(d) => d.get_item(text)?,
+                Err(_) => Some(reasons.call_method1(intern!(slf.py(), "get"), (text,))?),
+            };
+            if let Some(why) = why {
+                if why.is_truthy()? {
+                    return Ok(Some(why));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord, peek
+from ..model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord, listed_reason, peek
 from ..services import ServicesDB
 from ..signatures import SignatureInfo as Signature
 from ..tunnels import is_confident as tunnel_confident
@@ -218,14 +218,7 @@ def insecure_version(record: FlowRecord, policy: Policy) -> str | None:
     """Why the version the server agreed to is insecure, when the site policy's `insecure_versions`
     lists the record's fact (`tls_version_server`, `ssh_protoversion_server`, `smb_dialect_server`...)
     with that value; None otherwise."""
-    meta = record.meta
-    for fact, reasons in policy.insecure_versions.items():
-        value = meta.get(fact)
-        if value is not None:
-            why = reasons.get(str(value))
-            if why:
-                return why
-    return None
+    return listed_reason(record.meta, policy.insecure_versions)  # type: ignore[no-any-return]
 
 
 def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:

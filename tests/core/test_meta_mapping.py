@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portwatch import _core
-from portwatch.model import Finding, FlowRecord, peek
+from portwatch.model import Finding, FlowRecord, listed_reason, peek
 from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.csvout import flat_row
 from portwatch.report.jsonl import encode_bytes, encode_line
@@ -198,6 +198,48 @@ def test_peek_reads_a_copy_and_leaves_the_cores_map():
     assert m.peek(1, "d") == "d"
     m["shape"]["sizes"].append(4)  # a dict now: peek reads the dict's own value
     assert m.peek("shape") is m["shape"]
+
+
+def _listed_reason_of_a_dict(meta, listing):
+    # the loop the policy ran over a record's dict (what `listed_reason` answers in one call)
+    for fact, reasons in listing.items():
+        value = meta.get(fact)
+        if value is not None:
+            why = reasons.get(str(value))
+            if why:
+                return why
+    return None
+
+
+FACTS = ("v", "w", "x")
+listings = st.dictionaries(
+    st.sampled_from(FACTS),
+    st.dictionaries(st.sampled_from(("1", "1.0", "True", "None", "ssl3", "[1, 2]", "{'a': 1}")),
+                    st.sampled_from(("why", "", "other")), max_size=4),
+    max_size=3,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(FACTS), json_scalars | st.sampled_from(([1, 2], {"a": 1})), max_size=3),
+       listings)
+def test_listed_reason_of_the_cores_map_is_the_dicts_loop(items, listing):
+    want = _listed_reason_of_a_dict(items, listing)
+    meta = _core.Meta(items)
+    assert listed_reason(meta, listing) == want
+    assert meta.json() is not None  # read without making the dict, nested values included
+    assert listed_reason(items, listing) == want
+    meta.to_dict()
+    assert listed_reason(meta, listing) == want  # once a dict, the dict's values
+
+
+def test_listed_reason_reads_a_value_as_its_text():
+    listing = {"tls_version_server": {"1.0": "TLS 1.0"}, "smb_dialect_server": {"1": "SMB1"}}
+    assert listed_reason(_core.Meta({"smb_dialect_server": 1}), listing) == "SMB1"
+    assert listed_reason(_core.Meta({"tls_version_server": "1.3", "smb_dialect_server": 1}), listing) == "SMB1"
+    assert listed_reason(_core.Meta({"tls_version_server": "1.0", "smb_dialect_server": 1}), listing) == "TLS 1.0"
+    assert listed_reason(_core.Meta({"tls_version_server": None}), listing) is None
+    assert listed_reason(_core.Meta({}), {}) is None
 
 
 def test_model_peek_is_get_for_a_dict():
