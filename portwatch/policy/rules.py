@@ -221,14 +221,28 @@ def insecure_version(record: FlowRecord, policy: Policy) -> str | None:
     return listed_reason(record.meta, policy.insecure_versions)  # type: ignore[no-any-return]
 
 
+# The facts the rules read of an unrecognised flow that no server answered (`quiet`).
+UNKNOWN_JUDGED_BY = ("entropy_client", "entropy_server")
+
+
 def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     """True when none of `_port_and_service_rules` can speak for this record (most records: a
     protocol on a port it fits, nothing insecure, nothing announced), decided from the per-(protocol,
-    port, transport) table `PolicyContext.quiet_static` and a few fields of the record."""
+    port, transport) table `PolicyContext.quiet_static` and a few fields of the record (for an
+    unrecognised flow: whether a server answered, and the core's entropy facts)."""
     meta = record.meta
-    if (not record.assigned or "control_flow_id" in meta
+    if ("control_flow_id" in meta
             or (record.src_port < TRUSTED_PORT_LIMIT and record.transport == "tcp"
                 and record.orientation != "inferred")):
+        return False
+    if record.protocol == "unknown":
+        # Unrecognised bytes give the rules something to say only through a server that answered
+        # (the inventory note, an insecure service by name) or the core's entropy facts (encrypted-
+        # unknown, cleartext on a TLS-only port); a login counts only for a signature's protocol. A
+        # scan's SYNs, a flow cut in its handshake, a client talking to nobody have none of them.
+        return (not answered(record) and "unknown" not in ctx.signatures
+                and not any(fact in meta for fact in UNKNOWN_JUDGED_BY))
+    if not record.assigned:
         return False
     shape = ctx.quiet_static(record.protocol, record.dst_port, record.transport)
     if shape == QUIET:

@@ -105,6 +105,14 @@ HEADS = ("", "5553455220616e6f6e796d6f75730d0a", "50415353207365637265740d0a", "
          "zz")
 
 
+ENTROPY_FACTS = (
+    {"length": 512, "entropy": 7.6, "popcount": 4.0, "printable": 0.37, "longest_printable_run": 3,
+     "looks_encrypted": True},
+    {"length": 40, "entropy": 4.1, "popcount": 3.4, "printable": 1.0, "longest_printable_run": 40,
+     "looks_encrypted": False},
+)
+
+
 def crafted(rng: random.Random) -> FlowRecord:
     sig = rng.choice(SIGNATURES)
     proto = rng.choice((sig.protocol, sig.protocol, "unknown", "http", "ftp", "rsh", "rlogin", "rexec"))
@@ -124,8 +132,11 @@ def crafted(rng: random.Random) -> FlowRecord:
         meta["announced_foreign"] = [{"by": "PORT", "endpoint": "203.0.113.9:20"}]
     if rng.random() < 0.1:
         meta["tcp_overlap_conflicts"] = 2
+    if rng.random() < 0.2:  # the core's entropy facts of a side's first bytes (encrypted or clear)
+        side = rng.choice(("client", "server"))
+        meta[f"entropy_{side}"] = rng.choice(ENTROPY_FACTS)
     cport = rng.choice(SRC_PORTS) if rng.random() < 0.5 else 50000
-    rec = record(proto, port, transport, cport=cport, s2c=rng.choice((0, 0, 100)),
+    rec = record(proto, port, transport, cport=cport, c2s=rng.choice((0, 100)), s2c=rng.choice((0, 0, 100)),
                  packets=(3, rng.choice((0, 2))), confidence=rng.choice((0.5, 0.95)),
                  orientation=rng.choice(("handshake", "inferred", "first-packet")), meta=meta)
     if rng.random() < 0.1:  # `assigned` as the record says it, whatever the services file says
@@ -179,6 +190,24 @@ def test_quiet_per_record_conditions() -> None:
     assert not quiet(record("http", 80, meta={"http_connect_target": "h:22"}), ctx)
     assert not quiet(record("smtp", 25, meta={"client_head": b"AUTH PLAIN x\r\n".hex()}), ctx)
     assert quiet(record("smtp", 25, meta={"client_head": b"EHLO x\r\n".hex()}), ctx)
+
+
+def test_quiet_unrecognised_flows_that_no_server_answered() -> None:
+    ctx = context()
+    unanswered = {"c2s": 0, "s2c": 0, "packets": (1, 0)}
+    assert quiet(record("unknown", 443, **unanswered), ctx)  # a SYN to 443
+    assert quiet(record("unknown", 40000, **unanswered), ctx)  # unassigned: no server, no inventory note
+    assert quiet(record("unknown", 23, c2s=20, s2c=0, packets=(2, 0)), ctx)  # bytes nobody acknowledged
+    assert not quiet(record("unknown", 40000, c2s=0, s2c=10, packets=(1, 1)), ctx)  # a server answered
+    assert not quiet(record("unknown", 23, c2s=20, s2c=0, packets=(2, 1)), ctx)  # acknowledged: telnet's port
+    assert not quiet(record("unknown", 443, c2s=0, s2c=0, packets=(1, 0), cport=999), ctx)  # privileged source
+    for fact in rules.UNKNOWN_JUDGED_BY:
+        assert not quiet(record("unknown", 443, **unanswered, meta={fact: ENTROPY_FACTS[0]}), ctx)
+    # each fact the fast path looks for is one the skipped rules speak from, when nobody answered
+    encrypted = record("unknown", 443, c2s=512, s2c=0, packets=(3, 0), meta={"entropy_client": ENTROPY_FACTS[0]})
+    assert [f.kind for f in static_findings(encrypted, ctx)] == ["encrypted-unknown"]
+    clear = record("unknown", 443, c2s=40, s2c=0, packets=(3, 0), meta={"entropy_client": ENTROPY_FACTS[1]})
+    assert [f.kind for f in static_findings(clear, ctx)] == ["cleartext-on-secure-port"]
 
 
 def test_quiet_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
