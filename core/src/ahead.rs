@@ -331,7 +331,11 @@ fn batch<A: Analysis>(
     let meta_json = if meta_json {
         records
             .iter()
-            .map(|r| serde_json::to_vec(&r.meta).ok())
+            .map(|r| {
+                let mut json = Vec::with_capacity(512);
+                crate::compact_json::push_object(&mut json, r.meta.iter());
+                Some(json)
+            })
             .collect()
     } else {
         Vec::new()

@@ -18,6 +18,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod ahead;
 pub mod bpf;
+pub mod compact_json;
 mod cpu_cache;
 pub mod decode;
 pub mod detect;

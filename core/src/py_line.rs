@@ -32,7 +32,7 @@ fn scalar(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Written {
         out.extend_from_slice(b"null");
     } else if let Ok(s) = obj.cast_exact::<PyString>() {
         let text = s.to_str().map_err(|_| Unsupported)?;
-        serde_json::to_writer(&mut *out, text).map_err(|_| Unsupported)?;
+        crate::compact_json::push_str(out, text);
     } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
         serde_json::to_writer(&mut *out, &f.value()).map_err(|_| Unsupported)?;
     } else if let Ok(b) = obj.cast_exact::<PyBool>() {

@@ -4,8 +4,8 @@
 //! Most records are written out without anyone reading their metadata beyond a key or two (the
 //! policy's `get`s), yet a TLS or SSH record's meta is a hundred-odd Python objects (the packet
 //! shape's sizes and gaps). Held as the core's map, a lookup of a text or a number converts that
-//! value only, and a JSON writer takes the map's own serialization (`json()`, serde_json; the
-//! same bytes as orjson writes for the dict). Anything else (iteration, a nested value, any
+//! value only, and a JSON writer takes the map's own serialization (`json()`, `compact_json`:
+//! serde_json's bytes, the same as orjson writes for the dict). Anything else (iteration, a nested value, any
 //! change, equality, pickling) turns it into a real dict first, once, and goes on with that
 //! dict: what Python code sees and changes is then a plain dict's behaviour.
 #![forbid(unsafe_code)]
@@ -40,7 +40,7 @@ impl PyMeta {
         Self::with_json(meta, None)
     }
 
-    /// `meta` with its JSON as serde_json wrote it (on the thread that made the record).
+    /// `meta` with its JSON as `compact_json` wrote it (on the thread that made the record).
     pub fn with_json(meta: Meta, json: Option<Vec<u8>>) -> Self {
         PyMeta {
             state: State::Core(meta, json),
@@ -80,8 +80,7 @@ impl PyMeta {
                 Ok(true)
             }
             State::Core(meta, None) => {
-                serde_json::to_writer(&mut *out, meta)
-                    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                crate::compact_json::push_object(out, meta.iter());
                 Ok(true)
             }
         }
