@@ -27,7 +27,6 @@ def peek(meta: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return meta.get(key, default)
 
 
-
 def listed_reason(meta: Mapping[str, Any], listing: Mapping[str, Mapping[str, Any]]) -> Any:
     """The first reason `listing` (fact -> value -> reason) gives for one of `meta`'s values, their
     value read as text (`str`); None when none does. A core `Meta` answers in one call: the policy
@@ -41,6 +40,7 @@ def listed_reason(meta: Mapping[str, Any], listing: Mapping[str, Mapping[str, An
             if why:
                 return why
     return None
+
 
 TCP = 6
 UDP = 17

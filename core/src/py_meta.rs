@@ -5,9 +5,9 @@
 //! policy's `get`s), yet a TLS or SSH record's meta is a hundred-odd Python objects (the packet
 //! shape's sizes and gaps). Held as the core's map, a lookup of a text or a number converts that
 //! value only, and a JSON writer takes the map's own serialization (`json()`, `compact_json`:
-//! serde_json's bytes, the same as orjson writes for the dict). Anything else (iteration, a nested value, any
-//! change, equality, pickling) turns it into a real dict first, once, and goes on with that
-//! dict: what Python code sees and changes is then a plain dict's behaviour.
+//! serde_json's bytes, the same as orjson writes for the dict). Anything else (iteration, a
+//! nested value, any change, equality, pickling) turns it into a real dict first, once, and goes
+//! on with that dict: what Python code sees and changes is then a plain dict's behaviour.
 #![forbid(unsafe_code)]
 
 use pyo3::basic::CompareOp;
