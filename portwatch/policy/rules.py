@@ -221,10 +221,6 @@ def insecure_version(record: FlowRecord, policy: Policy) -> str | None:
     return listed_reason(record.meta, policy.insecure_versions)  # type: ignore[no-any-return]
 
 
-# The facts the rules read of an unrecognised flow that no server answered (`quiet`).
-UNKNOWN_JUDGED_BY = ("entropy_client", "entropy_server")
-
-
 def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     """True when none of `_port_and_service_rules` can speak for this record (most records: a
     protocol on a port it fits, nothing insecure, nothing announced), decided from the per-(protocol,
@@ -241,7 +237,7 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
         # unknown, cleartext on a TLS-only port); a login counts only for a signature's protocol. A
         # scan's SYNs, a flow cut in its handshake, a client talking to nobody have none of them.
         return (not answered(record) and "unknown" not in ctx.signatures
-                and not any(fact in meta for fact in UNKNOWN_JUDGED_BY))
+                and "entropy_client" not in meta and "entropy_server" not in meta)
     if not record.assigned:
         return False
     shape = ctx.quiet_static(record.protocol, record.dst_port, record.transport)

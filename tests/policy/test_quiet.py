@@ -201,7 +201,7 @@ def test_quiet_unrecognised_flows_that_no_server_answered() -> None:
     assert not quiet(record("unknown", 40000, c2s=0, s2c=10, packets=(1, 1)), ctx)  # a server answered
     assert not quiet(record("unknown", 23, c2s=20, s2c=0, packets=(2, 1)), ctx)  # acknowledged: telnet's port
     assert not quiet(record("unknown", 443, c2s=0, s2c=0, packets=(1, 0), cport=999), ctx)  # privileged source
-    for fact in rules.UNKNOWN_JUDGED_BY:
+    for fact in ("entropy_client", "entropy_server"):
         assert not quiet(record("unknown", 443, **unanswered, meta={fact: ENTROPY_FACTS[0]}), ctx)
     # each fact the fast path looks for is one the skipped rules speak from, when nobody answered
     encrypted = record("unknown", 443, c2s=512, s2c=0, packets=(3, 0), meta={"entropy_client": ENTROPY_FACTS[0]})
