@@ -72,6 +72,11 @@ class NameShape(NamedTuple):
                 f"{self.domain}, {self.entropy:.2f} bits/character")
 
 
+# A NameShape made by tuple's own constructor: the NamedTuple's generated __new__ is one Python call
+# more, a third of a microsecond at every DNS record.
+_new_shape = tuple.__new__
+
+
 def _char_entropy(text: str) -> float:
     n = len(text)
     if not n:
@@ -106,7 +111,7 @@ def name_shape(name: str) -> NameShape | None:
     data = "".join(data_labels)
     longest = max(map(len, data_labels)) if data_labels else 0
     suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
-    return NameShape(".".join(labels[split:]), longest, data, suspicious)
+    return _new_shape(NameShape, (".".join(labels[split:]), longest, data, suspicious))
 
 
 def _large_answer(answers: list[object]) -> str | None:
