@@ -1011,7 +1011,7 @@ impl Tracker {
             Ok(nothing_matched())
         } else {
             let (client, server) = flow.units_by_role();
-            engine.classify_or_why(
+            engine.classify(
                 transport,
                 &client,
                 &server,

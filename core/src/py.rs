@@ -166,6 +166,7 @@ impl PyEngine {
         let Some(d) = self
             .engine
             .classify(t, &c, &s, server_port, may_swap, final_, client_port)
+            .ok()
         else {
             return Ok(None);
         };

@@ -275,33 +275,10 @@ impl Engine {
         &self.sigs
     }
 
-    /// Score the candidates; None means "need more data" (only when not `final_`).
+    /// Score the candidates: a decision, or why there is none yet ("need more data": `Pending`,
+    /// only when not `final_`).
     #[allow(clippy::too_many_arguments)]
     pub fn classify(
-        &self,
-        transport: Transport,
-        client: &[&[u8]],
-        server: &[&[u8]],
-        server_port: u16,
-        may_swap: bool,
-        final_: bool,
-        client_port: Option<u16>,
-    ) -> Option<Decision> {
-        self.classify_or_why(
-            transport,
-            client,
-            server,
-            server_port,
-            may_swap,
-            final_,
-            client_port,
-        )
-        .ok()
-    }
-
-    /// `classify`, saying why there is no decision yet.
-    #[allow(clippy::too_many_arguments)]
-    pub fn classify_or_why(
         &self,
         transport: Transport,
         client: &[&[u8]],
@@ -432,6 +409,7 @@ impl Engine {
             vec![server]
         };
         self.classify(Transport::Tcp, &c, &s, 0, false, true, None)
+            .ok()
             .map_or_else(|| "unknown".to_owned(), |d| d.protocol.to_string())
     }
 
@@ -670,7 +648,7 @@ impl Engine {
     }
 }
 
-/// Why `Engine::classify_or_why` decided nothing yet.
+/// Why `Engine::classify` decided nothing yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pending {
     /// No signature matched the bytes at all: a final call on the same bytes would give

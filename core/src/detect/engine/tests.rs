@@ -42,6 +42,7 @@ fn scores_both_sides_and_merges_probe_meta() {
             false,
             None,
         )
+        .ok()
         .unwrap();
     assert_eq!(&*d.protocol, "ping");
     assert!((d.confidence - (1.0 - 0.05 * 0.2)).abs() < 1e-12);
@@ -63,14 +64,17 @@ fn weak_evidence_waits_then_falls_back() {
     let e = engine(&[PING, PONGISH]);
     assert!(e
         .classify(Transport::Tcp, &[], &[b"POX"], 80, false, false, None)
+        .ok()
         .is_none());
     let d = e
         .classify(Transport::Tcp, &[], &[b"POX"], 80, false, true, None)
+        .ok()
         .unwrap();
     assert_eq!(&*d.protocol, "pongish", "down to FALLBACK at the end");
     let weak = "protocol = \"weak\"\n[[match]]\nprefix = \"W\"\nconfidence = 0.2\n";
     let d = engine(&[weak])
         .classify(Transport::Tcp, &[b"W"], &[], 80, false, true, None)
+        .ok()
         .unwrap();
     assert_eq!(
         (&*d.protocol, &*d.evidence),
@@ -78,6 +82,7 @@ fn weak_evidence_waits_then_falls_back() {
     );
     let d = e
         .classify(Transport::Tcp, &[], &[b"xx"], 80, false, true, None)
+        .ok()
         .unwrap();
     assert_eq!(&*d.evidence, "no signature matched");
 }
@@ -98,6 +103,7 @@ fn swaps_roles_when_allowed() {
             false,
             None,
         )
+        .ok()
         .unwrap();
     assert!(d.swapped);
     assert_eq!(&*d.protocol, "ping");
@@ -119,6 +125,7 @@ fn prelude_waits_and_gives_way() {
             false,
             None
         )
+        .ok()
         .is_none());
     let d = e
         .classify(
@@ -130,28 +137,33 @@ fn prelude_waits_and_gives_way() {
             true,
             None,
         )
+        .ok()
         .unwrap();
     assert_eq!(&*d.protocol, "stunny");
     // The units probe sees all units, and one does not start with 0x80: the prelude is alone.
-    let d = e.classify(
-        Transport::Udp,
-        &[b"\x00\x01xx", b"\x80a", b"\x80b"],
-        &[],
-        3478,
-        false,
-        false,
-        None,
-    );
+    let d = e
+        .classify(
+            Transport::Udp,
+            &[b"\x00\x01xx", b"\x80a", b"\x80b"],
+            &[],
+            3478,
+            false,
+            false,
+            None,
+        )
+        .ok();
     assert!(d.is_none());
-    let d = e.classify(
-        Transport::Udp,
-        &[b"\x80a", b"\x80b"],
-        &[b"\x00\x01"],
-        5000,
-        false,
-        false,
-        None,
-    );
+    let d = e
+        .classify(
+            Transport::Udp,
+            &[b"\x80a", b"\x80b"],
+            &[b"\x00\x01"],
+            5000,
+            false,
+            false,
+            None,
+        )
+        .ok();
     let d = d.expect("seq");
     assert_eq!(
         (&*d.protocol, d.meta["seq_units"].as_u64()),
@@ -168,6 +180,7 @@ fn name_order_matches_python() {
     assert_eq!(
         engine(&[a, b])
             .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
+            .ok()
             .unwrap()
             .protocol
             .to_string(),
@@ -176,6 +189,7 @@ fn name_order_matches_python() {
     assert_eq!(
         engine(&[a, c])
             .classify(Transport::Tcp, &[b"Xtoken"], &[], 1, false, false, None)
+            .ok()
             .unwrap()
             .protocol
             .to_string(),
@@ -198,6 +212,7 @@ fn gates_never_change_answers() {
             for t in Transport::ALL {
                 let got = e
                     .classify(t, &cl, &sv, 7000, true, true, Some(3478))
+                    .ok()
                     .map(|d| decision_json(&d));
                 let ungated = ungated(&e, t, &cl, &sv);
                 assert_eq!(got, ungated, "{c:?} {s:?} {t:?}");
@@ -214,6 +229,7 @@ fn ungated(e: &Engine, t: Transport, c: &[&[u8]], s: &[&[u8]]) -> Option<Value> 
         *a = Admission::of(&vec![None; n]);
     }
     e2.classify(t, c, s, 7000, true, true, Some(3478))
+        .ok()
         .map(|d| decision_json(&d))
 }
 
@@ -234,6 +250,7 @@ fn port_hints_added_later_break_ties_as_hints_given_at_build() {
             true,
             None,
         )
+        .ok()
         .map(|d| d.protocol.to_string())
     };
     assert_eq!(decide(&plain, 5000).as_deref(), Some("aaa"));
@@ -263,6 +280,7 @@ fn a_first_datagram_match_reads_only_the_first_datagram() {
     let e = engine(&[opener, anywhere]);
     let named = |units: &[&[u8]]| {
         e.classify(Transport::Udp, units, &[], 9999, false, true, None)
+            .ok()
             .map(|d| d.protocol.to_string())
     };
     assert_eq!(named(&[b"HELLO there", b"x"]).as_deref(), Some("opener"));
