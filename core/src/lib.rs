@@ -22,6 +22,7 @@ pub mod compact_json;
 mod cpu_cache;
 pub mod decode;
 pub mod detect;
+pub mod dns_name;
 pub mod flow;
 mod handoff;
 pub mod meta;
@@ -37,6 +38,8 @@ pub mod tunnel;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_dns_name;
 #[cfg(feature = "python")]
 mod py_line;
 #[cfg(feature = "python")]

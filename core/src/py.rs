@@ -1215,6 +1215,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_packets, m)?)?;
     m.add_function(wrap_pyfunction!(entropy_facts, m)?)?;
     m.add_function(wrap_pyfunction!(crate::py_line::record_line, m)?)?;
+    m.add_class::<crate::py_dns_name::DnsNameSplitter>()?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;

@@ -23,6 +23,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .. import _core
 from ..model import FlowRecord, peek
 
 MAX_DOMAINS = 4096
@@ -96,7 +97,20 @@ def _registered_labels(labels: list[str]) -> int:
 
 
 def name_shape(name: str) -> NameShape | None:
-    # Runs for every DNS record the policy reads: str methods and slices, no filter object.
+    # Runs for every DNS record the policy reads. The core splits an ASCII name (every name the
+    # DNS probe writes: it escapes other bytes); a name with other characters is split here.
+    parts = _split_ascii(name) if name.isascii() else split_name(name)
+    if parts is None:
+        return None
+    domain, data, longest = parts
+    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
+    return _new_shape(NameShape, (domain, longest, data, suspicious))
+
+
+def split_name(name: str) -> tuple[str, str, int] | None:
+    """(registered domain, the characters in front of it, the longest of their labels) by Python's
+    rules for any text (`_core.DnsNameSplitter` gives the same for ASCII names); None when the name
+    has fewer than two labels. An escaped byte (\\123 or \\.) counts as one character of data."""
     labels = name.lower().rstrip(".").split(".")
     if "" in labels:
         labels = [lab for lab in labels if lab]
@@ -106,12 +120,12 @@ def name_shape(name: str) -> NameShape | None:
     split = count - _registered_labels(labels)
     data_labels = labels[:split]
     if "\\" in name:
-        # An escaped byte (\\123 or \\.) is one character of the label on the wire.
         data_labels = [_ESCAPE.sub("x", lab) if "\\" in lab else lab for lab in data_labels]
-    data = "".join(data_labels)
     longest = max(map(len, data_labels)) if data_labels else 0
-    suspicious = (longest >= LONG_LABEL or len(data) >= LONG_DATA) and _char_entropy(data) >= MIN_CHAR_ENTROPY
-    return _new_shape(NameShape, (".".join(labels[split:]), longest, data, suspicious))
+    return ".".join(labels[split:]), "".join(data_labels), longest
+
+
+_split_ascii = _core.DnsNameSplitter(_SLD).split
 
 
 def _large_answer(answers: list[object]) -> str | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from findkit import record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portwatch.policy import dnstunnel
 from portwatch.policy.dnstunnel import DnsTunnelTracker, name_shape, registered_domain
@@ -118,3 +121,38 @@ def test_name_shape_drops_empty_labels_and_keeps_the_registered_domain() -> None
     assert (shape.domain, shape.data, shape.longest_label) == ("example.co.uk", "abc", 2)
     assert name_shape("..com.") is None
     assert name_shape("example.com").data == ""
+
+
+# Names built from what decides a split: letters of both cases, digits, dots (empty labels, a
+# trailing dot), backslashes before digits, letters, dots and newlines, the second-level labels.
+_NAME_PIECES = st.sampled_from(["a", "B", "x", "0", "7", "9", ".", "..", "\\", "\\1", "\\12", "\\123", "\\\n",
+                                "\\.", "co", "com", "uk", "DE", "Org", "gov", "\n", " ", "-", "_"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_NAME_PIECES, max_size=24).map("".join))
+def test_the_cores_split_of_an_ascii_name_is_pythons(name: str) -> None:
+    assert dnstunnel._split_ascii(name) == dnstunnel.split_name(name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_the_cores_split_of_any_ascii_text_is_pythons(name: str) -> None:
+    assert dnstunnel._split_ascii(name) == dnstunnel.split_name(name)
+
+
+def test_a_name_past_ascii_is_split_by_pythons_rules() -> None:
+    # Python lowers "İ" to two characters and reads "٣٤٥" after a backslash as three digits.
+    shape = name_shape("\u0130\\\u0663\u0664\u0665.Example.COM.")
+    assert shape is not None
+    assert (shape.domain, shape.data, shape.longest_label) == ("example.com", "i\u0307x", 3)
+    with pytest.raises(ValueError):
+        dnstunnel._split_ascii("\u0130.example.com")
+
+
+def test_a_long_high_entropy_label_from_the_cores_split_is_suspicious() -> None:
+    label = "0123456789abcdefghijklmnopqrstuvwxyz-_" + "\\255" * 4  # 42 characters, 38 distinct
+    shape = name_shape(f"{label}.t.example.co.uk.")
+    assert shape is not None and shape.suspicious
+    assert (shape.domain, shape.longest_label) == ("example.co.uk", 42)
+    assert not name_shape(f"{'a' * 45}.example.com.").suspicious  # long, but one character
