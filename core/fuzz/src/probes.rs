@@ -13,10 +13,14 @@
 //! - probes are pure: the same input gives the same result twice;
 //! - every string in the metadata (keys too) is free of the characters Python's
 //!   `sanitize._UNSAFE` escapes and at most 65536 characters long, as in fuzz/targets.py;
+//! - the DNS probe's `dns_query` is ASCII (the DNS-tunnel policy splits such a name in the
+//!   core); an ASCII `dns_query`'s split (`dns_name::split_name`) is pure, its longest data
+//!   label within its data, its registered domain two labels or more;
 //! - the announcement parsers (`detect::announce`, FTP/SDP/RTSP) on the whole input, both
 //!   directions: pure, at most `MAX_ANNOUNCED` endpoints, no port 0.
 use _core::detect::announce::{self, Parser, MAX_ANNOUNCED};
 use _core::detect::probes::{lookup, names, Kind, Probe, ProbeResult, Status, MAX_INPUT};
+use _core::dns_name::split_name;
 use _core::meta::Value;
 use std::sync::OnceLock;
 
@@ -137,6 +141,32 @@ fn check_result(name: &str, r: &ProbeResult) {
     for (k, v) in &r.meta {
         check_text(name, k);
         check_value(name, k, v, 0);
+    }
+    if let Some(Value::String(query)) = r.meta.get("dns_query") {
+        check_query_split(name, query);
+    }
+}
+
+/// The policy's split of a query name the probe wrote (see the module docs).
+fn check_query_split(name: &str, query: &str) {
+    // mDNS and LLMNR names may be UTF-8 (RFC 6762 16): the policy reads those by Python's rules.
+    assert!(
+        name != "dns" || query.is_ascii(),
+        "{name}: dns_query past ASCII {query:?}"
+    );
+    if !query.is_ascii() {
+        return;
+    }
+    let second_level = |label: &str| label == "co" || label == "com";
+    let got = split_name(query, second_level);
+    assert_eq!(
+        got,
+        split_name(query, second_level),
+        "{name}: split not pure"
+    );
+    if let Some(parts) = got {
+        assert!(parts.longest_label <= parts.data.len(), "{name}: {parts:?}");
+        assert!(parts.domain.contains('.'), "{name}: {parts:?}");
     }
 }
 
