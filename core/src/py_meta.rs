@@ -64,7 +64,7 @@ impl PyMeta {
         let State::Core(meta, _) = &self.state else {
             unreachable!("matched above")
         };
-        let d = object_to_py(py, meta, &mut Texts::default())?;
+        let d = object_to_py(py, meta, &mut Texts::uncached())?;
         let before = std::mem::replace(&mut self.state, State::Dict(d.clone().unbind()));
         self.give_back(before);
         Ok(d)
@@ -131,7 +131,7 @@ fn lookup<'py>(
             match meta.get(key.to_str()?) {
                 None => return Ok(Lookup::Absent),
                 Some(Value::Array(_) | Value::Object(_)) if !copy_nested => None,
-                Some(v) => Some(value_to_py(py, v, &mut Texts::default())?),
+                Some(v) => Some(value_to_py(py, v, &mut Texts::uncached())?),
             }
         }
     };
