@@ -84,13 +84,12 @@ def judge(
 ) -> EncryptedVerdict | None:
     meta = rec.meta
     # The first data a client sends is what the GFW measures; a server-first flow has only the server's.
-    side, facts, head = "client", peek(meta, "entropy_client"), _head(meta, "client_head")
+    side, facts = "client", peek(meta, "entropy_client")
     if not isinstance(facts, dict):
-        side, facts, head = "server", peek(meta, "entropy_server"), _head(meta, "server_head")
+        side, facts = "server", peek(meta, "entropy_server")
     if not isinstance(facts, dict) or not facts.get("looks_encrypted"):
         return None
-    framing = known_framing(head)
-    if framing is not None:
+    if known_framing(_head(meta, f"{side}_head")) is not None:
         return None
     figures = (f"{side} bytes: entropy {facts.get('entropy', 0):.2f} bits/byte over {facts.get('length', 0)} "
                f"bytes, popcount {facts.get('popcount', 0):.2f}/byte, printable {facts.get('printable', 0):.0%}, "

@@ -304,8 +304,10 @@ def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Fi
 def _bounce_rule(rec: FlowRecord, server: str, add: Any) -> None:
     """An FTP client naming another host in PORT/EPRT (the core lists it as `announced_foreign` and
     expects nothing there): the server would connect to that host for the client (RFC 2577)."""
+    if rec.protocol != "ftp":
+        return
     foreign = peek(rec.meta, "announced_foreign")
-    if rec.protocol != "ftp" or not isinstance(foreign, list):
+    if not isinstance(foreign, list):
         return
     targets = [str(a.get("endpoint")) for a in foreign if isinstance(a, dict) and a.get("by") in ACTIVE_FTP]
     if targets:
@@ -563,11 +565,18 @@ def anonymous_login(meta: dict[str, Any]) -> bool:
     return data is not None and _ANONYMOUS.match(data) is not None
 
 
+_EVIDENCE = (("ssh_server", "banner"), ("ssh_client", "client"), ("sni", "SNI"), ("http_host", "Host"),
+             ("http_server", "Server"), ("banner", "banner"), ("dns_query", "query"))
+
+
 def _evidence(record: FlowRecord) -> str:
     meta = record.meta
     parts = []
-    for key, label in (("ssh_server", "banner"), ("ssh_client", "client"), ("sni", "SNI"), ("http_host", "Host"),
-                       ("http_server", "Server"), ("banner", "banner"), ("dns_query", "query")):
+    for key, label in _EVIDENCE:
+        # `in` first: most records hold none of these, and asking the core's map whether it has a
+        # key costs half of asking for a value that is not there
+        if key not in meta:
+            continue
         value = meta.get(key)
         if isinstance(value, str) and value:
             parts.append(f"{label}: {value}")
