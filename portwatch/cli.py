@@ -276,7 +276,10 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
         elif view_opts.findings_only:
             from .report.findings import write_findings
 
-            write_findings(summary.sorted_groups(), fmt, out, summary.counts())
+            note = summary.unlisted_note()
+            write_findings(summary.sorted_groups(), fmt, out, summary.counts(), note)
+            if note is not None and fmt != "console":
+                click.echo(f"portwatch: note: {note}", err=True)
         elif fmt == "console":
             from rich.console import Console
 

@@ -36,6 +36,7 @@ notebook; text that portwatch wrote is unchanged by it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -362,6 +363,9 @@ def summary_frame(flows: pd.DataFrame) -> pd.DataFrame:
     summary = Summary()
     for rec in _records(flows):
         summary.add(rec)
+    note = summary.unlisted_note()
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
     return findings_table([g.as_row() for g in summary.sorted_groups()])
 
 

@@ -28,6 +28,8 @@ def render(console: Console, summary: Summary, stats: CaptureStats, sources: lis
         more = f", the top {top}" if top is not None and len(groups) > top else ""
         console.print(f"[bold]Findings[/] ({len(groups):,} per server and kind{more}, worst first)")
         render_groups(console, groups, top)
+        if (note := summary.unlisted_note()) is not None:
+            console.print(note)
         if not quiet:
             render_totals(console, summary.counts())
     elif not quiet:

@@ -64,7 +64,9 @@ def human_bytes(n: float) -> str:
 
 
 def write_findings(groups: list[FindingGroup], fmt: str, out: TextIO, counts: Counter[tuple[str, str]] | None = None,
-                   ) -> None:
+                   note: str | None = None) -> None:
+    """The findings table; `note` (the summary's word on findings it did not list) closes the console
+    form (a jsonl or csv table holds rows only: the caller says it elsewhere)."""
     if fmt == "jsonl":
         for g in groups:
             out.write(json.dumps(g.as_row(), ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -76,6 +78,8 @@ def write_findings(groups: list[FindingGroup], fmt: str, out: TextIO, counts: Co
     else:
         console = Console(file=out, highlight=False, soft_wrap=False)
         render_findings(console, groups, counts)
+        if note is not None:
+            console.print(note)
     out.flush()
 
 

@@ -4,10 +4,11 @@ The network's answer to `grep -v "^#" /etc/inetd.conf`: one row per (server addr
 transport) with the protocol(s) detected, what /etc/services assigns to the port, how many
 clients used it, bytes each way, and first/last seen, so an analyst can ask why each is offered.
 
-Memory follows the number of servers, not flows: per server a few counters, at most
-MAX_PROTOCOLS protocol names and at most MAX_CLIENTS client addresses (beyond that the count is
-shown as "N+"). A flow in which the server never took part (a SYN answered by RST, a datagram
-without reply) does not make an endpoint a server.
+Memory follows the number of servers, not flows: per server a few counters (~800 bytes), at most
+MAX_PROTOCOLS protocol names and at most MAX_CLIENTS client addresses, and at most
+MAX_CLIENT_ADDRESSES over every server (beyond either, the count is shown as "N+"). A flow in
+which the server never took part (a SYN answered by RST, a datagram without reply) does not make
+an endpoint a server.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .findings import human_bytes, plural, span, when
 from .schema import SERVER_COLUMNS, join_list, server_label
 
 MAX_CLIENTS = 4096
+MAX_CLIENT_ADDRESSES = 1_000_000  # ~90 bytes each
 MAX_PROTOCOLS = 8
 COLUMNS = SERVER_COLUMNS
 
@@ -79,6 +81,8 @@ class ServerEntry:
 @dataclass(slots=True)
 class ServerInventory:
     servers: dict[tuple[str, int, str], ServerEntry] = field(default_factory=dict)
+    # Client addresses held over every entry's `clients` (at most MAX_CLIENT_ADDRESSES).
+    client_addresses: int = 0
 
     def add(self, rec: FlowRecord) -> None:
         if not is_server(rec):
@@ -95,9 +99,12 @@ class ServerInventory:
         e.last_seen = max(e.last_seen, rec.ts_end)
         if rec.protocol in e.protocols or len(e.protocols) < MAX_PROTOCOLS:
             e.protocols[rec.protocol] += 1
-        if len(e.clients) < MAX_CLIENTS:
-            e.clients.add(rec.src_ip)
-        elif rec.src_ip not in e.clients:
+        clients = e.clients
+        if len(clients) < MAX_CLIENTS and self.client_addresses < MAX_CLIENT_ADDRESSES:
+            held = len(clients)
+            clients.add(rec.src_ip)
+            self.client_addresses += len(clients) - held
+        elif rec.src_ip not in clients:
             e.clients_capped = True
 
     def rows(self) -> list[dict[str, Any]]:

@@ -2,8 +2,12 @@
 
 Findings are deduplicated per (server endpoint, transport, kind): 500 SSH-on-443 sessions to one
 server are one line with a count and first/last seen, not 500 lines. The line keeps the message
-of its worst (then first) finding. Memory grows with the number of distinct servers, never with
-the number of flows: client addresses and protocols per line are capped.
+of its worst (then first) finding. Memory is bounded whatever the capture holds: at most
+MAX_GROUPS lines (a finding at a server past them is counted in the totals per kind and severity,
+`unlisted`, and not listed: every record still carries it), at most MAX_CLIENTS client addresses
+a line and MAX_CLIENT_ADDRESSES over all lines (past either, a line's client count is shown as a
+lower bound), at most MAX_PROTOCOLS protocols a line. A banner-grabbing scan's capture has a
+finding at every server it reached.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from ..model import SEVERITY_RANK, FlowRecord
 from .schema import server_label
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
+MAX_GROUPS = 50_000  # ~1 KB each with its message
+MAX_CLIENT_ADDRESSES = 500_000  # ~90 bytes each
 MAX_PROTOCOLS = 8
 TOP_FINDINGS = 20  # findings the console report shows unless --all
 
@@ -79,6 +85,10 @@ class Summary:
     max_severity: str | None = None
     first_seen: float = float("inf")
     last_seen: float = float("-inf")
+    # Findings at servers past MAX_GROUPS lines, per (kind, severity): in the totals, not listed.
+    unlisted: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Client addresses held over every line's `clients` (at most MAX_CLIENT_ADDRESSES).
+    client_addresses: int = 0
 
     def add(self, rec: FlowRecord) -> None:
         self.flows += 1
@@ -91,10 +101,16 @@ class Summary:
         if not rec.findings:
             return
         for f in rec.findings:
+            if self.max_severity is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[self.max_severity]:
+                self.max_severity = f.severity
             # SSH and HTTP on one port: two lines (the console, --findings-only and Analysis.summary())
             key = (rec.dst_ip, rec.dst_port, rec.transport, f.kind, rec.protocol)
             g = self.groups.get(key)
             if g is None:
+                if len(self.groups) >= MAX_GROUPS:
+                    tally = (f.kind, f.severity)
+                    self.unlisted[tally] = self.unlisted.get(tally, 0) + 1
+                    continue
                 g = self.groups[key] = FindingGroup(
                     f.kind, f.severity, rec.dst_ip, rec.dst_port, rec.transport, rec.protocol, f.message, 0,
                     rec.ts_start, rec.ts_end,
@@ -109,12 +125,25 @@ class Summary:
                 g.severity, g.message = f.severity, f.message
             if rec.protocol not in g.protocols and len(g.protocols) < MAX_PROTOCOLS:
                 g.protocols.append(rec.protocol)
-            if len(g.clients) < MAX_CLIENTS:
-                g.clients.add(rec.src_ip)
-            elif rec.src_ip not in g.clients:
+            clients = g.clients
+            if len(clients) < MAX_CLIENTS and self.client_addresses < MAX_CLIENT_ADDRESSES:
+                held = len(clients)
+                clients.add(rec.src_ip)
+                self.client_addresses += len(clients) - held
+            elif rec.src_ip not in clients:
                 g.clients_capped = True
-            if self.max_severity is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[self.max_severity]:
-                self.max_severity = f.severity
+
+    @property
+    def unlisted_findings(self) -> int:
+        return sum(self.unlisted.values())
+
+    def unlisted_note(self) -> str | None:
+        """What a report of the listed lines says about the rest, or None when every finding is listed."""
+        n = self.unlisted_findings
+        if not n:
+            return None
+        return (f"{n:,} more finding{'' if n == 1 else 's'} at servers past the first {MAX_GROUPS:,} lines are "
+                "in the totals but not listed (each flow's record carries its findings)")
 
     def sorted_groups(self) -> list[FindingGroup]:
         return sorted(self.groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -g.count, g.dst_ip,
@@ -126,6 +155,7 @@ class Summary:
         for g in self.groups.values():
             for sev, n in g.by_severity.items():
                 out[(g.kind, sev)] += n
+        out.update(self.unlisted)
         return out
 
     def reaches(self, severity: str) -> bool:
