@@ -68,6 +68,15 @@ def test_memory_curve_in_process(tmp_path):
     assert all(p["rss_mb"] > 0 for p in report["curve"])
 
 
+def test_record_work_times_each_protocols_records():
+    r = bench("record_work.py", str(REPO / "captures" / "dns-53.pcap"), "--rounds", "2")
+    assert r.returncode == 0, r.stderr
+    head, *rows = r.stdout.splitlines()
+    assert head.startswith(f"{sum(int(row.split()[1].replace(',', '')) for row in rows):,} records: ")
+    assert [row.split()[0] for row in rows if row.split()[0] == "dns"] == ["dns"]
+    assert all(float(row.split()[3]) > 0 for row in rows)
+
+
 @pytest.fixture
 def flood(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
