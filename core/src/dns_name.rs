@@ -88,67 +88,64 @@ mod tests {
         ["co", "com", "net", "org"].contains(&label)
     }
 
-    fn parts(domain: &str, data: &str, longest_label: usize) -> Option<NameParts> {
-        Some(NameParts {
-            domain: domain.into(),
-            data: data.into(),
-            longest_label,
-        })
-    }
+    /// A name and its split: (domain, data, longest data label), or None.
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str, usize)>);
 
-    #[test]
-    fn the_registered_domain_is_the_last_two_labels_or_three_under_a_second_level() {
-        assert_eq!(
-            split_name("WWW.Example.COM.", sld),
-            parts("example.com", "www", 3)
-        );
-        assert_eq!(
-            split_name("a.bb.example.co.uk", sld),
-            parts("example.co.uk", "abb", 2)
-        );
-        // Two letters at the end but no second level before them: a plain domain.
-        assert_eq!(split_name("a.example.de", sld), parts("example.de", "a", 1));
-        // Three characters at the end: no second level asked.
-        assert_eq!(split_name("x.co.uk2", sld), parts("co.uk2", "x", 1));
-        assert_eq!(split_name("co.uk", sld), parts("co.uk", "", 0));
-    }
-
-    #[test]
-    fn fewer_than_two_labels_is_no_name() {
-        for name in ["", ".", "com", "com.", "..com..", "\\."] {
-            assert_eq!(split_name(name, sld), None, "{name:?}");
+    fn check(cases: &[Case<'_>]) {
+        for &(name, want) in cases {
+            let want = want.map(|(domain, data, longest_label)| NameParts {
+                domain: domain.into(),
+                data: data.into(),
+                longest_label,
+            });
+            assert_eq!(split_name(name, sld), want, "{name:?}");
         }
     }
 
     #[test]
+    fn the_registered_domain_is_the_last_two_labels_or_three_under_a_second_level() {
+        check(&[
+            ("WWW.Example.COM.", Some(("example.com", "www", 3))),
+            ("a.bb.example.co.uk", Some(("example.co.uk", "abb", 2))),
+            // Two letters at the end but no second level before them: a plain domain.
+            ("a.example.de", Some(("example.de", "a", 1))),
+            // Three characters at the end: no second level asked.
+            ("x.co.uk2", Some(("co.uk2", "x", 1))),
+            ("co.uk", Some(("co.uk", "", 0))),
+        ]);
+    }
+
+    #[test]
+    fn fewer_than_two_labels_is_no_name() {
+        check(&[
+            ("", None),
+            (".", None),
+            ("com", None),
+            ("com.", None),
+            ("..com..", None),
+            ("\\.", None),
+        ]);
+    }
+
+    #[test]
     fn empty_labels_are_dropped() {
-        assert_eq!(
-            split_name("A..Bc.example.co.uk.", sld),
-            parts("example.co.uk", "abc", 2)
-        );
+        check(&[("A..Bc.example.co.uk.", Some(("example.co.uk", "abc", 2)))]);
     }
 
     #[test]
     fn an_escape_is_one_character_of_data() {
-        assert_eq!(
-            split_name("a\\000b\\255.cd.example.com.", sld),
-            parts("example.com", "axbxcd", 4)
-        );
-        // A backslash and a non-digit; three digits only when all three are.
-        assert_eq!(
-            split_name("\\a\\12z.example.com", sld),
-            parts("example.com", "xx2z", 4)
-        );
-        // A backslash at a label's end (its "." split off) or before a newline stays.
-        assert_eq!(
-            split_name("a\\.b.example.com", sld),
-            parts("example.com", "a\\b", 2)
-        );
-        assert_eq!(
-            split_name("a\\\nb.example.com", sld),
-            parts("example.com", "a\\\nb", 4)
-        );
-        // Escapes in the registered domain are left as written.
-        assert_eq!(split_name("\\065.com", sld), parts("\\065.com", "", 0));
+        check(&[
+            (
+                "a\\000b\\255.cd.example.com.",
+                Some(("example.com", "axbxcd", 4)),
+            ),
+            // A backslash and a non-digit; three digits only when all three are.
+            ("\\a\\12z.example.com", Some(("example.com", "xx2z", 4))),
+            // A backslash at a label's end (its "." split off) or before a newline stays.
+            ("a\\.b.example.com", Some(("example.com", "a\\b", 2))),
+            ("a\\\nb.example.com", Some(("example.com", "a\\\nb", 4))),
+            // Escapes in the registered domain are left as written.
+            ("\\065.com", Some(("\\065.com", "", 0))),
+        ]);
     }
 }

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..model import FlowRecord
+from .clients import keep_client
 from .csvout import safe_cell
 from .findings import human_bytes, plural, span, when
 from .schema import SERVER_COLUMNS, join_list, server_label
@@ -99,13 +100,11 @@ class ServerInventory:
         e.last_seen = max(e.last_seen, rec.ts_end)
         if rec.protocol in e.protocols or len(e.protocols) < MAX_PROTOCOLS:
             e.protocols[rec.protocol] += 1
-        clients = e.clients
-        if len(clients) < MAX_CLIENTS and self.client_addresses < MAX_CLIENT_ADDRESSES:
-            held = len(clients)
-            clients.add(rec.src_ip)
-            self.client_addresses += len(clients) - held
-        elif rec.src_ip not in clients:
+        held = keep_client(e.clients, rec.src_ip, self.client_addresses, MAX_CLIENTS, MAX_CLIENT_ADDRESSES)
+        if held is None:
             e.clients_capped = True
+        else:
+            self.client_addresses = held
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per server endpoint, ordered by port, transport, address (the API's table)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import SEVERITY_RANK, FlowRecord
+from .clients import keep_client
 from .schema import server_label
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
@@ -125,13 +126,11 @@ class Summary:
                 g.severity, g.message = f.severity, f.message
             if rec.protocol not in g.protocols and len(g.protocols) < MAX_PROTOCOLS:
                 g.protocols.append(rec.protocol)
-            clients = g.clients
-            if len(clients) < MAX_CLIENTS and self.client_addresses < MAX_CLIENT_ADDRESSES:
-                held = len(clients)
-                clients.add(rec.src_ip)
-                self.client_addresses += len(clients) - held
-            elif rec.src_ip not in clients:
+            held = keep_client(g.clients, rec.src_ip, self.client_addresses, MAX_CLIENTS, MAX_CLIENT_ADDRESSES)
+            if held is None:
                 g.clients_capped = True
+            else:
+                self.client_addresses = held
 
     @property
     def unlisted_findings(self) -> int:
