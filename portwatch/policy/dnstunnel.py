@@ -225,48 +225,56 @@ class DnsTunnelTracker:
         if not isinstance(qname, str):
             return None
         shape = name_shape(qname)
-        if shape is None or shape.domain.endswith("arpa") or shape.domain in self.allowed:
+        if shape is None:
+            return None
+        # Runs for every DNS record: the shape's fields unpacked once, no max() calls, the common
+        # query types passed over without a call.
+        domain, longest, _, suspicious = shape
+        if domain.endswith("arpa") or domain in self.allowed:
             return None  # reverse look-ups: many unique names by design
         qtype = str(meta.get("dns_qtype", ""))
-        unusual = _unusual(qtype)
-        queries = max(rec.packets_c2s, 1)
+        unusual = qtype in UNUSUAL_QTYPES or (qtype[:4] == "TYPE" and _unusual(qtype))
+        packets = rec.packets_c2s
+        queries = packets if packets > 1 else 1
         flow_key = (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port, rec.ts_start)
         flows = self.flows
         counted = flows.pop(flow_key, 0)
         flows[flow_key] = queries
         if len(flows) > MAX_DOMAINS:
             flows.popitem(last=False)
-        new_queries = max(queries - counted, 0)
-        d = self._domain(shape.domain)
+        new_queries = queries - counted if queries > counted else 0
+        d = self._domain(domain)
         key = hash(qname.lower())
-        if key not in d.names:
-            if len(d.names) < MAX_NAMES:
-                d.names.add(key)
+        names = d.names
+        if key not in names:
+            if len(names) < MAX_NAMES:
+                names.add(key)
             d.unique += 1
-            if shape.suspicious:
+            if suspicious:
                 d.suspicious += 1
         d.queries += new_queries
-        d.qtypes[qtype] = d.qtypes.get(qtype, 0) + new_queries
+        qtypes = d.qtypes
+        qtypes[qtype] = qtypes.get(qtype, 0) + new_queries
         if unusual:
             d.unusual_queries += new_queries
-        if shape.longest_label > d.longest_label:
-            d.longest_label = shape.longest_label
-        if shape.suspicious:
+        if longest > d.longest_label:
+            d.longest_label = longest
+        if suspicious:
             d.max_entropy = max(d.max_entropy, shape.entropy)
         answers = peek(meta, "dns_answers")
         answer = _large_answer(answers) if isinstance(answers, (list, tuple)) else None
 
         reasons = []
         if d.suspicious >= AGG_SUSPICIOUS_NAMES and d.suspicious >= AGG_SUSPICIOUS_SHARE * d.unique:
-            reasons.append(f"{d.suspicious} of {d.unique} unique names under {shape.domain} carry encoded-looking "
+            reasons.append(f"{d.suspicious} of {d.unique} unique names under {domain} carry encoded-looking "
                            f"labels (up to {d.longest_label} characters, {d.max_entropy:.2f} bits/character)")
         if d.unusual_queries >= AGG_UNUSUAL_QUERIES and d.unique >= AGG_UNUSUAL_NAMES:
             reasons.append(f"{d.unusual_queries} {_types(d.qtypes)} queries over {d.unique} unique names "
-                           f"under {shape.domain}")
-        if queries >= FLOW_QUERIES and (unusual or shape.suspicious or answer):
+                           f"under {domain}")
+        if queries >= FLOW_QUERIES and (unusual or suspicious or answer):
             reasons.append(f"one client socket sent {queries} queries ({qtype or '?'} for names under "
-                           f"{shape.domain})")
-        if not reasons and not shape.suspicious and not answer:
+                           f"{domain})")
+        if not reasons and not suspicious and not answer:
             return None
         return DnsSignal(rec.src_ip, qname, qtype, shape, answer, reasons)
 
