@@ -505,7 +505,7 @@ impl Tracker {
             }
             Some((id, d)) => {
                 let f = self.table.get(id);
-                if flags & SYN != 0 && flags & ACK == 0 && f.closed_at.is_some() {
+                if flags & SYN != 0 && flags & ACK == 0 && f.closed_at().is_some() {
                     // A new connection on the same 5-tuple: the old one is over.
                     self.remove(id, "closed", (0.0, 0));
                     (self.new_flow(ts, key, flags, encap), 0)
@@ -569,7 +569,7 @@ impl Tracker {
     fn next_check(&self, flow: &Flow) -> (f64, bool) {
         let c = &self.config;
         let end = flow.ts_end();
-        let timeout = match flow.closed_at {
+        let timeout = match flow.closed_at() {
             Some(at) => at + c.linger,
             // A flow not yet classified may yet be found to be a protocol whose timeout is
             // shorter; a classified one keeps its protocol.
@@ -594,7 +594,7 @@ impl Tracker {
     /// Why the sweep at `now` ends `flow`, if it does.
     fn timed_out(&self, flow: &Flow, now: f64) -> Option<&'static str> {
         let c = &self.config;
-        if let Some(at) = flow.closed_at {
+        if let Some(at) = flow.closed_at() {
             return (now - at >= c.linger).then_some("closed");
         }
         (now - flow.ts_end() >= self.idle(flow)).then_some("idle")
@@ -603,7 +603,7 @@ impl Tracker {
     /// How long `flow` may stay silent: its protocol's own idle timeout, else its transport's.
     fn idle(&self, flow: &Flow) -> f64 {
         flow.decision
-            .as_ref()
+            .as_deref()
             .and_then(Verdict::sig)
             .and_then(|i| self.engine.signatures().get(i))
             .and_then(|s| s.idle[transport_of(flow.key.proto).index()])
@@ -648,7 +648,8 @@ impl Tracker {
                 flow_id: flow.number,
             });
         } else {
-            flow.expected = self.expect.take(&key, ts).map(Box::new);
+            let expected = self.expect.take(&key, ts);
+            flow.set_expected(expected);
         }
         let id = self.table.insert(flow);
         self.reschedule(id);
@@ -662,7 +663,7 @@ impl Tracker {
         let flow = self.table.get_mut(id);
         let Some(parser) = flow
             .decision
-            .as_ref()
+            .as_deref()
             .and_then(Verdict::sig)
             .and_then(|i| self.engine.signatures().get(i))
             .and_then(|s| s.announces)
@@ -712,8 +713,8 @@ impl Tracker {
         } else {
             flow.fins |= 1 << d;
         }
-        if flow.closed_at.is_none() && (flow.rst || flow.fins == 3) {
-            flow.closed_at = Some(ts);
+        if flow.closed_at().is_none() && (flow.rst || flow.fins == 3) {
+            flow.set_closed_at(Some(ts));
             let settle = flow.inspecting && !flow.rst;
             self.table.mark_closed(id, self.pkt);
             self.reschedule(id);
@@ -795,7 +796,7 @@ impl Tracker {
                 continue;
             }
             let flow = self.table.get(id);
-            if flow.inspecting || flow.closed_at.is_some() || now - flow.ts_start < active {
+            if flow.inspecting || flow.closed_at().is_some() || now - flow.ts_start < active {
                 continue;
             }
             let mut rec = self.record(flow);
@@ -840,7 +841,7 @@ impl Tracker {
             if let Some(b) = flow.buffers.as_mut() {
                 b.scored_nothing = false;
             }
-            if let Some(d) = flow.decision.as_mut() {
+            if let Some(d) = flow.decision.as_deref_mut() {
                 if let Some(old) = d.sig() {
                     d.set_sig(
                         engine
@@ -913,8 +914,7 @@ impl Tracker {
                 sub,
                 created: flow.created(),
                 layers: flow
-                    .encap
-                    .as_ref()
+                    .encap()
                     .map_or(0, |e| u8::try_from(e.len()).unwrap_or(u8::MAX)),
             });
         }
@@ -972,9 +972,9 @@ impl Tracker {
                 b.scored_nothing = false; // what was scored is no longer all there is
             }
         }
-        if flow.rst && flow.closed_at.is_some() {
+        if flow.rst && flow.closed_at().is_some() {
             flow.rst = false; // data after a RST: the RST was not honoured
-            flow.closed_at = None;
+            flow.set_closed_at(None);
         }
         // Every payload packet counts, grown or not: a flow that never shows classifiable bytes
         // still ends its inspection. Tiny segments (a banner sent a byte at a time) get a longer
@@ -1060,7 +1060,7 @@ impl Tracker {
             .and_then(|i| engine.signatures().get(i))
             .is_some_and(upgrade_watch);
         flow.shape.classified(&decision.protocol);
-        flow.decision = Some(Verdict::from(decision));
+        flow.decision = Some(Box::new(Verdict::from(decision)));
         if !has_sig {
             self.give_up(id);
             // The monitor hears of a flow given up on as unknown at once, as of a classified one.
@@ -1112,7 +1112,7 @@ impl Tracker {
             return;
         }
         b.confirm_tries -= 1;
-        let Some(sig) = flow.decision.as_ref().and_then(Verdict::sig) else {
+        let Some(sig) = flow.decision.as_deref().and_then(Verdict::sig) else {
             return;
         };
         let known = (b.confirm_known.0, b.confirm_known.1 as usize);
@@ -1128,7 +1128,7 @@ impl Tracker {
         if let Some(b) = flow.buffers.as_mut() {
             b.confirm_by = None;
         }
-        if let Some(v) = flow.decision.as_mut() {
+        if let Some(v) = flow.decision.as_deref_mut() {
             if confidence > v.confidence {
                 v.confidence = confidence;
                 v.evidence = evidence;
@@ -1153,7 +1153,7 @@ impl Tracker {
     fn collect_meta(&mut self, id: FlowId, grown: Option<usize>) {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
-        let Some(decision) = flow.decision.as_ref() else {
+        let Some(decision) = flow.decision.as_deref() else {
             return;
         };
         let Some(sig) = decision.sig() else { return };
@@ -1230,7 +1230,7 @@ impl Tracker {
         let engine = Arc::clone(&self.engine);
         let flow = self.table.get_mut(id);
         if flow.upgrades_stale {
-            let signature = flow.decision.as_ref().and_then(Verdict::sig);
+            let signature = flow.decision.as_deref().and_then(Verdict::sig);
             if let Some(signature) = signature.and_then(|i| engine.signatures().get(i)) {
                 let found = {
                     let (client, server) = flow.units_by_role();
@@ -1243,7 +1243,7 @@ impl Tracker {
             flow.upgrades_stale = false;
         }
         flow.inspecting = false;
-        let signature = flow.decision.as_ref().and_then(Verdict::sig);
+        let signature = flow.decision.as_deref().and_then(Verdict::sig);
         flow.release_buffers(head_stop_of(
             signature.and_then(|i| engine.signatures().get(i)),
         ));
@@ -1300,14 +1300,14 @@ impl Tracker {
     fn record_with(&self, flow: &Flow, mut meta: Meta) -> FlowRecord {
         let c = flow.client_dir();
         let s = 1 - c;
-        let decision: Option<&Verdict> = flow.decision.as_ref();
+        let decision: Option<&Verdict> = flow.decision.as_deref();
 
         if let Some(d) = decision {
             if !d.evidence.is_empty() {
                 set_default(&mut meta, "evidence", Value::String(d.evidence.to_string()));
             }
         }
-        if let Some(encap) = &flow.encap {
+        if let Some(encap) = flow.encap() {
             meta.insert(
                 "encap".into(),
                 Value::Array(encap.iter().map(|l| Value::String((*l).into())).collect()),
@@ -1353,7 +1353,7 @@ impl Tracker {
             meta,
             pcap: self.pcap_name.clone(),
         };
-        if let Some(e) = &flow.expected {
+        if let Some(e) = flow.expected() {
             expect::apply(&mut rec, e);
         }
         rec
@@ -1533,7 +1533,7 @@ mod tests {
         assert_eq!(flow.buffers.as_ref().map(|b| b.scored_nothing), Some(true));
         a.packet(3.0, 1, &frame(TCP, s, c, PSH | ACK, 7000, &record));
         let flow = a.flows.table.get(id);
-        let named = flow.decision.as_ref().map(|d| d.protocol.to_string());
+        let named = flow.decision.as_deref().map(|d| d.protocol.to_string());
         assert_eq!(named.as_deref(), Some("tls"));
     }
 

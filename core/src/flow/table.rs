@@ -244,8 +244,11 @@ impl Orientation {
 
 /// One flow. Every live flow of the table has one, so it is kept small (see the size test):
 /// what only inspection needs is in the boxed `Buffers`, the shape is boxed and made only for
-/// TCP flows that carry payload, and the metadata is frozen once inspection is over.
+/// TCP flows that carry payload, and the metadata is frozen once inspection is over. Four
+/// cache lines exactly, aligned to them: a packet's look-up asks for a slot's lines ahead
+/// (`FlowTable::prefetch`), and a slot straddling a fifth line cost a miss more.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct Flow {
     pub key: Key,
     pub ts_start: f64,
@@ -253,14 +256,18 @@ pub struct Flow {
     /// Which direction is the client's: 0 when endpoint `a` is the client (`client_dir`).
     pub client: u8,
     pub orientation: Orientation,
-    /// The layers the flow's first packet came through (boxed: most flows have none).
-    pub encap: Option<Box<[&'static str]>>,
+    /// What few flows have: the layers of a tunnelled flow, the announcement a flow fulfils.
+    pub rare: Option<Box<Rare>>,
     /// Bit d set when direction d sent FIN.
     pub fins: u8,
     pub rst: bool,
-    pub closed_at: Option<f64>,
+    /// When the flow closed (its FINs or a RST), meaningful only while `closed` is set: an
+    /// `Option<f64>` took 16 bytes of every slot (`closed_at()`).
+    closed_ts: f64,
+    closed: bool,
     pub payload_pkts: u32,
-    pub decision: Option<Verdict>,
+    /// Boxed: an unrecognised flow, the bulk of a scan or a busy link, carries none.
+    pub decision: Option<Box<Verdict>>,
     pub meta: FlowMeta,
     pub meta_left: i32,
     /// Bit d: direction d's probes have yielded metadata.
@@ -294,7 +301,15 @@ pub struct Flow {
     pub history: ConnHistory,
     /// Sizes and gaps of the payload packets (`meta.shape` of tunnel-capable flows).
     pub shape: Shape,
-    /// The announcement this flow fulfils (`flow::expect`), found when it began.
+}
+
+/// A flow's state that few flows have, out of the slot every flow takes.
+#[derive(Debug, Default)]
+pub struct Rare {
+    /// The layers the flow's first packet came through.
+    pub encap: Option<Box<[&'static str]>>,
+    /// The announcement this flow fulfils (`flow::expect`), found when it began; boxed, as
+    /// every flow of a tunnel has a `Rare` and few have one.
     pub expected: Option<Box<super::expect::Expectation>>,
 }
 
@@ -321,10 +336,16 @@ impl Flow {
             ],
             client: u8::from(client_dir != 0),
             orientation,
-            encap: encap.map(Vec::into_boxed_slice),
+            rare: encap.map(|encap| {
+                Box::new(Rare {
+                    encap: Some(encap.into_boxed_slice()),
+                    expected: None,
+                })
+            }),
             fins: 0,
             rst: false,
-            closed_at: None,
+            closed_ts: 0.0,
+            closed: false,
             payload_pkts: 0,
             decision: None,
             meta: FlowMeta::new(),
@@ -343,7 +364,40 @@ impl Flow {
             number: 0,
             history: ConnHistory::new(key.proto == TCP),
             shape: Shape::default(),
-            expected: None,
+        }
+    }
+
+    /// When the flow closed (both FINs, or a RST), if it did.
+    pub fn closed_at(&self) -> Option<f64> {
+        self.closed.then_some(self.closed_ts)
+    }
+
+    pub fn set_closed_at(&mut self, at: Option<f64>) {
+        self.closed = at.is_some();
+        self.closed_ts = at.unwrap_or(0.0);
+    }
+
+    /// The layers the flow's first packet came through, when it was tunnelled.
+    pub fn encap(&self) -> Option<&[&'static str]> {
+        self.rare.as_ref()?.encap.as_deref()
+    }
+
+    /// The announcement this flow fulfils, if one was found when it began.
+    pub fn expected(&self) -> Option<&super::expect::Expectation> {
+        self.rare.as_ref()?.expected.as_deref()
+    }
+
+    pub fn set_expected(&mut self, expected: Option<super::expect::Expectation>) {
+        let expected = expected.map(Box::new);
+        match (&mut self.rare, expected) {
+            (Some(rare), e) => rare.expected = e,
+            (None, None) => {}
+            (None, Some(e)) => {
+                self.rare = Some(Box::new(Rare {
+                    encap: None,
+                    expected: Some(e),
+                }))
+            }
         }
     }
 
@@ -715,7 +769,7 @@ impl FlowTable {
     /// Queue a flow that just closed (`seq`: the closing packet's index) for release.
     pub fn mark_closed(&mut self, id: FlowId, seq: u64) {
         let flow = self.get(id);
-        let Some(at) = flow.closed_at else { return };
+        let Some(at) = flow.closed_at() else { return };
         let stamp = flow.stamp;
         self.closed.push(Reverse(Closing { at, seq, id, stamp }));
         // Entries of flows removed meanwhile (swept, evicted, reopened) are dropped lazily;
@@ -783,7 +837,7 @@ fn entry_key(slab: &Slab, v: u32) -> Option<Key> {
 
 /// Whether a release entry still names a live flow closed at the entry's time.
 fn is_closing(slab: &Slab, c: &Closing) -> bool {
-    current(slab, c.id, c.stamp).is_some_and(|f| f.closed_at == Some(c.at))
+    current(slab, c.id, c.stamp).is_some_and(|f| f.closed_at() == Some(c.at))
 }
 
 /// The flow in slot `id` if it is the one inserted with `stamp` (queue entries outlive flows,
@@ -1017,10 +1071,11 @@ mod tests {
         // tens of thousands at once (issue 15: peak RSS within 100 MB on the 2M-packet mix with
         // ~30,000 live flows). Was 664 bytes before the metadata was frozen and the verdict,
         // shape and history were slimmed, 376 before the client side, orientation and SYN
-        // numbers took a byte or a bit each and the verdict shared its protocol name; grow it
-        // only for state every flow needs, and box what only some flows or only inspection need.
+        // numbers took a byte or a bit each and the verdict shared its protocol name, 320 before
+        // the verdict, the tunnel layers and the announcement were boxed; grow it only for state
+        // every flow needs, and box what only some flows or only inspection need.
         assert!(
-            std::mem::size_of::<Flow>() <= 320,
+            std::mem::size_of::<Flow>() <= 256,
             "{}",
             std::mem::size_of::<Flow>()
         );
