@@ -55,10 +55,10 @@ impl Analysis for Analyzer {
         let mut exhausted = false;
         for _ in 0..max_packets {
             if let Some(p) = source.upcoming(2 * PREFETCH_AHEAD) {
-                self.flows.prefetch_index(&p.key());
+                self.flows.prefetch_index(p.hash());
             }
             if let Some(p) = source.upcoming(PREFETCH_AHEAD) {
-                self.flows.prefetch(&p.key());
+                self.flows.prefetch(p.hash());
             }
             match source.next_decoded() {
                 Some((rec, None)) => self.record(rec),

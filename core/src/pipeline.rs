@@ -294,7 +294,9 @@ impl Analyzer {
             return;
         }
         self.flows.frame(rec.ts, rec.data.len());
-        self.flows.packet(rec.ts, peeked.packet(rec.data));
+        let hash = peeked.hash();
+        self.flows
+            .packet_hashed(rec.ts, peeked.packet(rec.data), Some(hash));
     }
 
     /// A frame whose packets are all of another shard's flows (`parallel`'s reader found them
@@ -441,21 +443,29 @@ impl Tracker {
         self.timers(ts);
     }
 
-    /// A hint that the packet of this key comes soon (`FlowTable::prefetch`).
-    pub fn prefetch(&self, key: &Key) {
-        self.table.prefetch(key);
+    /// A hint that the packet of the key with this `flow_hash` comes soon
+    /// (`FlowTable::prefetch`).
+    pub fn prefetch(&self, hash: u64) {
+        self.table.prefetch(hash);
     }
 
-    /// A hint that the packet of this key comes later (`FlowTable::prefetch_index`).
-    pub fn prefetch_index(&self, key: &Key) {
-        self.table.prefetch_index(key);
+    /// A hint that the packet of the key with this `flow_hash` comes later
+    /// (`FlowTable::prefetch_index`).
+    pub fn prefetch_index(&self, hash: u64) {
+        self.table.prefetch_index(hash);
     }
 
     fn packet(&mut self, ts: f64, pkt: Packet<'_>) {
+        self.packet_hashed(ts, pkt, None);
+    }
+
+    /// `packet`, with its key's `flow_hash` when it was worked out ahead.
+    fn packet_hashed(&mut self, ts: f64, pkt: Packet<'_>, hash: Option<u64>) {
         let key = packet_key(&pkt);
         self.flow_packet(
             ts,
             key,
+            hash,
             pkt.flags,
             pkt.seq,
             pkt.payload,
@@ -485,6 +495,7 @@ impl Tracker {
         &mut self,
         ts: f64,
         key: Key,
+        hash: Option<u64>,
         flags: u8,
         seq: u32,
         payload: &[u8],
@@ -493,7 +504,11 @@ impl Tracker {
     ) {
         let plen = payload.len();
         let is_tcp = key.proto == TCP;
-        let (id, d) = match self.table.lookup(&key) {
+        let found = match hash {
+            Some(hash) => self.table.lookup_hashed(&key, hash),
+            None => self.table.lookup(&key),
+        };
+        let (id, d) = match found {
             None => {
                 if self.config.shard_count > 1
                     && key.shard(self.config.shard_count) != self.config.shard_index

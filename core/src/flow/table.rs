@@ -11,7 +11,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use std::hash::BuildHasher;
 
@@ -34,6 +34,19 @@ pub const ACK: u8 = 0x10;
 
 /// Datagrams kept per direction for detection.
 pub const MAX_UDP_UNITS: usize = 4;
+/// The flow index's hash of a key, the same for both of its directions: under one random key
+/// a process (foldhash), crafted addresses cannot be made to collide, and the decoding thread
+/// works it out for each packet ahead of the analysis (`Peeked::hash`), which then spends no
+/// time on it.
+pub fn flow_hash(key: &Key) -> u64 {
+    hash_canonical(&key.canonical().0)
+}
+
+fn hash_canonical(canonical: &Key) -> u64 {
+    static HASHER: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    HASHER.get_or_init(Default::default).hash_one(canonical)
+}
+
 /// First bytes of each direction kept for the analyst (hex in meta).
 pub const HEAD_BYTES: usize = 32;
 
@@ -593,8 +606,6 @@ pub struct FlowTable {
     /// rather than 44 keep the index a tenth of the size, and mostly in cache, on a large
     /// table (one entry a flow, not one per direction, halves it again).
     index: FlowIndex,
-    /// A per-process random key (foldhash): crafted flow keys cannot be made to collide.
-    hasher: foldhash::fast::RandomState,
     /// The last key looked up and what it found: packets come in trains of one flow, and
     /// this spares their look-ups. Cleared whenever its flow leaves.
     last: Option<(Key, u32)>,
@@ -617,7 +628,6 @@ impl FlowTable {
             slab: Slab::default(),
             free: Vec::new(),
             index: FlowIndex::default(),
-            hasher: foldhash::fast::RandomState::default(),
             last: None,
             order: VecDeque::new(),
             closed: BinaryHeap::new(),
@@ -638,11 +648,20 @@ impl FlowTable {
 
     /// The flow and the direction of a packet with this key.
     pub fn lookup(&mut self, key: &Key) -> Option<(FlowId, usize)> {
+        self.find(key, None)
+    }
+
+    /// `lookup`, the key's `flow_hash` worked out already.
+    pub fn lookup_hashed(&mut self, key: &Key, hash: u64) -> Option<(FlowId, usize)> {
+        self.find(key, Some(hash))
+    }
+
+    fn find(&mut self, key: &Key, hash: Option<u64>) -> Option<(FlowId, usize)> {
         let packed = match self.last {
             Some((k, v)) if k == *key => v,
             _ => {
                 let (canonical, reversed) = key.canonical();
-                let hash = self.hasher.hash_one(canonical);
+                let hash = hash.unwrap_or_else(|| hash_canonical(&canonical));
                 let slab = &self.slab;
                 let found = self
                     .index
@@ -657,18 +676,16 @@ impl FlowTable {
         Some(((packed >> 1) as FlowId, (packed & 1) as usize))
     }
 
-    /// Ask the CPU for the index cells a look-up of this key reads first (`crate::cpu_cache`),
-    /// so that `prefetch` finds them in the cache a few packets later.
-    pub fn prefetch_index(&self, key: &Key) {
-        let hash = self.hasher.hash_one(key.canonical().0);
+    /// Ask the CPU for the index cells a look-up of the key with this `flow_hash` reads first
+    /// (`crate::cpu_cache`), so that `prefetch` finds them in the cache a few packets later.
+    pub fn prefetch_index(&self, hash: u64) {
         crate::cpu_cache::prefetch(self.index.cell_of(hash));
     }
 
-    /// Ask the CPU for the slot of the flow with this key (`crate::cpu_cache`): a hint that
-    /// reads no slot, so a look-up a few packets later finds it in the cache.
-    pub fn prefetch(&self, key: &Key) {
-        let (canonical, _) = key.canonical();
-        let hash = self.hasher.hash_one(canonical);
+    /// Ask the CPU for the slot of the flow whose key has this `flow_hash`
+    /// (`crate::cpu_cache`): a hint that reads no slot, so a look-up a few packets later finds
+    /// it in the cache.
+    pub fn prefetch(&self, hash: u64) {
         for v in self.index.candidates(hash) {
             if let Some(slot) = self.slab.slot((v >> 1) as FlowId) {
                 let p = std::ptr::from_ref(slot).cast::<u8>();
@@ -712,7 +729,7 @@ impl FlowTable {
         // Slots are reused, so ids stay below the flow cap (and far below 2^31).
         let packed = u32::try_from(id).unwrap_or(u32::MAX >> 1) << 1;
         let (canonical, reversed) = key.canonical();
-        let hash = self.hasher.hash_one(canonical);
+        let hash = hash_canonical(&canonical);
         let slab = &self.slab;
         // As a map's insert: a flow already under this key (the caller looks up first, so
         // none) would lose its entry to the new one.
@@ -731,7 +748,7 @@ impl FlowTable {
     /// Take a flow out of the table (its keys and slot); the caller reports it.
     pub fn take(&mut self, id: FlowId) -> Flow {
         let flow = self.slab.take(id).expect("live flow id");
-        let hash = self.hasher.hash_one(flow.key.canonical().0);
+        let hash = flow_hash(&flow.key);
         self.index.remove(hash, |v| (v >> 1) as FlowId == id);
         if self.last.is_some_and(|(_, v)| (v >> 1) as FlowId == id) {
             self.last = None;
@@ -933,6 +950,41 @@ mod tests {
         t.take(id);
         assert_eq!(t.lookup(&key(1, 1234)), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_look_up_with_the_hash_worked_out_ahead_finds_what_a_plain_one_does() {
+        let mut t = FlowTable::new(10);
+        let id = t.insert(Flow::new(
+            key(200, 1234),
+            0.0,
+            0,
+            Orientation::Handshake,
+            None,
+        ));
+        let other = t.insert(Flow::new(
+            key(1, 1234),
+            0.0,
+            0,
+            Orientation::Handshake,
+            None,
+        ));
+        // Both directions of a key hash alike: the index holds one entry a flow.
+        assert_eq!(
+            flow_hash(&key(200, 1234)),
+            flow_hash(&key(200, 1234).reversed())
+        );
+        for k in [key(200, 1234), key(1, 1234)] {
+            for k in [k, k.reversed()] {
+                let want = t.lookup(&k);
+                t.last = None; // the memo would answer before any hash is used
+                assert_eq!(t.lookup_hashed(&k, flow_hash(&k)), want, "{k:?}");
+            }
+        }
+        assert_eq!(t.lookup(&key(200, 1234)), Some((id, 0)));
+        assert_eq!(t.lookup(&key(1, 1234).reversed()), Some((other, 1)));
+        t.last = None;
+        assert_eq!(t.lookup_hashed(&key(7, 1), flow_hash(&key(7, 1))), None);
     }
 
     #[test]
