@@ -925,6 +925,11 @@ impl Slab {
 mod tests {
     use super::*;
 
+    /// A flow of `key` that began with a handshake at time 0, its client endpoint `a`.
+    fn handshake_flow(key: Key) -> Flow {
+        Flow::new(key, 0.0, 0, Orientation::Handshake, None)
+    }
+
     fn key(a: u8, pa: u16) -> Key {
         Key {
             proto: TCP,
@@ -938,13 +943,7 @@ mod tests {
     #[test]
     fn both_directions_find_the_flow() {
         let mut t = FlowTable::new(10);
-        let id = t.insert(Flow::new(
-            key(1, 1234),
-            0.0,
-            0,
-            Orientation::Handshake,
-            None,
-        ));
+        let id = t.insert(handshake_flow(key(1, 1234)));
         assert_eq!(t.lookup(&key(1, 1234)), Some((id, 0)));
         assert_eq!(t.lookup(&key(1, 1234).reversed()), Some((id, 1)));
         t.take(id);
@@ -955,20 +954,8 @@ mod tests {
     #[test]
     fn a_look_up_with_the_hash_worked_out_ahead_finds_what_a_plain_one_does() {
         let mut t = FlowTable::new(10);
-        let id = t.insert(Flow::new(
-            key(200, 1234),
-            0.0,
-            0,
-            Orientation::Handshake,
-            None,
-        ));
-        let other = t.insert(Flow::new(
-            key(1, 1234),
-            0.0,
-            0,
-            Orientation::Handshake,
-            None,
-        ));
+        let id = t.insert(handshake_flow(key(200, 1234)));
+        let other = t.insert(handshake_flow(key(1, 1234)));
         // Both directions of a key hash alike: the index holds one entry a flow.
         assert_eq!(
             flow_hash(&key(200, 1234)),
@@ -994,20 +981,8 @@ mod tests {
         // key reversed.
         let client_first = key(200, 1234);
         assert!(client_first.canonical().1);
-        let id = t.insert(Flow::new(
-            client_first,
-            0.0,
-            0,
-            Orientation::Handshake,
-            None,
-        ));
-        let other = t.insert(Flow::new(
-            key(1, 1234),
-            0.0,
-            0,
-            Orientation::Handshake,
-            None,
-        ));
+        let id = t.insert(handshake_flow(client_first));
+        let other = t.insert(handshake_flow(key(1, 1234)));
         for _ in 0..2 {
             // Alternating keys, so the one-entry memo is missed and hit.
             assert_eq!(t.lookup(&client_first.reversed()), Some((id, 1)));
@@ -1030,7 +1005,7 @@ mod tests {
             a_port: 139,
             b_port: 139,
         };
-        let id = t.insert(Flow::new(land, 0.0, 0, Orientation::Handshake, None));
+        let id = t.insert(handshake_flow(land));
         assert_eq!(t.lookup(&land.reversed()), Some((id, 0)));
         t.take(id);
         assert_eq!(t.lookup(&land), None);
@@ -1039,10 +1014,10 @@ mod tests {
     #[test]
     fn order_survives_removal_and_slot_reuse() {
         let mut t = FlowTable::new(10);
-        let a = t.insert(Flow::new(key(1, 1), 0.0, 0, Orientation::Handshake, None));
-        let b = t.insert(Flow::new(key(2, 1), 0.0, 0, Orientation::Handshake, None));
+        let a = t.insert(handshake_flow(key(1, 1)));
+        let b = t.insert(handshake_flow(key(2, 1)));
         t.take(a);
-        let c = t.insert(Flow::new(key(3, 1), 0.0, 0, Orientation::Handshake, None));
+        let c = t.insert(handshake_flow(key(3, 1)));
         assert_eq!(c, a); // slot reused, but ordered after b
         let ids: Vec<_> = t.ids_in_order().into_iter().map(|(i, _)| i).collect();
         assert_eq!(ids, vec![b, c]);
@@ -1060,12 +1035,7 @@ mod tests {
         };
         let mut t = FlowTable::new(1 << 20);
         let mut live: Vec<(Key, FlowId)> = (0..5000)
-            .map(|i| {
-                (
-                    k(i, 80),
-                    t.insert(Flow::new(k(i, 80), 0.0, 0, Orientation::Handshake, None)),
-                )
-            })
+            .map(|i| (k(i, 80), t.insert(handshake_flow(k(i, 80)))))
             .collect();
         // Every third leaves; as many new flows take their slots, some under a key a removed
         // flow had (a new connection on the same 5-tuple).
@@ -1080,10 +1050,7 @@ mod tests {
             } else {
                 k(100_000 + n as u32, 443)
             };
-            live.push((
-                key,
-                t.insert(Flow::new(key, 0.0, 0, Orientation::Handshake, None)),
-            ));
+            live.push((key, t.insert(handshake_flow(key))));
         }
         assert_eq!(t.index.len(), t.len());
         assert_eq!(t.len(), live.len());
@@ -1160,7 +1127,7 @@ mod tests {
                     a_port: 1,
                     b_port: 80,
                 };
-                t.insert(Flow::new(k, 0.0, 0, Orientation::Handshake, None))
+                t.insert(handshake_flow(k))
             })
             .collect();
         assert_eq!(t.slab.chunks.len(), 3);
