@@ -504,11 +504,7 @@ impl Tracker {
     ) {
         let plen = payload.len();
         let is_tcp = key.proto == TCP;
-        let found = match hash {
-            Some(hash) => self.table.lookup_hashed(&key, hash),
-            None => self.table.lookup(&key),
-        };
-        let (id, d) = match found {
+        let (id, d) = match self.table.lookup_with(&key, hash) {
             None => {
                 if self.config.shard_count > 1
                     && key.shard(self.config.shard_count) != self.config.shard_index

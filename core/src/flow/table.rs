@@ -401,15 +401,12 @@ impl Flow {
     }
 
     pub fn set_expected(&mut self, expected: Option<super::expect::Expectation>) {
-        let expected = expected.map(Box::new);
-        match (&mut self.rare, expected) {
-            (Some(rare), e) => rare.expected = e,
-            (None, None) => {}
-            (None, Some(e)) => {
-                self.rare = Some(Box::new(Rare {
-                    encap: None,
-                    expected: Some(e),
-                }))
+        match expected {
+            Some(e) => self.rare.get_or_insert_with(Box::default).expected = Some(Box::new(e)),
+            None => {
+                if let Some(rare) = &mut self.rare {
+                    rare.expected = None;
+                }
             }
         }
     }
@@ -648,15 +645,12 @@ impl FlowTable {
 
     /// The flow and the direction of a packet with this key.
     pub fn lookup(&mut self, key: &Key) -> Option<(FlowId, usize)> {
-        self.find(key, None)
+        self.lookup_with(key, None)
     }
 
-    /// `lookup`, the key's `flow_hash` worked out already.
-    pub fn lookup_hashed(&mut self, key: &Key, hash: u64) -> Option<(FlowId, usize)> {
-        self.find(key, Some(hash))
-    }
-
-    fn find(&mut self, key: &Key, hash: Option<u64>) -> Option<(FlowId, usize)> {
+    /// `lookup`, with the key's `flow_hash` when it was worked out already (a packet decoded
+    /// ahead); without, the hash is worked out only if the last look-up's memo misses.
+    pub fn lookup_with(&mut self, key: &Key, hash: Option<u64>) -> Option<(FlowId, usize)> {
         let packed = match self.last {
             Some((k, v)) if k == *key => v,
             _ => {
@@ -965,13 +959,13 @@ mod tests {
             for k in [k, k.reversed()] {
                 let want = t.lookup(&k);
                 t.last = None; // the memo would answer before any hash is used
-                assert_eq!(t.lookup_hashed(&k, flow_hash(&k)), want, "{k:?}");
+                assert_eq!(t.lookup_with(&k, Some(flow_hash(&k))), want, "{k:?}");
             }
         }
         assert_eq!(t.lookup(&key(200, 1234)), Some((id, 0)));
         assert_eq!(t.lookup(&key(1, 1234).reversed()), Some((other, 1)));
         t.last = None;
-        assert_eq!(t.lookup_hashed(&key(7, 1), flow_hash(&key(7, 1))), None);
+        assert_eq!(t.lookup_with(&key(7, 1), Some(flow_hash(&key(7, 1)))), None);
     }
 
     #[test]
