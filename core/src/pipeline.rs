@@ -18,9 +18,7 @@ use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
-use crate::flow::table::{
-    Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, MAX_UDP_UNITS, RST, SYN,
-};
+use crate::flow::table::{Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, RST, SYN};
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
 use crate::source::Record;
@@ -73,8 +71,6 @@ impl Default for Config {
     }
 }
 
-/// A datagram is kept up to this much for detection.
-pub const UDP_UNIT_BYTES: usize = 4096;
 /// Below this many held bytes, the payload-packet budget stretches (1-byte segments)...
 pub const MIN_EVIDENCE_BYTES: usize = 256;
 /// ... up to this many times the budget.
@@ -971,10 +967,7 @@ impl Tracker {
             let Some(units) = flow.buffers_for_data().datagrams_mut().get_mut(d) else {
                 return;
             };
-            grew = units.len() < MAX_UDP_UNITS;
-            if grew {
-                units.push(payload[..payload.len().min(UDP_UNIT_BYTES)].to_vec());
-            }
+            grew = units.push(payload);
         } else {
             return;
         }

@@ -1,6 +1,7 @@
 //! Flows: the bidirectional flow table, its timers, and TCP reassembly.
 pub mod community_id;
 pub mod conn_state;
+pub mod datagrams;
 pub mod expect;
 pub mod index;
 pub mod reassembly;

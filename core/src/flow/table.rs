@@ -19,6 +19,7 @@ use super::index::FlowIndex;
 use regex::bytes::Regex;
 
 use super::conn_state::ConnHistory;
+use super::datagrams::Datagrams;
 use super::reassembly::StreamBuffer;
 use super::shape::Shape;
 use super::timers::TimerQueue;
@@ -134,7 +135,7 @@ pub enum Held {
     /// TCP: one reassembly buffer per direction, made when the direction first carries data.
     Streams([Option<StreamBuffer>; 2]),
     /// UDP: the first datagrams of each direction.
-    Datagrams([Vec<Vec<u8>>; 2]),
+    Datagrams([Datagrams; 2]),
 }
 
 impl Buffers {
@@ -143,7 +144,7 @@ impl Buffers {
             held: if tcp {
                 Held::Streams([None, None])
             } else {
-                Held::Datagrams([Vec::new(), Vec::new()])
+                Held::Datagrams(Default::default())
             },
             confirm_by: None,
             confirm_known: (false, 0),
@@ -168,14 +169,14 @@ impl Buffers {
     }
 
     /// The datagrams kept by direction (none for TCP).
-    pub fn datagrams(&self) -> &[Vec<Vec<u8>>] {
+    pub fn datagrams(&self) -> &[Datagrams] {
         match &self.held {
             Held::Datagrams(u) => u,
             Held::Streams(_) => &[],
         }
     }
 
-    pub fn datagrams_mut(&mut self) -> &mut [Vec<Vec<u8>>] {
+    pub fn datagrams_mut(&mut self) -> &mut [Datagrams] {
         match &mut self.held {
             Held::Datagrams(u) => u,
             Held::Streams(_) => &mut [],
@@ -187,7 +188,7 @@ impl Buffers {
     pub fn full(&self) -> bool {
         match &self.held {
             Held::Streams(s) => s.iter().all(|s| s.as_ref().is_some_and(StreamBuffer::full)),
-            Held::Datagrams(u) => u.iter().all(|u| u.len() >= MAX_UDP_UNITS),
+            Held::Datagrams(u) => u.iter().all(Datagrams::is_full),
         }
     }
 
@@ -195,7 +196,7 @@ impl Buffers {
     pub fn held_bytes(&self) -> usize {
         match &self.held {
             Held::Streams(s) => s.iter().flatten().map(|s| s.data.len()).sum(),
-            Held::Datagrams(u) => u.iter().flatten().map(Vec::len).sum(),
+            Held::Datagrams(u) => u.iter().map(Datagrams::held_bytes).sum(),
         }
     }
 }
@@ -503,7 +504,7 @@ impl Flow {
                 Some(s) if !s.data.is_empty() => vec![s.data.as_slice()],
                 _ => Vec::new(),
             },
-            Held::Datagrams(u) => u[d].iter().map(|u| u.as_slice()).collect(),
+            Held::Datagrams(u) => u[d].iter().collect(),
         }
     }
 
