@@ -19,6 +19,7 @@ use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, RST, SYN};
+use crate::flow::verdicts::Verdicts;
 use crate::meta::{set_default, Meta, Value};
 use crate::record::FlowRecord;
 use crate::source::Record;
@@ -179,6 +180,8 @@ pub struct Tracker {
     pub order: Vec<Order>,
     /// Announced connections (`flow::expect`); a keyed shard reports `events` instead.
     expect: ExpectTable,
+    /// The verdicts the flows share.
+    verdicts: Verdicts,
     pub events: Vec<Event>,
 }
 
@@ -250,6 +253,7 @@ impl Analyzer {
             keyed: false,
             order: Vec::new(),
             expect: ExpectTable::default(),
+            verdicts: Verdicts::default(),
             events: Vec::new(),
         };
         Analyzer {
@@ -848,22 +852,27 @@ impl Tracker {
             if let Some(b) = flow.buffers.as_mut() {
                 b.scored_nothing = false;
             }
-            if let Some(d) = flow.decision.as_deref_mut() {
-                if let Some(old) = d.sig() {
-                    d.set_sig(
-                        engine
-                            .signatures()
-                            .iter()
-                            .position(|s| *s.protocol == *d.protocol),
-                    );
-                    if d.sig().is_none() && flow.inspecting {
-                        flow.inspecting = false;
-                        flow.release_buffers(head_stop_of(self.engine.signatures().get(old)));
-                        flow.meta.freeze();
-                    }
-                }
+            let Some(d) = flow.decision.as_deref() else {
+                continue;
+            };
+            let Some(old) = d.sig() else { continue };
+            let mut renumbered = d.clone();
+            renumbered.set_sig(
+                engine
+                    .signatures()
+                    .iter()
+                    .position(|s| *s.protocol == *d.protocol),
+            );
+            let gone = renumbered.sig().is_none();
+            flow.decision = Some(Arc::new(renumbered));
+            if gone && flow.inspecting {
+                flow.inspecting = false;
+                flow.release_buffers(head_stop_of(self.engine.signatures().get(old)));
+                flow.meta.freeze();
             }
         }
+        // The old set's verdicts are not shared with flows classified under the new one.
+        self.verdicts.clear();
         self.engine = engine;
         self.known = known;
         for (id, stamp) in live {
@@ -1064,7 +1073,7 @@ impl Tracker {
             .and_then(|i| engine.signatures().get(i))
             .is_some_and(upgrade_watch);
         flow.shape.classified(&decision.protocol);
-        flow.decision = Some(Box::new(Verdict::from(decision)));
+        flow.decision = Some(self.verdicts.share(Verdict::from(decision)));
         if !has_sig {
             self.give_up(id);
             // The monitor hears of a flow given up on as unknown at once, as of a classified one.
@@ -1132,10 +1141,12 @@ impl Tracker {
         if let Some(b) = flow.buffers.as_mut() {
             b.confirm_by = None;
         }
-        if let Some(v) = flow.decision.as_deref_mut() {
+        if let Some(v) = flow.decision.as_deref() {
             if confidence > v.confidence {
-                v.confidence = confidence;
-                v.evidence = evidence;
+                let mut confirmed = v.clone();
+                confirmed.confidence = confidence;
+                confirmed.evidence = evidence;
+                flow.decision = Some(self.verdicts.share(confirmed));
             }
         }
     }
@@ -1510,6 +1521,62 @@ mod tests {
             want,
             "scored again: the same answer"
         );
+    }
+
+    /// Flows that reach the same verdict point to one copy of it; a new signature set gives
+    /// each its own copy, renumbered, and classifies later flows with copies of its own.
+    #[test]
+    fn flows_with_the_same_verdict_share_it_until_the_signatures_change() {
+        let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut a = analyzer();
+        let s = ([10, 0, 0, 2], 80);
+        let verdict = |a: &Analyzer, n: usize| {
+            let (id, _) = a.flows.table.ids_in_order()[n];
+            a.flows.table.get(id).decision.clone().expect("classified")
+        };
+        for port in [40000, 40001] {
+            a.packet(
+                1.0,
+                1,
+                &frame(TCP, ([10, 0, 0, 1], port), s, PSH | ACK, 1, get),
+            );
+        }
+        let (first, second) = (verdict(&a, 0), verdict(&a, 1));
+        assert_eq!(&*first.protocol, "http");
+        assert!(Arc::ptr_eq(&first, &second));
+
+        let engine = Arc::new(Engine::new(
+            load_texts_and(BUILTIN, &[]).expect("shipped signatures load"),
+            Default::default(),
+        ));
+        a.flows
+            .set_engine(Arc::clone(&engine), Arc::new(KnownPorts::default()));
+        let (renumbered, other) = (verdict(&a, 0), verdict(&a, 1));
+        assert!(!Arc::ptr_eq(&renumbered, &first));
+        assert_eq!(
+            renumbered.sig(),
+            first.sig(),
+            "the same set: the same number"
+        );
+        assert_eq!(&*other.protocol, "http");
+        a.packet(
+            1.1,
+            1,
+            &frame(TCP, ([10, 0, 0, 1], 40002), s, PSH | ACK, 1, get),
+        );
+        let later = verdict(&a, 2);
+        assert!(
+            !Arc::ptr_eq(&later, &first),
+            "the old set's copy is not handed out"
+        );
+        a.drain();
+        let protocols: Vec<&str> = a
+            .flows
+            .finished
+            .iter()
+            .map(|r| r.protocol.as_str())
+            .collect();
+        assert_eq!(protocols, ["http"; 3]);
     }
 
     /// The packet that ends a stream's budget may also be the one that grows it: that final

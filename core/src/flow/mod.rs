@@ -8,5 +8,6 @@ pub mod reassembly;
 pub mod shape;
 pub mod table;
 pub mod timers;
+pub mod verdicts;
 
 pub use table::{Flow, FlowId, FlowTable, Key};

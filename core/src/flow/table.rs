@@ -202,8 +202,8 @@ impl Buffers {
 }
 
 /// What a flow keeps of the engine's `Decision`: its facts moved into the flow's meta, and
-/// `swapped`/`done` were applied when it came.
-#[derive(Debug)]
+/// `swapped`/`done` were applied when it came. Flows share equal ones (`flow::verdicts`).
+#[derive(Clone, Debug)]
 pub struct Verdict {
     /// Index into the engine's signatures (`sig`); None for "unknown". 32 bits: every flow
     /// carries one, and a signature set never holds billions.
@@ -214,6 +214,22 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    pub fn new(
+        sig: Option<usize>,
+        protocol: Arc<str>,
+        confidence: f64,
+        evidence: Arc<str>,
+    ) -> Self {
+        let mut v = Verdict {
+            sig: None,
+            protocol,
+            confidence,
+            evidence,
+        };
+        v.set_sig(sig);
+        v
+    }
+
     /// Index into the engine's signatures; None for "unknown".
     pub fn sig(&self) -> Option<usize> {
         self.sig.map(|i| i as usize)
@@ -227,14 +243,7 @@ impl Verdict {
 
 impl From<Decision> for Verdict {
     fn from(d: Decision) -> Self {
-        let mut v = Verdict {
-            sig: None,
-            protocol: d.protocol,
-            confidence: d.confidence,
-            evidence: d.evidence,
-        };
-        v.set_sig(d.sig);
-        v
+        Verdict::new(d.sig, d.protocol, d.confidence, d.evidence)
     }
 }
 
@@ -280,8 +289,9 @@ pub struct Flow {
     closed_ts: f64,
     closed: bool,
     pub payload_pkts: u32,
-    /// Boxed: an unrecognised flow, the bulk of a scan or a busy link, carries none.
-    pub decision: Option<Box<Verdict>>,
+    /// Shared with the flows that reached the same one (`flow::verdicts`); an unrecognised
+    /// flow, the bulk of a scan or a busy link, carries none.
+    pub decision: Option<Arc<Verdict>>,
     pub meta: FlowMeta,
     pub meta_left: i32,
     /// Bit d: direction d's probes have yielded metadata.
