@@ -567,6 +567,37 @@ impl Flow {
 
 pub type FlowId = usize;
 
+/// A queue's reference to a flow: its slot and the low 32 bits of its insertion stamp, eight
+/// bytes where (slot, stamp) took sixteen in every entry of the order and timer queues. It
+/// names the flow whose full stamp has those bits (`current_ref`); a slot's later occupant
+/// agrees with it only 2^32 insertions on, which the order queue's compaction never lets an
+/// entry wait for (it holds at most twice the table's cap), and a timer entry that did would
+/// only bring its flow up early, which the sweep checks for anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowRef {
+    id: u32,
+    stamp: u32,
+}
+
+impl FlowRef {
+    pub fn new(id: FlowId, stamp: u64) -> Self {
+        FlowRef {
+            // Slots are reused, so ids stay below the table's cap (at most 2^30).
+            id: u32::try_from(id).unwrap_or(u32::MAX),
+            // The low bits on purpose: see the type.
+            stamp: stamp as u32,
+        }
+    }
+
+    pub fn id(self) -> FlowId {
+        self.id as FlowId
+    }
+
+    pub fn stamp_low(self) -> u32 {
+        self.stamp
+    }
+}
+
 /// A closed TCP flow waiting out its linger, due in order of close time, then closing order.
 ///
 /// A heap by time rather than a queue in closing order: a flow that reopens and closes again,
@@ -617,8 +648,8 @@ pub struct FlowTable {
     /// The last key looked up and what it found: packets come in trains of one flow, and
     /// this spares their look-ups. Cleared whenever its flow leaves.
     last: Option<(Key, u32)>,
-    /// (flow, stamp) in insertion order; entries of removed flows are skipped and compacted.
-    order: VecDeque<(FlowId, u64)>,
+    /// The flows in insertion order; entries of removed flows are skipped and compacted.
+    order: VecDeque<FlowRef>,
     /// Closed TCP flows, earliest close first.
     closed: BinaryHeap<Reverse<Closing>>,
     /// When each flow's timeouts may next fall due (see `super::timers`).
@@ -741,7 +772,7 @@ impl FlowTable {
         self.index.insert(hash, packed | u32::from(reversed), |v| {
             entry_key(slab, v) == Some(canonical)
         });
-        self.order.push_back((id, self.next_stamp));
+        self.order.push_back(FlowRef::new(id, self.next_stamp));
         self.live += 1;
         id
     }
@@ -763,28 +794,28 @@ impl FlowTable {
         // Dead queue entries are skipped lazily; compact when they outnumber the live ones.
         if self.order.len() > 64 && self.order.len() > 2 * self.live {
             let slab = &self.slab;
-            self.order.retain(|&(i, s)| current(slab, i, s).is_some());
+            self.order.retain(|&r| current_ref(slab, r).is_some());
         }
         flow
     }
 
     /// The oldest live flow.
     pub fn oldest(&mut self) -> Option<FlowId> {
-        while let Some(&(id, stamp)) = self.order.front() {
-            if self.is_current(id, stamp) {
-                return Some(id);
+        while let Some(&r) = self.order.front() {
+            if current_ref(&self.slab, r).is_some() {
+                return Some(r.id());
             }
             self.order.pop_front();
         }
         None
     }
 
-    /// Live flows in insertion order (a snapshot: the caller may remove while walking it).
+    /// Live flows in insertion order, with their stamps (a snapshot: the caller may remove
+    /// while walking it).
     pub fn ids_in_order(&self) -> Vec<(FlowId, u64)> {
         self.order
             .iter()
-            .copied()
-            .filter(|&(id, stamp)| self.is_current(id, stamp))
+            .filter_map(|&r| current_ref(&self.slab, r).map(|f| (r.id(), f.stamp)))
             .collect()
     }
 
@@ -830,7 +861,7 @@ impl FlowTable {
         // they outnumber the live flows.
         if self.timers.len() > 64 && self.timers.len() > 3 * self.live {
             let slab = &self.slab;
-            self.timers.compact(|i, s| current(slab, i, s).is_some());
+            self.timers.compact(|r| current_ref(slab, r).is_some());
         }
     }
 
@@ -843,7 +874,7 @@ impl FlowTable {
     pub fn take_due(&mut self, now: f64) -> Vec<(FlowId, u64)> {
         let slab = &self.slab;
         self.timers
-            .take_due(now, |i, s| current(slab, i, s).is_some())
+            .take_due(now, |r| current_ref(slab, r).map(|f| f.stamp))
     }
 }
 
@@ -866,6 +897,12 @@ fn is_closing(slab: &Slab, c: &Closing) -> bool {
 /// and slots are reused).
 fn current(slab: &Slab, id: FlowId, stamp: u64) -> Option<&Flow> {
     slab.get(id).filter(|f| f.stamp == stamp)
+}
+
+/// The flow `r` names, if its slot still holds it.
+fn current_ref(slab: &Slab, r: FlowRef) -> Option<&Flow> {
+    slab.get(r.id())
+        .filter(|f| FlowRef::new(r.id(), f.stamp) == r)
 }
 
 /// Flows per slab chunk (a power of two: an id splits by shift and mask).
@@ -954,6 +991,35 @@ mod tests {
         t.take(id);
         assert_eq!(t.lookup(&key(1, 1234)), None);
         assert!(t.is_empty());
+    }
+
+    /// The queues keep a stamp's low 32 bits: past 2^32 insertions the flows still come in
+    /// insertion order, with their full stamps, and a recycled slot is still told apart.
+    #[test]
+    fn the_queues_keep_insertion_order_across_the_stamps_low_bits_wrapping() {
+        let mut t = FlowTable::new(10);
+        t.next_stamp = u64::from(u32::MAX) - 1;
+        let ids: Vec<FlowId> = (1..=4)
+            .map(|a| t.insert(handshake_flow(key(a, 1))))
+            .collect();
+        let stamps: Vec<u64> = ids.iter().map(|&id| t.get(id).stamp).collect();
+        assert_eq!(stamps[0] as u32, u32::MAX);
+        assert_eq!(stamps[1] as u32, 0, "the low bits wrapped");
+        let in_order: Vec<(FlowId, u64)> = ids.iter().copied().zip(stamps.clone()).collect();
+        assert_eq!(t.ids_in_order(), in_order);
+        for &id in ids.iter().rev() {
+            t.schedule(id, 5.0);
+        }
+        assert_eq!(t.take_due(5.0), in_order, "due flows in insertion order");
+        // A slot given to a newer flow: the old flow's entries no longer name it.
+        t.schedule(ids[0], 6.0);
+        t.take(ids[0]);
+        let newer = t.insert(handshake_flow(key(9, 1)));
+        assert_eq!(newer, ids[0], "the slot is reused");
+        assert_eq!(t.take_due(6.0), vec![]);
+        assert_eq!(t.oldest(), Some(ids[1]));
+        let newest = t.get(newer).stamp;
+        assert_eq!(t.ids_in_order().last(), Some(&(newer, newest)));
     }
 
     #[test]

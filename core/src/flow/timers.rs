@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use super::table::FlowId;
+use super::table::{FlowId, FlowRef};
 
 #[derive(Default)]
 pub struct TimerQueue {
-    /// Whole seconds (`at` rounded down) -> the flows (id, stamp) filed for that second.
-    seconds: BTreeMap<i64, Vec<(FlowId, u64)>>,
+    /// Whole seconds (`at` rounded down) -> the flows filed for that second.
+    seconds: BTreeMap<i64, Vec<FlowRef>>,
     entries: usize,
 }
 
@@ -35,16 +35,20 @@ impl TimerQueue {
     /// Look at flow (`id`, `stamp`) again at the first sweep at or after `at` (seconds).
     pub fn schedule(&mut self, at: f64, id: FlowId, stamp: u64) {
         let Some(s) = second(at) else { return };
-        self.seconds.entry(s).or_default().push((id, stamp));
+        self.seconds
+            .entry(s)
+            .or_default()
+            .push(FlowRef::new(id, stamp));
         self.entries += 1;
     }
 
-    /// The flows filed up to `now`'s second, each once, in order of `stamp` (the table's
-    /// insertion order), among those `current` says are still live; their entries are gone.
+    /// The flows filed up to `now`'s second, each once, in order of their stamps (the table's
+    /// insertion order), among those `current` finds still live (it gives a reference's full
+    /// stamp); their entries are gone.
     pub fn take_due(
         &mut self,
         now: f64,
-        current: impl Fn(FlowId, u64) -> bool,
+        current: impl Fn(FlowRef) -> Option<u64>,
     ) -> Vec<(FlowId, u64)> {
         let Some(until) = second(now) else {
             return Vec::new();
@@ -56,7 +60,11 @@ impl TimerQueue {
             }
             let flows = entry.remove();
             self.entries -= flows.len();
-            due.extend(flows.into_iter().filter(|&(id, stamp)| current(id, stamp)));
+            due.extend(
+                flows
+                    .into_iter()
+                    .filter_map(|r| current(r).map(|stamp| (r.id(), stamp))),
+            );
         }
         due.sort_unstable_by_key(|&(_, stamp)| stamp);
         due.dedup_by_key(|&mut (_, stamp)| stamp);
@@ -74,12 +82,13 @@ impl TimerQueue {
     /// Drop the entries of flows no longer live and all but the earliest entry of each live
     /// one (a flow is filed again whenever its timeout may have moved earlier, so a hostile
     /// capture could otherwise pile entries up).
-    pub fn compact(&mut self, current: impl Fn(FlowId, u64) -> bool) {
+    pub fn compact(&mut self, current: impl Fn(FlowRef) -> bool) {
+        // By slot: one live flow a slot (a reference's stamp is only its low bits).
         let mut seen = hashbrown::HashSet::new();
         self.entries = 0;
         // Earliest second first, so the entry a flow keeps is its earliest.
         for flows in self.seconds.values_mut() {
-            flows.retain(|&(id, stamp)| current(id, stamp) && seen.insert(stamp));
+            flows.retain(|&r| current(r) && seen.insert(r.id()));
             self.entries += flows.len();
         }
         self.seconds.retain(|_, flows| !flows.is_empty());
@@ -95,6 +104,11 @@ impl TimerQueue {
 mod tests {
     use super::*;
 
+    /// Every filing's flow still live, its full stamp its low bits (stamps below 2^32).
+    fn live(r: FlowRef) -> Option<u64> {
+        Some(u64::from(r.stamp_low()))
+    }
+
     #[test]
     fn due_entries_come_once_each_in_stamp_order() {
         let mut q = TimerQueue::default();
@@ -103,13 +117,10 @@ mod tests {
         q.schedule(3.0, 2, 10); // a second entry of the same flow
         q.schedule(4.0, 3, 20);
         q.schedule(9.0, 4, 40);
-        assert_eq!(
-            q.take_due(5.0, |_, _| true),
-            vec![(2, 10), (3, 20), (1, 30)]
-        );
+        assert_eq!(q.take_due(5.0, live), vec![(2, 10), (3, 20), (1, 30)]);
         assert_eq!(q.len(), 1);
-        assert!(q.take_due(8.9, |_, _| true).is_empty());
-        assert_eq!(q.take_due(9.0, |_, _| true), vec![(4, 40)]);
+        assert!(q.take_due(8.9, live).is_empty());
+        assert_eq!(q.take_due(9.0, live), vec![(4, 40)]);
         assert!(q.is_empty());
     }
 
@@ -117,10 +128,10 @@ mod tests {
     fn an_entry_comes_up_within_its_second_never_after_it() {
         let mut q = TimerQueue::default();
         q.schedule(7.6, 1, 1);
-        assert!(q.take_due(6.99, |_, _| true).is_empty());
-        assert_eq!(q.take_due(7.0, |_, _| true), vec![(1, 1)]); // early: the caller checks
+        assert!(q.take_due(6.99, live).is_empty());
+        assert_eq!(q.take_due(7.0, live), vec![(1, 1)]); // early: the caller checks
         q.schedule(-3.5, 2, 2); // capture times before 1970
-        assert_eq!(q.take_due(-4.0, |_, _| true), vec![(2, 2)]);
+        assert_eq!(q.take_due(-4.0, live), vec![(2, 2)]);
     }
 
     #[test]
@@ -128,7 +139,10 @@ mod tests {
         let mut q = TimerQueue::default();
         q.schedule(1.0, 7, 1);
         q.schedule(1.0, 7, 2); // slot 7 reused by a newer flow
-        assert_eq!(q.take_due(1.0, |_, stamp| stamp == 2), vec![(7, 2)]);
+        assert_eq!(
+            q.take_due(1.0, |r| (r.stamp_low() == 2).then_some(2)),
+            vec![(7, 2)]
+        );
         assert!(q.is_empty());
     }
 
@@ -139,9 +153,9 @@ mod tests {
         q.schedule(f64::INFINITY, 2, 2);
         q.schedule(f64::NEG_INFINITY, 3, 3);
         assert_eq!(q.len(), 2);
-        assert_eq!(q.take_due(f64::NAN, |_, _| true), vec![]);
-        assert_eq!(q.take_due(1e12, |_, _| true), vec![(3, 3)]);
-        assert_eq!(q.take_due(f64::INFINITY, |_, _| true), vec![(2, 2)]);
+        assert_eq!(q.take_due(f64::NAN, live), vec![]);
+        assert_eq!(q.take_due(1e12, live), vec![(3, 3)]);
+        assert_eq!(q.take_due(f64::INFINITY, live), vec![(2, 2)]);
         assert!(q.is_empty());
     }
 
@@ -152,10 +166,10 @@ mod tests {
             q.schedule(10.0 - i as f64, 1, 5); // ten entries of one flow
             q.schedule(1.0, 2, 100 + i); // entries of ten flows, nine of them gone
         }
-        q.compact(|_, stamp| stamp == 5 || stamp == 109);
+        q.compact(|r| matches!(r.stamp_low(), 5 | 109));
         assert_eq!(q.len(), 2);
-        assert!(q.take_due(0.9, |_, _| true).is_empty());
-        assert_eq!(q.take_due(1.0, |_, _| true), vec![(1, 5), (2, 109)]);
+        assert!(q.take_due(0.9, live).is_empty());
+        assert_eq!(q.take_due(1.0, live), vec![(1, 5), (2, 109)]);
         assert!(q.is_empty());
     }
 }
