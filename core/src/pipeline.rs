@@ -1172,6 +1172,7 @@ impl Tracker {
             return;
         };
         let Some(sig) = decision.sig() else { return };
+        let was_frozen = flow.meta.is_frozen();
         let transport = transport_of(flow.key.proto);
         let dirs: &[usize] = match grown {
             None => &[0, 1],
@@ -1233,6 +1234,13 @@ impl Tracker {
                 flow.upgrades_stale = true;
             }
             watching = upgrade_pending(signature, |k| flow.meta.contains_key(k));
+        }
+        if was_frozen && !flow.meta.is_frozen() {
+            // Frozen because the flow went quiet: it is slow, its next facts are as far off, and
+            // left thawed its map would wait a sweep interval for the timer. Encoding it now
+            // is the encoding the timer would do; on a slow link's 60,000 open flows, the
+            // thawed maps were 3 MB.
+            flow.meta.freeze();
         }
         if flow.meta_done == 3 && !watching {
             self.end_inspection(id);
@@ -2096,6 +2104,40 @@ mod tests {
         let meta = a.flows.table.get(id).meta.to_meta();
         assert_eq!(meta.get("http_status"), Some(&Value::from(200)));
         assert!(meta.contains_key("http_host"));
+    }
+
+    /// A flow frozen for being quiet is slow: facts that come later are frozen in with the
+    /// rest at once, not left in a map that waits a sweep interval for the timer.
+    #[test]
+    fn facts_a_frozen_flow_gains_are_frozen_in_at_once() {
+        let mut a = analyzer();
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
+        a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1000, b""));
+        a.packet(1.1, 1, &frame(TCP, s, c, SYN | ACK, 5000, b""));
+        a.packet(
+            1.2,
+            1,
+            &frame(TCP, s, c, PSH | ACK, 5001, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
+        );
+        let (id, _) = a.flows.table.ids_in_order()[0];
+        let flow = |a: &Analyzer| {
+            let f = a.flows.table.get(id);
+            (f.inspecting, f.meta.is_frozen())
+        };
+        assert_eq!(flow(&a), (true, false));
+        let tick = |a: &mut Analyzer, ts: f64| datagram(a, ts, 4000, 9999, false, b"t");
+        tick(&mut a, 2.5);
+        tick(&mut a, 3.5);
+        assert_eq!(flow(&a), (true, true), "quiet a sweep interval: frozen");
+        let client = b"SSH-2.0-OpenSSH_9.2p1\r\n";
+        a.packet(3.6, 1, &frame(TCP, c, s, PSH | ACK, 1001, client));
+        assert_eq!(flow(&a), (true, true), "the client's facts frozen in");
+        let meta = a.flows.table.get(id).meta.to_meta();
+        assert_eq!(meta.get("ssh_protoversion"), Some(&Value::from("2.0")));
+        assert_eq!(
+            meta.get("ssh_protoversion_server"),
+            Some(&Value::from("1.99"))
+        );
     }
 
     #[test]
