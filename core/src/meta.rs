@@ -225,10 +225,12 @@ pub const MAX_FROZEN_DEPTH: usize = 16;
 /// A flow's metadata: a map while it grows, a frozen buffer after (`freeze`).
 ///
 /// Reads and writes go through the map (`Deref`/`DerefMut`): a write thaws a frozen map back
-/// into a map for good (a control connection noting announcements, the monitor's segments);
-/// a read of a frozen map decodes a copy once and keeps it beside the buffer. The hot paths
-/// use `contains_key`, which reads the buffer without decoding, and `take`/`to_meta` when the
-/// record is made. Small in place (two pointers): it sits in every flow.
+/// into a map for good (a control connection noting announcements, the monitor's segments),
+/// except `insert`/`insert_new`/`set_default` of a key the map lacks, which append to the
+/// buffer; a read of a frozen map decodes a copy once and keeps it beside the buffer. The hot
+/// paths use `contains_key` and `value_of`, which read the buffer without decoding, and
+/// `take`/`to_meta` when the record is made. Small in place (two pointers): it sits in every
+/// flow.
 #[derive(Debug, Default)]
 pub struct FlowMeta {
     /// The map while live (None while empty or frozen).
@@ -343,6 +345,36 @@ impl FlowMeta {
                 None => decode(&f.bytes),
             },
             (None, None) => Meta::new(),
+        }
+    }
+
+    /// Set `key`, as `Meta::insert` does. A frozen map `key` is new to stays frozen: the entry
+    /// goes on the end of its buffer (a copy of the buffer, where thawing decodes it whole and
+    /// the next freeze encodes it again). A key it has is set in the thawed map, in its place.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        if let Some(f) = self.frozen.as_mut() {
+            if !frozen_has_key(&f.bytes, &key) && f.append(&key, &value) {
+                return None;
+            }
+        }
+        DerefMut::deref_mut(self).insert(key, value)
+    }
+
+    /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map is
+    /// not searched for it again.
+    pub fn insert_new(&mut self, key: String, value: Value) {
+        if let Some(f) = self.frozen.as_mut() {
+            if f.append(&key, &value) {
+                return;
+            }
+        }
+        DerefMut::deref_mut(self).insert(key, value);
+    }
+
+    /// Insert `key` only if absent (`set_default`), a frozen map staying frozen (`insert`).
+    pub fn set_default(&mut self, key: &str, value: Value) {
+        if !self.contains_key(key) {
+            self.insert_new(key.to_owned(), value);
         }
     }
 
@@ -519,6 +551,41 @@ fn refs_of(text: &str) -> Option<u32> {
         .map(|(_, refs)| *refs)
 }
 
+impl Frozen {
+    /// `key` (absent from the map) and `value` on the end of the map, its count one more; false
+    /// when the value nests too deep to freeze or the buffer is not one `encode` wrote. The
+    /// entries already there keep their bytes, so the shared texts they refer to keep the
+    /// references they hold (this map's `Drop` releases them all, once).
+    fn append(&mut self, key: &str, value: &Value) -> bool {
+        if !value_depth_ok(value, 0) {
+            return false;
+        }
+        let mut r = Reader::new(&self.bytes, None);
+        let (Some(n), Some(rest)) = (r.count(), self.bytes.get(r.at..)) else {
+            return false;
+        };
+        let mut table = shared();
+        let bytes = SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            put_varint(out, n as u64 + 1);
+            out.extend_from_slice(rest);
+            let mut enc = Encoder {
+                out,
+                table: Some(&mut table),
+            };
+            enc.entry(key, value);
+            let bytes = Box::from(out.as_slice());
+            if out.capacity() > SCRATCH_KEEP {
+                *out = Vec::new();
+            }
+            bytes
+        });
+        self.bytes = bytes;
+        self.read = OnceLock::new();
+        true
+    }
+}
+
 impl Drop for Frozen {
     fn drop(&mut self) {
         let mut ids = Vec::new();
@@ -619,15 +686,19 @@ impl Encoder<'_, '_> {
     fn map<'a>(&mut self, len: usize, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
         put_varint(self.out, len as u64);
         for (k, v) in entries {
-            match self.share(k) {
-                Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
-                None => {
-                    put_varint(self.out, (k.len() as u64) << 1);
-                    self.out.extend_from_slice(k.as_bytes());
-                }
-            }
-            self.value(v);
+            self.entry(k, v);
         }
+    }
+
+    fn entry(&mut self, k: &str, v: &Value) {
+        match self.share(k) {
+            Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
+            None => {
+                put_varint(self.out, (k.len() as u64) << 1);
+                self.out.extend_from_slice(k.as_bytes());
+            }
+        }
+        self.value(v);
     }
 
     fn value(&mut self, v: &Value) {
@@ -1050,11 +1121,20 @@ mod tests {
         m.freeze();
         assert!(m.is_frozen() && !cached(&m));
         assert_eq!(m.to_meta(), map);
-        // A write thaws for good, then behaves as the map does.
+        // A new key goes on the end of the buffer: the map stays frozen, in insertion order.
         m.insert("segment".into(), 2.into());
-        assert!(!m.is_frozen());
+        m.set_default("zero", 9.into());
+        m.set_default("later", "x".into());
+        assert!(m.is_frozen());
         let mut expected = map.clone();
         expected.insert("segment".into(), 2.into());
+        expected.insert("later".into(), "x".into());
+        assert_eq!(m.to_meta(), expected);
+        // A key it has is set in its place in the thawed map, for good; then it behaves as the
+        // map does.
+        m.insert("segment".into(), 3.into());
+        assert!(!m.is_frozen());
+        expected.insert("segment".into(), 3.into());
         assert_eq!(*m, expected);
         m.remove("zero");
         expected.remove("zero");
@@ -1147,6 +1227,44 @@ mod tests {
         assert_eq!(refs_of(long), None);
         assert_eq!(refs_of(key), None);
         assert_eq!(first.to_meta(), one());
+    }
+
+    #[test]
+    fn facts_appended_to_a_frozen_map_hold_their_shared_texts_once() {
+        // Texts no other test uses (the table is the process's).
+        let long = "test-only-appended-text-for-meta-sharing@example.org";
+        let key = "meta_append_test_key";
+        let base = || {
+            let mut m = Meta::new();
+            m.insert("meta_append_base".into(), long.into());
+            m
+        };
+        let (mut a, mut b) = (frozen(&base()), frozen(&base()));
+        assert_eq!(refs_of(long), Some(1), "shared from the second sighting");
+        a.insert_new(key.into(), long.into());
+        b.insert(key.into(), json!([long, {"deep": long}]));
+        assert!(a.is_frozen() && b.is_frozen());
+        assert_eq!(refs_of(long), Some(4));
+        assert_eq!(refs_of(key), Some(1));
+        let mut want = base();
+        want.insert(key.into(), long.into());
+        assert_eq!(a.to_meta(), want);
+        // a's base holds the text itself (its first sighting), as a's key does.
+        drop(a);
+        assert_eq!(refs_of(long), Some(3));
+        assert_eq!(refs_of(key), Some(1));
+        drop(b);
+        assert_eq!(refs_of(long), None);
+        assert_eq!(refs_of(key), None);
+        // A value nested past the bound thaws the map instead.
+        let mut c = frozen(&base());
+        let mut deep = json!(1);
+        for _ in 0..=MAX_FROZEN_DEPTH {
+            deep = json!([deep]);
+        }
+        c.insert_new("deep".into(), deep.clone());
+        assert!(!c.is_frozen());
+        assert_eq!(c.get("deep"), Some(&deep));
     }
 
     #[test]

@@ -550,10 +550,10 @@ impl Flow {
         });
         let server_head = su.first().map(|u| hex(&u[..u.len().min(HEAD_BYTES)]));
         if let Some(h) = client_head {
-            crate::meta::set_default(&mut self.meta, "client_head", h.into());
+            self.meta.set_default("client_head", h.into());
         }
         if let Some(h) = server_head {
-            crate::meta::set_default(&mut self.meta, "server_head", h.into());
+            self.meta.set_default("server_head", h.into());
         }
         let anomalies = self.live_anomalies();
         if anomalies > 0 {
