@@ -31,7 +31,9 @@ pub struct StreamBuffer {
     base: Option<u32>,
     pub data: Vec<u8>,
     /// Out-of-order pieces by relative offset, kept disjoint (each byte as it first arrived).
-    pending: BTreeMap<usize, Vec<u8>>,
+    /// Boxed, made at the first such piece: most streams come in order, and every inspected
+    /// direction carries the pointer (a map in place took 16 bytes more).
+    pending: Option<Box<BTreeMap<usize, Vec<u8>>>>,
     pending_bytes: u32,
     pub anomalies: u32,
     /// Segments that could not be placed (buffer full, or beyond depth).
@@ -50,7 +52,7 @@ impl StreamBuffer {
             depth: u32::try_from(depth).unwrap_or(u32::MAX),
             base: None,
             data: Vec::new(),
-            pending: BTreeMap::new(),
+            pending: None,
             pending_bytes: 0,
             anomalies: 0,
             gaps: 0,
@@ -120,7 +122,12 @@ impl StreamBuffer {
         }
         let mut pieces = Vec::new();
         let mut pos = rel.max(have);
-        for (&p_rel, held) in self.pending.range(..end) {
+        let held_pieces = self
+            .pending
+            .as_deref()
+            .into_iter()
+            .flat_map(|p| p.range(..end));
+        for (&p_rel, held) in held_pieces {
             let p_end = p_rel + held.len();
             if p_end <= pos {
                 continue;
@@ -144,22 +151,31 @@ impl StreamBuffer {
     }
 
     fn hold(&mut self, rel: usize, piece: &[u8]) {
-        if self.pending.len() >= MAX_PENDING_SEGMENTS
-            || self.pending_bytes as usize + piece.len() > self.depth()
+        let held = self.pending.as_deref().map_or(0, BTreeMap::len);
+        if held >= MAX_PENDING_SEGMENTS || self.pending_bytes as usize + piece.len() > self.depth()
         {
             self.gaps += 1;
             return;
         }
-        self.pending.insert(rel, piece.to_vec());
+        self.pending
+            .get_or_insert_with(Box::default)
+            .insert(rel, piece.to_vec());
         // Within depth (checked above), so it fits 32 bits.
         self.pending_bytes += piece.len() as u32;
     }
 
     fn drain(&mut self) {
         // Held pieces are disjoint and lie beyond the prefix: the next starts exactly at its end.
-        while let Some(piece) = self.pending.remove(&self.data.len()) {
+        let depth = self.depth();
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        while let Some(piece) = pending.remove(&self.data.len()) {
             self.pending_bytes -= piece.len() as u32;
-            self.append(&piece);
+            Self::append_to(&mut self.data, depth, &piece);
+        }
+        if pending.is_empty() {
+            self.pending = None;
         }
     }
 
@@ -168,12 +184,17 @@ impl StreamBuffer {
     /// for a 4,096-byte prefix, and the buffers of the flows under inspection are much of the
     /// core's memory.
     fn append(&mut self, bytes: &[u8]) {
-        let need = self.data.len() + bytes.len();
-        if need > self.data.capacity() {
-            let target = (self.data.capacity() * 2).min(self.depth()).max(need);
-            self.data.reserve_exact(target - self.data.len());
+        let depth = self.depth();
+        Self::append_to(&mut self.data, depth, bytes);
+    }
+
+    fn append_to(data: &mut Vec<u8>, depth: usize, bytes: &[u8]) {
+        let need = data.len() + bytes.len();
+        if need > data.capacity() {
+            let target = (data.capacity() * 2).min(depth).max(need);
+            data.reserve_exact(target - data.len());
         }
-        self.data.extend_from_slice(bytes);
+        data.extend_from_slice(bytes);
     }
 }
 
@@ -252,7 +273,10 @@ mod tests {
         for i in 0..200u32 {
             t.add(10 + i * 3, b"x");
         }
-        assert_eq!(t.pending.len(), MAX_PENDING_SEGMENTS);
+        assert_eq!(
+            t.pending.as_ref().map_or(0, |p| p.len()),
+            MAX_PENDING_SEGMENTS
+        );
         assert_eq!(t.gaps, 200 - MAX_PENDING_SEGMENTS as u32);
     }
 }
