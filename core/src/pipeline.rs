@@ -2077,19 +2077,32 @@ mod tests {
 
     /// A classified flow still inspected keeps its facts frozen: what later bytes add goes on
     /// the end of the buffer, and no decoded copy is left behind.
-    #[test]
-    fn a_classified_flows_facts_stay_frozen_while_it_is_inspected() {
+    type Endpoint = ([u8; 4], u16);
+
+    /// An analyzer that has seen the SYN and SYN-ACK of 10.0.0.1:40000 -> 10.0.0.2:`port`
+    /// (client ISN 1000, server 5000), and the two endpoints.
+    fn syn_and_syn_ack(port: u16) -> (Analyzer, Endpoint, Endpoint) {
         let mut a = analyzer();
-        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port));
         a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1000, b""));
         a.packet(1.1, 1, &frame(TCP, s, c, SYN | ACK, 5000, b""));
+        (a, c, s)
+    }
+
+    /// (inspecting, facts frozen, freezing would give memory back) of the first flow.
+    fn facts_state(a: &Analyzer) -> (bool, bool, bool) {
+        let (id, _) = a.flows.table.ids_in_order()[0];
+        let f = a.flows.table.get(id);
+        (f.inspecting, f.meta.is_frozen(), f.meta.would_shrink())
+    }
+
+    #[test]
+    fn a_classified_flows_facts_stay_frozen_while_it_is_inspected() {
+        let (mut a, c, s) = syn_and_syn_ack(80);
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         a.packet(1.2, 1, &frame(TCP, c, s, PSH | ACK, 1001, get));
         let (id, _) = a.flows.table.ids_in_order()[0];
-        let flow = |a: &Analyzer| {
-            let f = a.flows.table.get(id);
-            (f.inspecting, f.meta.is_frozen(), f.meta.would_shrink())
-        };
+        let flow = facts_state;
         assert_eq!(flow(&a), (true, true, false), "frozen at the verdict");
         // A second request is read against the frozen facts, a value at a time.
         let more = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -2110,20 +2123,14 @@ mod tests {
     /// the frozen facts without thawing them.
     #[test]
     fn the_other_sides_facts_join_the_frozen_ones() {
-        let mut a = analyzer();
-        let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
-        a.packet(1.0, 1, &frame(TCP, c, s, SYN, 1000, b""));
-        a.packet(1.1, 1, &frame(TCP, s, c, SYN | ACK, 5000, b""));
+        let (mut a, c, s) = syn_and_syn_ack(22);
         a.packet(
             1.2,
             1,
             &frame(TCP, s, c, PSH | ACK, 5001, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
         );
         let (id, _) = a.flows.table.ids_in_order()[0];
-        let flow = |a: &Analyzer| {
-            let f = a.flows.table.get(id);
-            (f.inspecting, f.meta.is_frozen(), f.meta.would_shrink())
-        };
+        let flow = facts_state;
         assert_eq!(flow(&a), (true, true, false));
         let client = b"SSH-2.0-OpenSSH_9.2p1\r\n";
         a.packet(1.3, 1, &frame(TCP, c, s, PSH | ACK, 1001, client));
