@@ -842,6 +842,9 @@ impl Tracker {
     /// again by protocol name in the new set (inspection ends if it is gone). Every flow is
     /// filed again for the sweep: the new set may give its protocol a shorter idle timeout.
     pub fn set_engine(&mut self, engine: Arc<Engine>, known: Arc<KnownPorts>) {
+        // The old set's verdicts name its signatures' numbers: shared no more; the flows'
+        // renumbered verdicts are shared anew.
+        self.verdicts.clear();
         let live = self.table.ids_in_order();
         for &(id, stamp) in &live {
             if !self.table.is_current(id, stamp) {
@@ -864,15 +867,13 @@ impl Tracker {
                     .position(|s| *s.protocol == *d.protocol),
             );
             let gone = renumbered.sig().is_none();
-            flow.decision = Some(Arc::new(renumbered));
+            flow.decision = Some(self.verdicts.share(renumbered));
             if gone && flow.inspecting {
                 flow.inspecting = false;
                 flow.release_buffers(head_stop_of(self.engine.signatures().get(old)));
                 flow.meta.freeze();
             }
         }
-        // The old set's verdicts are not shared with flows classified under the new one.
-        self.verdicts.clear();
         self.engine = engine;
         self.known = known;
         for (id, stamp) in live {
@@ -1539,7 +1540,7 @@ mod tests {
     }
 
     /// Flows that reach the same verdict point to one copy of it; a new signature set gives
-    /// each its own copy, renumbered, and classifies later flows with copies of its own.
+    /// them a renumbered copy, shared anew, and never hands out the old set's.
     #[test]
     fn flows_with_the_same_verdict_share_it_until_the_signatures_change() {
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -2075,8 +2076,6 @@ mod tests {
         assert!(a.flows.table.timer_entries() <= 3 * live + 64 + 1);
     }
 
-    /// A classified flow still inspected keeps its facts frozen: what later bytes add goes on
-    /// the end of the buffer, and no decoded copy is left behind.
     type Endpoint = ([u8; 4], u16);
 
     /// An analyzer that has seen the SYN and SYN-ACK of 10.0.0.1:40000 -> 10.0.0.2:`port`
@@ -2096,23 +2095,28 @@ mod tests {
         (f.inspecting, f.meta.is_frozen(), f.meta.would_shrink())
     }
 
+    /// A classified flow still inspected keeps its facts frozen: what later bytes add goes on
+    /// the end of the buffer, and no decoded copy is left behind.
     #[test]
     fn a_classified_flows_facts_stay_frozen_while_it_is_inspected() {
         let (mut a, c, s) = syn_and_syn_ack(80);
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         a.packet(1.2, 1, &frame(TCP, c, s, PSH | ACK, 1001, get));
         let (id, _) = a.flows.table.ids_in_order()[0];
-        let flow = facts_state;
-        assert_eq!(flow(&a), (true, true, false), "frozen at the verdict");
+        assert_eq!(
+            facts_state(&a),
+            (true, true, false),
+            "frozen at the verdict"
+        );
         // A second request is read against the frozen facts, a value at a time.
         let more = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
         let seq = 1001 + get.len() as u32;
         a.packet(1.3, 1, &frame(TCP, c, s, PSH | ACK, seq, more));
-        assert_eq!(flow(&a), (true, true, false));
+        assert_eq!(facts_state(&a), (true, true, false));
         // The server's answer adds its facts and settles HTTP's: inspection ends.
         let ok = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 0\r\n\r\n";
         a.packet(1.4, 1, &frame(TCP, s, c, PSH | ACK, 5001, ok));
-        assert_eq!(flow(&a), (false, true, false));
+        assert_eq!(facts_state(&a), (false, true, false));
         let meta = a.flows.table.get(id).meta.to_meta();
         assert_eq!(meta.get("http_status"), Some(&Value::from(200)));
         assert_eq!(meta.get("http_host"), Some(&Value::from("x")));
@@ -2130,12 +2134,11 @@ mod tests {
             &frame(TCP, s, c, PSH | ACK, 5001, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
         );
         let (id, _) = a.flows.table.ids_in_order()[0];
-        let flow = facts_state;
-        assert_eq!(flow(&a), (true, true, false));
+        assert_eq!(facts_state(&a), (true, true, false));
         let client = b"SSH-2.0-OpenSSH_9.2p1\r\n";
         a.packet(1.3, 1, &frame(TCP, c, s, PSH | ACK, 1001, client));
         assert_eq!(
-            flow(&a),
+            facts_state(&a),
             (true, true, false),
             "the client's facts frozen in"
         );
