@@ -1,10 +1,13 @@
 //! STUN (RFC 5389/8489, classic RFC 3489): one message header and its attribute list.
 //!
 //! `stun`: one UDP datagram, or the first bytes of a TCP stream (messages back to back). The
-//! header's two top bits are zero, the length is a multiple of 4; with the magic cookie
-//! 0x2112A442 any known method is accepted, without it (RFC 3489) only Binding and Shared Secret.
-//! The attributes must tile the message body exactly (type, length, padding to 4), which random
-//! bytes almost never do.
+//! header's two top bits are zero; with the magic cookie 0x2112A442 any known method is
+//! accepted, without it (RFC 3489) only Binding and Shared Secret. The attributes must tile the
+//! message body exactly (type, length, padding to 4), which random bytes almost never do. One
+//! leniency, with the cookie only: the last attribute may end the message unpadded (its length
+//! then not a multiple of 4), as WhatsApp's TURN servers and clients send their 0x4000
+//! attributes and as Wireshark's dissector accepts them; without the cookie the length must be
+//! a multiple of 4.
 //!
 //! Meta: `stun_method` ("binding", "allocate"...), `stun_class` ("request", "success"...),
 //! `stun_software` (attribute SOFTWARE, sanitised).
@@ -67,7 +70,10 @@ pub fn parse(data: &[u8]) -> Option<Message<'_>> {
     let mtype = u16::from_be_bytes([head[0], head[1]]);
     let length = usize::from(u16::from_be_bytes([head[2], head[3]]));
     let cookie = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    if mtype & 0xC000 != 0 || length & 3 != 0 || 20 + length > data.len() {
+    if mtype & 0xC000 != 0 || 20 + length > data.len() {
+        return None;
+    }
+    if length & 3 != 0 && cookie != MAGIC {
         return None;
     }
     let method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2);
@@ -91,8 +97,13 @@ pub fn parse(data: &[u8]) -> Option<Message<'_>> {
             let stop = (off + 4 + alen.min(128)).min(data.len());
             software = data.get(start..stop);
         }
-        off += 4 + ((alen + 3) & !3);
         count += 1;
+        if length & 3 != 0 && off + 4 + alen == end {
+            // The unpadded last attribute (with the cookie: checked above).
+            off = end;
+            break;
+        }
+        off += 4 + ((alen + 3) & !3);
     }
     if off != end {
         return None;
@@ -132,6 +143,44 @@ pub(crate) mod tests {
     #[test]
     fn python_vectors() {
         replay("stun");
+    }
+
+    /// A message with the cookie whose last attribute ends it unpadded (WhatsApp's TURN
+    /// Allocate: a 102-byte 0x4000 attribute, length 106) is STUN; the same without the cookie,
+    /// or with the short attribute anywhere but last, is not.
+    #[test]
+    fn an_unpadded_last_attribute_with_the_cookie() {
+        let message = |cookie: u32, attrs: &[(u16, usize)]| {
+            let body: usize = attrs.iter().map(|(_, n)| 4 + n).sum();
+            let mut m = vec![0x00, 0x03];
+            m.extend_from_slice(&(body as u16).to_be_bytes());
+            m.extend_from_slice(&cookie.to_be_bytes());
+            m.extend_from_slice(&[7; 12]);
+            for &(t, n) in attrs {
+                m.extend_from_slice(&t.to_be_bytes());
+                m.extend_from_slice(&(n as u16).to_be_bytes());
+                m.extend(std::iter::repeat_n(0xA5, n));
+            }
+            m
+        };
+        let whatsapp = message(MAGIC, &[(0x4000, 102)]);
+        assert_eq!(whatsapp.len(), 126);
+        let r = probe(&whatsapp, true);
+        assert_eq!(r.status, Status::Match);
+        assert_eq!(r.meta["stun_method"], "allocate");
+        assert_eq!(r.meta["stun_class"], "request");
+        assert_eq!(
+            probe(&message(0x1234_5678, &[(0x4000, 102)]), true).status,
+            Status::No
+        );
+        // Unpadded but not last: the next attribute does not start where the padding says.
+        let inner = message(MAGIC, &[(0x4000, 6), (0x0003, 4)]);
+        assert_eq!(probe(&inner, true).status, Status::No);
+        // Padded and tiled as the RFC has it: still STUN.
+        assert_eq!(
+            probe(&message(MAGIC, &[(0x4000, 100)]), true).status,
+            Status::Match
+        );
     }
 
     #[test]
