@@ -306,11 +306,7 @@ mod tests {
     /// each (the time of the last packet is its direction's, named by a byte).
     #[test]
     fn shape_data_stays_small() {
-        assert!(
-            std::mem::size_of::<ShapeData>() <= 112,
-            "{}",
-            std::mem::size_of::<ShapeData>()
-        );
+        assert_size_at_most!(ShapeData, 112);
     }
 
     #[test]

@@ -1164,11 +1164,7 @@ mod tests {
         // numbers took a byte or a bit each and the verdict shared its protocol name, 320 before
         // the verdict, the tunnel layers and the announcement were boxed; grow it only for state
         // every flow needs, and box what only some flows or only inspection need.
-        assert!(
-            std::mem::size_of::<Flow>() <= 256,
-            "{}",
-            std::mem::size_of::<Flow>()
-        );
+        assert_size_at_most!(Flow, 256);
     }
 
     #[test]
@@ -1176,11 +1172,7 @@ mod tests {
         // Every flow under inspection holds one (a busy link's ramp-up holds tens of thousands
         // at once); was 248 bytes when each held room for both streams and both datagram lists,
         // 160 while each stream kept its out-of-order map in place.
-        assert!(
-            std::mem::size_of::<Buffers>() <= 128,
-            "{}",
-            std::mem::size_of::<Buffers>()
-        );
+        assert_size_at_most!(Buffers, 128);
         let (tcp, udp) = (Buffers::new(true), Buffers::new(false));
         assert_eq!((tcp.streams().len(), tcp.datagrams().len()), (2, 0));
         assert_eq!((udp.streams().len(), udp.datagrams().len()), (0, 2));
