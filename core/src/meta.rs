@@ -590,7 +590,7 @@ impl Drop for Frozen {
     fn drop(&mut self) {
         let mut ids = Vec::new();
         if Reader::new(&self.bytes, None)
-            .walk_map(0, &mut ids)
+            .walk_map(0, &mut |id| ids.push(id))
             .is_some()
             && !ids.is_empty()
         {
@@ -943,19 +943,19 @@ impl<'a, 't> Reader<'a, 't> {
         })
     }
 
-    /// Step over a map, noting the shared ids it refers to.
-    fn walk_map(&mut self, depth: usize, ids: &mut Vec<u32>) -> Option<()> {
+    /// Step over a map, handing `ids` the shared ids it refers to.
+    fn walk_map<F: FnMut(u32)>(&mut self, depth: usize, ids: &mut F) -> Option<()> {
         for _ in 0..self.count()? {
             if let Err(id) = self.key()? {
-                ids.push(id);
+                ids(id);
             }
             self.walk(depth, ids)?;
         }
         Some(())
     }
 
-    /// Step over one value, noting the shared ids it refers to.
-    fn walk(&mut self, depth: usize, ids: &mut Vec<u32>) -> Option<()> {
+    /// Step over one value, handing `ids` the shared ids it refers to.
+    fn walk<F: FnMut(u32)>(&mut self, depth: usize, ids: &mut F) -> Option<()> {
         match self.byte()? {
             NULL | FALSE | TRUE => {}
             UINT => {
@@ -968,7 +968,7 @@ impl<'a, 't> Reader<'a, 't> {
                 let len = usize::try_from(self.varint()?).ok()?;
                 self.slice(len)?;
             }
-            SHARED_TEXT => ids.push(self.id()?),
+            SHARED_TEXT => ids(self.id()?),
             ARRAY if depth < MAX_FROZEN_DEPTH => {
                 for _ in 0..self.count()? {
                     self.walk(depth + 1, ids)?;
@@ -989,12 +989,13 @@ fn decode(bytes: &[u8]) -> Meta {
 /// A reader of a frozen map placed at `key`'s value, the entries before it stepped over.
 fn seek<'a, 't>(bytes: &'a [u8], table: &'t Shared, key: &str) -> Option<Reader<'a, 't>> {
     let mut r = Reader::new(bytes, Some(table));
-    let mut ids = Vec::new();
     for _ in 0..r.count()? {
         if r.key_text()? == key {
             return Some(r);
         }
-        r.walk(0, &mut ids)?;
+        // Stepping over a value only: its shared ids are of no use here (a list of them was
+        // an allocation, and its growth, at every look-up).
+        r.walk(0, &mut |_| {})?;
     }
     None
 }
