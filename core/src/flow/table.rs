@@ -11,6 +11,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
+use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use std::hash::BuildHasher;
@@ -327,6 +328,33 @@ pub struct Flow {
     pub shape: Shape,
 }
 
+/// A direction's units as a slice, held in place: at most `MAX_UDP_UNITS` (a stream's prefix is
+/// one), and asked for at every scoring and extraction, where a list of them was an allocation
+/// each time.
+#[derive(Debug, Default)]
+pub struct Units<'a> {
+    items: [&'a [u8]; MAX_UDP_UNITS],
+    len: usize,
+}
+
+impl<'a> Units<'a> {
+    /// `unit` after the others; past `MAX_UDP_UNITS` (which no flow holds) it is left out.
+    fn push(&mut self, unit: &'a [u8]) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = unit;
+            self.len += 1;
+        }
+    }
+}
+
+impl<'a> Deref for Units<'a> {
+    type Target = [&'a [u8]];
+
+    fn deref(&self) -> &[&'a [u8]] {
+        &self.items[..self.len]
+    }
+}
+
 /// A flow's state that few flows have, out of the slot every flow takes.
 #[derive(Debug, Default)]
 pub struct Rare {
@@ -505,21 +533,24 @@ impl Flow {
     }
 
     /// Direction d's units: its stream prefix for TCP, its first datagrams for UDP.
-    pub fn units_of(&self, d: usize) -> Vec<&[u8]> {
+    pub fn units_of(&self, d: usize) -> Units<'_> {
+        let mut units = Units::default();
         let Some(buf) = &self.buffers else {
-            return Vec::new();
+            return units;
         };
         match &buf.held {
-            Held::Streams(s) => match &s[d] {
-                Some(s) if !s.data.is_empty() => vec![s.data.as_slice()],
-                _ => Vec::new(),
-            },
-            Held::Datagrams(u) => u[d].iter().collect(),
+            Held::Streams(s) => {
+                if let Some(s) = s[d].as_ref().filter(|s| !s.data.is_empty()) {
+                    units.push(s.data.as_slice());
+                }
+            }
+            Held::Datagrams(u) => u[d].iter().for_each(|unit| units.push(unit)),
         }
+        units
     }
 
     /// (client units, server units).
-    pub fn units_by_role(&self) -> (Vec<&[u8]>, Vec<&[u8]>) {
+    pub fn units_by_role(&self) -> (Units<'_>, Units<'_>) {
         let c = self.client_dir();
         (self.units_of(c), self.units_of(1 - c))
     }
@@ -1165,6 +1196,20 @@ mod tests {
         // the verdict, the tunnel layers and the announcement were boxed; grow it only for state
         // every flow needs, and box what only some flows or only inspection need.
         assert_size_at_most!(Flow, 256);
+    }
+
+    /// A direction's units come as a slice held in place, in order, bounded at
+    /// `MAX_UDP_UNITS` (one more is left out, never a panic).
+    #[test]
+    fn units_are_a_bounded_slice_in_order() {
+        let data: Vec<Vec<u8>> = (0..=MAX_UDP_UNITS as u8).map(|i| vec![i; 3]).collect();
+        let mut units = Units::default();
+        assert!(units.is_empty());
+        for d in &data {
+            units.push(d);
+        }
+        assert_eq!(units.len(), MAX_UDP_UNITS);
+        assert_eq!(units.concat(), data[..MAX_UDP_UNITS].concat());
     }
 
     #[test]
