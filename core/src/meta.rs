@@ -352,10 +352,13 @@ impl FlowMeta {
     /// goes on the end of its buffer (a copy of the buffer, where thawing decodes it whole and
     /// the next freeze encodes it again). A key it has is set in the thawed map, in its place.
     pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        if let Some(f) = self.frozen.as_mut() {
-            if !frozen_has_key(&f.bytes, &key) && f.append(&key, &value) {
-                return None;
-            }
+        if self
+            .frozen
+            .as_ref()
+            .is_some_and(|f| !frozen_has_key(&f.bytes, &key))
+        {
+            self.insert_new(key, value);
+            return None;
         }
         DerefMut::deref_mut(self).insert(key, value)
     }
@@ -565,8 +568,7 @@ impl Frozen {
             return false;
         };
         let mut table = shared();
-        let bytes = SCRATCH.with_borrow_mut(|out| {
-            out.clear();
+        self.bytes = written(|out| {
             put_varint(out, n as u64 + 1);
             out.extend_from_slice(rest);
             let mut enc = Encoder {
@@ -574,13 +576,7 @@ impl Frozen {
                 table: Some(&mut table),
             };
             enc.entry(key, value);
-            let bytes = Box::from(out.as_slice());
-            if out.capacity() > SCRATCH_KEEP {
-                *out = Vec::new();
-            }
-            bytes
         });
-        self.bytes = bytes;
         self.read = OnceLock::new();
         true
     }
@@ -764,19 +760,25 @@ fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
         return None;
     }
     let mut guard = share.then(shared);
-    // Written into a buffer kept per thread, then copied once into one of the exact size.
-    SCRATCH.with_borrow_mut(|out| {
-        out.clear();
+    Some(written(|out| {
         let mut enc = Encoder {
             out,
             table: guard.as_deref_mut(),
         };
         enc.map(map.len(), map.iter());
+    }))
+}
+
+/// What `write` puts in a buffer kept per thread, copied once into one of the exact size.
+fn written(write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        write(out);
         let bytes = Box::from(out.as_slice());
         if out.capacity() > SCRATCH_KEEP {
             *out = Vec::new();
         }
-        Some(bytes)
+        bytes
     })
 }
 
