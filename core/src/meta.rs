@@ -584,17 +584,11 @@ impl Frozen {
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        let mut ids = Vec::new();
-        if Reader::new(&self.bytes, None)
-            .walk_map(0, &mut |id| ids.push(id))
-            .is_some()
-            && !ids.is_empty()
-        {
-            let mut table = shared();
-            for id in ids {
-                table.release(id);
-            }
-        }
+        // The table is locked at the first shared text, not before: most maps hold none, and
+        // the ids need no list of their own (one was allocated at every drop that had some).
+        let mut table: Option<MutexGuard<'static, Shared>> = None;
+        let _ = Reader::new(&self.bytes, None)
+            .walk_map(0, &mut |id| table.get_or_insert_with(shared).release(id));
     }
 }
 

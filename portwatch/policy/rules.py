@@ -75,6 +75,7 @@ class PolicyContext:
     baseline: Baseline | None = None
     _expected: dict[tuple[int, str, bool], frozenset[str]] = field(default_factory=dict, repr=False)
     _quiet: dict[tuple[str, int, str], int] = field(default_factory=dict, repr=False)
+    _insecure_names: dict[tuple[int, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, services: ServicesDB, signatures: list[Signature], policy: Policy) -> PolicyContext:
@@ -139,6 +140,20 @@ class PolicyContext:
         if login and connect:
             return NOT_QUIET
         return QUIET_UNLESS_LOGIN if login else QUIET_UNLESS_CONNECT if connect else QUIET
+
+    def insecure_names(self, port: int, transport: str) -> tuple[str, ...]:
+        """The port's service names (aliases too, lowercase, in sorted order) that the site policy's
+        `insecure_services` lists: what `_insecure_rules` asks of every record that answered, most
+        ports none (remembered per port, as `quiet_static`)."""
+        key = (port, transport)
+        found = self._insecure_names.get(key)
+        if found is None:
+            insecure = self.policy.insecure_services
+            found = tuple(svc for svc in (n.lower() for n in sorted(self.services.all_names(port, transport)))
+                          if svc in insecure)
+            if len(self._insecure_names) < MAX_QUIET_KEYS:
+                self._insecure_names[key] = found
+        return found
 
     def port_fits(self, protocol: str, port: int, transport: str) -> bool:
         sig = self.signatures.get(protocol)
@@ -505,10 +520,8 @@ def _insecure_rules(
     insecure = ctx.policy.insecure_services
     reason = insecure.get(proto) if proto != "unknown" else None
     if reason is None and answered(rec):
-        for svc in sorted(ctx.services.all_names(port, transport)):
-            svc = svc.lower()
-            if svc in insecure and (proto in ("unknown", svc) or proto in ctx.service_protocols.get((svc, transport),
-                                                                                                  set())):
+        for svc in ctx.insecure_names(port, transport):
+            if proto in ("unknown", svc) or proto in ctx.service_protocols.get((svc, transport), ()):
                 reason = insecure[svc]
                 break
     login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))

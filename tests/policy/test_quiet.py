@@ -217,3 +217,25 @@ def test_quiet_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         ctx.quiet_static("tls", port, "tcp")
     assert len(ctx._quiet) == 10
     assert ctx.quiet_static("tls", 443, "tcp") == QUIET  # past the bound: decided all the same
+
+
+def test_insecure_names_are_the_ports_listed_services_in_the_order_the_rule_asks() -> None:
+    ctx = context_with_site_policy()
+    # primary names and aliases, lowercase: 80/tcp is http (alias www), only http is listed
+    assert ctx.insecure_names(80, "tcp") == ("http",)
+    assert ctx.insecure_names(53, "udp") == ("domain",)
+    assert ctx.insecure_names(79, "tcp") == ()  # `finger = ""` takes finger off the list
+    assert ctx.insecure_names(8080, "tcp") == ()  # http-alt and webcache: neither listed
+    assert ctx.insecure_names(40000, "tcp") == ()  # nothing assigned
+    assert ctx.insecure_names(80, "tcp") is ctx.insecure_names(80, "tcp")  # remembered per port
+    assert context().insecure_names(80, "tcp") == ()  # the default policy lists no service by name here
+
+
+def test_a_service_name_on_the_policy_makes_an_answered_unknown_server_insecure() -> None:
+    ctx = context_with_site_policy()
+    answered = record("unknown", 53)
+    found = [f for f in static_findings(answered, ctx) if f.kind == "insecure-protocol"]
+    assert len(found) == 1 and "no resolvers here" in found[0].message
+    silent = record("unknown", 53, s2c=0, packets=(3, 0))  # nothing came back: nothing was offered
+    assert "insecure-protocol" not in [f.kind for f in static_findings(silent, ctx)]
+    assert "insecure-protocol" not in [f.kind for f in static_findings(record("unknown", 8080), ctx)]
