@@ -51,16 +51,16 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// A map's pairs, in their order, as a JSON object (`Meta`'s serialization).
-pub fn push_object<'a>(
+pub fn push_object<'a, K: AsRef<str>>(
     out: &mut Vec<u8>,
-    pairs: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    pairs: impl IntoIterator<Item = (K, &'a Value)>,
 ) {
     out.push(b'{');
     for (i, (key, value)) in pairs.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        push_str(out, key);
+        push_str(out, key.as_ref());
         out.push(b':');
         push_value(out, value);
     }

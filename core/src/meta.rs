@@ -27,15 +27,19 @@ pub use serde_json::{json, Map, Number, Value};
 /// the last entry into the gap: outputs show key order, so the two must agree). Nested objects
 /// stay `Map`s (`From<Meta> for Value` converts).
 #[derive(Clone, Debug, Default)]
-pub struct Meta(Vec<(String, Value)>);
+pub struct Meta(Vec<(Key, Value)>);
 
 /// `Meta::iter`'s iterator.
 pub type Iter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (String, Value)>,
-    fn(&'a (String, Value)) -> (&'a String, &'a Value),
+    std::slice::Iter<'a, (Key, Value)>,
+    fn(&'a (Key, Value)) -> (&'a str, &'a Value),
 >;
 
-fn pair_refs(pair: &(String, Value)) -> (&String, &Value) {
+/// A fact's name: most are the probes' literals, kept as they are (a name written at every
+/// fact of every flow was an allocation each); a name made at run time is owned.
+pub type Key = Cow<'static, str>;
+
+fn pair_refs(pair: &(Key, Value)) -> (&str, &Value) {
     (&pair.0, &pair.1)
 }
 
@@ -73,7 +77,7 @@ impl Meta {
     }
 
     /// Set `key`; an existing key keeps its place. The value it had, if any.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
         match self.position(&key) {
             Some(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             None => {
@@ -88,7 +92,7 @@ impl Meta {
         let i = match self.position(key) {
             Some(i) => i,
             None => {
-                self.0.push((key.to_owned(), make()));
+                self.0.push((Cow::Owned(key.to_owned()), make()));
                 self.0.len() - 1
             }
         };
@@ -102,7 +106,7 @@ impl Meta {
     }
 
     /// Give `from`'s value the name `to`, in `from`'s place (no-op when `from` is absent).
-    pub fn rename(&mut self, from: &str, to: String) {
+    pub fn rename(&mut self, from: &str, to: Key) {
         if self.contains_key(from) {
             self.remove(&to);
             if let Some(i) = self.position(from) {
@@ -114,11 +118,11 @@ impl Meta {
     pub fn iter(&self) -> Iter<'_> {
         self.0
             .iter()
-            .map(pair_refs as fn(&(String, Value)) -> (&String, &Value))
+            .map(pair_refs as fn(&(Key, Value)) -> (&str, &Value))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Value> {
@@ -127,7 +131,10 @@ impl Meta {
 
     /// As a JSON object (for nesting, or for code that takes serde_json's map).
     pub fn into_object(self) -> Map<String, Value> {
-        self.0.into_iter().collect()
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect()
     }
 }
 
@@ -149,8 +156,8 @@ impl std::ops::Index<&str> for Meta {
     }
 }
 
-impl Extend<(String, Value)> for Meta {
-    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+impl Extend<(Key, Value)> for Meta {
+    fn extend<I: IntoIterator<Item = (Key, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
         }
@@ -169,8 +176,8 @@ impl serde::Serialize for Meta {
     }
 }
 
-impl FromIterator<(String, Value)> for Meta {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+impl FromIterator<(Key, Value)> for Meta {
+    fn from_iter<I: IntoIterator<Item = (Key, Value)>>(iter: I) -> Self {
         let mut meta = Meta::new();
         meta.extend(iter);
         meta
@@ -178,15 +185,15 @@ impl FromIterator<(String, Value)> for Meta {
 }
 
 impl IntoIterator for Meta {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (Key, Value);
+    type IntoIter = std::vec::IntoIter<(Key, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
 impl<'a> IntoIterator for &'a Meta {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a str, &'a Value);
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -204,14 +211,61 @@ impl From<Map<String, Value>> for Meta {
     fn from(map: Map<String, Value>) -> Self {
         // A map's keys are unique already: taken as they come, in linear time whatever its size
         // (the tunnel classifier's facts may come from Python).
-        Meta(map.into_iter().collect())
+        Meta(map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect())
     }
+}
+
+/// A fact's name as a `Key` that borrows one copy kept for the process: maps thawed from their
+/// frozen form (every record's) name the same few hundred facts, the probes' and signatures',
+/// and a copy of each name for each record was an allocation each. Bounded: past
+/// `MAX_STATIC_KEYS` names kept (names a user's signatures or Python-made facts could add), a
+/// name is copied as before. Each thread looks in its own set first, so the process-wide one is
+/// locked only for a name the thread has not seen.
+fn static_key(name: &str) -> Key {
+    STATIC_KEYS_SEEN.with_borrow_mut(|seen| {
+        if let Some(&kept) = seen.get(name) {
+            return Cow::Borrowed(kept);
+        }
+        let mut all = STATIC_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        match keep_name(&mut all, name, MAX_STATIC_KEYS) {
+            Some(kept) => {
+                seen.insert(kept);
+                Cow::Borrowed(kept)
+            }
+            None => Cow::Owned(name.to_owned()),
+        }
+    })
+}
+
+/// `name`'s copy in `kept`, made (and kept for good) if there is room for one more than `max`
+/// hold; None when there is not.
+fn keep_name(kept: &mut KeySet, name: &str, max: usize) -> Option<&'static str> {
+    if let Some(&found) = kept.get(name) {
+        return Some(found);
+    }
+    if kept.len() >= max {
+        return None;
+    }
+    let copy: &'static str = Box::leak(Box::from(name));
+    kept.insert(copy);
+    Some(copy)
+}
+
+/// Names `static_key` keeps for the process at most (each once: a few hundred are in use).
+const MAX_STATIC_KEYS: usize = 4096;
+
+type KeySet = HashSet<&'static str, foldhash::fast::RandomState>;
+
+static STATIC_KEYS: LazyLock<Mutex<KeySet>> = LazyLock::new(Mutex::default);
+
+thread_local! {
+    static STATIC_KEYS_SEEN: RefCell<KeySet> = RefCell::default();
 }
 
 /// Insert `key` only if absent (Python's `dict.setdefault`): the first probe to say a fact wins.
 pub fn set_default(meta: &mut Meta, key: &str, value: Value) {
     if !meta.contains_key(key) {
-        meta.insert(key.to_owned(), value);
+        meta.insert(Cow::Owned(key.to_owned()), value);
     }
 }
 
@@ -351,7 +405,7 @@ impl FlowMeta {
     /// Set `key`, as `Meta::insert` does. A frozen map `key` is new to stays frozen: the entry
     /// goes on the end of its buffer (a copy of the buffer, where thawing decodes it whole and
     /// the next freeze encodes it again). A key it has is set in the thawed map, in its place.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
         if self
             .frozen
             .as_ref()
@@ -365,7 +419,7 @@ impl FlowMeta {
 
     /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map is
     /// not searched for it again.
-    pub fn insert_new(&mut self, key: String, value: Value) {
+    pub fn insert_new(&mut self, key: Key, value: Value) {
         if let Some(f) = self.frozen.as_mut() {
             if f.append(&key, &value) {
                 return;
@@ -377,7 +431,7 @@ impl FlowMeta {
     /// Insert `key` only if absent (`set_default`), a frozen map staying frozen (`insert`).
     pub fn set_default(&mut self, key: &str, value: Value) {
         if !self.contains_key(key) {
-            self.insert_new(key.to_owned(), value);
+            self.insert_new(Cow::Owned(key.to_owned()), value);
         }
     }
 
@@ -673,10 +727,14 @@ impl Encoder<'_, '_> {
         self.table.as_deref_mut()?.share(text)
     }
 
-    fn map<'a>(&mut self, len: usize, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+    fn map<'a, K: AsRef<str>>(
+        &mut self,
+        len: usize,
+        entries: impl Iterator<Item = (K, &'a Value)>,
+    ) {
         put_varint(self.out, len as u64);
         for (k, v) in entries {
-            self.entry(k, v);
+            self.entry(k.as_ref(), v);
         }
     }
 
@@ -850,7 +908,11 @@ impl<'a, 't> Reader<'a, 't> {
         Some(Ok(std::str::from_utf8(self.slice(len)?).ok()?))
     }
 
-    fn key_text(&mut self) -> Option<&str> {
+    fn key_text<'x>(&mut self) -> Option<&'x str>
+    where
+        'a: 'x,
+        't: 'x,
+    {
         match self.key()? {
             Ok(text) => Some(text),
             Err(id) => self.shared_text(id),
@@ -874,7 +936,7 @@ impl<'a, 't> Reader<'a, 't> {
         // (evidence, encap, shape, end_reason, tunnel): room for them spares a rehash.
         let mut map = Meta::with_capacity(n + RECORD_FACTS);
         self.entries(n, depth, |k, v| {
-            map.insert(k, v);
+            map.insert(static_key(k), v);
         })?;
         Some(map)
     }
@@ -884,19 +946,14 @@ impl<'a, 't> Reader<'a, 't> {
         let n = self.count()?;
         let mut map = Map::with_capacity(n);
         self.entries(n, depth, |k, v| {
-            map.insert(k, v);
+            map.insert(k.to_owned(), v);
         })?;
         Some(map)
     }
 
-    fn entries(
-        &mut self,
-        n: usize,
-        depth: usize,
-        mut put: impl FnMut(String, Value),
-    ) -> Option<()> {
+    fn entries(&mut self, n: usize, depth: usize, mut put: impl FnMut(&str, Value)) -> Option<()> {
         for _ in 0..n {
-            let k = self.key_text()?.to_owned();
+            let k = self.key_text()?;
             let v = self.value(depth)?;
             put(k, v);
         }
@@ -1042,6 +1099,43 @@ mod tests {
     }
 
     #[test]
+    fn literal_names_are_borrowed_and_thawed_names_kept_once() {
+        let mut m = Meta::new();
+        m.insert("meta_static_key_test".into(), json!(1));
+        m.insert(format!("meta_static_key_{}", "made").into(), json!(2));
+        assert!(matches!(m.0[0].0, Cow::Borrowed(_)));
+        assert!(matches!(m.0[1].0, Cow::Owned(_)));
+        // Two thaws of the map name each fact with one kept copy, borrowed.
+        let (a, b) = (frozen(&m).to_meta(), frozen(&m).to_meta());
+        assert_eq!(a, m);
+        for i in 0..2 {
+            let (Cow::Borrowed(x), Cow::Borrowed(y)) = (&a.0[i].0, &b.0[i].0) else {
+                panic!("a thawed name is borrowed");
+            };
+            assert!(std::ptr::eq(*x, *y));
+        }
+    }
+
+    #[test]
+    fn kept_names_are_bounded() {
+        let mut kept = KeySet::default();
+        let first = keep_name(&mut kept, "one", 2).unwrap();
+        assert!(std::ptr::eq(first, keep_name(&mut kept, "one", 2).unwrap()));
+        assert_eq!(keep_name(&mut kept, "two", 2), Some("two"));
+        assert_eq!(
+            keep_name(&mut kept, "three", 2),
+            None,
+            "past the bound: copied, not kept"
+        );
+        assert_eq!(
+            keep_name(&mut kept, "two", 2),
+            Some("two"),
+            "a kept name is still found"
+        );
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
     fn meta_keeps_the_order_serde_json_map_keeps() {
         // Outputs show key order: inserting, replacing and removing must leave a Meta in the
         // order serde_json's map (preserve_order) would have.
@@ -1055,7 +1149,7 @@ mod tests {
         map.insert("b".into(), json!(2));
         assert_eq!(meta.remove("b"), map.remove("b"));
         assert_eq!(meta.remove("zz"), map.remove("zz"));
-        let keys = |m: &Meta| m.keys().cloned().collect::<Vec<_>>();
+        let keys = |m: &Meta| m.keys().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(keys(&meta), map.keys().cloned().collect::<Vec<_>>());
         assert_eq!(keys(&meta), ["a", "e", "c", "d"]);
         assert_eq!(meta, map);
@@ -1277,7 +1371,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            m.insert(format!("h{i}"), (*text).into());
+            m.insert(format!("h{i}").into(), (*text).into());
         }
         let bytes = encode(&m, false).unwrap();
         assert_eq!(Reader::new(&bytes, None).map(0).unwrap(), m);

@@ -1057,14 +1057,14 @@ impl Texts {
     }
 }
 
-pub(crate) fn object_to_py<'py, 'a>(
+pub(crate) fn object_to_py<'py, 'a, K: AsRef<str>>(
     py: Python<'py>,
-    map: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    map: impl IntoIterator<Item = (K, &'a Value)>,
     texts: &mut Texts,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, item) in map {
-        d.set_item(texts.get(py, k), value_to_py(py, item, texts)?)?;
+        d.set_item(texts.get(py, k.as_ref()), value_to_py(py, item, texts)?)?;
     }
     Ok(d)
 }

@@ -16,7 +16,7 @@ use crate::tunnel::pyfmt;
 /// `json.dumps(meta, ensure_ascii=False, sort_keys=True)`.
 pub fn dumps_sorted(meta: &Meta) -> String {
     let mut out = String::new();
-    let mut items: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut items: Vec<(&str, &Value)> = meta.iter().collect();
     object(&mut out, &mut items);
     out
 }
@@ -96,7 +96,7 @@ mod tests {
             ("o", json!({})),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
+        .map(|(k, v)| (k.to_string().into(), v))
         .collect();
         // json.dumps({...the same...}, ensure_ascii=False, sort_keys=True) in Python 3.11.
         let want = r#"{"a": {"b": "x", "y": [1.5, 2.0, null, true]}, "e": [], "m": 1e-05, "n": -12345678901234, "o": {}, "t": "é \"q\" \\ \n\r\t\b\f\u001b ☃", "u": 18446744073709551615, "z": 1}"#;
@@ -114,7 +114,7 @@ mod tests {
             ("_", json!(4)),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
+        .map(|(k, v)| (k.to_string().into(), v))
         .collect();
         assert_eq!(dumps_sorted(&meta), r#"{"Z": 3, "_": 4, "z": 2, "é": 1}"#);
     }

@@ -135,7 +135,7 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
         meta.insert("banner".into(), banner);
     }
     if let Some(name) = first_group(conv.helo.as_ref(), client_clear) {
-        meta.insert(format!("{protocol}_helo"), name);
+        meta.insert(format!("{protocol}_helo").into(), name);
     }
     let mut asked_at = None;
     if let Some((ask, agree)) = &conv.starttls {

@@ -142,7 +142,7 @@ impl Probe {
     pub fn side_facts(&self, mut meta: Meta, from_client: bool) -> Meta {
         if !from_client {
             for name in self.answers {
-                meta.rename(name, format!("{name}_server"));
+                meta.rename(name, format!("{name}_server").into());
             }
         }
         meta
