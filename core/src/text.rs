@@ -43,6 +43,15 @@ pub fn clean_text(raw: &[u8], limit: usize) -> String {
     escape_and_cut(raw, limit)
 }
 
+/// `clean_text` of a text already made: the text itself when nothing in it needs escaping or
+/// cutting (a JA3 list, written here of digits and commas), not a copy.
+pub fn clean_owned(text: String, limit: usize) -> String {
+    if text.len() <= limit && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text;
+    }
+    escape_and_cut(text.as_bytes(), limit)
+}
+
 /// `clean_text` for any bytes.
 fn escape_and_cut(raw: &[u8], limit: usize) -> String {
     // Cut before decoding so a megabyte of input costs no more than `limit` characters.
@@ -239,6 +248,32 @@ fn push_hextets(out: &mut String, words: &[u16]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_owned_answers_as_clean_text() {
+        let long = "x".repeat(40);
+        let texts = [
+            "771,4865-4866,0-23-65281,29-23,0",
+            "",
+            "tab\there",
+            "é and \u{7f}",
+            &long,
+        ];
+        for text in texts {
+            for limit in [0, 3, 10, 4096] {
+                assert_eq!(
+                    clean_owned(text.to_owned(), limit),
+                    clean_text(text.as_bytes(), limit),
+                    "{text:?} at {limit}"
+                );
+            }
+        }
+        // A clean text within the limit is the very allocation passed in.
+        let text = String::from("771,4865,0,29,0");
+        let at = text.as_ptr();
+        let cleaned = clean_owned(text, 100);
+        assert_eq!(cleaned.as_ptr(), at);
+    }
 
     #[test]
     fn printable_ascii_shortcut_gives_the_full_answer() {

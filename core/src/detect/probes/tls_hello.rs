@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::meta::{Meta, Value};
-use crate::text::{clean_text, hex, push_decimal, push_hex, MAX_TEXT};
+use crate::text::{clean_owned, clean_text, hex, push_decimal, push_hex, MAX_TEXT};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
@@ -373,30 +373,29 @@ pub fn ja3_of(ch: &ClientHello) -> (String, String) {
     (hex(&Md5::digest(text.as_bytes())), text)
 }
 
-fn hash12(text: &str) -> String {
+/// JA4's 12-digit hash of a list (the first 12 hex digits of its SHA-256; zeros for none)
+/// appended to `out`.
+fn push_hash12(out: &mut String, text: &str) {
     if text.is_empty() {
-        return "000000000000".into();
+        out.push_str("000000000000");
+    } else {
+        push_hex(out, &Sha256::digest(text.as_bytes())[..6]);
     }
-    let mut hex = hex(&Sha256::digest(text.as_bytes()));
-    hex.truncate(12);
-    hex
 }
 
-fn ja4_alpn(ch: &ClientHello) -> String {
+fn ja4_alpn(ch: &ClientHello) -> [char; 2] {
     let Some(first) = ch.alpn.first().filter(|f| !f.is_empty()) else {
-        return "00".into();
+        return ['0', '0'];
     };
     let (a, z) = (first[0], first[first.len() - 1]);
     if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
-        return [char::from(a), char::from(z)].iter().collect();
+        return [char::from(a), char::from(z)];
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     [
         char::from(HEX[usize::from(a >> 4)]),
         char::from(HEX[usize::from(z & 0x0F)]),
     ]
-    .iter()
-    .collect()
 }
 
 fn join_hex(out: &mut String, values: &[u16]) {
@@ -418,12 +417,12 @@ pub fn ja4_parts(ch: &ClientHello, kind: char) -> (String, String, String) {
         .filter(|e| !is_grease(*e))
         .collect();
     let sni = if exts.contains(&EXT_SNI) { 'd' } else { 'i' };
+    let [first, last] = ja4_alpn(ch);
     let a = format!(
-        "{kind}{}{sni}{:02}{:02}{}",
+        "{kind}{}{sni}{:02}{:02}{first}{last}",
         ja4_version(ch.best_version()),
         ciphers.len().min(99),
         exts.len().min(99),
-        ja4_alpn(ch)
     );
     ciphers.sort_unstable();
     let mut b = String::with_capacity(ciphers.len() * 5);
@@ -442,8 +441,13 @@ pub fn ja4_parts(ch: &ClientHello, kind: char) -> (String, String, String) {
 
 /// JA4 fingerprint; kind is 't' (TLS over TCP), 'q' (QUIC) or 'd' (DTLS).
 pub fn ja4_of(ch: &ClientHello, kind: char) -> String {
-    let (a, b, c) = ja4_parts(ch, kind);
-    format!("{a}_{}_{}", hash12(&b), hash12(&c))
+    let (mut out, b, c) = ja4_parts(ch, kind);
+    out.reserve(26);
+    out.push('_');
+    push_hash12(&mut out, &b);
+    out.push('_');
+    push_hash12(&mut out, &c);
+    out
 }
 
 /// DESIGN.md meta keys for a ClientHello. Fingerprints only when the hello is complete.
@@ -468,7 +472,7 @@ pub fn client_hello_meta(ch: &ClientHello, kind: char, meta: &mut Meta) {
         meta.insert("ja3".into(), Value::from(ja3));
         meta.insert(
             "ja3_string".into(),
-            Value::from(clean_text(ja3_text.as_bytes(), JA3_TEXT_LIMIT)),
+            Value::from(clean_owned(ja3_text, JA3_TEXT_LIMIT)),
         );
         meta.insert("ja4".into(), Value::from(ja4_of(ch, kind)));
     } else {
@@ -563,7 +567,7 @@ pub fn server_hello_meta(sh: &ServerHello) -> Meta {
     );
     meta.insert(
         "ja3s_string".into(),
-        Value::from(clean_text(text.as_bytes(), JA3_TEXT_LIMIT)),
+        Value::from(clean_owned(text, JA3_TEXT_LIMIT)),
     );
     if let Some(name) = cipher_name(sh.cipher) {
         meta.insert("cipher_name".into(), Value::from(name));
@@ -580,6 +584,30 @@ pub fn server_hello_meta(sh: &ServerHello) -> Meta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ja4_hash12_is_the_sha256_head_or_zeros() {
+        let mut out = String::from("x_");
+        push_hash12(&mut out, "");
+        push_hash12(&mut out, "002f,0035");
+        let full = hex(&Sha256::digest(b"002f,0035"));
+        assert_eq!(out, format!("x_000000000000{}", &full[..12]));
+    }
+
+    #[test]
+    fn ja4_alpn_takes_the_first_values_ends_or_their_hex() {
+        let hello = |alpn: Vec<&'static [u8]>| {
+            ja4_alpn(&ClientHello {
+                alpn,
+                ..Default::default()
+            })
+        };
+        assert_eq!(hello(vec![]), ['0', '0']);
+        assert_eq!(hello(vec![b""]), ['0', '0']);
+        assert_eq!(hello(vec![b"h2", b"http/1.1"]), ['h', '2']);
+        assert_eq!(hello(vec![b"http/1.1"]), ['h', '1']);
+        assert_eq!(hello(vec![b"\xab-\x3c"]), ['a', 'c']);
+    }
 
     #[test]
     fn grease_values() {
