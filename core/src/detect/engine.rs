@@ -288,14 +288,19 @@ impl Engine {
         final_: bool,
         client_port: Option<u16>,
     ) -> Result<Decision, Pending> {
-        let mut ports = vec![server_port];
-        ports.extend(client_port.filter(|p| *p != server_port));
+        // The server's port, and the client's when it differs: in place, not a list per call.
+        let both = [server_port, client_port.unwrap_or(server_port)];
+        let ports = if both[1] == server_port {
+            &both[..1]
+        } else {
+            &both[..]
+        };
         let hinted = self
             .hints
             .get(&(server_port, transport))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let mut scores = self.score_all(transport, client, server, hinted, &ports, false);
+        let mut scores = self.score_all(transport, client, server, hinted, ports, false);
         let udp_doubt =
             transport == Transport::Udp && !scores.iter().any(|x| !x.prelude && x.score >= ACCEPT);
         if may_swap || udp_doubt {
@@ -303,7 +308,7 @@ impl Engine {
                 .and_then(|p| self.hints.get(&(p, transport)))
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            scores.extend(self.score_all(transport, server, client, hinted_rev, &ports, true));
+            scores.extend(self.score_all(transport, server, client, hinted_rev, ports, true));
         }
         if scores.is_empty() {
             return if final_ {

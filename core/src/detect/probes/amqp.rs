@@ -12,7 +12,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("amqp", probe).answers(&["amqp_method"])];
+pub static PROBES: &[Probe] = &[Probe::single("amqp", probe).answers(answers!["amqp_method"])];
 
 const FRAME_END: u8 = 0xce;
 const MAX_FRAMES: usize = 16;

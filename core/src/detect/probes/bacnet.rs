@@ -18,8 +18,11 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] =
-    &[Probe::single("bacnet", probe).answers(&["bvlc_function", "bacnet_apdu", "bacnet_service"])];
+pub static PROBES: &[Probe] = &[Probe::single("bacnet", probe).answers(answers![
+    "bvlc_function",
+    "bacnet_apdu",
+    "bacnet_service"
+])];
 
 const BVLC_TYPE: u8 = 0x81;
 

@@ -28,7 +28,7 @@ use crate::text::{clean_text, hex};
 const FIRST: &[u8] = &[0x01, 0x11, 0x21, 0x31, 0x41];
 
 pub static PROBES: &[Probe] = &[
-    Probe::single("bt_handshake", probe_handshake).answers(&["bt_client", "bt_extensions"]),
+    Probe::single("bt_handshake", probe_handshake).answers(answers!["bt_client", "bt_extensions"]),
     Probe::single("utp", probe_utp).gated(FIRST),
     Probe::units("utp_units", probe_utp_units).gated(FIRST),
 ];

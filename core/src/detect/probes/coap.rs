@@ -11,7 +11,8 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("coap", probe).answers(&["coap_type", "coap_code"])];
+pub static PROBES: &[Probe] =
+    &[Probe::single("coap", probe).answers(answers!["coap_type", "coap_code"])];
 
 const TYPES: [&str; 4] = ["CON", "NON", "ACK", "RST"];
 /// Options decoded before giving up (the loop must see the end within this many steps).

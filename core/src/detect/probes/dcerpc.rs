@@ -18,7 +18,7 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[Probe::single("dcerpc", probe)
     .gated(&[5])
-    .answers(&["dcerpc_ptype"])];
+    .answers(answers!["dcerpc_ptype"])];
 
 const HEADER: usize = 16;
 const SEC_TRAILER: usize = 8;

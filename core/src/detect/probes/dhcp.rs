@@ -17,8 +17,8 @@ use crate::meta::{json, Meta};
 use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
-    Probe::single("dhcp", probe).answers(&["dhcp_type"]),
-    Probe::single("dhcpv6", probe_v6).answers(&["dhcp_type"]),
+    Probe::single("dhcp", probe).answers(answers!["dhcp_type"]),
+    Probe::single("dhcpv6", probe_v6).answers(answers!["dhcp_type"]),
 ];
 
 const COOKIE: &[u8] = &[0x63, 0x82, 0x53, 0x63];

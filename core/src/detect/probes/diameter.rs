@@ -16,12 +16,14 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 use crate::text::{clean_text, MAX_TEXT};
 
-pub static PROBES: &[Probe] = &[Probe::single("diameter", probe).gated(&[1]).answers(&[
-    "diameter_command",
-    "diameter_origin_host",
-    "diameter_origin_realm",
-    "diameter_product",
-])];
+pub static PROBES: &[Probe] = &[Probe::single("diameter", probe)
+    .gated(&[1])
+    .answers(answers![
+        "diameter_command",
+        "diameter_origin_host",
+        "diameter_origin_realm",
+        "diameter_product",
+    ])];
 
 const HEADER: usize = 20;
 const REQUEST: u8 = 0x80;

@@ -14,7 +14,7 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] =
-    &[Probe::single("dnp3", probe).answers(&["dnp3_function", "dnp3_app_function"])];
+    &[Probe::single("dnp3", probe).answers(answers!["dnp3_function", "dnp3_app_function"])];
 
 /// Application function codes (IEEE 1815-2012 Table 4-3).
 fn app_function(code: u8) -> Option<&'static str> {

@@ -18,7 +18,7 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[Probe::single("dsi", probe)
     .gated(&[REQUEST, REPLY])
-    .answers(&["dsi_first"])];
+    .answers(answers!["dsi_first"])];
 
 const REQUEST: u8 = 0;
 const REPLY: u8 = 1;

@@ -22,12 +22,15 @@ use super::{Probe, ProbeResult, MAX_INPUT};
 use crate::meta::{json, Meta, Value};
 use crate::text::{clean_text, ipv4_text, ipv6_text};
 
-pub static PROBES: &[Probe] = &[Probe::single("gtpc", probe).gated(&FIRST_BYTES).answers(&[
-    "gtp_message",
-    "gtp_teid",
-    "gtp_cause",
-    "gtp_fteid",
-])];
+pub static PROBES: &[Probe] =
+    &[Probe::single("gtpc", probe)
+        .gated(&FIRST_BYTES)
+        .answers(answers![
+            "gtp_message",
+            "gtp_teid",
+            "gtp_cause",
+            "gtp_fteid",
+        ])];
 
 /// Information elements read per message, and endpoints kept, at most (a message has a few
 /// dozen; a grouped IE is read one level down).

@@ -14,7 +14,7 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[Probe::single("gtpu", probe)
     .gated(&FIRST_BYTES)
-    .answers(&["gtp_message"])];
+    .answers(answers!["gtp_message"])];
 
 /// Version 1, PT 1, reserved 0, any E/S/PN.
 const FIRST_BYTES: [u8; 8] = [0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37];

@@ -11,7 +11,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("h323", probe).answers(&["q931_message"])];
+pub static PROBES: &[Probe] = &[Probe::single("h323", probe).answers(answers!["q931_message"])];
 
 const Q931_DISCRIMINATOR: u8 = 0x08;
 

@@ -21,7 +21,7 @@ use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
 use crate::text::{clean_text, MAX_TEXT};
 
-pub static PROBES: &[Probe] = &[Probe::single("http", probe).answers(&["http_version"])];
+pub static PROBES: &[Probe] = &[Probe::single("http", probe).answers(answers!["http_version"])];
 
 const MAX_INPUT: usize = 65536;
 const MAX_LINE: usize = 8192;
@@ -203,14 +203,20 @@ fn header(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((name, value))
 }
 
+/// Header names kept as facts (any case) and the facts' names.
+const WANTED: [(&[u8], &str); 4] = [
+    (b"host", "http_host"),
+    (b"user-agent", "http_user_agent"),
+    (b"upgrade", "http_upgrade"),
+    (b"server", "http_server"),
+];
+
 fn wanted(name: &[u8]) -> Option<&'static str> {
-    Some(match name.to_ascii_lowercase().as_slice() {
-        b"host" => "http_host",
-        b"user-agent" => "http_user_agent",
-        b"upgrade" => "http_upgrade",
-        b"server" => "http_server",
-        _ => return None,
-    })
+    // Compared without a lowercase copy: a header line was an allocation each.
+    WANTED
+        .iter()
+        .find(|(header, _)| name.eq_ignore_ascii_case(header))
+        .map(|&(_, fact)| fact)
 }
 
 /// How far the header block went.
@@ -333,6 +339,24 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
 mod tests {
     use super::*;
     use crate::detect::probes::Status;
+
+    #[test]
+    fn wanted_headers_match_in_any_case_and_only_whole() {
+        assert_eq!(wanted(b"Host"), Some("http_host"));
+        assert_eq!(wanted(b"USER-AGENT"), Some("http_user_agent"));
+        assert_eq!(wanted(b"upgrade"), Some("http_upgrade"));
+        assert_eq!(wanted(b"sErVeR"), Some("http_server"));
+        for other in [
+            &b"hosts"[..],
+            b"hos",
+            b"",
+            b"x-host",
+            b"server ",
+            b"user_agent",
+        ] {
+            assert_eq!(wanted(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn a_head_cut_between_header_lines_is_partial() {

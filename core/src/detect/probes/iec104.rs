@@ -16,7 +16,7 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] =
-    &[Probe::single("iec104", probe).answers(&["iec104_first", "iec104_asdu"])];
+    &[Probe::single("iec104", probe).answers(answers!["iec104_first", "iec104_asdu"])];
 
 const START: u8 = 0x68;
 const MAX_APDUS: usize = 16;

@@ -13,8 +13,8 @@ use super::{Probe, ProbeResult, Status};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
-    Probe::single("kerberos", probe).answers(&["krb_msg"]),
-    Probe::single("kerberos_tcp", probe_tcp).answers(&["krb_msg"]),
+    Probe::single("kerberos", probe).answers(answers!["krb_msg"]),
+    Probe::single("kerberos_tcp", probe_tcp).answers(answers!["krb_msg"]),
     Probe::single("kerberos_tcp_head", probe_tcp_head),
 ];
 

@@ -17,7 +17,7 @@ use crate::flow::table::HEAD_BYTES;
 use crate::meta::{json, Meta};
 use crate::text::{clean_text, hex};
 
-pub static PROBES: &[Probe] = &[Probe::single("ldap", probe).answers(&["ldap_op"])];
+pub static PROBES: &[Probe] = &[Probe::single("ldap", probe).answers(answers!["ldap_op"])];
 
 const BIND_REQUEST: u8 = 0x60;
 const EXTENDED_REQUEST: u8 = 0x77;

@@ -96,8 +96,19 @@ pub struct Probe {
     pub first_bytes: Option<&'static [u8]>,
     /// Facts the server states under the name of one the client states, but as an answer of its
     /// own (a reply's message type, the version or ALPN a ServerHello picked, the server's RTP
-    /// SSRC): from the server's side they are named `<name>_server` (`side_facts`).
-    pub answers: &'static [&'static str],
+    /// SSRC): from the server's side they are named `<name>_server` (`side_facts`). Each comes
+    /// with that name written out (`answers!`), so that renaming makes no text.
+    pub answers: &'static [Answer],
+}
+
+/// A fact a server states as an answer: its name and the name it gets from the server's side.
+pub type Answer = [&'static str; 2];
+
+/// `Probe::answers`' list: each name with `<name>_server` beside it.
+macro_rules! answers {
+    ($($name:literal),* $(,)?) => {
+        &[$([$name, concat!($name, "_server")]),*]
+    };
 }
 
 /// The `N` byte values from `first` on, for a `gated` probe whose first byte is a range.
@@ -134,15 +145,15 @@ impl Probe {
             ..self
         }
     }
-    pub const fn answers(self, answers: &'static [&'static str]) -> Self {
+    pub const fn answers(self, answers: &'static [Answer]) -> Self {
         Self { answers, ..self }
     }
     /// One side's facts as the flow keeps them: from the server's side, its `answers` renamed
     /// `<name>_server`, so that they stand beside the client's facts of the same name.
     pub fn side_facts(&self, mut meta: Meta, from_client: bool) -> Meta {
         if !from_client {
-            for name in self.answers {
-                meta.rename(name, format!("{name}_server").into());
+            for &[name, server_name] in self.answers {
+                meta.rename(name, server_name.into());
             }
         }
         meta
@@ -286,3 +297,37 @@ pub fn names() -> Vec<&'static str> {
 
 #[cfg(test)]
 pub(crate) mod vectors;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Value;
+
+    #[test]
+    fn a_servers_answers_take_the_server_name_and_other_facts_keep_theirs() {
+        let probe = lookup("tls").unwrap();
+        let mut facts = Meta::new();
+        facts.insert("tls_version".into(), Value::from("1.3"));
+        facts.insert("cipher".into(), Value::from("0x1301"));
+        let server = probe.side_facts(facts.clone(), false);
+        assert_eq!(
+            server.keys().collect::<Vec<_>>(),
+            ["tls_version_server", "cipher"]
+        );
+        assert_eq!(server["tls_version_server"], "1.3");
+        assert_eq!(probe.side_facts(facts.clone(), true), facts);
+    }
+
+    #[test]
+    fn every_answer_is_renamed_to_its_own_name_for_the_server() {
+        let answers: Vec<Answer> = REGISTRY
+            .iter()
+            .flat_map(|t| t.iter())
+            .flat_map(|p| p.answers.iter().copied())
+            .collect();
+        assert!(answers.len() > 30);
+        for [name, server_name] in answers {
+            assert_eq!(server_name, format!("{name}_server"));
+        }
+    }
+}

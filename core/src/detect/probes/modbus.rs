@@ -13,7 +13,8 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("modbus", probe).answers(&["modbus_function"])];
+pub static PROBES: &[Probe] =
+    &[Probe::single("modbus", probe).answers(answers!["modbus_function"])];
 
 const MBAP: usize = 7;
 const MAX_LENGTH: u16 = 254;

@@ -14,7 +14,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("mqtt", probe).answers(&["mqtt_first"])];
+pub static PROBES: &[Probe] = &[Probe::single("mqtt", probe).answers(answers!["mqtt_first"])];
 
 const NAMES: [&str; 16] = [
     "reserved",

@@ -13,7 +13,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("tds", probe).answers(&["tds_type"])];
+pub static PROBES: &[Probe] = &[Probe::single("tds", probe).answers(answers!["tds_type"])];
 
 const MAX_PACKET: usize = 32768;
 /// The smallest packet size a client may negotiate.

@@ -17,7 +17,7 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("ntp", probe).answers(&["ntp_mode"])];
+pub static PROBES: &[Probe] = &[Probe::single("ntp", probe).answers(answers!["ntp_mode"])];
 
 /// An NTP packet (header and its extensions) is never longer than this.
 const MAX_PACKET: usize = 1024;

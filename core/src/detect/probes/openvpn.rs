@@ -14,8 +14,8 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
-    Probe::single("openvpn", probe).answers(&["openvpn_opcode"]),
-    Probe::single("openvpn_tcp", probe_tcp).answers(&["openvpn_opcode"]),
+    Probe::single("openvpn", probe).answers(answers!["openvpn_opcode"]),
+    Probe::single("openvpn_tcp", probe_tcp).answers(answers!["openvpn_opcode"]),
 ];
 
 const HMAC_SIZES: [usize; 5] = [16, 20, 32, 48, 64];

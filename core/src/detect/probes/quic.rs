@@ -50,7 +50,7 @@ const SALT_D23: [u8; 20] =
 const LONG_HEADER: &[u8] = &byte_range::<128>(0x80);
 
 /// A server's packet type and version (a Retry, a Version Negotiation) answer the client's.
-const QUIC_ANSWERS: &[&str] = &["quic_packet", "quic_version"];
+const QUIC_ANSWERS: &[super::Answer] = answers!["quic_packet", "quic_version"];
 
 pub static PROBES: &[Probe] = &[
     Probe::single("quic", probe)

@@ -28,7 +28,7 @@ use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[Probe::single("rfb", probe)
     .gated(b"R")
-    .answers(&["rfb_version"])];
+    .answers(answers!["rfb_version"])];
 
 const VERSION_LEN: usize = 12;
 /// A reason longer than this is cut (it is shown, not parsed).

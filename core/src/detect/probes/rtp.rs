@@ -16,8 +16,8 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[
-    Probe::units("rtp", probe_units).answers(&["rtp_ssrc", "rtp_payload_type"]),
-    Probe::single("rtcp", probe_rtcp).answers(&["rtcp_first"]),
+    Probe::units("rtp", probe_units).answers(answers!["rtp_ssrc", "rtp_payload_type"]),
+    Probe::single("rtcp", probe_rtcp).answers(answers!["rtcp_first"]),
 ];
 
 const MAX_STEP: u16 = 64;

@@ -18,7 +18,7 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[Probe::single("s7comm", probe)
     .gated(&[3])
-    .answers(&["s7_rosctr", "s7_function"])];
+    .answers(answers!["s7_rosctr", "s7_function"])];
 
 /// TPKTs read before giving up on finding S7 (a request and a few jobs).
 const MAX_TPKTS: usize = 8;

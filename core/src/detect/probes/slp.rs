@@ -14,7 +14,7 @@ use crate::meta::{json, Meta};
 
 pub static PROBES: &[Probe] = &[Probe::single("slp", probe)
     .gated(&[1, 2])
-    .answers(&["slp_function"])];
+    .answers(answers!["slp_function"])];
 
 const V1_HEADER: usize = 12;
 /// Version 2's fixed header, before the language tag.

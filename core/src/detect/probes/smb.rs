@@ -24,7 +24,7 @@ pub static PROBES: &[Probe] = &[
     // SMB2 dialects is answered in SMB2 by a server that takes one.
     Probe::single("smb", probe)
         .gated(&[0x00, SESSION_REQUEST, POSITIVE_RESPONSE])
-        .answers(&["smb_version", "smb_command"]),
+        .answers(answers!["smb_version", "smb_command"]),
     // Datagram-service types that carry user data (direct unique/group, broadcast).
     Probe::single("smb_dgm", probe_dgm).gated(&[0x10, 0x11, 0x12]),
 ];

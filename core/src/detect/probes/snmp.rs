@@ -18,7 +18,7 @@ use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 use crate::text::clean_text;
 
-pub static PROBES: &[Probe] = &[Probe::single("snmp", probe).answers(&["snmp_pdu"])];
+pub static PROBES: &[Probe] = &[Probe::single("snmp", probe).answers(answers!["snmp_pdu"])];
 
 const MIN_MAX_SIZE: i64 = 484;
 /// The PDUs an agent sends in answer (RFC 3416 3): a Response (also to an InformRequest) or a

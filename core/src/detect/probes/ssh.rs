@@ -17,7 +17,7 @@ use crate::meta::{Meta, Value};
 use crate::text::{clean_text, MAX_TEXT};
 use md5::{Digest, Md5};
 
-pub static PROBES: &[Probe] = &[Probe::single("ssh", probe).answers(&["ssh_protoversion"])];
+pub static PROBES: &[Probe] = &[Probe::single("ssh", probe).answers(answers!["ssh_protoversion"])];
 
 const MAX_INPUT: usize = 65536;
 /// Including CR LF (RFC 4253 §4.2).

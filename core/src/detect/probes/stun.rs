@@ -22,7 +22,7 @@ const FIRST: &[u8] = &byte_range::<64>(0);
 
 pub static PROBES: &[Probe] = &[Probe::single("stun", probe)
     .gated(FIRST)
-    .answers(&["stun_class", "stun_software"])];
+    .answers(answers!["stun_class", "stun_software"])];
 
 const MAGIC: u32 = 0x2112_A442;
 const MAX_ATTRIBUTES: usize = 64;

@@ -17,7 +17,7 @@ use crate::text::clean_text;
 
 pub static PROBES: &[Probe] = &[
     Probe::single("tftp", probe_request),
-    Probe::single("tftp_transfer", probe_transfer).answers(&["tftp_op"]),
+    Probe::single("tftp_transfer", probe_transfer).answers(answers!["tftp_op"]),
 ];
 
 const MODES: [&[u8]; 3] = [b"netascii", b"octet", b"mail"];

@@ -550,7 +550,7 @@ pub fn parse_server_hello(body: &[u8], dtls: bool) -> Option<ServerHello<'_>> {
 
 /// What a ServerHello picks from the ClientHello's offer: its facts under the client's names
 /// become `tls_version_server` and `alpn_server` (`Probe::answers`).
-pub const HELLO_ANSWERS: &[&str] = &["tls_version", "alpn"];
+pub const HELLO_ANSWERS: &[super::Answer] = answers!["tls_version", "alpn"];
 
 pub fn server_hello_meta(sh: &ServerHello) -> Meta {
     let mut text = format!("{},{},", sh.legacy_version, sh.cipher);

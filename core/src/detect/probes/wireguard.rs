@@ -10,7 +10,8 @@
 use super::{Probe, ProbeResult};
 use crate::meta::{json, Meta};
 
-pub static PROBES: &[Probe] = &[Probe::single("wireguard", probe).answers(&["wireguard_message"])];
+pub static PROBES: &[Probe] =
+    &[Probe::single("wireguard", probe).answers(answers!["wireguard_message"])];
 
 /// Type, header and authentication tag of a transport data message.
 const DATA_OVERHEAD: usize = 32;
