@@ -263,9 +263,10 @@ thread_local! {
 }
 
 /// Insert `key` only if absent (Python's `dict.setdefault`): the first probe to say a fact wins.
-pub fn set_default(meta: &mut Meta, key: &str, value: Value) {
-    if !meta.contains_key(key) {
-        meta.insert(Cow::Owned(key.to_owned()), value);
+pub fn set_default(meta: &mut Meta, key: impl Into<Key>, value: Value) {
+    let key = key.into();
+    if !meta.contains_key(&key) {
+        meta.insert(key, value);
     }
 }
 
@@ -429,9 +430,10 @@ impl FlowMeta {
     }
 
     /// Insert `key` only if absent (`set_default`), a frozen map staying frozen (`insert`).
-    pub fn set_default(&mut self, key: &str, value: Value) {
-        if !self.contains_key(key) {
-            self.insert_new(Cow::Owned(key.to_owned()), value);
+    pub fn set_default(&mut self, key: impl Into<Key>, value: Value) {
+        let key = key.into();
+        if !self.contains_key(&key) {
+            self.insert_new(key, value);
         }
     }
 

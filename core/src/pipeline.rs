@@ -1053,8 +1053,13 @@ impl Tracker {
         }
         let found = std::mem::take(&mut decision.meta);
         let had_meta = !found.is_empty();
-        for (k, v) in found {
-            flow.meta.insert(k, v);
+        if !flow.meta.is_frozen() && flow.meta.is_empty() {
+            // The first facts (most flows): the decision's map becomes the flow's as it is.
+            flow.meta = found.into();
+        } else {
+            for (k, v) in found {
+                flow.meta.insert(k, v);
+            }
         }
         let done = decision.done;
         let has_sig = decision.sig.is_some();

@@ -16,29 +16,68 @@ use super::signature::{Signature, Transport};
 use hashbrown::HashMap;
 
 /// A bit set over one transport's candidates (bit i: candidate i).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Bits(Vec<u64>);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bits(Words);
+
+/// Up to `INLINE_WORDS` words in place: a set is made for every classification, and the
+/// signatures of one transport (about a hundred) fit; more (a user's many signatures) are
+/// allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Words {
+    Inline([u64; INLINE_WORDS], usize),
+    Heap(Vec<u64>),
+}
+
+const INLINE_WORDS: usize = 4;
+
+impl Default for Bits {
+    fn default() -> Self {
+        Bits::with_len(0)
+    }
+}
 
 impl Bits {
     fn with_len(n: usize) -> Bits {
-        Bits(vec![0; n.div_ceil(64)])
+        let words = n.div_ceil(64);
+        Bits(if words <= INLINE_WORDS {
+            Words::Inline([0; INLINE_WORDS], words)
+        } else {
+            Words::Heap(vec![0; words])
+        })
+    }
+    fn words(&self) -> &[u64] {
+        match &self.0 {
+            Words::Inline(w, n) => &w[..*n],
+            Words::Heap(w) => w,
+        }
+    }
+    fn words_mut(&mut self) -> &mut [u64] {
+        match &mut self.0 {
+            Words::Inline(w, n) => &mut w[..*n],
+            Words::Heap(w) => w,
+        }
+    }
+    fn len(&self) -> usize {
+        self.words().len()
     }
     fn set(&mut self, i: usize) {
-        if let Some(w) = self.0.get_mut(i / 64) {
+        if let Some(w) = self.words_mut().get_mut(i / 64) {
             *w |= 1 << (i % 64);
         }
     }
     pub fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.words()
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     fn or(&mut self, o: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&o.0) {
+        for (a, b) in self.words_mut().iter_mut().zip(o.words()) {
             *a |= b;
         }
     }
     /// Set bits, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(k, &w)| {
+        self.words().iter().enumerate().flat_map(|(k, &w)| {
             let mut w = w;
             std::iter::from_fn(move || {
                 if w == 0 {
@@ -175,7 +214,7 @@ impl Admission {
     /// The candidates worth scoring for these units and ports.
     pub fn admitted(&self, client: &[&[u8]], server: &[&[u8]], ports: &[u16]) -> Bits {
         let mut mask = self.always.clone();
-        if mask.0.len() < self.n.div_ceil(64) {
+        if mask.len() < self.n.div_ceil(64) {
             mask = Bits::with_len(self.n);
         }
         for u in client.iter().chain(server) {
@@ -194,5 +233,34 @@ impl Admission {
             }
         }
         mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_in_place_and_allocated_behave_alike() {
+        for n in [0, 1, 64, 100, 256, 257, 1000] {
+            let mut a = Bits::with_len(n);
+            let mut b = Bits::with_len(n);
+            assert_eq!(matches!(a.0, Words::Inline(..)), n <= 256, "{n}");
+            let picks: Vec<usize> = (0..n).filter(|i| i % 7 == 3).collect();
+            for &i in &picks {
+                a.set(i);
+            }
+            b.set(n.saturating_sub(1));
+            b.set(n + 64); // past the set: ignored, never a panic
+            assert!(!b.get(n + 64));
+            a.or(&b);
+            let mut want = picks.clone();
+            if n > 0 && !want.contains(&(n - 1)) {
+                want.push(n - 1);
+            }
+            assert_eq!(a.iter().collect::<Vec<_>>(), want, "{n}");
+            assert!(want.iter().all(|&i| a.get(i)));
+            assert_eq!(a.len(), n.div_ceil(64));
+        }
     }
 }

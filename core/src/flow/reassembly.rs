@@ -99,15 +99,42 @@ impl StreamBuffer {
         }
         let payload = &payload[..payload.len().min(self.depth() - rel)];
         let before = self.data.len();
-        for (piece_rel, piece) in self.new_pieces(rel, payload) {
-            if piece_rel == self.data.len() {
-                self.append(piece); // in order: taken whatever the pending bounds say
-                self.drain();
-            } else {
-                self.hold(piece_rel, piece);
+        if self.pending.is_none() {
+            // Nothing held (most segments): at most one new piece, past the bytes taken.
+            let conflict = self.conflicts_with_taken(rel, payload);
+            self.anomalies += u32::from(conflict);
+            let from = rel.max(before);
+            if from < rel + payload.len() {
+                self.take_piece(from, &payload[from - rel..]);
+            }
+        } else {
+            for (piece_rel, piece) in self.new_pieces(rel, payload) {
+                self.take_piece(piece_rel, piece);
             }
         }
         self.data.len() > before
+    }
+
+    fn take_piece(&mut self, piece_rel: usize, piece: &[u8]) {
+        if piece_rel == self.data.len() {
+            self.append(piece); // in order: taken whatever the pending bounds say
+            self.drain();
+        } else {
+            self.hold(piece_rel, piece);
+        }
+    }
+
+    /// Whether a segment's bytes that overlap the bytes already taken differ from them.
+    fn conflicts_with_taken(&self, rel: usize, payload: &[u8]) -> bool {
+        let have = self.data.len();
+        let end = rel + payload.len();
+        // RFC 1122 4.2.3.6: a keep-alive probe resends one garbage octet just below the next
+        // sequence number; it disagrees with the stream by design and is no evasion sign.
+        if rel < have && !(payload.len() == 1 && end == have) {
+            let n = have.min(end) - rel;
+            return self.data[rel..rel + n] != payload[..n];
+        }
+        false
     }
 
     /// The parts of a segment no earlier segment covered; disagreements count as anomalies. A
@@ -115,13 +142,7 @@ impl StreamBuffer {
     fn new_pieces<'p>(&mut self, rel: usize, payload: &'p [u8]) -> Vec<(usize, &'p [u8])> {
         let have = self.data.len();
         let end = rel + payload.len();
-        let mut conflict = false;
-        // RFC 1122 4.2.3.6: a keep-alive probe resends one garbage octet just below the next
-        // sequence number; it disagrees with the stream by design and is no evasion sign.
-        if rel < have && !(payload.len() == 1 && end == have) {
-            let n = have.min(end) - rel;
-            conflict = self.data[rel..rel + n] != payload[..n];
-        }
+        let mut conflict = self.conflicts_with_taken(rel, payload);
         let mut pieces = Vec::new();
         let mut pos = rel.max(have);
         let held_pieces = self
