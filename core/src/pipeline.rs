@@ -3,7 +3,7 @@
 //!
 //! A packet of a flow whose inspection has ended costs a decode, one table look-up and counter
 //! updates; detection work is bounded per flow by payload packets, not bytes.
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hashbrown::HashSet;
 
@@ -152,12 +152,16 @@ pub struct Analyzer {
     filter: Option<Arc<Filter>>,
 }
 
+/// The protocol of a record no decision named, one copy for them all.
+static UNKNOWN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
+
 /// Everything after decoding: the flow table, timers, detection and the finished records.
 pub struct Tracker {
     pub config: Config,
     pub engine: Arc<Engine>,
     known: Arc<KnownPorts>,
-    pub pcap_name: Option<String>,
+    /// Every record's `pcap`, one copy shared by them.
+    pub pcap_name: Option<Arc<str>>,
     pub stats: Stats,
     table: FlowTable,
     next_sweep: f64,
@@ -238,7 +242,7 @@ impl Analyzer {
             config,
             engine,
             known,
-            pcap_name,
+            pcap_name: pcap_name.map(Arc::from),
             stats: Stats::default(),
             table,
             next_sweep: f64::NEG_INFINITY,
@@ -1380,7 +1384,7 @@ impl Tracker {
             dst_ip: server_ip.text(),
             dst_port: flow.server_port(),
             orientation: flow.orientation.as_str(),
-            protocol: decision.map_or_else(|| "unknown".to_string(), |d| d.protocol.to_string()),
+            protocol: decision.map_or_else(|| Arc::clone(&UNKNOWN), |d| Arc::clone(&d.protocol)),
             confidence: decision.map_or(0.0, |d| d.confidence),
             packets_c2s: flow.sides[c].pkts,
             packets_s2c: flow.sides[s].pkts,
@@ -1526,7 +1530,7 @@ mod tests {
         a.drain();
         let named = |r: &FlowRecord| {
             let evidence = r.meta.get("evidence").and_then(Value::as_str);
-            (r.protocol.clone(), evidence.unwrap_or("").to_string())
+            (r.protocol.to_string(), evidence.unwrap_or("").to_string())
         };
         let want = ("unknown".to_string(), "no signature matched".to_string());
         assert_eq!(named(&a.flows.finished[0]), want);
@@ -1591,12 +1595,7 @@ mod tests {
             "the old set's copy is not handed out"
         );
         a.drain();
-        let protocols: Vec<&str> = a
-            .flows
-            .finished
-            .iter()
-            .map(|r| r.protocol.as_str())
-            .collect();
+        let protocols: Vec<&str> = a.flows.finished.iter().map(|r| &*r.protocol).collect();
         assert_eq!(protocols, ["http"; 3]);
     }
 
@@ -1670,7 +1669,7 @@ mod tests {
             (false, b"SSH-1.99-OpenSSH_3.9p1\r\n"),
             (true, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
         );
-        assert_eq!(ssh[0].protocol, "ssh");
+        assert_eq!(&*ssh[0].protocol, "ssh");
         assert_eq!(
             both_sides(&ssh[0], "ssh_protoversion"),
             (Some("2.0".into()), Some("1.99".into()))
@@ -1684,7 +1683,7 @@ mod tests {
         let init = |tag: u8| vec![tag, 0x07, 0x83, 0x02, 0x00, 0xe0, 0x84, 0x01, 0x00];
         let recs = handshake_then(210, (true, &init(0xb4)), (false, &init(0xb5)));
         let r = &recs[0];
-        assert_eq!(r.protocol, "z3950");
+        assert_eq!(&*r.protocol, "z3950");
         assert!(
             (r.confidence - (1.0 - 0.15 * 0.15)).abs() < 1e-9,
             "{}",
@@ -1696,10 +1695,7 @@ mod tests {
         );
         // An answer the signature does not know leaves the verdict as the client's bytes gave it.
         let recs = handshake_then(210, (true, &init(0xb4)), (false, b"\x00\x01garbage"));
-        assert_eq!(
-            (recs[0].protocol.as_str(), recs[0].confidence),
-            ("z3950", 0.85)
-        );
+        assert_eq!((&*recs[0].protocol, recs[0].confidence), ("z3950", 0.85));
         let evidence = recs[0]
             .meta
             .get("evidence")
@@ -1744,7 +1740,7 @@ mod tests {
                 (true, &negotiate),
             ],
         );
-        assert_eq!(recs[0].protocol, "smb");
+        assert_eq!(&*recs[0].protocol, "smb");
         assert_eq!(
             recs[0].meta.get("smb_command").and_then(Value::as_str),
             Some("negotiate")
@@ -1757,7 +1753,7 @@ mod tests {
         // with its first bytes kept like any other verdict's.
         let req = session_request();
         let recs = after_handshake(139, &[(true, &req)]);
-        assert_eq!(recs[0].protocol, "netbios");
+        assert_eq!(&*recs[0].protocol, "netbios");
         let head = recs[0].meta.get("client_head").and_then(Value::as_str);
         assert_eq!(head, Some(crate::text::hex(&req[..32]).as_str()));
     }
@@ -1771,7 +1767,7 @@ mod tests {
         answer.extend(b"\x05pwsrv\x00\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\x0a\x4d\x00\x01");
         let recs = run(UDP, 5355, &[(1.0, false, 0, &answer)]);
         let r = &recs[0];
-        assert_eq!(r.protocol, "llmnr");
+        assert_eq!(&*r.protocol, "llmnr");
         assert_eq!((r.dst_port, r.src_port), (5355, 40000));
         assert_eq!((r.packets_c2s, r.packets_s2c), (0, 1));
         assert_eq!(r.orientation, "inferred");
@@ -1835,7 +1831,7 @@ mod tests {
                 MIDSTREAM_DEPTH
             ]
         );
-        assert_eq!(rec.protocol, "unknown");
+        assert_eq!(&*rec.protocol, "unknown");
         // After a handshake the stream's start is known: the full depth, for hellos and
         // certificates.
         let (held_after, _) = server_segments(true, &segments);
@@ -1850,7 +1846,7 @@ mod tests {
         let segments: Vec<Vec<u8>> = record.chunks(1448).take(4).map(<[u8]>::to_vec).collect();
         let (held_after, rec) = server_segments(false, &segments);
         assert!(held_after.iter().all(|&n| n <= MIDSTREAM_DEPTH));
-        assert_eq!(rec.protocol, "tls");
+        assert_eq!(&*rec.protocol, "tls");
         assert_eq!(rec.meta.get("tls_midstream"), Some(&Value::Bool(true)));
     }
 
@@ -2012,7 +2008,7 @@ mod tests {
         datagram(&mut a, 1.0, 2123, 2123, false, &request);
         a.drain();
         let r = &a.flows.finished[0];
-        assert_eq!(r.protocol, "gtp");
+        assert_eq!(&*r.protocol, "gtp");
         assert_eq!(r.meta["gtp_apn"], "internet");
         assert_eq!(r.meta["client_head"], "482000210000000000000700");
         assert!(!serde_json::to_string(&r.meta)
@@ -2181,7 +2177,7 @@ mod tests {
         assert_eq!(held(&a), (true, true, b"GET / HTTP/1.1\r\n".to_vec()));
         a.drain();
         let recs = std::mem::take(&mut a.flows.finished);
-        assert_eq!(recs[0].protocol, "http");
+        assert_eq!(&*recs[0].protocol, "http");
     }
 
     #[test]

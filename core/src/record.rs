@@ -1,5 +1,7 @@
 //! The flow record handed to Python: the schema's fields the core knows. Python adds what the
 //! services database and the policy say (`assigned`, `findings`).
+use std::sync::Arc;
+
 use crate::meta::Meta;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -14,7 +16,8 @@ pub struct FlowRecord {
     pub dst_ip: String,
     pub dst_port: u16,
     pub orientation: &'static str,
-    pub protocol: String,
+    /// The decision's name, shared with it (`Arc`): a copy per record was an allocation each.
+    pub protocol: Arc<str>,
     pub confidence: f64,
     pub packets_c2s: u64,
     pub packets_s2c: u64,
@@ -22,7 +25,7 @@ pub struct FlowRecord {
     pub bytes_c2s: u64,
     pub bytes_s2c: u64,
     pub meta: Meta,
-    pub pcap: Option<String>,
+    pub pcap: Option<Arc<str>>,
     /// For joining with Zeek and Suricata logs. `flow_id`: the flow's 1-based creation order in
     /// its capture (the same for every worker count; the monitor's flows count from its start).
     pub flow_id: u64,

@@ -407,7 +407,7 @@ fn every_worker_count_gives_the_single_run_records_in_order() {
     // The tunnels' own flows are there, and every inner flow names one of them.
     let tunnels: Vec<&str> = want
         .iter()
-        .filter(|r| r.protocol == "gtp")
+        .filter(|r| &*r.protocol == "gtp")
         .map(|r| r.community_id.as_str())
         .collect();
     assert!(
@@ -672,13 +672,13 @@ fn announced_connections_are_named_alike_for_every_worker_count() {
     let frames = announced_traffic();
     let want = single(&frames);
     let named =
-        |recs: &[FlowRecord], proto: &str| recs.iter().filter(|r| r.protocol == proto).count();
+        |recs: &[FlowRecord], proto: &str| recs.iter().filter(|r| &*r.protocol == proto).count();
     assert_eq!(named(&want, "ftp-data"), 18, "6 EPSV, 6 PASV, 6 PORT");
     let control = want
         .iter()
         .find(|r| r.dst_port == 21)
         .expect("control flow");
-    for r in want.iter().filter(|r| r.protocol == "ftp-data") {
+    for r in want.iter().filter(|r| &*r.protocol == "ftp-data") {
         assert_eq!(r.meta["control_flow_id"], control.flow_id);
         assert_eq!(
             r.meta["control_community_id"],
@@ -689,16 +689,17 @@ fn announced_connections_are_named_alike_for_every_worker_count() {
         .iter()
         .find(|r| r.dst_ip == "192.0.2.99")
         .expect("bounce flow");
-    assert_ne!(bounce.protocol, "ftp-data");
+    assert_ne!(&*bounce.protocol, "ftp-data");
     let foreign = control.meta["announced_foreign"]
         .as_array()
         .expect("listed");
     assert_eq!(foreign[0]["endpoint"], "192.0.2.99:25");
     let rtp = want.iter().find(|r| r.src_port == 6000).expect("rtp flow");
-    assert_eq!(rtp.protocol, "rtp");
+    assert_eq!(&*rtp.protocol, "rtp");
     assert_eq!(rtp.meta["announced_by"], "SDP");
     assert_eq!(
-        want.iter()
+        &*want
+            .iter()
             .find(|r| r.src_port == 6001)
             .expect("rtcp")
             .protocol,
@@ -723,7 +724,7 @@ fn announced_connections_are_named_alike_for_every_worker_count() {
         let home = shard_of(control);
         assert!(
             want.iter()
-                .filter(|r| r.protocol == "ftp-data")
+                .filter(|r| &*r.protocol == "ftp-data")
                 .any(|r| shard_of(r) != home),
             "{shards} shards: some data connection in another shard"
         );

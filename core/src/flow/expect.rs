@@ -276,9 +276,10 @@ fn note(meta: &mut Meta, key: &str, entry: Value) {
 /// Name an expected flow's record: the announced protocol, which flow announced it and how.
 /// What detection made of its bytes, when it was something else, stays as `content_protocol`.
 pub fn apply(rec: &mut FlowRecord, e: &Expectation) {
-    let detected = std::mem::replace(&mut rec.protocol, e.protocol.to_string());
-    if detected != "unknown" && detected != e.protocol {
-        rec.meta.insert("content_protocol".into(), detected.into());
+    let detected = std::mem::replace(&mut rec.protocol, e.protocol.into());
+    if &*detected != "unknown" && &*detected != e.protocol {
+        rec.meta
+            .insert("content_protocol".into(), detected.to_string().into());
     }
     rec.confidence = 1.0;
     rec.meta.insert(
@@ -413,7 +414,7 @@ mod tests {
             history: String::new(),
         };
         apply(&mut rec, &exp(S, 50000, C, 1.0));
-        assert_eq!(rec.protocol, "ftp-data");
+        assert_eq!(&*rec.protocol, "ftp-data");
         assert_eq!(rec.meta["content_protocol"], "http");
         assert_eq!(rec.meta["control_flow_id"], 1);
         assert_eq!(rec.meta["announced_by"], "EPSV");

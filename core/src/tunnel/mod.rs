@@ -146,7 +146,7 @@ fn application_named(protocol: &str, meta: &Meta) -> Option<String> {
 /// verdict is there already), with the shipped model.
 pub fn annotate(rec: &mut FlowRecord) {
     if rec.transport != "tcp"
-        || !matches!(rec.protocol.as_str(), "ssh" | "tls")
+        || !matches!(&*rec.protocol, "ssh" | "tls")
         || rec.meta.contains_key("tunnel_contents")
     {
         return;
