@@ -429,6 +429,20 @@ impl FlowMeta {
         DerefMut::deref_mut(self).insert(key, value);
     }
 
+    /// `insert_new` of several keys the caller found absent, in their order: a frozen map's
+    /// buffer is copied once for them all, not once each.
+    pub fn insert_new_all(&mut self, entries: Vec<(Key, Value)>) {
+        if let Some(f) = self.frozen.as_mut() {
+            if f.append_all(entries.iter().map(|(k, v)| (&**k, v))) {
+                return;
+            }
+        }
+        let map = DerefMut::deref_mut(self);
+        for (k, v) in entries {
+            map.insert(k, v);
+        }
+    }
+
     /// Insert `key` only if absent (`set_default`), a frozen map staying frozen (`insert`).
     pub fn set_default(&mut self, key: impl Into<Key>, value: Value) {
         let key = key.into();
@@ -616,22 +630,34 @@ impl Frozen {
     /// entries already there keep their bytes, so the shared texts they refer to keep the
     /// references they hold (this map's `Drop` releases them all, once).
     fn append(&mut self, key: &str, value: &Value) -> bool {
-        if !value_depth_ok(value, 0) {
+        self.append_all([(key, value)].into_iter())
+    }
+
+    /// `append` of several entries, the buffer copied once; none appended when one of the
+    /// values nests too deep.
+    fn append_all<'e>(
+        &mut self,
+        entries: impl Iterator<Item = (&'e str, &'e Value)> + Clone,
+    ) -> bool {
+        if !entries.clone().all(|(_, v)| value_depth_ok(v, 0)) {
             return false;
         }
+        let added = entries.clone().count();
         let mut r = Reader::new(&self.bytes, None);
         let (Some(n), Some(rest)) = (r.count(), self.bytes.get(r.at..)) else {
             return false;
         };
         let mut table = shared();
         self.bytes = written(|out| {
-            put_varint(out, n as u64 + 1);
+            put_varint(out, (n + added) as u64);
             out.extend_from_slice(rest);
             let mut enc = Encoder {
                 out,
                 table: Some(&mut table),
             };
-            enc.entry(key, value);
+            for (key, value) in entries {
+                enc.entry(key, value);
+            }
         });
         self.read = OnceLock::new();
         true
@@ -1116,6 +1142,47 @@ mod tests {
             };
             assert!(std::ptr::eq(*x, *y));
         }
+    }
+
+    #[test]
+    fn facts_appended_together_end_as_appended_one_by_one() {
+        let mut base = Meta::new();
+        base.insert("meta_batch_a".into(), json!("x"));
+        let extra = || {
+            vec![
+                (Key::from("meta_batch_b"), json!(2)),
+                (Key::from("meta_batch_c"), json!(["y", {"z": 1}])),
+            ]
+        };
+        let mut one_by_one = frozen(&base);
+        for (k, v) in extra() {
+            one_by_one.insert_new(k, v);
+        }
+        let mut together = frozen(&base);
+        together.insert_new_all(extra());
+        assert!(together.is_frozen() && one_by_one.is_frozen());
+        let keys = |m: &FlowMeta| m.to_meta().keys().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&together),
+            ["meta_batch_a", "meta_batch_b", "meta_batch_c"]
+        );
+        assert_eq!(together.to_meta(), one_by_one.to_meta());
+        // A value nested past the bound: none is appended, the map thaws and takes them all.
+        let mut deep = json!(1);
+        for _ in 0..=MAX_FROZEN_DEPTH {
+            deep = json!([deep]);
+        }
+        let mut thawed = frozen(&base);
+        thawed.insert_new_all(vec![
+            ("meta_batch_b".into(), json!(2)),
+            ("meta_batch_d".into(), deep.clone()),
+        ]);
+        assert!(!thawed.is_frozen());
+        assert_eq!(
+            keys(&thawed),
+            ["meta_batch_a", "meta_batch_b", "meta_batch_d"]
+        );
+        assert_eq!(thawed.get("meta_batch_d"), Some(&deep));
     }
 
     #[test]

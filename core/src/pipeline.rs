@@ -1211,19 +1211,30 @@ impl Tracker {
                 }
             };
             let mut new = false;
-            for (k, v) in found {
+            // Facts the flow lacks are gathered at the front of the list and appended together
+            // (a frozen map's buffer copied once, not once a fact); replaced facts keep their
+            // place either way, so the map ends the same.
+            let mut entries: Vec<(crate::meta::Key, Value)> = found.into_iter().collect();
+            let mut fresh = 0;
+            for i in 0..entries.len() {
                 // The client's statement of a fact wins, whichever side spoke first
                 // (`engine::client_first`); a server's own answers have names of their own.
-                let (absent, replace) = match flow.meta.value_of(&k) {
+                let (absent, replace) = match flow.meta.value_of(&entries[i].0) {
                     None => (true, false),
-                    Some(old) => (false, is_client && *old != v),
+                    Some(old) => (false, is_client && *old != entries[i].1),
                 };
                 if absent {
-                    flow.meta.insert_new(k, v);
+                    entries.swap(fresh, i);
+                    fresh += 1;
                 } else if replace {
+                    let (k, v) = std::mem::take(&mut entries[i]);
                     flow.meta.insert(k, v);
                 }
                 new |= absent || replace;
+            }
+            entries.truncate(fresh);
+            if !entries.is_empty() {
+                flow.meta.insert_new_all(entries);
             }
             // A growth that adds nothing ends the side, unless the probe read a message cut short.
             if new {
