@@ -238,12 +238,12 @@ fn static_key(name: &str) -> Key {
 }
 
 /// `name`'s copy in `kept`, made (and kept for good) if there is room for one more than `max`
-/// hold; None when there is not.
+/// hold and the name is not longer than `MAX_STATIC_KEY_LEN`; None otherwise.
 fn keep_name(kept: &mut KeySet, name: &str, max: usize) -> Option<&'static str> {
     if let Some(&found) = kept.get(name) {
         return Some(found);
     }
-    if kept.len() >= max {
+    if kept.len() >= max || name.len() > MAX_STATIC_KEY_LEN {
         return None;
     }
     let copy: &'static str = Box::leak(Box::from(name));
@@ -251,8 +251,10 @@ fn keep_name(kept: &mut KeySet, name: &str, max: usize) -> Option<&'static str> 
     Some(copy)
 }
 
-/// Names `static_key` keeps for the process at most (each once: a few hundred are in use).
+/// Names `static_key` keeps for the process at most (each once: a few hundred are in use), and
+/// the longest it keeps (the probes' are under 64 bytes): at most 512 KB whatever names come.
 const MAX_STATIC_KEYS: usize = 4096;
+const MAX_STATIC_KEY_LEN: usize = 128;
 
 type KeySet = HashSet<&'static str, foldhash::fast::RandomState>;
 
@@ -1202,6 +1204,14 @@ mod tests {
             "a kept name is still found"
         );
         assert_eq!(kept.len(), 2);
+        let long = "n".repeat(MAX_STATIC_KEY_LEN + 1);
+        assert_eq!(
+            keep_name(&mut KeySet::default(), &long, 2),
+            None,
+            "too long to keep"
+        );
+        let longest = "n".repeat(MAX_STATIC_KEY_LEN);
+        assert!(keep_name(&mut KeySet::default(), &longest, 2).is_some());
     }
 
     #[test]
