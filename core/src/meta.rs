@@ -88,11 +88,16 @@ impl Meta {
     }
 
     /// The value of `key`, set to `make()` first if absent.
-    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Value) -> &mut Value {
-        let i = match self.position(key) {
+    pub fn get_or_insert_with(
+        &mut self,
+        key: impl Into<Key>,
+        make: impl FnOnce() -> Value,
+    ) -> &mut Value {
+        let key = key.into();
+        let i = match self.position(&key) {
             Some(i) => i,
             None => {
-                self.0.push((Cow::Owned(key.to_owned()), make()));
+                self.0.push((key, make()));
                 self.0.len() - 1
             }
         };
@@ -423,19 +428,17 @@ impl FlowMeta {
     /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map is
     /// not searched for it again.
     pub fn insert_new(&mut self, key: Key, value: Value) {
-        if let Some(f) = self.frozen.as_mut() {
-            if f.append(&key, &value) {
-                return;
-            }
-        }
-        DerefMut::deref_mut(self).insert(key, value);
+        self.insert_new_all([(key, value)]);
     }
 
     /// `insert_new` of several keys the caller found absent, in their order: a frozen map's
     /// buffer is copied once for them all, not once each.
-    pub fn insert_new_all(&mut self, entries: Vec<(Key, Value)>) {
+    pub fn insert_new_all<E>(&mut self, entries: E)
+    where
+        E: AsRef<[(Key, Value)]> + IntoIterator<Item = (Key, Value)>,
+    {
         if let Some(f) = self.frozen.as_mut() {
-            if f.append_all(entries.iter().map(|(k, v)| (&**k, v))) {
+            if f.append_all(entries.as_ref().iter().map(|(k, v)| (&**k, v))) {
                 return;
             }
         }
@@ -627,16 +630,11 @@ fn refs_of(text: &str) -> Option<u32> {
 }
 
 impl Frozen {
-    /// `key` (absent from the map) and `value` on the end of the map, its count one more; false
-    /// when the value nests too deep to freeze or the buffer is not one `encode` wrote. The
-    /// entries already there keep their bytes, so the shared texts they refer to keep the
-    /// references they hold (this map's `Drop` releases them all, once).
-    fn append(&mut self, key: &str, value: &Value) -> bool {
-        self.append_all([(key, value)].into_iter())
-    }
-
-    /// `append` of several entries, the buffer copied once; none appended when one of the
-    /// values nests too deep.
+    /// `entries` (keys absent from the map) on the end of the map, the buffer copied once, its
+    /// count that many more; false (none appended) when a value nests too deep to freeze or the
+    /// buffer is not one `encode` wrote. The entries already there keep their bytes, so the
+    /// shared texts they refer to keep the references they hold (this map's `Drop` releases
+    /// them all, once).
     fn append_all<'e>(
         &mut self,
         entries: impl Iterator<Item = (&'e str, &'e Value)> + Clone,

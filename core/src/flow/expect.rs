@@ -264,7 +264,7 @@ fn endpoint(ip: &Addr, port: u16) -> String {
 }
 
 /// Add `entry` to the list `key` of `meta` unless it is there or the list is full.
-fn note(meta: &mut Meta, key: &str, entry: Value) {
+fn note(meta: &mut Meta, key: &'static str, entry: Value) {
     let list = meta.get_or_insert_with(key, || Value::Array(Vec::new()));
     if let Value::Array(items) = list {
         if items.len() < MAX_ANNOUNCED_META && !items.contains(&entry) {
