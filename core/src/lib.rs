@@ -23,6 +23,7 @@ mod cpu_cache;
 pub mod decode;
 pub mod detect;
 pub mod dns_name;
+pub mod dns_tunnel;
 pub mod flow;
 mod handoff;
 pub mod meta;
@@ -40,6 +41,8 @@ pub mod tunnel;
 mod py;
 #[cfg(feature = "python")]
 mod py_dns_name;
+#[cfg(feature = "python")]
+mod py_dns_tunnel;
 #[cfg(feature = "python")]
 mod py_line;
 #[cfg(feature = "python")]

@@ -1231,6 +1231,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(entropy_facts, m)?)?;
     m.add_function(wrap_pyfunction!(crate::py_line::record_line, m)?)?;
     m.add_class::<crate::py_dns_name::DnsNameSplitter>()?;
+    m.add_class::<crate::py_dns_tunnel::PyDnsTunnelTracker>()?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;

@@ -70,6 +70,14 @@ impl PyMeta {
         Ok(d)
     }
 
+    /// The core's map, while this mapping is still one (None once it is a dict).
+    pub(crate) fn core_map(&self) -> Option<&Meta> {
+        match &self.state {
+            State::Core(meta, _) => Some(meta),
+            State::Dict(_) => None,
+        }
+    }
+
     /// The JSON object of the core's map (see `json()`) appended to `out`; false once it is a
     /// dict, with nothing appended.
     pub(crate) fn append_json(&self, out: &mut Vec<u8>) -> PyResult<bool> {

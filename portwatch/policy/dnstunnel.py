@@ -9,22 +9,24 @@ leaves three marks that ordinary resolution rarely does:
     downstream, where ordinary clients ask for A/AAAA/HTTPS.
 
 One flow record shows only the first question of its flow (the probe's `dns_query`), so the
-tracker aggregates across flows per registered domain. State is bounded: at most MAX_DOMAINS
-domains (least recently seen evicted) with at most MAX_NAMES remembered name hashes each, so a
-flood of random names costs a fixed amount of memory (past MAX_NAMES a domain's unique-name
-count becomes an upper bound: a repeat of a name no longer remembered counts again).
+tracker aggregates across flows per registered domain. The core keeps the counts (its
+`dns_tunnel` module: this runs for every DNS record) with the thresholds below; this module
+words what it finds. State is bounded: at most MAX_DOMAINS domains and as many client sockets
+(least recently seen evicted) with at most MAX_NAMES remembered name hashes and 16 query types
+counted by name each, so a flood of random names costs a fixed amount of memory (past MAX_NAMES
+a domain's unique-name count becomes an upper bound: a repeat of a name no longer remembered
+counts again).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .. import _core
-from ..model import FlowRecord, peek
+from ..model import FlowRecord
 
 MAX_DOMAINS = 4096
 MAX_NAMES = 64  # enough to decide: the thresholds below need a few dozen names
@@ -47,12 +49,10 @@ NOT_RESOLUTION = frozenset({"mdns", "llmnr", "netbios-ns"})
 # of the Public Suffix List, which portwatch does not ship.
 _SLD = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gob", "mil", "nic"})
 _ESCAPE = re.compile(r"\\(\d{3}|.)")
-_LARGE_KINDS_INITIALS = frozenset("NKTC")
 
 
 class NameShape(NamedTuple):
-    """What a query name looks like (made for every DNS record the policy reads: a tuple, which
-    takes half the time of a frozen dataclass to make)."""
+    """What a query name looks like."""
 
     domain: str  # registered domain, lowercase, no trailing dot
     longest_label: int
@@ -73,8 +73,8 @@ class NameShape(NamedTuple):
                 f"{self.domain}, {self.entropy:.2f} bits/character")
 
 
-# A NameShape made by tuple's own constructor: the NamedTuple's generated __new__ is one Python call
-# more, a third of a microsecond at every DNS record.
+# A NameShape made by tuple's own constructor (the NamedTuple's generated __new__ is one Python call
+# more), from a tuple of its fields.
 _new_shape = tuple.__new__
 
 
@@ -128,47 +128,6 @@ def split_name(name: str) -> tuple[str, str, int] | None:
 _split_ascii = _core.DnsNameSplitter(_SLD).split
 
 
-def _large_answer(answers: list[object]) -> str | None:
-    for a in answers:
-        # Only NULL, KEY, TYPEnnn, TXT and CNAME answers can be large: the rest (A, AAAA...) are
-        # passed over on their first letter.
-        if not isinstance(a, str) or a[:1] not in _LARGE_KINDS_INITIALS:
-            continue
-        kind, _, rest = a.partition(" ")
-        if kind in ("NULL", "KEY") or kind.startswith("TYPE"):
-            m = re.match(r"\((\d+) bytes\)", rest)
-            if m and int(m.group(1)) >= LARGE_ANSWER:
-                return f"{kind} answer of {m.group(1)} bytes"
-        elif kind == "TXT" and len(rest) >= LARGE_ANSWER:
-            return f"TXT answer of {len(rest)}+ characters"
-        elif kind == "CNAME":
-            shape = name_shape(rest)
-            if shape is not None and shape.suspicious:
-                return f"CNAME answer with encoded-looking labels ({shape.longest_label}-character label)"
-    return None
-
-
-def _unusual(qtype: str) -> bool:
-    return qtype in UNUSUAL_QTYPES or _private_use(qtype)
-
-
-def _private_use(qtype: str) -> bool:
-    """A private-use type (RFC 6895: 65280-65534), which iodine offers as "PRIVATE"."""
-    return qtype[:4] == "TYPE" and qtype[4:].isdigit() and 65280 <= int(qtype[4:]) <= 65534
-
-
-@dataclass(slots=True)
-class _Domain:
-    names: set[int] = field(default_factory=set)
-    unique: int = 0
-    suspicious: int = 0
-    unusual_queries: int = 0
-    queries: int = 0
-    qtypes: dict[str, int] = field(default_factory=dict)  # queries per type (a Counter costs more to make)
-    longest_label: int = 0
-    max_entropy: float = 0.0
-
-
 @dataclass(slots=True)
 class DnsVerdict:
     severity: str
@@ -202,14 +161,39 @@ class DnsSignal:
                           f"DNS ({why}); not yet seen in volume [query: {qname}, {self.qtype}]")
 
 
-@dataclass(slots=True)
 class DnsTunnelTracker:
-    domains: OrderedDict[str, _Domain] = field(default_factory=OrderedDict)
-    evicted: int = 0
-    # queries already counted per flow: the monitor reports a flow when it is classified and again
-    # when it ends, and the second report must only add what came in between
-    flows: OrderedDict[tuple, int] = field(default_factory=OrderedDict)
-    allowed: frozenset[str] = frozenset()  # registered domains the site expects encoded names under
+    """The per-domain and per-socket bookkeeping (the core's `DnsTunnelTracker`, with this
+    module's thresholds and lists), and the policy's words for what it finds."""
+
+    __slots__ = ("_allowed", "_core")
+
+    def __init__(self, allowed: frozenset[str] = frozenset(), *, max_domains: int = MAX_DOMAINS,
+                 max_names: int = MAX_NAMES) -> None:
+        self._allowed = frozenset(allowed)
+        self._core = _core.DnsTunnelTracker(_settings(max_domains, max_names, self._allowed), split_name)
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """Registered domains the site expects encoded names under (the policy's `dns_allowed`)."""
+        return self._allowed
+
+    @allowed.setter
+    def allowed(self, domains: frozenset[str]) -> None:
+        self._allowed = frozenset(domains)
+        self._core.set_allowed(set(self._allowed))
+
+    @property
+    def evicted(self) -> int:
+        """Domains pushed out to keep MAX_DOMAINS."""
+        return int(self._core.evicted)
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def counts(self, domain: str) -> dict[str, int | float] | None:
+        """A kept registered domain's counts (unique, suspicious, queries, unusual_queries,
+        remembered_names, longest_label, max_entropy); None when it is not kept."""
+        return self._core.counts(domain)  # type: ignore[no-any-return]
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""
@@ -220,77 +204,19 @@ class DnsTunnelTracker:
         """Account one DNS flow; what it showed when it, or its domain so far, looks like a
         tunnel (`DnsSignal.verdict` words it). Most flows show nothing, and for them no text is
         made: the policy names the server and its port only for a flow that has something."""
-        if rec.protocol != "dns" or not NOT_RESOLUTION.isdisjoint(rec.assigned):
+        found = self._core.account(rec)
+        if found is None:
             return None
-        meta = rec.meta
-        qname = meta.get("dns_query")
-        if not isinstance(qname, str):
-            return None
-        shape = name_shape(qname)
-        if shape is None:
-            return None
-        # Runs for every DNS record: the shape's fields unpacked once, no max() calls, `_unusual`
-        # written out so that the common query types pass without a call.
-        domain, longest, _, suspicious = shape
-        if domain.endswith("arpa") or domain in self.allowed:
-            return None  # reverse look-ups: many unique names by design
-        qtype = str(meta.get("dns_qtype", ""))
-        unusual = qtype in UNUSUAL_QTYPES or (qtype[:4] == "TYPE" and _private_use(qtype))
-        packets = rec.packets_c2s
-        queries = packets if packets > 1 else 1
-        flow_key = (rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port, rec.ts_start)
-        flows = self.flows
-        counted = flows.pop(flow_key, 0)
-        flows[flow_key] = queries
-        if len(flows) > MAX_DOMAINS:
-            flows.popitem(last=False)
-        new_queries = queries - counted if queries > counted else 0
-        d = self._domain(domain)
-        key = hash(qname.lower())
-        names = d.names
-        if key not in names:
-            if len(names) < MAX_NAMES:
-                names.add(key)
-            d.unique += 1
-            if suspicious:
-                d.suspicious += 1
-        d.queries += new_queries
-        qtypes = d.qtypes
-        qtypes[qtype] = qtypes.get(qtype, 0) + new_queries
-        if unusual:
-            d.unusual_queries += new_queries
-        if longest > d.longest_label:
-            d.longest_label = longest
-        if suspicious:
-            d.max_entropy = max(d.max_entropy, shape.entropy)
-        answers = peek(meta, "dns_answers")
-        answer = _large_answer(answers) if isinstance(answers, (list, tuple)) else None
-
-        reasons = []
-        if d.suspicious >= AGG_SUSPICIOUS_NAMES and d.suspicious >= AGG_SUSPICIOUS_SHARE * d.unique:
-            reasons.append(f"{d.suspicious} of {d.unique} unique names under {domain} carry encoded-looking "
-                           f"labels (up to {d.longest_label} characters, {d.max_entropy:.2f} bits/character)")
-        if d.unusual_queries >= AGG_UNUSUAL_QUERIES and d.unique >= AGG_UNUSUAL_NAMES:
-            reasons.append(f"{d.unusual_queries} {_types(d.qtypes)} queries over {d.unique} unique names "
-                           f"under {domain}")
-        if queries >= FLOW_QUERIES and (unusual or suspicious or answer):
-            reasons.append(f"one client socket sent {queries} queries ({qtype or '?'} for names under "
-                           f"{domain})")
-        if not reasons and not suspicious and not answer:
-            return None
-        return DnsSignal(rec.src_ip, qname, qtype, shape, answer, reasons)
-
-    def _domain(self, name: str) -> _Domain:
-        d = self.domains.get(name)
-        if d is None:
-            if len(self.domains) >= MAX_DOMAINS:
-                self.domains.popitem(last=False)
-                self.evicted += 1
-            d = self.domains[name] = _Domain()
-        else:
-            self.domains.move_to_end(name)
-        return d
+        qname, qtype, shape, answer, reasons = found
+        return DnsSignal(rec.src_ip, qname, qtype, _new_shape(NameShape, shape), answer, reasons)
 
 
-def _types(qtypes: dict[str, int]) -> str:
-    return "/".join(t for t, _ in Counter(qtypes).most_common(3) if _unusual(t)) or "unusual-type"
+def _settings(max_domains: int, max_names: int, allowed: frozenset[str]) -> dict[str, object]:
+    return {
+        "max_domains": max_domains, "max_names": max_names, "long_label": LONG_LABEL, "long_data": LONG_DATA,
+        "min_char_entropy": MIN_CHAR_ENTROPY, "large_answer": LARGE_ANSWER,
+        "agg_suspicious_names": AGG_SUSPICIOUS_NAMES, "agg_suspicious_share": AGG_SUSPICIOUS_SHARE,
+        "agg_unusual_queries": AGG_UNUSUAL_QUERIES, "agg_unusual_names": AGG_UNUSUAL_NAMES,
+        "flow_queries": FLOW_QUERIES, "unusual_qtypes": set(UNUSUAL_QTYPES), "not_resolution": set(NOT_RESOLUTION),
+        "second_levels": set(_SLD), "allowed": set(allowed),
+    }

@@ -9,6 +9,7 @@ from findkit import record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from portwatch import _core
 from portwatch.policy import dnstunnel
 from portwatch.policy.dnstunnel import DnsTunnelTracker, name_shape, registered_domain
 
@@ -77,19 +78,17 @@ def test_reverse_lookups_and_mdns_are_ignored() -> None:
     assert tr.observe(mdns, "s", "w") is None
 
 
-def test_state_is_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(dnstunnel, "MAX_DOMAINS", 50)
-    monkeypatch.setattr(dnstunnel, "MAX_NAMES", 10)
-    tr = DnsTunnelTracker()
+def test_state_is_bounded() -> None:
+    tr = DnsTunnelTracker(max_domains=50, max_names=10)
     rng = random.Random(3)
     for i in range(500):
         tr.observe(dns(f"{encoded(rng, 8)}.d{i % 200}.example.", i=i), "s", "w")
     # 200 domains in rotation through 50 slots: every look-up after the first 50 evicts the oldest
-    assert len(tr.domains) == 50 and tr.evicted == 450
+    assert len(tr) == 50 and tr.evicted == 450
     for i in range(100):
         tr.observe(dns(f"{encoded(rng, 8)}.one.example.", i=i), "s", "w")
-    one = tr.domains["one.example"]
-    assert len(one.names) == 10 and one.unique >= 100 - 10  # counted beyond the remembered names
+    one = tr.counts("one.example")
+    assert one["remembered_names"] == 10 and one["unique"] >= 100 - 10  # counted beyond the remembered names
 
 
 def test_a_flow_reported_twice_counts_its_queries_once() -> None:
@@ -98,21 +97,21 @@ def test_a_flow_reported_twice_counts_its_queries_once() -> None:
     tr.observe(early, "s", "w")
     late = dns("q1.c.tun.example.", "TXT", packets=8)
     tr.observe(late, "s", "w")
-    d = tr.domains["tun.example"]
-    assert d.queries == 8 and d.unusual_queries == 8 and d.unique == 1
+    d = tr.counts("tun.example")
+    assert d["queries"] == 8 and d["unusual_queries"] == 8 and d["unique"] == 1
 
 
 def test_account_counts_every_flow_but_speaks_only_for_those_with_marks() -> None:
     rng = random.Random(9)
     tr = DnsTunnelTracker()
     assert tr.account(dns("www.example.com.")) is None  # counted, nothing to word
-    assert tr.domains["example.com"].queries == 1
+    assert tr.counts("example.com")["queries"] == 1
     signal = tr.account(dns(f"{encoded(rng)}.t.example.com.", i=1))
     assert signal is not None and signal.shape.suspicious and not signal.reasons
     verdict = signal.verdict("10.0.0.53:53", "53/udp (/etc/services: domain)")
     assert verdict.severity == "low"
     assert "to 10.0.0.53:53 on 53/udp (/etc/services: domain)" in verdict.message
-    assert tr.domains["example.com"].unique == 2
+    assert tr.counts("example.com")["unique"] == 2
 
 
 def test_name_shape_drops_empty_labels_and_keeps_the_registered_domain() -> None:
@@ -156,3 +155,67 @@ def test_a_long_high_entropy_label_from_the_cores_split_is_suspicious() -> None:
     assert shape is not None and shape.suspicious
     assert (shape.domain, shape.longest_label) == ("example.co.uk", 42)
     assert not name_shape(f"{'a' * 45}.example.com.").suspicious  # long, but one character
+
+
+# A stream of DNS records over a few domains, sockets and query types: names ordinary and
+# encoded, repeated, past ASCII; answers small and large; sockets reported more than once.
+_B32_LABEL = st.text(alphabet=B32, min_size=1, max_size=70)
+_QNAME = st.one_of(
+    st.builds(lambda data, d: f"{data}.{d}.", _B32_LABEL,
+              st.sampled_from(["t.example.com", "tun.example", "x.co.uk", "a.b.example.org", "9.in-addr.arpa"])),
+    st.sampled_from(["www.example.com.", "WWW.Example.com", "com.", "\u0130x.tun.example.", "a\\000b.tun.example"]),
+)
+_ANSWER = st.one_of(
+    st.sampled_from(["A 10.0.0.1", "NULL (300 bytes)", "KEY (12 bytes)", "TYPE65300 (0200 bytes)", "MX 10 m.x."]),
+    st.builds(lambda n: "TXT " + "v" * n, st.integers(150, 250)),
+    st.builds(lambda data: f"CNAME {data}.edge.example.net.", _B32_LABEL),
+)
+_DNS_RECORD = st.builds(
+    lambda qname, qtype, packets, answers, sock, port: record(
+        "dns", port, "udp", cport=20000 + sock, packets=(packets, packets),
+        meta={"dns_query": qname, "dns_qtype": qtype, "dns_answers": answers}),
+    _QNAME, st.sampled_from(["A", "AAAA", "TXT", "NULL", "CNAME", "TYPE65300", "TYPE65535", "", "PRIVATE"]),
+    st.integers(0, 45), st.lists(_ANSWER, max_size=3), st.integers(0, 6), st.sampled_from([53, 53, 53, 5353]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DNS_RECORD, max_size=80))
+def test_the_cores_bookkeeping_is_the_reference_implementations(records) -> None:
+    from dnstunnel_reference import ReferenceTracker
+
+    core, reference = DnsTunnelTracker(max_domains=4, max_names=6), ReferenceTracker(4, 6)
+    for rec in records:
+        found = core._core.account(rec)
+        assert found == reference.account(rec), rec.meta
+    assert (len(core), core.evicted) == (len(reference.domains), reference.evicted)
+    for name, d in reference.domains.items():
+        counts = core.counts(name)
+        assert counts is not None
+        assert (counts["unique"], counts["suspicious"], counts["queries"], counts["unusual_queries"],
+                counts["longest_label"], counts["max_entropy"], counts["remembered_names"]) == (
+            d.unique, d.suspicious, d.queries, d.unusual_queries, d.longest_label, d.max_entropy, len(d.names))
+
+
+def test_a_record_from_the_core_is_read_from_its_map() -> None:
+    rng = random.Random(4)
+    meta = _core.Meta({"dns_query": f"{encoded(rng)}.t.example.com.", "dns_qtype": "NULL",
+                       "dns_answers": ["NULL (400 bytes)", 7]})
+    rec = dns("x.example.com.")
+    rec.meta = meta
+    signal = DnsTunnelTracker().account(rec)
+    assert signal is not None and signal.qtype == "NULL" and signal.answer == "NULL answer of 400 bytes"
+    assert type(rec.meta) is _core.Meta and meta.json() is not None  # still the core's map
+
+
+def test_the_reason_names_the_unusual_types_among_the_three_most_asked() -> None:
+    from dnstunnel_reference import ReferenceTracker
+
+    core, reference = DnsTunnelTracker(), ReferenceTracker(8, 64)
+    asked = [("A", 6), ("TXT", 5), ("NULL", 4), ("TYPE65300", 1), ("MX", 1), ("TXT", 1)]
+    found = []
+    for i, (qtype, packets) in enumerate(asked * 2):
+        rec = dns(f"n{i}.tun.example.", qtype, packets=packets, i=i)
+        found.append(core._core.account(rec))
+        assert found[-1] == reference.account(rec)
+    assert found[-1][4] == ["24 TXT/NULL queries over 12 unique names under tun.example"]

@@ -1,0 +1,287 @@
+//! `portwatch._core.DnsTunnelTracker`: `dns_tunnel::Tracker` for the DNS-tunnel policy, reading
+//! a flow record's facts where they lie (the core's map of a `Meta`, else the mapping's own).
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::dns_name::{split_name, NameParts};
+use crate::dns_tunnel::{Query, Settings, Socket, Tracker};
+use crate::meta::Value;
+use crate::py::{value_to_py, Texts};
+use crate::py_meta::PyMeta;
+
+/// The policy's constants, as a dict of these names.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct PySettings {
+    max_domains: usize,
+    max_names: usize,
+    long_label: usize,
+    long_data: usize,
+    min_char_entropy: f64,
+    large_answer: u64,
+    agg_suspicious_names: u64,
+    agg_suspicious_share: f64,
+    agg_unusual_queries: u64,
+    agg_unusual_names: u64,
+    flow_queries: u64,
+    unusual_qtypes: HashSet<String>,
+    not_resolution: HashSet<String>,
+    second_levels: HashSet<String>,
+    allowed: HashSet<String>,
+}
+
+/// (query name, query type, (domain, longest data label, data, suspicious), large answer,
+/// reasons): what `account` hands the policy to word.
+type PySignal = (
+    String,
+    String,
+    (String, usize, String, bool),
+    Option<String>,
+    Vec<String>,
+);
+
+/// The DNS-tunnel bookkeeping of one policy context (`account(record)` for each DNS record).
+#[pyclass(module = "portwatch._core", name = "DnsTunnelTracker")]
+pub struct PyDnsTunnelTracker {
+    tracker: Tracker,
+    second_levels: HashSet<String>,
+    /// Splits a name with characters past ASCII by Python's rules (the policy's `split_name`):
+    /// its lowercase and its digits are Unicode's there.
+    split_other: Py<PyAny>,
+}
+
+/// A record's DNS facts, borrowed from the core's map or owned from a Python mapping.
+struct Facts<'a> {
+    qname: std::borrow::Cow<'a, str>,
+    qtype: std::borrow::Cow<'a, str>,
+    answers: Vec<std::borrow::Cow<'a, str>>,
+}
+
+impl PyDnsTunnelTracker {
+    fn account_facts(
+        &mut self,
+        py: Python<'_>,
+        facts: &Facts<'_>,
+        packets: i64,
+        socket: Socket,
+    ) -> PyResult<Option<PySignal>> {
+        let Self {
+            tracker,
+            second_levels,
+            split_other,
+        } = self;
+        let failed: RefCell<Option<PyErr>> = RefCell::new(None);
+        let split = |name: &str| -> Option<NameParts> {
+            if name.is_ascii() {
+                return split_name(name, |label| second_levels.contains(label));
+            }
+            match split_other
+                .call1(py, (name,))
+                .and_then(|r| r.extract::<Option<(String, String, usize)>>(py))
+            {
+                Ok(parts) => parts.map(|(domain, data, longest_label)| NameParts {
+                    domain,
+                    data,
+                    longest_label,
+                }),
+                Err(e) => {
+                    failed.borrow_mut().get_or_insert(e);
+                    None
+                }
+            }
+        };
+        let answers: Vec<&str> = facts.answers.iter().map(|a| a.as_ref()).collect();
+        let query = Query {
+            qname: &facts.qname,
+            qtype: &facts.qtype,
+            packets,
+            socket,
+            answers: &answers,
+        };
+        let signal = tracker.account(&query, &split);
+        if let Some(e) = failed.into_inner() {
+            return Err(e);
+        }
+        Ok(signal.map(|s| {
+            let p = s.shape.parts;
+            (
+                facts.qname.to_string(),
+                facts.qtype.to_string(),
+                (p.domain, p.longest_label, p.data, s.shape.suspicious),
+                s.answer,
+                s.reasons,
+            )
+        }))
+    }
+}
+
+/// The facts of a core map: None when it has no query name that is text.
+fn core_facts<'a>(py: Python<'_>, meta: &'a crate::meta::Meta) -> PyResult<Option<Facts<'a>>> {
+    let Some(Value::String(qname)) = meta.get("dns_query") else {
+        return Ok(None);
+    };
+    let qtype = match meta.get("dns_qtype") {
+        None => "".into(),
+        Some(Value::String(t)) => t.as_str().into(),
+        // Whatever else a map holds reads as Python's str() of it, as the policy read it.
+        Some(other) => value_to_py(py, other, &mut Texts::uncached())?
+            .str()?
+            .to_string()
+            .into(),
+    };
+    let answers = match meta.get("dns_answers") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(Into::into)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some(Facts {
+        qname: qname.as_str().into(),
+        qtype,
+        answers,
+    }))
+}
+
+/// The facts of any other mapping (a dict of a record made in Python, a `Meta` made a dict).
+fn mapping_facts(meta: &Bound<'_, PyAny>) -> PyResult<Option<Facts<'static>>> {
+    let py = meta.py();
+    let get = intern!(py, "get");
+    let qname = meta.call_method1(get, (intern!(py, "dns_query"),))?;
+    let Ok(qname) = qname.cast::<PyString>() else {
+        return Ok(None);
+    };
+    let qtype = meta
+        .call_method1(get, (intern!(py, "dns_qtype"), ""))?
+        .str()?
+        .to_string();
+    let answers = meta.call_method1(get, (intern!(py, "dns_answers"),))?;
+    let items = if let Ok(list) = answers.cast::<PyList>() {
+        list.iter().collect::<Vec<_>>()
+    } else if let Ok(tuple) = answers.cast::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let answers = items
+        .iter()
+        .filter_map(|a| a.cast::<PyString>().ok())
+        .map(|a| a.to_str().map(|s| s.to_owned().into()))
+        .collect::<PyResult<_>>()?;
+    Ok(Some(Facts {
+        qname: qname.to_str()?.to_owned().into(),
+        qtype: qtype.into(),
+        answers,
+    }))
+}
+
+#[pymethods]
+impl PyDnsTunnelTracker {
+    #[new]
+    fn new(settings: PySettings, split_other: Py<PyAny>) -> Self {
+        let s = settings;
+        PyDnsTunnelTracker {
+            tracker: Tracker::new(Settings {
+                max_domains: s.max_domains,
+                max_names: s.max_names,
+                long_label: s.long_label,
+                long_data: s.long_data,
+                min_char_entropy: s.min_char_entropy,
+                large_answer: s.large_answer,
+                agg_suspicious_names: s.agg_suspicious_names,
+                agg_suspicious_share: s.agg_suspicious_share,
+                agg_unusual_queries: s.agg_unusual_queries,
+                agg_unusual_names: s.agg_unusual_names,
+                flow_queries: s.flow_queries,
+                unusual_qtypes: s.unusual_qtypes,
+                not_resolution: s.not_resolution,
+                allowed: s.allowed,
+            }),
+            second_levels: s.second_levels,
+            split_other,
+        }
+    }
+
+    /// Count one flow record (any record: only DNS resolution ones are counted); what it
+    /// showed (`PySignal`) when it, or its domain so far, looks like a tunnel, else None.
+    fn account(&mut self, rec: &Bound<'_, PyAny>) -> PyResult<Option<PySignal>> {
+        let py = rec.py();
+        let protocol = rec.getattr(intern!(py, "protocol"))?;
+        if !protocol
+            .cast::<PyString>()
+            .is_ok_and(|p| p.to_str().is_ok_and(|p| p == "dns"))
+        {
+            return Ok(None);
+        }
+        for service in rec.getattr(intern!(py, "assigned"))?.try_iter()? {
+            let service = service?;
+            if let Ok(name) = service.cast::<PyString>() {
+                if self.tracker.not_resolution(name.to_str()?) {
+                    return Ok(None);
+                }
+            }
+        }
+        let packets: i64 = rec.getattr(intern!(py, "packets_c2s"))?.extract()?;
+        let ts: f64 = rec.getattr(intern!(py, "ts_start"))?.extract()?;
+        let socket = Socket {
+            src_ip: rec.getattr(intern!(py, "src_ip"))?.extract()?,
+            src_port: rec.getattr(intern!(py, "src_port"))?.extract()?,
+            dst_ip: rec.getattr(intern!(py, "dst_ip"))?.extract()?,
+            dst_port: rec.getattr(intern!(py, "dst_port"))?.extract()?,
+            ts_start: if ts == 0.0 { 0 } else { ts.to_bits() },
+        };
+        let meta = rec.getattr(intern!(py, "meta"))?;
+        if let Ok(core) = meta.cast::<PyMeta>() {
+            let core = core.try_borrow()?;
+            if let Some(map) = core.core_map() {
+                return match core_facts(py, map)? {
+                    Some(facts) => self.account_facts(py, &facts, packets, socket),
+                    None => Ok(None),
+                };
+            }
+        }
+        match mapping_facts(&meta)? {
+            Some(facts) => self.account_facts(py, &facts, packets, socket),
+            None => Ok(None),
+        }
+    }
+
+    /// The registered domains the site expects encoded names under (replacing any before).
+    fn set_allowed(&mut self, allowed: HashSet<String>) {
+        self.tracker.set_allowed(allowed);
+    }
+
+    /// Domains pushed out to keep `max_domains`.
+    #[getter]
+    fn evicted(&self) -> u64 {
+        self.tracker.evicted
+    }
+
+    /// Domains kept.
+    fn __len__(&self) -> usize {
+        self.tracker.domain_count()
+    }
+
+    /// A kept domain's counts (a dict), None when it is not kept.
+    fn counts<'py>(&self, py: Python<'py>, domain: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(c) = self.tracker.counts(domain) else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("remembered_names", c.remembered_names)?;
+        d.set_item("unique", c.unique)?;
+        d.set_item("suspicious", c.suspicious)?;
+        d.set_item("unusual_queries", c.unusual_queries)?;
+        d.set_item("queries", c.queries)?;
+        d.set_item("longest_label", c.longest_label)?;
+        d.set_item("max_entropy", c.max_entropy)?;
+        Ok(Some(d))
+    }
+}
