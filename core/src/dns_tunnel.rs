@@ -115,8 +115,10 @@ pub struct DomainCounts {
 
 pub struct Tracker {
     settings: Settings,
-    domains: LruCache<String, Domain>,
-    sockets: LruCache<Socket, u64>,
+    // foldhash with a per-process random seed: fast, and names a client chooses cannot be
+    // crafted into collisions without the seed.
+    domains: LruCache<String, Domain, RandomState>,
+    sockets: LruCache<Socket, u64, RandomState>,
     pub evicted: u64,
     names_hash: RandomState,
 }
@@ -126,8 +128,8 @@ impl Tracker {
         let cap = NonZeroUsize::new(settings.max_domains).unwrap_or(NonZeroUsize::MIN);
         Tracker {
             settings,
-            domains: LruCache::new(cap),
-            sockets: LruCache::new(cap),
+            domains: LruCache::with_hasher(cap, RandomState::default()),
+            sockets: LruCache::with_hasher(cap, RandomState::default()),
             evicted: 0,
             names_hash: RandomState::default(),
         }
