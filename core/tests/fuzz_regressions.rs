@@ -24,6 +24,10 @@ mod signature;
 #[path = "../fuzz/src/flows.rs"]
 mod flows;
 
+#[allow(dead_code)]
+#[path = "../fuzz/src/dns_tunnel.rs"]
+mod dns_tunnel;
+
 /// A fuzz harness: arbitrary bytes in, a panic when the code under test broke its contract.
 type Harness = fn(&[u8]);
 
@@ -34,6 +38,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("decode", decode::run),
     ("signature", signature::run),
     ("flows", flows::run),
+    ("dns_tunnel", dns_tunnel::run),
 ];
 
 fn root() -> PathBuf {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod dns_tunnel;
 pub mod flows;
 pub mod probes;
 pub mod signature;
