@@ -121,6 +121,15 @@ impl PyDnsTunnelTracker {
     }
 }
 
+/// An integer field of a record (a count, a port) as a number: an int or anything with
+/// `__index__` as it is, a float cut to an integer, anything else -1. A record made by hand with an
+/// odd value is still counted rather than failing the policy.
+fn int_like(obj: &Bound<'_, PyAny>) -> i64 {
+    obj.extract::<i64>()
+        .or_else(|_| obj.extract::<f64>().map(|f| f as i64))
+        .unwrap_or(-1)
+}
+
 /// The facts of a core map: None when it has no query name that is text.
 fn core_facts<'a>(py: Python<'_>, meta: &'a crate::meta::Meta) -> PyResult<Option<Facts<'a>>> {
     let Some(Value::String(qname)) = meta.get("dns_query") else {
@@ -228,13 +237,18 @@ impl PyDnsTunnelTracker {
                 }
             }
         }
-        let packets: i64 = rec.getattr(intern!(py, "packets_c2s"))?.extract()?;
-        let ts: f64 = rec.getattr(intern!(py, "ts_start"))?.extract()?;
+        let packets = int_like(&rec.getattr(intern!(py, "packets_c2s"))?);
+        let ts: f64 = rec
+            .getattr(intern!(py, "ts_start"))?
+            .extract()
+            .unwrap_or(0.0);
+        let text =
+            |name| -> PyResult<String> { Ok(rec.getattr(name)?.extract().unwrap_or_default()) };
         let socket = Socket {
-            src_ip: rec.getattr(intern!(py, "src_ip"))?.extract()?,
-            src_port: rec.getattr(intern!(py, "src_port"))?.extract()?,
-            dst_ip: rec.getattr(intern!(py, "dst_ip"))?.extract()?,
-            dst_port: rec.getattr(intern!(py, "dst_port"))?.extract()?,
+            src_ip: text(intern!(py, "src_ip"))?,
+            src_port: int_like(&rec.getattr(intern!(py, "src_port"))?),
+            dst_ip: text(intern!(py, "dst_ip"))?,
+            dst_port: int_like(&rec.getattr(intern!(py, "dst_port"))?),
             ts_start: if ts == 0.0 { 0 } else { ts.to_bits() },
         };
         let meta = rec.getattr(intern!(py, "meta"))?;

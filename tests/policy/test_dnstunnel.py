@@ -219,3 +219,12 @@ def test_the_reason_names_the_unusual_types_among_the_three_most_asked() -> None
         found.append(core._core.account(rec))
         assert found[-1] == reference.account(rec)
     assert found[-1][4] == ["24 TXT/NULL queries over 12 unique names under tun.example"]
+
+
+def test_a_record_made_by_hand_with_odd_numbers_is_still_counted() -> None:
+    tr = DnsTunnelTracker()
+    rec = dns("q.c.tun.example.", "NULL")
+    rec.packets_c2s, rec.src_port, rec.ts_start = 40.0, None, None  # type: ignore[assignment]
+    signal = tr.account(rec)
+    assert signal is not None and "one client socket sent 40 queries" in signal.reasons[0]
+    assert tr.counts("tun.example")["queries"] == 40
