@@ -180,8 +180,8 @@ impl Tracker {
         })
     }
 
-    /// Count one DNS resolution record (the caller checked the protocol and `not_resolution`); what it showed
-    /// when it, or its domain so far, looks like a tunnel, else None.
+    /// Count one DNS resolution record (the caller checked the protocol and `not_resolution`):
+    /// what it showed when it, or its domain so far, looks like a tunnel, else None.
     pub fn account(
         &mut self,
         q: &Query<'_>,
@@ -312,7 +312,8 @@ impl Tracker {
         split: &dyn Fn(&str) -> Option<NameParts>,
     ) -> Option<String> {
         for &a in answers {
-            // Only these kinds can be large: the rest (A, AAAA...) are passed over on their first letter.
+            // Only these kinds can be large: the rest (A, AAAA...) are passed over on their first
+            // letter.
             if !matches!(a.as_bytes().first(), Some(b'N' | b'K' | b'T' | b'C')) {
                 continue;
             }
