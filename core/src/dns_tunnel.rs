@@ -17,6 +17,7 @@ use std::num::NonZeroUsize;
 use foldhash::fast::RandomState;
 use lru::LruCache;
 
+use crate::detect::entropy::byte_entropy;
 use crate::dns_name::NameParts;
 
 /// The policy's thresholds and lists (the constants of portwatch/policy/dnstunnel.py).
@@ -379,13 +380,15 @@ fn lowercase(name: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Shannon entropy of `text`'s characters in bits, summed in the order each character first
-/// appears (the policy's `_char_entropy`, to its last bit).
+/// appears (the policy's `_char_entropy`, to its last bit). An ASCII text's characters are its
+/// bytes (`entropy::byte_entropy`); others are counted by character.
 pub fn char_entropy(text: &str) -> f64 {
+    if text.is_ascii() {
+        return byte_entropy(text.as_bytes());
+    }
     let mut counts: Vec<(char, u32)> = Vec::new();
     let mut index: hashbrown::HashMap<char, usize, RandomState> = Default::default();
-    let mut n = 0u32;
     for c in text.chars() {
-        n += 1;
         match index.get(&c) {
             Some(&i) => counts[i].1 += 1,
             None => {
@@ -394,14 +397,11 @@ pub fn char_entropy(text: &str) -> f64 {
             }
         }
     }
-    if n == 0 {
-        return 0.0;
-    }
-    let n = f64::from(n);
+    let n = f64::from(counts.iter().map(|&(_, k)| k).sum::<u32>());
     -counts
         .iter()
-        .map(|&(_, c)| {
-            let p = f64::from(c) / n;
+        .map(|&(_, k)| {
+            let p = f64::from(k) / n;
             p * p.log2()
         })
         .fold(0.0, |sum, x| sum + x)

@@ -165,22 +165,16 @@ class DnsTunnelTracker:
     """The per-domain and per-socket bookkeeping (the core's `DnsTunnelTracker`, with this
     module's thresholds and lists), and the policy's words for what it finds."""
 
-    __slots__ = ("_allowed", "_core")
+    __slots__ = ("_core",)
 
     def __init__(self, allowed: frozenset[str] = frozenset(), *, max_domains: int = MAX_DOMAINS,
                  max_names: int = MAX_NAMES) -> None:
-        self._allowed = frozenset(allowed)
-        self._core = _core.DnsTunnelTracker(_settings(max_domains, max_names, self._allowed), split_name)
+        self._core = _core.DnsTunnelTracker(_settings(max_domains, max_names, allowed), split_name)
 
-    @property
-    def allowed(self) -> frozenset[str]:
-        """Registered domains the site expects encoded names under (the policy's `dns_allowed`)."""
-        return self._allowed
-
-    @allowed.setter
-    def allowed(self, domains: frozenset[str]) -> None:
-        self._allowed = frozenset(domains)
-        self._core.set_allowed(set(self._allowed))
+    def allow(self, domains: frozenset[str]) -> None:
+        """Registered domains the site expects encoded names under (the policy's `dns_allowed`),
+        in place of any before."""
+        self._core.set_allowed(set(domains))
 
     @property
     def evicted(self) -> int:

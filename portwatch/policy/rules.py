@@ -80,7 +80,7 @@ class PolicyContext:
     @classmethod
     def build(cls, services: ServicesDB, signatures: list[Signature], policy: Policy) -> PolicyContext:
         ctx = cls(services, {s.protocol: s for s in signatures}, policy)
-        ctx.dns.allowed = policy.dns_allowed
+        ctx.dns.allow(policy.dns_allowed)
         for sig in signatures:
             for name in sig.services:
                 for t in sig.transports:

@@ -228,3 +228,11 @@ def test_a_record_made_by_hand_with_odd_numbers_is_still_counted() -> None:
     signal = tr.account(rec)
     assert signal is not None and "one client socket sent 40 queries" in signal.reasons[0]
     assert tr.counts("tun.example")["queries"] == 40
+
+
+def test_a_domain_the_site_allows_is_not_counted() -> None:
+    tr = DnsTunnelTracker()
+    tr.allow(frozenset({"tun.example"}))
+    assert tr.account(dns("q.c.tun.example.", "NULL", packets=40)) is None and tr.counts("tun.example") is None
+    tr.allow(frozenset())
+    assert tr.account(dns("q.c.tun.example.", "NULL", packets=40)) is not None

@@ -77,6 +77,15 @@ fn shannon(c: &Counts, n: usize) -> f64 {
     -sum
 }
 
+/// Shannon entropy in bits per byte of `data`, summed in order of first occurrence (Python's
+/// `Counter` order), to the last bit.
+pub fn byte_entropy(data: &[u8]) -> f64 {
+    if data.is_empty() {
+        return 0.0;
+    }
+    shannon(&count(data), data.len())
+}
+
 /// The same keys and values as Python's `entropy_facts(data).as_dict()`.
 pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
     let data = data.get(..SAMPLE).unwrap_or(data);
