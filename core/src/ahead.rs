@@ -6,8 +6,7 @@
 //! `max_records` records, whichever comes first) at a time and then draining `drain_records`
 //! flows at a time: the same records in the same order, with the
 //! counters as they stood after each. The queue between the two holds `depth` batches at most,
-//! so a slow consumer stops the reader rather than letting records pile up. With `meta_json`
-//! a third thread writes each batch's JSON between them (one batch in its queue, one in hand).
+//! so a slow consumer stops the reader rather than letting records pile up.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -182,9 +181,6 @@ pub struct Ahead<A> {
     spent: Sender<Spent>,
     stop_reading: Arc<AtomicBool>,
     thread: Option<JoinHandle<A>>,
-    /// The thread writing the records' `meta` as JSON (`Steps::meta_json`), between the
-    /// analysis and the caller.
-    writer: Option<JoinHandle<()>>,
 }
 
 impl<A: Analysis> Ahead<A> {
@@ -199,28 +195,15 @@ impl<A: Analysis> Ahead<A> {
         let (tx, rx) = sync_channel(depth.max(1));
         let (spent, spent_rx) = channel();
         let stop_reading = Arc::new(AtomicBool::new(false));
-        // The JSON of a batch's records is written on a thread of its own: it is a twelfth of
-        // the analysing thread's work where flows end all the time (a slow link), and that
-        // thread sets the pace there while a core has room.
-        let (analysed, batches, writer) = if steps.meta_json {
-            let (analysed, to_write) = sync_channel(1);
-            let writer = std::thread::Builder::new()
-                .name("portwatch-json".into())
-                .spawn(move || write_meta_json(&to_write, &tx))?;
-            (analysed, rx, Some(writer))
-        } else {
-            (tx, rx, None)
-        };
         let stop = Arc::clone(&stop_reading);
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
-            .spawn(move || work(analysis, source, &analysed, &spent_rx, stop, steps))?;
+            .spawn(move || work(analysis, source, &tx, &spent_rx, stop, steps))?;
         Ok(Ahead {
-            batches,
+            batches: rx,
             spent,
             stop_reading,
             thread: Some(thread),
-            writer,
         })
     }
 
@@ -248,11 +231,7 @@ impl<A: Analysis> Ahead<A> {
     /// panicked.
     pub fn finish(mut self) -> std::thread::Result<A> {
         let thread = self.thread.take().expect("joined once");
-        let analysis = thread.join();
-        if let Some(writer) = self.writer.take() {
-            writer.join()?;
-        }
-        analysis
+        thread.join()
     }
 }
 
@@ -277,7 +256,7 @@ pub struct Steps {
     /// At the end of input, the open flows a batch at a time; 0 stops there, leaving them to
     /// whoever gets the analysis back.
     pub drain_records: usize,
-    /// Each batch carries its records' `meta` serialized on a thread of its own: a caller that
+    /// Each batch carries its records' `meta` serialized on the analysis thread: a caller that
     /// writes JSON lines takes them instead of serializing on its own (busier) one.
     pub meta_json: bool,
 }
@@ -294,7 +273,7 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         max_packets,
         max_records,
         drain_records,
-        ..
+        meta_json,
     } = steps;
     let (max_packets, max_records) = (max_packets.max(1), max_records.max(1));
     // Frames decoded on a thread of their own where the analysis takes them so (and the
@@ -315,7 +294,10 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         };
         let input_over =
             exhausted || (predecoder.is_none() && stop_reading.load(Ordering::Relaxed));
-        if tx.send(batch(&mut analysis, records, input_over)).is_err() {
+        if tx
+            .send(batch(&mut analysis, records, input_over, meta_json))
+            .is_err()
+        {
             return analysis;
         }
         if input_over {
@@ -331,39 +313,40 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         if records.is_empty() {
             return analysis;
         }
-        if tx.send(batch(&mut analysis, records, true)).is_err() {
+        if tx
+            .send(batch(&mut analysis, records, true, meta_json))
+            .is_err()
+        {
             return analysis;
         }
     }
 }
 
-fn batch<A: Analysis>(analysis: &mut A, records: Vec<FlowRecord>, input_over: bool) -> Batch {
-    Batch {
-        records,
-        meta_json: Vec::new(),
-        classified: analysis.take_classified(),
-        stats: analysis.stats(),
-        live_flows: analysis.live_flows(),
-        input_over,
-    }
-}
-
-/// The writing thread of `Steps::meta_json`: each batch from the analysis, in order, with its
-/// records' `meta` as JSON, on to the caller. Ends when either side is gone.
-fn write_meta_json(analysed: &Receiver<Batch>, out: &SyncSender<Batch>) {
-    for mut b in analysed {
-        b.meta_json = b
-            .records
+fn batch<A: Analysis>(
+    analysis: &mut A,
+    records: Vec<FlowRecord>,
+    input_over: bool,
+    meta_json: bool,
+) -> Batch {
+    let meta_json = if meta_json {
+        records
             .iter()
             .map(|r| {
                 let mut json = Vec::with_capacity(512);
                 crate::compact_json::push_object(&mut json, r.meta.iter());
                 Some(json)
             })
-            .collect();
-        if out.send(b).is_err() {
-            return;
-        }
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Batch {
+        records,
+        meta_json,
+        classified: analysis.take_classified(),
+        stats: analysis.stats(),
+        live_flows: analysis.live_flows(),
+        input_over,
     }
 }
 
@@ -509,10 +492,8 @@ mod tests {
             (0, steps(3, 3, 3)),
             (9, steps(1, 1, 1)),
         ];
-        // With `meta_json` the batches pass through the writing thread: the same, in order.
-        for ((flows, steps), meta_json) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        for (flows, steps) in cases {
             let source = Arc::new(Mutex::new(frames(flows)));
-            let steps = Steps { meta_json, ..steps };
             let ahead = Ahead::start(analyzer(), source, steps, 2).unwrap();
             let batches = taken(&ahead);
             let (want, packets) = in_turn(flows, steps);
@@ -641,31 +622,24 @@ mod tests {
 
     #[test]
     fn dropped_early_the_thread_ends() {
-        // With `meta_json` the writing thread stands between: it ends at its failed send, and
-        // the analysing thread at its own.
-        for meta_json in [false, true] {
-            let source = Arc::new(Mutex::new(longer_than_read_ahead()));
-            let total = lock(&source).frames.len();
-            let steps = Steps {
-                meta_json,
-                ..steps(5, usize::MAX, 5)
-            };
-            let ahead = Ahead::start(analyzer(), Arc::clone(&source), steps, 1).unwrap();
-            assert!(matches!(
-                ahead.next(Duration::from_secs(10)),
-                Next::Batch(_)
-            ));
-            drop(ahead);
-            // The thread held `source` (an Arc); it lets go of it once its send fails.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while Arc::strong_count(&source) > 1 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the thread kept running"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(lock(&source).next < total);
+        let source = Arc::new(Mutex::new(longer_than_read_ahead()));
+        let total = lock(&source).frames.len();
+        let ahead =
+            Ahead::start(analyzer(), Arc::clone(&source), steps(5, usize::MAX, 5), 1).unwrap();
+        assert!(matches!(
+            ahead.next(Duration::from_secs(10)),
+            Next::Batch(_)
+        ));
+        drop(ahead);
+        // The thread held `source` (an Arc); it lets go of it once its send fails.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&source) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread kept running"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
+        assert!(lock(&source).next < total);
     }
 }

@@ -556,8 +556,8 @@ impl PyAnalyzer {
     /// (`drain`). Records, counters and their order are
     /// those of calling `run` and `drain` in turn; meanwhile `stats`, `live_flows` and
     /// `classified` tell what came with the last batch taken.
-    /// With `meta_json`, each record's `meta` is also serialized, on a third thread, for a
-    /// caller that writes it as JSON (`Meta.json()` then hands those bytes over).
+    /// With `meta_json`, each record's `meta` is also serialized on that thread, for a caller
+    /// that writes it as JSON (`Meta.json()` then hands those bytes over).
     #[pyo3(signature = (capture, max_packets, drain_records, depth=2, meta_json=false, max_records=usize::MAX))]
     fn start(
         &mut self,
