@@ -116,8 +116,12 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
         tunnel: None,
     };
     let mut step = start;
-    let mut result = Walk::Malformed;
-    for _ in 0..MAX_STEPS {
+    let mut steps = 0;
+    let result = loop {
+        if steps == MAX_STEPS {
+            break Walk::Malformed;
+        }
+        steps += 1;
         let next = match step {
             Step::Ethernet(off) => link::ethernet(&mut cx, off),
             Step::EtherType(etype, off) => link::ethertype(&mut cx, etype, off),
@@ -138,11 +142,13 @@ pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> W
         };
         match next {
             Next::Go(s) => step = s,
-            Next::Done(w) => {
-                result = w;
-                break;
-            }
+            Next::Done(w) => break w,
         }
+    };
+    // Most frames open no tunnel: their packet goes out as it came, without being moved
+    // through a second match.
+    if cx.tunnel.is_none() && cx.fallback.is_none() {
+        return result;
     }
     let tunnel = cx.tunnel;
     match (result, cx.fallback) {
