@@ -221,12 +221,15 @@ impl Pcapng {
                         return None;
                     }
                 };
-                let ticks =
-                    (u128::from(u32_at(body, 4, be)) << 32) | u128::from(u32_at(body, 8, be));
+                let ticks = (u64::from(u32_at(body, 4, be)) << 32) | u64::from(u32_at(body, 8, be));
                 // Whole seconds and the fraction apart, each exact, then one multiply and one
-                // add: the Python reader's float to the bit.
-                let sec = ticks / iface.per_sec;
-                let frac = ticks % iface.per_sec;
+                // add: the Python reader's float to the bit. The ticks are 64 bits: a clock of
+                // more ticks a second than that has no whole second in them, and the sum in
+                // 64 bits spares every packet a 128-bit division.
+                let (sec, frac) = match u64::try_from(iface.per_sec) {
+                    Ok(per_sec) => (ticks / per_sec, ticks % per_sec),
+                    Err(_) => (0, ticks),
+                };
                 let ts = sec as f64 + frac as f64 * iface.tick;
                 Some(Found {
                     ts,

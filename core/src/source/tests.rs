@@ -297,6 +297,39 @@ fn the_largest_records_are_whole_however_the_reads_fall() {
     }
 }
 
+/// Clocks of more ticks a second than 64 bits count (10^20 to 10^30): a timestamp's ticks (64
+/// bits) are all fraction; and under the finest clocks with whole seconds in 64 bits of ticks
+/// (10^19, 2^30) the largest ticks split exactly.
+#[test]
+fn pcapng_clocks_past_64_bits() {
+    let ticks = [1_700_000_000_123_456u64, u64::MAX];
+    let mut f = shb(false);
+    for r in [20, 30, 19, 0x80 | 30] {
+        f.extend(idb(false, 1, Some(r)));
+    }
+    for ifid in 0..4 {
+        for t in ticks {
+            f.extend(epb(false, ifid, t, &pkt(1, 60), None));
+        }
+    }
+    let out = read(&f);
+    assert_eq!(out.error, None);
+    let got: Vec<f64> = out.records.iter().map(|r| f64::from_bits(r.0)).collect();
+    let mut want = Vec::new();
+    for tick in [1e-20, 1e-30] {
+        want.extend(ticks.map(|t| t as f64 * tick));
+    }
+    // 10^19 a second: u64::MAX is 1 second and 8,446,744,073,709,551,615 ticks.
+    want.push(1_700_000_000_123_456u64 as f64 * 1e-19);
+    want.push(1.0 + 8_446_744_073_709_551_615u64 as f64 * 1e-19);
+    // 2^30 a second: whole seconds are the ticks' top 34 bits.
+    let tick = 1.0 / f64::from(1u32 << 30);
+    for t in ticks {
+        want.push((t >> 30) as f64 + (t & ((1 << 30) - 1)) as f64 * tick);
+    }
+    assert_eq!(got, want);
+}
+
 #[test]
 fn pcapng_sections_interfaces_and_clocks() {
     let t = 1_700_000_000_123_456u64;
