@@ -3,7 +3,7 @@
 
 use super::fragments::{Added, Defragmenter};
 use super::link::{self, Stop};
-use super::walk::{walk, Fragment, Step, Walk};
+use super::walk::{walk, walk_datagram, Fragment, Walk};
 use super::{DecodeStats, Decoded, Packet};
 
 pub struct Decoder {
@@ -83,14 +83,9 @@ impl Decoder {
             return held(tunnel);
         };
         self.datagram = data;
-        let step = Step::Transport {
-            proto: f.key.proto,
-            src: f.key.src,
-            dst: f.key.dst,
-            off: 0,
-        };
+        let ip = (f.key.src, f.key.dst);
         // The depth reached before the fragment carries on (Python restarted it at 0).
-        match walk(&self.datagram, step, f.encap, f.depth) {
+        match walk_datagram(&self.datagram, f.key.proto, ip, f.encap, f.depth) {
             Walk::Packet(mut p) => {
                 if p.tunnel.is_none() {
                     p.tunnel = tunnel;

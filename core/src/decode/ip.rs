@@ -71,12 +71,8 @@ pub(crate) fn ipv4<'a>(cx: &mut Cx<'a>, off: usize) -> Next<'a> {
         let offset = usize::from(frag & 0x1FFF) << 3;
         return fragment(cx, key, offset, frag & 0x2000 != 0, l4);
     }
-    Next::Go(Step::Transport {
-        proto,
-        src,
-        dst,
-        off: l4,
-    })
+    cx.ip = (src, dst);
+    Next::Go(Step::Transport { proto, off: l4 })
 }
 
 fn fragment<'a>(cx: &mut Cx<'a>, key: FragKey, offset: usize, more: bool, at: usize) -> Next<'a> {
@@ -167,23 +163,14 @@ pub(crate) fn ipv6<'a>(cx: &mut Cx<'a>, off: usize) -> Next<'a> {
     if nxt == IPV6_NO_NEXT {
         return not_ip();
     }
-    Next::Go(Step::Transport {
-        proto: nxt,
-        src,
-        dst,
-        off: p,
-    })
+    cx.ip = (src, dst);
+    Next::Go(Step::Transport { proto: nxt, off: p })
 }
 
 /// The transport header after an IP header; tunnels carried over IP or UDP go on from here.
-pub(crate) fn transport<'a>(
-    cx: &mut Cx<'a>,
-    proto: u8,
-    src: Addr,
-    dst: Addr,
-    off: usize,
-) -> Next<'a> {
+pub(crate) fn transport<'a>(cx: &mut Cx<'a>, proto: u8, off: usize) -> Next<'a> {
     let (buf, end) = (cx.buf, cx.end);
+    let (src, dst) = cx.ip;
     if proto == TCP {
         if span(off, end) < 20 {
             return malformed();
