@@ -320,8 +320,9 @@ fn pcapng_clocks_past_64_bits() {
         want.extend(ticks.map(|t| t as f64 * tick));
     }
     // 10^19 a second: u64::MAX is 1 second and 8,446,744,073,709,551,615 ticks.
-    want.push(1_700_000_000_123_456u64 as f64 * 1e-19);
-    want.push(1.0 + 8_446_744_073_709_551_615u64 as f64 * 1e-19);
+    let per_sec = 10_000_000_000_000_000_000u64;
+    want.push(ticks[0] as f64 * 1e-19);
+    want.push(1.0 + (u64::MAX - per_sec) as f64 * 1e-19);
     // 2^30 a second: whole seconds are the ticks' top 34 bits.
     let tick = 1.0 / f64::from(1u32 << 30);
     for t in ticks {
