@@ -25,8 +25,8 @@ pub(crate) enum Step {
     Ipv4(usize),
     Ipv6(usize),
     /// The transport header after an IP header (or a reassembled datagram, at 0), between
-    /// the addresses `Cx::ip` holds: a step is copied at every layer, and 16 bytes copy
-    /// cheaper than the 48 they took with the addresses in it.
+    /// the addresses `Cx::ip` holds: a step is copied at every layer, and without them it is
+    /// 16 bytes, not 48.
     Transport {
         proto: u8,
         off: usize,
@@ -107,6 +107,8 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// The packet of `buf` from `start`. A transport step takes its addresses from the IP header
+/// read before it (`Cx::ip`), so a walk starts at one only through `walk_datagram`.
 pub(crate) fn walk<'a>(buf: &'a [u8], start: Step, encap: Encap, depth: u8) -> Walk<'a> {
     const NONE: Addr = Addr::V4([0; 4]);
     walk_from(buf, start, encap, depth, (NONE, NONE))

@@ -224,8 +224,8 @@ impl Pcapng {
                 let ticks = (u64::from(u32_at(body, 4, be)) << 32) | u64::from(u32_at(body, 8, be));
                 // Whole seconds and the fraction apart, each exact, then one multiply and one
                 // add: the Python reader's float to the bit. The ticks are 64 bits: a clock of
-                // more ticks a second than that has no whole second in them, and the sum in
-                // 64 bits spares every packet a 128-bit division.
+                // more ticks a second than 64 bits count has no whole second in them, and
+                // dividing in 64 bits spares every packet a 128-bit division.
                 let (sec, frac) = match u64::try_from(iface.per_sec) {
                     Ok(per_sec) => (ticks / per_sec, ticks % per_sec),
                     Err(_) => (0, ticks),
