@@ -17,8 +17,7 @@
 
 use super::{Probe, ProbeResult};
 use crate::meta::{Meta, Value};
-use crate::text::{clean_text, ipv6_text, MAX_TEXT};
-use std::net::Ipv4Addr;
+use crate::text::{clean_text, ipv4_text, ipv6_text, MAX_TEXT};
 
 pub static PROBES: &[Probe] = &[
     Probe::single("dns", probe),
@@ -235,7 +234,7 @@ fn name_or_what(msg: &[u8], off: usize) -> String {
 fn rdata_text(msg: &[u8], rtype: u16, start: usize, rdlen: usize) -> String {
     let rdata = msg.get(start..start + rdlen).unwrap_or_default();
     if let (1, Ok(addr)) = (rtype, <[u8; 4]>::try_from(rdata)) {
-        return Ipv4Addr::from(addr).to_string();
+        return ipv4_text(&addr);
     }
     if let (28, Ok(addr)) = (rtype, <[u8; 16]>::try_from(rdata)) {
         return ipv6_text(&addr);
@@ -397,7 +396,11 @@ fn meta_of(msg: &Message, from_client: bool) -> Meta {
             .answers
             .iter()
             .map(|(rtype, text)| {
-                let line = format!("{} {text}", type_name(*rtype));
+                let name = type_name(*rtype);
+                let mut line = String::with_capacity(name.len() + 1 + text.len());
+                line.push_str(&name);
+                line.push(' ');
+                line.push_str(text);
                 Value::from(clean_text(line.as_bytes(), MAX_TEXT))
             })
             .collect();
