@@ -165,6 +165,15 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// `0x` and four lower-case hex digits, as `format!("0x{v:04x}")` writes them, without the
+/// formatter (a TLS server's cipher, in every TLS record).
+pub fn hex_u16(v: u16) -> String {
+    let mut out = String::with_capacity(6);
+    out.push_str("0x");
+    push_hex(&mut out, &v.to_be_bytes());
+    out
+}
+
 /// `n` in decimal appended to `out`, without the formatter (JA3 lists, addresses).
 pub fn push_decimal(out: &mut String, n: u64) {
     out.push_str(itoa::Buffer::new().format(n));
@@ -248,6 +257,13 @@ fn push_hextets(out: &mut String, words: &[u16]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_u16_is_the_formatters_text() {
+        for v in [0u16, 1, 0x9, 0xa, 0x1301, 0xc02f, 0xfeff, 0xffff] {
+            assert_eq!(hex_u16(v), format!("0x{v:04x}"));
+        }
+    }
 
     #[test]
     fn clean_owned_answers_as_clean_text() {

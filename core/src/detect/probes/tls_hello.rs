@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::meta::{Meta, Value};
-use crate::text::{clean_owned, clean_text, hex, push_decimal, push_hex, MAX_TEXT};
+use crate::text::{clean_owned, clean_text, hex, hex_u16, push_decimal, push_hex, MAX_TEXT};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
@@ -42,7 +42,7 @@ pub fn version_name(version: u16) -> String {
         0xFEFF => "dtls1.0".into(),
         0xFEFD => "dtls1.2".into(),
         0xFEFC => "dtls1.3".into(),
-        v => format!("0x{v:04x}"),
+        v => hex_u16(v),
     }
 }
 
@@ -418,12 +418,19 @@ pub fn ja4_parts(ch: &ClientHello, kind: char) -> (String, String, String) {
         .collect();
     let sni = if exts.contains(&EXT_SNI) { 'd' } else { 'i' };
     let [first, last] = ja4_alpn(ch);
-    let a = format!(
-        "{kind}{}{sni}{:02}{:02}{first}{last}",
-        ja4_version(ch.best_version()),
-        ciphers.len().min(99),
-        exts.len().min(99),
-    );
+    // Two digits a count: at most 99 (JA4 caps them), so no formatter is needed.
+    let two = |n: usize| {
+        let n = n.min(99) as u8;
+        [char::from(b'0' + n / 10), char::from(b'0' + n % 10)]
+    };
+    let mut a = String::with_capacity(10);
+    a.push(kind);
+    a.push_str(ja4_version(ch.best_version()));
+    a.push(sni);
+    a.extend(two(ciphers.len()));
+    a.extend(two(exts.len()));
+    a.push(first);
+    a.push(last);
     ciphers.sort_unstable();
     let mut b = String::with_capacity(ciphers.len() * 5);
     join_hex(&mut b, &ciphers);
@@ -553,14 +560,18 @@ pub fn parse_server_hello(body: &[u8], dtls: bool) -> Option<ServerHello<'_>> {
 pub const HELLO_ANSWERS: &[super::Answer] = answers!["tls_version", "alpn"];
 
 pub fn server_hello_meta(sh: &ServerHello) -> Meta {
-    let mut text = format!("{},{},", sh.legacy_version, sh.cipher);
+    let mut text = String::with_capacity(64);
+    push_decimal(&mut text, u64::from(sh.legacy_version));
+    text.push(',');
+    push_decimal(&mut text, u64::from(sh.cipher));
+    text.push(',');
     join_decimal(&mut text, sh.extensions.iter().copied());
     let mut meta = Meta::new();
     meta.insert(
         "tls_version".into(),
         Value::from(version_name(sh.version())),
     );
-    meta.insert("cipher".into(), Value::from(format!("0x{:04x}", sh.cipher)));
+    meta.insert("cipher".into(), Value::from(hex_u16(sh.cipher)));
     meta.insert(
         "ja3s".into(),
         Value::from(hex(&Md5::digest(text.as_bytes()))),
@@ -607,6 +618,41 @@ mod tests {
         assert_eq!(hello(vec![b"h2", b"http/1.1"]), ['h', '2']);
         assert_eq!(hello(vec![b"http/1.1"]), ['h', '1']);
         assert_eq!(hello(vec![b"\xab-\x3c"]), ['a', 'c']);
+    }
+
+    /// The JA4 `a` part: counts of 0, one digit, two digits and past 99 (capped), SNI or not,
+    /// against the text the formatter makes of the same parts.
+    #[test]
+    fn ja4_a_counts_are_two_digits_capped_at_99() {
+        for (n_ciphers, n_exts) in [(0usize, 0usize), (5, 9), (10, 42), (120, 150)] {
+            let ciphers: Vec<u8> = (0..n_ciphers as u16)
+                .flat_map(|c| (0x1301 + c * 0x101).to_be_bytes())
+                .collect();
+            for sni in [false, true] {
+                // Extensions past 0x0000 (SNI) and 0x0010 (ALPN), then SNI itself when asked.
+                let mut extensions: Vec<u16> = (0..n_exts as u16).map(|e| 0x0100 + e).collect();
+                if sni {
+                    extensions.push(EXT_SNI);
+                }
+                let ch = ClientHello {
+                    legacy_version: 0x0303,
+                    ciphers: U16s(&ciphers),
+                    extensions,
+                    alpn: vec![b"h2"],
+                    ..Default::default()
+                };
+                let (a, _, _) = ja4_parts(&ch, 't');
+                let exts = n_exts + usize::from(sni);
+                let want = format!(
+                    "t{}{}{:02}{:02}h2",
+                    ja4_version(ch.best_version()),
+                    if sni { 'd' } else { 'i' },
+                    n_ciphers.min(99),
+                    exts.min(99),
+                );
+                assert_eq!(a, want);
+            }
+        }
     }
 
     #[test]
