@@ -52,16 +52,16 @@ const TEN_POW_NEG: [u64; 31] = [
     0x39b4484bfeebc2a0,
 ];
 
-/// An interface's link type and clock: seconds per tick and ticks per second (10^30 at most,
-/// hence u128).
+/// An interface's link type and clock: seconds per tick and ticks per second, None past 64
+/// bits (a 10^-20..10^-30 clock: a packet's 64-bit ticks hold no whole second then).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Interface {
     linktype: u32,
     tick: f64,
-    per_sec: u128,
+    per_sec: Option<u64>,
 }
 
-const MICROSECONDS: (f64, u128) = (1e-6, 1_000_000);
+const MICROSECONDS: (f64, Option<u64>) = (1e-6, Some(1_000_000));
 
 pub(crate) struct Pcapng {
     big_endian: bool,
@@ -94,9 +94,9 @@ fn u32_at(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
     }
 }
 
-/// The if_tsresol option of an IDB's options `opts`: (seconds per tick, ticks per second);
-/// microseconds when absent or beyond 2^-30 / 10^-30.
-fn if_tsresol(opts: &[u8], big_endian: bool) -> (f64, u128) {
+/// The if_tsresol option of an IDB's options `opts`: (seconds per tick, ticks per second, None
+/// past 64 bits); microseconds when absent or beyond 2^-30 / 10^-30.
+fn if_tsresol(opts: &[u8], big_endian: bool) -> (f64, Option<u64>) {
     let mut off = 0usize;
     // Each step moves at least 4 bytes: bounded by the options' length.
     while off + 4 <= opts.len() {
@@ -113,9 +113,12 @@ fn if_tsresol(opts: &[u8], big_endian: bool) -> (f64, u128) {
                 }
                 return if value & 0x80 != 0 {
                     // 2^-exp is exact as a quotient.
-                    (1.0 / (1u64 << exp) as f64, 1u128 << exp)
+                    (1.0 / (1u64 << exp) as f64, Some(1u64 << exp))
                 } else {
-                    (f64::from_bits(TEN_POW_NEG[exp as usize]), 10u128.pow(exp))
+                    (
+                        f64::from_bits(TEN_POW_NEG[exp as usize]),
+                        10u64.checked_pow(exp),
+                    )
                 };
             }
         }
@@ -223,12 +226,10 @@ impl Pcapng {
                 };
                 let ticks = (u64::from(u32_at(body, 4, be)) << 32) | u64::from(u32_at(body, 8, be));
                 // Whole seconds and the fraction apart, each exact, then one multiply and one
-                // add: the Python reader's float to the bit. The ticks are 64 bits: a clock of
-                // more ticks a second than 64 bits count has no whole second in them, and
-                // dividing in 64 bits spares every packet a 128-bit division.
-                let (sec, frac) = match u64::try_from(iface.per_sec) {
-                    Ok(per_sec) => (ticks / per_sec, ticks % per_sec),
-                    Err(_) => (0, ticks),
+                // add: the Python reader's float to the bit.
+                let (sec, frac) = match iface.per_sec {
+                    Some(per_sec) => (ticks / per_sec, ticks % per_sec),
+                    None => (0, ticks),
                 };
                 let ts = sec as f64 + frac as f64 * iface.tick;
                 Some(Found {
