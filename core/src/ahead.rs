@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::meta::Meta;
+use crate::meta::FlowMeta;
 use crate::parallel::{FrameSource, ParallelAnalyzer};
 use crate::pipeline::{Analyzer, Stats};
 use crate::predecode::Predecoder;
@@ -145,11 +145,12 @@ pub struct Batch {
 /// Parts of the records the caller is done with, going back to the analysis thread.
 pub enum Spent {
     Records(Vec<FlowRecord>),
-    Meta(Meta, Option<Vec<u8>>),
+    Meta(FlowMeta, Option<Vec<u8>>),
 }
 
 /// The analysis thread, for giving back what it allocated (`Ahead::home`). A record's map is
-/// dozens of allocations; freed on the caller's thread (Python's, the busier of the two) each
+/// dozens of allocations (a frozen one: its buffer, its tail's, and references to release in
+/// the shared texts' table); freed on the caller's thread (Python's, the busier of the two) each
 /// takes mimalloc's cross-thread path there, and the analysis thread then collects them one by
 /// one: at a capture's end, a quarter of that thread's time and a tenth of Python's. Sent back,
 /// they are one message each.
@@ -333,7 +334,7 @@ fn batch<A: Analysis>(
             .iter()
             .map(|r| {
                 let mut json = Vec::with_capacity(512);
-                crate::compact_json::push_object(&mut json, r.meta.iter());
+                r.meta.push_json(&mut json);
                 Some(json)
             })
             .collect()
@@ -550,7 +551,7 @@ mod tests {
                 let want: Vec<Option<Vec<u8>>> = b
                     .records
                     .iter()
-                    .map(|r| Some(serde_json::to_vec(&r.meta).unwrap()))
+                    .map(|r| Some(serde_json::to_vec(&*r.meta).unwrap()))
                     .collect();
                 assert_eq!(b.meta_json, want);
             }
@@ -584,7 +585,7 @@ mod tests {
         assert_eq!(got, want);
         home.give_back(Spent::Records(last));
         assert_eq!(ahead.finish().expect("no panic").flows.live_flows(), 0);
-        home.give_back(Spent::Meta(Meta::new(), Some(b"{}".to_vec())));
+        home.give_back(Spent::Meta(FlowMeta::new(), Some(b"{}".to_vec())));
     }
 
     #[test]

@@ -27,14 +27,18 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// `n` as serde_json writes it.
+pub fn push_number(out: &mut Vec<u8>, n: &serde_json::Number) {
+    // Writing to a Vec cannot fail, nor can a number's serialization.
+    let _ = serde_json::to_writer(&mut *out, n);
+}
+
 /// `value` as serde_json writes it (numbers by serde_json itself; an object's keys in its order).
 pub fn push_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => {
-            let _ = serde_json::to_writer(&mut *out, n);
-        }
+        Value::Number(n) => push_number(out, n),
         Value::String(s) => push_str(out, s),
         Value::Array(items) => {
             out.push(b'[');

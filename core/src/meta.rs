@@ -4,8 +4,10 @@
 //! A flow keeps its facts from the end of its inspection until it is reported, which for most
 //! flows of a capture is most of their life; as a map they cost several times their text (a
 //! 104-byte slot and an allocation per key, an allocation per string), so a flow's map is
-//! `FlowMeta::freeze`d into one compact buffer once it stops growing, and decoded back to the
-//! same map (keys, order, value types) when the record is made.
+//! `FlowMeta::freeze`d into one compact buffer once it stops growing. The record takes the
+//! buffer as it is: its writers read JSON from it and the policy's look-ups read one value at a
+//! time; it is decoded back to the same map (keys, order, value types) only when a whole map is
+//! asked for (a dict in Python, a DataFrame).
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
@@ -288,14 +290,17 @@ pub const MAX_FROZEN_DEPTH: usize = 16;
 ///
 /// Reads and writes go through the map (`Deref`/`DerefMut`): a write thaws a frozen map back
 /// into a map for good (a control connection noting announcements, the monitor's segments),
-/// except `insert`/`insert_new`/`set_default` of a key the map lacks, which append to the
-/// buffer; a read of a frozen map decodes a copy once and keeps it beside the buffer. The hot
-/// paths use `contains_key` and `value_of`, which read the buffer without decoding, and
-/// `take`/`to_meta` when the record is made. Small in place (two pointers): it sits in every
-/// flow.
+/// except `insert`/`insert_new`/`set_default` of a key the buffer lacks, which go to a live
+/// tail after it (the next `freeze` appends the tail to the buffer); a read of a frozen map
+/// decodes a copy once and keeps it beside the buffer. The hot paths use `contains_key`,
+/// `value_of` and `push_json`, which read the buffer without decoding it: a record keeps its
+/// flow's buffer, takes its own facts (evidence, shape, end reason, tunnel verdict) in the
+/// tail, and is written out and looked up from there. Small in place (two pointers): it sits
+/// in every flow.
 #[derive(Debug, Default)]
 pub struct FlowMeta {
-    /// The map while live (None while empty or frozen).
+    /// The map while live (None while empty); beside a frozen buffer, its tail: keys the
+    /// buffer does not hold, after the buffer's own in the map's order.
     live: Option<Box<Meta>>,
     frozen: Option<Box<Frozen>>,
 }
@@ -303,7 +308,12 @@ pub struct FlowMeta {
 #[derive(Debug)]
 struct Frozen {
     bytes: Box<[u8]>,
-    /// A decoded copy, made by the first read through `Deref`.
+    /// `key_bit` of each of the buffer's keys: a key whose bit is clear is not there, known
+    /// without walking the buffer (most look-ups, the policy's and the record's own, are for
+    /// facts a map lacks).
+    keys: u128,
+    /// A decoded copy of the whole map (the tail included), made by the first read through
+    /// `Deref`, dropped by any change.
     read: OnceLock<Box<Meta>>,
 }
 
@@ -319,6 +329,29 @@ impl From<Meta> for FlowMeta {
     }
 }
 
+/// A copy with the same entries, as a live map (a record for the monitor's early report).
+impl Clone for FlowMeta {
+    fn clone(&self) -> Self {
+        FlowMeta::from(self.to_meta())
+    }
+}
+
+/// Same keys with equal values, order aside (as `Meta`'s equality).
+impl PartialEq for FlowMeta {
+    fn eq(&self, other: &FlowMeta) -> bool {
+        **self == **other
+    }
+}
+
+/// `bytes` decoded, then `tail`'s entries after them (keys the buffer does not hold).
+fn decode_with(bytes: &[u8], tail: Option<&Meta>) -> Meta {
+    let mut map = decode(bytes);
+    if let Some(tail) = tail {
+        map.0.extend(tail.0.iter().cloned());
+    }
+    map
+}
+
 impl FlowMeta {
     pub fn new() -> Self {
         Self::default()
@@ -328,7 +361,7 @@ impl FlowMeta {
         self.frozen.is_some()
     }
 
-    /// Whether `freeze` would give memory back: a live map, or a frozen one's decoded copy.
+    /// Whether `freeze` would give memory back: a live map or tail, or a decoded copy.
     pub fn would_shrink(&self) -> bool {
         match (&self.live, &self.frozen) {
             (Some(_), _) => true,
@@ -337,12 +370,20 @@ impl FlowMeta {
         }
     }
 
-    /// The map will not grow for a while: keep it as one buffer. A map that cannot be encoded
-    /// (nested deeper than `MAX_FROZEN_DEPTH`) only gives back its spare room.
+    /// The map will not grow for a while: keep it as one buffer (a frozen one takes its tail
+    /// on its end). A map that cannot be encoded (nested deeper than `MAX_FROZEN_DEPTH`) only
+    /// gives back its spare room.
     pub fn freeze(&mut self) {
         if let Some(f) = self.frozen.as_mut() {
             // Frozen already: drop the copy a read may have decoded.
             f.read = OnceLock::new();
+            let Some(tail) = self.live.take() else {
+                return;
+            };
+            if !f.append_all(tail.iter()) {
+                self.live = Some(tail);
+                DerefMut::deref_mut(self).0.shrink_to_fit();
+            }
             return;
         }
         let Some(map) = self.live.as_mut() else {
@@ -353,9 +394,11 @@ impl FlowMeta {
             return;
         }
         if let Some(bytes) = encode(map, true) {
+            let keys = map.keys().fold(0, |bits, k| bits | key_bit(k));
             self.live = None;
             self.frozen = Some(Box::new(Frozen {
                 bytes,
+                keys,
                 read: OnceLock::new(),
             }));
         } else {
@@ -364,85 +407,128 @@ impl FlowMeta {
         }
     }
 
+    /// How many facts the map holds, without decoding a frozen map.
+    pub fn len(&self) -> usize {
+        let tail = self.live.as_ref().map_or(0, |t| t.len());
+        match &self.frozen {
+            Some(f) => Reader::new(&f.bytes, None).count().unwrap_or(0) + tail,
+            None => tail,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether `key` is there, without decoding a frozen map.
     pub fn contains_key(&self, key: &str) -> bool {
         match (&self.live, &self.frozen) {
-            (Some(map), _) => map.contains_key(key),
-            (None, Some(f)) => frozen_has_key(&f.bytes, key),
+            (live, Some(f)) => live.as_ref().is_some_and(|t| t.contains_key(key)) || f.has_key(key),
+            (Some(map), None) => map.contains_key(key),
             (None, None) => false,
         }
     }
 
     /// `key`'s value, without decoding a frozen map whole: a map read a key at a time between
     /// freezes (a slow flow still inspected, frozen whenever it is quiet) would otherwise be
-    /// decoded again at every packet.
+    /// decoded again at every packet, and a record's whole map for the one or two facts its
+    /// policy asks.
     pub fn value_of(&self, key: &str) -> Option<Cow<'_, Value>> {
         match (&self.live, &self.frozen) {
-            (Some(map), _) => map.get(key).map(Cow::Borrowed),
-            (None, Some(f)) => match f.read.get() {
-                Some(map) => map.get(key).map(Cow::Borrowed),
-                None => frozen_value(&f.bytes, key).map(Cow::Owned),
-            },
+            (live, Some(f)) => {
+                if let Some(map) = f.read.get() {
+                    return map.get(key).map(Cow::Borrowed);
+                }
+                match live.as_ref().and_then(|t| t.get(key)) {
+                    Some(v) => Some(Cow::Borrowed(v)),
+                    None => f.value(key).map(Cow::Owned),
+                }
+            }
+            (Some(map), None) => map.get(key).map(Cow::Borrowed),
             (None, None) => None,
         }
     }
 
     /// The metadata as a map, leaving an empty one behind.
     pub fn take(&mut self) -> Meta {
+        let tail = self.live.take();
         if let Some(mut f) = self.frozen.take() {
             return match f.read.take() {
                 Some(map) => *map,
-                None => decode(&f.bytes),
+                None => decode_with(&f.bytes, tail.as_deref()),
             };
         }
-        self.live.take().map(|map| *map).unwrap_or_default()
+        tail.map(|map| *map).unwrap_or_default()
     }
 
     /// A copy of the metadata as a map.
     pub fn to_meta(&self) -> Meta {
         match (&self.live, &self.frozen) {
-            (Some(map), _) => (**map).clone(),
-            (None, Some(f)) => match f.read.get() {
+            (live, Some(f)) => match f.read.get() {
                 Some(map) => (**map).clone(),
-                None => decode(&f.bytes),
+                None => decode_with(&f.bytes, live.as_deref()),
             },
+            (Some(map), None) => (**map).clone(),
             (None, None) => Meta::new(),
         }
     }
 
+    /// The map as a JSON object, as `compact_json::push_object` writes its entries; a frozen
+    /// map's from its buffer, without decoding it.
+    pub fn push_json(&self, out: &mut Vec<u8>) {
+        let Some(f) = &self.frozen else {
+            let entries = self.live.as_deref().map(Meta::iter);
+            crate::compact_json::push_object(out, entries.into_iter().flatten());
+            return;
+        };
+        out.push(b'{');
+        let start = out.len();
+        let table = shared();
+        let mut r = Reader::new(&f.bytes, Some(&table));
+        if r.json_entries(0, out).is_none() {
+            // Not a buffer `encode` wrote: nothing of it, as `decode` would give.
+            out.truncate(start);
+        }
+        drop(table);
+        for (key, value) in self.live.as_deref().map(Meta::iter).into_iter().flatten() {
+            if out.len() > start {
+                out.push(b',');
+            }
+            crate::compact_json::push_str(out, key);
+            out.push(b':');
+            crate::compact_json::push_value(out, value);
+        }
+        out.push(b'}');
+    }
+
     /// Set `key`, as `Meta::insert` does. A frozen map `key` is new to stays frozen: the entry
-    /// goes on the end of its buffer (a copy of the buffer, where thawing decodes it whole and
-    /// the next freeze encodes it again). A key it has is set in the thawed map, in its place.
+    /// goes to its tail. A key the buffer has is set in the thawed map, in its place.
     pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
-        if self
-            .frozen
-            .as_ref()
-            .is_some_and(|f| !frozen_has_key(&f.bytes, &key))
-        {
-            self.insert_new(key, value);
-            return None;
+        if let Some(f) = self.frozen.as_mut() {
+            if !f.has_key(&key) {
+                f.read = OnceLock::new();
+                return self
+                    .live
+                    .get_or_insert_with(Box::default)
+                    .insert(key, value);
+            }
         }
         DerefMut::deref_mut(self).insert(key, value)
     }
 
-    /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map is
-    /// not searched for it again.
+    /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map's
+    /// buffer is not searched for it again.
     pub fn insert_new(&mut self, key: Key, value: Value) {
         self.insert_new_all([(key, value)]);
     }
 
-    /// `insert_new` of several keys the caller found absent, in their order: a frozen map's
-    /// buffer is copied once for them all, not once each.
-    pub fn insert_new_all<E>(&mut self, entries: E)
-    where
-        E: AsRef<[(Key, Value)]> + IntoIterator<Item = (Key, Value)>,
-    {
+    /// `insert_new` of several keys the caller found absent, in their order (a frozen map
+    /// takes them in its tail).
+    pub fn insert_new_all(&mut self, entries: impl IntoIterator<Item = (Key, Value)>) {
         if let Some(f) = self.frozen.as_mut() {
-            if f.append_all(entries.as_ref().iter().map(|(k, v)| (&**k, v))) {
-                return;
-            }
+            f.read = OnceLock::new();
         }
-        let map = DerefMut::deref_mut(self);
+        let map = self.live.get_or_insert_with(Box::default);
         for (k, v) in entries {
             map.insert(k, v);
         }
@@ -467,8 +553,10 @@ impl Deref for FlowMeta {
 
     fn deref(&self) -> &Meta {
         match (&self.live, &self.frozen) {
-            (Some(map), _) => map,
-            (None, Some(f)) => f.read.get_or_init(|| Box::new(decode(&f.bytes))),
+            (live, Some(f)) => f
+                .read
+                .get_or_init(|| Box::new(decode_with(&f.bytes, live.as_deref()))),
+            (Some(map), None) => map,
             (None, None) => &EMPTY,
         }
     }
@@ -477,7 +565,12 @@ impl Deref for FlowMeta {
 impl DerefMut for FlowMeta {
     fn deref_mut(&mut self) -> &mut Meta {
         if let Some(mut f) = self.frozen.take() {
-            self.live = Some(f.read.take().unwrap_or_else(|| Box::new(decode(&f.bytes))));
+            let tail = self.live.take();
+            self.live = Some(
+                f.read
+                    .take()
+                    .unwrap_or_else(|| Box::new(decode_with(&f.bytes, tail.as_deref()))),
+            );
         }
         self.live.get_or_insert_with(Box::default)
     }
@@ -629,7 +722,27 @@ fn refs_of(text: &str) -> Option<u32> {
         .map(|(_, refs)| *refs)
 }
 
+/// A key's bit in `Frozen::keys` (FNV-1a: keys are short names, and a collision costs only a
+/// walk of the buffer).
+fn key_bit(key: &str) -> u128 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 << (hash % 128)
+}
+
 impl Frozen {
+    fn has_key(&self, key: &str) -> bool {
+        self.keys & key_bit(key) != 0 && frozen_has_key(&self.bytes, key)
+    }
+
+    fn value(&self, key: &str) -> Option<Value> {
+        if self.keys & key_bit(key) == 0 {
+            return None;
+        }
+        frozen_value(&self.bytes, key)
+    }
+
     /// `entries` (keys absent from the map) on the end of the map, the buffer copied once, its
     /// count that many more; false (none appended) when a value nests too deep to freeze or the
     /// buffer is not one `encode` wrote. The entries already there keep their bytes, so the
@@ -648,6 +761,7 @@ impl Frozen {
             return false;
         };
         let mut table = shared();
+        let mut keys = self.keys;
         self.bytes = written(|out| {
             put_varint(out, (n + added) as u64);
             out.extend_from_slice(rest);
@@ -657,8 +771,10 @@ impl Frozen {
             };
             for (key, value) in entries {
                 enc.entry(key, value);
+                keys |= key_bit(key);
             }
         });
+        self.keys = keys;
         self.read = OnceLock::new();
         true
     }
@@ -1024,6 +1140,67 @@ impl<'a, 't> Reader<'a, 't> {
         })
     }
 
+    /// A map's entries as JSON (`"key":value`, comma-separated, no braces), as
+    /// `compact_json::push_value` writes the decoded map's.
+    fn json_entries(&mut self, depth: usize, out: &mut Vec<u8>) -> Option<()> {
+        for i in 0..self.count()? {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::compact_json::push_str(out, self.key_text()?);
+            out.push(b':');
+            self.json_value(depth, out)?;
+        }
+        Some(())
+    }
+
+    /// One value as JSON, as `compact_json::push_value` writes the value `value` decodes.
+    fn json_value(&mut self, depth: usize, out: &mut Vec<u8>) -> Option<()> {
+        use crate::compact_json::{push_number, push_str};
+        match self.byte()? {
+            NULL => out.extend_from_slice(b"null"),
+            FALSE => out.extend_from_slice(b"false"),
+            TRUE => out.extend_from_slice(b"true"),
+            UINT => push_number(out, &self.varint()?.into()),
+            INT => push_number(out, &i64::from_le_bytes(self.fixed8()?).into()),
+            FLOAT => push_number(out, &Number::from_f64(f64::from_le_bytes(self.fixed8()?))?),
+            STR => push_str(out, self.text()?),
+            SHARED_TEXT => {
+                let id = self.id()?;
+                push_str(out, self.shared_text(id)?);
+            }
+            HEX => {
+                let n = usize::try_from(self.varint()?).ok()?;
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let bytes = self.slice(n)?;
+                out.reserve(n * 2 + 2);
+                out.push(b'"');
+                for &b in bytes {
+                    out.push(DIGITS[usize::from(b >> 4)]);
+                    out.push(DIGITS[usize::from(b & 15)]);
+                }
+                out.push(b'"');
+            }
+            ARRAY if depth < MAX_FROZEN_DEPTH => {
+                out.push(b'[');
+                for i in 0..self.count()? {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.json_value(depth + 1, out)?;
+                }
+                out.push(b']');
+            }
+            OBJECT if depth < MAX_FROZEN_DEPTH => {
+                out.push(b'{');
+                self.json_entries(depth + 1, out)?;
+                out.push(b'}');
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
     /// Step over a map, handing `ids` the shared ids it refers to.
     fn walk_map<F: FnMut(u32)>(&mut self, depth: usize, ids: &mut F) -> Option<()> {
         for _ in 0..self.count()? {
@@ -1167,7 +1344,8 @@ mod tests {
             ["meta_batch_a", "meta_batch_b", "meta_batch_c"]
         );
         assert_eq!(together.to_meta(), one_by_one.to_meta());
-        // A value nested past the bound: none is appended, the map thaws and takes them all.
+        // A value nested past the bound: none is appended when the tail joins the buffer, the
+        // map thaws and takes them all.
         let mut deep = json!(1);
         for _ in 0..=MAX_FROZEN_DEPTH {
             deep = json!([deep]);
@@ -1177,6 +1355,7 @@ mod tests {
             ("meta_batch_b".into(), json!(2)),
             ("meta_batch_d".into(), deep.clone()),
         ]);
+        thawed.freeze();
         assert!(!thawed.is_frozen());
         assert_eq!(
             keys(&thawed),
@@ -1289,7 +1468,7 @@ mod tests {
         m.freeze();
         assert!(m.is_frozen() && !cached(&m));
         assert_eq!(m.to_meta(), map);
-        // A new key goes on the end of the buffer: the map stays frozen, in insertion order.
+        // A new key goes to the tail: the map stays frozen, in insertion order.
         m.insert("segment".into(), 2.into());
         m.set_default("zero", 9.into());
         m.set_default("later", "x".into());
@@ -1298,16 +1477,84 @@ mod tests {
         expected.insert("segment".into(), 2.into());
         expected.insert("later".into(), "x".into());
         assert_eq!(m.to_meta(), expected);
-        // A key it has is set in its place in the thawed map, for good; then it behaves as the
-        // map does.
+        assert_eq!(m.len(), expected.len());
+        // A key of the tail is set in its place there.
         m.insert("segment".into(), 3.into());
-        assert!(!m.is_frozen());
         expected.insert("segment".into(), 3.into());
+        assert!(m.is_frozen() && m.would_shrink());
+        assert_eq!(m.to_meta(), expected);
+        // Freezing appends the tail to the buffer.
+        m.freeze();
+        assert!(m.is_frozen() && !m.would_shrink());
+        assert_eq!(m.to_meta(), expected);
+        // A key the buffer has is set in its place in the thawed map, for good; then it
+        // behaves as the map does.
+        m.insert("segment".into(), 4.into());
+        assert!(!m.is_frozen());
+        expected.insert("segment".into(), 4.into());
         assert_eq!(*m, expected);
         m.remove("zero");
         expected.remove("zero");
         assert_eq!(m.take(), expected);
         assert!(m.is_empty());
+    }
+
+    /// A map's JSON from its buffer and tail is the decoded map's, byte for byte (what the
+    /// record writers and `_core.Meta.json()` hand out), without decoding it.
+    #[test]
+    fn a_frozen_maps_json_is_the_decoded_maps() {
+        let json_of = |m: &FlowMeta| {
+            let mut out = Vec::new();
+            m.push_json(&mut out);
+            out
+        };
+        let want = |m: &Meta| serde_json::to_vec(&Value::from(m.clone())).unwrap();
+        let mut map = sample();
+        // Texts shared from their second sighting, and hex packed to bytes.
+        map.insert(
+            "meta_json_shared_text".into(),
+            "a text long enough to be shared".into(),
+        );
+        map.insert("digest".into(), "00ff10a0b0c0d0e0f0a1b2c3d4e5f607".into());
+        map.insert("esc\"aped\u{1}".into(), "tab\there \"quoted\"".into());
+        let _first_sighting = frozen(&map);
+        let mut m = frozen(&map);
+        assert!(m.frozen.as_ref().is_some_and(|f| f.read.get().is_none()));
+        assert_eq!(json_of(&m), want(&map));
+        assert!(
+            m.frozen.as_ref().is_some_and(|f| f.read.get().is_none()),
+            "no decoded copy made"
+        );
+        assert_eq!(m.len(), map.len());
+        // With a tail: its entries after the buffer's, replaced in place.
+        m.set_default("end_reason", "idle".into());
+        m.insert(
+            "shape".into(),
+            json!({"sizes": [1, -2], "iat_ms": [0.5, 12.125]}),
+        );
+        m.insert("end_reason".into(), "end".into());
+        map.insert("end_reason".into(), "end".into());
+        map.insert(
+            "shape".into(),
+            json!({"sizes": [1, -2], "iat_ms": [0.5, 12.125]}),
+        );
+        assert!(m.is_frozen());
+        assert_eq!(json_of(&m), want(&map));
+        assert_eq!(m.len(), map.len());
+        // Live, empty, and frozen with an empty buffer's worth: the same writer's output.
+        assert_eq!(json_of(&FlowMeta::from(map.clone())), want(&map));
+        assert_eq!(json_of(&FlowMeta::new()), b"{}");
+        let mut tail_only = frozen(&Meta::from_iter([(Key::from("a"), json!(1))]));
+        tail_only.insert("b".into(), json!([]));
+        assert_eq!(json_of(&tail_only), br#"{"a":1,"b":[]}"#);
+        // A buffer that is not one `encode` wrote gives nothing of it, as decoding does.
+        let mut bad = frozen(&Meta::from_iter([(Key::from("a"), json!("x"))]));
+        if let Some(f) = bad.frozen.as_mut() {
+            f.bytes = Box::new([1, 2, 0xff]);
+        }
+        bad.insert("b".into(), json!(2));
+        assert_eq!(json_of(&bad), br#"{"b":2}"#);
+        assert_eq!(bad.to_meta(), Meta::from_iter([(Key::from("b"), json!(2))]));
     }
 
     #[test]
@@ -1411,6 +1658,9 @@ mod tests {
         assert_eq!(refs_of(long), Some(1), "shared from the second sighting");
         a.insert_new(key.into(), long.into());
         b.insert(key.into(), json!([long, {"deep": long}]));
+        // Counted once in the buffer (the tail holds the texts themselves until then).
+        a.freeze();
+        b.freeze();
         assert!(a.is_frozen() && b.is_frozen());
         assert_eq!(refs_of(long), Some(4));
         assert_eq!(refs_of(key), Some(1));
@@ -1424,13 +1674,15 @@ mod tests {
         drop(b);
         assert_eq!(refs_of(long), None);
         assert_eq!(refs_of(key), None);
-        // A value nested past the bound thaws the map instead.
+        // A value nested past the bound thaws the map instead when the tail joins the buffer.
         let mut c = frozen(&base());
         let mut deep = json!(1);
         for _ in 0..=MAX_FROZEN_DEPTH {
             deep = json!([deep]);
         }
         c.insert_new("deep".into(), deep.clone());
+        assert_eq!(c.value_of("deep").as_deref(), Some(&deep));
+        c.freeze();
         assert!(!c.is_frozen());
         assert_eq!(c.get("deep"), Some(&deep));
     }

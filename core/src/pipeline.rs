@@ -20,7 +20,7 @@ use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, RST, SYN};
 use crate::flow::verdicts::Verdicts;
-use crate::meta::{set_default, Meta, Value};
+use crate::meta::{FlowMeta, Value};
 use crate::record::FlowRecord;
 use crate::source::Record;
 use crate::tunnel;
@@ -815,7 +815,7 @@ impl Tracker {
                 continue;
             }
             let mut rec = self.record(flow);
-            set_default(&mut rec.meta, "end_reason", reason.into());
+            rec.meta.set_default("end_reason", reason.into());
             tunnel::annotate(&mut rec);
             self.finished.push(rec);
             let flow = self.table.get_mut(id);
@@ -919,11 +919,12 @@ impl Tracker {
             self.leaving = false;
         }
         let mut flow = self.table.take(id);
-        // The flow is gone: its metadata moves into the record rather than being copied.
-        let meta = flow.meta.take();
+        // The flow is gone: its metadata moves into the record as it is (a frozen buffer stays
+        // one), rather than being copied or decoded.
+        let meta = std::mem::take(&mut flow.meta);
         let mut rec = self.record_with(&flow, meta);
         if reason != "end" {
-            set_default(&mut rec.meta, "end_reason", reason.into());
+            rec.meta.set_default("end_reason", reason.into());
         }
         tunnel::annotate(&mut rec); // last: Python's to_record added it after end_reason
         if self.keyed {
@@ -1265,9 +1266,10 @@ impl Tracker {
             }
             watching = upgrade_pending(signature, |k| flow.meta.contains_key(k));
         }
-        if was_frozen && !flow.meta.is_frozen() {
-            // A fact the client restated differently thawed the map (new facts go on the end of
-            // the buffer without): frozen again now rather than left for the sweep's timer.
+        if was_frozen && flow.meta.would_shrink() {
+            // New facts wait in the map's tail, and a fact the client restated differently
+            // thawed it: into the buffer now rather than left for the sweep's timer (the flow
+            // may live long; a record's tail is written out as it is).
             flow.meta.freeze();
         }
         if flow.meta_done == 3 && !watching {
@@ -1344,18 +1346,18 @@ impl Tracker {
     // ---- output ---------------------------------------------------------------------------
 
     fn record(&self, flow: &Flow) -> FlowRecord {
-        self.record_with(flow, flow.meta.to_meta())
+        self.record_with(flow, flow.meta.to_meta().into())
     }
 
     /// The record of `flow`, with `meta` as its metadata so far.
-    fn record_with(&self, flow: &Flow, mut meta: Meta) -> FlowRecord {
+    fn record_with(&self, flow: &Flow, mut meta: FlowMeta) -> FlowRecord {
         let c = flow.client_dir();
         let s = 1 - c;
         let decision: Option<&Verdict> = flow.decision.as_deref();
 
         if let Some(d) = decision {
             if !d.evidence.is_empty() {
-                set_default(&mut meta, "evidence", Value::String(d.evidence.to_string()));
+                meta.set_default("evidence", Value::String(d.evidence.to_string()));
             }
         }
         if let Some(encap) = flow.encap() {
@@ -2022,7 +2024,7 @@ mod tests {
         assert_eq!(&*r.protocol, "gtp");
         assert_eq!(r.meta["gtp_apn"], "internet");
         assert_eq!(r.meta["client_head"], "482000210000000000000700");
-        assert!(!serde_json::to_string(&r.meta)
+        assert!(!serde_json::to_string(&*r.meta)
             .unwrap()
             .contains("8967451122"));
     }

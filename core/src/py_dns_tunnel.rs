@@ -2,6 +2,7 @@
 //! a flow record's facts where they lie (the core's map of a `Meta`, else the mapping's own).
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
@@ -11,7 +12,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::dns_name::{split_name, NameParts};
 use crate::dns_tunnel::{Query, Settings, Socket, Tracker};
-use crate::meta::Value;
+use crate::meta::{FlowMeta, Value};
 use crate::py::{value_to_py, Texts};
 use crate::py_meta::PyMeta;
 
@@ -58,9 +59,9 @@ pub struct PyDnsTunnelTracker {
 
 /// A record's DNS facts, borrowed from the core's map or owned from a Python mapping.
 struct Facts<'a> {
-    qname: std::borrow::Cow<'a, str>,
-    qtype: std::borrow::Cow<'a, str>,
-    answers: Vec<std::borrow::Cow<'a, str>>,
+    qname: Cow<'a, str>,
+    qtype: Cow<'a, str>,
+    answers: Vec<Cow<'a, str>>,
 }
 
 impl PyDnsTunnelTracker {
@@ -130,33 +131,50 @@ fn int_like(obj: &Bound<'_, PyAny>) -> i64 {
         .unwrap_or(-1)
 }
 
-/// The facts of a core map: None when it has no query name that is text.
-fn core_facts<'a>(py: Python<'_>, meta: &'a crate::meta::Meta) -> PyResult<Option<Facts<'a>>> {
-    let Some(Value::String(qname)) = meta.get("dns_query") else {
+/// The facts of a core map: None when it has no query name that is text. Looked up a fact at
+/// a time (a frozen map is not decoded whole for three of its facts).
+fn core_facts<'a>(py: Python<'_>, meta: &'a FlowMeta) -> PyResult<Option<Facts<'a>>> {
+    let Some(Ok(qname)) = meta.value_of("dns_query").map(text_of) else {
         return Ok(None);
     };
-    let qtype = match meta.get("dns_qtype") {
+    let qtype = match meta.value_of("dns_qtype").map(text_of) {
         None => "".into(),
-        Some(Value::String(t)) => t.as_str().into(),
+        Some(Ok(text)) => text,
         // Whatever else a map holds reads as Python's str() of it, as the policy read it.
-        Some(other) => value_to_py(py, other, &mut Texts::uncached())?
+        Some(Err(other)) => value_to_py(py, &other, &mut Texts::uncached())?
             .str()?
             .to_string()
             .into(),
     };
-    let answers = match meta.get("dns_answers") {
-        Some(Value::Array(items)) => items
+    let answers = match meta.value_of("dns_answers") {
+        Some(Cow::Borrowed(Value::Array(items))) => items
             .iter()
             .filter_map(|v| v.as_str())
             .map(Into::into)
             .collect(),
+        Some(Cow::Owned(Value::Array(items))) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(Cow::Owned(s)),
+                _ => None,
+            })
+            .collect(),
         _ => Vec::new(),
     };
     Ok(Some(Facts {
-        qname: qname.as_str().into(),
+        qname,
         qtype,
         answers,
     }))
+}
+
+/// A text value as a text, borrowed where the value is; any other value as it is.
+fn text_of(value: Cow<'_, Value>) -> Result<Cow<'_, str>, Cow<'_, Value>> {
+    match value {
+        Cow::Borrowed(Value::String(s)) => Ok(Cow::Borrowed(s.as_str())),
+        Cow::Owned(Value::String(s)) => Ok(Cow::Owned(s)),
+        other => Err(other),
+    }
 }
 
 /// The facts of any other mapping (a dict of a record made in Python, a `Meta` made a dict).

@@ -17,13 +17,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::ahead::{Home, Spent};
-use crate::meta::{Meta, Value};
+use crate::meta::{FlowMeta, Meta, Value};
 use crate::py::{object_to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
 
 enum State {
-    /// The core's map, not converted yet, and its JSON if the core serialized it already.
-    Core(Meta, Option<Vec<u8>>),
+    /// The core's map (as the flow kept it: a frozen buffer is looked up without decoding it
+    /// whole), not converted yet, and its JSON if the core serialized it already.
+    Core(FlowMeta, Option<Vec<u8>>),
     /// Converted: a real dict, which every operation now uses.
     Dict(Py<PyDict>),
 }
@@ -36,12 +37,12 @@ pub struct PyMeta {
 }
 
 impl PyMeta {
-    pub fn new(meta: Meta) -> Self {
+    pub fn new(meta: FlowMeta) -> Self {
         Self::with_json(meta, None)
     }
 
     /// `meta` with its JSON as `compact_json` wrote it (on the thread that made the record).
-    pub fn with_json(meta: Meta, json: Option<Vec<u8>>) -> Self {
+    pub fn with_json(meta: FlowMeta, json: Option<Vec<u8>>) -> Self {
         PyMeta {
             state: State::Core(meta, json),
             home: None,
@@ -49,7 +50,7 @@ impl PyMeta {
     }
 
     /// As `with_json`, the map to be freed by the thread that made it.
-    pub fn from_home(meta: Meta, json: Option<Vec<u8>>, home: Home) -> Self {
+    pub fn from_home(meta: FlowMeta, json: Option<Vec<u8>>, home: Home) -> Self {
         PyMeta {
             state: State::Core(meta, json),
             home: Some(home),
@@ -64,14 +65,14 @@ impl PyMeta {
         let State::Core(meta, _) = &self.state else {
             unreachable!("matched above")
         };
-        let d = object_to_py(py, meta, &mut Texts::uncached())?;
+        let d = object_to_py(py, &**meta, &mut Texts::uncached())?;
         let before = std::mem::replace(&mut self.state, State::Dict(d.clone().unbind()));
         self.give_back(before);
         Ok(d)
     }
 
     /// The core's map, while this mapping is still one (None once it is a dict).
-    pub(crate) fn core_map(&self) -> Option<&Meta> {
+    pub(crate) fn core_map(&self) -> Option<&FlowMeta> {
         match &self.state {
             State::Core(meta, _) => Some(meta),
             State::Dict(_) => None,
@@ -88,7 +89,7 @@ impl PyMeta {
                 Ok(true)
             }
             State::Core(meta, None) => {
-                crate::compact_json::push_object(out, meta.iter());
+                meta.push_json(out);
                 Ok(true)
             }
         }
@@ -105,7 +106,7 @@ impl PyMeta {
 
 impl Drop for PyMeta {
     fn drop(&mut self) {
-        let state = std::mem::replace(&mut self.state, State::Core(Meta::new(), None));
+        let state = std::mem::replace(&mut self.state, State::Core(FlowMeta::new(), None));
         self.give_back(state);
     }
 }
@@ -136,7 +137,7 @@ fn lookup<'py>(
                 // Not a text: in no map of ours (a dict would say KeyError too).
                 return Ok(Lookup::Absent);
             };
-            match meta.get(key.to_str()?) {
+            match meta.value_of(key.to_str()?).as_deref() {
                 None => return Ok(Lookup::Absent),
                 Some(Value::Array(_) | Value::Object(_)) if !copy_nested => None,
                 Some(v) => Some(value_to_py(py, v, &mut Texts::uncached())?),
@@ -183,7 +184,7 @@ impl PyMeta {
     #[new]
     fn py_new(items: &Bound<'_, PyDict>) -> PyResult<Self> {
         match from_py(items.as_any(), 0)? {
-            Value::Object(map) => Ok(PyMeta::new(map.into())),
+            Value::Object(map) => Ok(PyMeta::new(Meta::from(map).into())),
             _ => unreachable!("a dict converts to an object"),
         }
     }

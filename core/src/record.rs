@@ -2,7 +2,7 @@
 //! services database and the policy say (`assigned`, `findings`).
 use std::sync::Arc;
 
-use crate::meta::Meta;
+use crate::meta::FlowMeta;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlowRecord {
@@ -24,7 +24,8 @@ pub struct FlowRecord {
     /// Transport payload bytes, as Zeek's orig_bytes/resp_bytes.
     pub bytes_c2s: u64,
     pub bytes_s2c: u64,
-    pub meta: Meta,
+    /// The flow's facts as the flow kept them (a frozen buffer, the record's own in its tail).
+    pub meta: FlowMeta,
     pub pcap: Option<Arc<str>>,
     /// For joining with Zeek and Suricata logs. `flow_id`: the flow's 1-based creation order in
     /// its capture (the same for every worker count; the monitor's flows count from its start).

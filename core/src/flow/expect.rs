@@ -405,7 +405,7 @@ mod tests {
             packets_s2c: 0,
             bytes_c2s: 0,
             bytes_s2c: 0,
-            meta: Meta::new(),
+            meta: Meta::new().into(),
             pcap: None,
             flow_id: 5,
             community_id: String::new(),

@@ -21,7 +21,7 @@ pub mod pyfmt;
 
 use std::sync::OnceLock;
 
-use crate::meta::{Map, Meta, Value};
+use crate::meta::{FlowMeta, Map, Value};
 use crate::record::FlowRecord;
 pub use forest::Model;
 
@@ -60,8 +60,9 @@ fn verdict(kind: &str, confidence: f64, class: Option<&str>, evidence: String) -
 
 /// `meta.tunnel_contents` for a flow's meta, or None when it has no (usable) shape or the model
 /// is one for other features.
-pub fn classify(protocol: &str, meta: &Meta, model: &Model) -> Option<Value> {
-    let shape = meta.get("shape")?.as_object()?;
+pub fn classify(protocol: &str, meta: &FlowMeta, model: &Model) -> Option<Value> {
+    let shape = meta.value_of("shape")?;
+    let shape = shape.as_object()?;
     if !model.usable {
         return None;
     }
@@ -124,16 +125,12 @@ pub fn classify(protocol: &str, meta: &Meta, model: &Model) -> Option<Value> {
 /// "ntske/1", DoT's "dot", "imap", "xmpp-client"...): the protocols offered, joined. The shapes
 /// the model knows are of tunnels, whose clients offer HTTP or nothing; under TLS 1.3 the
 /// server's pick is encrypted, so the offer is what the wire shows.
-fn application_named(protocol: &str, meta: &Meta) -> Option<String> {
+fn application_named(protocol: &str, meta: &FlowMeta) -> Option<String> {
     if protocol != "tls" {
         return None;
     }
-    let offered: Vec<&str> = meta
-        .get("alpn")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let alpn = meta.value_of("alpn")?;
+    let offered: Vec<&str> = alpn.as_array()?.iter().filter_map(Value::as_str).collect();
     let http = |p: &&str| {
         ["http/", "h2", "h3", "hq-", "spdy/"]
             .iter()
@@ -160,7 +157,7 @@ pub fn annotate(rec: &mut FlowRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::json;
+    use crate::meta::{json, Meta};
 
     #[test]
     fn the_shipped_model_loads_and_is_bounded() {
@@ -218,7 +215,7 @@ mod tests {
             packets_s2c: 0,
             bytes_c2s: 0,
             bytes_s2c: 0,
-            meta: meta.as_object().cloned().unwrap_or_default().into(),
+            meta: Meta::from(meta.as_object().cloned().unwrap_or_default()).into(),
             pcap: None,
             flow_id: 1,
             community_id: String::new(),
@@ -298,7 +295,7 @@ mod tests {
                                     "c2s": {"bytes": 1720}, "s2c": {"bytes": 720}}});
         let v = classify(
             "ssh",
-            &meta.as_object().cloned().unwrap().into(),
+            &Meta::from(meta.as_object().cloned().unwrap()).into(),
             shipped().unwrap(),
         )
         .unwrap();

@@ -7,7 +7,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::features::{self, Sequence, MAX_SIZE, MODEL_FEATURES, NAMES};
 use super::forest::{Model, Tree};
-use crate::meta::{Map, Value};
+use crate::meta::{Map, Meta, Value};
 use crate::py::to_py;
 use crate::py_meta::PyMeta;
 
@@ -207,7 +207,7 @@ fn tunnel_classify<'py>(
         None => super::shipped()
             .ok_or_else(|| PyValueError::new_err("the shipped tunnel model does not load"))?,
     };
-    super::classify(protocol, &meta.into(), model)
+    super::classify(protocol, &Meta::from(meta).into(), model)
         .map(|v| to_py(py, &v))
         .transpose()
 }
