@@ -516,6 +516,28 @@ impl FlowMeta {
         DerefMut::deref_mut(self).insert(key, value)
     }
 
+    /// `insert(key, value())`, where a frozen map lacks `key` written into its buffer by
+    /// `write` instead (the value `value()` makes, encoded), its tail joined to the buffer
+    /// first so that the map's order is the same.
+    pub fn insert_written(
+        &mut self,
+        key: Key,
+        write: impl FnOnce(&mut ValueWriter),
+        value: impl FnOnce() -> Value,
+    ) {
+        if self.frozen.as_ref().is_some_and(|f| !f.has_key(&key))
+            && self.live.as_ref().is_none_or(|t| !t.contains_key(&key))
+        {
+            self.freeze();
+            if let Some(f) = self.frozen.as_mut() {
+                if f.append_written(&key, write) {
+                    return;
+                }
+            }
+        }
+        self.insert(key, value());
+    }
+
     /// `insert` of a key the caller found absent (`value_of`, `contains_key`): a frozen map's
     /// buffer is not searched for it again.
     pub fn insert_new(&mut self, key: Key, value: Value) {
@@ -780,6 +802,31 @@ impl Frozen {
     }
 }
 
+impl Frozen {
+    /// `key` (absent from the map) on its end with the value `write` writes; false (nothing
+    /// appended) when the buffer is not one `encode` wrote.
+    fn append_written(&mut self, key: &str, write: impl FnOnce(&mut ValueWriter)) -> bool {
+        let mut r = Reader::new(&self.bytes, None);
+        let (Some(n), Some(rest)) = (r.count(), self.bytes.get(r.at..)) else {
+            return false;
+        };
+        let mut table = shared();
+        self.bytes = written(|out| {
+            put_varint(out, (n + 1) as u64);
+            out.extend_from_slice(rest);
+            let mut enc = Encoder {
+                out,
+                table: Some(&mut table),
+            };
+            enc.key(key);
+            write(&mut ValueWriter(&mut enc));
+        });
+        self.keys |= key_bit(key);
+        self.read = OnceLock::new();
+        true
+    }
+}
+
 impl Drop for Frozen {
     fn drop(&mut self) {
         // The table is locked at the first shared text, not before: most maps hold none, and
@@ -883,6 +930,11 @@ impl Encoder<'_, '_> {
     }
 
     fn entry(&mut self, k: &str, v: &Value) {
+        self.key(k);
+        self.value(v);
+    }
+
+    fn key(&mut self, k: &str) {
         match self.share(k) {
             Some(id) => put_varint(self.out, u64::from(id) << 1 | 1),
             None => {
@@ -890,7 +942,6 @@ impl Encoder<'_, '_> {
                 self.out.extend_from_slice(k.as_bytes());
             }
         }
-        self.value(v);
     }
 
     fn value(&mut self, v: &Value) {
@@ -945,6 +996,56 @@ impl Encoder<'_, '_> {
                 out.push(OBJECT);
                 self.map(map.len(), map.iter());
             }
+        }
+    }
+}
+
+/// Writes one value straight into a frozen map's buffer, as `Encoder::value` encodes the
+/// `Value` it stands for (`FlowMeta::insert_written`): a fact made of numbers (a flow's packet
+/// shape) goes in without a `Value` made first, nor a hashed `Map` for each of its objects.
+/// The writer states each object's and array's length first and then writes that many items.
+pub struct ValueWriter<'e, 'o, 't>(&'e mut Encoder<'o, 't>);
+
+impl ValueWriter<'_, '_, '_> {
+    /// An object of `len` entries: `len` times `key` then its value.
+    pub fn object(&mut self, len: usize) {
+        self.0.out.push(OBJECT);
+        put_varint(self.0.out, len as u64);
+    }
+
+    pub fn key(&mut self, key: &str) {
+        self.0.key(key);
+    }
+
+    /// An array of `len` values.
+    pub fn array(&mut self, len: usize) {
+        self.0.out.push(ARRAY);
+        put_varint(self.0.out, len as u64);
+    }
+
+    /// An integer, as `Value::from` it.
+    pub fn int(&mut self, n: i64) {
+        match u64::try_from(n) {
+            Ok(u) => self.uint(u),
+            Err(_) => {
+                self.0.out.push(INT);
+                self.0.out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+    }
+
+    pub fn uint(&mut self, n: u64) {
+        self.0.out.push(UINT);
+        put_varint(self.0.out, n);
+    }
+
+    /// A float, as `Value::from` it (null when not finite).
+    pub fn float(&mut self, f: f64) {
+        if f.is_finite() {
+            self.0.out.push(FLOAT);
+            self.0.out.extend_from_slice(&f.to_le_bytes());
+        } else {
+            self.0.out.push(NULL);
         }
     }
 }

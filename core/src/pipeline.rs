@@ -926,7 +926,9 @@ impl Tracker {
         if reason != "end" {
             rec.meta.set_default("end_reason", reason.into());
         }
-        tunnel::annotate(&mut rec); // last: Python's to_record added it after end_reason
+        // Last: Python's to_record added it after end_reason.
+        let shape = shaped(&flow).then(|| flow.shape.view(flow.client_dir()));
+        tunnel::annotate_shape(&mut rec, shape.as_ref());
         if self.keyed {
             let (at, sub) = tie;
             self.order.push(Order {
@@ -1370,9 +1372,12 @@ impl Tracker {
         if anomalies > 0 {
             meta.insert("tcp_overlap_conflicts".into(), anomalies.into());
         }
-        let protocol = decision.map_or("unknown", |d| &*d.protocol);
-        if flow.is_tcp() && tunnel_capable(protocol) && !flow.shape.is_empty() {
-            meta.insert("shape".into(), flow.shape.to_meta(c));
+        if shaped(flow) {
+            meta.insert_written(
+                "shape".into(),
+                |w| flow.shape.write_meta(w, c),
+                || flow.shape.to_meta(c),
+            );
         }
         let (client_ip, server_ip) = (flow.client_ip(), flow.server_ip());
         let mut rec = FlowRecord {
@@ -1411,6 +1416,12 @@ impl Tracker {
         }
         rec
     }
+}
+
+/// Whether the flow's record carries its shape (`meta.shape`).
+fn shaped(flow: &Flow) -> bool {
+    let protocol = flow.decision.as_deref().map_or("unknown", |d| &*d.protocol);
+    flow.is_tcp() && tunnel_capable(protocol) && !flow.shape.is_empty()
 }
 
 fn full(flow: &Flow) -> bool {

@@ -18,7 +18,7 @@
 //! Finished flight / the server's hello flight). Retransmissions count as packets.
 #![forbid(unsafe_code)]
 
-use crate::meta::{Map, Value};
+use crate::meta::{Map, Value, ValueWriter};
 
 /// Packets kept in the sequence unless configured otherwise.
 pub const DEFAULT_SHAPE_PACKETS: usize = 64;
@@ -130,6 +130,52 @@ impl Shape {
             None => ShapeData::default().to_meta(client_dir),
         }
     }
+
+    /// `to_meta(client_dir)` written into a frozen map (`FlowMeta::insert_written`).
+    pub fn write_meta(&self, w: &mut ValueWriter, client_dir: usize) {
+        match &self.data {
+            Some(s) => s.write_meta(w, client_dir),
+            None => ShapeData::default().write_meta(w, client_dir),
+        }
+    }
+
+    /// The numbers `to_meta(client_dir)` holds, as the tunnel classifier reads them from it.
+    pub fn view(&self, client_dir: usize) -> ShapeView<'_> {
+        ShapeView {
+            data: self.data.as_deref(),
+            client_dir: client_dir & 1,
+        }
+    }
+}
+
+/// A flow's shape as `meta.shape` would show it, read without making that value.
+pub struct ShapeView<'a> {
+    data: Option<&'a ShapeData>,
+    client_dir: usize,
+}
+
+impl ShapeView<'_> {
+    /// `meta.shape.sizes` and `meta.shape.iat_ms`; None where the value would hold a null (a
+    /// gap too large for a number).
+    pub fn sequence(&self) -> Option<(Vec<i64>, Vec<f64>)> {
+        let Some(data) = self.data else {
+            return Some((Vec::new(), Vec::new()));
+        };
+        let sign = if self.client_dir == 0 { 1 } else { -1 };
+        let sizes = data.seq.iter().map(|&(s, _)| i64::from(s * sign)).collect();
+        let iats = data
+            .seq
+            .iter()
+            .map(|&(_, g)| Some(round3(f64::from(g))).filter(|f| f.is_finite()))
+            .collect::<Option<_>>()?;
+        Some((sizes, iats))
+    }
+
+    /// `meta.shape.c2s.bytes` (`to_client`: `s2c`'s).
+    pub fn bytes(&self, to_client: bool) -> f64 {
+        let d = self.client_dir ^ usize::from(to_client);
+        self.data.map_or(0.0, |s| s.dirs[d].bytes as f64)
+    }
 }
 
 impl ShapeData {
@@ -202,13 +248,36 @@ impl ShapeData {
         m.insert("s2c".into(), dir_meta(&self.dirs[c ^ 1]));
         Value::Object(m)
     }
+
+    fn write_meta(&self, w: &mut ValueWriter, client_dir: usize) {
+        let c = client_dir & 1;
+        let sign = if c == 0 { 1 } else { -1 };
+        w.object(5);
+        w.key("n");
+        w.uint(self.seq.len() as u64);
+        w.key("sizes");
+        w.array(self.seq.len());
+        for &(s, _) in &self.seq {
+            w.int(i64::from(s * sign));
+        }
+        w.key("iat_ms");
+        w.array(self.seq.len());
+        for &(_, g) in &self.seq {
+            w.float(round3(f64::from(g)));
+        }
+        w.key("c2s");
+        write_dir_meta(w, &self.dirs[c]);
+        w.key("s2c");
+        write_dir_meta(w, &self.dirs[c ^ 1]);
+    }
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn dir_meta(s: &DirStats) -> Value {
+/// A direction's mean size, size deviation and mean gap (ms), rounded as `meta.shape` shows.
+fn dir_summary(s: &DirStats) -> [f64; 3] {
     let n = f64::from(s.pkts);
     let (mean, std) = if s.pkts > 0 {
         let mean = s.bytes as f64 / n;
@@ -221,13 +290,31 @@ fn dir_meta(s: &DirStats) -> Value {
     } else {
         0.0
     };
+    [round3(mean), round3(std), round3(iat)]
+}
+
+const DIR_FACTS: [&str; 3] = ["mean_size", "std_size", "mean_iat_ms"];
+
+fn dir_meta(s: &DirStats) -> Value {
     let mut m = Map::with_capacity(5);
     m.insert("packets".into(), s.pkts.into());
     m.insert("bytes".into(), s.bytes.into());
-    m.insert("mean_size".into(), round3(mean).into());
-    m.insert("std_size".into(), round3(std).into());
-    m.insert("mean_iat_ms".into(), round3(iat).into());
+    for (name, x) in DIR_FACTS.into_iter().zip(dir_summary(s)) {
+        m.insert(name.into(), x.into());
+    }
     Value::Object(m)
+}
+
+fn write_dir_meta(w: &mut ValueWriter, s: &DirStats) {
+    w.object(5);
+    w.key("packets");
+    w.uint(u64::from(s.pkts));
+    w.key("bytes");
+    w.uint(s.bytes);
+    for (name, x) in DIR_FACTS.into_iter().zip(dir_summary(s)) {
+        w.key(name);
+        w.float(x);
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +387,95 @@ mod tests {
         }
         let (_, iats) = seq_of(&s.to_meta(0));
         assert_eq!(iats, vec![0.0, 0.0, 1000.0, 250.0]);
+    }
+
+    /// Shapes of every kind the writers must agree on: none kept, one direction only, both,
+    /// a gap past any float's reach (a null), and the same seen from either end.
+    fn shapes() -> Vec<Shape> {
+        let mut out = vec![Shape::default()];
+        let mut one_way = Shape::default();
+        one_way.packet(0, 1400, 1.0, 0, (0, 0), 64);
+        out.push(one_way);
+        let mut both = Shape::default();
+        for (i, d) in [0usize, 1, 0, 1, 1, 0, 1].iter().enumerate() {
+            both.packet(*d, 36 + 500 * i as u32, 0.1234567 * i as f64, 0, (1, 0), 64);
+        }
+        out.push(both);
+        let mut long = Shape::default();
+        for i in 0..15u32 {
+            long.packet(
+                (i % 3 % 2) as usize,
+                40 + i,
+                f64::from(i) * 0.25,
+                1,
+                (0, 0),
+                64,
+            );
+        }
+        out.push(long);
+        let mut far = Shape::default();
+        far.packet(0, 10, 0.0, 0, (0, 0), 64);
+        far.packet(1, 20, 1e300, 0, (0, 0), 64);
+        out.push(far);
+        out
+    }
+
+    /// The shape written straight into a frozen map is the map `to_meta` makes, to the byte of
+    /// its JSON, after the facts before it and with those after it in order.
+    #[test]
+    fn the_written_shape_is_to_metas() {
+        use crate::meta::{FlowMeta, Meta};
+        for shape in shapes() {
+            for c in [0, 1] {
+                let mut want = Meta::new();
+                want.insert("sni".into(), "a.example".into());
+                let mut written = FlowMeta::from(want.clone());
+                written.freeze();
+                written.set_default("evidence", "e".into());
+                written.insert_written(
+                    "shape".into(),
+                    |w| shape.write_meta(w, c),
+                    || unreachable!(),
+                );
+                written.insert("end_reason".into(), "idle".into());
+                want.insert("evidence".into(), "e".into());
+                want.insert("shape".into(), shape.to_meta(c));
+                want.insert("end_reason".into(), "idle".into());
+                assert!(written.is_frozen());
+                assert_eq!(written.to_meta(), want);
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                written.push_json(&mut ours);
+                FlowMeta::from(want.clone()).push_json(&mut theirs);
+                assert_eq!(String::from_utf8(ours), String::from_utf8(theirs));
+                // A live map takes the value itself.
+                let mut live = FlowMeta::from(Meta::new());
+                live.insert_written("shape".into(), |_| unreachable!(), || shape.to_meta(c));
+                assert_eq!(live.value_of("shape").as_deref(), Some(&shape.to_meta(c)));
+            }
+        }
+    }
+
+    /// What the tunnel classifier reads from the flow's shape is what it reads from `to_meta`.
+    #[test]
+    fn the_view_reads_what_to_meta_holds() {
+        use crate::tunnel::ShapeSource;
+        for shape in shapes() {
+            for c in [0, 1] {
+                let Value::Object(map) = shape.to_meta(c) else {
+                    unreachable!()
+                };
+                let view = shape.view(c);
+                for protocol in ["tls", "ssh"] {
+                    assert_eq!(
+                        ShapeSource::sequence(&view, protocol),
+                        ShapeSource::sequence(&map, protocol)
+                    );
+                }
+                for to_client in [false, true] {
+                    assert_eq!(view.dir_bytes(to_client), map.dir_bytes(to_client));
+                }
+            }
+        }
     }
 
     /// What a flow's shape costs before its sequence: pinned, as 100,000 open flows hold one

@@ -164,18 +164,26 @@ pub fn sequence(shape: &Map<String, Value>, protocol: &str) -> Option<Sequence> 
         .iter()
         .map(as_float)
         .collect::<Option<_>>()?;
-    if sizes.len() != iats.len() {
-        return None;
+    Sequence::of(sizes, iats, protocol)
+}
+
+impl Sequence {
+    /// A shape's sizes and gaps as the features read them (for SSH without the user
+    /// authentication); None when their lengths differ or pass `MAX_SEQUENCE`.
+    pub fn of(sizes: Vec<i64>, iats: Vec<f64>, protocol: &str) -> Option<Sequence> {
+        if sizes.len() != iats.len() || sizes.len() > MAX_SEQUENCE {
+            return None;
+        }
+        let skip = if protocol == "ssh" && sizes.len() >= SSH_AUTH_PACKETS {
+            SSH_AUTH_PACKETS
+        } else {
+            0
+        };
+        Some(Sequence {
+            sizes: sizes.get(skip..).unwrap_or_default().to_vec(),
+            iats: iats.get(skip..).unwrap_or_default().to_vec(),
+        })
     }
-    let skip = if protocol == "ssh" && sizes.len() >= SSH_AUTH_PACKETS {
-        SSH_AUTH_PACKETS
-    } else {
-        0
-    };
-    Some(Sequence {
-        sizes: sizes.get(skip..).unwrap_or_default().to_vec(),
-        iats: iats.get(skip..).unwrap_or_default().to_vec(),
-    })
 }
 
 /// `shape[key]["bytes"]` (0 when absent); None when it is not a number.

@@ -21,6 +21,7 @@ pub mod pyfmt;
 
 use std::sync::OnceLock;
 
+use crate::flow::shape::ShapeView;
 use crate::meta::{FlowMeta, Map, Value};
 use crate::record::FlowRecord;
 pub use forest::Model;
@@ -62,7 +63,46 @@ fn verdict(kind: &str, confidence: f64, class: Option<&str>, evidence: String) -
 /// is one for other features.
 pub fn classify(protocol: &str, meta: &FlowMeta, model: &Model) -> Option<Value> {
     let shape = meta.value_of("shape")?;
-    let shape = shape.as_object()?;
+    classify_shape(protocol, shape.as_object()?, meta, model)
+}
+
+/// What the classifier reads of a flow's shape: `meta.shape`'s map, or the flow's own numbers
+/// (`ShapeView`: the same values, without the map made).
+pub trait ShapeSource {
+    /// The sequence as `features::sequence` reads it; None when malformed.
+    fn sequence(&self, protocol: &str) -> Option<features::Sequence>;
+    /// `c2s.bytes` (`to_client`: `s2c.bytes`) as `features::dir_bytes` reads it.
+    fn dir_bytes(&self, to_client: bool) -> Option<f64>;
+}
+
+impl ShapeSource for Map<String, Value> {
+    fn sequence(&self, protocol: &str) -> Option<features::Sequence> {
+        features::sequence(self, protocol)
+    }
+
+    fn dir_bytes(&self, to_client: bool) -> Option<f64> {
+        features::dir_bytes(self, if to_client { "s2c" } else { "c2s" })
+    }
+}
+
+impl ShapeSource for ShapeView<'_> {
+    fn sequence(&self, protocol: &str) -> Option<features::Sequence> {
+        let (sizes, iats) = ShapeView::sequence(self)?;
+        features::Sequence::of(sizes, iats, protocol)
+    }
+
+    fn dir_bytes(&self, to_client: bool) -> Option<f64> {
+        Some(self.bytes(to_client))
+    }
+}
+
+/// `classify` with the flow's shape given.
+pub fn classify_shape(
+    protocol: &str,
+    shape: &impl ShapeSource,
+    meta: &FlowMeta,
+    model: &Model,
+) -> Option<Value> {
     if !model.usable {
         return None;
     }
@@ -74,7 +114,7 @@ pub fn classify(protocol: &str, meta: &FlowMeta, model: &Model) -> Option<Value>
             format!("the client's ALPN names what rides inside ({named}): no shape to guess"),
         ));
     }
-    let seq = features::sequence(shape, protocol)?;
+    let seq = shape.sequence(protocol)?;
     if seq.sizes.len() < features::min_packets(protocol) {
         let after = if protocol == "ssh" {
             "the user authentication"
@@ -91,10 +131,7 @@ pub fn classify(protocol: &str, meta: &FlowMeta, model: &Model) -> Option<Value>
             ),
         ));
     }
-    let (c2s, s2c) = (
-        features::dir_bytes(shape, "c2s")?,
-        features::dir_bytes(shape, "s2c")?,
-    );
+    let (c2s, s2c) = (shape.dir_bytes(false)?, shape.dir_bytes(true)?);
     let f = features::features(&seq, protocol, c2s, s2c)?;
     let p = model.predict(&f, carrier(protocol));
     let kind = model
@@ -142,6 +179,12 @@ fn application_named(protocol: &str, meta: &FlowMeta) -> Option<String> {
 /// Set `meta.tunnel_contents` on the record of an ssh/tls TCP flow with a shape (unless a
 /// verdict is there already), with the shipped model.
 pub fn annotate(rec: &mut FlowRecord) {
+    annotate_shape(rec, None);
+}
+
+/// `annotate`, with the flow's own shape where the record's `meta.shape` was written from it
+/// (read as numbers rather than from the record's map).
+pub fn annotate_shape(rec: &mut FlowRecord, shape: Option<&ShapeView>) {
     if rec.transport != "tcp"
         || !matches!(&*rec.protocol, "ssh" | "tls")
         || rec.meta.contains_key("tunnel_contents")
@@ -149,7 +192,11 @@ pub fn annotate(rec: &mut FlowRecord) {
         return;
     }
     let Some(model) = shipped() else { return };
-    if let Some(v) = classify(&rec.protocol, &rec.meta, model) {
+    let verdict = match shape {
+        Some(view) => classify_shape(&rec.protocol, view, &rec.meta, model),
+        None => classify(&rec.protocol, &rec.meta, model),
+    };
+    if let Some(v) = verdict {
         rec.meta.insert("tunnel_contents".into(), v);
     }
 }
