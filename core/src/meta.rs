@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::{HashSet, HashTable};
 use std::hash::BuildHasher;
@@ -483,7 +483,7 @@ impl FlowMeta {
         };
         out.push(b'{');
         let start = out.len();
-        let table = shared();
+        let table = shared_read();
         let mut r = Reader::new(&f.bytes, Some(&table));
         if r.json_entries(0, out).is_none() {
             // Not a buffer `encode` wrote: nothing of it, as `decode` would give.
@@ -629,8 +629,11 @@ struct Shared {
     hasher: foldhash::fast::RandomState,
 }
 
-static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(|| {
-    Mutex::new(Shared {
+/// Read-locked by the maps' readers (a record's JSON on the analysing thread, the policy's
+/// look-ups on Python's), which then do not wait for each other; write-locked to share or
+/// release a text.
+static SHARED: LazyLock<RwLock<Shared>> = LazyLock::new(|| {
+    RwLock::new(Shared {
         texts: Vec::new(),
         index: HashTable::new(),
         free: Vec::new(),
@@ -642,8 +645,13 @@ static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(|| {
 
 /// The table (a panic elsewhere while it was held leaves it consistent: every change to it is
 /// a few plain steps).
-fn shared() -> MutexGuard<'static, Shared> {
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+fn shared() -> RwLockWriteGuard<'static, Shared> {
+    SHARED.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The table, to read texts by id.
+fn shared_read() -> RwLockReadGuard<'static, Shared> {
+    SHARED.read().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -736,7 +744,7 @@ impl Shared {
 /// References to `text` in the shared table (None: not in it).
 #[cfg(test)]
 fn refs_of(text: &str) -> Option<u32> {
-    let s = shared();
+    let s = shared_read();
     s.texts
         .iter()
         .flatten()
@@ -831,7 +839,7 @@ impl Drop for Frozen {
     fn drop(&mut self) {
         // The table is locked at the first shared text, not before: most maps hold none, and
         // the ids need no list of their own (one was allocated at every drop that had some).
-        let mut table: Option<MutexGuard<'static, Shared>> = None;
+        let mut table: Option<RwLockWriteGuard<'static, Shared>> = None;
         let _ = Reader::new(&self.bytes, None)
             .walk_map(0, &mut |id| table.get_or_insert_with(shared).release(id));
     }
@@ -1341,7 +1349,7 @@ impl<'a, 't> Reader<'a, 't> {
 }
 
 fn decode(bytes: &[u8]) -> Meta {
-    let table = shared();
+    let table = shared_read();
     Reader::new(bytes, Some(&table)).map(0).unwrap_or_default()
 }
 
@@ -1361,12 +1369,12 @@ fn seek<'a, 't>(bytes: &'a [u8], table: &'t Shared, key: &str) -> Option<Reader<
 
 /// The value of `key` in a frozen map.
 fn frozen_value(bytes: &[u8], key: &str) -> Option<Value> {
-    let table = shared();
+    let table = shared_read();
     seek(bytes, &table, key)?.value(0)
 }
 
 fn frozen_has_key(bytes: &[u8], key: &str) -> bool {
-    seek(bytes, &shared(), key).is_some()
+    seek(bytes, &shared_read(), key).is_some()
 }
 
 #[cfg(test)]
