@@ -1065,6 +1065,19 @@ impl ValueWriter<'_, '_, '_> {
     }
 }
 
+/// The value `write` writes, as a `Value` (a fact that has a `ValueWriter` of its own, wanted
+/// in a live map); None when what it wrote does not read back (a length stated wrongly).
+pub fn written_value(write: impl FnOnce(&mut ValueWriter)) -> Option<Value> {
+    let mut out = Vec::new();
+    write(&mut ValueWriter(&mut Encoder {
+        out: &mut out,
+        table: None,
+    }));
+    let mut r = Reader::new(&out, None);
+    let value = r.value(0)?;
+    (r.at == out.len()).then_some(value)
+}
+
 /// `map` frozen, or None when it nests deeper than `MAX_FROZEN_DEPTH`. `share`: refer to
 /// repeated texts in the shared table.
 fn encode(map: &Meta, share: bool) -> Option<Box<[u8]>> {
@@ -1671,6 +1684,37 @@ mod tests {
         bad.insert("b".into(), json!(2));
         assert_eq!(json_of(&bad), br#"{"b":2}"#);
         assert_eq!(bad.to_meta(), Meta::from_iter([(Key::from("b"), json!(2))]));
+    }
+
+    #[test]
+    fn a_written_value_reads_back_or_is_refused() {
+        let v = written_value(|w| {
+            w.object(2);
+            w.key("sizes");
+            w.array(3);
+            w.int(-5);
+            w.int(7);
+            w.uint(u64::MAX);
+            w.key("gap");
+            w.float(f64::INFINITY);
+        });
+        assert_eq!(v, Some(json!({"sizes": [-5, 7, u64::MAX], "gap": null})));
+        // A length stated wrongly, either way: nothing rather than a value cut or run over.
+        assert_eq!(
+            written_value(|w| {
+                w.array(2);
+                w.uint(1);
+            }),
+            None
+        );
+        assert_eq!(
+            written_value(|w| {
+                w.array(1);
+                w.uint(1);
+                w.uint(2);
+            }),
+            None
+        );
     }
 
     #[test]

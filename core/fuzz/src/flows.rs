@@ -51,6 +51,19 @@ pub fn run(data: &[u8]) {
                 "flow {} reported twice",
                 r.flow_id
             );
+            // A record's facts are written and counted from its flow's frozen buffer and tail:
+            // the same as from the map they decode to.
+            let map = r.meta.to_meta();
+            let (mut ours, mut want) = (Vec::new(), Vec::new());
+            r.meta.push_json(&mut ours);
+            _core::compact_json::push_object(&mut want, map.iter());
+            assert_eq!(ours, want, "flow {}: its facts' JSON", r.flow_id);
+            assert_eq!(
+                r.meta.len(),
+                map.len(),
+                "flow {}: its facts' count",
+                r.flow_id
+            );
         }
     };
     for (ts, frame) in frames(rest) {

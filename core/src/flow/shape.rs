@@ -18,7 +18,7 @@
 //! Finished flight / the server's hello flight). Retransmissions count as packets.
 #![forbid(unsafe_code)]
 
-use crate::meta::{Map, Value, ValueWriter};
+use crate::meta::{written_value, Value, ValueWriter};
 
 /// Packets kept in the sequence unless configured otherwise.
 pub const DEFAULT_SHAPE_PACKETS: usize = 64;
@@ -125,13 +125,10 @@ impl Shape {
 
     /// `meta.shape`: `{"n", "sizes", "iat_ms", "c2s", "s2c"}`, sizes + client to server.
     pub fn to_meta(&self, client_dir: usize) -> Value {
-        match &self.data {
-            Some(s) => s.to_meta(client_dir),
-            None => ShapeData::default().to_meta(client_dir),
-        }
+        written_value(|w| self.write_meta(w, client_dir)).unwrap_or_default()
     }
 
-    /// `to_meta(client_dir)` written into a frozen map (`FlowMeta::insert_written`).
+    /// `meta.shape` written into a frozen map (`FlowMeta::insert_written`), or for `to_meta`.
     pub fn write_meta(&self, w: &mut ValueWriter, client_dir: usize) {
         match &self.data {
             Some(s) => s.write_meta(w, client_dir),
@@ -231,24 +228,6 @@ impl ShapeData {
         self.dirs[0].pkts == 0 && self.dirs[1].pkts == 0
     }
 
-    fn to_meta(&self, client_dir: usize) -> Value {
-        let c = client_dir & 1;
-        let sign = if c == 0 { 1 } else { -1 };
-        let sizes: Vec<Value> = self.seq.iter().map(|&(s, _)| (s * sign).into()).collect();
-        let iats: Vec<Value> = self
-            .seq
-            .iter()
-            .map(|&(_, g)| Value::from(round3(f64::from(g))))
-            .collect();
-        let mut m = Map::with_capacity(5);
-        m.insert("n".into(), self.seq.len().into());
-        m.insert("sizes".into(), Value::Array(sizes));
-        m.insert("iat_ms".into(), Value::Array(iats));
-        m.insert("c2s".into(), dir_meta(&self.dirs[c]));
-        m.insert("s2c".into(), dir_meta(&self.dirs[c ^ 1]));
-        Value::Object(m)
-    }
-
     fn write_meta(&self, w: &mut ValueWriter, client_dir: usize) {
         let c = client_dir & 1;
         let sign = if c == 0 { 1 } else { -1 };
@@ -276,8 +255,9 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// A direction's mean size, size deviation and mean gap (ms), rounded as `meta.shape` shows.
-fn dir_summary(s: &DirStats) -> [f64; 3] {
+/// A direction's summary in `meta.shape`: its packets and bytes, and the mean size, the size
+/// deviation and the mean gap (ms), rounded.
+fn write_dir_meta(w: &mut ValueWriter, s: &DirStats) {
     let n = f64::from(s.pkts);
     let (mean, std) = if s.pkts > 0 {
         let mean = s.bytes as f64 / n;
@@ -290,30 +270,14 @@ fn dir_summary(s: &DirStats) -> [f64; 3] {
     } else {
         0.0
     };
-    [round3(mean), round3(std), round3(iat)]
-}
-
-const DIR_FACTS: [&str; 3] = ["mean_size", "std_size", "mean_iat_ms"];
-
-fn dir_meta(s: &DirStats) -> Value {
-    let mut m = Map::with_capacity(5);
-    m.insert("packets".into(), s.pkts.into());
-    m.insert("bytes".into(), s.bytes.into());
-    for (name, x) in DIR_FACTS.into_iter().zip(dir_summary(s)) {
-        m.insert(name.into(), x.into());
-    }
-    Value::Object(m)
-}
-
-fn write_dir_meta(w: &mut ValueWriter, s: &DirStats) {
     w.object(5);
     w.key("packets");
     w.uint(u64::from(s.pkts));
     w.key("bytes");
     w.uint(s.bytes);
-    for (name, x) in DIR_FACTS.into_iter().zip(dir_summary(s)) {
+    for (name, x) in [("mean_size", mean), ("std_size", std), ("mean_iat_ms", iat)] {
         w.key(name);
-        w.float(x);
+        w.float(round3(x));
     }
 }
 
