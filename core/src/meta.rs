@@ -308,7 +308,7 @@ pub struct FlowMeta {
 #[derive(Debug)]
 struct Frozen {
     bytes: Box<[u8]>,
-    /// `key_bit` of each of the buffer's keys: a key whose bit is clear is not there, known
+    /// `key_bits` of each of the buffer's keys: a key with a bit clear here is not there, known
     /// without walking the buffer (most look-ups, the policy's and the record's own, are for
     /// facts a map lacks).
     keys: u128,
@@ -394,7 +394,7 @@ impl FlowMeta {
             return;
         }
         if let Some(bytes) = encode(map, true) {
-            let keys = map.keys().fold(0, |bits, k| bits | key_bit(k));
+            let keys = map.keys().fold(0, |bits, k| bits | key_bits(k));
             self.live = None;
             self.frozen = Some(Box::new(Frozen {
                 bytes,
@@ -755,7 +755,7 @@ fn refs_of(text: &str) -> Option<u32> {
 /// A key's two bits in `Frozen::keys` (FNV-1a: keys are short names, and a collision costs
 /// only a walk of the buffer). Two bits a key: with the ~25 facts of a TLS record, a key it
 /// lacks passes for one it may have one time in ten rather than one in five.
-fn key_bit(key: &str) -> u128 {
+fn key_bits(key: &str) -> u128 {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -765,7 +765,7 @@ fn key_bit(key: &str) -> u128 {
 impl Frozen {
     /// Whether `key` may be in the buffer (false: it is not).
     fn may_have(&self, key: &str) -> bool {
-        let bits = key_bit(key);
+        let bits = key_bits(key);
         self.keys & bits == bits
     }
 
@@ -808,16 +808,14 @@ impl Frozen {
             };
             for (key, value) in entries {
                 enc.entry(key, value);
-                keys |= key_bit(key);
+                keys |= key_bits(key);
             }
         });
         self.keys = keys;
         self.read = OnceLock::new();
         true
     }
-}
 
-impl Frozen {
     /// `key` (absent from the map) on its end with the value `write` writes; false (nothing
     /// appended) when the buffer is not one `encode` wrote.
     fn append_written(&mut self, key: &str, write: impl FnOnce(&mut ValueWriter)) -> bool {
@@ -836,7 +834,7 @@ impl Frozen {
             enc.key(key);
             write(&mut ValueWriter(&mut enc));
         });
-        self.keys |= key_bit(key);
+        self.keys |= key_bits(key);
         self.read = OnceLock::new();
         true
     }
@@ -1018,7 +1016,8 @@ impl Encoder<'_, '_> {
 /// Writes one value straight into a frozen map's buffer, as `Encoder::value` encodes the
 /// `Value` it stands for (`FlowMeta::insert_written`): a fact made of numbers (a flow's packet
 /// shape) goes in without a `Value` made first, nor a hashed `Map` for each of its objects.
-/// The writer states each object's and array's length first and then writes that many items.
+/// The writer states each object's and array's length first and then writes that many items,
+/// nested at most `MAX_FROZEN_DEPTH` deep (past that the map would not read back).
 pub struct ValueWriter<'e, 'o, 't>(&'e mut Encoder<'o, 't>);
 
 impl ValueWriter<'_, '_, '_> {
