@@ -64,11 +64,16 @@ pub fn push_object<'a, K: AsRef<str>>(
         if i > 0 {
             out.push(b',');
         }
-        push_str(out, key.as_ref());
-        out.push(b':');
-        push_value(out, value);
+        push_member(out, key.as_ref(), value);
     }
     out.push(b'}');
+}
+
+/// One `"key":value` of an object.
+pub fn push_member(out: &mut Vec<u8>, key: &str, value: &Value) {
+    push_str(out, key);
+    out.push(b':');
+    push_value(out, value);
 }
 
 #[cfg(test)]

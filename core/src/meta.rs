@@ -494,9 +494,7 @@ impl FlowMeta {
             if out.len() > start {
                 out.push(b',');
             }
-            crate::compact_json::push_str(out, key);
-            out.push(b':');
-            crate::compact_json::push_value(out, value);
+            crate::compact_json::push_member(out, key, value);
         }
         out.push(b'}');
     }
@@ -793,48 +791,43 @@ impl Frozen {
             return false;
         }
         let added = entries.clone().count();
-        let mut r = Reader::new(&self.bytes, None);
-        let (Some(n), Some(rest)) = (r.count(), self.bytes.get(r.at..)) else {
-            return false;
-        };
-        let mut table = shared();
-        let mut keys = self.keys;
-        self.bytes = written(|out| {
-            put_varint(out, (n + added) as u64);
-            out.extend_from_slice(rest);
-            let mut enc = Encoder {
-                out,
-                table: Some(&mut table),
-            };
-            for (key, value) in entries {
+        self.append(added, |enc| {
+            entries.fold(0, |keys, (key, value)| {
                 enc.entry(key, value);
-                keys |= key_bits(key);
-            }
-        });
-        self.keys = keys;
-        self.read = OnceLock::new();
-        true
+                keys | key_bits(key)
+            })
+        })
     }
 
     /// `key` (absent from the map) on its end with the value `write` writes; false (nothing
     /// appended) when the buffer is not one `encode` wrote.
     fn append_written(&mut self, key: &str, write: impl FnOnce(&mut ValueWriter)) -> bool {
+        self.append(1, |enc| {
+            enc.key(key);
+            write(&mut ValueWriter(enc));
+            key_bits(key)
+        })
+    }
+
+    /// `added` entries on the end of the map, as `write` encodes them (returning their keys'
+    /// bits): the buffer copied once, its count that many more; false (nothing appended) when
+    /// the buffer is not one `encode` wrote.
+    fn append(&mut self, added: usize, write: impl FnOnce(&mut Encoder) -> u128) -> bool {
         let mut r = Reader::new(&self.bytes, None);
         let (Some(n), Some(rest)) = (r.count(), self.bytes.get(r.at..)) else {
             return false;
         };
         let mut table = shared();
+        let mut keys = 0;
         self.bytes = written(|out| {
-            put_varint(out, (n + 1) as u64);
+            put_varint(out, (n + added) as u64);
             out.extend_from_slice(rest);
-            let mut enc = Encoder {
+            keys = write(&mut Encoder {
                 out,
                 table: Some(&mut table),
-            };
-            enc.key(key);
-            write(&mut ValueWriter(&mut enc));
+            });
         });
-        self.keys |= key_bits(key);
+        self.keys |= keys;
         self.read = OnceLock::new();
         true
     }

@@ -158,12 +158,10 @@ impl ShapeView<'_> {
         let Some(data) = self.data else {
             return Some((Vec::new(), Vec::new()));
         };
-        let sign = if self.client_dir == 0 { 1 } else { -1 };
-        let sizes = data.seq.iter().map(|&(s, _)| i64::from(s * sign)).collect();
+        let sizes = data.sizes(self.client_dir).collect();
         let iats = data
-            .seq
-            .iter()
-            .map(|&(_, g)| Some(round3(f64::from(g))).filter(|f| f.is_finite()))
+            .gaps_ms()
+            .map(|f| Some(f).filter(|f| f.is_finite()))
             .collect::<Option<_>>()?;
         Some((sizes, iats))
     }
@@ -228,21 +226,31 @@ impl ShapeData {
         self.dirs[0].pkts == 0 && self.dirs[1].pkts == 0
     }
 
+    /// The sequence's sizes, positive from the client (`client_dir`).
+    fn sizes(&self, client_dir: usize) -> impl Iterator<Item = i64> + '_ {
+        let sign = if client_dir & 1 == 0 { 1 } else { -1 };
+        self.seq.iter().map(move |&(s, _)| i64::from(s * sign))
+    }
+
+    /// The sequence's gaps in ms, rounded as `meta.shape` shows them.
+    fn gaps_ms(&self) -> impl Iterator<Item = f64> + '_ {
+        self.seq.iter().map(|&(_, g)| round3(f64::from(g)))
+    }
+
     fn write_meta(&self, w: &mut ValueWriter, client_dir: usize) {
         let c = client_dir & 1;
-        let sign = if c == 0 { 1 } else { -1 };
         w.object(5);
         w.key("n");
         w.uint(self.seq.len() as u64);
         w.key("sizes");
         w.array(self.seq.len());
-        for &(s, _) in &self.seq {
-            w.int(i64::from(s * sign));
+        for size in self.sizes(c) {
+            w.int(size);
         }
         w.key("iat_ms");
         w.array(self.seq.len());
-        for &(_, g) in &self.seq {
-            w.float(round3(f64::from(g)));
+        for gap in self.gaps_ms() {
+            w.float(gap);
         }
         w.key("c2s");
         write_dir_meta(w, &self.dirs[c]);
