@@ -186,9 +186,12 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
         # The console report and the tables go to stdout (or -o) once something was read.
         out: TextIO | None = None if writer is not None else open_output(stack, output, records=fmt != "console")
 
+        # A record format writes no closing report: the summary decides the exit status alone.
+        add_to_summary = summary.add if writer is None else summary.add_worst
+
         def sink(rec: FlowRecord) -> None:
             try:
-                summary.add(rec)
+                add_to_summary(rec)
                 if inventory is not None:
                     inventory.add(rec)
             except Exception as exc:  # a bug in the report: said once, and the record is still written

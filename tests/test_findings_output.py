@@ -209,3 +209,28 @@ def test_bad_baseline_file(tmp_path: Path) -> None:
         load_baseline(bad)
     res = CliRunner().invoke(main, ["analyze", "--baseline", str(bad), *need("ssh-22.pcap")])
     assert res.exit_code == 2 and "bad.json" in res.output
+
+
+@pytest.mark.parametrize("fmt", ["console", "jsonl", "csv", "eve"])
+def test_exit_status_follows_the_worst_finding_in_every_format(fmt: str, tmp_path: Path) -> None:
+    # A record format writes no closing report and its summary keeps only the worst severity
+    # (`Summary.add_worst`); the exit status must not tell the difference.
+    capture = need("telnet-23.pcap")  # worst finding: medium (cleartext login service)
+    out = tmp_path / f"out.{fmt}"
+    for fail_on, status in (("low", 1), ("medium", 1), ("high", 0)):
+        res = CliRunner().invoke(main, ["analyze", "--format", fmt, "--fail-on", fail_on, "-o", str(out), "--quiet",
+                                        *SERVICES, *capture])
+        assert res.exit_code == status, (fail_on, res.output)
+
+
+def test_summary_add_worst_keeps_the_worst_severity_only() -> None:
+    full, worst = Summary(), Summary()
+    recs = [flow(1, findings=[Finding("tunnel", "low", "a")]), flow(2),
+            flow(3, findings=[Finding("port-mismatch", "high", "b"), Finding("unassigned-port", "info", "c")]),
+            flow(4, findings=[Finding("tunnel", "medium", "d")])]
+    for rec in recs:
+        full.add(rec)
+        worst.add_worst(rec)
+    assert worst.max_severity == full.max_severity == "high"
+    assert all(worst.reaches(s) == full.reaches(s) for s in ("info", "low", "medium", "high"))
+    assert worst.groups == {} and Summary().max_severity is None
