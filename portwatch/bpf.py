@@ -14,10 +14,7 @@ interfaces differ in link type gets each its own program.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
-import tempfile
 from pathlib import Path
 
 BPF_MAXINSNS = 4096
@@ -89,6 +86,10 @@ def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN,
     scapy is there to compile it."""
     if not expr.strip():
         raise BpfError("empty filter expression")
+    # Imported here: every command imports this module, and only a filter runs tcpdump.
+    import shutil
+    import tempfile
+
     tcpdump = shutil.which("tcpdump")
     if tcpdump and savefile:
         with tempfile.TemporaryDirectory(prefix="portwatch-bpf-") as tmp:
@@ -119,6 +120,8 @@ def _outcome(links: tuple[str, ...], out: dict[str, Program | None],
 
 def _compile_tcpdump(tcpdump: str, expr: str, links: tuple[str, ...], snaplen: int,
                      savefiles: Path | None) -> dict[str, Program | None]:
+    import subprocess
+
     out: dict[str, Program | None] = {}
     errors: dict[str, BpfError] = {}
     # One process per link type, all at once: start-up costs one compile, not several.

@@ -26,10 +26,10 @@ import gzip
 import os
 import zlib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
 
+from .packagedata import data_file
 from .sanitize import clean_text
 
 DEFAULT_PATH = "/etc/services"
@@ -173,11 +173,11 @@ def read_capped(fh: BinaryIO, limit: int) -> bytes:
 
 
 def fallback_path() -> Path:
-    return Path(str(resources.files("portwatch") / "data" / "services"))
+    return data_file("services")
 
 
 def iana_path() -> Path:
-    return Path(str(resources.files("portwatch") / "data" / IANA_FILE))
+    return data_file(IANA_FILE)
 
 
 @functools.cache

@@ -1,5 +1,7 @@
 """`portwatch analyze` imports what it uses: not the monitor, the audit, the baseline, rich or pandas
-when it writes records quietly, and every lazily registered command still runs and is listed."""
+when it writes records quietly, nor what only a capture filter (tcpdump's process and temporary
+files) or a zipped package would need, and every lazily registered command still runs and is
+listed."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from portwatch.cli import main
 
 CAPTURE = Path(__file__).resolve().parent.parent / "captures" / "ssh-443.pcap"
 HEAVY = ("rich", "pandas", "portwatch.monitor", "portwatch.audit", "portwatch.baseline", "portwatch.report.sqlite",
-         "portwatch.report.servers", "portwatch.report.console")
+         "portwatch.report.servers", "portwatch.report.console", "subprocess", "tempfile", "shutil",
+         "importlib.resources", "zipfile")
 
 
 def _modules_after(args: list[str]) -> list[str]:
@@ -26,6 +29,13 @@ def _modules_after(args: list[str]) -> list[str]:
 
 def test_quiet_jsonl_analysis_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     assert _modules_after(["analyze", "-q", "--format", "jsonl", "-o", str(tmp_path / "o.jsonl"), str(CAPTURE)]) == []
+    assert (tmp_path / "o.jsonl").read_text().count("\n") > 0
+
+
+def test_a_capture_filter_still_loads_what_it_needs(tmp_path: Path) -> None:
+    loaded = _modules_after(["analyze", "-q", "--format", "jsonl", "-f", "tcp", "-o", str(tmp_path / "o.jsonl"),
+                             str(CAPTURE)])
+    assert "tempfile" in loaded and "shutil" in loaded
     assert (tmp_path / "o.jsonl").read_text().count("\n") > 0
 
 

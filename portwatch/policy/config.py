@@ -36,11 +36,11 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..model import FINDING_KINDS, SEVERITIES
+from ..packagedata import data_file
 from ..tomlguard import check_text
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -317,7 +317,7 @@ def _load_into(policy: Policy, text: str, path: str) -> None:
 
 def load_policy(path: str | Path | None = None) -> Policy:
     policy = Policy()
-    builtin = resources.files("portwatch") / "data" / "default-policy.toml"
+    builtin = data_file("default-policy.toml")
     _load_into(policy, builtin.read_text(encoding="utf-8"), "builtin:default-policy.toml")
     if path is not None:
         p = Path(path)

@@ -1,0 +1,14 @@
+"""Files shipped inside the package (`portwatch/data/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# The package is installed as files (a maturin wheel, or the source tree): a path beside this
+# module is the file. `importlib.resources` would say the same and cost every command ~10 ms of
+# start-up importing it (tempfile, shutil, zipfile machinery).
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def data_file(name: str) -> Path:
+    return DATA_DIR / name
