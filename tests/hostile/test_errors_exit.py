@@ -52,16 +52,17 @@ def _one_line(run: subprocess.CompletedProcess[str], *fragments: str) -> str:
     return lines[0]
 
 
-# A bug planted in the sink of analyze: the 2nd flow record raises.
+# A bug planted in the sink of analyze: the 2nd flow record raises (in the summary's step a
+# record-format run takes, `add_worst`).
 SECOND_RECORD_RAISES = """
 from portwatch.report import summary as _s
-_add, _n = _s.Summary.add, [0]
+_add, _n = _s.Summary.add_worst, [0]
 def add(self, rec):
     _n[0] += 1
     if _n[0] == 2:
         raise ValueError("planted bug")
     _add(self, rec)
-_s.Summary.add = add
+_s.Summary.add_worst = add
 """
 
 
