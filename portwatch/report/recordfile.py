@@ -67,14 +67,16 @@ class RecordFile:
             raise self.failed
         if not self._pending or self.fd is None:
             return
-        data = b"".join(self._pending)
-        ends = list(accumulate(len(r) for r in self._pending))
+        pending = self._pending
+        data = b"".join(pending)
         self._pending, self._size = [], 0
         view, written = memoryview(data), 0
         try:
             while written < len(data):
                 written += os.write(self.fd, view[written:])
         except OSError as exc:
+            # Where each record ends, worked out only now: a run writes ~a record per flow.
+            ends = list(accumulate(len(r) for r in pending))
             whole = bisect_right(ends, written)  # records that reached the disk whole
             keep = ends[whole - 1] if whole else 0
             self._truncate(self.committed + keep)
@@ -84,7 +86,7 @@ class RecordFile:
                                       f"{self.records} complete record(s)", self.name)
             raise self.failed from None
         self.committed += len(data)
-        self.records += len(ends)
+        self.records += len(pending)
 
     def _truncate(self, size: int) -> None:
         with contextlib.suppress(OSError):  # /dev/full, a pipe: nothing to cut back
