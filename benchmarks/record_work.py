@@ -7,9 +7,10 @@ Python's thread once the core has made it.
 The core analyses CAPTURE once and its records are kept (as `FlowRecord`s with the core's
 `_core.Meta`, the JSON of each meta written ahead as the CLI asks). Then, per round, with a fresh
 policy state (`Setup.load`, outside the timing): the services names and the policy's findings
-(`pipeline.complete_record`), the closing summary (`Summary.add`) and the JSON line
-(`report.jsonl.record_bytes`) for every record, timed by this thread's CPU clock. Prints the best
-round per record, overall and per protocol. At the end of a capture with many flows open this
+(`pipeline.complete_record`), the summary's worst severity (`Summary.add_worst`: the exit status
+is all a jsonl run asks of its summary) and the JSON line (`report.jsonl.record_bytes`) for every
+record, timed by this thread's CPU clock. Prints the best round per record, overall and per
+protocol. At the end of a capture with many flows open this
 work, not the core's, sets the end of the run (benchmarks/README.md).
 """
 
@@ -54,7 +55,7 @@ def main() -> None:
             start = time.thread_time()
             for rec in group:
                 complete_record(rec, setup)
-                summary.add(rec)
+                summary.add_worst(rec)
                 record_bytes(rec)
             spent = time.thread_time() - start
             total += spent
