@@ -78,6 +78,15 @@ def compile_filter(expr: str, snaplen: int = SNAPLEN, link: str = "EN10MB") -> P
     return prog
 
 
+def find_tcpdump() -> str | None:
+    """tcpdump's path, None when it is not installed."""
+    # Imported here (shutil, tempfile, subprocess): every command imports this module, and
+    # only a capture filter runs tcpdump.
+    import shutil
+
+    return shutil.which("tcpdump")
+
+
 def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN,
                   savefile: bool = False) -> dict[str, Program | None]:
     """`expr` compiled for each link type name; None for a link type it does not apply to
@@ -86,11 +95,9 @@ def compile_links(expr: str, links: tuple[str, ...], snaplen: int = SNAPLEN,
     scapy is there to compile it."""
     if not expr.strip():
         raise BpfError("empty filter expression")
-    # Imported here: every command imports this module, and only a filter runs tcpdump.
-    import shutil
-    import tempfile
+    import tempfile  # here, as in find_tcpdump
 
-    tcpdump = shutil.which("tcpdump")
+    tcpdump = find_tcpdump()
     if tcpdump and savefile:
         with tempfile.TemporaryDirectory(prefix="portwatch-bpf-") as tmp:
             return _compile_tcpdump(tcpdump, expr, links, snaplen, Path(tmp))

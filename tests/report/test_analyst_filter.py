@@ -293,7 +293,7 @@ def test_a_bad_expression_is_one_line_and_exit_2(expr):
 
 
 def test_no_compiler_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(bpf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bpf, "find_tcpdump", lambda: None)
     monkeypatch.setitem(sys.modules, "scapy.arch.common", None)  # import fails
     with pytest.raises(bpf.BpfError, match="neither tcpdump nor scapy"):
         bpf.compile_for_capture("tcp")
@@ -302,7 +302,7 @@ def test_no_compiler_is_a_clear_error(monkeypatch):
 
 
 def test_scapy_compiles_when_tcpdump_is_missing(monkeypatch, tmp_path):
-    monkeypatch.setattr(bpf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bpf, "find_tcpdump", lambda: None)
     try:
         progs = bpf.compile_for_capture("tcp port 443")
     except bpf.BpfError as exc:  # scapy without a libpcap to load
