@@ -135,8 +135,8 @@ class Summary:
     def add_worst(self, rec: FlowRecord) -> None:
         """Only what `reaches` asks of a record: the worst severity among its findings. For a run
         that writes records and no closing report (jsonl, eve, csv, sqlite, parquet), whose summary
-        decides the exit status alone: `add` grouping every finding by server cost a record of a
-        slow link's capture ~2 us of Python's thread, a tenth of its share."""
+        decides the exit status alone: `add`, grouping every finding by server, took ~1 us a
+        record of Python's thread on a slow link's capture, 0.2 us this."""
         for f in rec.findings:
             if self.max_severity is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[self.max_severity]:
                 self.max_severity = f.severity
