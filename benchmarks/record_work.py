@@ -10,8 +10,8 @@ policy state (`Setup.load`, outside the timing): the services names and the poli
 (`pipeline.complete_record`), the summary's worst severity (`Summary.add_worst`: the exit status
 is all a jsonl run asks of its summary) and the JSON line (`report.jsonl.record_bytes`) for every
 record, timed by this thread's CPU clock. Prints the best round per record, overall and per
-protocol. At the end of a capture with many flows open this
-work, not the core's, sets the end of the run (benchmarks/README.md).
+protocol. At the end of a capture with many flows open this work, not the core's, sets the end of
+the run (benchmarks/README.md).
 """
 
 from __future__ import annotations
