@@ -17,7 +17,7 @@ use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, up
 use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
-use crate::flow::shape::{tunnel_capable, DEFAULT_SHAPE_PACKETS};
+use crate::flow::shape::{tunnel_capable, ShapeView, DEFAULT_SHAPE_PACKETS};
 use crate::flow::table::{Flow, FlowId, FlowTable, Key, Orientation, Side, Verdict, ACK, RST, SYN};
 use crate::flow::verdicts::Verdicts;
 use crate::meta::{FlowMeta, Value};
@@ -816,7 +816,7 @@ impl Tracker {
             }
             let mut rec = self.record(flow);
             rec.meta.set_default("end_reason", reason.into());
-            tunnel::annotate(&mut rec);
+            tunnel::annotate_shape(&mut rec, shape_view(flow).as_ref());
             self.finished.push(rec);
             let flow = self.table.get_mut(id);
             let end = flow.ts_end();
@@ -926,9 +926,7 @@ impl Tracker {
         if reason != "end" {
             rec.meta.set_default("end_reason", reason.into());
         }
-        // Last: Python's to_record added it after end_reason.
-        let shape = shaped(&flow).then(|| flow.shape.view(flow.client_dir()));
-        tunnel::annotate_shape(&mut rec, shape.as_ref());
+        tunnel::annotate_shape(&mut rec, shape_view(&flow).as_ref()); // last: after end_reason
         if self.keyed {
             let (at, sub) = tie;
             self.order.push(Order {
@@ -1175,8 +1173,9 @@ impl Tracker {
     fn report_early(&mut self, id: FlowId) {
         if self.report_classified && !self.table.get(id).reported {
             self.table.get_mut(id).reported = true;
-            let mut rec = self.record(self.table.get(id));
-            tunnel::annotate(&mut rec);
+            let flow = self.table.get(id);
+            let mut rec = self.record(flow);
+            tunnel::annotate_shape(&mut rec, shape_view(flow).as_ref());
             self.classified.push(rec);
         }
     }
@@ -1422,6 +1421,12 @@ impl Tracker {
 fn shaped(flow: &Flow) -> bool {
     let protocol = flow.decision.as_deref().map_or("unknown", |d| &*d.protocol);
     flow.is_tcp() && tunnel_capable(protocol) && !flow.shape.is_empty()
+}
+
+/// The flow's shape as the tunnel classifier reads it, when its record carries one: the numbers
+/// `meta.shape` was written from, not the record's map decoded again.
+fn shape_view(flow: &Flow) -> Option<ShapeView<'_>> {
+    shaped(flow).then(|| flow.shape.view(flow.client_dir()))
 }
 
 fn full(flow: &Flow) -> bool {
