@@ -77,6 +77,48 @@ def test_record_work_times_each_protocols_records():
     assert all(float(row.split()[3]) > 0 for row in rows)
 
 
+def test_phases_writes_what_the_cli_writes_and_names_each_phase(tmp_path):
+    """phases.py takes the CLI's jsonl path: its lines are the CLI's, byte for byte."""
+    ours, cli = tmp_path / "phases.jsonl", tmp_path / "cli.jsonl"
+    r = bench("phases.py", str(CAPTURE), "-o", str(ours))
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["phase", "set-up", "read", "drain", "total"]
+    subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl", "-o", str(cli), str(CAPTURE)],
+                   capture_output=True, timeout=120)
+    assert ours.read_bytes() == cli.read_bytes() != b""
+
+
+def test_phases_counts_a_thread_that_ended_inside_a_phase(monkeypatch):
+    """The core's reader ends before the read phase does: its CPU still lands in that phase."""
+    import ctypes
+    import threading
+    import time
+
+    PR_SET_NAME = 15
+    monkeypatch.syspath_prepend(str(BENCH))
+    import phases
+
+    def burn() -> None:
+        # The kernel's name for the thread, as the core names its own (Python 3.11 names none).
+        ctypes.CDLL(None).prctl(PR_SET_NAME, b"burner", 0, 0, 0)
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+
+    marks = phases.Marks(every=0.005)
+    marks.mark("start")
+    worker = threading.Thread(target=burn, name="burner")
+    worker.start()
+    worker.join()
+    time.sleep(0.05)
+    marks.mark("burnt")
+    marks.mark("idle")
+    marks.stop()
+    (_, _, burnt), (_, _, idle) = marks.phases()
+    assert burnt.get("burner", 0.0) >= 0.15
+    assert idle.get("burner", 0.0) == 0.0
+
+
 @pytest.fixture
 def flood(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
