@@ -219,7 +219,7 @@ fn tunnel_join(outer: &Key) -> String {
 fn head_stop_of(sig: Option<&Signature>) -> Option<&regex::bytes::Regex> {
     let sig = sig?;
     let login = || sig.conversation.as_ref()?.login.as_ref();
-    Some(&sig.head_stop.as_ref().or_else(login)?.regex)
+    sig.head_stop.as_ref().or_else(login)?.regex()
 }
 
 fn transport_of(proto: u8) -> Transport {

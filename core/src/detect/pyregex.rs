@@ -10,6 +10,8 @@
 //! the backtracking guards a Python `re` loader needs become bounds on the compiled size.
 #![forbid(unsafe_code)]
 
+use std::sync::{Arc, OnceLock};
+
 use regex::bytes::{Regex, RegexBuilder};
 
 /// Bound on the compiled program (the crate's default is 10 MiB): a signature pattern that needs
@@ -124,7 +126,10 @@ pub struct Pattern {
     pub source: Vec<u8>,
     /// What the Rust crate compiles.
     pub translated: String,
-    pub regex: Regex,
+    /// Compiled by `new`, or at the first use (`deferred`): ~85% of building the engine is
+    /// compiling the built-in set's patterns, most of which a capture never asks for. Shared by
+    /// the pattern's clones (an engine with port hints shares its signatures' patterns).
+    regex: Arc<OnceLock<Option<Regex>>>,
     root: Node,
     global: Flags,
     /// What a unit must hold for the pattern to match, checked before the regex runs: most
@@ -159,6 +164,17 @@ impl Opening {
 impl Pattern {
     /// Parse, translate and compile; `Err` carries the problem.
     pub fn new(source: &[u8]) -> Result<Pattern, String> {
+        let p = Self::deferred(source)?;
+        let regex = compile(&p.translated, SIZE_LIMIT)
+            .map_err(|e| format!("invalid pattern: {}", e.lines().last().unwrap_or("")))?;
+        let _ = p.regex.set(Some(regex));
+        Ok(p)
+    }
+
+    /// Parse and translate; compiled at its first use (`regex`). Only for patterns known to
+    /// compile, the set built into the core (a test compiles every one of them): a pattern the
+    /// crate then refused would match nothing (`regex` None) instead of being reported.
+    pub fn deferred(source: &[u8]) -> Result<Pattern, String> {
         if source.len() > MAX_PATTERN {
             return Err(format!("pattern longer than {MAX_PATTERN} characters"));
         }
@@ -178,12 +194,10 @@ impl Pattern {
         let global = p.global;
         let mut translated = String::from(if global.icase { "(?is-u)" } else { "(?s-u)" });
         emit(&root, &mut translated);
-        let regex = compile(&translated, SIZE_LIMIT)
-            .map_err(|e| format!("invalid pattern: {}", e.lines().last().unwrap_or("")))?;
         let mut p = Pattern {
             source: source.to_vec(),
             translated,
-            regex,
+            regex: Arc::default(),
             root,
             global,
             opening: Opening::default(),
@@ -195,10 +209,24 @@ impl Pattern {
         Ok(p)
     }
 
+    /// The compiled pattern (compiled now if it was `deferred`); None only for a deferred
+    /// pattern the crate refused.
+    pub fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| compile(&self.translated, SIZE_LIMIT).ok())
+            .as_ref()
+    }
+
+    /// Capture groups, the whole match counted (`Regex::captures_len`), from the pattern's
+    /// tree: asked while loading, before anything is compiled.
+    pub fn captures_len(&self) -> usize {
+        1 + groups(&self.root)
+    }
+
     /// Python's `rx.search(unit, 0, depth) is not None`.
     pub fn search(&self, unit: &[u8], depth: usize) -> bool {
         let unit = unit.get(..depth.min(unit.len())).unwrap_or(unit);
-        self.opening.admits(unit) && self.regex.is_match(unit)
+        self.opening.admits(unit) && self.regex().is_some_and(|r| r.is_match(unit))
     }
 
     /// Why the pattern is costly to run, if it is: near the size bound, or many long variable
@@ -280,6 +308,21 @@ fn compile(pattern: &str, size: usize) -> Result<Regex, String> {
         .nest_limit(MAX_NEST as u32 * 2)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Capturing groups in `n` (a scoped-flags group captures nothing: `emit` writes `(?i:...)`).
+/// Recursion bounded by the parser's nesting limit (`MAX_NEST`).
+fn groups(n: &Node) -> usize {
+    match n {
+        Node::Group {
+            sub,
+            capture,
+            flags,
+        } => usize::from(*capture && flags.is_none()) + groups(sub),
+        Node::Concat(items) | Node::Alt(items) => items.iter().map(groups).sum(),
+        Node::Repeat { sub, .. } => groups(sub),
+        Node::Empty | Node::Byte(_) | Node::Class { .. } | Node::Any | Node::Look(_) => 0,
+    }
 }
 
 /// The items after a leading `^`/`\A`, when the sequence starts with one.
@@ -1023,13 +1066,82 @@ mod tests {
         for (r, depth) in &patterns {
             for u in &units {
                 let plain = r
-                    .regex
+                    .regex()
+                    .expect("compiles")
                     .is_match(u.get(..(*depth).min(u.len())).unwrap_or(u));
                 assert_eq!(r.search(u, *depth), plain, "{} on {u:?}", r.translated);
                 matched += usize::from(plain);
             }
         }
         assert!(matched > 0);
+    }
+
+    /// Every pattern of the built-in set, which the engine compiles only when a capture first
+    /// asks for it (`Pattern::deferred`), compiles, and the group count read from its tree is the
+    /// crate's.
+    #[test]
+    fn every_built_in_pattern_compiles_and_counts_its_groups() {
+        let sigs = crate::detect::signature::load_builtin_and(&[]).expect("built-in signatures");
+        let mut patterns: Vec<&Pattern> = Vec::new();
+        for s in &sigs {
+            patterns.extend(s.matches.iter().filter_map(|m| m.regex.as_ref()));
+            patterns.extend(s.head_stop.as_ref());
+            if let Some(c) = &s.conversation {
+                patterns.extend(
+                    [&c.greeting, &c.helo, &c.login, &c.anonymous]
+                        .into_iter()
+                        .flatten(),
+                );
+                patterns.extend(c.starttls.iter().flat_map(|(a, b)| [a, b]));
+            }
+        }
+        assert!(patterns.len() > 100, "{}", patterns.len());
+        assert!(
+            patterns.iter().all(|p| p.regex.get().is_none()),
+            "compiled while loading"
+        );
+        for p in patterns {
+            let compiled = Pattern::new(&p.source).expect("compiles");
+            let regex = p.regex().expect("compiles when asked");
+            assert_eq!(p.captures_len(), regex.captures_len(), "{}", p.translated);
+            assert_eq!(compiled.captures_len(), regex.captures_len());
+        }
+    }
+
+    #[test]
+    fn groups_are_counted_as_the_crate_counts_them() {
+        for (src, want) in [
+            (r"abc", 1),
+            (r"(a)(?:b)(c)", 3),
+            (r"((a|b)+)?x", 3),
+            (r"(?i:ab)(c)", 2),
+            (r"(?P<name>a)|(b)", 3),
+            (r"[()]\(", 1),
+        ] {
+            let p = Pattern::new(src.as_bytes()).unwrap();
+            assert_eq!(p.captures_len(), want, "{src}");
+            assert_eq!(p.regex().unwrap().captures_len(), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn a_deferred_pattern_is_compiled_once_for_its_clones() {
+        let p = Pattern::deferred(b"^ab").unwrap();
+        let clone = p.clone();
+        assert!(p.regex.get().is_none());
+        assert!(clone.search(b"abc", 9));
+        assert!(p.regex.get().is_some_and(|r| r.is_some()));
+    }
+
+    /// A deferred pattern the crate refuses (beyond its size bound) matches nothing; `new`
+    /// reports it.
+    #[test]
+    fn a_deferred_pattern_the_crate_refuses_matches_nothing() {
+        let huge = b"(?:a{1000}){1000}";
+        assert!(Pattern::new(huge).is_err());
+        let p = Pattern::deferred(huge).expect("parses");
+        assert!(p.regex().is_none());
+        assert!(!p.search(&[b'a'; 2000], 4096));
     }
 
     #[test]

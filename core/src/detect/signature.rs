@@ -254,9 +254,10 @@ pub fn load_dirs(builtin: &Path, extra: &[PathBuf]) -> Result<Vec<Signature>, Ve
     load_extra(extra, sigs, errors)
 }
 
-/// The set embedded in the core at build time (detect/builtin.rs), then the extra directories.
+/// The set embedded in the core at build time (detect/builtin.rs), its patterns compiled at
+/// their first use (`Compile::Deferred`), then the extra directories.
 pub fn load_builtin_and(extra: &[PathBuf]) -> Result<Vec<Signature>, Vec<String>> {
-    load_texts_and(super::builtin::BUILTIN, extra)
+    load_texts_with(super::builtin::BUILTIN, extra, Compile::Deferred)
 }
 
 /// `builtin`: (file name, TOML text) pairs; their source shows as `signatures/<name>`.
@@ -264,10 +265,19 @@ pub fn load_texts_and(
     builtin: &[(&str, &str)],
     extra: &[PathBuf],
 ) -> Result<Vec<Signature>, Vec<String>> {
+    load_texts_with(builtin, extra, Compile::Now)
+}
+
+fn load_texts_with(
+    builtin: &[(&str, &str)],
+    extra: &[PathBuf],
+    compile: Compile,
+) -> Result<Vec<Signature>, Vec<String>> {
     let mut errors = Vec::new();
     let mut sigs = Vec::new();
     for (name, text) in builtin {
-        match load_text(text, &format!("signatures/{name}"), "builtin") {
+        let path = format!("signatures/{name}");
+        match parse_with(text, &path, "builtin", compile).0 {
             Ok(s) => sigs.push(s),
             Err(mut e) => errors.append(&mut e),
         }
@@ -482,9 +492,7 @@ struct Ctx<'a> {
     path: &'a str,
     lines: Lines,
     errors: Vec<String>,
-    /// Whether to look for warnings at all: finding a costly pattern compiles it a second time,
-    /// which only `portwatch signatures check` wants to pay.
-    warn: bool,
+    compile: Compile,
     warnings: Vec<String>,
 }
 
@@ -623,25 +631,39 @@ pub fn parse(
     path: &str,
     origin: &str,
 ) -> (Result<Signature, Vec<String>>, Vec<String>) {
-    parse_with(text, path, origin, true)
+    parse_with(text, path, origin, Compile::Checked)
 }
 
 /// `parse` for loading: the signature or every error, no warnings looked for.
 fn load_text(text: &str, path: &str, origin: &str) -> Result<Signature, Vec<String>> {
-    parse_with(text, path, origin, false).0
+    parse_with(text, path, origin, Compile::Now).0
+}
+
+/// When a signature's patterns are compiled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    /// While loading, each one's problem reported against its field.
+    Now,
+    /// As `Now`, and a costly pattern warned about (compiling it a second time: only `portwatch
+    /// signatures check` wants to pay that).
+    Checked,
+    /// At the first use (`Pattern::deferred`): the set built into the core, which a test
+    /// compiles whole. Compiling its patterns was ~85% of building the engine, paid by every
+    /// run, and a capture asks for a fraction of them.
+    Deferred,
 }
 
 fn parse_with(
     text: &str,
     path: &str,
     origin: &str,
-    warn: bool,
+    compile: Compile,
 ) -> (Result<Signature, Vec<String>>, Vec<String>) {
     let mut ctx = Ctx {
         path,
         lines: Lines::new(text),
         errors: Vec::new(),
-        warn,
+        compile,
         warnings: Vec::new(),
     };
     let doc: SVal = match toml::from_str::<SVal>(text) {
@@ -911,7 +933,7 @@ fn parse_conversation(
     let pattern = |ctx: &mut Ctx, key: &str, groups: bool| -> Option<Pattern> {
         let (s, text) = f.str(key)?;
         let p = compile_pattern(ctx, s.clone(), &label(key), text)?;
-        if groups && p.regex.captures_len() < 2 {
+        if groups && p.captures_len() < 2 {
             ctx.fail(
                 Some(s),
                 &label(key),
@@ -969,9 +991,14 @@ fn compile_pattern(ctx: &mut Ctx, span: Range<usize>, field: &str, text: &str) -
         );
         return None;
     };
-    match Pattern::new(&src) {
+    let pattern = match ctx.compile {
+        Compile::Deferred => Pattern::deferred(&src),
+        Compile::Now | Compile::Checked => Pattern::new(&src),
+    };
+    match pattern {
         Ok(p) => {
-            if let Some(why) = ctx.warn.then(|| p.expense()).flatten() {
+            let warn = ctx.compile == Compile::Checked;
+            if let Some(why) = warn.then(|| p.expense()).flatten() {
                 let line = Some(ctx.lines.of(span.start));
                 ctx.warnings.push(format_error(
                     ctx.path,
@@ -1562,7 +1589,10 @@ mod tests {
         let text = "protocol = \"x\"\ntransports = [\"udp\"]\nhead_stop = '\\A[\\x00-\\xff]{4}'\n[[match]]\nprefix = \"a\"\n";
         let s = parse(text, "t.toml", "user").0.unwrap();
         let stop = s.head_stop.expect("a head_stop");
-        assert_eq!(stop.regex.find(b"abcdefgh").map(|m| m.end()), Some(4));
+        assert_eq!(
+            stop.regex().unwrap().find(b"abcdefgh").map(|m| m.end()),
+            Some(4)
+        );
         assert!(s.conversation.is_none());
         let e = errors("protocol = \"x\"\nhead_stop = '(?=x)'\n[[match]]\nprefix = \"a\"\n");
         assert_eq!(e, vec!["t.toml:2: head_stop: look-ahead is not supported (the Rust engine matches in linear time)".to_owned()]);

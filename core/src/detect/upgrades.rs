@@ -124,7 +124,7 @@ fn before_tls(data: &[u8]) -> &[u8] {
 
 /// Group 1 of `pattern`'s first match in `data`, sanitised and bounded.
 fn first_group(pattern: Option<&Pattern>, data: &[u8]) -> Option<Value> {
-    let m = pattern?.regex.captures(data)?.get(1)?;
+    let m = pattern?.regex()?.captures(data)?.get(1)?;
     Some(json!(clean_text(m.as_bytes(), BANNER_LIMIT)))
 }
 
@@ -139,7 +139,7 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
     }
     let mut asked_at = None;
     if let Some((ask, agree)) = &conv.starttls {
-        if let Some(m) = ask.regex.find(client_clear) {
+        if let Some(m) = ask.regex().and_then(|r| r.find(client_clear)) {
             asked_at = Some(m.start());
             // The server's yes comes after its greeting line, if the protocol has one (a 220
             // greeting is not SMTP's 220 to STARTTLS); TLS right after the command also proves it.
@@ -152,7 +152,9 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
                 .iter()
                 .take_while(|b| **b == b'\r' || **b == b'\n')
                 .count()..];
-            if agree.regex.is_match(after_greeting) || rest.starts_with(b"\x16\x03") {
+            if agree.regex().is_some_and(|r| r.is_match(after_greeting))
+                || rest.starts_with(b"\x16\x03")
+            {
                 meta.insert("upgraded_to".into(), json!("tls"));
             }
         }
@@ -169,8 +171,8 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
         let anonymous = conv
             .anonymous
             .as_ref()
-            .is_some_and(|a| a.regex.is_match(clear_part));
-        if login.regex.is_match(clear_part) && !anonymous {
+            .is_some_and(|a| a.regex().is_some_and(|r| r.is_match(clear_part)));
+        if login.regex().is_some_and(|r| r.is_match(clear_part)) && !anonymous {
             meta.insert("cleartext_login".into(), json!(true));
         }
     }
