@@ -101,9 +101,8 @@ class Summary:
         self.by_protocol[rec.protocol] += 1
         if not rec.findings:
             return
+        self.add_worst(rec)
         for f in rec.findings:
-            if self.max_severity is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[self.max_severity]:
-                self.max_severity = f.severity
             # SSH and HTTP on one port: two lines (the console, --findings-only and Analysis.summary())
             key = (rec.dst_ip, rec.dst_port, rec.transport, f.kind, rec.protocol)
             g = self.groups.get(key)
