@@ -91,6 +91,7 @@ def test_phases_writes_what_the_cli_writes_and_names_each_phase(tmp_path):
 def test_phases_counts_a_thread_that_ended_inside_a_phase(monkeypatch):
     """The core's reader ends before the read phase does: its CPU still lands in that phase."""
     import ctypes
+    import hashlib
     import threading
     import time
 
@@ -98,12 +99,16 @@ def test_phases_counts_a_thread_that_ended_inside_a_phase(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import phases
 
+    block = bytes(256 * 1024)
+
     def burn() -> None:
         # The kernel's name for the thread, as the core names its own (Python 3.11 names none).
         ctypes.CDLL(None).prctl(PR_SET_NAME, b"burner", 0, 0, 0)
         end = time.thread_time() + 0.2
+        # Hashing a large block runs without the GIL, as the core's threads do: a Python loop
+        # would hold it and starve the sampler, which measures then only when the switch lets it.
         while time.thread_time() < end:
-            pass
+            hashlib.sha256(block).digest()
 
     marks = phases.Marks(every=0.005)
     marks.mark("start")
@@ -115,7 +120,7 @@ def test_phases_counts_a_thread_that_ended_inside_a_phase(monkeypatch):
     marks.mark("idle")
     marks.stop()
     (_, _, burnt), (_, _, idle) = marks.phases()
-    assert burnt.get("burner", 0.0) >= 0.15
+    assert burnt.get("burner", 0.0) >= 0.15, burnt
     assert idle.get("burner", 0.0) == 0.0
 
 
