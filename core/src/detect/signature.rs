@@ -276,8 +276,7 @@ fn load_texts_with(
     let mut errors = Vec::new();
     let mut sigs = Vec::new();
     for (name, text) in builtin {
-        let path = format!("signatures/{name}");
-        match parse_with(text, &path, "builtin", compile).0 {
+        match load_text(text, &format!("signatures/{name}"), "builtin", compile) {
             Ok(s) => sigs.push(s),
             Err(mut e) => errors.append(&mut e),
         }
@@ -360,7 +359,7 @@ pub fn check_files(paths: &[PathBuf]) -> Vec<String> {
 
 pub fn load_file(path: &Path, origin: &str) -> Result<Signature, Vec<String>> {
     let text = read(path).map_err(|e| vec![e])?;
-    load_text(&text, &path.display().to_string(), origin)
+    load_text(&text, &path.display().to_string(), origin, Compile::Now)
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -634,9 +633,15 @@ pub fn parse(
     parse_with(text, path, origin, Compile::Checked)
 }
 
-/// `parse` for loading: the signature or every error, no warnings looked for.
-fn load_text(text: &str, path: &str, origin: &str) -> Result<Signature, Vec<String>> {
-    parse_with(text, path, origin, Compile::Now).0
+/// `parse` for loading: the signature or every error, no warnings looked for (`compile`: `Now`
+/// or `Deferred`).
+fn load_text(
+    text: &str,
+    path: &str,
+    origin: &str,
+    compile: Compile,
+) -> Result<Signature, Vec<String>> {
+    parse_with(text, path, origin, compile).0
 }
 
 /// When a signature's patterns are compiled.

@@ -177,13 +177,8 @@ fn application_named(protocol: &str, meta: &FlowMeta) -> Option<String> {
 }
 
 /// Set `meta.tunnel_contents` on the record of an ssh/tls TCP flow with a shape (unless a
-/// verdict is there already), with the shipped model.
-pub fn annotate(rec: &mut FlowRecord) {
-    annotate_shape(rec, None);
-}
-
-/// `annotate`, with the flow's own shape where the record's `meta.shape` was written from it
-/// (read as numbers rather than from the record's map).
+/// verdict is there already), with the shipped model: from the flow's own shape where the
+/// record's `meta.shape` was written from it (read as numbers), else from the record's map.
 pub fn annotate_shape(rec: &mut FlowRecord, shape: Option<&ShapeView>) {
     if rec.transport != "tcp"
         || !matches!(&*rec.protocol, "ssh" | "tls")
@@ -205,6 +200,11 @@ pub fn annotate_shape(rec: &mut FlowRecord, shape: Option<&ShapeView>) {
 mod tests {
     use super::*;
     use crate::meta::{json, Meta};
+
+    /// `annotate_shape` from the record's map alone, as for a record made outside the tracker.
+    fn annotate(rec: &mut FlowRecord) {
+        annotate_shape(rec, None);
+    }
 
     #[test]
     fn the_shipped_model_loads_and_is_bounded() {
