@@ -31,7 +31,7 @@ TLS session (tests/detection/test_postgresql_capture.py), and smb-445 with the n
 recording script had asked for with an option nmblookup 4.17 refuses: they hold the core's records.
 smb-445's session on 139 is smb (the NetBIOS session request only opens it:
 tests/detection/test_smb_capture.py), and stun-3478's flows decided only when they end keep their
-heads (core/src/pipeline.rs, a_verdict_reached_when_the_flow_ends_keeps_the_heads).
+heads (core/src/pipeline/tests.rs, a_verdict_reached_when_the_flow_ends_keeps_the_heads).
 ntp-123's chrony requests are NTP (data-minimised: core/src/detect/probes/ntp.rs).
 syslog-514's messages carry the syslog probe's facts (core/src/detect/probes/syslog.rs).
 mysql-3306's mysql_version is MariaDB's without its "5.5.5-" (core/src/detect/probes/mysql.rs).
@@ -55,9 +55,9 @@ mismatch); ftp-pasv-21, ftp-active-21 and sip-call-5060 hold the core's records.
 bytes (`client_head`) stop at its signature's login line, so no password or SASL response is kept
 (ftp and pop3 captures). A fact both sides state keeps the client's value under its name and the
 server's answer as `<name>_server` (krb_msg_server, tls_version_server, ...: the server's used to
-replace the client's when it came later; core/src/pipeline.rs tests the order). A verdict one side
+replace the client's when it came later; core/src/pipeline/tests.rs tests the order). A verdict one side
 decided alone takes the other side's matching answer into its confidence and evidence
-(`a_verdict_from_one_sides_bytes_gains_the_other_sides_evidence` in core/src/pipeline.rs). A difference
+(`a_verdict_from_one_sides_bytes_gains_the_other_sides_evidence` in core/src/pipeline/tests.rs). A difference
 here is a regression or a deliberate change, which then updates that file in the same commit.
 The join fields and the tunnel shape facts are the core's additions and are not compared.
 """
