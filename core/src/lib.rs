@@ -1,6 +1,6 @@
 //! portwatch's engine: capture sources, decoding, flows and reassembly, and detection.
 //!
-//! Python drives it through `portwatch._core` (src/py.rs, built with the `python` feature) and
+//! Python drives it through `portwatch._core` (src/py/, built with the `python` feature) and
 //! sees flow records and events, never packets.
 #![deny(unsafe_code)]
 
@@ -39,11 +39,3 @@ pub mod tunnel;
 
 #[cfg(feature = "python")]
 mod py;
-#[cfg(feature = "python")]
-mod py_dns_name;
-#[cfg(feature = "python")]
-mod py_dns_tunnel;
-#[cfg(feature = "python")]
-mod py_line;
-#[cfg(feature = "python")]
-mod py_meta;

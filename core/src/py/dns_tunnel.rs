@@ -13,8 +13,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::dns_name::{split_name, NameParts};
 use crate::dns_tunnel::{Query, Settings, Socket, Tracker};
 use crate::meta::{FlowMeta, Value};
-use crate::py::{value_to_py, Texts};
-use crate::py_meta::PyMeta;
+use crate::py::convert::{value_to_py, Texts};
+use crate::py::meta::PyMeta;
 
 /// The policy's constants, as a dict of these names.
 #[derive(FromPyObject)]

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyType};
 
-use crate::py_meta::PyMeta;
+use crate::py::meta::PyMeta;
 use crate::tunnel::pyfmt::round_to;
 
 /// A value this writer leaves to the dict's path.

@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::ahead::{Home, Spent};
 use crate::meta::{FlowMeta, Meta, Value};
-use crate::py::{object_to_py, value_to_py, Texts};
+use crate::py::convert::{object_to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
 
 enum State {

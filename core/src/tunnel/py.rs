@@ -8,8 +8,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use super::features::{self, Sequence, MAX_SIZE, MODEL_FEATURES, NAMES};
 use super::forest::{Model, Tree};
 use crate::meta::{Map, Meta, Value};
-use crate::py::to_py;
-use crate::py_meta::PyMeta;
+use crate::py::convert::to_py;
+use crate::py::meta::PyMeta;
 
 /// Deepest Python value converted (a model tree is ~6 levels, a record's meta ~4).
 const MAX_DEPTH: usize = 64;
