@@ -2,6 +2,10 @@
 //! confirmation, its metadata, and the end of its inspection.
 use std::sync::Arc;
 
+use super::records::shape_view;
+use super::{
+    head_stop_of, transport_of, Tracker, CONFIRM_TRIES, MIN_EVIDENCE_BYTES, TINY_SEGMENT_FACTOR,
+};
 use crate::decode::TCP;
 use crate::detect::engine::{nothing_matched, Pending, Transport};
 use crate::detect::entropy::entropy_facts;
@@ -10,11 +14,6 @@ use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::table::{Flow, FlowId, Orientation, Verdict, SYN};
 use crate::meta::Value;
 use crate::tunnel;
-
-use super::records::shape_view;
-use super::{
-    head_stop_of, transport_of, Tracker, CONFIRM_TRIES, MIN_EVIDENCE_BYTES, TINY_SEGMENT_FACTOR,
-};
 
 impl Tracker {
     pub(super) fn inspect(&mut self, id: FlowId, d: usize, flags: u8, seq: u32, payload: &[u8]) {

@@ -1,6 +1,7 @@
 //! Ending flows (a timeout, eviction or the end of input) and the record each one leaves.
 use std::sync::Arc;
 
+use super::{Order, Tracker, SWEEP, UNKNOWN};
 use crate::flow::community_id::community_id;
 use crate::flow::expect;
 use crate::flow::shape::{tunnel_capable, ShapeView};
@@ -8,8 +9,6 @@ use crate::flow::table::{Flow, FlowId, Verdict};
 use crate::meta::{FlowMeta, Value};
 use crate::record::FlowRecord;
 use crate::tunnel;
-
-use super::{Order, Tracker, SWEEP, UNKNOWN};
 
 impl Tracker {
     pub fn drain(&mut self) {

@@ -1,11 +1,10 @@
 //! The flow table's clocks: the sweep at each interval, idle and linger timeouts, the
 //! active timeout of long flows, and when the sweep next looks at each flow.
+use super::records::shape_view;
+use super::{transport_of, Tracker, OWN, RELEASE, SWEEP};
 use crate::flow::table::{Flow, FlowId, Side, Verdict};
 use crate::meta::Value;
 use crate::tunnel;
-
-use super::records::shape_view;
-use super::{transport_of, Tracker, OWN, RELEASE, SWEEP};
 
 /// A timer entry's time brought forward by a margin: the sweep checks the flow itself with
 /// `now - a >= b`, and an entry at `a + b` as rounded could otherwise come up a sweep late.
