@@ -288,7 +288,7 @@ mod tests {
         let (mut pre, _, _) = start(frames(3000));
         assert!(pre.upcoming(0).is_none(), "no chunk taken yet");
         let mut seen = Vec::new();
-        let mut asked: Vec<(usize, Option<crate::flow::table::Key>)> = Vec::new();
+        let mut asked: Vec<(usize, Option<crate::flow::key::Key>)> = Vec::new();
         while let Some((_, packet)) = pre.next_decoded() {
             let n = seen.len();
             seen.push(packet.map(|p| p.key()));

@@ -434,7 +434,7 @@ mod tests {
             let want = packet(dec.decode(0.0, 1, frame));
             // The hash worked out ahead is the one the flow table would work out itself.
             let key = crate::pipeline::packet_key(&want);
-            assert_eq!(peeked.hash(), crate::flow::table::flow_hash(&key));
+            assert_eq!(peeked.hash(), crate::flow::key::flow_hash(&key));
             assert_eq!(peeked.packet(frame), want);
         }
         // The decoder's own: a fragment, a GTP-U datagram with its tunnel, no IP at all.

@@ -59,7 +59,7 @@ impl Peeked {
         }
         let key = crate::pipeline::packet_key(&p);
         Some(Peeked {
-            hash: crate::flow::table::flow_hash(&key),
+            hash: crate::flow::key::flow_hash(&key),
             proto: p.proto,
             src: p.src,
             dst: p.dst,
@@ -75,8 +75,8 @@ impl Peeked {
     }
 
     /// The flow key of the packet (`pipeline::packet_key`'s), without its frame.
-    pub fn key(&self) -> crate::flow::table::Key {
-        crate::flow::table::Key {
+    pub fn key(&self) -> crate::flow::key::Key {
+        crate::flow::key::Key {
             proto: self.proto,
             a: self.src,
             b: self.dst,

@@ -6,7 +6,7 @@
 //! tens of thousands of such flows at once.
 #![forbid(unsafe_code)]
 
-use super::table::MAX_UDP_UNITS;
+use super::slot::MAX_UDP_UNITS;
 
 /// A datagram is kept up to this many bytes.
 pub const UNIT_BYTES: usize = 4096;

@@ -24,7 +24,8 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use super::community_id::community_id;
-use super::table::{Flow, Key};
+use super::key::Key;
+use super::slot::Flow;
 use crate::decode::{Addr, TCP};
 use crate::detect::announce::{Announced, Owner};
 use crate::meta::{json, Meta, Value};

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::table::Verdict;
+use super::slot::Verdict;
 
 /// Distinct verdicts kept for sharing at most; past it a verdict is a flow's own. Evidence
 /// texts come from the signatures, not the bytes, so a set's verdicts are far fewer.

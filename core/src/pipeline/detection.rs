@@ -11,7 +11,9 @@ use crate::detect::engine::{nothing_matched, Pending, Transport};
 use crate::detect::entropy::entropy_facts;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
-use crate::flow::table::{Flow, FlowId, Orientation, Verdict, SYN};
+use crate::flow::slot::{Flow, Orientation, Verdict};
+use crate::flow::table::FlowId;
+use crate::flow::SYN;
 use crate::meta::Value;
 use crate::tunnel;
 

@@ -3,7 +3,7 @@ use super::*;
 use crate::detect::builtin::BUILTIN;
 use crate::detect::signature::load_texts_and;
 use crate::flow::reassembly::{DEFAULT_DEPTH, MIDSTREAM_DEPTH};
-use crate::flow::table::FIN;
+use crate::flow::FIN;
 
 const UDP: u8 = 17;
 const PSH: u8 = 0x08;

@@ -2,7 +2,8 @@
 //! active timeout of long flows, and when the sweep next looks at each flow.
 use super::records::shape_view;
 use super::{transport_of, Tracker, OWN, RELEASE, SWEEP};
-use crate::flow::table::{Flow, FlowId, Side, Verdict};
+use crate::flow::slot::{Flow, Side, Verdict};
+use crate::flow::table::FlowId;
 use crate::meta::Value;
 use crate::tunnel;
 

@@ -13,7 +13,7 @@
 
 use super::ber::{read_int, read_octets, read_tlv};
 use super::{Probe, ProbeResult};
-use crate::flow::table::HEAD_BYTES;
+use crate::flow::slot::HEAD_BYTES;
 use crate::meta::{json, Meta};
 use crate::text::{clean_text, hex};
 
