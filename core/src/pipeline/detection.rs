@@ -7,8 +7,9 @@ use super::{
     head_stop_of, transport_of, Tracker, CONFIRM_TRIES, MIN_EVIDENCE_BYTES, TINY_SEGMENT_FACTOR,
 };
 use crate::decode::TCP;
-use crate::detect::engine::{nothing_matched, Pending, Transport};
+use crate::detect::engine::{nothing_matched, Engine, Pending, Transport};
 use crate::detect::entropy::entropy_facts;
+use crate::detect::signature::Signature;
 use crate::detect::upgrades::{upgrade_meta, upgrade_pending, upgrade_settles, upgrade_watch};
 use crate::flow::reassembly::{StreamBuffer, DEFAULT_DEPTH, MIDSTREAM_DEPTH};
 use crate::flow::slot::{Flow, Orientation, Verdict};
@@ -327,13 +328,7 @@ impl Tracker {
             // Banners, logins in clear, STARTTLS, CONNECT, WebSocket. Where the answer can only
             // come from the whole conversation it is worked out once, when inspection ends.
             if grown.is_none() || upgrade_settles(signature) {
-                let found = {
-                    let (client, server) = flow.units_by_role();
-                    upgrade_meta(signature, &client, &server, &engine)
-                };
-                for (k, v) in found {
-                    flow.meta.insert(k, v);
-                }
+                take_upgrades(flow, signature, &engine);
                 flow.upgrades_stale = false;
             } else {
                 flow.upgrades_stale = true;
@@ -359,13 +354,7 @@ impl Tracker {
         if flow.upgrades_stale {
             let signature = flow.decision.as_deref().and_then(Verdict::sig);
             if let Some(signature) = signature.and_then(|i| engine.signatures().get(i)) {
-                let found = {
-                    let (client, server) = flow.units_by_role();
-                    upgrade_meta(signature, &client, &server, &engine)
-                };
-                for (k, v) in found {
-                    flow.meta.insert(k, v);
-                }
+                take_upgrades(flow, signature, &engine);
             }
             flow.upgrades_stale = false;
         }
@@ -415,6 +404,18 @@ impl Tracker {
         } else if flow.inspecting {
             self.end_inspection(id);
         }
+    }
+}
+
+/// What the conversation says of an upgrade (a banner, a login in clear, STARTTLS, CONNECT, a
+/// WebSocket), read from the flow's units by role, into its facts.
+fn take_upgrades(flow: &mut Flow, signature: &Signature, engine: &Engine) {
+    let found = {
+        let (client, server) = flow.units_by_role();
+        upgrade_meta(signature, &client, &server, engine)
+    };
+    for (k, v) in found {
+        flow.meta.insert(k, v);
     }
 }
 
