@@ -12,7 +12,8 @@
 //! src.name()        // the file's base name (sanitised) or "-"
 //! src.size(); src.bytes_read();   // for progress
 //! ```
-// The parsers below each forbid unsafe code; live.rs (system calls, the shared ring) allows it.
+// The parsers below each forbid unsafe code; live/mod.rs (system calls, the shared ring) allows
+// it, and the parser of the ring's blocks (live/frames.rs) forbids it too.
 #![deny(unsafe_code)]
 
 #[derive(Debug, Clone, PartialEq, Eq)]
