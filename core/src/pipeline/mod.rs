@@ -228,29 +228,7 @@ impl Analyzer {
         known: Arc<KnownPorts>,
         pcap_name: Option<String>,
     ) -> Self {
-        let table = FlowTable::new(config.max_flows);
-        let flows = Tracker {
-            config,
-            engine,
-            known,
-            pcap_name: pcap_name.map(Arc::from),
-            stats: Stats::default(),
-            table,
-            next_sweep: f64::NEG_INFINITY,
-            swept: false,
-            leaving: false,
-            finished: Vec::new(),
-            report_classified: false,
-            classified: Vec::new(),
-            pkt: 0,
-            next_pkt: 0,
-            phase: OWN,
-            keyed: false,
-            order: Vec::new(),
-            expect: ExpectTable::default(),
-            verdicts: Verdicts::default(),
-            events: Vec::new(),
-        };
+        let flows = Tracker::new(config, engine, known, pcap_name);
         Analyzer {
             decoder: Decoder::new(),
             flows,
@@ -390,14 +368,35 @@ impl Analyzer {
 }
 
 impl Tracker {
-    /// New, without a decoder: a shard of `parallel` (whose reader decodes).
+    /// New, without a decoder: a shard of `parallel` (whose reader decodes), or an `Analyzer`'s.
     pub fn new(
         config: Config,
         engine: Arc<Engine>,
         known: Arc<KnownPorts>,
         pcap_name: Option<String>,
     ) -> Self {
-        Analyzer::new(config, engine, known, pcap_name).flows
+        Tracker {
+            table: FlowTable::new(config.max_flows),
+            config,
+            engine,
+            known,
+            pcap_name: pcap_name.map(Arc::from),
+            stats: Stats::default(),
+            next_sweep: f64::NEG_INFINITY,
+            swept: false,
+            leaving: false,
+            finished: Vec::new(),
+            report_classified: false,
+            classified: Vec::new(),
+            pkt: 0,
+            next_pkt: 0,
+            phase: OWN,
+            keyed: false,
+            order: Vec::new(),
+            expect: ExpectTable::default(),
+            verdicts: Verdicts::default(),
+            events: Vec::new(),
+        }
     }
 
     pub fn live_flows(&self) -> usize {
