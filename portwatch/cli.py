@@ -82,7 +82,9 @@ def main() -> None:
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Baseline from `portwatch baseline save`: raise new-service for servers not in it.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes: captures in parallel, and a large capture split across them by flow hash.")
+              help="Threads of the core for each capture, its flows sharded by a symmetric flow hash and the "
+                   "file read once. With --dask, N > 1 is the number of tasks to aim for (else one per thread "
+                   "of the cluster).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Distribute captures (and shards of large ones) over the Dask cluster at this scheduler address.")
 def analyze(
