@@ -72,7 +72,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
-     ftp-pasv-21 ftp-active-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
+     ftp-pasv-21 ftp-active-21 ftp-anonymous-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
      memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
@@ -548,6 +548,16 @@ rec_ftp-active-21() {
     cap_start ftp-active-21 tcp port 21 or tcp port 20
     cli curl -sS --ftp-port "$CIP" --disable-eprt "ftp://$CAPUSER:$CAPPASS@$SIP/" >/dev/null   # PORT
     cli curl -sS --ftp-port "$CIP" "ftp://$CAPUSER:$CAPPASS@$SIP/readme.txt" >/dev/null      # EPRT
+    cap_stop
+}
+
+# anonymous FTP (RFC 1635): USER anonymous and an e-mail address as the password, no secret
+rec_ftp-anonymous-21() {
+    mkdir -p "$WORK/anon"; echo "portwatch public file" >"$WORK/anon/pub.txt"; chmod 755 "$WORK/anon"
+    vsftpd_start 21 anonymous_enable=YES "anon_root=$WORK/anon"
+    cap_start ftp-anonymous-21 tcp port 21 or tcp port 50000
+    cli curl -sS "ftp://$SIP/" >/dev/null               # LIST, as curl's default anonymous user
+    cli curl -sS "ftp://$SIP/pub.txt" >/dev/null        # RETR
     cap_stop
 }
 

@@ -62,6 +62,15 @@ def test_telnet_is_insecure() -> None:
     assert SEVERITY_RANK[worst("telnet-23.pcap")["insecure-protocol"]] >= SEVERITY_RANK["medium"]
 
 
+def test_anonymous_ftp_login_is_medium_with_no_secret() -> None:
+    assert worst("ftp-anonymous-21.pcap", 21) == {"insecure-protocol": "medium"}
+    assert all("anonymous login" in m and "no secret crossed" in m
+               for m in messages("ftp-anonymous-21.pcap", "insecure-protocol"))
+    control = [r for r in analyse("ftp-anonymous-21.pcap") if r.dst_port == 21]
+    assert len(control) == 2
+    assert all(r.meta.get("anonymous_login") is True and "cleartext_login" not in r.meta for r in control)
+
+
 def test_ftp_login_is_high_and_never_shows_the_password() -> None:
     assert worst("ftp-21.pcap", 21) == {"insecure-protocol": "high"}
     assert all("credentials crossed in clear" in m for m in messages("ftp-21.pcap", "insecure-protocol"))

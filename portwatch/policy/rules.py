@@ -28,7 +28,6 @@ Only the DNS tracker and the baseline keep state (bounded, see their modules).
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -259,7 +258,7 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     if shape == QUIET:
         return True
     if shape == QUIET_UNLESS_LOGIN:
-        return not (meta.get("cleartext_login") or login_in_head(meta))
+        return not (meta.get("cleartext_login") or meta.get("anonymous_login"))
     if shape == QUIET_UNLESS_CONNECT:
         return not isinstance(meta.get("http_connect_target"), str)
     return False
@@ -524,11 +523,13 @@ def _insecure_rules(
             if proto in ("unknown", svc) or proto in ctx.service_protocols.get((svc, transport), ()):
                 reason = insecure[svc]
                 break
-    login = rec.meta.get("cleartext_login") or (sig is not None and sig.cleartext_auth and login_in_head(rec.meta))
+    # The core's facts (core/src/detect/upgrades.rs, from the signature's [conversation] login and
+    # anonymous patterns): which lines are a login is protocol knowledge, kept in signatures/.
+    anonymous = rec.meta.get("anonymous_login")
     label = proto if proto != "unknown" else "server"
-    if login and sig is not None and sig.cleartext_auth:
+    if (rec.meta.get("cleartext_login") or anonymous) and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
-        if anonymous_login(rec.meta):
+        if anonymous:
             # a public anonymous FTP login carries no secret; the service is still cleartext
             add("insecure-protocol", f"{label} anonymous login on {server}, {where}, without TLS: no secret "
                 f"crossed, but everything else does in clear{what}{evidence}", "medium")
@@ -547,35 +548,6 @@ def _secured(meta: Any, sig: Signature) -> bool:
     """A flow of an insecure protocol that its facts make secure (the signature's `secure_when`:
     SNMPv3 with authentication and privacy)."""
     return any(str(meta.get(fact)) in values for fact, values in sig.secure_when)
-
-
-_LOGIN_LINE = re.compile(rb"(?im)^(?:PASS |AUTH (?:PLAIN|LOGIN)\b|[a-z0-9.]{1,20} LOGIN |APOP |USER )")
-
-
-def _client_head(meta: dict[str, Any]) -> bytes | None:
-    """The client's first bytes as kept in meta (hex), or None when absent or not hex."""
-    head = meta.get("client_head")
-    if not isinstance(head, str):
-        return None
-    try:
-        return bytes.fromhex(head)
-    except ValueError:
-        return None
-
-
-def login_in_head(meta: dict[str, Any]) -> bool:
-    """A login command in the client's first bytes (detection's `cleartext_login` may say more)."""
-    data = _client_head(meta)
-    return data is not None and _LOGIN_LINE.search(data) is not None
-
-
-_ANONYMOUS = re.compile(rb"(?i)^USER (?:anonymous|ftp)\r?\n")
-
-
-def anonymous_login(meta: dict[str, Any]) -> bool:
-    """An FTP client that opened with USER anonymous/ftp (the RFC 1635 convention)."""
-    data = _client_head(meta)
-    return data is not None and _ANONYMOUS.match(data) is not None
 
 
 _EVIDENCE = (("ssh_server", "banner"), ("ssh_client", "client"), ("sni", "SNI"), ("http_host", "Host"),

@@ -126,6 +126,8 @@ def crafted(rng: random.Random) -> FlowRecord:
         meta["http_connect_target"] = rng.choice(("example.com:443", "10.0.0.1:22", 5))
     if rng.random() < 0.2:
         meta["cleartext_login"] = rng.choice((True, False, "USER"))
+    if rng.random() < 0.1:
+        meta["anonymous_login"] = rng.choice((True, False))
     if rng.random() < 0.4:
         meta["client_head"] = rng.choice(HEADS)
     if rng.random() < 0.1:
@@ -188,7 +190,10 @@ def test_quiet_per_record_conditions() -> None:
     assert not quiet(record("tls", 40000), ctx)  # unassigned: the inventory note is asked
     assert not quiet(record("tls", 443, meta={"control_flow_id": 3}), ctx)
     assert not quiet(record("http", 80, meta={"http_connect_target": "h:22"}), ctx)
-    assert not quiet(record("smtp", 25, meta={"client_head": b"AUTH PLAIN x\r\n".hex()}), ctx)
+    assert not quiet(record("smtp", 25, meta={"cleartext_login": True}), ctx)
+    assert not quiet(record("smtp", 25, meta={"anonymous_login": True}), ctx)
+    # the core's facts say whether a login crossed (the signature's [conversation]), not the head
+    assert quiet(record("smtp", 25, meta={"client_head": b"AUTH PLAIN x\r\n".hex()}), ctx)
     assert quiet(record("smtp", 25, meta={"client_head": b"EHLO x\r\n".hex()}), ctx)
 
 

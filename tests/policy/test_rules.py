@@ -183,9 +183,9 @@ def test_telnet_is_insecure_and_a_login_makes_it_high_without_showing_credential
     assert "credentials crossed in clear" in fs[0].message
 
 
-def test_ftp_login_seen_in_the_first_client_bytes_never_prints_the_password() -> None:
+def test_ftp_login_never_prints_the_password() -> None:
     head = b"USER alice\r\nPASS s3cr3t-pw\r\n".hex()
-    fs = findings(record("ftp", 21, meta={"client_head": head}))
+    fs = findings(record("ftp", 21, meta={"client_head": head, "cleartext_login": True}))
     assert kinds(fs) == {"insecure-protocol": "high"}
     assert "s3cr3t" not in fs[0].message and "alice" not in fs[0].message
 
@@ -263,9 +263,19 @@ def test_insecure_protocols_are_insecure_on_any_port() -> None:
 
 
 def test_anonymous_ftp_login_is_medium() -> None:
-    head = b"USER anonymous\r\nPASS guest@\r\n".hex()
-    fs = findings(record("ftp", 21, meta={"client_head": head, "cleartext_login": True}))
+    head = b"USER anonymous\r\nPASS".hex()
+    fs = findings(record("ftp", 21, meta={"client_head": head, "anonymous_login": True}))
     assert kinds(fs) == {"insecure-protocol": "medium"} and "anonymous" in fs[0].message
+
+
+def test_a_login_is_the_cores_fact_not_a_guess_from_the_head() -> None:
+    # Which lines are a login is the signature's [conversation] data, read by the core: POP3's APOP
+    # sends a digest, not the password, so a head that opens with it is no login in clear.
+    apop = {"client_head": b"APOP mrose c4c9334bac560ecc979e58001b3e22fb".hex()[:64]}
+    assert not any(f.kind == "insecure-protocol" and f.severity == "high"
+                   for f in findings(record("pop3", 110, meta=apop)))
+    fs = findings(record("pop3", 110, meta={**apop, "cleartext_login": True}))
+    assert any(f.severity == "high" and "credentials crossed in clear" in f.message for f in fs)
 
 
 # ---- announced connections and ftp-bounce -----------------------------------------------------

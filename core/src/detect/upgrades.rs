@@ -6,9 +6,10 @@
 //!
 //! A text protocol's greeting, STARTTLS and login lines are data: the `[conversation]` table of
 //! its signature file (`Conversation`), giving `banner`, `<protocol>_helo`, `upgraded_to: "tls"`
-//! and `cleartext_login` (anonymous logins excepted). HTTP's CONNECT (`connect_target`,
-//! `tunnel_protocol`) and 101 Upgrade (`upgraded_to`) are parsed here, and what a SOCKS
-//! proxy carries once its handshake is over (`tunnel_protocol`).
+//! and `cleartext_login`, or `anonymous_login` for a login that gives nothing away (FTP's
+//! anonymous user). HTTP's CONNECT (`connect_target`, `tunnel_protocol`) and 101 Upgrade
+//! (`upgraded_to`) are parsed here, and what a SOCKS proxy carries once its handshake is over
+//! (`tunnel_protocol`).
 #![forbid(unsafe_code)]
 
 use super::engine::Engine;
@@ -172,7 +173,10 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
             .anonymous
             .as_ref()
             .is_some_and(|a| a.regex().is_some_and(|r| r.is_match(clear_part)));
-        if login.regex().is_some_and(|r| r.is_match(clear_part)) && !anonymous {
+        if anonymous {
+            // Said even before the password line: the client gave the anonymous user's name.
+            meta.insert("anonymous_login".into(), json!(true));
+        } else if login.regex().is_some_and(|r| r.is_match(clear_part)) {
             meta.insert("cleartext_login".into(), json!(true));
         }
     }
@@ -309,13 +313,24 @@ mod tests {
     #[test]
     fn ftp_anonymous_is_no_login() {
         let c = b"USER anonymous\r\nPASS me@\r\n";
-        assert!(text("ftp", c, b"220 FTP\r\n")
-            .get("cleartext_login")
-            .is_none());
+        assert_eq!(
+            text("ftp", c, b"220 FTP\r\n"),
+            json!({"banner": "FTP", "anonymous_login": true})
+        );
+        // The user's name is enough: the password line may not have been captured.
+        assert_eq!(
+            text("ftp", b"USER ftp\r\n", b"")["anonymous_login"],
+            json!(true)
+        );
         let c = b"USER bob\r\nPASS x\r\n";
         assert_eq!(
             text("ftp", c, b"220 FTP\r\n")["cleartext_login"],
             json!(true)
+        );
+        // A user's name with no password after it (a client that gave up): no credentials.
+        assert_eq!(
+            text("ftp", b"USER bob\r\nSYST\r\nQUIT\r\n", b"220 FTP\r\n"),
+            json!({"banner": "FTP"})
         );
     }
 

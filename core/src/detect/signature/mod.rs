@@ -155,7 +155,8 @@ pub struct Conversation {
     pub starttls: Option<(Pattern, Pattern)>,
     /// Credentials crossing in clear, before any STARTTLS: `cleartext_login`.
     pub login: Option<Pattern>,
-    /// A login that gives nothing away (FTP's anonymous user): no `cleartext_login`.
+    /// A login that gives nothing away (FTP's anonymous user): `anonymous_login`, not
+    /// `cleartext_login`.
     pub anonymous: Option<Pattern>,
 }
 
