@@ -410,7 +410,10 @@ CLEARTEXT_MIN_RUN = 6
 def _cleartext_side(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     sides = [(side, peek(meta, f"entropy_{side}")) for side in ("client", "server")]
     facts = [(side, f) for side, f in sides if isinstance(f, dict) and int(f.get("length", 0)) > 0]
-    if not facts or any(f.get("looks_encrypted") for _, f in facts):
+    # A side that looks encrypted, or opens with a known binary framing (the core's Ex5: a TLS
+    # record, compressed data), makes the flow no cleartext protocol.
+    if not facts or any(f.get("looks_encrypted") or str(f.get("exempt_rule") or "").startswith("Ex5")
+                        for _, f in facts):
         return None
     for side, f in facts:
         if (int(f.get("length", 0)) >= CLEARTEXT_MIN_BYTES and float(f.get("printable", 0)) >= CLEARTEXT_MIN_PRINTABLE

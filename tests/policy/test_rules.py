@@ -305,12 +305,24 @@ def test_port_naming_a_third_host_is_an_ftp_bounce() -> None:
     assert "ftp-bounce" not in kinds(findings(record("sip", 5060, "udp", meta=sdp)))
 
 
-def test_known_framing_takes_only_ascii_letters_and_digits_as_a_protocol_tag() -> None:
-    from portwatch.policy.encrypted import known_framing
+def test_known_framings_are_the_cores_ex5_and_raise_nothing() -> None:
+    body = random_bytes(600)[8:]
+    for head, rule in ((b"ZBXD\x01\x00\x00\x00", "Ex5 ASCII protocol tag"),
+                       (b"\x00\x00\x01\x2aMQTT", "Ex5 length-prefixed ASCII tag"),
+                       (b"\x17\x03\x03\x02\x00", "Ex5 TLS record framing")):
+        facts = _core.entropy_facts(head + body)
+        assert facts["exempt_rule"] == rule and facts["looks_encrypted"] is False
+        assert kinds(findings(unknown_with(head + body, 9000)), "low") == {}
+    # not ASCII letters or digits: no tag, a cipher stream as far as anyone can tell
+    assert _core.entropy_facts(b"ZB\xc4D\x01\x00\x00\x00" + body)["exempt_rule"] is None
 
-    assert known_framing(b"ZBXD\x01\x00\x00") == "ASCII protocol tag 'ZBXD'"
-    assert known_framing(b"RFB0\x8a\x17") == "ASCII protocol tag 'RFB0'"
-    assert known_framing(b"ZB\xc4D\x01\x00\x00") is None  # Latin-1 letter: not an ASCII tag
-    assert known_framing(b"ZB-D\x01\x00\x00") is None
-    assert known_framing(b"\x00\x00\x01\x2aMQTT") == "length-prefixed ASCII tag 'MQTT'"
-    assert known_framing(b"\x00\x00\x01\x2aMQ1T") is None  # letters only after a length prefix
+
+def test_a_known_binary_framing_on_one_side_is_no_cleartext_protocol() -> None:
+    # TLS records from the client (the handshake not captured) and a line in clear from the server
+    records = b"\x17\x03\x03\x02\x00" + random_bytes(600)[5:]
+    meta = {"entropy_client": _core.entropy_facts(records),
+            "entropy_server": _core.entropy_facts(b"220 service ready here\r\n")}
+    flow = {"orientation": "inferred", "s2c": 24, "packets": (3, 2)}
+    assert "cleartext-on-secure-port" not in kinds(findings(record("unknown", 443, meta=meta, **flow)))
+    del meta["entropy_client"]
+    assert "cleartext-on-secure-port" in kinds(findings(record("unknown", 443, meta=meta, **flow)))

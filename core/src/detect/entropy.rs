@@ -4,7 +4,10 @@
 //! al. (USENIX Security 2023, how the GFW spots fully encrypted traffic) keep false positives
 //! low: Ex1 popcount per byte <= 3.4 or >= 4.6, Ex2 first six bytes printable, Ex3 more than half
 //! printable, Ex4 a printable run longer than 20. A Shannon-entropy floor scaled to the sample
-//! size completes it, because a short sample cannot reach 8 bits per byte.
+//! size completes it, because a short sample cannot reach 8 bits per byte. Their Ex5, "the bytes
+//! match a known protocol", is every signature the engine tried, and here the framings too
+//! generic to be a signature that still prove structure rather than a cipher stream
+//! (`known_framing`).
 #![forbid(unsafe_code)]
 
 use crate::meta::{json, Map, Value};
@@ -86,7 +89,57 @@ pub fn byte_entropy(data: &[u8]) -> f64 {
     shannon(&count(data), data.len())
 }
 
-/// The same keys and values as Python's `entropy_facts(data).as_dict()`.
+/// Compressed data's magic numbers (RFC 1952, RFC 8878, the LZ4 frame format, a zip local header).
+const COMPRESSED: [(&[u8], &str); 4] = [
+    (b"\x1f\x8b", "Ex5 gzip"),
+    (b"\x28\xb5\x2f\xfd", "Ex5 zstd"),
+    (b"\x04\x22\x4d\x18", "Ex5 lz4"),
+    (b"PK\x03\x04", "Ex5 zip"),
+];
+/// A zlib stream's second byte for each compression level (RFC 1950: CMF 0x78, FCHECK).
+const ZLIB_SECOND: [u8; 4] = [0x01, 0x5e, 0x9c, 0xda];
+/// A TLS record's longest length: TLSCiphertext's 2^14 + 2048 (RFC 5246 6.2.3).
+const TLS_RECORD_MAX: u16 = 18432;
+
+/// Why these first bytes are a known structure and not a cipher stream (Ex5), or None: a TLS
+/// record seen mid-stream (its handshake not captured), compressed data, or a protocol tag of
+/// four ASCII letters or digits (ZBXD, RFB0, MQTT...), also after a 4-byte length prefix. Ex2
+/// needs six printable bytes, but a four-character alphanumeric tag is already 1 in 300 for
+/// random bytes.
+pub fn known_framing(head: &[u8]) -> Option<&'static str> {
+    if let [kind, 3, minor, hi, lo, ..] = *head {
+        let len = u16::from_be_bytes([hi, lo]);
+        if (0x14..=0x18).contains(&kind) && minor <= 4 && (1..=TLS_RECORD_MAX).contains(&len) {
+            return Some("Ex5 TLS record framing");
+        }
+    }
+    if let Some((_, name)) = COMPRESSED.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Some(name);
+    }
+    if let [0x78, second, ..] = *head {
+        if ZLIB_SECOND.contains(&second) {
+            return Some("Ex5 zlib");
+        }
+    }
+    if head
+        .get(..4)
+        .is_some_and(|t| t.iter().all(u8::is_ascii_alphanumeric))
+    {
+        return Some("Ex5 ASCII protocol tag");
+    }
+    if head.starts_with(b"\0\0")
+        && head
+            .get(4..8)
+            .is_some_and(|t| t.iter().all(u8::is_ascii_alphabetic))
+    {
+        return Some("Ex5 length-prefixed ASCII tag");
+    }
+    None
+}
+
+/// The same keys and values as Python's `entropy_facts(data).as_dict()`, with Ex5
+/// (`known_framing`) deciding last: a sample that would look encrypted but opens with a known
+/// framing has that as its `exempt_rule`.
 pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
     let data = data.get(..SAMPLE).unwrap_or(data);
     let n = data.len();
@@ -132,7 +185,11 @@ pub fn entropy_facts(data: &[u8]) -> Map<String, Value> {
     } else {
         None
     };
-    let looks = exempt.is_none() && n >= MIN_SAMPLE && ent >= 0.85 * max_ent;
+    let mut looks = exempt.is_none() && n >= MIN_SAMPLE && ent >= 0.85 * max_ent;
+    if let Some(framing) = known_framing(data).filter(|_| looks) {
+        exempt = Some(framing);
+        looks = false;
+    }
     if exempt.is_none() && n < MIN_SAMPLE {
         exempt = Some("too short");
     }
@@ -170,6 +227,57 @@ mod tests {
             let want: Value = serde_json::from_str(want).unwrap();
             assert_eq!(Value::Object(entropy_facts(data)), want);
         }
+    }
+
+    #[test]
+    fn known_framings() {
+        assert_eq!(
+            known_framing(b"\x17\x03\x03\x00\x45"),
+            Some("Ex5 TLS record framing")
+        );
+        assert_eq!(known_framing(b"\x17\x03\x03\x00\x00"), None); // an empty record
+        assert_eq!(known_framing(b"\x17\x03\x03\x48\x01"), None); // past 2^14 + 2048
+        assert_eq!(known_framing(b"\x17\x03\x05\x00\x45"), None);
+        assert_eq!(known_framing(b"\x1f\x8b\x08\x00"), Some("Ex5 gzip"));
+        assert_eq!(known_framing(b"\x78\x9c\x01"), Some("Ex5 zlib"));
+        assert_eq!(known_framing(b"\x78\x02\x01"), None);
+        assert_eq!(
+            known_framing(b"ZBXD\x01\x00\x00"),
+            Some("Ex5 ASCII protocol tag")
+        );
+        assert_eq!(
+            known_framing(b"RFB0\x8a\x17"),
+            Some("Ex5 ASCII protocol tag")
+        );
+        assert_eq!(known_framing(b"ZB\xc4D\x01\x00\x00"), None); // Latin-1: not ASCII
+        assert_eq!(known_framing(b"ZB-D\x01\x00\x00"), None);
+        assert_eq!(
+            known_framing(b"\x00\x00\x01\x2aMQTT"),
+            Some("Ex5 length-prefixed ASCII tag")
+        );
+        assert_eq!(known_framing(b"\x00\x00\x01\x2aMQ1T"), None); // letters only
+        assert_eq!(known_framing(b"\x00\x00\x01"), None);
+    }
+
+    /// A sample that would look encrypted but opens with a known framing is exempt by Ex5; one
+    /// exempt by an earlier rule or too flat keeps that answer.
+    #[test]
+    fn ex5_decides_last() {
+        let mut x: u32 = 12345;
+        let random: Vec<u8> = (0..300)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let mut framed = b"\x17\x03\x03\x01\x27".to_vec();
+        framed.extend_from_slice(&random[5..]);
+        let facts = entropy_facts(&framed);
+        assert_eq!(facts["exempt_rule"], json!("Ex5 TLS record framing"));
+        assert_eq!(facts["looks_encrypted"], json!(false));
+        let flat =
+            entropy_facts(b"\x17\x03\x03\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        assert_eq!(flat["exempt_rule"], json!("Ex1 popcount"));
     }
 
     #[test]
