@@ -68,7 +68,7 @@ need_packages() {
         osmo-ggsn
 }
 
-ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 tls-22 telnet-23 ftp-21
+ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 http-basic-80 tls-22 telnet-23 ftp-21
      dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
@@ -312,6 +312,21 @@ rec_http-80() {
     cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/robots.txt" -o /dev/null
     cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://$SIP/missing" -o /dev/null
     cli curl -sS -A "$UA" -H 'Host: www.example.test' "http://[$SIP6]/" -o /dev/null
+    cap_stop
+}
+
+# HTTP Basic authentication (RFC 7617) in clear: nginx auth_basic on /private/
+rec_http-basic-80() {
+    ensure_user
+    mkdir -p "$WORK/www/private"
+    printf '<html><body>private page</body></html>\n' >"$WORK/www/private/index.html"
+    printf '%s:%s\n' "$CAPUSER" "$(openssl passwd -apr1 "$CAPPASS")" >"$WORK/htpasswd"
+    nginx_start "listen $SIP:80; location /private/ { auth_basic portwatch; auth_basic_user_file $WORK/htpasswd; }"
+    wait_port tcp 80
+    cap_start http-basic-80 tcp port 80
+    cli curl -sS -A "$UA" -u "$CAPUSER:$CAPPASS" "http://$SIP/private/" -o /dev/null             # Basic at once
+    cli curl -sS -A "$UA" --anyauth -u "$CAPUSER:$CAPPASS" "http://$SIP/private/" -o /dev/null   # 401, then Basic
+    cli curl -sS -A "$UA" "http://$SIP/private/" -o /dev/null                                    # 401, no login
     cap_stop
 }
 

@@ -62,6 +62,20 @@ def test_telnet_is_insecure() -> None:
     assert SEVERITY_RANK[worst("telnet-23.pcap")["insecure-protocol"]] >= SEVERITY_RANK["medium"]
 
 
+def test_http_basic_authentication_in_clear_is_high_and_never_shows_the_password() -> None:
+    by_status = {}
+    for rec in analyse("http-basic-80.pcap"):
+        by_status.setdefault(rec.meta.get("cleartext_login") is True, []).append(rec.meta.get("http_status"))
+        shown = " ".join([str(dict(rec.meta))] + [f.message for f in rec.findings])
+        assert "pwcap-secret" not in shown and "cHdjYXA6cHdjYXAtc2VjcmV0" not in shown
+    # Basic on the first request; a 401 answered by a retry with it on the same connection; a 401
+    # nobody answered: no login
+    assert sorted(by_status[True]) == [200, 401] and by_status[False] == [401]
+    assert worst("http-basic-80.pcap", 80) == {"insecure-protocol": "high"}
+    assert all("http login" in m and "credentials crossed in clear" in m
+               for m in messages("http-basic-80.pcap", "insecure-protocol"))
+
+
 def test_anonymous_ftp_login_is_medium_with_no_secret() -> None:
     assert worst("ftp-anonymous-21.pcap", 21) == {"insecure-protocol": "medium"}
     assert all("anonymous login" in m and "no secret crossed" in m

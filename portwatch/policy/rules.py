@@ -53,7 +53,7 @@ WEB_PORTS = frozenset((80, 443))  # CONNECT targets of ordinary proxied browsing
 STRONG = 0.9  # probe-confirmed (0.9-0.95) or both directions; one pattern alone scores 0.5-0.85
 # What `PolicyContext.quiet_static` says of a (protocol, port, transport): whether the record-only
 # rules can speak there, or only when the record carries a login or an HTTP CONNECT.
-NOT_QUIET, QUIET, QUIET_UNLESS_LOGIN, QUIET_UNLESS_CONNECT = range(4)
+NOT_QUIET, QUIET, QUIET_UNLESS_LOGIN, QUIET_UNLESS_CONNECT, QUIET_UNLESS_LOGIN_OR_CONNECT = range(5)
 # Entries of that table kept: past this (a scan over every port), the rest is decided per record.
 MAX_QUIET_KEYS = 65_536
 
@@ -137,7 +137,7 @@ class PolicyContext:
                 return NOT_QUIET
         login, connect = sig.cleartext_auth, protocol == "http"  # _insecure_rules' login, _connect_rule
         if login and connect:
-            return NOT_QUIET
+            return QUIET_UNLESS_LOGIN_OR_CONNECT
         return QUIET_UNLESS_LOGIN if login else QUIET_UNLESS_CONNECT if connect else QUIET
 
     def insecure_names(self, port: int, transport: str) -> tuple[str, ...]:
@@ -257,11 +257,11 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     shape = ctx.quiet_static(record.protocol, record.dst_port, record.transport)
     if shape == QUIET:
         return True
-    if shape == QUIET_UNLESS_LOGIN:
-        return not (meta.get("cleartext_login") or meta.get("anonymous_login"))
-    if shape == QUIET_UNLESS_CONNECT:
-        return not isinstance(meta.get("http_connect_target"), str)
-    return False
+    login = shape in (QUIET_UNLESS_LOGIN, QUIET_UNLESS_LOGIN_OR_CONNECT) and (
+        meta.get("cleartext_login") or meta.get("anonymous_login"))
+    connect = shape in (QUIET_UNLESS_CONNECT, QUIET_UNLESS_LOGIN_OR_CONNECT) and isinstance(
+        meta.get("http_connect_target"), str)
+    return shape != NOT_QUIET and not login and not connect
 
 
 def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Finding], add: Any,

@@ -178,7 +178,7 @@ def test_quiet_table_per_protocol_and_port() -> None:
     assert ctx.quiet_static("telnet", 23, "tcp") == rules.NOT_QUIET  # insecure
     assert ctx.quiet_static("ftp", 21, "tcp") == rules.NOT_QUIET  # login, bounce
     assert ctx.quiet_static("smtp", 25, "tcp") == rules.QUIET_UNLESS_LOGIN
-    assert ctx.quiet_static("http", 80, "tcp") == rules.QUIET_UNLESS_CONNECT
+    assert ctx.quiet_static("http", 80, "tcp") == rules.QUIET_UNLESS_LOGIN_OR_CONNECT  # Basic auth, CONNECT
     assert ctx.quiet_static("unknown", 443, "tcp") == rules.NOT_QUIET
 
 
@@ -190,6 +190,8 @@ def test_quiet_per_record_conditions() -> None:
     assert not quiet(record("tls", 40000), ctx)  # unassigned: the inventory note is asked
     assert not quiet(record("tls", 443, meta={"control_flow_id": 3}), ctx)
     assert not quiet(record("http", 80, meta={"http_connect_target": "h:22"}), ctx)
+    assert not quiet(record("http", 80, meta={"cleartext_login": True}), ctx)
+    assert quiet(record("http", 80, meta={"http_host": "h"}), ctx)
     assert not quiet(record("smtp", 25, meta={"cleartext_login": True}), ctx)
     assert not quiet(record("smtp", 25, meta={"anonymous_login": True}), ctx)
     # the core's facts say whether a login crossed (the signature's [conversation]), not the head

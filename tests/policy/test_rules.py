@@ -190,6 +190,14 @@ def test_ftp_login_never_prints_the_password() -> None:
     assert "s3cr3t" not in fs[0].message and "alice" not in fs[0].message
 
 
+def test_http_basic_authentication_in_clear_is_high() -> None:
+    # the core's cleartext_login from http.toml's [conversation] login (Authorization: Basic)
+    assert findings(record("http", 80, meta={"http_host": "intranet.example"})) == []
+    fs = findings(record("http", 80, meta={"http_host": "intranet.example", "cleartext_login": True}))
+    assert kinds(fs) == {"insecure-protocol": "high"}
+    assert "http login" in fs[0].message and "credentials crossed in clear" in fs[0].message
+
+
 def test_ftp_without_a_login_is_not_flagged() -> None:
     head = b"AUTH TLS\r\n".hex()
     assert findings(record("ftp", 21, meta={"client_head": head})) == []

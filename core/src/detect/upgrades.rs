@@ -16,7 +16,7 @@ use super::engine::Engine;
 use super::probes::socks;
 use super::pyregex::Pattern;
 use super::signature::{Conversation, Signature};
-use crate::meta::{json, Meta, Value};
+use crate::meta::{json, FlowMeta, Meta, Value};
 use regex::bytes::Regex;
 use std::sync::OnceLock;
 
@@ -67,13 +67,50 @@ pub fn upgrade_settles(sig: &Signature) -> bool {
     is_http(sig) || is_socks(sig)
 }
 
+/// Statuses that ask for credentials: 401 from a server, 407 from a proxy (RFC 9110 15.5.2,
+/// 15.5.8). The client's retry with them usually follows on the same connection.
+const ASKS_FOR_CREDENTIALS: [u64; 2] = [401, 407];
+
+/// The facts `upgrade_pending` reads: a flow's map as it is inspected, or a plain `Meta`.
+pub trait Facts {
+    fn has(&self, key: &str) -> bool;
+    /// The fact as a whole number, if it is one.
+    fn number(&self, key: &str) -> Option<u64>;
+}
+
+impl Facts for Meta {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+    fn number(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(Value::as_u64)
+    }
+}
+
+impl Facts for FlowMeta {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+    fn number(&self, key: &str) -> Option<u64> {
+        self.value_of(key).and_then(|v| v.as_u64())
+    }
+}
+
 /// Whether, given what is known of the flow, later bytes may still add one of these facts.
-pub fn upgrade_pending(sig: &Signature, has: impl Fn(&str) -> bool) -> bool {
+pub fn upgrade_pending(sig: &Signature, facts: &impl Facts) -> bool {
     if is_http(sig) {
-        return !has("http_status") || (has("http_connect_target") && !has("tunnel_protocol"));
+        // After a 401 or 407, the request that answers it may carry a login (its signature's
+        // `[conversation] login`).
+        let challenged = facts
+            .number("http_status")
+            .is_some_and(|s| ASKS_FOR_CREDENTIALS.contains(&s));
+        let login_watched = sig.conversation.as_ref().is_some_and(|c| c.login.is_some());
+        return !facts.has("http_status")
+            || (facts.has("http_connect_target") && !facts.has("tunnel_protocol"))
+            || (challenged && login_watched && !facts.has("cleartext_login"));
     }
     if is_socks(sig) {
-        return !has("tunnel_protocol");
+        return !facts.has("tunnel_protocol");
     }
     sig.conversation.is_some()
 }
@@ -83,7 +120,14 @@ pub fn upgrade_meta(sig: &Signature, client: &[&[u8]], server: &[&[u8]], engine:
     let c = client.first().copied().unwrap_or(b"");
     let s = server.first().copied().unwrap_or(b"");
     if is_http(sig) {
-        return http_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
+        let mut meta = http_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
+        // A login in clear (Basic authentication) is the signature's data, as for text protocols.
+        if let Some(conv) = &sig.conversation {
+            for (k, v) in text_meta(&sig.protocol, conv, c, s) {
+                meta.insert(k, v);
+            }
+        }
+        return meta;
     }
     if is_socks(sig) {
         return socks_meta(c, s, &|ic, is| engine.inner_protocol(ic, is));
@@ -377,10 +421,10 @@ mod tests {
         // The shipped socks signature watches for it until it is known.
         let sig = shipped("socks");
         assert!(upgrade_watch(&sig) && upgrade_settles(&sig));
-        assert!(upgrade_pending(&sig, |k| Meta::new().contains_key(k)));
+        assert!(upgrade_pending(&sig, &Meta::new()));
         let mut known = Meta::new();
         known.insert("tunnel_protocol".into(), json!("http"));
-        assert!(!upgrade_pending(&sig, |k| known.contains_key(k)));
+        assert!(!upgrade_pending(&sig, &known));
     }
 
     #[test]
@@ -390,15 +434,55 @@ mod tests {
         assert_eq!(clean_text("a\u{202e}b".as_bytes(), 9), "a\\u202eb");
     }
 
+    /// Basic authentication to a server or a proxy is a login in clear; Digest is not, nor
+    /// credentials inside a tunnel's TLS. After a 401 or 407 the flow is watched for the retry.
+    #[test]
+    fn http_basic_authentication() {
+        let facts = |c: &[u8], s: &[u8]| {
+            let sig = shipped("http");
+            let engine = Engine::new(vec![sig.clone()], Default::default());
+            serde_json::Value::from(upgrade_meta(&sig, &[c], &[s], &engine))
+        };
+        let ok = b"HTTP/1.1 200 OK\r\n\r\n";
+        let basic = b"GET /private/ HTTP/1.1\r\nHost: h\r\nAuthorization: Basic cHc6cHc=\r\n\r\n";
+        assert_eq!(facts(basic, ok)["cleartext_login"], json!(true));
+        let retry = b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nauthorization: basic x\r\n\r\n";
+        assert_eq!(
+            facts(retry, b"HTTP/1.1 401 Unauthorized\r\n\r\n")["cleartext_login"],
+            json!(true)
+        );
+        let proxy =
+            b"CONNECT h:443 HTTP/1.1\r\nProxy-Authorization: Basic eDp5\r\n\r\n\x16\x03\x01";
+        assert_eq!(
+            facts(proxy, b"HTTP/1.1 200 OK\r\n\r\n")["cleartext_login"],
+            json!(true)
+        );
+        let digest =
+            b"GET / HTTP/1.1\r\nAuthorization: Digest username=\"u\", response=\"0a\"\r\n\r\n";
+        assert_eq!(facts(digest, ok).get("cleartext_login"), None);
+        let inside_tls = b"CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03\x01Authorization: Basic x \r\n";
+        assert_eq!(facts(inside_tls, ok).get("cleartext_login"), None);
+
+        let http = shipped("http");
+        let mut m = Meta::new();
+        m.insert("http_status".into(), json!(401));
+        assert!(upgrade_pending(&http, &m));
+        m.insert("cleartext_login".into(), json!(true));
+        assert!(!upgrade_pending(&http, &m));
+        m.insert("http_status".into(), json!(404));
+        m.remove("cleartext_login");
+        assert!(!upgrade_pending(&http, &m));
+    }
+
     #[test]
     fn pending() {
         let mut m = Meta::new();
         let http = shipped("http");
-        assert!(upgrade_pending(&http, |k| m.contains_key(k)));
+        assert!(upgrade_pending(&http, &m));
         m.insert("http_status".into(), json!(200));
-        assert!(!upgrade_pending(&http, |k| m.contains_key(k)));
+        assert!(!upgrade_pending(&http, &m));
         let (smtp, xmpp) = (shipped("smtp"), shipped("xmpp"));
-        assert!(upgrade_pending(&smtp, |k| m.contains_key(k)) && upgrade_watch(&xmpp));
+        assert!(upgrade_pending(&smtp, &m) && upgrade_watch(&xmpp));
         assert!(!upgrade_settles(&smtp));
         assert!(!upgrade_watch(&shipped("ssh")));
     }

@@ -333,7 +333,7 @@ impl Tracker {
             } else {
                 flow.upgrades_stale = true;
             }
-            watching = upgrade_pending(signature, |k| flow.meta.contains_key(k));
+            watching = upgrade_pending(signature, &flow.meta);
         }
         if was_frozen && flow.meta.would_shrink() {
             // New facts wait in the map's tail, and a fact the client restated differently
