@@ -175,7 +175,14 @@ fn first_group(pattern: Option<&Pattern>, data: &[u8]) -> Option<Value> {
 
 fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) -> Meta {
     let mut meta = Meta::new();
-    let (client_clear, server_clear) = (before_tls(client), before_tls(server));
+    let client_clear = before_tls(client);
+    // Only a greeting or a STARTTLS reads the server's side (HTTP's login table does not: its
+    // server side holds whole responses).
+    let server_clear = if conv.greeting.is_some() || conv.starttls.is_some() {
+        before_tls(server)
+    } else {
+        b""
+    };
     if let Some(banner) = first_group(conv.greeting.as_ref(), server_clear) {
         meta.insert("banner".into(), banner);
     }
