@@ -263,15 +263,8 @@ mod tests {
     /// exempt by an earlier rule or too flat keeps that answer.
     #[test]
     fn ex5_decides_last() {
-        let mut x: u32 = 12345;
-        let random: Vec<u8> = (0..300)
-            .map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (x >> 16) as u8
-            })
-            .collect();
         let mut framed = b"\x17\x03\x03\x01\x27".to_vec();
-        framed.extend_from_slice(&random[5..]);
+        framed.extend_from_slice(&lcg_bytes()[5..]);
         let facts = entropy_facts(&framed);
         assert_eq!(facts["exempt_rule"], json!("Ex5 TLS record framing"));
         assert_eq!(facts["looks_encrypted"], json!(false));
@@ -280,16 +273,21 @@ mod tests {
         assert_eq!(flat["exempt_rule"], json!("Ex1 popcount"));
     }
 
-    #[test]
-    fn python_vectors_random_like() {
-        // 0..=255 shuffled by a fixed LCG: the answer is Python's.
+    /// 300 bytes of a fixed LCG: random-looking, the same every run.
+    fn lcg_bytes() -> Vec<u8> {
         let mut x: u32 = 12345;
-        let data: Vec<u8> = (0..300)
+        (0..300)
             .map(|_| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 (x >> 16) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn python_vectors_random_like() {
+        // The LCG's bytes: the answer is Python's.
+        let data = lcg_bytes();
         let want = r#"{"length":300,"entropy":7.28,"popcount":4.157,"printable":0.32,"longest_printable_run":5,"exempt_rule":null,"looks_encrypted":true}"#;
         assert_eq!(
             Value::Object(entropy_facts(&data)),
