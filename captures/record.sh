@@ -69,7 +69,7 @@ need_packages() {
 }
 
 ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 http-basic-80 tls-22 telnet-23 ftp-21
-     dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 mysql-3306
+     dns-tunnel http-8443 http-on-443 redis-6379 postgresql-5432 postgresql-password-5432 mysql-3306
      mqtt-1883 pop3-110 imap-143 ntp-123 snmp-161 tftp-69 rsync-873
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 ftp-anonymous-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
@@ -589,26 +589,46 @@ rec_redis-6379() {
     cap_stop
 }
 
-rec_postgresql-5432() {
-    local bin d=$WORK/pg
+# pg_start HBA-LINE...: a throwaway cluster on SIP:5432 with TLS, the lines added to pg_hba.conf
+pg_start() {
+    local bin d=$WORK/pg line
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     mkdir -p "$d"; chmod 755 "$WORK"; chown postgres "$d"
     echo pw-secret >"$d/pwfile"; chown postgres "$d/pwfile"
     srv runuser -u postgres -- "$bin/initdb" -D "$d/data" -U postgres --pwfile="$d/pwfile" \
         --auth-local=trust --auth-host=scram-sha-256 >/dev/null
-    echo "host all all 10.77.0.0/24 scram-sha-256" >>"$d/data/pg_hba.conf"
+    for line in "$@"; do echo "$line" >>"$d/data/pg_hba.conf"; done
     make_cert "$SIP"
     cp "$WORK/$SIP.crt" "$WORK/$SIP.key" "$d/"; chown postgres "$d/$SIP.crt" "$d/$SIP.key"; chmod 600 "$d/$SIP.key"
     srv runuser -u postgres -- "$bin/postgres" -D "$d/data" -c "listen_addresses=$SIP" \
         -c port=5432 -c "unix_socket_directories=$d" -c ssl=on -c "ssl_cert_file=$d/$SIP.crt" \
         -c "ssl_key_file=$d/$SIP.key" >>"$WORK/daemons.log" 2>&1 &
     wait_port tcp 5432
+}
+
+rec_postgresql-5432() {
+    pg_start "host all all 10.77.0.0/24 scram-sha-256"
     cap_start postgresql-5432 tcp port 5432
     # in clear (the startup message first), then libpq's SSLRequest, the server's S and TLS
     PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=postgres dbname=postgres sslmode=disable" \
         -Atc 'select version();' -c 'select 1+1;'
     PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=postgres dbname=postgres sslmode=require" \
         -Atc 'select 1+1;'
+    cap_stop
+}
+
+# pg_hba's "password" method: the server asks for the password in clear (AuthenticationCleartextPassword)
+# and the client sends it so; then md5 and SCRAM, which send none
+rec_postgresql-password-5432() {
+    pg_start "host all pwclear 10.77.0.0/24 password" "host all pwmd5 10.77.0.0/24 md5" \
+        "host all all 10.77.0.0/24 scram-sha-256"
+    srv runuser -u postgres -- psql -h "$WORK/pg" -U postgres -qAtc \
+        "SET password_encryption = 'md5'; CREATE ROLE pwmd5 LOGIN PASSWORD 'pw-secret';
+         SET password_encryption = 'scram-sha-256'; CREATE ROLE pwclear LOGIN PASSWORD 'pw-secret';"
+    cap_start postgresql-password-5432 tcp port 5432
+    for user in pwclear pwmd5 postgres; do
+        PGPASSWORD=pw-secret cli psql "host=$SIP port=5432 user=$user dbname=postgres sslmode=disable" -Atc 'select 1+1;'
+    done
     cap_stop
 }
 

@@ -76,6 +76,15 @@ def test_http_basic_authentication_in_clear_is_high_and_never_shows_the_password
                for m in messages("http-basic-80.pcap", "insecure-protocol"))
 
 
+def test_postgresql_password_in_clear_is_high_and_md5_or_scram_is_not() -> None:
+    by_user = {}
+    for rec in analyse("postgresql-password-5432.pcap"):
+        user = bytes.fromhex(rec.meta["client_head"]).split(b"user\x00", 1)[1].split(b"\x00", 1)[0].decode()
+        by_user[user] = (rec.meta.get("cleartext_login"), [(f.kind, f.severity) for f in rec.findings])
+        assert all("pw-secret" not in f.message for f in rec.findings)
+    assert by_user == {"pwclear": (True, [("insecure-protocol", "high")]), "pwmd5": (None, []), "postgres": (None, [])}
+
+
 def test_anonymous_ftp_login_is_medium_with_no_secret() -> None:
     assert worst("ftp-anonymous-21.pcap", 21) == {"insecure-protocol": "medium"}
     assert all("anonymous login" in m and "no secret crossed" in m

@@ -176,13 +176,14 @@ fn first_group(pattern: Option<&Pattern>, data: &[u8]) -> Option<Value> {
 fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) -> Meta {
     let mut meta = Meta::new();
     let client_clear = before_tls(client);
-    // Only a greeting or a STARTTLS reads the server's side (HTTP's login table does not: its
-    // server side holds whole responses).
-    let server_clear = if conv.greeting.is_some() || conv.starttls.is_some() {
-        before_tls(server)
-    } else {
-        b""
-    };
+    // Only a greeting, a STARTTLS or a login the server asks for reads the server's side (HTTP's
+    // login table does not: its server side holds whole responses).
+    let server_clear =
+        if conv.greeting.is_some() || conv.starttls.is_some() || conv.login_asked.is_some() {
+            before_tls(server)
+        } else {
+            b""
+        };
     if let Some(banner) = first_group(conv.greeting.as_ref(), server_clear) {
         meta.insert("banner".into(), banner);
     }
@@ -224,10 +225,14 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
             .anonymous
             .as_ref()
             .is_some_and(|a| a.regex().is_some_and(|r| r.is_match(clear_part)));
+        let asked = conv
+            .login_asked
+            .as_ref()
+            .is_none_or(|a| a.regex().is_some_and(|r| r.is_match(server_clear)));
         if anonymous {
             // Said even before the password line: the client gave the anonymous user's name.
             meta.insert("anonymous_login".into(), json!(true));
-        } else if login.regex().is_some_and(|r| r.is_match(clear_part)) {
+        } else if asked && login.regex().is_some_and(|r| r.is_match(clear_part)) {
             meta.insert("cleartext_login".into(), json!(true));
         }
     }
@@ -383,6 +388,26 @@ mod tests {
             text("ftp", b"USER bob\r\nSYST\r\nQUIT\r\n", b"220 FTP\r\n"),
             json!({"banner": "FTP"})
         );
+    }
+
+    /// PostgreSQL's PasswordMessage is a login in clear only after the server asked for the
+    /// password in clear (AuthenticationCleartextPassword); after md5's request it is a hash.
+    #[test]
+    fn postgresql_password_in_clear_only_when_asked() {
+        let startup = b"\x00\x00\x00\x16\x00\x03\x00\x00user\x00pw\x00\x00";
+        let client = [&startup[..], b"p\x00\x00\x00\x0epw-secret\x00"].concat();
+        let asked = |code: u8| [&b"R\x00\x00\x00\x08\x00\x00\x00"[..], &[code]].concat();
+        assert_eq!(
+            text("postgresql", &client, &asked(3))["cleartext_login"],
+            json!(true)
+        );
+        let refused_ssl_first = [&b"N"[..], &asked(3)].concat();
+        assert_eq!(
+            text("postgresql", &client, &refused_ssl_first)["cleartext_login"],
+            json!(true)
+        );
+        assert_eq!(text("postgresql", &client, &asked(5)), json!({})); // md5
+        assert_eq!(text("postgresql", startup, &asked(3)), json!({})); // no answer yet
     }
 
     #[test]

@@ -339,17 +339,16 @@ fn parse_conversation(
     let ok = pattern(ctx, "starttls_ok", false);
     let login = pattern(ctx, "login", false);
     let anonymous = pattern(ctx, "anonymous", false);
+    let login_asked = pattern(ctx, "login_asked", false);
     for (key, other) in [("starttls", "starttls_ok"), ("starttls_ok", "starttls")] {
         if let (Some((s, _)), None) = (f.get(key), f.get(other)) {
             ctx.fail(Some(s), &label(key), &format!("needs {other} too"));
         }
     }
-    if let (Some((s, _)), None) = (f.get("anonymous"), f.get("login")) {
-        ctx.fail(
-            Some(s),
-            &label("anonymous"),
-            "qualifies a login: needs login too",
-        );
+    for key in ["anonymous", "login_asked"] {
+        if let (Some((s, _)), None) = (f.get(key), f.get("login")) {
+            ctx.fail(Some(s), &label(key), "qualifies a login: needs login too");
+        }
     }
     if let (Some((s, _)), false) = (f.get("login"), cleartext_auth) {
         ctx.fail(
@@ -366,6 +365,7 @@ fn parse_conversation(
         helo,
         starttls: ask.zip(ok),
         login,
+        login_asked,
         anonymous,
     })
 }

@@ -50,6 +50,7 @@ const CONVERSATION_FIELDS: &[(&str, Kind)] = &[
     ("greeting", Kind::Str),
     ("helo", Kind::Str),
     ("login", Kind::Str),
+    ("login_asked", Kind::Str),
     ("starttls", Kind::Str),
     ("starttls_ok", Kind::Str),
 ];
@@ -155,6 +156,10 @@ pub struct Conversation {
     pub starttls: Option<(Pattern, Pattern)>,
     /// Credentials crossing in clear, before any STARTTLS: `cleartext_login`.
     pub login: Option<Pattern>,
+    /// The server asking for the login in clear (PostgreSQL's AuthenticationCleartextPassword),
+    /// where the client's bytes alone cannot tell a password from a hash: `login` counts only
+    /// once the server's clear text matches this.
+    pub login_asked: Option<Pattern>,
     /// A login that gives nothing away (FTP's anonymous user): `anonymous_login`, not
     /// `cleartext_login`.
     pub anonymous: Option<Pattern>,

@@ -224,14 +224,15 @@ fn conversation_tables() {
     let s = parse(&text, "t.toml", "user").0.unwrap();
     let c = s.conversation.expect("a conversation");
     assert!(c.greeting.is_some() && c.starttls.is_some() && c.login.is_some());
-    assert!(c.helo.is_none() && c.anonymous.is_none());
+    assert!(c.helo.is_none() && c.anonymous.is_none() && c.login_asked.is_none());
     for (body, want) in [
         ("greeting = '^220 '\n", "t.toml:6: conversation.greeting: needs a group: its first group is the value reported"),
         ("starttls = 'GO'\n", "t.toml:6: conversation.starttls: needs starttls_ok too"),
         ("starttls_ok = 'OK'\n", "t.toml:6: conversation.starttls_ok: needs starttls too"),
         ("anonymous = 'USER ftp'\n", "t.toml:6: conversation.anonymous: qualifies a login: needs login too"),
+        ("login_asked = 'R'\n", "t.toml:6: conversation.login_asked: qualifies a login: needs login too"),
         ("login = '(?=x)'\n", "t.toml:6: conversation.login: look-ahead is not supported"),
-        ("banner = 'x'\n", "t.toml:6: conversation.banner: unknown field (known: anonymous, greeting, helo, login, starttls, starttls_ok)"),
+        ("banner = 'x'\n", "t.toml:6: conversation.banner: unknown field (known: anonymous, greeting, helo, login, login_asked, starttls, starttls_ok)"),
     ] {
         let e = errors(&format!("{head}{body}"));
         assert_eq!(e.len(), 1, "{e:#?}");
