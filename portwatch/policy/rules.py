@@ -528,11 +528,11 @@ def _insecure_rules(
                 break
     # The core's facts (core/src/detect/upgrades.rs, from the signature's [conversation] login and
     # anonymous patterns): which lines are a login is protocol knowledge, kept in signatures/.
-    anonymous = rec.meta.get("anonymous_login")
+    login, anonymous = rec.meta.get("cleartext_login"), rec.meta.get("anonymous_login")
     label = proto if proto != "unknown" else "server"
-    if (rec.meta.get("cleartext_login") or anonymous) and sig is not None and sig.cleartext_auth:
+    if (login or anonymous) and sig is not None and sig.cleartext_auth:
         what = f": {reason}" if reason else ""
-        if anonymous:
+        if not login:
             # a public anonymous FTP login carries no secret; the service is still cleartext
             add("insecure-protocol", f"{label} anonymous login on {server}, {where}, without TLS: no secret "
                 f"crossed, but everything else does in clear{what}{evidence}", "medium")

@@ -274,6 +274,9 @@ def test_anonymous_ftp_login_is_medium() -> None:
     head = b"USER anonymous\r\nPASS".hex()
     fs = findings(record("ftp", 21, meta={"client_head": head, "anonymous_login": True}))
     assert kinds(fs) == {"insecure-protocol": "medium"} and "anonymous" in fs[0].message
+    # a real login after the anonymous one in the same session
+    fs = findings(record("ftp", 21, meta={"client_head": head, "anonymous_login": True, "cleartext_login": True}))
+    assert kinds(fs) == {"insecure-protocol": "high"} and "credentials crossed in clear" in fs[0].message
 
 
 def test_a_login_is_the_cores_fact_not_a_guess_from_the_head() -> None:

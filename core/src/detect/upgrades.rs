@@ -221,22 +221,40 @@ fn text_meta(protocol: &str, conv: &Conversation, client: &[u8], server: &[u8]) 
             }
             _ => client_clear,
         };
-        let anonymous = conv
-            .anonymous
-            .as_ref()
-            .is_some_and(|a| a.regex().is_some_and(|r| r.is_match(clear_part)));
         let asked = conv
             .login_asked
             .as_ref()
             .is_none_or(|a| a.regex().is_some_and(|r| r.is_match(server_clear)));
-        if anonymous {
-            // Said even before the password line: the client gave the anonymous user's name.
-            meta.insert("anonymous_login".into(), json!(true));
-        } else if asked && login.regex().is_some_and(|r| r.is_match(clear_part)) {
+        let (real, anonymous) = logins(login, conv.anonymous.as_ref(), clear_part);
+        if real && asked {
             meta.insert("cleartext_login".into(), json!(true));
+        }
+        if anonymous {
+            meta.insert("anonymous_login".into(), json!(true));
         }
     }
     meta
+}
+
+/// Whether `clear` holds a real login and an anonymous one. Each `login` match is anonymous when
+/// `anonymous` matches between it and the previous one (FTP's `USER anonymous` before its
+/// `PASS`), so a real login after an anonymous one in the same session still counts; an
+/// anonymous user named after the last login line (its password not seen yet) counts too.
+fn logins(login: &Pattern, anonymous: Option<&Pattern>, clear: &[u8]) -> (bool, bool) {
+    let anonymous = anonymous.and_then(Pattern::regex);
+    let named_anonymous = |part: &[u8]| anonymous.is_some_and(|a| a.is_match(part));
+    let (mut real, mut anon, mut from) = (false, false, 0);
+    for m in login.regex().into_iter().flat_map(|r| r.find_iter(clear)) {
+        let before = clear.get(from..m.start()).unwrap_or(b"");
+        if named_anonymous(before) {
+            anon = true;
+        } else {
+            real = true;
+        }
+        from = m.end();
+    }
+    anon |= named_anonymous(clear.get(from..).unwrap_or(b""));
+    (real, anon)
 }
 
 fn http_meta(client: &[u8], server: &[u8], classify: &dyn Fn(&[u8], &[u8]) -> String) -> Meta {
@@ -382,6 +400,15 @@ mod tests {
         assert_eq!(
             text("ftp", c, b"220 FTP\r\n")["cleartext_login"],
             json!(true)
+        );
+        // A real login after an anonymous one in the same session is still one.
+        assert_eq!(
+            text(
+                "ftp",
+                b"USER ftp\r\nPASS a@b\r\nUSER bob\r\nPASS x\r\n",
+                b""
+            ),
+            json!({"cleartext_login": true, "anonymous_login": true})
         );
         // A user's name with no password after it (a client that gave up): no credentials.
         assert_eq!(
