@@ -74,7 +74,7 @@ ALL=(ssh-22 ssh-443 https-443 smtp-25 dns-53 http-80 http-basic-80 tls-22 telnet
      syslog-514 sip-5060 finger-79 whois-43 irc-6667 http-privport-80 rsh-514 rdp-3389
      ftp-pasv-21 ftp-active-21 ftp-anonymous-21 sip-call-5060 radius-1812 quic-443 openvpn-1194
      stun-3478 dtls-4433 kerberos-88 smb-445 dhcp-67 mdns-5353 ldap-389 socks-1080 xmpp-5222 llmnr-5355 ssdp-1900 git-9418 ike-500
-     memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900
+     memcached-11211 nats-4222 zabbix-10050 coap-5683 z3950-210 bgp-179 ptp-319 vnc-5900 vnc-noauth-5900
      xdmcp-177 netbios-137 x11-6000 wireguard-51820 amqp-5672 stomp-61613 munin-4949 nntp-119
      pptp-1723 dot-853 redis-auth-6379 ftps-21 mqtt-8883 nfs-2049
      modbus-502 bittorrent-6881 bittorrent-utp-6881 rtsp-554 rtmp-1935 smb-139 http-proxy-3128
@@ -1669,6 +1669,17 @@ rec_vnc-5900() {
         "$SIP:0" "$d/snap-raw.jpg" >/dev/null 2>&1
     cli timeout 10 vncsnapshot -quiet -allowblank -encodings raw -passwd "$d/badpasswd" \
         "$SIP:0" "$d/snap-bad.jpg" >/dev/null 2>&1 || true
+    cap_stop
+}
+
+# VNC with security type None (RFC 6143 7.2.1): no authentication at all; vncsnapshot speaks
+# RFB 3.3, so the server picks None for it
+rec_vnc-noauth-5900() {
+    bg_srv Xtigervnc :39 -rfbport 5900 -interface "$SIP" -localhost no -SecurityTypes None \
+        -geometry 64x48 -depth 16 -desktop pwopen -nolisten tcp -AlwaysShared
+    wait_port tcp 5900
+    cap_start vnc-noauth-5900 tcp port 5900
+    cli timeout 10 vncsnapshot -quiet -allowblank -encodings raw "$SIP:0" "$WORK/snap-open.jpg" >/dev/null 2>&1
     cap_stop
 }
 

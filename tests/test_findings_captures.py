@@ -85,6 +85,14 @@ def test_postgresql_password_in_clear_is_high_and_md5_or_scram_is_not() -> None:
     assert by_user == {"pwclear": (True, [("insecure-protocol", "high")]), "pwmd5": (None, []), "postgres": (None, [])}
 
 
+def test_vnc_without_authentication_is_high_and_with_it_is_not() -> None:
+    assert worst("vnc-noauth-5900.pcap", 5900) == {"insecure-protocol": "high", "unassigned-port": "info"}
+    [rec] = analyse("vnc-noauth-5900.pcap")
+    assert rec.meta["rfb_auth"] == "none" and rec.meta["rfb_security"] == ["none"]
+    assert "no authentication" in messages("vnc-noauth-5900.pcap", "insecure-protocol")[0]
+    assert "insecure-protocol" not in worst("vnc-5900.pcap", 5900)  # VNC Authentication
+
+
 def test_anonymous_ftp_login_is_medium_with_no_secret() -> None:
     assert worst("ftp-anonymous-21.pcap", 21) == {"insecure-protocol": "medium"}
     assert all("anonymous login" in m and "no secret crossed" in m

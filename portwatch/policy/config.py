@@ -21,6 +21,8 @@ Schema (all keys optional):
     finger = "discloses user names"
     [insecure_versions.tls_version_server]  # a fact of what the server agreed to: value = why
     "1.0" = "TLS 1.0, deprecated by RFC 8996"
+    [insecure_settings.rfb_auth]            # a fact of a session left open (no authentication): value = why
+    "none" = "a VNC desktop with no authentication"
     [[allow]]                               # a finding matching every given key is not raised
     protocol = "ssh"                        # any protocol when absent
     port = 443                              # or ports = [443, 8443]
@@ -75,6 +77,7 @@ class Policy:
     protocol_services: dict[str, frozenset[str]] = field(default_factory=dict)
     insecure_services: dict[str, str] = field(default_factory=dict)
     insecure_versions: dict[str, dict[str, str]] = field(default_factory=dict)  # meta fact -> value -> why
+    insecure_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # meta fact -> value -> why
     negotiated: frozenset[str] = frozenset()
     dns_allowed: frozenset[str] = frozenset()
     tunnel_contents_raise: frozenset[str] = frozenset()
@@ -150,7 +153,7 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         return PolicyError(path, loc.line(table, key, index), label, problem)
 
     known = {"egress", "severity", "disabled", "min_severity", "allow", "protocol_services", "insecure_services",
-             "insecure_versions", "negotiated", "dns_allowed", "tunnel_contents_raise"}
+             "insecure_versions", "insecure_settings", "negotiated", "dns_allowed", "tunnel_contents_raise"}
     for key in doc:
         if key not in known:
             raise fail(None, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -232,14 +235,15 @@ def _merge(policy: Policy, doc: dict[str, Any], text: str, path: str) -> None:
         raise fail(None, "insecure_services", "must be a table of service name = reason")
     merge_reasons(policy.insecure_services, insecure, "insecure_services", "service", lower=True)
 
-    versions = doc.get("insecure_versions", {})
-    if not isinstance(versions, dict):
-        raise fail(None, "insecure_versions", "must be tables of meta fact = {value = reason}")
-    for fact, table in versions.items():
-        if not isinstance(table, dict):
-            raise fail("insecure_versions", fact, "must be a table of value = reason")
-        kept = policy.insecure_versions.setdefault(fact, {})
-        merge_reasons(kept, table, f"insecure_versions.{fact}", "version", lower=False)
+    for name, listing, what in (("insecure_versions", policy.insecure_versions, "version"),
+                                ("insecure_settings", policy.insecure_settings, "setting")):
+        facts = doc.get(name, {})
+        if not isinstance(facts, dict):
+            raise fail(None, name, "must be tables of meta fact = {value = reason}")
+        for fact, table in facts.items():
+            if not isinstance(table, dict):
+                raise fail(name, fact, "must be a table of value = reason")
+            merge_reasons(listing.setdefault(fact, {}), table, f"{name}.{fact}", what, lower=False)
 
     allow = doc.get("allow", [])
     if not isinstance(allow, list):

@@ -207,7 +207,8 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     dns = ctx.dns.account(record) if record.protocol == "dns" else None
     conflicts = record.meta.get("tcp_overlap_conflicts")
     outdated = insecure_version(record, ctx.policy)
-    if server is None and (dns is not None or conflicts or outdated):
+    left_open = listed_reason(record.meta, ctx.policy.insecure_settings)
+    if server is None and (dns is not None or conflicts or outdated or left_open):
         server = endpoint(record.dst_ip, record.dst_port)
         where = port_text(record.assigned, record.dst_port, record.transport, ctx.services.registry)
     if dns is not None:
@@ -216,6 +217,9 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     if outdated:
         add("insecure-protocol", f"{record.protocol} on {server}, {where}: the server's version is insecure, "
             f"{outdated}{_evidence(record)}")
+    if left_open:
+        # no credential at all: as bad as one crossing in clear
+        add("insecure-protocol", f"{record.protocol} on {server}, {where}: {left_open}{_evidence(record)}", "high")
     if conflicts:
         client = endpoint(record.src_ip, record.src_port)
         add("stream-anomaly", f"{conflicts} overlapping TCP segment(s) between {client} and {server}, {where}, "

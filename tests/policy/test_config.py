@@ -125,9 +125,21 @@ def test_insecure_versions_are_the_policys_and_a_site_can_add_or_withdraw_one(tm
         "insecure-protocol": "medium"}
 
 
+def test_insecure_settings_are_the_policys_and_a_site_can_withdraw_one(tmp_path: Path) -> None:
+    open_vnc = record("vnc", 5900, meta={"rfb_security": ["none"], "rfb_auth": "none"})
+    assert kinds(findings(open_vnc), "low") == {"insecure-protocol": "high"}
+    assert "no authentication" in findings(open_vnc)[-1].message
+    chosen = record("vnc", 5900, meta={"rfb_security": ["none", "vnc-auth"], "rfb_security_choice": "none"})
+    assert kinds(findings(chosen), "low") == {"insecure-protocol": "high"}
+    assert kinds(findings(record("vnc", 5900, meta={"rfb_auth": "success"})), "low") == {}
+    ctx = context(write(tmp_path, '[insecure_settings.rfb_auth]\n"none" = ""\n'))
+    assert kinds(findings(open_vnc, ctx), "low") == {}
+
+
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
+        ('[insecure_settings]\nrfb_auth = "none"\n', 2, "insecure_settings.rfb_auth"),
         ("insecure_versions = 3\n", 1, "insecure_versions"),
         ('[insecure_versions]\ntls_version_server = "1.0"\n', 2, "insecure_versions.tls_version_server"),
         ('[insecure_versions.tls_version_server]\n"1.0" = 1\n', 2, 'insecure_versions.tls_version_server.1.0'),

@@ -18,7 +18,8 @@
 //! `rfb_security` (the types the server offers or picked), `rfb_security_choice` (a 3.7+
 //! client's pick), `rfb_refused` (the server's reason for refusing, sanitised), and after VNC
 //! Authentication `rfb_auth` ("success", "failed"), `rfb_desktop` (the desktop's name,
-//! sanitised) and `rfb_geometry` ("1024x768").
+//! sanitised) and `rfb_geometry` ("1024x768"); `rfb_auth` is "none" where the server leaves no
+//! way on but security type None (3.3's pick, or the one type offered).
 #![forbid(unsafe_code)]
 
 use super::{Probe, ProbeResult};
@@ -201,6 +202,11 @@ pub fn probe(data: &[u8], from_client: bool) -> ProbeResult {
                         true
                     }
                     None if types == [2] => after_vnc_auth(&rest[used..], &mut meta),
+                    None if types == [1] => {
+                        // None is the only way on: no authentication at all (7.2.1).
+                        meta.insert("rfb_auth".into(), Value::String("none".into()));
+                        true
+                    }
                     None => true,
                 }
             }
@@ -241,6 +247,27 @@ mod tests {
         let mut picked = b"RFB 003.008\n\x00\x00\x00\x02".to_vec();
         picked.extend([0xaa; 16]);
         assert_eq!(list(&probe(&picked, false), "rfb_security"), ["vnc-auth"]);
+    }
+
+    /// Security type None as the only way on (3.3's pick, or the one type a 3.8 server offers) is
+    /// a desktop without authentication; None among others is the client's choice to make.
+    #[test]
+    fn none_as_the_only_way_on_is_no_authentication() {
+        for server in [
+            &b"RFB 003.008\n\x00\x00\x00\x01"[..],
+            b"RFB 003.008\n\x01\x01",
+        ] {
+            let r = probe(server, false);
+            assert_eq!(list(&r, "rfb_security"), ["none"]);
+            assert_eq!(text(&r, "rfb_auth").as_deref(), Some("none"));
+        }
+        let offered = probe(b"RFB 003.008\n\x02\x01\x02", false);
+        assert_eq!(text(&offered, "rfb_auth"), None);
+        let chosen = probe(b"RFB 003.008\n\x01", true);
+        assert_eq!(
+            text(&chosen, "rfb_security_choice").as_deref(),
+            Some("none")
+        );
     }
 
     #[test]
