@@ -27,10 +27,11 @@ http-proxy-3128, snmpv3-161, syslog-tcp-514, nts-4460, ipsec-4500, ldaps-636, my
 smtp-587, dns-tcp-53, http2-80, websocket-8080, ldp-646, teredo-3544, s7comm-102, iec104-2404,
 bacnet-47808, dnp3-20000, diameter-3868, dcerpc-135 and gtp-2152
 (tests/detection/test_<name>_capture.py), and ftp-anonymous-21 (anonymous_login), http-basic-80
-(Basic authentication in clear) and postgresql-password-5432 (a password the server asked for in
-clear: tests/test_findings_captures.py). postgresql-5432 was recorded again with a second, TLS
-session (tests/detection/test_postgresql_capture.py), and smb-445 with the name query its recording
-script had asked for with an option nmblookup 4.17 refuses: they hold the core's records.
+(Basic authentication in clear), postgresql-password-5432 (a password the server asked for in
+clear) and vnc-noauth-5900 (security type None: tests/test_findings_captures.py).
+postgresql-5432 was recorded again with a second, TLS session
+(tests/detection/test_postgresql_capture.py), and smb-445 with the name query its recording script
+had asked for with an option nmblookup 4.17 refuses: they hold the core's records.
 smb-445's session on 139 is smb (the NetBIOS session request only opens it:
 tests/detection/test_smb_capture.py), and stun-3478's flows decided only when they end keep their
 heads (core/src/pipeline/tests.rs, a_verdict_reached_when_the_flow_ends_keeps_the_heads).
