@@ -203,6 +203,10 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
                 writer.write(rec)
 
         sink_failed: list[str] = []
+        # Records no finding came of, as the core wrote their lines: nothing else in this run
+        # reads them (the summary only a record's findings, no inventory is kept).
+        on_line = writer.write_lines if (  # type: ignore[attr-defined]
+            writer is not None and SINKS[fmt].quiet_lines and inventory is None) else None
 
         stats_all = []
         names = []
@@ -238,7 +242,8 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             names.append(capture.name)
             # --workers N: N threads in the core track shards of the flows; the file is read once.
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else capture.name,
-                                workers=workers, meta_json=writer is not None and SINKS[fmt].meta_json)
+                                workers=workers, meta_json=writer is not None and SINKS[fmt].meta_json,
+                                on_line=on_line)
             try:
                 analyzer.run_capture(capture, view.track(str(len(names)), capture, analyzer) if view else None)
             except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import _core, bpf
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
-from .policy.rules import PolicyContext, evaluate
+from .policy.rules import MAX_QUIET_KEYS, PolicyContext, evaluate, quiet_key, quiet_lines_setup
 from .services import ServicesDB, load_services
 from .signatures import SignatureInfo, build_engine, with_port_hints
 
@@ -39,6 +39,7 @@ JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 
 CaptureError = _core.CaptureError
 RecordSink = Callable[[FlowRecord], None]
+LineSink = Callable[[bytes], None]
 
 
 @dataclass(slots=True)
@@ -129,6 +130,7 @@ class Analyzer:
         pcap_name: str | None = None,
         workers: int = 1,
         meta_json: bool = False,
+        on_line: LineSink | None = None,
     ) -> None:
         self.config = config or Config()
         self.setup = setup or Setup.load(self.config)
@@ -144,6 +146,15 @@ class Analyzer:
         if self.setup.bpf_programs is not None:
             self.core.set_filter(self.setup.bpf_programs)
         self.error: str | None = None
+        # `on_line` takes the records no finding can come of as the JSON lines the core wrote
+        # (`rules.quiet_lines_setup`): they never become Python records. The keys asked about
+        # the policy so far, taught to the core or not.
+        self.on_line = on_line
+        self._asked: set[tuple[str, int, str]] | None = None
+        quiet_setup = quiet_lines_setup(self.setup.ctx) if on_line and on_classified is None else None
+        if quiet_setup is not None:
+            self.core.write_quiet_lines(*quiet_setup)
+            self._asked = set()
 
     # ---- input ---------------------------------------------------------------------------
     def run_capture(self, capture: _core.Capture, tick: Callable[[], None] | None = None) -> None:
@@ -178,12 +189,22 @@ class Analyzer:
     def _record(self, rec: FlowRecord) -> FlowRecord:
         return complete_record(rec, self.setup)
 
-    def _emit(self, records: list[FlowRecord]) -> None:
+    def _emit(self, records: list[FlowRecord | bytes]) -> None:
         if self.on_classified is not None:
             for rec in self.core.classified():
                 self.on_classified(self._record(rec))
+        asked = self._asked
         for rec in records:
+            if type(rec) is bytes:
+                self.on_line(rec)  # type: ignore[misc]
+                continue
             self.on_record(self._record(rec))
+            if asked is not None:
+                key = (rec.protocol, rec.dst_port, rec.transport)
+                if key not in asked and len(asked) < MAX_QUIET_KEYS:
+                    asked.add(key)
+                    if quiet_key(rec, self.setup.ctx):
+                        self.core.teach_quiet(*key)
 
     # ---- state ---------------------------------------------------------------------------
     @property

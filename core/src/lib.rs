@@ -32,6 +32,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod predecode;
 pub mod pyjson;
+pub mod quiet_lines;
 pub mod record;
 pub mod source;
 pub mod text;

@@ -268,6 +268,33 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     return shape != NOT_QUIET and not login and not connect
 
 
+def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int] | None:
+    """What the core needs to write the records no rule speaks about as their lines by itself
+    (`_core.Analyzer.write_quiet_lines`): each port's service names (`assigned`), the facts and
+    values `insecure_versions` and `insecure_settings` give a reason for, whether an unanswered
+    unrecognised flow is quiet, and the trusted-port limit `quiet` applies to client ports. The
+    core then passes a record as quiet when `quiet` would, but for its (protocol, port,
+    transport), which it is taught (`teach_quiet`), and reads any other fact `evaluate` asks
+    about, conservatively. None with a baseline: it asks about every record."""
+    if ctx.baseline is not None:
+        return None
+    services = ctx.services
+    ports = sorted({(e.port, e.transport) for e in services.entries if e.transport in ("tcp", "udp")})
+    names = [(port, t, services.names(port, t)) for port, t in ports]
+    listed = [(fact, [value for value, why in reasons.items() if why])
+              for listing in (ctx.policy.insecure_versions, ctx.policy.insecure_settings)
+              for fact, reasons in listing.items()]
+    return names, listed, "unknown" not in ctx.signatures, TRUSTED_PORT_LIMIT
+
+
+def quiet_key(record: FlowRecord, ctx: PolicyContext) -> bool:
+    """Can the core be taught this record's (protocol, server port, transport) as quiet (see
+    `quiet_lines_setup`)? Where `quiet_static` says the record-only rules never speak, or only
+    for facts the core checks, and no tracker keeps state of the protocol (DNS)."""
+    return (record.protocol not in ("unknown", "dns") and bool(record.assigned)
+            and ctx.quiet_static(record.protocol, record.dst_port, record.transport) != NOT_QUIET)
+
+
 def _port_and_service_rules(record: FlowRecord, ctx: PolicyContext, out: list[Finding], add: Any,
                             ) -> tuple[str, str]:
     """The rules that depend on the record alone (no tracker, no baseline); returns how the

@@ -74,5 +74,14 @@ class JsonlWriter:
         if self.flush_each:
             self.stream.flush()
 
+    def write_lines(self, data: bytes) -> None:
+        """Whole records' lines as the core wrote them (UTF-8, each ending in a newline)."""
+        if self._write_bytes is not None:
+            self._write_bytes(data)
+        else:
+            self.stream.write(data.decode())
+        if self.flush_each:
+            self.stream.flush()
+
     def close(self) -> None:
         self.stream.flush()

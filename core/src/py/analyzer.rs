@@ -16,6 +16,7 @@ use super::{filter_from, transport, Programs};
 use crate::ahead::{Ahead, Analysis, Next, Spent, Steps};
 use crate::parallel::{FrameSource, ParallelAnalyzer};
 use crate::pipeline::{self, KnownPorts};
+use crate::quiet_lines::QuietLines;
 use crate::record::FlowRecord;
 use crate::source::CaptureReader;
 
@@ -28,6 +29,9 @@ pub(super) struct PyAnalyzer {
     record_type: RecordType,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
+    /// Quiet records handed over as their JSON lines (`write_quiet_lines`).
+    quiet: Option<QuietLines>,
+    report_classified: bool,
 }
 
 pub(super) enum Inner {
@@ -161,15 +165,23 @@ impl PyAnalyzer {
         (mut records, meta_json): AheadRecords,
     ) -> PyResult<Bound<'py, PyList>> {
         let State::Ahead(run) = &self.state else {
-            return self
-                .record_type
-                .to_py_with_json(py, &mut records, meta_json, None);
+            return self.record_type.to_py_with_json(
+                py,
+                &mut records,
+                meta_json,
+                None,
+                self.quiet.as_ref(),
+            );
         };
         // Not locked while the records' class (Python code) runs.
         let home = run.ahead.lock().unwrap_or_else(|e| e.into_inner()).home();
-        let list = self
-            .record_type
-            .to_py_with_json(py, &mut records, meta_json, Some(&home));
+        let list = self.record_type.to_py_with_json(
+            py,
+            &mut records,
+            meta_json,
+            Some(&home),
+            self.quiet.as_ref(),
+        );
         home.give_back(Spent::Records(records));
         list
     }
@@ -255,6 +267,8 @@ impl PyAnalyzer {
                 workers,
                 record_type,
                 source_malformed: 0,
+                quiet: None,
+                report_classified,
             });
         }
         let mut inner = pipeline::Analyzer::new(
@@ -269,6 +283,8 @@ impl PyAnalyzer {
             workers: 1,
             record_type,
             source_malformed: 0,
+            quiet: None,
+            report_classified,
         })
     }
 
@@ -292,7 +308,8 @@ impl PyAnalyzer {
         if done {
             capture.done.store(true, Ordering::Relaxed);
         }
-        self.record_type.to_py(py, &mut records)
+        self.record_type
+            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -368,7 +385,8 @@ impl PyAnalyzer {
             }
             std::mem::take(&mut a.flows.finished)
         });
-        self.record_type.to_py(py, &mut records)
+        self.record_type
+            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -378,7 +396,8 @@ impl PyAnalyzer {
         };
         a.flows.expire_idle(now);
         let mut records = std::mem::take(&mut a.flows.finished);
-        self.record_type.to_py(py, &mut records)
+        self.record_type
+            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -395,7 +414,8 @@ impl PyAnalyzer {
         };
         a.flows.split_long_flows(active, now, reason);
         let mut records = std::mem::take(&mut a.flows.finished);
-        self.record_type.to_py(py, &mut records)
+        self.record_type
+            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -445,7 +465,48 @@ impl PyAnalyzer {
         }
         let inner = self.here()?;
         let mut records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
-        self.record_type.to_py(py, &mut records)
+        self.record_type
+            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+    }
+
+    /// From now on, hand over each record no finding can come of as its JSON line (a `bytes`
+    /// among the records, runs of lines joined; see `quiet_lines`), for a caller that only writes
+    /// lines. `names`: the services database's (port, transport, names) (`assigned`); `listed`:
+    /// facts and the values the policy gives a reason for; `unknown_quiet`: an unanswered,
+    /// unrecognised flow is quiet; `trusted_port_limit`: TCP client ports below it are a rule's.
+    /// Keys are then taught one at a time (`teach_quiet`).
+    fn write_quiet_lines(
+        &mut self,
+        names: Vec<(u16, String, Vec<String>)>,
+        listed: Vec<(String, Vec<String>)>,
+        unknown_quiet: bool,
+        trusted_port_limit: u16,
+    ) -> PyResult<()> {
+        if self.report_classified {
+            return Err(PyValueError::new_err(
+                "quiet lines leave out records report_classified hands over",
+            ));
+        }
+        let listed = listed
+            .into_iter()
+            .map(|(fact, values)| (fact, values.into_iter().collect()))
+            .collect();
+        self.quiet = Some(QuietLines::new(
+            names,
+            listed,
+            unknown_quiet,
+            trusted_port_limit,
+        ));
+        Ok(())
+    }
+
+    /// No record-only rule speaks about `protocol` on this server port: its records are quiet
+    /// lines (`write_quiet_lines`) when nothing else in them asks the policy. False when the key
+    /// was not taken (see `QuietLines::teach`) or lines are not written.
+    fn teach_quiet(&mut self, protocol: &str, port: u16, transport: &str) -> bool {
+        self.quiet
+            .as_mut()
+            .is_some_and(|q| q.teach(protocol, port, transport))
     }
 
     fn live_flows(&self) -> PyResult<usize> {

@@ -1,10 +1,11 @@
 //! The core's records and values as Python objects.
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::ahead::Home;
 use crate::meta::Value;
 use crate::py::meta::PyMeta;
+use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
 
 /// A batch's records and, when asked for, their `meta` as JSON (`ahead::Batch`).
@@ -22,19 +23,31 @@ impl RecordType {
         py: Python<'py>,
         records: &mut [FlowRecord],
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, Vec::new(), None)
+        records_to_class(py, self.0.bind(py), records, Vec::new(), None, None)
     }
 
-    /// As `to_py`, with the records' `meta` serialized already (`Batch::meta_json`; empty: not),
-    /// their maps to be freed at `home` (the thread that made them).
+    /// As `to_py`, but each run of records `quiet` finds quiet (if given) is their JSON lines,
+    /// one `bytes`, in its place among the others.
+    pub(super) fn to_py_or_lines<'py>(
+        &self,
+        py: Python<'py>,
+        records: &mut [FlowRecord],
+        quiet: Option<&QuietLines>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        records_to_class(py, self.0.bind(py), records, Vec::new(), None, quiet)
+    }
+
+    /// As `to_py_or_lines`, with the records' `meta` serialized already (`Batch::meta_json`;
+    /// empty: not), their maps to be freed at `home` (the thread that made them).
     pub(super) fn to_py_with_json<'py>(
         &self,
         py: Python<'py>,
         records: &mut [FlowRecord],
         meta_json: Vec<Option<Vec<u8>>>,
         home: Option<&Home>,
+        quiet: Option<&QuietLines>,
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, meta_json, home)
+        records_to_class(py, self.0.bind(py), records, meta_json, home, quiet)
     }
 }
 
@@ -44,13 +57,23 @@ fn records_to_class<'py>(
     records: &mut [FlowRecord],
     meta_json: Vec<Option<Vec<u8>>>,
     home: Option<&Home>,
+    quiet: Option<&QuietLines>,
 ) -> PyResult<Bound<'py, PyList>> {
     use pyo3::types::PyTuple;
     let mut texts = Texts::default();
     let mut out = Vec::with_capacity(records.len());
     let mut meta_json = meta_json.into_iter();
+    let mut lines = Vec::new();
     for r in records {
         let json = meta_json.next().flatten();
+        if let Some(assigned) = quiet.and_then(|q| q.quiet(r)) {
+            push_line(&mut lines, r, assigned, json.as_deref());
+            continue;
+        }
+        if !lines.is_empty() {
+            out.push(PyBytes::new(py, &lines).into_any());
+            lines.clear();
+        }
         let meta = std::mem::take(&mut r.meta);
         let meta = match home {
             Some(home) => PyMeta::from_home(meta, json, home.clone()),
@@ -86,6 +109,9 @@ fn records_to_class<'py>(
             PyString::new(py, &r.history).into_any(),
         ];
         out.push(class.call1(PyTuple::new(py, fields)?)?);
+    }
+    if !lines.is_empty() {
+        out.push(PyBytes::new(py, &lines).into_any());
     }
     PyList::new(py, out)
 }

@@ -1,0 +1,228 @@
+//! Quiet records written as JSON lines by the core: the records the policy has nothing to say
+//! about, for a caller that only writes each record's line (`analyze --format jsonl`).
+//!
+//! Most records of a capture are a protocol on a port it fits, nothing insecure, nothing
+//! announced: the policy's `quiet` test passes and no rule speaks. Building such a record as a
+//! Python object, running the policy over it and writing its line from the object took ~12 us
+//! of Python's thread each, which is most of a capture's end when its flows end there. The
+//! policy stays in Python: it teaches this table which (protocol, server port, transport) keys
+//! its record-only rules can never speak about (`PolicyContext.quiet_static`, less the
+//! protocols a tracker keeps state for), and gives the facts its other rules read. A record is
+//! written here only when every other test of `rules.quiet` and `rules.evaluate` is decided by
+//! the record's own fields, and conservatively: a fact whose value would need Python to read
+//! sends the record the usual way. `tests/test_quiet_lines.py` checks that a capture's lines are
+//! the same bytes either way.
+#![forbid(unsafe_code)]
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::meta::{FlowMeta, Value};
+use crate::record::FlowRecord;
+use crate::tunnel::pyfmt::round_to;
+
+/// Keys taught at most: past this (a scan over every port), the rest go the usual way.
+pub const MAX_QUIET_KEYS: usize = 65_536;
+
+/// Facts that let a rule speak on a quiet key (`rules.quiet`: a login, an HTTP CONNECT) or on any
+/// record (`rules.evaluate`: an announced flow's control connection, overlapping segments that
+/// disagreed). Present at all, whatever the value, the record goes the usual way.
+const LOUD_FACTS: [&str; 5] = [
+    "control_flow_id",
+    "cleartext_login",
+    "anonymous_login",
+    "http_connect_target",
+    "tcp_overlap_conflicts",
+];
+/// An unrecognised flow with the core's entropy facts may be `encrypted-unknown` or cleartext on
+/// a TLS port.
+const ENTROPY_FACTS: [&str; 2] = ["entropy_client", "entropy_server"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    fn of(name: &str) -> Option<Transport> {
+        match name {
+            "tcp" => Some(Transport::Tcp),
+            "udp" => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// What the policy taught: which records it has nothing to say about, and what their lines carry.
+#[derive(Default, Debug)]
+pub struct QuietLines {
+    /// The services database's names for a port (`assigned`), only ports that have some.
+    names: HashMap<(u16, Transport), Vec<String>>,
+    /// (protocol, server port, transport) keys no record-only rule speaks about.
+    keys: HashSet<(String, u16, Transport)>,
+    /// fact -> values with a reason (`insecure_versions`, `insecure_settings`).
+    listed: Vec<(String, HashSet<String>)>,
+    /// An unrecognised flow nobody answered is quiet (no signature named "unknown").
+    unknown_quiet: bool,
+    /// A TCP client port below this, with the direction known, is a rule's question (r-services).
+    trusted_port_limit: u16,
+}
+
+impl QuietLines {
+    pub fn new(
+        names: impl IntoIterator<Item = (u16, String, Vec<String>)>,
+        listed: Vec<(String, HashSet<String>)>,
+        unknown_quiet: bool,
+        trusted_port_limit: u16,
+    ) -> Self {
+        let names = names
+            .into_iter()
+            .filter(|(_, _, n)| !n.is_empty())
+            .filter_map(|(port, t, n)| Some(((port, Transport::of(&t)?), n)))
+            .collect();
+        QuietLines {
+            names,
+            keys: HashSet::new(),
+            listed,
+            unknown_quiet,
+            trusted_port_limit,
+        }
+    }
+
+    /// The policy says no record-only rule speaks about `protocol` on this port: false when the
+    /// table is full or the key cannot be one (a transport other than TCP and UDP, a port with
+    /// no service name, the unrecognised).
+    pub fn teach(&mut self, protocol: &str, port: u16, transport: &str) -> bool {
+        let Some(t) = Transport::of(transport) else {
+            return false;
+        };
+        if protocol == "unknown" || !self.names.contains_key(&(port, t)) {
+            return false;
+        }
+        if self.keys.len() >= MAX_QUIET_KEYS {
+            return self.keys.contains(&(protocol.to_owned(), port, t));
+        }
+        self.keys.insert((protocol.to_owned(), port, t));
+        true
+    }
+
+    /// The record's `assigned` names when it is quiet (no finding could come of it), else None.
+    pub fn quiet<'a>(&'a self, rec: &FlowRecord) -> Option<&'a [String]> {
+        let t = Transport::of(rec.transport)?;
+        if rec.src_port < self.trusted_port_limit
+            && t == Transport::Tcp
+            && rec.orientation != "inferred"
+        {
+            return None;
+        }
+        let meta = &rec.meta;
+        if LOUD_FACTS.iter().any(|f| meta.contains_key(f)) || self.listed_in(meta) {
+            return None;
+        }
+        let names = self.names.get(&(rec.dst_port, t));
+        if &*rec.protocol == "unknown" {
+            let answered = rec.bytes_s2c > 0
+                || (t == Transport::Tcp && rec.bytes_c2s > 0 && rec.packets_s2c > 0);
+            let entropy = ENTROPY_FACTS.iter().any(|f| meta.contains_key(f));
+            return (self.unknown_quiet && !answered && !entropy)
+                .then(|| names.map_or(&[][..], Vec::as_slice));
+        }
+        let key = (rec.protocol.to_string(), rec.dst_port, t);
+        if !self.keys.contains(&key) {
+            return None;
+        }
+        names.map(Vec::as_slice)
+    }
+
+    /// Could a listed fact's value have a reason? Yes when its text (Python's `str`) is listed,
+    /// and when the value is one whose text only Python writes (a float, a list, a map).
+    fn listed_in(&self, meta: &FlowMeta) -> bool {
+        self.listed.iter().any(|(fact, values)| {
+            let Some(value) = meta.value_of(fact) else {
+                return false;
+            };
+            match &*value {
+                Value::Null => false,
+                Value::String(s) => values.contains(s.as_str()),
+                Value::Bool(b) => values.contains(if *b { "True" } else { "False" }),
+                Value::Number(n) if n.is_i64() || n.is_u64() => values.contains(&n.to_string()),
+                _ => true,
+            }
+        })
+    }
+}
+
+/// `rec`'s JSON line with `assigned` and no findings: the bytes `portwatch._core.record_line`
+/// writes for the Python record the core would have made of it (`py::line`, in its field order).
+/// `meta_json`: the record's meta already serialized, else it is serialized here.
+pub fn push_line(
+    out: &mut Vec<u8>,
+    rec: &FlowRecord,
+    assigned: &[String],
+    meta_json: Option<&[u8]>,
+) {
+    use crate::compact_json::push_str;
+    let mut number = itoa::Buffer::new();
+    // As `py::line` writes a float: serde_json's shortest text, null where not finite.
+    let float = |out: &mut Vec<u8>, x: f64| {
+        serde_json::to_writer(&mut *out, &x).expect("writing to a Vec cannot fail");
+    };
+    out.extend_from_slice(b"{\"flow_id\":");
+    out.extend_from_slice(number.format(rec.flow_id).as_bytes());
+    out.extend_from_slice(b",\"community_id\":");
+    push_str(out, &rec.community_id);
+    if let Some(pcap) = &rec.pcap {
+        out.extend_from_slice(b",\"pcap\":");
+        push_str(out, pcap);
+    }
+    out.extend_from_slice(b",\"ts_start\":");
+    float(out, rec.ts_start);
+    out.extend_from_slice(b",\"ts_end\":");
+    float(out, rec.ts_end);
+    out.extend_from_slice(b",\"duration\":");
+    float(out, rec.duration);
+    out.extend_from_slice(b",\"transport\":");
+    push_str(out, rec.transport);
+    out.extend_from_slice(b",\"src_ip\":");
+    push_str(out, &rec.src_ip);
+    out.extend_from_slice(b",\"src_port\":");
+    out.extend_from_slice(number.format(rec.src_port).as_bytes());
+    out.extend_from_slice(b",\"dst_ip\":");
+    push_str(out, &rec.dst_ip);
+    out.extend_from_slice(b",\"dst_port\":");
+    out.extend_from_slice(number.format(rec.dst_port).as_bytes());
+    out.extend_from_slice(b",\"orientation\":");
+    push_str(out, rec.orientation);
+    out.extend_from_slice(b",\"protocol\":");
+    push_str(out, &rec.protocol);
+    out.extend_from_slice(b",\"confidence\":");
+    float(out, round_to(rec.confidence, 3));
+    out.extend_from_slice(b",\"assigned\":[");
+    for (i, name) in assigned.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, name);
+    }
+    out.extend_from_slice(b"],\"packets_c2s\":");
+    out.extend_from_slice(number.format(rec.packets_c2s).as_bytes());
+    out.extend_from_slice(b",\"packets_s2c\":");
+    out.extend_from_slice(number.format(rec.packets_s2c).as_bytes());
+    out.extend_from_slice(b",\"bytes_c2s\":");
+    out.extend_from_slice(number.format(rec.bytes_c2s).as_bytes());
+    out.extend_from_slice(b",\"bytes_s2c\":");
+    out.extend_from_slice(number.format(rec.bytes_s2c).as_bytes());
+    out.extend_from_slice(b",\"state\":");
+    push_str(out, rec.state);
+    out.extend_from_slice(b",\"history\":");
+    push_str(out, &rec.history);
+    out.extend_from_slice(b",\"meta\":");
+    match meta_json {
+        Some(json) => out.extend_from_slice(json),
+        None => rec.meta.push_json(out),
+    }
+    out.extend_from_slice(b",\"findings\":[]}\n");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+"""Quiet lines: the records no finding can come of, written as JSON lines by the core
+(`Analyzer(on_line=...)`, what `analyze --format jsonl` does), are the same bytes as those records
+written from Python records after the policy, in the same order."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import CAPTURES
+
+from portwatch.pipeline import Analyzer, Config, Setup, open_capture
+from portwatch.policy.config import load_policy
+from portwatch.policy.rules import PolicyContext, quiet_lines_setup
+from portwatch.report.jsonl import JsonlWriter
+
+CONFIG = Config()
+
+
+@pytest.fixture(scope="module")
+def setup() -> Setup:
+    return Setup.load(CONFIG)
+
+
+def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1) -> tuple[str, Counter]:
+    """The capture's JSON lines, and how many came as the core's lines and as Python records."""
+    out = io.StringIO()
+    writer = JsonlWriter(out)
+    seen: Counter = Counter()
+
+    def record(rec) -> None:
+        seen["records"] += 1
+        seen[f"record:{rec.protocol}"] += 1
+        writer.write(rec)
+
+    def line(data: bytes) -> None:
+        seen["lines"] += data.count(b"\n")
+        for text in data.decode().splitlines():
+            seen[f"line:{json.loads(text)['protocol']}"] += 1
+        writer.write_lines(data)
+
+    capture = open_capture(str(path))
+    analyzer = Analyzer(CONFIG, on_record=record, setup=setup, pcap_name=capture.name, meta_json=True,
+                        workers=workers, on_line=line if quiet else None)
+    analyzer.run_capture(capture)
+    analyzer.close()
+    return out.getvalue(), seen
+
+
+@pytest.mark.parametrize("shape", ["generated", "slow_link"])
+def test_a_generated_capture_is_the_same_bytes(setup, shape, request):
+    path = request.getfixturevalue(shape)
+    ref, plain = lines(setup, path, quiet=False)
+    got, seen = lines(setup, path, quiet=True)
+    assert got == ref
+    assert plain["lines"] == 0
+    # most of the flows are a protocol on its own port: written by the core
+    assert seen["lines"] > seen["records"] > 0
+    assert seen["lines"] + seen["records"] == plain["records"]
+    # the DNS tracker reads every DNS record; a finding's record is Python's
+    assert seen["line:dns"] == 0 and seen["record:dns"] > 0
+
+
+def test_with_two_workers_too(setup, generated):
+    ref, _ = lines(setup, generated, quiet=False)
+    got, seen = lines(setup, generated, quiet=True, workers=2)
+    assert got == ref and seen["lines"] > 0
+
+
+def test_every_real_capture_is_the_same_bytes(setup):
+    taught = 0
+    for path in CAPTURES:
+        ref, _ = lines(setup, path, quiet=False)
+        got, seen = lines(setup, path, quiet=True)
+        assert got == ref, path.name
+        taught += seen["lines"]
+    assert taught > 0  # the captures' later flows of a protocol on its port
+
+
+def test_a_listed_version_stays_a_finding(setup, generated):
+    """The core reads the facts insecure_versions lists: a TLS 1.3 server listed as insecure
+    makes every such record Python's, with its finding."""
+    policy = load_policy()
+    listed = dataclasses.replace(policy, insecure_versions={"tls_version_server": {"1.3": "listed here"}})
+    ctx = PolicyContext.build(setup.services, setup.signatures, listed)
+    strict = dataclasses.replace(setup, policy=listed, ctx=ctx)
+    ref, _ = lines(strict, generated, quiet=False)
+    got, seen = lines(strict, generated, quiet=True)
+    assert got == ref
+    found = [json.loads(t) for t in got.splitlines() if "listed here" in t]
+    assert found and all(r["meta"].get("tls_version_server") == "1.3" for r in found)
+
+
+def test_a_baseline_asks_about_every_record(setup):
+    ctx = dataclasses.replace(setup.ctx, baseline=object())  # type: ignore[arg-type]
+    assert quiet_lines_setup(ctx) is None
+    names, listed, unknown_quiet, limit = quiet_lines_setup(setup.ctx)
+    assert (443, "tcp", ["https"]) in names and limit == 1024 and unknown_quiet
+    assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
+
+
+def test_the_cli_writes_the_same_file(tmp_path, setup, generated):
+    out = tmp_path / "out.jsonl"
+    run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl", "-o", str(out),
+                          str(generated)], capture_output=True, text=True, timeout=120)
+    assert run.returncode in (0, 1), run.stderr
+    ref, _ = lines(setup, generated, quiet=False)
+    assert out.read_text() == ref
