@@ -106,11 +106,11 @@ class Setup:
         return cls(signatures, services, policy, ctx, engine, known, programs)
 
 
-def complete_record(rec: FlowRecord, setup: Setup) -> FlowRecord:
+def complete_record(rec: FlowRecord, setup: Setup, dns_counted: tuple[tuple | None] | None = None) -> FlowRecord:
     """A record as the core built it (`record_type=FlowRecord`: `assigned` and `findings` empty)
-    with `assigned` as the services database says, and findings."""
+    with `assigned` as the services database says, and findings (`dns_counted`: see `evaluate`)."""
     rec.assigned = setup.services.names(rec.dst_port, rec.transport)
-    rec.findings = evaluate(rec, setup.ctx)
+    rec.findings = evaluate(rec, setup.ctx, dns_counted)
     return rec
 
 
@@ -186,19 +186,24 @@ class Analyzer:
         if batch:
             self._emit(self.core.feed(batch))
 
-    def _record(self, rec: FlowRecord) -> FlowRecord:
-        return complete_record(rec, self.setup)
+    def _record(self, rec: FlowRecord, dns_counted: tuple[tuple | None] | None = None) -> FlowRecord:
+        return complete_record(rec, self.setup, dns_counted)
 
-    def _emit(self, records: list[FlowRecord | bytes]) -> None:
+    def _emit(self, records: list[FlowRecord | bytes | tuple[FlowRecord, tuple | None]]) -> None:
         if self.on_classified is not None:
             for rec in self.core.classified():
                 self.on_classified(self._record(rec))
         asked = self._asked
-        for rec in records:
-            if type(rec) is bytes:
-                self.on_line(rec)  # type: ignore[misc]
+        for item in records:
+            if type(item) is bytes:
+                self.on_line(item)  # type: ignore[misc]
                 continue
-            self.on_record(self._record(rec))
+            if type(item) is tuple:  # a DNS record the core's tracker counted, and its answer
+                rec, found = item
+                self.on_record(self._record(rec, (found,)))
+            else:
+                rec = item
+                self.on_record(self._record(rec))
             if asked is not None:
                 key = (rec.protocol, rec.dst_port, rec.transport)
                 if key not in asked and len(asked) < MAX_QUIET_KEYS:

@@ -106,6 +106,13 @@ impl QuietLines {
         true
     }
 
+    /// The services database's names for the record's server port (`assigned`).
+    pub fn names_of(&self, rec: &FlowRecord) -> &[String] {
+        Transport::of(rec.transport)
+            .and_then(|t| self.names.get(&(rec.dst_port, t)))
+            .map_or(&[][..], Vec::as_slice)
+    }
+
     /// The record's `assigned` names when it is quiet (no finding could come of it), else None.
     pub fn quiet<'a>(&'a self, rec: &FlowRecord) -> Option<&'a [String]> {
         let t = Transport::of(rec.transport)?;
@@ -119,19 +126,17 @@ impl QuietLines {
         if LOUD_FACTS.iter().any(|f| meta.contains_key(f)) || self.listed_in(meta) {
             return None;
         }
-        let names = self.names.get(&(rec.dst_port, t));
         if &*rec.protocol == "unknown" {
             let answered = rec.bytes_s2c > 0
                 || (t == Transport::Tcp && rec.bytes_c2s > 0 && rec.packets_s2c > 0);
             let entropy = ENTROPY_FACTS.iter().any(|f| meta.contains_key(f));
-            return (self.unknown_quiet && !answered && !entropy)
-                .then(|| names.map_or(&[][..], Vec::as_slice));
+            return (self.unknown_quiet && !answered && !entropy).then(|| self.names_of(rec));
         }
         let key = (rec.protocol.to_string(), rec.dst_port, t);
         if !self.keys.contains(&key) {
             return None;
         }
-        names.map(Vec::as_slice)
+        self.names.get(&(rec.dst_port, t)).map(Vec::as_slice)
     }
 
     /// Could a listed fact's value have a reason? Yes when its text (Python's `str`) is listed,

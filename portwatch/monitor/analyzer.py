@@ -25,8 +25,8 @@ class MonitorAnalyzer(Analyzer):
         self.run_id = run_id
         self.segments = 0
 
-    def _record(self, rec: FlowRecord) -> FlowRecord:
-        rec = complete_record(rec, self.setup)
+    def _record(self, rec: FlowRecord, dns_counted: tuple[tuple | None] | None = None) -> FlowRecord:
+        rec = complete_record(rec, self.setup, dns_counted)
         rec.meta["flow_id"] = f"{self.run_id}{rec.flow_id}"
         return rec
 

@@ -198,7 +198,17 @@ class DnsTunnelTracker:
         """Account one DNS flow; what it showed when it, or its domain so far, looks like a
         tunnel (`DnsSignal.verdict` words it). Most flows show nothing, and for them no text is
         made: the policy names the server and its port only for a flow that has something."""
-        found = self._core.account(rec)
+        return self.signal(rec, self._core.account(rec))
+
+    @property
+    def core(self) -> _core.DnsTunnelTracker:
+        """The core's bookkeeping, for an analyzer that counts DNS records itself
+        (`_core.Analyzer.write_quiet_lines`)."""
+        return self._core
+
+    @staticmethod
+    def signal(rec: FlowRecord, found: tuple | None) -> DnsSignal | None:
+        """What the core's `account` answered for `rec`, as `account` returns it."""
         if found is None:
             return None
         qname, qtype, shape, answer, reasons = found

@@ -192,7 +192,10 @@ def answered(rec: FlowRecord) -> bool:
     return rec.transport == "tcp" and rec.bytes_c2s > 0 and rec.packets_s2c > 0
 
 
-def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
+def evaluate(record: FlowRecord, ctx: PolicyContext, dns_counted: tuple[tuple | None] | None = None,
+             ) -> list[Finding]:
+    """The record's findings. `dns_counted`: (what the DNS tracker's core answered,) for a DNS
+    record the core already counted (`quiet_lines_setup`), not to be counted again."""
     policy = ctx.policy
     out: list[Finding] = []
 
@@ -204,7 +207,12 @@ def evaluate(record: FlowRecord, ctx: PolicyContext) -> list[Finding]:
     else:
         server, where = _port_and_service_rules(record, ctx, out, add)
     # The tracker's own first test is the protocol: nothing else reaches it.
-    dns = ctx.dns.account(record) if record.protocol == "dns" else None
+    if record.protocol != "dns":
+        dns = None
+    elif dns_counted is None:
+        dns = ctx.dns.account(record)
+    else:
+        dns = ctx.dns.signal(record, dns_counted[0])
     conflicts = record.meta.get("tcp_overlap_conflicts")
     outdated = insecure_version(record, ctx.policy)
     left_open = listed_reason(record.meta, ctx.policy.insecure_settings)
@@ -268,14 +276,16 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     return shape != NOT_QUIET and not login and not connect
 
 
-def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int] | None:
+def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int, Any] | None:
     """What the core needs to write the records no rule speaks about as their lines by itself
     (`_core.Analyzer.write_quiet_lines`): each port's service names (`assigned`), the facts and
     values `insecure_versions` and `insecure_settings` give a reason for, whether an unanswered
-    unrecognised flow is quiet, and the trusted-port limit `quiet` applies to client ports. The
-    core then passes a record as quiet when `quiet` would, but for its (protocol, port,
-    transport), which it is taught (`teach_quiet`), and reads any other fact `evaluate` asks
-    about, conservatively. None with a baseline: it asks about every record."""
+    unrecognised flow is quiet, the trusted-port limit `quiet` applies to client ports, and the
+    DNS-tunnel tracker's core, which counts each DNS record there (a record with a signal comes
+    with it, for `evaluate`'s `dns_counted`). The core then passes a record as quiet when `quiet`
+    would, but for its (protocol, port, transport), which it is taught (`teach_quiet`), and reads
+    any other fact `evaluate` asks about, conservatively. None with a baseline: it asks about
+    every record."""
     if ctx.baseline is not None:
         return None
     services = ctx.services
@@ -284,14 +294,14 @@ def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int] | None
     listed = [(fact, [value for value, why in reasons.items() if why])
               for listing in (ctx.policy.insecure_versions, ctx.policy.insecure_settings)
               for fact, reasons in listing.items()]
-    return names, listed, "unknown" not in ctx.signatures, TRUSTED_PORT_LIMIT
+    return names, listed, "unknown" not in ctx.signatures, TRUSTED_PORT_LIMIT, ctx.dns.core
 
 
 def quiet_key(record: FlowRecord, ctx: PolicyContext) -> bool:
     """Can the core be taught this record's (protocol, server port, transport) as quiet (see
     `quiet_lines_setup`)? Where `quiet_static` says the record-only rules never speak, or only
-    for facts the core checks, and no tracker keeps state of the protocol (DNS)."""
-    return (record.protocol not in ("unknown", "dns") and bool(record.assigned)
+    for facts the core checks (the DNS tracker's signal is one)."""
+    return (record.protocol != "unknown" and bool(record.assigned)
             and ctx.quiet_static(record.protocol, record.dst_port, record.transport) != NOT_QUIET)
 
 

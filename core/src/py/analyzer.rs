@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::capture::{lock_reader, PyCapture};
-use super::convert::{AheadRecords, RecordType};
+use super::convert::{AheadRecords, Lines, RecordType};
+use super::dns_tunnel::PyDnsTunnelTracker;
 use super::signatures::PyEngine;
 use super::{filter_from, transport, Programs};
 use crate::ahead::{Ahead, Analysis, Next, Spent, Steps};
@@ -29,8 +30,10 @@ pub(super) struct PyAnalyzer {
     record_type: RecordType,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
-    /// Quiet records handed over as their JSON lines (`write_quiet_lines`).
+    /// Quiet records handed over as their JSON lines, DNS records counted by the policy's
+    /// tracker on the way (`write_quiet_lines`).
     quiet: Option<QuietLines>,
+    dns: Option<Py<PyDnsTunnelTracker>>,
     report_classified: bool,
 }
 
@@ -111,6 +114,13 @@ impl Analysis for Inner {
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 impl PyAnalyzer {
+    fn lines(&self) -> Option<Lines<'_>> {
+        self.quiet.as_ref().map(|quiet| Lines {
+            quiet,
+            dns: self.dns.as_ref(),
+        })
+    }
+
     /// The analysis, when the caller drives it (not while it runs ahead).
     fn here(&mut self) -> PyResult<&mut Inner> {
         match &mut self.state {
@@ -170,7 +180,7 @@ impl PyAnalyzer {
                 &mut records,
                 meta_json,
                 None,
-                self.quiet.as_ref(),
+                self.lines(),
             );
         };
         // Not locked while the records' class (Python code) runs.
@@ -180,7 +190,7 @@ impl PyAnalyzer {
             &mut records,
             meta_json,
             Some(&home),
-            self.quiet.as_ref(),
+            self.lines(),
         );
         home.give_back(Spent::Records(records));
         list
@@ -268,6 +278,7 @@ impl PyAnalyzer {
                 record_type,
                 source_malformed: 0,
                 quiet: None,
+                dns: None,
                 report_classified,
             });
         }
@@ -284,6 +295,7 @@ impl PyAnalyzer {
             record_type,
             source_malformed: 0,
             quiet: None,
+            dns: None,
             report_classified,
         })
     }
@@ -309,7 +321,7 @@ impl PyAnalyzer {
             capture.done.store(true, Ordering::Relaxed);
         }
         self.record_type
-            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+            .to_py_or_lines(py, &mut records, self.lines())
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -386,7 +398,7 @@ impl PyAnalyzer {
             std::mem::take(&mut a.flows.finished)
         });
         self.record_type
-            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+            .to_py_or_lines(py, &mut records, self.lines())
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -397,7 +409,7 @@ impl PyAnalyzer {
         a.flows.expire_idle(now);
         let mut records = std::mem::take(&mut a.flows.finished);
         self.record_type
-            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+            .to_py_or_lines(py, &mut records, self.lines())
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -415,7 +427,7 @@ impl PyAnalyzer {
         a.flows.split_long_flows(active, now, reason);
         let mut records = std::mem::take(&mut a.flows.finished);
         self.record_type
-            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+            .to_py_or_lines(py, &mut records, self.lines())
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -466,21 +478,25 @@ impl PyAnalyzer {
         let inner = self.here()?;
         let mut records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
         self.record_type
-            .to_py_or_lines(py, &mut records, self.quiet.as_ref())
+            .to_py_or_lines(py, &mut records, self.lines())
     }
 
     /// From now on, hand over each record no finding can come of as its JSON line (a `bytes`
     /// among the records, runs of lines joined; see `quiet_lines`), for a caller that only writes
     /// lines. `names`: the services database's (port, transport, names) (`assigned`); `listed`:
     /// facts and the values the policy gives a reason for; `unknown_quiet`: an unanswered,
-    /// unrecognised flow is quiet; `trusted_port_limit`: TCP client ports below it are a rule's.
+    /// unrecognised flow is quiet; `trusted_port_limit`: TCP client ports below it are a rule's;
+    /// `dns`: the policy's DNS-tunnel tracker, which then counts every DNS record here (one not
+    /// written as a line comes as (record, what `account` answered)).
     /// Keys are then taught one at a time (`teach_quiet`).
+    #[pyo3(signature = (names, listed, unknown_quiet, trusted_port_limit, dns=None))]
     fn write_quiet_lines(
         &mut self,
         names: Vec<(u16, String, Vec<String>)>,
         listed: Vec<(String, Vec<String>)>,
         unknown_quiet: bool,
         trusted_port_limit: u16,
+        dns: Option<Py<PyDnsTunnelTracker>>,
     ) -> PyResult<()> {
         if self.report_classified {
             return Err(PyValueError::new_err(
@@ -497,6 +513,7 @@ impl PyAnalyzer {
             unknown_quiet,
             trusted_port_limit,
         ));
+        self.dns = dns;
         Ok(())
     }
 

@@ -4,12 +4,23 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::ahead::Home;
 use crate::meta::Value;
+use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
 
 /// A batch's records and, when asked for, their `meta` as JSON (`ahead::Batch`).
 pub(super) type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
+
+/// Records handed over as JSON lines where `quiet` finds them quiet (`py::analyzer`'s
+/// `write_quiet_lines`). With `dns`, the policy's DNS-tunnel tracker, every DNS record is counted
+/// here, in its order: one with a signal, or not quiet, goes to Python as (record, signal) so
+/// that the policy words the signal rather than count the record again.
+#[derive(Clone, Copy)]
+pub(super) struct Lines<'a> {
+    pub(super) quiet: &'a QuietLines,
+    pub(super) dns: Option<&'a Py<PyDnsTunnelTracker>>,
+}
 
 /// What the core's records become in Python: instances of a class called with the record's
 /// fields positionally in the order of `portwatch.model.FlowRecord`, with `assigned` and
@@ -26,15 +37,15 @@ impl RecordType {
         records_to_class(py, self.0.bind(py), records, Vec::new(), None, None)
     }
 
-    /// As `to_py`, but each run of records `quiet` finds quiet (if given) is their JSON lines,
-    /// one `bytes`, in its place among the others.
+    /// As `to_py`, but each run of records `lines` finds quiet (if given) is their JSON lines,
+    /// one `bytes`, in its place among the others (see `Lines`).
     pub(super) fn to_py_or_lines<'py>(
         &self,
         py: Python<'py>,
         records: &mut [FlowRecord],
-        quiet: Option<&QuietLines>,
+        lines: Option<Lines<'_>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, Vec::new(), None, quiet)
+        records_to_class(py, self.0.bind(py), records, Vec::new(), None, lines)
     }
 
     /// As `to_py_or_lines`, with the records' `meta` serialized already (`Batch::meta_json`;
@@ -45,9 +56,9 @@ impl RecordType {
         records: &mut [FlowRecord],
         meta_json: Vec<Option<Vec<u8>>>,
         home: Option<&Home>,
-        quiet: Option<&QuietLines>,
+        lines: Option<Lines<'_>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        records_to_class(py, self.0.bind(py), records, meta_json, home, quiet)
+        records_to_class(py, self.0.bind(py), records, meta_json, home, lines)
     }
 }
 
@@ -57,22 +68,34 @@ fn records_to_class<'py>(
     records: &mut [FlowRecord],
     meta_json: Vec<Option<Vec<u8>>>,
     home: Option<&Home>,
-    quiet: Option<&QuietLines>,
+    lines: Option<Lines<'_>>,
 ) -> PyResult<Bound<'py, PyList>> {
     use pyo3::types::PyTuple;
     let mut texts = Texts::default();
     let mut out = Vec::with_capacity(records.len());
     let mut meta_json = meta_json.into_iter();
-    let mut lines = Vec::new();
+    let mut written = Vec::new();
     for r in records {
         let json = meta_json.next().flatten();
-        if let Some(assigned) = quiet.and_then(|q| q.quiet(r)) {
-            push_line(&mut lines, r, assigned, json.as_deref());
-            continue;
+        // Some(signal): a DNS record the tracker counted here.
+        let mut counted = None;
+        if let Some(Lines { quiet, dns }) = lines {
+            if let Some(dns) = dns.filter(|_| &*r.protocol == "dns") {
+                let assigned = quiet.names_of(r);
+                counted = Some(
+                    dns.bind(py)
+                        .try_borrow_mut()?
+                        .account_record(py, r, assigned)?,
+                );
+            }
+            if let (None | Some(None), Some(assigned)) = (&counted, quiet.quiet(r)) {
+                push_line(&mut written, r, assigned, json.as_deref());
+                continue;
+            }
         }
-        if !lines.is_empty() {
-            out.push(PyBytes::new(py, &lines).into_any());
-            lines.clear();
+        if !written.is_empty() {
+            out.push(PyBytes::new(py, &written).into_any());
+            written.clear();
         }
         let meta = std::mem::take(&mut r.meta);
         let meta = match home {
@@ -108,10 +131,16 @@ fn records_to_class<'py>(
             texts.get(py, r.state).into_any(),
             PyString::new(py, &r.history).into_any(),
         ];
-        out.push(class.call1(PyTuple::new(py, fields)?)?);
+        let record = class.call1(PyTuple::new(py, fields)?)?;
+        match counted {
+            Some(signal) => {
+                out.push(PyTuple::new(py, [record, signal.into_pyobject(py)?])?.into_any())
+            }
+            None => out.push(record),
+        }
     }
-    if !lines.is_empty() {
-        out.push(PyBytes::new(py, &lines).into_any());
+    if !written.is_empty() {
+        out.push(PyBytes::new(py, &written).into_any());
     }
     PyList::new(py, out)
 }

@@ -15,6 +15,7 @@ use crate::dns_tunnel::{Query, Settings, Socket, Tracker};
 use crate::meta::{FlowMeta, Value};
 use crate::py::convert::{value_to_py, Texts};
 use crate::py::meta::PyMeta;
+use crate::record::FlowRecord;
 
 /// The policy's constants, as a dict of these names.
 #[derive(FromPyObject)]
@@ -39,7 +40,7 @@ struct PySettings {
 
 /// (query name, query type, (domain, longest data label, data, suspicious), large answer,
 /// reasons): what `account` hands the policy to word.
-type PySignal = (
+pub(crate) type PySignal = (
     String,
     String,
     (String, usize, String, bool),
@@ -65,6 +66,36 @@ struct Facts<'a> {
 }
 
 impl PyDnsTunnelTracker {
+    /// `account` of the Python record the core would make of `rec`, with `assigned` its
+    /// services' names: for records the core hands over as lines (`py::convert`), so that every
+    /// DNS record is counted in its order whichever way it goes.
+    pub(crate) fn account_record(
+        &mut self,
+        py: Python<'_>,
+        rec: &FlowRecord,
+        assigned: &[String],
+    ) -> PyResult<Option<PySignal>> {
+        if &*rec.protocol != "dns" || assigned.iter().any(|n| self.tracker.not_resolution(n)) {
+            return Ok(None);
+        }
+        let Some(facts) = core_facts(py, &rec.meta)? else {
+            return Ok(None);
+        };
+        let socket = Socket {
+            src_ip: rec.src_ip.clone(),
+            src_port: i64::from(rec.src_port),
+            dst_ip: rec.dst_ip.clone(),
+            dst_port: i64::from(rec.dst_port),
+            ts_start: if rec.ts_start == 0.0 {
+                0
+            } else {
+                rec.ts_start.to_bits()
+            },
+        };
+        let packets = i64::try_from(rec.packets_c2s).unwrap_or(i64::MAX);
+        self.account_facts(py, &facts, packets, socket)
+    }
+
     fn account_facts(
         &mut self,
         py: Python<'_>,
