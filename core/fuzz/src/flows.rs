@@ -6,7 +6,9 @@
 //!
 //! Checked after every frame: the table holds at most its cap, and the timer queue at most three
 //! entries a live flow (plus its slack). At the end: the drain empties the table and its queue,
-//! and no flow was reported twice (a record's `flow_id` is its flow's number).
+//! and no flow was reported twice (a record's `flow_id` is its flow's number). Each record's
+//! JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one line of JSON with
+//! the record's fields and facts.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -16,6 +18,8 @@ use _core::detect::builtin::BUILTIN;
 use _core::detect::engine::Engine;
 use _core::detect::signature::load_texts_and;
 use _core::pipeline::{Analyzer, Config, KnownPorts};
+use _core::record::FlowRecord;
+use serde_json::Value;
 
 use crate::decode::{frames, linktype};
 
@@ -28,6 +32,32 @@ fn engine() -> Arc<Engine> {
         let sigs = load_texts_and(BUILTIN, &[]).expect("shipped signatures load");
         Arc::new(Engine::new(sigs, Default::default()))
     }))
+}
+
+/// The record's line: one line, JSON, with its fields and its facts as `meta_json` has them.
+fn quiet_line_is_json(r: &FlowRecord, meta_json: &[u8]) {
+    let assigned = ["name \"quoted\"\n".to_string()];
+    let mut line = Vec::new();
+    _core::quiet_lines::push_line(&mut line, r, &assigned, None);
+    assert_eq!(
+        line.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "flow {}: one line",
+        r.flow_id
+    );
+    assert!(
+        line.ends_with(b"}\n"),
+        "flow {}: one object, then the newline",
+        r.flow_id
+    );
+    let value: Value = serde_json::from_slice(&line).expect("a quiet line is JSON");
+    let facts: Value = serde_json::from_slice(meta_json).expect("the facts' JSON is JSON");
+    assert_eq!(value["meta"], facts, "flow {}: its facts", r.flow_id);
+    assert_eq!(value["flow_id"], r.flow_id);
+    assert_eq!(value["protocol"], &*r.protocol);
+    assert_eq!(value["history"], r.history);
+    assert_eq!(value["assigned"][0], assigned[0]);
+    assert_eq!(value["bytes_s2c"], r.bytes_s2c);
 }
 
 pub fn run(data: &[u8]) {
@@ -44,7 +74,7 @@ pub fn run(data: &[u8]) {
     };
     let mut a = Analyzer::new(config, engine(), Arc::new(KnownPorts::default()), None);
     let mut reported = HashSet::new();
-    let mut note = |records: Vec<_core::record::FlowRecord>| {
+    let mut note = |records: Vec<FlowRecord>| {
         for r in records {
             assert!(
                 reported.insert(r.flow_id),
@@ -64,6 +94,7 @@ pub fn run(data: &[u8]) {
                 "flow {}: its facts' count",
                 r.flow_id
             );
+            quiet_line_is_json(&r, &ours);
         }
     };
     for (ts, frame) in frames(rest) {
