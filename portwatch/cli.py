@@ -203,10 +203,12 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
                 writer.write(rec)
 
         sink_failed: list[str] = []
-        # Records no finding came of, as the core wrote their lines: nothing else in this run
-        # reads them (the summary only a record's findings, no inventory is kept).
+        # Records no finding came of, as the core wrote their lines (a record format) or counted
+        # them (the closing report alone): nothing else in this run reads them (the summary only
+        # a record's findings or counts, no inventory is kept).
         on_line = writer.write_lines if (  # type: ignore[attr-defined]
             writer is not None and SINKS[fmt].quiet_lines and inventory is None) else None
+        on_tally = summary.add_tally if writer is None and inventory is None else None
 
         stats_all = []
         names = []
@@ -243,7 +245,7 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             # --workers N: N threads in the core track shards of the flows; the file is read once.
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else capture.name,
                                 workers=workers, meta_json=writer is not None and SINKS[fmt].meta_json,
-                                on_line=on_line)
+                                on_line=on_line, on_tally=on_tally)
             try:
                 analyzer.run_capture(capture, view.track(str(len(names)), capture, analyzer) if view else None)
             except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import _core, bpf
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
-from .policy.rules import MAX_QUIET_KEYS, PolicyContext, evaluate, quiet_key, quiet_lines_setup
+from .policy.rules import MAX_QUIET_KEYS, PolicyContext, evaluate, quiet_key, quiet_setup
 from .services import ServicesDB, load_services
 from .signatures import SignatureInfo, build_engine, with_port_hints
 
@@ -40,6 +40,7 @@ JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 CaptureError = _core.CaptureError
 RecordSink = Callable[[FlowRecord], None]
 LineSink = Callable[[bytes], None]
+TallySink = Callable[[_core.QuietTally], None]
 
 
 @dataclass(slots=True)
@@ -131,6 +132,7 @@ class Analyzer:
         workers: int = 1,
         meta_json: bool = False,
         on_line: LineSink | None = None,
+        on_tally: TallySink | None = None,
     ) -> None:
         self.config = config or Config()
         self.setup = setup or Setup.load(self.config)
@@ -146,14 +148,19 @@ class Analyzer:
         if self.setup.bpf_programs is not None:
             self.core.set_filter(self.setup.bpf_programs)
         self.error: str | None = None
-        # `on_line` takes the records no finding can come of as the JSON lines the core wrote
-        # (`rules.quiet_lines_setup`): they never become Python records. The keys asked about
-        # the policy so far, taught to the core or not.
+        # The records no finding can come of never become Python records (`rules.quiet_setup`):
+        # `on_line` takes runs of them as the JSON lines the core wrote, or else `on_tally` as
+        # the core counted them for the closing report. The keys asked about the policy so far,
+        # taught to the core or not.
+        if on_line is not None and on_tally is not None:
+            raise ValueError("quiet records go to on_line or to on_tally, not both")
         self.on_line = on_line
+        self.on_tally = on_tally
         self._asked: set[tuple[str, int, str]] | None = None
-        quiet_setup = quiet_lines_setup(self.setup.ctx) if on_line and on_classified is None else None
-        if quiet_setup is not None:
-            self.core.write_quiet_lines(*quiet_setup)
+        wanted = (on_line or on_tally) and on_classified is None
+        quiet = quiet_setup(self.setup.ctx) if wanted else None
+        if quiet is not None:
+            self.core.quiet_records(*quiet, lines=on_line is not None)
             self._asked = set()
 
     # ---- input ---------------------------------------------------------------------------
@@ -189,7 +196,7 @@ class Analyzer:
     def _record(self, rec: FlowRecord, dns_counted: tuple[tuple | None] | None = None) -> FlowRecord:
         return complete_record(rec, self.setup, dns_counted)
 
-    def _emit(self, records: list[FlowRecord | bytes | tuple[FlowRecord, tuple | None]]) -> None:
+    def _emit(self, records: list[FlowRecord | bytes | _core.QuietTally | tuple[FlowRecord, tuple | None]]) -> None:
         if self.on_classified is not None:
             for rec in self.core.classified():
                 self.on_classified(self._record(rec))
@@ -197,6 +204,9 @@ class Analyzer:
         for item in records:
             if type(item) is bytes:
                 self.on_line(item)  # type: ignore[misc]
+                continue
+            if type(item) is _core.QuietTally:
+                self.on_tally(item)  # type: ignore[misc]
                 continue
             if type(item) is tuple:  # a DNS record the core's tracker counted, and its answer
                 rec, found = item

@@ -203,7 +203,7 @@ class DnsTunnelTracker:
     @property
     def core(self) -> _core.DnsTunnelTracker:
         """The core's bookkeeping, for an analyzer that counts DNS records itself
-        (`_core.Analyzer.write_quiet_lines`)."""
+        (`_core.Analyzer.quiet_records`)."""
         return self._core
 
     @staticmethod

@@ -195,7 +195,7 @@ def answered(rec: FlowRecord) -> bool:
 def evaluate(record: FlowRecord, ctx: PolicyContext, dns_counted: tuple[tuple | None] | None = None,
              ) -> list[Finding]:
     """The record's findings. `dns_counted`: (what the DNS tracker's core answered,) for a DNS
-    record the core already counted (`quiet_lines_setup`), not to be counted again."""
+    record the core already counted (`quiet_setup`), not to be counted again."""
     policy = ctx.policy
     out: list[Finding] = []
 
@@ -276,16 +276,16 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     return shape != NOT_QUIET and not login and not connect
 
 
-def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int, Any] | None:
-    """What the core needs to write the records no rule speaks about as their lines by itself
-    (`_core.Analyzer.write_quiet_lines`): each port's service names (`assigned`), the facts and
-    values `insecure_versions` and `insecure_settings` give a reason for, whether an unanswered
-    unrecognised flow is quiet, the trusted-port limit `quiet` applies to client ports, and the
-    DNS-tunnel tracker's core, which counts each DNS record there (a record with a signal comes
-    with it, for `evaluate`'s `dns_counted`). The core then passes a record as quiet when `quiet`
-    would, but for its (protocol, port, transport), which it is taught (`teach_quiet`), and reads
-    any other fact `evaluate` asks about, conservatively. None with a baseline: it asks about
-    every record."""
+def quiet_setup(ctx: PolicyContext) -> tuple[list, list, bool, int, Any] | None:
+    """What the core needs to hand over the records no rule speaks about as their lines or their
+    tally, without Python records (`_core.Analyzer.quiet_records`): each port's service names
+    (`assigned`), the facts and values `insecure_versions` and `insecure_settings` give a reason
+    for, whether an unanswered unrecognised flow is quiet, the trusted-port limit `quiet` applies
+    to client ports, and the DNS-tunnel tracker's core, which counts each DNS record there (a
+    record with a signal comes with it, for `evaluate`'s `dns_counted`). The core then passes a
+    record as quiet when `quiet` would, but for its (protocol, port, transport), which it is
+    taught (`teach_quiet`), and reads any other fact `evaluate` asks about, conservatively. None
+    with a baseline: it asks about every record."""
     if ctx.baseline is not None:
         return None
     services = ctx.services
@@ -299,7 +299,7 @@ def quiet_lines_setup(ctx: PolicyContext) -> tuple[list, list, bool, int, Any] |
 
 def quiet_key(record: FlowRecord, ctx: PolicyContext) -> bool:
     """Can the core be taught this record's (protocol, server port, transport) as quiet (see
-    `quiet_lines_setup`)? Where `quiet_static` says the record-only rules never speak, or only
+    `quiet_setup`)? Where `quiet_static` says the record-only rules never speak, or only
     for facts the core checks (the DNS tracker's signal is one)."""
     return (record.protocol != "unknown" and bool(record.assigned)
             and ctx.quiet_static(record.protocol, record.dst_port, record.transport) != NOT_QUIET)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import SEVERITY_RANK, FlowRecord
 from .clients import keep_client
 from .schema import server_label
+
+if TYPE_CHECKING:
+    from .. import _core
 
 MAX_CLIENTS = 1000  # enough to say "many"; bounded against floods
 MAX_GROUPS = 50_000  # ~1 KB each with its message
@@ -130,6 +133,17 @@ class Summary:
                 g.clients_capped = True
             else:
                 self.client_addresses = held
+
+    def add_tally(self, tally: _core.QuietTally) -> None:
+        """Records no finding came of, as `add` counts each: a run of them the core counted
+        (flows, first and last seen, flows per protocol in the order each first came)."""
+        self.flows += tally.flows
+        if tally.first_seen < self.first_seen:
+            self.first_seen = tally.first_seen
+        if tally.last_seen > self.last_seen:
+            self.last_seen = tally.last_seen
+        for protocol, flows in tally.by_protocol:
+            self.by_protocol[protocol] += flows
 
     def add_worst(self, rec: FlowRecord) -> None:
         """Only what `reaches` asks of a record: the worst severity among its findings. For a run

@@ -30,10 +30,11 @@ pub(super) struct PyAnalyzer {
     record_type: RecordType,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
-    /// Quiet records handed over as their JSON lines, DNS records counted by the policy's
-    /// tracker on the way (`write_quiet_lines`).
+    /// Quiet records handed over as their JSON lines or tallies, DNS records counted by the
+    /// policy's tracker on the way (`quiet_records`).
     quiet: Option<QuietLines>,
     dns: Option<Py<PyDnsTunnelTracker>>,
+    quiet_as_lines: bool,
     report_classified: bool,
 }
 
@@ -118,6 +119,7 @@ impl PyAnalyzer {
         self.quiet.as_ref().map(|quiet| Lines {
             quiet,
             dns: self.dns.as_ref(),
+            as_lines: self.quiet_as_lines,
         })
     }
 
@@ -279,6 +281,7 @@ impl PyAnalyzer {
                 source_malformed: 0,
                 quiet: None,
                 dns: None,
+                quiet_as_lines: true,
                 report_classified,
             });
         }
@@ -296,6 +299,7 @@ impl PyAnalyzer {
             source_malformed: 0,
             quiet: None,
             dns: None,
+            quiet_as_lines: true,
             report_classified,
         })
     }
@@ -321,7 +325,7 @@ impl PyAnalyzer {
             capture.done.store(true, Ordering::Relaxed);
         }
         self.record_type
-            .to_py_or_lines(py, &mut records, self.lines())
+            .to_py_or_quiet(py, &mut records, self.lines())
     }
 
     /// Run over `capture` on a thread of its own, up to `depth` batches ahead of the caller:
@@ -398,7 +402,7 @@ impl PyAnalyzer {
             std::mem::take(&mut a.flows.finished)
         });
         self.record_type
-            .to_py_or_lines(py, &mut records, self.lines())
+            .to_py_or_quiet(py, &mut records, self.lines())
     }
 
     /// Expire idle flows as of `now` (wall clock); their records.
@@ -409,7 +413,7 @@ impl PyAnalyzer {
         a.flows.expire_idle(now);
         let mut records = std::mem::take(&mut a.flows.finished);
         self.record_type
-            .to_py_or_lines(py, &mut records, self.lines())
+            .to_py_or_quiet(py, &mut records, self.lines())
     }
 
     /// The active timeout: segments of flows older than `active` seconds (see
@@ -427,7 +431,7 @@ impl PyAnalyzer {
         a.flows.split_long_flows(active, now, reason);
         let mut records = std::mem::take(&mut a.flows.finished);
         self.record_type
-            .to_py_or_lines(py, &mut records, self.lines())
+            .to_py_or_quiet(py, &mut records, self.lines())
     }
 
     /// A reload: new signatures and services; live flows keep their state.
@@ -478,29 +482,31 @@ impl PyAnalyzer {
         let inner = self.here()?;
         let mut records = py.detach(|| inner.drain_some(max_records.unwrap_or(usize::MAX)));
         self.record_type
-            .to_py_or_lines(py, &mut records, self.lines())
+            .to_py_or_quiet(py, &mut records, self.lines())
     }
 
-    /// From now on, hand over each record no finding can come of as its JSON line (a `bytes`
-    /// among the records, runs of lines joined; see `quiet_lines`), for a caller that only writes
-    /// lines. `names`: the services database's (port, transport, names) (`assigned`); `listed`:
-    /// facts and the values the policy gives a reason for; `unknown_quiet`: an unanswered,
-    /// unrecognised flow is quiet; `trusted_port_limit`: TCP client ports below it are a rule's;
-    /// `dns`: the policy's DNS-tunnel tracker, which then counts every DNS record here (one not
-    /// written as a line comes as (record, what `account` answered)).
-    /// Keys are then taught one at a time (`teach_quiet`).
-    #[pyo3(signature = (names, listed, unknown_quiet, trusted_port_limit, dns=None))]
-    fn write_quiet_lines(
+    /// From now on, hand over each record no finding can come of as its JSON line (`lines`: a
+    /// `bytes` among the records, runs of lines joined), for a caller that only writes lines, or
+    /// counted (a `QuietTally` in place of each run), for one that only writes the closing
+    /// report; see `quiet_lines`. `names`: the services database's (port, transport, names)
+    /// (`assigned`); `listed`: facts and the values the policy gives a reason for;
+    /// `unknown_quiet`: an unanswered, unrecognised flow is quiet; `trusted_port_limit`: TCP
+    /// client ports below it are a rule's; `dns`: the policy's DNS-tunnel tracker, which then
+    /// counts every DNS record here (one not handed over as quiet comes as (record, what
+    /// `account` answered)). Keys are then taught one at a time (`teach_quiet`).
+    #[pyo3(signature = (names, listed, unknown_quiet, trusted_port_limit, dns=None, *, lines=true))]
+    fn quiet_records(
         &mut self,
         names: Vec<(u16, String, Vec<String>)>,
         listed: Vec<(String, Vec<String>)>,
         unknown_quiet: bool,
         trusted_port_limit: u16,
         dns: Option<Py<PyDnsTunnelTracker>>,
+        lines: bool,
     ) -> PyResult<()> {
         if self.report_classified {
             return Err(PyValueError::new_err(
-                "quiet lines leave out records report_classified hands over",
+                "quiet records leave out records report_classified hands over",
             ));
         }
         let listed = listed
@@ -514,11 +520,12 @@ impl PyAnalyzer {
             trusted_port_limit,
         ));
         self.dns = dns;
+        self.quiet_as_lines = lines;
         Ok(())
     }
 
     /// No record-only rule speaks about `protocol` on this server port: its records are quiet
-    /// lines (`write_quiet_lines`) when nothing else in them asks the policy. False when the key
+    /// lines or tallies (`quiet_records`) when nothing else in them asks the policy. False when the key
     /// was not taken (see `QuietLines::teach`) or lines are not written.
     fn teach_quiet(&mut self, protocol: &str, port: u16, transport: &str) -> bool {
         self.quiet

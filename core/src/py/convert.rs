@@ -6,20 +6,24 @@ use crate::ahead::Home;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
+use crate::py::tally::PyQuietTally;
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
 
 /// A batch's records and, when asked for, their `meta` as JSON (`ahead::Batch`).
 pub(super) type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
 
-/// Records handed over as JSON lines where `quiet` finds them quiet (`py::analyzer`'s
-/// `write_quiet_lines`). With `dns`, the policy's DNS-tunnel tracker, every DNS record is counted
-/// here, in its order: one with a signal, or not quiet, goes to Python as (record, signal) so
-/// that the policy words the signal rather than count the record again.
+/// Records handed over as JSON lines, or counted in a `QuietTally`, where `quiet` finds them
+/// quiet (`py::analyzer`'s `quiet_records`): each run of them is one `bytes` or one tally in
+/// its place among the records. With `dns`, the policy's DNS-tunnel tracker, every DNS record is
+/// counted here, in its order: one with a signal, or not quiet, goes to Python as (record,
+/// signal) so that the policy words the signal rather than count the record again.
 #[derive(Clone, Copy)]
 pub(super) struct Lines<'a> {
     pub(super) quiet: &'a QuietLines,
     pub(super) dns: Option<&'a Py<PyDnsTunnelTracker>>,
+    /// Lines (`--format jsonl`), else tallies (the closing report alone).
+    pub(super) as_lines: bool,
 }
 
 /// What the core's records become in Python: instances of a class called with the record's
@@ -37,9 +41,9 @@ impl RecordType {
         records_to_class(py, self.0.bind(py), records, Vec::new(), None, None)
     }
 
-    /// As `to_py`, but each run of records `lines` finds quiet (if given) is their JSON lines,
-    /// one `bytes`, in its place among the others (see `Lines`).
-    pub(super) fn to_py_or_lines<'py>(
+    /// As `to_py`, but each run of records `lines` finds quiet (if given) is their JSON lines
+    /// or their tally, in its place among the others (see `Lines`).
+    pub(super) fn to_py_or_quiet<'py>(
         &self,
         py: Python<'py>,
         records: &mut [FlowRecord],
@@ -48,7 +52,7 @@ impl RecordType {
         records_to_class(py, self.0.bind(py), records, Vec::new(), None, lines)
     }
 
-    /// As `to_py_or_lines`, with the records' `meta` serialized already (`Batch::meta_json`;
+    /// As `to_py_or_quiet`, with the records' `meta` serialized already (`Batch::meta_json`;
     /// empty: not), their maps to be freed at `home` (the thread that made them).
     pub(super) fn to_py_with_json<'py>(
         &self,
@@ -74,12 +78,17 @@ fn records_to_class<'py>(
     let mut texts = Texts::default();
     let mut out = Vec::with_capacity(records.len());
     let mut meta_json = meta_json.into_iter();
-    let mut written = Vec::new();
+    let mut run = QuietRun::new();
     for r in records {
         let json = meta_json.next().flatten();
         // Some(signal): a DNS record the tracker counted here.
         let mut counted = None;
-        if let Some(Lines { quiet, dns }) = lines {
+        if let Some(Lines {
+            quiet,
+            dns,
+            as_lines,
+        }) = lines
+        {
             if let Some(dns) = dns.filter(|_| &*r.protocol == "dns") {
                 let assigned = quiet.names_of(r);
                 counted = Some(
@@ -89,14 +98,15 @@ fn records_to_class<'py>(
                 );
             }
             if let (None | Some(None), Some(assigned)) = (&counted, quiet.quiet(r)) {
-                push_line(&mut written, r, assigned, json.as_deref());
+                if as_lines {
+                    push_line(&mut run.lines, r, assigned, json.as_deref());
+                } else {
+                    run.tally.add(r);
+                }
                 continue;
             }
         }
-        if !written.is_empty() {
-            out.push(PyBytes::new(py, &written).into_any());
-            written.clear();
-        }
+        run.flush(py, &mut out)?;
         let meta = std::mem::take(&mut r.meta);
         let meta = match home {
             Some(home) => PyMeta::from_home(meta, json, home.clone()),
@@ -139,10 +149,35 @@ fn records_to_class<'py>(
             None => out.push(record),
         }
     }
-    if !written.is_empty() {
-        out.push(PyBytes::new(py, &written).into_any());
-    }
+    run.flush(py, &mut out)?;
     PyList::new(py, out)
+}
+
+/// The quiet records since the last record handed over: their lines or their tally.
+struct QuietRun {
+    lines: Vec<u8>,
+    tally: PyQuietTally,
+}
+
+impl QuietRun {
+    fn new() -> Self {
+        QuietRun {
+            lines: Vec::new(),
+            tally: PyQuietTally::new(),
+        }
+    }
+
+    fn flush<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> PyResult<()> {
+        if !self.lines.is_empty() {
+            out.push(PyBytes::new(py, &self.lines).into_any());
+            self.lines.clear();
+        }
+        if !self.tally.is_empty() {
+            let tally = std::mem::replace(&mut self.tally, PyQuietTally::new());
+            out.push(Bound::new(py, tally)?.into_any());
+        }
+        Ok(())
+    }
 }
 
 /// Python strings made once per conversion call for texts that repeat across records (meta

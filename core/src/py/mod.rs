@@ -19,6 +19,7 @@ pub(crate) mod line;
 pub(crate) mod meta;
 mod monitor;
 mod signatures;
+mod tally;
 
 use analyzer::PyAnalyzer;
 use capture::{filter_capture, flow_packets, PyCapture};
@@ -78,6 +79,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(line::record_line, m)?)?;
     m.add_class::<dns_name::DnsNameSplitter>()?;
     m.add_class::<dns_tunnel::PyDnsTunnelTracker>()?;
+    m.add_class::<tally::PyQuietTally>()?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;

@@ -1,6 +1,7 @@
-"""Quiet lines: the records no finding can come of, written as JSON lines by the core
+"""Quiet records: the records no finding can come of, written as JSON lines by the core
 (`Analyzer(on_line=...)`, what `analyze --format jsonl` does), are the same bytes as those records
-written from Python records after the policy, in the same order."""
+written from Python records after the policy, in the same order; counted by the core
+(`on_tally`, what the closing report alone needs), they make the same summary."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import base64
 import dataclasses
 import io
 import json
+import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -21,8 +24,9 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 from portwatch.policy.config import load_policy
-from portwatch.policy.rules import PolicyContext, quiet_lines_setup
+from portwatch.policy.rules import PolicyContext, quiet_setup
 from portwatch.report.jsonl import JsonlWriter
+from portwatch.report.summary import Summary
 
 CONFIG = Config()
 
@@ -129,8 +133,8 @@ def test_a_listed_version_stays_a_finding(setup, generated):
 
 def test_a_baseline_asks_about_every_record(setup):
     ctx = dataclasses.replace(setup.ctx, baseline=object())  # type: ignore[arg-type]
-    assert quiet_lines_setup(ctx) is None
-    names, listed, unknown_quiet, limit, dns = quiet_lines_setup(setup.ctx)
+    assert quiet_setup(ctx) is None
+    names, listed, unknown_quiet, limit, dns = quiet_setup(setup.ctx)
     assert (443, "tcp", ["https"]) in names and limit == 1024 and unknown_quiet and dns is setup.ctx.dns.core
     assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
 
@@ -142,3 +146,66 @@ def test_the_cli_writes_the_same_file(tmp_path, setup, generated):
     assert run.returncode in (0, 1), run.stderr
     ref, _ = lines(setup, generated, quiet=False)
     assert out.read_text() == ref
+
+
+def summary(setup: Setup, path: Path, tally: bool) -> tuple[Summary, int]:
+    """The closing report's summary of a capture, and how many quiet records the core counted."""
+    setup = dataclasses.replace(setup, ctx=PolicyContext.build(setup.services, setup.signatures, setup.policy))
+    out = Summary()
+    tallied = 0
+
+    def count(t) -> None:
+        nonlocal tallied
+        tallied += t.flows
+        out.add_tally(t)
+
+    capture = open_capture(str(path))
+    analyzer = Analyzer(CONFIG, on_record=out.add, setup=setup, pcap_name=capture.name,
+                        on_tally=count if tally else None)
+    analyzer.run_capture(capture)
+    analyzer.close()
+    return out, tallied
+
+
+def same_summary(a: Summary, b: Summary) -> bool:
+    return ((a.flows, a.first_seen, a.last_seen, list(a.by_protocol.items()), a.max_severity, a.unlisted)
+            == (b.flows, b.first_seen, b.last_seen, list(b.by_protocol.items()), b.max_severity, b.unlisted)
+            and [g.as_row() for g in a.sorted_groups()] == [g.as_row() for g in b.sorted_groups()])
+
+
+@pytest.mark.parametrize("shape", ["generated", "slow_link"])
+def test_a_tally_makes_the_same_summary(setup, shape, request):
+    path = request.getfixturevalue(shape)
+    ref, none = summary(setup, path, tally=False)
+    got, tallied = summary(setup, path, tally=True)
+    assert none == 0 and tallied > got.flows // 2
+    assert same_summary(got, ref)
+    assert list(got.by_protocol) == list(ref.by_protocol)  # first-seen order: ties print the same
+
+
+def test_every_real_capture_makes_the_same_summary(setup):
+    for path in CAPTURES:
+        ref, _ = summary(setup, path, tally=False)
+        got, _ = summary(setup, path, tally=True)
+        assert same_summary(got, ref), path.name
+
+
+def test_quiet_records_go_one_way():
+    with pytest.raises(ValueError, match="not both"):
+        Analyzer(CONFIG, on_line=lambda b: None, on_tally=lambda t: None)
+
+
+def test_the_cli_report_counts_every_flow(tmp_path, generated):
+    """The console report (its quiet records tallied by the core) counts the flows and protocols
+    the JSON lines hold."""
+    jsonl = tmp_path / "out.jsonl"
+    subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl", "-o", str(jsonl),
+                    str(generated)], capture_output=True, timeout=120)
+    by_protocol = Counter(json.loads(line)["protocol"] for line in jsonl.read_text().splitlines())
+    report = subprocess.run([sys.executable, "-m", "portwatch", "analyze", str(generated)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert report.returncode in (0, 1), report.stderr
+    assert f"{sum(by_protocol.values()):,} flows from {generated.name}" in report.stdout
+    table = report.stdout[report.stdout.index("Flows per protocol"):]
+    rows = dict(re.findall(r"│ (\S+) +│ +([\d,]+) │", table))
+    assert {p: int(n.replace(",", "")) for p, n in rows.items()} == dict(by_protocol)
