@@ -2,7 +2,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use crate::ahead::Home;
+use crate::ahead::{Home, Spent};
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
@@ -102,6 +102,10 @@ fn records_to_class<'py>(
                     push_line(&mut run.lines, r, assigned, json.as_deref());
                 } else {
                     run.tally.add(r);
+                }
+                // Freed where it was made, as the records are (`ahead::Home`).
+                if let Some(home) = home {
+                    home.give_back(Spent::Meta(std::mem::take(&mut r.meta), json));
                 }
                 continue;
             }
