@@ -40,21 +40,28 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => push_number(out, n),
         Value::String(s) => push_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => push_array(out, items, push_value),
         Value::Object(map) => push_object(out, map.iter()),
     }
 }
 
 /// A map's pairs, in their order, as a JSON object (`Meta`'s serialization).
+/// `items` as a JSON array, each written by `push`.
+pub fn push_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut push: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push(out, item);
+    }
+    out.push(b']');
+}
+
 pub fn push_object<'a, K: AsRef<str>>(
     out: &mut Vec<u8>,
     pairs: impl IntoIterator<Item = (K, &'a Value)>,

@@ -166,62 +166,51 @@ pub fn push_line(
     assigned: &[String],
     meta_json: Option<&[u8]>,
 ) {
-    use crate::compact_json::push_str;
-    let mut number = itoa::Buffer::new();
+    use crate::compact_json::{push_array, push_str};
+    let key = |out: &mut Vec<u8>, name: &str| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    let text = |out: &mut Vec<u8>, name: &str, value: &str| {
+        key(out, name);
+        push_str(out, value);
+    };
+    let int = |out: &mut Vec<u8>, name: &str, value: u64| {
+        key(out, name);
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    };
     // As `py::line` writes a float: serde_json's shortest text, null where not finite.
-    let float = |out: &mut Vec<u8>, x: f64| {
-        serde_json::to_writer(&mut *out, &x).expect("writing to a Vec cannot fail");
+    let float = |out: &mut Vec<u8>, name: &str, value: f64| {
+        key(out, name);
+        serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
     };
     out.extend_from_slice(b"{\"flow_id\":");
-    out.extend_from_slice(number.format(rec.flow_id).as_bytes());
-    out.extend_from_slice(b",\"community_id\":");
-    push_str(out, &rec.community_id);
+    out.extend_from_slice(itoa::Buffer::new().format(rec.flow_id).as_bytes());
+    text(out, "community_id", &rec.community_id);
     if let Some(pcap) = &rec.pcap {
-        out.extend_from_slice(b",\"pcap\":");
-        push_str(out, pcap);
+        text(out, "pcap", pcap);
     }
-    out.extend_from_slice(b",\"ts_start\":");
-    float(out, rec.ts_start);
-    out.extend_from_slice(b",\"ts_end\":");
-    float(out, rec.ts_end);
-    out.extend_from_slice(b",\"duration\":");
-    float(out, rec.duration);
-    out.extend_from_slice(b",\"transport\":");
-    push_str(out, rec.transport);
-    out.extend_from_slice(b",\"src_ip\":");
-    push_str(out, &rec.src_ip);
-    out.extend_from_slice(b",\"src_port\":");
-    out.extend_from_slice(number.format(rec.src_port).as_bytes());
-    out.extend_from_slice(b",\"dst_ip\":");
-    push_str(out, &rec.dst_ip);
-    out.extend_from_slice(b",\"dst_port\":");
-    out.extend_from_slice(number.format(rec.dst_port).as_bytes());
-    out.extend_from_slice(b",\"orientation\":");
-    push_str(out, rec.orientation);
-    out.extend_from_slice(b",\"protocol\":");
-    push_str(out, &rec.protocol);
-    out.extend_from_slice(b",\"confidence\":");
-    float(out, round_to(rec.confidence, 3));
-    out.extend_from_slice(b",\"assigned\":[");
-    for (i, name) in assigned.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_str(out, name);
-    }
-    out.extend_from_slice(b"],\"packets_c2s\":");
-    out.extend_from_slice(number.format(rec.packets_c2s).as_bytes());
-    out.extend_from_slice(b",\"packets_s2c\":");
-    out.extend_from_slice(number.format(rec.packets_s2c).as_bytes());
-    out.extend_from_slice(b",\"bytes_c2s\":");
-    out.extend_from_slice(number.format(rec.bytes_c2s).as_bytes());
-    out.extend_from_slice(b",\"bytes_s2c\":");
-    out.extend_from_slice(number.format(rec.bytes_s2c).as_bytes());
-    out.extend_from_slice(b",\"state\":");
-    push_str(out, rec.state);
-    out.extend_from_slice(b",\"history\":");
-    push_str(out, &rec.history);
-    out.extend_from_slice(b",\"meta\":");
+    float(out, "ts_start", rec.ts_start);
+    float(out, "ts_end", rec.ts_end);
+    float(out, "duration", rec.duration);
+    text(out, "transport", rec.transport);
+    text(out, "src_ip", &rec.src_ip);
+    int(out, "src_port", rec.src_port.into());
+    text(out, "dst_ip", &rec.dst_ip);
+    int(out, "dst_port", rec.dst_port.into());
+    text(out, "orientation", rec.orientation);
+    text(out, "protocol", &rec.protocol);
+    float(out, "confidence", round_to(rec.confidence, 3));
+    key(out, "assigned");
+    push_array(out, assigned, |out, name| push_str(out, name));
+    int(out, "packets_c2s", rec.packets_c2s);
+    int(out, "packets_s2c", rec.packets_s2c);
+    int(out, "bytes_c2s", rec.bytes_c2s);
+    int(out, "bytes_s2c", rec.bytes_s2c);
+    text(out, "state", rec.state);
+    text(out, "history", &rec.history);
+    key(out, "meta");
     match meta_json {
         Some(json) => out.extend_from_slice(json),
         None => rec.meta.push_json(out),
