@@ -1,17 +1,19 @@
-//! Quiet records written as JSON lines by the core: the records the policy has nothing to say
-//! about, for a caller that only writes each record's line (`analyze --format jsonl`).
+//! Quiet records: the records the policy has nothing to say about, written as JSON lines by the
+//! core for a caller that only writes lines (`analyze --format jsonl`), or counted for one that
+//! writes only the closing report (`py::tally`).
 //!
 //! Most records of a capture are a protocol on a port it fits, nothing insecure, nothing
 //! announced: the policy's `quiet` test passes and no rule speaks. Building such a record as a
-//! Python object, running the policy over it and writing its line from the object took ~12 us
-//! of Python's thread each, which is most of a capture's end when its flows end there. The
+//! Python object, running the policy over it and writing its line from the object cost Python's
+//! thread several microseconds each, most of a capture's end when its flows end there. The
 //! policy stays in Python: it teaches this table which (protocol, server port, transport) keys
-//! its record-only rules can never speak about (`PolicyContext.quiet_static`, less the
-//! protocols a tracker keeps state for), and gives the facts its other rules read. A record is
-//! written here only when every other test of `rules.quiet` and `rules.evaluate` is decided by
-//! the record's own fields, and conservatively: a fact whose value would need Python to read
-//! sends the record the usual way. `tests/test_quiet_lines.py` checks that a capture's lines are
-//! the same bytes either way.
+//! its record-only rules can never speak about (`PolicyContext.quiet_static`), and gives the
+//! facts its other rules read; the DNS-tunnel tracker, already the core's, counts each DNS record
+//! on the way (`py::convert`). A record is quiet here only when every other test of
+//! `rules.quiet` and `rules.evaluate` is decided by the record's own fields, and conservatively:
+//! a fact whose value would need Python to read sends the record the usual way.
+//! `tests/scale/test_quiet_records.py` checks that a capture's lines are the same bytes, and its
+//! summary the same, either way.
 #![forbid(unsafe_code)]
 
 use hashbrown::{HashMap, HashSet};
