@@ -295,8 +295,27 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         };
         let input_over =
             exhausted || (predecoder.is_none() && stop_reading.load(Ordering::Relaxed));
+        // One packet's sweep can end thousands of flows (a capture's first lookups reaching
+        // their idle timeout together): they go on in batches of `max_records`, so that only
+        // `depth` batches of them have their JSON and their Python objects at once.
+        let mut records = records.into_iter();
+        while records.len() > max_records {
+            let slice = records.by_ref().take(max_records).collect();
+            if tx
+                .send(batch(&mut analysis, slice, false, meta_json))
+                .is_err()
+            {
+                return analysis;
+            }
+            free_spent();
+        }
         if tx
-            .send(batch(&mut analysis, records, input_over, meta_json))
+            .send(batch(
+                &mut analysis,
+                records.collect(),
+                input_over,
+                meta_json,
+            ))
             .is_err()
         {
             return analysis;

@@ -68,6 +68,25 @@ def test_read_ahead_gives_the_records_and_counters_of_taking_turns(monkeypatch, 
     assert a.live_flows == 0
 
 
+def test_flows_one_sweep_ends_come_in_batches_of_max_records(monkeypatch, slow_link):
+    """An idle sweep ends many flows at one packet: they come on in batches of at most
+    `BATCH_RECORDS` (so that only a few batches of them are on their way at once), the same
+    records in the same order."""
+    monkeypatch.setattr(pipeline, "BATCH_RECORDS", 4)
+    records: list[dict] = []
+    sizes: list[int] = []
+    capture = open_capture(str(slow_link))
+    a = Analyzer(Config(), on_record=lambda r: records.append(r.as_dict()), setup=setup(), pcap_name=capture.name)
+    emit = a._emit
+    a._emit = lambda batch: (sizes.append(len(batch)), emit(batch))  # type: ignore[method-assign]
+    a.run_capture(capture)
+    read = list(sizes)
+    a.close()
+    ref, _ = in_turn(slow_link, 1)
+    assert records == ref
+    assert max(read) == 4 and sum(read) > 100
+
+
 def test_while_reading_ahead_the_analyzer_takes_no_other_input(generated):
     capture = open_capture(str(generated))
     a = Analyzer(Config(), setup=setup(), pcap_name=capture.name)
