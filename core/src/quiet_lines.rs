@@ -18,6 +18,7 @@
 
 use hashbrown::{HashMap, HashSet};
 
+use crate::detect::engine::Transport;
 use crate::meta::{FlowMeta, Value};
 use crate::record::FlowRecord;
 use crate::tunnel::pyfmt::round_to;
@@ -38,22 +39,6 @@ const LOUD_FACTS: [&str; 5] = [
 /// An unrecognised flow with the core's entropy facts may be `encrypted-unknown` or cleartext on
 /// a TLS port.
 const ENTROPY_FACTS: [&str; 2] = ["entropy_client", "entropy_server"];
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Transport {
-    Tcp,
-    Udp,
-}
-
-impl Transport {
-    fn of(name: &str) -> Option<Transport> {
-        match name {
-            "tcp" => Some(Transport::Tcp),
-            "udp" => Some(Transport::Udp),
-            _ => None,
-        }
-    }
-}
 
 /// What the policy taught: which records it has nothing to say about, and what their lines carry.
 #[derive(Default, Debug)]
@@ -80,7 +65,7 @@ impl QuietLines {
         let names = names
             .into_iter()
             .filter(|(_, _, n)| !n.is_empty())
-            .filter_map(|(port, t, n)| Some(((port, Transport::of(&t)?), n)))
+            .filter_map(|(port, t, n)| Some(((port, Transport::parse(&t)?), n)))
             .collect();
         QuietLines {
             names,
@@ -95,7 +80,7 @@ impl QuietLines {
     /// table is full or the key cannot be one (a transport other than TCP and UDP, a port with
     /// no service name, the unrecognised).
     pub fn teach(&mut self, protocol: &str, port: u16, transport: &str) -> bool {
-        let Some(t) = Transport::of(transport) else {
+        let Some(t) = Transport::parse(transport) else {
             return false;
         };
         if protocol == "unknown" || !self.names.contains_key(&(port, t)) {
@@ -110,14 +95,14 @@ impl QuietLines {
 
     /// The services database's names for the record's server port (`assigned`).
     pub fn names_of(&self, rec: &FlowRecord) -> &[String] {
-        Transport::of(rec.transport)
+        Transport::parse(rec.transport)
             .and_then(|t| self.names.get(&(rec.dst_port, t)))
             .map_or(&[][..], Vec::as_slice)
     }
 
     /// The record's `assigned` names when it is quiet (no finding could come of it), else None.
     pub fn quiet<'a>(&'a self, rec: &FlowRecord) -> Option<&'a [String]> {
-        let t = Transport::of(rec.transport)?;
+        let t = Transport::parse(rec.transport)?;
         if rec.src_port < self.trusted_port_limit
             && t == Transport::Tcp
             && rec.orientation != "inferred"

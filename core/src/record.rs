@@ -4,6 +4,34 @@ use std::sync::Arc;
 
 use crate::meta::FlowMeta;
 
+/// A record's keys in its JSON line, in `FlowRecord.as_dict`'s order: the line Python's record
+/// writes (`py::line`) and the one the core writes for a quiet record (`quiet_lines`).
+pub const LINE_FIELDS: [&str; 23] = [
+    "flow_id",
+    "community_id",
+    "pcap",
+    "ts_start",
+    "ts_end",
+    "duration",
+    "transport",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "orientation",
+    "protocol",
+    "confidence",
+    "assigned",
+    "packets_c2s",
+    "packets_s2c",
+    "bytes_c2s",
+    "bytes_s2c",
+    "state",
+    "history",
+    "meta",
+    "findings",
+];
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlowRecord {
     pub ts_start: f64,

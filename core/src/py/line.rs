@@ -18,6 +18,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyType};
 
 use crate::py::meta::PyMeta;
+use crate::record::LINE_FIELDS;
 use crate::tunnel::pyfmt::round_to;
 
 /// A value this writer leaves to the dict's path.
@@ -116,6 +117,7 @@ fn meta(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Written {
 }
 
 /// How each field is written.
+#[derive(Clone, Copy)]
 enum Kind {
     Scalar,
     /// `pcap`: left out when None.
@@ -126,40 +128,27 @@ enum Kind {
     Findings,
 }
 
-/// `FlowRecord.as_dict`'s keys in its order.
-const FIELDS: [(&str, Kind); 23] = [
-    ("flow_id", Kind::Scalar),
-    ("community_id", Kind::Scalar),
-    ("pcap", Kind::Optional),
-    ("ts_start", Kind::Scalar),
-    ("ts_end", Kind::Scalar),
-    ("duration", Kind::Scalar),
-    ("transport", Kind::Scalar),
-    ("src_ip", Kind::Scalar),
-    ("src_port", Kind::Scalar),
-    ("dst_ip", Kind::Scalar),
-    ("dst_port", Kind::Scalar),
-    ("orientation", Kind::Scalar),
-    ("protocol", Kind::Scalar),
-    ("confidence", Kind::Rounded),
-    ("assigned", Kind::Scalars),
-    ("packets_c2s", Kind::Scalar),
-    ("packets_s2c", Kind::Scalar),
-    ("bytes_c2s", Kind::Scalar),
-    ("bytes_s2c", Kind::Scalar),
-    ("state", Kind::Scalar),
-    ("history", Kind::Scalar),
-    ("meta", Kind::Meta),
-    ("findings", Kind::Findings),
-];
+impl Kind {
+    fn of(field: &str) -> Kind {
+        match field {
+            "pcap" => Kind::Optional,
+            "confidence" => Kind::Rounded,
+            "assigned" => Kind::Scalars,
+            "meta" => Kind::Meta,
+            "findings" => Kind::Findings,
+            _ => Kind::Scalar,
+        }
+    }
+}
 
-/// FIELDS' names as Python strings, made once (a `getattr` by `&str` makes one each time).
-fn field_names(py: Python<'_>) -> &[Py<PyString>] {
-    static NAMES: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
-    NAMES.get_or_init(py, || {
-        FIELDS
+/// `record::LINE_FIELDS` with each one's name as a Python string (a `getattr` by `&str` makes
+/// one each time) and how it is written, made once.
+fn fields(py: Python<'_>) -> &[(&'static str, Py<PyString>, Kind)] {
+    static FIELDS: PyOnceLock<Vec<(&'static str, Py<PyString>, Kind)>> = PyOnceLock::new();
+    FIELDS.get_or_init(py, || {
+        LINE_FIELDS
             .iter()
-            .map(|(name, _)| PyString::intern(py, name).unbind())
+            .map(|name| (*name, PyString::intern(py, name).unbind(), Kind::of(name)))
             .collect()
     })
 }
@@ -168,7 +157,7 @@ fn line(rec: &Bound<'_, PyAny>, finding_type: &Bound<'_, PyType>, out: &mut Vec<
     let py = rec.py();
     out.push(b'{');
     let mut first = true;
-    for ((name, kind), attr) in FIELDS.iter().zip(field_names(py)) {
+    for (name, attr, kind) in fields(py) {
         let value = rec.getattr(attr.bind(py)).map_err(|_| Unsupported)?;
         if matches!(kind, Kind::Optional) && value.is_none() {
             continue;

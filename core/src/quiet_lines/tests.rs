@@ -174,34 +174,7 @@ fn the_line_has_the_records_fields_in_order() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(
-        keys,
-        [
-            "flow_id",
-            "community_id",
-            "pcap",
-            "ts_start",
-            "ts_end",
-            "duration",
-            "transport",
-            "src_ip",
-            "src_port",
-            "dst_ip",
-            "dst_port",
-            "orientation",
-            "protocol",
-            "confidence",
-            "assigned",
-            "packets_c2s",
-            "packets_s2c",
-            "bytes_c2s",
-            "bytes_s2c",
-            "state",
-            "history",
-            "meta",
-            "findings"
-        ]
-    );
+    assert_eq!(keys, crate::record::LINE_FIELDS);
     assert_eq!(value["pcap"], "a \"b\".pcap");
     assert_eq!(value["meta"]["http_host"], "é\u{1}");
     assert_eq!(value["findings"], json!([]));
