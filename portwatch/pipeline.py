@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import _core, bpf
 from .model import CaptureStats, FlowRecord
 from .policy.config import Policy, load_policy
-from .policy.rules import MAX_QUIET_KEYS, PolicyContext, evaluate, quiet_key, quiet_setup
+from .policy.rules import PolicyContext, evaluate, quiet_key, quiet_setup
 from .services import ServicesDB, load_services
 from .signatures import SignatureInfo, build_engine, with_port_hints
 
@@ -151,18 +151,17 @@ class Analyzer:
         self.error: str | None = None
         # The records no finding can come of never become Python records (`rules.quiet_setup`):
         # `on_line` takes runs of them as the JSON lines the core wrote, or else `on_tally` as
-        # the core counted them for the closing report. The keys asked about the policy so far,
-        # taught to the core or not.
+        # the core counted them for the closing report. Each Python record teaches the core its
+        # key (`_emit`).
         if on_line is not None and on_tally is not None:
             raise ValueError("quiet records go to on_line or to on_tally, not both")
         self.on_line = on_line
         self.on_tally = on_tally
-        self._asked: set[tuple[str, int, str]] | None = None
         wanted = (on_line or on_tally) and on_classified is None
-        quiet = quiet_setup(self.setup.ctx) if wanted else None
+        quiet = quiet_setup(self.setup.ctx, self.setup.known_ports) if wanted else None
         if quiet is not None:
             self.core.quiet_records(*quiet, lines=on_line is not None)
-            self._asked = set()
+        self._teaching = quiet is not None
 
     # ---- input ---------------------------------------------------------------------------
     def run_capture(self, capture: _core.Capture, tick: Callable[[], None] | None = None) -> None:
@@ -201,7 +200,8 @@ class Analyzer:
         if self.on_classified is not None:
             for rec in self.core.classified():
                 self.on_classified(self._record(rec))
-        asked = self._asked
+        teaching = self._teaching
+        ctx = self.setup.ctx
         for item in records:
             if type(item) is bytes:
                 self.on_line(item)  # type: ignore[misc]
@@ -215,12 +215,8 @@ class Analyzer:
             else:
                 rec = item
                 self.on_record(self._record(rec))
-            if asked is not None:
-                key = (rec.protocol, rec.dst_port, rec.transport)
-                if key not in asked and len(asked) < MAX_QUIET_KEYS:
-                    asked.add(key)
-                    if quiet_key(rec, self.setup.ctx):
-                        self.core.teach_quiet(*key)
+            if teaching and quiet_key(rec, ctx):  # the core keeps what it is taught, bounded
+                self.core.teach_quiet(rec.protocol, rec.dst_port, rec.transport)
 
     # ---- state ---------------------------------------------------------------------------
     @property

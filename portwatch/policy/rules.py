@@ -276,21 +276,20 @@ def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
     return shape != NOT_QUIET and not login and not connect
 
 
-def quiet_setup(ctx: PolicyContext) -> tuple[list, list, bool, int, Any] | None:
+def quiet_setup(ctx: PolicyContext, ports: list[tuple[int, str]]) -> tuple[list, list, bool, int, Any] | None:
     """What the core needs to hand over the records no rule speaks about as their lines or their
-    tally, without Python records (`_core.Analyzer.quiet_records`): each port's service names
-    (`assigned`), the facts and values `insecure_versions` and `insecure_settings` give a reason
-    for, whether an unanswered unrecognised flow is quiet, the trusted-port limit `quiet` applies
-    to client ports, and the DNS-tunnel tracker's core, which counts each DNS record there (a
-    record with a signal comes with it, for `evaluate`'s `dns_counted`). The core then passes a
-    record as quiet when `quiet` would, but for its (protocol, port, transport), which it is
-    taught (`teach_quiet`), and reads any other fact `evaluate` asks about, conservatively. None
-    with a baseline: it asks about every record."""
+    tally, without Python records (`_core.Analyzer.quiet_records`): the service names of each of
+    `ports` (`assigned`; `Setup.known_ports`, the ports the services database lists), the facts
+    and values `insecure_versions` and `insecure_settings` give a reason for, whether an
+    unanswered unrecognised flow is quiet, the trusted-port limit `quiet` applies to client
+    ports, and the DNS-tunnel tracker's core, which counts each DNS record there (a record with
+    a signal comes with it, for `evaluate`'s `dns_counted`). The core then passes a record as
+    quiet when `quiet` would, but for its (protocol, port, transport), which it is taught
+    (`teach_quiet`), and reads any other fact `evaluate` asks about, conservatively. None with a
+    baseline: it asks about every record."""
     if ctx.baseline is not None:
         return None
-    services = ctx.services
-    ports = sorted({(e.port, e.transport) for e in services.entries if e.transport in ("tcp", "udp")})
-    names = [(port, t, services.names(port, t)) for port, t in ports]
+    names = [(port, t, ctx.services.names(port, t)) for port, t in ports]
     listed = [(fact, [value for value, why in reasons.items() if why])
               for listing in (ctx.policy.insecure_versions, ctx.policy.insecure_settings)
               for fact, reasons in listing.items()]

@@ -133,8 +133,8 @@ def test_a_listed_version_stays_a_finding(setup, generated):
 
 def test_a_baseline_asks_about_every_record(setup):
     ctx = dataclasses.replace(setup.ctx, baseline=object())  # type: ignore[arg-type]
-    assert quiet_setup(ctx) is None
-    names, listed, unknown_quiet, limit, dns = quiet_setup(setup.ctx)
+    assert quiet_setup(ctx, setup.known_ports) is None
+    names, listed, unknown_quiet, limit, dns = quiet_setup(setup.ctx, setup.known_ports)
     assert (443, "tcp", ["https"]) in names and limit == 1024 and unknown_quiet and dns is setup.ctx.dns.core
     assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
 
