@@ -141,7 +141,8 @@ class Analyzer:
         self.on_classified = on_classified
         self.pcap_name = pcap_name
         # `on_record` writes each record's meta as JSON (jsonl, eve): `run_capture` has the core
-        # serialize it on its own thread rather than on this one, the busier at a capture's end.
+        # serialize it on its own thread while this one has batches to take (the busier of the
+        # two, as at a capture's end), and leaves it to this one when it waits.
         self.meta_json = meta_json
         self.core = _core.Analyzer(self.setup.engine, self.setup.known_ports, pcap_name,
                                    self.config.core_settings(), report_classified=on_classified is not None,

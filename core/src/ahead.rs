@@ -7,7 +7,7 @@
 //! flows at a time: the same records in the same order, with the
 //! counters as they stood after each. The queue between the two holds `depth` batches at most,
 //! so a slow consumer stops the reader rather than letting records pile up.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -132,7 +132,9 @@ impl Analysis for ParallelAnalyzer {
 /// One step's output, with the counters as they stood after it.
 pub struct Batch {
     pub records: Vec<FlowRecord>,
-    /// With `meta_json` (see `Ahead::start`): each record's `meta` as JSON, in `records`' order.
+    /// With `Steps::meta_json`, while the caller had batches still to take: each record's
+    /// `meta` as JSON, in `records`' order. Empty when the caller was waiting: it serializes
+    /// them itself (see `Steps::meta_json`).
     pub meta_json: Vec<Option<Vec<u8>>>,
     pub classified: Vec<FlowRecord>,
     pub stats: Stats,
@@ -181,6 +183,8 @@ pub struct Ahead<A> {
     /// What the caller is done with, to be freed where it was made (`Home`).
     spent: Sender<Spent>,
     stop_reading: Arc<AtomicBool>,
+    /// Batches sent and not yet taken (`next`).
+    queued: Arc<AtomicUsize>,
     thread: Option<JoinHandle<A>>,
 }
 
@@ -197,13 +201,16 @@ impl<A: Analysis> Ahead<A> {
         let (spent, spent_rx) = channel();
         let stop_reading = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stop_reading);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
-            .spawn(move || work(analysis, source, &tx, &spent_rx, stop, steps))?;
+            .spawn(move || work(analysis, source, &tx, &sent, &spent_rx, stop, steps))?;
         Ok(Ahead {
             batches: rx,
             spent,
             stop_reading,
+            queued,
             thread: Some(thread),
         })
     }
@@ -211,7 +218,10 @@ impl<A: Analysis> Ahead<A> {
     /// The next batch, waiting up to `timeout` for it.
     pub fn next(&self, timeout: Duration) -> Next {
         match self.batches.recv_timeout(timeout) {
-            Ok(batch) => Next::Batch(batch),
+            Ok(batch) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Next::Batch(batch)
+            }
             Err(RecvTimeoutError::Timeout) => Next::Waiting,
             Err(RecvTimeoutError::Disconnected) => Next::Over,
         }
@@ -257,8 +267,12 @@ pub struct Steps {
     /// At the end of input, the open flows a batch at a time; 0 stops there, leaving them to
     /// whoever gets the analysis back.
     pub drain_records: usize,
-    /// Each batch carries its records' `meta` serialized on the analysis thread: a caller that
-    /// writes JSON lines takes them instead of serializing on its own (busier) one.
+    /// The caller writes each record's `meta` as JSON: a batch made while the caller still has
+    /// one to take carries them serialized on the analysis thread, where the caller is the
+    /// busier of the two (a capture's end, where every open flow drains to it). A batch made
+    /// while the caller waits does not: the analysis is the busier then (a capture of short
+    /// flows), and the caller, idle otherwise, serializes them as it writes them. Either way
+    /// the bytes are those of `FlowMeta::push_json`.
     pub meta_json: bool,
 }
 
@@ -266,6 +280,7 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     mut analysis: A,
     source: Arc<Mutex<S>>,
     tx: &SyncSender<Batch>,
+    queued: &AtomicUsize,
     spent: &Receiver<Spent>,
     stop_reading: Arc<AtomicBool>,
     steps: Steps,
@@ -287,6 +302,12 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     // At most `depth` + 1 batches are handed back between two steps (one per batch sent),
     // and the maps of their records that the caller dropped.
     let free_spent = || spent.try_iter().for_each(drop);
+    // Whether the caller has a batch still to take (see `Steps::meta_json`).
+    let serialize = || meta_json && queued.load(Ordering::Relaxed) > 0;
+    let hand_over = |b: Batch| {
+        queued.fetch_add(1, Ordering::Relaxed);
+        tx.send(b).is_ok()
+    };
     loop {
         free_spent();
         let (records, exhausted) = match predecoder.as_mut() {
@@ -301,23 +322,17 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         let mut records = records.into_iter();
         while records.len() > max_records {
             let slice = records.by_ref().take(max_records).collect();
-            if tx
-                .send(batch(&mut analysis, slice, false, meta_json))
-                .is_err()
-            {
+            if !hand_over(batch(&mut analysis, slice, false, serialize())) {
                 return analysis;
             }
             free_spent();
         }
-        if tx
-            .send(batch(
-                &mut analysis,
-                records.collect(),
-                input_over,
-                meta_json,
-            ))
-            .is_err()
-        {
+        if !hand_over(batch(
+            &mut analysis,
+            records.collect(),
+            input_over,
+            serialize(),
+        )) {
             return analysis;
         }
         if input_over {
@@ -333,10 +348,7 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
         if records.is_empty() {
             return analysis;
         }
-        if tx
-            .send(batch(&mut analysis, records, true, meta_json))
-            .is_err()
-        {
+        if !hand_over(batch(&mut analysis, records, true, serialize())) {
             return analysis;
         }
     }
@@ -551,6 +563,13 @@ mod tests {
         );
     }
 
+    fn serialized(records: &[FlowRecord]) -> Vec<Option<Vec<u8>>> {
+        records
+            .iter()
+            .map(|r| Some(serde_json::to_vec(&*r.meta).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn meta_json_is_each_records_meta_serialized_only_when_asked() {
         for meta_json in [true, false] {
@@ -563,17 +582,45 @@ mod tests {
             let batches = taken(&ahead);
             assert!(batches.iter().any(|b| !b.records.is_empty()));
             for b in &batches {
+                // Serialized, or left to the caller, who was waiting for it.
+                assert!(
+                    b.meta_json.is_empty() || b.meta_json == serialized(&b.records),
+                    "each record's meta, in order, or none"
+                );
                 if !meta_json {
                     assert!(b.meta_json.is_empty());
-                    continue;
                 }
-                let want: Vec<Option<Vec<u8>>> = b
-                    .records
-                    .iter()
-                    .map(|r| Some(serde_json::to_vec(&*r.meta).unwrap()))
-                    .collect();
-                assert_eq!(b.meta_json, want);
             }
+        }
+    }
+
+    #[test]
+    fn meta_json_is_serialized_while_the_caller_has_batches_to_take() {
+        // Everything read in the first batch (the flows of the first 30 seconds idle out by
+        // the end of it), then the drain four records at a time.
+        let source = Arc::new(Mutex::new(frames(60)));
+        let steps = Steps {
+            meta_json: true,
+            ..steps(10_000, usize::MAX, 4)
+        };
+        let ahead = Ahead::start(analyzer(), source, steps, 2).unwrap();
+        // Nothing is taken until the queue is full and the analysis waits to send a third.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ahead.queued.load(Ordering::Relaxed) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the analysis fills its queue"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let batches = taken(&ahead);
+        // The first was made with the caller waiting: its meta is left to the caller.
+        assert!(!batches[0].records.is_empty());
+        assert!(batches[0].meta_json.is_empty());
+        // The next two were made while the caller had one or two to take.
+        for b in &batches[1..3] {
+            assert_eq!(b.records.len(), 4);
+            assert_eq!(b.meta_json, serialized(&b.records));
         }
     }
 

@@ -334,8 +334,9 @@ impl PyAnalyzer {
     /// (`drain`). Records, counters and their order are
     /// those of calling `run` and `drain` in turn; meanwhile `stats`, `live_flows` and
     /// `classified` tell what came with the last batch taken.
-    /// With `meta_json`, each record's `meta` is also serialized on that thread, for a caller
-    /// that writes it as JSON (`Meta.json()` then hands those bytes over).
+    /// With `meta_json`, for a caller that writes each record's `meta` as JSON, the records of
+    /// a batch made while the caller had one still to take come serialized on that thread
+    /// (`Meta.json()` then hands those bytes over); see `ahead::Steps::meta_json`.
     #[pyo3(signature = (capture, max_packets, drain_records, depth=2, meta_json=false, max_records=usize::MAX))]
     fn start(
         &mut self,
