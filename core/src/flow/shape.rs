@@ -350,8 +350,6 @@ mod tests {
         assert_eq!(sizes, vec![-104, 105, 106]);
     }
 
-    /// A gap is from the payload packet before, in the order packets came, whichever its
-    /// direction and even when the capture's clock stepped back (clamped at 0, then from there).
     #[test]
     fn the_sequence_grows_from_a_few_entries_by_doubling_up_to_its_length() {
         // Most shaped flows end with a handful of packets in their sequence (45,916 of the
@@ -376,6 +374,8 @@ mod tests {
         assert_eq!(capacity(&t), 6);
     }
 
+    /// A gap is from the payload packet before, in the order packets came, whichever its
+    /// direction and even when the capture's clock stepped back (clamped at 0, then from there).
     #[test]
     fn gaps_follow_the_packet_before_across_directions_and_clock_steps() {
         let mut s = Shape::default();
