@@ -94,13 +94,16 @@ class Summary:
     # Client addresses held over every line's `clients` (at most MAX_CLIENT_ADDRESSES).
     client_addresses: int = 0
 
-    def add(self, rec: FlowRecord) -> None:
-        self.flows += 1
+    def _count(self, flows: int, first_seen: float, last_seen: float) -> None:
+        self.flows += flows
         # what min() and max() decide (a NaN never replaces a bound), without their calls
-        if rec.ts_start < self.first_seen:
-            self.first_seen = rec.ts_start
-        if rec.ts_end > self.last_seen:
-            self.last_seen = rec.ts_end
+        if first_seen < self.first_seen:
+            self.first_seen = first_seen
+        if last_seen > self.last_seen:
+            self.last_seen = last_seen
+
+    def add(self, rec: FlowRecord) -> None:
+        self._count(1, rec.ts_start, rec.ts_end)
         self.by_protocol[rec.protocol] += 1
         if not rec.findings:
             return
@@ -137,11 +140,7 @@ class Summary:
     def add_tally(self, tally: _core.QuietTally) -> None:
         """Records no finding came of, as `add` counts each: a run of them the core counted
         (flows, first and last seen, flows per protocol in the order each first came)."""
-        self.flows += tally.flows
-        if tally.first_seen < self.first_seen:
-            self.first_seen = tally.first_seen
-        if tally.last_seen > self.last_seen:
-            self.last_seen = tally.last_seen
+        self._count(tally.flows, tally.first_seen, tally.last_seen)
         for protocol, flows in tally.by_protocol:
             self.by_protocol[protocol] += flows
 
