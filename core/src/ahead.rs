@@ -2,11 +2,12 @@
 //! the caller's half of the work (Python's policy and output) on one batch overlaps the core's
 //! reading of the next, instead of the two taking turns on one core.
 //!
-//! The batches are those the caller would get by asking for `max_packets` packets (or
-//! `max_records` records, whichever comes first) at a time and then draining `drain_records`
-//! flows at a time: the same records in the same order, with the
-//! counters as they stood after each. The queue between the two holds `depth` batches at most,
-//! so a slow consumer stops the reader rather than letting records pile up.
+//! The batches hold the records the caller would get by asking for `max_packets` packets at a
+//! time and then draining `drain_records` flows at a time: the same records in the same order,
+//! with the counters as they stood when each was sent. A batch goes as soon as it holds
+//! `max_records` records, in the middle of a frame if need be (a sweep ending thousands of flows
+//! at one packet). The queue between the two holds `depth` batches at most, so a slow consumer
+//! stops the reader, even mid-sweep, rather than letting records pile up.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use crate::meta::FlowMeta;
 use crate::parallel::{FrameSource, ParallelAnalyzer};
-use crate::pipeline::{Analyzer, Stats};
+use crate::pipeline::{Analyzer, Spill, Stats};
 use crate::predecode::Predecoder;
 use crate::record::FlowRecord;
 
@@ -38,6 +39,10 @@ pub trait Analysis: Send + 'static {
     fn live_flows(&self) -> usize;
     /// Whether `read` takes frames decoded ahead (`predecode`) from an `Ahead`.
     fn predecodes(&self) -> bool;
+    /// Hand finished records to `spill` a batch's worth at a time as they are made, even in
+    /// the middle of a frame (`Tracker::spill`); None stops it. An analysis that cannot keeps
+    /// them for `read`.
+    fn spill_to(&mut self, _spill: Option<(usize, Spill)>) {}
 }
 
 /// How many frames ahead of the one analysed the analysis asks for a flow's slot (and twice as
@@ -94,6 +99,10 @@ impl Analysis for Analyzer {
 
     fn predecodes(&self) -> bool {
         true
+    }
+
+    fn spill_to(&mut self, spill: Option<(usize, Spill)>) {
+        self.flows.spill = spill;
     }
 }
 
@@ -205,7 +214,15 @@ impl<A: Analysis> Ahead<A> {
         let sent = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("portwatch-ahead".into())
-            .spawn(move || work(analysis, source, &tx, &sent, &spent_rx, stop, steps))?;
+            .spawn(move || {
+                let out = Handover {
+                    batches: tx,
+                    queued: sent,
+                    spent: Arc::new(Mutex::new(spent_rx)),
+                    meta_json: steps.meta_json,
+                };
+                work(analysis, source, out, stop, steps)
+            })?;
         Ok(Ahead {
             batches: rx,
             spent,
@@ -262,7 +279,8 @@ fn lock<S: ?Sized>(source: &Mutex<S>) -> MutexGuard<'_, S> {
 pub struct Steps {
     /// A batch read is at most this many packets...
     pub max_packets: usize,
-    /// ... and ends early once this many flows ended in it.
+    /// ... and goes as soon as this many flows ended in it (mid-frame where the analysis can
+    /// hand records over as it makes them, `Analysis::spill_to`; else after the frame).
     pub max_records: usize,
     /// At the end of input, the open flows a batch at a time; 0 stops there, leaving them to
     /// whoever gets the analysis back.
@@ -279,19 +297,48 @@ pub struct Steps {
 fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     mut analysis: A,
     source: Arc<Mutex<S>>,
-    tx: &SyncSender<Batch>,
-    queued: &AtomicUsize,
-    spent: &Receiver<Spent>,
+    out: Handover,
     stop_reading: Arc<AtomicBool>,
     steps: Steps,
 ) -> A {
-    let Steps {
-        max_packets,
+    let max_records = steps.max_records.max(1);
+    // The records one frame ends beyond a batch's worth go on as they are made (a batch ends
+    // early at `max_records` only between frames): one packet's sweep can end thousands of
+    // flows (a capture's first lookups reaching their idle timeout together), and their
+    // records would otherwise all exist before the first is handed on. What the caller gave
+    // back meanwhile is freed as the sweep goes on. A caller gone drops them.
+    let spill = out.clone();
+    analysis.spill_to(Some((
         max_records,
-        drain_records,
-        meta_json,
-    } = steps;
-    let (max_packets, max_records) = (max_packets.max(1), max_records.max(1));
+        Box::new(move |records, classified, stats, live_flows| {
+            spill.send(records, classified, stats.clone(), live_flows, false);
+            spill.free_spent();
+        }),
+    )));
+    let caller_there = read(&mut analysis, source, &out, stop_reading, steps);
+    // The drain hands over what each `drain_some` returns.
+    analysis.spill_to(None);
+    if caller_there && steps.drain_records > 0 {
+        loop {
+            out.free_spent();
+            let records = analysis.drain_some(steps.drain_records);
+            if records.is_empty() || !out.send_batch(&mut analysis, records, true) {
+                break;
+            }
+        }
+    }
+    analysis
+}
+
+/// Read to the end of input (or `stop_reading`); false if the caller went away.
+fn read<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
+    analysis: &mut A,
+    source: Arc<Mutex<S>>,
+    out: &Handover,
+    stop_reading: Arc<AtomicBool>,
+    steps: Steps,
+) -> bool {
+    let (max_packets, max_records) = (steps.max_packets.max(1), steps.max_records.max(1));
     // Frames decoded on a thread of their own where the analysis takes them so (and the
     // thread starts): it stops at `stop_reading`, and what it read by then is read here.
     let mut predecoder = if analysis.predecodes() {
@@ -299,87 +346,108 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     } else {
         None
     };
-    // At most `depth` + 1 batches are handed back between two steps (one per batch sent),
-    // and the maps of their records that the caller dropped.
-    let free_spent = || spent.try_iter().for_each(drop);
-    // Whether the caller has a batch still to take (see `Steps::meta_json`).
-    let serialize = || meta_json && queued.load(Ordering::Relaxed) > 0;
-    let hand_over = |b: Batch| {
-        queued.fetch_add(1, Ordering::Relaxed);
-        tx.send(b).is_ok()
-    };
     loop {
-        free_spent();
+        out.free_spent();
         let (records, exhausted) = match predecoder.as_mut() {
             Some(frames) => analysis.read(frames, max_packets, max_records),
             None => analysis.read(&mut *lock(&source), max_packets, max_records),
         };
         let input_over =
             exhausted || (predecoder.is_none() && stop_reading.load(Ordering::Relaxed));
-        // One packet's sweep can end thousands of flows (a capture's first lookups reaching
-        // their idle timeout together): they go on in batches of `max_records`, so that only
-        // `depth` batches of them have their JSON and their Python objects at once.
+        // An analysis that cannot spill (several workers) hands its records over here, in
+        // batches of `max_records`, so that only `depth` batches of them have their JSON and
+        // their Python objects at once.
         let mut records = records.into_iter();
         while records.len() > max_records {
             let slice = records.by_ref().take(max_records).collect();
-            if !hand_over(batch(&mut analysis, slice, false, serialize())) {
-                return analysis;
+            if !out.send_batch(analysis, slice, false) {
+                return false;
             }
-            free_spent();
+            out.free_spent();
         }
-        if !hand_over(batch(
-            &mut analysis,
-            records.collect(),
-            input_over,
-            serialize(),
-        )) {
-            return analysis;
+        if !out.send_batch(analysis, records.collect(), input_over) {
+            return false;
         }
         if input_over {
-            break;
-        }
-    }
-    if drain_records == 0 {
-        return analysis;
-    }
-    loop {
-        free_spent();
-        let records = analysis.drain_some(drain_records);
-        if records.is_empty() {
-            return analysis;
-        }
-        if !hand_over(batch(&mut analysis, records, true, serialize())) {
-            return analysis;
+            return true;
         }
     }
 }
 
-fn batch<A: Analysis>(
-    analysis: &mut A,
-    records: Vec<FlowRecord>,
-    input_over: bool,
+/// The analysis thread's end of the queue: batches out, what the caller is done with back.
+#[derive(Clone)]
+struct Handover {
+    batches: SyncSender<Batch>,
+    /// Batches sent and not yet taken (`Ahead::queued`).
+    queued: Arc<AtomicUsize>,
+    spent: Arc<Mutex<Receiver<Spent>>>,
+    /// `Steps::meta_json`.
     meta_json: bool,
-) -> Batch {
-    let meta_json = if meta_json {
-        records
-            .iter()
-            .map(|r| {
-                let mut json = Vec::with_capacity(512);
-                r.meta.push_json(&mut json);
-                Some(json)
+}
+
+impl Handover {
+    /// Send a batch; false once the caller is gone.
+    fn send(
+        &self,
+        records: Vec<FlowRecord>,
+        classified: Vec<FlowRecord>,
+        stats: Stats,
+        live_flows: usize,
+        input_over: bool,
+    ) -> bool {
+        // Serialized here only while the caller has a batch still to take (`Steps::meta_json`).
+        let meta_json = if self.meta_json && self.queued.load(Ordering::Relaxed) > 0 {
+            serialized_meta(&records)
+        } else {
+            Vec::new()
+        };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.batches
+            .send(Batch {
+                records,
+                meta_json,
+                classified,
+                stats,
+                live_flows,
+                input_over,
             })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Batch {
-        records,
-        meta_json,
-        classified: analysis.take_classified(),
-        stats: analysis.stats(),
-        live_flows: analysis.live_flows(),
-        input_over,
+            .is_ok()
     }
+
+    /// `records` with the analysis' classified flows and counters as they stand.
+    fn send_batch<A: Analysis>(
+        &self,
+        analysis: &mut A,
+        records: Vec<FlowRecord>,
+        input_over: bool,
+    ) -> bool {
+        let classified = analysis.take_classified();
+        self.send(
+            records,
+            classified,
+            analysis.stats(),
+            analysis.live_flows(),
+            input_over,
+        )
+    }
+
+    /// Free what the caller gave back (`Home`): at most `depth` + 1 batches' records between
+    /// two steps (one per batch sent), and the maps of their records the caller dropped.
+    fn free_spent(&self) {
+        lock(&self.spent).try_iter().for_each(drop);
+    }
+}
+
+/// Each record's `meta` as JSON (`Batch::meta_json`).
+fn serialized_meta(records: &[FlowRecord]) -> Vec<Option<Vec<u8>>> {
+    records
+        .iter()
+        .map(|r| {
+            let mut json = Vec::with_capacity(512);
+            r.meta.push_json(&mut json);
+            Some(json)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -652,6 +720,51 @@ mod tests {
         home.give_back(Spent::Records(last));
         assert_eq!(ahead.finish().expect("no panic").flows.live_flows(), 0);
         home.give_back(Spent::Meta(FlowMeta::new(), Some(b"{}".to_vec())));
+    }
+
+    /// `flows` flows opened within the first second, then one frame a minute later: the sweep
+    /// before that frame ends every one of them (30 s idle timeout) at one packet.
+    fn one_sweep_ends(flows: u16) -> Frames {
+        let mut frames = Vec::new();
+        for i in 0..flows {
+            let t = f64::from(i) / f64::from(flows);
+            frames.push((t, tcp(20000 + i, 0x02, 1, b"")));
+        }
+        frames.push((60.0, tcp(19999, 0x02, 1, b"")));
+        Frames { frames, next: 0 }
+    }
+
+    #[test]
+    fn a_sweep_hands_its_records_over_a_batch_at_a_time_as_it_goes() {
+        let flows = 200;
+        let source = Arc::new(Mutex::new(one_sweep_ends(flows)));
+        let ahead = Ahead::start(analyzer(), source, steps(10_000, 16, 50), 1).unwrap();
+        // Nothing is taken until the analysis waits to send: mid-sweep, with most of the
+        // sweep's flows still in the table rather than records.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ahead.queued.load(Ordering::Relaxed) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the queue fills");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let batches = taken(&ahead);
+        let sizes: Vec<usize> = batches.iter().map(|b| b.records.len()).collect();
+        // 200 records in twelve batches of 16 and the sweep's last 8 with the read's end
+        // (the late frame's flow is open), then that flow from the drain.
+        let mut want = vec![16; 12];
+        want.extend([8, 1]);
+        assert_eq!(sizes, want);
+        // Each went over while the flows after it were still open.
+        let live: Vec<usize> = batches.iter().map(|b| b.live_flows).collect();
+        let open_after: Vec<usize> = (1..=12).map(|k| 200 - 16 * k).collect();
+        assert_eq!(live[..12], open_after[..]);
+        // The same records in the same order as the analysis taken in turn.
+        let mut a = analyzer();
+        let mut whole = one_sweep_ends(flows);
+        let (mut records, exhausted) = a.read(&mut whole, 10_000, usize::MAX);
+        assert!(exhausted);
+        records.extend(Analysis::drain_some(&mut a, usize::MAX));
+        let got: Vec<u64> = batches.iter().flat_map(|b| ids(&b.records)).collect();
+        assert_eq!(got, ids(&records));
     }
 
     #[test]

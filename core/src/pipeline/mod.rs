@@ -147,6 +147,11 @@ pub struct Analyzer {
 /// The protocol of a record no decision named, one copy for them all.
 static UNKNOWN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
 
+/// Where a tracker hands finished records in the middle of a frame (`Tracker::spill`), with the
+/// records of flows classified since the last hand-over (`Tracker::classified`), the counters
+/// and the open flows as they stand.
+pub type Spill = Box<dyn FnMut(Vec<FlowRecord>, Vec<FlowRecord>, &Stats, usize) + Send + Sync>;
+
 /// Everything after decoding: the flow table, timers, detection and the finished records.
 pub struct Tracker {
     pub config: Config,
@@ -163,6 +168,13 @@ pub struct Tracker {
     leaving: bool,
     /// Finished flows, in the order they ended, waiting for the caller.
     pub finished: Vec<FlowRecord>,
+    /// Set while an analysis reads ahead (`ahead`): once `finished` holds this many records,
+    /// they go to the caller at once, even in the middle of a frame. One sweep can end
+    /// thousands of flows at one packet (a capture's first lookups reaching their idle timeout
+    /// together), and their records would otherwise all exist before the first is handed on.
+    /// Records and their order are unchanged. Not for a keyed shard, whose records go with
+    /// their `order`.
+    pub spill: Option<(usize, Spill)>,
     /// When set, flows are also handed out as soon as they are classified (the monitor).
     pub report_classified: bool,
     pub classified: Vec<FlowRecord>,
@@ -386,6 +398,7 @@ impl Tracker {
             swept: false,
             leaving: false,
             finished: Vec::new(),
+            spill: None,
             report_classified: false,
             classified: Vec::new(),
             pkt: 0,

@@ -66,6 +66,30 @@ impl Tracker {
             });
         }
         self.finished.push(rec);
+        self.spill_if_full();
+    }
+
+    /// Hand `finished` to `spill` once it holds a batch's worth (see `Tracker::spill`).
+    fn spill_if_full(&mut self) {
+        let Tracker {
+            spill,
+            finished,
+            classified,
+            stats,
+            table,
+            keyed,
+            ..
+        } = self;
+        if let Some((at, spill)) = spill.as_mut() {
+            if !*keyed && finished.len() >= *at {
+                spill(
+                    std::mem::take(finished),
+                    std::mem::take(classified),
+                    stats,
+                    table.len(),
+                );
+            }
+        }
     }
 
     pub(super) fn record(&self, flow: &Flow) -> FlowRecord {

@@ -109,6 +109,12 @@ impl Analysis for Inner {
             Inner::Parallel(p) => p.predecodes(),
         }
     }
+    fn spill_to(&mut self, spill: Option<(usize, pipeline::Spill)>) {
+        match self {
+            Inner::Single(a) => a.spill_to(spill),
+            Inner::Parallel(p) => p.spill_to(spill),
+        }
+    }
 }
 
 /// How often a caller waiting for a batch looks at signals (Ctrl-C).
