@@ -6,13 +6,15 @@
 //!
 //! Checked after every frame: the table holds at most its cap, and the timer queue at most three
 //! entries a live flow (plus its slack). At the end: the drain empties the table and its queue,
-//! and no flow was reported twice (a record's `flow_id` is its flow's number). Each record's
+//! and no flow was reported twice (a record's `flow_id` is its flow's number). While frames are
+//! read, finished records are handed over two at a time as they are made (`Tracker::spill`, as
+//! a read ahead of Python does), in the middle of a frame's sweep if need be. Each record's
 //! JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one line of JSON with
 //! the record's fields and facts.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use _core::detect::builtin::BUILTIN;
 use _core::detect::engine::Engine;
@@ -24,6 +26,8 @@ use serde_json::Value;
 use crate::decode::{frames, linktype};
 
 const MAX_FLOWS: usize = 32;
+/// Records handed over at a time while frames are read (`Tracker::spill`).
+const SPILL: usize = 2;
 
 /// The shipped signatures, compiled once per process (their regexes take most of a second).
 fn engine() -> Arc<Engine> {
@@ -97,8 +101,18 @@ pub fn run(data: &[u8]) {
             quiet_line_is_json(&r, &ours);
         }
     };
+    let spilled: Arc<Mutex<Vec<FlowRecord>>> = Arc::default();
+    let into = Arc::clone(&spilled);
+    a.flows.spill = Some((
+        SPILL,
+        Box::new(move |records, _classified, _stats, _live| {
+            assert_eq!(records.len(), SPILL, "a batch's worth at a time");
+            into.lock().unwrap().extend(records);
+        }),
+    ));
     for (ts, frame) in frames(rest) {
         a.packet(ts, link, frame);
+        note(std::mem::take(&mut *spilled.lock().unwrap()));
         let live = a.flows.live_flows();
         assert!(live <= MAX_FLOWS, "{live} flows live, cap {MAX_FLOWS}");
         let entries = a.flows.timer_entries();
@@ -108,6 +122,7 @@ pub fn run(data: &[u8]) {
         );
         note(std::mem::take(&mut a.flows.finished));
     }
+    a.flows.spill = None;
     a.drain();
     note(std::mem::take(&mut a.flows.finished));
     assert_eq!(a.flows.live_flows(), 0, "flows left after the drain");
