@@ -24,8 +24,9 @@ DEFAULT_MAX_FLOWS = 200_000
 # packets end ~5,000 flows and the batches held ~60 MB) and a progress bar moves.
 BATCH_PACKETS = 8_192
 # A batch also ends once this many flows ended in it (the idle sweeps of a slow link end them
-# by the thousand, whatever the packets), and carries no more: the flows one packet's sweep
-# ends go on in batches of this many (`core/src/ahead.rs`).
+# by the thousand, whatever the packets), and carries no more: with one worker it goes at its
+# last record even in the middle of a sweep, which waits for Python to take it; with several,
+# the flows one packet's sweep ends go on in batches of this many (`core/src/ahead.rs`).
 BATCH_RECORDS = 64
 # Records the core hands over per call at the end of a capture. Each record on its way (its
 # decoded facts, their JSON, its Python object) costs ~5 KB and up to AHEAD_BATCHES + 2 slices
