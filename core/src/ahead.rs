@@ -301,7 +301,11 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     stop_reading: Arc<AtomicBool>,
     steps: Steps,
 ) -> A {
-    let max_records = steps.max_records.max(1);
+    let steps = Steps {
+        max_packets: steps.max_packets.max(1),
+        max_records: steps.max_records.max(1),
+        ..steps
+    };
     // The records one frame ends beyond a batch's worth go on as they are made (a batch ends
     // early at `max_records` only between frames): one packet's sweep can end thousands of
     // flows (a capture's first lookups reaching their idle timeout together), and their
@@ -309,7 +313,7 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     // back meanwhile is freed as the sweep goes on. A caller gone drops them.
     let spill = out.clone();
     analysis.spill_to(Some((
-        max_records,
+        steps.max_records,
         Box::new(move |records, classified, stats, live_flows| {
             spill.send(records, classified, stats.clone(), live_flows, false);
             spill.free_spent();
@@ -330,7 +334,8 @@ fn work<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     analysis
 }
 
-/// Read to the end of input (or `stop_reading`); false if the caller went away.
+/// Read to the end of input (or `stop_reading`); false if the caller went away. `steps` as
+/// `work` bounds them (at least one packet and one record a batch).
 fn read<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     analysis: &mut A,
     source: Arc<Mutex<S>>,
@@ -338,7 +343,11 @@ fn read<A: Analysis, S: FrameSource + Send + ?Sized + 'static>(
     stop_reading: Arc<AtomicBool>,
     steps: Steps,
 ) -> bool {
-    let (max_packets, max_records) = (steps.max_packets.max(1), steps.max_records.max(1));
+    let Steps {
+        max_packets,
+        max_records,
+        ..
+    } = steps;
     // Frames decoded on a thread of their own where the analysis takes them so (and the
     // thread starts): it stops at `stop_reading`, and what it read by then is read here.
     let mut predecoder = if analysis.predecodes() {
