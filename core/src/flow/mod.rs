@@ -19,6 +19,7 @@ pub mod expect;
 pub mod index;
 pub mod key;
 pub mod reassembly;
+pub mod resume;
 pub mod shape;
 mod slab;
 pub mod slot;

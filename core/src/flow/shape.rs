@@ -89,6 +89,16 @@ impl Shape {
         }
     }
 
+    /// The flow continues one classified as `protocol` (`flow::resume`): its bytes come from
+    /// the middle of the connection, with no handshake to skip.
+    pub fn resumed(&mut self, protocol: &str) {
+        if tunnel_capable(protocol) {
+            self.skip = Some((0, 0));
+        } else {
+            self.stop();
+        }
+    }
+
     /// Payload packets of (client, server) the sequence skips: `skip_for` the flow's protocol.
     pub fn skip(&self) -> (u8, u8) {
         self.skip.unwrap_or_else(|| skip_for(None))

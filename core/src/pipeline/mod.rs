@@ -15,6 +15,7 @@ use crate::detect::signature::Signature;
 use crate::flow::community_id::community_id;
 use crate::flow::expect::{self, Event, ExpectTable};
 use crate::flow::key::Key;
+use crate::flow::resume::Resumable;
 use crate::flow::shape::DEFAULT_SHAPE_PACKETS;
 use crate::flow::slot::{Flow, Orientation, Verdict};
 use crate::flow::table::{FlowId, FlowTable};
@@ -71,6 +72,9 @@ pub const TINY_SEGMENT_FACTOR: u32 = 8;
 /// Growths of the silent side tried against a one-sided verdict (`Tracker::confirm`): an
 /// answer split over a few segments, not a bulk transfer re-scored segment by segment.
 const CONFIRM_TRIES: u8 = 3;
+/// Idle-ended verdicts remembered for resumption, one per this many flows of `max_flows` (some
+/// 80 bytes each: 4 MB at the default table size).
+const FLOWS_PER_RESUMABLE: usize = 4;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -190,6 +194,9 @@ pub struct Tracker {
     expect: ExpectTable,
     /// The verdicts the flows share.
     verdicts: Verdicts,
+    /// The verdicts of TCP flows that ended idle, for the flows that continue them
+    /// (`flow::resume`).
+    resumable: Resumable,
     pub events: Vec<Event>,
 }
 
@@ -388,6 +395,7 @@ impl Tracker {
         pcap_name: Option<String>,
     ) -> Self {
         Tracker {
+            resumable: Resumable::new(config.max_flows / FLOWS_PER_RESUMABLE),
             table: FlowTable::new(config.max_flows),
             config,
             engine,
@@ -547,9 +555,18 @@ impl Tracker {
     }
 
     fn new_flow(&mut self, ts: f64, key: Key, flags: u8, encap: Option<Encap>) -> FlowId {
+        // A SYN starts a new connection on the 5-tuple; anything else continues the one that
+        // ended idle there, if any (`flow::resume`).
+        let resumed = if key.proto == TCP {
+            self.resumable.take(&key, ts).filter(|_| flags & SYN == 0)
+        } else {
+            None
+        };
         let (client_dir, orientation) = if key.proto == TCP && flags & SYN != 0 {
             // SYN: the sender is the client; SYN-ACK first: the receiver is.
             (usize::from(flags & ACK != 0), Orientation::Handshake)
+        } else if let Some(ended) = &resumed {
+            (ended.client_dir(&key), Orientation::Inferred)
         } else {
             self.infer_client(key.proto, key.a_port, key.b_port)
         };
@@ -568,6 +585,20 @@ impl Tracker {
         // The flow's id: the number of its first packet in the capture (1-based, tshark's
         // frame.number), the same whatever the worker count or shard.
         flow.number = self.pkt + 1;
+        if let Some(ended) = resumed {
+            // Mid-stream bytes cannot confirm or refute the verdict: nothing to inspect.
+            flow.shape.resumed(&ended.verdict.protocol);
+            flow.inspecting = false;
+            let evidence = format!(
+                "resumes flow {} after {:.0} s of silence ({})",
+                ended.flow_id,
+                ts - ended.ts_end,
+                ended.verdict.evidence
+            );
+            flow.meta.insert("resumes".into(), ended.flow_id.into());
+            flow.meta.insert("evidence".into(), evidence.into());
+            flow.decision = Some(ended.verdict);
+        }
         if self.keyed {
             self.events.push(Event::Create {
                 pkt: self.pkt,
@@ -662,6 +693,7 @@ impl Tracker {
         // The old set's verdicts name its signatures' numbers: shared no more; the flows'
         // renumbered verdicts are shared anew.
         self.verdicts.clear();
+        self.resumable.clear();
         let live = self.table.ids_in_order();
         for &(id, stamp) in &live {
             if !self.table.is_current(id, stamp) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use super::{Order, Tracker, SWEEP, UNKNOWN};
 use crate::flow::community_id::community_id;
 use crate::flow::expect;
+use crate::flow::resume::Ended;
 use crate::flow::shape::{tunnel_capable, ShapeView};
 use crate::flow::slot::{Flow, Verdict};
 use crate::flow::table::FlowId;
@@ -44,6 +45,9 @@ impl Tracker {
             self.leaving = false;
         }
         let mut flow = self.table.take(id);
+        if reason == "idle" && flow.is_tcp() {
+            self.remember_idle(&flow);
+        }
         // The flow is gone: its metadata moves into the record as it is (a frozen buffer stays
         // one), rather than being copied or decoded.
         let meta = std::mem::take(&mut flow.meta);
@@ -67,6 +71,20 @@ impl Tracker {
         }
         self.finished.push(rec);
         self.spill_if_full();
+    }
+
+    /// A classified TCP flow ended idle: its connection may speak again (`flow::resume`).
+    fn remember_idle(&mut self, flow: &Flow) {
+        if let Some(verdict) = flow.decision.as_ref().filter(|d| d.sig().is_some()) {
+            let ended = Ended::new(
+                Arc::clone(verdict),
+                flow.number,
+                flow.ts_end(),
+                &flow.key,
+                flow.client_dir(),
+            );
+            self.resumable.remember(&flow.key, ended);
+        }
     }
 
     /// Hand `finished` to `spill` once it holds a batch's worth (see `Tracker::spill`).

@@ -788,3 +788,98 @@ fn a_reopened_flow_does_not_hold_up_the_release_of_others() {
     let ended: Vec<u16> = a.flows.finished.iter().map(|r| r.src_port).collect();
     assert_eq!(ended, vec![1001]);
 }
+
+/// An SSH session between 10.0.0.1:40000 and 10.0.0.2:22 (handshake, banners, a few encrypted
+/// packets), quiet from t=3 on; then `after`, its packets at t=400 and later.
+fn ssh_session_then(after: &[(f64, bool, u8, &[u8])]) -> Vec<FlowRecord> {
+    let (k1, k2, k3) = (noise(300, 1), noise(600, 2), noise(80, 3));
+    let mut packets: Vec<(f64, bool, u8, &[u8])> = vec![
+        (1.0, true, SYN, b""),
+        (1.1, false, SYN | ACK, b""),
+        (1.2, true, ACK, b""),
+        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
+        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
+        (1.5, true, PSH | ACK, &k1),
+        (1.6, false, PSH | ACK, &k2),
+        (3.0, true, PSH | ACK, &k3),
+    ];
+    packets.extend_from_slice(after);
+    run(TCP, 22, &packets)
+}
+
+#[test]
+fn a_connection_that_speaks_again_after_its_idle_timeout_continues_its_flow() {
+    let (a, b) = (noise(48, 4), noise(96, 5));
+    // The server speaks first after the silence: the bytes alone would make it the client.
+    let recs = ssh_session_then(&[(400.0, false, PSH | ACK, &b), (400.1, true, PSH | ACK, &a)]);
+    assert_eq!(recs.len(), 2);
+    let (first, next) = (&recs[0], &recs[1]);
+    assert_eq!(
+        (&*first.protocol, first.meta.get("end_reason")),
+        ("ssh", Some(&Value::from("idle")))
+    );
+    assert_eq!(&*next.protocol, "ssh");
+    assert_eq!(next.confidence, first.confidence);
+    assert_eq!((next.src_port, next.dst_port), (40000, 22));
+    assert_eq!((next.packets_c2s, next.packets_s2c), (1, 1));
+    assert_eq!(next.orientation, "inferred");
+    assert_eq!(next.meta.get("resumes"), Some(&Value::from(first.flow_id)));
+    let evidence = next
+        .meta
+        .get("evidence")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        evidence.starts_with(&format!(
+            "resumes flow {} after 397 s of silence (",
+            first.flow_id
+        )),
+        "{evidence}"
+    );
+    assert_eq!(next.community_id, first.community_id);
+}
+
+#[test]
+fn a_syn_after_the_silence_is_a_new_connection_classified_afresh() {
+    let recs = ssh_session_then(&[
+        (400.0, true, SYN, b""),
+        (400.1, false, SYN | ACK, b""),
+        (400.2, true, ACK, b""),
+        (400.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            400.4,
+            false,
+            PSH | ACK,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ]);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(&*recs[1].protocol, "http");
+    assert_eq!(recs[1].orientation, "handshake");
+    assert!(recs[1].meta.get("resumes").is_none());
+}
+
+#[test]
+fn only_a_classified_flow_is_continued_and_only_within_the_horizon() {
+    // Noise throughout: the first flow is unknown, and so is what follows it.
+    let (n1, n2) = (noise(500, 6), noise(500, 7));
+    let recs = run(
+        TCP,
+        9000,
+        &[(1.0, true, PSH | ACK, &n1), (400.0, true, PSH | ACK, &n2)],
+    );
+    assert_eq!(recs.len(), 2);
+    assert!(recs
+        .iter()
+        .all(|r| &*r.protocol == "unknown" && r.meta.get("resumes").is_none()));
+    // An hour and more of silence: too long to take for the same connection.
+    let late = noise(64, 8);
+    let recs = ssh_session_then(&[(
+        3.0 + crate::flow::resume::RESUME_WITHIN + 1.0,
+        true,
+        PSH | ACK,
+        &late,
+    )]);
+    assert_eq!(recs.len(), 2);
+    assert!(recs[1].meta.get("resumes").is_none());
+}
