@@ -1,14 +1,14 @@
-//! Resumed connections: the verdict of a TCP flow that ended idle, for the flow that continues it.
+//! Resumed connections: the verdict of a TCP flow the table ended, for the flow that continues it.
 //!
 //! A TCP connection outlives any silence: the endpoints keep no timer on an idle connection
 //! (RFC 9293 3.8.4; keep-alives are optional and two hours apart by default, RFC 1122
-//! 4.2.3.6), but the flow table ends a flow quiet for its idle timeout, as Zeek and Suricata do.
-//! When the connection speaks again, its bytes come from the middle of a stream: no signature
-//! finds an SSH session or a TLS connection there, and the continuation of a classified flow
-//! would be reported as unknown, as encrypted traffic nobody can explain, or as clear text on a
-//! secure port. So the tracker remembers the verdict of every classified TCP flow that ends
-//! idle, and a flow picked up without a SYN on the same 5-tuple within `RESUME_WITHIN` seconds
-//! continues it: same protocol, confidence, evidence and roles, with `meta.resumes` naming the
+//! 4.2.3.6), but the flow table ends a flow quiet for its idle timeout, as Zeek and Suricata do,
+//! and evicts the oldest when it is full. When the connection speaks again, its bytes come from
+//! the middle of a stream: no signature finds an SSH session or a TLS connection there, and the
+//! continuation of a classified flow would be reported as unknown, as encrypted traffic nobody
+//! can explain, or as clear text on a secure port. So the tracker remembers the verdict of every
+//! classified TCP flow that ends idle or evicted, and a flow picked up without a SYN on the same
+//! 5-tuple within `RESUME_WITHIN` seconds continues it: same protocol, confidence, evidence and roles, with `meta.resumes` naming the
 //! flow it continues. A SYN is a new connection on the 5-tuple and is classified afresh.
 //!
 //! Bounds: at most `capacity` verdicts, kept in two generations. Remembering goes into the
@@ -31,7 +31,7 @@ use super::slot::Verdict;
 /// one: a stateful firewall's established-connection timeout (an hour on Cisco's ASA).
 pub const RESUME_WITHIN: f64 = 3600.0;
 
-/// What a flow that ended idle leaves for the one that may continue it.
+/// What a flow the table ended leaves for the one that may continue it.
 #[derive(Clone, Debug)]
 pub struct Ended {
     pub verdict: Arc<Verdict>,
@@ -67,7 +67,7 @@ impl Ended {
     }
 }
 
-/// The verdicts of the TCP flows that ended idle, by canonical 5-tuple.
+/// The verdicts of the TCP flows the table ended, by canonical 5-tuple.
 #[derive(Debug)]
 pub struct Resumable {
     newer: HashMap<Key, Ended>,

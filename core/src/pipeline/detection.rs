@@ -244,7 +244,7 @@ impl Tracker {
     }
 
     /// With `report_classified` (the monitor), a flow's record as soon as its verdict is in.
-    fn report_early(&mut self, id: FlowId) {
+    pub(super) fn report_early(&mut self, id: FlowId) {
         if self.report_classified && !self.table.get(id).reported {
             self.table.get_mut(id).reported = true;
             let flow = self.table.get(id);

@@ -72,7 +72,7 @@ pub const TINY_SEGMENT_FACTOR: u32 = 8;
 /// Growths of the silent side tried against a one-sided verdict (`Tracker::confirm`): an
 /// answer split over a few segments, not a bulk transfer re-scored segment by segment.
 const CONFIRM_TRIES: u8 = 3;
-/// Idle-ended verdicts remembered for resumption, one per this many flows of `max_flows` (some
+/// Verdicts of ended flows remembered for resumption, one per this many flows of `max_flows` (some
 /// 80 bytes each: 4 MB at the default table size).
 const FLOWS_PER_RESUMABLE: usize = 4;
 
@@ -194,7 +194,7 @@ pub struct Tracker {
     expect: ExpectTable,
     /// The verdicts the flows share.
     verdicts: Verdicts,
-    /// The verdicts of TCP flows that ended idle, for the flows that continue them
+    /// The verdicts of TCP flows that ended idle or evicted, for the flows that continue them
     /// (`flow::resume`).
     resumable: Resumable,
     pub events: Vec<Event>,
@@ -555,8 +555,8 @@ impl Tracker {
     }
 
     fn new_flow(&mut self, ts: f64, key: Key, flags: u8, encap: Option<Encap>) -> FlowId {
-        // A SYN starts a new connection on the 5-tuple; anything else continues the one that
-        // ended idle there, if any (`flow::resume`).
+        // A SYN starts a new connection on the 5-tuple; anything else continues the one the
+        // table ended there, if any (`flow::resume`).
         let resumed = if key.proto == TCP {
             self.resumable.take(&key, ts).filter(|_| flags & SYN == 0)
         } else {
@@ -585,6 +585,7 @@ impl Tracker {
         // The flow's id: the number of its first packet in the capture (1-based, tshark's
         // frame.number), the same whatever the worker count or shard.
         flow.number = self.pkt + 1;
+        let resuming = resumed.is_some();
         if let Some(ended) = resumed {
             // Mid-stream bytes cannot confirm or refute the verdict: nothing to inspect.
             flow.shape.resumed(&ended.verdict.protocol);
@@ -612,6 +613,10 @@ impl Tracker {
         }
         let id = self.table.insert(flow);
         self.reschedule(id);
+        if resuming {
+            // Decided at its first packet: the monitor hears of it now, as of any verdict.
+            self.report_early(id);
+        }
         id
     }
 

@@ -45,8 +45,8 @@ impl Tracker {
             self.leaving = false;
         }
         let mut flow = self.table.take(id);
-        if reason == "idle" && flow.is_tcp() {
-            self.remember_idle(&flow);
+        if matches!(reason, "idle" | "evicted") && flow.is_tcp() {
+            self.remember_ended(&flow);
         }
         // The flow is gone: its metadata moves into the record as it is (a frozen buffer stays
         // one), rather than being copied or decoded.
@@ -73,8 +73,9 @@ impl Tracker {
         self.spill_if_full();
     }
 
-    /// A classified TCP flow ended idle: its connection may speak again (`flow::resume`).
-    fn remember_idle(&mut self, flow: &Flow) {
+    /// A classified TCP flow ended by the table (idle, or evicted when it was full), not by its
+    /// connection, which may speak again (`flow::resume`).
+    fn remember_ended(&mut self, flow: &Flow) {
         if let Some(verdict) = flow.decision.as_ref().filter(|d| d.sig().is_some()) {
             let ended = Ended::new(
                 Arc::clone(verdict),

@@ -883,3 +883,92 @@ fn only_a_classified_flow_is_continued_and_only_within_the_horizon() {
     assert_eq!(recs.len(), 2);
     assert!(recs[1].meta.get("resumes").is_none());
 }
+
+#[test]
+fn the_monitor_hears_of_a_continued_flow_at_its_first_packet() {
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
+    let mut a = analyzer();
+    a.flows.report_classified = true;
+    let (k1, k2) = (noise(300, 1), noise(600, 2));
+    let opening: [(f64, bool, u8, &[u8]); 7] = [
+        (1.0, true, SYN, b""),
+        (1.1, false, SYN | ACK, b""),
+        (1.2, true, ACK, b""),
+        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
+        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
+        (1.5, true, PSH | ACK, &k1),
+        (1.6, false, PSH | ACK, &k2),
+    ];
+    let mut seq = [1000u32, 5000u32];
+    for (ts, from_client, flags, payload) in opening {
+        let d = usize::from(!from_client);
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
+        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
+    }
+    let first: Vec<_> = std::mem::take(&mut a.flows.classified);
+    assert_eq!(
+        first.iter().map(|r| &*r.protocol).collect::<Vec<_>>(),
+        ["ssh"]
+    );
+    a.packet(
+        400.0,
+        1,
+        &frame(TCP, s, c, PSH | ACK, seq[1], &noise(64, 3)),
+    );
+    let then: Vec<_> = std::mem::take(&mut a.flows.classified);
+    assert_eq!(then.len(), 1);
+    assert_eq!(&*then[0].protocol, "ssh");
+    assert_eq!(
+        then[0].meta.get("resumes"),
+        Some(&Value::from(first[0].flow_id))
+    );
+    assert_eq!(a.flows.finished.len(), 1, "the first flow ended idle");
+}
+
+#[test]
+fn a_flow_evicted_from_a_full_table_is_continued_by_its_next_packet() {
+    let config = Config {
+        max_flows: 8,
+        ..Config::default()
+    };
+    let mut a = Analyzer::new(
+        config,
+        analyzer().flows.engine,
+        Arc::new(KnownPorts::default()),
+        None,
+    );
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
+    let session: [(f64, bool, u8, &[u8]); 5] = [
+        (1.0, true, SYN, b""),
+        (1.1, false, SYN | ACK, b""),
+        (1.2, true, ACK, b""),
+        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
+        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
+    ];
+    let mut seq = [1000u32, 5000u32];
+    for (ts, from_client, flags, payload) in session {
+        let d = usize::from(!from_client);
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
+        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
+    }
+    // Eight other flows fill the table: the SSH flow, the oldest, is evicted.
+    for port in 0..8u16 {
+        datagram(&mut a, 2.0, 50000 + port, 9999, false, b"x");
+    }
+    assert_eq!(ended(&a), vec![(40000, "evicted".to_owned())]);
+    a.packet(2.5, 1, &frame(TCP, c, s, PSH | ACK, seq[0], &noise(64, 9)));
+    a.drain();
+    let next = a
+        .flows
+        .finished
+        .iter()
+        .find(|r| r.src_port == 40000 && r.flow_id != a.flows.finished[0].flow_id);
+    let next = next.expect("the continuation's record");
+    assert_eq!(&*next.protocol, "ssh");
+    assert_eq!(
+        next.meta.get("resumes"),
+        Some(&Value::from(a.flows.finished[0].flow_id))
+    );
+}
