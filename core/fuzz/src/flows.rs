@@ -4,8 +4,9 @@
 //! with a small flow cap and short timeouts, so that evictions, idle sweeps, closes, times that
 //! step back and the final drain all happen within one input.
 //!
-//! Checked after every frame: the table holds at most its cap, and the timer queue at most three
-//! entries a live flow (plus its slack). At the end: the drain empties the table and its queue,
+//! Checked after every frame: the table holds at most its cap, the timer queue at most three
+//! entries a live flow (plus its slack), and the verdicts kept for connections that speak again
+//! (`flow::resume`) at most a quarter of the cap. At the end: the drain empties the table and its queue,
 //! and no flow was reported twice (a record's `flow_id` is its flow's number). While frames are
 //! read, finished records are handed over two at a time as they are made (`Tracker::spill`, as
 //! a read ahead of Python does), in the middle of a frame's sweep if need be. Each record's
@@ -119,6 +120,11 @@ pub fn run(data: &[u8]) {
         assert!(
             entries <= 3 * live + 65,
             "{entries} timer entries for {live} live flows"
+        );
+        let resumable = a.flows.resumable_entries();
+        assert!(
+            resumable <= (MAX_FLOWS / 4).max(2),
+            "{resumable} verdicts kept for resumption, cap {MAX_FLOWS} / 4"
         );
         note(std::mem::take(&mut a.flows.finished));
     }

@@ -144,6 +144,11 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_is_small() {
+        assert_size_at_most!((Key, Ended), 72);
+    }
+
+    #[test]
     fn the_roles_follow_the_endpoints_whichever_way_the_key_comes() {
         let k = key(40000, 22);
         let mut r = Resumable::new(16);

@@ -72,8 +72,8 @@ pub const TINY_SEGMENT_FACTOR: u32 = 8;
 /// Growths of the silent side tried against a one-sided verdict (`Tracker::confirm`): an
 /// answer split over a few segments, not a bulk transfer re-scored segment by segment.
 const CONFIRM_TRIES: u8 = 3;
-/// Verdicts of ended flows remembered for resumption, one per this many flows of `max_flows` (some
-/// 80 bytes each: 4 MB at the default table size).
+/// Verdicts of ended flows remembered for resumption, one per this many flows of `max_flows`
+/// (72 bytes each and the hash tables' slack: at most some 5 MB at the default table size).
 const FLOWS_PER_RESUMABLE: usize = 4;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -427,6 +427,11 @@ impl Tracker {
     /// Entries in the flow table's timer queue (for the fuzz harness's bound).
     pub fn timer_entries(&self) -> usize {
         self.table.timer_entries()
+    }
+
+    /// Verdicts remembered for connections that speak again (for the fuzz harness's bound).
+    pub fn resumable_entries(&self) -> usize {
+        self.resumable.len()
     }
 
     /// A frame left out by the capture filter: it keeps its number, and nothing else happens
