@@ -108,10 +108,18 @@ impl Resumable {
         (ts - ended.ts_end <= RESUME_WITHIN).then_some(ended)
     }
 
-    /// Forget every verdict (a new signature set numbers its signatures anew).
-    pub fn clear(&mut self) {
-        self.newer.clear();
-        self.older.clear();
+    /// A new signature set: each verdict as `renumber` gives it in the new set's numbers, or
+    /// forgotten where it gives none (its signature is gone).
+    pub fn renumber(&mut self, mut renumber: impl FnMut(&Verdict) -> Option<Arc<Verdict>>) {
+        for map in [&mut self.newer, &mut self.older] {
+            map.retain(|_, ended| match renumber(&ended.verdict) {
+                Some(v) => {
+                    ended.verdict = v;
+                    true
+                }
+                None => false,
+            });
+        }
     }
 
     pub fn len(&self) -> usize {

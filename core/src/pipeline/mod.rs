@@ -703,7 +703,13 @@ impl Tracker {
         // The old set's verdicts name its signatures' numbers: shared no more; the flows'
         // renumbered verdicts are shared anew.
         self.verdicts.clear();
-        self.resumable.clear();
+        let (verdicts, signatures) = (&mut self.verdicts, engine.signatures());
+        self.resumable.renumber(|d| {
+            let sig = signatures.iter().position(|s| *s.protocol == *d.protocol)?;
+            let mut renumbered = d.clone();
+            renumbered.set_sig(Some(sig));
+            Some(verdicts.share(renumbered))
+        });
         let live = self.table.ids_in_order();
         for &(id, stamp) in &live {
             if !self.table.is_current(id, stamp) {

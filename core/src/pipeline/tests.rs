@@ -972,3 +972,84 @@ fn a_flow_evicted_from_a_full_table_is_continued_by_its_next_packet() {
         Some(&Value::from(a.flows.finished[0].flow_id))
     );
 }
+
+/// The SSH session's opening (client 10.0.0.1:40000, server port 22), ended idle by a datagram
+/// of another flow at 350 s; the sequence numbers the session goes on with.
+fn ssh_opening_ended_idle(a: &mut Analyzer) -> [u32; 2] {
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
+    let opening: [(f64, bool, u8, &[u8]); 5] = [
+        (1.0, true, SYN, b""),
+        (1.1, false, SYN | ACK, b""),
+        (1.2, true, ACK, b""),
+        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
+        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
+    ];
+    let mut seq = [1000u32, 5000u32];
+    for (ts, from_client, flags, payload) in opening {
+        let d = usize::from(!from_client);
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
+        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
+    }
+    datagram(a, 350.0, 4000, 9999, false, b"t");
+    assert_eq!(ended(a), vec![(40000, "idle".to_owned())]);
+    seq
+}
+
+#[test]
+fn a_reload_keeps_the_verdicts_to_continue_whose_signatures_it_keeps() {
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
+    let position = |e: &Engine| e.signatures().iter().position(|s| &*s.protocol == "ssh");
+    let shipped = position(&analyzer().flows.engine);
+    // A set without one that sorts before ssh numbers ssh one lower; and a set without ssh.
+    let without_amqp: Vec<(&str, &str)> = BUILTIN
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "amqp.toml")
+        .collect();
+    assert_eq!(
+        without_amqp.len() + 1,
+        BUILTIN.len(),
+        "amqp.toml is shipped"
+    );
+    let without_ssh: Vec<(&str, &str)> = BUILTIN
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "ssh.toml")
+        .collect();
+    assert_eq!(without_ssh.len() + 1, BUILTIN.len(), "ssh.toml is shipped");
+    for (files, continued_as) in [(without_amqp, "ssh"), (without_ssh, "unknown")] {
+        let mut a = analyzer();
+        let seq = ssh_opening_ended_idle(&mut a);
+        let engine = Arc::new(Engine::new(
+            load_texts_and(&files, &[]).expect("signatures load"),
+            Default::default(),
+        ));
+        a.flows
+            .set_engine(Arc::clone(&engine), Arc::new(KnownPorts::default()));
+        a.packet(
+            400.0,
+            1,
+            &frame(TCP, c, s, PSH | ACK, seq[0], &noise(64, 3)),
+        );
+        let live = a.flows.table.ids_in_order();
+        let continued = live
+            .iter()
+            .map(|&(id, _)| a.flows.table.get(id))
+            .find(|f| f.is_tcp())
+            .expect("live");
+        let sig = continued.decision.as_deref().and_then(Verdict::sig);
+        assert_eq!(
+            sig,
+            position(&engine),
+            "the new set's number for ssh, or none"
+        );
+        if continued_as == "ssh" {
+            assert_eq!(sig, shipped.map(|i| i - 1), "one lower");
+        }
+        a.drain();
+        let next = &a.flows.finished[2];
+        assert_eq!(&*next.protocol, continued_as);
+        assert_eq!(next.meta.get("resumes").is_some(), continued_as == "ssh");
+    }
+}
