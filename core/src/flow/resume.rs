@@ -20,6 +20,7 @@
 //! count as long as no shard's generations turn over.
 #![forbid(unsafe_code)]
 
+use std::hash::RandomState;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -68,10 +69,17 @@ impl Ended {
 }
 
 /// The verdicts of the TCP flows the table ended, by canonical 5-tuple.
+///
+/// Hashed with std's SipHash under its per-process random key rather than the flow index's
+/// foldhash: a second user of `Key`'s foldhash made the compiler stop inlining the hash into
+/// every packet's flow look-up (3.6% more instructions on a capture of 200 flows open), and this
+/// map is asked once per new TCP flow at most.
+type ByKey = HashMap<Key, Ended, RandomState>;
+
 #[derive(Debug)]
 pub struct Resumable {
-    newer: HashMap<Key, Ended>,
-    older: HashMap<Key, Ended>,
+    newer: ByKey,
+    older: ByKey,
     capacity: usize,
 }
 
@@ -79,8 +87,8 @@ impl Resumable {
     /// At most `capacity` remembered (at least 2, one per generation).
     pub fn new(capacity: usize) -> Self {
         Resumable {
-            newer: HashMap::new(),
-            older: HashMap::new(),
+            newer: ByKey::default(),
+            older: ByKey::default(),
             capacity: capacity.max(2),
         }
     }
