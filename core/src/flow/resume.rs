@@ -8,8 +8,9 @@
 //! continuation of a classified flow would be reported as unknown, as encrypted traffic nobody
 //! can explain, or as clear text on a secure port. So the tracker remembers the verdict of every
 //! classified TCP flow that ends idle or evicted, and a flow picked up without a SYN on the same
-//! 5-tuple within `RESUME_WITHIN` seconds continues it: same protocol, confidence, evidence and roles, with `meta.resumes` naming the
-//! flow it continues. A SYN is a new connection on the 5-tuple and is classified afresh.
+//! 5-tuple within `RESUME_WITHIN` seconds continues it: the same protocol, confidence and roles,
+//! `meta.resumes` naming the flow it continues and an evidence line that says so around the
+//! earlier one's. A SYN is a new connection on the 5-tuple and is classified afresh.
 //!
 //! Bounds: at most `capacity` verdicts, kept in two generations. Remembering goes into the
 //! newer; once it holds half the capacity it becomes the older and the older is dropped. A
@@ -93,6 +94,7 @@ impl Resumable {
         }
     }
 
+    /// `ended` for `key`'s 5-tuple, either way round, in place of any earlier one.
     pub fn remember(&mut self, key: &Key, ended: Ended) {
         let (canonical, _) = key.canonical();
         if self.newer.len() >= self.capacity / 2 {
