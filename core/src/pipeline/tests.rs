@@ -789,22 +789,54 @@ fn a_reopened_flow_does_not_hold_up_the_release_of_others() {
     assert_eq!(ended, vec![1001]);
 }
 
-/// An SSH session between 10.0.0.1:40000 and 10.0.0.2:22 (handshake, banners, a few encrypted
-/// packets), quiet from t=3 on; then `after`, its packets at t=400 and later.
-fn ssh_session_then(after: &[(f64, bool, u8, &[u8])]) -> Vec<FlowRecord> {
+type Packet<'a> = (f64, bool, u8, &'a [u8]);
+
+const SSH_CLIENT: Endpoint = ([10, 0, 0, 1], 40000);
+const SSH_SERVER: Endpoint = ([10, 0, 0, 2], 22);
+
+/// An SSH connection's handshake and banners (`SSH_CLIENT` to `SSH_SERVER`), by t=1.4.
+const SSH_OPENING: [Packet<'static>; 5] = [
+    (1.0, true, SYN, b""),
+    (1.1, false, SYN | ACK, b""),
+    (1.2, true, ACK, b""),
+    (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
+    (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
+];
+
+/// `packets` between `SSH_CLIENT` and `SSH_SERVER` into `a`, each direction's sequence numbers
+/// going on from `seq`.
+fn play(a: &mut Analyzer, seq: &mut [u32; 2], packets: &[Packet<'_>]) {
+    for &(ts, from_client, flags, payload) in packets {
+        let d = usize::from(!from_client);
+        let (src, dst) = if from_client {
+            (SSH_CLIENT, SSH_SERVER)
+        } else {
+            (SSH_SERVER, SSH_CLIENT)
+        };
+        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
+        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
+    }
+}
+
+/// The SSH connection's opening and a few encrypted packets, quiet from t=3 on; then `after`,
+/// its packets at t=400 and later. The records, in the order they ended.
+fn ssh_session_then(after: &[Packet<'_>]) -> Vec<FlowRecord> {
     let (k1, k2, k3) = (noise(300, 1), noise(600, 2), noise(80, 3));
-    let mut packets: Vec<(f64, bool, u8, &[u8])> = vec![
-        (1.0, true, SYN, b""),
-        (1.1, false, SYN | ACK, b""),
-        (1.2, true, ACK, b""),
-        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
-        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
-        (1.5, true, PSH | ACK, &k1),
-        (1.6, false, PSH | ACK, &k2),
-        (3.0, true, PSH | ACK, &k3),
-    ];
-    packets.extend_from_slice(after);
-    run(TCP, 22, &packets)
+    let mut a = analyzer();
+    let mut seq = [1000u32, 5000u32];
+    play(&mut a, &mut seq, &SSH_OPENING);
+    play(
+        &mut a,
+        &mut seq,
+        &[
+            (1.5, true, PSH | ACK, &k1),
+            (1.6, false, PSH | ACK, &k2),
+            (3.0, true, PSH | ACK, &k3),
+        ],
+    );
+    play(&mut a, &mut seq, after);
+    a.drain();
+    std::mem::take(&mut a.flows.finished)
 }
 
 #[test]
@@ -886,35 +918,19 @@ fn only_a_classified_flow_is_continued_and_only_within_the_horizon() {
 
 #[test]
 fn the_monitor_hears_of_a_continued_flow_at_its_first_packet() {
-    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
     let mut a = analyzer();
     a.flows.report_classified = true;
-    let (k1, k2) = (noise(300, 1), noise(600, 2));
-    let opening: [(f64, bool, u8, &[u8]); 7] = [
-        (1.0, true, SYN, b""),
-        (1.1, false, SYN | ACK, b""),
-        (1.2, true, ACK, b""),
-        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
-        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
-        (1.5, true, PSH | ACK, &k1),
-        (1.6, false, PSH | ACK, &k2),
-    ];
     let mut seq = [1000u32, 5000u32];
-    for (ts, from_client, flags, payload) in opening {
-        let d = usize::from(!from_client);
-        let (src, dst) = if from_client { (c, s) } else { (s, c) };
-        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
-        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
-    }
+    play(&mut a, &mut seq, &SSH_OPENING);
     let first: Vec<_> = std::mem::take(&mut a.flows.classified);
     assert_eq!(
         first.iter().map(|r| &*r.protocol).collect::<Vec<_>>(),
         ["ssh"]
     );
-    a.packet(
-        400.0,
-        1,
-        &frame(TCP, s, c, PSH | ACK, seq[1], &noise(64, 3)),
+    play(
+        &mut a,
+        &mut seq,
+        &[(400.0, false, PSH | ACK, &noise(64, 3))],
     );
     let then: Vec<_> = std::mem::take(&mut a.flows.classified);
     assert_eq!(then.len(), 1);
@@ -938,27 +954,14 @@ fn a_flow_evicted_from_a_full_table_is_continued_by_its_next_packet() {
         Arc::new(KnownPorts::default()),
         None,
     );
-    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
-    let session: [(f64, bool, u8, &[u8]); 5] = [
-        (1.0, true, SYN, b""),
-        (1.1, false, SYN | ACK, b""),
-        (1.2, true, ACK, b""),
-        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
-        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
-    ];
     let mut seq = [1000u32, 5000u32];
-    for (ts, from_client, flags, payload) in session {
-        let d = usize::from(!from_client);
-        let (src, dst) = if from_client { (c, s) } else { (s, c) };
-        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
-        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
-    }
+    play(&mut a, &mut seq, &SSH_OPENING);
     // Eight other flows fill the table: the SSH flow, the oldest, is evicted.
     for port in 0..8u16 {
         datagram(&mut a, 2.0, 50000 + port, 9999, false, b"x");
     }
     assert_eq!(ended(&a), vec![(40000, "evicted".to_owned())]);
-    a.packet(2.5, 1, &frame(TCP, c, s, PSH | ACK, seq[0], &noise(64, 9)));
+    play(&mut a, &mut seq, &[(2.5, true, PSH | ACK, &noise(64, 9))]);
     a.drain();
     let next = a
         .flows
@@ -973,24 +976,11 @@ fn a_flow_evicted_from_a_full_table_is_continued_by_its_next_packet() {
     );
 }
 
-/// The SSH session's opening (client 10.0.0.1:40000, server port 22), ended idle by a datagram
-/// of another flow at 350 s; the sequence numbers the session goes on with.
+/// The SSH connection's opening, ended idle by a datagram of another flow at 350 s; the
+/// sequence numbers the connection goes on with.
 fn ssh_opening_ended_idle(a: &mut Analyzer) -> [u32; 2] {
-    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
-    let opening: [(f64, bool, u8, &[u8]); 5] = [
-        (1.0, true, SYN, b""),
-        (1.1, false, SYN | ACK, b""),
-        (1.2, true, ACK, b""),
-        (1.3, false, PSH | ACK, b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n"),
-        (1.4, true, PSH | ACK, b"SSH-2.0-OpenSSH_9.6\r\n"),
-    ];
     let mut seq = [1000u32, 5000u32];
-    for (ts, from_client, flags, payload) in opening {
-        let d = usize::from(!from_client);
-        let (src, dst) = if from_client { (c, s) } else { (s, c) };
-        a.packet(ts, 1, &frame(TCP, src, dst, flags, seq[d], payload));
-        seq[d] = seq[d].wrapping_add(payload.len() as u32 + u32::from(flags & SYN != 0));
-    }
+    play(a, &mut seq, &SSH_OPENING);
     datagram(a, 350.0, 4000, 9999, false, b"t");
     assert_eq!(ended(a), vec![(40000, "idle".to_owned())]);
     seq
@@ -998,7 +988,6 @@ fn ssh_opening_ended_idle(a: &mut Analyzer) -> [u32; 2] {
 
 #[test]
 fn a_reload_keeps_the_verdicts_to_continue_whose_signatures_it_keeps() {
-    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 22));
     let position = |e: &Engine| e.signatures().iter().position(|s| &*s.protocol == "ssh");
     let shipped = position(&analyzer().flows.engine);
     // A set without one that sorts before ssh numbers ssh one lower; and a set without ssh.
@@ -1020,18 +1009,14 @@ fn a_reload_keeps_the_verdicts_to_continue_whose_signatures_it_keeps() {
     assert_eq!(without_ssh.len() + 1, BUILTIN.len(), "ssh.toml is shipped");
     for (files, continued_as) in [(without_amqp, "ssh"), (without_ssh, "unknown")] {
         let mut a = analyzer();
-        let seq = ssh_opening_ended_idle(&mut a);
+        let mut seq = ssh_opening_ended_idle(&mut a);
         let engine = Arc::new(Engine::new(
             load_texts_and(&files, &[]).expect("signatures load"),
             Default::default(),
         ));
         a.flows
             .set_engine(Arc::clone(&engine), Arc::new(KnownPorts::default()));
-        a.packet(
-            400.0,
-            1,
-            &frame(TCP, c, s, PSH | ACK, seq[0], &noise(64, 3)),
-        );
+        play(&mut a, &mut seq, &[(400.0, true, PSH | ACK, &noise(64, 3))]);
         let live = a.flows.table.ids_in_order();
         let continued = live
             .iter()
