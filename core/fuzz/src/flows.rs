@@ -123,7 +123,7 @@ pub fn run(data: &[u8]) {
         );
         let resumable = a.flows.resumable_entries();
         assert!(
-            resumable <= (MAX_FLOWS / 4).max(2),
+            resumable <= (MAX_FLOWS / 4).max(1),
             "{resumable} verdicts kept for resumption, cap {MAX_FLOWS} / 4"
         );
         note(std::mem::take(&mut a.flows.finished));

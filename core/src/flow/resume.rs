@@ -12,13 +12,15 @@
 //! `meta.resumes` naming the flow it continues and an evidence line that says so around the
 //! earlier one's. A SYN is a new connection on the 5-tuple and is classified afresh.
 //!
-//! Bounds: at most `capacity` verdicts, kept in two generations. Remembering goes into the
-//! newer; once it holds half the capacity it becomes the older and the older is dropped. A
-//! look-up is two probes and nothing is ever scanned.
+//! Bounds: a verdict is kept for the hour of capture time its flow ended in and the next (the
+//! two generations: the one before goes when a flow ends in a new hour, having passed the
+//! horizon), and at most `capacity` in all: past it the older generation goes early, and past
+//! that no more are kept. A look-up is two probes and nothing is ever scanned.
 //!
 //! A shard of `parallel` holds its own (its flows' 5-tuples are its own, and `max_flows` and so
-//! the capacity are divided among the shards), so the records are the same for every worker
-//! count as long as no shard's generations turn over.
+//! the capacity are divided among the shards). What is kept depends on capture time alone, so
+//! the records are the same for every worker count as long as no shard's capacity fills, as for
+//! the flow table.
 #![forbid(unsafe_code)]
 
 use std::hash::RandomState;
@@ -79,29 +81,51 @@ type ByKey = HashMap<Key, Ended, RandomState>;
 
 #[derive(Debug)]
 pub struct Resumable {
-    newer: ByKey,
-    older: ByKey,
+    /// By the parity of the hour (`RESUME_WITHIN`) of capture time each flow ended in.
+    generations: [ByKey; 2],
+    /// The latest hour a remembered flow ended in.
+    hour: i64,
     capacity: usize,
 }
 
+/// The hour of capture time `ts` falls in (a time no capture can hold saturates).
+fn hour_of(ts: f64) -> i64 {
+    (ts / RESUME_WITHIN).floor() as i64
+}
+
 impl Resumable {
-    /// At most `capacity` remembered (at least 2, one per generation).
+    /// At most `capacity` remembered (at least 1).
     pub fn new(capacity: usize) -> Self {
         Resumable {
-            newer: ByKey::default(),
-            older: ByKey::default(),
-            capacity: capacity.max(2),
+            generations: [ByKey::default(), ByKey::default()],
+            hour: i64::MIN,
+            capacity: capacity.max(1),
         }
     }
 
     /// `ended` for `key`'s 5-tuple, either way round, in place of any earlier one.
     pub fn remember(&mut self, key: &Key, ended: Ended) {
-        let (canonical, _) = key.canonical();
-        if self.newer.len() >= self.capacity / 2 {
-            self.older = std::mem::take(&mut self.newer);
+        let hour = hour_of(ended.ts_end);
+        if hour > self.hour {
+            // A flow ended in a new hour: whatever ended two hours before is past the horizon
+            // for every flow from now on (freed, not only emptied).
+            if hour != self.hour.saturating_add(1) {
+                self.generations[parity(hour.wrapping_add(1))] = ByKey::default();
+            }
+            self.generations[parity(hour)] = ByKey::default();
+            self.hour = hour;
         }
-        self.older.remove(&canonical);
-        self.newer.insert(canonical, ended);
+        let (canonical, _) = key.canonical();
+        for generation in &mut self.generations {
+            generation.remove(&canonical);
+        }
+        if self.len() >= self.capacity {
+            self.generations[parity(self.hour.wrapping_add(1))] = ByKey::default();
+            if self.len() >= self.capacity {
+                return;
+            }
+        }
+        self.generations[parity(hour)].insert(canonical, ended);
     }
 
     /// The flow that ended on `key`'s 5-tuple, forgotten now; None when there is none, or when it
@@ -111,18 +135,16 @@ impl Resumable {
             return None;
         }
         let (canonical, _) = key.canonical();
-        let ended = self
-            .newer
-            .remove(&canonical)
-            .or_else(|| self.older.remove(&canonical))?;
+        let [a, b] = &mut self.generations;
+        let ended = a.remove(&canonical).or_else(|| b.remove(&canonical))?;
         (ts - ended.ts_end <= RESUME_WITHIN).then_some(ended)
     }
 
     /// A new signature set: each verdict as `renumber` gives it in the new set's numbers, or
     /// forgotten where it gives none (its signature is gone).
     pub fn renumber(&mut self, mut renumber: impl FnMut(&Verdict) -> Option<Arc<Verdict>>) {
-        for map in [&mut self.newer, &mut self.older] {
-            map.retain(|_, ended| match renumber(&ended.verdict) {
+        for generation in &mut self.generations {
+            generation.retain(|_, ended| match renumber(&ended.verdict) {
                 Some(v) => {
                     ended.verdict = v;
                     true
@@ -133,12 +155,16 @@ impl Resumable {
     }
 
     pub fn len(&self) -> usize {
-        self.newer.len() + self.older.len()
+        self.generations.iter().map(ByKey::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.newer.is_empty() && self.older.is_empty()
+        self.generations.iter().all(ByKey::is_empty)
     }
+}
+
+fn parity(hour: i64) -> usize {
+    usize::from(hour.rem_euclid(2) == 1)
 }
 
 #[cfg(test)]
@@ -190,19 +216,70 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_bounded_by_the_capacity_and_the_newest_survive() {
-        let mut r = Resumable::new(8);
-        for port in 0..100u16 {
+    fn a_verdict_is_kept_for_the_hour_its_flow_ended_in_and_the_next() {
+        let mut r = Resumable::new(16);
+        let (k1, k2, k3) = (key(1000, 22), key(1001, 22), key(1002, 22));
+        r.remember(&k1, ended(1, 100.0, &k1, 0));
+        r.remember(&k2, ended(2, RESUME_WITHIN + 100.0, &k2, 0));
+        assert_eq!(r.len(), 2, "the next hour keeps the one before");
+        r.remember(&k3, ended(3, 2.0 * RESUME_WITHIN + 100.0, &k3, 0));
+        assert_eq!(
+            r.len(),
+            2,
+            "the hour after drops the first: past the horizon by then"
+        );
+        assert!(r.take(&k1, 100.0).is_none());
+        assert_eq!(r.take(&k2, 2.0 * RESUME_WITHIN).map(|e| e.flow_id), Some(2));
+        // A flow ending hours later frees both.
+        r.remember(&k1, ended(4, 9.0 * RESUME_WITHIN, &k1, 0));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn past_the_capacity_the_older_hour_goes_then_nothing_more_is_kept() {
+        let mut r = Resumable::new(4);
+        for port in 0..2u16 {
             let k = key(1000 + port, 80);
-            r.remember(&k, ended(u64::from(port), 1.0, &k, 0));
-            assert!(r.len() <= 8, "{}", r.len());
+            r.remember(&k, ended(u64::from(port), 10.0, &k, 0));
         }
-        // The last half-capacity are in the newer generation, the half before in the older.
-        for port in 92..100u16 {
-            assert!(r.take(&key(1000 + port, 80), 2.0).is_some(), "{port}");
+        for port in 2..4u16 {
+            let k = key(1000 + port, 80);
+            r.remember(&k, ended(u64::from(port), RESUME_WITHIN + 10.0, &k, 0));
         }
-        assert!(r.take(&key(1000, 80), 2.0).is_none());
-        assert!(r.is_empty());
+        assert_eq!(r.len(), 4);
+        let k = key(2000, 80);
+        r.remember(&k, ended(9, RESUME_WITHIN + 20.0, &k, 0));
+        assert_eq!(r.len(), 3, "the first hour's two went to make room");
+        for port in 3000..3100u16 {
+            let k = key(port, 80);
+            r.remember(&k, ended(u64::from(port), RESUME_WITHIN + 30.0, &k, 0));
+            assert!(r.len() <= 4, "{}", r.len());
+        }
+        for port in [1002, 1003, 2000, 3000] {
+            assert!(
+                r.take(&key(port, 80), RESUME_WITHIN + 40.0).is_some(),
+                "{port}"
+            );
+        }
+        assert!(r.take(&key(3001, 80), RESUME_WITHIN + 40.0).is_none());
+    }
+
+    #[test]
+    fn any_capture_time_is_taken() {
+        let mut r = Resumable::new(4);
+        let k = key(6000, 443);
+        for ts in [
+            f64::MAX,
+            f64::MIN,
+            f64::NAN,
+            0.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            r.remember(&k, ended(1, ts, &k, 0));
+            assert!(r.len() <= 1);
+        }
     }
 
     #[test]
@@ -210,11 +287,10 @@ mod tests {
         let k = key(5000, 25);
         let mut r = Resumable::new(4);
         r.remember(&k, ended(1, 1.0, &k, 0));
-        r.remember(&key(5001, 25), ended(2, 1.0, &k, 0));
-        // The newer generation turns over, and the older one's copy of the 5-tuple goes.
-        r.remember(&k, ended(3, 2.0, &k, 0));
-        assert_eq!(r.len(), 2);
-        assert_eq!(r.take(&k, 3.0).map(|e| e.flow_id), Some(3));
-        assert!(r.take(&k, 3.0).is_none());
+        // The same 5-tuple ends again in the next hour: the newer verdict replaces the older.
+        r.remember(&k.reversed(), ended(3, RESUME_WITHIN + 2.0, &k, 0));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.take(&k, RESUME_WITHIN + 3.0).map(|e| e.flow_id), Some(3));
+        assert!(r.take(&k, RESUME_WITHIN + 3.0).is_none());
     }
 }
