@@ -6,12 +6,12 @@
 //!
 //! Checked after every frame: the table holds at most its cap, the timer queue at most three
 //! entries a live flow (plus its slack), and the verdicts kept for connections that speak again
-//! (`flow::resume`) at most a quarter of the cap. At the end: the drain empties the table and its queue,
-//! and no flow was reported twice (a record's `flow_id` is its flow's number). While frames are
-//! read, finished records are handed over two at a time as they are made (`Tracker::spill`, as
-//! a read ahead of Python does), in the middle of a frame's sweep if need be. Each record's
-//! JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one line of JSON with
-//! the record's fields and facts.
+//! (`flow::resume`) at most a quarter of the cap. At the end: the drain empties the table and its
+//! queue, and no flow was reported twice (a record's `flow_id` is its flow's number). While
+//! frames are read, finished records are handed over two at a time as they are made
+//! (`Tracker::spill`, as a read ahead of Python does), in the middle of a frame's sweep if need
+//! be. Each record's JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one
+//! line of JSON with the record's fields and facts.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
