@@ -705,10 +705,11 @@ impl Tracker {
         self.verdicts.clear();
         let (verdicts, signatures) = (&mut self.verdicts, engine.signatures());
         self.resumable.renumber(|d| {
-            let sig = signatures.iter().position(|s| *s.protocol == *d.protocol)?;
-            let mut renumbered = d.clone();
-            renumbered.set_sig(Some(sig));
-            Some(verdicts.share(renumbered))
+            let renumbered = renumbered_in(d, signatures);
+            renumbered
+                .sig()
+                .is_some()
+                .then(|| verdicts.share(renumbered))
         });
         let live = self.table.ids_in_order();
         for &(id, stamp) in &live {
@@ -724,13 +725,7 @@ impl Tracker {
                 continue;
             };
             let Some(old) = d.sig() else { continue };
-            let mut renumbered = d.clone();
-            renumbered.set_sig(
-                engine
-                    .signatures()
-                    .iter()
-                    .position(|s| *s.protocol == *d.protocol),
-            );
+            let renumbered = renumbered_in(d, engine.signatures());
             let gone = renumbered.sig().is_none();
             flow.decision = Some(self.verdicts.share(renumbered));
             if gone && flow.inspecting {
@@ -747,6 +742,18 @@ impl Tracker {
             }
         }
     }
+}
+
+/// `verdict` in a new signature set's numbers: its signature found again by protocol name, or
+/// none when the set has no signature for it.
+fn renumbered_in(verdict: &Verdict, signatures: &[Signature]) -> Verdict {
+    let mut renumbered = verdict.clone();
+    renumbered.set_sig(
+        signatures
+            .iter()
+            .position(|s| *s.protocol == *verdict.protocol),
+    );
+    renumbered
 }
 
 mod detection;
