@@ -24,6 +24,7 @@ use crate::flow::{ACK, RST, SYN};
 use crate::meta::Value;
 use crate::record::FlowRecord;
 use crate::source::Record;
+use records::EndReason;
 
 /// Tunables, with the Python engine's defaults.
 #[derive(Clone, Debug)]
@@ -523,7 +524,7 @@ impl Tracker {
                 let f = self.table.get(id);
                 if flags & SYN != 0 && flags & ACK == 0 && f.closed_at().is_some() {
                     // A new connection on the same 5-tuple: the old one is over.
-                    self.remove(id, "closed", (0.0, 0));
+                    self.remove(id, EndReason::Closed, (0.0, 0));
                     (self.new_flow(ts, key, flags, encap), 0)
                 } else {
                     (id, d)
@@ -583,7 +584,7 @@ impl Tracker {
                     .get_mut(old)
                     .meta
                     .insert("evicted".into(), Value::Bool(true));
-                self.remove(old, "evicted", (0.0, 0));
+                self.remove(old, EndReason::Evicted, (0.0, 0));
             }
         }
         let mut flow = Flow::new(key, ts, client_dir, orientation, encap);

@@ -12,6 +12,36 @@ use crate::meta::{FlowMeta, Value};
 use crate::record::FlowRecord;
 use crate::tunnel;
 
+/// Why a flow ended: its record's `end_reason`, and whether its connection may go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum EndReason {
+    /// The input ended with the flow still open.
+    EndOfInput,
+    /// Its FINs or RST, and the linger after them.
+    Closed,
+    /// Silent past its idle timeout.
+    Idle,
+    /// The oldest flow of a full table.
+    Evicted,
+}
+
+impl EndReason {
+    /// `meta.end_reason`: none at the end of input, where every open flow ends.
+    fn meta_text(self) -> Option<&'static str> {
+        match self {
+            EndReason::EndOfInput => None,
+            EndReason::Closed => Some("closed"),
+            EndReason::Idle => Some("idle"),
+            EndReason::Evicted => Some("evicted"),
+        }
+    }
+
+    /// The table ended the flow, not its connection, which may speak again (`flow::resume`).
+    fn by_table(self) -> bool {
+        matches!(self, EndReason::Idle | EndReason::Evicted)
+    }
+}
+
 impl Tracker {
     pub fn drain(&mut self) {
         while !self.drain_some(usize::MAX) {}
@@ -26,7 +56,7 @@ impl Tracker {
         while n < max {
             let Some(id) = self.table.oldest() else { break };
             let created = self.table.get(id).created();
-            self.remove(id, "end", (0.0, created));
+            self.remove(id, EndReason::EndOfInput, (0.0, created));
             n += 1;
         }
         let empty = self.table.is_empty();
@@ -38,22 +68,22 @@ impl Tracker {
     }
 
     /// `tie`: the record's place among those of its packet and phase (see `Order`).
-    pub(super) fn remove(&mut self, id: FlowId, reason: &str, tie: (f64, u64)) {
+    pub(super) fn remove(&mut self, id: FlowId, reason: EndReason, tie: (f64, u64)) {
         if self.table.get(id).inspecting {
             self.leaving = true;
             self.conclude(id);
             self.leaving = false;
         }
         let mut flow = self.table.take(id);
-        if matches!(reason, "idle" | "evicted") && flow.is_tcp() {
+        if reason.by_table() && flow.is_tcp() {
             self.remember_ended(&flow);
         }
         // The flow is gone: its metadata moves into the record as it is (a frozen buffer stays
         // one), rather than being copied or decoded.
         let meta = std::mem::take(&mut flow.meta);
         let mut rec = self.record_with(&flow, meta);
-        if reason != "end" {
-            rec.meta.set_default("end_reason", reason.into());
+        if let Some(text) = reason.meta_text() {
+            rec.meta.set_default("end_reason", text.into());
         }
         tunnel::annotate_shape(&mut rec, shape_view(&flow).as_ref()); // last: after end_reason
         if self.keyed {

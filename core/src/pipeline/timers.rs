@@ -1,6 +1,6 @@
 //! The flow table's clocks: the sweep at each interval, idle and linger timeouts, the
 //! active timeout of long flows, and when the sweep next looks at each flow.
-use super::records::shape_view;
+use super::records::{shape_view, EndReason};
 use super::{transport_of, Tracker, OWN, RELEASE, SWEEP};
 use crate::flow::slot::{Flow, Side, Verdict};
 use crate::flow::table::FlowId;
@@ -79,12 +79,12 @@ impl Tracker {
     }
 
     /// Why the sweep at `now` ends `flow`, if it does.
-    fn timed_out(&self, flow: &Flow, now: f64) -> Option<&'static str> {
+    fn timed_out(&self, flow: &Flow, now: f64) -> Option<EndReason> {
         let c = &self.config;
         if let Some(at) = flow.closed_at() {
-            return (now - at >= c.linger).then_some("closed");
+            return (now - at >= c.linger).then_some(EndReason::Closed);
         }
-        (now - flow.ts_end() >= self.idle(flow)).then_some("idle")
+        (now - flow.ts_end() >= self.idle(flow)).then_some(EndReason::Idle)
     }
 
     /// How long `flow` may stay silent: its protocol's own idle timeout, else its transport's.
@@ -114,7 +114,7 @@ impl Tracker {
                 return;
             }
             self.table.pop_closed();
-            self.remove(c.id, "closed", (c.at, c.seq));
+            self.remove(c.id, EndReason::Closed, (c.at, c.seq));
         }
     }
 
