@@ -13,7 +13,6 @@ import gc
 import importlib
 import os
 import sys
-import traceback
 from contextlib import ExitStack
 from typing import Any, NoReturn, TextIO
 
@@ -63,6 +62,8 @@ def internal_error_text(exc: BaseException, where: str = "") -> str:
     """One line for an unexpected exception (a bug, or a resource exhausted); with --debug, the
     traceback goes to stderr first."""
     if _debug:
+        import traceback  # only for --debug, on an error
+
         traceback.print_exception(exc, file=sys.stderr)
     detail = clean_text(f"{type(exc).__name__}: {exc}", 200)
     hint = "traceback above" if _debug else f"run again with --debug (or {DEBUG_ENV}=1) for the full traceback"
@@ -116,6 +117,11 @@ class Main(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if not gc.isenabled():
+            # The entry point (`portwatch.launch`) loaded the command line with the collector
+            # off: what it loaded stays out of the collector's sight, as `quiet_collector` keeps it.
+            gc.freeze()
+            gc.enable()
         try:
             try:
                 return super().invoke(ctx)
@@ -129,6 +135,8 @@ class Main(click.Group):
             fail(os_error_text(exc))
         except OSError as exc:
             if _debug:
+                import traceback  # only for --debug, on an error
+
                 traceback.print_exception(exc, file=sys.stderr)
             if exc.filename is None and exc.errno in _WRITE_ERRNOS:  # stdout (click.echo, rich) failed
                 _stdout_to_devnull()

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import errno
 import functools
-import gzip
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -150,12 +148,18 @@ def read_services_file(path: Path) -> str:
     """The text of `path`, refusing (OSError EFBIG) a file over MAX_SERVICES_BYTES: read whole,
     a 158 MB file cost 3.4 GB and minutes, and no services database is near that size. A `.gz` file
     is decompressed under the same cap (a gzip bomb stops at the cap, it is not inflated whole)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
+    if path.suffix == ".gz":
+        import gzip  # only for a .gz database (IANA's registry)
+        import zlib
+
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = read_capped(fh, MAX_SERVICES_BYTES + 1)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, corrupt stream
+            raise OSError(errno.EINVAL, f"not a readable gzip file ({exc})", str(path)) from exc
+    else:
+        with open(path, "rb") as fh:
             data = read_capped(fh, MAX_SERVICES_BYTES + 1)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, corrupt stream
-        raise OSError(errno.EINVAL, f"not a readable gzip file ({exc})", str(path)) from exc
     if len(data) > MAX_SERVICES_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))
     return data.decode("utf-8", errors="replace")

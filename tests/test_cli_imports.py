@@ -16,11 +16,11 @@ from portwatch.cli import main
 CAPTURE = Path(__file__).resolve().parent.parent / "captures" / "ssh-443.pcap"
 HEAVY = ("rich", "pandas", "portwatch.monitor", "portwatch.audit", "portwatch.baseline", "portwatch.report.sqlite",
          "portwatch.report.servers", "portwatch.report.console", "subprocess", "tempfile", "shutil",
-         "importlib.resources", "zipfile")
+         "importlib.resources", "zipfile", "gzip", "zlib", "traceback")
 
 
 def _modules_after(args: list[str]) -> list[str]:
-    code = ("import sys\nfrom portwatch.cli import main\nsys.argv = ['portwatch', *sys.argv[1:]]\n"
+    code = ("import sys\nfrom portwatch.launch import main\nsys.argv = ['portwatch', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(' '.join(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))))\n")
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
