@@ -206,8 +206,8 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
         # Records no finding came of, as the core wrote their lines (a record format) or counted
         # them (the closing report alone): nothing else in this run reads them (the summary only
         # a record's findings or counts, no inventory is kept).
-        on_line = writer.write_lines if (  # type: ignore[attr-defined]
-            writer is not None and SINKS[fmt].quiet_lines and inventory is None) else None
+        line_format = SINKS[fmt].quiet_lines if writer is not None and inventory is None else None
+        on_line = writer.write_lines if line_format else None  # type: ignore[attr-defined]
         on_tally = summary.add_tally if writer is None and inventory is None else None
 
         stats_all = []
@@ -245,7 +245,7 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             # --workers N: N threads in the core track shards of the flows; the file is read once.
             analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=None if path == "-" else capture.name,
                                 workers=workers, meta_json=writer is not None and SINKS[fmt].meta_json,
-                                on_line=on_line, on_tally=on_tally)
+                                on_line=on_line, line_format=line_format or "jsonl", on_tally=on_tally)
             try:
                 analyzer.run_capture(capture, view.track(str(len(names)), capture, analyzer) if view else None)
             except KeyboardInterrupt:

@@ -135,6 +135,7 @@ class Analyzer:
         meta_json: bool = False,
         on_line: LineSink | None = None,
         on_tally: TallySink | None = None,
+        line_format: str = "jsonl",
     ) -> None:
         self.config = config or Config()
         self.setup = setup or Setup.load(self.config)
@@ -152,9 +153,9 @@ class Analyzer:
             self.core.set_filter(self.setup.bpf_programs)
         self.error: str | None = None
         # The records no finding can come of never become Python records (`rules.quiet_setup`):
-        # `on_line` takes runs of them as the JSON lines the core wrote, or else `on_tally` as
-        # the core counted them for the closing report. Each Python record teaches the core its
-        # key (`_emit`).
+        # `on_line` takes runs of them as the lines the core wrote in `line_format` ("jsonl",
+        # "eve": `SinkFormat.quiet_lines`), or else `on_tally` as the core counted them for the
+        # closing report. Each Python record teaches the core its key (`_emit`).
         if on_line is not None and on_tally is not None:
             raise ValueError("quiet records go to on_line or to on_tally, not both")
         self.on_line = on_line
@@ -162,7 +163,7 @@ class Analyzer:
         wanted = (on_line or on_tally) and on_classified is None
         quiet = quiet_setup(self.setup.ctx, self.setup.known_ports) if wanted else None
         if quiet is not None:
-            self.core.quiet_records(*quiet, lines=on_line is not None)
+            self.core.quiet_records(*quiet, lines=line_format if on_line is not None else None)
         self._teaching = quiet is not None
 
     # ---- input ---------------------------------------------------------------------------

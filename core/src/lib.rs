@@ -24,6 +24,7 @@ pub mod decode;
 pub mod detect;
 pub mod dns_name;
 pub mod dns_tunnel;
+pub mod eve_line;
 pub mod flow;
 mod handoff;
 pub mod meta;

@@ -1,7 +1,8 @@
-"""Quiet records: the records no finding can come of, written as JSON lines by the core
-(`Analyzer(on_line=...)`, what `analyze --format jsonl` does), are the same bytes as those records
-written from Python records after the policy, in the same order; counted by the core
-(`on_tally`, what the closing report alone needs), they make the same summary."""
+"""Quiet records: the records no finding can come of, written as JSON lines or EVE flow events by
+the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format jsonl` and `--format eve`
+do), are the same bytes as those records written from Python records after the policy, in the same
+order; counted by the core (`on_tally`, what the closing report alone needs), they make the same
+summary."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 from portwatch.policy.config import load_policy
 from portwatch.policy.rules import PolicyContext, quiet_setup
+from portwatch.report.eve import EveWriter
 from portwatch.report.jsonl import JsonlWriter
 from portwatch.report.summary import Summary
 
@@ -36,10 +38,18 @@ def setup() -> Setup:
     return Setup.load(CONFIG)
 
 
-def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1) -> tuple[str, Counter]:
-    """The capture's JSON lines, and how many came as the core's lines and as Python records."""
+WRITERS = {"jsonl": JsonlWriter, "eve": EveWriter}
+
+
+def protocol_of(line: str) -> str:
+    obj = json.loads(line)
+    return obj["portwatch"]["protocol"] if "portwatch" in obj else obj["protocol"]
+
+
+def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "jsonl") -> tuple[str, Counter]:
+    """The capture's lines in `fmt`, and how many came as the core's lines and as Python records."""
     out = io.StringIO()
-    writer = JsonlWriter(out)
+    writer = WRITERS[fmt](out)
     seen: Counter = Counter()
 
     def record(rec) -> None:
@@ -50,24 +60,25 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1) -> tuple[str,
     def line(data: bytes) -> None:
         seen["lines"] += data.count(b"\n")
         for text in data.decode().splitlines():
-            seen[f"line:{json.loads(text)['protocol']}"] += 1
+            seen[f"line:{protocol_of(text)}"] += 1
         writer.write_lines(data)
 
     # a tracker of its own: the DNS-tunnel counts of an earlier run would change this one's
     setup = dataclasses.replace(setup, ctx=PolicyContext.build(setup.services, setup.signatures, setup.policy))
     capture = open_capture(str(path))
     analyzer = Analyzer(CONFIG, on_record=record, setup=setup, pcap_name=capture.name, meta_json=True,
-                        workers=workers, on_line=line if quiet else None)
+                        workers=workers, on_line=line if quiet else None, line_format=fmt)
     analyzer.run_capture(capture)
     analyzer.close()
     return out.getvalue(), seen
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
 @pytest.mark.parametrize("shape", ["generated", "slow_link"])
-def test_a_generated_capture_is_the_same_bytes(setup, shape, request):
+def test_a_generated_capture_is_the_same_bytes(setup, shape, fmt, request):
     path = request.getfixturevalue(shape)
-    ref, plain = lines(setup, path, quiet=False)
-    got, seen = lines(setup, path, quiet=True)
+    ref, plain = lines(setup, path, quiet=False, fmt=fmt)
+    got, seen = lines(setup, path, quiet=True, fmt=fmt)
     assert got == ref
     assert plain["lines"] == 0
     # most of the flows are a protocol on its own port: written by the core
@@ -83,14 +94,40 @@ def test_with_two_workers_too(setup, generated):
     assert got == ref and seen["lines"] > 0
 
 
-def test_every_real_capture_is_the_same_bytes(setup):
+@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
+def test_every_real_capture_is_the_same_bytes(setup, fmt):
     taught = 0
     for path in CAPTURES:
-        ref, _ = lines(setup, path, quiet=False)
-        got, seen = lines(setup, path, quiet=True)
+        ref, _ = lines(setup, path, quiet=False, fmt=fmt)
+        got, seen = lines(setup, path, quiet=True, fmt=fmt)
         assert got == ref, path.name
         taught += seen["lines"]
     assert taught > 0  # the captures' later flows of a protocol on its port
+
+
+def test_eve_times_round_their_microseconds_as_python_does(setup, tmp_path):
+    """EVE writes times to the microsecond: the core rounds a nanosecond capture's times half to
+    even as `datetime.fromtimestamp` does, ties included. Near 1.7e9 s a float holds a time to
+    2^-22 s, so the exact half microseconds there are the odd multiples of 1/128 s (7,812.5 us)."""
+    rng = random.Random(7)
+    frames = []
+    for i in range(400):
+        query = DNS(id=i, rd=1, qd=DNSQR(qname=f"host{i}.example.com", qtype="A"))
+        answer = DNS(id=i, qr=1, rd=1, ra=1, qd=DNSQR(qname=f"host{i}.example.com", qtype="A"),
+                     an=DNSRR(rrname=f"host{i}.example.com", type="A", rdata="192.0.2.7"))
+        # every other flow starts on a half microsecond, the rest anywhere in its second
+        nanos = (i % 128 | 1) * 7_812_500 if i % 2 else rng.randrange(1_000_000_000)
+        start = 1_700_000_000 + i + nanos / 1e9
+        pair = udp_exchange([(True, bytes(query)), (False, bytes(answer))], sport=20000 + i)
+        frames += [(start, ether(pair[0])), (start + 0.0000125, ether(pair[1]))]
+    path = write_pcap(tmp_path / "ns.pcap", frames, nano=True)
+    ref, _ = lines(setup, path, quiet=False, fmt="eve")
+    got, seen = lines(setup, path, quiet=True, fmt="eve")
+    assert got == ref
+    assert seen["lines"] > 300
+    stamps = [json.loads(t)["timestamp"] for t in got.splitlines()]
+    assert "2023-11-14T22:13:21.007812+0000" in stamps  # 7,812.5 us: the tie goes to the even 7,812
+    assert "2023-11-14T22:13:23.023438+0000" in stamps  # 23,437.5 us: to the even 23,438
 
 
 def test_a_dns_tunnel_among_ordinary_lookups_is_still_found(setup, tmp_path):
@@ -139,12 +176,13 @@ def test_a_baseline_asks_about_every_record(setup):
     assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
 
 
-def test_the_cli_writes_the_same_file(tmp_path, setup, generated):
-    out = tmp_path / "out.jsonl"
-    run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "jsonl", "-o", str(out),
+@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
+def test_the_cli_writes_the_same_file(tmp_path, setup, generated, fmt):
+    out = tmp_path / f"out.{fmt}"
+    run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(out),
                           str(generated)], capture_output=True, text=True, timeout=120)
     assert run.returncode in (0, 1), run.stderr
-    ref, _ = lines(setup, generated, quiet=False)
+    ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
     assert out.read_text() == ref
 
 

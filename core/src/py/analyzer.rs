@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::capture::{lock_reader, PyCapture};
-use super::convert::{AheadRecords, Lines, RecordType};
+use super::convert::{AheadRecords, Lines, QuietOutput, RecordType};
 use super::dns_tunnel::PyDnsTunnelTracker;
 use super::signatures::PyEngine;
 use super::{filter_from, transport, Programs};
@@ -30,11 +30,11 @@ pub(super) struct PyAnalyzer {
     record_type: RecordType,
     /// Records the capture reader found malformed (a pcapng packet block that lies about its length).
     source_malformed: u64,
-    /// Quiet records handed over as their JSON lines or tallies, DNS records counted by the
+    /// Quiet records handed over as their lines or tallies, DNS records counted by the
     /// policy's tracker on the way (`quiet_records`).
     quiet: Option<QuietLines>,
     dns: Option<Py<PyDnsTunnelTracker>>,
-    quiet_as_lines: bool,
+    quiet_output: QuietOutput,
     report_classified: bool,
 }
 
@@ -125,7 +125,7 @@ impl PyAnalyzer {
         self.quiet.as_ref().map(|quiet| Lines {
             quiet,
             dns: self.dns.as_ref(),
-            as_lines: self.quiet_as_lines,
+            output: self.quiet_output,
         })
     }
 
@@ -287,7 +287,7 @@ impl PyAnalyzer {
                 source_malformed: 0,
                 quiet: None,
                 dns: None,
-                quiet_as_lines: true,
+                quiet_output: QuietOutput::Jsonl,
                 report_classified,
             });
         }
@@ -305,7 +305,7 @@ impl PyAnalyzer {
             source_malformed: 0,
             quiet: None,
             dns: None,
-            quiet_as_lines: true,
+            quiet_output: QuietOutput::Jsonl,
             report_classified,
         })
     }
@@ -492,16 +492,17 @@ impl PyAnalyzer {
             .to_py_or_quiet(py, &mut records, self.lines())
     }
 
-    /// From now on, hand over each record no finding can come of as its JSON line (`lines`: a
-    /// `bytes` among the records, runs of lines joined), for a caller that only writes lines, or
-    /// counted (a `QuietTally` in place of each run), for one that only writes the closing
+    /// From now on, hand over each record no finding can come of as its line in the format
+    /// `lines` names ("jsonl": its JSON line, "eve": its EVE flow event; a `bytes` among the
+    /// records, runs of lines joined), for a caller that only writes lines, or counted (a
+    /// `QuietTally` in place of each run; `lines=None`), for one that only writes the closing
     /// report; see `quiet_lines`. `names`: the services database's (port, transport, names)
     /// (`assigned`); `listed`: facts and the values the policy gives a reason for;
     /// `unknown_quiet`: an unanswered, unrecognised flow is quiet; `trusted_port_limit`: TCP
     /// client ports below it are a rule's; `dns`: the policy's DNS-tunnel tracker, which then
     /// counts every DNS record here (one not handed over as quiet comes as (record, what
     /// `account` answered)). Keys are then taught one at a time (`teach_quiet`).
-    #[pyo3(signature = (names, listed, unknown_quiet, trusted_port_limit, dns=None, *, lines=true))]
+    #[pyo3(signature = (names, listed, unknown_quiet, trusted_port_limit, dns=None, *, lines=Some("jsonl")))]
     fn quiet_records(
         &mut self,
         names: Vec<(u16, String, Vec<String>)>,
@@ -509,8 +510,9 @@ impl PyAnalyzer {
         unknown_quiet: bool,
         trusted_port_limit: u16,
         dns: Option<Py<PyDnsTunnelTracker>>,
-        lines: bool,
+        lines: Option<&str>,
     ) -> PyResult<()> {
+        let output = QuietOutput::named(lines)?;
         if self.report_classified {
             return Err(PyValueError::new_err(
                 "quiet records leave out records report_classified hands over",
@@ -527,7 +529,7 @@ impl PyAnalyzer {
             trusted_port_limit,
         ));
         self.dns = dns;
-        self.quiet_as_lines = lines;
+        self.quiet_output = output;
         Ok(())
     }
 

@@ -3,6 +3,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::ahead::{Home, Spent};
+use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
@@ -22,8 +23,32 @@ pub(super) type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
 pub(super) struct Lines<'a> {
     pub(super) quiet: &'a QuietLines,
     pub(super) dns: Option<&'a Py<PyDnsTunnelTracker>>,
-    /// Lines (`--format jsonl`), else tallies (the closing report alone).
-    pub(super) as_lines: bool,
+    pub(super) output: QuietOutput,
+}
+
+/// What a run of quiet records becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum QuietOutput {
+    /// Their JSON lines (`--format jsonl`, `quiet_lines::push_line`).
+    Jsonl,
+    /// Their EVE flow events (`--format eve`, `eve_line::push_eve_line`).
+    Eve,
+    /// Their tally (the closing report alone).
+    Tally,
+}
+
+impl QuietOutput {
+    /// The format named `name` (`SinkFormat.quiet_lines`), or a tally for None.
+    pub(super) fn named(name: Option<&str>) -> PyResult<Self> {
+        match name {
+            None => Ok(QuietOutput::Tally),
+            Some("jsonl") => Ok(QuietOutput::Jsonl),
+            Some("eve") => Ok(QuietOutput::Eve),
+            Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "no quiet lines in the {other:?} format (jsonl, eve)"
+            ))),
+        }
+    }
 }
 
 /// What the core's records become in Python: instances of a class called with the record's
@@ -83,12 +108,7 @@ fn records_to_class<'py>(
         let json = meta_json.next().flatten();
         // Some(signal): a DNS record the tracker counted here.
         let mut counted = None;
-        if let Some(Lines {
-            quiet,
-            dns,
-            as_lines,
-        }) = lines
-        {
+        if let Some(Lines { quiet, dns, output }) = lines {
             if let Some(dns) = dns.filter(|_| &*r.protocol == "dns") {
                 let assigned = quiet.names_of(r);
                 counted = Some(
@@ -98,16 +118,25 @@ fn records_to_class<'py>(
                 );
             }
             if let (None | Some(None), Some(assigned)) = (&counted, quiet.quiet(r)) {
-                if as_lines {
-                    push_line(&mut run.lines, r, assigned, json.as_deref());
-                } else {
-                    run.tally.add(r);
+                let handed = match output {
+                    QuietOutput::Jsonl => {
+                        push_line(&mut run.lines, r, assigned, json.as_deref());
+                        true
+                    }
+                    // A record whose event only Python writes the same way goes as a record.
+                    QuietOutput::Eve => push_eve_line(&mut run.lines, r, assigned, json.as_deref()),
+                    QuietOutput::Tally => {
+                        run.tally.add(r);
+                        true
+                    }
+                };
+                if handed {
+                    // Freed where it was made, as the records are (`ahead::Home`).
+                    if let Some(home) = home {
+                        home.give_back(Spent::Meta(std::mem::take(&mut r.meta), json));
+                    }
+                    continue;
                 }
-                // Freed where it was made, as the records are (`ahead::Home`).
-                if let Some(home) = home {
-                    home.give_back(Spent::Meta(std::mem::take(&mut r.meta), json));
-                }
-                continue;
             }
         }
         run.flush(py, &mut out)?;
