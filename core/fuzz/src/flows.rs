@@ -11,7 +11,8 @@
 //! frames are read, finished records are handed over two at a time as they are made
 //! (`Tracker::spill`, as a read ahead of Python does), in the middle of a frame's sweep if need
 //! be. Each record's JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one
-//! line of JSON with the record's fields and facts.
+//! line of JSON with the record's fields and facts, and so is its EVE flow event
+//! (`eve_line::push_eve_line`) where it writes one.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -63,6 +64,30 @@ fn quiet_line_is_json(r: &FlowRecord, meta_json: &[u8]) {
     assert_eq!(value["history"], r.history);
     assert_eq!(value["assigned"][0], assigned[0]);
     assert_eq!(value["bytes_s2c"], r.bytes_s2c);
+
+    let mut event = Vec::new();
+    if _core::eve_line::push_eve_line(&mut event, r, &assigned, Some(meta_json)) {
+        assert!(
+            event.ends_with(b"}\n") && event.iter().filter(|b| **b == b'\n').count() == 1,
+            "flow {}: one EVE event, then the newline",
+            r.flow_id
+        );
+        let event: Value = serde_json::from_slice(&event).expect("an EVE line is JSON");
+        assert_eq!(event["event_type"], "flow");
+        assert_eq!(event["flow_id"], r.flow_id);
+        assert_eq!(event["flow"]["pkts_toserver"], r.packets_c2s);
+        assert_eq!(
+            event["portwatch"]["meta"], facts,
+            "flow {}: its facts",
+            r.flow_id
+        );
+    } else {
+        assert!(
+            event.is_empty(),
+            "flow {}: nothing written when declined",
+            r.flow_id
+        );
+    }
 }
 
 pub fn run(data: &[u8]) {
