@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import _core
 from ..model import FlowRecord
 from .safeopen import create_output
 from .schema import FLOW_COLUMNS
@@ -67,37 +68,59 @@ def _micros(ts: float) -> int | None:
     return micros if -_INT64 < micros < _INT64 else None
 
 
+def _meta_text(meta: Any, raw: dict[str, float]) -> str:
+    """`json.dumps(meta, ensure_ascii=False, sort_keys=True)`, with the times the timestamp
+    columns cannot hold under `TIME_RAW_KEY`. A core `Meta` is written by the core
+    (`Meta.json_sorted`, the same text) without becoming a dict."""
+    if not raw and type(meta) is _core.Meta:
+        text = meta.json_sorted()
+        if text is not None:
+            return text
+    v = dict(meta or {})
+    if raw:
+        v[TIME_RAW_KEY] = {**v.get(TIME_RAW_KEY, {}), **raw}
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+def to_row(r: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A record dict (`FlowRecord.as_dict()` shape, epoch-second floats) as its column values, in
+    `SCHEMA` order; it keeps no reference to the dict's `meta` (made its JSON text) or lists."""
+    out = []
+    raw: dict[str, float] = {}
+    for name in SCHEMA.names:
+        v = r.get(name)
+        if name in ("ts_start", "ts_end"):
+            micros = _micros(v)
+            if micros is None and isinstance(v, (int, float)):
+                raw[name] = float(v)  # kept as a number in meta, the column null
+            v = micros
+        elif name == "meta":
+            v = _meta_text(v, raw)  # after the times: SCHEMA lists meta after them
+        elif name == "assigned":
+            v = list(v or [])
+        elif name == "flow_id":
+            v = None if v is None else str(v)
+        elif name == "findings":
+            v = [{k: f[k] for k in ("kind", "severity", "message")} for f in v or ()]
+        out.append(v)
+    return tuple(out)
+
+
+def rows_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    """`to_row` values to an Arrow table of `SCHEMA`."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in SCHEMA.names]
+    arrays = []
+    for field, values in zip(SCHEMA, columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(values, type=pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
 def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Record dicts (`FlowRecord.as_dict()` shape, epoch-second floats) to an Arrow table of `SCHEMA`."""
-    cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    for r in records:
-        raw: dict[str, float] = {}
-        for name in SCHEMA.names:
-            v = r.get(name)
-            if name in ("ts_start", "ts_end"):
-                micros = _micros(v)
-                if micros is None and isinstance(v, (int, float)):
-                    raw[name] = float(v)  # kept as a number in meta, the column null
-                v = micros
-            elif name == "meta":
-                v = dict(v or {})
-                if raw:
-                    v[TIME_RAW_KEY] = {**v.get(TIME_RAW_KEY, {}), **raw}
-                v = json.dumps(v, ensure_ascii=False, sort_keys=True)
-            elif name == "assigned":
-                v = list(v or [])
-            elif name == "flow_id":
-                v = None if v is None else str(v)
-            elif name == "findings":
-                v = [{k: f[k] for k in ("kind", "severity", "message")} for f in v or ()]
-            cols[name].append(v)
-    arrays = []
-    for field in SCHEMA:
-        if pa.types.is_timestamp(field.type):
-            arrays.append(pa.array(cols[field.name], type=pa.int64()).cast(field.type))
-        else:
-            arrays.append(pa.array(cols[field.name], type=field.type))
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    return rows_table([to_row(r) for r in records])
 
 
 def from_table(table: pa.Table) -> list[dict[str, Any]]:
@@ -120,7 +143,9 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 class ParquetWriter:
-    """Write flow records to `path`; records are buffered and written a row group at a time."""
+    """Write flow records to `path`, a row group at a time. A record waits for its row group as
+    its column values (`to_row`), its metadata already the column's JSON text, not as a dict of
+    Python objects: the record and its facts are freed as soon as it is written."""
 
     def __init__(self, path: str | os.PathLike[str], compression: str = "zstd") -> None:
         self.path = os.fspath(path)
@@ -131,17 +156,17 @@ class ParquetWriter:
         except BaseException:
             self._file.close()
             raise
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[tuple[Any, ...]] = []
         self.rows = 0
 
     def write(self, rec: FlowRecord | Mapping[str, Any]) -> None:
-        self._buffer.append(rec.as_dict() if isinstance(rec, FlowRecord) else dict(rec))
+        self._buffer.append(to_row(rec.as_dict(copy=False) if isinstance(rec, FlowRecord) else rec))
         if len(self._buffer) >= ROW_GROUP:
             self.flush()
 
     def flush(self) -> None:
         if self._buffer:
-            self._writer.write_table(to_table(self._buffer))
+            self._writer.write_table(rows_table(self._buffer))
             self.rows += len(self._buffer)
             self._buffer.clear()
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from conftest import CAPTURES
+
 from portwatch.model import Finding, FlowRecord
 from portwatch.report.eve import EveWriter
 from portwatch.report.jsonl import JsonlWriter, encode_line
@@ -66,3 +68,29 @@ def test_as_dict_without_copies_is_the_same_dict_in_the_same_order() -> None:
         assert copied["assigned"] is not rec.assigned
         third = "pcap" if rec.pcap else "ts_start"
         assert list(copied)[:3] == ["flow_id", "community_id", third]
+
+
+def test_parquet_rows_hold_the_cores_meta_as_its_json_text(tmp_path: Path) -> None:
+    """A record waiting for its row group is held as its column values, its core `Meta` already
+    the JSON text `json.dumps(..., sort_keys=True)` writes of its dict: the file is the one the
+    records' dicts make, and no buffered row keeps a record's facts alive."""
+    import pyarrow.parquet as pq
+
+    from portwatch import _core
+    from portwatch.pipeline import Config, Setup, analyze_path
+    from portwatch.report.parquet import SCHEMA, ParquetWriter, to_table
+
+    config = Config()
+    setup = Setup.load(config)
+    records: list[FlowRecord] = []
+    for name in ("ssh-443.pcap", "https-443.pcap", "dns-53.pcap", "quic-443.pcap"):
+        analyze_path(str(CAPTURES / name), setup, config, records.append)
+    assert records and all(type(r.meta) is _core.Meta for r in records)
+    path = tmp_path / "flows.parquet"
+    writer = ParquetWriter(path)
+    for rec in records:
+        writer.write(rec)
+    meta = SCHEMA.names.index("meta")
+    assert all(type(row) is tuple and type(row[meta]) is str for row in writer._buffer)
+    writer.close()
+    assert pq.read_table(path).equals(to_table([r.as_dict() for r in records]))
