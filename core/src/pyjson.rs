@@ -1,10 +1,11 @@
-//! The text Python's `json.dumps(value, ensure_ascii=False, sort_keys=True)` makes of a value:
-//! what the CSV writer puts in its `meta` column (`portwatch/report/csvout.py`), written here
-//! from the core's map instead of converting the map into Python objects and encoding those.
+//! The text Python's `json.dumps(value, ensure_ascii=False, ...)` makes of a value, written here
+//! from the core's map instead of converting the map into Python objects and encoding those:
+//! sorted with the default separators for the CSV writer's and the Parquet writer's `meta`
+//! column (`sort_keys=True`), compact for SQLite's (`separators=(",", ":")`, in the map's order).
 //!
-//! Python's spelling, not serde_json's: ", " and ": " between items, keys sorted at every level
-//! (by code point, which is UTF-8 byte order), floats as `repr` (`1e-05`, `2.0`), and only `"`,
-//! `\` and the control characters escaped (`\n`, `\u001b`), everything else as it is.
+//! Python's spelling, not serde_json's: floats as `repr` (`1e-05`, `2.0`), and only `"`, `\`
+//! and the control characters escaped (`\n`, `\u001b`), everything else as it is; sorted keys
+//! by code point (UTF-8 byte order) at every level.
 //!
 //! The writer recurses as deep as the value nests: a map from Python is at most 64 levels deep
 //! (`tunnel::py::from_py`), and the probes' facts are a few levels by construction.
@@ -13,29 +14,60 @@
 use crate::meta::{Meta, Value};
 use crate::tunnel::pyfmt;
 
+/// How `json.dumps` was asked to write.
+#[derive(Clone, Copy)]
+struct Style {
+    sort_keys: bool,
+    item_separator: &'static str,
+    key_separator: &'static str,
+}
+
+const SORTED: Style = Style {
+    sort_keys: true,
+    item_separator: ", ",
+    key_separator: ": ",
+};
+
+const COMPACT: Style = Style {
+    sort_keys: false,
+    item_separator: ",",
+    key_separator: ":",
+};
+
 /// `json.dumps(meta, ensure_ascii=False, sort_keys=True)`.
 pub fn dumps_sorted(meta: &Meta) -> String {
+    dumps(meta, SORTED)
+}
+
+/// `json.dumps(meta, ensure_ascii=False, separators=(",", ":"))`.
+pub fn dumps_compact(meta: &Meta) -> String {
+    dumps(meta, COMPACT)
+}
+
+fn dumps(meta: &Meta, style: Style) -> String {
     let mut out = String::new();
     let mut items: Vec<(&str, &Value)> = meta.iter().collect();
-    object(&mut out, &mut items);
+    object(&mut out, &mut items, style);
     out
 }
 
-fn object(out: &mut String, items: &mut [(&str, &Value)]) {
-    items.sort_unstable_by(|a, b| a.0.cmp(b.0));
+fn object(out: &mut String, items: &mut [(&str, &Value)], style: Style) {
+    if style.sort_keys {
+        items.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
     out.push('{');
     for (i, (k, v)) in items.iter().enumerate() {
         if i > 0 {
-            out.push_str(", ");
+            out.push_str(style.item_separator);
         }
         string(out, k);
-        out.push_str(": ");
-        value(out, v);
+        out.push_str(style.key_separator);
+        value(out, v, style);
     }
     out.push('}');
 }
 
-fn value(out: &mut String, v: &Value) {
+fn value(out: &mut String, v: &Value, style: Style) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -55,15 +87,15 @@ fn value(out: &mut String, v: &Value) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(style.item_separator);
                 }
-                value(out, item);
+                value(out, item, style);
             }
             out.push(']');
         }
         Value::Object(map) => {
             let mut items: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            object(out, &mut items);
+            object(out, &mut items, style);
         }
     }
 }
@@ -103,6 +135,22 @@ mod tests {
         let got = dumps_sorted(&meta);
         assert_eq!(got.replace('\u{7f}', ""), want);
         assert!(got.contains('\u{7f}'), "DEL is not escaped");
+    }
+
+    #[test]
+    fn compact_keeps_the_maps_order() {
+        let meta: Meta = [
+            ("z", json!({"y": [1.5, 2.0], "b": "x"})),
+            ("a", json!(0.00001)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string().into(), v))
+        .collect();
+        // json.dumps({...the same...}, ensure_ascii=False, separators=(",", ":")) in Python 3.11.
+        assert_eq!(
+            dumps_compact(&meta),
+            r#"{"z":{"y":[1.5,2.0],"b":"x"},"a":1e-05}"#
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
+from .. import _core
 from ..model import Finding, FlowRecord
 from .jsonl import plain
 from .safeopen import OpenedFile, OutputPathError, open_output
@@ -111,6 +112,16 @@ class SchemaError(Exception):
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=plain)
+
+
+def _meta_json(meta: object) -> str:
+    """`_json(meta)`; a core `Meta` written by the core (`Meta.json_compact`, the same text)
+    without becoming a dict."""
+    if type(meta) is _core.Meta:
+        text = meta.json_compact()
+        if text is not None:
+            return text
+    return _json(meta)
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -232,7 +243,7 @@ class SqliteWriter:
             flow_id, rec.community_id, rec.pcap, rec.ts_start, rec.ts_end, rec.duration, rec.transport, rec.src_ip,
             rec.src_port, rec.dst_ip, rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3),
             _json(list(rec.assigned)), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, rec.state,
-            rec.history, _json(rec.meta), _json([f.as_dict() for f in rec.findings]),
+            rec.history, _meta_json(rec.meta), _json([f.as_dict() for f in rec.findings]),
         ))
 
     def write_findings(

@@ -94,3 +94,30 @@ def test_parquet_rows_hold_the_cores_meta_as_its_json_text(tmp_path: Path) -> No
     assert all(type(row) is tuple and type(row[meta]) is str for row in writer._buffer)
     writer.close()
     assert pq.read_table(path).equals(to_table([r.as_dict() for r in records]))
+
+
+def test_sqlite_meta_is_the_json_of_the_records_facts(tmp_path: Path) -> None:
+    """The `meta` column of a core record is the core's text of its map (`Meta.json_compact`):
+    the text `json.dumps` writes of its dict, in the same key order."""
+    import json
+    import sqlite3
+
+    from portwatch import _core
+    from portwatch.pipeline import Config, Setup, analyze_path
+    from portwatch.report.sqlite import SqliteWriter
+
+    config = Config()
+    setup = Setup.load(config)
+    records: list[FlowRecord] = []
+    for name in ("ssh-443.pcap", "https-443.pcap", "dns-53.pcap", "quic-443.pcap", "smb-445.pcap"):
+        analyze_path(str(CAPTURES / name), setup, config, records.append)
+    path = tmp_path / "flows.sqlite"
+    writer = SqliteWriter(str(path))
+    for rec in records:
+        writer.write(rec)
+    writer.close()
+    assert all(type(r.meta) is _core.Meta and r.meta.json_compact() is not None for r in records)
+    with sqlite3.connect(path) as db:
+        stored = [row[0] for row in db.execute("SELECT meta FROM flows ORDER BY rowid")]
+    want = [json.dumps(r.meta.to_dict(), ensure_ascii=False, separators=(",", ":")) for r in records]
+    assert stored == want

@@ -283,11 +283,20 @@ impl PyMeta {
             .then(|| PyBytes::new(py, &bytes)))
     }
 
-    /// `json.dumps(self, ensure_ascii=False, sort_keys=True)` of the core's map (the CSV
-    /// writer's `meta` column, `crate::pyjson`); None once it is a dict.
+    /// `json.dumps(self, ensure_ascii=False, sort_keys=True)` of the core's map (the CSV and
+    /// Parquet writers' `meta` column, `crate::pyjson`); None once it is a dict.
     fn json_sorted(&self) -> Option<String> {
         match &self.state {
             State::Core(meta, _) => Some(crate::pyjson::dumps_sorted(meta)),
+            State::Dict(_) => None,
+        }
+    }
+
+    /// `json.dumps(self, ensure_ascii=False, separators=(",", ":"))` of the core's map, in its
+    /// order (the SQLite writer's `meta` column, `crate::pyjson`); None once it is a dict.
+    fn json_compact(&self) -> Option<String> {
+        match &self.state {
+            State::Core(meta, _) => Some(crate::pyjson::dumps_compact(meta)),
             State::Dict(_) => None,
         }
     }
