@@ -20,6 +20,7 @@ pub mod ahead;
 pub mod bpf;
 pub mod compact_json;
 mod cpu_cache;
+pub mod csv_line;
 pub mod decode;
 pub mod detect;
 pub mod dns_name;

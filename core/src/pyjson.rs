@@ -44,6 +44,14 @@ pub fn dumps_compact(meta: &Meta) -> String {
     dumps(meta, COMPACT)
 }
 
+/// `json.dumps(value, ensure_ascii=False, sort_keys=True)` of one value (a map among a
+/// record's facts: the CSV writer's flat columns).
+pub fn dumps_value_sorted(v: &Value) -> String {
+    let mut out = String::new();
+    value(&mut out, v, SORTED);
+    out
+}
+
 fn dumps(meta: &Meta, style: Style) -> String {
     let mut out = String::new();
     let mut items: Vec<(&str, &Value)> = meta.iter().collect();

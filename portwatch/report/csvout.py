@@ -4,6 +4,8 @@ starts with = + - @ (or a tab/CR), and every text cell here may hold attacker by
 Columns (`schema.CSV_FLOW_COLUMNS`): the flow record's, then the metadata analysts filter on as
 flat columns (`schema.META_COLUMNS`: sni, alpn, ja3, ja4, ...; empty when absent), ``findings``
 (JSON) and the whole ``meta`` (JSON) last. ``assigned`` is one cell joined by `schema.LIST_SEP`.
+The core writes the rows of records no finding can come of (`core/src/csv_line.rs`), the same
+bytes as `flat_row` and `csv.writer` make of them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,15 @@ class CsvWriter:
         # The row's values are in COLUMNS' order (flat_row builds it so): DictWriter's own
         # reordering and key check cost as much again.
         self.writer.writerow(flat_row(rec).values())
+
+    def write_lines(self, data: bytes) -> None:
+        """Rows of records with no finding as the core wrote them (`core/src/csv_line.rs`: UTF-8,
+        each ending in CRLF, a cell with a line break quoted)."""
+        write_bytes = getattr(self.stream, "write_bytes", None)  # a RecordFile (-o): bytes as they are
+        if write_bytes is not None:
+            write_bytes(data)
+        else:
+            self.stream.write(data.decode())
 
     def close(self) -> None:
         self.stream.flush()

@@ -30,7 +30,7 @@ class SinkFormat:
     open_path: Callable[[str], Sink] | None = None
     # Writes each record's meta as JSON as it comes: the core serializes it on its own thread.
     meta_json: bool = False
-    # The core's line format ("jsonl", "eve") in which its sink's `write_lines(data)` takes the
+    # The core's line format ("jsonl", "eve", "csv") in which its sink's `write_lines(data)` takes the
     # records no finding came of, as the core wrote them (`Analyzer(on_line=..., line_format=...)`);
     # nothing else of them is needed.
     quiet_lines: str | None = None
@@ -74,7 +74,7 @@ def _sqlite(path: str) -> Sink:
 
 SINKS: dict[str, SinkFormat] = {f.name: f for f in (
     SinkFormat("jsonl", "one flow record per line", open_stream=_jsonl, meta_json=True, quiet_lines="jsonl"),
-    SinkFormat("csv", "one flow record per row, metadata in flat columns", open_stream=_csv),
+    SinkFormat("csv", "one flow record per row, metadata in flat columns", open_stream=_csv, quiet_lines="csv"),
     SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve,
                meta_json=True, quiet_lines="eve"),
     SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet),

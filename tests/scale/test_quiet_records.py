@@ -1,12 +1,13 @@
-"""Quiet records: the records no finding can come of, written as JSON lines or EVE flow events by
-the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format jsonl` and `--format eve`
-do), are the same bytes as those records written from Python records after the policy, in the same
+"""Quiet records: the records no finding can come of, written as JSON lines, EVE flow events or CSV
+rows by the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format jsonl`, `eve` and
+`csv` do), are the same bytes as those records written from Python records after the policy, in the same
 order; counted by the core (`on_tally`, what the closing report alone needs), they make the same
 summary."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import dataclasses
 import io
 import json
@@ -20,12 +21,13 @@ from pathlib import Path
 
 import pytest
 from conftest import CAPTURES
-from pcapkit import ether, timed, udp_exchange, write_pcap
+from pcapkit import ether, tcp_session, timed, udp_exchange, write_pcap
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 from portwatch.policy.config import load_policy
 from portwatch.policy.rules import PolicyContext, quiet_setup
+from portwatch.report.csvout import COLUMNS, CsvWriter
 from portwatch.report.eve import EveWriter
 from portwatch.report.jsonl import JsonlWriter
 from portwatch.report.summary import Summary
@@ -38,12 +40,16 @@ def setup() -> Setup:
     return Setup.load(CONFIG)
 
 
-WRITERS = {"jsonl": JsonlWriter, "eve": EveWriter}
+WRITERS = {"jsonl": JsonlWriter, "eve": EveWriter, "csv": CsvWriter}
 
 
-def protocol_of(line: str) -> str:
-    obj = json.loads(line)
-    return obj["portwatch"]["protocol"] if "portwatch" in obj else obj["protocol"]
+def protocols(data: bytes, fmt: str) -> list[str]:
+    """The protocol of each record in a run of the core's lines."""
+    text = data.decode()
+    if fmt == "csv":  # a quoted cell may hold a line break
+        return [row[COLUMNS.index("protocol")] for row in csv.reader(io.StringIO(text, newline=""))]
+    objs = [json.loads(line) for line in text.splitlines()]
+    return [o["portwatch"]["protocol"] if "portwatch" in o else o["protocol"] for o in objs]
 
 
 def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "jsonl") -> tuple[str, Counter]:
@@ -58,9 +64,9 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
         writer.write(rec)
 
     def line(data: bytes) -> None:
-        seen["lines"] += data.count(b"\n")
-        for text in data.decode().splitlines():
-            seen[f"line:{protocol_of(text)}"] += 1
+        for protocol in protocols(data, fmt):
+            seen["lines"] += 1
+            seen[f"line:{protocol}"] += 1
         writer.write_lines(data)
 
     # a tracker of its own: the DNS-tunnel counts of an earlier run would change this one's
@@ -73,7 +79,7 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
     return out.getvalue(), seen
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
 @pytest.mark.parametrize("shape", ["generated", "slow_link"])
 def test_a_generated_capture_is_the_same_bytes(setup, shape, fmt, request):
     path = request.getfixturevalue(shape)
@@ -94,7 +100,7 @@ def test_with_two_workers_too(setup, generated):
     assert got == ref and seen["lines"] > 0
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
 def test_every_real_capture_is_the_same_bytes(setup, fmt):
     taught = 0
     for path in CAPTURES:
@@ -103,6 +109,29 @@ def test_every_real_capture_is_the_same_bytes(setup, fmt):
         assert got == ref, path.name
         taught += seen["lines"]
     assert taught > 0  # the captures' later flows of a protocol on its port
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+def test_hostile_header_values_are_the_same_bytes(setup, tmp_path, fmt):
+    """HTTP headers an attacker wrote: a spreadsheet formula, commas, quotes, a lone CR, non-ASCII
+    and control bytes reach the flat CSV columns and the JSON texts; the core writes the same
+    cells and escapes as Python, flow after flow of one (protocol, port)."""
+    hosts = ["=cmd|' /C calc'!A0", "-2+3", "@sum", "\ta.example", "x,y", 'q"uote', "caf\xc3\xa9.example",
+             "nul\x00byte", "esc\x1b[31m"]
+    agents = ['Mozilla/5.0 (X11; "evil", =1+1)', "+cmd", "\rreturn", "a\x7fb", "plain"]
+    packets = []
+    for i in range(150):  # the records of several slices: a key is taught after its first slice
+        host = hosts[i % len(hosts)].encode("latin-1") if "\xc3" not in hosts[i % len(hosts)] else \
+            "caf\u00e9.example".encode()
+        request = (b"GET /p" + str(i).encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: "
+                   + agents[i % len(agents)].encode("latin-1") + b"\r\n\r\n")
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        packets += tcp_session([request], [response], sport=41000 + i, dport=80)
+    path = write_pcap(tmp_path / "hostile.pcap", [(ts, ether(f)) for ts, f in timed(packets)])
+    ref, plain = lines(setup, path, quiet=False, fmt=fmt)
+    got, seen = lines(setup, path, quiet=True, fmt=fmt)
+    assert got == ref
+    assert plain["records"] == 150 and seen["lines"] > 80
 
 
 def test_eve_times_round_their_microseconds_as_python_does(setup, tmp_path):
@@ -176,14 +205,14 @@ def test_a_baseline_asks_about_every_record(setup):
     assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve"])
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
 def test_the_cli_writes_the_same_file(tmp_path, setup, generated, fmt):
     out = tmp_path / f"out.{fmt}"
     run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(out),
                           str(generated)], capture_output=True, text=True, timeout=120)
     assert run.returncode in (0, 1), run.stderr
     ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
-    assert out.read_text() == ref
+    assert out.read_bytes() == ref.encode()  # CSV's rows end in CRLF
 
 
 def summary(setup: Setup, path: Path, tally: bool) -> tuple[Summary, int]:

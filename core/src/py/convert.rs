@@ -3,6 +3,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::ahead::{Home, Spent};
+use crate::csv_line::push_csv_row;
 use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
@@ -33,6 +34,8 @@ pub(super) enum QuietOutput {
     Jsonl,
     /// Their EVE flow events (`--format eve`, `eve_line::push_eve_line`).
     Eve,
+    /// Their CSV rows (`--format csv`, `csv_line::push_csv_row`).
+    Csv,
     /// Their tally (the closing report alone).
     Tally,
 }
@@ -44,8 +47,9 @@ impl QuietOutput {
             None => Ok(QuietOutput::Tally),
             Some("jsonl") => Ok(QuietOutput::Jsonl),
             Some("eve") => Ok(QuietOutput::Eve),
+            Some("csv") => Ok(QuietOutput::Csv),
             Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "no quiet lines in the {other:?} format (jsonl, eve)"
+                "no quiet lines in the {other:?} format (jsonl, eve, csv)"
             ))),
         }
     }
@@ -123,8 +127,10 @@ fn records_to_class<'py>(
                         push_line(&mut run.lines, r, assigned, json.as_deref());
                         true
                     }
-                    // A record whose event only Python writes the same way goes as a record.
+                    // A record whose event or row only Python writes the same way goes as a
+                    // record.
                     QuietOutput::Eve => push_eve_line(&mut run.lines, r, assigned, json.as_deref()),
+                    QuietOutput::Csv => push_csv_row(&mut run.lines, r, assigned),
                     QuietOutput::Tally => {
                         run.tally.add(r);
                         true
