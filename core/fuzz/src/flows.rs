@@ -12,7 +12,8 @@
 //! (`Tracker::spill`, as a read ahead of Python does), in the middle of a frame's sweep if need
 //! be. Each record's JSON line as the core writes a quiet one (`quiet_lines::push_line`) is one
 //! line of JSON with the record's fields and facts, and so is its EVE flow event
-//! (`eve_line::push_eve_line`) where it writes one.
+//! (`eve_line::push_eve_line`) where it writes one; its CSV row (`csv_line::push_csv_row`) ends
+//! in CRLF with every quoted cell closed.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -84,6 +85,28 @@ fn quiet_line_is_json(r: &FlowRecord, meta_json: &[u8]) {
     } else {
         assert!(
             event.is_empty(),
+            "flow {}: nothing written when declined",
+            r.flow_id
+        );
+    }
+
+    let mut row = Vec::new();
+    if _core::csv_line::push_csv_row(&mut row, r, &assigned) {
+        assert!(
+            row.ends_with(b"\r\n"),
+            "flow {}: a CSV row ends in CRLF",
+            r.flow_id
+        );
+        let quotes = row.iter().filter(|b| **b == b'"').count();
+        assert_eq!(
+            quotes % 2,
+            0,
+            "flow {}: every quoted cell closed",
+            r.flow_id
+        );
+    } else {
+        assert!(
+            row.is_empty(),
             "flow {}: nothing written when declined",
             r.flow_id
         );
