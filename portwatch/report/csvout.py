@@ -78,7 +78,10 @@ class CsvWriter:
         each ending in CRLF, a cell with a line break quoted)."""
         write_bytes = getattr(self.stream, "write_bytes", None)  # a RecordFile (-o): bytes as they are
         if write_bytes is not None:
-            write_bytes(data)
+            # Rows end in CRLF; a CRLF inside a cell is inside its quotes, between an odd and an
+            # even quote of the run (a doubled quote splits nothing between them).
+            rows = sum(outside.count(b"\r\n") for outside in data.split(b'"')[::2])
+            write_bytes(data, rows)
         else:
             self.stream.write(data.decode())
 

@@ -139,7 +139,7 @@ class EveWriter:
         """Flow events of records with no finding as the core wrote them (`core/src/eve_line.rs`:
         UTF-8, each ending in a newline)."""
         if self._write_bytes is not None:
-            self._write_bytes(data)
+            self._write_bytes(data, data.count(b"\n"))
         else:
             self.stream.write(data.decode())
 

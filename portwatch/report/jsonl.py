@@ -77,7 +77,7 @@ class JsonlWriter:
     def write_lines(self, data: bytes) -> None:
         """Whole records' lines as the core wrote them (UTF-8, each ending in a newline)."""
         if self._write_bytes is not None:
-            self._write_bytes(data)
+            self._write_bytes(data, data.count(b"\n"))
         else:
             self.stream.write(data.decode())
         if self.flush_each:

@@ -39,6 +39,9 @@ class RecordFile:
         self.records = 0  # whole records on disk
         self.failed: OutputError | None = None
         self._pending: list[bytes] = []
+        # The pending pieces that hold more than one record (a run of the core's lines): piece
+        # index -> records.
+        self._runs: dict[int, int] = {}
         self._size = 0
 
     # -- the TextIO surface the sinks use ------------------------------------------------------
@@ -52,10 +55,13 @@ class RecordFile:
             self.flush()
         return len(record)
 
-    def write_bytes(self, data: bytes) -> int:
-        """`write()` of a record already encoded (UTF-8): the jsonl and eve sinks' bytes."""
+    def write_bytes(self, data: bytes, records: int = 1) -> int:
+        """`write()` of a record already encoded (UTF-8): the jsonl and eve sinks' bytes; or of a
+        run of `records` whole records (the core's lines), kept or cut back as one piece."""
         if self.failed is not None:
             raise self.failed
+        if records != 1:
+            self._runs[len(self._pending)] = records
         self._pending.append(data)
         self._size += len(data)
         if self._size >= self.batch_bytes:
@@ -67,9 +73,9 @@ class RecordFile:
             raise self.failed
         if not self._pending or self.fd is None:
             return
-        pending = self._pending
+        pending, runs = self._pending, self._runs
         data = b"".join(pending)
-        self._pending, self._size = [], 0
+        self._pending, self._runs, self._size = [], {}, 0
         view, written = memoryview(data), 0
         try:
             while written < len(data):
@@ -77,16 +83,16 @@ class RecordFile:
         except OSError as exc:
             # Where each record ends, worked out only now: a run writes ~a record per flow.
             ends = list(accumulate(len(r) for r in pending))
-            whole = bisect_right(ends, written)  # records that reached the disk whole
+            whole = bisect_right(ends, written)  # pieces that reached the disk whole
             keep = ends[whole - 1] if whole else 0
             self._truncate(self.committed + keep)
             self.committed += keep
-            self.records += whole
+            self.records += whole + sum(n - 1 for i, n in runs.items() if i < whole)
             self.failed = OutputError(exc.errno, f"write error: {exc.strerror or exc}; output ends after "
                                       f"{self.records} complete record(s)", self.name)
             raise self.failed from None
         self.committed += len(data)
-        self.records += len(pending)
+        self.records += len(pending) + sum(n - 1 for n in runs.values())
 
     def _truncate(self, size: int) -> None:
         with contextlib.suppress(OSError):  # /dev/full, a pipe: nothing to cut back
@@ -141,7 +147,7 @@ class StdoutRecords:
         self._buffer.write(record.encode("utf-8", errors="surrogateescape"))
         return len(record)
 
-    def write_bytes(self, data: bytes) -> int:
+    def write_bytes(self, data: bytes, records: int = 1) -> int:
         self._buffer.write(data)
         return len(data)
 

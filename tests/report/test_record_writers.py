@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from conftest import CAPTURES
+from _kit import CAPTURES
 
 from portwatch.model import Finding, FlowRecord
 from portwatch.report.eve import EveWriter
@@ -121,3 +121,34 @@ def test_sqlite_meta_is_the_json_of_the_records_facts(tmp_path: Path) -> None:
         stored = [row[0] for row in db.execute("SELECT meta FROM flows ORDER BY rowid")]
     want = [json.dumps(r.meta.to_dict(), ensure_ascii=False, separators=(",", ":")) for r in records]
     assert stored == want
+
+
+def test_a_run_of_the_cores_lines_counts_as_its_records(tmp_path: Path, monkeypatch) -> None:
+    """A full disk cuts the file back to the last piece it took whole; the error names the records
+    on disk, a run of the core's lines counting as the records it holds."""
+    import errno
+    import os
+
+    import pytest
+
+    from portwatch.report import recordfile
+    from portwatch.report.recordfile import OutputError
+
+    out = RecordFile(str(tmp_path / "o"), batch_bytes=1 << 30)
+    out.write("a\n")
+    out.write_bytes(b"b\nc\nd\n", 3)
+    out.write("e\n")
+    room = [8]  # "a\n" and the run
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        n = min(len(data), room[0])
+        if n == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        room[0] -= n
+        return real_write(fd, bytes(data[:n]))
+
+    monkeypatch.setattr(recordfile.os, "write", write)
+    with pytest.raises(OutputError, match="after 4 complete record"):
+        out.flush()
+    assert (tmp_path / "o").read_bytes() == b"a\nb\nc\nd\n"
