@@ -27,6 +27,37 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// The members of a JSON object being written into `out`, after its first: `,"name":value` each,
+/// values as serde_json (and orjson) write them.
+pub struct Members<'o>(pub &'o mut Vec<u8>);
+
+impl Members<'_> {
+    /// `,"name":`, the value to follow.
+    pub fn key(&mut self, name: &str) {
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    pub fn text(&mut self, name: &str, value: &str) {
+        self.key(name);
+        push_str(self.0, value);
+    }
+
+    pub fn int(&mut self, name: &str, value: u64) {
+        self.key(name);
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    /// serde_json's shortest text, null where not finite (as `py::line` writes a float).
+    pub fn float(&mut self, name: &str, value: f64) {
+        self.key(name);
+        // Writing to a Vec cannot fail, nor can a float's serialization.
+        let _ = serde_json::to_writer(&mut *self.0, &value);
+    }
+}
+
 /// `n` as serde_json writes it.
 pub fn push_number(out: &mut Vec<u8>, n: &serde_json::Number) {
     // Writing to a Vec cannot fail, nor can a number's serialization.

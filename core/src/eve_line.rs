@@ -11,7 +11,8 @@
 //! `tests/scale/test_quiet_records.py` checks the bytes either way.
 #![forbid(unsafe_code)]
 
-use crate::compact_json::{push_array, push_str};
+use crate::compact_json::{push_array, push_str, Members};
+use crate::quiet_lines::push_tail;
 use crate::record::FlowRecord;
 use crate::tunnel::pyfmt::round_to;
 
@@ -102,73 +103,49 @@ pub fn push_eve_line(
     ) else {
         return false;
     };
-    let key = |out: &mut Vec<u8>, name: &str| {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    let text = |out: &mut Vec<u8>, name: &str, value: &str| {
-        key(out, name);
-        push_str(out, value);
-    };
-    let int = |out: &mut Vec<u8>, name: &str, value: u64| {
-        key(out, name);
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    };
-    // As `py::line` writes a float: serde_json's shortest text, null where not finite.
-    let float = |out: &mut Vec<u8>, name: &str, value: f64| {
-        key(out, name);
-        serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
-    };
     out.extend_from_slice(b"{\"timestamp\":");
     push_timestamp(out, start);
-    int(out, "flow_id", rec.flow_id);
+    let mut m = Members(out);
+    m.int("flow_id", rec.flow_id);
     if let Some(pcap) = rec.pcap.as_deref().filter(|p| !p.is_empty()) {
-        text(out, "pcap_filename", pcap);
+        m.text("pcap_filename", pcap);
     }
-    out.extend_from_slice(b",\"event_type\":\"flow\"");
-    text(out, "src_ip", &rec.src_ip);
-    int(out, "src_port", rec.src_port.into());
-    text(out, "dest_ip", &rec.dst_ip);
-    int(out, "dest_port", rec.dst_port.into());
-    text(out, "proto", &rec.transport.to_ascii_uppercase());
+    m.text("event_type", "flow");
+    m.text("src_ip", &rec.src_ip);
+    m.int("src_port", rec.src_port.into());
+    m.text("dest_ip", &rec.dst_ip);
+    m.int("dest_port", rec.dst_port.into());
+    m.text("proto", &rec.transport.to_ascii_uppercase());
     if !rec.community_id.is_empty() {
-        text(out, "community_id", &rec.community_id);
+        m.text("community_id", &rec.community_id);
     }
     let app = match &*rec.protocol {
         "" | "unknown" => "failed",
         name => name,
     };
-    text(out, "app_proto", app);
-    out.extend_from_slice(b",\"flow\":{\"pkts_toserver\":");
-    out.extend_from_slice(itoa::Buffer::new().format(rec.packets_c2s).as_bytes());
-    int(out, "pkts_toclient", rec.packets_s2c);
-    int(out, "bytes_toserver", rec.bytes_c2s);
-    int(out, "bytes_toclient", rec.bytes_s2c);
-    key(out, "start");
-    push_timestamp(out, start);
-    key(out, "end");
-    push_timestamp(out, end);
+    m.text("app_proto", app);
+    m.0.extend_from_slice(b",\"flow\":{\"pkts_toserver\":");
+    m.0.extend_from_slice(itoa::Buffer::new().format(rec.packets_c2s).as_bytes());
+    m.int("pkts_toclient", rec.packets_s2c);
+    m.int("bytes_toserver", rec.bytes_c2s);
+    m.int("bytes_toclient", rec.bytes_s2c);
+    m.key("start");
+    push_timestamp(m.0, start);
+    m.key("end");
+    push_timestamp(m.0, end);
     // `int(end - start)`, at least 0: both times are finite here.
-    let age = (rec.ts_end - rec.ts_start).trunc().max(0.0) as u64;
-    int(out, "age", age);
-    text(out, "state", flow_state(rec));
-    out.extend_from_slice(b",\"alerted\":false}");
-    out.extend_from_slice(b",\"portwatch\":{\"protocol\":");
-    push_str(out, &rec.protocol);
-    key(out, "assigned");
-    push_array(out, assigned, |out, name| push_str(out, name));
-    text(out, "orientation", rec.orientation);
-    float(out, "confidence", round_to(rec.confidence, 3));
-    float(out, "duration", rec.duration);
-    text(out, "state", rec.state);
-    text(out, "history", &rec.history);
-    key(out, "meta");
-    match meta_json {
-        Some(json) => out.extend_from_slice(json),
-        None => rec.meta.push_json(out),
-    }
-    out.extend_from_slice(b",\"findings\":[]}}\n");
+    m.int("age", (rec.ts_end - rec.ts_start).trunc().max(0.0) as u64);
+    m.text("state", flow_state(rec));
+    m.0.extend_from_slice(b",\"alerted\":false}");
+    m.0.extend_from_slice(b",\"portwatch\":{\"protocol\":");
+    push_str(m.0, &rec.protocol);
+    m.key("assigned");
+    push_array(m.0, assigned, |out, name| push_str(out, name));
+    m.text("orientation", rec.orientation);
+    m.float("confidence", round_to(rec.confidence, 3));
+    m.float("duration", rec.duration);
+    push_tail(out, rec, meta_json);
+    out.extend_from_slice(b"}}\n");
     true
 }
 

@@ -153,56 +153,47 @@ pub fn push_line(
     assigned: &[String],
     meta_json: Option<&[u8]>,
 ) {
-    use crate::compact_json::{push_array, push_str};
-    let key = |out: &mut Vec<u8>, name: &str| {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    let text = |out: &mut Vec<u8>, name: &str, value: &str| {
-        key(out, name);
-        push_str(out, value);
-    };
-    let int = |out: &mut Vec<u8>, name: &str, value: u64| {
-        key(out, name);
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    };
-    // As `py::line` writes a float: serde_json's shortest text, null where not finite.
-    let float = |out: &mut Vec<u8>, name: &str, value: f64| {
-        key(out, name);
-        serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
-    };
+    use crate::compact_json::{push_array, push_str, Members};
     out.extend_from_slice(b"{\"flow_id\":");
     out.extend_from_slice(itoa::Buffer::new().format(rec.flow_id).as_bytes());
-    text(out, "community_id", &rec.community_id);
+    let mut m = Members(out);
+    m.text("community_id", &rec.community_id);
     if let Some(pcap) = &rec.pcap {
-        text(out, "pcap", pcap);
+        m.text("pcap", pcap);
     }
-    float(out, "ts_start", rec.ts_start);
-    float(out, "ts_end", rec.ts_end);
-    float(out, "duration", rec.duration);
-    text(out, "transport", rec.transport);
-    text(out, "src_ip", &rec.src_ip);
-    int(out, "src_port", rec.src_port.into());
-    text(out, "dst_ip", &rec.dst_ip);
-    int(out, "dst_port", rec.dst_port.into());
-    text(out, "orientation", rec.orientation);
-    text(out, "protocol", &rec.protocol);
-    float(out, "confidence", round_to(rec.confidence, 3));
-    key(out, "assigned");
-    push_array(out, assigned, |out, name| push_str(out, name));
-    int(out, "packets_c2s", rec.packets_c2s);
-    int(out, "packets_s2c", rec.packets_s2c);
-    int(out, "bytes_c2s", rec.bytes_c2s);
-    int(out, "bytes_s2c", rec.bytes_s2c);
-    text(out, "state", rec.state);
-    text(out, "history", &rec.history);
-    key(out, "meta");
+    m.float("ts_start", rec.ts_start);
+    m.float("ts_end", rec.ts_end);
+    m.float("duration", rec.duration);
+    m.text("transport", rec.transport);
+    m.text("src_ip", &rec.src_ip);
+    m.int("src_port", rec.src_port.into());
+    m.text("dst_ip", &rec.dst_ip);
+    m.int("dst_port", rec.dst_port.into());
+    m.text("orientation", rec.orientation);
+    m.text("protocol", &rec.protocol);
+    m.float("confidence", round_to(rec.confidence, 3));
+    m.key("assigned");
+    push_array(m.0, assigned, |out, name| push_str(out, name));
+    m.int("packets_c2s", rec.packets_c2s);
+    m.int("packets_s2c", rec.packets_s2c);
+    m.int("bytes_c2s", rec.bytes_c2s);
+    m.int("bytes_s2c", rec.bytes_s2c);
+    push_tail(out, rec, meta_json);
+    out.extend_from_slice(b"}\n");
+}
+
+/// The members a record's line ends with, in `FlowRecord.as_dict`'s order: `state`, `history`,
+/// `meta` (`meta_json`: already serialized, else serialized here) and no `findings`.
+pub fn push_tail(out: &mut Vec<u8>, rec: &FlowRecord, meta_json: Option<&[u8]>) {
+    let mut m = crate::compact_json::Members(out);
+    m.text("state", rec.state);
+    m.text("history", &rec.history);
+    m.key("meta");
     match meta_json {
         Some(json) => out.extend_from_slice(json),
         None => rec.meta.push_json(out),
     }
-    out.extend_from_slice(b",\"findings\":[]}\n");
+    out.extend_from_slice(b",\"findings\":[]");
 }
 
 #[cfg(test)]

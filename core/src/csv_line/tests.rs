@@ -1,29 +1,12 @@
 use super::*;
 use crate::meta::json;
 
+/// `record::sample` without a capture name, its duration a float Python writes as `1e-05`.
 fn record() -> FlowRecord {
     FlowRecord {
-        ts_start: 1764170033.123456,
-        ts_end: 1764170035.9,
-        transport: "tcp",
-        src_ip: "10.0.0.1".into(),
-        src_port: 40000,
-        dst_ip: "10.0.0.2".into(),
-        dst_port: 443,
-        orientation: "handshake",
-        protocol: "tls".into(),
-        confidence: 0.99951,
-        packets_c2s: 7,
-        packets_s2c: 5,
-        bytes_c2s: 1455,
-        bytes_s2c: 1633,
-        meta: Default::default(),
         pcap: None,
-        flow_id: 12,
-        community_id: "1:abc=".into(),
         duration: 1e-05,
-        state: "SF",
-        history: "ShADadFf".into(),
+        ..crate::record::sample()
     }
 }
 

@@ -76,29 +76,7 @@ fn every_day_of_four_centuries_is_the_calendars() {
 }
 
 fn record() -> FlowRecord {
-    FlowRecord {
-        ts_start: 1764170033.123456,
-        ts_end: 1764170035.9,
-        transport: "tcp",
-        src_ip: "10.0.0.1".into(),
-        src_port: 40000,
-        dst_ip: "10.0.0.2".into(),
-        dst_port: 443,
-        orientation: "handshake",
-        protocol: "tls".into(),
-        confidence: 0.99951,
-        packets_c2s: 7,
-        packets_s2c: 5,
-        bytes_c2s: 1455,
-        bytes_s2c: 1633,
-        meta: Default::default(),
-        pcap: Some("a.pcap".into()),
-        flow_id: 12,
-        community_id: "1:abc=".into(),
-        duration: 2.776544,
-        state: "SF",
-        history: "ShADadFf".into(),
-    }
+    crate::record::sample()
 }
 
 #[test]
