@@ -41,7 +41,7 @@ JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 
 CaptureError = _core.CaptureError
 RecordSink = Callable[[FlowRecord], None]
-LineSink = Callable[[bytes], None]
+LineSink = Callable[[bytes, int], None]  # a run of the core's lines, and the records they are
 TallySink = Callable[[_core.QuietTally], None]
 
 
@@ -199,15 +199,16 @@ class Analyzer:
     def _record(self, rec: FlowRecord, dns_counted: tuple[tuple | None] | None = None) -> FlowRecord:
         return complete_record(rec, self.setup, dns_counted)
 
-    def _emit(self, records: list[FlowRecord | bytes | _core.QuietTally | tuple[FlowRecord, tuple | None]]) -> None:
+    def _emit(self, records: list[FlowRecord | _core.QuietLines | _core.QuietTally | tuple[FlowRecord, tuple | None]],
+              ) -> None:
         if self.on_classified is not None:
             for rec in self.core.classified():
                 self.on_classified(self._record(rec))
         teaching = self._teaching
         ctx = self.setup.ctx
         for item in records:
-            if type(item) is bytes:
-                self.on_line(item)  # type: ignore[misc]
+            if type(item) is _core.QuietLines:
+                self.on_line(item.data, item.records)  # type: ignore[misc]
                 continue
             if type(item) is _core.QuietTally:
                 self.on_tally(item)  # type: ignore[misc]

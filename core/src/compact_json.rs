@@ -33,17 +33,20 @@ pub struct Members<'o>(pub &'o mut Vec<u8>);
 
 impl Members<'_> {
     /// `,"name":`, the value to follow.
+    #[inline]
     pub fn key(&mut self, name: &str) {
         self.0.extend_from_slice(b",\"");
         self.0.extend_from_slice(name.as_bytes());
         self.0.extend_from_slice(b"\":");
     }
 
+    #[inline]
     pub fn text(&mut self, name: &str, value: &str) {
         self.key(name);
         push_str(self.0, value);
     }
 
+    #[inline]
     pub fn int(&mut self, name: &str, value: u64) {
         self.key(name);
         self.0
@@ -51,6 +54,7 @@ impl Members<'_> {
     }
 
     /// serde_json's shortest text, null where not finite (as `py::line` writes a float).
+    #[inline]
     pub fn float(&mut self, name: &str, value: f64) {
         self.key(name);
         // Writing to a Vec cannot fail, nor can a float's serialization.

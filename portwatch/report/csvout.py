@@ -73,15 +73,12 @@ class CsvWriter:
         # reordering and key check cost as much again.
         self.writer.writerow(flat_row(rec).values())
 
-    def write_lines(self, data: bytes) -> None:
+    def write_lines(self, data: bytes, records: int) -> None:
         """Rows of records with no finding as the core wrote them (`core/src/csv_line.rs`: UTF-8,
         each ending in CRLF, a cell with a line break quoted)."""
         write_bytes = getattr(self.stream, "write_bytes", None)  # a RecordFile (-o): bytes as they are
         if write_bytes is not None:
-            # Rows end in CRLF; a CRLF inside a cell is inside its quotes, between an odd and an
-            # even quote of the run (a doubled quote splits nothing between them).
-            rows = sum(outside.count(b"\r\n") for outside in data.split(b'"')[::2])
-            write_bytes(data, rows)
+            write_bytes(data, records)
         else:
             self.stream.write(data.decode())
 

@@ -135,11 +135,11 @@ class EveWriter:
                 return
         self.stream.write("".join(encode_line(e) + "\n" for e in evs))
 
-    def write_lines(self, data: bytes) -> None:
+    def write_lines(self, data: bytes, records: int) -> None:
         """Flow events of records with no finding as the core wrote them (`core/src/eve_line.rs`:
         UTF-8, each ending in a newline)."""
         if self._write_bytes is not None:
-            self._write_bytes(data, data.count(b"\n"))
+            self._write_bytes(data, records)
         else:
             self.stream.write(data.decode())
 

@@ -74,10 +74,10 @@ class JsonlWriter:
         if self.flush_each:
             self.stream.flush()
 
-    def write_lines(self, data: bytes) -> None:
+    def write_lines(self, data: bytes, records: int) -> None:
         """Whole records' lines as the core wrote them (UTF-8, each ending in a newline)."""
         if self._write_bytes is not None:
-            self._write_bytes(data, data.count(b"\n"))
+            self._write_bytes(data, records)
         else:
             self.stream.write(data.decode())
         if self.flush_each:

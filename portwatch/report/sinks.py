@@ -30,9 +30,9 @@ class SinkFormat:
     open_path: Callable[[str], Sink] | None = None
     # Writes each record's meta as JSON as it comes: the core serializes it on its own thread.
     meta_json: bool = False
-    # The core's line format ("jsonl", "eve", "csv") in which its sink's `write_lines(data)` takes the
-    # records no finding came of, as the core wrote them (`Analyzer(on_line=..., line_format=...)`);
-    # nothing else of them is needed.
+    # The core's line format ("jsonl", "eve", "csv") in which its sink's `write_lines(data,
+    # records)` takes the records no finding came of, as the core wrote them (`Analyzer(on_line=...,
+    # line_format=...)`); nothing else of them is needed.
     quiet_lines: str | None = None
 
     @property

@@ -63,11 +63,13 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
         seen[f"record:{rec.protocol}"] += 1
         writer.write(rec)
 
-    def line(data: bytes) -> None:
-        for protocol in protocols(data, fmt):
+    def line(data: bytes, records: int) -> None:
+        found = protocols(data, fmt)
+        assert len(found) == records
+        for protocol in found:
             seen["lines"] += 1
             seen[f"line:{protocol}"] += 1
-        writer.write_lines(data)
+        writer.write_lines(data, records)
 
     # a tracker of its own: the DNS-tunnel counts of an earlier run would change this one's
     setup = dataclasses.replace(setup, ctx=PolicyContext.build(setup.services, setup.signatures, setup.policy))
@@ -259,7 +261,7 @@ def test_every_real_capture_makes_the_same_summary(setup):
 
 def test_quiet_records_go_one_way():
     with pytest.raises(ValueError, match="not both"):
-        Analyzer(CONFIG, on_line=lambda b: None, on_tally=lambda t: None)
+        Analyzer(CONFIG, on_line=lambda b, n: None, on_tally=lambda t: None)
 
 
 def test_the_cli_report_counts_every_flow(tmp_path, generated):

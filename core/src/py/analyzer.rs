@@ -494,9 +494,9 @@ impl PyAnalyzer {
 
     /// From now on, hand over each record no finding can come of as its line in the format
     /// `lines` names ("jsonl": its JSON line, "eve": its EVE flow event, "csv": its CSV row; a
-    /// `bytes` among the records, runs of lines joined), for a caller that only writes lines, or counted (a
-    /// `QuietTally` in place of each run; `lines=None`), for one that only writes the closing
-    /// report; see `quiet_lines`. `names`: the services database's (port, transport, names)
+    /// `QuietLines` among the records, runs of lines joined), for a caller that only writes
+    /// lines, or counted (a `QuietTally` in place of each run; `lines=None`), for one that only
+    /// writes the closing report; see `quiet_lines`. `names`: the services database's (port, transport, names)
     /// (`assigned`); `listed`: facts and the values the policy gives a reason for;
     /// `unknown_quiet`: an unanswered, unrecognised flow is quiet; `trusted_port_limit`: TCP
     /// client ports below it are a rule's; `dns`: the policy's DNS-tunnel tracker, which then

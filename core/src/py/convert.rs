@@ -8,16 +8,16 @@ use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
-use crate::py::tally::PyQuietTally;
+use crate::py::tally::{PyQuietLines, PyQuietTally};
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
 
 /// A batch's records and, when asked for, their `meta` as JSON (`ahead::Batch`).
 pub(super) type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
 
-/// Records handed over as JSON lines, or counted in a `QuietTally`, where `quiet` finds them
-/// quiet (`py::analyzer`'s `quiet_records`): each run of them is one `bytes` or one tally in
-/// its place among the records. With `dns`, the policy's DNS-tunnel tracker, every DNS record is
+/// Records handed over as their lines, or counted in a `QuietTally`, where `quiet` finds them
+/// quiet (`py::analyzer`'s `quiet_records`): each run of them is one `QuietLines` or one tally
+/// in its place among the records. With `dns`, the policy's DNS-tunnel tracker, every DNS record is
 /// counted here, in its order: one with a signal, or not quiet, goes to Python as (record,
 /// signal) so that the policy words the signal rather than count the record again.
 #[derive(Clone, Copy)]
@@ -137,6 +137,7 @@ fn records_to_class<'py>(
                     }
                 };
                 if handed {
+                    run.records += u64::from(output != QuietOutput::Tally);
                     // Freed where it was made, as the records are (`ahead::Home`).
                     if let Some(home) = home {
                         home.give_back(Spent::Meta(std::mem::take(&mut r.meta), json));
@@ -195,6 +196,8 @@ fn records_to_class<'py>(
 /// The quiet records since the last record handed over: their lines or their tally.
 struct QuietRun {
     lines: Vec<u8>,
+    /// The records `lines` holds.
+    records: u64,
     tally: PyQuietTally,
 }
 
@@ -202,14 +205,17 @@ impl QuietRun {
     fn new() -> Self {
         QuietRun {
             lines: Vec::new(),
+            records: 0,
             tally: PyQuietTally::new(),
         }
     }
 
     fn flush<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> PyResult<()> {
         if !self.lines.is_empty() {
-            out.push(PyBytes::new(py, &self.lines).into_any());
+            let data = PyBytes::new(py, &self.lines).unbind();
+            out.push(Bound::new(py, PyQuietLines::new(data, self.records))?.into_any());
             self.lines.clear();
+            self.records = 0;
         }
         if !self.tally.is_empty() {
             let tally = std::mem::replace(&mut self.tally, PyQuietTally::new());

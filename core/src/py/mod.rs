@@ -80,6 +80,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dns_name::DnsNameSplitter>()?;
     m.add_class::<dns_tunnel::PyDnsTunnelTracker>()?;
     m.add_class::<tally::PyQuietTally>()?;
+    m.add_class::<tally::PyQuietLines>()?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyCapture>()?;
     m.add_class::<PyAnalyzer>()?;

@@ -1,6 +1,7 @@
 //! `portwatch._core.QuietTally`: a run of quiet records, counted as the closing report counts a
 //! record no finding came of (`report.summary.Summary.add`: flows, first and last seen, flows
-//! per protocol), for a run that writes only that report.
+//! per protocol), for a run that writes only that report; `QuietLines`: such a run as the lines
+//! the core wrote, for a run that writes only records.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -66,5 +67,21 @@ impl PyQuietTally {
             Some((_, n)) => *n += 1,
             None => self.by_protocol.push((Arc::clone(&rec.protocol), 1)),
         }
+    }
+}
+
+/// A run of quiet records as the lines the core wrote (`data`, UTF-8) and how many records they
+/// are (`records`: a CSV row may span lines), for a writer that counts whole records on disk.
+#[pyclass(module = "portwatch._core", name = "QuietLines", frozen)]
+pub struct PyQuietLines {
+    #[pyo3(get)]
+    data: Py<pyo3::types::PyBytes>,
+    #[pyo3(get)]
+    records: u64,
+}
+
+impl PyQuietLines {
+    pub(super) fn new(data: Py<pyo3::types::PyBytes>, records: u64) -> Self {
+        PyQuietLines { data, records }
     }
 }
