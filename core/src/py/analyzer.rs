@@ -496,9 +496,9 @@ impl PyAnalyzer {
     /// `lines` names ("jsonl": its JSON line, "eve": its EVE flow event, "csv": its CSV row; a
     /// `QuietLines` among the records, runs of lines joined), for a caller that only writes
     /// lines, or counted (a `QuietTally` in place of each run; `lines=None`), for one that only
-    /// writes the closing report; see `quiet_lines`. `names`: the services database's (port, transport, names)
-    /// (`assigned`); `listed`: facts and the values the policy gives a reason for;
-    /// `unknown_quiet`: an unanswered, unrecognised flow is quiet; `trusted_port_limit`: TCP
+    /// writes the closing report; see `quiet_lines`. `names`: the services database's (port,
+    /// transport, names) (`assigned`); `listed`: facts and the values the policy gives a reason
+    /// for; `unknown_quiet`: an unanswered, unrecognised flow is quiet; `trusted_port_limit`: TCP
     /// client ports below it are a rule's; `dns`: the policy's DNS-tunnel tracker, which then
     /// counts every DNS record here (one not handed over as quiet comes as (record, what
     /// `account` answered)). Keys are then taught one at a time (`teach_quiet`).

@@ -17,9 +17,9 @@ pub(super) type AheadRecords = (Vec<FlowRecord>, Vec<Option<Vec<u8>>>);
 
 /// Records handed over as their lines, or counted in a `QuietTally`, where `quiet` finds them
 /// quiet (`py::analyzer`'s `quiet_records`): each run of them is one `QuietLines` or one tally
-/// in its place among the records. With `dns`, the policy's DNS-tunnel tracker, every DNS record is
-/// counted here, in its order: one with a signal, or not quiet, goes to Python as (record,
-/// signal) so that the policy words the signal rather than count the record again.
+/// in its place among the records. With `dns`, the policy's DNS-tunnel tracker, every DNS
+/// record is counted here, in its order: one with a signal, or not quiet, goes to Python as
+/// (record, signal) so that the policy words the signal rather than count the record again.
 #[derive(Clone, Copy)]
 pub(super) struct Lines<'a> {
     pub(super) quiet: &'a QuietLines,
