@@ -96,9 +96,10 @@ def test_a_generated_capture_is_the_same_bytes(setup, shape, fmt, request):
     assert seen["line:dns"] > seen["record:dns"] > 0
 
 
-def test_with_two_workers_too(setup, generated):
-    ref, _ = lines(setup, generated, quiet=False)
-    got, seen = lines(setup, generated, quiet=True, workers=2)
+@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+def test_with_two_workers_too(setup, generated, fmt):
+    ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
+    got, seen = lines(setup, generated, quiet=True, workers=2, fmt=fmt)
     assert got == ref and seen["lines"] > 0
 
 
