@@ -50,6 +50,27 @@ fn analyzer() -> Analyzer {
 }
 
 /// (time, from the client?, flags, payload) between 10.0.0.1:40000 and 10.0.0.2:port.
+/// A TCP handshake from `t`, one HTTP request and its response, a tenth of a second apart.
+fn http_exchange(t: f64) -> Vec<(f64, bool, u8, &'static [u8])> {
+    vec![
+        (t, true, SYN, b""),
+        (t + 0.1, false, SYN | ACK, b""),
+        (t + 0.2, true, ACK, b""),
+        (
+            t + 0.3,
+            true,
+            PSH | ACK,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            t + 0.4,
+            false,
+            PSH | ACK,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ]
+}
+
 fn run(proto: u8, port: u16, packets: &[(f64, bool, u8, &[u8])]) -> Vec<FlowRecord> {
     let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port));
     let mut a = analyzer();
@@ -66,25 +87,13 @@ fn run(proto: u8, port: u16, packets: &[(f64, bool, u8, &[u8])]) -> Vec<FlowReco
 
 #[test]
 fn a_full_handshake_and_fin_flow_is_sf() {
-    let recs = run(
-        TCP,
-        80,
-        &[
-            (1.0, true, SYN, b""),
-            (1.1, false, SYN | ACK, b""),
-            (1.2, true, ACK, b""),
-            (1.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-            (
-                1.4,
-                false,
-                PSH | ACK,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-            ),
-            (1.5, true, FIN | ACK, b""),
-            (1.6, false, FIN | ACK, b""),
-            (1.7, true, ACK, b""),
-        ],
-    );
+    let mut packets = http_exchange(1.0);
+    packets.extend([
+        (1.5, true, FIN | ACK, &b""[..]),
+        (1.6, false, FIN | ACK, b""),
+        (1.7, true, ACK, b""),
+    ]);
+    let recs = run(TCP, 80, &packets);
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
     // No pure ACK from the server: no 'a'.
@@ -873,18 +882,7 @@ fn a_connection_that_speaks_again_after_its_idle_timeout_continues_its_flow() {
 
 #[test]
 fn a_syn_after_the_silence_is_a_new_connection_classified_afresh() {
-    let recs = ssh_session_then(&[
-        (400.0, true, SYN, b""),
-        (400.1, false, SYN | ACK, b""),
-        (400.2, true, ACK, b""),
-        (400.3, true, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-        (
-            400.4,
-            false,
-            PSH | ACK,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-        ),
-    ]);
+    let recs = ssh_session_then(&http_exchange(400.0));
     assert_eq!(recs.len(), 2);
     assert_eq!(&*recs[1].protocol, "http");
     assert_eq!(recs[1].orientation, "handshake");
