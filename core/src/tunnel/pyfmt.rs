@@ -44,26 +44,120 @@ pub fn general(x: f64) -> String {
 /// decimal exponent is within -5..16, else scientific with a signed two-digit exponent at least
 /// (`1e-05`, `1.5e+16`).
 pub fn repr(x: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    push_repr(&mut out, x);
+    // Only ASCII is written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `repr(x)` written at the end of `out`.
+pub fn push_repr(out: &mut Vec<u8>, x: f64) {
     if let Some(special) = special(x, "0.0") {
-        return special;
+        out.extend_from_slice(special.as_bytes());
+        return;
     }
-    // Rust's `{:e}` gives the shortest digits that read back as `x` (d.ddde<exp>), but where
-    // `x` lies exactly halfway between two such strings it takes the upper one, and CPython the
-    // even one: the value correctly rounded (half to even) to that many digits, when it reads
-    // back as `x` too, is CPython's.
-    let shortest = format!("{:e}", x.abs());
-    let n = digits_and_exponent(&shortest).0.len();
-    let rounded = format!("{:.*e}", n.saturating_sub(1), x.abs());
-    let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
-        rounded
-    } else {
-        shortest
+    // zmij (Schubfach) gives the shortest digits that read back as `x` and, where two such
+    // strings lie equally close, the even one, as CPython's dtoa does; only the spelling differs
+    // (`0.00001`, `1e-7`).
+    let mut buffer = zmij::Buffer::new();
+    let Some(decimal) = Decimal::parse(buffer.format_finite(x.abs())) else {
+        // zmij writes at most 17 significant digits and a few zeros: never reached.
+        out.extend_from_slice(format!("{:e}", x).as_bytes());
+        return;
     };
-    let (digits, exp) = digits_and_exponent(&sci);
+    if x.is_sign_negative() {
+        out.push(b'-');
+    }
+    let digits = decimal.digits();
+    let exp = decimal.exp;
     // CPython's float_repr_style "short": scientific when the point would come after fewer
     // than -3 or more than 16 digits.
     let point = exp + 1;
-    spell(sign(x), &digits, exp, point <= -4 || point > 16, ".0")
+    if point <= -4 || point > 16 {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.extend_from_slice(if exp < 0 { b"e-" } else { b"e+" });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(e).as_bytes());
+    } else if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
+        out.extend_from_slice(digits);
+    } else {
+        let point = point as usize;
+        if digits.len() <= point {
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', point - digits.len()));
+            out.extend_from_slice(b".0");
+        } else {
+            out.extend_from_slice(&digits[..point]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[point..]);
+        }
+    }
+}
+
+/// A positive decimal: its significant digits (no leading or trailing zero) and the decimal
+/// exponent of the first.
+struct Decimal {
+    digits: [u8; 32],
+    len: usize,
+    exp: i32,
+}
+
+impl Decimal {
+    /// `text`: digits with an optional point, then an optional `e` and signed exponent, a
+    /// nonzero value.
+    fn parse(text: &str) -> Option<Decimal> {
+        let (mantissa, exponent) = match text.split_once('e') {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let mut d = Decimal {
+            digits: [0; 32],
+            len: 0,
+            exp: 0,
+        };
+        // Digits before the point, the leading zeros among them, then the fraction's.
+        let mut before_point = 0i32;
+        let mut seen_point = false;
+        let mut leading_zeros = 0i32;
+        for b in mantissa.bytes() {
+            match b {
+                b'.' => seen_point = true,
+                b'0'..=b'9' => {
+                    if !seen_point {
+                        before_point += 1;
+                    }
+                    if d.len == 0 && b == b'0' {
+                        leading_zeros += 1;
+                    } else {
+                        *d.digits.get_mut(d.len)? = b;
+                        d.len += 1;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        while d.len > 1 && d.digits[d.len - 1] == b'0' {
+            d.len -= 1;
+        }
+        if d.len == 0 {
+            return None;
+        }
+        d.exp = before_point - leading_zeros - 1 + exponent;
+        Some(d)
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
 }
 
 /// NaN, the infinities and zero (with `zero` as its spelling) as Python writes them.
@@ -254,6 +348,62 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(repr(x), want, "{x:e}");
         }
+    }
+
+    /// `repr` as it was spelled from Rust's own formatting: the shortest digits (`{:e}`), the
+    /// even one of two equally close (correctly rounded to as many digits, when that reads back
+    /// as `x`), then Python's spelling. Slow and plainly right: the oracle for zmij's digits.
+    fn repr_by_std_formatting(x: f64) -> String {
+        if let Some(special) = special(x, "0.0") {
+            return special;
+        }
+        let shortest = format!("{:e}", x.abs());
+        let n = digits_and_exponent(&shortest).0.len();
+        let rounded = format!("{:.*e}", n.saturating_sub(1), x.abs());
+        let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
+            rounded
+        } else {
+            shortest
+        };
+        let (digits, exp) = digits_and_exponent(&sci);
+        let point = exp + 1;
+        spell(sign(x), &digits, exp, point <= -4 || point > 16, ".0")
+    }
+
+    #[test]
+    fn repr_agrees_with_std_formatting() {
+        let mut s = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut ties = 0;
+        for i in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let x = match i % 5 {
+                // Any bit pattern.
+                0 => f64::from_bits(s),
+                // Dyadic fractions: exact halfway cases among them.
+                1 => (s >> 11) as f64 / (1u64 << (s % 61)) as f64,
+                2 => (s >> 20) as f64 + (s % 64) as f64 / 64.0,
+                // Times and sizes as the records carry them.
+                3 => (s % 10_000_000) as f64 / 1000.0,
+                _ => (s % 100_000) as f64 * 10f64.powi((s >> 40) as i32 % 60 - 30),
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let want = repr_by_std_formatting(x);
+            ties += usize::from(want != repr_by_std_formatting_upper(x));
+            assert_eq!(repr(x), want, "{x:e}");
+            assert_eq!(repr(-x), repr_by_std_formatting(-x), "{x:e}");
+        }
+        assert!(ties > 500, "only {ties} halfway cases");
+    }
+
+    /// The oracle without its half-to-even step (Rust's upper choice): tells the ties apart.
+    fn repr_by_std_formatting_upper(x: f64) -> String {
+        let (digits, exp) = digits_and_exponent(&format!("{:e}", x.abs()));
+        let point = exp + 1;
+        spell(sign(x), &digits, exp, point <= -4 || point > 16, ".0")
     }
 
     #[test]
