@@ -68,6 +68,45 @@ pub fn push_number(out: &mut Vec<u8>, n: &serde_json::Number) {
     let _ = serde_json::to_writer(&mut *out, n);
 }
 
+/// How a JSON text is spelled: serde_json's compact text (the JSON-lines records, `SERDE`), or
+/// another writer's separators, key order and floats (`crate::pyjson`: Python's `json.dumps`).
+/// Strings are escaped alike in every spelling.
+#[derive(Clone, Copy)]
+pub struct Spelling {
+    pub sort_keys: bool,
+    pub item_separator: &'static [u8],
+    pub key_separator: &'static [u8],
+    /// A finite float's text.
+    pub float: fn(&mut Vec<u8>, f64),
+}
+
+/// serde_json's compact text.
+pub const SERDE: Spelling = Spelling {
+    sort_keys: false,
+    item_separator: b",",
+    key_separator: b":",
+    float: serde_float,
+};
+
+fn serde_float(out: &mut Vec<u8>, x: f64) {
+    // Writing to a Vec cannot fail, nor can a float's serialization.
+    let _ = serde_json::to_writer(&mut *out, &x);
+}
+
+impl Spelling {
+    /// `n` in this spelling: integers as their digits, floats by `float`.
+    pub fn number(self, out: &mut Vec<u8>, n: &serde_json::Number) {
+        if let Some(i) = n.as_i64() {
+            out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        } else if let Some(u) = n.as_u64() {
+            out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+        } else {
+            // A Number holds no NaN or infinity.
+            (self.float)(out, n.as_f64().unwrap_or(0.0));
+        }
+    }
+}
+
 /// `value` as serde_json writes it (numbers by serde_json itself; an object's keys in its order).
 pub fn push_value(out: &mut Vec<u8>, value: &Value) {
     match value {
@@ -78,6 +117,48 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
         Value::Array(items) => push_array(out, items, push_value),
         Value::Object(map) => push_object(out, map.iter()),
     }
+}
+
+/// `value` in `spelling`.
+pub fn push_value_as(out: &mut Vec<u8>, value: &Value, spelling: Spelling) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => spelling.number(out, n),
+        Value::String(s) => push_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(spelling.item_separator);
+                }
+                push_value_as(out, item, spelling);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut pairs: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            push_object_as(out, &mut pairs, spelling);
+        }
+    }
+}
+
+/// `pairs` as a JSON object in `spelling` (sorted first if it sorts keys: by code point, which is
+/// UTF-8 byte order, as Python compares texts).
+pub fn push_object_as(out: &mut Vec<u8>, pairs: &mut [(&str, &Value)], spelling: Spelling) {
+    if spelling.sort_keys {
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    out.push(b'{');
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(spelling.item_separator);
+        }
+        push_str(out, key);
+        out.extend_from_slice(spelling.key_separator);
+        push_value_as(out, value, spelling);
+    }
+    out.push(b'}');
 }
 
 /// A map's pairs, in their order, as a JSON object (`Meta`'s serialization).
@@ -137,6 +218,9 @@ mod tests {
             let mut ours = Vec::new();
             push_value(&mut ours, value);
             assert_eq!(ours, serde_json::to_vec(value).unwrap(), "{value}");
+            let mut spelled = Vec::new();
+            push_value_as(&mut spelled, value, SERDE);
+            assert_eq!(spelled, ours, "{value}");
         }
     }
 

@@ -7,6 +7,7 @@ use super::reader::{decode, frozen_has_key, frozen_value, Reader};
 use super::texts::{shared, shared_read, Shared};
 use super::writer::{encode, put_varint, value_depth_ok, written, Encoder, ValueWriter};
 use super::{Key, Meta, Value};
+use crate::compact_json::Spelling;
 
 /// Facts a record adds to its flow's map at most, in the usual case (room kept when thawing).
 pub(super) const RECORD_FACTS: usize = 4;
@@ -205,25 +206,36 @@ impl FlowMeta {
     /// The map as a JSON object, as `compact_json::push_object` writes its entries; a frozen
     /// map's from its buffer, without decoding it.
     pub fn push_json(&self, out: &mut Vec<u8>) {
+        self.push_json_as(out, crate::compact_json::SERDE);
+    }
+
+    /// The map as a JSON object in `sp` (`compact_json::push_object_as` of its entries); a
+    /// frozen map's from its buffer, without decoding it.
+    pub fn push_json_as(&self, out: &mut Vec<u8>, sp: Spelling) {
+        let mut live: Vec<(&str, &Value)> = self
+            .live
+            .as_deref()
+            .map(Meta::iter)
+            .into_iter()
+            .flatten()
+            .collect();
         let Some(f) = &self.frozen else {
-            let entries = self.live.as_deref().map(Meta::iter);
-            crate::compact_json::push_object(out, entries.into_iter().flatten());
+            crate::compact_json::push_object_as(out, &mut live, sp);
             return;
         };
         out.push(b'{');
         let start = out.len();
         let table = shared_read();
-        let mut r = Reader::new(&f.bytes, Some(&table));
-        if r.json_entries(0, out).is_none() {
-            // Not a buffer `encode` wrote: nothing of it, as `decode` would give.
+        if Reader::new(&f.bytes, Some(&table))
+            .json_entries(0, out, sp, &live)
+            .is_none()
+        {
+            // Not a buffer `encode` wrote: nothing of it, as `decode` would give, and the tail.
             out.truncate(start);
-        }
-        drop(table);
-        for (key, value) in self.live.as_deref().map(Meta::iter).into_iter().flatten() {
-            if out.len() > start {
-                out.push(b',');
-            }
-            crate::compact_json::push_member(out, key, value);
+            drop(table);
+            out.pop();
+            crate::compact_json::push_object_as(out, &mut live, sp);
+            return;
         }
         out.push(b'}');
     }

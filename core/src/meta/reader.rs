@@ -4,6 +4,7 @@ use super::flow_meta::{MAX_FROZEN_DEPTH, RECORD_FACTS};
 use super::format::*;
 use super::texts::{shared_read, Shared};
 use super::{static_key, Map, Meta, Number, Value};
+use crate::compact_json::{push_str, push_value_as, Spelling};
 
 /// Reads a buffer `encode` wrote (this module's own bytes, never input from outside; still
 /// checked, and a short or odd buffer ends the decoding rather than panicking).
@@ -160,30 +161,90 @@ impl<'a, 't> Reader<'a, 't> {
         })
     }
 
-    /// A map's entries as JSON (`"key":value`, comma-separated, no braces), as
-    /// `compact_json::push_value` writes the decoded map's.
-    pub(super) fn json_entries(&mut self, depth: usize, out: &mut Vec<u8>) -> Option<()> {
-        for i in 0..self.count()? {
+    /// A map's entries as JSON in `sp` (`"key":value`, separated, no braces), as
+    /// `compact_json::push_value_as` writes the decoded map's; `tail`'s after them, or among
+    /// them where `sp` sorts keys (the live entries of a frozen map, at its top level).
+    pub(super) fn json_entries(
+        &mut self,
+        depth: usize,
+        out: &mut Vec<u8>,
+        sp: Spelling,
+        tail: &[(&str, &Value)],
+    ) -> Option<()> {
+        let n = self.count()?;
+        if sp.sort_keys {
+            return self.json_entries_sorted(n, depth, out, sp, tail);
+        }
+        for i in 0..n {
             if i > 0 {
-                out.push(b',');
+                out.extend_from_slice(sp.item_separator);
             }
-            crate::compact_json::push_str(out, self.key_text()?);
-            out.push(b':');
-            self.json_value(depth, out)?;
+            push_str(out, self.key_text()?);
+            out.extend_from_slice(sp.key_separator);
+            self.json_value(depth, out, sp)?;
+        }
+        for (i, (key, value)) in tail.iter().enumerate() {
+            if n + i > 0 {
+                out.extend_from_slice(sp.item_separator);
+            }
+            push_str(out, key);
+            out.extend_from_slice(sp.key_separator);
+            push_value_as(out, value, sp);
         }
         Some(())
     }
 
-    /// One value as JSON, as `compact_json::push_value` writes the value `value` decodes.
-    fn json_value(&mut self, depth: usize, out: &mut Vec<u8>) -> Option<()> {
-        use crate::compact_json::{push_number, push_str};
+    /// `json_entries` by key: each entry's key and where its value starts, sorted, then each
+    /// value read from there.
+    fn json_entries_sorted(
+        &mut self,
+        n: usize,
+        depth: usize,
+        out: &mut Vec<u8>,
+        sp: Spelling,
+        tail: &[(&str, &Value)],
+    ) -> Option<()> {
+        enum At<'v> {
+            Buffer(usize),
+            Live(&'v Value),
+        }
+        let mut entries = Vec::with_capacity(n + tail.len());
+        for _ in 0..n {
+            let key = self.key_text()?;
+            entries.push((key, At::Buffer(self.at)));
+            self.walk(depth, &mut |_| {})?;
+        }
+        entries.extend(tail.iter().map(|&(key, value)| (key, At::Live(value))));
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let end = self.at;
+        for (i, (key, at)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(sp.item_separator);
+            }
+            push_str(out, key);
+            out.extend_from_slice(sp.key_separator);
+            match at {
+                At::Buffer(at) => {
+                    self.at = at;
+                    self.json_value(depth, out, sp)?;
+                }
+                At::Live(value) => push_value_as(out, value, sp),
+            }
+        }
+        self.at = end;
+        Some(())
+    }
+
+    /// One value as JSON in `sp`, as `compact_json::push_value_as` writes the value `value`
+    /// decodes.
+    fn json_value(&mut self, depth: usize, out: &mut Vec<u8>, sp: Spelling) -> Option<()> {
         match self.byte()? {
             NULL => out.extend_from_slice(b"null"),
             FALSE => out.extend_from_slice(b"false"),
             TRUE => out.extend_from_slice(b"true"),
-            UINT => push_number(out, &self.varint()?.into()),
-            INT => push_number(out, &i64::from_le_bytes(self.fixed8()?).into()),
-            FLOAT => push_number(out, &Number::from_f64(f64::from_le_bytes(self.fixed8()?))?),
+            UINT => sp.number(out, &self.varint()?.into()),
+            INT => sp.number(out, &i64::from_le_bytes(self.fixed8()?).into()),
+            FLOAT => sp.number(out, &Number::from_f64(f64::from_le_bytes(self.fixed8()?))?),
             STR => push_str(out, self.text()?),
             SHARED_TEXT => {
                 let id = self.id()?;
@@ -205,15 +266,15 @@ impl<'a, 't> Reader<'a, 't> {
                 out.push(b'[');
                 for i in 0..self.count()? {
                     if i > 0 {
-                        out.push(b',');
+                        out.extend_from_slice(sp.item_separator);
                     }
-                    self.json_value(depth + 1, out)?;
+                    self.json_value(depth + 1, out, sp)?;
                 }
                 out.push(b']');
             }
             OBJECT if depth < MAX_FROZEN_DEPTH => {
                 out.push(b'{');
-                self.json_entries(depth + 1, out)?;
+                self.json_entries(depth + 1, out, sp, &[])?;
                 out.push(b'}');
             }
             _ => return None,

@@ -288,6 +288,50 @@ fn a_frozen_maps_json_is_the_decoded_maps() {
     assert_eq!(bad.to_meta(), Meta::from_iter([(Key::from("b"), json!(2))]));
 }
 
+/// In another spelling (sorted keys, other separators and floats, as `crate::pyjson` asks for),
+/// a frozen map's JSON is still the decoded map's, shared texts, packed hex and tail included.
+#[test]
+fn a_frozen_maps_json_in_another_spelling_is_the_decoded_maps() {
+    use crate::compact_json::{push_object_as, Spelling};
+    let sorted = Spelling {
+        sort_keys: true,
+        item_separator: b", ",
+        key_separator: b": ",
+        float: |out, x| out.extend_from_slice(format!("<{x}>").as_bytes()),
+    };
+    let want = |m: &Meta| {
+        let mut out = Vec::new();
+        push_object_as(&mut out, &mut m.iter().collect::<Vec<_>>(), sorted);
+        out
+    };
+    let mut map = sample();
+    map.insert(
+        "meta_json_shared_text".into(),
+        "a text long enough to be shared".into(),
+    );
+    map.insert("digest".into(), "00ff10a0b0c0d0e0f0a1b2c3d4e5f607".into());
+    map.insert(
+        "nested".into(),
+        json!({"z": [0.25, {"y": 1, "b": 2.5}], "a": "x"}),
+    );
+    let _first_sighting = frozen(&map);
+    let mut m = frozen(&map);
+    m.insert("aaa_tail".into(), json!({"k": 1.5, "c": null}));
+    map.insert("aaa_tail".into(), json!({"k": 1.5, "c": null}));
+    assert!(m.is_frozen());
+    let mut got = Vec::new();
+    m.push_json_as(&mut got, sorted);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want(&map))
+    );
+    assert!(got.starts_with(br#"{"aaa_tail": {"c": null, "k": <1.5>}"#));
+    assert!(
+        m.frozen.as_ref().is_some_and(|f| f.read.get().is_none()),
+        "no decoded copy made"
+    );
+}
+
 #[test]
 fn a_written_value_reads_back_or_is_refused() {
     let v = written_value(|w| {
