@@ -110,8 +110,13 @@ class SchemaError(Exception):
     """The database cannot be used: unopenable, not SQLite, or another schema version."""
 
 
+# One encoder for every cell: `json.dumps` with these options builds a new one per call, which
+# was a fifth of a flow row's cost.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=plain)
+
+
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=plain)
+    return _ENCODER.encode(value)
 
 
 def _meta_json(meta: object) -> str:
@@ -243,7 +248,7 @@ class SqliteWriter:
             flow_id, rec.community_id, rec.pcap, rec.ts_start, rec.ts_end, rec.duration, rec.transport, rec.src_ip,
             rec.src_port, rec.dst_ip, rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3),
             _json(list(rec.assigned)), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, rec.state,
-            rec.history, _meta_json(rec.meta), _json([f.as_dict() for f in rec.findings]),
+            rec.history, _meta_json(rec.meta), _json([f.as_dict() for f in rec.findings]) if rec.findings else "[]",
         ))
 
     def write_findings(
