@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _core
 from .model import SEVERITIES, SEVERITY_RANK, Finding, FlowRecord
 from .report.schema import (
     COUNTER_COLUMNS,
@@ -86,6 +87,16 @@ def _safe_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_safe_value(v) for v in value]
     return value
+
+
+def _safe_meta(value: Any) -> dict[str, Any]:
+    """A record's `meta` as a dict of its own, every text through `safe_text` (a core `Meta`
+    converted so by the core itself: a tenth of the time of the walk below)."""
+    if type(value) is _core.Meta:
+        converted = value.safe_dict()
+        if converted is not None:
+            return converted
+    return _safe_value(dict(value or {}))
 
 
 def _categorical(values: Iterable[Any], base: tuple[str, ...] = (), ordered: bool = False) -> pd.Categorical:
@@ -210,7 +221,7 @@ def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         elif name == "assigned":
             data[name] = _object([_assigned(v) for v in values])
         elif name == "meta":
-            metas = [_safe_value(dict(v or {})) for v in values]
+            metas = [_safe_meta(v) for v in values]
             raw = {t: _time_raw(col[t]) for t in TIME_COLUMNS}
             for i, m in enumerate(metas):
                 kept = {t: raw[t][i] for t in TIME_COLUMNS if raw[t][i] is not None}

@@ -86,6 +86,20 @@ fn escape_and_cut(raw: &[u8], limit: usize) -> String {
     out
 }
 
+/// `frames.safe_text`: `clean_text` with no limit of its own (`max(MAX_TEXT, len(text))`
+/// characters, which escaping may still exceed), the text itself when it has nothing to escape.
+/// How a notebook's frame takes every text, so that one read from a file cannot bring control
+/// characters in; the core's own texts pass unchanged.
+pub fn safe_text(text: &str) -> Cow<'_, str> {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) || !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(clean_text(
+        text.as_bytes(),
+        MAX_TEXT.max(text.chars().count()),
+    ))
+}
+
 /// Python's `repr()` of a `bytes` value: `b'...'`, printable ASCII as is, backslash and the
 /// quote escaped, `\t` `\n` `\r`, every other byte `\xNN`.
 pub fn bytes_repr(bytes: &[u8]) -> String {
@@ -263,6 +277,23 @@ mod tests {
         for v in [0u16, 1, 0x9, 0xa, 0x1301, 0xc02f, 0xfeff, 0xffff] {
             assert_eq!(hex_u16(v), format!("0x{v:04x}"));
         }
+    }
+
+    #[test]
+    fn safe_text_escapes_only_what_needs_it() {
+        for text in ["plain", "é and ☃ and \u{a0}", ""] {
+            assert!(
+                matches!(safe_text(text), Cow::Borrowed(t) if t == text),
+                "{text:?}"
+            );
+        }
+        assert_eq!(safe_text("a\u{1b}[31m\u{202e}"), r"a\x1b[31m\u202e");
+        // No limit of its own below the text's length, but escaping may pass it: then the cut.
+        let long = "x".repeat(400);
+        assert_eq!(safe_text(&long), long);
+        let escaped = safe_text(&"\u{1}".repeat(300)).into_owned();
+        assert_eq!(escaped.chars().count(), 300);
+        assert!(escaped.starts_with(r"\x01\x01") && escaped.ends_with('…'));
     }
 
     #[test]

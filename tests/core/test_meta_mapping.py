@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portwatch import _core
+from portwatch.frames import _safe_value
 from portwatch.model import Finding, FlowRecord, listed_reason, peek
 from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.csvout import flat_row
@@ -73,6 +74,30 @@ def test_the_cores_sorted_json_is_json_dumps_with_sorted_keys(items):
     assert meta.json_sorted() is None  # a dict now, which Python may change: encoded by Python
 
 
+# Characters near every range `sanitize._UNSAFE` escapes, and plain ones.
+hostile_chars = st.sampled_from(
+    [chr(c) for c in (*range(0x00, 0x21), *range(0x7E, 0xA2), 0xAD, *range(0x200A, 0x2030), *range(0x2060, 0x206A))]
+    + ["\ufeff", "\ufffd", "a", "é", "€", "😀", " "]
+)
+hostile_texts = st.text(hostile_chars, max_size=12) | st.text(hostile_chars, min_size=250, max_size=400)
+hostile_values = st.recursive(
+    json_scalars | hostile_texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(hostile_texts, hostile_values, max_size=6))
+def test_a_frames_meta_from_the_core_is_sanitised_as_pythons_walk(items):
+    """`Meta.safe_dict`, a notebook frame's `meta`: every key and text as `frames.safe_text` makes it
+    (escapes, and the cut escaping can force on a long text)."""
+    meta = _core.Meta(items)
+    got = meta.safe_dict()
+    assert got == _safe_value(items)
+    assert meta.json() is not None  # the core's map still, not made a dict
+
+
 @pytest.mark.parametrize("value", [1e-05, 1e16, 1e15, 0.1, -0.0, 5e-324, 1.7976931348623157e308, 2.5e-5, 123.0])
 def test_sorted_json_spells_floats_as_repr(value):
     assert _core.Meta({"x": value}).json_sorted() == json.dumps({"x": value})
@@ -88,9 +113,11 @@ def test_every_records_csv_row_is_its_dicts_row(capture, core):
     assert records
     for rec in records:
         assert type(rec.meta) is _core.Meta
+        safe = rec.meta.safe_dict()
         from_the_core = flat_row(rec)
         assert type(rec.meta) is _core.Meta and rec.meta.json() is not None  # not made a dict
         assert from_the_core == flat_row(rec.as_dict())
+        assert safe == _safe_value(rec.as_dict()["meta"])  # a notebook frame's meta
 
 
 def _meta() -> _core.Meta:

@@ -233,6 +233,8 @@ pub(crate) struct Texts {
     made: hashbrown::HashMap<String, Py<PyString>>,
     /// Make every text anew (`Texts::uncached`).
     uncached: bool,
+    /// Every key and text as `frames.safe_text` gives it (`Texts::safe`).
+    safe: bool,
 }
 
 const MAX_TEXTS: usize = 1024;
@@ -245,10 +247,22 @@ impl Texts {
         Texts {
             made: hashbrown::HashMap::new(),
             uncached: true,
+            safe: false,
+        }
+    }
+
+    /// As `uncached`, every key and text escaped as `frames.safe_text` does (`text::safe_text`).
+    pub(crate) fn safe() -> Self {
+        Texts {
+            safe: true,
+            ..Texts::uncached()
         }
     }
 
     fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        if self.safe {
+            return PyString::new(py, &crate::text::safe_text(text));
+        }
         if self.uncached {
             return PyString::new(py, text);
         }
@@ -292,6 +306,7 @@ pub(crate) fn value_to_py<'py>(
             PyList::new(py, objs)?.into_any()
         }
         Value::Object(map) => object_to_py(py, map, texts)?.into_any(),
+        Value::String(s) if texts.safe => texts.get(py, s).into_any(),
         other => to_py(py, other)?,
     })
 }

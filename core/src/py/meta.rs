@@ -301,6 +301,15 @@ impl PyMeta {
         }
     }
 
+    /// A new dict of the core's map with every key and text as `frames.safe_text` gives it
+    /// (a notebook frame's `meta`), made without a dict between; None once it is a dict.
+    fn safe_dict<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        match &self.state {
+            State::Core(meta, _) => Ok(Some(object_to_py(py, meta.iter(), &mut Texts::safe())?)),
+            State::Dict(_) => Ok(None),
+        }
+    }
+
     /// A new dict with the same items (as `dict.copy`).
     fn copy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
         dict_of(slf)?.copy()
