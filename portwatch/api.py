@@ -199,14 +199,14 @@ def analyze(
                     policy_path=None if policy is None else os.fspath(policy), bpf=bpf)
     check_signature_dirs(config.signature_dirs)  # a SignatureError naming the file, not a RecursionError
     setup = Setup.load(config)
-    records: list[dict[str, Any]] = []
+    rows = frames.FlowRows()
     total = CaptureStats()
     errors: list[str] = []
     names: list[str] = []
     paths_by_name: dict[str, str] = {}
 
     def sink(rec: FlowRecord) -> None:
-        records.append(rec.as_dict())
+        rows.add(rec)
 
     capture_paths = _capture_paths(paths)
     if dask:
@@ -242,8 +242,7 @@ def analyze(
             warnings.warn(stats.error, stacklevel=2)
         if progress:
             sys.stderr.write(f"\r{capture.name}: {stats.packets} packets, done\n")
-    records.sort(key=lambda r: (r["ts_start"], r.get("pcap") or ""))
-    return Analysis(frames.flows_frame(records), sources=names, stats=total, errors=errors, paths=paths_by_name)
+    return Analysis(rows.frame(), sources=names, stats=total, errors=errors, paths=paths_by_name)
 
 
 def flow_packets(flow: pd.Series, capture: PathLike) -> pd.DataFrame:

@@ -197,7 +197,38 @@ def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     space-joined text the csv sink writes.
     """
     rows = list(records)
-    col: dict[str, list[Any]] = {name: [r.get(name) for r in rows] for name in FLOW_COLUMNS}
+    return _frame_of_columns({name: [r.get(name) for r in rows] for name in FLOW_COLUMNS})
+
+
+class FlowRows:
+    """The records of a run gathered for `flows_frame`, a tuple each in `FLOW_COLUMNS`' order (what
+    `FlowRecord.as_dict` gives, `meta` still the core's map): a dict per record, kept until the
+    frame is made, took more time to build and to read back, and the collector's passes over them
+    grew with the run."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, rec: FlowRecord) -> None:
+        findings = rec.findings
+        self.rows.append((
+            rec.flow_id, rec.community_id, rec.pcap, rec.ts_start, rec.ts_end, rec.duration, rec.transport,
+            rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port, rec.orientation, rec.protocol,
+            round(rec.confidence, 3), tuple(rec.assigned), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s,
+            rec.bytes_s2c, rec.state, rec.history, rec.meta, [f.as_dict() for f in findings] if findings else (),
+        ))
+
+    def frame(self) -> pd.DataFrame:
+        """`flows_frame` of the records, ordered by start time, then capture name (a stable sort)."""
+        start, pcap = FLOW_COLUMNS.index("ts_start"), FLOW_COLUMNS.index("pcap")
+        rows = sorted(self.rows, key=lambda r: (r[start], r[pcap] or ""))
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in FLOW_COLUMNS]
+        return _frame_of_columns({name: list(values) for name, values in zip(FLOW_COLUMNS, columns, strict=True)})
+
+
+def _frame_of_columns(col: dict[str, list[Any]]) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for name in FLOW_COLUMNS:
         values = col[name]

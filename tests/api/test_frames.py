@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import portwatch
-from portwatch.frames import FLOW_COLUMNS, flows_frame, servers_frame
+from portwatch.frames import FLOW_COLUMNS, FlowRows, flows_frame, servers_frame
+from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,26 @@ def test_packets_needs_a_capture_for_read_frames(analysed: portwatch.Analysis) -
     other = portwatch.Analysis(analysed.flows)
     with pytest.raises(ValueError, match="capture="):
         other.packets(0)
+
+
+def test_records_gathered_as_rows_make_the_frame_their_dicts_make(mixed_pcap: Path) -> None:
+    """`analyze` keeps each record as a tuple with the core's meta (`FlowRows`): the frame is the one
+    `flows_frame` makes of the records' dicts, sorted by start time then capture."""
+    config = Config()
+    setup = Setup.load(config)
+    rows = FlowRows()
+    dicts: list[dict] = []
+
+    def sink(rec) -> None:
+        rows.add(rec)
+        dicts.append(rec.as_dict())
+
+    for name in ("b.pcap", "a.pcap"):  # two captures of the same flows: ties on ts_start
+        analyzer = Analyzer(config, sink, setup=setup, pcap_name=name)
+        analyzer.run_capture(open_capture(str(mixed_pcap)))
+        analyzer.close()
+    assert len(dicts) >= 10 and any(d["findings"] for d in dicts)
+    dicts.sort(key=lambda r: (r["ts_start"], r.get("pcap") or ""))
+    pd.testing.assert_frame_equal(rows.frame(), flows_frame(dicts))
+    assert list(rows.frame()["pcap"][:2]) == ["a.pcap", "b.pcap"]
+    assert FlowRows().frame().dtypes.equals(flows_frame([]).dtypes)
