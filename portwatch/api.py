@@ -65,6 +65,7 @@ class Analysis:
         self.errors = list(errors)
         self._findings: pd.DataFrame | None = None
         self._servers: pd.DataFrame | None = None
+        self._summary: pd.DataFrame | None = None
 
     @property
     def flows(self) -> pd.DataFrame:
@@ -87,7 +88,9 @@ class Analysis:
 
     def summary(self) -> pd.DataFrame:
         """Findings deduplicated per (server, transport, kind), worst first: the console report's view."""
-        return frames.summary_frame(self._flows)
+        if self._summary is None:
+            self._summary = frames.summary_frame(self._flows)
+        return self._summary
 
     def packets(self, flow: int | pd.Series, capture: PathLike | None = None) -> pd.DataFrame:
         """Every packet of one flow (a row label of `flows`, or the row), read again from its capture.
@@ -137,9 +140,10 @@ class Analysis:
         protos = flows["protocol"].value_counts()
         protos = protos[protos > 0]
         parts.append(_html_table(["protocol", "flows"], [(p, n) for p, n in protos.items()]))
-        top = self.summary().head(TOP_FINDINGS)
+        summary = self.summary()
+        top = summary.head(TOP_FINDINGS)
         if len(top):
-            parts.append(f"<p>Top findings ({esc(str(len(top)))} of {esc(str(len(self.summary())))})</p>")
+            parts.append(f"<p>Top findings ({esc(str(len(top)))} of {esc(str(len(summary)))})</p>")
             cols = ["severity", "kind", "server", "transport", "protocol", "flows", "message"]
             parts.append(_html_table(cols, top[cols].itertuples(index=False)))
         else:

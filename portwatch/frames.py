@@ -312,7 +312,7 @@ IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns
 
 def _records(flows: pd.DataFrame) -> list[FlowRecord]:
     out = []
-    for d in frame_records(flows):
+    for d in frame_records(flows, copy=False):
         d["findings"] = [Finding(f["kind"], f["severity"], f["message"]) for f in d["findings"]]
         out.append(FlowRecord(**d))
     return out
@@ -457,16 +457,19 @@ def _column(flows: pd.DataFrame, name: str) -> list[Any]:
     return [None if v is None or v is pd.NA or v != v else str(v) for v in values]
 
 
-def frame_records(flows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Back from a flows DataFrame to record dicts (epoch-second floats), for the sinks."""
+def frame_records(flows: pd.DataFrame, copy: bool = True) -> list[dict[str, Any]]:
+    """Back from a flows DataFrame to record dicts (epoch-second floats), for the sinks. With
+    `copy=False`, `assigned`, `meta` and `findings` are the frame's own objects (for a reader that
+    changes nothing: copying every meta was half the time of a summary)."""
     cols = {name: _column(flows, name) for name in FLOW_COLUMNS}
     out = []
     for values in zip(*cols.values(), strict=True):
         d = dict(zip(FLOW_COLUMNS, values, strict=True))
         if d["pcap"] is None:
             del d["pcap"]
-        d["assigned"] = list(d["assigned"])
-        d["meta"] = dict(d["meta"])
-        d["findings"] = [dict(f) for f in d["findings"]]
+        if copy:
+            d["assigned"] = list(d["assigned"])
+            d["meta"] = dict(d["meta"])
+            d["findings"] = [dict(f) for f in d["findings"]]
         out.append(d)
     return out

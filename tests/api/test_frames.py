@@ -159,3 +159,19 @@ def test_records_gathered_as_rows_make_the_frame_their_dicts_make(mixed_pcap: Pa
     pd.testing.assert_frame_equal(rows.frame(), flows_frame(dicts))
     assert list(rows.frame()["pcap"][:2]) == ["a.pcap", "b.pcap"]
     assert FlowRows().frame().dtypes.equals(flows_frame([]).dtypes)
+
+
+def test_frame_records_copy_or_share_the_frames_objects(analysed: portwatch.Analysis) -> None:
+    from portwatch.frames import frame_records
+
+    flows = analysed.flows
+    copied, shared = frame_records(flows), frame_records(flows, copy=False)
+    assert copied == shared
+    for name in ("meta", "assigned", "findings"):
+        assert copied[0][name] is not flows[name].iloc[0]
+        assert shared[0][name] is flows[name].iloc[0]
+
+
+def test_summary_is_made_once(analysed: portwatch.Analysis) -> None:
+    assert analysed.summary() is analysed.summary()
+    assert len(analysed.summary()) >= 1
