@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,12 +81,22 @@ def safe_text(value: str) -> str:
 
 
 def _safe_value(value: Any) -> Any:
+    """`value` with every key and text through `safe_text`, dicts and lists rebuilt (`_walk_safe`)."""
+    if type(value) is dict:
+        # The core's walk: a fifth of the time. It takes JSON's values only (text keys, 64-bit
+        # integers, finite floats, valid text, 64 levels); anything else is walked in Python.
+        with suppress(ValueError, TypeError):
+            return _core.Meta(value).safe_dict()
+    return _walk_safe(value)
+
+
+def _walk_safe(value: Any) -> Any:
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, Mapping):
-        return {safe_text(str(k)): _safe_value(v) for k, v in value.items()}
+        return {safe_text(str(k)): _walk_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_safe_value(v) for v in value]
+        return [_walk_safe(v) for v in value]
     return value
 
 

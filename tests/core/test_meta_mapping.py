@@ -16,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portwatch import _core
-from portwatch.frames import _safe_value
+from portwatch.frames import _safe_value, _walk_safe
 from portwatch.model import Finding, FlowRecord, listed_reason, peek
 from portwatch.pipeline import Analyzer, open_capture
 from portwatch.report.csvout import flat_row
 from portwatch.report.jsonl import encode_bytes, encode_line
+from portwatch.sanitize import _UNSAFE
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CAPTURES = sorted((REPO / "captures").glob("*.pcap"))
@@ -94,8 +95,43 @@ def test_a_frames_meta_from_the_core_is_sanitised_as_pythons_walk(items):
     (escapes, and the cut escaping can force on a long text)."""
     meta = _core.Meta(items)
     got = meta.safe_dict()
-    assert got == _safe_value(items)
+    assert got == _walk_safe(items)
     assert meta.json() is not None  # the core's map still, not made a dict
+    assert _safe_value(items) == got  # a dict read from a file: walked by the core
+
+
+def _nested(value, levels):
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("items", [
+    {"nan": float("nan"), "t": "\x1b"},
+    {"big": 2**70, "t": "\x1b"},
+    {1: "one", (2, 3): "\x07"},
+    {"lone": "\ud800\x1b"},
+    {"deep": _nested(["\x1b"], 66)},
+    {"tuple": ("a\x1b", {"b\x00": 1.5})},
+], ids=["nan", "big-int", "non-text-keys", "lone-surrogate", "65-levels", "tuple"])
+def test_what_the_core_cannot_take_is_walked_in_python(items):
+    """Values JSON has no room for leave `_safe_value` to the Python walk, with the same answer."""
+    got = _safe_value(items)
+    want = _walk_safe(items)
+    assert repr(got) == repr(want)  # repr: NaN is not equal to itself
+    assert not any(_UNSAFE.search(text) for text in _texts(got))
+
+
+def _texts(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _texts(k)
+            yield from _texts(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _texts(v)
 
 
 @pytest.mark.parametrize("value", [1e-05, 1e16, 1e15, 0.1, -0.0, 5e-324, 1.7976931348623157e308, 2.5e-5, 123.0])
