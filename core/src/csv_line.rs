@@ -18,7 +18,8 @@ use crate::pyjson::{dumps_sorted, dumps_value_sorted};
 use crate::record::FlowRecord;
 use crate::tunnel::pyfmt::{repr, round_to};
 
-/// The flat metadata columns, in `schema.META_COLUMNS`' order.
+/// The flat metadata columns, in `schema.META_COLUMNS`' order (`_core.CSV_META_COLUMNS`: the
+/// csv sink lets the core write rows only while the two are the same).
 pub const META_COLUMNS: [&str; 12] = [
     "sni",
     "alpn",

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
+from .. import _core
 from ..model import FlowRecord
+from .schema import META_COLUMNS
 
 
 class Sink(Protocol):
@@ -74,7 +76,9 @@ def _sqlite(path: str) -> Sink:
 
 SINKS: dict[str, SinkFormat] = {f.name: f for f in (
     SinkFormat("jsonl", "one flow record per line", open_stream=_jsonl, meta_json=True, quiet_lines="jsonl"),
-    SinkFormat("csv", "one flow record per row, metadata in flat columns", open_stream=_csv, quiet_lines="csv"),
+    # The core writes the csv rows with its own copy of the flat columns: only while it is the same.
+    SinkFormat("csv", "one flow record per row, metadata in flat columns", open_stream=_csv,
+               quiet_lines="csv" if tuple(_core.CSV_META_COLUMNS) == META_COLUMNS else None),
     SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve,
                meta_json=True, quiet_lines="eve"),
     SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet),

@@ -279,3 +279,15 @@ def test_the_cli_report_counts_every_flow(tmp_path, generated):
     table = report.stdout[report.stdout.index("Flows per protocol"):]
     rows = dict(re.findall(r"│ (\S+) +│ +([\d,]+) │", table))
     assert {p: int(n.replace(",", "")) for p, n in rows.items()} == dict(by_protocol)
+
+
+def test_the_cores_csv_columns_are_the_schemas():
+    """The core writes csv rows with its own list of the flat metadata columns; the csv sink asks
+    it to only while that list is `schema.META_COLUMNS` (a change to one alone would silently
+    hand every row back to Python)."""
+    from portwatch import _core
+    from portwatch.report.schema import META_COLUMNS
+    from portwatch.report.sinks import SINKS
+
+    assert tuple(_core.CSV_META_COLUMNS) == META_COLUMNS
+    assert SINKS["csv"].quiet_lines == "csv"

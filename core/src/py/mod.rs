@@ -71,6 +71,7 @@ fn filter_from(programs: Programs) -> PyResult<Filter> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
+    m.add("CSV_META_COLUMNS", crate::csv_line::META_COLUMNS.to_vec())?;
     m.add_function(wrap_pyfunction!(builtin_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(check_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(filter_capture, m)?)?;
