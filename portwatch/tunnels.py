@@ -16,7 +16,6 @@ tests, notebooks and the trainer.
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +34,8 @@ MIN_PACKETS: dict[str, int] = dict(_CONST["min_packets"])
 SSH_AUTH_PACKETS: int = _CONST["ssh_auth_packets"]
 SMALL: int = _CONST["small"]
 FULL: int = _CONST["full"]
+#: The confidence from which a verdict is taken as said (the shipped model's `confident`).
+CONFIDENT: float = _CONST["confident"]
 
 
 def sequence(shape: dict[str, Any], protocol: str = "tls") -> tuple[list[int], list[float]]:
@@ -77,6 +78,8 @@ def features(shape: dict[str, Any], protocol: str = "tls") -> dict[str, float] |
 @lru_cache(maxsize=1)
 def load_model() -> dict[str, Any]:
     """The model the core classifies with (portwatch/data/tunnel-model.json, embedded at build)."""
+    import json  # here: only notebooks and tunnel_eval read the model itself
+
     return json.loads(_core.tunnel_model_json())
 
 
@@ -105,5 +108,5 @@ def is_confident(verdict: dict[str, Any] | None, threshold: float | None = None)
     if not verdict or verdict.get("kind") in (None, "unknown"):
         return False
     if threshold is None:
-        threshold = load_model().get("confident", 0.6)
+        threshold = CONFIDENT
     return float(verdict.get("confidence", 0.0)) >= threshold

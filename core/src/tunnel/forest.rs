@@ -195,6 +195,9 @@ pub struct Class {
     pub centroid: Option<Vec<f64>>,
 }
 
+/// `confident` for a model that names none.
+pub const DEFAULT_CONFIDENT: f64 = 0.6;
+
 /// A loaded model. `usable` is false for a model of other features (one being retrained): it
 /// names nothing, as the Python classifier did.
 #[derive(Clone, Debug, PartialEq)]
@@ -205,6 +208,8 @@ pub struct Model {
     std: Vec<f64>,
     classes: Vec<(String, Class)>,
     pub max_distance: f64,
+    /// The confidence from which the policy takes a verdict as said (`tunnels.is_confident`).
+    pub confident: f64,
 }
 
 /// What the forest says: class, confidence, scaled distance to the class centroid, and the
@@ -237,6 +242,7 @@ impl Model {
             std: Vec::new(),
             classes: Vec::new(),
             max_distance: 3.0,
+            confident: DEFAULT_CONFIDENT,
         };
         if !model.usable {
             return Ok(model);
@@ -305,6 +311,12 @@ impl Model {
                 .as_f64()
                 .filter(|d| !d.is_nan())
                 .ok_or("tunnel model: max_distance not a number")?;
+        }
+        if let Some(c) = m.get("confident") {
+            model.confident = c
+                .as_f64()
+                .filter(|c| !c.is_nan())
+                .ok_or("tunnel model: confident not a number")?;
         }
         Ok(model)
     }

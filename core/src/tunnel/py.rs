@@ -118,6 +118,8 @@ fn tunnel_constants(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("min_packets", min)?;
     d.set_item("small", features::SMALL)?;
     d.set_item("full", features::FULL)?;
+    let confident = super::shipped().map_or(super::forest::DEFAULT_CONFIDENT, |m| m.confident);
+    d.set_item("confident", confident)?;
     Ok(d)
 }
 
