@@ -458,6 +458,19 @@ mod tests {
     }
 
     #[test]
+    fn the_confidence_threshold_is_the_models() {
+        let leaf = json!({"class": "a", "counts": {"a": 1}});
+        let m = Model::from_value(&model(leaf.clone())).unwrap();
+        assert_eq!(m.confident, DEFAULT_CONFIDENT);
+        let mut v = model(leaf);
+        v["confident"] = json!(0.75);
+        assert_eq!(Model::from_value(&v).unwrap().confident, 0.75);
+        v["confident"] = json!("high");
+        assert!(Model::from_value(&v).is_err());
+        assert_eq!(super::super::shipped().map(|m| m.confident), Some(0.6));
+    }
+
+    #[test]
     fn bad_models_are_refused() {
         let leaf = json!({"class": "a", "counts": {"a": 1}});
         let mut deep = leaf.clone();
