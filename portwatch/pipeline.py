@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import _core, bpf
 from .model import CaptureStats, FlowRecord
@@ -41,7 +42,7 @@ JOIN_FIELDS = ("flow_id", "community_id", "duration", "state", "history")
 
 CaptureError = _core.CaptureError
 RecordSink = Callable[[FlowRecord], None]
-LineSink = Callable[[bytes, int], None]  # a run of the core's lines, and the records they are
+LineSink = Callable[[Any, int], None]  # a run of the core's lines (or rows), and the records they are
 TallySink = Callable[[_core.QuietTally], None]
 
 
@@ -154,8 +155,8 @@ class Analyzer:
         self.error: str | None = None
         # The records no finding can come of never become Python records (`rules.quiet_setup`):
         # `on_line` takes runs of them as the lines the core wrote in `line_format` ("jsonl",
-        # "eve", "csv": `SinkFormat.quiet_lines`), or else `on_tally` as the core counted them for the
-        # closing report. Each Python record teaches the core its key (`_emit`).
+        # "eve", "csv", or "sqlite" rows: `SinkFormat.quiet_lines`), or else `on_tally` as the core
+        # counted them for the closing report. Each Python record teaches the core its key (`_emit`).
         if on_line is not None and on_tally is not None:
             raise ValueError("quiet records go to on_line or to on_tally, not both")
         self.on_line = on_line

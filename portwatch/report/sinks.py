@@ -32,9 +32,9 @@ class SinkFormat:
     open_path: Callable[[str], Sink] | None = None
     # Writes each record's meta as JSON as it comes: the core serializes it on its own thread.
     meta_json: bool = False
-    # The core's line format ("jsonl", "eve", "csv") in which its sink's `write_lines(data,
-    # records)` takes the records no finding came of, as the core wrote them (`Analyzer(on_line=...,
-    # line_format=...)`); nothing else of them is needed.
+    # The core's line format ("jsonl", "eve", "csv"; "sqlite": rows of the flows table) in which
+    # its sink's `write_lines(data, records)` takes the records no finding came of, as the core
+    # wrote them (`Analyzer(on_line=..., line_format=...)`); nothing else of them is needed.
     quiet_lines: str | None = None
 
     @property
@@ -82,7 +82,8 @@ SINKS: dict[str, SinkFormat] = {f.name: f for f in (
     SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve,
                meta_json=True, quiet_lines="eve"),
     SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet),
-    SinkFormat("sqlite", "flows and findings tables in a SQLite database (needs -o)", open_path=_sqlite),
+    SinkFormat("sqlite", "flows and findings tables in a SQLite database (needs -o)", open_path=_sqlite,
+               quiet_lines="sqlite"),
 )}
 TABLE_FORMATS = ("console", "jsonl", "csv")  # what --findings-only and --servers write
 FORMATS = ("console", *SINKS)

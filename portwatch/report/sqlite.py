@@ -65,6 +65,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from .. import _core
 from ..model import Finding, FlowRecord
@@ -250,6 +251,13 @@ class SqliteWriter:
             _json(list(rec.assigned)), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, rec.state,
             rec.history, _meta_json(rec.meta), _json([f.as_dict() for f in rec.findings]) if rec.findings else "[]",
         ))
+
+    def write_lines(self, rows: list[tuple[Any, ...]], records: int) -> None:
+        """Flow rows the core made of records no finding came of (`_core.QuietLines` in the
+        "sqlite" form: `write_flow`'s rows), queued as `write_flow` queues one."""
+        for row in rows:
+            self._make_room()
+            self._flows.append(row)
 
     def write_findings(
         self, rec: FlowRecord, findings: Iterable[Finding], ts: float, flow_id: str | None = None,

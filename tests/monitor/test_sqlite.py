@@ -96,3 +96,22 @@ def test_not_a_database_is_refused(tmp_path: Path) -> None:
 def test_unopenable_path_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="unable to open"):
         SqliteWriter(tmp_path / "no" / "such" / "dir.db")
+
+
+def test_rows_the_core_made_are_queued_as_flows_within_the_bound(tmp_path: Path) -> None:
+    """`write_lines` takes `write_flow`'s rows (the core's, for records no finding came of) into the
+    same bounded queue: past `max_pending`, the oldest flows are dropped and counted."""
+    w = SqliteWriter(tmp_path / "c.db", max_pending=3)
+    rows = []
+    for i in range(5):
+        w.write_flow(record(ts=float(i)))
+        rows.append(w._flows.pop())  # the row write_flow queues, as the core writes it
+    w.write(record(ts=9.0))  # a flow and its finding: 2 pending
+    w.write_lines(rows[:2], 2)
+    assert (w.pending, w.lost_flows) == (3, 1)  # the written flow went first
+    w.write_lines(rows[2:], 3)
+    assert (w.pending, w.lost_flows, w.lost_findings) == (3, 4, 0)
+    w.close()
+    r = reader(tmp_path / "c.db")
+    assert r.execute("SELECT ts_start FROM flows ORDER BY id").fetchall() == [(3.0,), (4.0,)]
+    assert r.execute("SELECT kind FROM findings").fetchall() == [("tunnel",)]

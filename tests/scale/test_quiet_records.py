@@ -1,8 +1,8 @@
-"""Quiet records: the records no finding can come of, written as JSON lines, EVE flow events or CSV
-rows by the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format jsonl`, `eve` and
-`csv` do), are the same bytes as those records written from Python records after the policy, in the same
-order; counted by the core (`on_tally`, what the closing report alone needs), they make the same
-summary."""
+"""Quiet records: the records no finding can come of, written as JSON lines, EVE flow events, CSV
+rows or SQLite rows by the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format
+jsonl`, `eve`, `csv` and `sqlite` do), are the same bytes (the same table rows) as those records
+written from Python records after the policy, in the same order; counted by the core (`on_tally`,
+what the closing report alone needs), they make the same summary."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import json
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from portwatch.policy.rules import PolicyContext, quiet_setup
 from portwatch.report.csvout import COLUMNS, CsvWriter
 from portwatch.report.eve import EveWriter
 from portwatch.report.jsonl import JsonlWriter
+from portwatch.report.sqlite import SqliteWriter
 from portwatch.report.summary import Summary
 
 CONFIG = Config()
@@ -41,10 +44,14 @@ def setup() -> Setup:
 
 
 WRITERS = {"jsonl": JsonlWriter, "eve": EveWriter, "csv": CsvWriter}
+FORMATS = [*WRITERS, "sqlite"]
+SQLITE_PROTOCOL = 12  # in SqliteWriter.write_flow's row: flow_id .. orientation, protocol
 
 
-def protocols(data: bytes, fmt: str) -> list[str]:
-    """The protocol of each record in a run of the core's lines."""
+def protocols(data, fmt: str) -> list[str]:
+    """The protocol of each record in a run of the core's lines (or SQLite rows)."""
+    if fmt == "sqlite":
+        return [row[SQLITE_PROTOCOL] for row in data]
     text = data.decode()
     if fmt == "csv":  # a quoted cell may hold a line break
         return [row[COLUMNS.index("protocol")] for row in csv.reader(io.StringIO(text, newline=""))]
@@ -53,9 +60,14 @@ def protocols(data: bytes, fmt: str) -> list[str]:
 
 
 def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "jsonl") -> tuple[str, Counter]:
-    """The capture's lines in `fmt`, and how many came as the core's lines and as Python records."""
-    out = io.StringIO()
-    writer = WRITERS[fmt](out)
+    """The capture's lines in `fmt` (for SQLite its tables' rows), and how many came as the core's
+    lines and as Python records."""
+    if fmt == "sqlite":
+        db = Path(tempfile.mkdtemp()) / "flows.sqlite"
+        writer = SqliteWriter(db)
+    else:
+        out = io.StringIO()
+        writer = WRITERS[fmt](out)
     seen: Counter = Counter()
 
     def record(rec) -> None:
@@ -63,7 +75,7 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
         seen[f"record:{rec.protocol}"] += 1
         writer.write(rec)
 
-    def line(data: bytes, records: int) -> None:
+    def line(data, records: int) -> None:
         found = protocols(data, fmt)
         assert len(found) == records
         for protocol in found:
@@ -78,10 +90,16 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
                         workers=workers, on_line=line if quiet else None, line_format=fmt)
     analyzer.run_capture(capture)
     analyzer.close()
+    if fmt == "sqlite":
+        writer.close()
+        tables = sqlite3.connect(db)
+        rows = [tables.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("flows", "findings")]
+        tables.close()
+        return repr(rows), seen
     return out.getvalue(), seen
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("shape", ["generated", "slow_link"])
 def test_a_generated_capture_is_the_same_bytes(setup, shape, fmt, request):
     path = request.getfixturevalue(shape)
@@ -96,14 +114,14 @@ def test_a_generated_capture_is_the_same_bytes(setup, shape, fmt, request):
     assert seen["line:dns"] > seen["record:dns"] > 0
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_with_two_workers_too(setup, generated, fmt):
     ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
     got, seen = lines(setup, generated, quiet=True, workers=2, fmt=fmt)
     assert got == ref and seen["lines"] > 0
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_every_real_capture_is_the_same_bytes(setup, fmt):
     taught = 0
     for path in CAPTURES:
@@ -114,7 +132,7 @@ def test_every_real_capture_is_the_same_bytes(setup, fmt):
     assert taught > 0  # the captures' later flows of a protocol on its port
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_hostile_header_values_are_the_same_bytes(setup, tmp_path, fmt):
     """HTTP headers an attacker wrote: a spreadsheet formula, commas, quotes, a lone CR, non-ASCII
     and control bytes reach the flat CSV columns and the JSON texts; the core writes the same
@@ -208,14 +226,20 @@ def test_a_baseline_asks_about_every_record(setup):
     assert ("tls_version_server", ["ssl2", "ssl3", "1.0", "1.1"]) in listed
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "eve", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_the_cli_writes_the_same_file(tmp_path, setup, generated, fmt):
     out = tmp_path / f"out.{fmt}"
     run = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(out),
                           str(generated)], capture_output=True, text=True, timeout=120)
     assert run.returncode in (0, 1), run.stderr
     ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
-    assert out.read_bytes() == ref.encode()  # CSV's rows end in CRLF
+    if fmt == "sqlite":
+        tables = sqlite3.connect(out)
+        got = repr([tables.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("flows", "findings")])
+        tables.close()
+        assert got == ref
+    else:
+        assert out.read_bytes() == ref.encode()  # CSV's rows end in CRLF
 
 
 def summary(setup: Setup, path: Path, tally: bool) -> tuple[Summary, int]:

@@ -8,6 +8,7 @@ use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
+use crate::py::sqlite_row::flows_row;
 use crate::py::tally::{PyQuietLines, PyQuietTally};
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
@@ -36,6 +37,8 @@ pub(super) enum QuietOutput {
     Eve,
     /// Their CSV rows (`--format csv`, `csv_line::push_csv_row`).
     Csv,
+    /// Their rows of the SQLite `flows` table (`--format sqlite`, `sqlite_row::flows_row`).
+    Sqlite,
     /// Their tally (the closing report alone).
     Tally,
 }
@@ -48,8 +51,9 @@ impl QuietOutput {
             Some("jsonl") => Ok(QuietOutput::Jsonl),
             Some("eve") => Ok(QuietOutput::Eve),
             Some("csv") => Ok(QuietOutput::Csv),
+            Some("sqlite") => Ok(QuietOutput::Sqlite),
             Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "no quiet lines in the {other:?} format (jsonl, eve, csv)"
+                "no quiet lines in the {other:?} format (jsonl, eve, csv, sqlite)"
             ))),
         }
     }
@@ -131,6 +135,11 @@ fn records_to_class<'py>(
                     // record.
                     QuietOutput::Eve => push_eve_line(&mut run.lines, r, assigned, json.as_deref()),
                     QuietOutput::Csv => push_csv_row(&mut run.lines, r, assigned),
+                    QuietOutput::Sqlite => {
+                        run.rows
+                            .push(flows_row(py, r, assigned, &mut texts)?.into_any());
+                        true
+                    }
                     QuietOutput::Tally => {
                         run.tally.add(r);
                         true
@@ -193,28 +202,35 @@ fn records_to_class<'py>(
     PyList::new(py, out)
 }
 
-/// The quiet records since the last record handed over: their lines or their tally.
-struct QuietRun {
+/// The quiet records since the last record handed over: their lines, rows or tally.
+struct QuietRun<'py> {
     lines: Vec<u8>,
-    /// The records `lines` holds.
+    rows: Vec<Bound<'py, PyAny>>,
+    /// The records `lines` or `rows` hold.
     records: u64,
     tally: PyQuietTally,
 }
 
-impl QuietRun {
+impl<'py> QuietRun<'py> {
     fn new() -> Self {
         QuietRun {
             lines: Vec::new(),
+            rows: Vec::new(),
             records: 0,
             tally: PyQuietTally::new(),
         }
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> PyResult<()> {
+    fn flush(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> PyResult<()> {
         if !self.lines.is_empty() {
-            let data = PyBytes::new(py, &self.lines).unbind();
+            let data = PyBytes::new(py, &self.lines).into_any().unbind();
             out.push(Bound::new(py, PyQuietLines::new(data, self.records))?.into_any());
             self.lines.clear();
+            self.records = 0;
+        }
+        if !self.rows.is_empty() {
+            let data = PyList::new(py, self.rows.drain(..))?.into_any().unbind();
+            out.push(Bound::new(py, PyQuietLines::new(data, self.records))?.into_any());
             self.records = 0;
         }
         if !self.tally.is_empty() {
@@ -259,7 +275,7 @@ impl Texts {
         }
     }
 
-    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    pub(super) fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
         if self.safe {
             return PyString::new(py, &crate::text::safe_text(text));
         }

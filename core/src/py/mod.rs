@@ -19,6 +19,7 @@ pub(crate) mod line;
 pub(crate) mod meta;
 mod monitor;
 mod signatures;
+mod sqlite_row;
 mod tally;
 
 use analyzer::PyAnalyzer;

@@ -70,18 +70,19 @@ impl PyQuietTally {
     }
 }
 
-/// A run of quiet records as the lines the core wrote (`data`, UTF-8) and how many records they
-/// are (`records`: a CSV row may span lines), for a writer that counts whole records on disk.
+/// A run of quiet records as the core wrote them (`data`: the lines, UTF-8 bytes, of a text
+/// format; for SQLite a list of `flows` rows) and how many records they are (`records`: a CSV row
+/// may span lines), for a writer that counts whole records on disk.
 #[pyclass(module = "portwatch._core", name = "QuietLines", frozen)]
 pub struct PyQuietLines {
     #[pyo3(get)]
-    data: Py<pyo3::types::PyBytes>,
+    data: Py<PyAny>,
     #[pyo3(get)]
     records: u64,
 }
 
 impl PyQuietLines {
-    pub(super) fn new(data: Py<pyo3::types::PyBytes>, records: u64) -> Self {
+    pub(super) fn new(data: Py<PyAny>, records: u64) -> Self {
         PyQuietLines { data, records }
     }
 }
