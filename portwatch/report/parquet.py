@@ -164,6 +164,14 @@ class ParquetWriter:
         if len(self._buffer) >= ROW_GROUP:
             self.flush()
 
+    def write_lines(self, rows: list[tuple[Any, ...]], records: int) -> None:
+        """Rows the core made of records no finding came of (`_core.QuietLines` in the "parquet"
+        form: `to_row`'s values), buffered as `write` buffers one."""
+        for row in rows:
+            self._buffer.append(row)
+            if len(self._buffer) >= ROW_GROUP:
+                self.flush()
+
     def flush(self) -> None:
         if self._buffer:
             self._writer.write_table(rows_table(self._buffer))

@@ -32,7 +32,7 @@ class SinkFormat:
     open_path: Callable[[str], Sink] | None = None
     # Writes each record's meta as JSON as it comes: the core serializes it on its own thread.
     meta_json: bool = False
-    # The core's line format ("jsonl", "eve", "csv"; "sqlite": rows of the flows table) in which
+    # The core's line format ("jsonl", "eve", "csv"; "sqlite", "parquet": the table's rows) in which
     # its sink's `write_lines(data, records)` takes the records no finding came of, as the core
     # wrote them (`Analyzer(on_line=..., line_format=...)`); nothing else of them is needed.
     quiet_lines: str | None = None
@@ -81,7 +81,7 @@ SINKS: dict[str, SinkFormat] = {f.name: f for f in (
                quiet_lines="csv" if tuple(_core.CSV_META_COLUMNS) == META_COLUMNS else None),
     SinkFormat("eve", "Suricata EVE JSON: a flow event per flow, an alert per finding", open_stream=_eve,
                meta_json=True, quiet_lines="eve"),
-    SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet),
+    SinkFormat("parquet", "flow records as a Parquet file (needs -o)", open_path=_parquet, quiet_lines="parquet"),
     SinkFormat("sqlite", "flows and findings tables in a SQLite database (needs -o)", open_path=_sqlite,
                quiet_lines="sqlite"),
 )}

@@ -1,7 +1,7 @@
 """Quiet records: the records no finding can come of, written as JSON lines, EVE flow events, CSV
-rows or SQLite rows by the core (`Analyzer(on_line=..., line_format=...)`, what `analyze --format
-jsonl`, `eve`, `csv` and `sqlite` do), are the same bytes (the same table rows) as those records
-written from Python records after the policy, in the same order; counted by the core (`on_tally`,
+rows, SQLite or Parquet rows by the core (`Analyzer(on_line=..., line_format=...)`, what `analyze
+--format jsonl`, `eve`, `csv`, `sqlite` and `parquet` do), are the same bytes (the same table rows)
+as those records written from Python records after the policy, in the same order; counted by the core (`on_tally`,
 what the closing report alone needs), they make the same summary."""
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import CAPTURES
-from pcapkit import ether, tcp_session, timed, udp_exchange, write_pcap
+from pcapkit import ether, tcp_session, timed, udp_exchange, write_pcap, write_pcapng
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from portwatch.pipeline import Analyzer, Config, Setup, open_capture
@@ -32,6 +33,7 @@ from portwatch.policy.rules import PolicyContext, quiet_setup
 from portwatch.report.csvout import COLUMNS, CsvWriter
 from portwatch.report.eve import EveWriter
 from portwatch.report.jsonl import JsonlWriter
+from portwatch.report.parquet import ParquetWriter
 from portwatch.report.sqlite import SqliteWriter
 from portwatch.report.summary import Summary
 
@@ -44,14 +46,15 @@ def setup() -> Setup:
 
 
 WRITERS = {"jsonl": JsonlWriter, "eve": EveWriter, "csv": CsvWriter}
-FORMATS = [*WRITERS, "sqlite"]
-SQLITE_PROTOCOL = 12  # in SqliteWriter.write_flow's row: flow_id .. orientation, protocol
+TABLES = ("sqlite", "parquet")
+FORMATS = [*WRITERS, *TABLES]
+ROW_PROTOCOL = 12  # in a table row (FLOW_COLUMNS' order): flow_id .. orientation, protocol
 
 
 def protocols(data, fmt: str) -> list[str]:
     """The protocol of each record in a run of the core's lines (or SQLite rows)."""
-    if fmt == "sqlite":
-        return [row[SQLITE_PROTOCOL] for row in data]
+    if fmt in TABLES:
+        return [row[ROW_PROTOCOL] for row in data]
     text = data.decode()
     if fmt == "csv":  # a quoted cell may hold a line break
         return [row[COLUMNS.index("protocol")] for row in csv.reader(io.StringIO(text, newline=""))]
@@ -62,9 +65,9 @@ def protocols(data, fmt: str) -> list[str]:
 def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "jsonl") -> tuple[str, Counter]:
     """The capture's lines in `fmt` (for SQLite its tables' rows), and how many came as the core's
     lines and as Python records."""
-    if fmt == "sqlite":
-        db = Path(tempfile.mkdtemp()) / "flows.sqlite"
-        writer = SqliteWriter(db)
+    if fmt in TABLES:
+        db = Path(tempfile.mkdtemp()) / f"flows.{fmt}"
+        writer = SqliteWriter(db) if fmt == "sqlite" else ParquetWriter(db)
     else:
         out = io.StringIO()
         writer = WRITERS[fmt](out)
@@ -90,13 +93,20 @@ def lines(setup: Setup, path: Path, quiet: bool, workers: int = 1, fmt: str = "j
                         workers=workers, on_line=line if quiet else None, line_format=fmt)
     analyzer.run_capture(capture)
     analyzer.close()
-    if fmt == "sqlite":
+    if fmt in TABLES:
         writer.close()
-        tables = sqlite3.connect(db)
-        rows = [tables.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("flows", "findings")]
-        tables.close()
-        return repr(rows), seen
+        return table_rows(db, fmt), seen
     return out.getvalue(), seen
+
+
+def table_rows(path: Path, fmt: str) -> str:
+    """Every row of a SQLite file's tables, or of a Parquet file, as text."""
+    if fmt == "parquet":
+        return repr(pq.read_table(path).to_pylist())
+    tables = sqlite3.connect(path)
+    rows = [tables.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("flows", "findings")]
+    tables.close()
+    return repr(rows)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -153,6 +163,27 @@ def test_hostile_header_values_are_the_same_bytes(setup, tmp_path, fmt):
     got, seen = lines(setup, path, quiet=True, fmt=fmt)
     assert got == ref
     assert plain["records"] == 150 and seen["lines"] > 80
+
+
+@pytest.mark.parametrize("fmt", TABLES)
+def test_times_past_64_bit_microseconds_are_left_to_python(setup, tmp_path, fmt):
+    """Parquet's time columns hold 64-bit microseconds: a record past them keeps its seconds in
+    `meta`, which Python writes, so the core hands such records over as records (SQLite's REAL
+    columns take any time: its rows stay the core's)."""
+    packets = []
+    for i in range(120):
+        packets += tcp_session([b"GET / HTTP/1.1\r\nHost: far.example\r\n\r\n"],
+                               [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], sport=42000 + i, dport=80)
+    start = 9.3e12  # 9.3e18 microseconds: past 2^63
+    path = write_pcapng(tmp_path / "far.pcapng", [1],
+                        [(0, ts + start, ether(f)) for ts, f in timed(packets)])
+    ref, plain = lines(setup, path, quiet=False, fmt=fmt)
+    got, seen = lines(setup, path, quiet=True, fmt=fmt)
+    assert got == ref and plain["records"] == 120
+    if fmt == "parquet":
+        assert seen["lines"] == 0 and "time_out_of_range" in got
+    else:
+        assert seen["lines"] > 40
 
 
 def test_eve_times_round_their_microseconds_as_python_does(setup, tmp_path):
@@ -233,11 +264,8 @@ def test_the_cli_writes_the_same_file(tmp_path, setup, generated, fmt):
                           str(generated)], capture_output=True, text=True, timeout=120)
     assert run.returncode in (0, 1), run.stderr
     ref, _ = lines(setup, generated, quiet=False, fmt=fmt)
-    if fmt == "sqlite":
-        tables = sqlite3.connect(out)
-        got = repr([tables.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("flows", "findings")])
-        tables.close()
-        assert got == ref
+    if fmt in TABLES:
+        assert table_rows(out, fmt) == ref
     else:
         assert out.read_bytes() == ref.encode()  # CSV's rows end in CRLF
 

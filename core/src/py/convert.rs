@@ -8,7 +8,7 @@ use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
-use crate::py::sqlite_row::flows_row;
+use crate::py::quiet_rows::{flows_row, parquet_row};
 use crate::py::tally::{PyQuietLines, PyQuietTally};
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
@@ -37,8 +37,10 @@ pub(super) enum QuietOutput {
     Eve,
     /// Their CSV rows (`--format csv`, `csv_line::push_csv_row`).
     Csv,
-    /// Their rows of the SQLite `flows` table (`--format sqlite`, `sqlite_row::flows_row`).
+    /// Their rows of the SQLite `flows` table (`--format sqlite`, `quiet_rows::flows_row`).
     Sqlite,
+    /// Their Parquet rows (`--format parquet`, `quiet_rows::parquet_row`).
+    Parquet,
     /// Their tally (the closing report alone).
     Tally,
 }
@@ -52,8 +54,9 @@ impl QuietOutput {
             Some("eve") => Ok(QuietOutput::Eve),
             Some("csv") => Ok(QuietOutput::Csv),
             Some("sqlite") => Ok(QuietOutput::Sqlite),
+            Some("parquet") => Ok(QuietOutput::Parquet),
             Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "no quiet lines in the {other:?} format (jsonl, eve, csv, sqlite)"
+                "no quiet lines in the {other:?} format (jsonl, eve, csv, sqlite, parquet)"
             ))),
         }
     }
@@ -140,6 +143,13 @@ fn records_to_class<'py>(
                             .push(flows_row(py, r, assigned, &mut texts)?.into_any());
                         true
                     }
+                    QuietOutput::Parquet => match parquet_row(py, r, assigned, &mut texts)? {
+                        Some(row) => {
+                            run.rows.push(row.into_any());
+                            true
+                        }
+                        None => false,
+                    },
                     QuietOutput::Tally => {
                         run.tally.add(r);
                         true

@@ -18,8 +18,8 @@ pub(crate) mod dns_tunnel;
 pub(crate) mod line;
 pub(crate) mod meta;
 mod monitor;
+mod quiet_rows;
 mod signatures;
-mod sqlite_row;
 mod tally;
 
 use analyzer::PyAnalyzer;

@@ -292,6 +292,16 @@ fn round_to_by_text(x: f64, ndigits: usize) -> f64 {
     format!("{x:.ndigits$}").parse().unwrap_or(x)
 }
 
+/// Parquet's `_micros` (`portwatch/report/parquet.py`): Python's `round(ts * 1e6)` (halves to
+/// even), None outside the open range of a signed 64-bit integer or for a time not finite.
+pub fn micros_in_i64(ts: f64) -> Option<i64> {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63, exact
+    let m = (ts * 1e6).round_ties_even();
+    // An integer-valued float compared with 2^63 exactly, as Python compares its int; the cast is
+    // exact for every value inside.
+    (m.is_finite() && m > -LIMIT && m < LIMIT).then_some(m as i64)
+}
+
 /// Python's `round(x)` of a float: the nearest integer, halves to even (saturating where
 /// Python would raise for inf or NaN).
 pub fn round_int(x: f64) -> i64 {
@@ -404,6 +414,21 @@ mod tests {
         let (digits, exp) = digits_and_exponent(&format!("{:e}", x.abs()));
         let point = exp + 1;
         spell(sign(x), &digits, exp, point <= -4 || point > 16, ".0")
+    }
+
+    #[test]
+    fn micros_round_as_python_and_stop_at_64_bits() {
+        // round(x * 1e6) in Python 3.11 for each.
+        assert_eq!(micros_in_i64(1715680800.0), Some(1_715_680_800_000_000));
+        assert_eq!(micros_in_i64(1715680801.00688), Some(1_715_680_801_006_880));
+        assert_eq!(micros_in_i64(0.0000025), Some(2)); // 2.5: halves to even
+        assert_eq!(micros_in_i64(0.0000035), Some(4));
+        assert_eq!(micros_in_i64(-0.0000025), Some(-2));
+        assert_eq!(micros_in_i64(9.2e12), Some(9_200_000_000_000_000_000));
+        assert_eq!(micros_in_i64(9.3e12), None); // 9.3e18 us is past 2^63
+        assert_eq!(micros_in_i64(-9.3e12), None);
+        assert_eq!(micros_in_i64(f64::INFINITY), None);
+        assert_eq!(micros_in_i64(f64::NAN), None);
     }
 
     #[test]
