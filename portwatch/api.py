@@ -231,7 +231,9 @@ def analyze(
         capture = open_capture(path)
         names.append(capture.name)
         paths_by_name[capture.name] = path
-        analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=capture.name, workers=workers)
+        # The records no finding can come of come as the core's rows (`FlowRows.add_rows`).
+        analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=capture.name, workers=workers,
+                            on_line=rows.add_rows, line_format="frame")
 
         def status(capture: Any = capture, analyzer: Analyzer = analyzer) -> None:
             pct = f" {100 * capture.bytes_read / capture.size:.0f}%" if capture.size else ""

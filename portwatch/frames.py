@@ -231,6 +231,11 @@ class FlowRows:
             rec.bytes_s2c, rec.state, rec.history, rec.meta, [f.as_dict() for f in findings] if findings else (),
         ))
 
+    def add_rows(self, rows: list[tuple[Any, ...]], records: int) -> None:
+        """Rows the core made of records no finding came of (`_core.QuietLines` in the "frame"
+        form: `add`'s tuples), in their place among the records."""
+        self.rows.extend(rows)
+
     def frame(self) -> pd.DataFrame:
         """`flows_frame` of the records, ordered by start time, then capture name (a stable sort)."""
         start, pcap = FLOW_COLUMNS.index("ts_start"), FLOW_COLUMNS.index("pcap")

@@ -343,3 +343,37 @@ def test_the_cores_csv_columns_are_the_schemas():
 
     assert tuple(_core.CSV_META_COLUMNS) == META_COLUMNS
     assert SINKS["csv"].quiet_lines == "csv"
+
+
+def test_a_notebook_frame_is_the_same_with_the_cores_rows(generated, monkeypatch):
+    """`portwatch.analyze` takes the records no finding can come of as the core's rows ("frame"
+    form, `FlowRows.add_rows`): the same frame as from Python records after the policy."""
+    import pandas as pd
+
+    import portwatch
+    from portwatch import api, frames
+
+    handed = Counter()
+    add_rows = frames.FlowRows.add_rows
+
+    def counting(self, rows, records):
+        assert len(rows) == records
+        handed["rows"] += records
+        add_rows(self, rows, records)
+
+    monkeypatch.setattr(frames.FlowRows, "add_rows", counting)
+    with_rows = portwatch.analyze(generated, progress=False)
+
+    class RecordsOnly(api.Analyzer):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("on_line")
+            kwargs.pop("line_format")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(api, "Analyzer", RecordsOnly)
+    handed_before = handed["rows"]
+    from_records = portwatch.analyze(generated, progress=False)
+    assert handed["rows"] == handed_before  # no rows without on_line
+    assert handed_before > len(with_rows.flows) // 2
+    pd.testing.assert_frame_equal(with_rows.flows, from_records.flows)
+    pd.testing.assert_frame_equal(with_rows.findings, from_records.findings)

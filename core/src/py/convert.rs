@@ -8,7 +8,7 @@ use crate::eve_line::push_eve_line;
 use crate::meta::Value;
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
-use crate::py::quiet_rows::{flows_row, parquet_row};
+use crate::py::quiet_rows::{flows_row, frame_row, parquet_row};
 use crate::py::tally::{PyQuietLines, PyQuietTally};
 use crate::quiet_lines::{push_line, QuietLines};
 use crate::record::FlowRecord;
@@ -41,6 +41,8 @@ pub(super) enum QuietOutput {
     Sqlite,
     /// Their Parquet rows (`--format parquet`, `quiet_rows::parquet_row`).
     Parquet,
+    /// Their rows of a notebook's frame (`portwatch.analyze`, `quiet_rows::frame_row`).
+    Frame,
     /// Their tally (the closing report alone).
     Tally,
 }
@@ -55,8 +57,9 @@ impl QuietOutput {
             Some("csv") => Ok(QuietOutput::Csv),
             Some("sqlite") => Ok(QuietOutput::Sqlite),
             Some("parquet") => Ok(QuietOutput::Parquet),
+            Some("frame") => Ok(QuietOutput::Frame),
             Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "no quiet lines in the {other:?} format (jsonl, eve, csv, sqlite, parquet)"
+                "no quiet lines in the {other:?} format (jsonl, eve, csv, sqlite, parquet, frame)"
             ))),
         }
     }
@@ -116,7 +119,7 @@ fn records_to_class<'py>(
     let mut meta_json = meta_json.into_iter();
     let mut run = QuietRun::new();
     for r in records {
-        let json = meta_json.next().flatten();
+        let mut json = meta_json.next().flatten();
         // Some(signal): a DNS record the tracker counted here.
         let mut counted = None;
         if let Some(Lines { quiet, dns, output }) = lines {
@@ -150,6 +153,18 @@ fn records_to_class<'py>(
                         }
                         None => false,
                     },
+                    QuietOutput::Frame => {
+                        // The row keeps the map, freed where it was made once Python drops it.
+                        let meta = std::mem::take(&mut r.meta);
+                        let meta = match home {
+                            Some(home) => PyMeta::from_home(meta, json.take(), home.clone()),
+                            None => PyMeta::with_json(meta, json.take()),
+                        };
+                        let meta = Bound::new(py, meta)?;
+                        run.rows
+                            .push(frame_row(py, r, assigned, meta, &mut texts)?.into_any());
+                        true
+                    }
                     QuietOutput::Tally => {
                         run.tally.add(r);
                         true
@@ -158,7 +173,7 @@ fn records_to_class<'py>(
                 if handed {
                     run.records += u64::from(output != QuietOutput::Tally);
                     // Freed where it was made, as the records are (`ahead::Home`).
-                    if let Some(home) = home {
+                    if let Some(home) = home.filter(|_| output != QuietOutput::Frame) {
                         home.give_back(Spent::Meta(std::mem::take(&mut r.meta), json));
                     }
                     continue;
