@@ -5,7 +5,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::ahead::{Home, Spent};
 use crate::csv_line::push_csv_row;
 use crate::eve_line::push_eve_line;
-use crate::meta::Value;
+use crate::meta::{FlowMeta, Value};
 use crate::py::dns_tunnel::PyDnsTunnelTracker;
 use crate::py::meta::PyMeta;
 use crate::py::quiet_rows::{flows_row, frame_row, parquet_row};
@@ -155,12 +155,7 @@ fn records_to_class<'py>(
                     },
                     QuietOutput::Frame => {
                         // The row keeps the map, freed where it was made once Python drops it.
-                        let meta = std::mem::take(&mut r.meta);
-                        let meta = match home {
-                            Some(home) => PyMeta::from_home(meta, json.take(), home.clone()),
-                            None => PyMeta::with_json(meta, json.take()),
-                        };
-                        let meta = Bound::new(py, meta)?;
+                        let meta = Bound::new(py, py_meta(&mut r.meta, json.take(), home))?;
                         run.rows
                             .push(frame_row(py, r, assigned, meta, &mut texts)?.into_any());
                         true
@@ -181,15 +176,8 @@ fn records_to_class<'py>(
             }
         }
         run.flush(py, &mut out)?;
-        let meta = std::mem::take(&mut r.meta);
-        let meta = match home {
-            Some(home) => PyMeta::from_home(meta, json, home.clone()),
-            None => PyMeta::with_json(meta, json),
-        };
-        let pcap = match &r.pcap {
-            Some(p) => texts.get(py, p).into_any(),
-            None => py.None().into_bound(py),
-        };
+        let meta = py_meta(&mut r.meta, json, home);
+        let pcap = pcap_of(py, r, &mut texts);
         let fields: [Bound<'py, PyAny>; 23] = [
             r.ts_start.into_pyobject(py)?.into_any(),
             r.ts_end.into_pyobject(py)?.into_any(),
@@ -225,6 +213,28 @@ fn records_to_class<'py>(
     }
     run.flush(py, &mut out)?;
     PyList::new(py, out)
+}
+
+/// A record's `meta` for Python, taken from it: the core's map (and its JSON, if made), freed
+/// where it was made once Python drops it (`ahead::Home`).
+fn py_meta(meta: &mut FlowMeta, json: Option<Vec<u8>>, home: Option<&Home>) -> PyMeta {
+    let meta = std::mem::take(meta);
+    match home {
+        Some(home) => PyMeta::from_home(meta, json, home.clone()),
+        None => PyMeta::with_json(meta, json),
+    }
+}
+
+/// A record's `pcap`: the capture's name, or None.
+pub(super) fn pcap_of<'py>(
+    py: Python<'py>,
+    rec: &FlowRecord,
+    texts: &mut Texts,
+) -> Bound<'py, PyAny> {
+    match &rec.pcap {
+        Some(p) => texts.get(py, p).into_any(),
+        None => py.None().into_bound(py),
+    }
 }
 
 /// The quiet records since the last record handed over: their lines, rows or tally.
