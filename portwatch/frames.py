@@ -102,7 +102,7 @@ def _walk_safe(value: Any) -> Any:
 
 def _safe_meta(value: Any) -> dict[str, Any]:
     """A record's `meta` as a dict of its own, every text through `safe_text` (a core `Meta`
-    converted so by the core itself: a tenth of the time of the walk below)."""
+    converted so by the core itself, without a dict between)."""
     if type(value) is _core.Meta:
         converted = value.safe_dict()
         if converted is not None:

@@ -155,8 +155,9 @@ class Analyzer:
         self.error: str | None = None
         # The records no finding can come of never become Python records (`rules.quiet_setup`):
         # `on_line` takes runs of them as the lines the core wrote in `line_format` ("jsonl",
-        # "eve", "csv"; "sqlite", "parquet" or "frame" rows: `SinkFormat.quiet_lines`), or else `on_tally` as the core
-        # counted them for the closing report. Each Python record teaches the core its key (`_emit`).
+        # "eve", "csv"; rows for "sqlite", "parquet" and a notebook's "frame":
+        # `SinkFormat.quiet_lines`), or else `on_tally` as the core counted them for the closing
+        # report. Each Python record teaches the core its key (`_emit`).
         if on_line is not None and on_tally is not None:
             raise ValueError("quiet records go to on_line or to on_tally, not both")
         self.on_line = on_line
