@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import _core
 from ..model import FlowRecord
+from . import arrow_columns
 from .safeopen import create_output
 from .schema import FLOW_COLUMNS
 
@@ -111,11 +112,18 @@ def rows_table(rows: list[tuple[Any, ...]]) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in SCHEMA.names]
     arrays = []
     for field, values in zip(SCHEMA, columns, strict=True):
-        if pa.types.is_timestamp(field.type):
-            arrays.append(pa.array(values, type=pa.int64()).cast(field.type))
-        else:
-            arrays.append(pa.array(values, type=field.type))
+        try:
+            arrays.append(arrow_columns.build(values, field.type))  # pandas left unimported
+        except arrow_columns.Unbuildable:
+            arrays.append(_converted(values, field.type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _converted(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    """A column by pyarrow's conversion of Python values (what `arrow_columns` cannot build)."""
+    if pa.types.is_timestamp(type_):
+        return pa.array(values, type=pa.int64()).cast(type_)
+    return pa.array(values, type=type_)
 
 
 def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
