@@ -278,6 +278,12 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
             view.close()  # before the report: a live display would redraw over it on a shared terminal
         if writer is not None:
             writer.close()
+            # SQLite keeps rows while the database cannot take them, within a bound: what it
+            # could not keep or write in the end is an error, not a quieter output.
+            lost = getattr(writer, "lost", 0)
+            if lost:
+                why = getattr(writer, "failure", None) or "more rows waited than are held"
+                errors.append(f"{output}: {lost} rows not written: {why}")
         if out is None or not read_any:
             return  # nothing read: nothing that looks like a (clean) report
         # The writers of the closing reports (and rich) are imported only when one is written.

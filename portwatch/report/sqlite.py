@@ -75,6 +75,9 @@ from .schema import FLOW_COLUMNS
 
 SCHEMA_VERSION = 2  # 2: flows gained community_id, duration, state, history (a version 1 file is upgraded)
 MAX_PENDING = 200_000  # rows held in memory while the database cannot take them
+# A batch run (`write`, `write_lines`) commits once this many rows wait: its memory stays bounded,
+# and no row waits for MAX_PENDING to push it out.
+BATCH_ROWS = 8192
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0
 
 _FLOW_COLUMNS = FLOW_COLUMNS  # schema.py: the same names as every other output
@@ -138,12 +141,13 @@ class SqliteWriter:
     def __init__(
         self, path: str | os.PathLike[str], *, busy_timeout: float = 0.25, patience: float = 30.0,
         max_pending: int = MAX_PENDING, safe: bool = False, owner: tuple[int, int] | None = None,
-        open_timeout: float = 10.0, check_parent: bool = True,
+        open_timeout: float = 10.0, check_parent: bool = True, batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.patience = patience
         self.max_pending = max_pending
+        self.batch_rows = batch_rows
         self._held: list[OpenedFile] = []  # our own descriptors: kept open until SQLite closes
         self._flows: deque[tuple] = deque()
         self._findings: deque[tuple] = deque()
@@ -254,10 +258,18 @@ class SqliteWriter:
 
     def write_lines(self, rows: list[tuple[Any, ...]], records: int) -> None:
         """Flow rows the core made of records no finding came of (`_core.QuietLines` in the
-        "sqlite" form: `write_flow`'s rows), queued as `write_flow` queues one."""
+        "sqlite" form: `write_flow`'s rows), queued as `write_flow` queues one (a batch run)."""
         for row in rows:
             self._make_room()
             self._flows.append(row)
+            if len(self._flows) >= self.batch_rows:
+                self._batch_done()
+
+    def _batch_done(self) -> None:
+        """A batch run's rows reached `batch_rows`: a transaction of them (left queued, and tried
+        again later, if the database cannot take them now)."""
+        if self.pending >= self.batch_rows:
+            self.commit()
 
     def write_findings(
         self, rec: FlowRecord, findings: Iterable[Finding], ts: float, flow_id: str | None = None,
@@ -276,6 +288,7 @@ class SqliteWriter:
         self.write_flow(rec)
         fid = None if rec.flow_id is None else str(rec.flow_id)
         self.write_findings(rec, rec.findings, rec.ts_end, fid, commit=False)
+        self._batch_done()
 
     def commit(self, force: bool = False) -> bool:
         """Write every queued row in one transaction. False if the database did not take them

@@ -115,3 +115,46 @@ def test_rows_the_core_made_are_queued_as_flows_within_the_bound(tmp_path: Path)
     r = reader(tmp_path / "c.db")
     assert r.execute("SELECT ts_start FROM flows ORDER BY id").fetchall() == [(3.0,), (4.0,)]
     assert r.execute("SELECT kind FROM findings").fetchall() == [("tunnel",)]
+
+
+def test_a_batch_run_commits_as_it_goes(tmp_path: Path) -> None:
+    """`write` and `write_lines` (analyze's use) commit once `batch_rows` rows wait: memory stays
+    bounded and no row waits for `max_pending` to push it out."""
+    w = SqliteWriter(tmp_path / "d.db", max_pending=10, batch_rows=4)
+    for i in range(30):
+        w.write(record(ts=float(i)))  # a flow and its finding: 2 rows each
+        assert w.pending < 4
+    w.write_flow(record(ts=100.0))
+    rows = [w._flows.pop()] * 25
+    w.write_lines(rows, 25)
+    assert w.pending < 4
+    w.close()
+    assert (w.lost_flows, w.lost_findings) == (0, 0)
+    r = reader(tmp_path / "d.db")
+    assert r.execute("SELECT count(*) FROM flows").fetchone() == (55,)
+    assert r.execute("SELECT count(*) FROM findings").fetchone() == (30,)
+
+
+def test_analyze_says_when_rows_were_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database locked through the run: the rows past the bound are dropped, and the run ends
+    with one line and exit 2, not a quietly shorter table."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from portwatch.cli import main as cli
+    from portwatch.report import sinks
+
+    def small(path: str) -> SqliteWriter:
+        return SqliteWriter(path, safe=True, check_parent=False, max_pending=50, patience=0.2)
+
+    monkeypatch.setitem(sinks.SINKS, "sqlite", dataclasses.replace(sinks.SINKS["sqlite"], open_path=small))
+    path = tmp_path / "locked.db"
+    SqliteWriter(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    capture = Path(__file__).resolve().parent.parent.parent / "captures" / "ssh-443.pcap"
+    result = CliRunner().invoke(cli, ["analyze", "--format", "sqlite", "-o", str(path), "--quiet", str(capture)])
+    other.rollback()
+    assert result.exit_code == 2, result.output
+    assert "rows not written: database is locked" in result.output
