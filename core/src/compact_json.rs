@@ -62,12 +62,6 @@ impl Members<'_> {
     }
 }
 
-/// `n` as serde_json writes it.
-pub fn push_number(out: &mut Vec<u8>, n: &serde_json::Number) {
-    // Writing to a Vec cannot fail, nor can a number's serialization.
-    let _ = serde_json::to_writer(&mut *out, n);
-}
-
 /// How a JSON text is spelled: serde_json's compact text (the JSON-lines records, `SERDE`), or
 /// another writer's separators, key order and floats (`crate::pyjson`: Python's `json.dumps`).
 /// Strings are escaped alike in every spelling.
@@ -104,18 +98,6 @@ impl Spelling {
             // A Number holds no NaN or infinity.
             (self.float)(out, n.as_f64().unwrap_or(0.0));
         }
-    }
-}
-
-/// `value` as serde_json writes it (numbers by serde_json itself; an object's keys in its order).
-pub fn push_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => push_number(out, n),
-        Value::String(s) => push_str(out, s),
-        Value::Array(items) => push_array(out, items, push_value),
-        Value::Object(map) => push_object(out, map.iter()),
     }
 }
 
@@ -161,8 +143,7 @@ pub fn push_object_as(out: &mut Vec<u8>, pairs: &mut [(&str, &Value)], spelling:
     out.push(b'}');
 }
 
-/// A map's pairs, in their order, as a JSON object (`Meta`'s serialization).
-/// `items` as a JSON array, each written by `push`.
+/// `items` as a compact JSON array, each written by `push`.
 pub fn push_array<T>(
     out: &mut Vec<u8>,
     items: impl IntoIterator<Item = T>,
@@ -176,27 +157,6 @@ pub fn push_array<T>(
         push(out, item);
     }
     out.push(b']');
-}
-
-pub fn push_object<'a, K: AsRef<str>>(
-    out: &mut Vec<u8>,
-    pairs: impl IntoIterator<Item = (K, &'a Value)>,
-) {
-    out.push(b'{');
-    for (i, (key, value)) in pairs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_member(out, key.as_ref(), value);
-    }
-    out.push(b'}');
-}
-
-/// One `"key":value` of an object.
-pub fn push_member(out: &mut Vec<u8>, key: &str, value: &Value) {
-    push_str(out, key);
-    out.push(b':');
-    push_value(out, value);
 }
 
 #[cfg(test)]
@@ -216,11 +176,8 @@ mod tests {
         ];
         for value in &values {
             let mut ours = Vec::new();
-            push_value(&mut ours, value);
+            push_value_as(&mut ours, value, SERDE);
             assert_eq!(ours, serde_json::to_vec(value).unwrap(), "{value}");
-            let mut spelled = Vec::new();
-            push_value_as(&mut spelled, value, SERDE);
-            assert_eq!(spelled, ours, "{value}");
         }
     }
 

@@ -203,8 +203,8 @@ impl FlowMeta {
         }
     }
 
-    /// The map as a JSON object, as `compact_json::push_object` writes its entries; a frozen
-    /// map's from its buffer, without decoding it.
+    /// The map as serde_json's compact JSON object (`compact_json::SERDE`); a frozen map's from
+    /// its buffer, without decoding it.
     pub fn push_json(&self, out: &mut Vec<u8>) {
         self.push_json_as(out, crate::compact_json::SERDE);
     }
