@@ -168,17 +168,18 @@ class ParquetWriter:
         self.rows = 0
 
     def write(self, rec: FlowRecord | Mapping[str, Any]) -> None:
-        self._buffer.append(to_row(rec.as_dict(copy=False) if isinstance(rec, FlowRecord) else rec))
-        if len(self._buffer) >= ROW_GROUP:
-            self.flush()
+        self._add(to_row(rec.as_dict(copy=False) if isinstance(rec, FlowRecord) else rec))
 
     def write_lines(self, rows: list[tuple[Any, ...]], records: int) -> None:
         """Rows the core made of records no finding came of (`_core.QuietLines` in the "parquet"
         form: `to_row`'s values), buffered as `write` buffers one."""
         for row in rows:
-            self._buffer.append(row)
-            if len(self._buffer) >= ROW_GROUP:
-                self.flush()
+            self._add(row)
+
+    def _add(self, row: tuple[Any, ...]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= ROW_GROUP:
+            self.flush()
 
     def flush(self) -> None:
         if self._buffer:

@@ -244,12 +244,15 @@ class SqliteWriter:
                 self._findings.popleft()
                 self.lost_findings += 1
 
+    def _queue_flow(self, row: tuple[Any, ...]) -> None:
+        self._make_room()
+        self._flows.append(row)
+
     def write_flow(self, rec: FlowRecord, flow_id: str | None = None) -> None:
         """Queue one flow row; it is durable after the next successful `commit()`."""
-        self._make_room()
         if flow_id is None and rec.flow_id is not None:
             flow_id = str(rec.flow_id)
-        self._flows.append((
+        self._queue_flow((
             flow_id, rec.community_id, rec.pcap, rec.ts_start, rec.ts_end, rec.duration, rec.transport, rec.src_ip,
             rec.src_port, rec.dst_ip, rec.dst_port, rec.orientation, rec.protocol, round(rec.confidence, 3),
             _json(list(rec.assigned)), rec.packets_c2s, rec.packets_s2c, rec.bytes_c2s, rec.bytes_s2c, rec.state,
@@ -260,10 +263,8 @@ class SqliteWriter:
         """Flow rows the core made of records no finding came of (`_core.QuietLines` in the
         "sqlite" form: `write_flow`'s rows), queued as `write_flow` queues one (a batch run)."""
         for row in rows:
-            self._make_room()
-            self._flows.append(row)
-            if len(self._flows) >= self.batch_rows:
-                self._batch_done()
+            self._queue_flow(row)
+            self._batch_done()
 
     def _batch_done(self) -> None:
         """A batch run's rows reached `batch_rows`: a transaction of them (left queued, and tried
