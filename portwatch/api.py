@@ -21,6 +21,7 @@ import sqlite3
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from . import _core, frames
 from .inputs import expand
 from .model import SEVERITIES, CaptureStats, FlowRecord
 from .pipeline import Analyzer, Config, Setup, open_capture
+from .report.meta_json import meta_of_json
 from .report.parquet import ParquetWriter
 from .report.parquet import read_records as read_parquet_records
 from .report.schema import split_list
@@ -353,15 +355,27 @@ def _sniff(path: Path) -> tuple[str, str]:
     raise _not_ours(path, "not a portwatch csv: its header names none of its tables")
 
 
-def _jsonl_objects(path: Path) -> Iterable[dict[str, Any]]:
+# Lines parsed by the core in one call: its texts cache spans them (keys, transports...).
+JSONL_BATCH = 4096
+
+
+def _jsonl_objects(path: Path, meta_at: tuple[str, ...] = ("meta",)) -> Iterable[dict[str, Any]]:
+    """The objects of a JSON-lines file, the facts at `meta_at` (a record's `meta`) as a
+    `_core.Meta`; a line the core leaves to Python (`_core.json_records`) read by `json.loads`."""
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ReadError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+        n = 0
+        while lines := list(islice(fh, JSONL_BATCH)):
+            for line, obj in zip(lines, _core.json_records(lines, list(meta_at)), strict=True):
+                n += 1
+                if obj is not None:
+                    yield obj
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ReadError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -379,7 +393,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def _read_eve(path: Path) -> list[dict[str, Any]]:
     from .report.eve import from_event
 
-    return [r for r in (from_event(o) for o in _jsonl_objects(path)) if r is not None]
+    return [r for r in (from_event(o) for o in _jsonl_objects(path, ("portwatch", "meta"))) if r is not None]
 
 
 def _unformula(value: str) -> str:
@@ -417,7 +431,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
             "confidence": float(r["confidence"]),
             "assigned": split_list(r["assigned"]),
             **{k: int(r[k]) for k in frames.COUNTER_COLUMNS},
-            "meta": json.loads(r.get("meta") or "{}"),
+            "meta": meta_of_json(r.get("meta")),
             "findings": json.loads(r.get("findings") or "[]"),
         })
     return out
@@ -453,7 +467,7 @@ def _read_sqlite(path: Path) -> list[dict[str, Any]]:
     for row in rows:
         r = dict(row)
         r["assigned"] = json.loads(r["assigned"] or "[]")
-        r["meta"] = json.loads(r["meta"] or "{}")
+        r["meta"] = meta_of_json(r["meta"])
         r["findings"] = json.loads(r["findings"] or "[]")
         out.append(r)
     return out

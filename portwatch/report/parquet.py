@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from .. import _core
 from ..model import FlowRecord
 from . import arrow_columns
+from .meta_json import meta_of_json
 from .safeopen import create_output
 from .schema import FLOW_COLUMNS
 
@@ -142,7 +143,7 @@ def from_table(table: pa.Table) -> list[dict[str, Any]]:
             table = table.set_column(table.column_names.index(name), name, seconds)
     rows = table.to_pylist()
     for r in rows:
-        r["meta"] = json.loads(r["meta"]) if r.get("meta") else {}
+        r["meta"] = meta_of_json(r.get("meta"))
     return rows
 
 

@@ -164,3 +164,61 @@ def test_files_written_by_the_cli_read_back(fmt: str, analysed: portwatch.Analys
     assert done.returncode in (0, 1), done.stderr  # 1: a finding reached --fail-on
     flows = portwatch.read(out).flows.sort_values("ts_start", kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(flows, analysed.flows)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "eve", "parquet", "sqlite"])
+def test_the_cores_json_parsing_reads_what_pythons_parser_reads(fmt: str, mixed_pcap: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`read()` takes each record's JSON (a line, or a `meta` column) from the core's parser; with it
+    refusing everything (so that `json.loads` reads it all) the frames are the same, meta included."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from portwatch import _core, api
+    from portwatch.report import meta_json
+
+    out = tmp_path / f"cli.{fmt}"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(out),
+                           str(mixed_pcap)], capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr
+    taken = []
+    real_records, real_from_json = _core.json_records, _core.Meta.from_json
+
+    def counted(lines: list[str], meta_at: list[str]) -> list[object]:
+        got = real_records(lines, meta_at)
+        taken.extend(r for r in got if r is not None)
+        return got
+
+    def counted_meta(text: str) -> object:
+        got = real_from_json(text)
+        taken.extend([got] if got is not None else [])
+        return got
+
+    monkeypatch.setattr(api, "_core", SimpleNamespace(json_records=counted))
+    monkeypatch.setattr(meta_json, "_core", SimpleNamespace(Meta=SimpleNamespace(from_json=counted_meta)))
+    fast = portwatch.read(out)
+    assert len(taken) >= len(fast.flows) > 0  # the core read them
+    monkeypatch.setattr(api, "_core", SimpleNamespace(json_records=lambda lines, meta_at: [None] * len(lines)))
+    monkeypatch.setattr(meta_json, "_core", SimpleNamespace(Meta=SimpleNamespace(from_json=lambda text: None)))
+    slow = portwatch.read(out)
+    pd.testing.assert_frame_equal(fast.flows, slow.flows)
+    assert fast.flows["meta"].tolist() == slow.flows["meta"].tolist()
+    pd.testing.assert_frame_equal(fast.servers, slow.servers)
+
+
+def test_a_record_the_core_leaves_to_python_reads_as_before(tmp_path: Path) -> None:
+    """Facts JSON can hold but the core cannot (an integer past 64 bits, NaN) come through `json.loads`,
+    in their place among the records the core read."""
+    records = [{"flow_id": i, "ts_start": 1.0 + i, "ts_end": 2.0 + i, "transport": "tcp", "src_ip": "10.0.0.1",
+                "src_port": 40000 + i, "dst_ip": "10.0.0.2", "dst_port": 443, "orientation": "handshake",
+                "protocol": "tls", "confidence": 0.9, "assigned": ["https"], "packets_c2s": 1, "packets_s2c": 1,
+                "bytes_c2s": 10, "bytes_s2c": 20, "meta": meta, "findings": []}
+               for i, meta in enumerate([{"sni": "a"}, {"big": 2**70}, {"x": float("nan")}, {"sni": "d\u2028"}])]
+    path = tmp_path / "mixed.jsonl"
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    metas = portwatch.read(path).flows["meta"].tolist()
+    assert metas[0] == {"sni": "a"} and metas[1] == {"big": 2**70} and metas[3] == {"sni": "d\\u2028"}
+    assert list(metas[2]) == ["x"] and metas[2]["x"] != metas[2]["x"]  # NaN

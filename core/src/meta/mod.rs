@@ -278,6 +278,7 @@ pub fn set_default(meta: &mut Meta, key: impl Into<Key>, value: Value) {
 
 mod flow_meta;
 mod format;
+pub mod python_json;
 mod reader;
 mod texts;
 mod writer;

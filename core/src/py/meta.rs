@@ -14,10 +14,10 @@ use pyo3::basic::CompareOp;
 use pyo3::exceptions::PyKeyError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::ahead::{Home, Spent};
-use crate::meta::{FlowMeta, Meta, Value};
+use crate::meta::{python_json, FlowMeta, Meta, Value};
 use crate::py::convert::{object_to_py, value_to_py, Texts};
 use crate::tunnel::py::from_py;
 
@@ -187,6 +187,14 @@ impl PyMeta {
             Value::Object(map) => Ok(PyMeta::new(Meta::from(map).into())),
             _ => unreachable!("a dict converts to an object"),
         }
+    }
+
+    /// The facts in `text`, a JSON object (an output's `meta` column), as a mapping over the
+    /// core's map; None where Python's `json.loads` must read the text (`meta::python_json`).
+    #[staticmethod]
+    fn from_json(text: &Bound<'_, PyString>) -> Option<Self> {
+        let map = python_json::object(text.to_str().ok()?)?;
+        Some(PyMeta::new(Meta::from(map).into()))
     }
 
     fn __getitem__<'py>(
@@ -385,4 +393,64 @@ impl PyMeta {
     ) -> PyResult<Bound<'py, PyAny>> {
         dict_of(slf)?.as_any().getattr(name)
     }
+}
+
+/// Each of `lines` read as `json.loads` reads it, but for the object at the path `meta_at` (the
+/// keys down to a flow's facts: `["meta"]` in a record line, `["portwatch", "meta"]` in an EVE
+/// flow event), which comes as a `Meta` over the core's map; None for a line Python's parser
+/// must read (not an object, or one it reads otherwise: `meta::python_json`). What
+/// `portwatch.read()` does with JSON lines, where `json.loads` and a walk over each meta dict took
+/// most of a read.
+#[pyfunction]
+pub(crate) fn json_records<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+    meta_at: Vec<String>,
+) -> PyResult<Bound<'py, PyList>> {
+    let mut texts = Texts::default();
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines.iter() {
+        let map = line
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+            .and_then(python_json::object);
+        out.push(match map {
+            Some(map) => record_to_py(py, map, &meta_at, &mut texts)?.into_any(),
+            None => py.None().into_bound(py),
+        });
+    }
+    PyList::new(py, out)
+}
+
+/// `map` as a dict, the object at `meta_at` (if there is one) a `Meta` in its place.
+fn record_to_py<'py>(
+    py: Python<'py>,
+    mut map: crate::meta::Map<String, Value>,
+    meta_at: &[String],
+    texts: &mut Texts,
+) -> PyResult<Bound<'py, PyDict>> {
+    let facts = meta_at.split_last().and_then(|(last, parents)| {
+        let mut at = &mut map;
+        for key in parents {
+            at = at.get_mut(key)?.as_object_mut()?;
+        }
+        // Taken out, a null left in its place: the dict keeps the key where the line had it.
+        match at.get_mut(last)? {
+            Value::Object(facts) => Some(std::mem::take(facts)),
+            _ => None,
+        }
+    });
+    let dict = object_to_py(py, &map, texts)?;
+    if let (Some(facts), Some((last, parents))) = (facts, meta_at.split_last()) {
+        let mut at = dict.clone();
+        for key in parents {
+            at = at
+                .get_item(key)?
+                .expect("made from the map")
+                .cast_into::<PyDict>()?;
+        }
+        at.set_item(last, PyMeta::new(Meta::from(facts).into()))?;
+    }
+    Ok(dict)
 }

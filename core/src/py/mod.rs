@@ -79,6 +79,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_packets, m)?)?;
     m.add_function(wrap_pyfunction!(entropy_facts, m)?)?;
     m.add_function(wrap_pyfunction!(line::record_line, m)?)?;
+    m.add_function(wrap_pyfunction!(meta::json_records, m)?)?;
     m.add_class::<dns_name::DnsNameSplitter>()?;
     m.add_class::<dns_tunnel::PyDnsTunnelTracker>()?;
     m.add_class::<tally::PyQuietTally>()?;
