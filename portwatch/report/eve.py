@@ -154,7 +154,11 @@ def from_event(obj: dict[str, Any]) -> dict[str, Any] | None:
     pw, flow = obj["portwatch"], obj.get("flow") or {}
 
     def seconds(text: str) -> float:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        # ISO 8601 as `timestamp()` writes it; fromisoformat is 20 times faster than strptime.
+        when = datetime.fromisoformat(text)
+        if when.tzinfo is None:  # a time of no zone would be taken as this machine's
+            raise ValueError(f"a time without its UTC offset: {text!r}")
+        return when.timestamp()
 
     rec = {
         "flow_id": obj.get("flow_id"), "community_id": obj.get("community_id"), "pcap": obj.get("pcap_filename"),

@@ -106,3 +106,16 @@ def test_every_finding_kind_has_its_own_fixed_signature_id():
     ids = [eve.signature_id(k) for k in FINDING_KINDS]
     assert len(set(ids)) == len(ids)
     assert eve.signature_id("port-mismatch") == 9_100_001 and eve.signature_id("tunnel") == 9_100_002
+
+
+def test_a_flow_event_time_is_read_with_its_offset_and_refused_without() -> None:
+    from portwatch.report.eve import from_event
+
+    def event(start: str) -> dict:
+        return {"event_type": "flow", "portwatch": {}, "proto": "TCP", "src_ip": "10.0.0.1", "src_port": 1,
+                "dest_ip": "10.0.0.2", "dest_port": 2, "flow": {"start": start, "end": "2024-05-14T10:00:01.5+0000"}}
+
+    rec = from_event(event("2024-05-14T12:00:00.000001+0200"))
+    assert rec is not None and rec["ts_start"] == 1715680800.000001 and rec["ts_end"] == 1715680801.5
+    with pytest.raises(ValueError, match="offset"):
+        from_event(event("2024-05-14T10:00:00.000001"))  # no zone: not this machine's to guess

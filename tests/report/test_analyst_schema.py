@@ -36,7 +36,7 @@ def test_every_flow_format_reads_back_to_the_same_frame(tmp_path, fmt):
     key = ["pcap", "flow_id"]
     a = direct.flows.sort_values(key).reset_index(drop=True)
     b = back.flows.sort_values(key).reset_index(drop=True)
-    for col in (*JOIN_KEYS, "dst_ip", "dst_port", "protocol", "bytes_s2c"):
+    for col in (*JOIN_KEYS, "dst_ip", "dst_port", "protocol", "bytes_s2c", "ts_start", "ts_end"):
         assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
     assert [list(x) for x in a["assigned"]] == [list(x) for x in b["assigned"]]
 
