@@ -113,7 +113,7 @@ class Analysis:
         out.mkdir(parents=True, exist_ok=True)
         path = out / PARQUET_NAME
         with ParquetWriter(path) as writer:
-            for rec in frames.frame_records(self._flows):
+            for rec in frames.iter_frame_records(self._flows):
                 writer.write(rec)
         return path
 
