@@ -110,9 +110,22 @@ def _safe_meta(value: Any) -> dict[str, Any]:
     return _safe_value(dict(value or {}))
 
 
+def _texts(values: Iterable[Any], empty: str | None = None) -> list[str | None]:
+    """A column's values as `safe_text(str(v))`, None and NA as None, "" as `empty`. A column of
+    printable texts (addresses, ids, states, nearly always) or of integers is checked in one pass
+    over all of it, not a call per value."""
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds <= {str} and "".join(values).isprintable():
+        return values if empty == "" else [v or empty for v in values]
+    if kinds <= {int}:
+        return list(map(str, values))
+    return [None if v is None or v is pd.NA else empty if v == "" else safe_text(str(v)) for v in values]
+
+
 def _categorical(values: Iterable[Any], base: tuple[str, ...] = (), ordered: bool = False) -> pd.Categorical:
     """Categories are `base` (in its order) then any other value seen, sorted: stable for equal data."""
-    values = [None if v is None or v is pd.NA else safe_text(str(v)) for v in values]
+    values = _texts(values, empty="")
     extra = sorted({v for v in values if v is not None} - set(base))
     return pd.Categorical(values, categories=[*base, *extra], ordered=ordered)
 
@@ -249,8 +262,7 @@ def _frame_of_columns(col: dict[str, list[Any]]) -> pd.DataFrame:
     for name in FLOW_COLUMNS:
         values = col[name]
         if name in STRING_COLUMNS:
-            data[name] = pd.array([None if v is None or v is pd.NA or v == "" else safe_text(str(v)) for v in values],
-                                  dtype="string")
+            data[name] = pd.array(_texts(values), dtype="string")
         elif name in TIME_COLUMNS:
             data[name] = _times(values)
         elif name == "transport":

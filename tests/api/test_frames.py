@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import portwatch
 from portwatch.frames import FLOW_COLUMNS, FlowRows, flows_frame, servers_frame
@@ -175,3 +177,18 @@ def test_frame_records_copy_or_share_the_frames_objects(analysed: portwatch.Anal
 def test_summary_is_made_once(analysed: portwatch.Analysis) -> None:
     assert analysed.summary() is analysed.summary()
     assert len(analysed.summary()) >= 1
+
+
+_CELLS = (st.none() | st.just(pd.NA) | st.just("") | st.just(float("nan")) | st.integers() | st.booleans()
+          | st.text(max_size=6) | st.text(alphabet="ab\x00\x1b\u2028\u200e\ud800", max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_CELLS, max_size=8) | st.lists(st.text(alphabet="az09.:", max_size=5), max_size=8)
+       | st.lists(st.integers(), max_size=8), st.sampled_from([None, ""]))
+def test_a_text_column_is_each_value_through_safe_text(values: list[object], empty: str | None) -> None:
+    """`_texts`' one-pass check over a column gives what a `safe_text` call per value gives."""
+    from portwatch.frames import _texts, safe_text
+
+    want = [None if v is None or v is pd.NA else empty if v == "" else safe_text(str(v)) for v in values]
+    assert _texts(values, empty) == want
