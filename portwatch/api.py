@@ -21,7 +21,8 @@ import sqlite3
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
-from itertools import islice
+from itertools import islice, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -414,26 +415,61 @@ def _number(value: str | None, kind: type = float) -> Any:
     return kind(value)
 
 
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for r in _csv_rows(path):
-        fid = r.get("flow_id") or None
-        out.append({
-            **{k: r.get(k) or None for k in ("community_id", "pcap", "state", "history")},
-            "flow_id": int(fid) if fid and fid.isdigit() else fid,
-            "ts_start": float(r["ts_start"]),
-            "ts_end": float(r["ts_end"]),
-            "duration": _number(r.get("duration")),
-            "transport": r["transport"], "src_ip": r["src_ip"], "dst_ip": r["dst_ip"],
-            "orientation": r["orientation"], "protocol": r["protocol"],
-            "src_port": int(r["src_port"]),
-            "dst_port": int(r["dst_port"]),
-            "confidence": float(r["confidence"]),
-            "assigned": split_list(r["assigned"]),
-            **{k: int(r[k]) for k in frames.COUNTER_COLUMNS},
-            "meta": meta_of_json(r.get("meta")),
-            "findings": json.loads(r.get("findings") or "[]"),
-        })
+class _CsvColumns:
+    """A CSV file's columns by name, each cell as `csv.DictReader` and `_csv_rows` give it: blank
+    lines skipped, a repeated name its last column, a short row's missing cells empty, the formula
+    guard undone. A column is taken out when asked for, in one pass over the rows, not a dict per
+    row: a flows file has 35 columns, and the flat metadata ones are never read."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            self.rows = [row for row in reader if row]
+        self.where = {name: i for i, name in enumerate(header)}
+        self.full = min(map(len, self.rows), default=0) >= len(header)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.where
+
+    def get(self, name: str, default: list[Any]) -> list[Any]:
+        i = self.where.get(name)
+        if i is None:
+            return default
+        if self.full:
+            cells = list(map(itemgetter(i), self.rows))
+        else:
+            cells = [row[i] if i < len(row) else "" for row in self.rows]
+        guarded = list(map(str.startswith, cells, repeat("'")))
+        return [_unformula(c) if g else c for c, g in zip(cells, guarded, strict=True)] if any(guarded) else cells
+
+
+def _read_csv(path: Path) -> dict[str, list[Any]]:
+    """The flow columns of `analyze --format csv` (`frames.columns_frame`'s input)."""
+    cells = _CsvColumns(path)
+    n = len(cells.rows)
+
+    def column(name: str) -> list[str]:  # a record has it: a file with rows and without it is damaged
+        if name not in cells and n:
+            raise KeyError(name)
+        return cells.get(name, [])
+
+    def optional(name: str) -> list[str | None]:
+        return cells.get(name, [None] * n)
+
+    out: dict[str, list[Any]] = {name: [v or None for v in optional(name)]
+                                 for name in ("community_id", "pcap", "state", "history")}
+    out["flow_id"] = [int(v) if v and v.isdigit() else v or None for v in optional("flow_id")]
+    for name in ("ts_start", "ts_end", "confidence"):
+        out[name] = [float(v) for v in column(name)]
+    out["duration"] = [float(v) if v else None for v in optional("duration")]
+    for name in ("transport", "src_ip", "dst_ip", "orientation", "protocol"):
+        out[name] = column(name)
+    for name in ("src_port", "dst_port", *frames.COUNTER_COLUMNS):
+        out[name] = [int(v) for v in column(name)]
+    out["assigned"] = [split_list(v) for v in column("assigned")]
+    out["meta"] = [meta_of_json(v) for v in optional("meta")]
+    out["findings"] = [json.loads(v or "[]") for v in optional("findings")]
     return out
 
 
@@ -516,7 +552,9 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
         if content in ("servers", "baseline"):
             rows = _table_rows(p, "json" if content == "baseline" else container)
             return frames.servers_table(_servers_rows(rows))
-        readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "sqlite": _read_sqlite}
+        if container == "csv":
+            return Analysis(frames.columns_frame(_read_csv(p)), sources=[p.name])
+        readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "sqlite": _read_sqlite}
         records = _read_eve(p) if content == "eve" else readers[container](p)
         return Analysis(frames.flows_frame(records), sources=[p.name])
     except ReadError:

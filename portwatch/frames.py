@@ -221,7 +221,7 @@ def flows_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     space-joined text the csv sink writes.
     """
     rows = list(records)
-    return _frame_of_columns({name: [r.get(name) for r in rows] for name in FLOW_COLUMNS})
+    return columns_frame({name: [r.get(name) for r in rows] for name in FLOW_COLUMNS})
 
 
 class FlowRows:
@@ -254,10 +254,12 @@ class FlowRows:
         start, pcap = FLOW_COLUMNS.index("ts_start"), FLOW_COLUMNS.index("pcap")
         rows = sorted(self.rows, key=lambda r: (r[start], r[pcap] or ""))
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in FLOW_COLUMNS]
-        return _frame_of_columns({name: list(values) for name, values in zip(FLOW_COLUMNS, columns, strict=True)})
+        return columns_frame({name: list(values) for name, values in zip(FLOW_COLUMNS, columns, strict=True)})
 
 
-def _frame_of_columns(col: dict[str, list[Any]]) -> pd.DataFrame:
+def columns_frame(col: dict[str, list[Any]]) -> pd.DataFrame:
+    """`flows_frame` of records given as columns: `col[name]` for each of `FLOW_COLUMNS`, the
+    values `flows_frame` takes, in the same order in every column."""
     data: dict[str, Any] = {}
     for name in FLOW_COLUMNS:
         values = col[name]

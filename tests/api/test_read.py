@@ -222,3 +222,66 @@ def test_a_record_the_core_leaves_to_python_reads_as_before(tmp_path: Path) -> N
     metas = portwatch.read(path).flows["meta"].tolist()
     assert metas[0] == {"sni": "a"} and metas[1] == {"big": 2**70} and metas[3] == {"sni": "d\\u2028"}
     assert list(metas[2]) == ["x"] and metas[2]["x"] != metas[2]["x"]  # NaN
+
+
+def _read_csv_by_rows(path: Path) -> list[dict]:
+    """What read() did with a flows CSV before it read it by columns: the oracle of the test below."""
+    import csv
+    import json
+
+    from portwatch.api import _unformula
+    from portwatch.report.schema import split_list
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [{k: _unformula(v or "") for k, v in row.items() if k is not None} for row in csv.DictReader(fh)]
+    out = []
+    for r in rows:
+        fid = r.get("flow_id") or None
+        out.append({
+            **{k: r.get(k) or None for k in ("community_id", "pcap", "state", "history")},
+            "flow_id": int(fid) if fid and fid.isdigit() else fid, "ts_start": float(r["ts_start"]),
+            "ts_end": float(r["ts_end"]), "duration": float(r["duration"]) if r.get("duration") else None,
+            "transport": r["transport"], "src_ip": r["src_ip"], "dst_ip": r["dst_ip"], "orientation": r["orientation"],
+            "protocol": r["protocol"], "src_port": int(r["src_port"]), "dst_port": int(r["dst_port"]),
+            "confidence": float(r["confidence"]), "assigned": split_list(r["assigned"]),
+            **{k: int(r[k]) for k in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c")},
+            "meta": json.loads(r.get("meta") or "{}"), "findings": json.loads(r.get("findings") or "[]"),
+        })
+    return out
+
+
+def test_a_csv_read_by_columns_reads_as_a_dict_per_row_did(mixed_pcap: Path, tmp_path: Path) -> None:
+    """Blank lines, a repeated column (its last copy counts), cells behind the formula guard, rows short
+    of their last cells, a file of a header only: as `csv.DictReader` gives them."""
+    import subprocess
+    import sys
+
+    from portwatch.frames import flows_frame
+
+    out = tmp_path / "cli.csv"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "csv", "-o", str(out),
+                           str(mixed_pcap)], capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr
+    import csv
+    import io
+
+    header, *lines = out.read_text(encoding="utf-8").splitlines()
+
+    def short(line: str) -> str:  # the row without its last cell (meta)
+        text = io.StringIO()
+        csv.writer(text, lineterminator="").writerow(next(csv.reader([line]))[:-1])
+        return text.getvalue()
+
+    variants = {
+        "as written": [header, *lines],
+        "blank lines": [header, "", *lines[:3], "", *lines[3:]],
+        "repeated column": [header + ",protocol", *(line + ",'=x" for line in lines)],
+        "short rows": [header, *(short(line) if i % 2 else line for i, line in enumerate(lines))],
+        "header only": [header],
+    }
+    for name, rows in variants.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+        pd.testing.assert_frame_equal(portwatch.read(path).flows, flows_frame(_read_csv_by_rows(path)), obj=name)
+    assert set(portwatch.read(tmp_path / "repeated column.csv").flows["protocol"]) == {"=x"}
+    assert (portwatch.read(tmp_path / "short rows.csv").flows["meta"].iloc[1::2] == {}).all()
