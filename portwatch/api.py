@@ -545,7 +545,10 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
     (``meta["end_reason"] == "active-timeout"`` on all but the last), as the monitor reported it.
     """
     p = Path(path)
-    container, content = _sniff(p)
+    try:
+        container, content = _sniff(p)
+    except RecursionError:  # json recurses per nesting level: a hostile file's thousands of them
+        raise ReadError(f"{p}: JSON nested too deeply to read") from None
     try:
         if content == "findings":
             return frames.findings_table(_table_rows(p, container))
@@ -559,5 +562,7 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
         return Analysis(frames.flows_frame(records), sources=[p.name])
     except ReadError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, csv.Error) as exc:
         raise ReadError(f"{p}: a damaged {content} file ({type(exc).__name__}: {exc})") from None
+    except RecursionError:
+        raise ReadError(f"{p}: a damaged {content} file (JSON nested too deeply)") from None

@@ -71,6 +71,8 @@ def load_baseline(path: str | Path) -> Baseline:
         raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(f"{p}: not a portwatch baseline (invalid JSON: {exc})") from None
+    except RecursionError:  # json recurses per nesting level: a hostile file's thousands of them
+        raise BaselineError(f"{p}: not a portwatch baseline (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("portwatch_baseline") != FORMAT_VERSION:
         raise BaselineError(f"{p}: not a portwatch baseline (version {FORMAT_VERSION} expected; "
                             "write one with `portwatch baseline save`)")

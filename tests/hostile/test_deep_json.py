@@ -1,0 +1,66 @@
+"""JSON nested past Python's recursion limit, in the files portwatch reads back: Python's json
+parser recurses per level, so such a file raised RecursionError (an "internal error" from the CLI,
+a traceback from `read()`). Each now refuses it in one line naming the file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import portwatch
+from portwatch.api import ReadError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+DEEP = "[" * 100_000 + "]" * 100_000
+RECORD = {"flow_id": 1, "ts_start": 1.0, "ts_end": 2.0, "transport": "tcp", "src_ip": "10.0.0.1", "src_port": 1,
+          "dst_ip": "10.0.0.2", "dst_port": 2, "orientation": "handshake", "protocol": "ssh", "confidence": 1.0,
+          "assigned": [], "packets_c2s": 1, "packets_s2c": 1, "bytes_c2s": 1, "bytes_s2c": 1, "meta": {},
+          "findings": []}
+
+
+@pytest.mark.parametrize("where", ["first line", "a later line", "a csv meta cell"])
+def test_read_refuses_deep_json_naming_the_file(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "flows.jsonl"
+    deep_line = json.dumps(RECORD).replace('"meta": {}', f'"meta": {{"a": {DEEP}}}')
+    if where == "first line":
+        path.write_text(deep_line + "\n", encoding="utf-8")
+    elif where == "a later line":
+        path.write_text(json.dumps(RECORD) + "\n" + deep_line + "\n", encoding="utf-8")
+    else:
+        path = tmp_path / "flows.csv"
+        head = ",".join(RECORD)
+        cells = [json.dumps(v) if isinstance(v, (dict, list)) else str(v) for v in RECORD.values()]
+        deep = "[" * 20_000 + "]" * 20_000  # within the csv module's field limit, past the recursion limit
+        cells[list(RECORD).index("meta")] = '"{""a"": ' + deep + '}"'
+        cells[list(RECORD).index("findings")] = ""
+        path.write_text(head + "\n" + ",".join(cells) + "\n", encoding="utf-8")
+    with pytest.raises(ReadError, match="nested too deeply") as err:
+        portwatch.read(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_deep_baseline_is_refused_in_one_line(tmp_path: Path) -> None:
+    base = tmp_path / "baseline.json"
+    base.write_text('{"portwatch_baseline": 1, "servers": ' + DEEP + "}", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--baseline", str(base),
+                           str(REPO / "captures" / "ssh-22.pcap")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"portwatch: error: {base}: not a portwatch baseline "
+                                                "(JSON nested too deeply)"]
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_read_refuses_a_csv_field_past_the_csv_modules_limit(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "flows.csv"
+    head = ",".join(RECORD)
+    row = ",".join(["1", "x" * 200_000, *["1"] * (len(RECORD) - 2)])
+    path.write_text(("x" * 200_000 if where == "header" else head) + "\n" + row + "\n", encoding="utf-8")
+    # A header is read from the file's first 64 KiB: one past that names no table.
+    why = "not an output of portwatch" if where == "header" else "field larger than field limit"
+    with pytest.raises(ReadError, match=why) as err:
+        portwatch.read(path)
+    assert str(path) in str(err.value)
