@@ -37,6 +37,7 @@ from .report.meta_json import meta_of_json
 from .report.parquet import ParquetWriter
 from .report.parquet import read_records as read_parquet_records
 from .report.schema import split_list
+from .sanitize import clean_text
 from .tomlguard import check_signature_dirs
 
 PathLike = str | os.PathLike[str]
@@ -531,6 +532,12 @@ def _servers_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _why(exc: Exception) -> str:
+    """An exception as the reason in a one-line error: it may quote the file's own bytes (sqlite3
+    quotes a cell it cannot decode), so escaped and cut."""
+    return clean_text(f"{type(exc).__name__}: {exc}", 200)
+
+
 def read(path: PathLike) -> Analysis | pd.DataFrame:
     """Load what portwatch wrote. The format is recognised from the file's content, not its name.
 
@@ -563,6 +570,10 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
     except ReadError:
         raise
     except (KeyError, TypeError, ValueError, csv.Error) as exc:
-        raise ReadError(f"{p}: a damaged {content} file ({type(exc).__name__}: {exc})") from None
+        raise ReadError(f"{p}: a damaged {content} file ({_why(exc)})") from None
+    except (sqlite3.Error, OSError) as exc:
+        # pyarrow's OSError for a damaged Parquet file (a page that does not decompress), SQLite's
+        # for a damaged database, a cell it cannot decode, or a lock.
+        raise ReadError(f"{p}: cannot read this {content} file ({_why(exc)})") from None
     except RecursionError:
         raise ReadError(f"{p}: a damaged {content} file (JSON nested too deeply)") from None

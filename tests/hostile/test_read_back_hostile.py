@@ -1,6 +1,11 @@
-"""JSON nested past Python's recursion limit, in the files portwatch reads back: Python's json
-parser recurses per level, so such a file raised RecursionError (an "internal error" from the CLI,
-a traceback from `read()`). Each now refuses it in one line naming the file."""
+"""Hostile files given to what reads portwatch's own outputs back (`read()`, `--baseline`): each is
+refused in one line naming the file, never a traceback.
+
+JSON nested past Python's recursion limit (its parser recurses per level) raised RecursionError: a
+traceback from `read()`, an "internal error" from the CLI. A CSV cell past the csv module's field
+limit raised csv.Error, and a damaged SQLite or Parquet file sqlite3's or pyarrow's own errors,
+none of them the ValueError `read()` turned into its ReadError.
+"""
 
 from __future__ import annotations
 
@@ -64,3 +69,32 @@ def test_read_refuses_a_csv_field_past_the_csv_modules_limit(tmp_path: Path, whe
     with pytest.raises(ReadError, match=why) as err:
         portwatch.read(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["sqlite", "parquet"])
+def test_read_of_a_damaged_database_or_parquet_file_names_the_file(tmp_path: Path, fmt: str) -> None:
+    """Bytes changed inside a SQLite database or a Parquet file (its magic kept): sqlite3's and
+    pyarrow's own errors (not ValueErrors) used to escape `read()`; now a ReadError naming the file,
+    its reason escaped (sqlite3 quotes the cell it could not decode)."""
+    import random
+
+    good = tmp_path / f"good.{fmt}"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", fmt, "-o", str(good),
+                           str(REPO / "captures")], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    data = good.read_bytes()
+    failures = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        damaged = bytearray(data)
+        for _ in range(40):
+            at = rng.randrange(4096 if fmt == "sqlite" else 8, len(data) - 8)
+            damaged[at] = rng.randrange(256)
+        path = tmp_path / f"damaged-{seed}.{fmt}"
+        path.write_bytes(bytes(damaged))
+        try:
+            portwatch.read(path)
+        except ReadError as exc:
+            failures += 1
+            assert str(path) in str(exc) and str(exc).isprintable()
+    assert failures  # some damage is found, and every time as a ReadError
