@@ -569,7 +569,8 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
         return Analysis(frames.flows_frame(records), sources=[p.name])
     except ReadError:
         raise
-    except (KeyError, TypeError, ValueError, csv.Error) as exc:
+    except (KeyError, TypeError, ValueError, NotImplementedError, csv.Error) as exc:
+        # NotImplementedError: pyarrow's for a Parquet column of a type with no cast to the schema's.
         raise ReadError(f"{p}: a damaged {content} file ({_why(exc)})") from None
     except (sqlite3.Error, OSError) as exc:
         # pyarrow's OSError for a damaged Parquet file (a page that does not decompress), SQLite's

@@ -98,3 +98,21 @@ def test_read_of_a_damaged_database_or_parquet_file_names_the_file(tmp_path: Pat
             failures += 1
             assert str(path) in str(exc) and str(exc).isprintable()
     assert failures  # some damage is found, and every time as a ReadError
+
+
+@pytest.mark.parametrize("column, values", [("ts_start", [[1]]), ("ts_start", ["x"]), ("meta", [5]),
+                                            ("assigned", [7]), ("findings", ["zz"])])
+def test_a_parquet_column_of_another_type_is_a_damaged_file(tmp_path: Path, column: str, values: list) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = tmp_path / "good.parquet"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--format", "parquet", "-o", str(good),
+                           str(REPO / "captures" / "ssh-443.pcap")], capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr
+    table = pq.read_table(good)
+    table = table.set_column(table.column_names.index(column), column, pa.array(values * table.num_rows))
+    path = tmp_path / "other.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ReadError, match="a damaged flows file"):
+        portwatch.read(path)
