@@ -375,9 +375,12 @@ def _jsonl_objects(path: Path, meta_at: tuple[str, ...] = ("meta",)) -> Iterable
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ReadError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+                if not isinstance(obj, dict):
+                    raise ReadError(f"{path}:{n}: a JSON {type(obj).__name__}, not an object (a record)")
+                yield obj
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -514,7 +517,10 @@ def _table_rows(path: Path, container: str) -> list[dict[str, Any]]:
     if container == "jsonl":
         return list(_jsonl_objects(path))
     if container == "json":
-        return list(json.loads(path.read_text(encoding="utf-8")).get("servers") or [])
+        servers = json.loads(path.read_text(encoding="utf-8")).get("servers") or []
+        if not isinstance(servers, list) or not all(isinstance(s, dict) for s in servers):
+            raise ReadError(f"{path}: servers: must be a list of objects")
+        return servers
     rows: list[dict[str, Any]] = []
     for r in _csv_rows(path):
         row: dict[str, Any] = dict(r)
@@ -569,8 +575,9 @@ def read(path: PathLike) -> Analysis | pd.DataFrame:
         return Analysis(frames.flows_frame(records), sources=[p.name])
     except ReadError:
         raise
-    except (KeyError, TypeError, ValueError, NotImplementedError, csv.Error) as exc:
-        # NotImplementedError: pyarrow's for a Parquet column of a type with no cast to the schema's.
+    except (KeyError, TypeError, ValueError, OverflowError, NotImplementedError, csv.Error) as exc:
+        # OverflowError: a number past a 64-bit column's range; NotImplementedError: pyarrow's for
+        # a Parquet column of a type with no cast to the schema's.
         raise ReadError(f"{p}: a damaged {content} file ({_why(exc)})") from None
     except (sqlite3.Error, OSError) as exc:
         # pyarrow's OSError for a damaged Parquet file (a page that does not decompress), SQLite's

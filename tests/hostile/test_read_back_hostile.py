@@ -9,12 +9,15 @@ none of them the ValueError `read()` turned into its ReadError.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import portwatch
 from portwatch.api import ReadError
@@ -115,4 +118,37 @@ def test_a_parquet_column_of_another_type_is_a_damaged_file(tmp_path: Path, colu
     path = tmp_path / "other.parquet"
     pq.write_table(table, path)
     with pytest.raises(ReadError, match="a damaged flows file"):
+        portwatch.read(path)
+
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.sampled_from(["", "x", "2024-01-01"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["kind", "severity", "message", "k"]),
+                                                                 inner, max_size=4),
+    max_leaves=8,
+)
+_TABLES = {
+    "flows": list(RECORD),
+    "servers": ["dst_ip", "dst_port", "transport", "protocols", "assigned", "clients", "flows", "first_seen"],
+    "findings": ["severity", "kind", "dst_ip", "dst_port", "transport", "protocol", "flows", "message"],
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(_TABLES)), st.data())
+def test_any_json_lines_read_back_or_are_refused_with_a_read_error(tmp_path: Path, table: str,
+                                                                   data: st.DataObject) -> None:
+    """Each field of a table's lines any JSON value (or absent), and lines that are not objects: `read()`
+    gives its frame or a ReadError, never another exception."""
+    lines = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.integers(0, 9)) == 0:
+            lines.append(json.dumps(data.draw(_ANY)))
+            continue
+        fields = _TABLES[table]
+        record = {f: data.draw(_ANY) for f in fields if data.draw(st.booleans()) or f in fields[:4]}
+        lines.append(json.dumps(record))
+    path = tmp_path / "any.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with contextlib.suppress(ReadError):
         portwatch.read(path)
