@@ -423,34 +423,26 @@ pub(crate) fn json_records<'py>(
     PyList::new(py, out)
 }
 
-/// `map` as a dict, the object at `meta_at` (if there is one) a `Meta` in its place.
+/// `map` as a dict, the object at the path `meta_at` (if the path leads to one) a `Meta`.
 fn record_to_py<'py>(
     py: Python<'py>,
-    mut map: crate::meta::Map<String, Value>,
+    map: crate::meta::Map<String, Value>,
     meta_at: &[String],
     texts: &mut Texts,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let facts = meta_at.split_last().and_then(|(last, parents)| {
-        let mut at = &mut map;
-        for key in parents {
-            at = at.get_mut(key)?.as_object_mut()?;
-        }
-        // Taken out, a null left in its place: the dict keeps the key where the line had it.
-        match at.get_mut(last)? {
-            Value::Object(facts) => Some(std::mem::take(facts)),
-            _ => None,
-        }
-    });
-    let dict = object_to_py(py, &map, texts)?;
-    if let (Some(facts), Some((last, parents))) = (facts, meta_at.split_last()) {
-        let mut at = dict.clone();
-        for key in parents {
-            at = at
-                .get_item(key)?
-                .expect("made from the map")
-                .cast_into::<PyDict>()?;
-        }
-        at.set_item(last, PyMeta::new(Meta::from(facts).into()))?;
+    let dict = PyDict::new(py);
+    for (key, value) in map {
+        let value = match (meta_at.split_first(), value) {
+            (Some((head, rest)), Value::Object(inner)) if *head == key => {
+                if rest.is_empty() {
+                    Bound::new(py, PyMeta::new(Meta::from(inner).into()))?.into_any()
+                } else {
+                    record_to_py(py, inner, rest, texts)?.into_any()
+                }
+            }
+            (_, value) => value_to_py(py, &value, texts)?,
+        };
+        dict.set_item(texts.get(py, &key), value)?;
     }
     Ok(dict)
 }
