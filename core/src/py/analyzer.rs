@@ -22,7 +22,7 @@ use crate::record::FlowRecord;
 use crate::source::CaptureReader;
 
 /// Flows, reassembly and detection over one capture (or one shard of it).
-#[pyclass(name = "Analyzer")]
+#[pyclass(name = "Analyzer", module = "portwatch._core")]
 pub(super) struct PyAnalyzer {
     state: State,
     workers: usize,

@@ -39,7 +39,7 @@ pub(super) fn filter_capture(
 }
 
 /// An open capture file (or "-" for standard input).
-#[pyclass(name = "Capture")]
+#[pyclass(name = "Capture", module = "portwatch._core")]
 pub(super) struct PyCapture {
     // A Mutex makes the reader (which may hold a boxed stdin or gzip stream) shareable, as
     // Python objects must be; it is locked by the thread that runs the analyzer, for a step

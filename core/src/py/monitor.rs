@@ -13,7 +13,7 @@ use crate::source::live::RingOptions;
 
 /// Live capture in the core (`monitor::LiveMonitor`): rings and analyzers in threads; Python
 /// polls for records (classified, finished) and counters, never frames.
-#[pyclass(name = "LiveMonitor")]
+#[pyclass(name = "LiveMonitor", module = "portwatch._core")]
 pub(super) struct PyLiveMonitor {
     inner: Mutex<LiveMonitor>,
     record_type: RecordType,

@@ -36,7 +36,7 @@ fn hint_map(
 }
 
 /// The loaded signature set and the detection engine over it (shared by analyzers).
-#[pyclass(name = "Engine", frozen)]
+#[pyclass(name = "Engine", module = "portwatch._core", frozen)]
 pub(super) struct PyEngine {
     pub(super) engine: Arc<Engine>,
 }
