@@ -207,7 +207,8 @@ def _analyze(captures: tuple[str, ...], output: str | None, config: Config, setu
         # them (the closing report alone): nothing else in this run reads them (the summary only
         # a record's findings or counts, no inventory is kept).
         line_format = SINKS[fmt].quiet_lines if writer is not None and inventory is None else None
-        on_line = writer.write_lines if line_format else None  # type: ignore[attr-defined]
+        # A format with quiet lines is one whose sink has write_lines (report/sinks.py).
+        on_line = writer.write_lines if line_format else None  # type: ignore[union-attr]
         on_tally = summary.add_tally if writer is None and inventory is None else None
 
         stats_all = []

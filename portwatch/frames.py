@@ -37,7 +37,7 @@ notebook; text that portwatch wrote is unchanged by it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -389,7 +389,7 @@ def servers_frame(flows: pd.DataFrame, per_capture: bool = False) -> pd.DataFram
     return out if per_capture else out.drop(columns=["pcap"])
 
 
-def servers_table(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+def servers_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Servers rows (`schema.SERVER_COLUMNS`, as `--servers` jsonl/csv and baselines hold them) to the
     DataFrame `servers_frame` returns; the derived columns are computed when the rows lack them."""
 
@@ -442,7 +442,7 @@ def summary_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return findings_table([g.as_row() for g in summary.sorted_groups()])
 
 
-def findings_table(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+def findings_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Findings rows (`schema.FINDING_COLUMNS`, as `--findings-only` jsonl/csv hold them) to the
     DataFrame `summary_frame` returns, in the order given."""
 

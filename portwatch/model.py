@@ -12,7 +12,7 @@ from typing import Any
 from . import _core
 
 # A record's `meta` from the core is a `_core.Meta`: a mapping over the core's map that becomes a
-# real dict at the first iteration, nested value or change (see core/src/py_meta.rs). Registered
+# real dict at the first iteration, nested value or change (see core/src/py/meta.rs). Registered
 # so that isinstance(meta, Mapping) holds, as for the dicts of records made in Python.
 MutableMapping.register(_core.Meta)
 
@@ -102,7 +102,8 @@ class FlowRecord:
     packets_s2c: int = 0
     bytes_c2s: int = 0
     bytes_s2c: int = 0
-    meta: MutableMapping[str, Any] = field(default_factory=dict)
+    # The core's map (`_core.Meta`) as records come, a dict where Python made one.
+    meta: dict[str, Any] | _core.Meta = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     pcap: str | None = None
     # For joining with Zeek's conn.log and Suricata's EVE: the flow's number within its source

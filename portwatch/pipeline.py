@@ -215,7 +215,7 @@ class Analyzer:
             if type(item) is _core.QuietTally:
                 self.on_tally(item)  # type: ignore[misc]
                 continue
-            if type(item) is tuple:  # a DNS record the core's tracker counted, and its answer
+            if isinstance(item, tuple):  # a DNS record the core's tracker counted, and its answer
                 rec, found = item
                 self.on_record(self._record(rec, (found,)))
             else:
@@ -227,7 +227,8 @@ class Analyzer:
     # ---- state ---------------------------------------------------------------------------
     @property
     def stats(self) -> CaptureStats:
-        stats = CaptureStats(**{k: v for k, v in self.core.stats().items() if k in CaptureStats.__slots__})
+        counters: dict[str, Any] = {k: v for k, v in self.core.stats().items() if k in CaptureStats.__slots__}
+        stats = CaptureStats(**counters)
         stats.error = self.error
         return stats
 

@@ -25,7 +25,10 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 from .packagedata import data_file
 from .sanitize import clean_text
@@ -165,7 +168,7 @@ def read_services_file(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def read_capped(fh: BinaryIO, limit: int) -> bytes:
+def read_capped(fh: SupportsRead[bytes], limit: int) -> bytes:
     """At most `limit` bytes of `fh`, a chunk at a time: `read(limit)` allocates its whole buffer
     up front, 16 MB for a 12 KB services file."""
     chunks: list[bytes] = []

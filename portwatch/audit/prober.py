@@ -17,6 +17,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -172,11 +173,11 @@ def _hello(engine: Engine, sock: socket.socket, port: int, name: str, limits: Pr
     return _result(engine, port, f"hello:{name}", sent, got)
 
 
-def hello_order(expected: set[str]) -> list[str]:
+def hello_order(expected: AbstractSet[str]) -> list[str]:
     return ["tls", "http"] if "tls" in expected else ["http", "tls"]
 
 
-def probe_listeners(engine: Engine, listeners: Iterable[Listener], expected_of: Callable[[int, str], set[str]],
+def probe_listeners(engine: Engine, listeners: Iterable[Listener], expected_of: Callable[[int, str], frozenset[str]],
                     limits: ProbeLimits = ProbeLimits()) -> dict[int, dict[str, object]]:
     """Probe every TCP listener in parallel (bounded); results keyed by socket inode."""
     targets = [lst for lst in listeners if lst.transport == "tcp"]

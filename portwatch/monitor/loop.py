@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from .. import _core
 from ..pipeline import BATCH_RECORDS, Config
@@ -68,7 +69,7 @@ class Monitor:
         self.hup = True
 
     def install_signals(self) -> dict[int, Callable | int | None]:
-        previous = {}
+        previous: dict[int, Callable | int | None] = {}
         for sig, handler in ((signal.SIGINT, self._on_stop), (signal.SIGTERM, self._on_stop),
                              (signal.SIGHUP, self._on_hup)):
             previous[sig] = signal.signal(sig, handler)
@@ -98,7 +99,7 @@ class Monitor:
                 signal.signal(sig, handler)
         return self.snapshot()
 
-    def _counters(self):  # type: ignore[no-untyped-def]
+    def _counters(self) -> Any:
         """packets, malformed, fragments_dropped, flows_evicted: the rings' analyzers when live."""
         return self.source.stats if isinstance(self.source, LiveCapture) else self.analyzer.stats
 

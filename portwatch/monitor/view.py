@@ -206,7 +206,7 @@ def _log_to_console(console: Console) -> list[logging.Handler]:
     (whose output is that terminal too), so a log line does not tear the view. Returns the
     handlers replaced, for `_restore_logging`."""
     root = logging.getLogger()
-    replaced = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+    replaced: list[logging.Handler] = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
                 and getattr(h.stream, "isatty", lambda: False)() and console.is_terminal]
     for h in replaced:
         root.removeHandler(h)

@@ -187,7 +187,7 @@ class DnsTunnelTracker:
     def counts(self, domain: str) -> dict[str, int | float] | None:
         """A kept registered domain's counts (unique, suspicious, queries, unusual_queries,
         remembered_names, longest_label, max_entropy); None when it is not kept."""
-        return self._core.counts(domain)  # type: ignore[no-any-return]
+        return self._core.counts(domain)
 
     def observe(self, rec: FlowRecord, server: str, where: str) -> DnsVerdict | None:
         """Account one DNS flow; a verdict when it, or its domain so far, looks like a tunnel."""

@@ -28,7 +28,7 @@ Only the DNS tracker and the baseline keep state (bounded, see their modules).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,9 +85,9 @@ class PolicyContext:
                 for t in sig.transports:
                     ctx.service_protocols.setdefault((name.lower(), t), set()).add(sig.protocol)
         for proto, names in policy.protocol_services.items():
-            sig = ctx.signatures.get(proto)
+            known = ctx.signatures.get(proto)
             for name in names:
-                for t in sig.transports if sig else ("tcp", "udp"):
+                for t in known.transports if known else ("tcp", "udp"):
                     ctx.tolerated.setdefault((name, t), set()).add(proto)
         return ctx
 
@@ -244,7 +244,7 @@ def insecure_version(record: FlowRecord, policy: Policy) -> str | None:
     """Why the version the server agreed to is insecure, when the site policy's `insecure_versions`
     lists the record's fact (`tls_version_server`, `ssh_protoversion_server`, `smb_dialect_server`...)
     with that value; None otherwise."""
-    return listed_reason(record.meta, policy.insecure_versions)  # type: ignore[no-any-return]
+    return listed_reason(record.meta, policy.insecure_versions)
 
 
 def quiet(record: FlowRecord, ctx: PolicyContext) -> bool:
@@ -447,7 +447,7 @@ CLEARTEXT_MIN_PRINTABLE = 0.9
 CLEARTEXT_MIN_RUN = 6
 
 
-def _cleartext_side(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _cleartext_side(meta: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     sides = [(side, peek(meta, f"entropy_{side}")) for side in ("client", "server")]
     facts = [(side, f) for side, f in sides if isinstance(f, dict) and int(f.get("length", 0)) > 0]
     # A side that looks encrypted, or opens with a known binary framing (the core's Ex5: a TLS

@@ -66,9 +66,10 @@ class JsonlWriter:
         self._write_bytes = getattr(stream, "write_bytes", None)
 
     def write(self, rec: FlowRecord) -> None:
-        data = record_bytes(rec) if self._write_bytes is not None else None
-        if data is not None:
-            self._write_bytes(data)
+        write_bytes = self._write_bytes
+        data = record_bytes(rec) if write_bytes is not None else None
+        if write_bytes is not None and data is not None:
+            write_bytes(data)
         else:
             self.stream.write(encode_line(rec.as_dict(copy=False)) + "\n")
         if self.flush_each:

@@ -61,7 +61,7 @@ _INT64 = 2**63
 TIME_RAW_KEY = "time_out_of_range"  # as portwatch.frames: seconds a timestamp column cannot hold
 
 
-def _micros(ts: float) -> int | None:
+def _micros(ts: Any) -> int | None:
     """Microseconds, or None (a null timestamp) for a time past what int64 microseconds hold."""
     try:
         micros = round(ts * 1e6)
