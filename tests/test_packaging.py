@@ -23,6 +23,7 @@ def test_wheel_ships_signatures_and_runs_elsewhere(tmp_path):
     assert "portwatch/data/services" in names
     assert "portwatch/data/iana-services.gz" in names  # --services iana
     assert "portwatch/data/default-policy.toml" in names
+    assert {"portwatch/_core.pyi", "portwatch/py.typed"} <= set(names)  # the core's types (PEP 561)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
