@@ -413,12 +413,6 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
         return [{k: _unformula(v or "") for k, v in row.items() if k is not None} for row in csv.DictReader(fh)]
 
 
-def _number(value: str | None, kind: type = float) -> Any:
-    if value is None or value == "":
-        return None
-    return kind(value)
-
-
 class _CsvColumns:
     """A CSV file's columns by name, each cell as `csv.DictReader` and `_csv_rows` give it: blank
     lines skipped, a repeated name its last column, a short row's missing cells empty, the formula
