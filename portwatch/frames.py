@@ -327,15 +327,6 @@ def findings_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([head, rest], axis=1)
 
 
-def _max_severity(findings: Iterable[list[dict[str, str]]]) -> str | None:
-    best: str | None = None
-    for fl in findings:
-        for f in fl:
-            if best is None or SEVERITY_RANK.get(f["severity"], -1) > SEVERITY_RANK[best]:
-                best = f["severity"] if f["severity"] in SEVERITY_RANK else best
-    return best
-
-
 # Metadata that says what a server is, best first: shown as `identity` in the servers table.
 IDENTITY_KEYS = ("ssh_server", "banner", "sni", "http_server", "http_host", "dns_query")
 

@@ -42,10 +42,6 @@ def listed_reason(meta: Mapping[str, Any], listing: Mapping[str, Mapping[str, An
     return None
 
 
-TCP = 6
-UDP = 17
-TRANSPORT_NAMES = {TCP: "tcp", UDP: "udp"}
-
 SEVERITIES = ("info", "low", "medium", "high")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,10 +129,3 @@ class LiveCapture:
     def close(self) -> None:
         self.core.stop()
 
-
-def interface_exists(name: str) -> bool:
-    try:
-        socket.if_nametoindex(name)
-    except OSError:
-        return False
-    return os.path.exists(f"/sys/class/net/{name}")
