@@ -12,6 +12,7 @@ from _typeshed import StrPath
 
 __all__ = [
     "CSV_META_COLUMNS",
+    "MAX_WORKERS",
     "Analyzer",
     "Capture",
     "CaptureError",
@@ -61,6 +62,7 @@ _Records: TypeAlias = list[Any]
 
 __version__: str
 CSV_META_COLUMNS: list[str]
+MAX_WORKERS: int
 
 class CaptureError(OSError): ...
 

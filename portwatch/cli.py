@@ -30,7 +30,7 @@ from .cli_common import (
 from .cli_common import fail as _fail
 from .inputs import NoCaptures, expand
 from .model import SEVERITIES, CaptureStats, FlowRecord
-from .pipeline import DEFAULT_MAX_FLOWS, Analyzer, CaptureError, Config, Setup, open_capture
+from .pipeline import DEFAULT_MAX_FLOWS, MAX_WORKERS, Analyzer, CaptureError, Config, Setup, open_capture
 from .progress import wanted as progress_wanted
 from .report.recordfile import OutputError
 from .report.sinks import FORMATS, SINKS, TABLE_FORMATS, Sink
@@ -82,9 +82,9 @@ def main() -> None:
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Baseline from `portwatch baseline save`: raise new-service for servers not in it.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads of the core for each capture, its flows sharded by a symmetric flow hash and the "
-                   "file read once. With --dask, N > 1 is the number of tasks to aim for (else one per thread "
-                   "of the cluster).")
+              help="Threads of the core for each capture (at most 64), its flows sharded by a symmetric flow "
+                   "hash and the file read once. With --dask, N > 1 is the number of tasks to aim for (else one "
+                   "per thread of the cluster).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Distribute captures (and shards of large ones) over the Dask cluster at this scheduler address.")
 def analyze(
@@ -115,6 +115,8 @@ def analyze(
         _fail(f"--format {fmt} writes a file: give it with -o FILE")
     if not captures and not read_files:
         _fail("no capture given (CAPTURES or -r FILE)")
+    if workers > MAX_WORKERS and not dask_address:  # with --dask, N is tasks, not threads
+        _fail(f"--workers: at most {MAX_WORKERS} threads, not {workers}")
     try:
         paths = expand((*read_files, *captures))
     except NoCaptures as exc:

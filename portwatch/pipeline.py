@@ -20,6 +20,8 @@ from .services import ServicesDB, load_services
 from .signatures import SignatureInfo, build_engine, with_port_hints
 
 DEFAULT_MAX_FLOWS = 200_000
+# Threads of the core a run may ask for (`--workers`, `Analyzer(workers=)`): the core's own bound.
+MAX_WORKERS = _core.MAX_WORKERS
 # Packets the core reads per batch: long enough that a batch costs nothing, short enough that
 # the records waiting in the batches read ahead stay few (on a slow link's capture, 65,536
 # packets end ~5,000 flows and the batches held ~60 MB) and a progress bar moves.
@@ -147,6 +149,8 @@ class Analyzer:
         # serialize it on its own thread while this one has batches to take (the busier of the
         # two, as at a capture's end), and leaves it to this one when it waits.
         self.meta_json = meta_json
+        if workers > MAX_WORKERS:  # checked here too: past 64 bits the core's own check is an OverflowError
+            raise ValueError(f"workers: at most {MAX_WORKERS} threads, not {workers}")
         self.core = _core.Analyzer(self.setup.engine, self.setup.known_ports, pcap_name,
                                    self.config.core_settings(), report_classified=on_classified is not None,
                                    workers=max(1, workers), record_type=FlowRecord)

@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::detect::engine::Engine;
+use crate::parallel::MAX_WORKERS;
 use crate::pipeline::{Analyzer, Config, KnownPorts, Stats};
 use crate::record::FlowRecord;
 use crate::source::live::{LiveRing, RingOptions, RingStats};
@@ -147,8 +148,11 @@ impl LiveMonitor {
         if ifaces.is_empty() {
             return Err("no interface to capture on".into());
         }
-        if opts.workers == 0 || opts.workers > 64 {
-            return Err(format!("workers must be 1 to 64, not {}", opts.workers));
+        if opts.workers == 0 || opts.workers > MAX_WORKERS {
+            return Err(format!(
+                "workers must be 1 to {MAX_WORKERS}, not {}",
+                opts.workers
+            ));
         }
         if config.shard_count > 1 {
             return Err("a live monitor does not take shard_count".into());

@@ -38,6 +38,11 @@ use crate::source::{CaptureReader, Chunk, FrameAt, Record};
 
 /// Frames per chunk at most.
 pub const BATCH: usize = 4096;
+/// Worker threads a run (or a live interface) may ask for. Each has its own flow table and queue,
+/// and every worker walks every chunk for its timers: past the machine's cores more only adds
+/// contention, and a mistyped `--workers 5000` started 5,000 threads (283 MB for a 20-packet
+/// capture).
+pub const MAX_WORKERS: usize = 64;
 /// Chunks queued per worker beyond the one it works on. On 2 cores the workers, the reader and
 /// Python take turns on the CPUs, and a deeper queue lets each run longer at a turn: 8 rather
 /// than 2 took `--workers 2` on mix-2m from 1.63-1.70 s to 1.47-1.48 s, peak RSS the same.

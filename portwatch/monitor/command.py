@@ -62,7 +62,7 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
 @click.option("--buffer-mb", type=click.IntRange(min=1, max=2048), default=64, show_default=True,
               help="Memory-mapped ring per capture thread: how long a burst can outrun the analysis.")
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=_core.MAX_WORKERS), default=1, show_default=True,
               help="Capture and analysis threads per interface (PACKET_FANOUT hash: a flow stays on one).")
 @click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append one JSON line per event (classified, finding, flow, reload), flushed per line.")

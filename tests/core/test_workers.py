@@ -58,6 +58,29 @@ def test_workers_setting_is_checked(core):
     with pytest.raises(ValueError):
         _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), report_classified=True, workers=2,
                        record_type=FlowRecord)
+    # A thread per worker: a mistyped count is refused rather than started (5,000 threads before).
+    assert _core.MAX_WORKERS == 64
+    _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), workers=_core.MAX_WORKERS,
+                   record_type=FlowRecord)
+    with pytest.raises(ValueError, match="1 to 64"):
+        _core.Analyzer(setup.engine, setup.known_ports, None, config.core_settings(), workers=_core.MAX_WORKERS + 1,
+                       record_type=FlowRecord)
+
+
+def test_too_many_workers_is_a_clear_error_from_the_cli_and_the_api(tmp_path):
+    import subprocess
+    import sys
+
+    import portwatch
+
+    capture = REPO / "captures" / "http-80.pcap"
+    done = subprocess.run([sys.executable, "-m", "portwatch", "analyze", "--workers", "65", str(capture)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "portwatch: error: --workers: at most 64 threads, not 65"
+    for workers in (65, 10**20):  # past 64 bits the core's own conversion would be an OverflowError
+        with pytest.raises(ValueError, match="at most 64 threads"):
+            portwatch.analyze(capture, workers=workers, progress=False)
 
 
 def test_draining_a_slice_at_a_time_gives_the_same_records(core):

@@ -261,8 +261,11 @@ impl PyAnalyzer {
             known.insert((port, transport(&t)?));
         }
         let cfg = config_from(config)?;
-        if workers == 0 {
-            return Err(PyValueError::new_err("workers must be at least 1"));
+        if workers == 0 || workers > crate::parallel::MAX_WORKERS {
+            return Err(PyValueError::new_err(format!(
+                "workers must be 1 to {}, not {workers}",
+                crate::parallel::MAX_WORKERS
+            )));
         }
         if workers > 1 {
             if report_classified {

@@ -73,6 +73,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add("CSV_META_COLUMNS", crate::csv_line::META_COLUMNS.to_vec())?;
+    m.add("MAX_WORKERS", crate::parallel::MAX_WORKERS)?;
     m.add_function(wrap_pyfunction!(builtin_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(check_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(filter_capture, m)?)?;
