@@ -19,6 +19,7 @@ from .cli_common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     EXIT_OK,
+    MAX_FLOWS_OPTION,
     Main,
     add_debug_options,
     internal_error_text,
@@ -68,7 +69,8 @@ def main() -> None:
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
               help="Exit 1 when a finding reaches this severity.")
-@click.option("--max-flows", type=click.IntRange(min=16), default=DEFAULT_MAX_FLOWS, show_default=True,
+@click.option("--max-flows", type=click.IntRange(min=16, max=MAX_FLOWS_OPTION), default=DEFAULT_MAX_FLOWS,
+              show_default=True,
               help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Nothing on stderr but errors (no progress); the console report shows the findings only "

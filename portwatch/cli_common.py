@@ -46,6 +46,22 @@ def debug_option() -> click.Option:
                         help=f"On an internal error, print the full traceback (also {DEBUG_ENV}=1).")
 
 
+# `--max-flows` at most: more flows than any machine holds (~0.7 KB of state each). A bound on the
+# option, not on the table: past 64 bits the core's conversion failed as an internal error.
+MAX_FLOWS_OPTION = 1_000_000_000
+
+
+class Seconds(click.FloatRange):
+    """A duration option: a FloatRange that also refuses NaN, which compares false with every bound
+    and so passes FloatRange's checks (`--idle-tcp nan` ended no flow ever)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
 def fail(message: str) -> NoReturn:
     """Bad usage or unreadable input: one sanitised line on stderr, exit 2, never a traceback."""
     click.echo(f"portwatch: error: {clean_text(message, 500)}", err=True)

@@ -16,7 +16,7 @@ from typing import TextIO
 import click
 from rich.console import Console
 
-from ..cli_common import EXIT_FINDINGS, EXIT_OK, load_setup, open_output
+from ..cli_common import EXIT_FINDINGS, EXIT_OK, Seconds, load_setup, open_output
 from ..cli_common import fail as _fail
 from ..model import SEVERITIES
 from ..pipeline import Config
@@ -35,7 +35,7 @@ from .rules import audit_records
 @click.option("--root", "root", type=click.Path(file_okay=False), default=None,
               help="Audit the image mounted at DIR (reads DIR/etc/...; no sockets, no probing).")
 @click.option("--probe", is_flag=True, help="Connect to each local TCP listener on loopback and classify it.")
-@click.option("--probe-timeout", type=click.FloatRange(min=0.1, max=30), default=2.0, show_default=True,
+@click.option("--probe-timeout", type=Seconds(min=0.1, max=30), default=2.0, show_default=True,
               help="Seconds for each connect and each reply; a server silent for half of it is client-first.")
 @click.option("--format", "fmt", type=click.Choice(["console", "jsonl", "csv"]), default="console",
               show_default=True, help="console: findings and inventory; jsonl/csv: one record per service/listener.")

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from .. import _core
-from ..cli_common import quiet_collector
+from ..cli_common import MAX_FLOWS_OPTION, Seconds, quiet_collector
 from ..pipeline import CaptureError, Config, open_capture
 from ..report.safeopen import OutputPathError, open_output
 from ..report.sqlite import SchemaError, SqliteWriter
@@ -68,7 +68,7 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
               help="Append one JSON line per event (classified, finding, flow, reload), flushed per line.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="SQLite database (WAL) with tables flows and findings; created if missing.")
-@click.option("--duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Stop after this long.")
+@click.option("--duration", type=Seconds(min=0), metavar="SECONDS", help="Stop after this long.")
 @click.option("--max-packets", type=click.IntRange(min=1), metavar="N", help="Stop after N packets.")
 @click.option("--user", metavar="NAME",
               help="Drop root for this account once the sockets and files are open [default as root: "
@@ -77,15 +77,16 @@ def _open_jsonl(path: str, owner: tuple[int, int] | None) -> JsonlSink:
 @click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(),
               help="Directory (or file) of signatures adding to or overriding the built-in set; repeatable.")
 @click.option("--policy", "policy_path", type=click.Path(), help="Site policy file (TOML); reread on SIGHUP.")
-@click.option("--max-flows", type=click.IntRange(min=16), default=_DEFAULTS.max_flows, show_default=True,
+@click.option("--max-flows", type=click.IntRange(min=16, max=MAX_FLOWS_OPTION), default=_DEFAULTS.max_flows,
+              show_default=True,
               help="Flows tracked at once; the oldest is evicted (and reported) beyond this.")
-@click.option("--idle-tcp", type=click.FloatRange(min=1), default=_DEFAULTS.idle_tcp, show_default=True,
+@click.option("--idle-tcp", type=Seconds(min=1), default=_DEFAULTS.idle_tcp, show_default=True,
               help="Seconds of silence that end a TCP flow.")
-@click.option("--idle-udp", type=click.FloatRange(min=1), default=_DEFAULTS.idle_udp, show_default=True,
+@click.option("--idle-udp", type=Seconds(min=1), default=_DEFAULTS.idle_udp, show_default=True,
               help="Seconds of silence that end a UDP flow.")
-@click.option("--active-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+@click.option("--active-timeout", type=Seconds(min=1), default=1800.0, show_default=True,
               help="Report a flow older than this as a segment; it goes on under the same flow_id.")
-@click.option("--stats-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--stats-interval", type=Seconds(min=0), default=60.0, show_default=True,
               help="Without a terminal: log a status line this often (0: never).")
 @click.option("--view/--no-view", default=None, help="Rich live view [default: when stdout is a terminal].")
 def monitor(

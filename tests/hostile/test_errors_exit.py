@@ -161,3 +161,17 @@ def test_full_tmpfs_ends_at_a_record_boundary(tmp_path: Path, small_tmpfs: Path,
     written = _check_boundary(out, fmt)
     assert 0 < written < FLOWS
     assert f"after {written + (1 if fmt == 'csv' else 0)} complete record(s)" in run.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["analyze", "--max-flows", "100000000000000000000", str(SSH_443)],  # past 64 bits: an internal error before
+    ["monitor", "-r", str(SSH_443), "--max-flows", str(10**10)],
+    ["monitor", "-r", str(SSH_443), "--idle-tcp", "nan"],  # NaN passed FloatRange: no flow ever ended
+    ["monitor", "-r", str(SSH_443), "--duration", "nan"],
+    ["audit", "--probe", "--probe-timeout", "nan"],
+], ids=["analyze-max-flows", "monitor-max-flows", "monitor-idle-nan", "monitor-duration-nan", "audit-timeout-nan"])
+def test_out_of_range_numbers_are_usage_errors(args: list[str]) -> None:
+    run = _pw(args)
+    assert run.returncode == 2, run.stderr
+    assert "internal error" not in run.stderr and "Traceback" not in run.stderr
+    assert "Invalid value for '--" in run.stderr
