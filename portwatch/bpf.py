@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 from pathlib import Path
 
 BPF_MAXINSNS = 4096
@@ -66,9 +67,15 @@ def _tcpdump_args(tcpdump: str, link: str, expr: str, snaplen: int, savefiles: P
     return [tcpdump, "-r", str(header), "-dd", "--", expr]
 
 
+def _shown(expr: str) -> str:
+    """The expression as an error quotes it: cut, as a long one (thousands of clauses) made the
+    one-line error thousands of characters long."""
+    return repr(expr) if len(expr) <= 120 else repr(expr[:117]) + "... (" + str(len(expr)) + " characters)"
+
+
 def _tcpdump_error(expr: str, stderr: str) -> BpfError:
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("Warning")]
-    return BpfError(f"bad filter {expr!r}: {lines[-1] if lines else 'tcpdump failed'}")
+    return BpfError(f"bad filter {_shown(expr)}: {lines[-1] if lines else 'tcpdump failed'}")
 
 
 def compile_filter(expr: str, snaplen: int = SNAPLEN, link: str = "EN10MB") -> Program:
@@ -136,13 +143,16 @@ def _compile_tcpdump(tcpdump: str, expr: str, links: tuple[str, ...], snaplen: i
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                     text=True)
              for link in links}
+    # One deadline for them all: libpcap's optimizer is superlinear (1,000 `or` clauses took 13 s
+    # a process), and a timeout each, waited for in turn, added up to minutes.
+    deadline = time.monotonic() + COMPILE_TIMEOUT
     for link, proc in procs.items():
         try:
-            stdout, stderr = proc.communicate(timeout=COMPILE_TIMEOUT)
+            stdout, stderr = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            errors[link] = BpfError(f"bad filter {expr!r}: tcpdump took over {COMPILE_TIMEOUT:.0f} s")
+            errors[link] = BpfError(f"bad filter {_shown(expr)}: tcpdump took over {COMPILE_TIMEOUT:.0f} s")
             continue
         if proc.returncode != 0:
             errors[link] = _tcpdump_error(expr, stderr)
@@ -170,12 +180,12 @@ def _compile_scapy(expr: str, dlt: int) -> Program:
         raise BpfError(f"cannot compile the BPF filter: neither tcpdump nor scapy is installed ({exc})") from None
     if dlt == 0:
         # scapy reads linktype 0 as "none given" and would guess from an interface instead.
-        raise BpfError(f"bad filter {expr!r}: scapy cannot compile for link type NULL")
+        raise BpfError(f"bad filter {_shown(expr)}: scapy cannot compile for link type NULL")
     try:
         fprog = scapy_compile(expr, linktype=dlt)
     except ImportError as exc:  # scapy is there, the libpcap it loads is not
         raise BpfError(f"cannot compile the BPF filter: neither tcpdump nor scapy is installed ({exc})") from None
     except (Scapy_Exception, OSError) as exc:
-        raise BpfError(f"bad filter {expr!r}: {exc}") from None
+        raise BpfError(f"bad filter {_shown(expr)}: {exc}") from None
     # scapy's bpf_insn declares k signed: a mask such as 0xfffff000 comes back negative.
     return [(i.code, i.jt, i.jf, i.k & 0xFFFFFFFF) for i in fprog.bf_insns[: fprog.bf_len]]

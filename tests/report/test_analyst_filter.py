@@ -292,6 +292,20 @@ def test_a_bad_expression_is_one_line_and_exit_2(expr):
     assert len(lines) == 1 and lines[0].startswith("portwatch: error: "), res.stderr
 
 
+def test_a_filter_libpcap_takes_too_long_on_is_one_bounded_error(monkeypatch):
+    """libpcap's optimizer is superlinear (1,000 `or` clauses: ~13 s a link type): the compiles share one
+    deadline, so a run gives up after it, not after it once per link type, and quotes the expression cut."""
+    import time
+
+    monkeypatch.setattr(bpf, "COMPILE_TIMEOUT", 1.0)
+    expr = " or ".join(f"tcp port {p}" for p in range(1000))
+    start = time.monotonic()
+    with pytest.raises(bpf.BpfError, match=r"took over 1 s") as err:
+        bpf.compile_for_capture(expr)
+    assert time.monotonic() - start < 5  # one deadline for the nine link types' processes
+    assert len(str(err.value)) < 250 and f"({len(expr)} characters)" in str(err.value)
+
+
 def test_no_compiler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(bpf, "find_tcpdump", lambda: None)
     monkeypatch.setitem(sys.modules, "scapy.arch.common", None)  # import fails
