@@ -25,8 +25,12 @@ from .pipeline import CaptureError, Config, Setup, analyze_path
 from .policy.rules import endpoint, port_text
 from .report.safeopen import create_output
 from .report.servers import ServerInventory, is_server
+from .userfile import read_bounded
 
 FORMAT_VERSION = 1
+# A baseline file at most: ~1.5 million server rows, far past any network's; past it, /dev/zero
+# or a runaway file.
+MAX_BASELINE_BYTES = 256 << 20
 EPHEMERAL_FLOOR = 1024
 
 
@@ -66,7 +70,7 @@ class Baseline:
 def load_baseline(path: str | Path) -> Baseline:
     p = Path(path)
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        doc = json.loads(read_bounded(p, MAX_BASELINE_BYTES).decode("utf-8"))
     except OSError as exc:
         raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

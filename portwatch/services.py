@@ -25,13 +25,10 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from _typeshed import SupportsRead
 
 from .packagedata import data_file
 from .sanitize import clean_text
+from .userfile import read_capped
 
 DEFAULT_PATH = "/etc/services"
 IANA = "iana"  # the --services value that selects the shipped IANA registry (a file so named: ./iana)
@@ -42,7 +39,6 @@ HELP = ("services(5) file, or 'iana' for IANA's full port registry shipped with 
 _NOT_FOUND = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES))
 TRANSPORTS = frozenset(("tcp", "udp", "sctp", "ddp", "dccp"))
 MAX_SERVICES_BYTES = 16 << 20
-READ_CHUNK = 1 << 16
 MAX_ALIASES = 64
 MAX_PER_PORT = 32
 MAX_ERRORS = 1000
@@ -166,17 +162,6 @@ def read_services_file(path: Path) -> str:
     if len(data) > MAX_SERVICES_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_SERVICES_BYTES >> 20} MiB, not a services file", str(path))
     return data.decode("utf-8", errors="replace")
-
-
-def read_capped(fh: SupportsRead[bytes], limit: int) -> bytes:
-    """At most `limit` bytes of `fh`, a chunk at a time: `read(limit)` allocates its whole buffer
-    up front, 16 MB for a 12 KB services file."""
-    chunks: list[bytes] = []
-    total = 0
-    while total < limit and (chunk := fh.read(min(READ_CHUNK, limit - total))):
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
 
 
 def fallback_path() -> Path:

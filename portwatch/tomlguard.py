@@ -15,7 +15,11 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from .userfile import read_bounded
+
 MAX_TOML_NESTING = 32
+# The core's limit on a signature file (signature::MAX_FILE): a larger one it refuses, unread here.
+MAX_SIGNATURE_BYTES = 1 << 20
 
 _SPECIAL = re.compile(r"""["'#\[\]{}\n]""")
 _TOO_DEEP = f"nested deeper than {MAX_TOML_NESTING} levels (arrays and inline tables)"
@@ -97,7 +101,9 @@ def check_signature_dirs(dirs: Iterable[str]) -> None:
 
     for f in signature_files(dirs):
         try:
-            text = f.read_text(encoding="utf-8")
+            # A regular file of the core's size at most (its signature::MAX_FILE), else unread:
+            # a FIFO or /dev/zero among the files is the loader's to report, not to wait on.
+            text = read_bounded(f, MAX_SIGNATURE_BYTES, regular=True).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # the loader reports it, with its own wording
         check_text(text, str(f), SignatureError)

@@ -44,9 +44,12 @@ from typing import Any
 from ..model import FINDING_KINDS, SEVERITIES
 from ..packagedata import data_file
 from ..tomlguard import check_text
+from ..userfile import read_bounded
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRANSPORTS = ("tcp", "udp")
+# A site policy file at most (the shipped one is 6 KiB): past it, /dev/zero or a runaway file.
+MAX_POLICY_BYTES = 16 << 20
 
 
 class PolicyError(Exception):
@@ -326,7 +329,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if path is not None:
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_bounded(p, MAX_POLICY_BYTES).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise PolicyError(str(p), None, "", f"cannot read: {reason}") from None

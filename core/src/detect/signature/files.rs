@@ -121,18 +121,94 @@ pub fn load_file(path: &Path, origin: &str) -> Result<Signature, Vec<String>> {
     load_text(&text, &path.display().to_string(), origin, Compile::Now)
 }
 
+/// A signature file's text: a regular file of at most `MAX_FILE` bytes. Opened without blocking
+/// and checked on the open file, as a size from the path said nothing of what is read: a FIFO
+/// among a directory's `*.toml` files waited for a writer forever, and a link to /dev/zero (size
+/// 0) was read until memory ran out.
 fn read(path: &Path) -> Result<String, String> {
-    let too_big = std::fs::metadata(path)
-        .map(|m| m.len() > MAX_FILE)
-        .unwrap_or(false);
-    if too_big {
-        return Err(format!(
-            "{}: cannot read: larger than {MAX_FILE} bytes",
-            path.display()
-        ));
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let fail = |why: String| format!("{}: cannot read: {why}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
     }
-    std::fs::read(path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    if meta.len() > MAX_FILE {
+        return Err(fail(format!("larger than {MAX_FILE} bytes")));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(fail(format!("larger than {MAX_FILE} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory of its own under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("pw-sigfiles-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A FIFO and a link to /dev/zero among a directory's signature files: each is refused as
+    /// not a regular file, at once (the FIFO waited for a writer forever, /dev/zero was read until
+    /// memory ran out), and the directory's other errors are still reported.
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = Scratch::new("special");
+        let fifo = dir.0.join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        std::os::unix::fs::symlink("/dev/zero", dir.0.join("zero.toml")).unwrap();
+        let errors = load_extra(std::slice::from_ref(&dir.0), Vec::new(), Vec::new()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.ends_with("cannot read: not a regular file")),
+            "{errors:?}"
+        );
+        assert_eq!(check_files(std::slice::from_ref(&fifo)).len(), 1);
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused() {
+        let dir = Scratch::new("big");
+        let big = dir.0.join("big.toml");
+        let limit = usize::try_from(MAX_FILE).unwrap();
+        std::fs::write(&big, "#".repeat(limit + 1)).unwrap();
+        let errors = check_files(std::slice::from_ref(&big));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with(&format!("larger than {MAX_FILE} bytes")),
+            "{errors:?}"
+        );
+        std::fs::write(&big, "#".repeat(limit)).unwrap();
+        assert!(read(&big).is_ok());
+    }
 }
