@@ -53,6 +53,12 @@ impl<T> Handoff<T> {
         }
     }
 
+    /// Items queued now (for tests that wait for a producer to fill the queue).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding the lock leaves plain data behind: go on with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

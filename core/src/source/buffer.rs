@@ -27,10 +27,16 @@ pub(crate) struct Buffer {
     /// `detached` (its records still lent from it) instead of going back to the reading thread.
     pub(crate) detach: bool,
     pub(crate) detached: Option<Vec<u8>>,
-    /// A window handed back after use (`recycle`), for `detach_now`: a fresh one per chunk costs
-    /// more in page faults than filling it.
-    spare: Option<Vec<u8>>,
+    /// Windows handed back after use (`recycle`), for `detach_now`: a fresh one per chunk costs
+    /// more in page faults than filling it. More than one: records under 32 bytes make a chunk
+    /// smaller than a block, so chunks detach windows faster than the reading thread takes
+    /// blocks back, and each one fresh, freed later, grew the heap with the capture.
+    spares: Vec<Vec<u8>>,
 }
+
+/// Windows `Buffer::spares` keeps at most: about the chunks a capture has in flight at once
+/// (the decoding thread's queue and the one the analysis reads).
+const SPARE_WINDOWS: usize = 8;
 
 impl Buffer {
     /// `head`: bytes already taken from `input` (the magic), which start the stream. `fill`:
@@ -59,14 +65,14 @@ impl Buffer {
             read_error_prefix: format!("{name}: read error: "),
             detach: false,
             detached: None,
-            spare: None,
+            spares: Vec::new(),
         })
     }
 
     /// Hand over the window (bytes lent so far stay valid in it) and go on in a fresh one that
     /// starts with the unconsumed tail.
     pub(crate) fn detach_now(&mut self) -> Vec<u8> {
-        let mut fresh = self.spare.take().unwrap_or_else(|| vec![0u8; BLOCK_BYTES]);
+        let mut fresh = self.spares.pop().unwrap_or_else(|| vec![0u8; BLOCK_BYTES]);
         let tail = self.bytes.get(self.start..self.end).unwrap_or(&[]);
         // The tail fits: the window it comes from is no longer than a block.
         let at = HEADROOM.saturating_sub(tail.len());
@@ -83,8 +89,8 @@ impl Buffer {
         if bytes.len() != BLOCK_BYTES {
             return;
         }
-        if self.spare.is_none() {
-            self.spare = Some(bytes);
+        if self.spares.len() < SPARE_WINDOWS {
+            self.spares.push(bytes);
         } else {
             self.prefetch.give_back(bytes);
         }
