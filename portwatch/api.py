@@ -408,16 +408,11 @@ def _unformula(value: str) -> str:
     return value
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [{k: _unformula(v or "") for k, v in row.items() if k is not None} for row in csv.DictReader(fh)]
-
-
 class _CsvColumns:
-    """A CSV file's columns by name, each cell as `csv.DictReader` and `_csv_rows` give it: blank
-    lines skipped, a repeated name its last column, a short row's missing cells empty, the formula
-    guard undone. A column is taken out when asked for, in one pass over the rows, not a dict per
-    row: a flows file has 35 columns, and the flat metadata ones are never read."""
+    """A CSV file's columns by name, each cell as `csv.DictReader` gives it: blank lines skipped, a
+    repeated name its last column, a short row's missing cells empty; the formula guard undone. A
+    column is taken out when asked for, in one pass over the rows, not a dict per row: a flows file
+    has 35 columns, and the flat metadata ones are never read."""
 
     def __init__(self, path: Path) -> None:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -440,6 +435,13 @@ class _CsvColumns:
             cells = [row[i] if i < len(row) else "" for row in self.rows]
         guarded = list(map(str.startswith, cells, repeat("'")))
         return [_unformula(c) if g else c for c, g in zip(cells, guarded, strict=True)] if any(guarded) else cells
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table (`--servers`, `--findings-only`) as dicts, from `_CsvColumns`."""
+    cells = _CsvColumns(path)
+    columns = {name: cells.get(name, []) for name in cells.where}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def _read_csv(path: Path) -> dict[str, list[Any]]:
