@@ -29,14 +29,19 @@ def read_capped(fh: SupportsRead[bytes], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_bounded(path: str | os.PathLike[str], limit: int, *, regular: bool = False) -> bytes:
+def read_bounded(path: str | os.PathLike[str], limit: int, *, regular: bool = False,
+                 follow: bool = True) -> bytes:
     """The bytes of `path`; OSError EFBIG past `limit` bytes, and with `regular`, EINVAL for
-    anything but a regular file (checked on the file opened without blocking)."""
+    anything but a regular file (checked on the file opened without blocking). Without `follow`,
+    a symbolic link is refused (the audit's files, resolved inside their root first)."""
     name = os.fspath(path)
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_NONBLOCK if regular else 0)
-    with open(os.open(name, flags), "rb", closefd=True) as fh:
-        if regular and not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+    with open(os.open(name, flags | (0 if follow else os.O_NOFOLLOW)), "rb", closefd=True) as fh:
+        st = os.fstat(fh.fileno())
+        if regular and not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", name)
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:  # refused unread
+            raise OSError(errno.EFBIG, f"larger than {_size(limit)}", name)
         data = read_capped(fh, limit + 1)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {_size(limit)}", name)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import pwd
-import stat
 from pathlib import Path
 
+from ..userfile import read_bounded
 from .inetd import parse_inetd
 from .model import HostFacts, Listener, ParseError
 from .sockets import effective_uid, parse_proc_net, socket_inode
@@ -52,30 +52,11 @@ def _resolve(path: Path) -> Path:
         raise OSError(errno.ELOOP, "symlink loop", str(path)) from None
 
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
 def _read(path: Path) -> str:
-    """A regular file's text, at most MAX_CONFIG_BYTES; OSError for anything else."""
-    fd = os.open(_resolve(path), _OPEN_FLAGS)  # resolved: no symlink left for O_NOFOLLOW to refuse
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
-        chunks, total = [], 0
-        while total <= MAX_CONFIG_BYTES:
-            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    finally:
-        os.close(fd)
-    if total > MAX_CONFIG_BYTES:
-        raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
-    return b"".join(chunks).decode("utf-8", errors="replace")
+    """A regular file's text, at most MAX_CONFIG_BYTES; OSError for anything else. Resolved inside
+    the root first, so no symbolic link is left to follow: one still there is refused."""
+    data = read_bounded(_resolve(path), MAX_CONFIG_BYTES, regular=True, follow=False)
+    return data.decode("utf-8", errors="replace")
 
 
 def _reason(exc: OSError) -> str:
