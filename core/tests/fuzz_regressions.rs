@@ -150,3 +150,8 @@ fn replay_reports_each_failing_input() {
 fn flows_regressions() {
     replay("flows", flows::run);
 }
+
+#[test]
+fn dns_tunnel_regressions() {
+    replay("dns_tunnel", dns_tunnel::run);
+}
