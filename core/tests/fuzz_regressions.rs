@@ -28,6 +28,18 @@ mod flows;
 #[path = "../fuzz/src/dns_tunnel.rs"]
 mod dns_tunnel;
 
+#[allow(dead_code)]
+#[path = "../fuzz/src/meta.rs"]
+mod meta;
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/bpf.rs"]
+mod bpf;
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/parallel.rs"]
+mod parallel;
+
 /// A fuzz harness: arbitrary bytes in, a panic when the code under test broke its contract.
 type Harness = fn(&[u8]);
 
@@ -39,6 +51,9 @@ const TARGETS: &[(&str, Harness)] = &[
     ("signature", signature::run),
     ("flows", flows::run),
     ("dns_tunnel", dns_tunnel::run),
+    ("meta", meta::run),
+    ("bpf", bpf::run),
+    ("parallel", parallel::run),
 ];
 
 fn root() -> PathBuf {
@@ -152,6 +167,21 @@ fn flows_regressions() {
 }
 
 #[test]
+fn meta_regressions() {
+    replay("meta", meta::run);
+}
+
+#[test]
 fn dns_tunnel_regressions() {
     replay("dns_tunnel", dns_tunnel::run);
+}
+
+#[test]
+fn bpf_regressions() {
+    replay("bpf", bpf::run);
+}
+
+#[test]
+fn parallel_regressions() {
+    replay("parallel", parallel::run);
 }

@@ -31,6 +31,10 @@ fn main() {
         signature_seeds(&repo.join("signatures")),
     );
     println!("signature: {n} seeds");
+    let n = write_all(&out.join("meta"), meta_seeds(&core.join("tests/vectors")));
+    println!("meta: {n} seeds");
+    let n = write_all(&out.join("bpf"), bpf_seeds(&captures));
+    println!("bpf: {n} seeds");
 }
 
 fn write_all(dir: &Path, seeds: BTreeSet<Vec<u8>>) -> usize {
@@ -79,6 +83,98 @@ fn probe_seeds(vectors: &Path) -> BTreeSet<Vec<u8>> {
                 seed.extend(pw_fuzz::probes::join_units(&refs));
             }
             seeds.insert(seed);
+        }
+    }
+    seeds
+}
+
+/// JSON objects for `meta`: every probe vector's facts (the texts records carry), and the
+/// numbers, escapes and nesting where Python's reader and serde_json part ways.
+fn meta_seeds(vectors: &Path) -> BTreeSet<Vec<u8>> {
+    let mut seeds = BTreeSet::new();
+    for path in sorted_files(vectors, "jsonl") {
+        for line in fs::read_to_string(&path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(meta) = v
+                .get("meta")
+                .filter(|m| m.as_object().is_some_and(|m| !m.is_empty()))
+            {
+                seeds.insert(serde_json::to_vec(meta).unwrap());
+            }
+        }
+    }
+    let deep = |n: usize| format!("{{\"d\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+    for text in [
+        r#"{"i":9223372036854775807,"u":18446744073709551615,"big":18446744073709551616}"#,
+        r#"{"f":-0.0,"z":-0,"e":1e400,"g":9.2233720368547758e18,"h":0.1,"k":5e-324}"#,
+        r#"{"s":"\ud800","t":"\ud83d\ude00","c":"\u0000\u001f\"\\\/","x":"é☃"}"#,
+        r#"{"digest":"00ff10a0b0c0d0e0f0a1b2c3d4e5f607","odd":"abc","upper":"ABCDEF"}"#,
+        r#"{"a":1,"a":2,"b":{"a":[],"b":{}},"c":[null,true,false,"",0]}"#,
+        r#"{"shape":{"sizes":[1,-2,1448],"iat_ms":[0.5,12.125,null]},"end_reason":"idle"}"#,
+        &deep(63),
+        &deep(64),
+        &deep(200),
+    ] {
+        seeds.insert(text.as_bytes().to_vec());
+    }
+    seeds
+}
+
+/// Filters as libpcap compiles them for Ethernet (`tcpdump -dd`, as `portwatch/bpf.py` asks;
+/// none without tcpdump), each over the first frames of every Ethernet capture.
+fn bpf_seeds(captures: &[(PathBuf, Vec<u8>, Pcap)]) -> BTreeSet<Vec<u8>> {
+    let mut seeds = BTreeSet::new();
+    for expr in [
+        "tcp port 443",
+        "udp and not port 53",
+        "ip6 and tcp[tcpflags] & tcp-syn != 0",
+        "vlan and ip",
+        "net 10.0.0.0/8 and greater 100",
+        "ip[6:2] & 0x1fff != 0",
+        "ether host 02:00:00:00:00:01 or arp",
+    ] {
+        let Ok(run) = std::process::Command::new("tcpdump")
+            .args(["-y", "EN10MB", "-dd", expr])
+            .output()
+        else {
+            eprintln!("bpf: no tcpdump, no seeds");
+            return seeds;
+        };
+        let program: Vec<u8> = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<u64> = line
+                    .trim_matches(|c| "{}, ".contains(c))
+                    .split(", ")
+                    .map(|f| {
+                        let f = f.trim();
+                        f.strip_prefix("0x")
+                            .map_or_else(|| f.parse(), |h| u64::from_str_radix(h, 16))
+                            .ok()
+                    })
+                    .collect::<Option<_>>()?;
+                let [code, jt, jf, k] = fields[..] else {
+                    return None;
+                };
+                let mut insn = (code as u16).to_be_bytes().to_vec();
+                insn.extend([jt as u8, jf as u8]);
+                insn.extend((k as u32).to_be_bytes());
+                Some(insn)
+            })
+            .flatten()
+            .collect();
+        let count = program.len() / 8;
+        if count == 0 || count > 64 {
+            continue;
+        }
+        for (_, _, pcap) in captures.iter().filter(|c| c.2.linktype == 1) {
+            for (_, _, frame) in pcap.records.iter().take(4) {
+                let mut seed = vec![count as u8];
+                seed.extend((frame.len().min(65535) as u16).to_be_bytes());
+                seed.extend(&program);
+                seed.extend(frame);
+                seeds.insert(seed);
+            }
         }
     }
     seeds

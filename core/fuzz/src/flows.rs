@@ -33,7 +33,7 @@ const MAX_FLOWS: usize = 32;
 const SPILL: usize = 2;
 
 /// The shipped signatures, compiled once per process (their regexes take most of a second).
-fn engine() -> Arc<Engine> {
+pub(crate) fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     Arc::clone(ENGINE.get_or_init(|| {
         let sigs = load_texts_and(BUILTIN, &[]).expect("shipped signatures load");

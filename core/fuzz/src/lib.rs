@@ -6,9 +6,12 @@
 //! plain `cargo test` (so each file must compile against `_core` and std alone).
 #![forbid(unsafe_code)]
 
+pub mod bpf;
 pub mod decode;
 pub mod dns_tunnel;
 pub mod flows;
+pub mod meta;
+pub mod parallel;
 pub mod probes;
 pub mod signature;
 pub mod source;
