@@ -43,26 +43,7 @@ fn config() -> Config {
     }
 }
 
-struct Frames<'a> {
-    link: u32,
-    frames: &'a [(f64, &'a [u8])],
-    next: usize,
-}
-
-impl FrameSource for Frames<'_> {
-    fn next_frame(&mut self) -> Option<Record<'_>> {
-        let &(ts, data) = self.frames.get(self.next)?;
-        self.next += 1;
-        Some(Record {
-            ts,
-            linktype: self.link,
-            data,
-            orig_len: data.len() as u32,
-        })
-    }
-}
-
-/// The frames owned, as the decoding thread needs its source.
+/// The frames, owned (as the decoding thread needs its source).
 struct OwnedFrames {
     link: u32,
     frames: Vec<(f64, Vec<u8>)>,
@@ -82,12 +63,18 @@ impl FrameSource for OwnedFrames {
     }
 }
 
+impl OwnedFrames {
+    fn new(link: u32, frames: &[(f64, &[u8])]) -> Self {
+        OwnedFrames {
+            link,
+            frames: frames.iter().map(|&(ts, f)| (ts, f.to_vec())).collect(),
+            next: 0,
+        }
+    }
+}
+
 fn predecoded(link: u32, frames: &[(f64, &[u8])]) -> Vec<FlowRecord> {
-    let source = OwnedFrames {
-        link,
-        frames: frames.iter().map(|&(ts, f)| (ts, f.to_vec())).collect(),
-        next: 0,
-    };
+    let source = OwnedFrames::new(link, frames);
     let mut ahead = Predecoder::start(
         Arc::new(Mutex::new(source)),
         Arc::new(AtomicBool::new(false)),
@@ -141,11 +128,7 @@ fn sharded(link: u32, frames: &[(f64, &[u8])]) -> Vec<FlowRecord> {
         None,
         WORKERS,
     );
-    let mut source = Frames {
-        link,
-        frames,
-        next: 0,
-    };
+    let mut source = OwnedFrames::new(link, frames);
     let mut out = Vec::new();
     loop {
         let (records, done) = p.run(&mut source, CHUNK, usize::MAX);
