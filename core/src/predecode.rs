@@ -35,7 +35,7 @@ const CHUNK_FRAMES: usize = 4096;
 /// where Python's and the analysing thread leave room; the deeper their queue, the fewer times
 /// they must take a CPU from one of those. 16 rather than 4: the CLI 10-15% faster on mix-2m and
 /// the 3,191-second capture, peak RSS the same (32: a few percent faster still, 6 MB more).
-const DEPTH: usize = 16;
+pub(crate) const DEPTH: usize = 16;
 /// A decoding thread held by a full queue resumes once it is down to this many chunks, and
 /// decodes `DEPTH - LOW_WATER` in a row (`crate::handoff`): woken at every chunk taken (the
 /// standard bounded channel), it preempted the analysing thread on its own CPU at a quarter of
