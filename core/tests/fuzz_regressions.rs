@@ -43,18 +43,25 @@ mod parallel;
 /// A fuzz harness: arbitrary bytes in, a panic when the code under test broke its contract.
 type Harness = fn(&[u8]);
 
-/// Every target with a folder of saved inputs, and the harness that replays them.
-const TARGETS: &[(&str, Harness)] = &[
-    ("probes", probes::run),
-    ("source", source::run),
-    ("decode", decode::run),
-    ("signature", signature::run),
-    ("flows", flows::run),
-    ("dns_tunnel", dns_tunnel::run),
-    ("meta", meta::run),
-    ("bpf", bpf::run),
-    ("parallel", parallel::run),
-];
+/// Every target: `TARGETS` (its name and the harness that replays its inputs), and a test each,
+/// `regressions::<target>`, that replays its saved inputs and corpus (`replay`).
+macro_rules! targets {
+    ($($target:ident),* $(,)?) => {
+        const TARGETS: &[(&str, Harness)] = &[$((stringify!($target), $target::run)),*];
+
+        mod regressions {
+            use super::*;
+            $(
+                #[test]
+                fn $target() {
+                    replay(stringify!($target), $target::run);
+                }
+            )*
+        }
+    };
+}
+
+targets!(probes, source, decode, signature, flows, dns_tunnel, meta, bpf, parallel);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions")
@@ -103,26 +110,6 @@ fn replay(target: &str, run: Harness) {
     );
 }
 
-#[test]
-fn probes_regressions() {
-    replay("probes", probes::run);
-}
-
-#[test]
-fn source_regressions() {
-    replay("source", source::run);
-}
-
-#[test]
-fn decode_regressions() {
-    replay("decode", decode::run);
-}
-
-#[test]
-fn signature_regressions() {
-    replay("signature", signature::run);
-}
-
 /// The harnesses themselves on a few fixed inputs, so that a broken harness shows here too.
 #[test]
 fn harnesses_accept_trivial_inputs() {
@@ -159,29 +146,4 @@ fn replay_reports_each_failing_input() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(failed.len(), 1);
     assert!(failed[0].ends_with("crash-1"), "{failed:?}");
-}
-
-#[test]
-fn flows_regressions() {
-    replay("flows", flows::run);
-}
-
-#[test]
-fn meta_regressions() {
-    replay("meta", meta::run);
-}
-
-#[test]
-fn dns_tunnel_regressions() {
-    replay("dns_tunnel", dns_tunnel::run);
-}
-
-#[test]
-fn bpf_regressions() {
-    replay("bpf", bpf::run);
-}
-
-#[test]
-fn parallel_regressions() {
-    replay("parallel", parallel::run);
 }
