@@ -52,8 +52,17 @@ pub fn selector(linktype: u32) -> Option<u8> {
         .and_then(|i| u8::try_from(i).ok())
 }
 
+/// Frames with their capture times, as `frames` splits them.
+pub type Frames<'a> = Vec<(f64, &'a [u8])>;
+
+/// An input of this layout: its link type and its frames; None for an empty input.
+pub fn input(data: &[u8]) -> Option<(u32, Frames<'_>)> {
+    let (&sel, rest) = data.split_first()?;
+    Some((linktype(sel), frames(rest)))
+}
+
 /// Splits the frames (see the module docs): (capture time, frame).
-pub fn frames(mut data: &[u8]) -> Vec<(f64, &[u8])> {
+pub fn frames(mut data: &[u8]) -> Frames<'_> {
     let mut ts = T0;
     let mut out = Vec::new();
     while out.len() < MAX_FRAMES {
@@ -83,14 +92,13 @@ pub fn frame_record(dt: u8, frame: &[u8]) -> Vec<u8> {
 }
 
 pub fn run(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else {
+    let Some((link, frames)) = input(data) else {
         return;
     };
-    let link = linktype(sel);
     let supported = SUPPORTED_LINKTYPES.contains(&link);
     let mut dec = Decoder::new();
     let mut fragments = 0;
-    for (ts, frame) in frames(rest) {
+    for (ts, frame) in frames {
         let peeked = Peeked::of(link, frame);
         let decoded = dec.decode(ts, link, frame);
         if let Some(peeked) = peeked {

@@ -26,7 +26,7 @@ use _core::pipeline::{Analyzer, Config, KnownPorts};
 use _core::record::FlowRecord;
 use serde_json::Value;
 
-use crate::decode::{frames, linktype};
+use crate::decode::input;
 
 const MAX_FLOWS: usize = 32;
 /// Records handed over at a time while frames are read (`Tracker::spill`).
@@ -114,10 +114,9 @@ fn quiet_line_is_json(r: &FlowRecord, meta_json: &[u8]) {
 }
 
 pub fn run(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else {
+    let Some((link, frames)) = input(data) else {
         return;
     };
-    let link = linktype(sel);
     let config = Config {
         max_flows: MAX_FLOWS,
         idle_tcp: 20.0,
@@ -159,7 +158,7 @@ pub fn run(data: &[u8]) {
             into.lock().unwrap().extend(records);
         }),
     ));
-    for (ts, frame) in frames(rest) {
+    for (ts, frame) in frames {
         a.packet(ts, link, frame);
         note(std::mem::take(&mut *spilled.lock().unwrap()));
         let live = a.flows.live_flows();

@@ -23,7 +23,7 @@ use _core::predecode::Predecoder;
 use _core::record::FlowRecord;
 use _core::source::Record;
 
-use crate::decode::{frames, linktype};
+use crate::decode::input;
 use crate::flows::engine;
 
 const WORKERS: usize = 3;
@@ -159,11 +159,9 @@ fn same(got: &[FlowRecord], want: &[FlowRecord], way: &str) {
 }
 
 pub fn run(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else {
+    let Some((link, frames)) = input(data) else {
         return;
     };
-    let link = linktype(sel);
-    let frames = frames(rest);
     let want = single(link, &frames);
     same(&predecoded(link, &frames), &want, "predecoded");
     same(&sharded(link, &frames), &want, "workers");
