@@ -139,3 +139,29 @@ def test_flood_reads_the_console_summary(flood, tmp_path, monkeypatch):
     monkeypatch.setattr(flood, "DATA", tmp_path)  # its scratch output
     r = flood.run(pcap, 1000, "console")
     assert (r["packets"], r["flows"], r["evicted"]) == (3000, 3000, 2000)
+
+
+def test_shapes_measures_each_shape_and_deletes_what_it_generated(tmp_path):
+    data, summary = tmp_path / "data", tmp_path / "shapes.json"
+    r = bench("shapes.py", "--data", str(data), "--shape", "mix", "--shape", "link-3191s", "--scale", "0.001",
+              "--repeat", "2", "--portwatch-cmd", f"{PORTWATCH} {{pcap}}", "--json", str(summary),
+              "--check-cmd", f"{sys.executable} -m portwatch analyze --format jsonl -o {{out}} --quiet {{pcap}}")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(summary.read_text())["rows"]
+    assert [(row["shape"], row["packets"]) for row in rows] == [("mix", 2000), ("link-3191s", 1000)]
+    for row in rows:
+        assert row["flows"] > 0 and row["portwatch_s"] > 0
+        low, high = row["portwatch_rss_range"]
+        assert low <= row["portwatch_rss_mb"] <= high
+        assert row["peer"] in ("ok", "missing")
+        if row["peer"] == "ok":  # best against best lies within the rounds' own ratios
+            assert row["ratio_range"][0] <= row["ratio"] <= row["ratio_range"][1]
+        # Every record is matched to a generated flow, and one that carried payload is named right.
+        check = row["truth_check"]
+        assert check["right"] > 0 and check["unknown_with_payload"] == check["wrong"] == check["unmatched"] == 0
+    table = r.stdout.splitlines()
+    assert len(table) == 2 + len(rows) and table[2].startswith("| mix | `--packets 2000` |")
+    mix = rows[0]["truth_check"]
+    assert table[2].endswith(f"| {mix['right']:,} / {mix['unknown_no_payload']:,} / 0 |")
+    assert sorted(p.name for p in (tmp_path / "shapes-runs").iterdir()) == ["link-3191s.json", "mix.json"]
+    assert list(data.iterdir()) == []
