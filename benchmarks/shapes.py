@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from run import PEERS  # beside this script: the tools run.py times portwatch against
+
 HERE = Path(__file__).resolve().parent
 
 # (name, gen_capture.py options, what the shape stresses). Packet counts are scaled by --scale.
@@ -125,8 +127,7 @@ def summarise(name: str, flows: int, report: dict, peer: str, check: dict[str, i
     pw, other = report["results"]["portwatch"], report["results"][peer]
     row: dict = {"shape": name, "flows": flows, "packets": report["capture"]["packets"], "truth_check": check}
     if pw.get("status") != "ok":
-        row["error"] = f"portwatch: {pw.get('status')} {pw.get('message', '')}".strip()
-        return row
+        raise RuntimeError(f"portwatch: {pw.get('status')} {pw.get('message', '')}".strip())
     pw_runs = [r for r in pw["runs"] if r["status"] == "ok"]
     row.update(portwatch_s=pw["best"]["wall_s"], portwatch_rss_mb=pw["best"]["maxrss_mb"],
                portwatch_rss_range=[min(r["maxrss_mb"] for r in pw_runs), max(r["maxrss_mb"] for r in pw_runs)])
@@ -147,12 +148,12 @@ def markdown(rows: list[dict], peer: str, options: dict[str, list[str]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         opts = f"`{' '.join(options[r['shape']])}`" if options[r["shape"]] else "(defaults)"
+        if "error" in r:
+            lines.append(f"| {r['shape']} | {opts} | | failed: {r['error']} | | | | |")
+            continue
         c = r["truth_check"]
         other = c["unknown_with_payload"] + c["wrong"] + c["unmatched"]
         checked = f"{c['right']:,} / {c['unknown_no_payload']:,} / {other:,}"
-        if "error" in r:
-            lines.append(f"| {r['shape']} | {opts} | {r['flows']:,} | {r['error']} | | | | {checked} |")
-            continue
         lo, hi = r["portwatch_rss_range"]
         pw = f"{r['portwatch_s']:.2f} / {r['portwatch_rss_mb']:.1f}"
         if r["peer"] != "ok":
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(HERE / "data" / "shapes"), help="folder for the captures")
     ap.add_argument("--shape", action="append", choices=names, help="only these (repeatable; default all)")
-    ap.add_argument("--peer", default="ndpi", help="the tool portwatch is set against (a run.py tool)")
+    ap.add_argument("--peer", default="ndpi", choices=PEERS, help="the tool portwatch is set against")
     ap.add_argument("--repeat", type=int, default=3, help="rounds per shape (best of them is kept)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every shape's packet count")
     ap.add_argument("--keep", action="store_true", help="keep the captures generated here")
@@ -191,14 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, _, what) in enumerate(wanted):
         capture, truth = data / f"shape-{name}.pcap", data / f"shape-{name}.truth.csv"
         made = not capture.exists() or not truth.exists()
-        if made:
-            print(f"{name}: generating ({what})", file=sys.stderr)
-            generate(capture, truth, options[name])
         try:
+            if made:
+                print(f"{name}: generating ({what})", file=sys.stderr)
+                generate(capture, truth, options[name])
             print(f"{name}: measuring", file=sys.stderr)
             report = measure(capture, a.peer, a.repeat, runs_dir / f"{name}.json", a.portwatch_cmd, i == 0)
             check = truth_check(capture, truth, a.check_cmd)
             rows.append(summarise(name, truth_flows(truth), report, a.peer, check))
+        except (subprocess.CalledProcessError, RuntimeError, OSError, ValueError, KeyError) as e:
+            # The other shapes still run; the table and the summary say which one failed.
+            print(f"{name}: failed: {e}", file=sys.stderr)
+            rows.append({"shape": name, "error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__})
         finally:
             if made and not a.keep:
                 capture.unlink(missing_ok=True)
@@ -209,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                "scale": a.scale, "rows": rows, "options": options}
     path.write_text(json.dumps(summary, indent=2))
     print(f"summary written to {path}", file=sys.stderr)
-    return 0
+    return 2 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -165,3 +165,17 @@ def test_shapes_measures_each_shape_and_deletes_what_it_generated(tmp_path):
     assert table[2].endswith(f"| {mix['right']:,} / {mix['unknown_no_payload']:,} / 0 |")
     assert sorted(p.name for p in (tmp_path / "shapes-runs").iterdir()) == ["link-3191s.json", "mix.json"]
     assert list(data.iterdir()) == []
+
+
+def test_shapes_goes_on_past_a_failed_shape_and_exits_2(tmp_path):
+    """A shape that fails (here its check) is a row that says so, the next shape is still tried, and the
+    run exits 2."""
+    summary = tmp_path / "shapes.json"
+    r = bench("shapes.py", "--data", str(tmp_path / "data"), "--shape", "mix", "--shape", "open-200", "--scale",
+              "0.001", "--repeat", "1", "--peer", "tcpdump", "--portwatch-cmd", f"{PORTWATCH} {{pcap}}",
+              "--json", str(summary), "--check-cmd", f"{sys.executable} -m portwatch analyze --no-such-option {{pcap}}")
+    assert r.returncode == 2
+    rows = json.loads(summary.read_text())["rows"]
+    assert [row["shape"] for row in rows] == ["mix", "open-200"]
+    assert all("exited 2" in row["error"] for row in rows)
+    assert all(line.startswith("| ") and "| failed: " in line for line in r.stdout.splitlines()[2:])
