@@ -648,6 +648,41 @@ fn a_datagram_flow_found_to_be_dns_ends_after_the_dns_timeout() {
 }
 
 #[test]
+fn a_dns_flow_is_inspected_until_both_sides_have_spoken_and_keeps_its_first_transaction() {
+    // Many resolvers ask A and AAAA on one socket: the flow's facts are its first exchange's,
+    // and once the query and its answer are in, the flow holds no buffers while it waits out
+    // its 10 s idle timeout.
+    let state = |a: &Analyzer| {
+        let (id, _) = a.flows.table.ids_in_order()[0];
+        let f = a.flows.table.get(id);
+        (f.inspecting, f.buffers.is_some())
+    };
+    let nxdomain: Vec<u8> = [&b"\x56\x78\x81\x83"[..], &DNS_QUERY[4..]].concat();
+    let mut later_answer = DNS_ANSWER.to_vec();
+    later_answer[..2].copy_from_slice(b"\x9a\xbc");
+    let mut a = analyzer();
+    datagram(&mut a, 1.0, 40000, 53, false, DNS_QUERY);
+    assert_eq!(state(&a), (true, true), "the answer is still to come");
+    datagram(&mut a, 1.01, 40000, 53, true, &nxdomain);
+    assert_eq!(state(&a), (false, false));
+    datagram(&mut a, 1.02, 40000, 53, false, DNS_QUERY);
+    datagram(&mut a, 1.03, 40000, 53, true, &later_answer);
+    a.drain();
+    let r = &a.flows.finished[0];
+    assert_eq!((&*r.protocol, r.packets_c2s, r.packets_s2c), ("dns", 2, 2));
+    assert_eq!(r.meta["dns_rcode"], "NXDOMAIN");
+    assert_eq!(
+        r.meta["dns_answers"],
+        serde_json::json!([]),
+        "not the later answer's"
+    );
+    assert_eq!(
+        r.meta["evidence"],
+        "client bytes confirmed by the dns probe; server bytes confirmed by the dns probe"
+    );
+}
+
+#[test]
 fn capture_times_that_step_back_bring_a_timeout_forward() {
     let mut a = analyzer();
     let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));

@@ -414,8 +414,11 @@ fn probe_message(body: &[u8], from_client: bool, partial: bool) -> ProbeResult {
         return ProbeResult::no();
     }
     match parse_message(body, partial) {
+        // A whole message is the direction's facts: they name its first transaction, and a
+        // later query or answer on the flow (glibc asks A and AAAA on one socket) adds nothing
+        // of its own to them, so the flow needs no more inspection once both sides have spoken.
         Some(msg) if msg.questions.iter().all(question_ok) => {
-            ProbeResult::hit(meta_of(&msg, from_client))
+            ProbeResult::hit_done(meta_of(&msg, from_client), !partial)
         }
         _ => ProbeResult::no(),
     }
@@ -576,6 +579,18 @@ mod tests {
             };
             assert_eq!(probe_tcp(&framed[..cut], true).status, want, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn a_whole_message_is_its_directions_facts_a_cut_one_is_not() {
+        assert!(probe(&response(), false).done);
+        let mut framed = (response().len() as u16).to_be_bytes().to_vec();
+        framed.extend(response());
+        assert!(probe_tcp(&framed, false).done);
+        // Cut inside the answers: the question's facts, with the rest still to come.
+        let cut = probe_tcp(&framed[..framed.len() - 4], false);
+        assert_eq!((cut.status, cut.done), (Status::Match, false));
+        assert_eq!(cut.meta["dns_query"], "www.example.com.");
     }
 
     #[test]
