@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from portwatch import _core
 from portwatch.model import FlowRecord
 from portwatch.pipeline import Analyzer, Config, Setup, open_capture
 from portwatch.report.recordfile import RecordFile
@@ -93,44 +95,51 @@ class Marks:
 
 def run(capture: str, output: str, workers: int) -> Marks:
     marks = Marks()
-    marks.mark("start")
-    config = Config()
-    setup = Setup.load(config)
-    summary = Summary()
-    with ExitStack() as stack:
-        writer = SINKS["jsonl"].open_stream(stack.enter_context(RecordFile(output)))  # type: ignore[misc]
+    try:
+        marks.mark("start")
+        config = Config()
+        setup = Setup.load(config)
+        summary = Summary()
+        with ExitStack() as stack:
+            writer = SINKS["jsonl"].open_stream(stack.enter_context(RecordFile(output)))  # type: ignore[misc]
 
-        def sink(rec: FlowRecord) -> None:
-            summary.add_worst(rec)
-            writer.write(rec)
+            def sink(rec: FlowRecord) -> None:
+                summary.add_worst(rec)
+                writer.write(rec)
 
-        analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=Path(capture).name, workers=workers,
-                            meta_json=True)
-        source = open_capture(capture)
-        marks.mark("set-up")
-        analyzer.run_capture(source)
-        marks.mark("read")
-        analyzer.close()
-        writer.close()
-        marks.mark("drain")
-    marks.stop()
+            analyzer = Analyzer(config, on_record=sink, setup=setup, pcap_name=Path(capture).name, workers=workers,
+                                meta_json=True)
+            source = open_capture(capture)
+            marks.mark("set-up")
+            analyzer.run_capture(source)
+            marks.mark("read")
+            analyzer.close()
+            writer.close()
+            marks.mark("drain")
+    finally:
+        marks.stop()
     return marks
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("capture")
     ap.add_argument("-o", "--output", default=os.devnull, help="where the JSON lines go (default: discarded)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
-    marks = run(args.capture, args.output, args.workers)
+    try:
+        marks = run(args.capture, args.output, args.workers)
+    except (OSError, _core.CaptureError) as e:
+        print(f"phases.py: {e}", file=sys.stderr)
+        return 2
     total = marks.points[-1][1] - marks.points[0][1]
     print(f"{'phase':<8} {'wall s':>7}  CPU s by thread")
     for name, wall, cpu in marks.phases():
         threads = "  ".join(f"{n}={s:.2f}" for n, s in sorted(cpu.items(), key=lambda kv: -kv[1]) if s >= 0.005)
         print(f"{name:<8} {wall:7.3f}  {threads}")
     print(f"{'total':<8} {total:7.3f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -88,6 +88,12 @@ def test_phases_writes_what_the_cli_writes_and_names_each_phase(tmp_path):
     assert ours.read_bytes() == cli.read_bytes() != b""
 
 
+def test_phases_says_in_one_line_that_a_capture_cannot_be_read(tmp_path):
+    r = bench("phases.py", str(tmp_path / "absent.pcap"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"phases.py: {tmp_path / 'absent.pcap'}: No such file or directory"]
+
+
 def test_phases_counts_a_thread_that_ended_inside_a_phase(monkeypatch):
     """The core's reader ends before the read phase does: its CPU still lands in that phase."""
     import ctypes
