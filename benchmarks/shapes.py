@@ -47,7 +47,7 @@ SHAPES: list[tuple[str, list[str], str]] = [
     ("ipv6-all", ["--ipv6", "1.0", "--seed", "12"], "every flow over IPv6"),
     ("gbps-10", ["--gbps", "10", "--seed", "14"], "a 10 Gbit/s link"),
     ("packets-300k", ["--packets", "300000", "--seed", "13"], "300,000 packets: start-up counts"),
-    ("packets-100k", ["--packets", "100000", "--seed", "15"], "100,000 packets: start-up dominates"),
+    ("packets-100k", ["--packets", "100000", "--seed", "15"], "100,000 packets: five a flow"),
 ]
 DEFAULT_PACKETS = 2_000_000
 CHECK_CMD = "portwatch analyze --format jsonl -o {out} --quiet {pcap}"
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     options = {name: gen_options(opts, a.scale) for name, opts, _ in wanted}
     rows = []
     for i, (name, _, what) in enumerate(wanted):
-        capture, truth = data / f"shape-{name}.pcap", data / f"shape-{name}.truth.csv"
+        stem = f"shape-{name}" if a.scale == 1 else f"shape-{name}-scale{a.scale:g}"
+        capture, truth = data / f"{stem}.pcap", data / f"{stem}.truth.csv"
         made = not capture.exists() or not truth.exists()
         try:
             if made:
